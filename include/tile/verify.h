@@ -1,0 +1,25 @@
+/* The verifier: types and shapes (through each op's type rule), operand kinds and
+ * attributes from the op table, dominance, memory-space rules, region structure,
+ * and shardings against the mesh axes. Reports every error to d. */
+#ifndef TILE_VERIFY_H
+#define TILE_VERIFY_H
+
+#include "tile/diag.h"
+#include "tile/ir.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+bool tile_verify_module(const TileModule *m, TileDiag *d);
+
+/* Checks one op's operands, attributes and type rule, and infers its result types
+ * into out (op->nres entries) where the rule can; used by the builder. Returns
+ * false with an error in d when the op is malformed. */
+bool tile_infer_types(const TileModule *m, const TileOp *op, TileType *out, bool *inferred,
+                      TileDiag *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
