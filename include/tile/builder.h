@@ -3,7 +3,8 @@
  * and given by the caller where the rule needs them (reshape, convert, constant...).
  *
  *   TileModule *m = tile_module_new("jit");
- *   TileBuilder b; TileFunc *f = tile_build_func(&b, m, "f", false, 2, (TileType[]){a, a});
+ *   TileBuilder b; tile_builder_init(&b, m);
+ *   TileFunc *f = tile_build_func(&b, "f", false, 2, (TileType[]){a, a});
  *   TileValue *s = tile_build1(&b, TILE_OP_ADD, 2, (TileValue*[]){f->body->args[0],
  *                              f->body->args[1]}, NULL, NULL);
  *   tile_build_return(&b, 1, &s);
@@ -37,10 +38,14 @@ TileMesh *tile_build_mesh(TileBuilder *b, const char *name, int rank, const int6
 TileFunc *tile_build_func(TileBuilder *b, const char *name, bool is_kernel, int nargs,
                           const TileType *arg_types);
 void tile_build_arg_attr(TileBuilder *b, TileFunc *f, int arg, const char *name, TileAttr val);
+/* Sets a function attribute, e.g. {mesh = @tp}; replaces one of the same name. */
+void tile_build_func_attr(TileBuilder *b, TileFunc *f, const char *name, TileAttr val);
 
 /* The general form: operands (uses with optional indices), attributes, result types
- * (NULL: infer all). Regions of for/if are made empty; fill them with
- * tile_builder_set_block(b, op->region[i]). */
+ * (NULL: infer all). nres < 0 takes the count the op implies (the table's, one per
+ * init for `for`, the callee's for `call`, none for `if`). Regions of for/if are made
+ * empty; fill them with tile_builder_set_block(b, op->region[i]) and end each with
+ * tile_build_yield (an empty yield where there are no results). */
 TileOp *tile_build_op(TileBuilder *b, TileOpKind kind, int nopnd, const TileUse *opnds,
                       int nattr, const TileNamedAttr *attrs, int nres, const TileType *res_types);
 /* Shorthand for single-result ops on plain values; res_type NULL to infer. */

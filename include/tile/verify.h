@@ -14,8 +14,13 @@ extern "C" {
 bool tile_verify_module(const TileModule *m, TileDiag *d);
 
 /* Checks one op's operands, attributes and type rule, and infers its result types
- * into out (op->nres entries) where the rule can; used by the builder. Returns
- * false with an error in d when the op is malformed. */
+ * into out (op->nres entries) where the rule can; used by the builder. inferred
+ * (op->nres entries, may be NULL) tells per result whether out holds an inferred
+ * type; where it does not, the rule has checked the declared type and copied it.
+ * Declared result types (non-NULL op->res[i] of a kind other than NONE) must match
+ * the inferred ones. op->block may be the block the op will join (collectives then
+ * use its function's mesh) or NULL (the module's only mesh). Returns false with an
+ * error in d when the op is malformed. */
 bool tile_infer_types(const TileModule *m, const TileOp *op, TileType *out, bool *inferred,
                       TileDiag *d);
 

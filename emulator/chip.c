@@ -1,0 +1,533 @@
+/* One chip: the bundle interpreter, the scoreboard, the scalar core, control flow,
+ * semaphores and the chip's event queue.
+ *
+ * A chip issues one bundle per cycle. Every op of the bundle reads its registers at the
+ * issue cycle t; its result lands at t + latency. The scoreboard keeps, per register, the
+ * cycle its last write lands: a read at t of a register whose write lands after t is a
+ * hazard, and so is a write that would land no later than a write still pending on the
+ * same register. In strict mode a hazard stops the run, so a run that goes on never
+ * observes a register between issue and landing, and results can be written at issue.
+ * In no-strict mode results are queued and land at their cycle, so a read that comes
+ * too early sees the old value.
+ *
+ * Control: a taken branch makes the next bundle issue at t + lat.branch; `loop` repeats
+ * the next c bundles at no cost per iteration; sem.wait holds its whole bundle until the
+ * semaphore reaches the count; halt ends issue, and the chip is done once its DMAs have
+ * completed and its pending writes have landed.
+ *
+ * The loop runs as four copies specialized on (functional, strict), so timing-only mode
+ * touches nothing but the scoreboard, the scalar core and the ops that decide timing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "emu_internal.h"
+
+/* ---- the event heap ---- */
+
+bool emu_heap_push(EmuHeap *h, const EmuEvent *e) {
+  if (h->n == h->cap) {
+    int nc = h->cap ? h->cap * 2 : 64;
+    EmuEvent *ne = realloc(h->ev, (size_t)nc * sizeof *ne);
+    if (!ne) return false;
+    h->ev = ne;
+    h->cap = nc;
+  }
+  int i = h->n++;
+  while (i > 0) {
+    int parent = (i - 1) / 2;
+    if (!emu_event_before(e, &h->ev[parent])) break;
+    h->ev[i] = h->ev[parent];
+    i = parent;
+  }
+  h->ev[i] = *e;
+  return true;
+}
+
+void emu_heap_pop(EmuHeap *h, EmuEvent *out) {
+  *out = h->ev[0];
+  EmuEvent last = h->ev[--h->n];
+  int i = 0;
+  for (;;) {
+    int l = 2 * i + 1, r = l + 1, m = i;
+    const EmuEvent *best = &last;
+    if (l < h->n && emu_event_before(&h->ev[l], best)) m = l, best = &h->ev[l];
+    if (r < h->n && emu_event_before(&h->ev[r], best)) m = r;
+    if (m == i) break;
+    h->ev[i] = h->ev[m];
+    i = m;
+  }
+  if (h->n > 0) h->ev[i] = last;
+}
+
+static void update_next(EmuChip *c) {
+  int64_t n = c->pool_next;
+  if (c->heap.n > 0 && c->heap.ev[0].time < n) n = c->heap.ev[0].time;
+  c->next_event = n;
+}
+
+bool emu_chip_push_event(EmuChip *c, const EmuEvent *ev) {
+  if (!emu_heap_push(&c->heap, ev)) {
+    c->emu->oom = true;
+    return emu_fault(c, TILE_EMU_FAULT_NONE, ev->time, "out of memory queueing an event");
+  }
+  if (ev->time < c->next_event) c->next_event = ev->time;
+  return true;
+}
+
+void emu_sem_add(EmuChip *c, int sem, int64_t n) {
+  if (sem >= 0 && sem < 64) c->sem[sem] += n;
+}
+
+/* ---- setup ---- */
+
+bool emu_chip_init(Emu *e, EmuChip *c, int32_t id, const EmuProgram *p) {
+  const TileTarget *t = &e->t;
+  memset(c, 0, sizeof *c);
+  c->emu = e;
+  c->id = id;
+  c->prog = p;
+  int32_t rest = id;
+  for (int k = t->torus_rank - 1; k >= 0; k--) {
+    c->coord[k] = rest % t->torus[k];
+    rest /= t->torus[k];
+  }
+  c->state = CHIP_RUN;
+  c->next_event = EMU_NEVER;
+  c->pool_next = EMU_NEVER;
+  c->tracing = e->o.trace;
+  bool ok = true;
+  /* SMEM is small and hot (scalar loads), so it is flat; the others are paged. */
+  ok &= emu_mem_init(&c->mem[TILE_SPACE_SMEM], t->smem_bytes, t->smem_bytes <= (16 << 20));
+  ok &= emu_mem_init(&c->mem[TILE_SPACE_VMEM], t->vmem_bytes, false);
+  ok &= emu_mem_init(&c->mem[TILE_SPACE_HBM], t->hbm_bytes, false);
+  if (e->functional) {
+    c->v = calloc((size_t)(EMU_SB_V + p->max_vsave) * (size_t)e->vlen, sizeof *c->v);
+    c->trbuf = calloc((size_t)t->vreg_lanes * (size_t)t->vreg_lanes, sizeof *c->trbuf);
+    ok &= c->v && c->trbuf;
+  }
+  c->engine_free = calloc((size_t)t->dma_engines, sizeof *c->engine_free);
+  c->sig_exec = calloc((size_t)(p->nsigs ? p->nsigs : 1), sizeof *c->sig_exec);
+  ok &= c->engine_free && c->sig_exec;
+  ok &= emu_mxu_init(c);
+  return ok;
+}
+
+void emu_chip_free(EmuChip *c) {
+  for (int s = 0; s < TILE_SPACE_COUNT; s++) emu_mem_free(&c->mem[s]);
+  emu_mxu_free(c);
+  emu_dma_free_all(c);
+  for (int i = 0; i < c->heap.n; i++) {
+    EmuEvent *ev = &c->heap.ev[i];
+    if (ev->kind == EV_VREG_LAND) free(ev->ptr);
+    if (ev->kind == EV_REMOTE_DATA) {
+      EmuXfer *x = ev->ptr;
+      free(x->payload);
+      free(x);
+    }
+  }
+  free(c->heap.ev);
+  for (int i = 0; i < c->nvbuf_free; i++) free(c->vbuf_free[i]);
+  free(c->vbuf_free);
+  for (int i = 0; i < c->nout; i++) {
+    free(c->out[i]->payload);
+    free(c->out[i]->dma);
+    free(c->out[i]);
+  }
+  free(c->out);
+  free(c->v);
+  free(c->trbuf);
+  free(c->engine_free);
+  free(c->sig_exec);
+  free(c->pend_st);
+  free(c->tr.r);
+  free(c->fault_msg);
+  memset(c, 0, sizeof *c);
+}
+
+/* ---- events ---- */
+
+static void *vbuf_get(EmuChip *c) {
+  if (c->nvbuf_free > 0) return c->vbuf_free[--c->nvbuf_free];
+  return malloc((size_t)c->emu->vlen * sizeof(EmuLane));
+}
+
+static void vbuf_put(EmuChip *c, void *p) {
+  if (c->nvbuf_free == c->vbuf_cap) {
+    int nc = c->vbuf_cap ? c->vbuf_cap * 2 : 16;
+    void **n = realloc(c->vbuf_free, (size_t)nc * sizeof *n);
+    if (!n) {
+      free(p);
+      return;
+    }
+    c->vbuf_free = n;
+    c->vbuf_cap = nc;
+  }
+  c->vbuf_free[c->nvbuf_free++] = p;
+}
+
+static bool apply_event(EmuChip *c, EmuEvent *ev) {
+  switch (ev->kind) {
+  case EV_SEM_ADD: emu_sem_add(c, ev->index, ev->value); return true;
+  case EV_SREG_LAND: c->s[ev->index] = (int32_t)ev->value; return true;
+  case EV_VREG_LAND:
+    memcpy(c->v + (size_t)ev->index * (size_t)c->emu->vlen, ev->ptr,
+           (size_t)c->emu->vlen * sizeof(EmuLane));
+    vbuf_put(c, ev->ptr);
+    return true;
+  default: return emu_dma_event(c, ev);
+  }
+}
+
+/* Applies every event due at or before t, in (cycle, source chip, sequence) order; the
+ * HBM pool's completions take part with key (cycle, this chip, the DMA's sequence). */
+static bool process_events(EmuChip *c, int64_t t) {
+  while (c->next_event <= t) {
+    bool pool_first = false;
+    if (c->pool_next <= t) {
+      if (c->heap.n == 0) pool_first = true;
+      else {
+        EmuEvent key = {.time = c->pool_next, .src = c->id, .seq = c->pool_next_dma->seq};
+        pool_first = emu_event_before(&key, &c->heap.ev[0]);
+      }
+    }
+    if (pool_first) {
+      if (!emu_dma_pool_complete(c)) return false;
+    } else {
+      EmuEvent ev;
+      emu_heap_pop(&c->heap, &ev);
+      if (!apply_event(c, &ev)) return false;
+    }
+    update_next(c);
+  }
+  return true;
+}
+
+int64_t emu_chip_next(const EmuChip *c) {
+  if (c->faulted) return EMU_NEVER;
+  if (c->state == CHIP_RUN) return c->t < c->next_event ? c->t : c->next_event;
+  return c->next_event;
+}
+
+/* ---- the issue loop ---- */
+
+static inline void sreg_set(EmuChip *c, const EmuOp *op, int32_t v, int64_t t, bool strict) {
+  if (strict) {
+    c->s[op->d] = v;
+    return;
+  }
+  EmuEvent ev = {.time = t + op->lat, .src = c->id, .seq = c->seq++, .kind = EV_SREG_LAND,
+                 .index = op->d, .value = v};
+  emu_chip_push_event(c, &ev);
+}
+
+static inline EmuLane *vreg_dst(EmuChip *c, const EmuOp *op, int64_t t, bool strict) {
+  if (strict) return c->v + (size_t)op->d * (size_t)c->emu->vlen;
+  void *buf = vbuf_get(c);
+  if (!buf) {
+    c->emu->oom = true;
+    emu_fault(c, TILE_EMU_FAULT_NONE, t, "out of memory");
+    return NULL;
+  }
+  EmuEvent ev = {.time = t + op->lat, .src = c->id, .seq = c->seq++, .kind = EV_VREG_LAND,
+                 .index = op->d, .ptr = buf};
+  if (!emu_chip_push_event(c, &ev)) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+static int32_t sra(int32_t a, int n) { return a < 0 ? ~(int32_t)(~(uint32_t)a >> n) : a >> n; }
+
+/* The scalar ALU and SMEM ops. */
+static bool exec_scalar(EmuChip *c, const EmuOp *op, int64_t t, bool strict) {
+  const int32_t *s = c->s;
+  uint32_t a = (uint32_t)s[op->a], b = (uint32_t)s[op->b], imm = (uint32_t)op->imm;
+  int32_t r;
+  switch (op->op) {
+  case TILE_MOP_LI: r = op->imm; break;
+  case TILE_MOP_MOV: r = (int32_t)a; break;
+  case TILE_MOP_ADD: r = (int32_t)(a + b); break;
+  case TILE_MOP_ADDI: r = (int32_t)(a + imm); break;
+  case TILE_MOP_SUB: r = (int32_t)(a - b); break;
+  case TILE_MOP_MUL: r = (int32_t)(a * b); break;
+  case TILE_MOP_MULI: r = (int32_t)(a * imm); break;
+  case TILE_MOP_AND: r = (int32_t)(a & b); break;
+  case TILE_MOP_OR: r = (int32_t)(a | b); break;
+  case TILE_MOP_XOR: r = (int32_t)(a ^ b); break;
+  case TILE_MOP_SHLI: r = (int32_t)(a << (imm & 31)); break;
+  case TILE_MOP_SHRI: r = (int32_t)(a >> (imm & 31)); break;
+  case TILE_MOP_SRAI: r = sra((int32_t)a, (int)(imm & 31)); break;
+  case TILE_MOP_SLT: r = (int32_t)a < (int32_t)b; break;
+  case TILE_MOP_SEQ: r = a == b; break;
+  case TILE_MOP_MIN: r = (int32_t)a < (int32_t)b ? (int32_t)a : (int32_t)b; break;
+  case TILE_MOP_MAX: r = (int32_t)a > (int32_t)b ? (int32_t)a : (int32_t)b; break;
+  case TILE_MOP_CHIPID: r = c->id; break;
+  case TILE_MOP_COORD: r = op->imm >= 0 && op->imm < TILE_MAX_TORUS_RANK ? c->coord[op->imm] : 0; break;
+  case TILE_MOP_SLD:
+  case TILE_MOP_SST: {
+    int64_t addr = (int64_t)(int32_t)a + op->imm;
+    const char *mn = tile_mop_info[op->op].mnemonic;
+    if (addr & 3)
+      return emu_fault(c, TILE_EMU_FAULT_MISALIGNED, t,
+                       "%s address %lld is not a multiple of 4", mn, (long long)addr);
+    if (!emu_check_range(c, TILE_SPACE_SMEM, addr, 4, t, mn)) return false;
+    EmuMem *m = &c->mem[TILE_SPACE_SMEM];
+    if (op->op == TILE_MOP_SST) {
+      int32_t v = s[op->d];
+      emu_store_note(c, TILE_SPACE_SMEM, addr, addr + 4, t + op->lat, t, op->op);
+      if (!emu_mem_write(m, addr, &v, 4)) {
+        c->emu->oom = true;
+        return emu_fault(c, TILE_EMU_FAULT_NONE, t, "out of memory");
+      }
+      return true;
+    }
+    if (!emu_store_check(c, TILE_SPACE_SMEM, addr, addr + 4, t, op->op)) return false;
+    emu_mem_read(m, addr, &r, 4);
+    break;
+  }
+  default: return true;
+  }
+  sreg_set(c, op, r, t, strict);
+  return true;
+}
+
+/* Control state of the bundle being issued. */
+typedef struct Flow {
+  int32_t next;
+  int64_t delay;
+  bool taken, halted;
+} Flow;
+
+static bool take_branch(EmuChip *c, const EmuOp *op, int32_t pc, int64_t t, Flow *f) {
+  int32_t to = op->imm;
+  if (c->nloops > 0) {
+    const EmuLoop *l = &c->loops[c->nloops - 1];
+    if (to < l->start || to > l->end)
+      return emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
+                       "%s to bundle %d leaves the body (bundles %d..%d) of the loop at bundle "
+                       "%d; a loop is left only by finishing it",
+                       tile_mop_info[op->op].mnemonic, to, l->start, l->end, l->start - 1);
+  }
+  f->next = to;
+  f->delay = c->emu->t.latency[TILE_LAT_BRANCH];
+  f->taken = true;
+  return true;
+}
+
+static bool exec_control(EmuChip *c, const EmuOp *op, int32_t pc, int64_t t, Flow *f) {
+  switch (op->op) {
+  case TILE_MOP_JMP: return take_branch(c, op, pc, t, f);
+  case TILE_MOP_BNZ: return c->s[op->a] != 0 ? take_branch(c, op, pc, t, f) : true;
+  case TILE_MOP_BZ: return c->s[op->a] == 0 ? take_branch(c, op, pc, t, f) : true;
+  case TILE_MOP_LOOP: {
+    if (c->nloops == EMU_LOOP_DEPTH)
+      return emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
+                       "loop would nest %d deep; loops nest at most %d deep", EMU_LOOP_DEPTH + 1,
+                       EMU_LOOP_DEPTH);
+    EmuLoop l = {pc + 1, pc + op->c, op->imm};
+    if (c->nloops > 0 && l.end > c->loops[c->nloops - 1].end)
+      return emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
+                       "the loop body (bundles %d..%d) runs past the end of the enclosing loop's "
+                       "body (bundle %d)",
+                       l.start, l.end, c->loops[c->nloops - 1].end);
+    c->loops[c->nloops++] = l;
+    return true;
+  }
+  case TILE_MOP_HALT: f->halted = true; return true;
+  default: return true;
+  }
+}
+
+static bool exec_dma_slot(EmuChip *c, const EmuOp *op, int64_t t) {
+  switch (op->op) {
+  case TILE_MOP_DMA: return emu_dma_issue(c, op, t);
+  case TILE_MOP_SIGNAL: {
+    EmuEvent ev = {.time = t + op->lat, .src = c->id, .seq = c->seq++, .kind = EV_SEM_ADD,
+                   .index = op->c, .value = op->imm};
+    if (ev.time > c->last_land) c->last_land = ev.time;
+    return emu_chip_push_event(c, &ev);
+  }
+  case TILE_MOP_SIGNALR: return emu_sem_signal_remote(c, op, t);
+  default: return true;
+  }
+}
+
+static bool do_op(EmuChip *c, const EmuOp *op, int32_t pc, int64_t t, Flow *f, bool functional,
+                  bool strict) {
+  EmuLane *dst = NULL;
+  switch (op->slot) {
+  case TILE_SLOT_SCALAR: return exec_scalar(c, op, t, strict);
+  case TILE_SLOT_VECTOR:
+    if (!(dst = vreg_dst(c, op, t, strict))) return false;
+    emu_vpu_exec(c, op, dst, t);
+    return true;
+  case TILE_SLOT_VLOAD:
+    if (functional && !(dst = vreg_dst(c, op, t, strict))) return false;
+    return emu_vmem_exec(c, op, t, functional, dst);
+  case TILE_SLOT_VSTORE: return emu_vmem_exec(c, op, t, functional, NULL);
+  case TILE_SLOT_MXU:
+    if (functional && (op->op == TILE_MOP_MXU_POP || op->op == TILE_MOP_MXU_POPACC))
+      if (!(dst = vreg_dst(c, op, t, strict))) return false;
+    return emu_mxu_exec(c, op, t, functional, dst);
+  case TILE_SLOT_XLU:
+    if (functional && op->op != TILE_MOP_XTRPUSH)
+      if (!(dst = vreg_dst(c, op, t, strict))) return false;
+    return emu_xlu_exec(c, op, t, functional, dst);
+  case TILE_SLOT_DMA: return exec_dma_slot(c, op, t);
+  case TILE_SLOT_BRANCH: return exec_control(c, op, pc, t, f);
+  }
+  return true;
+}
+
+/* Issues bundles from c->t until t_end, the next event, a stall, a halt or a fault. */
+static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t t_end,
+                                                             const bool functional,
+                                                             const bool strict) {
+  const EmuProgram *p = c->prog;
+  const EmuBundle *bundles = p->bundles;
+  const EmuOp *ops = functional ? p->ops : p->tops;
+  const size_t vlen = (size_t)c->emu->vlen;
+  int64_t t = c->t;
+  int32_t pc = c->pc;
+  while (t < t_end && t < c->next_event) {
+    if ((uint32_t)pc >= (uint32_t)p->nbundles) {
+      c->pc = pc;
+      emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
+                "control ran past the program's last bundle (%d) without a halt",
+                p->nbundles - 1);
+      break;
+    }
+    const EmuBundle *b = &bundles[pc];
+    if (b->flags & EMU_B_WAIT) {
+      if (c->sem[b->wait_sem] < b->wait_count) {
+        c->state = CHIP_WAIT;
+        c->wait_since = t;
+        break;
+      }
+      c->sem[b->wait_sem] -= b->wait_count;
+    }
+    /* every read of the bundle happens now, before any of its writes */
+    const EmuRead *rd = p->reads + b->reads;
+    bool hazard = false;
+    for (int i = 0; i < b->nreads; i++)
+      if (c->ready[rd[i].sb] > t) {
+        if (strict) {
+          c->pc = pc;
+          emu_hazard_read(c, rd[i].sb, rd[i].op, t);
+          hazard = true;
+          break;
+        }
+        c->st.hazards_ignored++;
+      }
+    if (hazard) break;
+    const EmuSave *sv = p->saves + b->saves;
+    for (int i = 0; i < b->nsaves; i++) {
+      if (sv[i].vector) {
+        if (functional) memcpy(c->v + sv[i].slot * vlen, c->v + sv[i].reg * vlen, vlen * sizeof(EmuLane));
+      } else {
+        c->s[sv[i].slot] = c->s[sv[i].reg];
+      }
+    }
+    const EmuWrite *wr = p->writes + b->writes;
+    for (int i = 0; i < b->nwrites; i++) {
+      int sb = wr[i].sb;
+      int64_t land = t + wr[i].lat;
+      if (c->ready[sb] > t && land <= c->ready[sb]) {
+        if (strict) {
+          c->pc = pc;
+          emu_hazard_waw(c, sb, wr[i].op, land, t);
+          hazard = true;
+          break;
+        }
+        c->st.hazards_ignored++;
+        if (land < c->ready[sb]) land = c->ready[sb];
+      }
+      c->ready[sb] = land;
+      c->prod_issue[sb] = t;
+      c->prod_op[sb] = wr[i].op;
+      if (land > c->last_land) c->last_land = land;
+    }
+    if (hazard) break;
+    Flow f = {pc + 1, 1, false, false};
+    const EmuOp *op = ops + (functional ? b->ops : b->tops);
+    int nops = functional ? b->nops : b->ntops;
+    c->pc = pc;
+    bool ok = true;
+    for (int i = 0; i < nops && ok; i++) ok = do_op(c, &op[i], pc, t, &f, functional, strict);
+    if (!ok) break;
+    c->sig_exec[b->sig]++;
+    if (c->tracing) emu_trace_bundle(&c->tr, b->units, p->sig_counts[b->sig], t);
+    if (f.halted) {
+      c->state = CHIP_HALTING;
+      c->halt_cycle = t + 1;
+      t = t + 1;
+      break;
+    }
+    if (!f.taken) {
+      while (c->nloops > 0 && pc == c->loops[c->nloops - 1].end) {
+        EmuLoop *l = &c->loops[c->nloops - 1];
+        if (--l->left > 0) {
+          f.next = l->start;
+          break;
+        }
+        c->nloops--;
+      }
+    } else {
+      c->st.branch_bubbles += f.delay - 1;
+    }
+    t += f.delay;
+    pc = f.next;
+  }
+  c->t = t;
+  if (!c->faulted) c->pc = pc;
+}
+
+static void issue_fs(EmuChip *c, int64_t e) { issue_impl(c, e, true, true); }
+static void issue_fn(EmuChip *c, int64_t e) { issue_impl(c, e, true, false); }
+static void issue_ts(EmuChip *c, int64_t e) { issue_impl(c, e, false, true); }
+static void issue_tn(EmuChip *c, int64_t e) { issue_impl(c, e, false, false); }
+
+static void finish_if_drained(EmuChip *c) {
+  if (c->state != CHIP_HALTING || c->outstanding > 0) return;
+  int64_t done = c->halt_cycle;
+  if (c->last_land > done) done = c->last_land;
+  if (c->dma_last_done > done) done = c->dma_last_done;
+  c->done_cycle = done;
+  c->state = CHIP_DONE;
+}
+
+void emu_chip_run(EmuChip *c, int64_t t_end) {
+  const Emu *e = c->emu;
+  void (*issue)(EmuChip *, int64_t) =
+      e->functional ? (e->strict ? issue_fs : issue_fn) : (e->strict ? issue_ts : issue_tn);
+  while (!c->faulted) {
+    if (c->next_event <= c->t && !process_events(c, c->t)) return;
+    if (c->state == CHIP_RUN) {
+      if (c->t >= t_end) return;
+      issue(c, t_end);
+      continue;
+    }
+    if (c->state == CHIP_WAIT) {
+      int s = c->prog->bundles[c->pc].wait_sem;
+      if (c->sem[s] >= c->prog->bundles[c->pc].wait_count) {
+        int64_t stalled = c->t - c->wait_since;
+        c->st.stall += stalled;
+        if (c->tracing && stalled > 0) {
+          EmuTraceRec r = {.start = c->wait_since, .end = c->t, .a = s,
+                           .b = c->prog->bundles[c->pc].wait_count, .track = TR_SEM_WAIT,
+                           .kind = TK_WAIT};
+          emu_trace_add(&c->tr, &r);
+        }
+        c->state = CHIP_RUN;
+        continue;
+      }
+    }
+    finish_if_drained(c);
+    if (c->next_event >= t_end) {
+      if (c->t < t_end) c->t = t_end;
+      return;
+    }
+    if (c->next_event > c->t) c->t = c->next_event;
+  }
+}

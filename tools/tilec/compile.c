@@ -1,0 +1,181 @@
+/* The compile job: read the source, parse and verify it, bring it to the stage that
+ * --emit names and write it out, then the summary if asked.
+ *
+ * Errors in the program go to standard error as diagnostics and give exit code 1;
+ * nothing is written to the output then, so `-o OUT` never leaves half a program.
+ * Failing to write the output is an internal error (exit 2). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tile/text.h"
+#include "tile/verify.h"
+#include "tilec.h"
+
+/* ---- stages ---- */
+
+static int emit_ir(TilecJob *job, FILE *out) {
+  tile_print_module(out, job->module);
+  return TILEC_OK;
+}
+
+/* One row per stage, in pipeline order; the first is the default. */
+const TilecStage tilec_stages[] = {
+    {"ir", "the verified IR as parsed", false, true, emit_ir},
+};
+const int tilec_nstages = (int)(sizeof tilec_stages / sizeof tilec_stages[0]);
+
+/* ---- reading ---- */
+
+/* Reads all of f into a malloc'ed buffer. Returns 0, or an errno value; ENOMEM
+ * when the buffer cannot grow. */
+static int read_all(FILE *f, char **out, size_t *len) {
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  if (!buf) return ENOMEM;
+  for (;;) {
+    if (n == cap) {
+      if (cap > SIZE_MAX / 2) {
+        free(buf);
+        return ENOMEM;
+      }
+      char *bigger = realloc(buf, cap * 2);
+      if (!bigger) {
+        free(buf);
+        return ENOMEM;
+      }
+      buf = bigger;
+      cap *= 2;
+    }
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (got == 0) break;
+  }
+  if (ferror(f)) {
+    int err = errno ? errno : EIO;
+    free(buf);
+    return err;
+  }
+  *out = buf;
+  *len = n;
+  return 0;
+}
+
+static int read_source(TilecJob *job) {
+  const char *path = job->opts->input;
+  bool is_stdin = strcmp(path, "-") == 0;
+  job->filename = is_stdin ? "<stdin>" : path;
+  errno = 0;
+  FILE *f = is_stdin ? stdin : fopen(path, "rb");
+  if (!f) {
+    tilec_fail("cannot read '%s': %s", path, strerror(errno));
+    return TILEC_BAD_INPUT;
+  }
+  errno = 0;
+  int err = read_all(f, &job->src, &job->len);
+  if (!is_stdin) fclose(f);
+  if (err == ENOMEM) {
+    tilec_fail("out of memory reading '%s'", path);
+    return TILEC_INTERNAL;
+  }
+  if (err) {
+    tilec_fail("cannot read '%s': %s", path, strerror(err));
+    return TILEC_BAD_INPUT;
+  }
+  return TILEC_OK;
+}
+
+/* ---- writing ---- */
+
+/* Opens the output only once the program is known to be good. */
+static FILE *open_output(const char *path) {
+  if (!path || strcmp(path, "-") == 0) return stdout;
+  FILE *f = fopen(path, "w");
+  if (!f) tilec_fail("cannot write '%s': %s", path, strerror(errno));
+  return f;
+}
+
+/* Flushes and closes the output; a full disk shows up here, not at fprintf. */
+static int close_output(FILE *f, const char *path) {
+  const char *name = path && strcmp(path, "-") != 0 ? path : "<stdout>";
+  bool failed = ferror(f) != 0;
+  int err = failed ? EIO : 0;
+  if (fflush(f) != 0) {
+    failed = true;
+    err = errno;
+  }
+  if (f != stdout && fclose(f) != 0 && !failed) {
+    failed = true;
+    err = errno;
+  }
+  if (failed) {
+    tilec_fail("cannot write '%s': %s", name, strerror(err ? err : EIO));
+    return TILEC_INTERNAL;
+  }
+  return TILEC_OK;
+}
+
+/* ---- the job ---- */
+
+/* A target named on the command line is loaded whether or not the stage uses it,
+ * so a misspelled name is caught at once rather than when a later stage needs it. */
+static int load_target(TilecJob *job) {
+  if (!job->opts->target) return TILEC_OK;
+  TileDiag d;
+  tile_diag_init(&d, stderr, "tilec", NULL, 0);
+  if (!tile_target_load(job->opts->target, &job->target, &d)) return TILEC_BAD_INPUT;
+  job->has_target = true;
+  return TILEC_OK;
+}
+
+static int run_job(TilecJob *job) {
+  const TilecOptions *opts = job->opts;
+  int rc = load_target(job);
+  if (rc != TILEC_OK) return rc;
+  rc = read_source(job);
+  if (rc != TILEC_OK) return rc;
+
+  tile_diag_init(&job->diag, stderr, job->filename, job->src, job->len);
+  job->module = tile_parse(job->src, job->len, job->filename, &job->diag);
+  if (!job->module || job->diag.nerrors) return TILEC_BAD_INPUT;
+  if (!opts->no_verify && (!tile_verify_module(job->module, &job->diag) || job->diag.nerrors))
+    return TILEC_BAD_INPUT;
+
+  const TilecStage *stage = tilec_find_stage(opts->emit);
+  if (opts->verify_only && !opts->summary) return TILEC_OK;
+
+  /* The text is made in memory first, so a stage that fails halfway leaves no
+   * partial output file behind. */
+  char *text = NULL;
+  size_t text_len = 0;
+  FILE *mem = open_memstream(&text, &text_len);
+  if (!mem) {
+    tilec_fail("out of memory");
+    return TILEC_INTERNAL;
+  }
+  if (!opts->verify_only) rc = stage->emit(job, mem);
+  if (rc == TILEC_OK && opts->summary) tilec_print_summary(mem, job->module, job->filename);
+  if (fclose(mem) != 0 && rc == TILEC_OK) {
+    tilec_fail("out of memory");
+    rc = TILEC_INTERNAL;
+  }
+  if (rc == TILEC_OK) {
+    FILE *out = open_output(opts->output);
+    if (!out) {
+      rc = TILEC_INTERNAL;
+    } else {
+      fwrite(text, 1, text_len, out);
+      rc = close_output(out, opts->output);
+    }
+  }
+  free(text);
+  return rc;
+}
+
+int tilec_compile(const TilecOptions *opts) {
+  TilecJob job = {.opts = opts};
+  int rc = run_job(&job);
+  tile_module_free(job.module);
+  free(job.src);
+  return rc;
+}

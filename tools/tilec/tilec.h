@@ -1,0 +1,100 @@
+/* The tilec driver's internal interface, shared by its files:
+ *   main.c     the command table and dispatch (`tilec COMMAND ...` or `tilec FILE ...`)
+ *   options.c  the option table, the stage table's lookup, --help and --version
+ *   compile.c  the compile job: read, parse, verify, emit a stage, write the output
+ *   summary.c  the --summary comment lines
+ *   opref.c    the op reference of docs/tile-ir.md, generated from the op table
+ *   cmd_*.c    subcommands (`tilec asm ...`), one a file, listed in commands.h
+ *
+ * Exit codes are the driver's contract with scripts and tests: 0 success, 1 bad
+ * input (the diagnostics say what and where), 2 an internal failure (the output
+ * could not be written, memory ran out). */
+#ifndef TILEC_H
+#define TILEC_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "tile/diag.h"
+#include "tile/ir.h"
+#include "tile/ops.h"
+#include "tile/target.h"
+
+enum { TILEC_OK = 0, TILEC_BAD_INPUT = 1, TILEC_INTERNAL = 2 };
+
+/* A command: `tilec NAME args...`. A name may be a word (`run`) or an option that
+ * does a whole job on its own (`--print-op-reference`). argv[0] is the name. */
+typedef struct TilecCommand {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *args; /* shown after the name in --help; "" when it takes none */
+  const char *help;
+} TilecCommand;
+
+extern const TilecCommand tilec_commands[];
+extern const int tilec_ncommands;
+
+/* What one compile of a file needs; filled by tilec_parse_options. */
+typedef struct TilecOptions {
+  const char *input;  /* a path, or "-" for standard input */
+  const char *output; /* NULL: standard output */
+  const char *emit;   /* a stage name */
+  const char *target; /* NULL when not given */
+  bool verify_only;
+  bool no_verify; /* print what was parsed without verifying it (parser tests) */
+  bool summary;
+  bool help, version; /* asked for inside a compile command line */
+} TilecOptions;
+
+/* A job in progress: the options, the source and the module made from it. */
+typedef struct TilecJob {
+  const TilecOptions *opts;
+  bool has_target;
+  TileTarget target; /* loaded from --target, when given */
+  const char *filename; /* for diagnostics: the path, or "<stdin>" */
+  char *src;
+  size_t len;
+  TileModule *module;
+  TileDiag diag;
+} TilecJob;
+
+/* A stage of --emit: the program as it stands after that stage. emit brings the
+ * job's module to the stage (passes, lowering) and prints it; it returns an exit
+ * code. Stages that produce machine code need a target; stages that transform the
+ * program need it verified, since passes may assume what the verifier checks. */
+typedef struct TilecStage {
+  const char *name;
+  const char *description;
+  bool needs_target;
+  bool allows_unverified; /* may run on --no-verify input (stages that only print) */
+  int (*emit)(TilecJob *job, FILE *out);
+} TilecStage;
+
+extern const TilecStage tilec_stages[];
+extern const int tilec_nstages;
+const TilecStage *tilec_find_stage(const char *name);
+
+/* Parses a compile command line (argv[0] is the program). Returns TILEC_OK, or
+ * TILEC_BAD_INPUT after printing what is wrong and a usage hint. */
+int tilec_parse_options(int argc, char **argv, TilecOptions *opts);
+void tilec_print_help(FILE *out);
+void tilec_print_version(FILE *out);
+/* "tilec: error: <msg>" on stderr. */
+void tilec_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+int tilec_compile(const TilecOptions *opts);
+
+/* Op families: a heading and one line for the reference, a short name for the summary. */
+typedef struct TilecFamily {
+  const char *short_name;
+  const char *title;
+  const char *about;
+} TilecFamily;
+const TilecFamily *tilec_family(TileOpFamily f);
+/* One more than the largest family in the op table. */
+int tilec_family_count(void);
+
+void tilec_print_summary(FILE *out, const TileModule *m, const char *filename);
+void tilec_print_op_reference(FILE *out);
+
+#endif
