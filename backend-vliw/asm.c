@@ -74,6 +74,7 @@ static bool parse_chip(Asm *a, Cursor *c, int32_t *chip) {
 
 /* Reads `all` or `chip N` (the chip word may be optional, for .data). */
 static bool parse_chip_choice(Asm *a, Cursor *c, int32_t *chip, bool *given) {
+  cur_skip_ws(c);
   const char *save = c->p, *w;
   size_t len = cur_ident(c, &w);
   *given = true;
@@ -255,7 +256,7 @@ static void dir_symbol(Asm *a, Cursor *c, const char *at) {
   cur_skip_ws(c);
   const char *addr_at = c->p;
   if (!parse_addr(a, c, &s.addr)) return;
-  size_t flen = cur_ident(c, &w);
+  size_t flen = cur_name(c, &w);
   if (flen == 8 && memcmp(w, "per_chip", 8) == 0) s.per_chip = true;
   else if (flen) {
     asm_error(a, c, w, "unexpected '%.*s'; the only flag is 'per_chip'", (int)flen, w);

@@ -92,6 +92,10 @@ bool emu_chip_init(Emu *e, EmuChip *c, int32_t id, const EmuProgram *p) {
     rest /= t->torus[k];
   }
   c->state = CHIP_RUN;
+  c->loop_end = -1;
+  c->row_bytes[0] = (int64_t)t->vreg_lanes * 4;
+  c->row_bytes[1] = (int64_t)t->vreg_lanes * 2;
+  c->rows = t->vreg_sublanes;
   c->next_event = EMU_NEVER;
   c->pool_next = EMU_NEVER;
   c->tracing = e->o.trace;
@@ -138,7 +142,8 @@ void emu_chip_free(EmuChip *c) {
   free(c->trbuf);
   free(c->engine_free);
   free(c->sig_exec);
-  free(c->pend_st);
+  free(c->pend[0].e);
+  free(c->pend[1].e);
   free(c->tr.r);
   free(c->fault_msg);
   memset(c, 0, sizeof *c);
@@ -239,57 +244,87 @@ static inline EmuLane *vreg_dst(EmuChip *c, const EmuOp *op, int64_t t, bool str
 
 static int32_t sra(int32_t a, int n) { return a < 0 ? ~(int32_t)(~(uint32_t)a >> n) : a >> n; }
 
-/* The scalar ALU and SMEM ops. */
-static bool exec_scalar(EmuChip *c, const EmuOp *op, int64_t t, bool strict) {
-  const int32_t *s = c->s;
-  uint32_t a = (uint32_t)s[op->a], b = (uint32_t)s[op->b], imm = (uint32_t)op->imm;
-  int32_t r;
-  switch (op->op) {
-  case TILE_MOP_LI: r = op->imm; break;
-  case TILE_MOP_MOV: r = (int32_t)a; break;
-  case TILE_MOP_ADD: r = (int32_t)(a + b); break;
-  case TILE_MOP_ADDI: r = (int32_t)(a + imm); break;
-  case TILE_MOP_SUB: r = (int32_t)(a - b); break;
-  case TILE_MOP_MUL: r = (int32_t)(a * b); break;
-  case TILE_MOP_MULI: r = (int32_t)(a * imm); break;
-  case TILE_MOP_AND: r = (int32_t)(a & b); break;
-  case TILE_MOP_OR: r = (int32_t)(a | b); break;
-  case TILE_MOP_XOR: r = (int32_t)(a ^ b); break;
-  case TILE_MOP_SHLI: r = (int32_t)(a << (imm & 31)); break;
-  case TILE_MOP_SHRI: r = (int32_t)(a >> (imm & 31)); break;
-  case TILE_MOP_SRAI: r = sra((int32_t)a, (int)(imm & 31)); break;
-  case TILE_MOP_SLT: r = (int32_t)a < (int32_t)b; break;
-  case TILE_MOP_SEQ: r = a == b; break;
-  case TILE_MOP_MIN: r = (int32_t)a < (int32_t)b ? (int32_t)a : (int32_t)b; break;
-  case TILE_MOP_MAX: r = (int32_t)a > (int32_t)b ? (int32_t)a : (int32_t)b; break;
-  case TILE_MOP_CHIPID: r = c->id; break;
-  case TILE_MOP_COORD: r = op->imm >= 0 && op->imm < TILE_MAX_TORUS_RANK ? c->coord[op->imm] : 0; break;
-  case TILE_MOP_SLD:
-  case TILE_MOP_SST: {
-    int64_t addr = (int64_t)(int32_t)a + op->imm;
-    const char *mn = tile_mop_info[op->op].mnemonic;
-    if (addr & 3)
-      return emu_fault(c, TILE_EMU_FAULT_MISALIGNED, t,
-                       "%s address %lld is not a multiple of 4", mn, (long long)addr);
-    if (!emu_check_range(c, TILE_SPACE_SMEM, addr, 4, t, mn)) return false;
-    EmuMem *m = &c->mem[TILE_SPACE_SMEM];
-    if (op->op == TILE_MOP_SST) {
-      int32_t v = s[op->d];
-      emu_store_note(c, TILE_SPACE_SMEM, addr, addr + 4, t + op->lat, t, op->op);
-      if (!emu_mem_write(m, addr, &v, 4)) {
-        c->emu->oom = true;
-        return emu_fault(c, TILE_EMU_FAULT_NONE, t, "out of memory");
-      }
-      return true;
-    }
-    if (!emu_store_check(c, TILE_SPACE_SMEM, addr, addr + 4, t, op->op)) return false;
-    emu_mem_read(m, addr, &r, 4);
-    break;
+static bool oom(EmuChip *c, int64_t t) {
+  c->emu->oom = true;
+  return emu_fault(c, TILE_EMU_FAULT_NONE, t, "out of memory");
+}
+
+/* sld / sst: a 32-bit word at S[a] + imm, 4-byte aligned. */
+static inline bool smem_op(EmuChip *c, const EmuOp *op, int64_t t, bool strict) {
+  int64_t addr = (int64_t)c->s[op->a] + op->imm;
+  const char *mn = tile_mop_info[op->op].mnemonic;
+  if (addr & 3)
+    return emu_fault(c, TILE_EMU_FAULT_MISALIGNED, t, "%s address %lld is not a multiple of 4",
+                     mn, (long long)addr);
+  if (!emu_check_range(c, TILE_SPACE_SMEM, addr, 4, t, mn)) return false;
+  EmuMem *m = &c->mem[TILE_SPACE_SMEM];
+  if (op->op == TILE_MOP_SST) {
+    int32_t v = c->s[op->d];
+    emu_store_note(c, TILE_SPACE_SMEM, addr, addr + 4, t + op->lat, t, op->op);
+    return emu_mem_write(m, addr, &v, 4) || oom(c, t);
   }
-  default: return true;
-  }
-  sreg_set(c, op, r, t, strict);
+  if (!emu_store_check(c, TILE_SPACE_SMEM, addr, addr + 4, t, op->op)) return false;
+  int32_t v;
+  emu_mem_read(m, addr, &v, 4);
+  sreg_set(c, op, v, t, strict);
   return true;
+}
+
+/* vld / vst (and their bf16 forms): sublane s at S[a] + imm + s * S[b]. The checks run in
+ * both modes; the data moves in functional mode only (vpu.c). */
+static bool vmem_fault(EmuChip *c, const EmuOp *op, int64_t base, int64_t stride, int64_t t) {
+  int64_t esz = op->flags & EMU_OP_BF16 ? 2 : 4;
+  if ((base | stride) & (esz - 1))
+    return emu_fault(c, TILE_EMU_FAULT_MISALIGNED, t,
+                     "%s address %lld with sublane stride %lld is not aligned to its %lld-byte "
+                     "elements",
+                     tile_mop_info[op->op].mnemonic, (long long)base, (long long)stride,
+                     (long long)esz);
+  const int64_t rowb = c->row_bytes[(op->flags & EMU_OP_BF16) != 0];
+  const int64_t last = base + (c->rows - 1) * stride;
+  const int64_t lo = base < last ? base : last, hi = (base > last ? base : last) + rowb;
+  return emu_range_fault(c, TILE_SPACE_VMEM, lo, hi - lo, t, tile_mop_info[op->op].mnemonic);
+}
+
+static bool vmem_rows(EmuChip *c, const EmuOp *op, int64_t base, int64_t stride, int64_t t) {
+  const int64_t rowb = c->row_bytes[(op->flags & EMU_OP_BF16) != 0];
+  for (int64_t s = 0; s < c->rows; s++) {
+    int64_t at = base + s * stride;
+    if (op->flags & EMU_OP_STORE) emu_store_note(c, TILE_SPACE_VMEM, at, at + rowb, t + op->lat, t, op->op);
+    else if (!emu_store_check(c, TILE_SPACE_VMEM, at, at + rowb, t, op->op)) return false;
+  }
+  return true;
+}
+
+static inline __attribute__((always_inline)) bool vmem_op(EmuChip *c, const EmuOp *op, int64_t t,
+                                                          bool functional, bool strict) {
+  const bool bf = (op->flags & EMU_OP_BF16) != 0, store = (op->flags & EMU_OP_STORE) != 0;
+  const int64_t rowb = c->row_bytes[bf];
+  const int64_t base = (int64_t)c->s[op->a] + op->imm, stride = c->s[op->b];
+  const int64_t span = c->rows * rowb;
+  /* the common case: aligned rows one after another inside VMEM */
+  if (__builtin_expect(stride == rowb && (base & (bf ? 1 : 3)) == 0 && base >= 0 &&
+                           base <= c->mem[TILE_SPACE_VMEM].size - span,
+                       1)) {
+    EmuStoreRing *ring = &c->pend[0];
+    if (store) {
+      emu_store_note(c, TILE_SPACE_VMEM, base, base + span, t + op->lat, t, op->op);
+    } else if (ring->n > 0) {
+      emu_store_prune(ring, t);
+      if (ring->n > 0 && !emu_store_check_slow(c, TILE_SPACE_VMEM, base, base + span, t, op->op))
+        return false;
+    }
+  } else {
+    const int64_t esz = bf ? 2 : 4, last = base + (c->rows - 1) * stride;
+    const int64_t lo = base < last ? base : last, hi = (base > last ? base : last) + rowb;
+    if (((base | stride) & (esz - 1)) != 0 || lo < 0 || hi > c->mem[TILE_SPACE_VMEM].size)
+      return vmem_fault(c, op, base, stride, t);
+    if (!vmem_rows(c, op, base, stride, t)) return false;
+  }
+  if (!functional) return true;
+  EmuLane *dst = NULL;
+  if (!store && !(dst = vreg_dst(c, op, t, strict))) return false;
+  return emu_vmem_move(c, op, base, stride, dst) || oom(c, t);
 }
 
 /* Control state of the bundle being issued. */
@@ -299,9 +334,10 @@ typedef struct Flow {
   bool taken, halted;
 } Flow;
 
-static bool take_branch(EmuChip *c, const EmuOp *op, int32_t pc, int64_t t, Flow *f) {
+static inline __attribute__((always_inline)) bool take_branch(EmuChip *c, const EmuOp *op,
+                                                             int32_t pc, int64_t t, Flow *f) {
   int32_t to = op->imm;
-  if (c->nloops > 0) {
+  if (__builtin_expect(c->nloops > 0, 0)) {
     const EmuLoop *l = &c->loops[c->nloops - 1];
     if (to < l->start || to > l->end)
       return emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
@@ -315,67 +351,115 @@ static bool take_branch(EmuChip *c, const EmuOp *op, int32_t pc, int64_t t, Flow
   return true;
 }
 
-static bool exec_control(EmuChip *c, const EmuOp *op, int32_t pc, int64_t t, Flow *f) {
-  switch (op->op) {
-  case TILE_MOP_JMP: return take_branch(c, op, pc, t, f);
-  case TILE_MOP_BNZ: return c->s[op->a] != 0 ? take_branch(c, op, pc, t, f) : true;
-  case TILE_MOP_BZ: return c->s[op->a] == 0 ? take_branch(c, op, pc, t, f) : true;
-  case TILE_MOP_LOOP: {
-    if (c->nloops == EMU_LOOP_DEPTH)
-      return emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
-                       "loop would nest %d deep; loops nest at most %d deep", EMU_LOOP_DEPTH + 1,
-                       EMU_LOOP_DEPTH);
-    EmuLoop l = {pc + 1, pc + op->c, op->imm};
-    if (c->nloops > 0 && l.end > c->loops[c->nloops - 1].end)
-      return emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
-                       "the loop body (bundles %d..%d) runs past the end of the enclosing loop's "
-                       "body (bundle %d)",
-                       l.start, l.end, c->loops[c->nloops - 1].end);
-    c->loops[c->nloops++] = l;
-    return true;
-  }
-  case TILE_MOP_HALT: f->halted = true; return true;
-  default: return true;
-  }
+static bool push_loop(EmuChip *c, const EmuOp *op, int32_t pc, int64_t t) {
+  if (c->nloops == EMU_LOOP_DEPTH)
+    return emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
+                     "loop would nest %d deep; loops nest at most %d deep", EMU_LOOP_DEPTH + 1,
+                     EMU_LOOP_DEPTH);
+  EmuLoop l = {pc + 1, pc + op->c, op->imm};
+  if (c->nloops > 0 && l.end > c->loops[c->nloops - 1].end)
+    return emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
+                     "the loop body (bundles %d..%d) runs past the end of the enclosing loop's "
+                     "body (bundle %d)",
+                     l.start, l.end, c->loops[c->nloops - 1].end);
+  c->loops[c->nloops++] = l;
+  c->loop_end = l.end;
+  return true;
 }
 
-static bool exec_dma_slot(EmuChip *c, const EmuOp *op, int64_t t) {
+static bool signal_local(EmuChip *c, const EmuOp *op, int64_t t) {
+  EmuEvent ev = {.time = t + op->lat, .src = c->id, .seq = c->seq++, .kind = EV_SEM_ADD,
+                 .index = op->c, .value = op->imm};
+  if (ev.time > c->last_land) c->last_land = ev.time;
+  return emu_chip_push_event(c, &ev);
+}
+
+/* One op. Scalar results are computed here; the units' ops go to their files. */
+static inline __attribute__((always_inline)) bool do_op(EmuChip *c, const EmuOp *op, int32_t pc,
+                                                        int64_t t, Flow *f, bool functional,
+                                                        bool strict) {
+  const int32_t *s = c->s;
+#define A ((uint32_t)s[op->a])
+#define B ((uint32_t)s[op->b])
+#define IMM ((uint32_t)op->imm)
+  int32_t r;
+  EmuLane *dst;
   switch (op->op) {
+  case TILE_MOP_LI: r = op->imm; break;
+  case TILE_MOP_MOV: r = (int32_t)A; break;
+  case TILE_MOP_ADD: r = (int32_t)(A + B); break;
+  case TILE_MOP_ADDI: r = (int32_t)(A + IMM); break;
+  case TILE_MOP_SUB: r = (int32_t)(A - B); break;
+  case TILE_MOP_MUL: r = (int32_t)(A * B); break;
+  case TILE_MOP_MULI: r = (int32_t)(A * IMM); break;
+  case TILE_MOP_AND: r = (int32_t)(A & B); break;
+  case TILE_MOP_OR: r = (int32_t)(A | B); break;
+  case TILE_MOP_XOR: r = (int32_t)(A ^ B); break;
+  case TILE_MOP_SHLI: r = (int32_t)(A << (IMM & 31)); break;
+  case TILE_MOP_SHRI: r = (int32_t)(A >> (IMM & 31)); break;
+  case TILE_MOP_SRAI: r = sra((int32_t)A, (int)(IMM & 31)); break;
+  case TILE_MOP_SLT: r = (int32_t)A < (int32_t)B; break;
+  case TILE_MOP_SEQ: r = A == B; break;
+  case TILE_MOP_MIN: r = (int32_t)A < (int32_t)B ? (int32_t)A : (int32_t)B; break;
+  case TILE_MOP_MAX: r = (int32_t)A > (int32_t)B ? (int32_t)A : (int32_t)B; break;
+  case TILE_MOP_CHIPID: r = c->id; break;
+  case TILE_MOP_COORD: r = op->imm < TILE_MAX_TORUS_RANK ? c->coord[op->imm] : 0; break;
+  case TILE_MOP_SLD:
+  case TILE_MOP_SST: return smem_op(c, op, t, strict);
+  case TILE_MOP_VLD:
+  case TILE_MOP_VLDBF:
+  case TILE_MOP_VST:
+  case TILE_MOP_VSTBF: return vmem_op(c, op, t, functional, strict);
+  case TILE_MOP_MXU_LDW:
+  case TILE_MOP_MXU_PUSH: return emu_mxu_exec(c, op, t, functional, NULL);
+  case TILE_MOP_MXU_POP:
+  case TILE_MOP_MXU_POPACC:
+    dst = NULL;
+    if (functional && !(dst = vreg_dst(c, op, t, strict))) return false;
+    return emu_mxu_exec(c, op, t, functional, dst);
+  case TILE_MOP_XTRPUSH: return emu_xlu_exec(c, op, t, functional, NULL);
+  case TILE_MOP_XLSUM:
+  case TILE_MOP_XLMAX:
+  case TILE_MOP_XSSUM:
+  case TILE_MOP_XSMAX:
+  case TILE_MOP_XLROT:
+  case TILE_MOP_XSROT:
+  case TILE_MOP_XTRPOP:
+    dst = NULL;
+    if (functional && !(dst = vreg_dst(c, op, t, strict))) return false;
+    return emu_xlu_exec(c, op, t, functional, dst);
   case TILE_MOP_DMA: return emu_dma_issue(c, op, t);
-  case TILE_MOP_SIGNAL: {
-    EmuEvent ev = {.time = t + op->lat, .src = c->id, .seq = c->seq++, .kind = EV_SEM_ADD,
-                   .index = op->c, .value = op->imm};
-    if (ev.time > c->last_land) c->last_land = ev.time;
-    return emu_chip_push_event(c, &ev);
-  }
+  case TILE_MOP_SIGNAL: return signal_local(c, op, t);
   case TILE_MOP_SIGNALR: return emu_sem_signal_remote(c, op, t);
-  default: return true;
-  }
-}
-
-static bool do_op(EmuChip *c, const EmuOp *op, int32_t pc, int64_t t, Flow *f, bool functional,
-                  bool strict) {
-  EmuLane *dst = NULL;
-  switch (op->slot) {
-  case TILE_SLOT_SCALAR: return exec_scalar(c, op, t, strict);
-  case TILE_SLOT_VECTOR:
+  case TILE_MOP_JMP: return take_branch(c, op, pc, t, f);
+  case TILE_MOP_BNZ: return A != 0 ? take_branch(c, op, pc, t, f) : true;
+  case TILE_MOP_BZ: return A == 0 ? take_branch(c, op, pc, t, f) : true;
+  case TILE_MOP_LOOP: return push_loop(c, op, pc, t);
+  case TILE_MOP_HALT: f->halted = true; return true;
+  default:
+    /* the vector ALU (functional mode only: timing mode never lists these ops) */
     if (!(dst = vreg_dst(c, op, t, strict))) return false;
     emu_vpu_exec(c, op, dst, t);
     return true;
-  case TILE_SLOT_VLOAD:
-    if (functional && !(dst = vreg_dst(c, op, t, strict))) return false;
-    return emu_vmem_exec(c, op, t, functional, dst);
-  case TILE_SLOT_VSTORE: return emu_vmem_exec(c, op, t, functional, NULL);
-  case TILE_SLOT_MXU:
-    if (functional && (op->op == TILE_MOP_MXU_POP || op->op == TILE_MOP_MXU_POPACC))
-      if (!(dst = vreg_dst(c, op, t, strict))) return false;
-    return emu_mxu_exec(c, op, t, functional, dst);
-  case TILE_SLOT_XLU:
-    if (functional && op->op != TILE_MOP_XTRPUSH)
-      if (!(dst = vreg_dst(c, op, t, strict))) return false;
-    return emu_xlu_exec(c, op, t, functional, dst);
-  case TILE_SLOT_DMA: return exec_dma_slot(c, op, t);
-  case TILE_SLOT_BRANCH: return exec_control(c, op, pc, t, f);
+  }
+#undef A
+#undef B
+#undef IMM
+  sreg_set(c, op, r, t, strict);
+  return true;
+}
+
+/* A read before its producer lands: strict mode reports the first such register (in the
+ * bundle's read order) and stops; no-strict mode counts each and reads on. */
+static bool read_hazard(EmuChip *c, const EmuBundle *b, int32_t pc, int64_t t, bool strict) {
+  const EmuRead *rd = c->prog->reads + b->reads;
+  for (int i = 0; i < b->nreads; i++) {
+    if (emu_sb_land(c, rd[i].sb) <= t) continue;
+    if (strict) {
+      c->pc = pc;
+      return emu_hazard_read(c, rd[i].sb, rd[i].op, t);
+    }
+    c->st.hazards_ignored++;
   }
   return true;
 }
@@ -387,11 +471,14 @@ static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t
   const EmuProgram *p = c->prog;
   const EmuBundle *bundles = p->bundles;
   const EmuOp *ops = functional ? p->ops : p->tops;
+  const EmuRead *reads = p->reads;
+  const EmuWrite *writes = p->writes;
   const size_t vlen = (size_t)c->emu->vlen;
+  int64_t *sbd = c->sb;
   int64_t t = c->t;
   int32_t pc = c->pc;
   while (t < t_end && t < c->next_event) {
-    if ((uint32_t)pc >= (uint32_t)p->nbundles) {
+    if (__builtin_expect((uint32_t)pc >= (uint32_t)p->nbundles, 0)) {
       c->pc = pc;
       emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
                 "control ran past the program's last bundle (%d) without a halt",
@@ -399,7 +486,7 @@ static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t
       break;
     }
     const EmuBundle *b = &bundles[pc];
-    if (b->flags & EMU_B_WAIT) {
+    if (__builtin_expect(b->flags & EMU_B_WAIT, 0)) {
       if (c->sem[b->wait_sem] < b->wait_count) {
         c->state = CHIP_WAIT;
         c->wait_since = t;
@@ -407,71 +494,72 @@ static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t
       }
       c->sem[b->wait_sem] -= b->wait_count;
     }
-    /* every read of the bundle happens now, before any of its writes */
-    const EmuRead *rd = p->reads + b->reads;
-    bool hazard = false;
-    for (int i = 0; i < b->nreads; i++)
-      if (c->ready[rd[i].sb] > t) {
-        if (strict) {
-          c->pc = pc;
-          emu_hazard_read(c, rd[i].sb, rd[i].op, t);
-          hazard = true;
-          break;
-        }
-        c->st.hazards_ignored++;
-      }
-    if (hazard) break;
-    const EmuSave *sv = p->saves + b->saves;
-    for (int i = 0; i < b->nsaves; i++) {
-      if (sv[i].vector) {
-        if (functional) memcpy(c->v + sv[i].slot * vlen, c->v + sv[i].reg * vlen, vlen * sizeof(EmuLane));
-      } else {
-        c->s[sv[i].slot] = c->s[sv[i].reg];
+    /* every read of the bundle happens now, before any of its writes: one comparison
+     * against the latest landing among them */
+    const EmuRead *rd = reads + b->reads;
+    const int64_t tt = t << 8 | 0xff; /* sb entries above this land after t */
+    int64_t late0 = 0, late1 = 0;
+    for (int i = 0, n = b->nreads; i < n; i += 2) { /* n is even (padded) */
+      const int64_t r0 = sbd[rd[i].sb], r1 = sbd[rd[i + 1].sb];
+      late0 = r0 > late0 ? r0 : late0;
+      late1 = r1 > late1 ? r1 : late1;
+    }
+    if (__builtin_expect((late0 > tt) | (late1 > tt), 0) && !read_hazard(c, b, pc, t, strict))
+      break;
+    if (__builtin_expect(b->nsaves != 0, 0)) {
+      const EmuSave *sv = p->saves + b->saves;
+      for (int i = 0; i < b->nsaves; i++) {
+        if (!sv[i].vector) c->s[sv[i].slot] = c->s[sv[i].reg];
+        else if (functional)
+          memcpy(c->v + sv[i].slot * vlen, c->v + sv[i].reg * vlen, vlen * sizeof(EmuLane));
       }
     }
-    const EmuWrite *wr = p->writes + b->writes;
-    for (int i = 0; i < b->nwrites; i++) {
-      int sb = wr[i].sb;
-      int64_t land = t + wr[i].lat;
-      if (c->ready[sb] > t && land <= c->ready[sb]) {
+    const EmuWrite *wr = writes + b->writes, *wend = wr + b->nwrites;
+    const int64_t t8 = t << 8;
+    for (; wr < wend; wr++) {
+      const int64_t old = sbd[wr->sb];
+      int64_t enc = t8 + wr->enc;
+      /* old still pending, and this write would land no later than it */
+      if (__builtin_expect(old > tt, 0) && (enc & ~(int64_t)0xff) <= (old | 0xff)) {
         if (strict) {
           c->pc = pc;
-          emu_hazard_waw(c, sb, wr[i].op, land, t);
-          hazard = true;
-          break;
+          emu_hazard_waw(c, wr->sb, wr->op, t + wr->lat, t);
+          goto stop;
         }
         c->st.hazards_ignored++;
-        if (land < c->ready[sb]) land = c->ready[sb];
+        enc = (old & ~(int64_t)0xff) | wr->op; /* lands with the later write */
       }
-      c->ready[sb] = land;
-      c->prod_issue[sb] = t;
-      c->prod_op[sb] = wr[i].op;
-      if (land > c->last_land) c->last_land = land;
+      sbd[wr->sb] = enc;
     }
-    if (hazard) break;
-    Flow f = {pc + 1, 1, false, false};
+    Flow f;
+    f.next = pc + 1;
+    f.delay = 1;
+    f.taken = f.halted = false;
     const EmuOp *op = ops + (functional ? b->ops : b->tops);
-    int nops = functional ? b->nops : b->ntops;
+    const int nops = functional ? b->nops : b->ntops;
     c->pc = pc;
-    bool ok = true;
-    for (int i = 0; i < nops && ok; i++) ok = do_op(c, &op[i], pc, t, &f, functional, strict);
-    if (!ok) break;
+    int i = 0;
+    while (i < nops && do_op(c, &op[i], pc, t, &f, functional, strict)) i++;
+    if (i < nops) break;
     c->sig_exec[b->sig]++;
     if (c->tracing) emu_trace_bundle(&c->tr, b->units, p->sig_counts[b->sig], t);
-    if (f.halted) {
+    if (__builtin_expect(f.halted, 0)) {
       c->state = CHIP_HALTING;
       c->halt_cycle = t + 1;
       t = t + 1;
       break;
     }
     if (!f.taken) {
-      while (c->nloops > 0 && pc == c->loops[c->nloops - 1].end) {
+      /* the end of a loop body: back to its start, or out of the loop (and maybe the
+       * loops around it that end at the same bundle) */
+      while (pc == c->loop_end) {
         EmuLoop *l = &c->loops[c->nloops - 1];
         if (--l->left > 0) {
           f.next = l->start;
           break;
         }
         c->nloops--;
+        c->loop_end = c->nloops > 0 ? c->loops[c->nloops - 1].end : -1;
       }
     } else {
       c->st.branch_bubbles += f.delay - 1;
@@ -479,6 +567,7 @@ static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t
     t += f.delay;
     pc = f.next;
   }
+stop:
   c->t = t;
   if (!c->faulted) c->pc = pc;
 }
@@ -492,6 +581,8 @@ static void finish_if_drained(EmuChip *c) {
   if (c->state != CHIP_HALTING || c->outstanding > 0) return;
   int64_t done = c->halt_cycle;
   if (c->last_land > done) done = c->last_land;
+  for (int r = 0; r < EMU_NSB; r++)
+    if (emu_sb_land(c, r) > done) done = emu_sb_land(c, r);
   if (c->dma_last_done > done) done = c->dma_last_done;
   c->done_cycle = done;
   c->state = CHIP_DONE;

@@ -85,6 +85,7 @@ typedef struct Builder {
   EmuSave *saves;
   size_t nops, ntops, nreads, nwrites, nsaves;
   size_t cops, ctops, creads, cwrites, csaves;
+  bool reported; /* an error about the program went to the diagnostics */
 } Builder;
 
 #define GROW(arr, n, cap)                                                   \
@@ -122,7 +123,7 @@ static int find_sig(EmuProgram *p, const uint8_t counts[TILE_SLOT_COUNT], int pu
 }
 
 static bool decode_bundle(const TileTarget *t, const TileBundle *in, int32_t pc, EmuProgram *p,
-                          Builder *b) {
+                          Builder *b, TileDiag *d) {
   EmuBundle *eb = &p->bundles[pc];
   memset(eb, 0, sizeof *eb);
   eb->ops = (uint32_t)b->nops;
@@ -190,10 +191,23 @@ static bool decode_bundle(const TileTarget *t, const TileBundle *in, int32_t pc,
       }
     }
     for (int k = 0; k < nwr; k++) {
+      if (written[wr_sb[k]]) {
+        /* the first value could never be read: a read while the second is pending is a
+         * hazard, so the bundle is a mistake whether or not it ever runs */
+        char r[16];
+        emu_reg_name(wr_sb[k], r, sizeof r);
+        tile_error(d, (TileLoc){0}, "bundle %d writes %s twice (the second time by '%s')", pc, r,
+                   info->mnemonic);
+        b->reported = true;
+        return false;
+      }
       GROW(b->writes, b->nwrites, b->cwrites);
-      b->writes[b->nwrites++] = (EmuWrite){wr_sb[k], mi.op, op.lat};
+      b->writes[b->nwrites++] =
+          (EmuWrite){(int64_t)op.lat << 8 | mi.op, wr_sb[k], mi.op, op.lat};
       written[wr_sb[k]] = true;
     }
+    if (mi.op == TILE_MOP_VLDBF || mi.op == TILE_MOP_VSTBF) op.flags |= EMU_OP_BF16;
+    if (mi.op == TILE_MOP_VST || mi.op == TILE_MOP_VSTBF) op.flags |= EMU_OP_STORE;
     if (timing_op(mi.op)) {
       op.flags |= EMU_OP_TIMING;
       GROW(b->tops, b->ntops, b->ctops);
@@ -201,6 +215,10 @@ static bool decode_bundle(const TileTarget *t, const TileBundle *in, int32_t pc,
     }
     GROW(b->ops, b->nops, b->cops);
     b->ops[b->nops++] = op;
+  }
+  if ((b->nreads - eb->reads) % 2 != 0) { /* pad: the read check takes two at a time */
+    GROW(b->reads, b->nreads, b->creads);
+    b->reads[b->nreads++] = (EmuRead){EMU_SB_ZERO, TILE_MOP_NOP};
   }
   eb->nops = (uint8_t)(b->nops - eb->ops);
   eb->ntops = (uint8_t)(b->ntops - eb->tops);
@@ -257,7 +275,7 @@ bool emu_decode(const TileTarget *t, const TileObjCode *code, EmuProgram *p, Til
   Builder b = {0};
   bool ok = p->bundles != NULL;
   for (int32_t pc = 0; ok && pc < p->nbundles; pc++)
-    ok = decode_bundle(t, &code->bundles[pc], pc, p, &b);
+    ok = decode_bundle(t, &code->bundles[pc], pc, p, &b, d);
   p->ops = b.ops;
   p->tops = b.tops;
   p->reads = b.reads;
@@ -265,7 +283,7 @@ bool emu_decode(const TileTarget *t, const TileObjCode *code, EmuProgram *p, Til
   p->saves = b.saves;
   if (!ok) {
     emu_program_free(p);
-    return tile_error(d, (TileLoc){0}, "out of memory decoding the program");
+    return b.reported ? false : tile_error(d, (TileLoc){0}, "out of memory decoding the program");
   }
   return true;
 }

@@ -281,7 +281,11 @@ static void pool_reshare(EmuChip *c) {
     if (share > d->cap) share = d->cap;
     if (share < 1) share = 1;
     d->share = share;
-    __int128 cycles = d->left <= 0 ? 0 : (d->left + share - 1) / share;
+    __int128 cycles;
+    if (d->left <= 0) cycles = 0;
+    else if (d->left <= INT64_MAX - share) /* the usual case: no 128-bit division */
+      cycles = ((int64_t)d->left + share - 1) / share;
+    else cycles = (d->left + share - 1) / share;
     int64_t done = cycles > (__int128)(EMU_NEVER / 2) ? EMU_NEVER / 2 : c->pool_t + (int64_t)cycles;
     if (done < c->pool_next || (done == c->pool_next && d->seq < c->pool_next_dma->seq)) {
       c->pool_next = done;
@@ -355,10 +359,14 @@ bool emu_dma_issue(EmuChip *c, const EmuOp *op, int64_t t) {
   c->engine_free[engine] = s0;
   int32_t peer = desc.peer < 0 ? c->id : desc.peer;
   /* the source is read from the start on: a store still landing there is a hazard */
-  for (int i = 0; i < c->npend_st; i++) {
-    const EmuPendStore *ps = &c->pend_st[i];
-    if (ps->space == desc.src_space && ps->land > s0 &&
-        region_hits(desc.src_addr, desc.count, desc.src_stride, ps->lo, ps->hi)) {
+  if (desc.src_space != TILE_SPACE_HBM) {
+    EmuStoreRing *ring = emu_store_ring(c, desc.src_space);
+    emu_store_prune(ring, t);
+    for (int i = 0; i < ring->n; i++) {
+      const EmuPendStore *ps = &ring->e[(ring->head + i) & (ring->cap - 1)];
+      if (ps->land <= s0 ||
+          !region_hits(desc.src_addr, desc.count, desc.src_stride, ps->lo, ps->hi))
+        continue;
       if (!e->strict) {
         c->st.hazards_ignored++;
         break;

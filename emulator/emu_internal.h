@@ -32,8 +32,9 @@
 
 #define EMU_NEVER INT64_MAX
 
-/* Scoreboard entries: s0..s63 then v0..v63. */
-enum { EMU_SB_V = 64, EMU_NSB = 128 };
+/* Scoreboard entries: s0..s63 then v0..v63, then one that always reads as landed (reads
+ * are padded to an even count with it, so the read check runs two at a time). */
+enum { EMU_SB_V = 64, EMU_NSB = 128, EMU_SB_ZERO = 128, EMU_NSB_ALL = 129 };
 /* Register copies a bundle may need (see EmuSave). */
 enum { EMU_SAVE_MAX = 4 * TILE_BUNDLE_SLOTS };
 enum { EMU_LOOP_DEPTH = 4 };
@@ -43,6 +44,8 @@ enum { EMU_NO_REG = 0xff };
 
 enum {
   EMU_OP_TIMING = 1, /* also executed in timing mode (affects control, addresses, units) */
+  EMU_OP_BF16 = 2,   /* vld.bf16 / vst.bf16 */
+  EMU_OP_STORE = 4,  /* vst / vst.bf16 */
 };
 
 typedef struct EmuOp {
@@ -60,8 +63,10 @@ typedef struct EmuRead {
   uint8_t op;    /* the reading op (TileMop), for the message */
 } EmuRead;
 
-/* A register a bundle writes, with the cycle offset its value lands at. */
+/* A register a bundle writes: its value lands lat cycles after issue. enc is what the
+ * scoreboard entry becomes, less the issue cycle: (lat << 8) | op (see EmuChip.sb). */
 typedef struct EmuWrite {
+  int64_t enc;
   uint8_t sb;
   uint8_t op;
   int32_t lat;
@@ -269,6 +274,11 @@ typedef struct EmuPendStore {
   uint8_t space, op;
 } EmuPendStore;
 
+typedef struct EmuStoreRing {
+  EmuPendStore *e;
+  int head, n, cap; /* cap is a power of two */
+} EmuStoreRing;
+
 typedef struct EmuChip {
   Emu *emu;
   int32_t id;
@@ -281,12 +291,16 @@ typedef struct EmuChip {
   uint8_t state;
   int32_t s[EMU_SB_V + EMU_SAVE_MAX];
   EmuLane *v;         /* (64 + saves) x vlen (functional) */
-  int64_t ready[EMU_NSB];      /* the cycle each register's last write lands */
-  int64_t prod_issue[EMU_NSB]; /* ... and when and by what that write issued */
-  uint8_t prod_op[EMU_NSB];
-  int64_t last_land;           /* the latest landing of any write */
+  /* The scoreboard: per register, (the cycle its last write lands << 8) | the op that
+   * wrote it. A read at t is early when sb > (t << 8 | 255): one comparison per read, one
+   * store per write. */
+  int64_t sb[EMU_NSB_ALL];
+  int64_t last_land;           /* the latest landing of a store or a semaphore signal */
   EmuLoop loops[EMU_LOOP_DEPTH];
   int nloops;
+  int32_t loop_end;   /* the innermost loop's last bundle, -1 outside loops */
+  int64_t row_bytes[2]; /* one sublane in VMEM: f32 rows, bf16 rows */
+  int64_t rows;         /* sublanes */
   int64_t halt_cycle;
   int64_t done_cycle;
   int64_t wait_since;
@@ -295,9 +309,9 @@ typedef struct EmuChip {
   /* memories */
   EmuMem mem[TILE_SPACE_COUNT];
 
-  /* stores still on their way to memory (latency vstore / smem) */
-  struct EmuPendStore *pend_st;
-  int npend_st, cap_pend_st;
+  /* stores still on their way to memory, per space (VMEM, SMEM): rings in issue order,
+   * so also in landing order (a space's store latency is fixed) */
+  EmuStoreRing pend[2];
 
   /* units */
   EmuLane *scratch;   /* one register's worth, for ops that cannot work in place */
@@ -429,6 +443,9 @@ struct TileEmu {
 
 void emu_set_error(Emu *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+static inline int64_t emu_sb_land(const EmuChip *c, int r) { return c->sb[r] >> 8; }
+static inline uint8_t emu_sb_op(const EmuChip *c, int r) { return (uint8_t)(c->sb[r] & 0xff); }
+
 /* decode.c */
 bool emu_check_target(const TileTarget *t, TileDiag *d);
 bool emu_decode(const TileTarget *t, const TileObjCode *code, EmuProgram *p, TileDiag *d);
@@ -451,17 +468,48 @@ bool emu_hazard_read(EmuChip *c, int sb, uint8_t reader, int64_t t);
 bool emu_hazard_waw(EmuChip *c, int sb, uint8_t writer, int64_t land, int64_t t);
 /* Stores whose data is still on its way: a load of their bytes before they land is a
  * hazard. */
-void emu_store_note(EmuChip *c, uint8_t space, int64_t lo, int64_t hi, int64_t land,
-                    int64_t t, uint8_t op);
-bool emu_store_check(EmuChip *c, uint8_t space, int64_t lo, int64_t hi, int64_t t,
-                     uint8_t op);
-bool emu_check_range(EmuChip *c, uint8_t space, int64_t addr, int64_t n, int64_t t,
+
+bool emu_store_check_slow(EmuChip *c, uint8_t space, int64_t lo, int64_t hi, int64_t t,
+                          uint8_t op);
+static inline EmuStoreRing *emu_store_ring(EmuChip *c, uint8_t space) {
+  return &c->pend[space == TILE_SPACE_SMEM];
+}
+static inline bool emu_store_check(EmuChip *c, uint8_t space, int64_t lo, int64_t hi, int64_t t,
+                                   uint8_t op) {
+  return emu_store_ring(c, space)->n == 0 || emu_store_check_slow(c, space, lo, hi, t, op);
+}
+/* Drops the stores of a ring that have landed by cycle t. */
+static inline void emu_store_prune(EmuStoreRing *r, int64_t t) {
+  while (r->n > 0 && r->e[r->head].land <= t) {
+    r->head = (r->head + 1) & (r->cap - 1);
+    r->n--;
+  }
+}
+bool emu_store_grow(EmuStoreRing *r);
+static inline void emu_store_note(EmuChip *c, uint8_t space, int64_t lo, int64_t hi, int64_t land,
+                                  int64_t t, uint8_t op) {
+  if (land > c->last_land) c->last_land = land; /* a halted chip waits for its stores too */
+  EmuStoreRing *r = emu_store_ring(c, space);
+  emu_store_prune(r, t);
+  if (r->n == r->cap && !emu_store_grow(r)) return; /* only the hazard check is lost */
+  r->e[(r->head + r->n) & (r->cap - 1)] = (EmuPendStore){lo, hi, land, t, space, op};
+  r->n++;
+}
+bool emu_range_fault(EmuChip *c, uint8_t space, int64_t addr, int64_t n, int64_t t,
                      const char *what);
+/* addr .. addr+n-1 inside the space, else an out-of-bounds fault. */
+static inline bool emu_check_range(EmuChip *c, uint8_t space, int64_t addr, int64_t n,
+                                   int64_t t, const char *what) {
+  int64_t size = c->mem[space].size;
+  if (addr >= 0 && n >= 0 && addr <= size && n <= size - addr) return true;
+  return emu_range_fault(c, space, addr, n, t, what);
+}
 const char *emu_reg_name(int sb, char *buf, size_t n);
 
 /* vpu.c */
 void emu_vpu_exec(EmuChip *c, const EmuOp *op, EmuLane *dst, int64_t t);
-bool emu_vmem_exec(EmuChip *c, const EmuOp *op, int64_t t, bool functional, EmuLane *dst);
+/* Moves a vector load's or store's data (the checks are chip.c's); false: out of memory. */
+bool emu_vmem_move(EmuChip *c, const EmuOp *op, int64_t base, int64_t stride, EmuLane *dst);
 float emu_bf16_round(float x);
 uint16_t emu_bf16_bits(float x);
 float emu_bf16_widen(uint16_t b);

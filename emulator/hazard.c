@@ -44,70 +44,69 @@ bool emu_fault(EmuChip *c, TileEmuFaultKind k, int64_t cycle, const char *fmt, .
   return false;
 }
 
+/* Where the pending write of register sb issued: its landing minus its op's latency. */
+static int64_t producer_issue(const EmuChip *c, int sb) {
+  const TileMopInfo *p = &tile_mop_info[emu_sb_op(c, sb)];
+  return emu_sb_land(c, sb) - c->emu->t.latency[p->latency];
+}
+
 bool emu_hazard_read(EmuChip *c, int sb, uint8_t reader, int64_t t) {
-  char r[8];
-  int64_t land = c->ready[sb], issue = c->prod_issue[sb];
+  char r[16];
+  int64_t land = emu_sb_land(c, sb), issue = producer_issue(c, sb);
   return emu_fault(c, TILE_EMU_FAULT_HAZARD, t,
                    "%s read by %s before its producer (%s at cycle %lld, latency %lld) lands at "
                    "cycle %lld",
                    emu_reg_name(sb, r, sizeof r), tile_mop_info[reader].mnemonic,
-                   tile_mop_info[c->prod_op[sb]].mnemonic, (long long)issue,
+                   tile_mop_info[emu_sb_op(c, sb)].mnemonic, (long long)issue,
                    (long long)(land - issue), (long long)land);
 }
 
 bool emu_hazard_waw(EmuChip *c, int sb, uint8_t writer, int64_t land, int64_t t) {
-  char r[8];
-  int64_t pend = c->ready[sb], issue = c->prod_issue[sb];
+  char r[16];
+  int64_t pend = emu_sb_land(c, sb), issue = producer_issue(c, sb);
   if (issue == t)
     return emu_fault(c, TILE_EMU_FAULT_HAZARD, t,
                      "%s is written twice by one bundle (%s landing at cycle %lld and %s landing "
                      "at cycle %lld)",
-                     emu_reg_name(sb, r, sizeof r), tile_mop_info[c->prod_op[sb]].mnemonic,
+                     emu_reg_name(sb, r, sizeof r), tile_mop_info[emu_sb_op(c, sb)].mnemonic,
                      (long long)pend, tile_mop_info[writer].mnemonic, (long long)land);
   return emu_fault(c, TILE_EMU_FAULT_HAZARD, t,
                    "%s written by %s (landing at cycle %lld) while the write of %s (cycle %lld, "
                    "latency %lld) is still pending until cycle %lld: the writes would land out "
                    "of order",
                    emu_reg_name(sb, r, sizeof r), tile_mop_info[writer].mnemonic, (long long)land,
-                   tile_mop_info[c->prod_op[sb]].mnemonic, (long long)issue,
+                   tile_mop_info[emu_sb_op(c, sb)].mnemonic, (long long)issue,
                    (long long)(pend - issue), (long long)pend);
 }
 
-bool emu_check_range(EmuChip *c, uint8_t space, int64_t addr, int64_t n, int64_t t,
+bool emu_range_fault(EmuChip *c, uint8_t space, int64_t addr, int64_t n, int64_t t,
                      const char *what) {
   int64_t size = c->mem[space].size;
-  if (addr >= 0 && n >= 0 && addr <= size && n <= size - addr) return true;
   return emu_fault(c, TILE_EMU_FAULT_OUT_OF_BOUNDS, t,
                    "%s touches %s bytes %lld..%lld, outside the %lld bytes of %s", what,
                    tile_space_name((TileSpace)space), (long long)addr, (long long)(addr + n - 1),
                    (long long)size, tile_space_name((TileSpace)space));
 }
 
-static void prune_stores(EmuChip *c, int64_t t) {
-  int k = 0;
-  for (int i = 0; i < c->npend_st; i++)
-    if (c->pend_st[i].land > t) c->pend_st[k++] = c->pend_st[i];
-  c->npend_st = k;
+bool emu_store_grow(EmuStoreRing *r) {
+  int nc = r->cap ? r->cap * 2 : 16;
+  EmuPendStore *n = malloc((size_t)nc * sizeof *n);
+  if (!n) return false;
+  for (int i = 0; i < r->n; i++) n[i] = r->e[(r->head + i) & (r->cap - 1)];
+  free(r->e);
+  r->e = n;
+  r->cap = nc;
+  r->head = 0;
+  return true;
 }
 
-void emu_store_note(EmuChip *c, uint8_t space, int64_t lo, int64_t hi, int64_t land, int64_t t,
-                    uint8_t op) {
-  if (land > c->last_land) c->last_land = land; /* a halted chip waits for its stores too */
-  prune_stores(c, t);
-  if (c->npend_st == c->cap_pend_st) {
-    int nc = c->cap_pend_st ? c->cap_pend_st * 2 : 16;
-    EmuPendStore *n = realloc(c->pend_st, (size_t)nc * sizeof *n);
-    if (!n) return; /* only the hazard check is lost, never data */
-    c->pend_st = n;
-    c->cap_pend_st = nc;
-  }
-  c->pend_st[c->npend_st++] = (EmuPendStore){lo, hi, land, t, space, op};
-}
-
-bool emu_store_check(EmuChip *c, uint8_t space, int64_t lo, int64_t hi, int64_t t, uint8_t op) {
-  for (int i = 0; i < c->npend_st; i++) {
-    const EmuPendStore *s = &c->pend_st[i];
-    if (s->space != space || s->land <= t || s->hi <= lo || hi <= s->lo) continue;
+bool emu_store_check_slow(EmuChip *c, uint8_t space, int64_t lo, int64_t hi, int64_t t,
+                          uint8_t op) {
+  EmuStoreRing *r = emu_store_ring(c, space);
+  emu_store_prune(r, t);
+  for (int i = 0; i < r->n; i++) {
+    const EmuPendStore *s = &r->e[(r->head + i) & (r->cap - 1)];
+    if (s->hi <= lo || hi <= s->lo) continue;
     if (!c->emu->strict) {
       c->st.hazards_ignored++;
       return true;

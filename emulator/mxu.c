@@ -102,7 +102,7 @@ void emu_mxu_free(EmuChip *c) {
   if (!c->mxu) return;
   for (int u = 0; u < c->emu->t.mxu_count; u++) {
     EmuMxu *m = &c->mxu[u];
-    for (int i = 0; i < m->count; i++) free(m->fifo[(m->head + i) % m->cap].data);
+    for (int i = 0; i < m->count; i++) free(m->fifo[(m->head + i) & (m->cap - 1)].data);
     for (int i = 0; i < m->nspare; i++) free(m->spare[i]);
     free(m->fifo);
     free(m->spare);
@@ -118,13 +118,13 @@ static bool fifo_push(EmuMxu *m, EmuMxuResult r) {
     int nc = m->cap ? m->cap * 2 : 8;
     EmuMxuResult *n = malloc((size_t)nc * sizeof *n);
     if (!n) return false;
-    for (int i = 0; i < m->count; i++) n[i] = m->fifo[(m->head + i) % m->cap];
+    for (int i = 0; i < m->count; i++) n[i] = m->fifo[(m->head + i) & (m->cap - 1)];
     free(m->fifo);
     m->fifo = n;
     m->cap = nc;
     m->head = 0;
   }
-  m->fifo[(m->head + m->count) % m->cap] = r;
+  m->fifo[(m->head + m->count) & (m->cap - 1)] = r; /* cap is a power of two */
   m->count++;
   return true;
 }
@@ -234,7 +234,7 @@ static bool pop(EmuChip *c, EmuMxu *m, const EmuOp *op, int64_t t, bool function
     }
   }
   result_free(m, r->data);
-  m->head = (m->head + 1) % m->cap;
+  m->head = (m->head + 1) & (m->cap - 1);
   m->count--;
   return true;
 }

@@ -134,66 +134,31 @@ void emu_vpu_exec(EmuChip *c, const EmuOp *op, EmuLane *D, int64_t t) {
 
 /* ---- vector loads and stores ---- */
 
-bool emu_vmem_exec(EmuChip *c, const EmuOp *op, int64_t t, bool functional, EmuLane *dst) {
+bool emu_vmem_move(EmuChip *c, const EmuOp *op, int64_t base, int64_t stride, EmuLane *dst) {
   const Emu *e = c->emu;
   const int rows = e->t.vreg_sublanes, lanes = e->t.vreg_lanes;
   const bool bf = op->op == TILE_MOP_VLDBF || op->op == TILE_MOP_VSTBF;
   const bool store = op->op == TILE_MOP_VST || op->op == TILE_MOP_VSTBF;
-  const int64_t esz = bf ? 2 : 4, rowb = (int64_t)lanes * esz;
-  const int64_t base = (int64_t)c->s[op->a] + op->imm, stride = c->s[op->b];
-  const char *mn = tile_mop_info[op->op].mnemonic;
-  if ((base % esz) != 0 || (stride % esz) != 0)
-    return emu_fault(c, TILE_EMU_FAULT_MISALIGNED, t,
-                     "%s address %lld with sublane stride %lld is not aligned to its %lld-byte "
-                     "elements",
-                     mn, (long long)base, (long long)stride, (long long)esz);
-  /* rows lie at base + s * stride: the lowest and highest are the first and the last */
-  int64_t last = base + (int64_t)(rows - 1) * stride;
-  int64_t lo = base < last ? base : last, hi = (base > last ? base : last) + rowb;
-  if (!emu_check_range(c, TILE_SPACE_VMEM, lo, hi - lo, t, mn)) return false;
-  const bool contiguous = stride == rowb;
-  if (store) {
-    int64_t land = t + op->lat;
-    if (contiguous) emu_store_note(c, TILE_SPACE_VMEM, base, base + rows * rowb, land, t, op->op);
-    else
-      for (int s = 0; s < rows; s++)
-        emu_store_note(c, TILE_SPACE_VMEM, base + s * stride, base + s * stride + rowb, land, t,
-                       op->op);
-  } else if (c->npend_st > 0) {
-    if (contiguous) {
-      if (!emu_store_check(c, TILE_SPACE_VMEM, base, base + rows * rowb, t, op->op)) return false;
-    } else {
-      for (int s = 0; s < rows; s++)
-        if (!emu_store_check(c, TILE_SPACE_VMEM, base + s * stride, base + s * stride + rowb, t,
-                             op->op))
-          return false;
-    }
-  }
-  if (!functional) return true;
+  const size_t rowb = (size_t)lanes * (bf ? 2 : 4);
   EmuMem *m = &c->mem[TILE_SPACE_VMEM];
   uint16_t half[4096];
   for (int s = 0; s < rows; s++) {
     int64_t addr = base + s * stride;
     if (store) {
       const EmuLane *src = c->v + ((size_t)op->d * (size_t)rows + (size_t)s) * (size_t)lanes;
-      bool ok;
       if (bf) {
         for (int l = 0; l < lanes; l++) half[l] = emu_bf16_bits(src[l].f);
-        ok = emu_mem_write(m, addr, half, (size_t)rowb);
-      } else {
-        ok = emu_mem_write(m, addr, src, (size_t)rowb);
-      }
-      if (!ok) {
-        c->emu->oom = true;
-        return emu_fault(c, TILE_EMU_FAULT_NONE, t, "out of memory");
+        if (!emu_mem_write(m, addr, half, rowb)) return false;
+      } else if (!emu_mem_write(m, addr, src, rowb)) {
+        return false;
       }
     } else {
       EmuLane *out = dst + (size_t)s * (size_t)lanes;
       if (bf) {
-        emu_mem_read(m, addr, half, (size_t)rowb);
+        emu_mem_read(m, addr, half, rowb);
         for (int l = 0; l < lanes; l++) out[l].f = emu_bf16_widen(half[l]);
       } else {
-        emu_mem_read(m, addr, out, (size_t)rowb);
+        emu_mem_read(m, addr, out, rowb);
       }
     }
   }

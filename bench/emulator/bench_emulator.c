@@ -17,7 +17,10 @@
  * on a `_vs_` metric compares its ratio, any other floor the measured value; the table's
  * last column is the ratio (measured over its reference; for an absolute metric the
  * reference is its floor, so 1.0 is the line). Exits 1 when a floor is missed, 2 on a
- * setup error. */
+ * setup error.
+ *
+ * `--profile timing|functional|mxu` runs just that measurement and prints its rate, to
+ * run under perf or callgrind. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -233,7 +236,7 @@ static void finish_row(Row *r) {
 }
 
 int main(int argc, char **argv) {
-  const char *floors = "bench/floors.txt", *target_name = "tiny";
+  const char *floors = "bench/floors.txt", *target_name = "tiny", *profile = NULL;
   double seconds = 1.0;
   int repeats = 3;
   for (int i = 1; i < argc; i++) {
@@ -241,10 +244,11 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--target") == 0 && i + 1 < argc) target_name = argv[++i];
     else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = atof(argv[++i]);
     else if (strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) repeats = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--profile") == 0 && i + 1 < argc) profile = argv[++i];
     else {
       fprintf(stderr,
               "usage: bench_emulator [--floors FILE] [--target NAME] [--seconds S] "
-              "[--repeats N]\n");
+              "[--repeats N] [--profile timing|functional|mxu]\n");
       return 2;
     }
   }
@@ -256,6 +260,17 @@ int main(int argc, char **argv) {
   TileTarget t;
   if (!tile_target_load(target_name, &t, &d) || !tile_target_set_torus(&t, "1", &d))
     die("cannot load target %s%s", target_name, "");
+
+  if (profile) {
+    bool mxu = strcmp(profile, "mxu") == 0, timing = strcmp(profile, "timing") == 0;
+    if (!mxu && !timing && strcmp(profile, "functional") != 0)
+      die("--profile takes timing, functional or mxu, not %s%s", profile, "");
+    Sample s = measure(mxu ? bench_mxu_program : bench_mix_program, &t,
+                       timing ? TILE_EMU_TIMING : TILE_EMU_FUNCTIONAL, seconds, 1);
+    printf("%s: %lld bundles, %lld pushes in %.3f s: %.4g bundles/s\n", profile,
+           (long long)s.bundles, (long long)s.pushes, s.seconds, (double)s.bundles / s.seconds);
+    return 0;
+  }
 
   Sample timing = measure(bench_mix_program, &t, TILE_EMU_TIMING, seconds, repeats);
   Sample func = measure(bench_mix_program, &t, TILE_EMU_FUNCTIONAL, seconds, repeats);

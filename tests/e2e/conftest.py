@@ -30,11 +30,22 @@ class Machine:
         self.tmp = tmp_path
         self.n = 0
 
-    def run(self, src, **kw):
+    def _dir(self):
         self.n += 1
         d = self.tmp / f"run{self.n}"
         d.mkdir()
-        return tilemach.run_program(d, src, **kw)
+        return d
+
+    def run(self, src, **kw):
+        """Assembles and runs a tests/machine program (tilemach.run_object's options)."""
+        return tilemach.run_program(self._dir(), src, **kw)
+
+    def assemble(self, src):
+        src = tilemach.machine_source(src)
+        return tilemach.assemble(src, self.tmp / (src.stem + ".tobj"))
+
+    def run_object(self, obj, **kw):
+        return tilemach.run_object(self._dir(), obj, **kw)
 
     def target(self, name="tiny", torus=None):
         return tilemach.load_target(name, torus)

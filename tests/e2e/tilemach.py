@@ -136,6 +136,22 @@ class Target:
         d = abs(a - b)
         return min(d, n - d) if self.wrap[axis] else d
 
+    def route(self, src, dst):
+        """The links a transfer from src to dst crosses, as (chip, axis, dir): dimension
+        order, axis 0 first, the shorter way round where an axis wraps (ties go +)."""
+        cur, goal = self.coord(src), self.coord(dst)
+        links = []
+        for k, n in enumerate(self.torus):
+            while cur[k] != goal[k]:
+                if self.wrap[k]:
+                    fwd = (goal[k] - cur[k]) % n
+                    d = 1 if fwd <= n - fwd else -1
+                else:
+                    d = 1 if goal[k] > cur[k] else -1
+                links.append((self.chip_id(cur), k, d))
+                cur[k] = (cur[k] + d) % n
+        return links
+
     def hops(self, src, dst):
         ca, cb = self.coord(src), self.coord(dst)
         return sum(self.axis_hops(k, ca[k], cb[k]) for k in range(len(self.torus)))
@@ -200,13 +216,15 @@ def tilec_path():
 
 
 class RunResult:
-    def __init__(self, proc, outputs, stats, trace):
+    def __init__(self, proc, outputs, stats_text=None, trace_text=None):
         self.returncode = proc.returncode
         self.stdout = proc.stdout
         self.stderr = proc.stderr
         self.outputs = outputs
-        self.stats = stats
-        self.trace = trace
+        self.stats_text = stats_text  # the files as written, for byte comparisons
+        self.trace_text = trace_text
+        self.stats = json.loads(stats_text) if stats_text is not None else None
+        self.trace = json.loads(trace_text) if trace_text is not None else None
 
     @property
     def cycles(self):
@@ -231,18 +249,18 @@ def assemble(src, obj, target=None):
     return obj
 
 
-def run_program(tmp, src, target="tiny", torus=None, inputs=None, outputs=(), mode=None,
-                threads=None, trace=False, extra=(), expect_fault=False):
-    """Assembles tests/machine/SRC (or a path) and runs it with `tilec run`.
-    inputs: {symbol: numpy array}; outputs: symbol names to read back.
-    Returns a RunResult with outputs as numpy arrays, the --stats-json object and,
-    when asked, the trace JSON."""
-    tmp = Path(tmp)
+def machine_source(src):
     src = Path(src)
-    if not src.is_absolute() and not src.exists():
-        src = MACHINE / src
-    obj = tmp / (src.stem + ".tobj")
-    assemble(src, obj)
+    return src if src.is_absolute() or src.exists() else MACHINE / src
+
+
+def run_object(tmp, obj, target="tiny", torus=None, inputs=None, outputs=(), mode=None,
+               threads=None, trace=False, extra=(), expect_fault=False):
+    """Runs an object with `tilec run`. inputs: {symbol: numpy array}; outputs: symbol
+    names to read back. Returns a RunResult with the outputs as numpy arrays, the
+    --stats-json object and, when asked, the trace JSON (and, with expect_fault, just the
+    exit code and the messages)."""
+    tmp = Path(tmp)
     cmd = [tilec_path(), "run", obj, "--target", target]
     if torus:
         cmd += ["--torus", torus]
@@ -264,19 +282,26 @@ def run_program(tmp, src, target="tiny", torus=None, inputs=None, outputs=(), mo
     if trace:
         cmd += ["--trace", trace_path]
     cmd += list(extra)
-    for p in [stats_path, trace_path, *outs.values()]:
-        if p.exists():
-            p.unlink()
+    for path in [stats_path, trace_path, *outs.values()]:
+        if path.exists():
+            path.unlink()
     p = run(cmd)
     if expect_fault:
-        return RunResult(p, {}, None, None)
+        return RunResult(p, {})
     if p.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))}\nexit {p.returncode}\n"
                              f"{p.stdout}\n{p.stderr}")
-    stats = json.loads(stats_path.read_text())
     arrays = {n: np.load(path) for n, path in outs.items()}
-    tr = json.loads(trace_path.read_text()) if trace else None
-    return RunResult(p, arrays, stats, tr)
+    return RunResult(p, arrays, stats_path.read_text(),
+                     trace_path.read_text() if trace else None)
+
+
+def run_program(tmp, src, **kw):
+    """Assembles tests/machine/SRC (or a path) and runs it (run_object's options)."""
+    src = machine_source(src)
+    obj = Path(tmp) / (src.stem + ".tobj")
+    assemble(src, obj)
+    return run_object(tmp, obj, **kw)
 
 
 def nmse(ref, got):

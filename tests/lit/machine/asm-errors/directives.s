@@ -13,9 +13,9 @@
 .symbol z out hbm f32 [8] at 64 per-chip
 # CHECK: directives.s:[[@LINE+1]]:17: error: 300 does not fit in i8 (-128..255)
 .data hbm 0 i8  300
-# CHECK: directives.s:[[@LINE+1]]:18: error: expected a value type (f32, i32, bf16, i8 or bytes), found 'f64'
+# CHECK: directives.s:[[@LINE+1]]:17: error: expected a value type (f32, i32, bf16, i8 or bytes), found 'f64'
 .data vmem 4096 f64 1.0
-# CHECK: directives.s:[[@LINE+1]]:12: error: '.code' is followed by 'all' or 'chip N', not 'chips'
+# CHECK: directives.s:[[@LINE+1]]:7: error: '.code' is followed by 'all' or 'chip N', not 'chips'
 .code chips 3
 .code all
   halt

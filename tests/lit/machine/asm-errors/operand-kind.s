@@ -5,7 +5,7 @@
   vmul.f v1, s2, v3
 # CHECK: operand-kind.s:[[@LINE+1]]:11: error: '1.5.2' is not a number
   vli v1, 1.5.2
-# CHECK: operand-kind.s:[[@LINE+1]]:14: error: operand 3 of 'addi' must be an integer, not 'top'
+# CHECK: operand-kind.s:[[@LINE+1]]:16: error: operand 3 of 'addi' must be an integer, not 'top'
   addi s1, s2, top
 # CHECK: operand-kind.s:[[@LINE+1]]:13: error: operand 1 of 'sem.wait' must be a semaphore (sem0..sem63), not 's1'
   sem.wait  s1, 1

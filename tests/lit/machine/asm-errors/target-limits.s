@@ -1,7 +1,7 @@
 # With a loadable .target, registers, units, semaphores, rows and memories are checked.
 # RUN: %expect-exit 1 %tilec asm %s -o %t.tobj 2>&1 | FileCheck %s
 .target tiny
-# CHECK: target-limits.s:[[@LINE+1]]:34: error: bytes 0..2097151 are outside vmem, which has 1048576 bytes on target tiny
+# CHECK: target-limits.s:[[@LINE+1]]:38: error: bytes 0..2097151 are outside vmem, which has 1048576 bytes on target tiny
 .symbol w in vmem f32 [512, 1024] at 0
 .code all
 # CHECK: target-limits.s:[[@LINE+1]]:8: error: vector register v40 does not exist on target tiny (it has 32)
