@@ -58,7 +58,7 @@ static bool parse_chip(Asm *a, Cursor *c, int32_t *chip) {
   cur_skip_ws(c);
   const char *at = c->p;
   int64_t v;
-  bool ok;
+  bool ok = false;
   if (!cur_int(a, c, &v, &ok)) {
     asm_error(a, c, at, "'chip' is followed by a chip number");
     return false;
@@ -158,7 +158,7 @@ static bool parse_space(Asm *a, Cursor *c, uint8_t *space) {
 static bool parse_addr(Asm *a, Cursor *c, int64_t *addr) {
   cur_skip_ws(c);
   const char *at = c->p;
-  bool ok;
+  bool ok = false;
   if (!cur_int(a, c, addr, &ok)) {
     char tok[40];
     asm_error(a, c, at, "expected an address, found %s", cur_token(c, at, tok, sizeof tok));
@@ -225,7 +225,7 @@ static void dir_symbol(Asm *a, Cursor *c, const char *at) {
       cur_skip_ws(c);
       const char *dat = c->p;
       int64_t v;
-      bool ok;
+      bool ok = false;
       if (!cur_int(a, c, &v, &ok)) {
         char tok[40];
         asm_error(a, c, dat, "expected a dimension size, found %s", cur_token(c, dat, tok, sizeof tok));
@@ -343,7 +343,7 @@ static bool data_value(Asm *a, Cursor *c) {
   case DT_I32:
   case DT_I8: {
     int64_t v;
-    bool ok;
+    bool ok = false;
     if (!cur_int(a, c, &v, &ok)) {
       char tok[40];
       asm_error(a, c, at, "expected an integer, found %s", cur_token(c, at, tok, sizeof tok));

@@ -84,6 +84,7 @@ static int hex_digit(char ch) {
 }
 
 bool cur_int(Asm *a, Cursor *c, int64_t *v, bool *ok) {
+  *ok = false;
   cur_skip_ws(c);
   const char *p = c->p, *start = c->p;
   bool neg = false;

@@ -191,7 +191,7 @@ static bool parse_int_operand(Asm *a, Cursor *c, int op, TileOperand o, int opnd
     *is_fix = true;
   }
   int64_t v;
-  bool ok;
+  bool ok = false;
   if (!cur_int(a, c, &v, &ok)) {
     char tok[40];
     asm_error(a, c, at, "operand %d of '%s' must be %s, not %s", opnd, mn,
@@ -207,8 +207,8 @@ static bool parse_int_operand(Asm *a, Cursor *c, int op, TileOperand o, int opnd
     }
   } else {
     /* Hex literals up to 0xffffffff are bit patterns; decimals must fit int32. */
-    bool hex = (at[0] == '0' || ((at[0] == '-' || at[0] == '+') && at[1] == '0')) &&
-               c->p - at > 2 && (at[1] == 'x' || at[1] == 'X' || at[2] == 'x' || at[2] == 'X');
+    const char *digits = at + (*at == '-' || *at == '+');
+    bool hex = c->p - digits > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X');
     if (hex && v >= 0 && v <= UINT32_MAX) v = (int32_t)(uint32_t)v;
     if (v < INT32_MIN || v > INT32_MAX) {
       asm_error(a, c, at, "operand %d of '%s' does not fit in 32 bits: %lld", opnd, mn,
@@ -348,11 +348,13 @@ static void parse_op(Asm *a, Cursor *c, TileBundle *b, bool used[TILE_BUNDLE_SLO
   const char *at = c->p;
   int explicit_index = -1;
   if (cur_eat(c, '@')) {
-    int64_t v;
-    bool ok;
+    int64_t v = 0;
+    bool ok = false;
+    cur_skip_ws(c);
     const char *num = c->p;
-    if (!cur_int(a, c, &v, &ok) || !ok || v < 0 || v >= TILE_BUNDLE_SLOTS) {
-      if (c->p == num) asm_error(a, c, at, "'@' is followed by a slot number, like '@1 add ...'");
+    bool found = cur_int(a, c, &v, &ok);
+    if (!found || !ok || v < 0 || v >= TILE_BUNDLE_SLOTS) {
+      if (!found) asm_error(a, c, at, "'@' is followed by a slot number, like '@1 add ...'");
       else if (ok) asm_error(a, c, num, "slot number %lld is out of range", (long long)v);
       skip_op(c);
       return;

@@ -327,28 +327,24 @@ static inline __attribute__((always_inline)) bool vmem_op(EmuChip *c, const EmuO
   return emu_vmem_move(c, op, base, stride, dst) || oom(c, t);
 }
 
-/* Control state of the bundle being issued. */
-typedef struct Flow {
-  int32_t next;
-  int64_t delay;
-  bool taken, halted;
-} Flow;
+/* What an op did to control flow: nothing, stopped the run (a fault), took its branch
+ * (to its imm), or halted the chip. */
+enum { OP_NEXT, OP_STOP, OP_TAKEN, OP_HALT };
 
-static inline __attribute__((always_inline)) bool take_branch(EmuChip *c, const EmuOp *op,
-                                                             int32_t pc, int64_t t, Flow *f) {
+static inline __attribute__((always_inline)) int take_branch(EmuChip *c, const EmuOp *op,
+                                                            int64_t t) {
   int32_t to = op->imm;
   if (__builtin_expect(c->nloops > 0, 0)) {
     const EmuLoop *l = &c->loops[c->nloops - 1];
-    if (to < l->start || to > l->end)
-      return emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
-                       "%s to bundle %d leaves the body (bundles %d..%d) of the loop at bundle "
-                       "%d; a loop is left only by finishing it",
-                       tile_mop_info[op->op].mnemonic, to, l->start, l->end, l->start - 1);
+    if (to < l->start || to > l->end) {
+      emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
+                "%s to bundle %d leaves the body (bundles %d..%d) of the loop at bundle %d; a "
+                "loop is left only by finishing it",
+                tile_mop_info[op->op].mnemonic, to, l->start, l->end, l->start - 1);
+      return OP_STOP;
+    }
   }
-  f->next = to;
-  f->delay = c->emu->t.latency[TILE_LAT_BRANCH];
-  f->taken = true;
-  return true;
+  return OP_TAKEN;
 }
 
 static bool push_loop(EmuChip *c, const EmuOp *op, int32_t pc, int64_t t) {
@@ -375,9 +371,8 @@ static bool signal_local(EmuChip *c, const EmuOp *op, int64_t t) {
 }
 
 /* One op. Scalar results are computed here; the units' ops go to their files. */
-static inline __attribute__((always_inline)) bool do_op(EmuChip *c, const EmuOp *op, int32_t pc,
-                                                        int64_t t, Flow *f, bool functional,
-                                                        bool strict) {
+static inline __attribute__((always_inline)) int do_op(EmuChip *c, const EmuOp *op, int32_t pc,
+                                                       int64_t t, bool functional, bool strict) {
   const int32_t *s = c->s;
 #define A ((uint32_t)s[op->a])
 #define B ((uint32_t)s[op->b])
@@ -405,19 +400,19 @@ static inline __attribute__((always_inline)) bool do_op(EmuChip *c, const EmuOp 
   case TILE_MOP_CHIPID: r = c->id; break;
   case TILE_MOP_COORD: r = op->imm < TILE_MAX_TORUS_RANK ? c->coord[op->imm] : 0; break;
   case TILE_MOP_SLD:
-  case TILE_MOP_SST: return smem_op(c, op, t, strict);
+  case TILE_MOP_SST: return smem_op(c, op, t, strict) ? OP_NEXT : OP_STOP;
   case TILE_MOP_VLD:
   case TILE_MOP_VLDBF:
   case TILE_MOP_VST:
-  case TILE_MOP_VSTBF: return vmem_op(c, op, t, functional, strict);
+  case TILE_MOP_VSTBF: return vmem_op(c, op, t, functional, strict) ? OP_NEXT : OP_STOP;
   case TILE_MOP_MXU_LDW:
-  case TILE_MOP_MXU_PUSH: return emu_mxu_exec(c, op, t, functional, NULL);
+  case TILE_MOP_MXU_PUSH: return emu_mxu_exec(c, op, t, functional, NULL) ? OP_NEXT : OP_STOP;
   case TILE_MOP_MXU_POP:
   case TILE_MOP_MXU_POPACC:
     dst = NULL;
-    if (functional && !(dst = vreg_dst(c, op, t, strict))) return false;
-    return emu_mxu_exec(c, op, t, functional, dst);
-  case TILE_MOP_XTRPUSH: return emu_xlu_exec(c, op, t, functional, NULL);
+    if (functional && !(dst = vreg_dst(c, op, t, strict))) return OP_STOP;
+    return emu_mxu_exec(c, op, t, functional, dst) ? OP_NEXT : OP_STOP;
+  case TILE_MOP_XTRPUSH: return emu_xlu_exec(c, op, t, functional, NULL) ? OP_NEXT : OP_STOP;
   case TILE_MOP_XLSUM:
   case TILE_MOP_XLMAX:
   case TILE_MOP_XSSUM:
@@ -426,27 +421,27 @@ static inline __attribute__((always_inline)) bool do_op(EmuChip *c, const EmuOp 
   case TILE_MOP_XSROT:
   case TILE_MOP_XTRPOP:
     dst = NULL;
-    if (functional && !(dst = vreg_dst(c, op, t, strict))) return false;
-    return emu_xlu_exec(c, op, t, functional, dst);
-  case TILE_MOP_DMA: return emu_dma_issue(c, op, t);
-  case TILE_MOP_SIGNAL: return signal_local(c, op, t);
-  case TILE_MOP_SIGNALR: return emu_sem_signal_remote(c, op, t);
-  case TILE_MOP_JMP: return take_branch(c, op, pc, t, f);
-  case TILE_MOP_BNZ: return A != 0 ? take_branch(c, op, pc, t, f) : true;
-  case TILE_MOP_BZ: return A == 0 ? take_branch(c, op, pc, t, f) : true;
-  case TILE_MOP_LOOP: return push_loop(c, op, pc, t);
-  case TILE_MOP_HALT: f->halted = true; return true;
+    if (functional && !(dst = vreg_dst(c, op, t, strict))) return OP_STOP;
+    return emu_xlu_exec(c, op, t, functional, dst) ? OP_NEXT : OP_STOP;
+  case TILE_MOP_DMA: return emu_dma_issue(c, op, t) ? OP_NEXT : OP_STOP;
+  case TILE_MOP_SIGNAL: return signal_local(c, op, t) ? OP_NEXT : OP_STOP;
+  case TILE_MOP_SIGNALR: return emu_sem_signal_remote(c, op, t) ? OP_NEXT : OP_STOP;
+  case TILE_MOP_JMP: return take_branch(c, op, t);
+  case TILE_MOP_BNZ: return A != 0 ? take_branch(c, op, t) : OP_NEXT;
+  case TILE_MOP_BZ: return A == 0 ? take_branch(c, op, t) : OP_NEXT;
+  case TILE_MOP_LOOP: return push_loop(c, op, pc, t) ? OP_NEXT : OP_STOP;
+  case TILE_MOP_HALT: return OP_HALT;
   default:
     /* the vector ALU (functional mode only: timing mode never lists these ops) */
-    if (!(dst = vreg_dst(c, op, t, strict))) return false;
+    if (!(dst = vreg_dst(c, op, t, strict))) return OP_STOP;
     emu_vpu_exec(c, op, dst, t);
-    return true;
+    return OP_NEXT;
   }
 #undef A
 #undef B
 #undef IMM
   sreg_set(c, op, r, t, strict);
-  return true;
+  return OP_NEXT;
 }
 
 /* A read before its producer lands: strict mode reports the first such register (in the
@@ -514,9 +509,9 @@ static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t
           memcpy(c->v + sv[i].slot * vlen, c->v + sv[i].reg * vlen, vlen * sizeof(EmuLane));
       }
     }
-    const EmuWrite *wr = writes + b->writes, *wend = wr + b->nwrites;
+    const EmuWrite *wr = writes + b->writes, *wchk = wr + b->nwchk, *wend = wr + b->nwrites;
     const int64_t t8 = t << 8;
-    for (; wr < wend; wr++) {
+    for (; wr < wchk; wr++) {
       const int64_t old = sbd[wr->sb];
       int64_t enc = t8 + wr->enc;
       /* old still pending, and this write would land no later than it */
@@ -531,41 +526,49 @@ static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t
       }
       sbd[wr->sb] = enc;
     }
-    Flow f;
-    f.next = pc + 1;
-    f.delay = 1;
-    f.taken = f.halted = false;
+    for (; wr < wend; wr++) sbd[wr->sb] = t8 + wr->enc; /* proven to land in order */
     const EmuOp *op = ops + (functional ? b->ops : b->tops);
     const int nops = functional ? b->nops : b->ntops;
     c->pc = pc;
-    int i = 0;
-    while (i < nops && do_op(c, &op[i], pc, t, &f, functional, strict)) i++;
-    if (i < nops) break;
+    int32_t next = pc + 1;
+    int64_t delay = 1;
+    bool halted = false, taken = false;
+    for (int i = 0; i < nops; i++) {
+      int r = do_op(c, &op[i], pc, t, functional, strict);
+      if (__builtin_expect(r == OP_NEXT, 1)) continue;
+      if (r == OP_STOP) goto stop;
+      if (r == OP_HALT) halted = true;
+      else {
+        next = op[i].imm;
+        delay = c->emu->t.latency[TILE_LAT_BRANCH];
+        taken = true;
+      }
+    }
     c->sig_exec[b->sig]++;
     if (c->tracing) emu_trace_bundle(&c->tr, b->units, p->sig_counts[b->sig], t);
-    if (__builtin_expect(f.halted, 0)) {
+    if (__builtin_expect(halted, 0)) {
       c->state = CHIP_HALTING;
       c->halt_cycle = t + 1;
       t = t + 1;
       break;
     }
-    if (!f.taken) {
+    if (!taken) {
       /* the end of a loop body: back to its start, or out of the loop (and maybe the
        * loops around it that end at the same bundle) */
       while (pc == c->loop_end) {
         EmuLoop *l = &c->loops[c->nloops - 1];
         if (--l->left > 0) {
-          f.next = l->start;
+          next = l->start;
           break;
         }
         c->nloops--;
         c->loop_end = c->nloops > 0 ? c->loops[c->nloops - 1].end : -1;
       }
     } else {
-      c->st.branch_bubbles += f.delay - 1;
+      c->st.branch_bubbles += delay - 1;
     }
-    t += f.delay;
-    pc = f.next;
+    t += delay;
+    pc = next;
   }
 stop:
   c->t = t;

@@ -224,6 +224,7 @@ static bool decode_bundle(const TileTarget *t, const TileBundle *in, int32_t pc,
   eb->ntops = (uint8_t)(b->ntops - eb->tops);
   eb->nreads = (uint8_t)(b->nreads - eb->reads);
   eb->nwrites = (uint8_t)(b->nwrites - eb->writes);
+  eb->nwchk = eb->nwrites; /* until prove_hazards shows otherwise */
   eb->nsaves = (uint8_t)(b->nsaves - eb->saves);
   if (nvsave > p->max_vsave) p->max_vsave = nvsave;
   if (nssave > p->max_ssave) p->max_ssave = nssave;
@@ -263,7 +264,130 @@ static bool check_bundle(const TileTarget *t, const TileBundle *in, int32_t pc, 
   return true;
 }
 
-bool emu_decode(const TileTarget *t, const TileObjCode *code, EmuProgram *p, TileDiag *d) {
+/* ---- static hazard proofs ----
+ *
+ * A forward dataflow analysis over the program's control flow computes, for every
+ * bundle and register, an upper bound on the cycles from the bundle's issue until the
+ * register's latest pending write lands (0: nothing pending), over every way of reaching
+ * the bundle. Each bundle takes at least one cycle, a taken branch lat.branch, a stall
+ * only more: more time only lets writes land, so the bounds hold for every run. A read
+ * whose bound is 0 can never be early, and a write whose latency exceeds the bound can
+ * never land out of order: the cycle loop checks only the others. Control flow: the
+ * fall-through (1 cycle) unless the bundle jumps or halts, branch targets (lat.branch),
+ * and from the last bundle of every loop body back to its first (1 cycle), whether or
+ * not the loop repeats. Bounds saturate at 65535 (a saturated bound proves nothing).
+ * The analysis gives up (every check stays) when the program is very large or the
+ * fixpoint is slow to come; results never depend on it, only speed. */
+
+typedef uint16_t Rem;
+enum { REM_MAX = 65535 };
+
+typedef struct Edge {
+  int32_t to;
+  int32_t weight;
+  int32_t next; /* next edge from the same bundle, -1 */
+} Edge;
+
+static bool add_edge(Edge **e, int32_t *n, int32_t *cap, int32_t *head, int32_t from, int32_t to,
+                     int32_t w) {
+  if (*n == *cap) {
+    int32_t nc = *cap ? *cap * 2 : 1024;
+    Edge *ne = realloc(*e, (size_t)nc * sizeof *ne);
+    if (!ne) return false;
+    *e = ne;
+    *cap = nc;
+  }
+  (*e)[*n] = (Edge){to, w, head[from]};
+  head[from] = (*n)++;
+  return true;
+}
+
+static void prove_hazards(const TileTarget *t, const TileObjCode *code, EmuProgram *p) {
+  const int32_t n = p->nbundles;
+  if ((size_t)n * EMU_NSB * sizeof(Rem) > ((size_t)64 << 20)) return;
+  Rem *in = calloc((size_t)n * EMU_NSB, sizeof *in);
+  uint8_t *seen = calloc((size_t)n, 1), *queued = calloc((size_t)n, 1);
+  int32_t *head = malloc((size_t)n * sizeof *head), *work = malloc((size_t)n * sizeof *work);
+  Edge *edges = NULL;
+  int32_t nedges = 0, cap = 0;
+  bool ok = in && seen && queued && head && work;
+  const int32_t branch = t->latency[TILE_LAT_BRANCH];
+  for (int32_t b = 0; ok && b < n; b++) head[b] = -1;
+  for (int32_t b = 0; ok && b < n; b++) {
+    const TileMInst *ctl = &code->bundles[b].slot[tile_slot_first(TILE_SLOT_BRANCH)];
+    bool falls = ctl->op != TILE_MOP_JMP && ctl->op != TILE_MOP_HALT;
+    if (falls && b + 1 < n) ok &= add_edge(&edges, &nedges, &cap, head, b, b + 1, 1);
+    if (ctl->op == TILE_MOP_JMP || ctl->op == TILE_MOP_BNZ || ctl->op == TILE_MOP_BZ)
+      ok &= add_edge(&edges, &nedges, &cap, head, b, ctl->imm, branch);
+    if (ctl->op == TILE_MOP_LOOP) ok &= add_edge(&edges, &nedges, &cap, head, b + ctl->c, b + 1, 1);
+  }
+  /* the worklist, a stack: any order reaches the same fixpoint */
+  int32_t top = 0;
+  int64_t budget = 64 * (int64_t)n + 4096;
+  if (ok) {
+    seen[0] = queued[0] = 1;
+    work[top++] = 0;
+  }
+  Rem out[EMU_NSB];
+  while (ok && top > 0) {
+    if (--budget < 0) {
+      ok = false;
+      break;
+    }
+    int32_t b = work[--top];
+    queued[b] = 0;
+    const EmuBundle *eb = &p->bundles[b];
+    memcpy(out, in + (size_t)b * EMU_NSB, sizeof out);
+    for (int i = 0; i < eb->nwrites; i++) {
+      const EmuWrite *w = &p->writes[eb->writes + i];
+      out[w->sb] = w->lat < REM_MAX ? (Rem)w->lat : REM_MAX;
+    }
+    for (int32_t k = head[b]; k >= 0; k = edges[k].next) {
+      int32_t s = edges[k].to, w = edges[k].weight;
+      Rem *dst = in + (size_t)s * EMU_NSB;
+      bool changed = !seen[s];
+      for (int r = 0; r < EMU_NSB; r++) {
+        Rem v = out[r] == REM_MAX ? REM_MAX : out[r] > w ? (Rem)(out[r] - w) : 0;
+        if (!seen[s]) dst[r] = v; /* the first way in */
+        else if (v > dst[r]) dst[r] = v, changed = true; /* the bound over every way in */
+      }
+      seen[s] = 1;
+      if (changed && !queued[s]) {
+        queued[s] = 1;
+        work[top++] = s;
+      }
+    }
+  }
+  for (int32_t b = 0; ok && b < n; b++) {
+    if (!seen[b]) continue; /* never runs: keep its checks */
+    EmuBundle *eb = &p->bundles[b];
+    const Rem *rem = in + (size_t)b * EMU_NSB;
+    /* reads: keep the unproven ones, in order, padded to an even count again */
+    EmuRead *rd = p->reads + eb->reads;
+    int kept = 0;
+    for (int i = 0; i < eb->nreads; i++)
+      if (rd[i].sb != EMU_SB_ZERO && rem[rd[i].sb] > 0) rd[kept++] = rd[i];
+    if (kept % 2) rd[kept++] = (EmuRead){EMU_SB_ZERO, TILE_MOP_NOP};
+    eb->nreads = (uint8_t)kept;
+    /* writes: the ones that need the order check first */
+    EmuWrite *wr = p->writes + eb->writes, tmp[TILE_BUNDLE_SLOTS * 2];
+    int nchk = 0, nrest = 0;
+    for (int i = 0; i < eb->nwrites; i++)
+      if (wr[i].lat <= rem[wr[i].sb]) wr[nchk++] = wr[i];
+      else tmp[nrest++] = wr[i];
+    memcpy(wr + nchk, tmp, (size_t)nrest * sizeof *tmp);
+    eb->nwchk = (uint8_t)nchk;
+  }
+  free(in);
+  free(seen);
+  free(queued);
+  free(head);
+  free(work);
+  free(edges);
+}
+
+bool emu_decode(const TileTarget *t, const TileObjCode *code, bool prove, EmuProgram *p,
+                TileDiag *d) {
   memset(p, 0, sizeof *p);
   if (code->nbundles < 1 || !code->bundles)
     return tile_error(d, (TileLoc){0}, "the code for %s has no bundles",
@@ -285,6 +409,7 @@ bool emu_decode(const TileTarget *t, const TileObjCode *code, EmuProgram *p, Til
     emu_program_free(p);
     return b.reported ? false : tile_error(d, (TileLoc){0}, "out of memory decoding the program");
   }
+  if (prove) prove_hazards(t, code, p);
   return true;
 }
 

@@ -136,7 +136,9 @@ static bool read_desc(EmuChip *c, int64_t addr, int64_t t, EmuDesc *d) {
   if (!emu_store_check(c, TILE_SPACE_SMEM, addr, addr + EMU_DESC_WORDS * 4, t, TILE_MOP_DMA))
     return false;
   int32_t w[EMU_DESC_WORDS];
-  emu_mem_read(&c->mem[TILE_SPACE_SMEM], addr, w, sizeof w);
+  const uint8_t *at = emu_mem_span(&c->mem[TILE_SPACE_SMEM], addr, sizeof w, false);
+  if (at) memcpy(w, at, sizeof w);
+  else emu_mem_read(&c->mem[TILE_SPACE_SMEM], addr, w, sizeof w);
   d->src_space = (uint8_t)w[0];
   d->dst_space = (uint8_t)w[1];
   d->src_addr = (int64_t)((uint64_t)(uint32_t)w[2] | (uint64_t)(uint32_t)w[3] << 32);
@@ -196,11 +198,12 @@ static bool read_desc(EmuChip *c, int64_t addr, int64_t t, EmuDesc *d) {
 
 /* ---- records, statistics ---- */
 
+/* A record from the free list; the caller sets every field (no memset: this is on the
+ * path of every DMA). */
 static EmuDma *dma_new(EmuChip *c) {
   EmuDma *d = c->free_dma;
   if (d) c->free_dma = d->next;
   else d = malloc(sizeof *d);
-  if (d) memset(d, 0, sizeof *d);
   return d;
 }
 
@@ -273,7 +276,11 @@ static void pool_advance(EmuChip *c, int64_t t) {
 
 static void pool_reshare(EmuChip *c) {
   const int64_t H = c->emu->t.hbm_bw;
-  int64_t n = c->pool_n, base = n ? H / n : 0, rem = n ? H % n : 0, i = 0;
+  int64_t n = c->pool_n, i = 0, base = H, rem = 0;
+  if (n > 1) { /* one DMA alone (the common case) needs no division here */
+    base = H / n;
+    rem = H - base * n;
+  }
   c->pool_next = EMU_NEVER;
   c->pool_next_dma = NULL;
   for (EmuDma *d = c->pool; d; d = d->next, i++) {
@@ -385,9 +392,15 @@ bool emu_dma_issue(EmuChip *c, const EmuOp *op, int64_t t) {
   d->seq = c->seq++;
   d->bytes = desc.count[0] * desc.count[1] * desc.count[2];
   d->issue = t;
+  d->start = s0;
+  d->done = 0;
   d->pc = c->pc;
   d->engine = engine;
   d->peer = peer;
+  d->in_pool = false;
+  d->left = 0;
+  d->cap = d->share = 0;
+  d->next = NULL;
   c->outstanding++;
   c->st.dmas++;
   emu_dma_inflight(c, +1, t);

@@ -129,6 +129,8 @@ TileEmu *tile_emu_create(const TileObject *obj, const TileTarget *t, const TileE
   e->watchdog = o->watchdog > 0 ? o->watchdog
                 : t->watchdog_cycles > 0 ? t->watchdog_cycles
                                          : 1000000000;
+  /* the scoreboard packs a cycle and an op into 64 bits (EmuChip.sb) */
+  if (e->watchdog > EMU_MAX_CYCLES) e->watchdog = EMU_MAX_CYCLES;
   e->window = nchips > 1 ? tile_target_hop_cycles(t) : EMU_NEVER;
 
   /* which code block each chip runs */
@@ -165,7 +167,7 @@ TileEmu *tile_emu_create(const TileObject *obj, const TileTarget *t, const TileE
       ok = tile_error(d, (TileLoc){0}, "the object has no code for chip %lld", (long long)c);
   }
   for (int32_t i = 0; ok && i < obj->ncode; i++) {
-    if (!emu_decode(t, &obj->code[i], &e->progs[i], d)) {
+    if (!emu_decode(t, &obj->code[i], !o->check_all, &e->progs[i], d)) {
       if (obj->code[i].chip >= 0) tile_note(d, (TileLoc){0}, "in the code for chip %d", obj->code[i].chip);
       ok = false;
     }

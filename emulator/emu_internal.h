@@ -31,6 +31,9 @@
 #include "tile/isa.h"
 
 #define EMU_NEVER INT64_MAX
+/* The longest run: a cycle shifted left by 8 (the scoreboard's encoding) plus the
+ * longest latency must fit in 63 bits. */
+#define EMU_MAX_CYCLES (INT64_C(1) << 52)
 
 /* Scoreboard entries: s0..s63 then v0..v63, then one that always reads as landed (reads
  * are padded to an even count with it, so the read check runs two at a time). */
@@ -85,9 +88,12 @@ enum {
   EMU_B_WAIT = 1,  /* holds a sem.wait: the bundle issues only when it is satisfied */
 };
 
+/* reads and writes hold only what emu_decode could not prove safe for every run (see
+ * prove_hazards in decode.c): the first nwchk writes need the write-order check, the
+ * others only update the scoreboard. */
 typedef struct EmuBundle {
   uint32_t ops, tops, reads, writes, saves; /* first index into the program's arrays */
-  uint8_t nops, ntops, nreads, nwrites, nsaves;
+  uint8_t nops, ntops, nreads, nwrites, nsaves, nwchk;
   uint8_t flags;
   uint8_t units;   /* bit per TileSlot with an op (trace) */
   uint8_t wait_sem;
@@ -448,7 +454,9 @@ static inline uint8_t emu_sb_op(const EmuChip *c, int r) { return (uint8_t)(c->s
 
 /* decode.c */
 bool emu_check_target(const TileTarget *t, TileDiag *d);
-bool emu_decode(const TileTarget *t, const TileObjCode *code, EmuProgram *p, TileDiag *d);
+/* prove: drop the run-time checks the static analysis proves unnecessary. */
+bool emu_decode(const TileTarget *t, const TileObjCode *code, bool prove, EmuProgram *p,
+                TileDiag *d);
 void emu_program_free(EmuProgram *p);
 
 /* chip.c */

@@ -121,6 +121,14 @@ static Token lex_number(Lexer *lx, Token t) {
     }
   }
   t.kind = is_float ? TOK_FLOAT : TOK_INT;
+  /* A number glued to a name character (12abc, 1.5.3, 2e) is one bad token: split
+   * into a number and a name, it would be reported as a puzzling error about
+   * whatever follows the digits. */
+  if (is_name_char(peek(lx, 0))) {
+    while (is_name_char(peek(lx, 0))) advance(lx);
+    t.kind = TOK_ERROR;
+    t.err = LEXERR_NUMBER;
+  }
   return finish(lx, t);
 }
 
@@ -342,6 +350,12 @@ void lex_error_message(const Token *t, char *buf, size_t size) {
   case LEXERR_EMPTY_NAME:
     snprintf(buf, size, "expected a name after '%c'", t->text[0]);
     return;
+  case LEXERR_NUMBER: {
+    char shown[DESCRIBE_MAX * 4 + 8];
+    lex_describe(t, shown, sizeof shown);
+    snprintf(buf, size, "malformed number %s", shown);
+    return;
+  }
   default: snprintf(buf, size, "invalid token"); return;
   }
 }

@@ -22,6 +22,8 @@ typedef enum TokKind {
   TOK_SYMBOL,   /* @name  (text includes the '@') */
   TOK_INT,      /* -?[0-9]+ */
   TOK_FLOAT,    /* -?[0-9]+.[0-9]*(e..)?, -?[0-9]+e.., -inf, -nan */
+                /* (a number must not run straight into a name character: 12abc is
+                 * one TOK_ERROR, not 12 and abc) */
   TOK_STRING,   /* "..." with the quotes; decode with lex_string_decode */
   TOK_LBRACE,   /* { */
   TOK_RBRACE,   /* } */
@@ -48,6 +50,7 @@ typedef enum LexError {
   LEXERR_STRING_NUL,    /* \00 in a string: names and strings are C strings */
   LEXERR_STRING_CTRL,   /* a raw control byte in a string */
   LEXERR_EMPTY_NAME,    /* '%' or '@' with no name after it */
+  LEXERR_NUMBER,        /* a number run into letters, digits or dots (12abc, 1.5.3, 2e) */
 } LexError;
 
 typedef struct Token {

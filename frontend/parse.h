@@ -44,6 +44,9 @@ typedef struct NameMap {
 typedef struct Parser {
   Lexer lx;
   Token tok;
+  /* Just past the last token consumed: where something missing at the end of a
+   * line (an op's result types) is reported, rather than at the next line. */
+  int prev_end_line, prev_end_col;
   TileModule *m;
   TileDiag *d;
   const char *file; /* for locations; the module's copy of the file name */
@@ -70,6 +73,8 @@ bool p_expect_kw(Parser *p, const char *kw, const char *what);
 TileLoc p_loc(const Parser *p, const Token *t);
 bool p_stop(const Parser *p);
 bool p_error(Parser *p, TileLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The position just past the last token consumed. */
+TileLoc p_prev_end(const Parser *p);
 /* An error at the current token; a lexer error there is reported instead, since it
  * is the real cause. */
 bool p_error_tok(Parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -102,6 +107,11 @@ bool parse_type_list(Parser *p, TileType **out, int *n);
 bool parse_torus_shape(Parser *p, int *rank, int64_t *dims);
 bool parse_int(Parser *p, int64_t *out, const char *what);
 bool parse_attr_dict(Parser *p, TileAttrDict *out);
+/* An op's attribute dictionary in a form of its own (for, call) that already
+ * spells some attributes: those named in reserved (NULL-terminated) are refused,
+ * since the form gives them. form names the op in the message. */
+bool parse_form_attr_dict(Parser *p, TileAttrDict *out, const char *form,
+                          const char *const *reserved);
 
 /* ---- parse_ops.c ---- */
 /* Parses '{' op* '}' into blk (whose arguments are already set); *close (if not

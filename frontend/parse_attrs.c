@@ -285,7 +285,18 @@ static bool parse_attr_value(Parser *p, TileAttr *out) {
   }
 }
 
+static bool is_reserved(const Token *t, const char *const *reserved) {
+  for (int i = 0; reserved && reserved[i]; i++)
+    if (lex_is_ident(t, reserved[i])) return true;
+  return false;
+}
+
 bool parse_attr_dict(Parser *p, TileAttrDict *out) {
+  return parse_form_attr_dict(p, out, NULL, NULL);
+}
+
+bool parse_form_attr_dict(Parser *p, TileAttrDict *out, const char *form,
+                          const char *const *reserved) {
   p_next(p); /* '{' */
   p->dict_open++; /* until its '}': a failed op's recovery needs to know */
   TileNamedAttr *items = NULL;
@@ -300,6 +311,9 @@ bool parse_attr_dict(Parser *p, TileAttrDict *out) {
   }
   for (;;) {
     if (!p_is(p, TOK_IDENT)) return p_expected(p, "an attribute name");
+    if (is_reserved(&p->tok, reserved))
+      return p_error_tok(p, "'%.*s' is written in the '%s' form itself, not as an attribute",
+                         (int)p->tok.len, p->tok.text, form);
     if (map_get(&p->attr_names, p->tok.text, p->tok.len))
       return p_error_tok(p, "duplicate attribute '%.*s'", (int)(p->tok.len < 64 ? p->tok.len : 64),
                          p->tok.text);

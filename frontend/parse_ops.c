@@ -1,5 +1,7 @@
 /* Blocks and ops of the .tile format: the generic op form and the four forms of
- * their own (for, if, call, return); see docs/tile-ir.md.
+ * their own (for, if, call, return); see docs/tile-ir.md. for, if and call take an
+ * attribute dictionary where the printer writes one: after their operands, before
+ * ':' and the result types.
  *
  * Every region this builds ends in a terminator: a for or if body without one gets
  * an empty `yield` (at its closing '}'), so later stages need not special-case it. */
@@ -44,8 +46,9 @@ static void ensure_terminator(Parser *p, TileBlock *b, TileLoc loc) {
   append_op(b, new_op(p, TILE_OP_YIELD, loc));
 }
 
-/* An op being parsed: its result names (left of '=') and result types. */
+/* An op being parsed: its name, its result names (left of '=') and result types. */
 typedef struct Form {
+  const char *opname;
   const Token *names;
   int nnames;
   TileType *types;
@@ -72,6 +75,7 @@ static void set_operands(TileOp *op, const Uses *u) {
 /* VALUE ('[' index (',' index)* ']')? */
 static bool parse_use(Parser *p, TileUse *u) {
   if (!p_is(p, TOK_VALUE)) return p_expected(p, "an operand (a %name)");
+  u->loc = p_loc(p, &p->tok);
   u->v = p_use_value(p, &p->tok);
   p_next(p);
   if (!p_is(p, TOK_LBRACKET)) return true;
@@ -81,7 +85,7 @@ static bool parse_use(Parser *p, TileUse *u) {
   for (;;) {
     u->idx = p_grow(p, u->idx, u->nidx, &cap, sizeof *u->idx);
     TileIndex *ix = &u->idx[u->nidx];
-    *ix = (TileIndex){0};
+    *ix = (TileIndex){.loc = p_loc(p, &p->tok)};
     if (p_is(p, TOK_VALUE)) {
       ix->v = p_use_value(p, &p->tok);
       p_next(p);
@@ -105,15 +109,23 @@ static bool parse_use(Parser *p, TileUse *u) {
 /* A plain value operand (no index list): for, if, call and return take these. */
 static bool parse_plain_use(Parser *p, Uses *u, const char *what) {
   if (!p_is(p, TOK_VALUE)) return p_expected(p, what);
-  add_use(p, u)->v = p_use_value(p, &p->tok);
+  TileUse *use = add_use(p, u);
+  use->loc = p_loc(p, &p->tok);
+  use->v = p_use_value(p, &p->tok);
   p_next(p);
   return true;
 }
 
 /* (':' type (',' type)*)? -- required, and as many as the names, when the op names
- * results. */
+ * results. When the op's line ends without them, the error stands where they were
+ * expected (just past the op), not at whatever starts the next line. */
 static bool parse_result_types(Parser *p, Form *f) {
-  if (!p_is(p, TOK_COLON)) return f->nnames == 0 || p_expected(p, "':' and result types");
+  if (!p_is(p, TOK_COLON)) {
+    if (f->nnames == 0) return true;
+    if (p->tok.bol || p_is(p, TOK_EOF))
+      return p_error(p, p_prev_end(p), "expected ':' and result types after '%s'", f->opname);
+    return p_expected(p, "':' and result types");
+  }
   Token colon = p->tok;
   p_next(p);
   if (!parse_type_list(p, &f->types, &f->ntypes)) return false;
@@ -143,8 +155,40 @@ static void set_attr_int(TileNamedAttr *a, const char *name, int64_t v) {
   a->val = (TileAttr){.kind = TILE_ATTR_INT, .i = v};
 }
 
+/* Whether the '{' at the current token opens the attribute dictionary of a for or
+ * if rather than its body. A dictionary starts with `name =`, which no op does, or
+ * is empty and followed by ':' and the result types or by the body's own '{'
+ * (neither can follow an empty body). */
+static bool at_attr_dict(const Parser *p) {
+  if (!p_is(p, TOK_LBRACE)) return false;
+  Lexer ahead = p->lx;
+  Token t = lex_next(&ahead);
+  if (t.kind == TOK_IDENT) return lex_next(&ahead).kind == TOK_EQ;
+  if (t.kind != TOK_RBRACE) return false;
+  TokKind after = (TokKind)lex_next(&ahead).kind;
+  return after == TOK_LBRACE || after == TOK_COLON;
+}
+
+/* The attributes a form spells itself (fixed, n of them), then those of its
+ * dictionary when it has one (at the current '{'). */
+static bool parse_form_attrs(Parser *p, TileOp *op, bool has_dict, const TileNamedAttr *fixed,
+                             int n, const char *const *reserved) {
+  TileAttrDict extra = {0};
+  if (has_dict && !parse_form_attr_dict(p, &extra, tile_op_name(op->kind), reserved))
+    return false;
+  op->attrs.n = n + extra.n;
+  if (op->attrs.n == 0) return true;
+  op->attrs.items = tile_alloc(p->m, (size_t)op->attrs.n * sizeof *op->attrs.items);
+  if (n) memcpy(op->attrs.items, fixed, (size_t)n * sizeof *fixed);
+  if (extra.n) memcpy(op->attrs.items + n, extra.items, (size_t)extra.n * sizeof *extra.items);
+  return true;
+}
+
+static const char *const for_reserved[] = {"lower", "upper", "step", NULL};
+static const char *const call_reserved[] = {"callee", NULL};
+
 /* for VALUE '=' INT 'to' INT 'step' INT ('iter' '(' VALUE '=' VALUE, ... ')')?
- *     (':' types)? block */
+ *     attrdict? (':' types)? block */
 static bool parse_for(Parser *p, TileOp *op, Form *f) {
   if (!p_is(p, TOK_VALUE)) return p_expected(p, "the loop variable (a %name) after 'for'");
   Token iv = p->tok;
@@ -180,13 +224,12 @@ static bool parse_for(Parser *p, TileOp *op, Form *f) {
       }
     }
   }
+  TileNamedAttr bounds[3];
+  set_attr_int(&bounds[0], "lower", lower);
+  set_attr_int(&bounds[1], "upper", upper);
+  set_attr_int(&bounds[2], "step", step);
+  if (!parse_form_attrs(p, op, at_attr_dict(p), bounds, 3, for_reserved)) return false;
   if (!parse_result_types(p, f)) return false;
-
-  op->attrs.n = 3;
-  op->attrs.items = tile_alloc(p->m, 3 * sizeof *op->attrs.items);
-  set_attr_int(&op->attrs.items[0], "lower", lower);
-  set_attr_int(&op->attrs.items[1], "upper", upper);
-  set_attr_int(&op->attrs.items[2], "step", step);
   set_operands(op, &inits);
 
   /* The body's arguments: the induction variable, then one per carried value with
@@ -203,11 +246,12 @@ static bool parse_for(Parser *p, TileOp *op, Form *f) {
   return parse_region(p, body, &close);
 }
 
-/* if VALUE (':' types)? block ('else' block)? -- always two regions. */
+/* if VALUE attrdict? (':' types)? block ('else' block)? -- always two regions. */
 static bool parse_if(Parser *p, TileOp *op, Form *f) {
   Uses cond = {0};
   if (!parse_plain_use(p, &cond, "the condition (a %name) after 'if'")) return false;
   set_operands(op, &cond);
+  if (!parse_form_attrs(p, op, at_attr_dict(p), NULL, 0, NULL)) return false;
   if (!parse_result_types(p, f)) return false;
   op->nregion = 2;
   op->region = tile_alloc(p->m, 2 * sizeof *op->region);
@@ -224,13 +268,11 @@ static bool parse_if(Parser *p, TileOp *op, Form *f) {
   return true;
 }
 
-/* call SYMBOL '(' (VALUE (',' VALUE)*)? ')' (':' types)? */
+/* call SYMBOL '(' (VALUE (',' VALUE)*)? ')' attrdict? (':' types)? */
 static bool parse_call(Parser *p, TileOp *op, Form *f) {
   if (!p_is(p, TOK_SYMBOL)) return p_expected(p, "the callee (a @name) after 'call'");
-  op->attrs.n = 1;
-  op->attrs.items = tile_alloc(p->m, sizeof *op->attrs.items);
-  op->attrs.items[0].name = "callee";
-  op->attrs.items[0].val = (TileAttr){.kind = TILE_ATTR_SYMBOL, .s = p_name(p, &p->tok)};
+  TileNamedAttr callee = {.name = "callee",
+                          .val = {.kind = TILE_ATTR_SYMBOL, .s = p_name(p, &p->tok)}};
   p_next(p);
   if (!p_expect(p, TOK_LPAREN, "'(' after the callee")) return false;
   Uses args = {0};
@@ -250,6 +292,8 @@ static bool parse_call(Parser *p, TileOp *op, Form *f) {
     }
   }
   set_operands(op, &args);
+  /* A call has no region, so any '{' here is its dictionary. */
+  if (!parse_form_attrs(p, op, p_is(p, TOK_LBRACE), &callee, 1, call_reserved)) return false;
   return parse_result_types(p, f);
 }
 
@@ -266,6 +310,14 @@ static bool at_result_names(const Parser *p) {
   }
 }
 
+/* After an operand with no ',' next: another %name that does not begin the next
+ * op's result names is an operand whose ',' was left out. */
+static bool missing_comma(Parser *p) {
+  if (!p_is(p, TOK_VALUE) || at_result_names(p)) return false;
+  p_expected(p, "',' between operands");
+  return true;
+}
+
 /* return (VALUE (',' VALUE)*)? */
 static bool parse_return(Parser *p, TileOp *op, Form *f) {
   if (f->nnames > 0) return p_error(p, p_loc(p, &f->names[0]), "'return' has no results");
@@ -273,6 +325,7 @@ static bool parse_return(Parser *p, TileOp *op, Form *f) {
   if (p_is(p, TOK_VALUE) && !at_result_names(p)) {
     for (;;) {
       if (!parse_plain_use(p, &vals, "a value (a %name)")) return false;
+      if (missing_comma(p)) return false;
       if (!p_is(p, TOK_COMMA)) break;
       p_next(p);
     }
@@ -287,6 +340,7 @@ static bool parse_generic(Parser *p, TileOp *op, Form *f) {
   if (p_is(p, TOK_VALUE) && !at_result_names(p)) {
     for (;;) {
       if (!parse_use(p, add_use(p, &uses))) return false;
+      if (missing_comma(p)) return false;
       if (!p_is(p, TOK_COMMA)) break;
       p_next(p);
     }
@@ -305,6 +359,7 @@ static void bind_results(Parser *p, TileOp *op, const Form *f) {
     TileValue *v = p_new_value(p, f->types[i]);
     v->def = op;
     v->index = i;
+    v->loc = op->loc; /* an unnamed result stands where its op does */
     op->res[i] = v;
     if (f->nnames > 0) p_define_value(p, &f->names[i], v);
   }
@@ -333,6 +388,7 @@ static bool parse_op(Parser *p, TileBlock *blk) {
   if (kind < 0)
     return p_error_tok(p, "unknown op '%.*s'", (int)(name.len < 64 ? name.len : 64), name.text);
   p_next(p);
+  f.opname = tile_op_name(kind);
   TileOp *op = new_op(p, (TileOpKind)kind, p_loc(p, &name));
   bool ok;
   switch (kind) {

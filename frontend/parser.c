@@ -8,6 +8,7 @@
  * once the diagnostics are full. Errors that follow from earlier ones are held back:
  * a function that already has errors reports no undefined values, and a second
  * error at the position of the last one is dropped. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,17 @@ void p_next(Parser *p) {
   /* Braces consumed so far, so recovery knows which '}' closes the current block. */
   if (p->tok.kind == TOK_LBRACE) p->braces++;
   else if (p->tok.kind == TOK_RBRACE) p->braces--;
+  if (p->tok.kind != TOK_EOF) {
+    /* Tokens never span lines; columns saturate like the lexer's. */
+    p->prev_end_line = p->tok.line;
+    p->prev_end_col =
+        p->tok.len < (size_t)(INT_MAX - p->tok.col) ? p->tok.col + (int)p->tok.len : INT_MAX;
+  }
   p->tok = lex_next(&p->lx);
+}
+
+TileLoc p_prev_end(const Parser *p) {
+  return (TileLoc){.file = p->file, .line = p->prev_end_line, .col = p->prev_end_col};
 }
 
 bool p_is(const Parser *p, TokKind k) { return p->tok.kind == k; }
@@ -217,6 +228,7 @@ TileValue *p_new_value(Parser *p, TileType type) {
 bool p_define_value(Parser *p, const Token *name, TileValue *v) {
   size_t n;
   const char *s = sigil_skip(name, &n);
+  v->loc = p_loc(p, name);
   NameEnt *e = map_get(&p->values, s, n);
   if (e && e->val) {
     TileLoc first = e->def_loc;

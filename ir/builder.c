@@ -266,7 +266,7 @@ TileFunc *tile_build_func(TileBuilder *b, const char *name, bool is_kernel, int 
   }
   for (int i = 0; i < nargs; i++) {
     char ctx[160];
-    snprintf(ctx, sizeof ctx, "%s @%s: parameter %d", what, name, i);
+    snprintf(ctx, sizeof ctx, "%s @%s: parameter %d", what, name, i + 1);
     if (!valid_type(b, &arg_types[i], ctx)) return NULL;
   }
   TileFunc *f = tile_alloc(b->m, sizeof *f);
@@ -301,11 +301,13 @@ void tile_build_arg_attr(TileBuilder *b, TileFunc *f, int arg, const char *name,
     return;
   }
   if (arg < 0 || !f->body || arg >= f->body->nargs) {
-    fail(b, "@%s: no parameter %d (it has %d)", f->name, arg, f->body ? f->body->nargs : 0);
+    int n = f->body ? f->body->nargs : 0;
+    fail(b, "@%s: parameter index %d is out of range (it has %d parameter%s)", f->name, arg, n,
+         n == 1 ? "" : "s");
     return;
   }
   char what[160];
-  snprintf(what, sizeof what, "@%s parameter %d", f->name, arg);
+  snprintf(what, sizeof what, "@%s parameter %d", f->name, arg + 1);
   dict_set(b, &f->arg_attrs[arg], name, val, what);
 }
 
@@ -344,18 +346,19 @@ static bool check_operands(TileBuilder *b, TileOpKind kind, int nopnd, const Til
     char letter = *c;
     if (c[1] == '?') c += 2;
     else if (c[1] != '*') c++;
-    if (!u->v) return fail(b, "%s: operand %d is NULL", name, i);
+    if (!u->v) return fail(b, "%s: operand %d is NULL", name, i + 1);
     if (u->v->type.kind == TILE_TY_NONE)
-      return fail(b, "%s: operand %d has no type (a value from a failed build?)", name, i);
+      return fail(b, "%s: operand %d has no type (a value from a failed build?)", name, i + 1);
     if (letter == 'a' && !u->has_idx)
-      return fail(b, "%s: operand %d must be a buffer access (has_idx with indices)", name, i);
+      return fail(b, "%s: operand %d must be a buffer access (has_idx with indices)", name,
+                  i + 1);
     if (letter != 'a' && u->has_idx)
-      return fail(b, "%s: operand %d is a whole value, not a buffer access", name, i);
+      return fail(b, "%s: operand %d is a whole value, not a buffer access", name, i + 1);
     if (u->has_idx && (u->nidx < 0 || (u->nidx > 0 && !u->idx)))
-      return fail(b, "%s: operand %d has %d indices with no array", name, i, u->nidx);
+      return fail(b, "%s: operand %d has %d indices with no array", name, i + 1, u->nidx);
     for (int j = 0; u->has_idx && j < u->nidx; j++)
       if (u->idx[j].v && u->idx[j].v->type.kind != TILE_TY_SCALAR)
-        return fail(b, "%s: index %d of operand %d is not a scalar", name, j, i);
+        return fail(b, "%s: index %d of operand %d is not a scalar", name, j + 1, i + 1);
   }
   return true;
 }
@@ -455,7 +458,7 @@ static bool infer_results(TileBuilder *b, TileOp *op, bool given) {
   for (int i = 0; ok && !given && i < n; i++) {
     if (!inferred[i] || out[i].kind == TILE_TY_NONE)
       ok = fail(b, "%s: the type of result %d cannot be inferred; give the result types",
-                tile_op_name(op->kind), i);
+                tile_op_name(op->kind), i + 1);
     else
       op->res[i]->type = out[i];
   }
@@ -481,10 +484,10 @@ TileOp *tile_build_op(TileBuilder *b, TileOpKind kind, int nopnd, const TileUse 
   if (nres < 0) return NULL;
   for (int i = 0; res_types && i < nres; i++) {
     char ctx[160];
-    snprintf(ctx, sizeof ctx, "%s: result %d", name, i);
+    snprintf(ctx, sizeof ctx, "%s: result %d", name, i + 1);
     if (!valid_type(b, &res_types[i], ctx)) return NULL;
     if (kind == TILE_OP_FOR && !tile_type_eq(&res_types[i], &opnds[i].v->type)) {
-      fail(b, "for: result %d must have the type of its init value", i);
+      fail(b, "for: result %d must have the type of its init value", i + 1);
       return NULL;
     }
   }
@@ -576,7 +579,7 @@ static TileOp *build_terminator(TileBuilder *b, TileOpKind kind, int n, TileValu
 static bool check_values(TileBuilder *b, const char *what, int n, TileValue *const *vals) {
   if (n < 0 || (n > 0 && !vals)) return fail(b, "%s: %d values with no array", what, n);
   for (int i = 0; i < n; i++)
-    if (!vals[i]) return fail(b, "%s: value %d is NULL", what, i);
+    if (!vals[i]) return fail(b, "%s: value %d is NULL", what, i + 1);
   return true;
 }
 
@@ -598,7 +601,7 @@ bool tile_build_return(TileBuilder *b, int n, TileValue *const *vals) {
         char want[128], got[128];
         tile_type_format(&f->ret[i], want, sizeof want);
         tile_type_format(&vals[i]->type, got, sizeof got);
-        return fail(b, "return: result %d of @%s is %s, got %s", i, f->name, want, got);
+        return fail(b, "return: result %d of @%s is %s, got %s", i + 1, f->name, want, got);
       }
   }
   if (build_terminator(b, TILE_OP_RETURN, n, vals)) return true;
@@ -621,7 +624,7 @@ bool tile_build_yield(TileBuilder *b, int n, TileValue *const *vals) {
       char want[128], got[128];
       tile_type_format(&parent->res[i]->type, want, sizeof want);
       tile_type_format(&vals[i]->type, got, sizeof got);
-      return fail(b, "yield: result %d of the %s is %s, got %s", i, pname, want, got);
+      return fail(b, "yield: result %d of the %s is %s, got %s", i + 1, pname, want, got);
     }
   return build_terminator(b, TILE_OP_YIELD, n, vals) != NULL;
 }

@@ -63,13 +63,26 @@ bool rule_type_is_valid(const TileType *t, char *why, size_t size) {
   return true;
 }
 
-bool rule_error(RuleCtx *c, const char *fmt, ...) {
+static bool rule_verror(RuleCtx *c, TileLoc loc, const char *fmt, va_list ap) {
   char msg[400];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  return tile_error(c->d, verify_loc(loc, c->op->loc), "'%s' %s", c->name, msg);
+}
+
+bool rule_error(RuleCtx *c, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  rule_verror(c, c->op->loc, fmt, ap);
   va_end(ap);
-  return tile_error(c->d, c->op->loc, "'%s' %s", c->name, msg);
+  return false;
+}
+
+bool rule_error_at(RuleCtx *c, TileLoc loc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  rule_verror(c, loc, fmt, ap);
+  va_end(ap);
+  return false;
 }
 
 const TileType *rule_need_declared(RuleCtx *c, int i) {

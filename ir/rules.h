@@ -74,8 +74,24 @@ static inline bool same_shape(const TileType *a, const TileType *b) {
  * writes why not into why. */
 bool rule_type_is_valid(const TileType *t, char *why, size_t size);
 
-/* ---- rule helpers ---- */
+/* ---- locations ----
+ * Messages stand at the most precise place known: a use's or a value's own
+ * location when the parser gave one, else the op's (or function's). */
+static inline TileLoc verify_loc(TileLoc precise, TileLoc fallback) {
+  return precise.line > 0 ? precise : fallback;
+}
+
+/* ---- rule helpers ----
+ * Messages count operands, results, arguments and indices from 1 ("operand 1" is
+ * the first); dimensions are numbered from 0, as the attributes that name them. */
 bool rule_error(RuleCtx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Like rule_error, at loc (an operand's or an index's) when it is known. */
+bool rule_error_at(RuleCtx *c, TileLoc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Where operand i stands (the op itself when the use has no location). */
+static inline TileLoc opnd_loc(const RuleCtx *c, int i) {
+  return verify_loc(c->op->opnd[i].loc, c->op->loc);
+}
 static inline const TileType *opnd_type(const RuleCtx *c, int i) { return &c->op->opnd[i].v->type; }
 /* The type the program gives result i, or NULL when it gives none (an op the
  * builder is about to infer). */

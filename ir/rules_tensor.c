@@ -22,6 +22,8 @@ static int64_t numel(const TileType *t) {
   return n;
 }
 
+static const char *entries(int n) { return n == 1 ? "entry" : "entries"; }
+
 static const char *shape_text(const int64_t *dims, int n, char *buf, size_t size) {
   size_t k = 0;
   buf[0] = 0;
@@ -156,13 +158,14 @@ bool rule_DOT_GENERAL(RuleCtx *c) {
   for (int i = 0; i < lb->n; i++)
     if (l->dims[lb->elems[i].i] != r->dims[rb->elems[i].i])
       return rule_error(
-          c, "batch pair %d: lhs dim %lld (size %lld) and rhs dim %lld (size %lld) differ", i,
+          c, "batch pair %d: lhs dim %lld (size %lld) and rhs dim %lld (size %lld) differ", i + 1,
           (long long)lb->elems[i].i, (long long)l->dims[lb->elems[i].i], (long long)rb->elems[i].i,
           (long long)r->dims[rb->elems[i].i]);
   for (int i = 0; i < lc->n; i++)
     if (l->dims[lc->elems[i].i] != r->dims[rc->elems[i].i])
       return rule_error(
-          c, "contracting pair %d: lhs dim %lld (size %lld) and rhs dim %lld (size %lld) differ", i,
+          c, "contracting pair %d: lhs dim %lld (size %lld) and rhs dim %lld (size %lld) differ",
+          i + 1,
           (long long)lc->elems[i].i, (long long)l->dims[lc->elems[i].i], (long long)rc->elems[i].i,
           (long long)r->dims[rc->elems[i].i]);
   int rank = l->rank + r->rank - lb->n - 2 * lc->n;
@@ -222,8 +225,8 @@ bool rule_BROADCAST(RuleCtx *c) {
     return rule_error(c, "result element type must be the operand's (%s), got %s",
                       tile_elem_name(a->elem), TY(r));
   if (dims->n != a->rank)
-    return rule_error(c, "dims has %d entries but the operand %s has rank %d", dims->n, TY(a),
-                      a->rank);
+    return rule_error(c, "dims has %d %s but the operand %s has rank %d", dims->n,
+                      entries(dims->n), TY(a), a->rank);
   for (int i = 0; i < dims->n; i++) {
     int64_t d = dims->elems[i].i;
     if (!rule_check_dim(c, "dims entry", d, r->rank, r)) return false;
@@ -245,8 +248,8 @@ bool rule_TRANSPOSE(RuleCtx *c) {
   const TileType *a = opnd_type(c, 0);
   const TileAttr *perm = attr(c, "perm");
   if (perm->n != a->rank)
-    return rule_error(c, "perm has %d entries but the operand %s has rank %d", perm->n, TY(a),
-                      a->rank);
+    return rule_error(c, "perm has %d %s but the operand %s has rank %d", perm->n,
+                      entries(perm->n), TY(a), a->rank);
   bool seen[TILE_MAX_RANK] = {0};
   TileType r = *a;
   for (int i = 0; i < perm->n; i++) {
@@ -284,8 +287,8 @@ bool rule_SLICE(RuleCtx *c) {
   const TileAttr *lists[3] = {start, limit, stride};
   for (int k = 0; k < 3; k++)
     if (lists[k] && lists[k]->n != a->rank)
-      return rule_error(c, "%s has %d entries but the operand %s has rank %d", names[k],
-                        lists[k]->n, TY(a), a->rank);
+      return rule_error(c, "%s has %d %s but the operand %s has rank %d", names[k], lists[k]->n,
+                        entries(lists[k]->n), TY(a), a->rank);
   TileType r = *a;
   for (int i = 0; i < a->rank; i++) {
     int64_t s = start->elems[i].i, l = limit->elems[i].i, st = stride ? stride->elems[i].i : 1;
@@ -311,12 +314,14 @@ bool rule_CONCATENATE(RuleCtx *c) {
   for (int k = 1; k < c->op->nopnd; k++) {
     const TileType *b = opnd_type(c, k);
     if (b->elem != a->elem || b->rank != a->rank)
-      return rule_error(c, "operand %d %s must have the element type and rank of %s", k + 1, TY(b),
-                        TY(a));
+      return rule_error_at(c, opnd_loc(c, k),
+                           "operand %d %s must have the element type and rank of %s", k + 1, TY(b),
+                           TY(a));
     for (int i = 0; i < a->rank; i++)
       if (i != dim && b->dims[i] != a->dims[i])
-        return rule_error(c, "operand %d %s differs from %s in dim %d (only dim %lld may differ)",
-                          k + 1, TY(b), TY(a), i, (long long)dim);
+        return rule_error_at(c, opnd_loc(c, k),
+                             "operand %d %s differs from %s in dim %d (only dim %lld may differ)",
+                             k + 1, TY(b), TY(a), i, (long long)dim);
     if (__builtin_add_overflow(r.dims[dim], b->dims[dim], &r.dims[dim]))
       return rule_error(c, "the joined dim %lld is too large", (long long)dim);
   }
@@ -410,7 +415,7 @@ bool rule_CONSTANT(RuleCtx *c) {
       return rule_error(c, "value has %d elements but %s has %lld", v->n, TY(r), (long long)n);
     for (int i = 0; i < v->n; i++) {
       char where[48];
-      snprintf(where, sizeof where, "value element %d", i);
+      snprintf(where, sizeof where, "value element %d", i + 1);
       if (!constant_fits(c, &v->elems[i], r->elem, where)) return false;
     }
   } else if (!constant_fits(c, v, r->elem, "value")) {

@@ -172,7 +172,7 @@ bool rule_DMA_START(RuleCtx *c) {
   for (int i = 0; i < shape->n; i++) {
     dims[i] = shape->elems[i].i;
     if (dims[i] < 1)
-      return rule_error(c, "shape entry %d is %lld; sizes are positive", i, (long long)dims[i]);
+      return rule_error(c, "shape dim %d is %lld; sizes are positive", i, (long long)dims[i]);
   }
   char what[200];
   size_t k = (size_t)snprintf(what, sizeof what, "block ");
@@ -227,7 +227,7 @@ bool rule_IF(RuleCtx *c) {
     const TileType *r = rule_need_declared(c, i);
     if (!r) return false;
     if (!type_is_value(r))
-      return rule_error(c, "result %d must be a tensor or scalar, got %s", i, TY(r));
+      return rule_error(c, "result %d must be a tensor or scalar, got %s", i + 1, TY(r));
     c->out[i] = *r;
   }
   c->inferred = false;
@@ -248,8 +248,8 @@ bool rule_CALL(RuleCtx *c) {
   for (int i = 0; i < nargs; i++) {
     const TileType *want = &f->body->args[i]->type, *got = opnd_type(c, i);
     if (!tile_type_eq(want, got))
-      return rule_error(c, "argument %d has type %s but @%s takes %s", i + 1, TY(got), name,
-                        TY(want));
+      return rule_error_at(c, opnd_loc(c, i), "argument %d has type %s but @%s takes %s", i + 1,
+                           TY(got), name, TY(want));
   }
   if (c->op->nres != f->nret)
     return rule_error(c, "has %d results but @%s returns %d", c->op->nres, name, f->nret);

@@ -82,7 +82,7 @@ const TileMesh *rule_mesh(RuleCtx *c) {
 static bool verify_axis(const TileMesh *mesh, int k, TileDiag *d) {
   const TileMeshAxis *ax = &mesh->axes[k];
   const char *mn = mesh->name;
-  if (!ax->name) return tile_error(d, mesh->loc, "mesh @%s: axis %d has no name", mn, k);
+  if (!ax->name) return tile_error(d, mesh->loc, "mesh @%s: axis %d has no name", mn, k + 1);
   for (int j = 0; j < k; j++)
     if (mesh->axes[j].name && strcmp(mesh->axes[j].name, ax->name) == 0)
       return tile_error(d, mesh->loc, "mesh @%s: axis '%s' is declared twice", mn, ax->name);
@@ -202,8 +202,8 @@ bool verify_sharding(const TileMesh *mesh, MeshWhy why, const TileAttr *s, const
     return tile_error(d, loc, "%s has type %s, which cannot be sharded", what, TY(t));
   int rank = t->kind == TILE_TY_SCALAR ? 0 : t->rank;
   if (s->n != rank)
-    return tile_error(d, loc, "sharding of %s has %d entries but its type %s has rank %d", what,
-                      s->n, TY(t), rank);
+    return tile_error(d, loc, "sharding of %s has %d %s but its type %s has rank %d", what, s->n,
+                      s->n == 1 ? "entry" : "entries", TY(t), rank);
   bool used[TILE_MAX_MESH_AXES] = {0};
   bool ok = true, told_mesh = false;
   for (int i = 0; i < s->n; i++) {
@@ -218,8 +218,8 @@ bool verify_sharding(const TileMesh *mesh, MeshWhy why, const TileAttr *s, const
     bool shape_ok = e->kind == TILE_ATTR_IDENT || (e->kind == TILE_ATTR_TUPLE && n > 0);
     for (int j = 0; shape_ok && j < n; j++) shape_ok = names[j].kind == TILE_ATTR_IDENT;
     if (!shape_ok) {
-      ok = tile_error(d, loc, "sharding of %s: entry %d must be '-', an axis or a tuple of axes",
-                      what, i);
+      ok = tile_error(d, loc, "sharding of %s: the entry for dim %d must be '-', an axis or a "
+                      "tuple of axes", what, i);
       continue;
     }
     if (!mesh) {

@@ -97,15 +97,17 @@ typedef struct ValueStr {
 } ValueStr;
 
 /* 'x' for a named value, else what defines it (the printer numbers such values,
- * so a number here would not match the text). */
+ * so a number here would not match the text). Positions count from 1. */
 static ValueStr value_ref(const TileValue *v) {
   ValueStr r;
   if (v->name)
     snprintf(r.s, sizeof r.s, "'%%%s'", v->name);
   else if (v->def)
-    snprintf(r.s, sizeof r.s, "(result %d of '%s')", v->index, tile_op_name(v->def->kind));
+    snprintf(r.s, sizeof r.s, "(result %d of '%s')", v->index + 1, tile_op_name(v->def->kind));
+  else if (v->block && v->block->func)
+    snprintf(r.s, sizeof r.s, "(parameter %d)", v->index + 1);
   else
-    snprintf(r.s, sizeof r.s, "(block argument %d)", v->index);
+    snprintf(r.s, sizeof r.s, "(block argument %d)", v->index + 1);
   return r;
 }
 #define VAL(v) (value_ref(v).s)
@@ -115,7 +117,7 @@ static ValueStr value_ref(const TileValue *v) {
 static void define(Verifier *V, const TileValue *v, TileLoc loc) {
   Slot *s = insert(V, v);
   if (s->state != SEEN_NONE) {
-    tile_error(V->d, loc, "value %s is defined twice", VAL(v));
+    tile_error(V->d, verify_loc(v->loc, loc), "value %s is defined twice", VAL(v));
     return;
   }
   s->state = SEEN_LIVE;
@@ -139,11 +141,12 @@ static bool is_open(const Verifier *V, const TileBlock *b) {
 }
 
 /* Dominance: a use must see a value defined earlier in its block or an enclosing
- * one. When it does not, the message says which of the ways it went wrong. */
-static void check_use(Verifier *V, const TileOp *op, const TileValue *v) {
+ * one. When it does not, the message says which of the ways it went wrong, at the
+ * use (use_loc) when its position is known, else at the op. */
+static void check_use(Verifier *V, const TileOp *op, const TileValue *v, TileLoc use_loc) {
   uint8_t st = state_of(V, v);
   if (st == SEEN_LIVE) return;
-  TileLoc loc = op->loc;
+  TileLoc loc = verify_loc(use_loc, op->loc);
   if (st == SEEN_DEAD) {
     tile_error(V->d, loc, "value %s defined inside a region is used outside it", VAL(v));
     return;
@@ -164,12 +167,13 @@ static void check_use(Verifier *V, const TileOp *op, const TileValue *v) {
 static void define_arg(Verifier *V, const TileBlock *blk, int i, TileLoc loc, const char *what) {
   const TileValue *v = blk->args ? blk->args[i] : NULL;
   if (!v) {
-    tile_error(V->d, loc, "%s %d is missing", what, i);
+    tile_error(V->d, loc, "%s %d is missing", what, i + 1);
     return;
   }
   char why[120];
   if (!rule_type_is_valid(&v->type, why, sizeof why))
-    tile_error(V->d, loc, "%s %d %s has a malformed type: %s", what, i, VAL(v), why);
+    tile_error(V->d, verify_loc(v->loc, loc), "%s %d %s has a malformed type: %s", what, i + 1,
+               VAL(v), why);
   define(V, v, loc);
 }
 
@@ -221,9 +225,9 @@ static void check_yield(Verifier *V, const TileOp *op, const TileOp *y) {
   for (int i = 0; y->opnd && op->res && i < y->nopnd; i++) {
     const TileValue *a = y->opnd[i].v, *r = op->res[i];
     if (a && r && r->type.kind != TILE_TY_NONE && !tile_type_eq(&a->type, &r->type))
-      tile_error(V->d, y->loc,
+      tile_error(V->d, verify_loc(y->opnd[i].loc, y->loc),
                  "'yield' value %d has type %s but the enclosing '%s' result %d has type %s", i + 1,
-                 TY(&a->type), name, i, TY(&r->type));
+                 TY(&a->type), name, i + 1, TY(&r->type));
   }
 }
 
@@ -246,12 +250,14 @@ static void check_region_args(Verifier *V, const TileOp *op, const TileBlock *bl
   const TileValue *iv = blk->args[0];
   TileType i32 = tile_type_scalar(TILE_ELEM_I32);
   if (iv && !tile_type_eq(&iv->type, &i32))
-    tile_error(V->d, op->loc, "'for' induction variable must be i32, got %s", TY(&iv->type));
+    tile_error(V->d, verify_loc(iv->loc, op->loc), "'for' induction variable must be i32, got %s",
+               TY(&iv->type));
   for (int i = 0; op->opnd && i < op->nopnd; i++) {
     const TileValue *a = blk->args[i + 1], *init = op->opnd[i].v;
     if (a && init && !tile_type_eq(&a->type, &init->type))
-      tile_error(V->d, op->loc, "'for' region argument %d has type %s but iter value %d has type %s",
-                 i + 1, TY(&a->type), i + 1, TY(&init->type));
+      tile_error(V->d, verify_loc(a->loc, op->loc),
+                 "'for' carried value %s has type %s but its initial value %s has type %s",
+                 VAL(a), TY(&a->type), VAL(init), TY(&init->type));
   }
 }
 
@@ -276,7 +282,7 @@ static void check_regions(Verifier *V, const TileOp *op) {
   for (int r = 0; r < op->nregion && !tile_diag_full(V->d); r++) {
     const TileBlock *blk = op->region[r];
     if (!blk || blk->parent != op) {
-      tile_error(V->d, op->loc, "region %d of '%s' is %s", r, name,
+      tile_error(V->d, op->loc, "region %d of '%s' is %s", r + 1, name,
                  blk ? "not linked back to it" : "missing");
       continue;
     }
@@ -300,9 +306,9 @@ static void check_regions(Verifier *V, const TileOp *op) {
 static void verify_op(Verifier *V, const TileOp *op, const TileBlock *blk) {
   for (int i = 0; op->opnd && i < op->nopnd; i++) {
     const TileUse *u = &op->opnd[i];
-    if (u->v) check_use(V, op, u->v);
+    if (u->v) check_use(V, op, u->v, u->loc);
     for (int j = 0; u->has_idx && u->idx && j < u->nidx; j++)
-      if (u->idx[j].v) check_use(V, op, u->idx[j].v);
+      if (u->idx[j].v) check_use(V, op, u->idx[j].v, u->idx[j].loc);
   }
   V->out = grow(V->out, &V->out_cap, sizeof *V->out, op->nres > 0 ? (size_t)op->nres : 1);
   RuleCtx c = {.m = V->m, .op = op, .d = V->d, .out = V->out, .func = V->f};
@@ -313,11 +319,12 @@ static void verify_op(Verifier *V, const TileOp *op, const TileBlock *blk) {
   for (int i = 0; i < op->nres; i++) {
     const TileValue *r = op->res ? op->res[i] : NULL;
     if (!r) {
-      tile_error(V->d, op->loc, "'%s' result %d has no value", tile_op_name(op->kind), i);
+      tile_error(V->d, op->loc, "'%s' result %d has no value", tile_op_name(op->kind), i + 1);
       continue;
     }
     if (r->type.kind == TILE_TY_NONE)
-      tile_error(V->d, op->loc, "'%s' result %d has no type", tile_op_name(op->kind), i);
+      tile_error(V->d, verify_loc(r->loc, op->loc), "'%s' result %d has no type",
+                 tile_op_name(op->kind), i + 1);
     define(V, r, op->loc);
   }
 }
@@ -339,8 +346,9 @@ static void check_return(Verifier *V, const TileFunc *f, const TileOp *ret) {
   for (int i = 0; ret->opnd && f->ret && i < f->nret; i++) {
     const TileValue *v = ret->opnd[i].v;
     if (v && !tile_type_eq(&v->type, &f->ret[i]))
-      tile_error(V->d, ret->loc, "'return' value %d has type %s but @%s returns %s", i + 1,
-                 TY(&v->type), f->name, TY(&f->ret[i]));
+      tile_error(V->d, verify_loc(ret->opnd[i].loc, ret->loc),
+                 "'return' value %d has type %s but @%s returns %s", i + 1, TY(&v->type), f->name,
+                 TY(&f->ret[i]));
   }
 }
 
@@ -365,16 +373,20 @@ static void check_params(Verifier *V, const TileFunc *f) {
   for (int i = 0; f->arg_attrs && f->body->args && i < f->body->nargs; i++) {
     const TileAttrDict *ad = &f->arg_attrs[i];
     const TileValue *p = f->body->args[i];
-    for (int k = 0; p && ad->items && k < ad->n; k++) {
+    if (!p) continue; /* reported as a missing parameter by the walk */
+    /* A parameter's attributes are written right after it, so errors about them
+     * stand at the parameter. */
+    TileLoc loc = verify_loc(p->loc, f->loc);
+    for (int k = 0; ad->items && k < ad->n; k++) {
       const TileNamedAttr *a = &ad->items[k];
       if (!a->name || strcmp(a->name, "shard") != 0) {
-        tile_error(V->d, f->loc, "unknown attribute '%s' on parameter %d of @%s",
-                   a->name ? a->name : "?", i, f->name);
+        tile_error(V->d, loc, "unknown attribute '%s' on parameter %s of @%s (a parameter takes "
+                   "only 'shard')", a->name ? a->name : "?", VAL(p), f->name);
         continue;
       }
       char what[160];
       snprintf(what, sizeof what, "parameter %s of @%s", VAL(p), f->name);
-      verify_sharding(mesh, why, &a->val, &p->type, V->d, f->loc, what);
+      verify_sharding(mesh, why, &a->val, &p->type, V->d, loc, what);
     }
   }
 }
@@ -391,8 +403,8 @@ static void check_names(Verifier *V, const TileFunc *f) {
   for (size_t i = 1; i < V->nnamed; i++)
     if (strcmp(V->named[i - 1]->name, V->named[i]->name) == 0) {
       const TileValue *v = V->named[i];
-      tile_error(V->d, v->def ? v->def->loc : f->loc, "value name '%%%s' is used twice in @%s",
-                 v->name, f->name);
+      tile_error(V->d, verify_loc(v->loc, v->def ? v->def->loc : f->loc),
+                 "value name '%%%s' is used twice in @%s", v->name, f->name);
     }
 }
 
@@ -412,7 +424,7 @@ static void verify_func(Verifier *V, const TileFunc *f) {
   for (int i = 0; f->ret && i < f->nret; i++) {
     char why[120];
     if (!rule_type_is_valid(&f->ret[i], why, sizeof why))
-      tile_error(V->d, f->loc, "result %d of @%s has a malformed type: %s", i, f->name, why);
+      tile_error(V->d, f->loc, "result %d of @%s has a malformed type: %s", i + 1, f->name, why);
   }
   check_func_attrs(V, f);
   check_params(V, f);

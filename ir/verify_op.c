@@ -45,26 +45,28 @@ static bool operand_kind_ok(char letter, const TileType *t) {
 }
 
 /* A buffer access: one index per buffer dim, each an integer scalar or a constant
- * inside the dim. */
+ * inside the dim. Errors stand at the operand, or at the index they are about. */
 static bool check_access(RuleCtx *c, int i) {
   const TileUse *u = &c->op->opnd[i];
   const TileType *b = &u->v->type;
+  TileLoc at = opnd_loc(c, i);
   if (!u->has_idx)
-    return rule_error(c, "operand %d must be a buffer access with one index per dim, like "
-                      "%%buf[0, 0]; got the whole %s", i + 1, TY(b));
+    return rule_error_at(c, at, "operand %d must be a buffer access with one index per dim, "
+                         "like %%buf[0, 0]; got the whole %s", i + 1, TY(b));
   if (u->nidx != b->rank || (u->nidx > 0 && !u->idx))
-    return rule_error(c, "operand %d has %d indices for %s of rank %d", i + 1, u->nidx, TY(b),
-                      b->rank);
+    return rule_error_at(c, at, "operand %d has %d indices for %s of rank %d", i + 1, u->nidx,
+                         TY(b), b->rank);
   bool ok = true;
   for (int j = 0; j < u->nidx; j++) {
     const TileIndex *ix = &u->idx[j];
+    TileLoc ix_at = verify_loc(ix->loc, at);
     if (ix->v) {
       if (ix->v->type.kind != TILE_TY_SCALAR || !elem_is_int(ix->v->type.elem))
-        ok = rule_error(c, "index %d of operand %d must be an integer scalar, got %s", j + 1, i + 1,
-                        TY(&ix->v->type));
+        ok = rule_error_at(c, ix_at, "index %d of operand %d must be an integer scalar, got %s",
+                           j + 1, i + 1, TY(&ix->v->type));
     } else if (ix->c < 0 || ix->c >= b->dims[j]) {
-      ok = rule_error(c, "index %d of operand %d is %lld, outside [0, %lld) of %s", j + 1, i + 1,
-                      (long long)ix->c, (long long)b->dims[j], TY(b));
+      ok = rule_error_at(c, ix_at, "index %d of operand %d is %lld, outside [0, %lld) of %s", j + 1,
+                         i + 1, (long long)ix->c, (long long)b->dims[j], TY(b));
     }
   }
   return ok;
@@ -72,17 +74,19 @@ static bool check_access(RuleCtx *c, int i) {
 
 static bool check_operand(RuleCtx *c, int i, char letter) {
   const TileUse *u = &c->op->opnd[i];
-  if (!u->v) return rule_error(c, "operand %d is missing (no value)", i + 1);
+  TileLoc at = opnd_loc(c, i);
+  if (!u->v) return rule_error_at(c, at, "operand %d is missing (no value)", i + 1);
   const TileType *t = &u->v->type;
   char why[120];
   if (!rule_type_is_valid(t, why, sizeof why))
-    return rule_error(c, "operand %d has a malformed type: %s", i + 1, why);
+    return rule_error_at(c, at, "operand %d has a malformed type: %s", i + 1, why);
   if (!operand_kind_ok(letter, t))
-    return rule_error(c, "operand %d must be %s, got %s", i + 1, operand_desc(letter), TY(t));
+    return rule_error_at(c, at, "operand %d must be %s, got %s", i + 1, operand_desc(letter),
+                         TY(t));
   if (letter == 'a') return check_access(c, i);
   if (u->has_idx)
-    return rule_error(c, "operand %d takes no index list; only buffer operands of tile ops are "
-                      "accessed at indices", i + 1);
+    return rule_error_at(c, at, "operand %d takes no index list; only buffer operands of tile "
+                         "ops are accessed at indices", i + 1);
   return true;
 }
 
@@ -383,7 +387,7 @@ static bool check_results(RuleCtx *c) {
     const TileType *t = declared_type(c, i);
     char why[120];
     if (t && !rule_type_is_valid(t, why, sizeof why))
-      ok = rule_error(c, "result %d has a malformed type: %s", i, why);
+      ok = rule_error(c, "result %d has a malformed type: %s", i + 1, why);
   }
   return ok;
 }
@@ -423,7 +427,7 @@ bool verify_op_local(RuleCtx *c) {
     if (op->nres == 1)
       ok = rule_error(c, "result type %s does not match the inferred %s", TY(t), TY(&c->out[i]));
     else
-      ok = rule_error(c, "result %d type %s does not match the inferred %s", i, TY(t),
+      ok = rule_error(c, "result %d type %s does not match the inferred %s", i + 1, TY(t),
                       TY(&c->out[i]));
   }
   return check_result_sharding(c) && ok;

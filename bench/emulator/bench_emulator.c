@@ -20,14 +20,16 @@
  * setup error.
  *
  * `--profile timing|functional|mxu` runs just that measurement and prints its rate, to
- * run under perf or callgrind. */
-#include <math.h>
+ * run under perf or callgrind; `--print-program mix|mxu` prints the assembly (one
+ * iteration of the loop). */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -47,19 +49,21 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static _Noreturn void die(const char *fmt, const char *a, const char *b) {
+static _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static _Noreturn void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
   fprintf(stderr, "bench_emulator: ");
-  fprintf(stderr, fmt, a, b);
+  vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
+  va_end(ap);
   exit(2);
 }
 
-typedef BenchProgram ProgramGen;
-
-static char *generate(ProgramGen gen, const TileTarget *t, int64_t iters) {
+static char *generate(BenchProgram gen, const TileTarget *t, int64_t iters) {
   char why[300] = "out of memory";
   char *src = gen(t, iters, why, sizeof why);
-  if (!src) die("%s%s", why, "");
+  if (!src) die("%s", why);
   return src;
 }
 
@@ -70,26 +74,26 @@ typedef struct Sample {
 
 /* Assembles and runs one program on a fresh emulator; the host time covers
  * tile_emu_run only (building the machine and assembling are not the emulator's speed). */
-static Sample run_once(ProgramGen gen, const TileTarget *t, int64_t iters, TileEmuMode mode) {
+static Sample run_once(BenchProgram gen, const TileTarget *t, int64_t iters, TileEmuMode mode) {
   char *src = generate(gen, t, iters);
   TileDiag d;
   tile_diag_init(&d, stderr, "bench", src, strlen(src));
   TileObject obj;
   if (!tile_asm(src, strlen(src), "bench.s", t, &obj, &d))
-    die("the benchmark program does not assemble%s%s", "", "");
+    die("the benchmark program does not assemble");
   TileEmuOptions o;
   tile_emu_options_default(&o);
   o.mode = mode;
   o.threads = 1;
   o.watchdog = INT64_C(1) << 60; /* the runs are long on purpose */
   TileEmu *e = tile_emu_create(&obj, t, &o, &d);
-  if (!e) die("the emulator refused the benchmark program: %s%s", d.last, "");
+  if (!e) die("the emulator refused the benchmark program: %s", d.last);
   double t0 = now_s();
   TileEmuStatus st = tile_emu_run(e);
   double t1 = now_s();
   if (st != TILE_EMU_OK)
-    die("the benchmark program did not finish cleanly: %s%s",
-        st == TILE_EMU_FAULTED ? tile_emu_fault(e)->message : tile_emu_error(e), "");
+    die("the benchmark program did not finish cleanly: %s",
+        st == TILE_EMU_FAULTED ? tile_emu_fault(e)->message : tile_emu_error(e));
   TileEmuStats s;
   tile_emu_stats(e, &s);
   Sample r = {t1 - t0, 0, s.cycles, 0};
@@ -105,7 +109,7 @@ static Sample run_once(ProgramGen gen, const TileTarget *t, int64_t iters, TileE
 
 /* Grows the iteration count until one run takes about `seconds`, then keeps the best
  * of `repeats` runs at that size. */
-static Sample measure(ProgramGen gen, const TileTarget *t, TileEmuMode mode, double seconds,
+static Sample measure(BenchProgram gen, const TileTarget *t, TileEmuMode mode, double seconds,
                       int repeats) {
   int64_t iters = 16;
   Sample s = run_once(gen, t, iters, mode);
@@ -136,7 +140,7 @@ static double sgemm_gflops(int m, int n, int k, double seconds, int repeats) {
   float *a = malloc(sizeof(float) * (size_t)m * (size_t)k);
   float *b = malloc(sizeof(float) * (size_t)k * (size_t)n);
   float *c = malloc(sizeof(float) * (size_t)m * (size_t)n);
-  if (!a || !b || !c) die("out of memory%s%s", "", "");
+  if (!a || !b || !c) die("out of memory");
   for (size_t i = 0; i < (size_t)m * (size_t)k; i++) a[i] = (float)((int)(i % 13) - 6) / 8.0f;
   for (size_t i = 0; i < (size_t)k * (size_t)n; i++) b[i] = (float)((int)(i % 7) - 3) / 4.0f;
   double flop = 2.0 * m * n * k;
@@ -185,7 +189,7 @@ typedef struct Row {
 /* Reads the floors of suite `emulator` into the rows; unknown metrics are errors. */
 static void read_floors(const char *path, Row *rows, int nrows) {
   FILE *f = fopen(path, "r");
-  if (!f) die("cannot read the floors file %s%s", path, "");
+  if (!f) die("cannot read the floors file %s", path);
   char line[512];
   int lineno = 0;
   while (fgets(line, sizeof line, f)) {
@@ -236,7 +240,8 @@ static void finish_row(Row *r) {
 }
 
 int main(int argc, char **argv) {
-  const char *floors = "bench/floors.txt", *target_name = "tiny", *profile = NULL;
+  const char *floors = "bench/floors.txt", *target_name = "tiny", *profile = NULL,
+             *print = NULL;
   double seconds = 1.0;
   int repeats = 3;
   for (int i = 1; i < argc; i++) {
@@ -245,26 +250,44 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = atof(argv[++i]);
     else if (strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) repeats = atoi(argv[++i]);
     else if (strcmp(argv[i], "--profile") == 0 && i + 1 < argc) profile = argv[++i];
+    else if (strcmp(argv[i], "--print-program") == 0 && i + 1 < argc) print = argv[++i];
     else {
       fprintf(stderr,
               "usage: bench_emulator [--floors FILE] [--target NAME] [--seconds S] "
-              "[--repeats N] [--profile timing|functional|mxu]\n");
+              "[--repeats N] [--profile timing|functional|mxu] [--print-program mix|mxu]\n");
       return 2;
     }
   }
-  if (seconds <= 0 || repeats < 1) die("--seconds and --repeats must be positive%s%s", "", "");
+  if (seconds <= 0 || repeats < 1) die("--seconds and --repeats must be positive");
+  /* OpenBLAS starts its thread pool when it loads, before main, from this variable; idle
+   * pool threads spin and would steal the core being measured. Run again with it set. */
+  const char *nt = getenv("OPENBLAS_NUM_THREADS");
+  if (!nt || strcmp(nt, "1") != 0) {
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* no /proc: go on; openblas_set_num_threads below still limits sgemm to one thread */
+  }
   openblas_set_num_threads(1);
 
   TileDiag d;
   tile_diag_init(&d, stderr, target_name, NULL, 0);
   TileTarget t;
   if (!tile_target_load(target_name, &t, &d) || !tile_target_set_torus(&t, "1", &d))
-    die("cannot load target %s%s", target_name, "");
+    die("cannot load target %s", target_name);
 
+  if (print) {
+    bool mxu = strcmp(print, "mxu") == 0;
+    if (!mxu && strcmp(print, "mix") != 0)
+      die("--print-program takes mix or mxu, not %s", print);
+    char *src = generate(mxu ? bench_mxu_program : bench_mix_program, &t, 1);
+    fputs(src, stdout);
+    free(src);
+    return 0;
+  }
   if (profile) {
     bool mxu = strcmp(profile, "mxu") == 0, timing = strcmp(profile, "timing") == 0;
     if (!mxu && !timing && strcmp(profile, "functional") != 0)
-      die("--profile takes timing, functional or mxu, not %s%s", profile, "");
+      die("--profile takes timing, functional or mxu, not %s", profile);
     Sample s = measure(mxu ? bench_mxu_program : bench_mix_program, &t,
                        timing ? TILE_EMU_TIMING : TILE_EMU_FUNCTIONAL, seconds, 1);
     printf("%s: %lld bundles, %lld pushes in %.3f s: %.4g bundles/s\n", profile,
@@ -272,28 +295,35 @@ int main(int argc, char **argv) {
     return 0;
   }
 
+  /* The floors first: a floors file naming an unknown metric fails before a long run. */
+  Row rows[] = {
+      {.metric = "timing_bundles_per_s"},
+      {.metric = "functional_bundles_per_s"},
+      {.metric = "mxu_vs_openblas", .is_ratio = true},
+      {.metric = "mxu_vs_openblas_tile", .is_ratio = true},
+  };
+  enum { NROWS = sizeof rows / sizeof rows[0] };
+  read_floors(floors, rows, NROWS);
+
   Sample timing = measure(bench_mix_program, &t, TILE_EMU_TIMING, seconds, repeats);
   Sample func = measure(bench_mix_program, &t, TILE_EMU_FUNCTIONAL, seconds, repeats);
   Sample mxu = measure(bench_mxu_program, &t, TILE_EMU_FUNCTIONAL, seconds, repeats);
   double flop_per_push = 2.0 * MXU_ROWS * t.mxu_dim * t.mxu_dim;
   double emu_gflops = (double)mxu.pushes * flop_per_push / mxu.seconds * 1e-9;
-  /* The same work as one loop iteration of mxu_program per call: every unit's tile
-   * stacked, M = MXU_ROWS x units x MXU_PER_ITER rows through one weight block. */
+  /* The reference does the work of 128 pushes against one weight block in one call
+   * (M = 1024 rows), where sgemm is at its best; the _tile row calls it once per push. */
   int batch_m = MXU_ROWS * 128;
   double blas_batch = sgemm_gflops(batch_m, t.mxu_dim, t.mxu_dim, seconds, repeats);
   double blas_tile = sgemm_gflops(MXU_ROWS, t.mxu_dim, t.mxu_dim, seconds, repeats);
 
-  Row rows[] = {
-      {.metric = "timing_bundles_per_s", .value = timing.bundles / timing.seconds},
-      {.metric = "functional_bundles_per_s", .value = func.bundles / func.seconds},
-      {.metric = "mxu_vs_openblas", .value = emu_gflops, .ref = blas_batch, .is_ratio = true},
-      {.metric = "mxu_vs_openblas_tile", .value = emu_gflops, .ref = blas_tile,
-       .is_ratio = true},
-  };
-  enum { NROWS = sizeof rows / sizeof rows[0] };
+  rows[0].value = (double)timing.bundles / timing.seconds;
+  rows[1].value = (double)func.bundles / func.seconds;
+  rows[1].ref = rows[0].value;
+  rows[2].value = rows[3].value = emu_gflops;
+  rows[2].ref = blas_batch;
+  rows[3].ref = blas_tile;
   snprintf(rows[0].measured, sizeof rows[0].measured, "%.3g bundles/s", rows[0].value);
   snprintf(rows[1].measured, sizeof rows[1].measured, "%.3g bundles/s", rows[1].value);
-  rows[1].ref = rows[0].value;
   snprintf(rows[1].reference, sizeof rows[1].reference, "timing mode %.3g", rows[0].value);
   snprintf(rows[2].measured, sizeof rows[2].measured, "%.2f GFLOP/s", emu_gflops);
   snprintf(rows[2].reference, sizeof rows[2].reference, "sgemm %dx%dx%d %.2f GFLOP/s",
@@ -301,7 +331,6 @@ int main(int argc, char **argv) {
   snprintf(rows[3].measured, sizeof rows[3].measured, "%.2f GFLOP/s", emu_gflops);
   snprintf(rows[3].reference, sizeof rows[3].reference, "sgemm %dx%dx%d %.2f GFLOP/s",
            MXU_ROWS, t.mxu_dim, t.mxu_dim, blas_tile);
-  read_floors(floors, rows, NROWS);
   bool all_ok = true;
   for (int i = 0; i < NROWS; i++) {
     finish_row(&rows[i]);

@@ -11,9 +11,9 @@
  * (with a sentence in why) when the target's shapes or latencies do not fit it. */
 typedef char *(*BenchProgram)(const TileTarget *t, int64_t iters, char *why, size_t why_len);
 
-/* The mix: per iteration two MXU pushes and pops on every unit, vector ALU, a
- * transcendental, a cross-lane reduction, a vector load and store, scalar work and a
- * local DMA waited on through a semaphore; loop control by `loop`. */
+/* The mix: per iteration a push and a pop on every MXU, vector ALU ops, one
+ * transcendental, cross-lane reductions, vector loads and stores, scalar work and a
+ * local HBM -> VMEM DMA waited on through a semaphore; loop control by `loop`. */
 char *bench_mix_program(const TileTarget *t, int64_t iters, char *why, size_t why_len);
 
 /* MXU throughput: every unit holds a 128 x 128 bf16 weight block and takes one 8-row

@@ -44,6 +44,9 @@ typedef struct TileEmuOptions {
   bool strict;      /* hazards and DMA over-subscription are faults (default true) */
   bool trace;       /* record a Chrome/Perfetto trace (tile_emu_write_trace) */
   int64_t watchdog; /* cycles before a runaway fault; 0: the target's watchdog_cycles */
+  /* Check every register read and write at run time, also those the emulator proves
+   * hazard-free before the run (results are the same; slower; for testing the proofs). */
+  bool check_all;
 } TileEmuOptions;
 
 void tile_emu_options_default(TileEmuOptions *o);

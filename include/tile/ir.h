@@ -148,18 +148,27 @@ typedef struct TileOp TileOp;
 typedef struct TileBlock TileBlock;
 typedef struct TileFunc TileFunc;
 
+/* Locations of values and uses let the verifier point at the exact token a problem
+ * is about (a parameter's name, an operand) instead of its op or function. The
+ * parser sets them; the builder copies what its caller gives in a TileUse and
+ * otherwise leaves them zero (line 0), and then messages fall back to the op's or
+ * the function's location. */
 typedef struct TileValue {
   TileType type;
   const char *name; /* source name without '%', or NULL (printer numbers it) */
   TileOp *def;      /* defining op, or NULL for a block argument */
   TileBlock *block; /* for block arguments: the block */
-  int32_t index;    /* result index in def, or argument index in block */
+  int32_t index;    /* result index in def, or argument index in block (from 0) */
+  TileLoc loc;      /* where the value is named: a parameter, a result name left of
+                     * '=' (the op itself for an unnamed result), an induction variable
+                     * or a loop-carried value; line 0 when unknown */
 } TileValue;
 
 /* One index of a buffer access: an SSA scalar (v != NULL) or a constant c. */
 typedef struct TileIndex {
   TileValue *v;
   int64_t c;
+  TileLoc loc; /* the index's position in the access; line 0 when unknown */
 } TileIndex;
 
 /* A use of a value by an op. Buffer accesses (`%buf[%i, 0]`) carry an index list;
@@ -169,6 +178,7 @@ typedef struct TileUse {
   bool has_idx;
   int32_t nidx;
   TileIndex *idx;
+  TileLoc loc; /* the operand's position (its %name); line 0 when unknown */
 } TileUse;
 
 struct TileBlock {

@@ -1,6 +1,9 @@
 /* The verifier: types and shapes (through each op's type rule), operand kinds and
  * attributes from the op table, dominance, memory-space rules, region structure,
- * and shardings against the mesh axes. Reports every error to d. */
+ * and shardings against the mesh axes. Reports every error to d, each at the most
+ * precise location the IR holds (a use's or a value's own, where the parser set
+ * one; else its op's or function's). Messages count positions from 1 ("operand 1")
+ * and dimensions from 0, as attributes do. */
 #ifndef TILE_VERIFY_H
 #define TILE_VERIFY_H
 

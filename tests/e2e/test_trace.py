@@ -6,9 +6,6 @@ import pytest
 import machine_specs as ms
 import tilemach as tm
 
-UNITS = ["scalar", "vector", "vload", "vstore", "mxu", "xlu", "dma", "branch"]
-
-
 def events(trace, ph=None, pid=None):
     return [e for e in trace["traceEvents"]
             if (ph is None or e.get("ph") == ph) and (pid is None or e.get("pid") == pid)]
@@ -43,7 +40,7 @@ def test_trace_has_a_track_per_chip_unit(machine):
         coord = ",".join(map(str, t.coord(c)))
         assert procs[c] == f"chip {c} ({coord})", procs
         names = tracks(tr, c)
-        for u in UNITS + ["sem wait"] + [f"mxu{m} pushes" for m in range(t.mxu_count)]:
+        for u in tm.UNITS + ["sem wait"] + [f"mxu{m} pushes" for m in range(t.mxu_count)]:
             assert u in names, f"chip {c} has no '{u}' track: {sorted(names)}"
         assert any(n.startswith("dma lane") for n in names)
     assert "network" in procs.values()

@@ -28,9 +28,10 @@ def exact_int(text):
     m = re.fullmatch(r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)([A-Za-z]*)", text.strip())
     if not m:
         raise ValueError(f"not a number: {text!r}")
-    v = Fraction(m.group(1)) * _UNITS.get(m.group(2), 1) if m.group(2) else Fraction(m.group(1))
-    if m.group(2) and m.group(2) not in _UNITS:
+    num, unit = m.groups()
+    if unit and unit not in _UNITS:
         raise ValueError(f"unknown unit in {text!r}")
+    v = Fraction(num) * _UNITS.get(unit, 1)
     if v.denominator != 1:
         raise ValueError(f"{text!r} is not a whole number")
     return int(v)
@@ -221,9 +222,9 @@ class RunResult:
         self.stdout = proc.stdout
         self.stderr = proc.stderr
         self.outputs = outputs
-        self.stats_text = stats_text  # the files as written, for byte comparisons
+        self.stats_text = stats_text  # as printed / written, for byte comparisons
         self.trace_text = trace_text
-        self.stats = json.loads(stats_text) if stats_text is not None else None
+        self.stats = parse_stats(stats_text) if stats_text is not None else None
         self.trace = json.loads(trace_text) if trace_text is not None else None
 
     @property
@@ -254,14 +255,59 @@ def machine_source(src):
     return src if src.is_absolute() or src.exists() else MACHINE / src
 
 
+UNITS = ["scalar", "vector", "vload", "vstore", "mxu", "xlu", "dma", "branch"]
+
+_CHIP_ROW = re.compile(r"^\s*(\d+) \(([\d,]*)\)\s+(\d+)\s+(\d+)\s+(\d+)((?:\s+\d+\s+[\d.]+%)+)\s*$")
+_LINK_ROW = re.compile(r"^chip (\d+) -> chip (\d+) \(axis (\d+) ([+-])\)\s+(\d+)\s+(\d+)\s+(\d+)\s*$")
+_DMA_LINE = re.compile(r"^dma: (\d+) started, (\d+) local bytes, (\d+) bytes sent, (\d+) received; "
+                       r"(\d+) remote signals; (\d+) branch bubble cycles$")
+_RUN_LINE = re.compile(r"^run: (\d+) cycles")
+
+
+def parse_stats(text):
+    """The statistics `tilec run --stats` prints, as a dict: cycles (the run's), chips
+    (cycles, bundles, stall, busy per unit), links that carried traffic (chip, peer, axis,
+    dir, bytes, busy, transfers) and the DMA totals."""
+    st = {"chips": [], "links": [], "dma": None, "cycles": None}
+    for line in text.splitlines():
+        m = _CHIP_ROW.match(line)
+        if m:
+            busy = [int(x) for x in re.findall(r"(\d+)\s+[\d.]+%", m.group(6))]
+            assert len(busy) == len(UNITS), line
+            st["chips"].append({"chip": int(m.group(1)), "cycles": int(m.group(3)),
+                                "bundles": int(m.group(4)), "stall": int(m.group(5)),
+                                "busy": dict(zip(UNITS, busy))})
+            continue
+        m = _LINK_ROW.match(line)
+        if m:
+            st["links"].append({"chip": int(m.group(1)), "peer": int(m.group(2)),
+                                "axis": int(m.group(3)), "dir": 1 if m.group(4) == "+" else -1,
+                                "bytes": int(m.group(5)), "busy": int(m.group(6)),
+                                "transfers": int(m.group(7))})
+            continue
+        m = _DMA_LINE.match(line)
+        if m:
+            keys = ["started", "local_bytes", "bytes_sent", "bytes_received", "signals",
+                    "branch_bubbles"]
+            st["dma"] = dict(zip(keys, map(int, m.groups())))
+            continue
+        m = _RUN_LINE.match(line)
+        if m:
+            st["cycles"] = int(m.group(1))
+    if st["cycles"] is None or not st["chips"]:
+        raise AssertionError(f"no statistics in tilec run's output:\n{text}")
+    assert [c["chip"] for c in st["chips"]] == list(range(len(st["chips"])))
+    return st
+
+
 def run_object(tmp, obj, target="tiny", torus=None, inputs=None, outputs=(), mode=None,
                threads=None, trace=False, extra=(), expect_fault=False):
-    """Runs an object with `tilec run`. inputs: {symbol: numpy array}; outputs: symbol
-    names to read back. Returns a RunResult with the outputs as numpy arrays, the
-    --stats-json object and, when asked, the trace JSON (and, with expect_fault, just the
-    exit code and the messages)."""
+    """Runs an object with `tilec run ... --stats`. inputs: {symbol: numpy array};
+    outputs: symbol names to read back. Returns a RunResult with the outputs as numpy
+    arrays, the statistics (parse_stats) and, when asked, the trace JSON (with
+    expect_fault: the exit code and the messages)."""
     tmp = Path(tmp)
-    cmd = [tilec_path(), "run", obj, "--target", target]
+    cmd = [tilec_path(), "run", obj, "--target", target, "--stats"]
     if torus:
         cmd += ["--torus", torus]
     if mode:
@@ -276,24 +322,23 @@ def run_object(tmp, obj, target="tiny", torus=None, inputs=None, outputs=(), mod
     for name in outputs:
         outs[name] = tmp / f"out_{name}.npy"
         cmd += ["--out", f"{name}={outs[name]}"]
-    stats_path = tmp / "stats.json"
-    cmd += ["--stats-json", stats_path]
     trace_path = tmp / "trace.json"
     if trace:
         cmd += ["--trace", trace_path]
     cmd += list(extra)
-    for path in [stats_path, trace_path, *outs.values()]:
+    for path in [trace_path, *outs.values()]:
         if path.exists():
             path.unlink()
     p = run(cmd)
     if expect_fault:
-        return RunResult(p, {})
+        r = RunResult(p, {})
+        r.tmp_trace_path = trace_path  # the trace is written even when the run faulted
+        return r
     if p.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))}\nexit {p.returncode}\n"
                              f"{p.stdout}\n{p.stderr}")
     arrays = {n: np.load(path) for n, path in outs.items()}
-    return RunResult(p, arrays, stats_path.read_text(),
-                     trace_path.read_text() if trace else None)
+    return RunResult(p, arrays, p.stdout, trace_path.read_text() if trace else None)
 
 
 def run_program(tmp, src, **kw):

@@ -42,7 +42,8 @@
 # dma follows them; the last all-gather wait falls through to the halt. Adding it up:
 #   cycles = T0 + (p-1) (P_rs + P_ag) - 2B + 6
 #          = T0 + 6 - 2B + 2(p-1) (a + b) + (p-1) (2I + 9 + 2B + (n-1)(7 + B))
-# Needs lat.salu <= 1, lat.smem <= 3, lat.vload <= 4, lat.valu <= 2, lat.vstore <= I + B.
+# Needs lat.salu <= 1, lat.smem <= 3, lat.vload <= 4, lat.valu <= 2 and
+# lat.vstore <= I + B + 1.
 #   tiny (I = 1, a = 20, B = 1):  cycles = 16 + (p-1) (2(20 + b) + 5 + 8n)
 #     1x4:   p = 4,  C = 65536, b = 6554, n = 16: 16 + 3 * 13281 = 39859
 #     2x2x2: p = 8,  C = 32768, b = 3277, n = 8:  16 + 7 * 6663 = 46657

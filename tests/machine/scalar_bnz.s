@@ -9,12 +9,14 @@
 #   cycle 1               li s3, N ; li s4, 0            s3 counts down
 #   t_k = 2 + k(1 + B)    add s5, s1, s2 ; addi s3, s3, -1        (k = 0 .. N-1)
 #   t_k + 1               mov s1, s2 ; mov s2, s5 ; bnz s3, top   reads s5, s3 from t_k
-#   t_{N-1} + 2 = T       sst s1, s4, 0 ; sst s2, s4, 4   (the last bnz falls through)
-#   T + 1                 halt
+#   t_{N-1} + 2 = T       sst s1, s4, 0 ; sst s2, s4, 4 ; halt   (the last bnz falls
+#                         through)
 # where T = 2 + (N-1)(1 + B) + 2. Both movs read at issue, so s1 gets the old s2.
 # Needs lat.salu <= 1.
-#   cycles = max(T + 2, T + lat.smem)
-#   tiny (B = 1, lat.smem = 2): T = 2 + 39 * 2 + 2 = 82, cycles = max(84, 84) = 84
+# The chip is done one cycle after its halt, but not before the stores issued with it
+# land (docs/emulator.md, "halt"):
+#   cycles = max(T + 1, T + lat.smem)
+#   tiny (B = 1, lat.smem = 2): T = 2 + 39 * 2 + 2 = 82, cycles = max(83, 84) = 84
 .target tiny
 .symbol result out smem i32 [2] at 0
 .code all
@@ -23,5 +25,4 @@
 top:
   add s5, s1, s2 ; addi s3, s3, -1
   mov s1, s2 ; mov s2, s5 ; bnz s3, top
-  sst s1, s4, 0 ; sst s2, s4, 4
-  halt
+  sst s1, s4, 0 ; sst s2, s4, 4 ; halt

@@ -10,7 +10,8 @@
   X("print-target", tilec_cmd_print_target,                                                \
     "print a resolved machine description: print-target NAME [--torus SHAPE]")            \
   X("isa-reference", tilec_cmd_isa_reference,                                              \
-    "print the op reference (the generated part of docs/isa.md)")
+    "print the op reference (the generated part of docs/isa.md)")                          \
+  X("run", tilec_cmd_run, "run a program on the emulator: run PROGRAM [--in NAME=FILE.npy]... (run --help)")
 
 #define X(name, fn, help) int fn(int argc, char **argv);
 TILEC_COMMANDS(X)

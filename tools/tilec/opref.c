@@ -148,8 +148,9 @@ void tilec_print_op_reference(FILE *out) {
   fputs("Each op below is a row of the op table. Operands are listed by kind, in order: a\n"
         "*value* is a tensor or a scalar, an *access* is a buffer with one index per\n"
         "dimension (`%buf[%i, 0]`), a *token* names one `dma_start`. Results are counted;\n"
-        "\"as written\" means the op's form names them. Every op also accepts `shard`, the\n"
-        "sharding of its result.\n",
+        "\"as written\" means the op's form names them. Every op with exactly one result\n"
+        "also accepts `shard`, the sharding of that result; an op with no results or with\n"
+        "several cannot take one.\n",
         out);
   int nfam = tilec_family_count();
   for (int fam = 0; fam < nfam; fam++) {

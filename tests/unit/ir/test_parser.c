@@ -266,6 +266,63 @@ TEST(parser, for_with_iter) {
   tile_module_free(m);
 }
 
+/* for, if and call take an attribute dictionary where the printer writes one:
+ * after the operands, before ':' (so `shard` round-trips on them). */
+TEST(parser, attributes_on_special_forms) {
+  static const char src[] =
+      "mesh @tp = torus<2>(x)\n"
+      "func @g(%a: tensor<4xf32>) -> tensor<4xf32> {\n"
+      "  return %a\n"
+      "}\n"
+      "func @f(%p: i1, %a: tensor<4xf32>) -> tensor<4xf32> {\n"
+      "  %r = for %i = 0 to 4 step 1 iter(%x = %a) {shard = [x]} : tensor<4xf32> {\n"
+      "    yield %x\n"
+      "  }\n"
+      "  %s = if %p {shard = [-]} : tensor<4xf32> {\n"
+      "    yield %r\n"
+      "  } else {\n"
+      "    yield %a\n"
+      "  }\n"
+      "  %t = call @g(%s) {shard = [x]} : tensor<4xf32>\n"
+      "  for %j = 0 to 2 step 1 {note = \"n\", k = 1} {\n"
+      "  }\n"
+      "  if %p {} {\n"
+      "  }\n"
+      "  call @g(%t) {}\n"
+      "  return %t\n"
+      "}\n";
+  TileModule *m = parse(src);
+  REQUIRE(m != NULL);
+  TileBlock *body = m->funcs->next->body;
+  TileOp *loop = nth_op(body, 0), *branch = nth_op(body, 1), *call = nth_op(body, 2);
+  TileOp *loop2 = nth_op(body, 3), *branch2 = nth_op(body, 4), *call2 = nth_op(body, 5);
+  /* The form's own attributes first, then the dictionary's. */
+  REQUIRE(loop->attrs.n == 4);
+  CHECK_STREQ("step", loop->attrs.items[2].name);
+  CHECK_STREQ("shard", loop->attrs.items[3].name);
+  CHECK_EQ(TILE_ATTR_ARRAY, loop->attrs.items[3].val.kind);
+  CHECK_EQ(1, loop->nres);
+  CHECK_EQ(2, loop->region[0]->nargs);
+  REQUIRE(branch->attrs.n == 1);
+  CHECK_STREQ("shard", branch->attrs.items[0].name);
+  CHECK_EQ(2, branch->nregion);
+  REQUIRE(call->attrs.n == 2);
+  CHECK_STREQ("callee", call->attrs.items[0].name);
+  CHECK_STREQ("g", call->attrs.items[0].val.s);
+  CHECK_STREQ("shard", call->attrs.items[1].name);
+  /* Without result types, a '{' that starts `name =` is the dictionary, and an
+   * empty one is followed by the body's own '{'. */
+  REQUIRE(loop2->attrs.n == 5);
+  CHECK_STREQ("note", loop2->attrs.items[3].name);
+  CHECK_STREQ("k", loop2->attrs.items[4].name);
+  CHECK_EQ(1, count_ops(loop2->region[0]));
+  CHECK_EQ(0, branch2->attrs.n);
+  CHECK_EQ(TILE_OP_IF, branch2->kind);
+  CHECK_EQ(1, call2->attrs.n);
+  CHECK_EQ(TILE_OP_RETURN, nth_op(body, 6)->kind);
+  tile_module_free(m);
+}
+
 TEST(parser, for_without_yield_gets_one) {
   TileModule *m = parse(
       "kernel @k(%b: vmem<4xi32>) {\n"
@@ -596,14 +653,54 @@ TEST(parser, error_index_list) {
 }
 
 TEST(parser, error_results) {
+  /* Result types missing at the end of a line are reported there, just past the
+   * op, not at whatever starts the next line (or the end of the file). */
   check_errors("func @f(%a: f32) {\n  %b = neg %a\n  return\n}\n",
-               "t.tile:3:3: error: expected ':' and result types, got 'return'\n");
+               "t.tile:2:14: error: expected ':' and result types after 'neg'\n");
+  check_errors("func @f(%a: f32) {\n  %b = neg %a {k = 1}\n}\n",
+               "t.tile:2:22: error: expected ':' and result types after 'neg'\n");
+  check_errors("func @f(%a: f32) {\n  %b = neg %a\n  %c = neg %b : f32\n}\n",
+               "t.tile:2:14: error: expected ':' and result types after 'neg'\n");
+  check_errors("func @f(%a: f32) {\n  %b = call @f(%a)   // comment\n}\n",
+               "t.tile:2:19: error: expected ':' and result types after 'call'\n");
+  check_errors("func @f(%a: f32) {\n  %b = neg %a",
+               "t.tile:2:14: error: expected ':' and result types after 'neg'\n");
+  /* On the same line, the token that stands there is named. */
+  check_errors("func @f(%a: f32) {\n  %b = neg %a f32\n}\n",
+               "t.tile:2:15: error: expected ':' and result types, got 'f32'\n");
   check_errors("func @f(%a: f32) {\n  %b, %c = neg %a : f32\n  return\n}\n",
                "t.tile:2:19: error: 2 result names but 1 result type\n");
   check_errors("func @f(%a: f32) {\n  %b = return %a\n}\n",
                "t.tile:2:3: error: 'return' has no results\n");
   check_errors("func @f(%a: f32) {\n  %b %c = neg %a : f32\n}\n",
                "t.tile:2:6: error: expected ',' or '=' after a result name, got '%c'\n");
+}
+
+TEST(parser, error_missing_comma) {
+  check_errors("func @f(%a: f32) {\n  %b = add %a %a : f32\n}\n",
+               "t.tile:2:15: error: expected ',' between operands, got '%a'\n");
+  check_errors("func @f(%a: f32) {\n  %b = select %a, %a %a : f32\n}\n",
+               "t.tile:2:22: error: expected ',' between operands, got '%a'\n");
+  check_errors("func @f(%a: f32) -> (f32, f32) {\n  return %a %a\n}\n",
+               "t.tile:2:13: error: expected ',' between operands, got '%a'\n");
+  check_errors("kernel @k(%b: vmem<4xf32>, %i: i32) {\n  %t = load %b[%i] %i : f32\n}\n",
+               "t.tile:2:20: error: expected ',' between operands, got '%i'\n");
+  /* A %name that begins the next op's results is not a missing operand. */
+  TileModule *m = parse("func @f(%a: f32) -> f32 {\n"
+                        "  %b = neg %a : f32\n"
+                        "  return %b\n"
+                        "}\n"
+                        "func @g(%s: sem) {\n"
+                        "  dma_wait %s\n"
+                        "  %t, %u = call @h() : f32, f32\n"
+                        "  return\n"
+                        "}\n"
+                        "func @h() -> (f32, f32) {\n"
+                        "  %c = constant {value = 1.0} : f32\n"
+                        "  return %c, %c\n"
+                        "}\n");
+  CHECK(m != NULL);
+  tile_module_free(m);
 }
 
 TEST(parser, error_duplicate_attribute) {
@@ -669,6 +766,27 @@ TEST(parser, error_numbers) {
                "t.tile:2:17: error: integer '99999999999999999999999' does not fit in 64 bits\n");
   check_errors("func @f() {\n  for %i = 0 to 1.5 step 1 {\n  }\n}\n",
                "t.tile:2:17: error: expected the upper bound (an integer), got '1.5'\n");
+  /* A number run into name characters is one malformed number. */
+  check_errors("func @f() {\n  %a = constant {v = 12abc} : f32\n}\n",
+               "t.tile:2:22: error: malformed number '12abc'\n");
+  check_errors("func @f() {\n  %a = constant {v = 1.5.3} : f32\n}\n",
+               "t.tile:2:22: error: malformed number '1.5.3'\n");
+  check_errors("func @f() {\n  %a = constant {v = 2e} : f32\n}\n",
+               "t.tile:2:22: error: malformed number '2e'\n");
+  check_errors("func @f() {\n  %a = constant {v = -7_1} : f32\n}\n",
+               "t.tile:2:22: error: malformed number '-7_1'\n");
+  check_errors("func @f() {\n  for %i = 0 to 4x step 1 {\n  }\n}\n",
+               "t.tile:2:17: error: malformed number '4x'\n");
+  check_errors("kernel @k(%b: vmem<4xf32>) {\n  %t = load %b[0x1] : f32\n}\n",
+               "t.tile:2:16: error: malformed number '0x1'\n");
+  /* Long ones are shortened in the message. */
+  check_errors("func @f() {\n  %a = constant {v = 1234567890123456789012345678901234567890abc}"
+               " : f32\n}\n",
+               "t.tile:2:22: error: malformed number '12345678901234567890123456789012...'\n");
+  /* Numbers next to punctuation stay numbers. */
+  TileModule *m = parse("func @f() {\n  %a = constant {v = [1,-2,3.5e-1]} : f32\n  return\n}\n");
+  CHECK(m != NULL);
+  tile_module_free(m);
 }
 
 TEST(parser, error_types) {
@@ -726,6 +844,15 @@ TEST(parser, error_special_forms) {
                "t.tile:2:8: error: expected the callee (a @name) after 'call', got 'f'\n");
   check_errors("func @f(%a: f32) {\n  call @f(%a %a)\n}\n",
                "t.tile:2:14: error: expected ',' or ')' in the call arguments, got '%a'\n");
+  /* The forms spell some attributes themselves; their dictionaries cannot. */
+  check_errors("func @f() {\n  for %i = 0 to 4 step 1 {step = 2} {\n  }\n}\n",
+               "t.tile:2:27: error: 'step' is written in the 'for' form itself, not as an "
+               "attribute\n");
+  check_errors("func @f(%a: f32) {\n  call @f(%a) {k = 1, callee = @g}\n}\n",
+               "t.tile:2:23: error: 'callee' is written in the 'call' form itself, not as an "
+               "attribute\n");
+  check_errors("func @f(%p: i1) {\n  if %p {k = 1 {\n  }\n}\n",
+               "t.tile:2:16: error: expected ',' or '}' in the attribute dictionary, got '{'\n");
 }
 
 TEST(parser, error_top_level) {

@@ -302,7 +302,7 @@ TEST(verify, matmul_and_dot_general) {
   MM("  %r = matmul %a, %e : tensor<8x32xbf16>", "a batched rhs must have the lhs's rank 2");
   MM("  %r = dot_general %a, %b {lhs_batch = [], rhs_batch = [], lhs_contract = [1],\n"
      "    rhs_contract = [1]} : tensor<8x64xbf16>",
-     "contracting pair 0: lhs dim 1 (size 64) and rhs dim 1 (size 32) differ");
+     "contracting pair 1: lhs dim 1 (size 64) and rhs dim 1 (size 32) differ");
   MM("  %r = dot_general %a, %b {lhs_batch = [], rhs_batch = [], lhs_contract = [1, 1],\n"
      "    rhs_contract = [0, 1]} : tensor<8x64xbf16>",
      "dim 1 of tensor<8x64xbf16> is used twice (in lhs_contract)");
@@ -334,7 +334,7 @@ TEST(verify, structure_rules) {
   ERR(F1("  %r = broadcast %a {dims = [0, 2]} : tensor<8x4x4xf32>"),
       "'broadcast' operand dim 1 (size 128) cannot become result dim 2 (size 4)");
   ERR(F1("  %r = broadcast %a {dims = [0]} : tensor<8x128xf32>"),
-      "'broadcast' dims has 1 entries but the operand tensor<8x128xf32> has rank 2");
+      "'broadcast' dims has 1 entry but the operand tensor<8x128xf32> has rank 2");
   ERR(F1("  %r = slice %a {start = [0, 0], limit = [9, 128]} : tensor<8x128xf32>"),
       "'slice' dim 0: need 0 <= start <= limit <= 8, got start 0, limit 9");
   ERR(F1("  %r = slice %a {start = [0, 0], limit = [8, 128], stride = [1, 0]} : tensor<8x128xf32>"),
@@ -355,7 +355,7 @@ TEST(verify, structure_rules) {
   ERR(F1("  %v, %i = topk %a {k = 129} : tensor<8x129xf32>, tensor<8x129xi32>"),
       "'topk' k = 129 must lie in [1, 128], the last dim of tensor<8x128xf32>");
   ERR(F1("  %v, %i = topk %a {k = 4} : tensor<8x4xf32>, tensor<8x4xf32>"),
-      "'topk' result 1 type tensor<8x4xf32> does not match the inferred tensor<8x4xi32>");
+      "'topk' result 2 type tensor<8x4xf32> does not match the inferred tensor<8x4xi32>");
   ERR(F1("  %r = convert %a : tensor<8x64xbf16>"),
       "'convert' result tensor<8x64xbf16> must have the operand's shape (tensor<8x128xf32>)");
   ERR(F1("  %r = iota {dim = 2} : tensor<8x128xi32>"),
@@ -489,9 +489,9 @@ TEST(verify, shardings) {
   ERR(TP "func @f(%w: tensor<6x16xf32> {shard = [x, -]}) -> tensor<6x16xf32> {\n  return %w\n}\n",
       "sharding of parameter '%w' of @f: dim 0 (size 6) is not divisible by 4");
   ERR(TP "func @f(%w: tensor<8x16xf32> {shard = [x]}) -> tensor<8x16xf32> {\n  return %w\n}\n",
-      "sharding of parameter '%w' of @f has 1 entries but its type tensor<8x16xf32> has rank 2");
+      "sharding of parameter '%w' of @f has 1 entry but its type tensor<8x16xf32> has rank 2");
   ERR(TP "func @f(%w: tensor<8x16xf32> {shard = [-, 1]}) -> tensor<8x16xf32> {\n  return %w\n}\n",
-      "entry 1 must be '-', an axis or a tuple of axes");
+      "the entry for dim 1 must be '-', an axis or a tuple of axes");
   ERR("func @f(%w: tensor<8x16xf32> {shard = [-, x]}) -> tensor<8x16xf32> {\n  return %w\n}\n",
       "needs a mesh: the module declares no mesh");
   ERR(TP
@@ -503,7 +503,8 @@ TEST(verify, shardings) {
       "  return %w\n}\n",
       "function @f names mesh @nope, which this module does not declare");
   ERR(TP "func @f(%w: tensor<8x16xf32> {donate = 1}) -> tensor<8x16xf32> {\n  return %w\n}\n",
-      "unknown attribute 'donate' on parameter 0 of @f");
+      "t.tile:2:9: error: unknown attribute 'donate' on parameter '%w' of @f (a parameter takes "
+      "only 'shard')");
   ERR(TP
       "func @f(%w: tensor<8x6xf32>) -> tensor<8x6xf32> {\n"
       "  %r = exp %w {shard = [-, x]} : tensor<8x6xf32>\n  return %r\n}\n",
@@ -611,7 +612,7 @@ TEST(verify, regions) {
       "  }\n"
       "  return %y\n"
       "}\n",
-      "'yield' value 1 has type i32 but the enclosing 'for' result 0 has type tensor<8xf32>");
+      "'yield' value 1 has type i32 but the enclosing 'for' result 1 has type tensor<8xf32>");
   ERR("func @f(%x: tensor<8xf32>, %p: i1) -> tensor<8xf32> {\n"
       "  %y = if %p : tensor<8xf32> {\n"
       "    yield %x, %x\n"
@@ -870,7 +871,7 @@ TEST(verify, builder_structure) {
   fclose(s);
   CHECK(strstr(out, "'for' body must end with 'yield' giving its 1 result") != NULL);
   CHECK(strstr(out, "'if' with results needs an else region that gives them") != NULL);
-  CHECK(strstr(out, "value (block argument 0) belongs to function @g and cannot be used in @f") !=
+  CHECK(strstr(out, "value (parameter 1) belongs to function @g and cannot be used in @f") !=
         NULL);
   CHECK_EQ(3, d.nerrors);
   free(out);

@@ -317,3 +317,16 @@ TEST(asm, several_errors_and_no_crash_on_junk) {
   CHECK(strstr(msg, "p.s:2:5: error: unexpected NUL byte (assembly is text)") != NULL);
   free(msg);
 }
+
+TEST(asm, hex_immediates_are_bit_patterns) {
+  TileObject o;
+  char *msg;
+  REQUIRE(assemble(".code all\n  li s1, 0xffffffff ; li s2, -0x10\n  vli v1, 0x3fc00000 ; halt\n", &o, &msg));
+  free(msg);
+  CHECK_EQ(-1, o.code[0].bundles[0].slot[0].imm);
+  CHECK_EQ(-16, o.code[0].bundles[0].slot[1].imm);
+  CHECK_EQ(0x3fc00000, o.code[0].bundles[1].slot[2].imm);
+  tile_object_free(&o);
+  expect_error(".code all\n  li s1, 0x100000000\n", "p.s:2:10: error: operand 2 of 'li' does not fit in 32 bits: 4294967296");
+  expect_error(".code all\n  vli v1, 0x123456789\n", "p.s:2:11: error: raw bits are written 0x and 1 to 8 hex digits");
+}

@@ -1,0 +1,436 @@
+/* `tilec run`: runs a program on the torus emulator (docs/emulator.md).
+ *
+ *   tilec run PROGRAM [--target NAME] [--torus XxYxZ] [--threads N]
+ *             [--mode functional|timing] [--in NAME=FILE.npy]... [--out NAME=FILE.npy]...
+ *             [--trace FILE.json] [--stats] [--no-strict] [--watchdog N] [--help]
+ *
+ * PROGRAM is an object (.tobj, from `tilec asm` or the VLIW backend) or assembly (.s,
+ * assembled first). A `.tile` source needs the VLIW code generator first; until tilec
+ * has one, `run` says so. The machine is the object's target unless --target names
+ * another (a name or a .target path); --torus reshapes it.
+ *
+ * Inputs and outputs are .npy arrays bound to the object's symbols: the array's dtype
+ * must be the symbol's element type (f32 data is also accepted for a bf16 input and
+ * rounded to nearest even), its shape the symbol's, with a leading chip dimension for a
+ * per-chip symbol. Prints every chip's cycles (with --stats, the unit table, stalls and
+ * bytes per link) and the fault that stopped the run, if one did.
+ *
+ * Exit codes: 0 the run finished, 1 bad input or a fault, 2 an internal error. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "tile/asm.h"
+#include "tile/emu.h"
+#include "tile/npy.h"
+#include "tile/object.h"
+#include "tile/target.h"
+#include "tilec.h"
+
+enum { MAX_BINDINGS = 64 };
+
+typedef struct Binding {
+  const char *name; /* points into argv (the part before '=') */
+  size_t name_len;
+  const char *file;
+} Binding;
+
+typedef struct RunArgs {
+  const char *program, *target, *torus, *trace;
+  int threads;
+  TileEmuMode mode;
+  bool stats, strict, help;
+  int64_t watchdog;
+  Binding in[MAX_BINDINGS], out[MAX_BINDINGS];
+  int nin, nout;
+} RunArgs;
+
+static const char usage[] =
+    "usage: tilec run PROGRAM [options]\n"
+    "  PROGRAM                an object (.tobj) or assembly (.s)\n"
+    "  --target NAME          run on this machine (a name or a .target path) instead of the\n"
+    "                         object's\n"
+    "  --torus XxYxZ          reshape the torus\n"
+    "  --threads N            host threads (results do not depend on it; default 1)\n"
+    "  --mode functional|timing   values and timing (default), or timing only\n"
+    "  --in NAME=FILE.npy     bind an input symbol (repeatable)\n"
+    "  --out NAME=FILE.npy    write an output symbol after the run (repeatable)\n"
+    "  --trace FILE.json      write a Chrome/Perfetto trace (open in ui.perfetto.dev)\n"
+    "  --stats                print per-unit busy cycles, stalls and bytes per link\n"
+    "  --no-strict            read through hazards (old values) instead of stopping\n"
+    "  --watchdog N           stop as runaway after N cycles (default: the target's)\n"
+    "exit codes: 0 finished, 1 bad input or a fault, 2 internal error\n";
+
+static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+static bool add_binding(Binding *list, int *n, const char *opt, const char *value) {
+  const char *eq = strchr(value, '=');
+  if (!eq || eq == value || !eq[1]) {
+    tilec_fail("run: %s takes NAME=FILE.npy, not '%s'", opt, value);
+    return false;
+  }
+  if (*n == MAX_BINDINGS) {
+    tilec_fail("run: at most %d %s options", MAX_BINDINGS, opt);
+    return false;
+  }
+  list[(*n)++] = (Binding){value, (size_t)(eq - value), eq + 1};
+  return true;
+}
+
+static int parse_args(int argc, char **argv, RunArgs *a) {
+  memset(a, 0, sizeof *a);
+  a->threads = 1;
+  a->strict = true;
+  a->mode = TILE_EMU_FUNCTIONAL;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      a->help = true;
+      return TILEC_OK;
+    }
+    if (strcmp(arg, "--stats") == 0) {
+      a->stats = true;
+      continue;
+    }
+    if (strcmp(arg, "--no-strict") == 0) {
+      a->strict = false;
+      continue;
+    }
+    if (arg[0] != '-' || !arg[1]) {
+      if (a->program) {
+        tilec_fail("run takes one program (got '%s' and '%s')", a->program, arg);
+        return TILEC_BAD_INPUT;
+      }
+      a->program = arg;
+      continue;
+    }
+    /* options with a value: --opt VALUE or --opt=VALUE */
+    static const char *const with_value[] = {"--target", "--torus", "--threads", "--mode",
+                                             "--in",     "--out",   "--trace",   "--watchdog"};
+    const char *opt = NULL, *value = NULL;
+    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) {
+      size_t n = strlen(with_value[k]);
+      if (strncmp(arg, with_value[k], n) == 0 && (arg[n] == '\0' || arg[n] == '=')) {
+        opt = with_value[k];
+        value = arg[n] == '=' ? arg + n + 1 : NULL;
+      }
+    }
+    if (!opt) {
+      tilec_fail("run: unknown option '%s'", arg);
+      fprintf(stderr, "Run 'tilec run --help' for usage.\n");
+      return TILEC_BAD_INPUT;
+    }
+    if (!value) {
+      if (i + 1 >= argc) {
+        tilec_fail("run: %s needs a value", opt);
+        return TILEC_BAD_INPUT;
+      }
+      value = argv[++i];
+    }
+    int64_t v;
+    if (strcmp(opt, "--target") == 0) a->target = value;
+    else if (strcmp(opt, "--torus") == 0) a->torus = value;
+    else if (strcmp(opt, "--trace") == 0) a->trace = value;
+    else if (strcmp(opt, "--threads") == 0) {
+      if (!parse_int(value, 1, 4096, &v)) {
+        tilec_fail("run: --threads takes a number from 1 to 4096, not '%s'", value);
+        return TILEC_BAD_INPUT;
+      }
+      a->threads = (int)v;
+    } else if (strcmp(opt, "--watchdog") == 0) {
+      if (!parse_int(value, 1, INT64_MAX, &v)) {
+        tilec_fail("run: --watchdog takes a positive number of cycles, not '%s'", value);
+        return TILEC_BAD_INPUT;
+      }
+      a->watchdog = v;
+    } else if (strcmp(opt, "--mode") == 0) {
+      if (!tile_emu_mode_parse(value, &a->mode)) {
+        tilec_fail("run: --mode is 'functional' or 'timing', not '%s'", value);
+        return TILEC_BAD_INPUT;
+      }
+    } else if (strcmp(opt, "--in") == 0) {
+      if (!add_binding(a->in, &a->nin, opt, value)) return TILEC_BAD_INPUT;
+    } else if (!add_binding(a->out, &a->nout, opt, value)) {
+      return TILEC_BAD_INPUT;
+    }
+  }
+  if (!a->program) {
+    tilec_fail("run needs a program (an object or assembly file)");
+    fprintf(stderr, "Run 'tilec run --help' for usage.\n");
+    return TILEC_BAD_INPUT;
+  }
+  return TILEC_OK;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static int read_file(const char *path, uint8_t **out, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    tilec_fail("cannot read '%s': %s", path, strerror(errno));
+    return TILEC_BAD_INPUT;
+  }
+  size_t cap = 1 << 16, n = 0;
+  uint8_t *buf = malloc(cap + 1);
+  while (buf) {
+    if (n == cap) {
+      uint8_t *bigger = realloc(buf, cap * 2 + 1);
+      if (!bigger) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = bigger;
+      cap *= 2;
+    }
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (got == 0) break;
+  }
+  bool failed = ferror(f);
+  fclose(f);
+  if (!buf) {
+    tilec_fail("out of memory reading '%s'", path);
+    return TILEC_INTERNAL;
+  }
+  if (failed) {
+    free(buf);
+    tilec_fail("cannot read '%s'", path);
+    return TILEC_BAD_INPUT;
+  }
+  buf[n] = '\0';
+  *out = buf;
+  *len = n;
+  return TILEC_OK;
+}
+
+/* The program as an object: read, or assembled from .s. (A .tile source will be
+ * compiled here once the VLIW code generator exists.) */
+static int load_program(const RunArgs *a, const TileTarget *given, TileObject *obj) {
+  if (ends_with(a->program, ".tile")) {
+    tilec_fail("run: %s is a .tile source; running it needs the VLIW code generator, which this "
+               "tilec does not have yet: run an object (.tobj) or assembly (.s) instead",
+               a->program);
+    return TILEC_BAD_INPUT;
+  }
+  uint8_t *bytes;
+  size_t len;
+  int rc = read_file(a->program, &bytes, &len);
+  if (rc != TILEC_OK) return rc;
+  TileDiag d;
+  bool ok;
+  if (ends_with(a->program, ".s")) {
+    tile_diag_init(&d, stderr, a->program, (const char *)bytes, len);
+    ok = tile_asm((const char *)bytes, len, a->program, given, obj, &d);
+  } else {
+    tile_diag_init(&d, stderr, a->program, NULL, 0);
+    ok = tile_object_read(bytes, len, obj, &d);
+  }
+  free(bytes);
+  return ok ? TILEC_OK : TILEC_BAD_INPUT;
+}
+
+static const TileObjSymbol *find_symbol(const TileObject *obj, const Binding *b) {
+  for (int32_t i = 0; i < obj->nsyms; i++)
+    if (strlen(obj->syms[i].name) == b->name_len &&
+        memcmp(obj->syms[i].name, b->name, b->name_len) == 0)
+      return &obj->syms[i];
+  tilec_fail("run: the program has no symbol '%.*s'", (int)b->name_len, b->name);
+  return NULL;
+}
+
+/* The array shape of a symbol as .npy files give it: a leading chip dimension for a
+ * per-chip symbol. */
+static int symbol_shape(const TileObjSymbol *s, int32_t chips, int64_t *dims) {
+  int r = 0;
+  if (s->per_chip) dims[r++] = chips;
+  for (int k = 0; k < s->rank && r < TILE_MAX_RANK; k++) dims[r++] = s->dims[k];
+  return r;
+}
+
+static void shape_text(TileElem e, int rank, const int64_t *dims, char *buf, size_t n) {
+  size_t k = (size_t)snprintf(buf, n, "%s [", tile_elem_name(e));
+  for (int i = 0; i < rank && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)dims[i]);
+  if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+static int bind_input(TileEmu *e, const TileObject *obj, const Binding *b) {
+  const TileObjSymbol *s = find_symbol(obj, b);
+  if (!s) return TILEC_BAD_INPUT;
+  TileNpy a;
+  TileDiag d;
+  tile_diag_init(&d, stderr, b->file, NULL, 0);
+  if (!tile_npy_read_file(b->file, &a, &d)) return TILEC_BAD_INPUT;
+  int64_t dims[TILE_MAX_RANK + 1];
+  int rank = symbol_shape(s, tile_emu_chips(e), dims);
+  bool shape_ok = rank == a.rank;
+  for (int k = 0; shape_ok && k < rank; k++) shape_ok = dims[k] == a.dims[k];
+  bool elem_ok = a.elem == s->elem || (s->elem == TILE_ELEM_F8E5M2 && a.elem == TILE_ELEM_F8E4M3FN) ||
+                 (s->elem == TILE_ELEM_BF16 && a.elem == TILE_ELEM_F32);
+  if (!shape_ok || !elem_ok) {
+    char want[160], got[160];
+    shape_text((TileElem)s->elem, rank, dims, want, sizeof want);
+    shape_text(a.elem, a.rank, a.dims, got, sizeof got);
+    tilec_fail("run: --in %.*s: '%.*s' is %s%s; %s holds %s", (int)b->name_len, b->name,
+               (int)b->name_len, b->name, want, s->per_chip ? " (one slice per chip)" : "",
+               b->file, got);
+    tile_npy_free(&a);
+    return TILEC_BAD_INPUT;
+  }
+  if (s->elem == TILE_ELEM_BF16 && a.elem == TILE_ELEM_F32) {
+    /* f32 data for a bf16 input: rounded to nearest even, in place */
+    size_t n = a.nbytes / 4;
+    uint16_t *h = (uint16_t *)a.data;
+    for (size_t i = 0; i < n; i++) {
+      uint32_t u;
+      memcpy(&u, (uint8_t *)a.data + 4 * i, 4);
+      if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u;
+      else u += 0x7fffu + ((u >> 16) & 1u);
+      h[i] = (uint16_t)(u >> 16);
+    }
+    a.nbytes = n * 2;
+  }
+  int rc = TILEC_OK;
+  if (!tile_emu_set_input(e, s->name, a.data, a.nbytes)) {
+    tilec_fail("run: --in %.*s: %s", (int)b->name_len, b->name, tile_emu_error(e));
+    rc = TILEC_BAD_INPUT;
+  }
+  tile_npy_free(&a);
+  return rc;
+}
+
+static int write_output(TileEmu *e, const TileObject *obj, const Binding *b) {
+  const TileObjSymbol *s = find_symbol(obj, b);
+  if (!s) return TILEC_BAD_INPUT;
+  int64_t n = tile_emu_symbol_bytes(e, s->name);
+  void *buf = malloc(n > 0 ? (size_t)n : 1);
+  if (!buf) {
+    tilec_fail("run: out of memory reading output '%s'", s->name);
+    return TILEC_INTERNAL;
+  }
+  if (!tile_emu_get_output(e, s->name, buf, (size_t)n)) {
+    tilec_fail("run: --out %s: %s", s->name, tile_emu_error(e));
+    free(buf);
+    return TILEC_BAD_INPUT;
+  }
+  int64_t dims[TILE_MAX_RANK + 1];
+  int rank = symbol_shape(s, tile_emu_chips(e), dims);
+  TileDiag d;
+  tile_diag_init(&d, stderr, b->file, NULL, 0);
+  bool ok = tile_npy_write_file(b->file, (TileElem)s->elem, rank, dims, buf, &d);
+  free(buf);
+  return ok ? TILEC_OK : TILEC_INTERNAL;
+}
+
+static int load_target(const RunArgs *a, const char *name, TileTarget *t) {
+  TileDiag d;
+  tile_diag_init(&d, stderr, "tilec run", NULL, 0);
+  if (!tile_target_load(name, t, &d)) return TILEC_BAD_INPUT;
+  if (a->torus && !tile_target_set_torus(t, a->torus, &d)) return TILEC_BAD_INPUT;
+  return TILEC_OK;
+}
+
+static int run_program(const RunArgs *a) {
+  TileTarget target, *given = NULL;
+  int rc;
+  if (a->target) {
+    if ((rc = load_target(a, a->target, &target)) != TILEC_OK) return rc;
+    given = &target;
+  }
+  TileObject obj;
+  if ((rc = load_program(a, given, &obj)) != TILEC_OK) return rc;
+  if (!given) {
+    if (!obj.target[0]) {
+      tilec_fail("run: %s names no target; give one with --target", a->program);
+      tile_object_free(&obj);
+      return TILEC_BAD_INPUT;
+    }
+    if ((rc = load_target(a, obj.target, &target)) != TILEC_OK) {
+      tile_object_free(&obj);
+      return rc;
+    }
+  } else if (obj.target[0] && strcmp(obj.target, target.name) != 0) {
+    fprintf(stderr, "tilec: note: %s was built for target %s; running it on %s\n", a->program,
+            obj.target, target.name);
+  }
+  TileEmuOptions o;
+  tile_emu_options_default(&o);
+  o.mode = a->mode;
+  o.threads = a->threads;
+  o.strict = a->strict;
+  o.trace = a->trace != NULL;
+  o.watchdog = a->watchdog;
+  TileDiag d;
+  tile_diag_init(&d, stderr, a->program, NULL, 0);
+  TileEmu *e = tile_emu_create(&obj, &target, &o, &d);
+  if (!e) {
+    tile_object_free(&obj);
+    return TILEC_BAD_INPUT;
+  }
+  rc = TILEC_OK;
+  for (int i = 0; i < a->nin && rc == TILEC_OK; i++) rc = bind_input(e, &obj, &a->in[i]);
+  for (int i = 0; i < a->nout && rc == TILEC_OK; i++)
+    if (!find_symbol(&obj, &a->out[i])) rc = TILEC_BAD_INPUT;
+  if (rc == TILEC_OK && a->mode == TILE_EMU_FUNCTIONAL)
+    for (int32_t i = 0; i < obj.nsyms; i++) {
+      if (!(obj.syms[i].kind & TILE_BIND_IN)) continue;
+      bool given_in = false;
+      for (int k = 0; k < a->nin; k++)
+        given_in |= strlen(obj.syms[i].name) == a->in[k].name_len &&
+                    memcmp(obj.syms[i].name, a->in[k].name, a->in[k].name_len) == 0;
+      if (!given_in)
+        fprintf(stderr, "tilec: note: input '%s' is not bound (--in); it starts as zeros\n",
+                obj.syms[i].name);
+    }
+  if (rc == TILEC_OK) {
+    TileEmuStatus st = tile_emu_run(e);
+    if (st == TILE_EMU_ERROR) {
+      tilec_fail("run: %s", tile_emu_error(e));
+      rc = TILEC_INTERNAL;
+    } else {
+      tile_emu_print_stats(e, stdout, a->stats);
+      fflush(stdout);
+      if (st == TILE_EMU_FAULTED) {
+        const TileEmuFault *f = tile_emu_fault(e);
+        fprintf(stderr, "tilec: fault (%s): %s\n", tile_emu_fault_name(f->kind), f->message);
+        rc = TILEC_BAD_INPUT;
+      }
+      for (int i = 0; i < a->nout && rc == TILEC_OK; i++) rc = write_output(e, &obj, &a->out[i]);
+      if (a->trace) {
+        FILE *f = fopen(a->trace, "w");
+        bool ok = f && tile_emu_write_trace(e, f);
+        ok = f && fclose(f) == 0 && ok;
+        if (!ok) {
+          tilec_fail("run: cannot write the trace '%s'", a->trace);
+          if (rc == TILEC_OK) rc = TILEC_INTERNAL;
+        }
+      }
+    }
+  }
+  tile_emu_free(e);
+  tile_object_free(&obj);
+  return rc;
+}
+
+int tilec_cmd_run(int argc, char **argv) {
+  RunArgs a;
+  int rc = parse_args(argc, argv, &a);
+  if (rc != TILEC_OK) return rc;
+  if (a.help) {
+    fputs(usage, stdout);
+    return TILEC_OK;
+  }
+  return run_program(&a);
+}
