@@ -509,7 +509,7 @@ static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t
           memcpy(c->v + sv[i].slot * vlen, c->v + sv[i].reg * vlen, vlen * sizeof(EmuLane));
       }
     }
-    const EmuWrite *wr = writes + b->writes, *wchk = wr + b->nwchk, *wend = wr + b->nwrites;
+    const EmuWrite *wr = writes + b->writes, *wchk = wr + b->nwchk, *wend = wr + b->nwtrk;
     const int64_t t8 = t << 8;
     for (; wr < wchk; wr++) {
       const int64_t old = sbd[wr->sb];
@@ -527,6 +527,8 @@ static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t
       sbd[wr->sb] = enc;
     }
     for (; wr < wend; wr++) sbd[wr->sb] = t8 + wr->enc; /* proven to land in order */
+    /* writes no check ever looks at: only when the last of them lands (halt waits) */
+    if (t + b->wlat > c->last_land) c->last_land = t + b->wlat;
     const EmuOp *op = ops + (functional ? b->ops : b->tops);
     const int nops = functional ? b->nops : b->ntops;
     c->pc = pc;

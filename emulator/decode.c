@@ -224,7 +224,7 @@ static bool decode_bundle(const TileTarget *t, const TileBundle *in, int32_t pc,
   eb->ntops = (uint8_t)(b->ntops - eb->tops);
   eb->nreads = (uint8_t)(b->nreads - eb->reads);
   eb->nwrites = (uint8_t)(b->nwrites - eb->writes);
-  eb->nwchk = eb->nwrites; /* until prove_hazards shows otherwise */
+  eb->nwchk = eb->nwtrk = eb->nwrites; /* until prove_hazards shows otherwise */
   eb->nsaves = (uint8_t)(b->nsaves - eb->saves);
   if (nvsave > p->max_vsave) p->max_vsave = nvsave;
   if (nssave > p->max_ssave) p->max_ssave = nssave;
@@ -375,8 +375,31 @@ static void prove_hazards(const TileTarget *t, const TileObjCode *code, EmuProgr
     for (int i = 0; i < eb->nwrites; i++)
       if (wr[i].lat <= rem[wr[i].sb]) wr[nchk++] = wr[i];
       else tmp[nrest++] = wr[i];
-    memcpy(wr + nchk, tmp, (size_t)nrest * sizeof *tmp);
+    if (nrest) memcpy(wr + nchk, tmp, (size_t)nrest * sizeof *tmp);
     eb->nwchk = (uint8_t)nchk;
+  }
+  /* registers some run-time check looks at: their scoreboard entries must be kept */
+  bool looked_at[EMU_NSB_ALL] = {false};
+  for (int32_t b = 0; ok && b < n; b++) {
+    const EmuBundle *eb = &p->bundles[b];
+    for (int i = 0; i < eb->nreads; i++) looked_at[p->reads[eb->reads + i].sb] = true;
+    for (int i = 0; i < eb->nwchk; i++) looked_at[p->writes[eb->writes + i].sb] = true;
+  }
+  for (int32_t b = 0; ok && b < n; b++) {
+    EmuBundle *eb = &p->bundles[b];
+    EmuWrite *wr = p->writes + eb->writes, tmp[TILE_BUNDLE_SLOTS * 2];
+    int ntrk = eb->nwchk, nrest = 0;
+    eb->wlat = 0;
+    for (int i = eb->nwchk; i < eb->nwrites; i++) {
+      if (looked_at[wr[i].sb]) {
+        wr[ntrk++] = wr[i];
+      } else {
+        tmp[nrest++] = wr[i];
+        if (wr[i].lat > eb->wlat) eb->wlat = wr[i].lat;
+      }
+    }
+    if (nrest) memcpy(wr + ntrk, tmp, (size_t)nrest * sizeof *tmp);
+    eb->nwtrk = (uint8_t)ntrk;
   }
   free(in);
   free(seen);
@@ -400,6 +423,12 @@ bool emu_decode(const TileTarget *t, const TileObjCode *code, bool prove, EmuPro
   bool ok = p->bundles != NULL;
   for (int32_t pc = 0; ok && pc < p->nbundles; pc++)
     ok = decode_bundle(t, &code->bundles[pc], pc, p, &b, d);
+  /* never NULL, so `array + 0` is always a valid pointer */
+  if (ok && !b.ops) ok = (b.ops = malloc(sizeof *b.ops)) != NULL;
+  if (ok && !b.tops) ok = (b.tops = malloc(sizeof *b.tops)) != NULL;
+  if (ok && !b.reads) ok = (b.reads = malloc(sizeof *b.reads)) != NULL;
+  if (ok && !b.writes) ok = (b.writes = malloc(sizeof *b.writes)) != NULL;
+  if (ok && !b.saves) ok = (b.saves = malloc(sizeof *b.saves)) != NULL;
   p->ops = b.ops;
   p->tops = b.tops;
   p->reads = b.reads;

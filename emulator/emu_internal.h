@@ -88,12 +88,14 @@ enum {
   EMU_B_WAIT = 1,  /* holds a sem.wait: the bundle issues only when it is satisfied */
 };
 
-/* reads and writes hold only what emu_decode could not prove safe for every run (see
- * prove_hazards in decode.c): the first nwchk writes need the write-order check, the
- * others only update the scoreboard. */
+/* reads hold only what emu_decode could not prove safe for every run (see prove_hazards
+ * in decode.c). Writes come in three groups: the first nwchk need the write-order check;
+ * up to nwtrk update the scoreboard (their registers are checked somewhere); the rest
+ * touch nothing, and wlat, their longest latency, keeps the chip's last landing. */
 typedef struct EmuBundle {
   uint32_t ops, tops, reads, writes, saves; /* first index into the program's arrays */
-  uint8_t nops, ntops, nreads, nwrites, nsaves, nwchk;
+  uint8_t nops, ntops, nreads, nwrites, nsaves, nwchk, nwtrk;
+  int32_t wlat;
   uint8_t flags;
   uint8_t units;   /* bit per TileSlot with an op (trace) */
   uint8_t wait_sem;
