@@ -4,7 +4,8 @@
  *   decode.c   validation of an object against a target, pre-decoding into bundles
  *   memory.c   HBM/VMEM/SMEM storage (lazily paged) and bounds-checked access
  *   chip.c     one chip's cycle loop: issue, scoreboard, scalar core, control, events
- *   vpu.c      vector ALU, transcendentals, vector loads and stores (functional)
+ *   vpu.c      vector ALU, vector loads and stores (functional)
+ *   vmath.c    transcendentals: our own f32 exp, log, tanh, rsqrt, rcp (vectorized)
  *   mxu.c      matrix units: weights, pushes, result FIFOs, bf16 x bf16 -> f32
  *   xlu.c      cross-lane unit: lane/sublane reductions, rotations, transpose buffer
  *   hazard.c   hazard and fault reports (the sentences), store-in-flight tracking
@@ -523,6 +524,18 @@ bool emu_vmem_move(EmuChip *c, const EmuOp *op, int64_t base, int64_t stride, Em
 float emu_bf16_round(float x);
 uint16_t emu_bf16_bits(float x);
 float emu_bf16_widen(uint16_t b);
+
+/* vmath.c: the transcendentals, bit-identical on every host and every vector width */
+typedef enum EmuMath {
+  EMU_MATH_EXP, EMU_MATH_LOG, EMU_MATH_TANH, EMU_MATH_RSQRT, EMU_MATH_RCP, EMU_MATH_COUNT
+} EmuMath;
+typedef enum EmuMathIsa { EMU_ISA_BASE, EMU_ISA_AVX2, EMU_ISA_AVX512 } EmuMathIsa;
+/* y[i] = f(x[i]) for n lanes; x and y may overlap. */
+void emu_vmath(EmuMath f, const float *x, float *y, int n);
+/* The same with one instruction set (tests); false when the host lacks it. */
+bool emu_vmath_isa(EmuMath f, EmuMathIsa isa, const float *x, float *y, int n);
+/* One lane, scalar code. */
+float emu_vmath1(EmuMath f, float x);
 
 /* mxu.c */
 bool emu_mxu_init(EmuChip *c);

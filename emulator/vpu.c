@@ -3,9 +3,9 @@
  *
  * Numerics are IEEE f32 with round-to-nearest-even, one rounding per op; only vfma.f
  * fuses (fmaf). This file is compiled with -ffp-contract=off so the compiler never fuses
- * a multiply and an add on its own. Transcendentals come from the C library (expf,
- * logf, tanhf; rsqrt is 1/sqrtf, rcp is 1/x). max and min propagate NaN (the first NaN
- * operand) and order -0 below +0.
+ * a multiply and an add on its own. Transcendentals are our own (vmath.c: within 1 ulp,
+ * the same bits on every host). max and min propagate NaN (the first NaN operand) and
+ * order -0 below +0.
  *
  * Vector memory: sublane s of a register lives at byte address S[a] + imm + s * S[b]
  * (the stride S[b] is a signed 32-bit byte count), lanes elements of 4 bytes (f32) or
@@ -122,11 +122,11 @@ void emu_vpu_exec(EmuChip *c, const EmuOp *op, EmuLane *D, int64_t t) {
   case TILE_MOP_VCVTIF: MAP1(r.f = (float)x.i) break;
   case TILE_MOP_VCVTFI: MAP1(r.i = f2i_rne(x.f)) break;
   case TILE_MOP_VRNDBF: MAP1(r.f = emu_bf16_round(x.f)) break;
-  case TILE_MOP_VEXP: MAP1(r.f = expf(x.f)) break;
-  case TILE_MOP_VLOG: MAP1(r.f = logf(x.f)) break;
-  case TILE_MOP_VRSQRT: MAP1(r.f = 1.0f / sqrtf(x.f)) break;
-  case TILE_MOP_VTANH: MAP1(r.f = tanhf(x.f)) break;
-  case TILE_MOP_VRCP: MAP1(r.f = 1.0f / x.f) break;
+  case TILE_MOP_VEXP: emu_vmath(EMU_MATH_EXP, &A->f, &D->f, n); break;
+  case TILE_MOP_VLOG: emu_vmath(EMU_MATH_LOG, &A->f, &D->f, n); break;
+  case TILE_MOP_VRSQRT: emu_vmath(EMU_MATH_RSQRT, &A->f, &D->f, n); break;
+  case TILE_MOP_VTANH: emu_vmath(EMU_MATH_TANH, &A->f, &D->f, n); break;
+  case TILE_MOP_VRCP: emu_vmath(EMU_MATH_RCP, &A->f, &D->f, n); break;
   default: break;
   }
   (void)t;
