@@ -3,10 +3,13 @@
  *
  * A bundle is TILE_BUNDLE_SLOTS fixed slot words, issued together in one cycle:
  *
- *   word:   0        1        2        3        4       5        6     7     8     9
- *         +--------+--------+--------+--------+-------+--------+-----+-----+-----+--------+
- *         |scalar 0|scalar 1|vector 0|vector 1| vload | vstore | mxu | xlu | dma | branch |
- *         +--------+--------+--------+--------+-------+--------+-----+-----+-----+--------+
+ *   word:   0        1        2        3        4       5        6       7      8     9     10
+ *         +--------+--------+--------+--------+-------+--------+-------+-------+-----+-----+--------+
+ *         |scalar 0|scalar 1|vector 0|vector 1| vload | vstore | mxu 0 | mxu 1 | xlu | dma | branch |
+ *         +--------+--------+--------+--------+-------+--------+-------+-------+-----+-----+--------+
+ *
+ * Two matrix-unit words (as the TPU bundle's two matrix slots): a machine with four or
+ * more MXUs must push one LHS tile and pop one result per cycle to keep them all busy.
  *
  * Each slot word is 64 bits, little-endian:
  *
@@ -124,7 +127,7 @@ extern "C" {
   X(XTRPUSH, "xlu.trpush", XLU, XLU, "va ii", "rows 8*imm .. 8*imm+7 of the lanes x lanes transpose buffer := V[a]") \
   X(XTRPOP, "xlu.trpop", XLU, XLU, "Vd ii", "V[d] := rows 8*imm .. 8*imm+7 of the transposed buffer") \
   /* ---- DMA and semaphores (slot dma) ---- */                                          \
-  X(DMA, "dma", DMA, SALU, "sa", "start the DMA described at SMEM address S[a] (see docs/isa.md)") \
+  X(DMA, "dma", DMA, SALU, "sa", "start the DMA described at SMEM address S[a] (docs/emulator.md)") \
   X(SIGNAL, "sem.signal", DMA, SALU, "qc ii", "semaphore c += imm on this chip")          \
   X(SIGNALR, "sem.signal.r", DMA, SALU, "qc sa ii",                                       \
     "semaphore c += imm on chip S[a], arriving after the network's latency")            \
@@ -156,8 +159,8 @@ extern const TileMopInfo tile_mop_info[TILE_MOP_COUNT];
 
 /* Slot positions in a bundle: how many words each slot kind has in the encoding. */
 #define TILE_SLOT_WORDS(X) \
-  X(SCALAR, 2) X(VECTOR, 2) X(VLOAD, 1) X(VSTORE, 1) X(MXU, 1) X(XLU, 1) X(DMA, 1) X(BRANCH, 1)
-enum { TILE_BUNDLE_SLOTS = 10 };
+  X(SCALAR, 2) X(VECTOR, 2) X(VLOAD, 1) X(VSTORE, 1) X(MXU, 2) X(XLU, 1) X(DMA, 1) X(BRANCH, 1)
+enum { TILE_BUNDLE_SLOTS = 11 };
 
 /* One decoded slot op. */
 typedef struct TileMInst {

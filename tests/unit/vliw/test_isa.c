@@ -72,7 +72,9 @@ TEST(isa, slot_positions) {
   CHECK_EQ(2, tile_slot_first(TILE_SLOT_VECTOR));
   CHECK_EQ(4, tile_slot_first(TILE_SLOT_VLOAD));
   CHECK_EQ(6, tile_slot_first(TILE_SLOT_MXU));
-  CHECK_EQ(9, tile_slot_first(TILE_SLOT_BRANCH));
+  CHECK_EQ(2, tile_slot_words(TILE_SLOT_MXU));
+  CHECK_EQ(8, tile_slot_first(TILE_SLOT_XLU));
+  CHECK_EQ(10, tile_slot_first(TILE_SLOT_BRANCH));
   int total = 0;
   for (int s = 0; s < TILE_SLOT_COUNT; s++) {
     for (int k = 0; k < tile_slot_words((TileSlot)s); k++)
@@ -113,7 +115,7 @@ static void expect_bad(TileMInst in, int word, const char *want) {
 TEST(isa, checks_reject_what_the_encoding_forbids) {
   expect_bad((TileMInst){.op = TILE_MOP_VADDF}, 0,
              "'vadd.f' is a vector-slot op but sits in bundle word 0 (a scalar slot)");
-  expect_bad((TileMInst){.op = TILE_MOP_HALT, .imm = 3}, 9,
+  expect_bad((TileMInst){.op = TILE_MOP_HALT, .imm = 3}, 10,
              "'halt' does not use its imm field, which must be 0 but holds 3");
   expect_bad((TileMInst){.op = TILE_MOP_LI, .b = 1}, 0,
              "'li' does not use its b field, which must be 0 but holds 1");
@@ -121,13 +123,13 @@ TEST(isa, checks_reject_what_the_encoding_forbids) {
              "'add' has 64 in its 6-bit d field (at most 63)");
   expect_bad((TileMInst){.op = TILE_MOP_VIOTA, .imm = 3}, 2,
              "'viota' needs an immediate in 0..2, not 3");
-  expect_bad((TileMInst){.op = TILE_MOP_JMP, .imm = -1}, 9,
+  expect_bad((TileMInst){.op = TILE_MOP_JMP, .imm = -1}, 10,
              "'jmp' needs an immediate of at least 0, not -1");
-  expect_bad((TileMInst){.op = TILE_MOP_LOOP, .c = 0, .imm = 4}, 9,
+  expect_bad((TileMInst){.op = TILE_MOP_LOOP, .c = 0, .imm = 4}, 10,
              "'loop' needs a body of at least 1 bundle");
-  expect_bad((TileMInst){.op = TILE_MOP_LOOP, .c = 2, .imm = 0}, 9,
+  expect_bad((TileMInst){.op = TILE_MOP_LOOP, .c = 2, .imm = 0}, 10,
              "'loop' needs an immediate of at least 1, not 0");
-  expect_bad((TileMInst){.op = TILE_MOP_NOP}, 10, "slot word 10 is not in a bundle of 10 words");
+  expect_bad((TileMInst){.op = TILE_MOP_NOP}, 11, "slot word 11 is not in a bundle of 11 words");
   /* nop fits every word */
   for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) CHECK(tile_minst_check((TileMInst){0}, w, NULL, 0));
 }

@@ -10,7 +10,7 @@
 
 /* Offsets in the object made by make(): header 32, target section 16 + 64, then the
  * code section header at 112 and its first entry at 128 (chip, nbundles, words). */
-enum { CODE_SEC = 112, CODE_ENTRY = 128, FIRST_WORD = 136 };
+enum { CODE_SEC = 112, CODE_ENTRY = 128, FIRST_WORD = 136, BUNDLE_BYTES = TILE_BUNDLE_SLOTS * 8 };
 
 static TileBundle bundles_all[3], bundles_chip2[1];
 static uint8_t data_bytes[6] = {1, 2, 3, 4, 5, 6};
@@ -25,9 +25,10 @@ static void make(TileObject *o) {
   snprintf(o->target, sizeof o->target, "tiny");
   bundles_all[0].slot[0] = (TileMInst){.op = TILE_MOP_LI, .d = 1, .imm = -5};
   bundles_all[0].slot[3] = (TileMInst){.op = TILE_MOP_VADDF, .d = 2, .a = 3, .b = 4};
-  bundles_all[1].slot[9] = (TileMInst){.op = TILE_MOP_BNZ, .a = 1, .imm = 0};
-  bundles_all[2].slot[9] = (TileMInst){.op = TILE_MOP_HALT};
-  bundles_chip2[0].slot[9] = (TileMInst){.op = TILE_MOP_HALT};
+  const int br = tile_slot_first(TILE_SLOT_BRANCH);
+  bundles_all[1].slot[br] = (TileMInst){.op = TILE_MOP_BNZ, .a = 1, .imm = 0};
+  bundles_all[2].slot[br] = (TileMInst){.op = TILE_MOP_HALT};
+  bundles_chip2[0].slot[br] = (TileMInst){.op = TILE_MOP_HALT};
   code[0] = (TileObjCode){TILE_OBJ_ALL_CHIPS, 3, bundles_all};
   code[1] = (TileObjCode){2, 1, bundles_chip2};
   data[0] = (TileObjData){.chip = 1, .space = TILE_SPACE_VMEM, .addr = 64, .size = 6, .bytes = data_bytes};
@@ -221,12 +222,13 @@ TEST(object, bad_entries) {
                 "code for all chips, bundle 0, word 0: 'li' does not use its c field, which must be 0 but holds 1");
 
   memcpy(c, b, len);
-  put32(c + FIRST_WORD + 80 + 9 * 8, 3); /* bnz to bundle 3 of 3 */
+  put32(c + FIRST_WORD + BUNDLE_BYTES + (size_t)tile_slot_first(TILE_SLOT_BRANCH) * 8,
+        3); /* bnz to bundle 3 of 3 */
   reseal(c, len);
-  expect_reject(c, len, "code for all chips, bundle 1, word 9: 'bnz' targets bundle 3, but the code has 3 bundles");
+  expect_reject(c, len, "code for all chips, bundle 1, word 10: 'bnz' targets bundle 3, but the code has 3 bundles");
 
   memcpy(c, b, len);
-  put32(c + CODE_ENTRY + 8 + 3 * 80, 0xffffffffu); /* second program also for all chips */
+  put32(c + CODE_ENTRY + 8 + 3 * BUNDLE_BYTES, 0xffffffffu); /* second program also for all chips */
   reseal(c, len);
   expect_reject(c, len, "there are two programs for all chips");
 
