@@ -57,4 +57,4 @@ config.substitutions.append(("%tilec", tilec))
 config.environment["PATH"] = os.pathsep.join([llvm_bin, config.environment.get("PATH", os.environ.get("PATH", ""))])
 # Diagnostics and tool output must not depend on the caller's locale or colors.
 config.environment["LC_ALL"] = "C"
-config.environment.pop("TILE_TARGETS", None)
+config.environment.pop("TILE_TARGET_PATH", None)

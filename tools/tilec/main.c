@@ -2,6 +2,7 @@
  *
  *   tilec FILE [-o OUT] [--emit=STAGE] [--target=NAME] [--verify-only] [--summary]
  *   tilec COMMAND [ARGS...]
+ *   tilec --print-target NAME [--torus SHAPE]
  *
  * A command is one row of the table below: the driver's own (--help, --version,
  * --print-op-reference) and, from commands.h, each subcommand that lives in its own
@@ -37,6 +38,9 @@ const TilecCommand tilec_commands[] = {
     {"--version", cmd_version, "", "print the version"},
     {"--print-op-reference", cmd_print_op_reference, "",
      "print the op reference (the generated part of docs/tile-ir.md)"},
+    /* the option spelling of `print-target`, as users of other compilers expect */
+    {"--print-target", tilec_cmd_print_target, "",
+     "print a resolved machine description: --print-target NAME [--torus SHAPE]"},
 #define X(name, fn, help) {name, fn, "", help},
     TILEC_COMMANDS(X)
 #undef X
