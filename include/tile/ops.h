@@ -94,7 +94,8 @@ extern "C" {
   X(ROPE, "rope", TENSOR, "ttt", 1, ROPE, "",                                            \
     "rotary embedding of [..., S, D] with cos, sin of [S, D/2] (rotate halves)")         \
   X(ATTENTION, "attention", TENSOR, "ttt", 1, ATTENTION, "scale:float causal?:int",      \
-    "softmax(q k^T * scale [+ causal mask]) v for q [B, H, Sq, D], k, v [B, H, Sk, D]") \
+    "softmax(q k^T * scale [+ causal mask: query i sees keys j <= i]) v for q [B, H, Sq, D], " \
+    "k, v [B, Hkv, Sk, D]; query head h reads K/V head h / (H / Hkv)") \
   /* ---- collectives over mesh axes ---- */                                            \
   X(ALL_REDUCE, "all_reduce", COLLECTIVE, "t", 1, ALL_REDUCE,                            \
     "kind:ident axes:axes mesh?:sym", "combine with kind over the axes; every chip gets the whole") \

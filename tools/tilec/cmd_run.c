@@ -2,7 +2,8 @@
  *
  *   tilec run PROGRAM [--target NAME] [--torus XxYxZ] [--threads N]
  *             [--mode functional|timing] [--in NAME=FILE.npy]... [--out NAME=FILE.npy]...
- *             [--trace FILE.json] [--stats] [--no-strict] [--watchdog N] [--help]
+ *             [--trace FILE.json] [--stats] [--stats-json FILE|-] [--no-strict]
+ *             [--watchdog N] [--help]
  *
  * PROGRAM is an object (.tobj, from `tilec asm` or the VLIW backend) or assembly (.s,
  * assembled first). A `.tile` source needs the VLIW code generator first; until tilec
@@ -13,7 +14,8 @@
  * must be the symbol's element type (f32 data is also accepted for a bf16 input and
  * rounded to nearest even), its shape the symbol's, with a leading chip dimension for a
  * per-chip symbol. Prints every chip's cycles (with --stats, the unit table, stalls and
- * bytes per link) and the fault that stopped the run, if one did.
+ * bytes per link) and the fault that stopped the run, if one did; --stats-json writes
+ * the statistics as JSON to a file, or to stdout instead of the text for '-'.
  *
  * Exit codes: 0 the run finished, 1 bad input or a fault, 2 an internal error. */
 #include <errno.h>
@@ -37,7 +39,7 @@ typedef struct Binding {
 } Binding;
 
 typedef struct RunArgs {
-  const char *program, *target, *torus, *trace;
+  const char *program, *target, *torus, *trace, *stats_json;
   int threads;
   TileEmuMode mode;
   bool stats, strict, help;
@@ -58,6 +60,8 @@ static const char usage[] =
     "  --out NAME=FILE.npy    write an output symbol after the run (repeatable)\n"
     "  --trace FILE.json      write a Chrome/Perfetto trace (open in ui.perfetto.dev)\n"
     "  --stats                print per-unit busy cycles, stalls and bytes per link\n"
+    "  --stats-json FILE      write the statistics as JSON ('-': to stdout, instead of\n"
+    "                         the text)\n"
     "  --no-strict            read through hazards (old values) instead of stopping\n"
     "  --watchdog N           stop as runaway after N cycles (default: the target's)\n"
     "exit codes: 0 finished, 1 bad input or a fault, 2 internal error\n";
@@ -113,8 +117,9 @@ static int parse_args(int argc, char **argv, RunArgs *a) {
       continue;
     }
     /* options with a value: --opt VALUE or --opt=VALUE */
-    static const char *const with_value[] = {"--target", "--torus", "--threads", "--mode",
-                                             "--in",     "--out",   "--trace",   "--watchdog"};
+    static const char *const with_value[] = {"--target", "--torus",    "--threads",
+                                             "--mode",   "--in",       "--out",
+                                             "--trace",  "--watchdog", "--stats-json"};
     const char *opt = NULL, *value = NULL;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) {
       size_t n = strlen(with_value[k]);
@@ -139,6 +144,7 @@ static int parse_args(int argc, char **argv, RunArgs *a) {
     if (strcmp(opt, "--target") == 0) a->target = value;
     else if (strcmp(opt, "--torus") == 0) a->torus = value;
     else if (strcmp(opt, "--trace") == 0) a->trace = value;
+    else if (strcmp(opt, "--stats-json") == 0) a->stats_json = value;
     else if (strcmp(opt, "--threads") == 0) {
       if (!parse_int(value, 1, 4096, &v)) {
         tilec_fail("run: --threads takes a number from 1 to 4096, not '%s'", value);
@@ -400,7 +406,8 @@ static int run_program(const RunArgs *a) {
       tilec_fail("run: %s", tile_emu_error(e));
       rc = TILEC_INTERNAL;
     } else {
-      tile_emu_print_stats(e, stdout, a->stats);
+      const bool json_stdout = a->stats_json && strcmp(a->stats_json, "-") == 0;
+      if (!json_stdout) tile_emu_print_stats(e, stdout, a->stats);
       fflush(stdout);
       if (st == TILE_EMU_FAULTED) {
         const TileEmuFault *f = tile_emu_fault(e);
@@ -408,6 +415,15 @@ static int run_program(const RunArgs *a) {
         rc = TILEC_BAD_INPUT;
       }
       for (int i = 0; i < a->nout && rc == TILEC_OK; i++) rc = write_output(e, &obj, &a->out[i]);
+      if (a->stats_json) {
+        FILE *f = json_stdout ? stdout : fopen(a->stats_json, "w");
+        bool ok = f && tile_emu_write_stats_json(e, f);
+        ok = f && (json_stdout ? fflush(f) == 0 : fclose(f) == 0) && ok;
+        if (!ok) {
+          tilec_fail("run: cannot write the statistics '%s'", a->stats_json);
+          if (rc == TILEC_OK) rc = TILEC_INTERNAL;
+        }
+      }
       if (a->trace) {
         FILE *f = fopen(a->trace, "w");
         bool ok = f && tile_emu_write_trace(e, f);

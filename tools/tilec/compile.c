@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tile/pass.h"
 #include "tile/text.h"
 #include "tile/verify.h"
 #include "tilec.h"
@@ -19,11 +20,33 @@ static int emit_ir(TilecJob *job, FILE *out) {
   return TILEC_OK;
 }
 
+/* Runs the stage's prefix of the pass pipeline, then prints the module. IR asked
+ * for with --print-after goes to standard error as the passes run, as compilers
+ * do, so it shows even when a later pass fails. */
+static int emit_after_passes(TilecJob *job, FILE *out) {
+  const TilecOptions *opts = job->opts;
+  TilePassPrint print = {stderr, opts->print_after, opts->print_after_all};
+  int n = tilec_stage_npasses(tilec_find_stage(opts->emit));
+  switch (tile_run_pipeline(job->module, tile_pipeline, n, &print, &job->diag)) {
+  case TILE_PASS_OK: break;
+  case TILE_PASS_FAILED: return TILEC_BAD_INPUT;
+  default: return TILEC_INTERNAL;
+  }
+  tile_print_module(out, job->module);
+  return TILEC_OK;
+}
+
 /* One row per stage, in pipeline order; the first is the default. */
 const TilecStage tilec_stages[] = {
-    {"ir", "the verified IR as parsed", false, true, emit_ir},
+    {"ir", "the verified IR as parsed", false, true, NULL, emit_ir},
+    {"decomposed", "composite ops rewritten into core ops, in f32", false, false, "decompose",
+     emit_after_passes},
 };
 const int tilec_nstages = (int)(sizeof tilec_stages / sizeof tilec_stages[0]);
+
+int tilec_stage_npasses(const TilecStage *stage) {
+  return stage && stage->last_pass ? tile_pipeline_index(stage->last_pass) + 1 : 0;
+}
 
 /* ---- reading ---- */
 

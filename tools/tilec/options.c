@@ -8,6 +8,7 @@
 #include <string.h>
 #include <stdlib.h>
 
+#include "tile/pass.h"
 #include "tilec.h"
 
 typedef struct Option {
@@ -24,6 +25,10 @@ static const Option options[] = {
     {"--emit", "STAGE", offsetof(TilecOptions, emit), "print the program after STAGE (default: ir)"},
     {"--target", "NAME", offsetof(TilecOptions, target),
      "the machine: a name in targets/ or a .target file (checked when given)"},
+    {"--print-after", "PASS", offsetof(TilecOptions, print_after),
+     "print the IR after PASS to standard error (see passes below)"},
+    {"--print-after-all", NULL, offsetof(TilecOptions, print_after_all),
+     "print the IR after every pass to standard error"},
     {"--verify-only", NULL, offsetof(TilecOptions, verify_only),
      "check the program; print only errors (and --summary)"},
     {"--no-verify", NULL, offsetof(TilecOptions, no_verify),
@@ -79,6 +84,9 @@ void tilec_print_help(FILE *out) {
   for (int i = 0; i < tilec_nstages; i++)
     fprintf(out, "  %-22s %s%s\n", tilec_stages[i].name, tilec_stages[i].description,
             tilec_stages[i].needs_target ? " (needs --target)" : "");
+  fprintf(out, "\npasses (--print-after):\n");
+  for (int i = 0; i < tile_npasses; i++)
+    fprintf(out, "  %-22s %s\n", tile_passes[i].name, tile_passes[i].summary);
   fprintf(out, "\ncommands:\n");
   for (int i = 0; i < tilec_ncommands; i++) {
     char spelled[64];
@@ -141,6 +149,33 @@ static int check_stage(TilecOptions *opts) {
   return TILEC_OK;
 }
 
+/* --print-after names a pass the chosen stage runs. */
+static int check_print_after(const TilecOptions *opts) {
+  if (opts->verify_only && (opts->print_after || opts->print_after_all)) {
+    tilec_fail("--verify-only runs no passes; drop --%s", opts->print_after ? "print-after"
+                                                                           : "print-after-all");
+    return usage_error();
+  }
+  if (!opts->print_after) return TILEC_OK;
+  if (!tile_pass_find(opts->print_after)) {
+    char names[512];
+    tile_pass_names(names, sizeof names);
+    tilec_fail("unknown pass '%s' for --print-after (passes: %s)", opts->print_after, names);
+    return usage_error();
+  }
+  const TilecStage *stage = tilec_find_stage(opts->emit);
+  int at = tile_pipeline_index(opts->print_after);
+  if (at < tilec_stage_npasses(stage)) return TILEC_OK;
+  for (int i = 0; i < tilec_nstages; i++)
+    if (at >= 0 && at < tilec_stage_npasses(&tilec_stages[i])) {
+      tilec_fail("pass '%s' does not run at --emit=%s; it runs from --emit=%s on",
+                 opts->print_after, stage->name, tilec_stages[i].name);
+      return usage_error();
+    }
+  tilec_fail("pass '%s' runs at no stage of --emit", opts->print_after);
+  return usage_error();
+}
+
 int tilec_parse_options(int argc, char **argv, TilecOptions *opts) {
   memset(opts, 0, sizeof *opts);
   bool options_done = false;
@@ -200,5 +235,6 @@ int tilec_parse_options(int argc, char **argv, TilecOptions *opts) {
     return usage_error();
   }
   if (!opts->emit) opts->emit = tilec_stages[0].name;
-  return check_stage(opts);
+  int rc = check_stage(opts);
+  return rc == TILEC_OK ? check_print_after(opts) : rc;
 }

@@ -40,6 +40,8 @@ typedef struct TilecOptions {
   const char *output; /* NULL: standard output */
   const char *emit;   /* a stage name */
   const char *target; /* NULL when not given */
+  const char *print_after; /* a pass name: print the IR after it (standard error) */
+  bool print_after_all;    /* print the IR after every pass (standard error) */
   bool verify_only;
   bool no_verify; /* print what was parsed without verifying it (parser tests) */
   bool summary;
@@ -61,18 +63,23 @@ typedef struct TilecJob {
 /* A stage of --emit: the program as it stands after that stage. emit brings the
  * job's module to the stage (passes, lowering) and prints it; it returns an exit
  * code. Stages that produce machine code need a target; stages that transform the
- * program need it verified, since passes may assume what the verifier checks. */
+ * program need it verified, since passes may assume what the verifier checks.
+ * A stage runs a prefix of the pass pipeline (include/tile/pass.h): the passes up
+ * to and including last_pass. */
 typedef struct TilecStage {
   const char *name;
   const char *description;
   bool needs_target;
   bool allows_unverified; /* may run on --no-verify input (stages that only print) */
+  const char *last_pass;  /* the pipeline's last pass this stage runs; NULL: none */
   int (*emit)(TilecJob *job, FILE *out);
 } TilecStage;
 
 extern const TilecStage tilec_stages[];
 extern const int tilec_nstages;
 const TilecStage *tilec_find_stage(const char *name);
+/* How many passes of the pipeline a stage runs. */
+int tilec_stage_npasses(const TilecStage *stage);
 
 /* Parses a compile command line (argv[0] is the program). Returns TILEC_OK, or
  * TILEC_BAD_INPUT after printing what is wrong and a usage hint. */
