@@ -62,6 +62,7 @@ void emu_heap_pop(EmuHeap *h, EmuEvent *out) {
 static void update_next(EmuChip *c) {
   int64_t n = c->pool_next;
   if (c->heap.n > 0 && c->heap.ev[0].time < n) n = c->heap.ev[0].time;
+  if (c->start_head && c->start_head->start < n) n = c->start_head->start;
   c->next_event = n;
 }
 
@@ -96,9 +97,14 @@ bool emu_chip_init(Emu *e, EmuChip *c, int32_t id, const EmuProgram *p) {
   c->row_bytes[0] = (int64_t)t->vreg_lanes * 4;
   c->row_bytes[1] = (int64_t)t->vreg_lanes * 2;
   c->rows = t->vreg_sublanes;
+  for (int bf = 0; bf < 2; bf++) {
+    c->row_span[bf] = c->rows * c->row_bytes[bf];
+    c->vmem_last[bf] = t->vmem_bytes - c->row_span[bf];
+  }
   c->next_event = EMU_NEVER;
   c->pool_next = EMU_NEVER;
   c->tracing = e->o.trace;
+  c->mxu_push_cycles = t->mxu_push_cycles;
   bool ok = true;
   /* SMEM is small and hot (scalar loads), so it is flat; the others are paged. */
   ok &= emu_mem_init(&c->mem[TILE_SPACE_SMEM], t->smem_bytes, t->smem_bytes <= (16 << 20));
@@ -183,20 +189,40 @@ static bool apply_event(EmuChip *c, EmuEvent *ev) {
   }
 }
 
-/* Applies every event due at or before t, in (cycle, source chip, sequence) order; the
- * HBM pool's completions take part with key (cycle, this chip, the DMA's sequence). */
+/* Applies every event due at or before t, in (cycle, source chip, sequence) order. Two
+ * kinds of this chip's DMA events live outside the heap and take part with key (cycle,
+ * this chip, the DMA's sequence): the HBM pool's next completion and the next HBM DMA
+ * start. */
+static inline bool key_before(int64_t at, int32_t as, uint64_t aq, int64_t bt, int32_t bs,
+                              uint64_t bq) {
+  if (at != bt) return at < bt;
+  if (as != bs) return as < bs;
+  return aq < bq;
+}
+
 static bool process_events(EmuChip *c, int64_t t) {
+  enum { FROM_NONE, FROM_HEAP, FROM_POOL, FROM_STARTS };
   while (c->next_event <= t) {
-    bool pool_first = false;
-    if (c->pool_next <= t) {
-      if (c->heap.n == 0) pool_first = true;
-      else {
-        EmuEvent key = {.time = c->pool_next, .src = c->id, .seq = c->pool_next_dma->seq};
-        pool_first = emu_event_before(&key, &c->heap.ev[0]);
-      }
+    int from = FROM_NONE;
+    int64_t bt = 0;
+    int32_t bs = 0;
+    uint64_t bq = 0;
+    if (c->heap.n > 0) {
+      from = FROM_HEAP;
+      bt = c->heap.ev[0].time, bs = c->heap.ev[0].src, bq = c->heap.ev[0].seq;
     }
-    if (pool_first) {
+    if (c->pool_next <= t &&
+        (from == FROM_NONE || key_before(c->pool_next, c->id, c->pool_next_dma->seq, bt, bs, bq))) {
+      from = FROM_POOL;
+      bt = c->pool_next, bs = c->id, bq = c->pool_next_dma->seq;
+    }
+    const EmuDma *s = c->start_head;
+    if (s && s->start <= t && (from == FROM_NONE || key_before(s->start, c->id, s->seq, bt, bs, bq)))
+      from = FROM_STARTS;
+    if (from == FROM_POOL) {
       if (!emu_dma_pool_complete(c)) return false;
+    } else if (from == FROM_STARTS) {
+      emu_dma_start_next(c);
     } else {
       EmuEvent ev;
       emu_heap_pop(&c->heap, &ev);
@@ -301,10 +327,10 @@ static inline __attribute__((always_inline)) bool vmem_op(EmuChip *c, const EmuO
   const bool bf = (op->flags & EMU_OP_BF16) != 0, store = (op->flags & EMU_OP_STORE) != 0;
   const int64_t rowb = c->row_bytes[bf];
   const int64_t base = (int64_t)c->s[op->a] + op->imm, stride = c->s[op->b];
-  const int64_t span = c->rows * rowb;
+  const int64_t span = c->row_span[bf];
   /* the common case: aligned rows one after another inside VMEM */
   if (__builtin_expect(stride == rowb && (base & (bf ? 1 : 3)) == 0 && base >= 0 &&
-                           base <= c->mem[TILE_SPACE_VMEM].size - span,
+                           base <= c->vmem_last[bf],
                        1)) {
     EmuStoreRing *ring = &c->pend[0];
     if (store) {
@@ -406,11 +432,14 @@ static inline __attribute__((always_inline)) int do_op(EmuChip *c, const EmuOp *
   case TILE_MOP_VST:
   case TILE_MOP_VSTBF: return vmem_op(c, op, t, functional, strict) ? OP_NEXT : OP_STOP;
   case TILE_MOP_MXU_LDW:
-  case TILE_MOP_MXU_PUSH: return emu_mxu_exec(c, op, t, functional, NULL) ? OP_NEXT : OP_STOP;
+  case TILE_MOP_MXU_PUSH:
   case TILE_MOP_MXU_POP:
   case TILE_MOP_MXU_POPACC:
+    if (!functional) return emu_mxu_timing(c, op, t) ? OP_NEXT : OP_STOP;
     dst = NULL;
-    if (functional && !(dst = vreg_dst(c, op, t, strict))) return OP_STOP;
+    if ((op->op == TILE_MOP_MXU_POP || op->op == TILE_MOP_MXU_POPACC) &&
+        !(dst = vreg_dst(c, op, t, strict)))
+      return OP_STOP;
     return emu_mxu_exec(c, op, t, functional, dst) ? OP_NEXT : OP_STOP;
   case TILE_MOP_XTRPUSH: return emu_xlu_exec(c, op, t, functional, NULL) ? OP_NEXT : OP_STOP;
   case TILE_MOP_XLSUM:
@@ -472,7 +501,18 @@ static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t
   int64_t *sbd = c->sb;
   int64_t t = c->t;
   int32_t pc = c->pc;
-  while (t < t_end && t < c->next_event) {
+  /* the latest landing of the writes no check looks at, kept in a register here (the
+   * ops' own updates of last_land go through memory) and merged when the loop ends */
+  int64_t wland = c->last_wland;
+  while (t < t_end) {
+    /* Events due now are applied here, as emu_chip_run would before issuing, without
+     * leaving the loop (a DMA's events come every few bundles in DMA-heavy code).
+     * Events never change the chip's state, so issue goes on after them. */
+    if (__builtin_expect(t >= c->next_event, 0)) {
+      c->t = t;
+      c->pc = pc;
+      if (!process_events(c, t)) break;
+    }
     if (__builtin_expect((uint32_t)pc >= (uint32_t)p->nbundles, 0)) {
       c->pc = pc;
       emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
@@ -509,26 +549,28 @@ static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t
           memcpy(c->v + sv[i].slot * vlen, c->v + sv[i].reg * vlen, vlen * sizeof(EmuLane));
       }
     }
-    const EmuWrite *wr = writes + b->writes, *wchk = wr + b->nwchk, *wend = wr + b->nwtrk;
-    const int64_t t8 = t << 8;
-    for (; wr < wchk; wr++) {
-      const int64_t old = sbd[wr->sb];
-      int64_t enc = t8 + wr->enc;
-      /* old still pending, and this write would land no later than it */
-      if (__builtin_expect(old > tt, 0) && (enc & ~(int64_t)0xff) <= (old | 0xff)) {
-        if (strict) {
-          c->pc = pc;
-          emu_hazard_waw(c, wr->sb, wr->op, t + wr->lat, t);
-          goto stop;
+    if (b->nwtrk != 0) { /* many bundles keep no scoreboard entry at all */
+      const EmuWrite *wr = writes + b->writes, *wchk = wr + b->nwchk, *wend = wr + b->nwtrk;
+      const int64_t t8 = t << 8;
+      for (; wr < wchk; wr++) {
+        const int64_t old = sbd[wr->sb];
+        int64_t enc = t8 + wr->enc;
+        /* old still pending, and this write would land no later than it */
+        if (__builtin_expect(old > tt, 0) && (enc & ~(int64_t)0xff) <= (old | 0xff)) {
+          if (strict) {
+            c->pc = pc;
+            emu_hazard_waw(c, wr->sb, wr->op, t + wr->lat, t);
+            goto stop;
+          }
+          c->st.hazards_ignored++;
+          enc = (old & ~(int64_t)0xff) | wr->op; /* lands with the later write */
         }
-        c->st.hazards_ignored++;
-        enc = (old & ~(int64_t)0xff) | wr->op; /* lands with the later write */
+        sbd[wr->sb] = enc;
       }
-      sbd[wr->sb] = enc;
+      for (; wr < wend; wr++) sbd[wr->sb] = t8 + wr->enc; /* proven to land in order */
     }
-    for (; wr < wend; wr++) sbd[wr->sb] = t8 + wr->enc; /* proven to land in order */
     /* writes no check ever looks at: only when the last of them lands (halt waits) */
-    if (t + b->wlat > c->last_land) c->last_land = t + b->wlat;
+    wland = t + b->wlat > wland ? t + b->wlat : wland;
     const EmuOp *op = ops + (functional ? b->ops : b->tops);
     const int nops = functional ? b->nops : b->ntops;
     c->pc = pc;
@@ -574,6 +616,7 @@ static inline __attribute__((always_inline)) void issue_impl(EmuChip *c, int64_t
   }
 stop:
   c->t = t;
+  c->last_wland = wland;
   if (!c->faulted) c->pc = pc;
 }
 
@@ -586,6 +629,7 @@ static void finish_if_drained(EmuChip *c) {
   if (c->state != CHIP_HALTING || c->outstanding > 0) return;
   int64_t done = c->halt_cycle;
   if (c->last_land > done) done = c->last_land;
+  if (c->last_wland > done) done = c->last_wland;
   for (int r = 0; r < EMU_NSB; r++)
     if (emu_sb_land(c, r) > done) done = emu_sb_land(c, r);
   if (c->dma_last_done > done) done = c->dma_last_done;

@@ -137,6 +137,14 @@ static bool read_desc(EmuChip *c, int64_t addr, int64_t t, EmuDesc *d) {
     return false;
   int32_t w[EMU_DESC_WORDS];
   const uint8_t *at = emu_mem_span(&c->mem[TILE_SPACE_SMEM], addr, sizeof w, false);
+  /* A program issues the same few descriptors over and over: the words decide the
+   * decoded descriptor and whether it is valid (the checks below depend on nothing else
+   * that changes during a run), so the last valid one is kept with its words and reused
+   * when they match (compared in place, not copied first). */
+  if (at && c->desc_cached && memcmp(at, c->desc_words, sizeof w) == 0) {
+    *d = c->desc_cache;
+    return true;
+  }
   if (at) memcpy(w, at, sizeof w);
   else emu_mem_read(&c->mem[TILE_SPACE_SMEM], addr, w, sizeof w);
   d->src_space = (uint8_t)w[0];
@@ -193,7 +201,11 @@ static bool read_desc(EmuChip *c, int64_t addr, int64_t t, EmuDesc *d) {
   if (!emu_check_range(c, d->src_space, lo, hi - lo, t, "dma source")) return false;
   lo = region_lo(d->dst_addr, d->count, d->dst_stride);
   hi = region_hi(d->dst_addr, d->count, d->dst_stride);
-  return emu_check_range(c, d->dst_space, lo, hi - lo, t, "dma destination");
+  if (!emu_check_range(c, d->dst_space, lo, hi - lo, t, "dma destination")) return false;
+  memcpy(c->desc_words, w, sizeof w);
+  c->desc_cache = *d;
+  c->desc_cached = true;
+  return true;
 }
 
 /* ---- records, statistics ---- */
@@ -223,10 +235,15 @@ void emu_dma_free_all(EmuChip *c) {
     free(d);
   }
   c->free_dma = NULL;
+  for (EmuDma *d = c->start_head, *n; d; d = n) {
+    n = d->next;
+    free(d);
+  }
+  c->start_head = c->start_tail = NULL;
   /* records still referenced by queued events */
   for (int i = 0; i < c->heap.n; i++) {
     uint8_t k = c->heap.ev[i].kind;
-    if (k == EV_DMA_START || k == EV_DMA_DONE || k == EV_REMOTE_DONE) {
+    if (k == EV_DMA_DONE || k == EV_REMOTE_DONE) {
       free(c->heap.ev[i].ptr);
       c->heap.ev[i].ptr = NULL;
     }
@@ -274,13 +291,45 @@ static void pool_advance(EmuChip *c, int64_t t) {
   c->pool_t = t;
 }
 
+/* ceil(left / share) cycles after pool_t: the completion of a DMA at a given share
+ * (capped far in the future for work no run could finish). */
+static inline int64_t pool_done(EmuChip *c, const EmuDma *d, int64_t share) {
+  __int128 cycles;
+  if (d->left <= 0) cycles = 0;
+  else if (d->left <= INT64_MAX - share) { /* the usual case: no 128-bit division */
+    /* and often no division at all: a loop's DMAs move the same bytes at the same
+     * share, so the last quotient is kept with its operands */
+    const int64_t left = (int64_t)d->left;
+    if (left != c->div_left || share != c->div_share) {
+      c->div_left = left;
+      c->div_share = share;
+      c->div_cycles = (left + share - 1) / share;
+    }
+    cycles = c->div_cycles;
+  } else {
+    cycles = (d->left + share - 1) / share;
+  }
+  return cycles > (__int128)(EMU_NEVER / 2) ? EMU_NEVER / 2 : c->pool_t + (int64_t)cycles;
+}
+
 static void pool_reshare(EmuChip *c) {
   const int64_t H = c->emu->t.hbm_bw;
-  int64_t n = c->pool_n, i = 0, base = H, rem = 0;
-  if (n > 1) { /* one DMA alone (the common case) needs no division here */
-    base = H / n;
-    rem = H - base * n;
+  /* the common cases first: an empty pool, and one DMA alone, which gets the whole
+   * bandwidth up to its cap (the loop below, with n = 1, without the loop) */
+  if (c->pool_n <= 1) {
+    EmuDma *d = c->pool;
+    c->pool_next_dma = d;
+    if (!d) {
+      c->pool_next = EMU_NEVER;
+      return;
+    }
+    int64_t share = H < d->cap ? H : d->cap;
+    d->share = share = share < 1 ? 1 : share;
+    c->pool_next = pool_done(c, d, share);
+    return;
   }
+  const int64_t n = c->pool_n, base = H / n, rem = H - base * n;
+  int64_t i = 0;
   c->pool_next = EMU_NEVER;
   c->pool_next_dma = NULL;
   for (EmuDma *d = c->pool; d; d = d->next, i++) {
@@ -288,12 +337,7 @@ static void pool_reshare(EmuChip *c) {
     if (share > d->cap) share = d->cap;
     if (share < 1) share = 1;
     d->share = share;
-    __int128 cycles;
-    if (d->left <= 0) cycles = 0;
-    else if (d->left <= INT64_MAX - share) /* the usual case: no 128-bit division */
-      cycles = ((int64_t)d->left + share - 1) / share;
-    else cycles = (d->left + share - 1) / share;
-    int64_t done = cycles > (__int128)(EMU_NEVER / 2) ? EMU_NEVER / 2 : c->pool_t + (int64_t)cycles;
+    int64_t done = pool_done(c, d, share);
     if (done < c->pool_next || (done == c->pool_next && d->seq < c->pool_next_dma->seq)) {
       c->pool_next = done;
       c->pool_next_dma = d;
@@ -333,6 +377,13 @@ static void pool_join(EmuChip *c, EmuDma *d, int64_t t) {
   pool_reshare(c);
 }
 
+void emu_dma_start_next(EmuChip *c) {
+  EmuDma *d = c->start_head;
+  c->start_head = d->next;
+  if (!c->start_head) c->start_tail = NULL;
+  pool_join(c, d, d->start);
+}
+
 /* ---- issue ---- */
 
 static bool push_out(EmuChip *c, EmuXfer *x) {
@@ -350,47 +401,60 @@ static bool push_out(EmuChip *c, EmuXfer *x) {
 bool emu_dma_issue(EmuChip *c, const EmuOp *op, int64_t t) {
   Emu *e = c->emu;
   const TileTarget *tg = &e->t;
-  EmuDesc desc;
-  if (!read_desc(c, (int64_t)c->s[op->a], t, &desc)) return false;
+  /* the record first, so the descriptor is decoded into it (no copy) */
+  EmuDma *d = dma_new(c);
+  if (!d) return oom(c, t);
+  const EmuDesc *desc = &d->d;
+  if (!read_desc(c, (int64_t)c->s[op->a], t, &d->d)) {
+    dma_release(c, d);
+    return false;
+  }
   if (c->outstanding >= tg->dma_outstanding) {
-    if (e->strict)
+    if (e->strict) {
+      dma_release(c, d);
       return emu_fault(c, TILE_EMU_FAULT_DMA_LIMIT, t,
                        "dma would be DMA number %d in flight; the target allows %d "
                        "(dma.outstanding)",
                        c->outstanding + 1, tg->dma_outstanding);
+    }
   }
+  /* the engine free earliest, lowest index on ties (written with selects: which engine
+   * wins changes from one DMA to the next, and a branch on it would be mispredicted) */
   int engine = 0;
-  for (int k = 1; k < tg->dma_engines; k++)
-    if (c->engine_free[k] < c->engine_free[engine]) engine = k;
-  int64_t s0 = (t > c->engine_free[engine] ? t : c->engine_free[engine]) + tg->dma_issue_cycles;
+  int64_t first_free = c->engine_free[0];
+  for (int k = 1; k < tg->dma_engines; k++) {
+    const int64_t f = c->engine_free[k];
+    const bool earlier = f < first_free;
+    engine = earlier ? k : engine;
+    first_free = earlier ? f : first_free;
+  }
+  int64_t s0 = (t > first_free ? t : first_free) + tg->dma_issue_cycles;
   c->engine_free[engine] = s0;
-  int32_t peer = desc.peer < 0 ? c->id : desc.peer;
+  int32_t peer = desc->peer < 0 ? c->id : desc->peer;
   /* the source is read from the start on: a store still landing there is a hazard */
-  if (desc.src_space != TILE_SPACE_HBM) {
-    EmuStoreRing *ring = emu_store_ring(c, desc.src_space);
+  if (desc->src_space != TILE_SPACE_HBM) {
+    EmuStoreRing *ring = emu_store_ring(c, desc->src_space);
     emu_store_prune(ring, t);
     for (int i = 0; i < ring->n; i++) {
       const EmuPendStore *ps = &ring->e[(ring->head + i) & (ring->cap - 1)];
       if (ps->land <= s0 ||
-          !region_hits(desc.src_addr, desc.count, desc.src_stride, ps->lo, ps->hi))
+          !region_hits(desc->src_addr, desc->count, desc->src_stride, ps->lo, ps->hi))
         continue;
       if (!e->strict) {
         c->st.hazards_ignored++;
         break;
       }
+      dma_release(c, d);
       return emu_fault(c, TILE_EMU_FAULT_HAZARD, t,
                        "dma reads %s bytes from cycle %lld on, before the %s of cycle %lld "
                        "(latency %lld) lands them at cycle %lld",
-                       tile_space_name((TileSpace)desc.src_space), (long long)s0,
+                       tile_space_name((TileSpace)desc->src_space), (long long)s0,
                        tile_mop_info[ps->op].mnemonic, (long long)ps->issue,
                        (long long)(ps->land - ps->issue), (long long)ps->land);
     }
   }
-  EmuDma *d = dma_new(c);
-  if (!d) return oom(c, t);
-  d->d = desc;
   d->seq = c->seq++;
-  d->bytes = desc.count[0] * desc.count[1] * desc.count[2];
+  d->bytes = desc->count[0] * desc->count[1] * desc->count[2];
   d->issue = t;
   d->start = s0;
   d->done = 0;
@@ -409,14 +473,14 @@ bool emu_dma_issue(EmuChip *c, const EmuOp *op, int64_t t) {
     if (!x) return oom(c, t);
     *x = (EmuXfer){.t = s0, .inject = s0, .seq = d->seq, .src = c->id, .dst = peer, .cur = c->id,
                    .kind = XF_DATA, .bytes = d->bytes,
-                   .ser = tile_target_xfer_cycles(tg, d->bytes, tg->ici_bw), .desc = desc,
+                   .ser = tile_target_xfer_cycles(tg, d->bytes, tg->ici_bw), .desc = *desc,
                    .dma = d};
     if (e->functional) {
       if (!(x->payload = malloc((size_t)d->bytes))) {
         free(x);
         return oom(c, t);
       }
-      gather(&c->mem[desc.src_space], &desc, x->payload);
+      gather(&c->mem[desc->src_space], desc, x->payload);
     }
     c->st.bytes_sent += d->bytes;
     if (!push_out(c, x)) {
@@ -426,15 +490,16 @@ bool emu_dma_issue(EmuChip *c, const EmuOp *op, int64_t t) {
     }
     return true;
   }
-  bool hbm = desc.src_space == TILE_SPACE_HBM || desc.dst_space == TILE_SPACE_HBM;
-  EmuEvent ev = {.src = c->id, .seq = d->seq, .ptr = d};
-  if (hbm) {
-    ev.time = s0;
-    ev.kind = EV_DMA_START;
-  } else {
-    ev.time = s0 + tile_target_xfer_cycles(tg, d->bytes, tg->vmem_bw);
-    ev.kind = EV_DMA_DONE;
+  if (desc->src_space == TILE_SPACE_HBM || desc->dst_space == TILE_SPACE_HBM) {
+    /* joins the HBM pool at s0: the start queue (in start order, see EmuChip) */
+    if (c->start_tail) c->start_tail->next = d;
+    else c->start_head = d;
+    c->start_tail = d;
+    if (s0 < c->next_event) c->next_event = s0;
+    return true;
   }
+  EmuEvent ev = {.time = s0 + tile_target_xfer_cycles(tg, d->bytes, tg->vmem_bw), .seq = d->seq,
+                 .src = c->id, .kind = EV_DMA_DONE, .ptr = d};
   return emu_chip_push_event(c, &ev);
 }
 
@@ -466,7 +531,6 @@ bool emu_sem_signal_remote(EmuChip *c, const EmuOp *op, int64_t t) {
 
 bool emu_dma_event(EmuChip *c, const EmuEvent *ev) {
   switch (ev->kind) {
-  case EV_DMA_START: pool_join(c, ev->ptr, ev->time); return true;
   case EV_DMA_DONE: return complete_local(c, ev->ptr, ev->time);
   case EV_REMOTE_DATA: {
     EmuXfer *x = ev->ptr;

@@ -27,6 +27,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tile/emu.h"
 #include "tile/isa.h"
@@ -146,7 +147,6 @@ typedef enum EmuEventKind {
   EV_SEM_ADD,      /* value added to semaphore `index` */
   EV_SREG_LAND,    /* non-strict: scalar register `index` := value */
   EV_VREG_LAND,    /* non-strict: vector register `index` := ptr's words */
-  EV_DMA_START,    /* a local DMA leaves its engine and starts moving */
   EV_DMA_DONE,     /* a local DMA that does not use HBM completes */
   EV_REMOTE_DATA,  /* a remote DMA's bytes arrive here */
   EV_REMOTE_DONE,  /* a remote DMA this chip started has been delivered */
@@ -305,11 +305,14 @@ typedef struct EmuChip {
    * store per write. */
   int64_t sb[EMU_NSB_ALL];
   int64_t last_land;           /* the latest landing of a store or a semaphore signal */
+  int64_t last_wland;          /* ... of a register write no check looks at (chip.c) */
   EmuLoop loops[EMU_LOOP_DEPTH];
   int nloops;
   int32_t loop_end;   /* the innermost loop's last bundle, -1 outside loops */
   int64_t row_bytes[2]; /* one sublane in VMEM: f32 rows, bf16 rows */
   int64_t rows;         /* sublanes */
+  int64_t row_span[2];  /* a whole register's rows, back to back: f32, bf16 */
+  int64_t vmem_last[2]; /* the last VMEM address such a span fits at (< 0: none) */
   int64_t halt_cycle;
   int64_t done_cycle;
   int64_t wait_since;
@@ -325,10 +328,14 @@ typedef struct EmuChip {
   /* units */
   EmuLane *scratch;   /* one register's worth, for ops that cannot work in place */
   EmuMxu *mxu;
+  int64_t mxu_push_cycles; /* the target's, at hand for the issue loop */
   float *trbuf;       /* lanes x lanes transpose buffer (functional) */
   int64_t tr_ready, tr_issue;
 
   /* DMA */
+  bool desc_cached;      /* the last valid descriptor read, and its words (dma.c) */
+  int32_t desc_words[EMU_DESC_WORDS];
+  EmuDesc desc_cache;
   int64_t *engine_free;
   int32_t outstanding;
   EmuDma *pool;          /* HBM-sharing DMAs, in start order */
@@ -336,6 +343,11 @@ typedef struct EmuChip {
   int64_t pool_t;        /* the pool's progress is computed up to this cycle */
   int64_t pool_next;     /* the earliest completion in the pool */
   EmuDma *pool_next_dma;
+  /* HBM DMAs issued and not yet started, a queue linked through `next`: DMAs start in
+   * issue order (a later dma never starts earlier: engines free up in order), so the
+   * queue is in (cycle, sequence) order and needs no heap (dma.c) */
+  EmuDma *start_head, *start_tail;
+  int64_t div_left, div_share, div_cycles; /* the pool's last division (dma.c) */
   EmuDma *free_dma;
   int64_t dma_busy_since; /* start of the current in-flight stretch */
   int32_t inflight;       /* DMAs between issue and completion */
@@ -343,7 +355,7 @@ typedef struct EmuChip {
 
   /* events */
   EmuHeap heap;
-  int64_t next_event;   /* min(heap top, pool_next) */
+  int64_t next_event;   /* min(heap top, pool_next, start_head's start) */
   uint64_t seq;         /* numbers this chip's events and transfers */
   void **vbuf_free;     /* non-strict landing buffers to reuse */
   int nvbuf_free, vbuf_cap;
@@ -521,7 +533,17 @@ const char *emu_reg_name(int sb, char *buf, size_t n);
 void emu_vpu_exec(EmuChip *c, const EmuOp *op, EmuLane *dst, int64_t t);
 /* Moves a vector load's or store's data (the checks are chip.c's); false: out of memory. */
 bool emu_vmem_move(EmuChip *c, const EmuOp *op, int64_t base, int64_t stride, EmuLane *dst);
-float emu_bf16_round(float x);
+/* Rounds to bf16 precision, nearest even (NaNs stay NaN, quieted). Inline and free of
+ * branches, so the MXU's loops over a register vectorize. */
+static inline float emu_bf16_round(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  const uint32_t nan = (u | 0x00400000u) & 0xffff0000u;
+  const uint32_t num = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  u = (u & 0x7fffffffu) > 0x7f800000u ? nan : num;
+  memcpy(&x, &u, 4);
+  return x;
+}
 uint16_t emu_bf16_bits(float x);
 float emu_bf16_widen(uint16_t b);
 
@@ -541,6 +563,29 @@ float emu_vmath1(EmuMath f, float x);
 bool emu_mxu_init(EmuChip *c);
 void emu_mxu_free(EmuChip *c);
 bool emu_mxu_exec(EmuChip *c, const EmuOp *op, int64_t t, bool functional, EmuLane *dst);
+/* Timing-only mode's MXU ops, inlined into the issue loop: the bookkeeping of
+ * emu_mxu_exec without values. Anything out of the ordinary (a hazard, a full FIFO, a
+ * trace record) goes to emu_mxu_exec, so both give the same results. */
+static inline bool emu_mxu_timing(EmuChip *c, const EmuOp *op, int64_t t) {
+  EmuMxu *m = &c->mxu[op->c];
+  if (op->op == TILE_MOP_MXU_PUSH) {
+    if (__builtin_expect(t < m->last_push + c->mxu_push_cycles || t < m->w_ready ||
+                             m->count == m->cap || c->tracing,
+                         0))
+      return emu_mxu_exec(c, op, t, false, NULL);
+    m->fifo[(m->head + m->count) & (m->cap - 1)] = (EmuMxuResult){t + op->lat, t, NULL};
+    m->count++;
+    m->last_push = t;
+    return true;
+  }
+  if (op->op == TILE_MOP_MXU_LDW) return emu_mxu_exec(c, op, t, false, NULL);
+  /* mxu.pop, mxu.popacc: the oldest result, ready */
+  if (__builtin_expect(m->count == 0 || m->fifo[m->head].ready > t, 0))
+    return emu_mxu_exec(c, op, t, false, NULL);
+  m->head = (m->head + 1) & (m->cap - 1);
+  m->count--;
+  return true;
+}
 /* The kernel: out[i][j] = sum over k in order of x[i][k] * w[k][j], rows x dim x dim. */
 void emu_mxu_kernel(const float *x, const float *w, float *out, int rows, int dim);
 
@@ -552,6 +597,8 @@ bool emu_dma_issue(EmuChip *c, const EmuOp *op, int64_t t);
 bool emu_dma_event(EmuChip *c, const EmuEvent *ev);
 /* The HBM pool's next completion, processed at its time by the chip's event loop. */
 bool emu_dma_pool_complete(EmuChip *c);
+/* The next HBM DMA in the start queue joins the pool (at its start cycle). */
+void emu_dma_start_next(EmuChip *c);
 void emu_dma_free_all(EmuChip *c);
 /* The chip's in-flight stretch of DMAs (statistics). */
 void emu_dma_inflight(EmuChip *c, int delta, int64_t t);

@@ -156,3 +156,69 @@ void tile_emu_print_stats(const TileEmu *e, FILE *out, bool detail) {
   fprintf(out, " (%lld.%06lld us at %lld Hz)\n", (long long)(ps / 1000000), (long long)(ps % 1000000),
           (long long)e->t.clock_hz);
 }
+
+/* ---- JSON (tilec run --stats-json) ---- */
+
+/* A JSON string: quotes, backslashes and control characters escaped; other bytes as
+ * they are (messages are ASCII; names are the object's, which are UTF-8). */
+static void json_string(FILE *out, const char *s) {
+  fputc('"', out);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
+    else if (*p == '\n') fputs("\\n", out);
+    else if (*p == '\t') fputs("\\t", out);
+    else if (*p < 0x20) fprintf(out, "\\u%04x", *p);
+    else fputc(*p, out);
+  }
+  fputc('"', out);
+}
+
+/* Keys are written in a fixed order (this function's), integers only, one chip or link
+ * per line: the text is byte-identical for the same run on any host. */
+bool tile_emu_write_stats_json(const TileEmu *e, FILE *out) {
+  if (!e->chip_stats) return false;
+  fprintf(out, "{\n  \"target\": ");
+  json_string(out, e->t.name);
+  fprintf(out, ",\n  \"mode\": \"%s\",\n  \"clock_hz\": %lld,\n  \"cycles\": %lld,\n",
+          tile_emu_mode_name(e->o.mode), (long long)e->t.clock_hz, (long long)e->end_cycle);
+  const TileEmuFault *f = &e->fault;
+  if (e->status == TILE_EMU_FAULTED && f->kind != TILE_EMU_FAULT_NONE) {
+    fprintf(out, "  \"fault\": {\"kind\": \"%s\", \"chip\": %d, \"pc\": %d, \"cycle\": %lld, "
+                 "\"message\": ",
+            tile_emu_fault_name(f->kind), f->chip, f->pc, (long long)f->cycle);
+    json_string(out, f->message ? f->message : "");
+    fprintf(out, "},\n");
+  } else {
+    fprintf(out, "  \"fault\": null,\n");
+  }
+  fprintf(out, "  \"chips\": [");
+  for (int32_t i = 0; i < e->nchips; i++) {
+    const TileEmuChipStats *s = &e->chip_stats[i];
+    fprintf(out, "%s\n    {\"chip\": %d, \"coord\": [", i ? "," : "", i);
+    for (int a = 0; a < e->t.torus_rank; a++)
+      fprintf(out, "%s%d", a ? ", " : "", e->chips[i].coord[a]);
+    fprintf(out, "], \"cycles\": %lld, \"bundles\": %lld, \"stall\": %lld, "
+                 "\"branch_bubbles\": %lld, \"units\": {",
+            (long long)s->cycles, (long long)s->bundles, (long long)s->stall,
+            (long long)s->branch_bubbles);
+    for (int k = 0; k < TILE_SLOT_COUNT; k++)
+      fprintf(out, "%s\"%s\": {\"busy\": %lld, \"capacity\": %lld}", k ? ", " : "",
+              unit_key(k), (long long)s->busy[k], (long long)s->capacity[k]);
+    fprintf(out, "}, \"mxu_pushes\": %lld, \"dmas\": %lld, \"dma_bytes\": %lld, "
+                 "\"bytes_sent\": %lld, \"bytes_received\": %lld, \"signals_sent\": %lld, "
+                 "\"hazards_ignored\": %lld}",
+            (long long)s->mxu_pushes, (long long)s->dmas, (long long)s->dma_bytes,
+            (long long)s->bytes_sent, (long long)s->bytes_received, (long long)s->signals_sent,
+            (long long)s->hazards_ignored);
+  }
+  fprintf(out, "\n  ],\n  \"links\": [");
+  for (int32_t l = 0; l < e->nlink_stats; l++) {
+    const TileEmuLinkStats *ls = &e->link_stats[l];
+    fprintf(out, "%s\n    {\"chip\": %d, \"peer\": %d, \"axis\": %d, \"dir\": %d, "
+                 "\"bytes\": %lld, \"busy\": %lld, \"transfers\": %lld}",
+            l ? "," : "", ls->chip, ls->peer, ls->axis, ls->dir, (long long)ls->bytes,
+            (long long)ls->busy, (long long)ls->transfers);
+  }
+  fprintf(out, "%s]\n}\n", e->nlink_stats ? "\n  " : "");
+  return !ferror(out);
+}

@@ -13,8 +13,8 @@
  * overflowing results are rounded correctly by the final conversion, so neither needs a
  * special path.
  *
- *   exp    k = round(x / ln2), r = x - k ln2, e^x = 2^k p(r); x is first clamped to
- *          [-150, 100], beyond which the f32 result is 0 or +inf whatever the value.
+ *   exp    k = round(x / ln2), r = x - k ln2, e^x = 2^k p(r), for x in [-150, 100];
+ *          beyond that the f32 result is 0 or +inf.
  *   log    x = 2^k m with m in [sqrt(1/2), sqrt(2)), f = m - 1, s = f / (2 + f),
  *          log x = k ln2 + 2s + s z R(z), z = s^2 (log(1+f) = 2 atanh(s)).
  *   tanh   odd; |x| < 1/2: x + x z Q(z), z = x^2; otherwise 1 - 2 / (e^{2|x|} + 1).
@@ -24,7 +24,8 @@
  * Special values (select, never branch): exp(-inf) = +0, exp(+inf) = +inf; log(+-0) =
  * -inf, log(x < 0) = log(-inf) = NaN, log(+inf) = +inf; tanh(+-inf) = +-1, tanh(-0) =
  * -0; rsqrt(+-0) = +-inf, rsqrt(x < 0) = NaN, rsqrt(+inf) = +0. A NaN input gives that
- * NaN, quieted; the NaN a function makes from a number is 0x7fc00000.
+ * NaN, quieted (its quiet bit set); the NaN a function makes from a number is
+ * 0x7fc00000.
  *
  * Lane bodies are branch-free (comparisons become selects) and use only double and
  * 64-bit integer adds, ands and logical shifts (the int64 <-> double conversions go
@@ -84,7 +85,25 @@ static inline float ffrom(uint32_t u) {
   return f;
 }
 
-/* e^x for x in [-150, 100] (or NaN), relative error about 2^-40. */
+/* Selects as bit masks: c ? a : b. Written with the conditional operator, the compiler
+ * turns the selects into branches (and sinks the work of the untaken side into them),
+ * and the lane loops no longer vectorize. */
+static inline float fsel(int c, float a, float b) {
+  const uint32_t m = -(uint32_t)c;
+  return ffrom((fbits(a) & m) | (fbits(b) & ~m));
+}
+static inline double dsel(int c, double a, double b) {
+  const uint64_t m = -(uint64_t)c;
+  return dfrom((dbits(a) & m) | (dbits(b) & ~m));
+}
+
+/* A NaN with its quiet bit set, as arithmetic on it would give. Bit operations, not
+ * x + x: the compiler does not if-convert a floating-point add that could raise an
+ * exception, and the select would stop the loop from vectorizing. */
+static inline float quiet(float x) { return ffrom(fbits(x) | 0x00400000u); }
+
+/* e^x for x in [-150, 100], relative error about 2^-40 (the callers select the results
+ * for other x away). */
 static inline __attribute__((always_inline)) double exp_core(double x) {
   const double t = x * INV_LN2 + ROUND_SHIFT;
   const double k = t - ROUND_SHIFT; /* round(x / ln2), exact */
@@ -98,10 +117,10 @@ static inline __attribute__((always_inline)) double exp_core(double x) {
 }
 
 static inline __attribute__((always_inline)) float lane_exp(float x) {
-  double d = (double)x;
-  d = d < -150.0 ? -150.0 : d; /* e^-150 < 2^-216: 0 in f32; NaN stays NaN */
-  d = d > 100.0 ? 100.0 : d;   /* e^100 > 2^144: +inf in f32 */
-  return (float)exp_core(d);
+  float r = (float)exp_core((double)x);
+  r = fsel(x > 100.0f, __builtin_inff(), r); /* e^100 > 2^144: +inf in f32 */
+  r = fsel(x < -150.0f, 0.0f, r);            /* e^-150 < 2^-216: +0 in f32 */
+  return fsel(x != x, quiet(x), r);          /* NaN in, the same NaN (quiet) out */
 }
 
 static inline __attribute__((always_inline)) float lane_log(float x) {
@@ -119,11 +138,10 @@ static inline __attribute__((always_inline)) float lane_log(float x) {
   const double q = HORNER5(z, LOG_C);
   const double lg = k * LN2 + (2.0 * s + s * z * q);
   float r = (float)lg;
-  r = x == 0.0f ? -__builtin_inff() : r;
-  r = x < 0.0f ? ffrom(F32_QNAN) : r;
-  r = x == __builtin_inff() ? x : r;
-  r = x != x ? x + x : r; /* NaN in, the same NaN (quiet) out */
-  return r;
+  r = fsel(x == 0.0f, -__builtin_inff(), r);
+  r = fsel(x < 0.0f, ffrom(F32_QNAN), r);
+  r = fsel(x == __builtin_inff(), x, r);
+  return fsel(x != x, quiet(x), r);
 }
 
 static inline __attribute__((always_inline)) float lane_tanh(float x) {
@@ -133,13 +151,12 @@ static inline __attribute__((always_inline)) float lane_tanh(float x) {
   const double q = HORNER7(z, TANH_C);
   const double small = a + a * z * q;
   /* for |x| >= 1/2 the subtraction loses at most a factor 1.2 of the exponential's
-   * accuracy; past |x| = 9.1 the result rounds to 1 (the clamp keeps e^2|x| finite) */
-  const double a2 = 2.0 * a;
-  const double e = exp_core(a2 > 100.0 ? 100.0 : a2);
-  const double large = 1.0 - 2.0 / (e + 1.0);
-  const float r = (float)(a < 0.5 ? small : large);
-  const float signed_r = ffrom(fbits(r) | sign);
-  return x != x ? x + x : signed_r;
+   * accuracy; past |x| = 9.1 the result rounds to 1, and past 10 (where exp_core's
+   * range ends) it is set to 1 */
+  const double large = 1.0 - 2.0 / (exp_core(2.0 * a) + 1.0);
+  const double t = dsel(a > 10.0, 1.0, dsel(a < 0.5, small, large));
+  const float r = ffrom(fbits((float)t) | sign);
+  return fsel(x != x, quiet(x), r);
 }
 
 static inline __attribute__((always_inline)) float lane_rsqrt(float x) {
@@ -153,11 +170,10 @@ static inline __attribute__((always_inline)) float lane_rsqrt(float x) {
   y = y * (1.5 - h * y * y);
   y = y * (1.5 - h * y * y);
   float r = (float)y;
-  r = x == 0.0f ? ffrom(fbits(x) | 0x7f800000u) : r; /* +-0 -> +-inf */
-  r = x < 0.0f ? ffrom(F32_QNAN) : r;
-  r = x == __builtin_inff() ? 0.0f : r;
-  r = x != x ? x + x : r;
-  return r;
+  r = fsel(x == 0.0f, ffrom(fbits(x) | 0x7f800000u), r); /* +-0 -> +-inf */
+  r = fsel(x < 0.0f, ffrom(F32_QNAN), r);
+  r = fsel(x == __builtin_inff(), 0.0f, r);
+  return fsel(x != x, quiet(x), r);
 }
 
 static inline __attribute__((always_inline)) float lane_rcp(float x) { return 1.0f / x; }

@@ -17,15 +17,6 @@
 
 #include "emu_internal.h"
 
-float emu_bf16_round(float x) {
-  uint32_t u;
-  memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) u = (u | 0x00400000u) & 0xffff0000u; /* quiet NaN */
-  else u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-  memcpy(&x, &u, 4);
-  return x;
-}
-
 uint16_t emu_bf16_bits(float x) {
   float r = emu_bf16_round(x);
   uint32_t u;
@@ -40,18 +31,37 @@ float emu_bf16_widen(uint16_t b) {
   return f;
 }
 
+/* max and min with NaN propagation (the first NaN operand) and -0 below +0, written as
+ * selects on bits so the element loops vectorize: for equal operands the result is
+ * a & b (max: +0 from +-0) or a | b (min: -0), the same value for any other pair. */
+static inline uint32_t f2u(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  return u;
+}
+static inline float u2f(uint32_t u) {
+  float x;
+  memcpy(&x, &u, 4);
+  return x;
+}
+static inline uint32_t usel(int c, uint32_t a, uint32_t b) {
+  const uint32_t m = -(uint32_t)c;
+  return (a & m) | (b & ~m);
+}
 static inline float fmax_nan(float a, float b) {
-  if (a != a) return a;
-  if (b != b) return b;
-  if (a == b) return signbit(a) ? b : a;
-  return a > b ? a : b;
+  const uint32_t ua = f2u(a), ub = f2u(b);
+  uint32_t r = usel(a > b, ua, ub);
+  r = usel(a == b, ua & ub, r);
+  r = usel(b != b, ub, r);
+  return u2f(usel(a != a, ua, r));
 }
 
 static inline float fmin_nan(float a, float b) {
-  if (a != a) return a;
-  if (b != b) return b;
-  if (a == b) return signbit(a) ? a : b;
-  return a < b ? a : b;
+  const uint32_t ua = f2u(a), ub = f2u(b);
+  uint32_t r = usel(a < b, ua, ub);
+  r = usel(a == b, ua | ub, r);
+  r = usel(b != b, ub, r);
+  return u2f(usel(a != a, ua, r));
 }
 
 static inline int32_t f2i_rne(float x) {

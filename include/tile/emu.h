@@ -171,6 +171,13 @@ const TileEmuFault *tile_emu_fault(const TileEmu *e);
 void tile_emu_stats(const TileEmu *e, TileEmuStats *s);
 /* Per-chip cycles; with detail, the unit table, stalls and the bytes on every busy link. */
 void tile_emu_print_stats(const TileEmu *e, FILE *out, bool detail);
+/* The statistics as JSON (tilec run --stats-json): target, mode, clock_hz, the run's
+ * cycles, the fault (null if none), per chip (in chip-id order) its coord, cycles,
+ * bundles, stall, branch_bubbles, units {name: {busy, capacity}} in slot order and the
+ * counters of TileEmuChipStats; every link of the torus (chip, peer, axis, dir, bytes,
+ * busy, transfers). Keys in a fixed order, integers only: the same run gives the same
+ * bytes. False if there are no statistics (no run) or the write failed. */
+bool tile_emu_write_stats_json(const TileEmu *e, FILE *out);
 /* The Chrome trace-event JSON of the run (needs options.trace). */
 bool tile_emu_write_trace(TileEmu *e, FILE *out);
 

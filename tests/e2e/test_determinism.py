@@ -1,5 +1,5 @@
 """The emulator is deterministic: every program, on 1, 2 and 4 host threads and twice
-each, gives byte-identical outputs, statistics (as printed) and trace."""
+each, gives byte-identical outputs, statistics (as printed and as JSON) and trace."""
 import pytest
 
 import machine_specs as ms
@@ -18,11 +18,12 @@ def test_same_bits_on_any_thread_count(machine, spec):
                                    outputs=spec.outputs, mode=spec.mode, threads=threads,
                                    trace=True)
             got = ({n: a.tobytes() for n, a in r.outputs.items()}, r.stats_text,
-                   r.trace_text)
+                   r.trace_text, r.stats_json)
             if seen is None:
                 seen, first = got, (threads, attempt)
                 continue
-            for what, a, b in zip(("outputs", "statistics", "trace"), seen, got):
+            for what, a, b in zip(("outputs", "statistics", "trace", "statistics JSON"), seen,
+                                  got):
                 assert a == b, (f"{spec.id}: the {what} of run {attempt + 1} on {threads} "
                                 f"threads differ from run {first[1] + 1} on {first[0]}")
     assert tm.parse_stats(seen[1])["cycles"] == spec.cycles(t)

@@ -217,14 +217,21 @@ def tilec_path():
 
 
 class RunResult:
-    def __init__(self, proc, outputs, stats_text=None, trace_text=None):
+    def __init__(self, proc, outputs, stats_text=None, trace_text=None, stats_json=None):
         self.returncode = proc.returncode
         self.stdout = proc.stdout
         self.stderr = proc.stderr
         self.outputs = outputs
         self.stats_text = stats_text  # as printed / written, for byte comparisons
+        self.stats_json = stats_json  # the --stats-json file's text
         self.trace_text = trace_text
-        self.stats = parse_stats(stats_text) if stats_text is not None else None
+        self.stats = None
+        if stats_json is not None:
+            self.stats = stats_from_json(json.loads(stats_json))
+            if stats_text is not None:  # the table and the JSON tell the same story
+                assert parse_stats(stats_text) == self.stats, "--stats and --stats-json differ"
+        elif stats_text is not None:
+            self.stats = parse_stats(stats_text)
         self.trace = json.loads(trace_text) if trace_text is not None else None
 
     @property
@@ -300,14 +307,30 @@ def parse_stats(text):
     return st
 
 
+def stats_from_json(st):
+    """The statistics of a `tilec run --stats-json` file in parse_stats's form (the
+    links that carried traffic, the DMA totals over all chips)."""
+    chips = [{"chip": c["chip"], "cycles": c["cycles"], "bundles": c["bundles"],
+              "stall": c["stall"], "busy": {u: c["units"][u]["busy"] for u in UNITS}}
+             for c in st["chips"]]
+    links = [{k: l[k] for k in ("chip", "peer", "axis", "dir", "bytes", "busy", "transfers")}
+             for l in st["links"] if l["transfers"] > 0]
+    total = lambda key: sum(c[key] for c in st["chips"])
+    dma = {"started": total("dmas"), "local_bytes": total("dma_bytes"),
+           "bytes_sent": total("bytes_sent"), "bytes_received": total("bytes_received"),
+           "signals": total("signals_sent"), "branch_bubbles": total("branch_bubbles")}
+    return {"chips": chips, "links": links, "dma": dma, "cycles": st["cycles"]}
+
+
 def run_object(tmp, obj, target="tiny", torus=None, inputs=None, outputs=(), mode=None,
                threads=None, trace=False, extra=(), expect_fault=False):
-    """Runs an object with `tilec run ... --stats`. inputs: {symbol: numpy array};
-    outputs: symbol names to read back. Returns a RunResult with the outputs as numpy
-    arrays, the statistics (parse_stats) and, when asked, the trace JSON (with
-    expect_fault: the exit code and the messages)."""
+    """Runs an object with `tilec run ... --stats --stats-json`. inputs: {symbol: numpy
+    array}; outputs: symbol names to read back. Returns a RunResult with the outputs as
+    numpy arrays, the statistics (from the JSON, checked against the printed table) and,
+    when asked, the trace JSON (with expect_fault: the exit code and the messages)."""
     tmp = Path(tmp)
-    cmd = [tilec_path(), "run", obj, "--target", target, "--stats"]
+    stats_path = tmp / "stats.json"
+    cmd = [tilec_path(), "run", obj, "--target", target, "--stats", "--stats-json", stats_path]
     if torus:
         cmd += ["--torus", torus]
     if mode:
@@ -326,7 +349,7 @@ def run_object(tmp, obj, target="tiny", torus=None, inputs=None, outputs=(), mod
     if trace:
         cmd += ["--trace", trace_path]
     cmd += list(extra)
-    for path in [trace_path, *outs.values()]:
+    for path in [trace_path, stats_path, *outs.values()]:
         if path.exists():
             path.unlink()
     p = run(cmd)
@@ -338,7 +361,8 @@ def run_object(tmp, obj, target="tiny", torus=None, inputs=None, outputs=(), mod
         raise AssertionError(f"{' '.join(map(str, cmd))}\nexit {p.returncode}\n"
                              f"{p.stdout}\n{p.stderr}")
     arrays = {n: np.load(path) for n, path in outs.items()}
-    return RunResult(p, arrays, p.stdout, trace_path.read_text() if trace else None)
+    return RunResult(p, arrays, p.stdout, trace_path.read_text() if trace else None,
+                     stats_path.read_text())
 
 
 def run_program(tmp, src, **kw):
