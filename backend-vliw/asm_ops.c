@@ -7,15 +7,6 @@
 #include "asm_internal.h"
 #include "objrules.h"
 
-static const char *slot_name(TileSlot s) {
-  static const char *names[] = {
-#define X(e, k, m) k,
-      TILE_SLOTS(X)
-#undef X
-  };
-  return names[s];
-}
-
 static AsmLabel *find_label(AsmBlock *b, const char *name, size_t len) {
   for (int i = 0; i < b->nlabels; i++)
     if (strlen(b->labels[i].name) == len && memcmp(b->labels[i].name, name, len) == 0)
@@ -315,16 +306,16 @@ static int place(Asm *a, Cursor *c, const char *at, int op, int explicit_index,
   if (explicit_index >= 0) {
     if (explicit_index >= words) {
       asm_error(a, c, at, "'@%d': a bundle has %d %s slot%s (@0..@%d)", explicit_index, words,
-                slot_name(kind), words == 1 ? "" : "s", words - 1);
+                tile_slot_name(kind), words == 1 ? "" : "s", words - 1);
       return -1;
     }
     if (explicit_index >= avail) {
       asm_error(a, c, at, "'@%d': target %s has %d %s slot%s", explicit_index, a->target->name,
-                avail, slot_name(kind), avail == 1 ? "" : "s");
+                avail, tile_slot_name(kind), avail == 1 ? "" : "s");
       return -1;
     }
     if (used[first + explicit_index]) {
-      asm_error(a, c, at, "%s slot %d is already taken in this bundle", slot_name(kind),
+      asm_error(a, c, at, "%s slot %d is already taken in this bundle", tile_slot_name(kind),
                 explicit_index);
       return -1;
     }
@@ -334,10 +325,10 @@ static int place(Asm *a, Cursor *c, const char *at, int op, int explicit_index,
     if (!used[first + k]) return first + k;
   if (a->target && avail < words)
     asm_error(a, c, at, "no free %s slot for '%s' in this bundle (target %s has %d)",
-              slot_name(kind), mn, a->target->name, avail);
+              tile_slot_name(kind), mn, a->target->name, avail);
   else
     asm_error(a, c, at, "no free %s slot for '%s' in this bundle (a bundle has %d)",
-              slot_name(kind), mn, words);
+              tile_slot_name(kind), mn, words);
   return -1;
 }
 

@@ -141,7 +141,7 @@ void tile_mop_imm_range(int op, int64_t *lo, int64_t *hi) {
     }
 }
 
-static const char *slot_key(TileSlot s) {
+const char *tile_slot_name(TileSlot s) {
   static const char *keys[] = {
 #define X(e, k, m) k,
       TILE_SLOTS(X)
@@ -172,7 +172,7 @@ bool tile_minst_check(TileMInst in, int word, char *why, size_t why_len) {
   TileSlot kind = tile_slot_of_word(word);
   if (in.op != TILE_MOP_NOP && info->slot != kind)
     return say(why, why_len, "'%s' is a %s-slot op but sits in bundle word %d (a %s slot)",
-               info->mnemonic, slot_key(info->slot), word, slot_key(kind));
+               info->mnemonic, tile_slot_name(info->slot), word, tile_slot_name(kind));
   TileOperand ops[TILE_MAX_OPERANDS];
   int n = tile_mop_operands(in.op, ops);
   static const char fields[] = "dabci";
@@ -210,7 +210,7 @@ bool tile_minst_check_target(TileMInst in, int word, const TileTarget *t, char *
   int index = word - tile_slot_first(kind);
   if (index >= t->slots[kind]) {
     return say(why, why_len, "%s slot %d does not exist on target %s (it has %d)",
-               slot_key(kind), index, t->name, t->slots[kind]);
+               tile_slot_name(kind), index, t->name, t->slots[kind]);
   }
   TileOperand ops[TILE_MAX_OPERANDS];
   int n = tile_mop_operands(in.op, ops);

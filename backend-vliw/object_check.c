@@ -37,6 +37,9 @@ bool tile_objrule_name(const char *name, bool symbol, char *why, size_t n) {
     if (!name_char(name[i]))
       return say(why, n, "%s name has a character other than letters, digits, '_', '.', '-'",
                  symbol ? "a symbol" : "the target");
+  /* As in target files: such a name would be read as a file path when it is looked up. */
+  if (!symbol && len >= 7 && strcmp(name + len - 7, ".target") == 0)
+    return say(why, n, "the target name '%s' ends in '.target', which reads as a file path", name);
   return true;
 }
 

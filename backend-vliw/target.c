@@ -331,6 +331,13 @@ static void set_value(Parser *p, const Key *k, const char *v, size_t vlen, TileL
                          sizeof p->t->name - 1);
       return;
     }
+    /* A name ending in .target would be read as a file path wherever it is looked up
+     * (tile_target_load, `.target` in assembly). */
+    if (vlen >= 7 && memcmp(v + vlen - 7, ".target", 7) == 0) {
+      p->ok = tile_error(p->d, loc, "%s may not end in '.target', which reads as a file path",
+                         k->key);
+      return;
+    }
     memcpy(field, v, vlen);
     field[vlen] = 0;
     return;

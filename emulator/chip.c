@@ -189,10 +189,7 @@ static bool apply_event(EmuChip *c, EmuEvent *ev) {
   }
 }
 
-/* Applies every event due at or before t, in (cycle, source chip, sequence) order. Two
- * kinds of this chip's DMA events live outside the heap and take part with key (cycle,
- * this chip, the DMA's sequence): the HBM pool's next completion and the next HBM DMA
- * start. */
+/* emu_event_before on bare keys (cycle, source chip, sequence). */
 static inline bool key_before(int64_t at, int32_t as, uint64_t aq, int64_t bt, int32_t bs,
                               uint64_t bq) {
   if (at != bt) return at < bt;
@@ -200,6 +197,10 @@ static inline bool key_before(int64_t at, int32_t as, uint64_t aq, int64_t bt, i
   return aq < bq;
 }
 
+/* Applies every event due at or before t, in (cycle, source chip, sequence) order. Two
+ * kinds of this chip's DMA events live outside the heap and take part with key (cycle,
+ * this chip, the DMA's sequence): the HBM pool's next completion and the next HBM DMA
+ * start. */
 static bool process_events(EmuChip *c, int64_t t) {
   enum { FROM_NONE, FROM_HEAP, FROM_POOL, FROM_STARTS };
   while (c->next_event <= t) {
@@ -211,13 +212,16 @@ static bool process_events(EmuChip *c, int64_t t) {
       from = FROM_HEAP;
       bt = c->heap.ev[0].time, bs = c->heap.ev[0].src, bq = c->heap.ev[0].seq;
     }
-    if (c->pool_next <= t &&
-        (from == FROM_NONE || key_before(c->pool_next, c->id, c->pool_next_dma->seq, bt, bs, bq))) {
-      from = FROM_POOL;
-      bt = c->pool_next, bs = c->id, bq = c->pool_next_dma->seq;
+    if (c->pool_next <= t) {
+      const uint64_t q = c->pool_next_dma->seq;
+      if (from == FROM_NONE || key_before(c->pool_next, c->id, q, bt, bs, bq)) {
+        from = FROM_POOL;
+        bt = c->pool_next, bs = c->id, bq = q;
+      }
     }
     const EmuDma *s = c->start_head;
-    if (s && s->start <= t && (from == FROM_NONE || key_before(s->start, c->id, s->seq, bt, bs, bq)))
+    if (s && s->start <= t &&
+        (from == FROM_NONE || key_before(s->start, c->id, s->seq, bt, bs, bq)))
       from = FROM_STARTS;
     if (from == FROM_POOL) {
       if (!emu_dma_pool_complete(c)) return false;

@@ -13,15 +13,6 @@
 
 #include "emu_internal.h"
 
-static const char *slot_key(int s) {
-  static const char *k[] = {
-#define X(e, key, m) key,
-      TILE_SLOTS(X)
-#undef X
-  };
-  return s >= 0 && s < TILE_SLOT_COUNT ? k[s] : "?";
-}
-
 bool emu_check_target(const TileTarget *t, TileDiag *d) {
   const char *n = t->name[0] ? t->name : "(unnamed)";
   for (int k = 0; k < TILE_LAT_COUNT; k++)
@@ -31,7 +22,7 @@ bool emu_check_target(const TileTarget *t, TileDiag *d) {
   for (int s = 0; s < TILE_SLOT_COUNT; s++)
     if (t->slots[s] < 0 || t->slots[s] > tile_slot_words((TileSlot)s))
       return tile_error(d, (TileLoc){0}, "target %s: slots.%s = %d is not in 0..%d", n,
-                        slot_key(s), t->slots[s], tile_slot_words((TileSlot)s));
+                        tile_slot_name((TileSlot)s), t->slots[s], tile_slot_words((TileSlot)s));
   if (t->clock_hz < 1 || t->hbm_bw < 1 || t->vmem_bw < 1 || t->ici_bw < 1)
     return tile_error(d, (TileLoc){0},
                       "target %s: the clock and every bandwidth must be positive", n);

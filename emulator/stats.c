@@ -15,15 +15,6 @@
 
 #include "emu_internal.h"
 
-static const char *unit_key(int s) {
-  static const char *k[] = {
-#define X(e, key, m) key,
-      TILE_SLOTS(X)
-#undef X
-  };
-  return k[s];
-}
-
 static int64_t chip_cycles(const EmuChip *c) {
   if (c->state == CHIP_DONE) return c->done_cycle;
   if (c->faulted) return c->fault_cycle;
@@ -106,7 +97,7 @@ void tile_emu_print_stats(const TileEmu *e, FILE *out, bool detail) {
     }
   } else {
     fprintf(out, "%5s %-10s %10s %10s %8s", "chip", "coord", "cycles", "bundles", "stall");
-    for (int k = 0; k < TILE_SLOT_COUNT; k++) fprintf(out, " %17s", unit_key(k));
+    for (int k = 0; k < TILE_SLOT_COUNT; k++) fprintf(out, " %17s", tile_slot_name((TileSlot)k));
     fprintf(out, "\n");
     for (int32_t i = 0; i < e->nchips; i++) {
       const TileEmuChipStats *s = &e->chip_stats[i];
@@ -203,7 +194,7 @@ bool tile_emu_write_stats_json(const TileEmu *e, FILE *out) {
             (long long)s->branch_bubbles);
     for (int k = 0; k < TILE_SLOT_COUNT; k++)
       fprintf(out, "%s\"%s\": {\"busy\": %lld, \"capacity\": %lld}", k ? ", " : "",
-              unit_key(k), (long long)s->busy[k], (long long)s->capacity[k]);
+              tile_slot_name((TileSlot)k), (long long)s->busy[k], (long long)s->capacity[k]);
     fprintf(out, "}, \"mxu_pushes\": %lld, \"dmas\": %lld, \"dma_bytes\": %lld, "
                  "\"bytes_sent\": %lld, \"bytes_received\": %lld, \"signals_sent\": %lld, "
                  "\"hazards_ignored\": %lld}",

@@ -120,15 +120,6 @@ static void slice(Out *o, int pid, int tid, const char *name, const EmuTraceRec 
           (long long)(r->end - r->start), args[0] ? "," : "", args);
 }
 
-static const char *unit_key(int s) {
-  static const char *k[] = {
-#define X(e, key, m) key,
-      TILE_SLOTS(X)
-#undef X
-  };
-  return k[s];
-}
-
 /* Gives each DMA record a lane: the first lane whose last DMA ended by its issue. */
 static int assign_lanes(EmuTraceRec *r, int64_t n) {
   int64_t *free_at = NULL;
@@ -157,7 +148,7 @@ static void chip_trace(Out *o, const Emu *e, const EmuChip *c) {
     n += snprintf(name + n, sizeof name - (size_t)n, "%s%d", a ? "," : "", c->coord[a]);
   snprintf(name + n, sizeof name - (size_t)n, ")");
   meta(o, "process_name", c->id, -1, name, c->id);
-  for (int k = 0; k < TILE_SLOT_COUNT; k++) meta(o, "thread_name", c->id, k, unit_key(k), k);
+  for (int k = 0; k < TILE_SLOT_COUNT; k++) meta(o, "thread_name", c->id, k, tile_slot_name((TileSlot)k), k);
   meta(o, "thread_name", c->id, TR_SEM_WAIT, "sem wait", TR_SEM_WAIT);
   for (int u = 0; u < e->t.mxu_count; u++) {
     snprintf(name, sizeof name, "mxu%d pushes", u);
@@ -181,7 +172,7 @@ static void chip_trace(Out *o, const Emu *e, const EmuChip *c) {
     switch (x->kind) {
     case TK_UNIT:
       snprintf(args, sizeof args, "\"ops\":%lld", (long long)x->a);
-      slice(o, c->id, x->track, unit_key(x->track), x, args);
+      slice(o, c->id, x->track, tile_slot_name((TileSlot)x->track), x, args);
       break;
     case TK_PUSH:
       snprintf(name, sizeof name, "mxu%lld push", (long long)x->a);

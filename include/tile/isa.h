@@ -100,11 +100,11 @@ extern "C" {
   X(VCVTFI, "vcvt.f2i", VECTOR, VALU, "Vd va", "V[d] := (i32) V[a], rounded to nearest even, saturating") \
   X(VRNDBF, "vrnd.bf16", VECTOR, VALU, "Vd va", "V[d] := bf(V[a]) (f32 rounded to bf16 precision)") \
   /* ---- transcendentals (slot vector, latency class trans) ---- */                     \
-  X(VEXP, "vexp", VECTOR, TRANS, "Vd va", "V[d] := e^V[a]")                               \
-  X(VLOG, "vlog", VECTOR, TRANS, "Vd va", "V[d] := ln V[a]")                              \
-  X(VRSQRT, "vrsqrt", VECTOR, TRANS, "Vd va", "V[d] := 1 / sqrt(V[a])")                   \
-  X(VTANH, "vtanh", VECTOR, TRANS, "Vd va", "V[d] := tanh V[a]")                          \
-  X(VRCP, "vrcp", VECTOR, TRANS, "Vd va", "V[d] := 1 / V[a]")                             \
+  X(VEXP, "vexp", VECTOR, TRANS, "Vd va", "V[d] := e^V[a] (within 1 ulp, the same bits on every host)")                               \
+  X(VLOG, "vlog", VECTOR, TRANS, "Vd va", "V[d] := ln V[a] (within 1 ulp, the same bits on every host)")                              \
+  X(VRSQRT, "vrsqrt", VECTOR, TRANS, "Vd va", "V[d] := 1 / sqrt(V[a]) (within 1 ulp, the same bits on every host)")                   \
+  X(VTANH, "vtanh", VECTOR, TRANS, "Vd va", "V[d] := tanh V[a] (within 1 ulp, the same bits on every host)")                          \
+  X(VRCP, "vrcp", VECTOR, TRANS, "Vd va", "V[d] := 1 / V[a] (IEEE division)")                             \
   /* ---- vector memory (slots vload, vstore); sublane s at S[a] + imm + s * S[b] ---- */ \
   X(VLD, "vld", VLOAD, VLOAD, "Vd sa sb ii", "V[d][s] := VMEM f32[lanes] at S[a] + imm + s*S[b]") \
   X(VLDBF, "vld.bf16", VLOAD, VLOAD, "Vd sa sb ii", "V[d][s] := VMEM bf16[lanes] at S[a] + imm + s*S[b], widened") \
@@ -176,6 +176,8 @@ typedef struct TileBundle {
 uint64_t tile_minst_encode(TileMInst in);
 TileMInst tile_minst_decode(uint64_t word);
 /* The first word index of slot kind s in a bundle, and how many words it has. */
+/* The slot kind's key ("scalar", "mxu", ...), as in target files and statistics. */
+const char *tile_slot_name(TileSlot s);
 int tile_slot_first(TileSlot s);
 int tile_slot_words(TileSlot s);
 

@@ -40,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   uint8_t *img = NULL;
   size_t len = 0;
-  if (!tile_npy_encode(a.elem, a.rank, a.dims, a.data, &img, &len)) fail("the array does not encode");
+  if (!tile_npy_encode(a.elem, a.rank, a.dims, a.data, &img, &len))
+    fail("the array does not encode");
   TileNpy b;
   tile_diag_init(&d, NULL, "again.npy", NULL, 0);
   if (!tile_npy_parse(img, len, "again.npy", &b, &d)) fail("the encoded array does not parse");

@@ -56,47 +56,6 @@ static int parse_args(int argc, char **argv, bool allow_target, MachineArgs *arg
   return TILEC_OK;
 }
 
-/* Reads a whole file (or standard input for "-"). Returns a tilec exit code. */
-static int read_input(const char *path, char **out, size_t *len) {
-  bool is_stdin = strcmp(path, "-") == 0;
-  FILE *f = is_stdin ? stdin : fopen(path, "rb");
-  if (!f) {
-    tilec_fail("cannot read '%s': %s", path, strerror(errno));
-    return TILEC_BAD_INPUT;
-  }
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap);
-  while (buf) {
-    if (n == cap) {
-      char *bigger = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-      if (!bigger) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = bigger;
-      cap *= 2;
-    }
-    size_t got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (got == 0) break;
-  }
-  bool failed = ferror(f);
-  if (!is_stdin) fclose(f);
-  if (!buf) {
-    tilec_fail("out of memory reading '%s'", path);
-    return TILEC_INTERNAL;
-  }
-  if (failed) {
-    free(buf);
-    tilec_fail("cannot read '%s': %s", path, strerror(errno ? errno : EIO));
-    return TILEC_BAD_INPUT;
-  }
-  *out = buf;
-  *len = n;
-  return TILEC_OK;
-}
-
 static int write_output(const char *path, const void *bytes, size_t len) {
   bool is_stdout = strcmp(path, "-") == 0;
   FILE *f = is_stdout ? stdout : fopen(path, "wb");
@@ -139,7 +98,7 @@ int tilec_cmd_asm(int argc, char **argv) {
   if (args.target && !tile_target_load(args.target, &target, &d)) return TILEC_BAD_INPUT;
   char *src;
   size_t len;
-  rc = read_input(args.input, &src, &len);
+  rc = tilec_read_file(args.input, &src, &len);
   if (rc != TILEC_OK) return rc;
   TileObject obj;
   bool ok = tile_asm(src, len, d.file, args.target ? &target : NULL, &obj, &d);
@@ -167,7 +126,7 @@ int tilec_cmd_disasm(int argc, char **argv) {
   if (rc != TILEC_OK) return rc;
   char *bytes;
   size_t len;
-  rc = read_input(args.input, &bytes, &len);
+  rc = tilec_read_file(args.input, &bytes, &len);
   if (rc != TILEC_OK) return rc;
   TileDiag d;
   tile_diag_init(&d, stderr, strcmp(args.input, "-") == 0 ? "<stdin>" : args.input, NULL, 0);

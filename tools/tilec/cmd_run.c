@@ -181,46 +181,6 @@ static bool ends_with(const char *s, const char *suffix) {
   return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-static int read_file(const char *path, uint8_t **out, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    tilec_fail("cannot read '%s': %s", path, strerror(errno));
-    return TILEC_BAD_INPUT;
-  }
-  size_t cap = 1 << 16, n = 0;
-  uint8_t *buf = malloc(cap + 1);
-  while (buf) {
-    if (n == cap) {
-      uint8_t *bigger = realloc(buf, cap * 2 + 1);
-      if (!bigger) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = bigger;
-      cap *= 2;
-    }
-    size_t got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (got == 0) break;
-  }
-  bool failed = ferror(f);
-  fclose(f);
-  if (!buf) {
-    tilec_fail("out of memory reading '%s'", path);
-    return TILEC_INTERNAL;
-  }
-  if (failed) {
-    free(buf);
-    tilec_fail("cannot read '%s'", path);
-    return TILEC_BAD_INPUT;
-  }
-  buf[n] = '\0';
-  *out = buf;
-  *len = n;
-  return TILEC_OK;
-}
-
 /* The program as an object: read, or assembled from .s. (A .tile source will be
  * compiled here once the VLIW code generator exists.) */
 static int load_program(const RunArgs *a, const TileTarget *given, TileObject *obj) {
@@ -230,18 +190,18 @@ static int load_program(const RunArgs *a, const TileTarget *given, TileObject *o
                a->program);
     return TILEC_BAD_INPUT;
   }
-  uint8_t *bytes;
+  char *bytes;
   size_t len;
-  int rc = read_file(a->program, &bytes, &len);
+  int rc = tilec_read_file(a->program, &bytes, &len);
   if (rc != TILEC_OK) return rc;
   TileDiag d;
   bool ok;
   if (ends_with(a->program, ".s")) {
-    tile_diag_init(&d, stderr, a->program, (const char *)bytes, len);
-    ok = tile_asm((const char *)bytes, len, a->program, given, obj, &d);
+    tile_diag_init(&d, stderr, a->program, bytes, len);
+    ok = tile_asm(bytes, len, a->program, given, obj, &d);
   } else {
     tile_diag_init(&d, stderr, a->program, NULL, 0);
-    ok = tile_object_read(bytes, len, obj, &d);
+    ok = tile_object_read((const uint8_t *)bytes, len, obj, &d);
   }
   free(bytes);
   return ok ? TILEC_OK : TILEC_BAD_INPUT;

@@ -50,62 +50,12 @@ int tilec_stage_npasses(const TilecStage *stage) {
 
 /* ---- reading ---- */
 
-/* Reads all of f into a malloc'ed buffer. Returns 0, or an errno value; ENOMEM
- * when the buffer cannot grow. */
-static int read_all(FILE *f, char **out, size_t *len) {
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap);
-  if (!buf) return ENOMEM;
-  for (;;) {
-    if (n == cap) {
-      if (cap > SIZE_MAX / 2) {
-        free(buf);
-        return ENOMEM;
-      }
-      char *bigger = realloc(buf, cap * 2);
-      if (!bigger) {
-        free(buf);
-        return ENOMEM;
-      }
-      buf = bigger;
-      cap *= 2;
-    }
-    size_t got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (got == 0) break;
-  }
-  if (ferror(f)) {
-    int err = errno ? errno : EIO;
-    free(buf);
-    return err;
-  }
-  *out = buf;
-  *len = n;
-  return 0;
-}
-
+/* Reads the program; messages name standard input "<stdin>". */
 static int read_source(TilecJob *job) {
   const char *path = job->opts->input;
   bool is_stdin = strcmp(path, "-") == 0;
   job->filename = is_stdin ? "<stdin>" : path;
-  errno = 0;
-  FILE *f = is_stdin ? stdin : fopen(path, "rb");
-  if (!f) {
-    tilec_fail("cannot read '%s': %s", path, strerror(errno));
-    return TILEC_BAD_INPUT;
-  }
-  errno = 0;
-  int err = read_all(f, &job->src, &job->len);
-  if (!is_stdin) fclose(f);
-  if (err == ENOMEM) {
-    tilec_fail("out of memory reading '%s'", path);
-    return TILEC_INTERNAL;
-  }
-  if (err) {
-    tilec_fail("cannot read '%s': %s", path, strerror(err));
-    return TILEC_BAD_INPUT;
-  }
-  return TILEC_OK;
+  return tilec_read_file(path, &job->src, &job->len);
 }
 
 /* ---- writing ---- */

@@ -88,6 +88,9 @@ void tilec_print_help(FILE *out);
 void tilec_print_version(FILE *out);
 /* "tilec: error: <msg>" on stderr. */
 void tilec_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reads a whole file ("-": standard input) into a malloc'ed buffer with a NUL after
+ * its len bytes. Returns TILEC_OK, or a tilec exit code after saying what failed. */
+int tilec_read_file(const char *path, char **out, size_t *len);
 
 int tilec_compile(const TilecOptions *opts);
 

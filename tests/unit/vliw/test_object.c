@@ -323,6 +323,24 @@ TEST(object, writer_refuses_invalid_objects) {
   CHECK_STREQ("the object holds no code", d.last);
 }
 
+/* A target name ending in .target would be looked up as a file path, so the
+ * disassembly of such an object could not be assembled again. */
+TEST(object, target_name_that_reads_as_a_path) {
+  TileObject o;
+  make(&o);
+  snprintf(o.target, sizeof o.target, "v.target");
+  uint8_t *b = NULL;
+  size_t len = 0;
+  CHECK(!tile_object_write(&o, &b, &len));
+  TileDiag d;
+  tile_diag_init(&d, NULL, "x", NULL, 0);
+  CHECK(!tile_object_check(&o, &d));
+  CHECK_STREQ("bad target name: the target name 'v.target' ends in '.target', which reads as a file path",
+              d.last);
+  snprintf(o.target, sizeof o.target, "v.target2");
+  CHECK(tile_object_check(&o, &d));
+}
+
 TEST(object, check_against_a_target) {
   TileObject o;
   make(&o);
