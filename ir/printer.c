@@ -393,8 +393,12 @@ static void print_op_at(Printer *p, const TileOp *op, int indent) {
 static void print_block(Printer *p, const TileBlock *blk, int indent, bool omit_empty_yield) {
   if (!blk) return;
   for (const TileOp *op = blk->first; op; op = op->next) {
-    /* An empty yield ending a for/if region is implied by the text. */
-    if (omit_empty_yield && !op->next && is_empty_yield(op)) continue;
+    /* An empty yield ending a for/if region is implied by the text: the parser adds one
+     * where a region does not already end in yield or return, so leave it out only
+     * where the op before it is neither (else the reprint would lose it). */
+    if (omit_empty_yield && !op->next && is_empty_yield(op) &&
+        !(op->prev && (op->prev->kind == TILE_OP_YIELD || op->prev->kind == TILE_OP_RETURN)))
+      continue;
     print_op_at(p, op, indent);
   }
 }
