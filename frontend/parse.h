@@ -68,6 +68,11 @@ bool p_is(const Parser *p, TokKind k);
 bool p_is_kw(const Parser *p, const char *kw);
 /* Consumes a token of kind k, or reports "expected WHAT, got ..." and returns false. */
 bool p_expect(Parser *p, TokKind k, const char *what);
+/* The step after an item of a comma-separated list closed by `close`: a ',' means
+ * another item follows (LIST_MORE), `close` ends the list (LIST_END, consumed), and
+ * anything else is reported as "expected WHAT" (LIST_ERROR). */
+typedef enum ListStep { LIST_ERROR, LIST_MORE, LIST_END } ListStep;
+ListStep p_list_step(Parser *p, TokKind close, const char *what);
 /* Consumes the identifier kw, or reports "expected WHAT, got ...". */
 bool p_expect_kw(Parser *p, const char *kw, const char *what);
 TileLoc p_loc(const Parser *p, const Token *t);

@@ -231,15 +231,13 @@ static bool parse_attr_list(Parser *p, TileAttr *out) {
       break;
     }
     n++;
-    if (p_is(p, TOK_COMMA)) {
-      p_next(p);
-    } else if (p_is(p, close)) {
-      p_next(p);
-      break;
-    } else {
-      ok = p_expected(p, array ? "',' or ']' in the array" : "',' or ')' in the tuple");
+    ListStep step = p_list_step(p, close,
+                                  array ? "',' or ']' in the array" : "',' or ')' in the tuple");
+    if (step == LIST_ERROR) {
+      ok = false;
       break;
     }
+    if (step == LIST_END) break;
   }
   p->attr_depth--;
   out->n = n;
@@ -326,14 +324,11 @@ bool parse_form_attr_dict(Parser *p, TileAttrDict *out, const char *form,
     n++;
     out->n = n;
     out->items = items;
-    if (p_is(p, TOK_COMMA)) {
-      p_next(p);
-    } else if (p_is(p, TOK_RBRACE)) {
-      p_next(p);
+    ListStep step = p_list_step(p, TOK_RBRACE, "',' or '}' in the attribute dictionary");
+    if (step == LIST_ERROR) return false;
+    if (step == LIST_END) {
       p->dict_open--;
       return true;
-    } else {
-      return p_expected(p, "',' or '}' in the attribute dictionary");
     }
   }
 }

@@ -95,14 +95,9 @@ static bool parse_use(Parser *p, TileUse *u) {
       return p_expected(p, "an index (a %name or an integer)");
     }
     u->nidx++;
-    if (p_is(p, TOK_COMMA)) {
-      p_next(p);
-    } else if (p_is(p, TOK_RBRACKET)) {
-      p_next(p);
-      return true;
-    } else {
-      return p_expected(p, "',' or ']' in index list");
-    }
+    ListStep step = p_list_step(p, TOK_RBRACKET, "',' or ']' in index list");
+    if (step == LIST_ERROR) return false;
+    if (step == LIST_END) return true;
   }
 }
 
@@ -214,14 +209,9 @@ static bool parse_for(Parser *p, TileOp *op, Form *f) {
       p_next(p);
       if (!p_expect(p, TOK_EQ, "'=' after the loop-carried value")) return false;
       if (!parse_plain_use(p, &inits, "the initial value (a %name)")) return false;
-      if (p_is(p, TOK_COMMA)) {
-        p_next(p);
-      } else if (p_is(p, TOK_RPAREN)) {
-        p_next(p);
-        break;
-      } else {
-        return p_expected(p, "',' or ')' in the iter list");
-      }
+      ListStep step = p_list_step(p, TOK_RPAREN, "',' or ')' in the iter list");
+      if (step == LIST_ERROR) return false;
+      if (step == LIST_END) break;
     }
   }
   TileNamedAttr bounds[3];
@@ -281,14 +271,9 @@ static bool parse_call(Parser *p, TileOp *op, Form *f) {
   } else {
     for (;;) {
       if (!parse_plain_use(p, &args, "an argument (a %name)")) return false;
-      if (p_is(p, TOK_COMMA)) {
-        p_next(p);
-      } else if (p_is(p, TOK_RPAREN)) {
-        p_next(p);
-        break;
-      } else {
-        return p_expected(p, "',' or ')' in the call arguments");
-      }
+      ListStep step = p_list_step(p, TOK_RPAREN, "',' or ')' in the call arguments");
+      if (step == LIST_ERROR) return false;
+      if (step == LIST_END) break;
     }
   }
   set_operands(op, &args);

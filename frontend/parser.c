@@ -94,6 +94,16 @@ bool p_expected(Parser *p, const char *what) {
   return p_error_tok(p, "expected %s, got %s", what, got);
 }
 
+ListStep p_list_step(Parser *p, TokKind close, const char *what) {
+  if (p_is(p, TOK_COMMA) || p_is(p, close)) {
+    bool more = p_is(p, TOK_COMMA);
+    p_next(p);
+    return more ? LIST_MORE : LIST_END;
+  }
+  p_expected(p, what);
+  return LIST_ERROR;
+}
+
 void p_note(Parser *p, TileLoc loc, const char *fmt, ...) {
   if (!p->note_ok) return; /* its error was dropped */
   char msg[256];
@@ -345,14 +355,9 @@ static bool parse_axis_span(Parser *p, TileMesh *mesh, TileMeshAxis *ax, int *ne
                      TILE_MAX_RANK);
     ax->dims[ax->ndims++] = (int32_t)dim;
     if ((int)dim + 1 > *next_dim) *next_dim = (int)dim + 1;
-    if (p_is(p, TOK_COMMA)) {
-      p_next(p);
-    } else if (p_is(p, TOK_RBRACKET)) {
-      p_next(p);
-      return true;
-    } else {
-      return p_expected(p, "',' or ']' in the axis's torus dims");
-    }
+    ListStep step = p_list_step(p, TOK_RBRACKET, "',' or ']' in the axis's torus dims");
+    if (step == LIST_ERROR) return false;
+    if (step == LIST_END) return true;
   }
 }
 
@@ -397,14 +402,9 @@ static bool parse_mesh(Parser *p, TileMesh ***tail) {
       ax->size = mesh->dims[next_dim];
       next_dim++;
     }
-    if (p_is(p, TOK_COMMA)) {
-      p_next(p);
-    } else if (p_is(p, TOK_RPAREN)) {
-      p_next(p);
-      break;
-    } else {
-      return p_expected(p, "',' or ')' after a mesh axis");
-    }
+    ListStep step = p_list_step(p, TOK_RPAREN, "',' or ')' after a mesh axis");
+    if (step == LIST_ERROR) return false;
+    if (step == LIST_END) break;
   }
   **tail = mesh;
   *tail = &mesh->next;
@@ -438,14 +438,9 @@ static bool parse_params(Parser *p, Params *ps) {
     if (!p_expect(p, TOK_COLON, "':' and the parameter's type")) return false;
     if (!parse_type(p, &ps->types[i])) return false;
     if (p_is(p, TOK_LBRACE) && !parse_attr_dict(p, &ps->attrs[i])) return false;
-    if (p_is(p, TOK_COMMA)) {
-      p_next(p);
-    } else if (p_is(p, TOK_RPAREN)) {
-      p_next(p);
-      return true;
-    } else {
-      return p_expected(p, "',' or ')' in the parameter list");
-    }
+    ListStep step = p_list_step(p, TOK_RPAREN, "',' or ')' in the parameter list");
+    if (step == LIST_ERROR) return false;
+    if (step == LIST_END) return true;
   }
 }
 
