@@ -170,6 +170,23 @@ typedef struct EmuHeap {
 
 bool emu_heap_push(EmuHeap *h, const EmuEvent *e);
 void emu_heap_pop(EmuHeap *h, EmuEvent *out);
+/* f32 <-> bits, and a select written on bits: the element loops of the vector unit and
+ * the transcendentals stay branch-free this way, so the compiler vectorizes them. */
+static inline uint32_t emu_f32_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+static inline float emu_f32_from_bits(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+static inline uint32_t emu_select_bits(int c, uint32_t a, uint32_t b) {
+  const uint32_t m = -(uint32_t)c;
+  return (a & m) | (b & ~m);
+}
+
 static inline bool emu_event_before(const EmuEvent *a, const EmuEvent *b) {
   if (a->time != b->time) return a->time < b->time;
   if (a->src != b->src) return a->src < b->src;

@@ -76,23 +76,12 @@ static inline double dfrom(uint64_t u) {
   memcpy(&d, &u, 8);
   return d;
 }
-static inline uint32_t fbits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
-static inline float ffrom(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
 
 /* Selects as bit masks: c ? a : b. Written with the conditional operator, the compiler
  * turns the selects into branches (and sinks the work of the untaken side into them),
  * and the lane loops no longer vectorize. */
 static inline float fsel(int c, float a, float b) {
-  const uint32_t m = -(uint32_t)c;
-  return ffrom((fbits(a) & m) | (fbits(b) & ~m));
+  return emu_f32_from_bits(emu_select_bits(c, emu_f32_bits(a), emu_f32_bits(b)));
 }
 static inline double dsel(int c, double a, double b) {
   const uint64_t m = -(uint64_t)c;
@@ -102,7 +91,7 @@ static inline double dsel(int c, double a, double b) {
 /* A NaN with its quiet bit set, as arithmetic on it would give. Bit operations, not
  * x + x: the compiler does not if-convert a floating-point add that could raise an
  * exception, and the select would stop the loop from vectorizing. */
-static inline float quiet(float x) { return ffrom(fbits(x) | 0x00400000u); }
+static inline float quiet(float x) { return emu_f32_from_bits(emu_f32_bits(x) | 0x00400000u); }
 
 /* e^x for x in [-150, 100], relative error about 2^-40 (the callers select the results
  * for other x away). */
@@ -141,14 +130,14 @@ static inline __attribute__((always_inline)) float lane_log(float x) {
   const double lg = k * LN2 + (2.0 * s + s * z * q);
   float r = (float)lg;
   r = fsel(x == 0.0f, -__builtin_inff(), r);
-  r = fsel(x < 0.0f, ffrom(F32_QNAN), r);
+  r = fsel(x < 0.0f, emu_f32_from_bits(F32_QNAN), r);
   r = fsel(x == __builtin_inff(), x, r);
   return fsel(x != x, quiet(x), r);
 }
 
 static inline __attribute__((always_inline)) float lane_tanh(float x) {
-  const uint32_t sign = fbits(x) & 0x80000000u;
-  const double a = (double)ffrom(fbits(x) & 0x7fffffffu);
+  const uint32_t sign = emu_f32_bits(x) & 0x80000000u;
+  const double a = (double)emu_f32_from_bits(emu_f32_bits(x) & 0x7fffffffu);
   const double z = a * a;
   const double q = HORNER7(z, TANH_C);
   const double small = a + a * z * q;
@@ -157,7 +146,7 @@ static inline __attribute__((always_inline)) float lane_tanh(float x) {
    * range ends) it is set to 1 */
   const double large = 1.0 - 2.0 / (exp_core(2.0 * a) + 1.0);
   const double t = dsel(a > 10.0, 1.0, dsel(a < 0.5, small, large));
-  const float r = ffrom(fbits((float)t) | sign);
+  const float r = emu_f32_from_bits(emu_f32_bits((float)t) | sign);
   return fsel(x != x, quiet(x), r);
 }
 
@@ -172,8 +161,8 @@ static inline __attribute__((always_inline)) float lane_rsqrt(float x) {
   y = y * (1.5 - h * y * y);
   y = y * (1.5 - h * y * y);
   float r = (float)y;
-  r = fsel(x == 0.0f, ffrom(fbits(x) | 0x7f800000u), r); /* +-0 -> +-inf */
-  r = fsel(x < 0.0f, ffrom(F32_QNAN), r);
+  r = fsel(x == 0.0f, emu_f32_from_bits(emu_f32_bits(x) | 0x7f800000u), r); /* +-0 -> +-inf */
+  r = fsel(x < 0.0f, emu_f32_from_bits(F32_QNAN), r);
   r = fsel(x == __builtin_inff(), 0.0f, r);
   return fsel(x != x, quiet(x), r);
 }
@@ -253,6 +242,6 @@ __attribute__((noinline)) float emu_vmath1(EmuMath f, float x) {
   case EMU_MATH_TANH: return lane_tanh(x);
   case EMU_MATH_RSQRT: return lane_rsqrt(x);
   case EMU_MATH_RCP: return lane_rcp(x);
-  default: return ffrom(F32_QNAN);
+  default: return emu_f32_from_bits(F32_QNAN);
   }
 }

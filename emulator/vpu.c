@@ -24,44 +24,25 @@ uint16_t emu_bf16_bits(float x) {
   return (uint16_t)(u >> 16);
 }
 
-float emu_bf16_widen(uint16_t b) {
-  uint32_t u = (uint32_t)b << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
+float emu_bf16_widen(uint16_t b) { return emu_f32_from_bits((uint32_t)b << 16); }
 
 /* max and min with NaN propagation (the first NaN operand) and -0 below +0, written as
  * selects on bits so the element loops vectorize: for equal operands the result is
  * a & b (max: +0 from +-0) or a | b (min: -0), the same value for any other pair. */
-static inline uint32_t f2u(float x) {
-  uint32_t u;
-  memcpy(&u, &x, 4);
-  return u;
-}
-static inline float u2f(uint32_t u) {
-  float x;
-  memcpy(&x, &u, 4);
-  return x;
-}
-static inline uint32_t usel(int c, uint32_t a, uint32_t b) {
-  const uint32_t m = -(uint32_t)c;
-  return (a & m) | (b & ~m);
-}
 static inline float fmax_nan(float a, float b) {
-  const uint32_t ua = f2u(a), ub = f2u(b);
-  uint32_t r = usel(a > b, ua, ub);
-  r = usel(a == b, ua & ub, r);
-  r = usel(b != b, ub, r);
-  return u2f(usel(a != a, ua, r));
+  const uint32_t ua = emu_f32_bits(a), ub = emu_f32_bits(b);
+  uint32_t r = emu_select_bits(a > b, ua, ub);
+  r = emu_select_bits(a == b, ua & ub, r);
+  r = emu_select_bits(b != b, ub, r);
+  return emu_f32_from_bits(emu_select_bits(a != a, ua, r));
 }
 
 static inline float fmin_nan(float a, float b) {
-  const uint32_t ua = f2u(a), ub = f2u(b);
-  uint32_t r = usel(a < b, ua, ub);
-  r = usel(a == b, ua | ub, r);
-  r = usel(b != b, ub, r);
-  return u2f(usel(a != a, ua, r));
+  const uint32_t ua = emu_f32_bits(a), ub = emu_f32_bits(b);
+  uint32_t r = emu_select_bits(a < b, ua, ub);
+  r = emu_select_bits(a == b, ua | ub, r);
+  r = emu_select_bits(b != b, ub, r);
+  return emu_f32_from_bits(emu_select_bits(a != a, ua, r));
 }
 
 static inline int32_t f2i_rne(float x) {
