@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "objrules.h"
 #include "tile/isa.h"
 
 const TileMopInfo tile_mop_info[TILE_MOP_COUNT] = {
@@ -151,8 +152,7 @@ const char *tile_slot_name(TileSlot s) {
 }
 
 /* Writes one sentence to why (when given) and returns false. */
-__attribute__((format(printf, 3, 4))) static bool say(char *why, size_t n, const char *fmt,
-                                                      ...) {
+bool tile_vliw_say(char *why, size_t n, const char *fmt, ...) {
   if (why && n) {
     va_list ap;
     va_start(ap, fmt);
@@ -164,15 +164,17 @@ __attribute__((format(printf, 3, 4))) static bool say(char *why, size_t n, const
 
 bool tile_minst_check(TileMInst in, int word, char *why, size_t why_len) {
   if (word < 0 || word >= TILE_BUNDLE_SLOTS)
-    return say(why, why_len, "slot word %d is not in a bundle of %d words", word,
+    return tile_vliw_say(why, why_len, "slot word %d is not in a bundle of %d words", word,
                TILE_BUNDLE_SLOTS);
   if (in.op >= TILE_MOP_COUNT)
-    return say(why, why_len, "unknown opcode %d (this ISA has %d ops)", in.op, TILE_MOP_COUNT);
+    return tile_vliw_say(why, why_len, "unknown opcode %d (this ISA has %d ops)", in.op,
+                         TILE_MOP_COUNT);
   const TileMopInfo *info = &tile_mop_info[in.op];
   TileSlot kind = tile_slot_of_word(word);
   if (in.op != TILE_MOP_NOP && info->slot != kind)
-    return say(why, why_len, "'%s' is a %s-slot op but sits in bundle word %d (a %s slot)",
-               info->mnemonic, tile_slot_name(info->slot), word, tile_slot_name(kind));
+    return tile_vliw_say(why, why_len,
+                         "'%s' is a %s-slot op but sits in bundle word %d (a %s slot)",
+                         info->mnemonic, tile_slot_name(info->slot), word, tile_slot_name(kind));
   TileOperand ops[TILE_MAX_OPERANDS];
   int n = tile_mop_operands(in.op, ops);
   static const char fields[] = "dabci";
@@ -181,24 +183,24 @@ bool tile_minst_check(TileMInst in, int word, char *why, size_t why_len) {
   for (int f = 0; f < 5; f++) {
     int32_t v = tile_minst_field(in, fields[f]);
     if (f < 4 && v > FIELD_MASK)
-      return say(why, why_len, "'%s' has %d in its 6-bit %c field (at most %d)", info->mnemonic,
-                 (int)v, fields[f], FIELD_MASK);
+      return tile_vliw_say(why, why_len, "'%s' has %d in its 6-bit %c field (at most %d)",
+                           info->mnemonic, (int)v, fields[f], FIELD_MASK);
     if (!used[f] && v != 0)
-      return say(why, why_len, "'%s' does not use its %s field, which must be 0 but holds %d",
-                 info->mnemonic, f == 4 ? "imm" : (const char *[]){"d", "a", "b", "c"}[f],
-                 (int)v);
+      return tile_vliw_say(
+          why, why_len, "'%s' does not use its %s field, which must be 0 but holds %d",
+          info->mnemonic, f == 4 ? "imm" : (const char *[]){"d", "a", "b", "c"}[f], (int)v);
   }
   int64_t lo, hi;
   tile_mop_imm_range(in.op, &lo, &hi);
   if (in.imm < lo || in.imm > hi) {
     if (hi == INT32_MAX)
-      return say(why, why_len, "'%s' needs an immediate of at least %lld, not %d",
+      return tile_vliw_say(why, why_len, "'%s' needs an immediate of at least %lld, not %d",
                  info->mnemonic, (long long)lo, (int)in.imm);
-    return say(why, why_len, "'%s' needs an immediate in %lld..%lld, not %d", info->mnemonic,
-               (long long)lo, (long long)hi, (int)in.imm);
+    return tile_vliw_say(why, why_len, "'%s' needs an immediate in %lld..%lld, not %d",
+                         info->mnemonic, (long long)lo, (long long)hi, (int)in.imm);
   }
   if (in.op == TILE_MOP_LOOP && in.c < 1)
-    return say(why, why_len, "'%s' needs a body of at least 1 bundle", info->mnemonic);
+    return tile_vliw_say(why, why_len, "'%s' needs a body of at least 1 bundle", info->mnemonic);
   return true;
 }
 
@@ -209,7 +211,7 @@ bool tile_minst_check_target(TileMInst in, int word, const TileTarget *t, char *
   TileSlot kind = tile_slot_of_word(word);
   int index = word - tile_slot_first(kind);
   if (index >= t->slots[kind]) {
-    return say(why, why_len, "%s slot %d does not exist on target %s (it has %d)",
+    return tile_vliw_say(why, why_len, "%s slot %d does not exist on target %s (it has %d)",
                tile_slot_name(kind), index, t->name, t->slots[kind]);
   }
   TileOperand ops[TILE_MAX_OPERANDS];
@@ -227,8 +229,8 @@ bool tile_minst_check_target(TileMInst in, int word, const TileTarget *t, char *
     case 'q': what = "semaphore sem", limit = t->nsems; break;
     }
     if (what && v >= limit)
-      return say(why, why_len, "%s%d does not exist on target %s (it has %d)", what, (int)v,
-                 t->name, limit);
+      return tile_vliw_say(why, why_len, "%s%d does not exist on target %s (it has %d)", what,
+                           (int)v, t->name, limit);
   }
   int32_t rows = 0;
   const char *rows_of = NULL;
@@ -240,7 +242,8 @@ bool tile_minst_check_target(TileMInst in, int word, const TileTarget *t, char *
     rows_of = "the transpose buffer's rows";
   }
   if (rows_of && in.imm >= rows)
-    return say(why, why_len, "'%s' row group %d is beyond %s on target %s (groups 0..%d of %d rows)",
-               info->mnemonic, (int)in.imm, rows_of, t->name, rows - 1, t->vreg_sublanes);
+    return tile_vliw_say(why, why_len,
+                         "'%s' row group %d is beyond %s on target %s (groups 0..%d of %d rows)",
+                         info->mnemonic, (int)in.imm, rows_of, t->name, rows - 1, t->vreg_sublanes);
   return true;
 }

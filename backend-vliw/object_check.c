@@ -3,23 +3,11 @@
  * what it refuses, and whoever knows the machine (the emulator, the assembler) adds
  * tile_object_check_target. The per-item rules live here once (objrules.h) so the
  * assembler can report each at its source line. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "objrules.h"
 #include "tile/object.h"
-
-__attribute__((format(printf, 3, 4))) static bool say(char *why, size_t n, const char *fmt,
-                                                      ...) {
-  if (why && n) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, n, fmt, ap);
-    va_end(ap);
-  }
-  return false;
-}
 
 static bool name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -28,36 +16,40 @@ static bool name_char(char c) {
 
 bool tile_objrule_name(const char *name, bool symbol, char *why, size_t n) {
   size_t len = strnlen(name, 64);
-  if (len >= 64) return say(why, n, "a name has at most 63 characters");
-  if (symbol && len == 0) return say(why, n, "a symbol needs a name");
+  if (len >= 64) return tile_vliw_say(why, n, "a name has at most 63 characters");
+  if (symbol && len == 0) return tile_vliw_say(why, n, "a symbol needs a name");
   if (symbol && !((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
                   name[0] == '_'))
-    return say(why, n, "symbol name '%s' must start with a letter or '_'", name);
+    return tile_vliw_say(why, n, "symbol name '%s' must start with a letter or '_'", name);
   for (size_t i = 0; i < len; i++)
     if (!name_char(name[i]))
-      return say(why, n, "%s name has a character other than letters, digits, '_', '.', '-'",
-                 symbol ? "a symbol" : "the target");
+      return tile_vliw_say(why, n,
+                           "%s name has a character other than letters, digits, '_', '.', '-'",
+                           symbol ? "a symbol" : "the target");
   /* As in target files: such a name would be read as a file path when it is looked up. */
   if (!symbol && len >= 7 && strcmp(name + len - 7, ".target") == 0)
-    return say(why, n, "the target name '%s' ends in '.target', which reads as a file path", name);
+    return tile_vliw_say(
+        why, n, "the target name '%s' ends in '.target', which reads as a file path", name);
   return true;
 }
 
 bool tile_objrule_chip(int32_t chip, char *why, size_t n) {
   if (chip < TILE_OBJ_ALL_CHIPS)
-    return say(why, n, "chip %d is neither a chip number nor 'all chips' (-1)", (int)chip);
+    return tile_vliw_say(why, n, "chip %d is neither a chip number nor 'all chips' (-1)",
+                         (int)chip);
   return true;
 }
 
 bool tile_objrule_data(const TileObjData *dd, char *why, size_t n) {
   if (!tile_objrule_chip(dd->chip, why, n)) return false;
-  if (dd->space >= TILE_SPACE_COUNT) return say(why, n, "unknown memory space %d", dd->space);
-  if (dd->addr < 0) return say(why, n, "negative address %lld", (long long)dd->addr);
-  if (dd->size < 1) return say(why, n, "an initial-data block needs at least one byte");
+  if (dd->space >= TILE_SPACE_COUNT)
+    return tile_vliw_say(why, n, "unknown memory space %d", dd->space);
+  if (dd->addr < 0) return tile_vliw_say(why, n, "negative address %lld", (long long)dd->addr);
+  if (dd->size < 1) return tile_vliw_say(why, n, "an initial-data block needs at least one byte");
   if (dd->size > INT64_MAX - dd->addr)
-    return say(why, n, "address %lld plus size %lld overflows", (long long)dd->addr,
+    return tile_vliw_say(why, n, "address %lld plus size %lld overflows", (long long)dd->addr,
                (long long)dd->size);
-  if (!dd->bytes) return say(why, n, "an initial-data block has no bytes");
+  if (!dd->bytes) return tile_vliw_say(why, n, "an initial-data block has no bytes");
   return true;
 }
 
@@ -74,22 +66,25 @@ int64_t tile_objrule_symbol_bytes(const TileObjSymbol *s) {
 bool tile_objrule_symbol(const TileObjSymbol *s, char *why, size_t n) {
   if (!tile_objrule_name(s->name, true, why, n)) return false;
   if (s->kind < TILE_BIND_IN || s->kind > TILE_BIND_INOUT)
-    return say(why, n, "symbol '%s' has binding kind %d (in 1, out 2, inout 3)", s->name,
+    return tile_vliw_say(why, n, "symbol '%s' has binding kind %d (in 1, out 2, inout 3)", s->name,
                s->kind);
   if (s->space >= TILE_SPACE_COUNT)
-    return say(why, n, "symbol '%s' is in unknown memory space %d", s->name, s->space);
+    return tile_vliw_say(why, n, "symbol '%s' is in unknown memory space %d", s->name, s->space);
   if (s->elem == TILE_ELEM_NONE || s->elem >= TILE_ELEM_COUNT)
-    return say(why, n, "symbol '%s' has unknown element type %d", s->name, s->elem);
+    return tile_vliw_say(why, n, "symbol '%s' has unknown element type %d", s->name, s->elem);
   if (s->rank < 0 || s->rank > TILE_MAX_RANK)
-    return say(why, n, "symbol '%s' has rank %d (0..%d)", s->name, (int)s->rank, TILE_MAX_RANK);
+    return tile_vliw_say(why, n, "symbol '%s' has rank %d (0..%d)", s->name, (int)s->rank,
+                         TILE_MAX_RANK);
   for (int32_t k = 0; k < s->rank; k++)
     if (s->dims[k] < 1)
-      return say(why, n, "symbol '%s' has dimension %d of size %lld; sizes start at 1", s->name,
-                 (int)k, (long long)s->dims[k]);
-  if (s->addr < 0) return say(why, n, "symbol '%s' has negative address %lld", s->name, (long long)s->addr);
+      return tile_vliw_say(why, n, "symbol '%s' has dimension %d of size %lld; sizes start at 1",
+                           s->name, (int)k, (long long)s->dims[k]);
+  if (s->addr < 0)
+    return tile_vliw_say(why, n, "symbol '%s' has negative address %lld", s->name,
+                         (long long)s->addr);
   int64_t bytes = tile_objrule_symbol_bytes(s);
   if (bytes < 0 || bytes > INT64_MAX - s->addr)
-    return say(why, n, "symbol '%s' is too large to address", s->name);
+    return tile_vliw_say(why, n, "symbol '%s' is too large to address", s->name);
   return true;
 }
 
@@ -99,13 +94,14 @@ bool tile_objrule_flow(TileMInst in, int32_t pc, int32_t nbundles, char *why, si
   case TILE_MOP_BNZ:
   case TILE_MOP_BZ:
     if (in.imm >= nbundles)
-      return say(why, n, "'%s' targets bundle %d, but the code has %d bundles",
+      return tile_vliw_say(why, n, "'%s' targets bundle %d, but the code has %d bundles",
                  tile_mop_info[in.op].mnemonic, (int)in.imm, (int)nbundles);
     return true;
   case TILE_MOP_LOOP:
     if ((int64_t)pc + in.c >= nbundles)
-      return say(why, n, "'loop' at bundle %d runs %d bundles past the end of the code (%d bundles)",
-                 (int)pc, in.c, (int)nbundles);
+      return tile_vliw_say(
+          why, n, "'loop' at bundle %d runs %d bundles past the end of the code (%d bundles)",
+          (int)pc, in.c, (int)nbundles);
     return true;
   default: return true;
   }
@@ -117,9 +113,10 @@ bool tile_objrule_fits(TileSpace space, int64_t addr, int64_t bytes, const TileT
                  : space == TILE_SPACE_VMEM ? t->vmem_bytes
                                             : t->smem_bytes;
   if (addr > size || bytes > size - addr)
-    return say(why, n, "bytes %lld..%lld are outside %s, which has %lld bytes on target %s",
-               (long long)addr, (long long)(addr + bytes - 1), tile_space_name(space),
-               (long long)size, t->name);
+    return tile_vliw_say(why, n,
+                         "bytes %lld..%lld are outside %s, which has %lld bytes on target %s",
+                         (long long)addr, (long long)(addr + bytes - 1), tile_space_name(space),
+                         (long long)size, t->name);
   return true;
 }
 
@@ -212,8 +209,9 @@ bool tile_object_check_target(const TileObject *obj, const TileTarget *t, TileDi
   for (int32_t i = 0; i < obj->ndata; i++) {
     const TileObjData *dd = &obj->data[i];
     if (dd->chip >= chips)
-      ok = tile_error(d, (TileLoc){0}, "initial data %d is for chip %d, but target %s has %lld chips",
-                      (int)i, (int)dd->chip, t->name, (long long)chips);
+      ok = tile_error(d, (TileLoc){0},
+                      "initial data %d is for chip %d, but target %s has %lld chips", (int)i,
+                      (int)dd->chip, t->name, (long long)chips);
     else if (!tile_objrule_fits((TileSpace)dd->space, dd->addr, dd->size, t, why, sizeof why))
       ok = tile_error(d, (TileLoc){0}, "initial data %d: %s", (int)i, why);
   }

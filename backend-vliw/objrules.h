@@ -9,6 +9,10 @@
 
 #include "tile/object.h"
 
+/* Writes one sentence to why (when given) and returns false: how every check of this
+ * part reports, so callers can `return tile_vliw_say(...)`. Defined in isa.c. */
+bool tile_vliw_say(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Target names: letters, digits, '_', '.', '-' (possibly empty). Symbol names: 1..63
  * of those, starting with a letter or '_'. */
 bool tile_objrule_name(const char *name, bool symbol, char *why, size_t n);

@@ -6,20 +6,11 @@
 #include <string.h>
 
 #include "check.h"
+#include "parse_fixture.h"
 #include "tile/rewrite.h"
 #include "tile/text.h"
 #include "tile/verify.h"
 
-static TileModule *parse(const char *src) {
-  TileDiag d;
-  tile_diag_init(&d, stderr, "<test>", src, strlen(src));
-  TileModule *m = tile_parse(src, strlen(src), "<test>", &d);
-  if (m && !tile_verify_module(m, &d)) {
-    tile_module_free(m);
-    return NULL;
-  }
-  return m;
-}
 
 /* Silent: some tests expect the verifier to refuse. */
 static bool verifies(const TileModule *m) {

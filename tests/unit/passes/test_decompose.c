@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "parse_fixture.h"
 #include "tile/builder.h"
 #include "tile/pass.h"
 #include "tile/text.h"
@@ -16,16 +17,6 @@ static const TileOpKind COMPOSITES[] = {TILE_OP_SOFTMAX, TILE_OP_LAYERNORM, TILE
                                         TILE_OP_ATTENTION};
 enum { NCOMPOSITES = sizeof COMPOSITES / sizeof COMPOSITES[0] };
 
-static TileModule *parse(const char *src) {
-  TileDiag d;
-  tile_diag_init(&d, stderr, "<test>", src, strlen(src));
-  TileModule *m = tile_parse(src, strlen(src), "<test>", &d);
-  if (m && !tile_verify_module(m, &d)) {
-    tile_module_free(m);
-    return NULL;
-  }
-  return m;
-}
 
 static bool decompose(TileModule *m) {
   TileDiag d;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "parse_fixture.h"
 #include "tile/ops.h"
 #include "tile/pass.h"
 #include "tile/text.h"
@@ -15,16 +16,6 @@ static const char *PROGRAM = "func @f(%x: tensor<2x8xf32>) -> tensor<2x8xf32> {\
                              "  return %p\n"
                              "}\n";
 
-static TileModule *parse(const char *src) {
-  TileDiag d;
-  tile_diag_init(&d, stderr, "<test>", src, strlen(src));
-  TileModule *m = tile_parse(src, strlen(src), "<test>", &d);
-  if (m && !tile_verify_module(m, &d)) {
-    tile_module_free(m);
-    return NULL;
-  }
-  return m;
-}
 
 /* A diag that writes into a string, so tests can read what was reported. */
 typedef struct Captured {
