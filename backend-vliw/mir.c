@@ -1,0 +1,123 @@
+/* Building MIR: the append-only builder the kernel generators use (include/tile/mir.h).
+ * Allocation failures abort: a generator has no way to go on without its program. */
+#include "tile/mir.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *grow(void *p, int32_t *cap, int32_t need, size_t elem) {
+  if (need <= *cap) return p;
+  int32_t n = *cap ? *cap : 16;
+  while (n < need) n *= 2;
+  void *q = realloc(p, (size_t)n * elem);
+  if (!q) {
+    fprintf(stderr, "tilec: out of memory building machine code\n");
+    abort();
+  }
+  *cap = n;
+  return q;
+}
+
+void tile_mir_init(TileMir *m, const TileTarget *t) {
+  memset(m, 0, sizeof *m);
+  m->target = t;
+}
+
+void tile_mir_free(TileMir *m) {
+  for (int32_t i = 0; i < m->nbufs; i++) free(m->bufs[i].init);
+  free(m->insts);
+  free(m->reg_class);
+  free(m->bufs);
+  free(m->relocs);
+  memset(m, 0, sizeof *m);
+}
+
+static int32_t new_reg(TileMir *m, TileMirRegClass cls) {
+  m->reg_class = grow(m->reg_class, &m->cap_regs, m->nregs + 1, 1);
+  m->reg_class[m->nregs] = (uint8_t)cls;
+  return m->nregs++;
+}
+
+int32_t tile_mir_sreg(TileMir *m) { return new_reg(m, TILE_MIR_SREG); }
+int32_t tile_mir_vreg(TileMir *m) { return new_reg(m, TILE_MIR_VREG); }
+int32_t tile_mir_sem(TileMir *m) { return m->nsems++; }
+
+int32_t tile_mir_buffer(TileMir *m, const char *name, TileSpace space, int64_t bytes,
+                        int32_t nslots, int32_t align) {
+  m->bufs = grow(m->bufs, &m->cap_bufs, m->nbufs + 1, sizeof *m->bufs);
+  TileMirBuffer *b = &m->bufs[m->nbufs];
+  memset(b, 0, sizeof *b);
+  snprintf(b->name, sizeof b->name, "%s", name ? name : "buf");
+  b->space = (uint8_t)space;
+  b->bytes = bytes;
+  b->nslots = nslots < 1 ? 1 : nslots;
+  b->align = align < 1 ? 1 : align;
+  b->addr = -1;
+  return m->nbufs++;
+}
+
+void tile_mir_data(TileMir *m, int32_t buf, const void *bytes, int64_t len) {
+  TileMirBuffer *b = &m->bufs[buf];
+  free(b->init);
+  b->init = malloc(len > 0 ? (size_t)len : 1);
+  if (!b->init) {
+    fprintf(stderr, "tilec: out of memory building machine code\n");
+    abort();
+  }
+  if (len > 0) memcpy(b->init, bytes, (size_t)len);
+  b->init_len = len;
+}
+
+void tile_mir_reloc(TileMir *m, int32_t buf, int64_t offset, int32_t target,
+                    int64_t addend, bool high) {
+  m->relocs = grow(m->relocs, &m->cap_relocs, m->nrelocs + 1, sizeof *m->relocs);
+  m->relocs[m->nrelocs++] =
+      (TileMirReloc){.buf = buf, .offset = offset, .target = target, .addend = addend, .high = high};
+}
+
+void tile_mir_set_source(TileMir *m, const char *name, TileLoc loc) {
+  m->cur_src_name = name;
+  m->cur_src_loc = loc;
+}
+
+TileMirInst tile_mir_inst(int op, int32_t d, int32_t a, int32_t b, int32_t c, int32_t imm) {
+  TileMirInst in = {.op = (uint16_t)op, .d = d, .a = a, .b = b, .c = c, .imm = imm, .imm_buf = -1};
+  for (int i = 0; i < TILE_MIR_MAX_MEM; i++) in.mem[i].buf = -1;
+  return in;
+}
+
+void tile_mir_mem(TileMirInst *in, int32_t buf, int access, int slot_ofs) {
+  for (int i = 0; i < TILE_MIR_MAX_MEM; i++)
+    if (in->mem[i].buf < 0) {
+      in->mem[i] = (TileMirMem){.buf = buf, .access = (uint8_t)access, .slot_ofs = (int8_t)slot_ofs};
+      return;
+    }
+  fprintf(stderr, "tilec: internal error: more than %d memory references on one op\n",
+          TILE_MIR_MAX_MEM);
+  abort();
+}
+
+int32_t tile_mir_add(TileMir *m, TileMirInst in) {
+  m->insts = grow(m->insts, &m->cap_insts, m->ninsts + 1, sizeof *m->insts);
+  in.src_name = m->cur_src_name;
+  in.src_loc = m->cur_src_loc;
+  m->insts[m->ninsts] = in;
+  return m->ninsts++;
+}
+
+void tile_mir_loop_begin(TileMir *m, int32_t trips, int32_t flags) {
+  tile_mir_add(m, tile_mir_inst(TILE_MIR_LOOP_BEGIN, 0, flags, 0, 0, trips));
+  m->loop_depth++;
+}
+
+void tile_mir_loop_end(TileMir *m) {
+  tile_mir_add(m, tile_mir_inst(TILE_MIR_LOOP_END, 0, 0, 0, 0, 0));
+  m->loop_depth--;
+}
+
+void tile_mir_code_free(TileMirCode *c) {
+  free(c->b);
+  free(c->loops);
+  memset(c, 0, sizeof *c);
+}
