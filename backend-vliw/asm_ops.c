@@ -58,13 +58,13 @@ void asm_end_block(Asm *a) {
       tile_error(a->d, loc, "label '%s' is not defined in this code block", f->name);
     } else if (f->loop_end) {
       int32_t body = l->index - (f->pc + 1);
-      if (body < 1 || body > 63)
+      if (body < 1 || body > TILE_WIDE_MAX)
         tile_error(a->d, loc,
-                   "label '%s' (bundle %d) must end a loop body of 1 to 63 bundles after the "
+                   "label '%s' (bundle %d) must end a loop body of 1 to %d bundles after the "
                    "loop at bundle %d",
-                   f->name, (int)l->index, (int)f->pc);
+                   f->name, (int)l->index, TILE_WIDE_MAX, (int)f->pc);
       else
-        in->c = (uint8_t)body;
+        tile_minst_set_field(in, 'w', body);
     } else if (l->index >= b->nbundles) {
       tile_error(a->d, loc, "label '%s' is after the last bundle; a branch must target a bundle",
                  f->name);
@@ -157,7 +157,7 @@ static bool parse_int_operand(Asm *a, Cursor *c, int op, TileOperand o, int opnd
   const char *mn = tile_mop_info[op].mnemonic;
   cur_skip_ws(c);
   const char *at = c->p;
-  bool label_ok = (o.field == 'i' && is_branch(op)) || (o.field == 'c' && op == TILE_MOP_LOOP);
+  bool label_ok = (o.field == 'i' && is_branch(op)) || (o.field == 'w' && op == TILE_MOP_LOOP);
   const char *name;
   size_t len = label_ok ? cur_ident(c, &name) : 0;
   if (len) {
@@ -167,11 +167,11 @@ static bool parse_int_operand(Asm *a, Cursor *c, int op, TileOperand o, int opnd
     }
     memcpy(fix->name, name, len);
     fix->name[len] = 0;
-    fix->loop_end = o.field == 'c';
+    fix->loop_end = o.field == 'w';
     fix->line = c->line;
     fix->col = (int)(at - c->s) + 1;
     *is_fix = true;
-    *out = o.field == 'c' ? 1 : 0; /* a valid placeholder until the label resolves */
+    *out = o.field == 'w' ? 1 : 0; /* a valid placeholder until the label resolves */
     return true;
   }
   if (label_ok) {
@@ -190,7 +190,13 @@ static bool parse_int_operand(Asm *a, Cursor *c, int op, TileOperand o, int opnd
     return false;
   }
   if (!ok) return false;
-  if (o.field == 'c') {
+  if (o.field == 'w') {
+    if (v < 0 || v > TILE_WIDE_MAX) {
+      asm_error(a, c, at, "operand %d of '%s' must be in 0..%d, not %lld", opnd, mn,
+                TILE_WIDE_MAX, (long long)v);
+      return false;
+    }
+  } else if (o.field == 'c') {
     if (v < 0 || v > 63) {
       asm_error(a, c, at, "operand %d of '%s' must be in 0..63 (a 6-bit field), not %lld", opnd,
                 mn, (long long)v);
@@ -218,7 +224,7 @@ static bool parse_int_operand(Asm *a, Cursor *c, int op, TileOperand o, int opnd
       return false;
     }
   }
-  if (op == TILE_MOP_LOOP && o.field == 'c' && v < 1) {
+  if (op == TILE_MOP_LOOP && o.field == 'w' && v < 1) {
     asm_error(a, c, at, "a loop body has at least 1 bundle");
     return false;
   }
@@ -226,15 +232,7 @@ static bool parse_int_operand(Asm *a, Cursor *c, int op, TileOperand o, int opnd
   return true;
 }
 
-static void set_field(TileMInst *in, char field, int32_t v) {
-  switch (field) {
-  case 'd': in->d = (uint8_t)v; break;
-  case 'a': in->a = (uint8_t)v; break;
-  case 'b': in->b = (uint8_t)v; break;
-  case 'c': in->c = (uint8_t)v; break;
-  default: in->imm = v; break;
-  }
-}
+static void set_field(TileMInst *in, char field, int32_t v) { tile_minst_set_field(in, field, v); }
 
 /* Parses one op's operands into in; false after reporting. */
 static bool parse_operands(Asm *a, Cursor *c, int op, TileMInst *in, AsmFixup *fix,

@@ -63,7 +63,7 @@ static int format_op(TileMInst in, bool labels, int32_t pc, char *buf, size_t si
     default:
       if (labels && ops[k].field == 'i' && is_branch(in.op))
         ADVANCE(snprintf(p, room, "%sL%d", sep, (int)v));
-      else if (labels && ops[k].field == 'c' && in.op == TILE_MOP_LOOP)
+      else if (labels && ops[k].field == 'w' && in.op == TILE_MOP_LOOP)
         ADVANCE(snprintf(p, room, "%sL%d", sep, (int)(pc + 1 + v)));
       else
         ADVANCE(snprintf(p, room, "%s%d", sep, (int)v));
@@ -113,7 +113,7 @@ static void print_code(FILE *out, const TileObjCode *c) {
     for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
       TileMInst in = c->bundles[pc].slot[w];
       int64_t to = is_branch(in.op)           ? in.imm
-                   : in.op == TILE_MOP_LOOP ? (int64_t)pc + 1 + in.c
+                   : in.op == TILE_MOP_LOOP ? (int64_t)pc + 1 + tile_minst_field(in, 'w')
                                               : -1;
       if (to >= 0 && to <= n) target[to] = true;
     }

@@ -107,9 +107,25 @@ int32_t tile_minst_field(TileMInst in, char field) {
   case 'a': return in.a;
   case 'b': return in.b;
   case 'c': return in.c;
+  case 'w': return in.c | in.b << 6 | in.a << 12;
   case 'i': return in.imm;
   }
   return 0;
+}
+
+void tile_minst_set_field(TileMInst *in, char field, int32_t v) {
+  switch (field) {
+  case 'd': in->d = (uint8_t)(v & FIELD_MASK); break;
+  case 'a': in->a = (uint8_t)(v & FIELD_MASK); break;
+  case 'b': in->b = (uint8_t)(v & FIELD_MASK); break;
+  case 'c': in->c = (uint8_t)(v & FIELD_MASK); break;
+  case 'w':
+    in->c = (uint8_t)(v & FIELD_MASK);
+    in->b = (uint8_t)(v >> 6 & FIELD_MASK);
+    in->a = (uint8_t)(v >> 12 & FIELD_MASK);
+    break;
+  default: in->imm = v; break;
+  }
 }
 
 /* ---- immediate rules the encoding enforces (machine-independent) ---- */
@@ -179,7 +195,12 @@ bool tile_minst_check(TileMInst in, int word, char *why, size_t why_len) {
   int n = tile_mop_operands(in.op, ops);
   static const char fields[] = "dabci";
   bool used[5] = {false};
-  for (int k = 0; k < n; k++) used[strchr(fields, ops[k].field) - fields] = true;
+  for (int k = 0; k < n; k++) {
+    if (ops[k].field == 'w') /* the wide field spans a, b and c */
+      used[1] = used[2] = used[3] = true;
+    else
+      used[strchr(fields, ops[k].field) - fields] = true;
+  }
   for (int f = 0; f < 5; f++) {
     int32_t v = tile_minst_field(in, fields[f]);
     if (f < 4 && v > FIELD_MASK)
@@ -199,7 +220,7 @@ bool tile_minst_check(TileMInst in, int word, char *why, size_t why_len) {
     return tile_vliw_say(why, why_len, "'%s' needs an immediate in %lld..%lld, not %d",
                          info->mnemonic, (long long)lo, (long long)hi, (int)in.imm);
   }
-  if (in.op == TILE_MOP_LOOP && in.c < 1)
+  if (in.op == TILE_MOP_LOOP && tile_minst_field(in, 'w') < 1)
     return tile_vliw_say(why, why_len, "'%s' needs a body of at least 1 bundle", info->mnemonic);
   return true;
 }

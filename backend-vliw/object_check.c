@@ -98,10 +98,10 @@ bool tile_objrule_flow(TileMInst in, int32_t pc, int32_t nbundles, char *why, si
                  tile_mop_info[in.op].mnemonic, (int)in.imm, (int)nbundles);
     return true;
   case TILE_MOP_LOOP:
-    if ((int64_t)pc + in.c >= nbundles)
+    if ((int64_t)pc + tile_minst_field(in, 'w') >= nbundles)
       return tile_vliw_say(
           why, n, "'loop' at bundle %d runs %d bundles past the end of the code (%d bundles)",
-          (int)pc, in.c, (int)nbundles);
+          (int)pc, (int)tile_minst_field(in, 'w'), (int)nbundles);
     return true;
   default: return true;
   }

@@ -382,7 +382,7 @@ static bool push_loop(EmuChip *c, const EmuOp *op, int32_t pc, int64_t t) {
     return emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
                      "loop would nest %d deep; loops nest at most %d deep", EMU_LOOP_DEPTH + 1,
                      EMU_LOOP_DEPTH);
-  EmuLoop l = {pc + 1, pc + op->c, op->imm};
+  EmuLoop l = {pc + 1, pc + op->body, op->imm};
   if (c->nloops > 0 && l.end > c->loops[c->nloops - 1].end)
     return emu_fault(c, TILE_EMU_FAULT_BAD_PC, t,
                      "the loop body (bundles %d..%d) runs past the end of the enclosing loop's "

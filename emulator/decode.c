@@ -142,7 +142,8 @@ static bool decode_bundle(const TileTarget *t, const TileBundle *in, int32_t pc,
       continue;
     }
     EmuOp op = {.op = mi.op, .d = mi.d, .a = mi.a, .b = mi.b, .c = mi.c, .imm = mi.imm,
-                .slot = (uint8_t)info->slot, .lat = t->latency[info->latency]};
+                .slot = (uint8_t)info->slot, .lat = t->latency[info->latency],
+                .body = mi.op == TILE_MOP_LOOP ? tile_minst_field(mi, 'w') : 0};
     TileOperand opnds[TILE_MAX_OPERANDS];
     int n = tile_mop_operands(mi.op, opnds);
     int nwr = 0;
@@ -243,11 +244,11 @@ static bool check_bundle(const TileTarget *t, const TileBundle *in, int32_t pc, 
                           pc, tile_mop_info[mi.op].mnemonic, mi.imm, n - 1);
       break;
     case TILE_MOP_LOOP:
-      if ((int64_t)pc + mi.c >= n)
+      if ((int64_t)pc + tile_minst_field(mi, 'w') >= n)
         return tile_error(d, (TileLoc){0},
                           "bundle %d: the loop body of %d bundles runs past the program's last "
                           "bundle %d",
-                          pc, mi.c, n - 1);
+                          pc, (int)tile_minst_field(mi, 'w'), n - 1);
       break;
     default: break;
     }
@@ -310,7 +311,8 @@ static void prove_hazards(const TileTarget *t, const TileObjCode *code, EmuProgr
     if (falls && b + 1 < n) ok &= add_edge(&edges, &nedges, &cap, head, b, b + 1, 1);
     if (ctl->op == TILE_MOP_JMP || ctl->op == TILE_MOP_BNZ || ctl->op == TILE_MOP_BZ)
       ok &= add_edge(&edges, &nedges, &cap, head, b, ctl->imm, branch);
-    if (ctl->op == TILE_MOP_LOOP) ok &= add_edge(&edges, &nedges, &cap, head, b + ctl->c, b + 1, 1);
+    if (ctl->op == TILE_MOP_LOOP)
+      ok &= add_edge(&edges, &nedges, &cap, head, b + tile_minst_field(*ctl, 'w'), b + 1, 1);
   }
   /* the worklist, a stack: any order reaches the same fixpoint */
   int32_t top = 0;

@@ -60,6 +60,7 @@ typedef struct EmuOp {
   uint8_t slot;       /* TileSlot */
   int32_t imm;
   int32_t lat;        /* the op's latency class, resolved for the target */
+  int32_t body;       /* loop: bundles in the body (the wide field a:b:c) */
 } EmuOp;
 
 /* A register read by a bundle, checked against the scoreboard at issue. */

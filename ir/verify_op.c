@@ -322,6 +322,8 @@ static const char *describe(const TileAttr *v, char *buf, size_t size) {
 }
 
 static const AttrSpec shard_spec = {"shard", AK_SHARD, true};
+/* The fuse pass's fusion group (include/tile/lower.h), on any tensor op. */
+static const AttrSpec group_spec = {"group", AK_INT, true};
 
 static bool check_attrs(RuleCtx *c) {
   const TileAttrDict *ad = &c->op->attrs;
@@ -349,6 +351,9 @@ static bool check_attrs(RuleCtx *c) {
         present[k] = true;
       }
     if (!as && strcmp(na->name, "shard") == 0) as = &shard_spec;
+    if (!as && strcmp(na->name, "group") == 0 &&
+        tile_op_info[c->op->kind].family == TILE_FAMILY_TENSOR)
+      as = &group_spec;
     if (!as) {
       ok = tile_error(c->d, c->op->loc, "unknown attribute '%s' on '%s'", na->name, c->name);
       continue;

@@ -2,7 +2,8 @@
  *
  * Needs a verified module. Guarantees that no composite op (softmax, layernorm,
  * rmsnorm, gelu, silu, rope, attention) remains, in any function, kernel or nested
- * region, and that each was replaced in place by core ops computing the semantics
+ * region, except those the module's keep_composites flags (a backend with its own
+ * code for them), and that each was replaced in place by core ops computing the semantics
  * of its row in include/tile/ops.h: softmax max-subtracted; the norms over the last
  * dim, layernorm with the two-pass (centered) variance, both through rsqrt; gelu in
  * its tanh form; rope by rotating halves with cos/sin broadcast over the leading
@@ -355,12 +356,19 @@ static bool rewrite_op(Rw *r, TileOp *op) {
   return true;
 }
 
+/* Whether the module asks for op kind k to stay whole (TileModule.keep_composites). */
+static bool keeps(const TileModule *m, int k) {
+  return m->keep_composites && m->keep_composites[k];
+}
+
 static bool rewrite_block(Rw *r, TileBlock *blk) {
   for (TileOp *op = blk->first, *next; op; op = next) {
     next = op->next; /* op may be erased; what is built goes before it */
     for (int i = 0; i < op->nregion; i++)
       if (!rewrite_block(r, op->region[i])) return false;
-    if (op->kind < TILE_OP_COUNT && decomposers[op->kind] && !rewrite_op(r, op)) return false;
+    if (op->kind < TILE_OP_COUNT && decomposers[op->kind] && !keeps(r->m, op->kind) &&
+        !rewrite_op(r, op))
+      return false;
   }
   return true;
 }

@@ -22,6 +22,7 @@ const int tile_npasses = (int)(sizeof tile_passes / sizeof tile_passes[0]);
 /* Later stages append their passes here, in the order they run. */
 const char *const tile_pipeline[] = {
     "decompose",
+    "fuse",
 };
 const int tile_pipeline_len = (int)(sizeof tile_pipeline / sizeof tile_pipeline[0]);
 

@@ -241,6 +241,10 @@ typedef struct TileModule {
   const char *filename;
   TileMesh *meshes; /* in source order */
   TileFunc *funcs;  /* in source order */
+  /* Composite ops the decompose pass leaves whole: NULL, or one flag per TileOpKind
+   * (TILE_OP_COUNT entries). A backend with its own code for a composite sets it
+   * (the VLIW compile keeps attention and rope); NULL decomposes every composite. */
+  const bool *keep_composites;
 } TileModule;
 
 TileModule *tile_module_new(const char *filename);

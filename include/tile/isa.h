@@ -27,7 +27,9 @@
  *   V  vector register written      v  vector register read
  *   m  MXU unit number              q  semaphore number
  *   i  signed 32-bit integer        f  32-bit float (stored as its bits)
- * and the field: d, a, b, c, or i (the imm field). Example: "Vd va vb" is
+ * and the field: d, a, b, c, i (the imm field), or w (wide: fields a, b and c read as one
+ * 18-bit number, c the low 6 bits, then b, then a; only `loop` body lengths, so a loop
+ * body may run to TILE_WIDE_MAX bundles). Example: "Vd va vb" is
  * `vadd.f v1, v2, v3` with v1 in field d (written), v2 in a and v3 in b (read).
  *
  * Timing: every op reads its registers when its bundle issues (cycle t) and writes its
@@ -136,8 +138,8 @@ extern "C" {
   X(JMP, "jmp", BRANCH, BRANCH, "ii", "continue at bundle imm")                           \
   X(BNZ, "bnz", BRANCH, BRANCH, "sa ii", "if S[a] != 0 continue at bundle imm")          \
   X(BZ, "bz", BRANCH, BRANCH, "sa ii", "if S[a] == 0 continue at bundle imm")            \
-  X(LOOP, "loop", BRANCH, BRANCH, "ic ii",                                               \
-    "run the next c bundles imm times (imm >= 1), no per-iteration cost; loops nest 4 deep") \
+  X(LOOP, "loop", BRANCH, BRANCH, "iw ii",                                               \
+    "run the next w bundles imm times (imm >= 1), no per-iteration cost; loops nest 4 deep") \
   X(HALT, "halt", BRANCH, BRANCH, "", "stop this chip once its DMAs and writes are done")
 
 typedef enum TileMop {
@@ -196,8 +198,12 @@ typedef struct TileOperand {
 } TileOperand;
 /* The operands of op in assembly order; returns how many. */
 int tile_mop_operands(int op, TileOperand out[TILE_MAX_OPERANDS]);
-/* The value of field 'd', 'a', 'b', 'c' or 'i' (imm) of in. */
+/* The largest value of the wide field 'w' (a:b:c). */
+#define TILE_WIDE_MAX ((1 << 18) - 1)
+/* The value of field 'd', 'a', 'b', 'c', 'w' (a:b:c) or 'i' (imm) of in. */
 int32_t tile_minst_field(TileMInst in, char field);
+/* Sets a field; a register field keeps the low 6 bits of v, 'w' the low 18. */
+void tile_minst_set_field(TileMInst *in, char field, int32_t v);
 
 /* Checks one slot op as the encoding allows it in bundle word `word`: a known opcode
  * of that word's slot kind (nop fits anywhere), register fields below 64, zero in every

@@ -79,6 +79,9 @@ const TileTarget *tile_lower_target(TileLowerCtx *cx);
 TileDiag *tile_lower_diag(TileLowerCtx *cx);
 /* The HBM placement of a tensor value (made on first ask). */
 TileTensorRef tile_lower_tensor(TileLowerCtx *cx, const TileValue *v);
+/* Bytes a stored element of type e takes in memory: 4 for f32, i32 and i1 (an i1 is
+ * an i32 word holding 0 or 1), 2 for bf16; 0 for a type the backend cannot store. */
+int tile_lower_elem_bytes(TileElem e);
 /* True when v is defined by a splat `constant`; *value gets it as a double. */
 bool tile_lower_splat(const TileValue *v, double *value);
 /* A scalar register holding 0, defined at the start of the program (for absolute
@@ -125,6 +128,9 @@ void tile_dma_wait(TileLowerCtx *cx, const TileDmaSite *s, int src_slot_ofs,
                    int dst_slot_ofs);
 /* Expected cycles for a lone HBM<->VMEM transfer of `bytes` on the target. */
 int32_t tile_lower_dma_cycles(const TileTarget *t, int64_t bytes);
+/* After layout: DMA issues store only the low 32 bits of an address, so every HBM
+ * buffer must end below 4 GiB; otherwise a diagnostic naming the buffer, false. */
+bool tile_dma_check_layout(const TileMir *m, TileDiag *d);
 
 /* ---- elementwise ops on vreg tiles (backend-vliw/ew.c) ----
  *
@@ -141,6 +147,31 @@ bool tile_ew_supported(const TileOp *op);
  * the machine's own exp/log/tanh/rsqrt). */
 int32_t tile_ew_emit(TileLowerCtx *cx, const TileOp *op, const int32_t *operand_vregs);
 
+/* Constants (sign masks, 1.0, splat operands) held in vregs, so a generator can make
+ * them once before a loop instead of a `vli` per tile inside it. */
+enum { TILE_EW_MAX_CONSTS = 24 };
+typedef struct TileEwConsts {
+  int32_t n;
+  uint32_t bits[TILE_EW_MAX_CONSTS];
+  int32_t vreg[TILE_EW_MAX_CONSTS];
+} TileEwConsts;
+/* Emits, at the current point of m, a `vli` for every constant tile_ew_emit_mir(op)
+ * would need (its splat operands included) that k does not hold yet, and adds them to
+ * k. Constants beyond TILE_EW_MAX_CONSTS are left to be made where they are used. */
+void tile_ew_consts(TileMir *m, const TileOp *op, TileEwConsts *k);
+/* tile_ew_emit on a bare MIR: constants come from k (may be NULL) or a fresh `vli`. */
+int32_t tile_ew_emit_mir(TileMir *m, const TileOp *op, const int32_t *operand_vregs,
+                         const TileEwConsts *k);
+/* IEEE division by one divisor tile shared by many dividend tiles (a row sum broadcast
+ * along its row): tile_ew_divisor prepares it once (reciprocal, negation, range scale),
+ * tile_ew_divide then costs five vector ops (six with a scale) per dividend tile and
+ * gives the same bits as a `div` op. */
+typedef struct TileEwDivisor {
+  int32_t recip, neg, scale; /* vregs; scale -1 when none */
+} TileEwDivisor;
+TileEwDivisor tile_ew_divisor(TileMir *m, int32_t divisor_vreg, const TileEwConsts *k);
+int32_t tile_ew_divide(TileMir *m, int32_t x_vreg, const TileEwDivisor *d);
+
 /* ---- the generators (backend-vliw/gen_*.c) ---- */
 
 typedef bool TileGenFn(TileLowerCtx *cx, const TileGroup *g);
@@ -148,6 +179,8 @@ typedef bool TileGenFn(TileLowerCtx *cx, const TileGroup *g);
 TILE_GROUP_KINDS(X)
 #undef X
 
+/* "matmul", "rowwise", ... */
+const char *tile_group_kind_name(TileGroupKind k);
 /* The kind of a group from its ops; false (with a diagnostic at the first op that
  * fits no kind) when no generator takes it. */
 bool tile_group_classify(TileLowerCtx *cx, TileGroup *g);

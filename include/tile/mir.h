@@ -32,7 +32,7 @@
  *   - memory, same buffer slot: store -> load/dma: lat.vstore (vector) or lat.smem
  *     (sst); a `dma` -> a later `sem.wait` naming one of its buffers: the dma's
  *     `est_cycles` (its expected completion, so the wait rarely stalls); sem.wait ->
- *     later access: 1; read -> write: 0; other pairs: 1.
+ *     later access: 1; other pairs, read -> write included: 1.
  *   - MXU unit u is state: mxu.ldw -> mxu.push: lat.mxu_weights; mxu.push -> mxu.ldw:
  *     0 (weights are double-buffered); push -> pop: lat.mxu_result; pushes one
  *     mxu_push_cycles apart; pops in push order. Transpose buffer: trpush -> trpop:
@@ -203,6 +203,8 @@ typedef struct TileMirCode {
     int32_t first, last; /* bundle range of the steady-state body */
     int32_t ii, stages, res_mii, rec_mii;
   } *loops;
+  /* Set by tile_mir_regalloc: register fields hold machine registers from then on. */
+  bool allocated;
 } TileMirCode;
 
 void tile_mir_code_free(TileMirCode *c);
@@ -220,8 +222,14 @@ bool tile_mir_regalloc(TileMir *m, TileMirCode *code, TileDiag *d);
 bool tile_mir_layout(TileMir *m, TileDiag *d);
 /* Builds the object: bundles with relocated immediates, initial data, symbols. */
 bool tile_mir_emit(const TileMir *m, const TileMirCode *code, TileObject *obj, TileDiag *d);
-/* Annotated listing (-S): bundles in slot columns, each op tagged with its source. */
+/* Annotated listing (-S): bundles in slot columns, each op tagged with its source;
+ * registers as sN/vN once allocated (code->allocated), else as %sN/%vN. */
 void tile_mir_listing(FILE *out, const TileMir *m, const TileMirCode *code);
+/* Text form of scheduled code (--emit=sched, --emit=alloc): one bundle per line (its
+ * index, then its ops separated by ` ; `), loop bodies indented under their `loop`;
+ * registers print as %sN/%vN (virtual) or sN/vN (physical, after tile_mir_regalloc),
+ * buffer-relative immediates by buffer name. */
+void tile_mir_code_print(FILE *out, const TileMir *m, const TileMirCode *code, bool physical);
 
 #ifdef __cplusplus
 }

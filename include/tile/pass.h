@@ -27,7 +27,10 @@ extern "C" {
 #define TILE_PASSES(X)                                                                  \
   X(decompose, tile_pass_decompose,                                                     \
     "rewrite composite ops (softmax, norms, gelu, silu, rope, attention) into core ops, " \
-    "in f32")
+    "in f32")                                                                        \
+  X(fuse, tile_pass_fuse,                                                               \
+    "tag ops with fusion groups (group = N): matmul epilogues, row-wise chains, "        \
+    "one group per attention, gather, selection and layout op")
 
 /* The outcome of a pass, or of a run of passes. The values are the driver's exit
  * codes: the program was bad (errors reported), or the compiler was. */

@@ -36,7 +36,8 @@ static void print_operand(FILE *out, int op, TileOperand o) {
   case 'q': fprintf(out, "sem%c", field); break;
   case 'f': fputs("fimm", out); break;
   default:
-    if (o.field == 'c') fputs(op == TILE_MOP_LOOP ? "body" : "c", out);
+    if (o.field == 'w') fputs("body", out);
+    else if (o.field == 'c') fputs("c", out);
     else if (op == TILE_MOP_JMP || op == TILE_MOP_BNZ || op == TILE_MOP_BZ) fputs("target", out);
     else fputs("imm", out);
   }
@@ -56,7 +57,7 @@ static void print_constraints(FILE *out, int op) {
   const char *imm = op == TILE_MOP_JMP || op == TILE_MOP_BNZ || op == TILE_MOP_BZ ? "target" : "imm";
   if (hi != INT32_MAX) fprintf(out, "; %s in %lld..%lld", imm, (long long)lo, (long long)hi);
   else if (lo != INT32_MIN) fprintf(out, "; %s >= %lld", imm, (long long)lo);
-  if (op == TILE_MOP_LOOP) fputs("; body in 1..63", out);
+  if (op == TILE_MOP_LOOP) fprintf(out, "; body in 1..%d", TILE_WIDE_MAX);
   if (op == TILE_MOP_NOP) fputs("; fits any slot word and takes none", out);
 }
 

@@ -5,10 +5,11 @@
  *             [--trace FILE.json] [--stats] [--stats-json FILE|-] [--no-strict]
  *             [--watchdog N] [--help]
  *
- * PROGRAM is an object (.tobj, from `tilec asm` or the VLIW backend) or assembly (.s,
- * assembled first). A `.tile` source needs the VLIW code generator first; until tilec
- * has one, `run` says so. The machine is the object's target unless --target names
- * another (a name or a .target path); --torus reshapes it.
+ * PROGRAM is an object (.tobj, from `tilec asm` or the VLIW backend), assembly (.s,
+ * assembled first) or a .tile source (compiled first, exactly as `tilec FILE -o
+ * OUT.tobj` would, for --target or tiny and --torus, its function chosen by --func).
+ * The machine is the object's target unless --target names another (a name or a
+ * .target path); --torus reshapes it. A compiled source also prints the unit table.
  *
  * Inputs and outputs are .npy arrays bound to the object's symbols: the array's dtype
  * must be the symbol's element type (f32 data is also accepted for a bf16 input and
@@ -39,7 +40,7 @@ typedef struct Binding {
 } Binding;
 
 typedef struct RunArgs {
-  const char *program, *target, *torus, *trace, *stats_json;
+  const char *program, *target, *torus, *trace, *stats_json, *func;
   int threads;
   TileEmuMode mode;
   bool stats, strict, help;
@@ -50,7 +51,9 @@ typedef struct RunArgs {
 
 static const char usage[] =
     "usage: tilec run PROGRAM [options]\n"
-    "  PROGRAM                an object (.tobj) or assembly (.s)\n"
+    "  PROGRAM                an object (.tobj), assembly (.s) or a .tile source (compiled\n"
+    "                         first; prints the unit table too)\n"
+    "  --func NAME            the func of a .tile source to compile (default: the only one)\n"
     "  --target NAME          run on this machine (a name or a .target path) instead of the\n"
     "                         object's\n"
     "  --torus XxYxZ          reshape the torus\n"
@@ -119,7 +122,8 @@ static int parse_args(int argc, char **argv, RunArgs *a) {
     /* options with a value: --opt VALUE or --opt=VALUE */
     static const char *const with_value[] = {"--target", "--torus",    "--threads",
                                              "--mode",   "--in",       "--out",
-                                             "--trace",  "--watchdog", "--stats-json"};
+                                             "--trace",  "--watchdog", "--stats-json",
+                                             "--func"};
     const char *opt = NULL, *value = NULL;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) {
       size_t n = strlen(with_value[k]);
@@ -145,6 +149,7 @@ static int parse_args(int argc, char **argv, RunArgs *a) {
     else if (strcmp(opt, "--torus") == 0) a->torus = value;
     else if (strcmp(opt, "--trace") == 0) a->trace = value;
     else if (strcmp(opt, "--stats-json") == 0) a->stats_json = value;
+    else if (strcmp(opt, "--func") == 0) a->func = value;
     else if (strcmp(opt, "--threads") == 0) {
       if (!parse_int(value, 1, 4096, &v)) {
         tilec_fail("run: --threads takes a number from 1 to 4096, not '%s'", value);
@@ -181,19 +186,27 @@ static bool ends_with(const char *s, const char *suffix) {
   return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* The program as an object: read, or assembled from .s. (A .tile source will be
- * compiled here once the VLIW code generator exists.) */
+/* The program as an object: read, assembled from .s, or compiled from .tile (for the
+ * given target, else the default one, with --torus applied). */
 static int load_program(const RunArgs *a, const TileTarget *given, TileObject *obj) {
-  if (ends_with(a->program, ".tile")) {
-    tilec_fail("run: %s is a .tile source; running it needs the VLIW code generator, which this "
-               "tilec does not have yet: run an object (.tobj) or assembly (.s) instead",
-               a->program);
+  if (a->func && !ends_with(a->program, ".tile")) {
+    tilec_fail("run: --func chooses the function of a .tile source; %s is not one", a->program);
     return TILEC_BAD_INPUT;
   }
   char *bytes;
   size_t len;
   int rc = tilec_read_file(a->program, &bytes, &len);
   if (rc != TILEC_OK) return rc;
+  if (ends_with(a->program, ".tile")) {
+    TileTarget fallback;
+    if (!given) {
+      rc = tilec_load_target(TILEC_DEFAULT_TARGET, a->torus, &fallback);
+      given = &fallback;
+    }
+    if (rc == TILEC_OK) rc = tilec_compile_object(a->program, bytes, len, given, a->func, obj);
+    free(bytes);
+    return rc;
+  }
   TileDiag d;
   bool ok;
   if (ends_with(a->program, ".s")) {
@@ -367,7 +380,7 @@ static int run_program(const RunArgs *a) {
       rc = TILEC_INTERNAL;
     } else {
       const bool json_stdout = a->stats_json && strcmp(a->stats_json, "-") == 0;
-      if (!json_stdout) tile_emu_print_stats(e, stdout, a->stats);
+      if (!json_stdout) tile_emu_print_stats(e, stdout, a->stats || ends_with(a->program, ".tile"));
       fflush(stdout);
       if (st == TILE_EMU_FAULTED) {
         const TileEmuFault *f = tile_emu_fault(e);

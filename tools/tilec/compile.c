@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tile/mir.h"
 #include "tile/pass.h"
 #include "tile/text.h"
 #include "tile/verify.h"
+#include "tile/vliw.h"
 #include "tilec.h"
 
 /* ---- stages ---- */
@@ -36,11 +38,82 @@ static int emit_after_passes(TilecJob *job, FILE *out) {
   return TILEC_OK;
 }
 
+/* ---- machine-code stages (include/tile/vliw.h) ---- */
+
+typedef struct StagePrinter {
+  const TilecStage *stage;
+  FILE *out;
+} StagePrinter;
+
+/* Prints what the stage the driver stops at made; the object itself is written after
+ * the compile, from the object the compile returns. */
+static void print_stage(void *user, TileVliwStage s, const TileVliwResult *r) {
+  StagePrinter *p = user;
+  if ((int)s != p->stage->vliw_stage) return;
+  switch (s) {
+  case TILE_VLIW_FUSED: tile_print_module(p->out, r->module); break;
+  case TILE_VLIW_MIR: tile_mir_print(p->out, r->mir); break;
+  case TILE_VLIW_SCHED:
+  case TILE_VLIW_ALLOC: tile_mir_listing(p->out, r->mir, r->code); break;
+  case TILE_VLIW_OBJECT:
+    if (strcmp(p->stage->name, "asm") == 0) tile_mir_listing(p->out, r->mir, r->code);
+    break;
+  default: break;
+  }
+}
+
+static int status_code(TilePassStatus st) {
+  return st == TILE_PASS_OK ? TILEC_OK : st == TILE_PASS_FAILED ? TILEC_BAD_INPUT : TILEC_INTERNAL;
+}
+
+static int emit_vliw(TilecJob *job, FILE *out) {
+  const TilecOptions *opts = job->opts;
+  const TilecStage *stage = tilec_find_stage(opts->emit);
+  TilePassPrint print = {stderr, opts->print_after, opts->print_after_all};
+  StagePrinter printer = {stage, out};
+  TileVliwOptions vo = {
+      .target = job->has_target ? &job->target : NULL,
+      .func = opts->func,
+      .stop_after = (TileVliwStage)stage->vliw_stage,
+      .print = &print,
+      .on_stage = print_stage,
+      .user = &printer,
+  };
+  TileObject obj;
+  int rc = status_code(tile_vliw_compile(job->module, &vo, &obj, &job->diag));
+  if (rc != TILEC_OK || stage->vliw_stage != TILE_VLIW_OBJECT) return rc;
+  if (strcmp(stage->name, "obj") == 0) {
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    if (!tile_object_write(&obj, &bytes, &len)) {
+      tilec_fail("internal error: the compiled object does not pass the object checks");
+      rc = TILEC_INTERNAL;
+    } else {
+      fwrite(bytes, 1, len, out);
+    }
+    free(bytes);
+  }
+  tile_object_free(&obj);
+  return rc;
+}
+
 /* One row per stage, in pipeline order; the first is the default. */
 const TilecStage tilec_stages[] = {
-    {"ir", "the verified IR as parsed", false, true, NULL, emit_ir},
+    {"ir", "the verified IR as parsed", false, true, NULL, emit_ir, -1},
     {"decomposed", "composite ops rewritten into core ops, in f32", false, false, "decompose",
-     emit_after_passes},
+     emit_after_passes, -1},
+    {"fused", "ops tagged with fusion groups (attention and rope kept whole)", false, false,
+     "fuse", emit_vliw, TILE_VLIW_FUSED},
+    {"mir", "machine IR: virtual registers, counted loops, symbolic buffers", true, false,
+     "fuse", emit_vliw, TILE_VLIW_MIR},
+    {"sched", "scheduled bundles on virtual registers", true, false, "fuse", emit_vliw,
+     TILE_VLIW_SCHED},
+    {"alloc", "bundles on machine registers, buffers placed", true, false, "fuse", emit_vliw,
+     TILE_VLIW_ALLOC},
+    {"asm", "the annotated machine-code listing (-S)", true, false, "fuse", emit_vliw,
+     TILE_VLIW_OBJECT},
+    {"obj", "the object (.tobj) that `tilec run` runs", true, false, "fuse", emit_vliw,
+     TILE_VLIW_OBJECT},
 };
 const int tilec_nstages = (int)(sizeof tilec_stages / sizeof tilec_stages[0]);
 
@@ -90,15 +163,25 @@ static int close_output(FILE *f, const char *path) {
 
 /* ---- the job ---- */
 
-/* A target named on the command line is loaded whether or not the stage uses it,
- * so a misspelled name is caught at once rather than when a later stage needs it. */
-static int load_target(TilecJob *job) {
-  if (!job->opts->target) return TILEC_OK;
+int tilec_load_target(const char *name, const char *torus, TileTarget *t) {
   TileDiag d;
   tile_diag_init(&d, stderr, "tilec", NULL, 0);
-  if (!tile_target_load(job->opts->target, &job->target, &d)) return TILEC_BAD_INPUT;
-  job->has_target = true;
+  if (!tile_target_load(name, t, &d)) return TILEC_BAD_INPUT;
+  if (torus && !tile_target_set_torus(t, torus, &d)) return TILEC_BAD_INPUT;
   return TILEC_OK;
+}
+
+/* A target named on the command line is loaded whether or not the stage uses it,
+ * so a misspelled name is caught at once rather than when a later stage needs it;
+ * a stage that makes machine code takes the default target when none is named. */
+static int load_target(TilecJob *job) {
+  const TilecOptions *opts = job->opts;
+  const TilecStage *stage = tilec_find_stage(opts->emit);
+  if (!opts->target && !opts->torus && !(stage && stage->needs_target)) return TILEC_OK;
+  int rc = tilec_load_target(opts->target ? opts->target : TILEC_DEFAULT_TARGET, opts->torus,
+                             &job->target);
+  job->has_target = rc == TILEC_OK;
+  return rc;
 }
 
 static int run_job(TilecJob *job) {
@@ -142,6 +225,20 @@ static int run_job(TilecJob *job) {
     }
   }
   free(text);
+  return rc;
+}
+
+int tilec_compile_object(const char *path, const char *src, size_t len, const TileTarget *t,
+                         const char *func, TileObject *obj) {
+  TileDiag d;
+  tile_diag_init(&d, stderr, path, src, len);
+  TileModule *m = tile_parse(src, len, path, &d);
+  int rc = TILEC_BAD_INPUT;
+  if (m && !d.nerrors && tile_verify_module(m, &d) && !d.nerrors) {
+    TileVliwOptions vo = {.target = t, .func = func, .stop_after = TILE_VLIW_OBJECT};
+    rc = status_code(tile_vliw_compile(m, &vo, obj, &d));
+  }
+  tile_module_free(m);
   return rc;
 }
 

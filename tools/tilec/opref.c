@@ -150,7 +150,8 @@ void tilec_print_op_reference(FILE *out) {
         "dimension (`%buf[%i, 0]`), a *token* names one `dma_start`. Results are counted;\n"
         "\"as written\" means the op's form names them. Every op with exactly one result\n"
         "also accepts `shard`, the sharding of that result; an op with no results or with\n"
-        "several cannot take one.\n",
+        "several cannot take one. Every tensor op also accepts `group`, an integer: the\n"
+        "fusion group the `fuse` pass puts it in (docs/passes.md).\n",
         out);
   int nfam = tilec_family_count();
   for (int fam = 0; fam < nfam; fam++) {

@@ -22,9 +22,16 @@ typedef struct Option {
  * commands, which they also are). */
 static const Option options[] = {
     {"-o", "OUT", offsetof(TilecOptions, output), "write the output to OUT (default: standard output)"},
-    {"--emit", "STAGE", offsetof(TilecOptions, emit), "print the program after STAGE (default: ir)"},
+    {"--emit", "STAGE", offsetof(TilecOptions, emit),
+     "print the program after STAGE (default: obj when OUT ends in .tobj, else ir)"},
+    {"-S", NULL, offsetof(TilecOptions, listing),
+     "print the annotated machine-code listing (the same as --emit=asm)"},
     {"--target", "NAME", offsetof(TilecOptions, target),
-     "the machine: a name in targets/ or a .target file (checked when given)"},
+     "the machine: a name in targets/ or a .target file (default: " TILEC_DEFAULT_TARGET ")"},
+    {"--torus", "SHAPE", offsetof(TilecOptions, torus),
+     "reshape the target's torus, e.g. 1x1 or 4x4"},
+    {"--func", "NAME", offsetof(TilecOptions, func),
+     "the func to compile (default: the module's only func)"},
     {"--print-after", "PASS", offsetof(TilecOptions, print_after),
      "print the IR after PASS to standard error (see passes below)"},
     {"--print-after-all", NULL, offsetof(TilecOptions, print_after_all),
@@ -83,7 +90,7 @@ void tilec_print_help(FILE *out) {
   fprintf(out, "\nstages (--emit):\n");
   for (int i = 0; i < tilec_nstages; i++)
     fprintf(out, "  %-22s %s%s\n", tilec_stages[i].name, tilec_stages[i].description,
-            tilec_stages[i].needs_target ? " (needs --target)" : "");
+            tilec_stages[i].needs_target ? " (for --target)" : "");
   fprintf(out, "\npasses (--print-after):\n");
   for (int i = 0; i < tile_npasses; i++)
     fprintf(out, "  %-22s %s\n", tile_passes[i].name, tile_passes[i].summary);
@@ -142,8 +149,9 @@ static int check_stage(TilecOptions *opts) {
     tilec_fail("stage '%s' needs a verified program; drop --no-verify", stage->name);
     return usage_error();
   }
-  if (stage->needs_target && !opts->target) {
-    tilec_fail("stage '%s' needs a target: add --target=NAME", stage->name);
+  if (stage->vliw_stage < 0 && opts->func) {
+    tilec_fail("--func chooses the function to compile; stage '%s' prints the whole module",
+               stage->name);
     return usage_error();
   }
   return TILEC_OK;
@@ -234,7 +242,20 @@ int tilec_parse_options(int argc, char **argv, TilecOptions *opts) {
     tilec_fail("--verify-only and --no-verify contradict each other");
     return usage_error();
   }
-  if (!opts->emit) opts->emit = tilec_stages[0].name;
+  if (opts->listing) {
+    if (opts->emit && strcmp(opts->emit, "asm") != 0) {
+      tilec_fail("-S prints the machine-code listing; it cannot be combined with --emit=%s",
+                 opts->emit);
+      return usage_error();
+    }
+    opts->emit = "asm";
+  }
+  if (!opts->emit) {
+    /* An object file named as the output asks for the object. */
+    size_t n = opts->output ? strlen(opts->output) : 0;
+    bool obj = n > 5 && strcmp(opts->output + n - 5, ".tobj") == 0;
+    opts->emit = obj ? "obj" : tilec_stages[0].name;
+  }
   int rc = check_stage(opts);
   return rc == TILEC_OK ? check_print_after(opts) : rc;
 }

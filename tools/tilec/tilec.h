@@ -17,6 +17,7 @@
 
 #include "tile/diag.h"
 #include "tile/ir.h"
+#include "tile/object.h"
 #include "tile/ops.h"
 #include "tile/target.h"
 
@@ -39,7 +40,10 @@ typedef struct TilecOptions {
   const char *input;  /* a path, or "-" for standard input */
   const char *output; /* NULL: standard output */
   const char *emit;   /* a stage name */
-  const char *target; /* NULL when not given */
+  const char *target; /* NULL when not given; stages that need one take tiny */
+  const char *torus;  /* --torus SHAPE: reshapes the target's torus */
+  const char *func;   /* --func NAME: the function to compile (default: the only one) */
+  bool listing;       /* -S: the annotated machine-code listing */
   const char *print_after; /* a pass name: print the IR after it (standard error) */
   bool print_after_all;    /* print the IR after every pass (standard error) */
   bool verify_only;
@@ -73,6 +77,7 @@ typedef struct TilecStage {
   bool allows_unverified; /* may run on --no-verify input (stages that only print) */
   const char *last_pass;  /* the pipeline's last pass this stage runs; NULL: none */
   int (*emit)(TilecJob *job, FILE *out);
+  int vliw_stage;         /* the TileVliwStage it stops after; -1 for a tensor-IR stage */
 } TilecStage;
 
 extern const TilecStage tilec_stages[];
@@ -93,6 +98,17 @@ void tilec_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tilec_read_file(const char *path, char **out, size_t *len);
 
 int tilec_compile(const TilecOptions *opts);
+
+/* The target stages that make machine code run on when --target is not given. */
+#define TILEC_DEFAULT_TARGET "tiny"
+/* Loads a target by name or path and applies a torus shape (NULL: keep the target's).
+ * Returns TILEC_OK or TILEC_BAD_INPUT after saying what is wrong. */
+int tilec_load_target(const char *name, const char *torus, TileTarget *t);
+/* Compiles .tile source (path names it in diagnostics) for target t: function func
+ * (NULL: the only one) to an object. Returns a tilec exit code; diagnostics go to
+ * standard error. */
+int tilec_compile_object(const char *path, const char *src, size_t len, const TileTarget *t,
+                         const char *func, TileObject *obj);
 
 /* Op families: a heading and one line for the reference, a short name for the summary. */
 typedef struct TilecFamily {

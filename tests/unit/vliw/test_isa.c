@@ -22,14 +22,10 @@ static TileMInst sample(int op, unsigned seed) {
       else if (lo > INT32_MIN && v < lo) v = (int32_t)(lo + (v & 0xffff));
       in.imm = v;
     } else {
-      uint8_t r = (uint8_t)(v & 63);
+      /* register fields take 6 bits, the wide loop-body field 18 */
+      int32_t r = v & (ops[k].field == 'w' ? TILE_WIDE_MAX : 63);
       if (op == TILE_MOP_LOOP && r == 0) r = 1;
-      switch (ops[k].field) {
-      case 'd': in.d = r; break;
-      case 'a': in.a = r; break;
-      case 'b': in.b = r; break;
-      case 'c': in.c = r; break;
-      }
+      tile_minst_set_field(&in, ops[k].field, r);
     }
   }
   return in;
@@ -95,10 +91,15 @@ TEST(isa, table_is_consistent) {
     bool used[5] = {false};
     for (int k = 0; k < n; k++) {
       CHECK(strchr("SsVvmqif", ops[k].kind) != NULL);
-      const char *f = strchr("dabci", ops[k].field);
+      const char *f = strchr("dabciw", ops[k].field);
       REQUIRE(f != NULL);
-      CHECK(!used[f - "dabci"]); /* no field twice */
-      used[f - "dabci"] = true;
+      /* the wide field 'w' is a, b and c together: no field twice */
+      const char *covers = *f == 'w' ? "abc" : (char[]){*f, 0};
+      for (const char *x = covers; *x; x++) {
+        int i = (int)(strchr("dabci", *x) - "dabci");
+        CHECK(!used[i]);
+        used[i] = true;
+      }
     }
   }
   CHECK_EQ(-1, tile_mop_lookup("vadd", 4));
@@ -168,4 +169,17 @@ TEST(isa, target_checks) {
   CHECK(!tile_minst_check_target((TileMInst){.op = TILE_MOP_MXU_LDW, .imm = 16}, 6, &t, why, sizeof why));
   CHECK_STREQ("'mxu.ldw' row group 16 is beyond the MXU's weight rows on target m (groups 0..15 of 8 rows)", why);
   CHECK(!tile_minst_check_target((TileMInst){.op = TILE_MOP_XTRPOP, .imm = 16}, 7, &t, why, sizeof why));
+}
+
+/* A loop body longer than one 6-bit field: the wide field spreads it over a, b and c. */
+TEST(isa, loop_body_uses_the_wide_field) {
+  TileMInst in = {.op = TILE_MOP_LOOP, .imm = 3};
+  tile_minst_set_field(&in, 'w', 70000);
+  CHECK_EQ(70000, tile_minst_field(in, 'w'));
+  CHECK_EQ(70000 & 63, in.c);
+  TileMInst back = tile_minst_decode(tile_minst_encode(in));
+  CHECK_EQ(70000, tile_minst_field(back, 'w'));
+  char why[200] = "";
+  CHECK(tile_minst_check(in, tile_slot_first(TILE_SLOT_BRANCH), why, sizeof why));
+  CHECK_STREQ("", why);
 }

@@ -7,6 +7,6 @@
   loop 1, 0
 # CHECK: immediates.s:[[@LINE+1]]:18: error: operand 2 of 'sem.wait' must be at least 0, not -1
   sem.wait sem0, -1
-# CHECK: immediates.s:[[@LINE+1]]:8: error: operand 1 of 'loop' must be in 0..63 (a 6-bit field), not 64
-  loop 64, 2
+# CHECK: immediates.s:[[@LINE+1]]:8: error: operand 1 of 'loop' must be in 0..262143, not 262144
+  loop 262144, 2
   halt

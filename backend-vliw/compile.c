@@ -1,0 +1,147 @@
+/* The VLIW compile of one function (include/tile/vliw.h): the tensor passes, then
+ * lowering, scheduling, register allocation, layout and emission, with a hook after
+ * each stage.
+ *
+ * Needs: a verified module and, from the MIR stage on, a target.
+ * Guarantees: an object whose program computes the function's results into the bound
+ * buffers `result`, `result1`, ... from the bound parameter buffers, or diagnostics.
+ * Between the stages the MIR is checked (tile_mir_verify): a generator that breaks
+ * the MIR contract is reported as an internal error, not run. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tile/lower.h"
+#include "tile/ops.h"
+#include "tile/vliw.h"
+
+const char *tile_vliw_stage_name(TileVliwStage s) {
+  static const char *const names[] = {
+#define X(e, n, d) n,
+      TILE_VLIW_STAGES(X)
+#undef X
+  };
+  return s < TILE_VLIW_STAGE_COUNT ? names[s] : "?";
+}
+
+/* The composites this backend has generators for (gen_attention.c, gen_rowwise.c):
+ * the decompose pass leaves them whole. */
+static const bool vliw_keeps[TILE_OP_COUNT] = {
+    [TILE_OP_ATTENTION] = true,
+    [TILE_OP_ROPE] = true,
+};
+
+TileFunc *tile_vliw_find_func(const TileModule *m, const char *name, TileDiag *d) {
+  TileFunc *only = NULL, *second = NULL;
+  int nfuncs = 0;
+  char list[512] = "";
+  for (TileFunc *f = m->funcs; f; f = f->next) {
+    if (f->is_kernel) continue;
+    if (name && strcmp(f->name, name) == 0) return f;
+    size_t k = strlen(list);
+    snprintf(list + k, sizeof list - k, "%s@%s", nfuncs ? ", " : "", f->name);
+    if (!only) only = f;
+    else if (!second) second = f;
+    nfuncs++;
+  }
+  TileLoc at = {m->filename, 1, 1};
+  if (name) {
+    tile_error(d, at, "no func named '@%s' to compile (funcs: %s)", name,
+               nfuncs ? list : "none");
+    return NULL;
+  }
+  if (nfuncs == 1) return only;
+  if (nfuncs == 0) {
+    tile_error(d, at, "nothing to compile: the module has no `func` (the VLIW compiler takes "
+                      "tensor-level funcs)");
+    return NULL;
+  }
+  tile_error(d, second->loc,
+             "the module has %d funcs (%s); choose one with --func NAME", nfuncs, list);
+  return NULL;
+}
+
+typedef struct Job {
+  const TileVliwOptions *o;
+  TileVliwResult r;
+} Job;
+
+/* Tells the hook a stage has ended; true when the compile goes on. */
+static bool stage_done(Job *j, TileVliwStage s) {
+  if (j->o->on_stage) j->o->on_stage(j->o->user, s, &j->r);
+  return s < j->o->stop_after;
+}
+
+/* Checks MIR after a step that made or rewrote it; a failure is a compiler bug. */
+static bool mir_ok(const TileMir *mir, const char *after, TileDiag *d) {
+  TileDiag vd;
+  tile_diag_init(&vd, NULL, d->file, NULL, 0);
+  if (tile_mir_verify(mir, &vd) && vd.nerrors == 0) return true;
+  tile_error(d, (TileLoc){0}, "internal error: the machine IR after %s is malformed: %s", after,
+             vd.nerrors ? vd.last : "the check failed without a message");
+  return false;
+}
+
+/* Runs one backend step; a step that fails without a message is a compiler bug. */
+static TilePassStatus step(bool ok, const char *what, int errors_before, TileDiag *d) {
+  if (ok && d->nerrors == errors_before) return TILE_PASS_OK;
+  if (d->nerrors == errors_before) {
+    tile_error(d, (TileLoc){0}, "internal error: %s failed without a message", what);
+    return TILE_PASS_INTERNAL;
+  }
+  /* An internal error reported by the step keeps its class. */
+  return strncmp(d->last, "internal error", 14) == 0 ? TILE_PASS_INTERNAL : TILE_PASS_FAILED;
+}
+
+TilePassStatus tile_vliw_compile(TileModule *m, const TileVliwOptions *o, TileObject *obj,
+                                 TileDiag *d) {
+  Job j = {.o = o, .r = {.module = m}};
+  if (obj) memset(obj, 0, sizeof *obj);
+  m->keep_composites = vliw_keeps;
+  TilePassStatus st = tile_run_pipeline(m, tile_pipeline, tile_pipeline_len, o->print, d);
+  if (st != TILE_PASS_OK) return st;
+  if (!stage_done(&j, TILE_VLIW_FUSED)) return TILE_PASS_OK;
+
+  TileFunc *f = tile_vliw_find_func(m, o->func, d);
+  if (!f) return TILE_PASS_FAILED;
+  if (!o->target) {
+    tile_error(d, f->loc, "internal error: the VLIW compile needs a target");
+    return TILE_PASS_INTERNAL;
+  }
+  TileMir mir;
+  TileMirCode code;
+  memset(&code, 0, sizeof code);
+  tile_mir_init(&mir, o->target);
+  j.r.func = f;
+  int before = d->nerrors;
+  st = step(tile_lower_func(m, f, &mir, d), "lowering", before, d);
+  if (st == TILE_PASS_OK && !mir_ok(&mir, "lowering", d)) st = TILE_PASS_INTERNAL;
+  j.r.mir = &mir;
+  if (st != TILE_PASS_OK || !stage_done(&j, TILE_VLIW_MIR)) goto out;
+
+  st = step(tile_mir_schedule(&mir, &code, d), "scheduling", d->nerrors, d);
+  j.r.code = &code;
+  if (st != TILE_PASS_OK || !stage_done(&j, TILE_VLIW_SCHED)) goto out;
+
+  st = step(tile_mir_regalloc(&mir, &code, d), "register allocation", d->nerrors, d);
+  if (st == TILE_PASS_OK) st = step(tile_mir_layout(&mir, d), "layout", d->nerrors, d);
+  if (st == TILE_PASS_OK) st = step(tile_dma_check_layout(&mir, d), "layout", d->nerrors, d);
+  if (st != TILE_PASS_OK || !stage_done(&j, TILE_VLIW_ALLOC)) goto out;
+
+  if (!obj) {
+    tile_error(d, f->loc, "internal error: the VLIW compile to an object needs an object");
+    st = TILE_PASS_INTERNAL;
+    goto out;
+  }
+  st = step(tile_mir_emit(&mir, &code, obj, d), "emission", d->nerrors, d);
+  if (st == TILE_PASS_OK) {
+    snprintf(obj->target, sizeof obj->target, "%s", o->target->name);
+    j.r.obj = obj;
+    stage_done(&j, TILE_VLIW_OBJECT);
+  } else {
+    tile_object_free(obj);
+  }
+out:
+  tile_mir_code_free(&code);
+  tile_mir_free(&mir);
+  return st;
+}

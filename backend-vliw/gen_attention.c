@@ -1,0 +1,364 @@
+/* The attention generator: one `attention` op (include/tile/ops.h) lowered whole.
+ *
+ * Needs: a group holding one attention op whose q, k, v live in HBM (f32 or bf16),
+ * head dim D at most the MXU's dim, and at least two MXUs (one holds the score weights,
+ * one the value weights of a key block). Gives: MIR that reads q, k, v once per K/V
+ * head, computes softmax(q k^T * scale [+ top-left causal mask]) v with an online
+ * softmax in f32, and writes the result in q's element type.
+ *
+ * This file checks the op, plans the buffers and runs the per-(b, kvh) driver: DMA of
+ * Q, K^T and V one K/V head ahead of the compute (double-buffered when VMEM allows),
+ * the kernel of gen_attention_rows.c (prefill) or gen_attention_block.c (decode), and
+ * the DMA of the result. The shared state and the math are described in
+ * gen_attention.h. */
+#include "gen_attention.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <math.h>
+#include <string.h>
+
+#include "tile/ops.h"
+
+/* ---- emitting ---- */
+
+int32_t attn_sreg(Attn *a) { return tile_mir_sreg(a->m); }
+int32_t attn_vreg(Attn *a) { return tile_mir_vreg(a->m); }
+
+int32_t attn_op(Attn *a, int op, int32_t d, int32_t x, int32_t y, int32_t z, int32_t imm) {
+  return tile_mir_add(a->m, tile_mir_inst(op, d, x, y, z, imm));
+}
+
+int32_t attn_v1(Attn *a, int op, int32_t x, int32_t y, int32_t z, int32_t imm) {
+  int32_t d = attn_vreg(a);
+  attn_op(a, op, d, x, y, z, imm);
+  return d;
+}
+
+int32_t attn_s1(Attn *a, int op, int32_t x, int32_t y, int32_t imm) {
+  int32_t d = attn_sreg(a);
+  attn_op(a, op, d, x, y, 0, imm);
+  return d;
+}
+
+int32_t attn_li(Attn *a, int64_t value, int32_t buf) {
+  int32_t d = attn_sreg(a);
+  TileMirInst in = tile_mir_inst(TILE_MOP_LI, d, 0, 0, 0, (int32_t)value);
+  in.imm_buf = buf;
+  tile_mir_add(a->m, in);
+  return d;
+}
+
+int32_t attn_vli(Attn *a, uint32_t bits) {
+  return attn_v1(a, TILE_MOP_VLI, 0, 0, 0, (int32_t)bits);
+}
+
+int32_t attn_vlif(Attn *a, float f) {
+  uint32_t bits;
+  memcpy(&bits, &f, sizeof bits);
+  return attn_vli(a, bits);
+}
+
+int32_t attn_vld(Attn *a, int32_t dst, int32_t base, int32_t stride, int64_t imm, int32_t buf,
+                 int ofs, bool bf16) {
+  int32_t d = dst >= 0 ? dst : attn_vreg(a);
+  TileMirInst in = tile_mir_inst(bf16 ? TILE_MOP_VLDBF : TILE_MOP_VLD, d, base, stride, 0,
+                                 (int32_t)imm);
+  if (base == a->zero) in.imm_buf = buf;
+  tile_mir_mem(&in, buf, TILE_MIR_READ, ofs);
+  tile_mir_add(a->m, in);
+  return d;
+}
+
+void attn_vst(Attn *a, int32_t val, int32_t base, int32_t stride, int64_t imm, int32_t buf,
+              int ofs, bool bf16) {
+  TileMirInst in = tile_mir_inst(bf16 ? TILE_MOP_VSTBF : TILE_MOP_VST, val, base, stride, 0,
+                                 (int32_t)imm);
+  if (base == a->zero) in.imm_buf = buf;
+  tile_mir_mem(&in, buf, TILE_MIR_WRITE, ofs);
+  tile_mir_add(a->m, in);
+}
+
+void attn_ldw(Attn *a, int unit, int32_t vreg, int group) {
+  attn_op(a, TILE_MOP_MXU_LDW, 0, vreg, 0, unit, group);
+}
+
+AttnRot attn_rot(Attn *a) {
+  AttnRot r = {.next = 0};
+  for (int i = 0; i < ATTN_ROT; i++) r.reg[i] = attn_vreg(a);
+  return r;
+}
+
+int32_t attn_rot_next(AttnRot *r) {
+  int32_t v = r->reg[r->next];
+  r->next = (r->next + 1) % ATTN_ROT;
+  return v;
+}
+
+/* ---- checking and planning ---- */
+
+static bool check_op(Attn *a, const TileGroup *g) {
+  const TileOp *op = a->op;
+  if (g->nops != 1 || op->kind != TILE_OP_ATTENTION || op->nopnd != 3 || op->nres != 1)
+    return tile_lower_error(a->cx, op, "an attention group must hold exactly one attention op");
+  const TileType *q = &op->opnd[0].v->type, *k = &op->opnd[1].v->type;
+  const TileType *r = &op->res[0]->type;
+  if (q->elem != TILE_ELEM_BF16 && q->elem != TILE_ELEM_F32)
+    return tile_lower_error(a->cx, op, "attention on %s is not supported (f32 and bf16 are)",
+                            tile_elem_name((TileElem)q->elem));
+  for (int i = 0; i < 3; i++)
+    if (tile_lower_splat(op->opnd[i].v, NULL))
+      return tile_lower_error(a->cx, op, "operand %d of attention is a splat constant; "
+                                         "materialize it as a tensor first", i);
+  a->B = q->dims[0];
+  a->Hq = q->dims[1];
+  a->Sq = q->dims[2];
+  a->D = q->dims[3];
+  a->Hkv = k->dims[1];
+  a->Sk = k->dims[2];
+  a->G = a->Hq / a->Hkv;
+  a->esz = q->elem == TILE_ELEM_BF16 ? 2 : 4;
+  a->osz = r->elem == TILE_ELEM_BF16 ? 2 : 4;
+  a->bf16_in = a->esz == 2;
+  a->bf16_out = a->osz == 2;
+  const TileAttr *sa = tile_attr_get(&op->attrs, "scale");
+  a->scale = sa && sa->kind == TILE_ATTR_FLOAT ? sa->f : sa ? (double)sa->i : 1.0;
+  int64_t causal = 0;
+  tile_attr_get_int(&op->attrs, "causal", &causal);
+  a->causal = causal != 0;
+  a->prescale = !(a->scale > 0);
+  a->sc = a->prescale ? 1.0 : a->scale;
+  if (!((float)a->sc > 0) || isinf((float)a->sc))
+    return tile_lower_error(a->cx, op, "scale %g does not fit f32", a->scale);
+
+  const TileTarget *t = a->t;
+  a->lanes = t->vreg_lanes;
+  a->sub = t->vreg_sublanes;
+  a->dim = t->mxu_dim;
+  if (a->dim != a->lanes)
+    return tile_lower_error(a->cx, op, "the attention kernels need the MXU dim (%d) equal to the "
+                                       "vector lanes (%d)", (int)a->dim, (int)a->lanes);
+  if (a->D > a->dim)
+    return tile_lower_error(a->cx, op, "head dim %" PRId64 " is wider than the MXU (%d); split the "
+                                       "heads", a->D, (int)a->dim);
+  if (t->mxu_count < 2)
+    return tile_lower_error(a->cx, op, "attention needs at least 2 MXUs, target '%s' has %d",
+                            t->name, (int)t->mxu_count);
+  a->nkb = (a->Sk + a->dim - 1) / a->dim;
+  a->Skp = a->nkb * a->dim;
+  a->ntq = (a->Sq + a->sub - 1) / a->sub;
+  a->block = a->G * a->Sq <= a->sub;
+  a->nk = t->mxu_count / 2;
+  if (a->nk > 4) a->nk = 4; /* a wider group would not leave the loop body room */
+  return true;
+}
+
+/* The HBM byte offset of element [b, h, 0, 0] of a [B, H, S, D] tensor. */
+static int64_t head_offset(int64_t b, int64_t h, int64_t H, int64_t S, int64_t D, int esz) {
+  return ((b * H + h) * S) * D * esz;
+}
+
+static bool fits_imm(Attn *a, int64_t x, const char *what) {
+  if (x >= 0 && x <= INT32_MAX) return true;
+  return tile_lower_error(a->cx, a->op, "%s (%" PRId64 " bytes) is past the 2 GiB that an "
+                                        "immediate offset reaches", what, x);
+}
+
+static void make_buffers(Attn *a, int npar) {
+  a->npar = npar;
+  for (int p = 0; p < npar; p++) {
+    char name[64];
+    snprintf(name, sizeof name, "attn.q%d", p);
+    a->qbuf[p] = tile_mir_buffer(a->m, name, TILE_SPACE_VMEM, a->qbytes, 1, 512);
+    snprintf(name, sizeof name, "attn.kt%d", p);
+    a->ktbuf[p] = tile_mir_buffer(a->m, name, TILE_SPACE_VMEM, a->ktbytes, 1, 512);
+    snprintf(name, sizeof name, "attn.v%d", p);
+    a->vbuf[p] = tile_mir_buffer(a->m, name, TILE_SPACE_VMEM, a->vbytes, 1, 512);
+    snprintf(name, sizeof name, "attn.o%d", p);
+    a->obuf[p] = tile_mir_buffer(a->m, name, TILE_SPACE_VMEM, a->obytes, 1, 512);
+  }
+}
+
+/* Sizes of one (b, kvh) set and the choice of one or two sets. Returns false (with a
+ * diagnostic) when even one set does not fit VMEM. */
+static bool plan_vmem(Attn *a) {
+  int64_t rows = a->block ? a->sub : a->G * a->ntq * a->sub;
+  a->qbytes = rows * a->lanes * a->esz;
+  a->ktbytes = a->D * a->Skp * a->esz;
+  a->vbytes = a->Skp * a->lanes * a->esz;
+  a->obytes = rows * a->lanes * a->osz;
+  int64_t set = a->qbytes + a->ktbytes + a->vbytes + a->obytes;
+  int64_t kernel = a->block ? attn_block_vmem(a) : attn_rows_vmem(a);
+  /* Leave room for the other groups' buffers and register spills. */
+  int64_t avail = a->t->vmem_bytes - a->t->vmem_bytes / 8;
+  if (kernel + 2 * set <= avail) {
+    make_buffers(a, 2);
+    return true;
+  }
+  if (kernel + set <= avail) {
+    make_buffers(a, 1);
+    return true;
+  }
+  return tile_lower_error(
+      a->cx, a->op,
+      "one K/V head needs %" PRId64 " bytes of VMEM (Q %" PRId64 ", K^T %" PRId64 ", V %" PRId64
+      ", O %" PRId64 ", state %" PRId64 "), more than the %" PRId64 " the target '%s' leaves; "
+      "use fewer query heads per K/V head or shorter sequences",
+      kernel + set, a->qbytes, a->ktbytes, a->vbytes, a->obytes, kernel, avail, a->t->name);
+}
+
+/* ---- the DMA driver ---- */
+
+typedef struct Sites {
+  TileDmaSite q[ATTN_MAX_PAR], kt[ATTN_MAX_PAR], v[ATTN_MAX_PAR], o[ATTN_MAX_PAR];
+} Sites;
+
+/* Q rows of the G heads of (b, kvh): Sq rows of D elements per head, each row to a
+ * `lanes`-wide VMEM row; heads `head_rows` rows apart in VMEM (rows kernel) or packed
+ * back to back (block kernel: all G x Sq rows are consecutive in HBM). */
+static TileDmaShape q_shape(const Attn *a, int elem) {
+  int64_t row = (int64_t)a->lanes * elem;
+  if (a->block)
+    return (TileDmaShape){.count0 = a->D * elem, .count1 = a->G * a->Sq, .count2 = 1,
+                          .src_stride1 = a->D * elem, .dst_stride1 = row};
+  return (TileDmaShape){.count0 = a->D * elem, .count1 = a->Sq, .count2 = a->G,
+                        .src_stride1 = a->D * elem, .src_stride2 = a->Sq * a->D * elem,
+                        .dst_stride1 = row, .dst_stride2 = a->ntq * a->sub * row};
+}
+
+/* O is Q's shape the other way round. */
+static TileDmaShape o_shape(const Attn *a) {
+  TileDmaShape s = q_shape(a, a->osz);
+  TileDmaShape r = s;
+  r.src_stride1 = s.dst_stride1;
+  r.src_stride2 = s.dst_stride2;
+  r.dst_stride1 = s.src_stride1;
+  r.dst_stride2 = s.src_stride2;
+  return r;
+}
+
+static void make_sites(Attn *a, Sites *s) {
+  int e = a->esz;
+  /* K^T: run (key j, dim d) of one element from k[j][d] to kt[d][j]. */
+  TileDmaShape kt = {.count0 = e, .count1 = a->Sk, .count2 = a->D,
+                     .src_stride1 = a->D * e, .src_stride2 = e,
+                     .dst_stride1 = e, .dst_stride2 = a->Skp * e};
+  TileDmaShape v = {.count0 = a->D * e, .count1 = a->Sk, .count2 = 1,
+                    .src_stride1 = a->D * e, .dst_stride1 = (int64_t)a->lanes * e};
+  for (int p = 0; p < a->npar; p++) {
+    s->q[p] = tile_dma_site(a->cx, a->q.buf, 0, a->qbuf[p], 0, q_shape(a, e));
+    s->kt[p] = tile_dma_site(a->cx, a->k.buf, 0, a->ktbuf[p], 0, kt);
+    s->v[p] = tile_dma_site(a->cx, a->v.buf, 0, a->vbuf[p], 0, v);
+    s->o[p] = tile_dma_site(a->cx, a->obuf[p], 0, a->o.buf, 0, o_shape(a));
+  }
+}
+
+/* Starts the loads of K/V head n (= b * Hkv + kvh) into set p. */
+static void issue_loads(Attn *a, Sites *s, int64_t n, int p) {
+  int64_t b = n / a->Hkv, kvh = n % a->Hkv;
+  int32_t qa = attn_li(a, head_offset(b, kvh * a->G, a->Hq, a->Sq, a->D, a->esz), a->q.buf);
+  tile_dma_issue(a->cx, &s->q[p], qa, 0, -1, 0);
+  int64_t ko = head_offset(b, kvh, a->Hkv, a->Sk, a->D, a->esz);
+  int32_t ka = attn_li(a, ko, a->k.buf);
+  tile_dma_issue(a->cx, &s->kt[p], ka, 0, -1, 0);
+  int32_t va = attn_li(a, ko, a->v.buf);
+  tile_dma_issue(a->cx, &s->v[p], va, 0, -1, 0);
+}
+
+static void wait_loads(Attn *a, Sites *s, int p) {
+  tile_dma_wait(a->cx, &s->q[p], 0, 0);
+  tile_dma_wait(a->cx, &s->kt[p], 0, 0);
+  tile_dma_wait(a->cx, &s->v[p], 0, 0);
+}
+
+static void issue_store(Attn *a, Sites *s, int64_t n, int p) {
+  int64_t b = n / a->Hkv, kvh = n % a->Hkv;
+  int32_t oa = attn_li(a, head_offset(b, kvh * a->G, a->Hq, a->Sq, a->D, a->osz), a->o.buf);
+  tile_dma_issue(a->cx, &s->o[p], -1, 0, oa, 0);
+}
+
+/* Zeroes what the DMAs never write but the MXU reads: the lanes of Q rows past D (they
+ * meet the zero weight rows past D, and 0 * NaN would not be 0), the K^T columns and V
+ * rows of the padding keys (masked to p = 0, which must meet finite values). Once per
+ * buffer set: the DMAs only ever write the same valid parts. */
+static void zero_padding(Attn *a) {
+  int32_t st = attn_li(a, (int64_t)a->lanes * a->esz, -1);
+  for (int p = 0; p < a->npar; p++) {
+    if (a->D < a->lanes) {
+      int64_t rows = a->qbytes / ((int64_t)a->lanes * a->esz);
+      for (int64_t r = 0; r < rows; r += a->sub)
+        attn_vst(a, a->v_zero, a->zero, st, r * a->lanes * a->esz, a->qbuf[p], 0, a->bf16_in);
+    }
+    if (a->Skp != a->Sk) {
+      int64_t last = (a->nkb - 1) * a->dim;
+      /* V rows of the last key block: zeros first, the DMA then writes the valid ones. */
+      for (int64_t r = last; r < a->Skp; r += a->sub)
+        attn_vst(a, a->v_zero, a->zero, st, r * a->lanes * a->esz, a->vbuf[p], 0, a->bf16_in);
+      int32_t kst = attn_li(a, a->Skp * a->esz, -1);
+      for (int64_t d = 0; d < a->D; d += a->sub)
+        attn_vst(a, a->v_zero, a->zero, kst, (d * a->Skp + last) * a->esz, a->ktbuf[p], 0,
+                 a->bf16_in);
+    }
+  }
+}
+
+static void make_constants(Attn *a) {
+  a->v_zero = attn_vli(a, 0);
+  a->v_ninf = attn_vli(a, 0xff800000u);
+  a->v_pinf = attn_vli(a, 0x7f800000u);
+  a->v_sc = attn_vlif(a, (float)a->sc);
+  a->v_nsc = attn_vlif(a, -(float)a->sc);
+  a->v_scale = a->prescale ? attn_vlif(a, (float)a->scale) : -1;
+}
+
+bool tile_gen_attention(TileLowerCtx *cx, const TileGroup *g) {
+  Attn a;
+  memset(&a, 0, sizeof a);
+  a.cx = cx;
+  a.m = tile_lower_mir(cx);
+  a.t = tile_lower_target(cx);
+  a.op = g->ops[0];
+  if (!check_op(&a, g)) return false;
+  a.q = tile_lower_tensor(cx, a.op->opnd[0].v);
+  a.k = tile_lower_tensor(cx, a.op->opnd[1].v);
+  a.v = tile_lower_tensor(cx, a.op->opnd[2].v);
+  a.o = tile_lower_tensor(cx, a.op->res[0]);
+  if (!fits_imm(&a, a.q.bytes, "q") || !fits_imm(&a, a.k.bytes, "k") ||
+      !fits_imm(&a, a.o.bytes, "the result"))
+    return false;
+  a.zero = tile_lower_zero(cx);
+  if (!plan_vmem(&a)) return false;
+
+  make_constants(&a);
+  /* Weight rows past D stay zero: the score units only ever load rows below D. */
+  for (int u = 0; u < a.t->mxu_count; u += 2)
+    for (int64_t r = (a.D + a.sub - 1) / a.sub; r < a.dim / a.sub; r++)
+      attn_ldw(&a, u, a.v_zero, (int)r);
+  zero_padding(&a);
+  if (a.block)
+    attn_block_setup(&a);
+  else
+    attn_rows_setup(&a);
+
+  Sites s;
+  make_sites(&a, &s);
+  int64_t n_heads = a.B * a.Hkv;
+  issue_loads(&a, &s, 0, 0);
+  for (int64_t n = 0; n < n_heads; n++) {
+    int p = (int)(n % a.npar);
+    wait_loads(&a, &s, p);
+    /* With two sets the next head's loads run under this head's compute. */
+    if (a.npar == 2 && n + 1 < n_heads) issue_loads(&a, &s, n + 1, 1 - p);
+    /* The staging buffer of set p is free once the store of head n - npar is done. */
+    if (n >= a.npar) tile_dma_wait(cx, &s.o[p], 0, 0);
+    if (a.block)
+      attn_block_emit(&a, p);
+    else
+      attn_rows_emit(&a, p);
+    issue_store(&a, &s, n, p);
+    if (a.npar == 1 && n + 1 < n_heads) issue_loads(&a, &s, n + 1, 0);
+  }
+  for (int64_t n = n_heads - a.npar < 0 ? 0 : n_heads - a.npar; n < n_heads; n++)
+    tile_dma_wait(cx, &s.o[n % a.npar], 0, 0);
+  return true;
+}

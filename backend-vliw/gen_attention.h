@@ -1,0 +1,123 @@
+/* The attention generator's shared state (gen_attention.c, gen_attention_rows.c,
+ * gen_attention_block.c). Generators elsewhere see only include/tile/lower.h.
+ *
+ * One `attention` op, q [B, Hq, Sq, D], k and v [B, Hkv, Sk, D], is lowered per K/V
+ * head (b, kvh): the G = Hq / Hkv query heads that read it are handled together, so K
+ * and V are read from HBM once. For each (b, kvh) the driver (gen_attention.c) brings
+ * into VMEM, by DMA and one (b, kvh) ahead of the compute:
+ *   - Q of the G heads, rows padded to `lanes` elements (the MXU's contraction width);
+ *   - K transposed, K^T [D][Skp] (a strided DMA of one element per run: the DMA costs
+ *     bytes, not runs, so the transpose is free), the S = Q K^T weights;
+ *   - V [Skp][lanes], the P V weights;
+ * with Skp = Sk rounded up to whole key blocks of `dim` keys. Then one of two kernels:
+ *   - rows (gen_attention_rows.c, prefill): key blocks are the MXU weights, loaded once
+ *     per group of key blocks and kept while a pipelined loop streams every 8-row query
+ *     tile of the G heads past them; the running max, sum and accumulator of each tile
+ *     live in VMEM between groups;
+ *   - block (gen_attention_block.c, decode): all G x Sq query rows fit one 8-row tile;
+ *     a pipelined loop over key blocks loads each block's weights and keeps the
+ *     running state in registers.
+ * Both write O rows to a VMEM staging buffer that the driver copies to HBM.
+ *
+ * Online softmax, in f32 (scores scaled by `scale` > 0; a non-positive scale is applied
+ * to the scores first and the kernels then use 1): per row the negated running max
+ * nm = -max(s * scale), the running sum l and the accumulator acc; for a new block of
+ * scores s:  nm' = min(nm, -scale * max(s)),  alpha = e^(nm' - nm),
+ * p = e^(s * scale + nm'),  l' = l * alpha + sum(p),  acc' = acc * alpha + p V, and at
+ * the end o = acc * (1 / l). Masked scores are -inf before the max, so they never raise
+ * it and their p is exactly 0. */
+#ifndef TILE_GEN_ATTENTION_H
+#define TILE_GEN_ATTENTION_H
+
+#include "tile/lower.h"
+
+enum { ATTN_MAX_PAR = 2 }; /* (b, kvh) buffer sets: double buffering */
+
+typedef struct Attn {
+  TileLowerCtx *cx;
+  TileMir *m;
+  const TileTarget *t;
+  const TileOp *op;
+  /* shape */
+  int64_t B, Hq, Hkv, G, Sq, Sk, D;
+  int64_t nkb, Skp;       /* key blocks of `dim` keys; keys padded to whole blocks */
+  int64_t ntq;            /* 8-row query tiles per head (rows path) */
+  int esz, osz;           /* bytes per element of q/k/v and of the result */
+  bool bf16_in, bf16_out;
+  double scale;           /* as written */
+  double sc;              /* the scale folded into exp: scale > 0 ? scale : 1 */
+  bool prescale;          /* scale <= 0: multiply scores by scale before anything else */
+  bool causal;
+  bool block;             /* the block (decode) kernel; else rows */
+  int nk;                 /* key blocks per weight group (rows: two MXUs each) */
+  /* machine */
+  int32_t lanes, sub, dim;
+  int32_t zero;           /* sreg holding 0 */
+  /* placement */
+  TileTensorRef q, k, v, o;
+  int npar;               /* 1 or 2 buffer sets */
+  int32_t qbuf[ATTN_MAX_PAR], ktbuf[ATTN_MAX_PAR], vbuf[ATTN_MAX_PAR], obuf[ATTN_MAX_PAR];
+  int64_t qbytes, ktbytes, vbytes, obytes; /* one set's buffers */
+  /* rows kernel */
+  int32_t state;          /* per query tile: nm, l, alpha, acc (4 vregs of f32) */
+  int32_t bias[2];        /* causal bias tables: [0] inner groups, [1] the last group */
+  int32_t offsets;        /* SMEM: per tile-major index, its Q/O and bias offsets */
+  /* block kernel */
+  int32_t ring;           /* alpha, carried from the softmax to the accumulate */
+  int32_t pos;            /* the query position of each row of the tile (i32) */
+  /* constants made once at the start (vregs) */
+  int32_t v_zero, v_ninf, v_pinf, v_sc, v_nsc, v_scale;
+} Attn;
+
+/* Bytes of one f32 vreg, and of the per-tile state (nm, l, alpha, acc). */
+static inline int64_t attn_vreg_bytes(const Attn *a) { return (int64_t)a->sub * a->lanes * 4; }
+enum { ATTN_ST_NM = 0, ATTN_ST_L = 1, ATTN_ST_ALPHA = 2, ATTN_ST_ACC = 3, ATTN_ST_N = 4 };
+
+/* ---- emitting (gen_attention.c) ---- */
+
+int32_t attn_sreg(Attn *a);
+int32_t attn_vreg(Attn *a);
+/* An op with register/unit fields and imm; no memory. Returns the inst index. */
+int32_t attn_op(Attn *a, int op, int32_t d, int32_t x, int32_t y, int32_t z, int32_t imm);
+/* A fresh register holding the result of a one-result op (d is the result). */
+int32_t attn_v1(Attn *a, int op, int32_t x, int32_t y, int32_t z, int32_t imm);
+int32_t attn_s1(Attn *a, int op, int32_t x, int32_t y, int32_t imm);
+/* li of an immediate, or of a buffer's address plus an offset (buf >= 0). */
+int32_t attn_li(Attn *a, int64_t value, int32_t buf);
+int32_t attn_vli(Attn *a, uint32_t bits);
+int32_t attn_vlif(Attn *a, float f);
+/* Vector load/store of 8 rows at S[base] + imm + s * S[stride] of buffer buf (slot
+ * offset ofs); imm relative to buf when base is the zero register. bf16 picks the
+ * 2-byte forms. A load returns a fresh vreg (or loads into dst >= 0). */
+int32_t attn_vld(Attn *a, int32_t dst, int32_t base, int32_t stride, int64_t imm, int32_t buf,
+                 int ofs, bool bf16);
+void attn_vst(Attn *a, int32_t val, int32_t base, int32_t stride, int64_t imm, int32_t buf,
+              int ofs, bool bf16);
+/* Loads rows 8r.. of the weights of MXU `unit` from vregs: one mxu.ldw per row group. */
+void attn_ldw(Attn *a, int unit, int32_t vreg, int group);
+
+/* Weight rows go vector load -> mxu.ldw through a few registers in turn, so the
+ * scheduler cannot run the loads far ahead of the one MXU slot that drains them and
+ * hold dozens of rows in registers. */
+enum { ATTN_ROT = 4 };
+typedef struct AttnRot {
+  int32_t reg[ATTN_ROT];
+  int next;
+} AttnRot;
+AttnRot attn_rot(Attn *a);
+int32_t attn_rot_next(AttnRot *r);
+
+/* ---- the kernels ---- */
+
+/* VMEM each kernel needs beyond the driver's Q/K^T/V/O sets, and its set-up (tables,
+ * constants) emitted once before the first (b, kvh). */
+int64_t attn_rows_vmem(const Attn *a);
+void attn_rows_setup(Attn *a);
+/* Computes (b, kvh) from the buffers of set `par` into obuf[par]. */
+void attn_rows_emit(Attn *a, int par);
+
+int64_t attn_block_vmem(const Attn *a);
+void attn_block_setup(Attn *a);
+void attn_block_emit(Attn *a, int par);
+
+#endif

@@ -1,0 +1,96 @@
+/* The matmul generator's plan, shared by its analysis (gen_matmul_plan.c) and its
+ * emission (gen_matmul.c, gen_matmul_epi.c).
+ *
+ * The computation C[b] = epilogue(A[b] x B[b]) is cut into blocks the MXUs hold:
+ *
+ *   - The target's units are arranged nk x nn: unit (ki, ni) holds the weight tile of
+ *     K rows ki*dim.. and N columns ni*dim.. of the current block, so one LHS vreg
+ *     (8 rows of M, dim of K) feeds nn units and one result tile (8 x dim) is the sum
+ *     of nk pops. A block is Kb = nk*dim rows of K by Nb = nn*dim columns of N.
+ *   - A chunk is Mb rows of M (one batch) by Ng columns of N. For a chunk, K is walked
+ *     in kp steps of Kb: each step brings an A slab (Mb x Kb) and a B panel (Kb x Ng)
+ *     into VMEM (double-buffered, the next step's DMA overlapping this step's work),
+ *     then for each block column np it loads the weights and runs the pipelined loop
+ *     over the chunk's T = Mb / 8 row tiles, adding into an f32 accumulator in VMEM.
+ *     The last kp step evaluates the fused epilogue on each result tile and writes it
+ *     to a staging buffer that a DMA copies out.
+ *   - Edges: rows of M and columns of N are independent, so a last chunk or block that
+ *     would run past the end starts earlier and overlaps its neighbour (the overlap is
+ *     computed twice and stored twice, with the same values). K is summed, so it is
+ *     padded instead: the last kp step (Kr < Kb rows valid) reads slabs and panels
+ *     from buffers whose padding was zeroed once.
+ *
+ * All sizes are in elements unless named *_bytes. */
+#ifndef TILE_GEN_MATMUL_H
+#define TILE_GEN_MATMUL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tile/lower.h"
+
+enum { MM_MAX_EPI = 64, MM_MAX_ROWS = 8 };
+
+/* Blocks of at most this many row tiles are unrolled: their row loops would have fewer
+ * trips than the modulo schedule has stages. Longer blocks run one pipelined loop. */
+enum { MM_UNROLL_TILES = 16 };
+
+/* How an epilogue value is held per result tile. */
+typedef enum MmKind {
+  MM_TILE,  /* a full [.., M, N] value: one vreg per result tile */
+  MM_ROW,   /* a [N] or [1, N] value broadcast down M: a stride-0 load of the row */
+  MM_SPLAT, /* a splat constant: an immediate */
+} MmKind;
+
+/* A row vector the epilogue reads (a group input of shape [N] or [1, N]). */
+typedef struct MmRow {
+  const TileValue *v;
+  TileTensorRef ref;
+  int32_t vmem;     /* VMEM copy of the row */
+  int esize;        /* bytes per element (2 for bf16, 4 for f32) */
+} MmRow;
+
+typedef struct MmPlan {
+  const TileOp *mm;           /* the matmul or dot_general */
+  TileTensorRef a, b, out;    /* HBM placements */
+  const TileValue *out_value; /* the group's one result */
+  int64_t batch, M, K, N;
+  bool b_batched;             /* B has the batch dims too */
+  int ae, be, oe;             /* element bytes of A, B and the result */
+  bool out_bf16, mm_bf16;     /* result / matmul value stored as bf16 */
+
+  /* machine */
+  int32_t dim, sub, units;    /* mxu_dim, vreg sublanes, units used (nk * nn) */
+  int32_t nk, nn;
+  /* blocking */
+  int64_t Kb, nkp, Kr;        /* K per step, steps, valid K rows of the last step */
+  int64_t Nb;                 /* N per block */
+  int64_t Mb, T, MC, Mv;      /* rows per chunk, row tiles, chunks along M, valid rows */
+  int64_t Ng, NG, nnp, Nv;    /* columns per chunk, chunks along N, blocks, valid cols */
+  int64_t chunks;             /* batch * MC * NG */
+  /* DMA pieces and the VMEM rings that hold them */
+  int64_t ra, Mr;             /* A pieces per slab and rows per piece */
+  int64_t ring_a, ring_b;     /* slots of the A and B rings (each edge ring as many) */
+  int64_t skew;               /* row tiles between a push and the pop of its result */
+
+  /* epilogue: ops after the matmul, in program order */
+  const TileOp *epi[MM_MAX_EPI];
+  int32_t nepi;
+  MmRow rows[MM_MAX_ROWS];
+  int32_t nrows;
+} MmPlan;
+
+/* Checks the group and fills the plan (shapes, units, blocks, epilogue); reports
+ * what it cannot lower through tile_lower_error. */
+bool mm_plan(TileLowerCtx *cx, const TileGroup *g, MmPlan *p);
+
+/* VMEM bytes the plan's buffers take. */
+int64_t mm_plan_vmem(const MmPlan *p);
+
+/* The epilogue on one result tile: acc holds the f32 matmul tile; row_addr[i] is an
+ * sreg with the VMEM address of row i's element for the block's first column and tcol
+ * the tile's column within the block. Returns the vreg with the value to store. */
+int32_t mm_epilogue_emit(TileLowerCtx *cx, const MmPlan *p, int32_t acc,
+                         const int32_t *row_addr, int32_t zero_stride, int64_t tcol);
+
+#endif

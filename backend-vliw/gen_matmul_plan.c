@@ -1,0 +1,400 @@
+/* The matmul generator's analysis: which op is the matmul, its shapes and types, the
+ * fused epilogue it can evaluate per result tile, how the target's MXUs are arranged
+ * and how big the blocks and chunks are (gen_matmul.h describes the plan). Everything
+ * is read from the target; nothing here emits code except mm_epilogue_emit. */
+#include <string.h>
+
+#include "gen_matmul.h"
+#include "tile/ops.h"
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+static int elem_bytes(uint8_t e) { return e == TILE_ELEM_BF16 ? 2 : 4; }
+static bool mxu_elem(uint8_t e) { return e == TILE_ELEM_BF16 || e == TILE_ELEM_F32; }
+
+/* ---- the matmul op: shapes ---- */
+
+static bool ints_are(const TileAttrDict *d, const char *name, int64_t first, int32_t n) {
+  const TileAttr *a = tile_attr_get(d, name);
+  if (!a || a->kind != TILE_ATTR_ARRAY || a->n != n) return false;
+  for (int32_t i = 0; i < n; i++)
+    if (a->elems[i].kind != TILE_ATTR_INT || a->elems[i].i != first + i) return false;
+  return true;
+}
+
+/* Reads [batch.., M, K] x [K, N] or [batch.., K, N] from a matmul, or a dot_general
+ * whose dims say the same (batch dims leading on both sides, contracting the last of
+ * the LHS and the first non-batch dim of the RHS). */
+static bool read_shapes(TileLowerCtx *cx, const TileOp *op, MmPlan *p) {
+  const TileType *ta = &op->opnd[0].v->type, *tb = &op->opnd[1].v->type;
+  int ra = ta->rank, rb = tb->rank;
+  if (ra < 2 || rb < 2)
+    return tile_lower_error(cx, op, "cannot lower %s with an operand of rank below 2",
+                            tile_op_name(op->kind));
+  int nbatch = ra - 2;
+  if (op->kind == TILE_OP_DOT_GENERAL) {
+    if (rb != ra || !ints_are(&op->attrs, "lhs_batch", 0, nbatch) ||
+        !ints_are(&op->attrs, "rhs_batch", 0, nbatch) ||
+        !ints_are(&op->attrs, "lhs_contract", ra - 1, 1) ||
+        !ints_are(&op->attrs, "rhs_contract", nbatch, 1))
+      return tile_lower_error(cx, op,
+                              "cannot lower dot_general that is not in matmul form (leading "
+                              "batch dims, LHS [.., M, K] contracting its last dim with RHS "
+                              "[.., K, N]); transpose the operands first");
+  } else if (rb != 2 && rb != ra) {
+    return tile_lower_error(cx, op, "cannot lower matmul of rank %d by rank %d", ra, rb);
+  }
+  p->b_batched = rb > 2;
+  p->batch = 1;
+  for (int i = 0; i < nbatch; i++) {
+    if (p->b_batched && ta->dims[i] != tb->dims[i])
+      return tile_lower_error(cx, op, "cannot lower %s whose batch dim %d differs (%lld vs %lld)",
+                              tile_op_name(op->kind), i, (long long)ta->dims[i],
+                              (long long)tb->dims[i]);
+    p->batch *= ta->dims[i];
+  }
+  p->M = ta->dims[ra - 2];
+  p->K = ta->dims[ra - 1];
+  p->N = tb->dims[rb - 1];
+  if (tb->dims[rb - 2] != p->K)
+    return tile_lower_error(cx, op, "cannot lower %s: K is %lld on the left, %lld on the right",
+                            tile_op_name(op->kind), (long long)p->K,
+                            (long long)tb->dims[rb - 2]);
+  if (!mxu_elem(ta->elem) || !mxu_elem(tb->elem))
+    return tile_lower_error(cx, op, "cannot lower %s of %s x %s: the MXU takes bf16 or f32 inputs",
+                            tile_op_name(op->kind), tile_elem_name(ta->elem),
+                            tile_elem_name(tb->elem));
+  p->ae = elem_bytes(ta->elem);
+  p->be = elem_bytes(tb->elem);
+  return true;
+}
+
+/* ---- the epilogue ---- */
+
+static bool in_group(const TileGroup *g, const TileValue *v) {
+  for (int32_t i = 0; i < g->nops; i++)
+    if (v->def == g->ops[i]) return true;
+  return false;
+}
+
+/* A row vector: N elements along its last dim, every other dim 1. */
+static bool is_row(const TileValue *v, int64_t N) {
+  const TileType *t = &v->type;
+  if (t->kind != TILE_TY_TENSOR || t->rank < 1 || t->dims[t->rank - 1] != N) return false;
+  return tile_type_numel(t) == N;
+}
+
+static int32_t row_index(MmPlan *p, const TileValue *v) {
+  for (int32_t i = 0; i < p->nrows; i++)
+    if (p->rows[i].v == v) return i;
+  return -1;
+}
+
+/* Checks one operand of an epilogue op; group inputs become rows. */
+static bool epi_operand(TileLowerCtx *cx, const TileGroup *g, MmPlan *p, const TileOp *op,
+                        const TileValue *v) {
+  double s;
+  if (tile_lower_splat(v, &s) || v == p->mm->res[0] || in_group(g, v)) return true;
+  if (!is_row(v, p->N))
+    return tile_lower_error(cx, op,
+                            "cannot lower %s in a matmul epilogue: operand %s must be the "
+                            "matmul's result, a splat or a row vector of %lld elements",
+                            tile_op_name(op->kind), v->name ? v->name : "(unnamed)",
+                            (long long)p->N);
+  if (row_index(p, v) >= 0) return true;
+  if (p->nrows == MM_MAX_ROWS)
+    return tile_lower_error(cx, op, "cannot lower a matmul epilogue reading more than %d rows",
+                            MM_MAX_ROWS);
+  if (!mxu_elem(v->type.elem))
+    return tile_lower_error(cx, op, "cannot lower a matmul epilogue row of %s (bf16 or f32 only)",
+                            tile_elem_name(v->type.elem));
+  MmRow *r = &p->rows[p->nrows++];
+  r->v = v;
+  r->ref = tile_lower_tensor(cx, v);
+  r->esize = elem_bytes(v->type.elem);
+  r->vmem = -1;
+  return true;
+}
+
+static bool plan_epilogue(TileLowerCtx *cx, const TileGroup *g, MmPlan *p) {
+  for (int32_t i = 0; i < g->nops; i++) {
+    const TileOp *op = g->ops[i];
+    if (op == p->mm) continue;
+    if (op->kind == TILE_OP_MATMUL || op->kind == TILE_OP_DOT_GENERAL)
+      return tile_lower_error(cx, op, "cannot lower a fusion group with two matmuls");
+    if (op->kind == TILE_OP_CONSTANT) {
+      double s;
+      if (!tile_lower_splat(op->res[0], &s))
+        return tile_lower_error(cx, op, "cannot lower a non-splat constant in a matmul epilogue");
+      continue;
+    }
+    bool bcast = op->kind == TILE_OP_BROADCAST;
+    if (!bcast && !tile_ew_supported(op))
+      return tile_lower_error(cx, op, "cannot lower %s in a matmul epilogue",
+                              tile_op_name(op->kind));
+    if (bcast) {
+      const TileType *rt = &op->res[0]->type, *ot = &op->opnd[0].v->type;
+      const TileAttr *dims = tile_attr_get(&op->attrs, "dims");
+      double s;
+      bool splat = tile_lower_splat(op->opnd[0].v, &s) || tile_type_numel(ot) == 1;
+      bool last_to_last = dims && dims->kind == TILE_ATTR_ARRAY && ot->rank >= 1 &&
+                          dims->n == ot->rank &&
+                          dims->elems[ot->rank - 1].i == rt->rank - 1;
+      if (!splat && !(is_row(op->opnd[0].v, p->N) && last_to_last))
+        return tile_lower_error(cx, op,
+                                "cannot lower broadcast in a matmul epilogue: only a splat or "
+                                "a row of %lld elements along the last dim",
+                                (long long)p->N);
+    }
+    for (int32_t j = 0; j < op->nopnd; j++)
+      if (!epi_operand(cx, g, p, op, op->opnd[j].v)) return false;
+    for (int32_t j = 0; j < op->nres; j++)
+      if (tile_elem_bits(op->res[j]->type.elem) > 32)
+        return tile_lower_error(cx, op, "cannot lower %s of %s in a matmul epilogue",
+                                tile_op_name(op->kind), tile_elem_name(op->res[j]->type.elem));
+    if (p->nepi == MM_MAX_EPI)
+      return tile_lower_error(cx, op, "cannot lower a matmul epilogue of more than %d ops",
+                              MM_MAX_EPI);
+    p->epi[p->nepi++] = op;
+  }
+  return true;
+}
+
+/* ---- units and blocks ---- */
+
+/* Arranges up to `units` MXUs as nk x nn, using no more K or N tiles than there are,
+ * with the fewest vector loads per row tile (nk LHS loads, nn accumulator loads). */
+static void arrange_units(MmPlan *p, int32_t units) {
+  int64_t kt = ceil_div(p->K, p->dim), nt = ceil_div(p->N, p->dim);
+  for (int32_t u = units; u >= 1; u--) {
+    int32_t best = 0;
+    for (int32_t nk = 1; nk <= u; nk++) {
+      if (u % nk || nk > kt || u / nk > nt) continue;
+      if (!best || nk + u / nk < best + u / best ||
+          (nk + u / nk == best + u / best && nk < best))
+        best = nk;
+    }
+    if (best) {
+      p->nk = best;
+      p->nn = u / best;
+      p->units = u;
+      return;
+    }
+  }
+  p->nk = p->nn = p->units = 1;
+}
+
+/* A pieces per slab: about the size of a B piece (one block of weights), so the first
+ * block waits for little, and whole row tiles of equal size. */
+static void plan_pieces(MmPlan *p) {
+  int64_t bpiece = p->Kb * p->Nb * p->be, tiles = p->Mb / p->sub;
+  p->ra = 1;
+  /* Row pieces only pay where blocks are unrolled (short blocks): a cut in a pipelined
+   * row loop costs more than the wait it saves. */
+  if (p->Mv == p->Mb && tiles <= MM_UNROLL_TILES)
+    for (int64_t r = 2; r <= tiles; r++)
+      if (tiles % r == 0 && p->Mb / r * p->Kb * p->ae >= bpiece / 2) p->ra = r;
+  p->Mr = p->Mb / p->ra;
+  p->ring_a = 2 * p->ra;
+  p->ring_b = p->nnp + 1 > 3 ? p->nnp + 1 : 3;
+}
+
+int64_t mm_plan_vmem(const MmPlan *p) {
+  int64_t edge = p->Kr < p->Kb ? 2 : 1;
+  int64_t a = edge * p->ring_a * p->Mr * p->Kb * p->ae;
+  int64_t b = edge * p->ring_b * p->Kb * p->Nb * p->be;
+  int64_t acc = (p->nkp > 2 ? 2 : p->nkp > 1 ? 1 : 0) * p->Mb * p->nnp * p->Nb * 4;
+  int64_t stage = 2 * p->Mb * p->Nb * p->oe;
+  int64_t rows = 0;
+  for (int32_t i = 0; i < p->nrows; i++)
+    rows += round_up((p->N > p->dim ? p->N : p->dim) * p->rows[i].esize, 64);
+  return a + b + acc + stage + rows;
+}
+
+/* The largest rows-per-chunk (a multiple of the sublanes, at most M rounded up) whose
+ * buffers fit `budget` with Ng columns per chunk; 0 if not even one row tile fits. */
+static int64_t fit_rows(MmPlan *p, int64_t Ng, int64_t budget) {
+  int64_t mp = round_up(p->M, p->sub), lo = 0;
+  p->Ng = Ng;
+  p->nnp = Ng / p->Nb;
+  for (int64_t hi = mp; hi >= p->sub; hi = round_up(hi / 2, p->sub)) {
+    p->Mb = hi;
+    p->Mv = hi;
+    plan_pieces(p);
+    if (mm_plan_vmem(p) <= budget) {
+      lo = hi;
+      break;
+    }
+    if (hi == p->sub) break;
+  }
+  if (!lo) return 0;
+  /* Grow back towards the next power-of-two step in row tiles. */
+  for (int64_t step = lo / 2; step >= p->sub; step = round_up(step / 2, p->sub)) {
+    int64_t cand = lo + step;
+    if (cand <= mp) {
+      p->Mb = p->Mv = cand;
+      plan_pieces(p);
+      if (mm_plan_vmem(p) <= budget) lo = cand;
+    }
+    if (step == p->sub) break;
+  }
+  return lo;
+}
+
+static bool plan_blocks(TileLowerCtx *cx, MmPlan *p) {
+  const TileTarget *t = tile_lower_target(cx);
+  p->Kb = (int64_t)p->nk * p->dim;
+  p->nkp = ceil_div(p->K, p->Kb);
+  p->Kr = p->K - (p->nkp - 1) * p->Kb;
+  p->Nb = (int64_t)p->nn * p->dim;
+  /* Half of VMEM: the rest is for other groups' buffers and register spills. */
+  int64_t budget = t->vmem_bytes / 2;
+  int64_t full = ceil_div(p->N, p->Nb) * p->Nb;
+  int64_t want = round_up(p->M, p->sub) < 64 * p->sub ? round_up(p->M, p->sub) : 64 * p->sub;
+  int64_t mb = 0, ng = full;
+  /* Prefer every column in one chunk (A read once); give columns up until enough rows
+   * fit for the MXU pipeline to run long between weight switches. */
+  for (ng = full;; ng = round_up(ng / 2, p->Nb)) {
+    mb = fit_rows(p, ng, budget);
+    if (mb >= want || ng == p->Nb) break;
+  }
+  if (!mb)
+    return tile_lower_error(cx, p->mm,
+                            "cannot lower %s: even one %lld-row block (%lld bytes) does not "
+                            "fit half of VMEM (%lld bytes) on target %s",
+                            tile_op_name(p->mm->kind), (long long)p->sub,
+                            (long long)mm_plan_vmem(p), (long long)budget, t->name);
+  p->MC = ceil_div(p->M, mb);
+  p->Mb = round_up(ceil_div(p->M, p->MC), p->sub);
+  p->Mv = p->MC == 1 ? p->M : p->Mb;
+  p->T = p->Mb / p->sub;
+  p->NG = ceil_div(p->N, ng);
+  p->Ng = round_up(ceil_div(p->N, p->NG), p->Nb);
+  p->nnp = p->Ng / p->Nb;
+  p->Nv = p->Ng < p->N ? p->Ng : p->N;
+  p->chunks = p->batch * p->MC * p->NG;
+  plan_pieces(p);
+  /* Pops trail pushes by enough row tiles to cover the MXU latency; a step is one push
+   * period inside a block, more when blocks are short and weight loads dominate. */
+  int64_t groups = p->dim / p->sub;
+  int64_t step = (p->T * t->mxu_push_cycles + groups * p->units) / p->T;
+  if (step < t->mxu_push_cycles) step = t->mxu_push_cycles;
+  p->skew = p->T <= MM_UNROLL_TILES ? ceil_div(t->latency[TILE_LAT_MXU_RESULT], step) + 1 : 0;
+  return true;
+}
+
+bool mm_plan(TileLowerCtx *cx, const TileGroup *g, MmPlan *p) {
+  memset(p, 0, sizeof *p);
+  const TileTarget *t = tile_lower_target(cx);
+  for (int32_t i = 0; i < g->nops && !p->mm; i++)
+    if (g->ops[i]->kind == TILE_OP_MATMUL || g->ops[i]->kind == TILE_OP_DOT_GENERAL)
+      p->mm = g->ops[i];
+  if (!p->mm) return tile_lower_error(cx, g->ops[0], "cannot lower a matmul group without a matmul");
+  if (t->mxu_count < 1 || t->mxu_dim != t->vreg_lanes || t->mxu_dim % t->vreg_sublanes)
+    return tile_lower_error(cx, p->mm,
+                            "cannot lower %s on target %s: it needs MXUs whose side (%d) is the "
+                            "vector lane count (%d) and a multiple of the sublanes (%d)",
+                            tile_op_name(p->mm->kind), t->name, t->mxu_dim, t->vreg_lanes,
+                            t->vreg_sublanes);
+  p->dim = t->mxu_dim;
+  p->sub = t->vreg_sublanes;
+  if (!read_shapes(cx, p->mm, p)) return false;
+  if (g->nout != 1)
+    return tile_lower_error(cx, p->mm, "cannot lower a matmul group with %d results (one only)",
+                            g->nout);
+  p->out_value = g->out[0];
+  const TileType *ot = &p->out_value->type, *mt = &p->mm->res[0]->type;
+  if (ot->rank != mt->rank || memcmp(ot->dims, mt->dims, sizeof(int64_t) * (size_t)ot->rank))
+    return tile_lower_error(cx, p->mm,
+                            "cannot lower a matmul group whose result is not the shape of "
+                            "the matmul");
+  if (!mxu_elem(ot->elem))
+    return tile_lower_error(cx, p->mm, "cannot lower a matmul group with a %s result (f32 or bf16)",
+                            tile_elem_name(ot->elem));
+  p->out_bf16 = ot->elem == TILE_ELEM_BF16;
+  p->mm_bf16 = mt->elem == TILE_ELEM_BF16;
+  p->oe = elem_bytes(ot->elem);
+  if (!plan_epilogue(cx, g, p)) return false;
+  p->a = tile_lower_tensor(cx, p->mm->opnd[0].v);
+  p->b = tile_lower_tensor(cx, p->mm->opnd[1].v);
+  p->out = tile_lower_tensor(cx, p->out_value);
+  /* Addresses and strides live in 32-bit scalar registers. */
+  int64_t big = p->a.bytes > p->b.bytes ? p->a.bytes : p->b.bytes;
+  if (p->out.bytes > big) big = p->out.bytes;
+  if (big >= ((int64_t)1 << 31))
+    return tile_lower_error(cx, p->mm, "cannot lower %s of a %lld-byte tensor (2 GiB at most)",
+                            tile_op_name(p->mm->kind), (long long)big);
+  /* Unit numbers share the register fields; 16 units are more than any target has. */
+  arrange_units(p, t->mxu_count < 16 ? t->mxu_count : 16);
+  return plan_blocks(cx, p);
+}
+
+/* ---- the epilogue on one tile ---- */
+
+typedef struct EpiVal {
+  const TileValue *v;
+  int32_t vreg; /* -1: a splat */
+} EpiVal;
+
+static int32_t epi_lookup(const EpiVal *vals, int32_t n, const TileValue *v, bool *found) {
+  for (int32_t i = 0; i < n; i++)
+    if (vals[i].v == v) {
+      *found = true;
+      return vals[i].vreg;
+    }
+  *found = false;
+  return -1;
+}
+
+static int32_t round_bf16(TileMir *m, int32_t v) {
+  int32_t r = tile_mir_vreg(m);
+  tile_mir_add(m, tile_mir_inst(TILE_MOP_VRNDBF, r, v, 0, 0, 0));
+  return r;
+}
+
+int32_t mm_epilogue_emit(TileLowerCtx *cx, const MmPlan *p, int32_t acc,
+                         const int32_t *row_addr, int32_t zero_stride, int64_t tcol) {
+  TileMir *m = tile_lower_mir(cx);
+  EpiVal vals[MM_MAX_EPI + MM_MAX_ROWS + 1];
+  int32_t n = 0;
+  vals[n++] = (EpiVal){p->mm->res[0], p->mm_bf16 && p->nepi ? round_bf16(m, acc) : acc};
+  for (int32_t i = 0; i < p->nepi; i++) {
+    const TileOp *op = p->epi[i];
+    tile_mir_set_source(m, tile_op_name(op->kind), op->loc);
+    int32_t in[8];
+    for (int32_t j = 0; j < op->nopnd && j < 8; j++) {
+      const TileValue *v = op->opnd[j].v;
+      bool found;
+      double s;
+      in[j] = epi_lookup(vals, n, v, &found);
+      if (found || tile_lower_splat(v, &s)) continue;
+      /* A row: one load with sublane stride 0 repeats it down the tile. */
+      int32_t r = row_index((MmPlan *)p, v);
+      int32_t vr = tile_mir_vreg(m);
+      TileMirInst ld = tile_mir_inst(p->rows[r].esize == 2 ? TILE_MOP_VLDBF : TILE_MOP_VLD, vr,
+                                     row_addr[r], zero_stride, 0,
+                                     (int32_t)(tcol * p->rows[r].esize));
+      tile_mir_mem(&ld, p->rows[r].vmem, TILE_MIR_READ, 0);
+      tile_mir_add(m, ld);
+      vals[n++] = (EpiVal){v, vr};
+      in[j] = vr;
+    }
+    int32_t res = op->kind == TILE_OP_BROADCAST ? in[0] : tile_ew_emit(cx, op, in);
+    if (res >= 0 && op->res[0]->type.elem == TILE_ELEM_BF16) res = round_bf16(m, res);
+    vals[n++] = (EpiVal){op->res[0], res};
+  }
+  bool found;
+  int32_t out = epi_lookup(vals, n, p->out_value, &found);
+  if (out < 0) {
+    /* The result is a splat of its own: materialize it. */
+    double s = 0;
+    tile_lower_splat(p->out_value, &s);
+    float f = (float)s;
+    int32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    out = tile_mir_vreg(m);
+    tile_mir_add(m, tile_mir_inst(TILE_MOP_VLI, out, 0, 0, 0, bits));
+  }
+  return out;
+}

@@ -1,0 +1,544 @@
+/* tile_mir_schedule: MIR -> bundles (include/tile/mir.h).
+ *
+ * Walks the structured code: each straight-line stretch is list scheduled
+ * (sched_list.c), each innermost loop flagged TILE_MIR_PIPELINE is modulo scheduled
+ * (sched_modulo.c) into prologue, hardware-loop kernel and epilogue, and every other
+ * loop becomes a hardware `loop` around its list-scheduled body.
+ *
+ * Latencies across boundaries. Between stretches the scheduler carries a boundary
+ * state: for each register, MXU unit (busy, weights, result queue), the transpose
+ * buffer, each buffer's stores and each semaphore's signals, how many cycles after the
+ * boundary the last result in flight lands. The first ops after a boundary may issue no
+ * earlier than that state allows, so results never need to be drained at a boundary.
+ *
+ * A loop body that is not pipelined is entered both from the code before it and from
+ * its own end (the back edge). It is scheduled in a state E that bounds both: E starts
+ * as the state before the loop; the body is scheduled and its end state X is compared
+ * with E; while X exceeds E somewhere, E grows to max(E, X) and the body is scheduled
+ * again (a few rounds). If that does not settle, empty bundles are added at the body's
+ * end until X <= E, which always terminates because X shrinks by one per bundle. The
+ * state after the loop is X. So a value produced late in a body and read early in the
+ * next iteration, a loop entered right after the code before it, and results landing
+ * after a loop exits are all accounted for, and the emulator's strict mode finds no
+ * hazard.
+ *
+ * A pipelined loop is emitted as its flat modulo schedule (prologue, kernel run by
+ * `loop`, epilogue), so its own edges hold everywhere; the state before it bounds the
+ * first iteration's ops and the state after it is computed from the last iteration's.
+ * A loop with fewer trips than stages, or with no schedule below the list-scheduled
+ * body's length, is scheduled as a plain loop instead. */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched_internal.h"
+
+/* A result queue length that is not known statically (a loop whose body pushes and
+ * pops a unit unequally): every pop waits for everything queued. */
+#define FIFO_UNKNOWN ((int64_t)1 << 40)
+
+/* The most bundles one `loop` can cover: its body length is the ISA's wide field. */
+enum { MAX_LOOP_BODY = TILE_WIDE_MAX };
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+  if (!p) {
+    fprintf(stderr, "tilec: out of memory while scheduling\n");
+    abort();
+  }
+  return p;
+}
+
+/* ---- boundary state ---- */
+
+#define S_BUSY(s, u) ((s)->nregs + (u))
+#define S_W(s, u) ((s)->nregs + (s)->nunits + (u))
+#define S_FIFO(s, u) ((s)->nregs + 2 * (s)->nunits + (u))
+#define S_TR(s) ((s)->nregs + 3 * (s)->nunits)
+#define S_STORE(s, b) (S_TR(s) + 1 + (b))
+#define S_SIG(s, q) (S_TR(s) + 1 + (s)->nbufs + (q))
+
+void sched_state_init(SchedState *s, const TileMir *m) {
+  memset(s, 0, sizeof *s);
+  s->nregs = m->nregs;
+  s->nunits = m->target->mxu_count > 0 ? m->target->mxu_count : 1;
+  s->nbufs = m->nbufs;
+  s->nsems = m->nsems;
+  s->len = s->nregs + 3 * s->nunits + 1 + s->nbufs + s->nsems;
+  s->v = xcalloc((size_t)s->len, sizeof(int32_t));
+  s->fifo_n = xcalloc((size_t)s->nunits, sizeof(int64_t));
+}
+
+void sched_state_free(SchedState *s) {
+  free(s->v);
+  free(s->fifo_n);
+  memset(s, 0, sizeof *s);
+}
+
+void sched_state_copy(SchedState *dst, const SchedState *src) {
+  if (dst->len != src->len || !dst->v) {
+    free(dst->v);
+    free(dst->fifo_n);
+    *dst = *src;
+    dst->v = xcalloc((size_t)src->len, sizeof(int32_t));
+    dst->fifo_n = xcalloc((size_t)src->nunits, sizeof(int64_t));
+  }
+  memcpy(dst->v, src->v, (size_t)src->len * sizeof(int32_t));
+  memcpy(dst->fifo_n, src->fifo_n, (size_t)src->nunits * sizeof(int64_t));
+}
+
+void sched_state_advance(SchedState *s, int32_t k) {
+  for (int32_t i = 0; i < s->len; i++) s->v[i] = s->v[i] > k ? s->v[i] - k : 0;
+}
+
+void sched_state_join(SchedState *dst, const SchedState *src) {
+  for (int32_t i = 0; i < dst->len; i++)
+    if (src->v[i] > dst->v[i]) dst->v[i] = src->v[i];
+}
+
+bool sched_state_le(const SchedState *a, const SchedState *b) {
+  for (int32_t i = 0; i < a->len; i++)
+    if (a->v[i] > b->v[i]) return false;
+  return true;
+}
+
+static int32_t clamp32(int64_t x) { return x > INT32_MAX ? INT32_MAX : x < INT32_MIN ? INT32_MIN : (int32_t)x; }
+
+static void raise_to(int32_t *slot, int64_t x) {
+  if (x > *slot) *slot = clamp32(x);
+}
+
+static bool is_store(int op) { return op == TILE_MOP_VST || op == TILE_MOP_VSTBF || op == TILE_MOP_SST; }
+
+void sched_lower_bounds(const SchedCtx *cx, const SchedGraph *g, const SchedState *in,
+                        bool fifo_all, int32_t *lb) {
+  const TileMir *m = cx->m;
+  int64_t *seen = xcalloc((size_t)in->nunits, sizeof(int64_t));
+  for (int32_t v = 0; v < g->n; v++) {
+    const TileMirInst *ins = &g->ins[v];
+    const SchedOpInfo *oi = &cx->info[ins->op];
+    int64_t b = 0;
+    for (int k = 0; k < oi->nuse; k++) {
+      int32_t r = sched_field(ins, oi->use[k]);
+      if (r >= 0 && r < m->nregs && in->v[r] > b) b = in->v[r];
+    }
+    if (oi->def) {
+      int32_t r = sched_field(ins, oi->def);
+      /* land strictly after a write to the same register still in flight */
+      if (r >= 0 && r < m->nregs && in->v[r] - sched_lat(cx, ins->op) + 1 > b)
+        b = in->v[r] - sched_lat(cx, ins->op) + 1;
+    }
+    if (oi->unit) {
+      int32_t u = sched_field(ins, oi->unit);
+      if (u >= 0 && u < in->nunits) {
+        if (ins->op == TILE_MOP_MXU_PUSH) {
+          if (in->v[S_BUSY(in, u)] > b) b = in->v[S_BUSY(in, u)];
+          if (in->v[S_W(in, u)] > b) b = in->v[S_W(in, u)];
+        } else if (ins->op == TILE_MOP_MXU_POP || ins->op == TILE_MOP_MXU_POPACC) {
+          if ((fifo_all || seen[u] < in->fifo_n[u]) && in->v[S_FIFO(in, u)] > b) b = in->v[S_FIFO(in, u)];
+          seen[u]++;
+        }
+      }
+    }
+    if (ins->op == TILE_MOP_XTRPOP && in->v[S_TR(in)] > b) b = in->v[S_TR(in)];
+    if (ins->op == TILE_MOP_XTRPUSH && in->v[S_TR(in)] - sched_lat(cx, ins->op) + 1 > b)
+      b = in->v[S_TR(in)] - sched_lat(cx, ins->op) + 1;
+    for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
+      const TileMirMem *mm = &ins->mem[k];
+      if (mm->buf >= 0 && mm->buf < in->nbufs && (mm->access & TILE_MIR_READ) &&
+          in->v[S_STORE(in, mm->buf)] > b)
+        b = in->v[S_STORE(in, mm->buf)];
+    }
+    if (ins->op == TILE_MOP_WAIT && ins->c >= 0 && ins->c < in->nsems && in->v[S_SIG(in, ins->c)] > b)
+      b = in->v[S_SIG(in, ins->c)];
+    lb[v] = clamp32(b);
+  }
+  free(seen);
+}
+
+void sched_state_after(const SchedCtx *cx, const SchedGraph *g, const int32_t *t, int32_t len,
+                       const SchedState *in, SchedState *out) {
+  const TileMir *m = cx->m;
+  const TileTarget *tg = cx->t;
+  sched_state_copy(out, in);
+  sched_state_advance(out, len);
+  int64_t *delta = xcalloc((size_t)out->nunits, sizeof(int64_t));
+  for (int32_t v = 0; v < g->n; v++) {
+    if (t[v] < 0) continue;
+    const TileMirInst *ins = &g->ins[v];
+    const SchedOpInfo *oi = &cx->info[ins->op];
+    int64_t at = (int64_t)t[v] - len, lat = sched_lat(cx, ins->op);
+    if (oi->def) {
+      int32_t r = sched_field(ins, oi->def);
+      if (r >= 0 && r < m->nregs) raise_to(&out->v[r], at + lat);
+    }
+    if (oi->unit) {
+      int32_t u = sched_field(ins, oi->unit);
+      if (u >= 0 && u < out->nunits) {
+        if (ins->op == TILE_MOP_MXU_PUSH) {
+          raise_to(&out->v[S_BUSY(out, u)], at + tg->mxu_push_cycles);
+          raise_to(&out->v[S_FIFO(out, u)], at + tg->latency[TILE_LAT_MXU_RESULT]);
+          delta[u]++;
+        } else if (ins->op == TILE_MOP_MXU_LDW) {
+          raise_to(&out->v[S_W(out, u)], at + lat);
+        } else {
+          delta[u]--;
+        }
+      }
+    }
+    if (ins->op == TILE_MOP_XTRPUSH) raise_to(&out->v[S_TR(out)], at + lat);
+    if (is_store(ins->op))
+      for (int k = 0; k < TILE_MIR_MAX_MEM; k++)
+        if (ins->mem[k].buf >= 0 && ins->mem[k].buf < out->nbufs && (ins->mem[k].access & TILE_MIR_WRITE))
+          raise_to(&out->v[S_STORE(out, ins->mem[k].buf)], at + lat);
+    if (ins->op == TILE_MOP_SIGNAL && ins->c >= 0 && ins->c < out->nsems)
+      raise_to(&out->v[S_SIG(out, ins->c)], at + lat);
+  }
+  for (int32_t u = 0; u < out->nunits; u++) {
+    if (out->fifo_n[u] >= FIFO_UNKNOWN / 2) continue;
+    out->fifo_n[u] += delta[u];
+    if (out->fifo_n[u] <= 0) out->v[S_FIFO(out, u)] = 0; /* nothing left queued */
+  }
+  free(delta);
+}
+
+/* ---- checks the scheduler relies on ---- */
+
+typedef struct Sched {
+  SchedCtx cx;
+  TileMirCode *code;
+  int32_t *match; /* LOOP_BEGIN index -> its LOOP_END */
+} Sched;
+
+static const char *op_name(int op) {
+  if (op == TILE_MIR_LOOP_BEGIN) return "loop";
+  if (op == TILE_MIR_LOOP_END) return "end of loop";
+  return op >= 0 && op < TILE_MOP_COUNT ? tile_mop_info[op].mnemonic : "?";
+}
+
+static bool fail(Sched *s, const TileMirInst *in, int32_t at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static bool fail(Sched *s, const TileMirInst *in, int32_t at, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (s->cx.d)
+    tile_error(s->cx.d, in->src_loc, "cannot schedule machine code: inst %d (%s): %s", (int)at,
+               op_name(in->op), msg);
+  return false;
+}
+
+static bool check_mir(Sched *s) {
+  const TileMir *m = s->cx.m;
+  const TileTarget *t = s->cx.t;
+  int32_t stack[5], depth = 0;
+  for (int32_t i = 0; i < m->ninsts; i++) {
+    const TileMirInst *in = &m->insts[i];
+    if (in->op == TILE_MIR_LOOP_BEGIN) {
+      if (in->imm < 1) return fail(s, in, i, "loop trip count %d is below 1", (int)in->imm);
+      if (depth == 4) return fail(s, in, i, "loops nest deeper than 4 (the machine's limit)");
+      stack[depth++] = i;
+      continue;
+    }
+    if (in->op == TILE_MIR_LOOP_END) {
+      if (depth == 0) return fail(s, in, i, "end of loop without a loop to close");
+      s->match[stack[--depth]] = i;
+      continue;
+    }
+    if (in->op >= TILE_MOP_COUNT)
+      return fail(s, in, i, "unknown op number %d", (int)in->op);
+    if (in->op == TILE_MOP_JMP || in->op == TILE_MOP_BNZ || in->op == TILE_MOP_BZ ||
+        in->op == TILE_MOP_LOOP || in->op == TILE_MOP_HALT)
+      return fail(s, in, i, "%s is control flow, which MIR expresses only as counted loops",
+                  op_name(in->op));
+    const SchedOpInfo *oi = &s->cx.info[in->op];
+    char regs[4] = {oi->def, 0, 0, 0};
+    for (int k = 0; k < oi->nuse; k++) regs[1 + k] = oi->use[k];
+    for (int k = 0; k < 4; k++) {
+      if (!regs[k]) continue;
+      int32_t r = sched_field(in, regs[k]);
+      if (r < 0 || r >= m->nregs)
+        return fail(s, in, i, "names virtual register %d, but only %d exist", (int)r, (int)m->nregs);
+    }
+    if (oi->unit) {
+      int32_t u = sched_field(in, oi->unit);
+      if (u < 0 || u >= t->mxu_count)
+        return fail(s, in, i, "names MXU unit %d, but target %s has %d", (int)u, t->name, (int)t->mxu_count);
+    }
+    if (oi->sem) {
+      int32_t q = sched_field(in, oi->sem);
+      if (q < 0 || q >= m->nsems)
+        return fail(s, in, i, "names semaphore %d, but only %d exist", (int)q, (int)m->nsems);
+    }
+    for (int k = 0; k < TILE_MIR_MAX_MEM; k++)
+      if (in->mem[k].buf >= m->nbufs || (in->mem[k].buf < -1))
+        return fail(s, in, i, "names buffer %d, but only %d exist", (int)in->mem[k].buf, (int)m->nbufs);
+  }
+  if (depth > 0) return fail(s, &m->insts[stack[depth - 1]], stack[depth - 1], "loop is never closed");
+  return true;
+}
+
+/* ---- the walk ---- */
+
+static bool region(Sched *s, int32_t lo, int32_t hi, SchedState *st, bool *tail_free);
+
+/* Pushes minus pops per MXU unit of insts [lo, hi), loops counted with their trips. */
+static void fifo_delta(Sched *s, int32_t lo, int32_t hi, int64_t *delta) {
+  const TileMir *m = s->cx.m;
+  for (int32_t i = lo; i < hi; i++) {
+    const TileMirInst *in = &m->insts[i];
+    if (in->op == TILE_MIR_LOOP_BEGIN) {
+      int32_t e = s->match[i];
+      int64_t *inner = xcalloc((size_t)(s->cx.t->mxu_count + 1), sizeof(int64_t));
+      fifo_delta(s, i + 1, e, inner);
+      for (int32_t u = 0; u < s->cx.t->mxu_count; u++) delta[u] += inner[u] * in->imm;
+      free(inner);
+      i = e;
+      continue;
+    }
+    if (in->op == TILE_MOP_MXU_PUSH) delta[in->c]++;
+    if (in->op == TILE_MOP_MXU_POP || in->op == TILE_MOP_MXU_POPACC) delta[in->c]--;
+  }
+}
+
+/* Pops of results never pushed are a generator bug the machine would fault on. */
+static bool check_pops(Sched *s, int32_t lo, int32_t n, const SchedState *st) {
+  const TileMir *m = s->cx.m;
+  int64_t *q = xcalloc((size_t)st->nunits, sizeof(int64_t));
+  memcpy(q, st->fifo_n, (size_t)st->nunits * sizeof(int64_t));
+  bool ok = true;
+  for (int32_t i = lo; i < lo + n && ok; i++) {
+    const TileMirInst *in = &m->insts[i];
+    if (in->op == TILE_MOP_MXU_PUSH) q[in->c]++;
+    if ((in->op == TILE_MOP_MXU_POP || in->op == TILE_MOP_MXU_POPACC) && --q[in->c] < 0)
+      ok = fail(s, in, i, "pops MXU unit %d, whose result queue is empty there (more pops than pushes)",
+                (int)in->c);
+  }
+  free(q);
+  return ok;
+}
+
+static void note_loop(TileMirCode *c, int32_t first, int32_t last, int32_t ii, int32_t stages,
+                      int32_t res_mii, int32_t rec_mii) {
+  struct TileMirLoopInfo *l = realloc(c->loops, (size_t)(c->nloops + 1) * sizeof *l);
+  if (!l) {
+    fprintf(stderr, "tilec: out of memory while scheduling\n");
+    abort();
+  }
+  c->loops = l;
+  c->loops[c->nloops++] = (struct TileMirLoopInfo){first, last, ii, stages, res_mii, rec_mii};
+}
+
+static void place(Sched *s, int32_t base, const SchedGraph *g, const int32_t *t) {
+  for (int32_t v = 0; v < g->n; v++) {
+    if (g->ins[v].op == TILE_MOP_NOP) continue;
+    if (!sched_code_put(&s->cx, s->code, base + t[v], &g->ins[v])) {
+      fprintf(stderr, "tilec: internal error: list schedule overfills bundle %d\n", (int)(base + t[v]));
+      abort();
+    }
+  }
+}
+
+static bool stretch(Sched *s, int32_t lo, int32_t n, SchedState *st) {
+  if (!check_pops(s, lo, n, st)) return false;
+  SchedGraph g;
+  sched_graph_build(&s->cx, lo, n, false, NULL, &g);
+  int32_t *lb = xcalloc((size_t)n, sizeof(int32_t)), *t = xcalloc((size_t)n, sizeof(int32_t));
+  sched_lower_bounds(&s->cx, &g, st, false, lb);
+  int32_t len = sched_list(&s->cx, &g, lb, t);
+  int32_t base = sched_code_append(s->code, len);
+  place(s, base, &g, t);
+  SchedState out = {0};
+  sched_state_after(&s->cx, &g, t, len, st, &out);
+  sched_state_copy(st, &out);
+  sched_state_free(&out);
+  free(lb);
+  free(t);
+  sched_graph_free(&g);
+  return true;
+}
+
+/* The bundle that holds a loop's `loop` op: the last one of the code before it when
+ * that is free, else a new empty bundle (one cycle, so the state advances). */
+static int32_t loop_op_bundle(Sched *s, SchedState *st, bool tail_free, bool *added) {
+  *added = !tail_free;
+  if (tail_free) return s->code->nbundles - 1;
+  sched_state_advance(st, 1);
+  return sched_code_append(s->code, 1);
+}
+
+/* Tries to software-pipeline the loop at inst b. Returns 1 when done, 0 when the loop
+ * should be scheduled plainly instead. */
+static int pipelined(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
+  const TileMir *m = s->cx.m;
+  const TileMirInst *lb_in = &m->insts[b];
+  int32_t lo = b + 1, n = s->match[b] - lo, trips = lb_in->imm;
+  for (int32_t u = 0; u < st->nunits; u++)
+    if (st->fifo_n[u] >= FIFO_UNKNOWN / 2) return 0;
+  SchedGraph g;
+  sched_graph_build(&s->cx, lo, n, true, st->fifo_n, &g);
+  int32_t *lb = xcalloc((size_t)n, sizeof(int32_t)), *t = xcalloc((size_t)n, sizeof(int32_t));
+  sched_lower_bounds(&s->cx, &g, st, false, lb);
+  int32_t len = sched_list(&s->cx, &g, lb, t);
+  SchedModulo ms;
+  /* an II of the list-scheduled body's length gains nothing over the plain loop */
+  bool ok = sched_modulo(&s->cx, &g, lb, len + 1, &ms) && trips >= ms.stages &&
+            ms.ii <= MAX_LOOP_BODY;
+  int done = 0;
+  if (ok) {
+    int32_t loop_bundle = -1;
+    bool added = false;
+    if (ms.stages == 1) loop_bundle = loop_op_bundle(s, st, *tail_free, &added);
+    int32_t kernel = sched_modulo_emit(&s->cx, s->code, &g, &ms, trips, loop_bundle);
+    int32_t tail = s->code->nbundles - (kernel + ms.ii);
+    SchedState pre = {0}, out = {0};
+    sched_state_copy(&pre, st);
+    sched_state_advance(&pre, clamp32((int64_t)(trips - 1) * ms.ii));
+    sched_state_after(&s->cx, &g, ms.t, ms.ii + tail, &pre, &out);
+    sched_state_copy(st, &out);
+    sched_state_free(&pre);
+    sched_state_free(&out);
+    note_loop(s->code, kernel, kernel + ms.ii - 1, ms.ii, ms.stages, ms.res_mii, ms.rec_mii);
+    *tail_free = tail > 0;
+    done = 1;
+  }
+  free(ms.t);
+  free(lb);
+  free(t);
+  sched_graph_free(&g);
+  return done;
+}
+
+static bool plain_loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
+  const TileMir *m = s->cx.m;
+  TileMirCode *c = s->code;
+  int32_t lo = b + 1, hi = s->match[b], trips = m->insts[b].imm;
+  int32_t start = c->nbundles, nl0;
+  bool added;
+  SchedState pre = {0}, e = {0}, x = {0};
+  sched_state_copy(&pre, st);
+  int32_t p = loop_op_bundle(s, &pre, *tail_free, &added);
+  int32_t body = c->nbundles;
+  int64_t *delta = xcalloc((size_t)pre.nunits, sizeof(int64_t));
+  fifo_delta(s, lo, hi, delta);
+  sched_state_copy(&e, &pre);
+  for (int32_t u = 0; u < e.nunits; u++)
+    if (delta[u] != 0) e.fifo_n[u] = FIFO_UNKNOWN; /* the queue differs per iteration */
+  nl0 = c->nloops;
+  bool settled = false, ok = true;
+  for (int round = 0; round < 4 && ok && !settled; round++) {
+    c->nbundles = body;
+    c->nloops = nl0;
+    sched_state_copy(&x, &e);
+    bool tf = false;
+    ok = region(s, lo, hi, &x, &tf);
+    if (ok && !(settled = sched_state_le(&x, &e))) sched_state_join(&e, &x);
+  }
+  if (ok && !settled) {
+    /* pad the body's end until nothing in flight at the back edge exceeds E */
+    while (!sched_state_le(&x, &e)) {
+      sched_code_append(c, 1);
+      sched_state_advance(&x, 1);
+    }
+  }
+  if (ok) {
+    int32_t count = c->nbundles - body;
+    if (count > MAX_LOOP_BODY) {
+      ok = fail(s, &m->insts[b], b,
+                "the loop body takes %d bundles, but `loop` covers at most %d; split the loop in "
+                "the generator",
+                (int)count, MAX_LOOP_BODY);
+    } else if (count == 0) {
+      if (added) c->nbundles = start; /* an empty loop does nothing */
+    } else {
+      TileMirInst lp = tile_mir_inst(TILE_MOP_LOOP, 0, 0, 0, count, trips);
+      lp.src_name = m->insts[b].src_name;
+      lp.src_loc = m->insts[b].src_loc;
+      c->b[p].slot[tile_slot_first(TILE_SLOT_BRANCH)] = lp;
+      for (int32_t u = 0; u < x.nunits; u++) {
+        x.fifo_n[u] = pre.fifo_n[u] >= FIFO_UNKNOWN / 2 ? FIFO_UNKNOWN : pre.fifo_n[u] + delta[u] * trips;
+        if (x.fifo_n[u] < 0)
+          ok = fail(s, &m->insts[b], b, "the loop pops %lld more results from MXU unit %d than were pushed",
+                    (long long)-x.fifo_n[u], (int)u);
+        if (x.fifo_n[u] == 0) x.v[S_FIFO(&x, u)] = 0;
+      }
+      sched_state_copy(st, &x);
+      note_loop(c, body, c->nbundles - 1, count, 1, 0, 0);
+      *tail_free = false;
+    }
+  }
+  free(delta);
+  sched_state_free(&pre);
+  sched_state_free(&e);
+  sched_state_free(&x);
+  return ok;
+}
+
+static bool loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
+  const TileMir *m = s->cx.m;
+  const TileMirInst *in = &m->insts[b];
+  int32_t lo = b + 1, hi = s->match[b];
+  if (in->imm == 1) return region(s, lo, hi, st, tail_free); /* straight-line code */
+  bool innermost = true;
+  for (int32_t i = lo; i < hi; i++) innermost &= m->insts[i].op != TILE_MIR_LOOP_BEGIN;
+  if ((in->a & TILE_MIR_PIPELINE) && innermost && hi > lo) {
+    int64_t *delta = xcalloc((size_t)st->nunits, sizeof(int64_t));
+    fifo_delta(s, lo, hi, delta);
+    bool balanced = true;
+    for (int32_t u = 0; u < st->nunits; u++) balanced &= delta[u] == 0;
+    free(delta);
+    if (balanced && pipelined(s, b, st, tail_free)) return true;
+  }
+  return plain_loop(s, b, st, tail_free);
+}
+
+static bool region(Sched *s, int32_t lo, int32_t hi, SchedState *st, bool *tail_free) {
+  const TileMir *m = s->cx.m;
+  int32_t i = lo;
+  while (i < hi) {
+    if (m->insts[i].op == TILE_MIR_LOOP_BEGIN) {
+      if (!loop(s, i, st, tail_free)) return false;
+      i = s->match[i] + 1;
+      continue;
+    }
+    int32_t k = i;
+    while (k < hi && m->insts[k].op != TILE_MIR_LOOP_BEGIN) k++;
+    if (!stretch(s, i, k - i, st)) return false;
+    *tail_free = true;
+    i = k;
+  }
+  return true;
+}
+
+bool tile_mir_schedule(const TileMir *m, TileMirCode *out, TileDiag *d) {
+  memset(out, 0, sizeof *out);
+  if (!m || !m->target) {
+    if (d) tile_error(d, (TileLoc){0}, "cannot schedule machine code without a target");
+    return false;
+  }
+  Sched s;
+  memset(&s, 0, sizeof s);
+  sched_ctx_init(&s.cx, m, d);
+  s.code = out;
+  s.match = xcalloc((size_t)m->ninsts + 1, sizeof(int32_t));
+  bool ok = check_mir(&s);
+  SchedState st = {0};
+  if (ok) {
+    sched_state_init(&st, m);
+    bool tail_free = false;
+    ok = region(&s, 0, m->ninsts, &st, &tail_free);
+    if (ok) {
+      int32_t last = tail_free ? out->nbundles - 1 : sched_code_append(out, 1);
+      out->b[last].slot[tile_slot_first(TILE_SLOT_BRANCH)] = tile_mir_inst(TILE_MOP_HALT, 0, 0, 0, 0, 0);
+    }
+    sched_state_free(&st);
+  }
+  free(s.match);
+  if (!ok) tile_mir_code_free(out);
+  return ok;
+}

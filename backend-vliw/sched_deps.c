@@ -1,0 +1,425 @@
+/* Dependence graphs for the schedulers: the edges every rule of include/tile/mir.h asks
+ * for, between the insts of a straight-line stretch or of one loop body.
+ *
+ * The graph is built by walking the code and keeping, per resource (a register, a slot
+ * of a buffer, an MXU unit's weights, pushes and result queue, the transpose buffer, a
+ * semaphore), the last access that later ones must follow: the last writer and the
+ * readers since it. Each new access gets edges from those only, so the graph has
+ * O(accesses) edges and every ordering the rules imply follows by transitivity.
+ *
+ * A loop body is walked for D + 1 iterations (D large enough for every loop-carried
+ * distance: one iteration for registers, nslots for multi-buffered slots, the queue
+ * depth for MXU results) and only the edges into the last iteration are kept, with
+ * their distance in iterations. Because MIR registers are not renamed, a register
+ * redefined every iteration gets the anti-dependence of each read on the next
+ * redefinition (distance 1 when that is in the next iteration): the modulo scheduler
+ * then cannot let iteration i+1 overwrite a value iteration i still has to read. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched_internal.h"
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+  if (!p) {
+    fprintf(stderr, "tilec: out of memory while scheduling\n");
+    abort();
+  }
+  return p;
+}
+
+void sched_ctx_init(SchedCtx *cx, const TileMir *m, TileDiag *d) {
+  memset(cx, 0, sizeof *cx);
+  cx->m = m;
+  cx->t = m->target;
+  cx->d = d;
+  for (int op = 0; op < TILE_MOP_COUNT; op++) {
+    SchedOpInfo *in = &cx->info[op];
+    in->slot = (uint8_t)tile_mop_info[op].slot;
+    in->lat = (uint8_t)tile_mop_info[op].latency;
+    TileOperand o[TILE_MAX_OPERANDS];
+    int n = tile_mop_operands(op, o);
+    for (int k = 0; k < n; k++) {
+      switch (o[k].kind) {
+      case 'S':
+      case 'V': in->def = o[k].field; break;
+      case 's':
+      case 'v': in->use[in->nuse++] = o[k].field; break;
+      case 'm': in->unit = o[k].field; break;
+      case 'q': in->sem = o[k].field; break;
+      default: break;
+      }
+    }
+  }
+}
+
+int32_t sched_lat(const SchedCtx *cx, int op) {
+  if (op < 0 || op >= TILE_MOP_COUNT) return 1;
+  return cx->t->latency[cx->info[op].lat];
+}
+
+int32_t sched_field(const TileMirInst *in, char f) {
+  switch (f) {
+  case 'd': return in->d;
+  case 'a': return in->a;
+  case 'b': return in->b;
+  case 'c': return in->c;
+  default: return in->imm;
+  }
+}
+
+/* ---- edges ---- */
+
+static void add_edge(SchedGraph *g, int32_t from, int32_t to, int32_t lat, int32_t dist) {
+  if (g->nedges == g->cap) {
+    g->cap = g->cap ? g->cap * 2 : 64;
+    g->e = realloc(g->e, (size_t)g->cap * sizeof *g->e);
+    if (!g->e) {
+      fprintf(stderr, "tilec: out of memory while scheduling\n");
+      abort();
+    }
+  }
+  g->e[g->nedges++] = (SchedEdge){from, to, lat, dist};
+}
+
+static void index_edges(SchedGraph *g) {
+  int32_t n = g->n;
+  g->succ_off = xcalloc((size_t)n + 1, sizeof(int32_t));
+  g->pred_off = xcalloc((size_t)n + 1, sizeof(int32_t));
+  g->succ = xcalloc((size_t)g->nedges, sizeof(int32_t));
+  g->pred = xcalloc((size_t)g->nedges, sizeof(int32_t));
+  for (int32_t i = 0; i < g->nedges; i++) {
+    g->succ_off[g->e[i].from + 1]++;
+    g->pred_off[g->e[i].to + 1]++;
+  }
+  for (int32_t v = 0; v < n; v++) {
+    g->succ_off[v + 1] += g->succ_off[v];
+    g->pred_off[v + 1] += g->pred_off[v];
+  }
+  int32_t *fs = xcalloc((size_t)n + 1, sizeof(int32_t)), *fp = xcalloc((size_t)n + 1, sizeof(int32_t));
+  for (int32_t i = 0; i < g->nedges; i++) {
+    g->succ[g->succ_off[g->e[i].from] + fs[g->e[i].from]++] = i;
+    g->pred[g->pred_off[g->e[i].to] + fp[g->e[i].to]++] = i;
+  }
+  free(fs);
+  free(fp);
+}
+
+void sched_graph_free(SchedGraph *g) {
+  free(g->e);
+  free(g->succ_off);
+  free(g->succ);
+  free(g->pred_off);
+  free(g->pred);
+  memset(g, 0, sizeof *g);
+}
+
+/* ---- the walk ---- */
+
+typedef struct Ref {
+  int32_t node, iter; /* node -1: none */
+} Ref;
+
+static const Ref NONE = {-1, 0};
+
+/* Readers since the last write of a chain: a list threaded through a pool. */
+typedef struct Reader {
+  Ref r;
+  int32_t next;
+} Reader;
+
+typedef struct Chain {
+  Ref write;      /* last writer */
+  Ref store;      /* last vst/sst writer (its bytes may still be landing) */
+  int32_t readers; /* head in the pool, -1 none */
+} Chain;
+
+typedef struct Walk {
+  const SchedCtx *cx;
+  SchedGraph *g;
+  int32_t last_iter;  /* edges are kept only into this iteration */
+  Reader *pool;
+  int32_t npool, cap_pool;
+  Chain *reg;         /* per register, plus one for the transpose buffer */
+  Chain *mem;         /* per buffer slot */
+  int32_t *mem_base;  /* first chain of each buffer */
+  /* per MXU unit */
+  Ref *push, *ldw, *pop;
+  Ref **fifo;         /* queue of pushes per unit (node -1: queued before the code) */
+  int32_t *fifo_head, *fifo_len, *fifo_cap;
+  Ref *sem;           /* last op per semaphore */
+  Ref dma;            /* last DMA-slot op */
+} Walk;
+
+static void edge(Walk *w, Ref from, Ref to, int32_t lat) {
+  if (from.node < 0 || to.iter != w->last_iter) return;
+  if (from.iter == to.iter && from.node == to.node) return;
+  add_edge(w->g, from.node, to.node, lat, to.iter - from.iter);
+}
+
+static void add_reader(Walk *w, Chain *c, Ref r) {
+  if (w->npool == w->cap_pool) {
+    w->cap_pool = w->cap_pool ? w->cap_pool * 2 : 256;
+    w->pool = realloc(w->pool, (size_t)w->cap_pool * sizeof *w->pool);
+    if (!w->pool) {
+      fprintf(stderr, "tilec: out of memory while scheduling\n");
+      abort();
+    }
+  }
+  w->pool[w->npool] = (Reader){r, c->readers};
+  c->readers = w->npool++;
+}
+
+static bool is_store(int op) {
+  return op == TILE_MOP_VST || op == TILE_MOP_VSTBF || op == TILE_MOP_SST;
+}
+
+/* The memory rule of mir.h for an access by node a, then one by node b, on one slot:
+ * a_writes/b_writes say how each touches it. */
+static int32_t mem_lat(const Walk *w, Ref a, bool a_writes, Ref b, bool b_writes) {
+  const TileMirInst *ia = &w->g->ins[a.node], *ib = &w->g->ins[b.node];
+  if (ia->op == TILE_MOP_DMA && ib->op == TILE_MOP_WAIT) return ia->est_cycles > 1 ? ia->est_cycles : 1;
+  if (ia->op == TILE_MOP_WAIT) return 1;
+  /* read -> write: a later bundle. In one bundle the emulator applies slot words in
+   * order, so an sst (scalar word) would already be pending when a dma (a later word)
+   * reads its descriptor, which strict mode reports as a store in flight. */
+  if (!a_writes && b_writes) return 1;
+  if (is_store(ia->op) && !b_writes) return sched_lat(w->cx, ia->op);
+  return 1;
+}
+
+static void mem_access(Walk *w, Ref r, int32_t chain, bool writes) {
+  Chain *c = &w->mem[chain];
+  /* A sem.wait names its DMA's buffers as writes. On a buffer the DMA only read (its
+   * source) the wait orders later writes (they must not overwrite bytes the DMA has yet
+   * to read) but not later reads, so it joins the readers: a DMA per iteration from one
+   * source can then run iterations ahead of its wait. A buffer several DMAs wrote sees
+   * their waits one after another, each a writer, so a later read follows them all. */
+  if (writes && w->g->ins[r.node].op == TILE_MOP_WAIT &&
+      !(c->write.node >= 0 && (w->g->ins[c->write.node].op == TILE_MOP_DMA ||
+                               w->g->ins[c->write.node].op == TILE_MOP_WAIT)))
+    writes = false; /* (after a wait that stayed a writer, a DMA wrote this buffer: the
+                     * next wait is for another of its DMAs, and stays a writer too) */
+  if (c->write.node >= 0) edge(w, c->write, r, mem_lat(w, c->write, true, r, writes));
+  if (!writes) {
+    /* a store before the last writer may still be landing */
+    if (c->store.node >= 0 && (c->store.node != c->write.node || c->store.iter != c->write.iter))
+      edge(w, c->store, r, mem_lat(w, c->store, true, r, false));
+    add_reader(w, c, r);
+    return;
+  }
+  for (int32_t i = c->readers; i >= 0; i = w->pool[i].next)
+    edge(w, w->pool[i].r, r, mem_lat(w, w->pool[i].r, false, r, true));
+  c->readers = -1;
+  c->write = r;
+  if (is_store(w->g->ins[r.node].op)) c->store = r;
+}
+
+static void reg_read(Walk *w, Ref r, int32_t reg) {
+  Chain *c = &w->reg[reg];
+  if (c->write.node >= 0) edge(w, c->write, r, sched_lat(w->cx, w->g->ins[c->write.node].op));
+  add_reader(w, c, r);
+}
+
+static void reg_write(Walk *w, Ref r, int32_t reg) {
+  Chain *c = &w->reg[reg];
+  int32_t lat = sched_lat(w->cx, w->g->ins[r.node].op);
+  /* anti: the redefinition issues no earlier than each read of the old value */
+  for (int32_t i = c->readers; i >= 0; i = w->pool[i].next) edge(w, w->pool[i].r, r, 0);
+  if (c->write.node >= 0) {
+    /* output: land strictly after the previous write, never in the same bundle */
+    int32_t prev = sched_lat(w->cx, w->g->ins[c->write.node].op);
+    int32_t l = prev - lat + 1;
+    edge(w, c->write, r, l > 1 ? l : 1);
+  }
+  c->readers = -1;
+  c->write = r;
+}
+
+static void fifo_add(Walk *w, int32_t u, Ref r) {
+  if (w->fifo_len[u] == w->fifo_cap[u]) {
+    int32_t nc = w->fifo_cap[u] ? w->fifo_cap[u] * 2 : 16;
+    Ref *q = xcalloc((size_t)nc, sizeof *q);
+    for (int32_t i = 0; i < w->fifo_len[u]; i++)
+      q[i] = w->fifo[u][(w->fifo_head[u] + i) % w->fifo_cap[u]];
+    free(w->fifo[u]);
+    w->fifo[u] = q;
+    w->fifo_cap[u] = nc;
+    w->fifo_head[u] = 0;
+  }
+  w->fifo[u][(w->fifo_head[u] + w->fifo_len[u]) % w->fifo_cap[u]] = r;
+  w->fifo_len[u]++;
+}
+
+static Ref fifo_take(Walk *w, int32_t u) {
+  if (w->fifo_len[u] == 0) return NONE;
+  Ref r = w->fifo[u][w->fifo_head[u]];
+  w->fifo_head[u] = (w->fifo_head[u] + 1) % w->fifo_cap[u];
+  w->fifo_len[u]--;
+  return r;
+}
+
+static void visit(Walk *w, int32_t node, int32_t iter, bool loop) {
+  const SchedCtx *cx = w->cx;
+  const TileMir *m = cx->m;
+  const TileMirInst *in = &w->g->ins[node];
+  const SchedOpInfo *oi = &cx->info[in->op];
+  const TileTarget *t = cx->t;
+  Ref r = {node, iter};
+
+  for (int k = 0; k < oi->nuse; k++) {
+    int32_t reg = sched_field(in, oi->use[k]);
+    if (reg >= 0 && reg < m->nregs) reg_read(w, r, reg);
+  }
+
+  for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
+    const TileMirMem *mm = &in->mem[k];
+    if (mm->buf < 0 || mm->buf >= m->nbufs) continue;
+    int32_t ns = m->bufs[mm->buf].nslots;
+    int32_t slot = (int32_t)((((int64_t)iter + mm->slot_ofs) % ns + ns) % ns);
+    int32_t chain = w->mem_base[mm->buf] + slot;
+    if (mm->access & TILE_MIR_READ) mem_access(w, r, chain, false);
+    if (mm->access & TILE_MIR_WRITE) mem_access(w, r, chain, true);
+  }
+
+  if (oi->unit) {
+    int32_t u = sched_field(in, oi->unit);
+    if (u >= 0 && u < t->mxu_count) {
+      switch (in->op) {
+      case TILE_MOP_MXU_LDW:
+        /* the push before keeps the weights it issued with (lands after it issues) */
+        edge(w, w->push[u], r, 1);
+        edge(w, w->ldw[u], r, 1);
+        w->ldw[u] = r;
+        break;
+      case TILE_MOP_MXU_PUSH:
+        edge(w, w->ldw[u], r, t->latency[TILE_LAT_MXU_WEIGHTS]);
+        edge(w, w->push[u], r, t->mxu_push_cycles);
+        w->push[u] = r;
+        fifo_add(w, u, r);
+        break;
+      default: { /* pop, popacc: the oldest result, in push order */
+        Ref p = fifo_take(w, u);
+        edge(w, p, r, t->latency[TILE_LAT_MXU_RESULT]);
+        edge(w, w->pop[u], r, 1);
+        w->pop[u] = r;
+        break;
+      }
+      }
+    }
+  }
+
+  /* the transpose buffer is one more register: trpush writes it, trpop reads it */
+  if (in->op == TILE_MOP_XTRPUSH) reg_write(w, r, m->nregs);
+  if (in->op == TILE_MOP_XTRPOP) reg_read(w, r, m->nregs);
+
+  if (oi->sem) {
+    int32_t s = sched_field(in, oi->sem);
+    if (s >= 0 && s < m->nsems) {
+      Ref prev = w->sem[s];
+      int32_t lat = 1;
+      if (prev.node >= 0 && w->g->ins[prev.node].op == TILE_MOP_SIGNAL) lat = t->latency[TILE_LAT_SALU];
+      edge(w, prev, r, lat);
+      w->sem[s] = r;
+    }
+  }
+
+  if (oi->slot == TILE_SLOT_DMA) {
+    /* within an iteration only: a pipelined loop may issue DMAs iterations ahead */
+    if (!loop || w->dma.iter == iter) edge(w, w->dma, r, 1);
+    w->dma = r;
+  }
+
+  if (oi->def) {
+    int32_t reg = sched_field(in, oi->def);
+    if (reg >= 0 && reg < m->nregs) reg_write(w, r, reg);
+  }
+}
+
+void sched_graph_build(const SchedCtx *cx, int32_t first, int32_t n, bool loop,
+                       const int64_t *fifo_pending, SchedGraph *g) {
+  const TileMir *m = cx->m;
+  const TileTarget *t = cx->t;
+  memset(g, 0, sizeof *g);
+  g->n = n;
+  g->first = first;
+  g->ins = m->insts + first;
+
+  Walk w;
+  memset(&w, 0, sizeof w);
+  w.cx = cx;
+  w.g = g;
+  int32_t units = t->mxu_count > 0 ? t->mxu_count : 1;
+  w.reg = xcalloc((size_t)m->nregs + 1, sizeof *w.reg);
+  w.mem_base = xcalloc((size_t)m->nbufs + 1, sizeof *w.mem_base);
+  int32_t nchains = 0, max_slots = 1;
+  for (int32_t b = 0; b < m->nbufs; b++) {
+    w.mem_base[b] = nchains;
+    nchains += m->bufs[b].nslots;
+    if (m->bufs[b].nslots > max_slots) max_slots = m->bufs[b].nslots;
+  }
+  w.mem = xcalloc((size_t)nchains + 1, sizeof *w.mem);
+  w.push = xcalloc((size_t)units, sizeof(Ref));
+  w.ldw = xcalloc((size_t)units, sizeof(Ref));
+  w.pop = xcalloc((size_t)units, sizeof(Ref));
+  w.fifo = xcalloc((size_t)units, sizeof(Ref *));
+  w.fifo_head = xcalloc((size_t)units, sizeof(int32_t));
+  w.fifo_len = xcalloc((size_t)units, sizeof(int32_t));
+  w.fifo_cap = xcalloc((size_t)units, sizeof(int32_t));
+  w.sem = xcalloc((size_t)m->nsems + 1, sizeof(Ref));
+  for (int32_t i = 0; i <= m->nregs; i++) w.reg[i] = (Chain){NONE, NONE, -1};
+  for (int32_t i = 0; i < nchains; i++) w.mem[i] = (Chain){NONE, NONE, -1};
+  for (int32_t u = 0; u < units; u++) w.push[u] = w.ldw[u] = w.pop[u] = NONE;
+  for (int32_t s = 0; s < m->nsems; s++) w.sem[s] = NONE;
+  w.dma = NONE;
+
+  /* How many iterations back a loop-carried edge can reach. */
+  int32_t last = 0;
+  if (loop) {
+    last = max_slots > 1 ? max_slots : 1;
+    int64_t *push = xcalloc((size_t)units, sizeof(int64_t)), *pop = xcalloc((size_t)units, sizeof(int64_t));
+    sched_count_fifo(cx, first, n, push, pop);
+    for (int32_t u = 0; u < units && u < t->mxu_count; u++) {
+      int64_t k = fifo_pending ? fifo_pending[u] : 0;
+      if (push[u] > 0 && k > 0) {
+        int64_t back = 1 + (k + push[u] - 1) / push[u];
+        if (back > last) last = (int32_t)(back < 64 ? back : 64);
+      }
+    }
+    free(push);
+    free(pop);
+  }
+  w.last_iter = last;
+  for (int32_t u = 0; u < units && u < t->mxu_count && fifo_pending; u++)
+    for (int64_t k = 0; k < fifo_pending[u]; k++) fifo_add(&w, u, NONE);
+
+  for (int32_t it = 0; it <= last; it++)
+    for (int32_t v = 0; v < n; v++) visit(&w, v, it, loop);
+
+  index_edges(g);
+  for (int32_t u = 0; u < units; u++) free(w.fifo[u]);
+  free(w.fifo);
+  free(w.fifo_head);
+  free(w.fifo_len);
+  free(w.fifo_cap);
+  free(w.push);
+  free(w.ldw);
+  free(w.pop);
+  free(w.sem);
+  free(w.reg);
+  free(w.mem);
+  free(w.mem_base);
+  free(w.pool);
+}
+
+void sched_count_fifo(const SchedCtx *cx, int32_t first, int32_t n, int64_t *push, int64_t *pop) {
+  const TileMir *m = cx->m;
+  for (int32_t i = first; i < first + n; i++) {
+    const TileMirInst *in = &m->insts[i];
+    if (in->op >= TILE_MOP_COUNT || !cx->info[in->op].unit) continue;
+    int32_t u = sched_field(in, cx->info[in->op].unit);
+    if (u < 0 || u >= cx->t->mxu_count) continue;
+    if (in->op == TILE_MOP_MXU_PUSH) push[u]++;
+    else if (in->op == TILE_MOP_MXU_POP || in->op == TILE_MOP_MXU_POPACC) pop[u]++;
+  }
+}
