@@ -344,6 +344,16 @@ static int run_program(const RunArgs *a) {
     fprintf(stderr, "tilec: note: %s was built for target %s; running it on %s\n", a->program,
             obj.target, target.name);
   }
+  /* A compiled .tile function is one chip's program: run it on one chip, not on every
+   * chip of the target's default torus (--torus still reshapes). */
+  if (ends_with(a->program, ".tile") && !a->torus) {
+    TileDiag td;
+    tile_diag_init(&td, stderr, "tilec run", NULL, 0);
+    if (!tile_target_set_torus(&target, "1", &td)) {
+      tile_object_free(&obj);
+      return TILEC_INTERNAL;
+    }
+  }
   TileEmuOptions o;
   tile_emu_options_default(&o);
   o.mode = a->mode;
