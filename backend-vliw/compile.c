@@ -30,33 +30,37 @@ static const bool vliw_keeps[TILE_OP_COUNT] = {
     [TILE_OP_ROPE] = true,
 };
 
+/* Funcs and kernels both compile (a kernel through tile_lower_kernel); messages name
+ * what the module holds: "funcs", "kernels" or "functions" for a mix. */
 TileFunc *tile_vliw_find_func(const TileModule *m, const char *name, TileDiag *d) {
   TileFunc *only = NULL, *second = NULL;
-  int nfuncs = 0;
+  int nfuncs = 0, nkernels = 0;
   char list[512] = "";
   for (TileFunc *f = m->funcs; f; f = f->next) {
-    if (f->is_kernel) continue;
     if (name && strcmp(f->name, name) == 0) return f;
     size_t k = strlen(list);
-    snprintf(list + k, sizeof list - k, "%s@%s", nfuncs ? ", " : "", f->name);
+    snprintf(list + k, sizeof list - k, "%s@%s", nfuncs + nkernels ? ", " : "", f->name);
     if (!only) only = f;
     else if (!second) second = f;
-    nfuncs++;
+    if (f->is_kernel) nkernels++;
+    else nfuncs++;
   }
+  int n = nfuncs + nkernels;
+  const char *what = !nkernels ? "funcs" : !nfuncs ? "kernels" : "functions";
+  const char *one = !nkernels ? "func" : !nfuncs ? "kernel" : "function";
   TileLoc at = {m->filename, 1, 1};
   if (name) {
-    tile_error(d, at, "no func named '@%s' to compile (funcs: %s)", name,
-               nfuncs ? list : "none");
+    tile_error(d, at, "no %s named '@%s' to compile (%s: %s)", n ? one : "func", name,
+               n ? what : "funcs", n ? list : "none");
     return NULL;
   }
-  if (nfuncs == 1) return only;
-  if (nfuncs == 0) {
-    tile_error(d, at, "nothing to compile: the module has no `func` (the VLIW compiler takes "
-                      "tensor-level funcs)");
+  if (n == 1) return only;
+  if (n == 0) {
+    tile_error(d, at, "nothing to compile: the module has no `func` or `kernel`");
     return NULL;
   }
-  tile_error(d, second->loc,
-             "the module has %d funcs (%s); choose one with --func NAME", nfuncs, list);
+  tile_error(d, second->loc, "the module has %d %s (%s); choose one with --func NAME", n, what,
+             list);
   return NULL;
 }
 

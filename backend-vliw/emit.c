@@ -67,13 +67,12 @@ static bool encode(const TileMir *m, const TileMirInst *in, int32_t pc, TileMIns
       continue;
     }
     if (v < 0 || v > 63)
-      return tile_error(d, in->src_loc,
-                        "emit: %s in bundle %d has %" PRId64 " in field %c, which holds 0..63%s",
-                        mir_op_name(in->op), (int)pc, v, f,
-                        ops[k].kind == 'S' || ops[k].kind == 's' || ops[k].kind == 'V' ||
-                                ops[k].kind == 'v'
-                            ? " (were registers allocated?)"
-                            : "");
+      return tile_error(
+          d, in->src_loc, "emit: %s in bundle %d has %" PRId64 " in field %c, which holds 0..63%s",
+          mir_op_name(in->op), (int)pc, v, f,
+          ops[k].kind == 'S' || ops[k].kind == 's' || ops[k].kind == 'V' || ops[k].kind == 'v'
+              ? " (were registers allocated?)"
+              : "");
     uint8_t u = (uint8_t)v;
     switch (f) {
     case 'd': out->d = u; break;
@@ -146,8 +145,9 @@ bool tile_mir_emit(const TileMir *m, const TileMirCode *code, TileObject *obj, T
     int before = d->nerrors;
     ok = tile_object_check(obj, d) && tile_object_check_target(obj, m->target, d);
     if (!ok && d->nerrors > before)
-      tile_note(d, (TileLoc){0}, "the compiler built an object the machine refuses; this is a "
-                                 "bug in code generation");
+      tile_note(d, (TileLoc){0},
+                "the compiler built an object the machine refuses; this is a "
+                "bug in code generation");
   }
   if (!ok) tile_object_free(obj);
   return ok;

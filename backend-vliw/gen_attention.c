@@ -188,10 +188,19 @@ static bool plan_vmem(Attn *a) {
   a->vbytes = a->Skp * a->lanes * a->esz;
   a->obytes = rows * a->lanes * a->osz;
   int64_t set = a->qbytes + a->ktbytes + a->vbytes + a->obytes;
+  /* The rows kernel's offset table: two words per query tile, in SMEM. */
+  int64_t words = a->block ? 0 : 8 * a->G * a->ntq;
+  if (words > a->t->smem_bytes / 4)
+    return tile_lower_error(a->cx, a->op,
+                            "%" PRId64 " query tiles per K/V head need a %" PRId64 "-byte "
+                            "offset table, more than a quarter of the target's %" PRId64
+                            " bytes of SMEM; use shorter sequences or fewer query heads per "
+                            "K/V head", a->G * a->ntq, words, a->t->smem_bytes);
   int64_t kernel = a->block ? attn_block_vmem(a) : attn_rows_vmem(a);
   /* Leave room for the other groups' buffers and register spills. */
   int64_t avail = a->t->vmem_bytes - a->t->vmem_bytes / 8;
-  if (kernel + 2 * set <= avail) {
+  /* Two sets let the next K/V head's loads run under this one's compute. */
+  if (a->B * a->Hkv > 1 && kernel + 2 * set <= avail) {
     make_buffers(a, 2);
     return true;
   }

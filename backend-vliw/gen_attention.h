@@ -23,9 +23,11 @@
  * to the scores first and the kernels then use 1): per row the negated running max
  * nm = -max(s * scale), the running sum l and the accumulator acc; for a new block of
  * scores s:  nm' = min(nm, -scale * max(s)),  alpha = e^(nm' - nm),
- * p = e^(s * scale + nm'),  l' = l * alpha + sum(p),  acc' = acc * alpha + p V, and at
- * the end o = acc * (1 / l). Masked scores are -inf before the max, so they never raise
- * it and their p is exactly 0. */
+ * p = e^(s * scale + nm') (one fused multiply-add and an exp),
+ * l' = l * alpha + sum(p),  acc' = acc * alpha + p V, and at the end o = acc * (1 / l).
+ * Masked scores are -inf before the max, so they never raise it and their p is exactly
+ * 0; every row sees at least one key (key 0, with a top-left causal mask), so nm is
+ * finite after the first block. */
 #ifndef TILE_GEN_ATTENTION_H
 #define TILE_GEN_ATTENTION_H
 

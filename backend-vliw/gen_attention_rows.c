@@ -24,7 +24,19 @@
  * Alpha (the rescale of the accumulator) is known at the softmax but needed one MXU
  * latency later at the pop-accumulate; registers are not renamed across iterations, so
  * it waits in the tile's state instead of a register. The first group writes the state
- * without reading it; a last loop turns each tile's acc / l into the result rows. */
+ * without reading it; a last loop turns each tile's acc / l into the result rows.
+ *
+ * Rate: registers are not renamed across iterations, so a pipelined loop's II is at
+ * least the longest time any one register holds a value. Every group of accesses that
+ * happen close together gets its own address register (a stream), and a tile's scores,
+ * read from their pop through the row max (an XLU reduction) to the exp, 16 cycles on
+ * v5e-like, pass through a second register (a relay) half way; alpha, known long before
+ * the row sum it scales, is read back from the state. The loop then runs at II 9 on
+ * v5e-like, against the MXU's 8 per tile. Two body copies per iteration (UNROLL = 2)
+ * would schedule at the MXU's rate but hold 22 to 27 vector values at once, and
+ * register allocation today counts every value live across the loop's back edge as
+ * live through the whole body (29 to 38), so it spills; one copy is the default until
+ * the allocator treats such a range as two pieces. */
 #include "gen_attention.h"
 
 #include <stdio.h>
@@ -38,13 +50,24 @@ static int64_t table_bytes(const Attn *a) {
 
 static bool needs_limit(const Attn *a) { return a->Skp != a->Sk; }
 
-enum { UNROLL = 2, STATE_SLOTS = 128 };
+/* UNROLL copies of the loop body per iteration (see the file comment). */
+enum { UNROLL = 1, STATE_SLOTS = 128 };
 
 /* Query tiles of the G heads. */
 static int64_t ntiles(const Attn *a) { return a->G * a->ntq; }
 
+/* The state of every tile, declared as STATE_SLOTS slots: each copy of a loop body
+ * names its own slot (STATE_SLOTS / UNROLL apart), so the scheduler sees tiles of
+ * different iterations and copies as distinct (they are: each tile has its own bytes;
+ * the slots only say so to the scheduler, conservatively, for up to STATE_SLOTS /
+ * UNROLL iterations). */
+static int64_t state_slot_bytes(const Attn *a) {
+  int64_t bytes = (ntiles(a) * ATTN_ST_N * attn_vreg_bytes(a) + STATE_SLOTS - 1) / STATE_SLOTS;
+  return (bytes + 511) / 512 * 512;
+}
+
 int64_t attn_rows_vmem(const Attn *a) {
-  int64_t bytes = (ntiles(a) * ATTN_ST_N * attn_vreg_bytes(a) + STATE_SLOTS * 512);
+  int64_t bytes = state_slot_bytes(a) * STATE_SLOTS;
   if (a->causal) bytes += table_bytes(a) * (needs_limit(a) ? 2 : 1);
   return bytes;
 }
@@ -100,14 +123,8 @@ static void make_offsets(Attn *a) {
 
 void attn_rows_setup(Attn *a) {
   int64_t vb = attn_vreg_bytes(a);
-  /* The state of every tile, declared as STATE_SLOTS slots: each copy of a loop body
-   * names its own slot (STATE_SLOTS / UNROLL apart), so the scheduler sees tiles of
-   * different iterations and copies as distinct (they are: each has its own bytes; the
-   * slots only tell the scheduler so, conservatively, up to STATE_SLOTS / UNROLL
-   * iterations apart). */
-  int64_t bytes = (ntiles(a) * ATTN_ST_N * vb + STATE_SLOTS - 1) / STATE_SLOTS;
-  bytes = (bytes + 511) / 512 * 512;
-  a->state = tile_mir_buffer(a->m, "attn.state", TILE_SPACE_VMEM, bytes, STATE_SLOTS, 512);
+  a->state = tile_mir_buffer(a->m, "attn.state", TILE_SPACE_VMEM, state_slot_bytes(a),
+                             STATE_SLOTS, 512);
   make_offsets(a);
   a->bias[0] = a->bias[1] = -1;
   if (!a->causal) return;
@@ -169,7 +186,7 @@ static int32_t sld(Attn *a, int32_t addr, int64_t imm) {
  * iterations, so a register read both early and late in an iteration holds the modulo
  * schedule's II up to that span; each group of accesses that happen close together
  * therefore has its own induction register, stepped right after them. */
-enum { S_QWORD, S_BWORD, S_LOAD, S_NM, S_L, S_ACC, S_COUNT };
+enum { S_QWORD, S_BWORD, S_LOAD, S_NM, S_ALPHA, S_L, S_ACC, S_ACCST, S_COUNT };
 typedef struct Streams {
   int32_t reg[S_COUNT]; /* SMEM word addresses (Q, bias offsets), then state addresses */
   int slot;             /* the state slot offset its references name */
@@ -203,7 +220,6 @@ static void tile_body(Attn *a, const GroupLoop *gl, const LoopRegs *r, Streams *
   int32_t nm_old = -1, l_old = -1;
   if (!gl->first) {
     nm_old = st_load(a, r, c, S_LOAD, ATTN_ST_NM);
-    l_old = st_load(a, r, c, S_LOAD, ATTN_ST_L);
     step(a, c, S_LOAD, n * stb);
   }
   int32_t pb = -1;
@@ -224,11 +240,16 @@ static void tile_body(Attn *a, const GroupLoop *gl, const LoopRegs *r, Streams *
       s[j] = attn_v1(a, TILE_MOP_VADDF, s[j], gl->lim[j], 0, 0);
     }
   }
+  /* The scores are read from their pop to the exp after the row max, longer than one
+   * tile's II: a copy in a second register (a relay) splits that span in two. */
+  int32_t relay[4];
+  for (int j = 0; j < gl->nkg; j++)
+    relay[j] = attn_v1(a, TILE_MOP_VMOV, s[j], 0, 0, 0);
   int32_t mxv = s[0];
   for (int j = 1; j < gl->nkg; j++) mxv = attn_v1(a, TILE_MOP_VMAXF, mxv, s[j], 0, 0);
   int32_t mx = attn_v1(a, TILE_MOP_XLMAX, mxv, 0, 0, 0);
-  int32_t nm = attn_v1(a, TILE_MOP_VMULF, mx, a->v_nsc, 0, 0);
-  int32_t alpha = -1;
+  /* The state holds nm = -m * scale: p = e^(s * scale + nm), alpha = e^(nm - nm_old). */
+  int32_t nm = attn_v1(a, TILE_MOP_VMULF, mx, a->v_nsc, 0, 0), alpha = -1;
   if (!gl->first) {
     nm = attn_v1(a, TILE_MOP_VMINF, nm_old, nm, 0, 0);
     int32_t dlt = attn_v1(a, TILE_MOP_VSUBF, nm, nm_old, 0, 0);
@@ -237,18 +258,24 @@ static void tile_body(Attn *a, const GroupLoop *gl, const LoopRegs *r, Streams *
   int32_t p[4], psum = -1;
   for (int j = 0; j < gl->nkg; j++) {
     int32_t x = attn_vreg(a);
-    attn_op(a, TILE_MOP_VFMAF, x, s[j], a->v_sc, nm, 0);
+    attn_op(a, TILE_MOP_VFMAF, x, relay[j], a->v_sc, nm, 0);
     p[j] = attn_v1(a, TILE_MOP_VEXP, x, 0, 0, 0);
     psum = j ? attn_v1(a, TILE_MOP_VADDF, psum, p[j], 0, 0) : p[j];
   }
   st_store(a, r, c, S_NM, ATTN_ST_NM, nm);
-  if (!gl->first) st_store(a, r, c, S_NM, ATTN_ST_ALPHA, alpha);
   step(a, c, S_NM, n * stb);
+  if (!gl->first) {
+    st_store(a, r, c, S_ALPHA, ATTN_ST_ALPHA, alpha);
+    step(a, c, S_ALPHA, n * stb);
+  }
   int32_t rs = attn_v1(a, TILE_MOP_XLSUM, psum, 0, 0, 0);
   int32_t l = rs;
   if (!gl->first) {
+    /* alpha is ready long before the row sum: read it back from the state */
+    l_old = st_load(a, r, c, S_L, ATTN_ST_L);
+    int32_t al = st_load(a, r, c, S_L, ATTN_ST_ALPHA);
     l = attn_vreg(a);
-    attn_op(a, TILE_MOP_VFMAF, l, l_old, alpha, rs, 0);
+    attn_op(a, TILE_MOP_VFMAF, l, l_old, al, rs, 0);
   }
   for (int j = 0; j < gl->nkg; j++) attn_op(a, TILE_MOP_MXU_PUSH, 0, p[j], 0, 2 * j + 1, 0);
   st_store(a, r, c, S_L, ATTN_ST_L, l);
@@ -260,6 +287,7 @@ static void tile_body(Attn *a, const GroupLoop *gl, const LoopRegs *r, Streams *
   } else {
     int32_t al = st_load(a, r, c, S_ACC, ATTN_ST_ALPHA);
     int32_t acc_old = st_load(a, r, c, S_ACC, ATTN_ST_ACC);
+    step(a, c, S_ACC, n * stb);
     int32_t scaled = attn_v1(a, TILE_MOP_VMULF, acc_old, al, 0, 0);
     acc = attn_vreg(a);
     attn_op(a, TILE_MOP_MXU_POPACC, acc, scaled, 0, 1, 0);
@@ -269,8 +297,8 @@ static void tile_body(Attn *a, const GroupLoop *gl, const LoopRegs *r, Streams *
     attn_op(a, TILE_MOP_MXU_POPACC, nx, acc, 0, 2 * j + 1, 0);
     acc = nx;
   }
-  st_store(a, r, c, S_ACC, ATTN_ST_ACC, acc);
-  step(a, c, S_ACC, n * stb);
+  st_store(a, r, c, S_ACCST, ATTN_ST_ACC, acc);
+  step(a, c, S_ACCST, n * stb);
 }
 
 /* One pipelined loop over the tiles at positions t0 .. ntq-1 of every head for one key
@@ -292,8 +320,10 @@ static void group_loop(Attn *a, int par, const GroupLoop *gl) {
     c[k].reg[S_QWORD] = attn_li(a, 4 * (first + k), a->offsets);
     /* the bias words count from the group's first tile */
     c[k].reg[S_BWORD] = gl->table >= 0 ? attn_li(a, 4 * (ntiles(a) + k), a->offsets) : -1;
-    for (int sk = S_LOAD; sk < S_COUNT; sk++)
-      c[k].reg[sk] = attn_li(a, (first + k) * r.stb, a->state);
+    for (int sk = S_LOAD; sk < S_COUNT; sk++) {
+      bool reads = sk == S_LOAD || sk == S_ALPHA || sk == S_ACC; /* the old state's */
+      c[k].reg[sk] = reads && gl->first ? -1 : attn_li(a, (first + k) * r.stb, a->state);
+    }
     c[k].slot = k * (STATE_SLOTS / UNROLL);
   }
   if (trips >= UNROLL) {
@@ -305,27 +335,46 @@ static void group_loop(Attn *a, int par, const GroupLoop *gl) {
   for (int64_t k = 0; k < trips % UNROLL; k++) tile_body(a, gl, &r, &c[0], 1);
 }
 
-/* o = acc * (1 / l) for every tile, into the head-major staging buffer of set par
- * (O tiles have Q's element type, so Q's offsets serve). */
-static void finish_loop(Attn *a, int par) {
+typedef struct FinishRegs {
+  int32_t sst, ost, obase; /* strides of the state and O rows; the O staging buffer */
+} FinishRegs;
+
+/* o = acc * (1 / l) for one tile through a copy's streams: its state address ps and the
+ * SMEM address j of its O offset word; n copies per iteration. */
+static void finish_tile(Attn *a, int par, const FinishRegs *f, int32_t ps, int32_t j, int n) {
   int64_t vb = attn_vreg_bytes(a);
-  int64_t stb = ATTN_ST_N * vb;
-  int32_t sst = attn_li(a, a->lanes * 4, -1);
-  int32_t ost = attn_li(a, (int64_t)a->lanes * a->osz, -1);
-  int32_t obase = attn_li(a, 0, a->obuf[par]);
-  int32_t ps = attn_li(a, 0, a->state);
-  int32_t j = attn_li(a, 0, a->offsets);
-  tile_mir_loop_begin(a->m, (int32_t)ntiles(a), TILE_MIR_PIPELINE);
-  int32_t l = attn_vld(a, -1, ps, sst, ATTN_ST_L * vb, a->state, 0, false);
-  int32_t acc = attn_vld(a, -1, ps, sst, ATTN_ST_ACC * vb, a->state, 0, false);
-  attn_op(a, TILE_MOP_ADDI, ps, ps, 0, 0, (int32_t)stb);
+  int32_t l = attn_vld(a, -1, ps, f->sst, ATTN_ST_L * vb, a->state, 0, false);
   int32_t r = attn_v1(a, TILE_MOP_VRCP, l, 0, 0, 0);
+  int32_t acc = attn_vld(a, -1, ps, f->sst, ATTN_ST_ACC * vb, a->state, 0, false);
+  attn_op(a, TILE_MOP_ADDI, ps, ps, 0, 0, (int32_t)(n * ATTN_ST_N * vb));
   int32_t o = attn_v1(a, TILE_MOP_VMULF, acc, r, 0, 0);
   int32_t po = sld(a, j, 0);
-  po = attn_s1(a, TILE_MOP_ADD, po, obase, 0);
-  attn_op(a, TILE_MOP_ADDI, j, j, 0, 0, 4);
-  attn_vst(a, o, po, ost, 0, a->obuf[par], 0, a->bf16_out);
-  tile_mir_loop_end(a->m);
+  po = attn_s1(a, TILE_MOP_ADD, po, f->obase, 0);
+  attn_op(a, TILE_MOP_ADDI, j, j, 0, 0, 4 * n);
+  attn_vst(a, o, po, f->ost, 0, a->obuf[par], 0, a->bf16_out);
+}
+
+/* o = acc * (1 / l) for every tile, into the head-major staging buffer of set par (O
+ * tiles have Q's element type, so Q's offsets serve). FINISH_UNROLL tiles per
+ * iteration, each with its own registers, so the reciprocal's latency overlaps. */
+enum { FINISH_UNROLL = 4 };
+static void finish_loop(Attn *a, int par) {
+  int64_t stb = ATTN_ST_N * attn_vreg_bytes(a), n = ntiles(a);
+  FinishRegs f = {.sst = attn_li(a, a->lanes * 4, -1),
+                  .ost = attn_li(a, (int64_t)a->lanes * a->osz, -1),
+                  .obase = attn_li(a, 0, a->obuf[par])};
+  int32_t ps[FINISH_UNROLL], j[FINISH_UNROLL];
+  for (int k = 0; k < FINISH_UNROLL; k++) {
+    ps[k] = attn_li(a, k * stb, a->state);
+    j[k] = attn_li(a, 4 * k, a->offsets);
+  }
+  if (n >= FINISH_UNROLL) {
+    tile_mir_loop_begin(a->m, (int32_t)(n / FINISH_UNROLL), TILE_MIR_PIPELINE);
+    for (int k = 0; k < FINISH_UNROLL; k++) finish_tile(a, par, &f, ps[k], j[k], FINISH_UNROLL);
+    tile_mir_loop_end(a->m);
+  }
+  /* the tiles left over are the next ones of the first copies' streams */
+  for (int64_t k = 0; k < n % FINISH_UNROLL; k++) finish_tile(a, par, &f, ps[k], j[k], 1);
 }
 
 void attn_rows_emit(Attn *a, int par) {

@@ -1,28 +1,31 @@
 /* The matmul generator: lowers a MATMUL fusion group (a matmul or a dot_general in
  * matmul form and its fused elementwise epilogue) to MIR.
  *
- * Needs: the plan (gen_matmul_plan.c: units arranged nk x nn, blocks, chunks, pieces)
- * and the DMA queue (gen_matmul_dma.c). gen_matmul.h draws the blocking.
+ * Needs: the plan (gen_matmul_plan.c: units arranged nk x nn, blocks, chunks, the
+ * pipeline's depths) and the tables (gen_matmul_dma.c). gen_matmul.h draws the blocking.
  *
- * The work is one stream of row-tile steps over the static sequence of blocks
- * (chunk, K step, column block), T steps per block. Step s pushes row tile s and pops
- * the results of row tile s - skew, so the MXU latency is covered by pushes of the
- * same or the next block and the MXUs never drain between blocks:
+ * The work is one stream of row-tile steps over the blocks (chunk, K step, column
+ * block), T steps per block. Step s of block j pushes row tile s of block j and pops
+ * the results of the row tile `skew` steps earlier, which for s < skew is one of block
+ * j - 1's last tiles. So the MXU latency is covered by pushes and the units never drain
+ * between blocks:
  *
- *   step s:  nk LHS loads of tile s, nk*nn pushes           (push side, block s / T)
- *            per column tile: pop + popacc over ki (+ the accumulator read back),
- *            then the accumulator store, or on the last K step the epilogue and a
- *            store to the staging buffer                     (pop side, tile s - skew)
+ *   block j:  record words, wait for B piece j, weights (16 vld + mxu.ldw per unit),
+ *             issue B piece j + depth and the next A piece (after waiting for the last)
+ *             loop A (skew trips):  push j tiles 0.., pop j-1's last skew tiles
+ *             copy j-1's last rows out (a last K step)
+ *             loop B (T - skew):    push j tiles skew.., pop j tiles 0..
+ *                                   (cut where a last K step copies rows out)
  *
- * The stream is cut where the push side enters a block (weight load: 16 vld +
- * mxu.ldw per unit, after the block's B piece has arrived) or an A piece, and where
- * the pop side enters or leaves a block (staging slot free; copy out when done); each
- * stretch between cuts is a counted loop the modulo scheduler pipelines. Nothing else
- * is a loop: the machine's `loop` holds at most 63 bundles, less than a weight load.
+ * Every loop is pipelined by the modulo scheduler. Blocks of one kind (same K step
+ * kind of push and pop side) run as counted loops: blocks of a K step, the middle K
+ * steps of a chunk, the chunks after the first (nest: chunk, K step, block, rows).
+ * What differs between blocks comes from the tables through pointer registers.
  *
  * Guarantees: inputs are read from HBM once per column chunk (once in all when one
- * chunk spans N) and each result byte is written once; padded K adds zeros; rows and
- * columns past the ends are never stored. */
+ * chunk spans N) and each result byte is written once (rows copied again where copies
+ * overlap carry the same values); padded K adds zeros; rows and columns past the ends
+ * are never stored. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,15 +55,44 @@ static int32_t li_buf(Gen *g, int32_t buf, int64_t off) {
 static void addi(Gen *g, int32_t r, int64_t v) { emit(g, ins(TILE_MOP_ADDI, r, r, 0, 0, v)); }
 
 static void vload(Gen *g, int32_t d, bool bf16, int32_t addr, int32_t stride, int64_t imm,
-                  int32_t buf) {
+                  int32_t buf, int slot_ofs) {
   TileMirInst in = ins(bf16 ? TILE_MOP_VLDBF : TILE_MOP_VLD, d, addr, stride, 0, imm);
-  tile_mir_mem(&in, buf, TILE_MIR_READ, 0);
+  tile_mir_mem(&in, buf, TILE_MIR_READ, slot_ofs);
   emit(g, in);
 }
 
 static void vstore(Gen *g, int32_t v, bool bf16, int32_t addr, int32_t stride, int64_t imm,
-                   int32_t buf) {
+                   int32_t buf, int slot_ofs) {
   TileMirInst in = ins(bf16 ? TILE_MOP_VSTBF : TILE_MOP_VST, v, addr, stride, 0, imm);
+  tile_mir_mem(&in, buf, TILE_MIR_WRITE, slot_ofs);
+  emit(g, in);
+}
+
+/* A word of block j's record (prev: block j - 1's) into a new sreg. */
+static int32_t rec_word(Gen *g, int word, bool prev) {
+  int32_t r = tile_mir_sreg(g->m);
+  TileMirInst in = ins(TILE_MOP_SLD, r, g->rp, 0, 0, (prev ? -g->rec_bytes : 0) + word * 4);
+  tile_mir_mem(&in, g->rec, TILE_MIR_READ, 0);
+  emit(g, in);
+  return r;
+}
+
+/* Issues the copy at *ptr of table t and steps to the next. */
+static void issue(Gen *g, int32_t ptr, const DescTable *t, int32_t src, int32_t dst, int64_t bytes) {
+  TileMirInst in = ins(TILE_MOP_DMA, 0, ptr, 0, 0, 0);
+  in.est_cycles = tile_lower_dma_cycles(tile_lower_target(g->cx), bytes);
+  tile_mir_mem(&in, t->buf, TILE_MIR_READ, 0);
+  tile_mir_mem(&in, src, TILE_MIR_READ, 0);
+  tile_mir_mem(&in, dst, TILE_MIR_WRITE, 0);
+  emit(g, in);
+  addi(g, ptr, 64);
+}
+
+/* Waits for the oldest copy on semaphore `sem`, naming the VMEM side it fills or
+ * drains (the HBM tensors are shared by every copy of a kind: naming them would order
+ * the wait after the newest copy). */
+static void wait(Gen *g, int sem, int32_t buf) {
+  TileMirInst in = ins(TILE_MOP_WAIT, 0, 0, 0, g->sem[sem], 1);
   tile_mir_mem(&in, buf, TILE_MIR_WRITE, 0);
   emit(g, in);
 }
@@ -77,78 +109,66 @@ static int64_t tile_col(const MmPlan *p, int ni) {
   return c;
 }
 
-/* ---- setup ---- */
+static int64_t b_bytes(const MmPlan *p) { return p->Kb * p->Nb * p->be; }
+static int64_t a_bytes(const MmPlan *p) { return p->arows * p->Kb * p->ae; }
+static int64_t a0_bytes(const MmPlan *p) { return p->a0rows * p->Kb * p->ae; }
+static int64_t out_bytes(const MmPlan *p) { return p->q * p->sub * p->Nb * p->oe; }
 
-static TileDmaShape shape2(int64_t run, int64_t runs, int64_t src_stride, int64_t dst_stride) {
-  return (TileDmaShape){.count0 = run, .count1 = runs, .count2 = 1,
-                        .src_stride1 = src_stride, .dst_stride1 = dst_stride};
-}
+/* ---- setup ---- */
 
 static void make_buffers(Gen *g) {
   const MmPlan *p = g->p;
-  static const char *names[RING_COUNT] = {"matmul.a", "matmul.a_edge", "matmul.b", "matmul.b_edge"};
-  bool edge = p->Kr < p->Kb;
-  for (int i = 0; i < RING_COUNT; i++) {
-    Ring *r = &g->ring[i];
-    bool is_a = i == RING_A || i == RING_A_EDGE, is_edge = i == RING_A_EDGE || i == RING_B_EDGE;
-    if (is_edge && !edge) continue;
-    int64_t kr = is_edge ? p->Kr : p->Kb;
-    r->live = true;
-    r->nslots = is_a ? p->ring_a : p->ring_b;
-    r->slot_bytes = is_a ? p->Mr * p->Kb * p->ae : p->Kb * p->Nb * p->be;
-    r->bufs = calloc((size_t)r->nslots, sizeof(int32_t));
-    if (!r->bufs) abort();
-    for (int64_t k = 0; k < r->nslots; k++)
-      r->bufs[k] = tile_mir_buffer(g->m, names[i], TILE_SPACE_VMEM, r->slot_bytes, 1, 128);
-    int64_t arows = p->ra > 1 ? p->Mr : p->Mv;
-    int64_t bcols = p->Nb < p->Nv ? p->Nb : p->Nv;
-    r->src_buf = is_a ? p->a.buf : p->b.buf;
-    r->sem = tile_mir_sem(g->m);
-    r->shape = is_a ? shape2(kr * p->ae, arows, p->K * p->ae, p->Kb * p->ae)
-                    : shape2(bcols * p->be, kr, p->N * p->be, p->Nb * p->be);
-  }
+  int64_t edge = p->Kr < p->Kb ? 2 : 1;
+  g->abuf = tile_mir_buffer(g->m, "matmul.a", TILE_SPACE_VMEM, edge * 2 * p->Mb * p->Kb * p->ae, 1, 128);
+  g->bbuf = tile_mir_buffer(g->m, "matmul.b", TILE_SPACE_VMEM, edge * p->depth * b_bytes(p), 1, 128);
   g->tile_bytes = (int64_t)p->sub * p->dim * 4;
-  /* Two accumulators, written by alternate K steps: a step reads one and writes the
-   * other, so its pipelined loop has no memory recurrence between the store of one
-   * tile and the load of the next. */
-  for (int i = 0; i < (p->nkp > 2 ? 2 : p->nkp > 1 ? 1 : 0); i++)
-    g->acc[i] = tile_mir_buffer(g->m, i ? "matmul.acc1" : "matmul.acc0", TILE_SPACE_VMEM,
-                                p->Mb * p->nnp * p->Nb * 4, 1, 128);
+  g->acc_row = p->nnp * p->nn * g->tile_bytes;
+  g->acc = -1;
+  if (p->nkp > 1) {
+    /* A slot per row tile (fewer when T is large: tiles a multiple apart share a name,
+     * which only orders them), so a pipelined row loop's store of one tile does not
+     * hold back the next tile's load. */
+    int64_t slots = p->T < 64 ? p->T : 64;
+    g->acc = tile_mir_buffer(g->m, "matmul.acc", TILE_SPACE_VMEM,
+                             (p->T + slots - 1) / slots * g->acc_row, (int32_t)slots, 128);
+  }
   g->stage_slot = p->Mb * p->Nb * p->oe;
-  for (int i = 0; i < 2; i++)
-    g->stage[i] = tile_mir_buffer(g->m, "matmul.out", TILE_SPACE_VMEM, g->stage_slot, 1, 128);
-  int64_t width = p->Nb < p->Nv ? p->Nb : p->Nv;
-  g->out_sem = tile_mir_sem(g->m);
-  g->out_shape = shape2(width * p->oe, p->Mv, p->Nb * p->oe, p->N * p->oe);
+  g->stage = tile_mir_buffer(g->m, "matmul.out", TILE_SPACE_VMEM, 2 * g->stage_slot, 1, 128);
 }
 
-/* Zeroes the edge rings beyond K (every slot), so padded K adds nothing; the DMAs
+static int acc_slot(const Gen *g, int64_t tile) {
+  return g->acc >= 0 ? (int)(tile % g->m->bufs[g->acc].nslots) : 0;
+}
+
+/* Zeroes the padded slots beyond K (every one), so padded K adds nothing; the DMAs
  * never write there. */
 static void zero_k_padding(Gen *g) {
   const MmPlan *p = g->p;
   if (p->Kr >= p->Kb) return;
   int32_t z = tile_mir_vreg(g->m);
   emit(g, ins(TILE_MOP_VLI, z, 0, 0, 0, 0));
-  Ring *a = &g->ring[RING_A_EDGE], *b = &g->ring[RING_B_EDGE];
-  /* A: the column tiles from the one holding K's end, every row tile of every slot. */
-  for (int64_t s = 0; s < a->nslots; s++) {
-    int32_t ap = li_buf(g, a->bufs[s], 0);
-    tile_mir_loop_begin(g->m, (int32_t)(p->Mr / p->sub), 0);
-    for (int64_t c = p->Kr / p->dim; c < p->nk; c++)
-      vstore(g, z, p->ae == 2, ap, g->c_apitch, c * p->dim * p->ae, a->bufs[s]);
-    addi(g, ap, (int64_t)p->sub * p->Kb * p->ae);
-    tile_mir_loop_end(g->m);
-  }
+  /* A: the column tiles from the one holding K's end, every row tile of both slabs. */
+  int32_t ap = li_buf(g, g->abuf, 2 * p->Mb * p->Kb * p->ae);
+  tile_mir_loop_begin(g->m, (int32_t)(2 * p->T), 0);
+  for (int64_t c = p->Kr / p->dim; c < p->nk; c++)
+    vstore(g, z, p->ae == 2, ap, g->c_apitch, c * p->dim * p->ae, g->abuf, 0);
+  addi(g, ap, (int64_t)p->sub * p->Kb * p->ae);
+  tile_mir_loop_end(g->m);
   /* B: the row groups from the one holding K's end, every column tile of every slot. */
   int64_t r0 = p->Kr / p->sub * p->sub;
-  for (int64_t s = 0; s < b->nslots; s++) {
-    int32_t bp = li_buf(g, b->bufs[s], r0 * p->Nb * p->be);
+  for (int64_t s = 0; s < p->depth; s++) {
+    int32_t bp = li_buf(g, g->bbuf, (p->depth + s) * b_bytes(p) + r0 * p->Nb * p->be);
     tile_mir_loop_begin(g->m, (int32_t)((p->Kb - r0) / p->sub), 0);
     for (int ni = 0; ni < p->nn; ni++)
-      vstore(g, z, p->be == 2, bp, g->c_bpitch, (int64_t)ni * p->dim * p->be, b->bufs[s]);
+      vstore(g, z, p->be == 2, bp, g->c_bpitch, (int64_t)ni * p->dim * p->be, g->bbuf, 0);
     addi(g, bp, (int64_t)p->sub * p->Nb * p->be);
     tile_mir_loop_end(g->m);
   }
+}
+
+static TileDmaShape shape2(int64_t run, int64_t runs, int64_t src_stride, int64_t dst_stride) {
+  return (TileDmaShape){.count0 = run, .count1 = runs, .count2 = 1,
+                        .src_stride1 = src_stride, .dst_stride1 = dst_stride};
 }
 
 /* Copies every epilogue row to VMEM once. */
@@ -166,16 +186,92 @@ static void load_rows(Gen *g) {
   }
 }
 
-/* ---- the step stream ---- */
+/* ---- rows ---- */
 
-/* Weights of block k into every unit: unit (ki, ni) gets rows ki*dim.. and columns
- * tile_col(ni).. of the block's B piece. */
-static void load_weights(Gen *g, const Block *k) {
+/* The pop side of one block in a loop: its kind and address registers. */
+typedef struct PopSide {
+  PopKind kind;
+  int32_t acc, stg, rows[MM_MAX_ROWS];
+  int64_t tile; /* the row tile the registers point at */
+} PopSide;
+
+/* Loads the pop side registers of block j (prev: j - 1) pointing at row tile `tile`. */
+static PopSide pop_side(Gen *g, PopKind kind, bool prev, int64_t tile) {
   const MmPlan *p = g->p;
-  mm_dma_need(g, k->bpiece);
+  PopSide s = {.kind = kind, .acc = -1, .stg = -1, .tile = tile};
+  if (kind == POP_NONE) return s;
+  if (g->acc >= 0) {
+    s.acc = rec_word(g, REC_ACC, prev);
+    if (tile) addi(g, s.acc, tile * g->acc_row);
+  }
+  if (kind == POP_LAST) {
+    s.stg = rec_word(g, REC_STAGE, prev);
+    if (tile) addi(g, s.stg, tile * p->sub * p->Nb * p->oe);
+    for (int32_t i = 0; i < p->nrows; i++) s.rows[i] = rec_word(g, REC_ROW0 + i, prev);
+  }
+  return s;
+}
+
+/* n row-tile steps as one pipelined loop: pushes of the tiles lhs points at (lhs < 0:
+ * none) and pops of side `pop`. */
+static void rows(Gen *g, int32_t lhs, PopSide *pop, int64_t n) {
+  const MmPlan *p = g->p;
+  TileMir *m = g->m;
   source(g);
-  int32_t base = mm_piece_addr(g, k->bpiece, 0);
-  int32_t buf = g->ring[g->pieces[k->bpiece].ring].bufs[g->pieces[k->bpiece].slot];
+  tile_mir_loop_begin(m, (int32_t)n, TILE_MIR_PIPELINE);
+  if (lhs >= 0) {
+    int32_t l[16];
+    for (int ki = 0; ki < p->nk; ki++) {
+      l[ki] = tile_mir_vreg(m);
+      vload(g, l[ki], p->ae == 2, lhs, g->c_apitch, (int64_t)ki * p->dim * p->ae, g->abuf, 0);
+    }
+    for (int ki = 0; ki < p->nk; ki++)
+      for (int ni = 0; ni < p->nn; ni++)
+        emit(g, ins(TILE_MOP_MXU_PUSH, 0, l[ki], 0, ki * p->nn + ni, 0));
+    addi(g, lhs, (int64_t)p->sub * p->Kb * p->ae);
+  }
+  if (pop->kind != POP_NONE) {
+    int so = acc_slot(g, pop->tile);
+    /* The accumulator tiles are all loaded before any is stored: a store names the
+     * same slot (row tile) as the loads, and a load after it would wait for it. */
+    int32_t acc[16];
+    bool add = pop->kind != POP_FIRST && g->acc >= 0;
+    for (int ni = 0; ni < p->nn && add; ni++) {
+      acc[ni] = tile_mir_vreg(m);
+      vload(g, acc[ni], false, pop->acc, g->c_tpitch, ni * g->tile_bytes, g->acc, so);
+    }
+    for (int ni = 0; ni < p->nn; ni++) {
+      int32_t v = tile_mir_vreg(m);
+      emit(g, ins(TILE_MOP_MXU_POP, v, 0, 0, ni, 0));
+      for (int ki = 1; ki < p->nk; ki++) {
+        int32_t w = tile_mir_vreg(m);
+        emit(g, ins(TILE_MOP_MXU_POPACC, w, v, 0, ki * p->nn + ni, 0));
+        v = w;
+      }
+      if (add) { /* the accumulator joins last: the pops need not wait for its load */
+        int32_t s = tile_mir_vreg(m);
+        emit(g, ins(TILE_MOP_VADDF, s, v, acc[ni], 0, 0));
+        v = s;
+      }
+      if (pop->kind == POP_LAST) {
+        int32_t r = mm_epilogue_emit(g->cx, p, v, pop->rows, g->zero, tile_col(p, ni));
+        source(g);
+        vstore(g, r, p->out_bf16, pop->stg, g->c_spitch, tile_col(p, ni) * p->oe, g->stage, 0);
+      } else {
+        vstore(g, v, false, pop->acc, g->c_tpitch, ni * g->tile_bytes, g->acc, so);
+      }
+    }
+    if (pop->acc >= 0) addi(g, pop->acc, g->acc_row);
+    if (pop->stg >= 0) addi(g, pop->stg, (int64_t)p->sub * p->Nb * p->oe);
+  }
+  tile_mir_loop_end(m);
+  pop->tile += n;
+}
+
+/* Weights of the block whose B piece starts at address `base` into every unit: unit
+ * (ki, ni) gets rows ki*dim.. and columns tile_col(ni).. of the piece. */
+static void load_weights(Gen *g, int32_t base) {
+  const MmPlan *p = g->p;
   int groups = p->dim / p->sub;
   for (int ki = 0; ki < p->nk; ki++)
     for (int ni = 0; ni < p->nn; ni++)
@@ -184,132 +280,125 @@ static void load_weights(Gen *g, const Block *k) {
         vload(g, w, p->be == 2, base, g->c_bpitch,
               ((int64_t)ki * p->dim + (int64_t)r * p->sub) * p->Nb * p->be +
                   tile_col(p, ni) * p->be,
-              buf);
+              g->bbuf, 0);
         emit(g, ins(TILE_MOP_MXU_LDW, 0, w, 0, ki * p->nn + ni, r));
       }
-  mm_dma_release(g, k->bpiece);
-  g->started = true;
 }
 
-typedef struct Side {
-  const Block *k;
-  int64_t tile;
-} Side;
+/* The staging slot a block's pops fill was last read by the copies out of the block two
+ * last-step blocks before: wait for those (placeholders at first). */
+static void stage_free(Gen *g) {
+  for (int64_t i = 0; i < g->p->nout; i++) wait(g, SEM_OUT, g->stage);
+}
 
-/* Steps [s, s + n): the push side of one block (push.k != NULL) and the pop side of
- * one block (pop.k != NULL), as a pipelined loop when n > 1. */
-static void segment(Gen *g, Side push, Side pop, int64_t n) {
+static void copy_out(Gen *g) { issue(g, g->op, &g->odesc, g->stage, g->p->out.buf, out_bytes(g->p)); }
+
+/* The body of block j (a representative of its kind when the body is a loop's). */
+static void block(Gen *g, int64_t j) {
   const MmPlan *p = g->p;
-  TileMir *m = g->m;
-  int64_t tpp = p->Mr / p->sub;
-  int32_t lhs = -1, abuf = -1, acc_ld = -1, acc_st = -1, st = -1, ld_buf = -1, st_buf = -1;
-  int32_t rows[MM_MAX_ROWS] = {0};
+  bool first = j == 0, edge = g->blocks[j].edge;
+  PopKind ka = mm_pop_kind(g, j - 1), kb = mm_pop_kind(g, j);
+  int64_t T = p->T, D = p->skew;
   source(g);
-  if (push.k) {
-    int32_t piece = push.k->apiece0 + (int32_t)(push.tile / tpp);
-    abuf = g->ring[g->pieces[piece].ring].bufs[g->pieces[piece].slot];
-    lhs = mm_piece_addr(g, piece, push.tile % tpp * p->sub * p->Kb * p->ae);
-  }
-  if (pop.k) {
-    int64_t acc_off = (pop.tile * p->nnp + pop.k->np) * p->nn * g->tile_bytes;
-    ld_buf = g->acc[(pop.k->kp + 1) & 1];
-    st_buf = g->acc[pop.k->kp & 1];
-    if (!pop.k->first) acc_ld = li_buf(g, ld_buf, acc_off);
-    if (!pop.k->last) acc_st = li_buf(g, st_buf, acc_off);
-    if (pop.k->last) {
-      st = li_buf(g, g->stage[pop.k->stage_slot], pop.tile * p->sub * p->Nb * p->oe);
-      for (int32_t i = 0; i < p->nrows; i++)
-        rows[i] = li_buf(g, p->rows[i].vmem, (pop.k->nstart + pop.k->bcol) * p->rows[i].esize);
-    }
-  }
-  bool loop = n > 1 && p->skew == 0;
-  if (loop) tile_mir_loop_begin(m, (int32_t)n, TILE_MIR_PIPELINE);
-  for (int64_t it = 0; it < (loop ? 1 : n); it++) {
-  if (push.k) {
-    int32_t l[16];
-    for (int ki = 0; ki < p->nk; ki++) {
-      l[ki] = tile_mir_vreg(m);
-      vload(g, l[ki], p->ae == 2, lhs, g->c_apitch, (int64_t)ki * p->dim * p->ae, abuf);
-    }
-    for (int ki = 0; ki < p->nk; ki++)
-      for (int ni = 0; ni < p->nn; ni++)
-        emit(g, ins(TILE_MOP_MXU_PUSH, 0, l[ki], 0, ki * p->nn + ni, 0));
-    addi(g, lhs, (int64_t)p->sub * p->Kb * p->ae);
-  }
-  if (pop.k) {
-    for (int ni = 0; ni < p->nn; ni++) {
-      int32_t v = tile_mir_vreg(m);
-      if (pop.k->first) {
-        emit(g, ins(TILE_MOP_MXU_POP, v, 0, 0, ni, 0));
-      } else {
-        int32_t a = tile_mir_vreg(m);
-        vload(g, a, false, acc_ld, g->c_tpitch, ni * g->tile_bytes, ld_buf);
-        emit(g, ins(TILE_MOP_MXU_POPACC, v, a, 0, ni, 0));
-      }
-      for (int ki = 1; ki < p->nk; ki++) {
-        int32_t w = tile_mir_vreg(m);
-        emit(g, ins(TILE_MOP_MXU_POPACC, w, v, 0, ki * p->nn + ni, 0));
-        v = w;
-      }
-      if (pop.k->last) {
-        int32_t r = mm_epilogue_emit(g->cx, p, v, rows, g->zero, tile_col(p, ni));
-        source(g);
-        vstore(g, r, p->out_bf16, st, g->c_spitch, tile_col(p, ni) * p->oe,
-               g->stage[pop.k->stage_slot]);
-      } else {
-        vstore(g, v, false, acc_st, g->c_tpitch, ni * g->tile_bytes, st_buf);
-      }
-    }
-    int64_t acc_step = p->nnp * p->nn * g->tile_bytes;
-    if (acc_ld >= 0) addi(g, acc_ld, acc_step);
-    if (acc_st >= 0) addi(g, acc_st, acc_step);
-    if (st >= 0) addi(g, st, (int64_t)p->sub * p->Nb * p->oe);
-  }
-  }
-  if (loop) tile_mir_loop_end(m);
-}
+  int32_t bw = rec_word(g, REC_B, false);
+  int32_t lhs = rec_word(g, REC_A, false);
+  wait(g, edge ? SEM_B_EDGE : SEM_B, g->bbuf);
+  load_weights(g, bw);
+  if (!first) issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+  issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
+  if (first && p->a0pieces > 1) issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
+  if ((T > D && kb == POP_LAST) || (T <= D && ka == POP_LAST)) stage_free(g);
 
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-static void walk(Gen *g) {
-  const MmPlan *p = g->p;
-  int64_t T = p->T, D = p->skew, G = g->nblocks * T, tpp = p->Mr / p->sub;
-  for (int64_t s = 0; s < G + D;) {
-    int64_t q = s - D, s1 = G + D;
-    bool pushing = s < G, popping = q >= 0 && q < G;
-    if (pushing) s1 = min64(s1, min64(s / T * T + T, s / T * T + (s % T / tpp + 1) * tpp));
-    if (!popping && q < 0) s1 = min64(s1, D);
-    if (popping) s1 = min64(s1, q / T * T + T + D);
-    if (pushing) s1 = min64(s1, G);
-    if (!pushing && !popping) { /* more blocks' pops than steps: nothing until the skew */
-      s = s1;
-      continue;
+  /* Cuts of the step range [0, T): the pop side changes block at D; the first block
+   * waits for each piece of the first slab before its rows; a last step copies rows
+   * out as they are popped. */
+  int64_t a0t = p->a0rows / p->sub;
+  PopSide pop = pop_side(g, ka, true, T - D);
+  int64_t s = 0;
+  while (s < T) {
+    if (first && s % a0t == 0 && s / a0t < p->a0pieces) {
+      /* the first slab's pieces one ahead of the rows, B pieces for the next blocks
+       * once the slab is nearly in (they share HBM with it) */
+      int64_t piece = s / a0t;
+      wait(g, SEM_A0, g->abuf);
+      if (piece >= 1 && piece + 1 < p->a0pieces)
+        issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
+      if (piece == (p->a0pieces > 3 ? p->a0pieces - 3 : 0))
+        issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+      if (piece == p->a0pieces - 1)
+        for (int64_t i = 1; i < p->depth; i++) issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
     }
-    Side push = {0}, pop = {0};
-    if (pushing) {
-      push = (Side){&g->blocks[s / T], s % T};
-      if (s % T == 0) load_weights(g, push.k);
-      if (s % T % tpp == 0) mm_dma_need(g, push.k->apiece0 + (int32_t)(s % T / tpp));
+    if (s == D && D < T) {
+      if (ka == POP_LAST) copy_out(g);
+      pop = pop_side(g, kb, false, 0);
     }
-    if (popping) {
-      pop = (Side){&g->blocks[q / T], q % T};
-      if (q % T == 0 && pop.k->last) mm_dma_stage_free(g, pop.k->stage_slot);
+    int64_t s1 = s < D ? D : T;
+    if (first && (s / a0t + 1) * a0t < s1) s1 = (s / a0t + 1) * a0t;
+    if (s >= D && kb == POP_LAST) {
+      int64_t c = (s - D) / p->q; /* the copy this segment's pops complete */
+      int64_t end = D + (c + 1) * p->q;
+      if (end < s1) s1 = end;
     }
-    mm_dma_pump(g);
-    segment(g, push, pop, s1 - s);
-    if (pushing && s1 % T == 0) {
-      /* The push side left a block: the last of its slab frees the slab's pieces. */
-      const Block *k = push.k;
-      if (k->np == p->nnp - 1)
-        for (int64_t r = 0; r < p->ra; r++) mm_dma_release(g, k->apiece0 + (int32_t)r);
-    }
-    if (popping && (s1 - D) % T == 0 && pop.k->last) {
-      source(g);
-      mm_dma_out(g, pop.k);
-    }
+    rows(g, lhs, &pop, s1 - s);
     s = s1;
+    if (s > D && kb == POP_LAST && ((s - D) % p->q == 0 || s == T)) copy_out(g);
+  }
+  if (D >= T && ka == POP_LAST) copy_out(g);
+  /* the A copy this block issued: the next slab's rows are in before its first block */
+  wait(g, SEM_A, g->abuf);
+  addi(g, g->rp, g->rec_bytes);
+}
+
+/* The pops after the last push: the last block's final rows, its last copy, and the
+ * waits for everything still in flight. */
+static void drain(Gen *g) {
+  const MmPlan *p = g->p;
+  int64_t T = p->T, D = p->skew, j = g->nblocks;
+  source(g);
+  if (T <= D) stage_free(g);
+  PopSide pop = pop_side(g, mm_pop_kind(g, j - 1), true, T - D);
+  rows(g, -1, &pop, D);
+  copy_out(g);
+  for (int64_t i = 0; i < 2 * p->nout; i++) {
+    TileMirInst in = ins(TILE_MOP_WAIT, 0, 0, 0, g->sem[SEM_OUT], 1);
+    /* later groups that read the result see it whole */
+    tile_mir_mem(&in, g->stage, TILE_MIR_WRITE, 0);
+    tile_mir_mem(&in, p->out.buf, TILE_MIR_WRITE, 0);
+    emit(g, in);
   }
 }
+
+/* ---- the nest of blocks ---- */
+
+static void loop_of(Gen *g, int64_t trips, int64_t j, void (*body)(Gen *, int64_t)) {
+  if (trips <= 0) return;
+  tile_mir_loop_begin(g->m, (int32_t)trips, 0);
+  body(g, j);
+  tile_mir_loop_end(g->m);
+}
+
+static void block_rest(Gen *g, int64_t j) { block(g, j); }
+
+/* K step kp of the chunk starting at block c0: its first block, then the others (one
+ * kind) as a loop. */
+static void kstep(Gen *g, int64_t j) {
+  block(g, j);
+  loop_of(g, g->p->nnp - 1, j + 1, block_rest);
+}
+
+/* The middle K steps 2 .. nkp-2 (one kind: mid pops on both sides). */
+static void kstep_mid(Gen *g, int64_t j) { kstep(g, j); }
+
+static void chunk(Gen *g, int64_t c0) {
+  const MmPlan *p = g->p;
+  int64_t nnp = p->nnp, nkp = p->nkp;
+  kstep(g, c0);
+  if (nkp >= 3) kstep(g, c0 + nnp);                              /* kp 1: pops kp 0's */
+  if (nkp >= 4) loop_of(g, nkp - 3, c0 + 2 * nnp, kstep_mid);    /* kp 2 .. nkp-2 */
+  if (nkp >= 2) kstep(g, c0 + (nkp - 1) * nnp);                  /* the last, maybe padded */
+}
+
+static void chunk_body(Gen *g, int64_t c0) { chunk(g, c0); }
 
 bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   MmPlan plan;
@@ -330,15 +419,23 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   make_buffers(g);
   zero_k_padding(g);
   load_rows(g);
-  mm_dma_plan(g);
-  walk(g);
-  for (int i = 0; i < RING_COUNT; i++) {
-    free(g->ring[i].occupant);
-    free(g->ring[i].bufs);
-  }
-  free(g->blocks);
-  free(g->pieces);
-  free(g->out_slot_dma);
-  free(g->out_copy);
+  mm_tables(g);
+  source(g);
+  g->rp = li_buf(g, g->rec, 0);
+  g->bp = li_buf(g, g->bdesc.buf, 0);
+  g->ap = li_buf(g, g->adesc.buf, 0);
+  g->op = li_buf(g, g->odesc.buf, 0);
+  /* Start-up: the first B piece and the first piece of the first slab alone (the first
+   * push waits for both), the placeholder copies out; block 0 issues the rest. */
+  g->a0 = li_buf(g, g->a0desc.buf, 0);
+  issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+  issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
+  for (int64_t i = 0; i < 2 * p->nout; i++) issue(g, g->op, &g->odesc, g->scratch, g->scratch, 4);
+
+  int64_t per_chunk = p->nkp * p->nnp;
+  chunk(g, 0);
+  loop_of(g, p->chunks - 1, per_chunk, chunk_body);
+  drain(g);
+  mm_tables_free(g);
   return true;
 }

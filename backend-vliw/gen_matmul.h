@@ -1,5 +1,5 @@
 /* The matmul generator's plan, shared by its analysis (gen_matmul_plan.c) and its
- * emission (gen_matmul.c, gen_matmul_epi.c).
+ * emission (gen_matmul.c, gen_matmul_dma.c).
  *
  * The computation C[b] = epilogue(A[b] x B[b]) is cut into blocks the MXUs hold:
  *
@@ -8,12 +8,12 @@
  *     (8 rows of M, dim of K) feeds nn units and one result tile (8 x dim) is the sum
  *     of nk pops. A block is Kb = nk*dim rows of K by Nb = nn*dim columns of N.
  *   - A chunk is Mb rows of M (one batch) by Ng columns of N. For a chunk, K is walked
- *     in kp steps of Kb: each step brings an A slab (Mb x Kb) and a B panel (Kb x Ng)
- *     into VMEM (double-buffered, the next step's DMA overlapping this step's work),
- *     then for each block column np it loads the weights and runs the pipelined loop
- *     over the chunk's T = Mb / 8 row tiles, adding into an f32 accumulator in VMEM.
- *     The last kp step evaluates the fused epilogue on each result tile and writes it
- *     to a staging buffer that a DMA copies out.
+ *     in kp steps of Kb, and each step in column blocks np of Nb: a block loads its
+ *     weights (16 vld + mxu.ldw per unit) and runs the chunk's T = Mb / 8 row tiles,
+ *     adding into an f32 accumulator in VMEM (a slot per row tile). The
+ *     last kp step evaluates the fused epilogue on each result tile and writes it to a
+ *     staging buffer that DMAs copy out as rows finish. Inputs arrive in pieces (A slabs
+ *     of Mb x Kb in two slots, B blocks of Kb x Nb in a ring of `depth`), copied ahead.
  *   - Edges: rows of M and columns of N are independent, so a last chunk or block that
  *     would run past the end starts earlier and overlaps its neighbour (the overlap is
  *     computed twice and stored twice, with the same values). K is summed, so it is
@@ -30,10 +30,6 @@
 #include "tile/lower.h"
 
 enum { MM_MAX_EPI = 64, MM_MAX_ROWS = 8 };
-
-/* Blocks of at most this many row tiles are unrolled: their row loops would have fewer
- * trips than the modulo schedule has stages. Longer blocks run one pipelined loop. */
-enum { MM_UNROLL_TILES = 16 };
 
 /* How an epilogue value is held per result tile. */
 typedef enum MmKind {
@@ -68,10 +64,12 @@ typedef struct MmPlan {
   int64_t Mb, T, MC, Mv;      /* rows per chunk, row tiles, chunks along M, valid rows */
   int64_t Ng, NG, nnp, Nv;    /* columns per chunk, chunks along N, blocks, valid cols */
   int64_t chunks;             /* batch * MC * NG */
-  /* DMA pieces and the VMEM rings that hold them */
-  int64_t ra, Mr;             /* A pieces per slab and rows per piece */
-  int64_t ring_a, ring_b;     /* slots of the A and B rings (each edge ring as many) */
-  int64_t skew;               /* row tiles between a push and the pop of its result */
+  /* the pipeline (gen_matmul.c draws it) */
+  int64_t skew;               /* row tiles between a push and the pop of its result (<= T) */
+  int64_t depth;              /* B pieces copied ahead of the block that reads them */
+  int64_t apieces, arows;     /* pieces (and rows in each) an A slab is copied in */
+  int64_t a0pieces, a0rows;   /* the same for the first slab, copied before the first block */
+  int64_t q, nout;            /* row tiles per copy out, copies per last-step block */
 
   /* epilogue: ops after the matmul, in program order */
   const TileOp *epi[MM_MAX_EPI];

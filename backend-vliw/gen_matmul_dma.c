@@ -1,17 +1,23 @@
-/* The matmul generator's DMA queue: the static list of blocks and of the pieces they
- * read, the VMEM rings the pieces land in, and when each copy is issued and waited for.
+/* The matmul generator's tables: the static list of blocks, a record per block with the
+ * VMEM addresses it uses, and the DMA descriptors of every copy in the order the code
+ * issues them (gen_matmul_emit.h says why tables).
  *
- * Pieces are queued in the order blocks first read them; a piece is issued as soon as
- * its ring slot is free (the previous occupant's last read is emitted) and few enough
- * copies are in flight: two until the first block starts (so the first block's inputs
- * do not share HBM with later ones), then more, so HBM stays busy while the MXUs work.
- * In-flight counts are static upper bounds (a copy counts until its wait is emitted),
- * so the machine's limit on DMAs in flight always holds.
- *
- * Every copy has its own descriptor whose addresses layout fills in, so an issue is one
- * `dma` with nothing stored before it (no descriptor word can still be in flight when
- * the next copy of the same kind reads it). The copies of a ring are alike and signal
- * one semaphore, so they complete in issue order and are waited for in that order. */
+ * Copies and the semaphores they signal:
+ *   - B pieces (one block of weights each) into a ring of `depth` slots; piece j + depth
+ *     is issued by block j once it has read piece j. Pieces of the padded last K step
+ *     are smaller and signal their own semaphore, so the pieces behind each semaphore
+ *     are alike and complete in issue order. Past the last block the table holds
+ *     placeholders (a 4-byte SMEM copy signalling nothing), so every block issues one.
+ *   - A slabs (rows of a chunk by one K step) into two slots (and two padded ones): the
+ *     slab of the next K step comes in one piece per block of this one, issued by the
+ *     block and waited for by the next, so one A copy at most is in flight at any wait
+ *     and sizes may differ; blocks with no piece to copy issue a placeholder that
+ *     signals the A semaphore. The first slab comes in its own pieces before the first
+ *     block, waited for as its rows are reached.
+ *   - Copies out of a last-step block's staged results, nout pieces of q row tiles
+ *     (the last piece overlapping the one before when q does not divide), all the same
+ *     size; 2 * nout placeholders come first, so a block about to overwrite a staging
+ *     slot always waits for the nout oldest copies. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,203 +33,223 @@ static void *xcalloc(size_t n, size_t size) {
   return p;
 }
 
-static int32_t li_buf(Gen *g, int32_t buf, int64_t off) {
-  int32_t r = tile_mir_sreg(g->m);
-  TileMirInst in = tile_mir_inst(TILE_MOP_LI, r, 0, 0, 0, (int32_t)off);
-  in.imm_buf = buf;
-  tile_mir_add(g->m, in);
-  return r;
-}
-
 /* Descriptor words (docs/emulator.md, "DMA descriptors"). */
 enum { W_SRC_SPACE, W_DST_SPACE, W_SRC_LO, W_SRC_HI, W_DST_LO, W_DST_HI, W_COUNT0,
        W_COUNT1, W_COUNT2, W_SRC_STRIDE1, W_SRC_STRIDE2, W_DST_STRIDE1, W_DST_STRIDE2,
        W_PEER, W_SRC_SEM, W_DST_SEM, W_WORDS };
+enum { DESC_BYTES = W_WORDS * 4 };
 
-static void put_word(uint8_t *bytes, int word, uint32_t v) {
+static void put_word(uint8_t *bytes, int64_t word, uint32_t v) {
   for (int i = 0; i < 4; i++) bytes[word * 4 + i] = (uint8_t)(v >> (8 * i));
 }
 
-Copy mm_copy(Gen *g, int32_t src_buf, int64_t src_off, int32_t dst_buf, int64_t dst_off,
-             TileDmaShape sh, int32_t sem) {
+static void table_init(Gen *g, DescTable *t, const char *name, int32_t n) {
+  t->cap = n > 0 ? n : 1;
+  t->n = 0;
+  t->words = xcalloc((size_t)t->cap, DESC_BYTES);
+  t->buf = tile_mir_buffer(g->m, name, TILE_SPACE_SMEM, (int64_t)t->cap * DESC_BYTES, 1, 64);
+}
+
+/* Appends a copy of `rows` runs of `run` bytes, signalling sem (-1 none). */
+static void table_add(Gen *g, DescTable *t, int32_t src_buf, int64_t src_off, int64_t src_stride,
+                      int32_t dst_buf, int64_t dst_off, int64_t dst_stride, int64_t run,
+                      int64_t rows, int32_t sem) {
   TileMir *m = g->m;
-  Copy c = {.src_buf = src_buf, .dst_buf = dst_buf, .sem = sem};
-  c.est = tile_lower_dma_cycles(tile_lower_target(g->cx), sh.count0 * sh.count1 * sh.count2);
-  c.desc = tile_mir_buffer(m, "matmul.desc", TILE_SPACE_SMEM, W_WORDS * 4, 1, 4);
-  uint8_t w[W_WORDS * 4];
-  memset(w, 0, sizeof w);
+  if (t->n == t->cap) {
+    fprintf(stderr, "tilec: internal error: matmul descriptor table %s overflows\n",
+            m->bufs[t->buf].name);
+    abort();
+  }
+  uint8_t *w = t->words + (size_t)t->n * DESC_BYTES;
   put_word(w, W_SRC_SPACE, m->bufs[src_buf].space);
   put_word(w, W_DST_SPACE, m->bufs[dst_buf].space);
-  put_word(w, W_COUNT0, (uint32_t)sh.count0);
-  put_word(w, W_COUNT1, (uint32_t)sh.count1);
+  put_word(w, W_COUNT0, (uint32_t)run);
+  put_word(w, W_COUNT1, (uint32_t)rows);
   put_word(w, W_COUNT2, 1);
-  put_word(w, W_SRC_STRIDE1, (uint32_t)(int32_t)sh.src_stride1);
-  put_word(w, W_DST_STRIDE1, (uint32_t)(int32_t)sh.dst_stride1);
+  put_word(w, W_SRC_STRIDE1, (uint32_t)(int32_t)src_stride);
+  put_word(w, W_DST_STRIDE1, (uint32_t)(int32_t)dst_stride);
   put_word(w, W_PEER, UINT32_MAX);
   put_word(w, W_SRC_SEM, (uint32_t)sem);
   put_word(w, W_DST_SEM, UINT32_MAX);
-  tile_mir_data(m, c.desc, w, sizeof w);
-  tile_mir_reloc(m, c.desc, W_SRC_LO * 4, src_buf, src_off, false);
-  tile_mir_reloc(m, c.desc, W_SRC_HI * 4, src_buf, src_off, true);
-  tile_mir_reloc(m, c.desc, W_DST_LO * 4, dst_buf, dst_off, false);
-  tile_mir_reloc(m, c.desc, W_DST_HI * 4, dst_buf, dst_off, true);
-  return c;
+  int64_t at = (int64_t)t->n * DESC_BYTES;
+  tile_mir_reloc(m, t->buf, at + W_SRC_LO * 4, src_buf, src_off, false);
+  tile_mir_reloc(m, t->buf, at + W_SRC_HI * 4, src_buf, src_off, true);
+  tile_mir_reloc(m, t->buf, at + W_DST_LO * 4, dst_buf, dst_off, false);
+  tile_mir_reloc(m, t->buf, at + W_DST_HI * 4, dst_buf, dst_off, true);
+  t->n++;
 }
 
-void mm_copy_issue(Gen *g, const Copy *c) {
-  int32_t d = li_buf(g, c->desc, 0);
-  TileMirInst in = tile_mir_inst(TILE_MOP_DMA, 0, d, 0, 0, 0);
-  in.est_cycles = c->est;
-  tile_mir_mem(&in, c->desc, TILE_MIR_READ, 0);
-  tile_mir_mem(&in, c->src_buf, TILE_MIR_READ, 0);
-  tile_mir_mem(&in, c->dst_buf, TILE_MIR_WRITE, 0);
-  tile_mir_add(g->m, in);
+/* A copy that moves 4 bytes of SMEM scratch: keeps the issue pattern uniform. */
+static void table_placeholder(Gen *g, DescTable *t, int32_t sem) {
+  table_add(g, t, g->scratch, 0, 0, g->scratch, 4, 0, 4, 1, sem);
 }
 
-void mm_copy_wait(Gen *g, const Copy *c) {
-  TileMirInst in = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, c->sem, 1);
-  tile_mir_mem(&in, c->src_buf, TILE_MIR_WRITE, 0);
-  tile_mir_mem(&in, c->dst_buf, TILE_MIR_WRITE, 0);
-  tile_mir_add(g->m, in);
+static void table_finish(Gen *g, DescTable *t) {
+  tile_mir_data(g->m, t->buf, t->words, (int64_t)t->cap * DESC_BYTES);
 }
 
-int32_t mm_piece_addr(Gen *g, int32_t i, int64_t off) {
-  const Piece *pc = &g->pieces[i];
-  const Ring *r = &g->ring[pc->ring];
-  return li_buf(g, r->bufs[pc->slot], off);
+void mm_tables_free(Gen *g) {
+  free(g->blocks);
+  free(g->bdesc.words);
+  free(g->adesc.words);
+  free(g->a0desc.words);
+  free(g->odesc.words);
 }
 
-static int32_t add_piece(Gen *g, int ring, int64_t src_off) {
-  Ring *r = &g->ring[ring];
-  Piece *pc = &g->pieces[g->npieces];
-  pc->ring = ring;
-  pc->src_off = src_off;
-  pc->slot = r->used++ % r->nslots;
-  pc->copy = mm_copy(g, r->src_buf, src_off, r->bufs[pc->slot], 0, r->shape, r->sem);
-  return g->npieces++;
+PopKind mm_pop_kind(const Gen *g, int64_t j) {
+  if (j < 0 || j >= g->nblocks) return POP_NONE;
+  const Block *k = &g->blocks[j];
+  if (k->kp == g->p->nkp - 1) return POP_LAST;
+  return k->kp == 0 ? POP_FIRST : POP_MID;
 }
 
-void mm_dma_plan(Gen *g) {
+static void make_blocks(Gen *g) {
   const MmPlan *p = g->p;
-  int64_t groups = p->chunks * p->nkp;
-  g->nblocks = groups * p->nnp;
+  g->nblocks = p->chunks * p->nkp * p->nnp;
   g->blocks = xcalloc((size_t)g->nblocks, sizeof(Block));
-  g->pieces = xcalloc((size_t)(groups * (p->ra + p->nnp)), sizeof(Piece));
-  int64_t k = 0, nlast = 0;
+  int64_t k = 0, slab = 0;
   for (int64_t b = 0; b < p->batch; b++)
     for (int64_t mc = 0; mc < p->MC; mc++)
       for (int64_t ng = 0; ng < p->NG; ng++) {
         int64_t ms = p->MC > 1 ? (mc * p->Mb < p->M - p->Mb ? mc * p->Mb : p->M - p->Mb) : 0;
         int64_t ns = p->NG > 1 ? (ng * p->Ng < p->N - p->Ng ? ng * p->Ng : p->N - p->Ng) : 0;
-        for (int64_t kp = 0; kp < p->nkp; kp++) {
-          bool edge = kp == p->nkp - 1 && p->Kr < p->Kb;
-          int64_t a_off = (b * p->M * p->K + ms * p->K + kp * p->Kb) * p->ae;
-          int64_t b_off = ((p->b_batched ? b * p->K * p->N : 0) + kp * p->Kb * p->N + ns) * p->be;
-          int32_t a0 = -1;
-          for (int64_t np = 0; np < p->nnp; np++) {
-            Block *bk = &g->blocks[k++];
-            int64_t bmax = p->Nv > p->Nb ? p->Nv - p->Nb : 0;
-            *bk = (Block){.b = b, .mc = mc, .ng = ng, .kp = kp, .np = np, .mstart = ms,
-                          .nstart = ns, .bcol = np * p->Nb < bmax ? np * p->Nb : bmax,
-                          .first = kp == 0, .last = kp == p->nkp - 1, .edge = edge};
-            bk->bpiece = add_piece(g, edge ? RING_B_EDGE : RING_B, b_off + bk->bcol * p->be);
-            if (np == 0) {
-              for (int64_t r = 0; r < p->ra; r++) {
-                int32_t i = add_piece(g, edge ? RING_A_EDGE : RING_A,
-                                      a_off + r * p->Mr * p->K * p->ae);
-                if (r == 0) a0 = i;
-              }
-            }
-            bk->apiece0 = a0;
-            if (bk->last) bk->stage_slot = (int32_t)(nlast++ % 2);
-          }
-        }
+        int64_t bmax = p->Nv > p->Nb ? p->Nv - p->Nb : 0;
+        for (int64_t kp = 0; kp < p->nkp; kp++, slab++)
+          for (int64_t np = 0; np < p->nnp; np++)
+            g->blocks[k++] = (Block){.b = b, .mc = mc, .ng = ng, .kp = kp, .np = np,
+                                     .mstart = ms, .nstart = ns,
+                                     .bcol = np * p->Nb < bmax ? np * p->Nb : bmax,
+                                     .edge = kp == p->nkp - 1 && p->Kr < p->Kb, .slab = slab};
       }
-  g->out_copy = xcalloc((size_t)(nlast ? nlast : 1), sizeof(Copy));
-  g->out_slot_dma = xcalloc(2, sizeof(int32_t));
-  g->out_slot_dma[0] = g->out_slot_dma[1] = -1;
-  for (int i = 0; i < RING_COUNT; i++)
-    if (g->ring[i].live) {
-      g->ring[i].occupant = xcalloc((size_t)g->ring[i].nslots, sizeof(int32_t));
-      for (int64_t s = 0; s < g->ring[i].nslots; s++) g->ring[i].occupant[s] = -1;
-    }
 }
 
-static void wait_out_oldest(Gen *g) {
-  mm_copy_wait(g, &g->out_copy[g->out_waited]);
-  g->out_waited++;
-}
-
-static int32_t inflight(const Gen *g) { return g->inflight_in + g->out_issued - g->out_waited; }
-
-/* Issues the next queued piece if its slot is free; false if not. */
-static bool issue_next(Gen *g) {
-  if (g->next_issue >= g->npieces) return false;
-  Piece *pc = &g->pieces[g->next_issue];
-  Ring *r = &g->ring[pc->ring];
-  int32_t prev = r->occupant[pc->slot];
-  if (prev >= 0 && !g->pieces[prev].released) return false;
-  int32_t hard = tile_lower_target(g->cx)->dma_outstanding;
-  while (inflight(g) >= hard && g->out_waited < g->out_issued) wait_out_oldest(g);
-  if (inflight(g) >= hard) return false;
-  mm_copy_issue(g, &pc->copy);
-  r->occupant[pc->slot] = g->next_issue;
-  pc->issued = true;
-  g->inflight_in++;
-  g->next_issue++;
-  return true;
-}
-
-void mm_dma_pump(Gen *g) {
-  const TileTarget *t = tile_lower_target(g->cx);
-  int32_t soft = g->started ? t->dma_outstanding - 3 : 2;
-  if (soft > 8) soft = 8;
-  if (soft < 1) soft = 1;
-  while (g->inflight_in < soft && issue_next(g)) {
-  }
-}
-
-/* Waits for piece i: first for every earlier piece of its ring (one site, in order). */
-static void wait_piece(Gen *g, int32_t i) {
-  for (int32_t j = 0; j <= i; j++) {
-    Piece *q = &g->pieces[j];
-    if (q->ring != g->pieces[i].ring || q->waited) continue;
-    mm_copy_wait(g, &q->copy);
-    q->waited = true;
-    g->inflight_in--;
-  }
-}
-
-void mm_dma_need(Gen *g, int32_t i) {
-  Piece *pc = &g->pieces[i];
-  if (pc->waited) return;
-  while (!pc->issued && !issue_next(g)) {
-    /* The queue is ordered by first use, so a full slot holds a piece read before
-     * piece i and released by now; only the in-flight limit can hold the queue back:
-     * wait for the oldest copy in flight, which is needed no later than piece i. */
-    int32_t j = 0;
-    while (j < g->next_issue && g->pieces[j].waited) j++;
-    if (j >= g->next_issue) break;
-    wait_piece(g, j);
-  }
-  wait_piece(g, i);
-}
-
-void mm_dma_release(Gen *g, int32_t i) { g->pieces[i].released = true; }
-
-void mm_dma_stage_free(Gen *g, int32_t s) {
-  int32_t d = g->out_slot_dma[s];
-  while (d >= 0 && g->out_waited <= d) wait_out_oldest(g);
-}
-
-void mm_dma_out(Gen *g, const Block *k) {
+/* VMEM offset of slab s's slot in the A ring (two slots per kind, normal first), and of
+ * B piece j's slot in the B ring (depth per kind). */
+static int64_t slab_slot(const Gen *g, const int64_t *kind_index, int64_t s, bool edge) {
   const MmPlan *p = g->p;
-  const TileTarget *t = tile_lower_target(g->cx);
-  while (inflight(g) >= t->dma_outstanding && g->out_waited < g->out_issued) wait_out_oldest(g);
-  Copy *c = &g->out_copy[g->out_issued];
-  *c = mm_copy(g, g->stage[k->stage_slot], 0, p->out.buf,
-               ((k->b * p->M + k->mstart) * p->N + k->nstart + k->bcol) * p->oe, g->out_shape,
-               g->out_sem);
-  mm_copy_issue(g, c);
-  g->out_slot_dma[k->stage_slot] = g->out_issued++;
+  int64_t slot = (edge ? 2 : 0) + kind_index[s] % 2;
+  return slot * p->Mb * p->Kb * p->ae;
+}
+
+static int64_t a_src(const MmPlan *p, const Block *k, int64_t row) {
+  return (k->b * p->M * p->K + (k->mstart + row) * p->K + k->kp * p->Kb) * p->ae;
+}
+
+/* Piece `piece` of `pieces`, `rows` rows each (the last overlapping): its first row. */
+static int64_t piece_row(const MmPlan *p, int64_t piece, int64_t rows) {
+  int64_t r = piece * rows, hi = p->Mv > rows ? p->Mv - rows : 0;
+  return r < hi ? r : hi;
+}
+
+static int64_t piece_rows(const MmPlan *p, int64_t rows) { return rows < p->Mv ? rows : p->Mv; }
+
+/* Adds the copy of rows [row, row + n) of slab `s` (first block k) into dst_off. */
+static void add_a(Gen *g, DescTable *t, const Block *k, int64_t dst_off, int64_t row, int64_t n,
+                  int32_t sem) {
+  const MmPlan *p = g->p;
+  int64_t kr = k->edge ? p->Kr : p->Kb;
+  table_add(g, t, p->a.buf, a_src(p, k, row), p->K * p->ae, g->abuf,
+            dst_off + row * p->Kb * p->ae, p->Kb * p->ae, kr * p->ae, n, sem);
+}
+
+void mm_tables(Gen *g) {
+  const MmPlan *p = g->p;
+  TileMir *m = g->m;
+  make_blocks(g);
+  int64_t nb = g->nblocks, nslabs = p->chunks * p->nkp;
+  g->scratch = tile_mir_buffer(m, "matmul.scratch", TILE_SPACE_SMEM, 8, 1, 4);
+  for (int i = 0; i < SEM_COUNT; i++) g->sem[i] = tile_mir_sem(m);
+
+  /* slot numbers per kind (normal / padded) of slabs and B pieces */
+  int64_t *slab_kind = xcalloc((size_t)nslabs, sizeof(int64_t));
+  int64_t *piece_kind = xcalloc((size_t)nb, sizeof(int64_t));
+  int64_t counts[2] = {0, 0}, pcounts[2] = {0, 0};
+  for (int64_t j = 0; j < nb; j++) {
+    const Block *k = &g->blocks[j];
+    if (k->np == 0) slab_kind[k->slab] = counts[k->edge]++;
+    piece_kind[j] = pcounts[k->edge]++;
+  }
+
+  /* records */
+  int64_t words = REC_ROW0 + p->nrows;
+  g->rec_bytes = words * 4;
+  g->rec = tile_mir_buffer(m, "matmul.rec", TILE_SPACE_SMEM, nb * g->rec_bytes, 1, 4);
+  int64_t nlast = 0;
+  for (int64_t j = 0; j < nb; j++) {
+    const Block *k = &g->blocks[j];
+    int64_t at = j * g->rec_bytes;
+    int64_t bslot = (k->edge ? p->depth : 0) + piece_kind[j] % p->depth;
+    tile_mir_reloc(m, g->rec, at + REC_B * 4, g->bbuf, bslot * p->Kb * p->Nb * p->be, false);
+    tile_mir_reloc(m, g->rec, at + REC_A * 4, g->abuf, slab_slot(g, slab_kind, k->slab, k->edge),
+                   false);
+    if (g->acc >= 0)
+      tile_mir_reloc(m, g->rec, at + REC_ACC * 4, g->acc, k->np * p->nn * g->tile_bytes, false);
+    if (mm_pop_kind(g, j) == POP_LAST)
+      tile_mir_reloc(m, g->rec, at + REC_STAGE * 4, g->stage, (nlast++ % 2) * g->stage_slot, false);
+    for (int32_t r = 0; r < p->nrows; r++)
+      tile_mir_reloc(m, g->rec, at + (REC_ROW0 + r) * 4, p->rows[r].vmem,
+                     (k->nstart + k->bcol) * p->rows[r].esize, false);
+  }
+  uint8_t *zeros = xcalloc((size_t)(nb * g->rec_bytes), 1);
+  tile_mir_data(m, g->rec, zeros, nb * g->rec_bytes);
+  free(zeros);
+
+  /* B pieces, then placeholders for the issues past the last block */
+  table_init(g, &g->bdesc, "matmul.bdesc", (int32_t)(nb + p->depth));
+  for (int64_t j = 0; j < nb; j++) {
+    const Block *k = &g->blocks[j];
+    int64_t bslot = (k->edge ? p->depth : 0) + piece_kind[j] % p->depth;
+    int64_t kr = k->edge ? p->Kr : p->Kb, cols = p->Nb < p->Nv ? p->Nb : p->Nv;
+    int64_t src = ((p->b_batched ? k->b * p->K * p->N : 0) + k->kp * p->Kb * p->N + k->nstart +
+                   k->bcol) * p->be;
+    table_add(g, &g->bdesc, p->b.buf, src, p->N * p->be, g->bbuf, bslot * p->Kb * p->Nb * p->be,
+              p->Nb * p->be, cols * p->be, kr, g->sem[k->edge ? SEM_B_EDGE : SEM_B]);
+  }
+  for (int64_t i = 0; i < p->depth; i++) table_placeholder(g, &g->bdesc, -1);
+
+  /* the first slab, then one A copy per block: piece np of the next slab */
+  table_init(g, &g->a0desc, "matmul.a0desc", (int32_t)p->a0pieces);
+  for (int64_t i = 0; i < p->a0pieces; i++)
+    add_a(g, &g->a0desc, &g->blocks[0], slab_slot(g, slab_kind, 0, g->blocks[0].edge),
+          piece_row(p, i, p->a0rows), piece_rows(p, p->a0rows), g->sem[SEM_A0]);
+  table_init(g, &g->adesc, "matmul.adesc", (int32_t)nb);
+  for (int64_t j = 0; j < nb; j++) {
+    const Block *k = &g->blocks[j];
+    /* The first block of a step issues none: it starts with the slab just loaded, and
+     * at the start of all it shares HBM with the first slab. */
+    int64_t piece = p->nnp > 1 ? k->np - 1 : 0;
+    if (piece < 0 || piece >= p->apieces || k->slab + 1 >= nslabs) {
+      table_placeholder(g, &g->adesc, g->sem[SEM_A]);
+      continue;
+    }
+    const Block *next = &g->blocks[(k->slab + 1) * p->nnp];
+    add_a(g, &g->adesc, next, slab_slot(g, slab_kind, next->slab, next->edge),
+          piece_row(p, piece, p->arows), piece_rows(p, p->arows), g->sem[SEM_A]);
+  }
+
+  /* copies out: placeholders, then nout per last-step block */
+  table_init(g, &g->odesc, "matmul.odesc", (int32_t)(2 * p->nout + nlast * p->nout));
+  for (int64_t i = 0; i < 2 * p->nout; i++) table_placeholder(g, &g->odesc, g->sem[SEM_OUT]);
+  int64_t width = p->Nb < p->Nv ? p->Nb : p->Nv, q = 0;
+  for (int64_t j = 0; j < nb; j++) {
+    if (mm_pop_kind(g, j) != POP_LAST) continue;
+    const Block *k = &g->blocks[j];
+    for (int64_t c = 0; c < p->nout; c++) {
+      int64_t end = c == p->nout - 1 ? p->T : (c + 1) * p->q;
+      if (c < p->nout - 1 && end > p->T - p->skew) end = p->T - p->skew;
+      int64_t r1 = end * p->sub < p->Mv ? end * p->sub : p->Mv;
+      int64_t r0 = r1 - p->q * p->sub > 0 ? r1 - p->q * p->sub : 0;
+      table_add(g, &g->odesc, g->stage, (q % 2) * g->stage_slot + r0 * p->Nb * p->oe,
+                p->Nb * p->oe, p->out.buf,
+                ((k->b * p->M + k->mstart + r0) * p->N + k->nstart + k->bcol) * p->oe,
+                p->N * p->oe, width * p->oe, r1 - r0, g->sem[SEM_OUT]);
+    }
+    q++;
+  }
+  table_finish(g, &g->bdesc);
+  table_finish(g, &g->adesc);
+  table_finish(g, &g->a0desc);
+  table_finish(g, &g->odesc);
+  free(slab_kind);
+  free(piece_kind);
 }

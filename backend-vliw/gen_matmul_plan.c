@@ -185,31 +185,61 @@ static void arrange_units(MmPlan *p, int32_t units) {
   p->nk = p->nn = p->units = 1;
 }
 
-/* A pieces per slab: about the size of a B piece (one block of weights), so the first
- * block waits for little, and whole row tiles of equal size. */
-static void plan_pieces(MmPlan *p) {
-  int64_t bpiece = p->Kb * p->Nb * p->be, tiles = p->Mb / p->sub;
-  p->ra = 1;
-  /* Row pieces only pay where blocks are unrolled (short blocks): a cut in a pipelined
-   * row loop costs more than the wait it saves. */
-  if (p->Mv == p->Mb && tiles <= MM_UNROLL_TILES)
-    for (int64_t r = 2; r <= tiles; r++)
-      if (tiles % r == 0 && p->Mb / r * p->Kb * p->ae >= bpiece / 2) p->ra = r;
-  p->Mr = p->Mb / p->ra;
-  p->ring_a = 2 * p->ra;
-  p->ring_b = p->nnp + 1 > 3 ? p->nnp + 1 : 3;
-}
+/* B pieces copied ahead, as the VMEM budget counts them (the plan may use fewer). */
+enum { MM_MAX_DEPTH = 4 };
 
 int64_t mm_plan_vmem(const MmPlan *p) {
   int64_t edge = p->Kr < p->Kb ? 2 : 1;
-  int64_t a = edge * p->ring_a * p->Mr * p->Kb * p->ae;
-  int64_t b = edge * p->ring_b * p->Kb * p->Nb * p->be;
-  int64_t acc = (p->nkp > 2 ? 2 : p->nkp > 1 ? 1 : 0) * p->Mb * p->nnp * p->Nb * 4;
+  int64_t a = edge * 2 * p->Mb * p->Kb * p->ae;
+  int64_t b = edge * p->depth * p->Kb * p->Nb * p->be;
+  int64_t acc = (p->nkp > 1 ? 1 : 0) * p->Mb * p->nnp * p->Nb * 4;
   int64_t stage = 2 * p->Mb * p->Nb * p->oe;
   int64_t rows = 0;
   for (int32_t i = 0; i < p->nrows; i++)
     rows += round_up((p->N > p->dim ? p->N : p->dim) * p->rows[i].esize, 64);
   return a + b + acc + stage + rows;
+}
+
+/* Copies out per last-step block beyond the one after its last rows: more where the
+ * target lets more DMAs fly. */
+static int64_t out_segments(const TileTarget *t) { return t->dma_outstanding >= 16 ? 3 : 1; }
+
+/* B pieces copied ahead: what the DMAs in flight leave after two blocks' copies out
+ * (at most out_segments + 1 each) and one A piece, with room for start-up. */
+static int64_t plan_depth(const TileTarget *t) {
+  int64_t d = t->dma_outstanding - 2 * (out_segments(t) + 1) - 3;
+  return d > MM_MAX_DEPTH ? MM_MAX_DEPTH : d < 1 ? 1 : d;
+}
+
+/* The pipeline: pops trail pushes by `skew` row tiles, enough for the MXU latency at one
+ * row tile per push period; a last K step copies its results out in nout pieces of q row
+ * tiles as they are popped (so little is left to copy at the end); B pieces are copied
+ * `depth` blocks ahead and A slabs in one piece per block of the step before, all within
+ * the target's limit of DMAs in flight. */
+static void plan_pipeline(const TileTarget *t, MmPlan *p) {
+  int64_t outstanding = t->dma_outstanding;
+  p->skew = ceil_div(t->latency[TILE_LAT_MXU_RESULT], t->mxu_push_cycles) + 1;
+  if (p->skew > p->T) p->skew = p->T;
+  int64_t segs = out_segments(t);
+  if (p->T > p->skew) {
+    /* every copy is q tiles; the one after a block's last pops covers its last skew */
+    p->q = ceil_div(p->T - p->skew, segs);
+    if (p->q < p->skew) p->q = p->skew;
+    p->nout = ceil_div(p->T - p->skew, p->q) + 1;
+  } else {
+    p->q = p->T;
+    p->nout = 1;
+  }
+  /* one A piece per block of a step but its first (all of them when it has one) */
+  p->apieces = p->nnp > 1 ? p->nnp - 1 : 1;
+  if (p->apieces > p->T) p->apieces = p->T;
+  p->arows = ceil_div(p->T, p->apieces) * p->sub;
+  int64_t a0 = outstanding - p->depth - 2;
+  if (a0 > 8) a0 = 8;
+  if (a0 > p->T) a0 = p->T;
+  if (a0 < 1) a0 = 1;
+  p->a0rows = ceil_div(p->T, a0) * p->sub;
+  p->a0pieces = ceil_div(p->T, p->a0rows / p->sub);
 }
 
 /* The largest rows-per-chunk (a multiple of the sublanes, at most M rounded up) whose
@@ -221,7 +251,6 @@ static int64_t fit_rows(MmPlan *p, int64_t Ng, int64_t budget) {
   for (int64_t hi = mp; hi >= p->sub; hi = round_up(hi / 2, p->sub)) {
     p->Mb = hi;
     p->Mv = hi;
-    plan_pieces(p);
     if (mm_plan_vmem(p) <= budget) {
       lo = hi;
       break;
@@ -234,7 +263,6 @@ static int64_t fit_rows(MmPlan *p, int64_t Ng, int64_t budget) {
     int64_t cand = lo + step;
     if (cand <= mp) {
       p->Mb = p->Mv = cand;
-      plan_pieces(p);
       if (mm_plan_vmem(p) <= budget) lo = cand;
     }
     if (step == p->sub) break;
@@ -248,6 +276,7 @@ static bool plan_blocks(TileLowerCtx *cx, MmPlan *p) {
   p->nkp = ceil_div(p->K, p->Kb);
   p->Kr = p->K - (p->nkp - 1) * p->Kb;
   p->Nb = (int64_t)p->nn * p->dim;
+  p->depth = plan_depth(t);
   /* Half of VMEM: the rest is for other groups' buffers and register spills. */
   int64_t budget = t->vmem_bytes / 2;
   int64_t full = ceil_div(p->N, p->Nb) * p->Nb;
@@ -274,13 +303,7 @@ static bool plan_blocks(TileLowerCtx *cx, MmPlan *p) {
   p->nnp = p->Ng / p->Nb;
   p->Nv = p->Ng < p->N ? p->Ng : p->N;
   p->chunks = p->batch * p->MC * p->NG;
-  plan_pieces(p);
-  /* Pops trail pushes by enough row tiles to cover the MXU latency; a step is one push
-   * period inside a block, more when blocks are short and weight loads dominate. */
-  int64_t groups = p->dim / p->sub;
-  int64_t step = (p->T * t->mxu_push_cycles + groups * p->units) / p->T;
-  if (step < t->mxu_push_cycles) step = t->mxu_push_cycles;
-  p->skew = p->T <= MM_UNROLL_TILES ? ceil_div(t->latency[TILE_LAT_MXU_RESULT], step) + 1 : 0;
+  plan_pipeline(t, p);
   return true;
 }
 

@@ -24,14 +24,14 @@
  * stride into a staging row); the last block of the row stores the final one, so the
  * loop needs no branch at row ends, and its cost is hidden by the pipelining.
  *
- * topk repeats the pass k times. Pass r keeps only elements after pass r-1's winner in
- * the order above (value and index compared, so ties and NaN are exact; no element is
- * overwritten), which makes its winner the r-th of the row. That is k reads of the
- * rows: exact for every input, memory-bound per pass, but O(kV). The faster method on
- * this machine for large V -- per-chunk maxima in one pass, the k best chunks by
- * rounds over that small vector (data-dependent chunk loads through SMEM), then the k
- * best elements among k chunks -- needs per-round vector-to-scalar transfers and is
- * not done here.
+ * topk runs a chunk tournament (below, "topk by a chunk tournament"): one streaming
+ * pass that keeps the rows in VMEM and each aligned run of `lanes` elements' best
+ * element, then k rounds that each take the row's best chunk head and recompute that
+ * chunk's head. Rows longer than `lanes` vreg tiles, or inputs whose rows do not fit
+ * half of VMEM, fall back to k streaming passes: pass r keeps only elements after pass
+ * r-1's winner in the order above (value and index compared, so ties and NaN are exact;
+ * no element is overwritten), which makes its winner the r-th of the row -- exact for
+ * every input but O(kV).
  *
  * Results go to VMEM staging (argmax [R] i32; topk values and indices [k][R], pass
  * major, so a wide zero-stride store only ever covers entries written later) and reach
@@ -325,6 +325,394 @@ static void pass(Sel *s, Pass *ps) {
   tile_dma_wait(s->cx, &s->site, 0, 0);
 }
 
+/* topk's staging ([k][R], round major) to the results ([R][k]): element runs. */
+static bool store_topk(Sel *s) {
+  for (int r = 0; r < 2; r++) {
+    TileTensorRef out = tile_lower_tensor(s->cx, s->op->res[r]);
+    int64_t eb = r == 0 ? s->eb : 4;
+    TileDmaShape tr = {.count0 = eb, .count1 = s->R, .count2 = s->k,
+                       .src_stride1 = eb, .dst_stride1 = s->k * eb,
+                       .src_stride2 = s->R * eb, .dst_stride2 = eb};
+    TileDmaSite d = tile_dma_site(s->cx, r == 0 ? s->vstage : s->istage, 0, out.buf, 0, tr);
+    tile_dma_issue(s->cx, &d, -1, 0, -1, 0);
+    tile_dma_wait(s->cx, &d, 0, 0);
+  }
+  return true;
+}
+
+/* ---- topk by a chunk tournament ----
+ *
+ * Chunks are the rows' aligned runs of `lanes` elements (one sublane of a vreg tile). A
+ * chunk's head is its best element not yet taken. One streaming pass copies the rows
+ * into VMEM (padded with -inf to whole blocks of tiles) and records every chunk's first
+ * head, then k rounds each take the best head of the row (the row's next element in
+ * the order) and recompute that one chunk's head from VMEM: its best element after the
+ * winner in the order, which needs no record of what was taken, since the winners so
+ * far are exactly the elements before it. The padding (-inf at indices >= V) loses
+ * every tie and is never among the first k <= V.
+ *
+ * Keys. An element x at index i ranks by (x', key) descending, x' = x with NaN read as
+ * +inf and key = -i, plus 2^24 for a NaN: NaNs then come before +inf and, among equal
+ * x', the lower index first, while x' and key stay plain f32 that vmax, xlu.lmax and
+ * the compares order (no NaN among them; indices are exact below 2^24). A head is kept
+ * as (x', key); the integer -key masked to 24 bits gives the index back for both kinds.
+ * The winner's own bits (a NaN's payload, -0 against +0) are read from the chunk.
+ *
+ * Heads of a row live in one vreg pair (tile t's chunk of sublane s at sublane s, lane
+ * t), so a row has at most `lanes` tiles. The rounds run as a loop over rounds around a
+ * software-pipelined loop over rows: every row's record (heads, and words that carry
+ * values from one part of a round to a later one) is its own slot of an R-slot buffer,
+ * so rows overlap. The modulo scheduler does not rename registers, so a value may live
+ * no longer than one initiation interval: a round keeps none across its long waits (the
+ * lane reductions, the winner's chunk address going vector -> VMEM -> SMEM by a 4-byte
+ * DMA -> sld): what a later part needs it stores into the record and loads again, each
+ * part addresses the record through its own induction register, and a load that must
+ * not run early is ordered after a store to the record or takes its address from the
+ * sld. */
+
+enum { FAST_TILES = 4, RING = 3 };
+#define KEY_NAN 16777216.0f /* 2^24: added to a NaN's key */
+
+/* Uniform words of a row's record after the two head vregs (one lane row each). */
+enum { W_XFER, W_GM, W_NB, W_CB, W_NM, W_NFI, W_COUNT };
+
+typedef struct Fast {
+  int L, S, TE;        /* lanes, sublanes, elements per vreg */
+  int64_t ntp;         /* tiles per row in VMEM (whole blocks) */
+  int64_t pitch_b;     /* bytes per row in VMEM */
+  int64_t margin;      /* elements in front of a ring slot's block (the shifted last block) */
+  int64_t dsz;         /* elements per DMA */
+  bool masked;         /* blocks reach past V: lanes at indices >= V become -inf */
+  int64_t rec_bytes;   /* per row: heads (x'), heads (key), the uniform words */
+  int64_t hn_off, w_off;
+  int64_t hp;          /* bytes per sublane row of the streaming pass's heads */
+  int32_t rows, rec, sx, h0, sidx;
+} Fast;
+
+static int64_t word(const Fast *f, int w) { return f->w_off + (int64_t)w * f->L * 4; }
+
+/* Plans the fast topk; false when a row has more tiles than a vreg has lanes or the
+ * buffers do not fit half of VMEM (the k-pass method then runs). */
+static bool fast_plan(Sel *s, Fast *f) {
+  const TileTarget *t = s->t;
+  f->L = t->vreg_lanes;
+  f->S = t->vreg_sublanes;
+  f->TE = f->L * f->S;
+  int64_t ntiles = (s->V + f->TE - 1) / f->TE;
+  /* tiles per block: a power of two (fast_heads finds a lane's block by a bit) */
+  s->u = 1;
+  while (s->u * 2 <= FAST_TILES && s->u * 2 * (int64_t)f->TE <= s->V) s->u *= 2;
+  s->bc = (int64_t)s->u * f->TE;
+  s->nblk = (ntiles + s->u - 1) / s->u;
+  f->ntp = s->nblk * s->u;
+  f->dsz = s->V < s->bc ? s->V : s->bc;
+  s->lastcol = s->V - f->dsz;
+  f->margin = s->nblk > 1 && s->V % s->bc ? s->bc : 0;
+  f->masked = f->ntp * f->TE != s->V;
+  s->slot_bytes = (f->margin + s->bc) * s->eb;
+  f->pitch_b = f->ntp * f->TE * 4;
+  f->hn_off = (int64_t)f->TE * 4;
+  f->w_off = 2 * f->hn_off;
+  f->rec_bytes = f->w_off + (int64_t)W_COUNT * f->L * 4;
+  f->hp = (f->ntp - 1 + f->L) * 4; /* tile t's store reaches lane t + lanes - 1 */
+  int64_t stage = s->R * s->k * 4 + f->L * 4;
+  int64_t need = s->R * f->pitch_b + s->R * (f->rec_bytes + 4 * f->S * f->hp) +
+                 RING * s->slot_bytes + stage;
+  return f->ntp <= f->L && s->R * s->k <= INT32_MAX / 4 && s->R * s->V * s->eb <= INT32_MAX &&
+         need <= s->t->vmem_bytes / 2 && s->R * s->k * 4 + s->R * 4 <= s->t->smem_bytes / 2;
+}
+
+/* A vector load or store of vreg v at (addr + imm) in buf, sublane stride in `stride`. */
+static int32_t vmem(Sel *s, int op, int32_t v, int32_t addr, int32_t stride, int32_t buf,
+                    int64_t imm, int access, int slot_ofs) {
+  if (v < 0) v = tile_mir_vreg(s->m);
+  TileMirInst in = tile_mir_inst(op, v, addr, stride, 0, (int32_t)imm);
+  tile_mir_mem(&in, buf, access, slot_ofs);
+  tile_mir_add(s->m, in);
+  return v;
+}
+
+/* Issues the DMA of the block at (dp, dslot) and steps both. A row's last block is
+ * shifted back to end at the row's end; it lands as far back in the slot's margin, so
+ * every column sits at the same place of the slot. */
+static void fast_issue(Sel *s, Fast *f, Pos dp, int32_t dslot, int slot_ofs) {
+  int32_t col = pos_col_bytes(s, dp);
+  int32_t bb = sop(s, TILE_MOP_MULI, dp.b, 0, (int32_t)(s->bc * s->eb));
+  int32_t dst = sop(s, TILE_MOP_SUB, col, bb, 0);
+  ins(s->m, TILE_MOP_ADD, dst, dst, dslot, 0, 0);
+  ins(s->m, TILE_MOP_ADDI, dst, dst, 0, 0, (int32_t)(f->margin * s->eb));
+  int32_t src = sop(s, TILE_MOP_ADD, col, dp.row_off, 0);
+  TileMirInst in = tile_mir_inst(TILE_MOP_ADDI, src, src, 0, 0, 0);
+  in.imm_buf = s->in_buf;
+  tile_mir_add(s->m, in);
+  tile_dma_issue(s->cx, &s->site, src, 0, dst, slot_ofs);
+  pos_advance(s, dp);
+  slot_advance(s, dslot);
+}
+
+/* The streaming pass: rows into VMEM, every chunk's first head into the row's heads.
+ * Per tile: x' and the keys, the lane maximum (the head's x') and the first lane holding
+ * it (the largest key among lanes with x' equal to it). Both are uniform along lanes and
+ * are stored at lane t of a row of ntp - 1 + lanes; tile t's store also covers lanes t+1 ..,
+ * which later tiles must overwrite, so two such stores must land in order. Blocks
+ * alternate between the two slots of h0: the scheduler orders a block's stores after
+ * those of the block two before (the same slot), and the block just before writes the
+ * other copy. fast_heads takes each lane from the copy its block wrote. */
+static void fast_stream(Sel *s, Fast *f) {
+  TileMir *m = s->m;
+  int32_t io = tile_mir_vreg(m);
+  ins(m, TILE_MOP_VIOTA, io, 0, 0, 0, 2);
+  int32_t niota_f = vop(s, TILE_MOP_VSUBF, s->vzero, vop(s, TILE_MOP_VCVTIF, io, 0));
+  int32_t tef = vli(s, fbits((float)f->TE));
+  int32_t big = vli(s, fbits(KEY_NAN)), pinf = vli(s, fbits(INFINITY));
+  int32_t nvf = f->masked ? vli(s, fbits(-(float)s->V)) : -1;
+  int32_t stride_in = sop(s, TILE_MOP_LI, 0, 0, f->L * s->eb);
+  int32_t stride_row = sop(s, TILE_MOP_LI, 0, 0, f->L * 4);
+  int32_t stride_h = sop(s, TILE_MOP_LI, 0, 0, (int32_t)f->hp);
+  Pos dp = pos_start(s), cp = pos_start(s);
+  int32_t dslot = li_buf(s, s->slot_buf, 0), cslot = li_buf(s, s->slot_buf, 0);
+  int32_t rb = li_buf(s, f->rows, 0), rh = li_buf(s, f->h0, 0);
+  int32_t copy = sop(s, TILE_MOP_LI, 0, 0, 0);
+  int32_t other = sop(s, TILE_MOP_LI, 0, 0, (int32_t)(s->R * 2 * f->S * f->hp));
+  fast_issue(s, f, dp, dslot, 0);
+  fast_issue(s, f, dp, dslot, 1);
+
+  tile_mir_loop_begin(m, (int32_t)(s->R * s->nblk), TILE_MIR_PIPELINE);
+  tile_dma_wait(s->cx, &s->site, 0, 0);
+  fast_issue(s, f, dp, dslot, 2);
+  int32_t c0 = sop(s, TILE_MOP_MULI, cp.b, 0, (int32_t)s->bc);
+  int32_t ha = sop(s, TILE_MOP_MULI, cp.b, 0, s->u * 4);
+  ins(m, TILE_MOP_ADD, ha, ha, rh, 0, 0);
+  ins(m, TILE_MOP_ADD, ha, ha, copy, 0, 0);
+  ins(m, TILE_MOP_XOR, copy, copy, other, 0, 0);
+  int32_t nidx = vop(s, TILE_MOP_VSUBF, niota_f,
+                     vop(s, TILE_MOP_VCVTIF, vop(s, TILE_MOP_VBCAST, c0, 0), 0));
+  for (int j = 0; j < s->u; j++) {
+    int32_t x = vmem(s, s->elem == TILE_ELEM_BF16 ? TILE_MOP_VLDBF : TILE_MOP_VLD, -1, cslot,
+                     stride_in, s->slot_buf, (f->margin + (int64_t)j * f->TE) * s->eb,
+                     TILE_MIR_READ, 0);
+    /* Each value overwrites one that just died: the allocator gives every register of
+     * a pipelined loop its own machine register, so their number is what counts. */
+    if (f->masked) vset(s, TILE_MOP_VSEL, x, x, s->vneginf, vop(s, TILE_MOP_VCMPLTF, nvf, nidx));
+    vmem(s, TILE_MOP_VST, x, rb, stride_row, f->rows, (int64_t)j * f->TE * 4, TILE_MIR_WRITE, 0);
+    int32_t xp = vop(s, TILE_MOP_VCMPEQF, x, x);
+    int32_t key = vop(s, TILE_MOP_VADDF, nidx, big);
+    vset(s, TILE_MOP_VSEL, key, nidx, key, xp);
+    vset(s, TILE_MOP_VSEL, xp, x, pinf, xp);
+    int32_t mx = vop(s, TILE_MOP_XLMAX, xp, 0);
+    vmem(s, TILE_MOP_VST, mx, ha, stride_h, f->h0, (int64_t)j * 4, TILE_MIR_WRITE, 0);
+    int32_t fi = vop(s, TILE_MOP_VCMPLEF, mx, xp);
+    vset(s, TILE_MOP_VSEL, fi, key, s->vneginf, fi);
+    vset(s, TILE_MOP_XLMAX, fi, fi, 0, 0);
+    vmem(s, TILE_MOP_VST, fi, ha, stride_h, f->h0, f->S * f->hp + (int64_t)j * 4, TILE_MIR_WRITE, 0);
+    if (j + 1 < s->u) nidx = vop(s, TILE_MOP_VSUBF, nidx, tef);
+  }
+  int32_t last = pos_advance(s, cp);
+  slot_advance(s, cslot);
+  ins(m, TILE_MOP_ADDI, rb, rb, 0, 0, (int32_t)(s->bc * 4));
+  int32_t step = sop(s, TILE_MOP_MULI, last, 0, (int32_t)(2 * f->S * f->hp));
+  ins(m, TILE_MOP_ADD, rh, rh, step, 0, 0);
+  tile_mir_loop_end(m);
+  /* The two blocks issued past the end (re-reads of the last row's first block). */
+  tile_dma_wait(s->cx, &s->site, 0, 0);
+  tile_dma_wait(s->cx, &s->site, 0, 0);
+}
+
+/* The heads of every row from h0 into its record, lanes past the row's tiles -inf.
+ * Lane t came from block t / u of the row, the stream's iteration r * nblk + t / u,
+ * whose parity named the copy. */
+static void fast_heads(Sel *s, Fast *f) {
+  TileMir *m = s->m;
+  int32_t li0 = vop(s, TILE_MOP_VIOTA, 0, 0);
+  int32_t in_row = vop(s, TILE_MOP_VCMPLTI, li0, vli(s, (uint32_t)f->ntp));
+  int32_t ub = vli(s, (uint32_t)s->u);
+  int32_t odd = vop(s, TILE_MOP_VCMPEQI, vop(s, TILE_MOP_VAND, li0, ub), ub);
+  int32_t flip = vli(s, (uint32_t)(s->nblk & 1));
+  int32_t stride_h = sop(s, TILE_MOP_LI, 0, 0, (int32_t)f->hp);
+  int32_t stride_row = sop(s, TILE_MOP_LI, 0, 0, f->L * 4);
+  int32_t ha = li_buf(s, f->h0, 0), ra = li_buf(s, f->rec, 0);
+  int64_t copy1 = s->R * 2 * f->S * f->hp;
+  tile_mir_loop_begin(m, (int32_t)s->R, TILE_MIR_PIPELINE);
+  for (int h = 0; h < 2; h++) {
+    int64_t at = h * f->S * f->hp;
+    int32_t v0 = vmem(s, TILE_MOP_VLD, -1, ha, stride_h, f->h0, at, TILE_MIR_READ, 0);
+    int32_t v1 = vmem(s, TILE_MOP_VLD, -1, ha, stride_h, f->h0, at + copy1, TILE_MIR_READ, 1);
+    vset(s, TILE_MOP_VSEL, v0, v1, v0, odd);
+    vmem(s, TILE_MOP_VST, vsel(s, in_row, v0, s->vneginf), ra, stride_row, f->rec,
+         h * f->hn_off, TILE_MIR_WRITE, 0);
+  }
+  vset(s, TILE_MOP_VXOR, odd, odd, flip, 0);
+  ins(m, TILE_MOP_ADDI, ha, ha, 0, 0, (int32_t)(2 * f->S * f->hp));
+  ins(m, TILE_MOP_ADDI, ra, ra, 0, 0, (int32_t)f->rec_bytes);
+  tile_mir_loop_end(m);
+}
+
+/* Round constants. */
+typedef struct RoundK {
+  int32_t nlane_f, chunk_f, pinf, big, stride_row; /* vregs, then an sreg */
+  int32_t mask_c, mask_i;                           /* sregs */
+} RoundK;
+
+/* Induction registers of the loop over rows, one per part of a round (a register read
+ * at two far-apart cycles would hold the next iteration back). */
+enum { P_HEAD, P_FIRST, P_XFER, P_CHUNK, P_NM, P_UPDATE, P_COUNT };
+
+/* One round of one row (the body of the pipelined loop). */
+static void round_body(Sel *s, Fast *f, const RoundK *c, TileDmaSite *xs, const int32_t *rp,
+                       int32_t sa, int32_t rw, int32_t sv, int32_t si) {
+  TileMir *m = s->m;
+  int32_t z = s->zero, rec = f->rec, R = TILE_MIR_READ, W = TILE_MIR_WRITE;
+  /* Values overwrite registers that just died (see fast_stream); each chain stays
+   * short, since a register lives from its first write to its last read. */
+  /* The row's best head x' ... */
+  int32_t gm = vmem(s, TILE_MOP_VLD, -1, rp[P_HEAD], c->stride_row, rec, 0, R, 0);
+  gm = vop(s, TILE_MOP_XSMAX, vop(s, TILE_MOP_XLMAX, gm, 0), 0);
+  /* ... and the largest key among heads equal to it: the row's next element. The
+   * heads are loaded again after gm's store, so they do not wait in registers. */
+  vmem(s, TILE_MOP_VST, gm, rp[P_FIRST], z, rec, word(f, W_GM), W, 0);
+  int32_t nb = vmem(s, TILE_MOP_VLD, -1, rp[P_FIRST], c->stride_row, rec, 0, R, 0);
+  int32_t hn2 = vmem(s, TILE_MOP_VLD, -1, rp[P_FIRST], c->stride_row, rec, f->hn_off, R, 0);
+  vset(s, TILE_MOP_VCMPEQF, nb, nb, gm, 0);
+  vset(s, TILE_MOP_VSEL, nb, hn2, s->vneginf, nb);
+  nb = vop(s, TILE_MOP_XSMAX, vop(s, TILE_MOP_XLMAX, nb, 0), 0);
+  /* -key as an integer goes to SMEM: masked to 24 bits it is the index for both kinds
+   * of key (the result); without the low bits of a chunk, the chunk's first index. */
+  vmem(s, TILE_MOP_VST, nb, rp[P_XFER], z, rec, word(f, W_NB), W, 0);
+  int32_t nk = vop(s, TILE_MOP_VCVTFI, nb, 0);
+  vset(s, TILE_MOP_VSUBI, nk, s->vzero, nk, 0);
+  vmem(s, TILE_MOP_VST, nk, rp[P_XFER], z, rec, word(f, W_XFER), W, 0);
+  int32_t xa = sop(s, TILE_MOP_ADDI, rp[P_XFER], 0, (int32_t)word(f, W_XFER));
+  tile_dma_issue(s->cx, xs, xa, 0, sa, 0);
+  tile_dma_wait(s->cx, xs, 0, 0);
+  int32_t cs = tile_mir_sreg(m);
+  TileMirInst ld = tile_mir_inst(TILE_MOP_SLD, cs, sa, 0, 0, 0);
+  tile_mir_mem(&ld, f->sx, TILE_MIR_READ, 0);
+  tile_mir_add(m, ld);
+  int32_t gi = sop(s, TILE_MOP_AND, cs, c->mask_i, 0);
+  TileMirInst st = tile_mir_inst(TILE_MOP_SST, gi, si, 0, 0, 0);
+  tile_mir_mem(&st, f->sidx, TILE_MIR_WRITE, 0);
+  tile_mir_add(m, st);
+  int32_t cbi = sop(s, TILE_MOP_AND, cs, c->mask_c, 0);
+
+  /* The chunk (every sublane the same run), and gm and nb back, not before cs. */
+  int32_t ca = sop(s, TILE_MOP_SHLI, cbi, 0, 2);
+  ins(m, TILE_MOP_ADD, ca, ca, rw, 0, 0);
+  int32_t x = vmem(s, TILE_MOP_VLD, -1, ca, z, f->rows, 0, R, 0);
+  int32_t rd = sop(s, TILE_MOP_AND, cs, z, 0);
+  ins(m, TILE_MOP_ADD, rd, rd, rp[P_CHUNK], 0, 0);
+  int32_t gm2 = vmem(s, TILE_MOP_VLD, -1, rd, z, rec, word(f, W_GM), R, 0);
+  int32_t nb2 = vmem(s, TILE_MOP_VLD, -1, rd, z, rec, word(f, W_NB), R, 0);
+  int32_t cbf = vop(s, TILE_MOP_VBCAST, cbi, 0);
+  vset(s, TILE_MOP_VCVTIF, cbf, cbf, 0, 0);
+  vmem(s, TILE_MOP_VST, cbf, rd, z, rec, word(f, W_CB), W, 0);
+
+  /* The chunk's elements after the winner: smaller x', or equal x' and smaller key. */
+  int32_t xp = vop(s, TILE_MOP_VSUBF, c->nlane_f, cbf); /* -index, then x' */
+  int32_t key = vop(s, TILE_MOP_VADDF, xp, c->big);
+  int32_t e = vop(s, TILE_MOP_VCMPEQF, x, x);
+  vset(s, TILE_MOP_VSEL, key, xp, key, e);
+  vset(s, TILE_MOP_VSEL, xp, x, c->pinf, e);
+  vset(s, TILE_MOP_VCMPEQF, e, xp, gm2, 0);
+  int32_t xm = vop(s, TILE_MOP_VCMPLTF, key, nb2);
+  vset(s, TILE_MOP_VCMPLTF, gm2, xp, gm2, 0);
+  vset(s, TILE_MOP_VSEL, e, xm, gm2, e);            /* eligible */
+  vset(s, TILE_MOP_VSEL, xm, xp, s->vneginf, e);
+  int32_t km = gm2;
+  vset(s, TILE_MOP_VSEL, km, key, s->vneginf, e);
+  int32_t nm = vop(s, TILE_MOP_XLMAX, xm, 0);
+  vmem(s, TILE_MOP_VST, nm, rp[P_NM], z, rec, word(f, W_NM), W, 0);
+  int32_t nfi = xm;
+  vset(s, TILE_MOP_VCMPEQF, nfi, xm, nm, 0);
+  vset(s, TILE_MOP_VSEL, nfi, km, s->vneginf, nfi);
+  nfi = vop(s, TILE_MOP_XLMAX, nfi, 0);
+  /* The winner's own bits (x' reads a NaN as +inf; the heads' maximum takes +0 over an
+   * equal -0). */
+  int32_t wv = key;
+  vset(s, TILE_MOP_VCMPEQF, wv, key, nb2, 0);
+  vset(s, TILE_MOP_VSEL, wv, x, s->vneginf, wv);
+  wv = vop(s, TILE_MOP_XLMAX, wv, 0);
+  vst0(s, s->elem == TILE_ELEM_BF16 ? TILE_MOP_VSTBF : TILE_MOP_VST, wv, sv, s->vstage, 0);
+
+  /* The chunk's new head into the row's heads, loaded again after nfi's store. */
+  int32_t ru = rp[P_UPDATE];
+  vmem(s, TILE_MOP_VST, nfi, ru, z, rec, word(f, W_NFI), W, 0);
+  int32_t h3 = vmem(s, TILE_MOP_VLD, -1, ru, c->stride_row, rec, 0, R, 0);
+  int32_t hn3 = vmem(s, TILE_MOP_VLD, -1, ru, c->stride_row, rec, f->hn_off, R, 0);
+  int32_t hm = vmem(s, TILE_MOP_VLD, -1, ru, z, rec, word(f, W_CB), R, 0);
+  int32_t nm3 = vmem(s, TILE_MOP_VLD, -1, ru, z, rec, word(f, W_NM), R, 0);
+  vset(s, TILE_MOP_VCMPEQF, hm, c->chunk_f, hm, 0);
+  vset(s, TILE_MOP_VSEL, h3, nm3, h3, hm);
+  vset(s, TILE_MOP_VSEL, hn3, nfi, hn3, hm);
+  vmem(s, TILE_MOP_VST, h3, ru, c->stride_row, rec, 0, W, 0);
+  vmem(s, TILE_MOP_VST, hn3, ru, c->stride_row, rec, f->hn_off, W, 0);
+
+  for (int p = 0; p < P_COUNT; p++) ins(m, TILE_MOP_ADDI, rp[p], rp[p], 0, 0, (int32_t)f->rec_bytes);
+  ins(m, TILE_MOP_ADDI, sa, sa, 0, 0, 4);
+  ins(m, TILE_MOP_ADDI, rw, rw, 0, 0, (int32_t)f->pitch_b);
+  ins(m, TILE_MOP_ADDI, sv, sv, 0, 0, s->eb);
+  ins(m, TILE_MOP_ADDI, si, si, 0, 0, 4);
+}
+
+/* The k rounds: a loop over rounds around a pipelined loop over rows. */
+static void fast_rounds(Sel *s, Fast *f) {
+  TileMir *m = s->m;
+  RoundK c;
+  int32_t li0 = vop(s, TILE_MOP_VIOTA, 0, 0);
+  c.nlane_f = vop(s, TILE_MOP_VSUBF, s->vzero, vop(s, TILE_MOP_VCVTIF, li0, 0));
+  /* The first index of the chunk at heads position (sublane s, lane t): t*TE + s*L. */
+  int32_t si0 = tile_mir_vreg(m);
+  ins(m, TILE_MOP_VIOTA, si0, 0, 0, 0, 1);
+  int32_t cb = vop(s, TILE_MOP_VMULI, li0, vli(s, (uint32_t)f->S));
+  vset(s, TILE_MOP_VADDI, cb, cb, si0, 0);
+  vset(s, TILE_MOP_VMULI, cb, cb, vli(s, (uint32_t)f->L), 0);
+  c.chunk_f = vop(s, TILE_MOP_VCVTIF, cb, 0);
+  int32_t idx_bits = (1 << 24) - 1;
+  c.mask_i = sop(s, TILE_MOP_LI, 0, 0, idx_bits);
+  c.mask_c = sop(s, TILE_MOP_LI, 0, 0, idx_bits & ~(f->L - 1));
+  c.pinf = vli(s, fbits(INFINITY));
+  c.big = vli(s, fbits(KEY_NAN));
+  c.stride_row = sop(s, TILE_MOP_LI, 0, 0, f->L * 4);
+  TileDmaSite xs = tile_dma_site(s->cx, f->rec, word(f, W_XFER), f->sx, 0,
+                                 (TileDmaShape){.count0 = 4, .count1 = 1, .count2 = 1});
+  int32_t sv = sop(s, TILE_MOP_LI, 0, 0, 0), si = li_buf(s, f->sidx, 0);
+  int32_t rp[P_COUNT];
+  for (int p = 0; p < P_COUNT; p++) rp[p] = tile_mir_sreg(m);
+  int32_t sa = tile_mir_sreg(m), rw = tile_mir_sreg(m);
+
+  tile_mir_loop_begin(m, (int32_t)s->k, 0);
+  for (int p = 0; p < P_COUNT; p++) {
+    TileMirInst in = tile_mir_inst(TILE_MOP_LI, rp[p], 0, 0, 0, 0);
+    in.imm_buf = f->rec;
+    tile_mir_add(m, in);
+  }
+  TileMirInst in = tile_mir_inst(TILE_MOP_LI, sa, 0, 0, 0, 0);
+  in.imm_buf = f->sx;
+  tile_mir_add(m, in);
+  in = tile_mir_inst(TILE_MOP_LI, rw, 0, 0, 0, 0);
+  in.imm_buf = f->rows;
+  tile_mir_add(m, in);
+  tile_mir_loop_begin(m, (int32_t)s->R, TILE_MIR_PIPELINE);
+  round_body(s, f, &c, &xs, rp, sa, rw, sv, si);
+  tile_mir_loop_end(m);
+  tile_mir_loop_end(m);
+}
+
+/* topk by the chunk tournament (fast_plan said it fits). */
+static void fast_topk(Sel *s, Fast *f) {
+  TileMir *m = s->m;
+  f->rows = tile_mir_buffer(m, "topk.rows", TILE_SPACE_VMEM, s->R * f->pitch_b, 1, 64);
+  f->rec = tile_mir_buffer(m, "topk.heads", TILE_SPACE_VMEM, f->rec_bytes, (int32_t)s->R, 64);
+  f->sx = tile_mir_buffer(m, "topk.chunk", TILE_SPACE_SMEM, 4, (int32_t)s->R, 4);
+  f->h0 = tile_mir_buffer(m, "topk.heads0", TILE_SPACE_VMEM, s->R * 2 * f->S * f->hp, 2, 64);
+  f->sidx = tile_mir_buffer(m, "topk.idx", TILE_SPACE_SMEM, s->R * s->k * 4, 1, 4);
+  s->istage = f->sidx;
+  TileDmaShape shape = {.count0 = f->dsz * s->eb, .count1 = 1, .count2 = 1};
+  s->site = tile_dma_site(s->cx, s->in_buf, 0, s->slot_buf, 0, shape);
+  fast_stream(s, f);
+  fast_heads(s, f);
+  fast_rounds(s, f);
+}
+
 bool tile_gen_select_top(TileLowerCtx *cx, const TileGroup *g) {
   const TileOp *op = g->ops[0];
   if (g->nops != 1)
@@ -356,18 +744,22 @@ bool tile_gen_select_top(TileLowerCtx *cx, const TileGroup *g) {
   if (s.V >= (1 << 24))
     return tile_lower_error(cx, op, "rows of %" PRId64 " elements: indices are exact in f32 only "
                             "below 2^24", s.V);
-  int maxu = s.topk ? TOPK_TILES : ARGMAX_TILES;
-  s.masked = s.V < TILE_ELEMS_PER_VREG;
-  s.u = s.masked ? 1 : (int)(s.V / TILE_ELEMS_PER_VREG < maxu ? s.V / TILE_ELEMS_PER_VREG : maxu);
-  s.bc = (int64_t)s.u * TILE_ELEMS_PER_VREG;
-  s.nblk = s.masked ? 1 : (s.V + s.bc - 1) / s.bc;
-  s.lastcol = s.masked ? 0 : s.V - s.bc;
-  s.slot_bytes = s.bc * s.eb;
+  Fast f;
+  bool fast = s.topk && fast_plan(&s, &f);
   int64_t stage_bytes = s.R * s.k * 4 + 512;
-  if (s.R * s.nblk > INT32_MAX || s.R * s.V * s.eb > INT32_MAX ||
-      stage_bytes * 2 + SLOTS * s.slot_bytes + s.R * 2048 > s.t->vmem_bytes / 2)
-    return tile_lower_error(cx, op, "%" PRId64 " rows of %" PRId64 " do not fit this lowering's "
-                            "32-bit offsets or half of VMEM", s.R, s.V);
+  if (!fast) {
+    int maxu = s.topk ? TOPK_TILES : ARGMAX_TILES;
+    s.masked = s.V < TILE_ELEMS_PER_VREG;
+    s.u = s.masked ? 1 : (int)(s.V / TILE_ELEMS_PER_VREG < maxu ? s.V / TILE_ELEMS_PER_VREG : maxu);
+    s.bc = (int64_t)s.u * TILE_ELEMS_PER_VREG;
+    s.nblk = s.masked ? 1 : (s.V + s.bc - 1) / s.bc;
+    s.lastcol = s.masked ? 0 : s.V - s.bc;
+    s.slot_bytes = s.bc * s.eb;
+    if (s.R * s.nblk > INT32_MAX || s.R * s.V * s.eb > INT32_MAX ||
+        stage_bytes * 2 + SLOTS * s.slot_bytes + s.R * 2048 > s.t->vmem_bytes / 2)
+      return tile_lower_error(cx, op, "%" PRId64 " rows of %" PRId64 " do not fit this lowering's "
+                              "32-bit offsets or half of VMEM", s.R, s.V);
+  }
 
   TileMir *m = s.m;
   tile_mir_set_source(m, tile_op_name((TileOpKind)op->kind), op->loc);
@@ -375,14 +767,11 @@ bool tile_gen_select_top(TileLowerCtx *cx, const TileGroup *g) {
   s.in_buf = xin.buf;
   s.zero = tile_lower_zero(cx);
   s.slot_buf = tile_mir_buffer(m, "select.blocks", TILE_SPACE_VMEM, s.slot_bytes, SLOTS, 64);
-  s.istage = tile_mir_buffer(m, "select.idx", TILE_SPACE_VMEM, stage_bytes, 1, 64);
+  if (!fast) s.istage = tile_mir_buffer(m, "select.idx", TILE_SPACE_VMEM, stage_bytes, 1, 64);
   if (s.topk) {
     s.vstage = tile_mir_buffer(m, "select.val", TILE_SPACE_VMEM, stage_bytes, 1, 64);
-    s.prev = tile_mir_buffer(m, "select.prev", TILE_SPACE_VMEM, s.R * 2048, 1, 64);
+    if (!fast) s.prev = tile_mir_buffer(m, "select.prev", TILE_SPACE_VMEM, s.R * 2048, 1, 64);
   }
-  TileDmaShape shape = {.count0 = s.masked ? s.V * s.eb : s.slot_bytes, .count1 = 1, .count2 = 1};
-  s.site = tile_dma_site(cx, s.in_buf, 0, s.slot_buf, 0, shape);
-
   s.nblkm1 = sop(&s, TILE_MOP_LI, 0, 0, (int32_t)(s.nblk - 1));
   s.lastcol_b = sop(&s, TILE_MOP_LI, 0, 0, (int32_t)(s.lastcol * s.eb));
   s.lastrow_b = sop(&s, TILE_MOP_LI, 0, 0, (int32_t)((s.R - 1) * s.V * s.eb));
@@ -390,6 +779,12 @@ bool tile_gen_select_top(TileLowerCtx *cx, const TileGroup *g) {
   s.vzero = vli(&s, 0);
   s.vone = vli(&s, 1);
   s.vneginf = vli(&s, fbits(-INFINITY));
+  if (fast) {
+    fast_topk(&s, &f);
+    return store_topk(&s);
+  }
+  TileDmaShape shape = {.count0 = s.masked ? s.V * s.eb : s.slot_bytes, .count1 = 1, .count2 = 1};
+  s.site = tile_dma_site(cx, s.in_buf, 0, s.slot_buf, 0, shape);
   s.vc1024 = vli(&s, fbits((float)TILE_ELEMS_PER_VREG));
   int32_t io = tile_mir_vreg(m);
   ins(m, TILE_MOP_VIOTA, io, 0, 0, 0, 2); /* s * lanes + l: the element within a tile */
@@ -433,16 +828,5 @@ bool tile_gen_select_top(TileLowerCtx *cx, const TileGroup *g) {
     tile_dma_wait(cx, &d, 0, 0);
     return true;
   }
-  for (int r = 0; r < 2; r++) {
-    TileTensorRef out = tile_lower_tensor(cx, op->res[r]);
-    int64_t eb = r == 0 ? s.eb : 4;
-    /* Pass-major [k][R] to [R][k]: element runs. */
-    TileDmaShape tr = {.count0 = eb, .count1 = s.R, .count2 = s.k,
-                       .src_stride1 = eb, .dst_stride1 = s.k * eb,
-                       .src_stride2 = s.R * eb, .dst_stride2 = eb};
-    TileDmaSite d = tile_dma_site(cx, r == 0 ? s.vstage : s.istage, 0, out.buf, 0, tr);
-    tile_dma_issue(cx, &d, -1, 0, -1, 0);
-    tile_dma_wait(cx, &d, 0, 0);
-  }
-  return true;
+  return store_topk(&s);
 }

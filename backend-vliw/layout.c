@@ -45,10 +45,10 @@ static int64_t capacity(const TileTarget *t, TileSpace s) {
 
 typedef struct Space {
   TileSpace space;
-  int64_t next;    /* first free byte */
-  int32_t placed;  /* buffers placed */
-  int64_t total;   /* bytes every buffer of the space needs (for messages) */
-  bool full;       /* reported already */
+  int64_t next;   /* first free byte */
+  int32_t placed; /* buffers placed */
+  int64_t total;  /* bytes every buffer of the space needs (for messages) */
+  bool full;      /* reported already */
 } Space;
 
 static bool place(TileMir *m, int32_t id, Space *sp, TileDiag *d) {
@@ -92,7 +92,8 @@ static bool apply_relocs(TileMir *m, TileDiag *d) {
     TileMirBuffer *b = &m->bufs[r->buf];
     if (r->offset < 0 || r->offset % 4 || r->offset + 4 > b->bytes * b->nslots)
       return tile_error(d, (TileLoc){0},
-                        "layout: relocation %d writes byte %" PRId64 " of buffer '%s', outside "
+                        "layout: relocation %d writes byte %" PRId64
+                        " of buffer '%s', outside "
                         "its %" PRId64 " bytes or off a word",
                         (int)i, r->offset, b->name, b->bytes * b->nslots);
     if (r->offset + 4 > b->init_len) {
@@ -119,12 +120,13 @@ bool tile_mir_layout(TileMir *m, TileDiag *d) {
     if (b->space >= TILE_SPACE_COUNT || b->nslots < 1 || b->bytes < 0 ||
         b->bytes > INT64_MAX / b->nslots || b->align < 1 || (b->align & (b->align - 1)))
       return tile_error(d, (TileLoc){0},
-                        "layout: buffer '%s' is malformed (space %d, %" PRId64 " bytes x %d "
+                        "layout: buffer '%s' is malformed (space %d, %" PRId64
+                        " bytes x %d "
                         "slots, align %d)",
                         b->name, b->space, b->bytes, (int)b->nslots, (int)b->align);
     Space *sp = &spaces[b->space];
-    sp->total = b->bytes * b->nslots > INT64_MAX - sp->total ? INT64_MAX
-                                                            : sp->total + b->bytes * b->nslots;
+    sp->total =
+        b->bytes * b->nslots > INT64_MAX - sp->total ? INT64_MAX : sp->total + b->bytes * b->nslots;
   }
   bool ok = true;
   /* HBM: bound buffers first, then scratch; then the on-chip memories. */
@@ -137,8 +139,7 @@ bool tile_mir_layout(TileMir *m, TileDiag *d) {
   for (int32_t i = 0; i < m->nbufs; i++)
     if (m->bufs[i].space != TILE_SPACE_HBM) ok = place(m, i, &spaces[m->bufs[i].space], d) && ok;
   if (m->nsems > t->nsems)
-    ok = tile_error(d, (TileLoc){0},
-                    "the program uses %d semaphores, the target %s has %d", (int)m->nsems,
-                    t->name, (int)t->nsems);
+    ok = tile_error(d, (TileLoc){0}, "the program uses %d semaphores, the target %s has %d",
+                    (int)m->nsems, t->name, (int)t->nsems);
   return ok && apply_relocs(m, d);
 }

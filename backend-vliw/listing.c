@@ -21,8 +21,7 @@
 enum { MAX_DEPTH = 8, TEXT = 200 };
 
 /* "vld v3, s1, s2, 0 [matmul:12]" */
-static void op_text(const TileMir *m, const TileMirInst *in, bool physical, char *buf,
-                    size_t n) {
+static void op_text(const TileMir *m, const TileMirInst *in, bool physical, char *buf, size_t n) {
   if (in->op == TILE_MOP_NOP) {
     snprintf(buf, n, ".");
     return;
@@ -118,8 +117,9 @@ void tile_mir_listing(FILE *out, const TileMir *m, const TileMirCode *code) {
       fprintf(out, "%*s# loop: bundles %d..%d, %d trips", 2 * depth + idx + 3, "", (int)(p + 1),
               (int)(p + br->c), (int)br->imm);
       if (li)
-        fprintf(out, ", software-pipelined: ii %d, %d stages (resource bound %d, recurrence "
-                     "bound %d)",
+        fprintf(out,
+                ", software-pipelined: ii %d, %d stages (resource bound %d, recurrence "
+                "bound %d)",
                 (int)li->ii, (int)li->stages, (int)li->res_mii, (int)li->rec_mii);
       fputc('\n', out);
       if (depth < MAX_DEPTH) ends[depth++] = p + br->c;

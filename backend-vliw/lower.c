@@ -17,7 +17,15 @@
  * result names its operand's buffer (unless it is a function result, which has its own).
  *
  * Order: groups run in program order of their first op, moved later only where a
- * group needs a value another group makes (fusion may interleave groups' ops). */
+ * group needs a value another group makes (fusion may interleave groups' ops).
+ *
+ * Semaphores: every group starts numbering its semaphores at 0 again, so a program
+ * needs as many as its hungriest group, not the sum over groups (tiny has 16). This is
+ * safe because a group drains its transfers before it ends (each dma has its wait, each
+ * credit it signals is consumed), so it hands every semaphore on at zero with nothing in
+ * flight that could signal it; and the scheduler keeps the DMA-slot ops (dma,
+ * sem.signal, sem.wait) in program order, so no op of the next group is moved above the
+ * last wait of the one before. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -589,15 +597,21 @@ static bool place_bound(TileLowerCtx *cx, const Plan *p, Copy *copies, int32_t *
   return true;
 }
 
+/* Ends one group's use of semaphores: the next group numbers its own from the first
+ * id again (see "Semaphores" at the top), and cx->sems_used keeps the most any group
+ * took. tile_mir_sem hands out mir->nsems, so the count is the cursor while a group is
+ * generated; tile_lower_func sets it back to the most at the end. */
+static void sems_recycle(TileLowerCtx *cx) {
+  if (cx->mir->nsems > cx->sems_used) cx->sems_used = cx->mir->nsems;
+  cx->mir->nsems = cx->sems_base;
+}
+
 bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
-  TileLowerCtx cx = {.m = m, .f = f, .mir = mir, .d = d, .target = mir->target};
+  TileLowerCtx cx = {.m = m, .f = f, .mir = mir, .d = d, .target = mir->target,
+                     .sems_base = mir->nsems, .sems_used = mir->nsems};
   int before = d->nerrors;
   bool ok = false;
-  if (f->is_kernel) {
-    tile_error(d, f->loc, "cannot lower kernel '@%s': the VLIW compiler takes tensor-level "
-                          "`func`s; tile-level kernels are for the tile backend", f->name);
-    return false;
-  }
+  if (f->is_kernel) return tile_lower_kernel(m, f, mir, d); /* backend-vliw/gen_kernel.c */
   tile_mir_set_source(mir, NULL, f->loc);
   Plan plan;
   if (!check_types(&cx) || !make_plan(&cx, &plan)) goto out;
@@ -615,6 +629,7 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
     if (!tile_group_classify(&cx, g)) goto out;
     tile_mir_set_source(mir, tile_op_name((TileOpKind)g->ops[0]->kind), g->ops[0]->loc);
     int errs = d->nerrors;
+    sems_recycle(&cx);
     bool gen_ok = generators[g->kind](&cx, g);
     if (!gen_ok || d->nerrors > errs) {
       if (d->nerrors == errs)
@@ -630,11 +645,14 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   }
   tile_mir_set_source(mir, "return", plan.ret->loc);
   for (int32_t i = 0; i < ncopies; i++) {
+    sems_recycle(&cx); /* each copy waits for its transfer */
     TileTensorRef src = tile_lower_tensor(&cx, copies[i].v);
     tile_lower_copy(&cx, src.buf, 0, copies[i].dst, 0, src.bytes);
   }
   ok = !cx.failed && d->nerrors == before;
 out:
+  sems_recycle(&cx);
+  mir->nsems = cx.sems_used;
   free(cx.place);
   return ok && d->nerrors == before;
 }

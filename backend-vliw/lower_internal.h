@@ -22,6 +22,8 @@ struct TileLowerCtx {
   size_t place_cap, place_n;
   int32_t nscratch;        /* scratch buffers made, for their names */
   bool failed;             /* a placement failed (reported); lowering stops */
+  int32_t sems_base;       /* the first semaphore id of every group (ids made before) */
+  int32_t sems_used;       /* the most semaphores any group has taken, plus the base */
 };
 
 /* Copies bytes from src_buf + src_off to dst_buf + dst_off with one DMA (gen_layout.c). */

@@ -163,8 +163,7 @@ enum { MAX_PRINT_DEPTH = 8 };
 
 void tile_mir_code_print(FILE *out, const TileMir *m, const TileMirCode *code, bool physical) {
   fprintf(out, "# scheduled code for target %s: %d bundles, %s registers\n",
-          m->target ? m->target->name : "?", (int)code->nbundles,
-          physical ? "machine" : "virtual");
+          m->target ? m->target->name : "?", (int)code->nbundles, physical ? "machine" : "virtual");
   print_buffers(out, m);
   /* ends[k]: the last bundle of the k-th open loop body, innermost last */
   int32_t ends[MAX_PRINT_DEPTH];
@@ -174,9 +173,8 @@ void tile_mir_code_print(FILE *out, const TileMir *m, const TileMirCode *code, b
     for (int32_t l = 0; l < code->nloops; l++)
       if (code->loops[l].first == p)
         fprintf(out, "%*s# pipelined: ii %d, %d stages (resource bound %d, recurrence %d)\n",
-                2 + 2 * depth + width + 2, "", (int)code->loops[l].ii,
-                (int)code->loops[l].stages, (int)code->loops[l].res_mii,
-                (int)code->loops[l].rec_mii);
+                2 + 2 * depth + width + 2, "", (int)code->loops[l].ii, (int)code->loops[l].stages,
+                (int)code->loops[l].res_mii, (int)code->loops[l].rec_mii);
     fprintf(out, "%*s%*d: ", 2 * depth, "", width, (int)p);
     const TileMirBundle *b = &code->b[p];
     bool any = false;

@@ -13,7 +13,7 @@
 /* One register operand of an op: the field it lives in, its register file and whether
  * the op writes it. */
 typedef struct MirRegOperand {
-  char field; /* 'd', 'a', 'b' or 'c' */
+  char field;  /* 'd', 'a', 'b' or 'c' */
   uint8_t cls; /* TileMirRegClass */
   bool write;
 } MirRegOperand;
@@ -59,6 +59,24 @@ static inline int mir_reg_operands(int op, MirRegOperand out[TILE_MAX_OPERANDS])
   return k;
 }
 
+/* The register operands of every op, read off the table once (mir_reg_operands parses
+ * the operand pattern; passes that visit every op many times use this instead). */
+typedef struct MirRegTable {
+  uint8_t n[TILE_MOP_COUNT];
+  MirRegOperand op[TILE_MOP_COUNT][TILE_MAX_OPERANDS];
+} MirRegTable;
+
+static inline void mir_reg_table_init(MirRegTable *t) {
+  for (int op = 0; op < TILE_MOP_COUNT; op++) t->n[op] = (uint8_t)mir_reg_operands(op, t->op[op]);
+}
+
+/* The register operands of op (none for the loop pseudo-ops); returns how many. */
+static inline int mir_regs_of(const MirRegTable *t, int op, const MirRegOperand **out) {
+  if (!mir_is_isa_op(op)) return 0;
+  *out = t->op[op];
+  return t->n[op];
+}
+
 /* Cycles from an op's issue until its register result may be read. */
 static inline int32_t mir_latency(const TileTarget *t, int op) {
   return mir_is_isa_op(op) ? t->latency[tile_mop_info[op].latency] : 0;
@@ -67,8 +85,7 @@ static inline int32_t mir_latency(const TileTarget *t, int op) {
 /* Formats one inst in assembly syntax ("vld %v3, %s1, %s2, a_tiles+64"): registers as
  * %sN/%vN, or sN/vN when physical; a buffer-relative immediate by its buffer's name.
  * Returns the length it needs, like snprintf. (mir_print.c) */
-int mir_format_inst(const TileMir *m, const TileMirInst *in, bool physical, char *buf,
-                    size_t size);
+int mir_format_inst(const TileMir *m, const TileMirInst *in, bool physical, char *buf, size_t size);
 
 /* "matmul" / "glue": what a listing or message calls an inst's source. */
 static inline const char *mir_src_name(const TileMirInst *in) {

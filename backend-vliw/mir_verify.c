@@ -138,8 +138,7 @@ static bool check_fields(Verifier *v, int32_t i) {
       return fail(v, i, "MXU unit %d does not exist on target %s (it has %d)", (int)x, t->name,
                   (int)t->mxu_count);
     if (ops[k].kind == 'q' && (x < 0 || x >= m->nsems))
-      return fail(v, i, "semaphore %d was never made (the program has %d)", (int)x,
-                  (int)m->nsems);
+      return fail(v, i, "semaphore %d was never made (the program has %d)", (int)x, (int)m->nsems);
   }
   if (in->imm_buf >= 0) {
     if (in->imm_buf >= m->nbufs)
@@ -173,7 +172,8 @@ static bool check_loops(Verifier *v, int32_t *outer_end) {
     if (in->op == TILE_MIR_LOOP_BEGIN) {
       if (depth == MAX_LOOP_DEPTH)
         return fail(v, i, "loops nest more than %d deep", MAX_LOOP_DEPTH);
-      if (in->imm < 1) return fail(v, i, "a loop runs %d times; trip counts start at 1", (int)in->imm);
+      if (in->imm < 1)
+        return fail(v, i, "a loop runs %d times; trip counts start at 1", (int)in->imm);
       if (in->a & ~TILE_MIR_PIPELINE) return fail(v, i, "unknown loop flags 0x%x", (unsigned)in->a);
       stack[depth++] = i;
     } else if (in->op == TILE_MIR_LOOP_END) {

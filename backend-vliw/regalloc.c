@@ -77,7 +77,7 @@ static void succ_free(Succ *s) {
 }
 
 /* Liveness of registers [r0, r0 + 64 * W) and the phases where they are live. */
-static void live_chunk(const RaCode *rc, const Succ *sc, int32_t r0, int W, Ranges *rg) {
+static void live_chunk(RaCode *rc, const Succ *sc, int32_t r0, int W, Ranges *rg) {
   const TileMirCode *c = rc->code;
   int32_t n = c->nbundles, nregs = rc->m->nregs;
   size_t cells = (size_t)n * (size_t)W;
@@ -86,8 +86,8 @@ static void live_chunk(const RaCode *rc, const Succ *sc, int32_t r0, int W, Rang
   for (int32_t p = 0; p < n; p++)
     for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
       const TileMirInst *x = &c->b[p].slot[w];
-      MirRegOperand ro[TILE_MAX_OPERANDS];
-      int k = mir_reg_operands(x->op, ro);
+      const MirRegOperand *ro;
+      int k = mir_regs_of(&rc->regs, x->op, &ro);
       for (int i = 0; i < k; i++) {
         int32_t r = mir_field_get(x, ro[i].field) - r0;
         if (r < 0 || r >= 64 * W) continue;
@@ -108,9 +108,21 @@ static void live_chunk(const RaCode *rc, const Succ *sc, int32_t r0, int W, Rang
       }
     }
   }
+  /* Which writes are read later (spilling stores only those). */
+  for (int32_t p = 0; p < n; p++)
+    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
+      const TileMirInst *x = &c->b[p].slot[w];
+      const MirRegOperand *ro;
+      int k = mir_regs_of(&rc->regs, x->op, &ro);
+      for (int i = 0; i < k; i++) {
+        int32_t r = mir_field_get(x, ro[i].field) - r0;
+        if (ro[i].write && r >= 0 && r < 64 * W && (out[(size_t)p * W + r / 64] >> (r % 64) & 1))
+          rc->live_def[p] |= (uint16_t)(1u << w);
+      }
+    }
   for (int32_t p = 0; p < n; p++)
     for (int k = 0; k < W; k++) {
-      for (uint64_t v = in[(size_t)p * W + k]; v; v &= v - 1) {
+      for (uint64_t v = in [(size_t)p * W + k]; v; v &= v - 1) {
         int32_t r = r0 + 64 * k + __builtin_ctzll(v);
         if (r < nregs) extend(rg, r, 2 * p);
       }
@@ -132,7 +144,7 @@ static int loop_depth(const RaCode *rc, int32_t l) {
 }
 
 /* The range of every register: liveness, then writes and their landings. */
-static void ranges_build(const RaCode *rc, Ranges *rg) {
+static void ranges_build(RaCode *rc, Ranges *rg) {
   const TileMir *m = rc->m;
   const TileMirCode *c = rc->code;
   int32_t n = c->nbundles, last_phase = 2 * n - 1;
@@ -140,6 +152,7 @@ static void ranges_build(const RaCode *rc, Ranges *rg) {
   rg->end = xcalloc((size_t)m->nregs + 1, sizeof *rg->end);
   rg->weight = xcalloc((size_t)m->nregs + 1, sizeof *rg->weight);
   for (int32_t r = 0; r < m->nregs; r++) rg->start[r] = rg->end[r] = -1;
+  memset(rc->live_def, 0, (size_t)n * sizeof *rc->live_def);
   Succ sc;
   succ_build(rc, &sc);
   for (int32_t r0 = 0; r0 < m->nregs; r0 += 64 * CHUNK_WORDS) {
@@ -153,8 +166,8 @@ static void ranges_build(const RaCode *rc, Ranges *rg) {
     for (int d = loop_depth(rc, rc->inner[p]); d > 0; d--) wt *= 8;
     for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
       const TileMirInst *x = &c->b[p].slot[w];
-      MirRegOperand ro[TILE_MAX_OPERANDS];
-      int k = mir_reg_operands(x->op, ro);
+      const MirRegOperand *ro;
+      int k = mir_regs_of(&rc->regs, x->op, &ro);
       for (int i = 0; i < k; i++) {
         int32_t r = mir_field_get(x, ro[i].field);
         rg->weight[r] += wt;
@@ -163,7 +176,8 @@ static void ranges_build(const RaCode *rc, Ranges *rg) {
         extend(rg, r, 2 * p + 1);
         extend(rg, r, 2 * land < last_phase ? 2 * land : last_phase);
         /* Landing past a loop's last bundle happens in its next iteration. */
-        for (int32_t l = rc->inner[p]; l >= 0 && land > rc->loops[l].last; l = rc->loops[l].parent) {
+        for (int32_t l = rc->inner[p]; l >= 0 && land > rc->loops[l].last;
+             l = rc->loops[l].parent) {
           extend(rg, r, 2 * rc->loops[l].first);
           extend(rg, r, 2 * rc->loops[l].last + 1);
         }
@@ -184,8 +198,8 @@ typedef struct Scan {
   const RaCode *rc;
   const Ranges *rg;
   const RaSpill *sp;
-  int32_t *phys;     /* per virtual register: machine register, -1 none */
-  uint8_t *spill;    /* per virtual register: chosen for spilling this round */
+  int32_t *phys;  /* per virtual register: machine register, -1 none */
+  uint8_t *spill; /* per virtual register: chosen for spilling this round */
   int32_t nspill;
 } Scan;
 
@@ -219,8 +233,8 @@ static const TileMirInst *first_ref(const RaCode *rc, int32_t r, int32_t *bundle
   for (int32_t p = 0; p < rc->code->nbundles; p++)
     for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
       const TileMirInst *x = &rc->code->b[p].slot[w];
-      MirRegOperand ro[TILE_MAX_OPERANDS];
-      int k = mir_reg_operands(x->op, ro);
+      const MirRegOperand *ro;
+      int k = mir_regs_of(&rc->regs, x->op, &ro);
       for (int i = 0; i < k; i++)
         if (mir_field_get(x, ro[i].field) == r) {
           *bundle = p;
@@ -285,7 +299,7 @@ static bool scan_class(Scan *s, uint8_t cls) {
 /* ---- the pass ---- */
 
 /* The code's register fields must name virtual registers of the right class. */
-static bool check_code(const TileMir *m, const TileMirCode *c, TileDiag *d) {
+static bool check_code(const RaCode *rc, const TileMir *m, const TileMirCode *c, TileDiag *d) {
   for (int32_t p = 0; p < c->nbundles; p++)
     for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
       const TileMirInst *x = &c->b[p].slot[w];
@@ -297,8 +311,8 @@ static bool check_code(const TileMir *m, const TileMirCode *c, TileDiag *d) {
         return tile_error(d, x->src_loc,
                           "register allocation: bundle %d has %s in word %d, a %s slot", (int)p,
                           mir_op_name(x->op), w, tile_slot_name(tile_slot_of_word(w)));
-      MirRegOperand ro[TILE_MAX_OPERANDS];
-      int k = mir_reg_operands(x->op, ro);
+      const MirRegOperand *ro;
+      int k = mir_regs_of(&rc->regs, x->op, &ro);
       for (int i = 0; i < k; i++) {
         int32_t r = mir_field_get(x, ro[i].field);
         if (r < 0 || r >= m->nregs || m->reg_class[r] != ro[i].cls)
@@ -330,8 +344,9 @@ bool tile_mir_regalloc(TileMir *m, TileMirCode *code, TileDiag *d) {
   if (code->allocated)
     return tile_error(d, (TileLoc){0},
                       "internal error: register allocation ran twice on the same code");
-  if (!check_code(m, code, d)) return false;
   RaCode rc = {.m = m, .code = code, .d = d};
+  mir_reg_table_init(&rc.regs);
+  if (!check_code(&rc, m, code, d)) return false;
   RaSpill sp = {.addr_reg = -1, .vbuf = -1, .sbuf = -1};
   bool ok = ra_loops_build(&rc);
   int32_t *phys = NULL;
@@ -346,24 +361,24 @@ bool tile_mir_regalloc(TileMir *m, TileMirCode *code, TileDiag *d) {
     Scan s = {.rc = &rc, .rg = &rg, .sp = &sp, .phys = phys, .spill = spill};
     ok = scan_class(&s, TILE_MIR_SREG) && scan_class(&s, TILE_MIR_VREG);
     ranges_free(&rg);
-    if (ok && s.nspill == 0) {
+    if (!ok || s.nspill == 0) {
       free(spill);
       break;
     }
-    int32_t nregs = m->nregs; /* spilling adds temporaries after these */
-    for (int32_t r = 0; r < nregs && ok; r++)
-      if (spill[r]) ok = ra_spill_reg(&rc, &sp, r);
+    ok = ra_spill_round(&rc, &sp, spill);
     free(spill);
     ok = ok && check_loop_lengths(&rc);
   }
+  ok = ok && ra_check_assignment(&rc, phys);
   code->allocated = ok;
   if (ok)
     for (int32_t p = 0; p < code->nbundles; p++)
       for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
         TileMirInst *x = &code->b[p].slot[w];
-        MirRegOperand ro[TILE_MAX_OPERANDS];
-        int k = mir_reg_operands(x->op, ro);
-        for (int i = 0; i < k; i++) *mir_field(x, ro[i].field) = phys[mir_field_get(x, ro[i].field)];
+        const MirRegOperand *ro;
+        int k = mir_regs_of(&rc.regs, x->op, &ro);
+        for (int i = 0; i < k; i++)
+          *mir_field(x, ro[i].field) = phys[mir_field_get(x, ro[i].field)];
       }
   free(phys);
   free(sp.slot);

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mir_util.h"
 #include "tile/mir.h"
 
 enum { RA_MAX_LOOP_BODY = TILE_WIDE_MAX }; /* the `loop` op's body length field */
@@ -27,49 +28,52 @@ typedef struct RaLoop {
   int32_t parent; /* index of the enclosing loop, -1 at top level */
 } RaLoop;
 
+/* Scheduled code under allocation (ra_code.c). */
 typedef struct RaCode {
   TileMir *m;
   TileMirCode *code;
   TileDiag *d;
   int32_t nloops;
   RaLoop *loops;
-  int32_t *inner; /* per bundle: the innermost loop whose body holds it, or -1 */
-  int32_t cap_inner;
+  int32_t *info_loop; /* per code->loops record: the loop it describes, or -1 */
+  int32_t n, cap;     /* bundles, and the size of the per-bundle arrays */
+  int32_t *inner;     /* per bundle: the innermost loop whose body holds it, or -1 */
+  uint16_t *live_def; /* per bundle: bit w set when word w's result is read later */
+  MirRegTable regs;   /* register operands per op */
 } RaCode;
 
 /* Reads the loop structure of rc->code (checking that bodies lie inside the code and
- * nest properly). False with a diagnostic otherwise. */
+ * nest properly) and sizes the per-bundle arrays. False with a diagnostic otherwise. */
 bool ra_loops_build(RaCode *rc);
 void ra_code_free(RaCode *rc);
 /* True when loop `outer` is `inner` or encloses it (-1 is the top level). */
 bool ra_loop_encloses(const RaCode *rc, int32_t outer, int32_t inner);
-/* Inserts an empty bundle at index k directly inside `loop` (-1: top level). k must be a
- * bundle directly inside that loop, or just after its last bundle, or just after a
- * bundle directly inside it that holds a nested loop's `loop` op (the op then moves to
- * the new bundle so it still precedes its body). Loop bodies, loop op lengths and the
- * pipelined-loop records follow. */
-void ra_insert(RaCode *rc, int32_t k, int32_t loop);
-/* The region of bundle p: the run first..last of bundles directly in the same loop as p
- * (no nested body inside). Control enters a region only at its first bundle. */
-void ra_region(const RaCode *rc, int32_t p, int32_t *first, int32_t *last);
+/* Takes the per-bundle loop membership of rewritten code of n bundles (owned from now
+ * on); clears live_def. */
+void ra_code_set_inner(RaCode *rc, int32_t *inner, int32_t n);
 
 /* The spill state of one allocation: where spilled values live. */
 typedef struct RaSpill {
-  int32_t addr_reg; /* the sreg holding the spill address base (-1 until needed) */
+  int32_t addr_reg;   /* the sreg holding the spill address base (-1 until needed) */
   int32_t vbuf, sbuf; /* the VMEM and SMEM spill buffers (-1 until needed) */
   int32_t nvslots, nsslots;
-  int32_t *slot;      /* per virtual register: its spill slot, -1 if not spilled */
-  uint8_t *no_spill;  /* per virtual register: a spill temporary or the address base */
+  int32_t *slot;     /* per virtual register: its spill slot, -1 if not spilled */
+  uint8_t *no_spill; /* per virtual register: a spill temporary or the address base */
   int32_t cap;
-  int64_t inserted;   /* bundles added */
+  int64_t inserted; /* bundles added */
 } RaSpill;
 
 /* Makes room for the per-register arrays of sp up to m->nregs. */
 void ra_spill_grow(RaSpill *sp, const TileMir *m);
-/* Rewrites the code so virtual register r lives in a spill slot: every write goes to a
- * fresh temporary stored to the slot once it lands, every read loads a fresh temporary
- * from the slot (or uses the temporary of a nearby write in the same region), inserting
- * bundles where no free slot does it. False with a diagnostic when it cannot. */
-bool ra_spill_reg(RaCode *rc, RaSpill *sp, int32_t r);
+/* Rewrites the code so every register r with spill[r] lives in a spill slot: each write
+ * goes to a fresh temporary stored to the slot once it lands, each read loads a fresh
+ * temporary from the slot (or uses the temporary of a nearby write in the same region),
+ * adding bundles where no free slot word does it (spill.c). Needs rc->live_def of the
+ * code as it stands. False with a diagnostic when it cannot. */
+bool ra_spill_round(RaCode *rc, RaSpill *sp, const uint8_t *spill);
+
+/* Checks that along every path each read of the code finds, in the machine register
+ * phys gives it, the value of its own virtual register (ra_check.c). */
+bool ra_check_assignment(const RaCode *rc, const int32_t *phys);
 
 #endif

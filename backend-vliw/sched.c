@@ -35,10 +35,6 @@
 
 #include "sched_internal.h"
 
-/* A result queue length that is not known statically (a loop whose body pushes and
- * pops a unit unequally): every pop waits for everything queued. */
-#define FIFO_UNKNOWN ((int64_t)1 << 40)
-
 /* The most bundles one `loop` can cover: its body length is the ISA's wide field. */
 enum { MAX_LOOP_BODY = TILE_WIDE_MAX };
 
@@ -49,159 +45,6 @@ static void *xcalloc(size_t n, size_t size) {
     abort();
   }
   return p;
-}
-
-/* ---- boundary state ---- */
-
-#define S_BUSY(s, u) ((s)->nregs + (u))
-#define S_W(s, u) ((s)->nregs + (s)->nunits + (u))
-#define S_FIFO(s, u) ((s)->nregs + 2 * (s)->nunits + (u))
-#define S_TR(s) ((s)->nregs + 3 * (s)->nunits)
-#define S_STORE(s, b) (S_TR(s) + 1 + (b))
-#define S_SIG(s, q) (S_TR(s) + 1 + (s)->nbufs + (q))
-
-void sched_state_init(SchedState *s, const TileMir *m) {
-  memset(s, 0, sizeof *s);
-  s->nregs = m->nregs;
-  s->nunits = m->target->mxu_count > 0 ? m->target->mxu_count : 1;
-  s->nbufs = m->nbufs;
-  s->nsems = m->nsems;
-  s->len = s->nregs + 3 * s->nunits + 1 + s->nbufs + s->nsems;
-  s->v = xcalloc((size_t)s->len, sizeof(int32_t));
-  s->fifo_n = xcalloc((size_t)s->nunits, sizeof(int64_t));
-}
-
-void sched_state_free(SchedState *s) {
-  free(s->v);
-  free(s->fifo_n);
-  memset(s, 0, sizeof *s);
-}
-
-void sched_state_copy(SchedState *dst, const SchedState *src) {
-  if (dst->len != src->len || !dst->v) {
-    free(dst->v);
-    free(dst->fifo_n);
-    *dst = *src;
-    dst->v = xcalloc((size_t)src->len, sizeof(int32_t));
-    dst->fifo_n = xcalloc((size_t)src->nunits, sizeof(int64_t));
-  }
-  memcpy(dst->v, src->v, (size_t)src->len * sizeof(int32_t));
-  memcpy(dst->fifo_n, src->fifo_n, (size_t)src->nunits * sizeof(int64_t));
-}
-
-void sched_state_advance(SchedState *s, int32_t k) {
-  for (int32_t i = 0; i < s->len; i++) s->v[i] = s->v[i] > k ? s->v[i] - k : 0;
-}
-
-void sched_state_join(SchedState *dst, const SchedState *src) {
-  for (int32_t i = 0; i < dst->len; i++)
-    if (src->v[i] > dst->v[i]) dst->v[i] = src->v[i];
-}
-
-bool sched_state_le(const SchedState *a, const SchedState *b) {
-  for (int32_t i = 0; i < a->len; i++)
-    if (a->v[i] > b->v[i]) return false;
-  return true;
-}
-
-static int32_t clamp32(int64_t x) { return x > INT32_MAX ? INT32_MAX : x < INT32_MIN ? INT32_MIN : (int32_t)x; }
-
-static void raise_to(int32_t *slot, int64_t x) {
-  if (x > *slot) *slot = clamp32(x);
-}
-
-static bool is_store(int op) { return op == TILE_MOP_VST || op == TILE_MOP_VSTBF || op == TILE_MOP_SST; }
-
-void sched_lower_bounds(const SchedCtx *cx, const SchedGraph *g, const SchedState *in,
-                        bool fifo_all, int32_t *lb) {
-  const TileMir *m = cx->m;
-  int64_t *seen = xcalloc((size_t)in->nunits, sizeof(int64_t));
-  for (int32_t v = 0; v < g->n; v++) {
-    const TileMirInst *ins = &g->ins[v];
-    const SchedOpInfo *oi = &cx->info[ins->op];
-    int64_t b = 0;
-    for (int k = 0; k < oi->nuse; k++) {
-      int32_t r = sched_field(ins, oi->use[k]);
-      if (r >= 0 && r < m->nregs && in->v[r] > b) b = in->v[r];
-    }
-    if (oi->def) {
-      int32_t r = sched_field(ins, oi->def);
-      /* land strictly after a write to the same register still in flight */
-      if (r >= 0 && r < m->nregs && in->v[r] - sched_lat(cx, ins->op) + 1 > b)
-        b = in->v[r] - sched_lat(cx, ins->op) + 1;
-    }
-    if (oi->unit) {
-      int32_t u = sched_field(ins, oi->unit);
-      if (u >= 0 && u < in->nunits) {
-        if (ins->op == TILE_MOP_MXU_PUSH) {
-          if (in->v[S_BUSY(in, u)] > b) b = in->v[S_BUSY(in, u)];
-          if (in->v[S_W(in, u)] > b) b = in->v[S_W(in, u)];
-        } else if (ins->op == TILE_MOP_MXU_POP || ins->op == TILE_MOP_MXU_POPACC) {
-          if ((fifo_all || seen[u] < in->fifo_n[u]) && in->v[S_FIFO(in, u)] > b) b = in->v[S_FIFO(in, u)];
-          seen[u]++;
-        }
-      }
-    }
-    if (ins->op == TILE_MOP_XTRPOP && in->v[S_TR(in)] > b) b = in->v[S_TR(in)];
-    if (ins->op == TILE_MOP_XTRPUSH && in->v[S_TR(in)] - sched_lat(cx, ins->op) + 1 > b)
-      b = in->v[S_TR(in)] - sched_lat(cx, ins->op) + 1;
-    for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
-      const TileMirMem *mm = &ins->mem[k];
-      if (mm->buf >= 0 && mm->buf < in->nbufs && (mm->access & TILE_MIR_READ) &&
-          in->v[S_STORE(in, mm->buf)] > b)
-        b = in->v[S_STORE(in, mm->buf)];
-    }
-    if (ins->op == TILE_MOP_WAIT && ins->c >= 0 && ins->c < in->nsems && in->v[S_SIG(in, ins->c)] > b)
-      b = in->v[S_SIG(in, ins->c)];
-    lb[v] = clamp32(b);
-  }
-  free(seen);
-}
-
-void sched_state_after(const SchedCtx *cx, const SchedGraph *g, const int32_t *t, int32_t len,
-                       const SchedState *in, SchedState *out) {
-  const TileMir *m = cx->m;
-  const TileTarget *tg = cx->t;
-  sched_state_copy(out, in);
-  sched_state_advance(out, len);
-  int64_t *delta = xcalloc((size_t)out->nunits, sizeof(int64_t));
-  for (int32_t v = 0; v < g->n; v++) {
-    if (t[v] < 0) continue;
-    const TileMirInst *ins = &g->ins[v];
-    const SchedOpInfo *oi = &cx->info[ins->op];
-    int64_t at = (int64_t)t[v] - len, lat = sched_lat(cx, ins->op);
-    if (oi->def) {
-      int32_t r = sched_field(ins, oi->def);
-      if (r >= 0 && r < m->nregs) raise_to(&out->v[r], at + lat);
-    }
-    if (oi->unit) {
-      int32_t u = sched_field(ins, oi->unit);
-      if (u >= 0 && u < out->nunits) {
-        if (ins->op == TILE_MOP_MXU_PUSH) {
-          raise_to(&out->v[S_BUSY(out, u)], at + tg->mxu_push_cycles);
-          raise_to(&out->v[S_FIFO(out, u)], at + tg->latency[TILE_LAT_MXU_RESULT]);
-          delta[u]++;
-        } else if (ins->op == TILE_MOP_MXU_LDW) {
-          raise_to(&out->v[S_W(out, u)], at + lat);
-        } else {
-          delta[u]--;
-        }
-      }
-    }
-    if (ins->op == TILE_MOP_XTRPUSH) raise_to(&out->v[S_TR(out)], at + lat);
-    if (is_store(ins->op))
-      for (int k = 0; k < TILE_MIR_MAX_MEM; k++)
-        if (ins->mem[k].buf >= 0 && ins->mem[k].buf < out->nbufs && (ins->mem[k].access & TILE_MIR_WRITE))
-          raise_to(&out->v[S_STORE(out, ins->mem[k].buf)], at + lat);
-    if (ins->op == TILE_MOP_SIGNAL && ins->c >= 0 && ins->c < out->nsems)
-      raise_to(&out->v[S_SIG(out, ins->c)], at + lat);
-  }
-  for (int32_t u = 0; u < out->nunits; u++) {
-    if (out->fifo_n[u] >= FIFO_UNKNOWN / 2) continue;
-    out->fifo_n[u] += delta[u];
-    if (out->fifo_n[u] <= 0) out->v[S_FIFO(out, u)] = 0; /* nothing left queued */
-  }
-  free(delta);
 }
 
 /* ---- checks the scheduler relies on ---- */
@@ -349,7 +192,7 @@ static bool stretch(Sched *s, int32_t lo, int32_t n, SchedState *st) {
   SchedGraph g;
   sched_graph_build(&s->cx, lo, n, false, NULL, &g);
   int32_t *lb = xcalloc((size_t)n, sizeof(int32_t)), *t = xcalloc((size_t)n, sizeof(int32_t));
-  sched_lower_bounds(&s->cx, &g, st, false, lb);
+  sched_lower_bounds(&s->cx, &g, st, false, 0, lb);
   int32_t len = sched_list(&s->cx, &g, lb, t);
   int32_t base = sched_code_append(s->code, len);
   place(s, base, &g, t);
@@ -379,16 +222,68 @@ static int pipelined(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
   const TileMirInst *lb_in = &m->insts[b];
   int32_t lo = b + 1, n = s->match[b] - lo, trips = lb_in->imm;
   for (int32_t u = 0; u < st->nunits; u++)
-    if (st->fifo_n[u] >= FIFO_UNKNOWN / 2) return 0;
+    if (!sched_fifo_known(st, u)) return 0;
   SchedGraph g;
   sched_graph_build(&s->cx, lo, n, true, st->fifo_n, &g);
   int32_t *lb = xcalloc((size_t)n, sizeof(int32_t)), *t = xcalloc((size_t)n, sizeof(int32_t));
-  sched_lower_bounds(&s->cx, &g, st, false, lb);
+  /* ResMII is at most the II found, so bounds that assume it are safe for any II */
+  sched_lower_bounds(&s->cx, &g, st, false, sched_res_mii(&s->cx, &g), lb);
   int32_t len = sched_list(&s->cx, &g, lb, t);
   SchedModulo ms;
   /* an II of the list-scheduled body's length gains nothing over the plain loop */
-  bool ok = sched_modulo(&s->cx, &g, lb, len + 1, &ms) && trips >= ms.stages &&
-            ms.ii <= MAX_LOOP_BODY;
+  bool ok = sched_modulo(&s->cx, &g, lb, len + 1, &ms) && ms.ii <= MAX_LOOP_BODY;
+  if (ok && ms.ii > sched_res_mii(&s->cx, &g)) {
+    /* The bounds assumed II = ResMII; with the II found, pops of results queued before
+     * the loop may start earlier. A schedule whose II is at least the one the bounds
+     * assume keeps them safe. */
+    int32_t *lb2 = xcalloc((size_t)n, sizeof(int32_t));
+    sched_lower_bounds(&s->cx, &g, st, false, ms.ii, lb2);
+    SchedModulo ms2;
+    if (sched_modulo(&s->cx, &g, lb2, len + 1, &ms2) && ms2.ii >= ms.ii) {
+      free(ms.t);
+      ms = ms2;
+      memcpy(lb, lb2, (size_t)n * sizeof(int32_t));
+    } else {
+      free(ms2.t);
+    }
+    free(lb2);
+  }
+  int32_t delay = 0;
+  for (int round = 0; round < 2 && ok && trips < ms.stages; round++) {
+    /* Results in flight before the loop (pops of a queue still landing) stretched the
+     * first iteration into more stages than the loop has trips: wait before the loop
+     * (first as little as the schedule's length asks, then for everything), which
+     * leaves the same work in a shorter schedule. */
+    int32_t last = 0, most = 0;
+    for (int32_t v = 0; v < n; v++) {
+      if (ms.t[v] > last) last = ms.t[v];
+      if (lb[v] > most) most = lb[v];
+    }
+    int32_t d = round == 0 ? last + 1 - trips * ms.ii : most;
+    if (d <= 0 || d > most) d = most;
+    if (d <= 0) break;
+    SchedState later = {0};
+    sched_state_copy(&later, st);
+    sched_state_advance(&later, delay + d);
+    int32_t ii = ms.ii;
+    sched_lower_bounds(&s->cx, &g, &later, false, ii, lb);
+    sched_state_free(&later);
+    SchedModulo ms2;
+    if (sched_modulo(&s->cx, &g, lb, len + 1, &ms2) && ms2.ii >= ii) {
+      free(ms.t);
+      ms = ms2;
+      delay += d;
+    } else {
+      free(ms2.t);
+      break;
+    }
+  }
+  ok = ok && trips >= ms.stages;
+  if (ok && delay > 0) {
+    sched_code_append(s->code, delay);
+    sched_state_advance(st, delay);
+    *tail_free = true;
+  }
   int done = 0;
   if (ok) {
     int32_t loop_bundle = -1;
@@ -396,12 +291,9 @@ static int pipelined(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
     if (ms.stages == 1) loop_bundle = loop_op_bundle(s, st, *tail_free, &added);
     int32_t kernel = sched_modulo_emit(&s->cx, s->code, &g, &ms, trips, loop_bundle);
     int32_t tail = s->code->nbundles - (kernel + ms.ii);
-    SchedState pre = {0}, out = {0};
-    sched_state_copy(&pre, st);
-    sched_state_advance(&pre, clamp32((int64_t)(trips - 1) * ms.ii));
-    sched_state_after(&s->cx, &g, ms.t, ms.ii + tail, &pre, &out);
+    SchedState out = {0};
+    sched_state_after_loop(&s->cx, &g, ms.t, ms.ii, trips, ms.ii + tail, st, &out);
     sched_state_copy(st, &out);
-    sched_state_free(&pre);
     sched_state_free(&out);
     note_loop(s->code, kernel, kernel + ms.ii - 1, ms.ii, ms.stages, ms.res_mii, ms.rec_mii);
     *tail_free = tail > 0;
@@ -428,7 +320,7 @@ static bool plain_loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
   fifo_delta(s, lo, hi, delta);
   sched_state_copy(&e, &pre);
   for (int32_t u = 0; u < e.nunits; u++)
-    if (delta[u] != 0) e.fifo_n[u] = FIFO_UNKNOWN; /* the queue differs per iteration */
+    if (delta[u] != 0) sched_fifo_forget(&e, u); /* the queue differs per iteration */
   nl0 = c->nloops;
   bool settled = false, ok = true;
   for (int round = 0; round < 4 && ok && !settled; round++) {
@@ -461,11 +353,20 @@ static bool plain_loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
       lp.src_loc = m->insts[b].src_loc;
       c->b[p].slot[tile_slot_first(TILE_SLOT_BRANCH)] = lp;
       for (int32_t u = 0; u < x.nunits; u++) {
-        x.fifo_n[u] = pre.fifo_n[u] >= FIFO_UNKNOWN / 2 ? FIFO_UNKNOWN : pre.fifo_n[u] + delta[u] * trips;
-        if (x.fifo_n[u] < 0)
+        if (delta[u] == 0) continue; /* the body's own queue, per result */
+        if (!sched_fifo_known(&pre, u)) {
+          sched_fifo_forget(&x, u);
+          continue;
+        }
+        int64_t n = pre.fifo_n[u] + delta[u] * trips;
+        if (n < 0) {
           ok = fail(s, &m->insts[b], b, "the loop pops %lld more results from MXU unit %d than were pushed",
-                    (long long)-x.fifo_n[u], (int)u);
-        if (x.fifo_n[u] == 0) x.v[S_FIFO(&x, u)] = 0;
+                    (long long)-n, (int)u);
+          continue;
+        }
+        /* the count is known again, each result's landing only as the newest's */
+        x.fifo_n[u] = 0;
+        sched_state_fifo_fill(&x, u, n, n ? x.v[S_FIFO(&x, u)] : 0);
       }
       sched_state_copy(st, &x);
       note_loop(c, body, c->nbundles - 1, count, 1, 0, 0);
@@ -479,6 +380,22 @@ static bool plain_loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
   return ok;
 }
 
+/* A loop body can be modulo scheduled when every unit's queue is known and each
+ * iteration finds the same queue position for its pops: the unit is balanced (as many
+ * pushes as pops), only pushed, or only popped from results queued before the loop. */
+static bool pipelinable(Sched *s, int32_t lo, int32_t hi, int64_t trips, const SchedState *st) {
+  int32_t units = s->cx.t->mxu_count > 0 ? s->cx.t->mxu_count : 1;
+  int64_t *push = xcalloc((size_t)units, sizeof(int64_t)), *pop = xcalloc((size_t)units, sizeof(int64_t));
+  sched_count_fifo(&s->cx, lo, hi - lo, push, pop);
+  bool ok = true;
+  for (int32_t u = 0; u < st->nunits && u < units && ok; u++)
+    ok = push[u] == pop[u] || pop[u] == 0 ||
+         (push[u] == 0 && sched_fifo_known(st, u) && pop[u] * trips <= st->fifo_n[u]);
+  free(push);
+  free(pop);
+  return ok;
+}
+
 static bool loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
   const TileMir *m = s->cx.m;
   const TileMirInst *in = &m->insts[b];
@@ -486,14 +403,9 @@ static bool loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
   if (in->imm == 1) return region(s, lo, hi, st, tail_free); /* straight-line code */
   bool innermost = true;
   for (int32_t i = lo; i < hi; i++) innermost &= m->insts[i].op != TILE_MIR_LOOP_BEGIN;
-  if ((in->a & TILE_MIR_PIPELINE) && innermost && hi > lo) {
-    int64_t *delta = xcalloc((size_t)st->nunits, sizeof(int64_t));
-    fifo_delta(s, lo, hi, delta);
-    bool balanced = true;
-    for (int32_t u = 0; u < st->nunits; u++) balanced &= delta[u] == 0;
-    free(delta);
-    if (balanced && pipelined(s, b, st, tail_free)) return true;
-  }
+  if ((in->a & TILE_MIR_PIPELINE) && innermost && hi > lo && pipelinable(s, lo, hi, in->imm, st) &&
+      pipelined(s, b, st, tail_free))
+    return true;
   return plain_loop(s, b, st, tail_free);
 }
 

@@ -195,11 +195,12 @@ static void mem_access(Walk *w, Ref r, int32_t chain, bool writes) {
    * to read) but not later reads, so it joins the readers: a DMA per iteration from one
    * source can then run iterations ahead of its wait. A buffer several DMAs wrote sees
    * their waits one after another, each a writer, so a later read follows them all. */
-  if (writes && w->g->ins[r.node].op == TILE_MOP_WAIT &&
-      !(c->write.node >= 0 && (w->g->ins[c->write.node].op == TILE_MOP_DMA ||
-                               w->g->ins[c->write.node].op == TILE_MOP_WAIT)))
-    writes = false; /* (after a wait that stayed a writer, a DMA wrote this buffer: the
-                     * next wait is for another of its DMAs, and stays a writer too) */
+  if (writes && w->g->ins[r.node].op == TILE_MOP_WAIT && c->write.node >= 0 &&
+      w->g->ins[c->write.node].op != TILE_MOP_DMA && w->g->ins[c->write.node].op != TILE_MOP_WAIT)
+    writes = false; /* Otherwise the wait stays a writer: after a DMA or a wait (the
+                     * next wait is for another DMA into the buffer), or with no writer
+                     * seen in this stretch (the DMA was issued before it), so later
+                     * reads follow it. */
   if (c->write.node >= 0) edge(w, c->write, r, mem_lat(w, c->write, true, r, writes));
   if (!writes) {
     /* a store before the last writer may still be landing */
@@ -356,8 +357,13 @@ void sched_graph_build(const SchedCtx *cx, int32_t first, int32_t n, bool loop,
   for (int32_t b = 0; b < m->nbufs; b++) {
     w.mem_base[b] = nchains;
     nchains += m->bufs[b].nslots;
-    if (m->bufs[b].nslots > max_slots) max_slots = m->bufs[b].nslots;
   }
+  /* Slots reach back as many iterations as the buffers this code touches have. */
+  for (int32_t v = 0; v < n; v++)
+    for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
+      int32_t b = g->ins[v].mem[k].buf;
+      if (b >= 0 && b < m->nbufs && m->bufs[b].nslots > max_slots) max_slots = m->bufs[b].nslots;
+    }
   w.mem = xcalloc((size_t)nchains + 1, sizeof *w.mem);
   w.push = xcalloc((size_t)units, sizeof(Ref));
   w.ldw = xcalloc((size_t)units, sizeof(Ref));

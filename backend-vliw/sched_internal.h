@@ -76,29 +76,54 @@ typedef struct SchedState {
   int32_t nregs, nunits, nbufs, nsems;
   int32_t len;      /* entries of v */
   int32_t *v;       /* [reg | mxu busy | weights | fifo | transpose | store | signal] */
-  int64_t *fifo_n;  /* results queued per MXU unit */
+  int64_t *fifo_n;  /* results queued per MXU unit (FIFO_UNKNOWN: not known) */
+  int32_t **fifo_t; /* per unit, when fifo_n is known: each queued result's landing,
+                     * oldest first (the fifo entry of v is their maximum) */
+  int64_t *fifo_cap;
 } SchedState;
+
+/* A result queue length that is not known statically (a loop whose body pushes and
+ * pops a unit unequally): every pop waits for everything queued. */
+#define FIFO_UNKNOWN ((int64_t)1 << 40)
+
+#define S_BUSY(s, u) ((s)->nregs + (u))
+#define S_W(s, u) ((s)->nregs + (s)->nunits + (u))
+#define S_FIFO(s, u) ((s)->nregs + 2 * (s)->nunits + (u))
+#define S_TR(s) ((s)->nregs + 3 * (s)->nunits)
+#define S_STORE(s, b) (S_TR(s) + 1 + (b))
+#define S_SIG(s, q) (S_TR(s) + 1 + (s)->nbufs + (q))
 
 void sched_state_init(SchedState *s, const TileMir *m);
 void sched_state_free(SchedState *s);
 void sched_state_copy(SchedState *dst, const SchedState *src);
 /* k cycles pass: every value drops by k (not below 0). */
 void sched_state_advance(SchedState *s, int32_t k);
-/* dst := max(dst, src) elementwise (queue counts must agree). */
+/* dst := max(dst, src) elementwise; a queue whose lengths differ becomes unknown. */
 void sched_state_join(SchedState *dst, const SchedState *src);
 /* True when every value of a is <= b's. */
 bool sched_state_le(const SchedState *a, const SchedState *b);
+bool sched_fifo_known(const SchedState *s, int32_t u);
+/* Drops unit u's per-result times: every later pop waits for its newest result. */
+void sched_fifo_forget(SchedState *s, int32_t u);
+/* Unit u holds n results, each landing at `at` (a bound for all of them). */
+void sched_state_fifo_fill(SchedState *s, int32_t u, int64_t n, int32_t at);
 
 /* Earliest issue cycle of each node of g allowed by the state at the stretch's start
- * (lb[v] >= 0). fifo_all: every pop waits for the queued results (not only the first
- * fifo_n of each unit), for loop bodies whose queue length changes between iterations. */
+ * (lb[v] >= 0). ii: 0 for straight-line code; for a loop body a lower bound on its II
+ * (iteration i's k-th pop of a unit takes queued result i * pops + k, and issues i * II
+ * later than iteration 0's). fifo_all: every pop waits for the newest queued result. */
 void sched_lower_bounds(const SchedCtx *cx, const SchedGraph *g, const SchedState *in,
-                        bool fifo_all, int32_t *lb);
+                        bool fifo_all, int32_t ii, int32_t *lb);
 /* The state after a stretch of `len` cycles that started in state `in` and issued
  * node v at t[v] (t < 0: not issued): out = in advanced by len, joined with every result
- * still landing. */
+ * still landing, the result queues updated. */
 void sched_state_after(const SchedCtx *cx, const SchedGraph *g, const int32_t *t, int32_t len,
                        const SchedState *in, SchedState *out);
+/* The same after a modulo-scheduled loop: `trips` iterations of g's flat schedule t, one
+ * every ii cycles, the last taking last_len cycles to the loop's end. */
+void sched_state_after_loop(const SchedCtx *cx, const SchedGraph *g, const int32_t *t, int32_t ii,
+                            int32_t trips, int32_t last_len, const SchedState *in,
+                            SchedState *out);
 /* Counts MXU pushes and pops per unit of insts [first, first + n) into push/pop. */
 void sched_count_fifo(const SchedCtx *cx, int32_t first, int32_t n, int64_t *push,
                       int64_t *pop);

@@ -1,28 +1,30 @@
-/* Spilling for register allocation: the loop structure of scheduled code, bundle
- * insertion, and the spill code that moves one virtual register into memory.
+/* Spill code for register allocation: one pass over the scheduled code moves every
+ * register chosen in a round into memory, writing the code anew with the spill ops in
+ * free slot words or in added bundles.
  *
- * Why inserting bundles is safe: every timing rule the schedule satisfies is a lower
- * bound on the cycles between two ops (latencies, MXU spacing, store landings, DMA
- * completions), and a taken loop back edge costs nothing. An empty bundle added anywhere
- * only lengthens the distance between ops it falls between, so the schedule stays legal;
- * inside a loop the body grows by one bundle (the `loop` op's length follows).
+ * Why adding bundles is safe: every timing rule the schedule satisfies is a lower bound
+ * on the cycles between two ops (latencies, MXU spacing, store landings, DMA
+ * completions), and a loop's back edge costs nothing. An empty bundle added anywhere only
+ * lengthens the distance between the ops it falls between, so the schedule stays legal;
+ * inside a loop the body grows by one bundle (the `loop` op's length follows) and a
+ * software-pipelined kernel's initiation interval by one cycle.
  *
- * Spill code for a register X (vector: vst/vld of a whole register, sublane stride
- * lanes * 4 bytes, into a VMEM buffer of one 4 KiB slot per register; scalar: sst/sld
- * into an SMEM buffer of one word per register):
+ * Vector registers go to a VMEM buffer of one 4 KiB slot each (vst/vld of a whole
+ * register, sublane stride lanes * 4 bytes), scalar registers to an SMEM buffer of one
+ * word each (sst/sld). For a spilled register X:
  *   - each write of X goes to a fresh temporary T; once T lands (the write's latency
- *     later, in the same region) a store puts it in X's slot. Stores of one region keep
- *     the order of their writes, so the slot always ends with the latest value.
+ *     later, in the same region: a run of bundles directly inside one loop) a store puts
+ *     it in X's slot. Stores of X in a region keep the order of its writes, so the slot
+ *     ends with the latest value. A write no later read needs gets no store.
  *   - each bundle reading X reads a fresh temporary U loaded from the slot the load
- *     latency before it; the load waits for the store of a write earlier in the same
- *     region to land, and for a store anywhere else it waits lat.store - 1 bundles after
- *     the region's first bundle (control enters a region only there, one cycle after the
- *     last bundle elsewhere). A read close to a write of the same region reads that
+ *     latency before it. The load comes after every store of X earlier in the region
+ *     has landed; a store anywhere else has landed once the region has run lat.store - 1
+ *     bundles (control enters a region only at its first bundle, at least a cycle after
+ *     any bundle elsewhere). A read close to a write of X in the same region reads that
  *     write's temporary directly: reloading would gain nothing.
- * Spill ops use free slot words where the timing allows and new bundles where not.
- * Both address forms use one scalar register R holding lanes * 4, set in a bundle added
- * at the start: `vld U, R, R, off - R` reads sublane s at slot + s * (lanes * 4), and
- * `sld U, R, off - R` reads the word at the slot (imm relative to the spill buffer). */
+ * Both address forms use one scalar register R holding lanes * 4, set once in bundle 0:
+ * `vld U, R, R, off - R` reads sublane s at slot + s * (lanes * 4), and
+ * `sld U, R, off - R` the word at the slot (imm relative to the spill buffer). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,120 +47,6 @@ static void *xrealloc(void *p, size_t n) {
 
 static int branch_word(void) { return tile_slot_first(TILE_SLOT_BRANCH); }
 
-static TileMirInst empty_inst(void) {
-  TileMirInst in = tile_mir_inst(TILE_MOP_NOP, 0, 0, 0, 0, 0);
-  return in;
-}
-
-/* ---- loop structure ---- */
-
-void ra_code_free(RaCode *rc) {
-  free(rc->loops);
-  free(rc->inner);
-  rc->loops = NULL;
-  rc->inner = NULL;
-  rc->nloops = 0;
-  rc->cap_inner = 0;
-}
-
-bool ra_loops_build(RaCode *rc) {
-  TileMirCode *c = rc->code;
-  int32_t n = c->nbundles;
-  free(rc->loops);
-  rc->loops = NULL;
-  rc->nloops = 0;
-  rc->inner = xrealloc(rc->inner, ((size_t)n + 1) * sizeof *rc->inner);
-  rc->cap_inner = n + 1;
-  int32_t stack[8], depth = 0, cap = 0;
-  for (int32_t p = 0; p < n; p++) {
-    while (depth > 0 && rc->loops[stack[depth - 1]].last < p) depth--;
-    rc->inner[p] = depth ? stack[depth - 1] : -1;
-    const TileMirInst *in = &c->b[p].slot[branch_word()];
-    if (in->op != TILE_MOP_LOOP) continue;
-    int32_t last = p + in->c;
-    if (in->c < 1 || last >= n)
-      return tile_error(rc->d, in->src_loc,
-                        "register allocation: the loop at bundle %d has a body of %d bundles, "
-                        "outside the %d bundles of the code",
-                        (int)p, (int)in->c, (int)n);
-    if (depth >= 4 || (depth && last > rc->loops[stack[depth - 1]].last))
-      return tile_error(rc->d, in->src_loc,
-                        "register allocation: the loop at bundle %d does not nest inside the "
-                        "loop around it (or nests more than 4 deep)",
-                        (int)p);
-    if (rc->nloops == cap) {
-      cap = cap ? 2 * cap : 8;
-      rc->loops = xrealloc(rc->loops, (size_t)cap * sizeof *rc->loops);
-    }
-    rc->loops[rc->nloops] =
-        (RaLoop){.first = p + 1, .last = last, .parent = depth ? stack[depth - 1] : -1};
-    stack[depth++] = rc->nloops++;
-  }
-  return true;
-}
-
-bool ra_loop_encloses(const RaCode *rc, int32_t outer, int32_t inner) {
-  if (outer < 0) return true;
-  for (int32_t l = inner; l >= 0; l = rc->loops[l].parent)
-    if (l == outer) return true;
-  return false;
-}
-
-void ra_region(const RaCode *rc, int32_t p, int32_t *first, int32_t *last) {
-  int32_t loop = rc->inner[p], a = p, b = p;
-  while (a > 0 && rc->inner[a - 1] == loop) a--;
-  while (b + 1 < rc->code->nbundles && rc->inner[b + 1] == loop) b++;
-  *first = a;
-  *last = b;
-}
-
-void ra_insert(RaCode *rc, int32_t k, int32_t loop) {
-  TileMirCode *c = rc->code;
-  int32_t n = c->nbundles;
-  if (n + 1 > c->cap) {
-    c->cap = c->cap ? 2 * c->cap : 16;
-    while (c->cap < n + 1) c->cap *= 2;
-    c->b = xrealloc(c->b, (size_t)c->cap * sizeof *c->b);
-  }
-  memmove(&c->b[k + 1], &c->b[k], (size_t)(n - k) * sizeof *c->b);
-  for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) c->b[k].slot[w] = empty_inst();
-  c->nbundles = n + 1;
-  if (n + 2 > rc->cap_inner) {
-    rc->cap_inner = 2 * (n + 2);
-    rc->inner = xrealloc(rc->inner, (size_t)rc->cap_inner * sizeof *rc->inner);
-  }
-  memmove(&rc->inner[k + 1], &rc->inner[k], (size_t)(n - k) * sizeof *rc->inner);
-  rc->inner[k] = loop;
-  /* The pipelined-loop records follow the loop they describe (same body), else shift. */
-  for (int32_t i = 0; i < c->nloops; i++) {
-    struct TileMirLoopInfo *li = &c->loops[i];
-    int32_t match = -1;
-    for (int32_t l = 0; l < rc->nloops && match < 0; l++)
-      if (rc->loops[l].first == li->first && rc->loops[l].last == li->last) match = l;
-    if (match >= 0 && ra_loop_encloses(rc, match, loop)) {
-      li->last++;
-      li->ii++; /* the kernel takes one more cycle per iteration */
-    }
-    else if (li->first >= k) li->first++, li->last++;
-    else if (li->last >= k && match < 0) li->last++;
-  }
-  for (int32_t l = 0; l < rc->nloops; l++) {
-    RaLoop *lp = &rc->loops[l];
-    if (loop >= 0 && ra_loop_encloses(rc, l, loop)) lp->last++;
-    else if (lp->first >= k) lp->first++, lp->last++;
-  }
-  /* A bundle put between a `loop` op and its body takes the op along. */
-  for (int32_t l = 0; l < rc->nloops; l++)
-    if (rc->loops[l].first - 1 == k && k > 0 && c->b[k - 1].slot[branch_word()].op == TILE_MOP_LOOP) {
-      c->b[k].slot[branch_word()] = c->b[k - 1].slot[branch_word()];
-      c->b[k - 1].slot[branch_word()] = empty_inst();
-    }
-  for (int32_t l = 0; l < rc->nloops; l++) {
-    TileMirInst *op = &c->b[rc->loops[l].first - 1].slot[branch_word()];
-    op->c = rc->loops[l].last - rc->loops[l].first + 1;
-  }
-}
-
 /* ---- spill state ---- */
 
 void ra_spill_grow(RaSpill *sp, const TileMir *m) {
@@ -174,7 +62,7 @@ void ra_spill_grow(RaSpill *sp, const TileMir *m) {
   sp->cap = cap;
 }
 
-/* A fresh register of r's class that is never spilled itself. */
+/* A fresh register of class cls that is never spilled itself. */
 static int32_t temp_reg(TileMir *m, RaSpill *sp, uint8_t cls) {
   int32_t t = cls == TILE_MIR_VREG ? tile_mir_vreg(m) : tile_mir_sreg(m);
   ra_spill_grow(sp, m);
@@ -182,35 +70,12 @@ static int32_t temp_reg(TileMir *m, RaSpill *sp, uint8_t cls) {
   return t;
 }
 
-/* The word of slot kind `kind` free in bundle p (within the target's slots), or -1. */
-static int free_word(const RaCode *rc, int32_t p, TileSlot kind) {
-  int first = tile_slot_first(kind), n = rc->m->target->slots[kind];
-  if (n > tile_slot_words(kind)) n = tile_slot_words(kind);
-  for (int w = first; w < first + n; w++)
-    if (rc->code->b[p].slot[w].op == TILE_MOP_NOP) return w;
-  return -1;
-}
-
-/* Bytes of one vector register in memory. */
 static int64_t vreg_bytes(const TileTarget *t) {
   return (int64_t)t->vreg_sublanes * t->vreg_lanes * 4;
 }
 
-/* Sets up the address register and the spill buffer, and gives r its slot. */
-static void spill_setup(RaCode *rc, RaSpill *sp, int32_t r) {
-  TileMir *m = rc->m;
+static void give_slot(TileMir *m, RaSpill *sp, int32_t r) {
   const TileTarget *t = m->target;
-  if (sp->addr_reg < 0) {
-    sp->addr_reg = temp_reg(m, sp, TILE_MIR_SREG);
-    /* Bundle 0 runs once, before everything (no loop body starts there). */
-    if (free_word(rc, 0, TILE_SLOT_SCALAR) < 0) {
-      ra_insert(rc, 0, -1);
-      sp->inserted++;
-    }
-    TileMirInst li = tile_mir_inst(TILE_MOP_LI, sp->addr_reg, 0, 0, 0, t->vreg_lanes * 4);
-    li.src_name = "spill";
-    rc->code->b[0].slot[free_word(rc, 0, TILE_SLOT_SCALAR)] = li;
-  }
   if (m->reg_class[r] == TILE_MIR_VREG) {
     if (sp->vbuf < 0) sp->vbuf = tile_mir_buffer(m, "spill.vregs", TILE_SPACE_VMEM, 0, 1, 64);
     sp->slot[r] = sp->nvslots++;
@@ -222,244 +87,336 @@ static void spill_setup(RaCode *rc, RaSpill *sp, int32_t r) {
   }
 }
 
-/* ---- one register ---- */
+/* ---- the rewrite ---- */
 
-typedef struct Ref {
-  int32_t p; /* bundle */
-  int w;     /* word */
-} Ref;
+/* What the pass knows about one spilled register in the current region. */
+typedef struct XState {
+  int32_t region;  /* the region the fields below belong to (-1: none yet) */
+  int32_t def_out; /* bundle of the latest write of the region, -1 none */
+  int32_t def_lat;
+  int32_t tmp;        /* that write's temporary */
+  int32_t store_out;  /* bundle of that write's store, -1 not placed (yet) */
+  int32_t last_store; /* bundle of the region's latest placed store */
+} XState;
 
-typedef struct SpillJob {
+typedef struct Pending {
+  int32_t reg, tmp, earliest, def_out;
+  const char *src_name;
+  TileLoc src_loc;
+} Pending;
+
+typedef struct Rewrite {
   RaCode *rc;
   RaSpill *sp;
-  int32_t r;
-  bool vec;
-  int32_t lat_ld, lat_st, addr_ready;
-  /* the writes of r: bundle, word, temporary, store bundle (-1: dead, no store) */
-  int32_t ndefs;
-  Ref *def;
-  int32_t *tmp, *store;
-} SpillJob;
+  const uint8_t *spill; /* the registers spilled this round (ids below nregs0) */
+  int32_t nregs0;
+  XState *xs; /* per virtual register (only spilled ones used) */
+  /* the new code */
+  TileMirBundle *out;
+  int32_t *oinner;
+  int32_t nout, cap;
+  int32_t region, region_start, region_loop;
+  Pending *pend;
+  int32_t npend, cap_pend;
+  int32_t lat_ld[2], lat_st[2], addr_ready; /* [0] scalar, [1] vector */
+} Rewrite;
 
-/* Bundle indices recorded by the job move with an insertion at k. */
-static void job_insert(SpillJob *j, int32_t k, int32_t loop) {
-  ra_insert(j->rc, k, loop);
-  j->sp->inserted++;
-  for (int32_t i = 0; i < j->ndefs; i++) {
-    if (j->def[i].p >= k) j->def[i].p++;
-    if (j->store[i] >= k) j->store[i]++;
+static bool spilled(const Rewrite *w, int32_t r) { return r >= 0 && r < w->nregs0 && w->spill[r]; }
+
+static int cls_index(const Rewrite *w, int32_t r) {
+  return w->rc->m->reg_class[r] == TILE_MIR_VREG;
+}
+
+/* The word of slot kind `kind` free in new bundle q (within the target's slots), or -1. */
+static int free_word(const Rewrite *w, int32_t q, TileSlot kind) {
+  int first = tile_slot_first(kind), n = w->rc->m->target->slots[kind];
+  if (n > tile_slot_words(kind)) n = tile_slot_words(kind);
+  for (int k = first; k < first + n; k++)
+    if (w->out[q].slot[k].op == TILE_MOP_NOP) return k;
+  return -1;
+}
+
+/* Appends a bundle (a copy of b, or empty) directly inside `loop`. A bundle added right
+ * after a `loop` op of the same region takes the op along, so it still precedes its
+ * body. */
+static int32_t append(Rewrite *w, const TileMirBundle *b, int32_t loop) {
+  if (w->nout == w->cap) {
+    w->cap = w->cap ? 2 * w->cap : 256;
+    w->out = xrealloc(w->out, (size_t)w->cap * sizeof *w->out);
+    w->oinner = xrealloc(w->oinner, (size_t)w->cap * sizeof *w->oinner);
+  }
+  int32_t q = w->nout++;
+  if (b) {
+    w->out[q] = *b;
+  } else {
+    for (int k = 0; k < TILE_BUNDLE_SLOTS; k++)
+      w->out[q].slot[k] = tile_mir_inst(TILE_MOP_NOP, 0, 0, 0, 0, 0);
+    w->sp->inserted++;
+    const int bw = branch_word();
+    if (q > 0 && w->oinner[q - 1] == loop && w->out[q - 1].slot[bw].op == TILE_MOP_LOOP) {
+      w->out[q].slot[bw] = w->out[q - 1].slot[bw];
+      w->out[q - 1].slot[bw] = tile_mir_inst(TILE_MOP_NOP, 0, 0, 0, 0, 0);
+    }
+  }
+  w->oinner[q] = loop;
+  return q;
+}
+
+static TileMirInst spill_op(const Rewrite *w, bool store, int32_t x, int32_t reg,
+                            const char *src_name, TileLoc src_loc) {
+  const RaSpill *sp = w->sp;
+  const TileTarget *t = w->rc->m->target;
+  bool vec = cls_index(w, x);
+  int64_t stride = (int64_t)t->vreg_lanes * 4;
+  int32_t buf = vec ? sp->vbuf : sp->sbuf;
+  int64_t off = (int64_t)sp->slot[x] * (vec ? vreg_bytes(t) : 4);
+  int op = vec ? (store ? TILE_MOP_VST : TILE_MOP_VLD) : (store ? TILE_MOP_SST : TILE_MOP_SLD);
+  TileMirInst in =
+      tile_mir_inst(op, reg, sp->addr_reg, vec ? sp->addr_reg : 0, 0, (int32_t)(off - stride));
+  in.imm_buf = buf;
+  tile_mir_mem(&in, buf, store ? TILE_MIR_WRITE : TILE_MIR_READ, 0);
+  in.src_name = src_name;
+  in.src_loc = src_loc;
+  return in;
+}
+
+/* Puts pending stores that are due into new bundle q: in queue order, a register's
+ * stores in the order of its writes. With force, every store due by q goes in, into
+ * bundles added after q when q has no free word. */
+static void place_stores(Rewrite *w, int32_t q, bool force) {
+  int32_t kept = 0;
+  for (int32_t i = 0; i < w->npend; i++) {
+    Pending pd = w->pend[i];
+    bool blocked = false; /* an earlier store of the same register still waits */
+    for (int32_t k = 0; k < kept && !blocked; k++) blocked = w->pend[k].reg == pd.reg;
+    int32_t at = -1;
+    XState *x = &w->xs[pd.reg];
+    /* strictly after the register's previous store: two in one bundle land together */
+    bool after_prev = x->region != w->region || x->last_store < q;
+    if (!blocked && pd.earliest <= q) {
+      TileSlot kind = cls_index(w, pd.reg) ? TILE_SLOT_VSTORE : TILE_SLOT_SCALAR;
+      if (after_prev && free_word(w, q, kind) >= 0)
+        at = q;
+      else if (force || q >= pd.earliest + SPILL_WINDOW) {
+        at = append(w, NULL, w->region_loop);
+        q = at;
+      }
+      if (at >= 0) {
+        w->out[at].slot[free_word(w, at, kind)] =
+            spill_op(w, true, pd.reg, pd.tmp, pd.src_name, pd.src_loc);
+        if (x->region == w->region) {
+          x->last_store = at;
+          if (x->def_out == pd.def_out) x->store_out = at;
+        }
+        continue;
+      }
+    }
+    w->pend[kept++] = pd;
+  }
+  w->npend = kept;
+}
+
+/* Ends the current region: every store still pending goes in, in bundles added at the
+ * region's end where needed (after the last write has landed). */
+static void flush_region(Rewrite *w) {
+  while (w->npend > 0) {
+    int32_t due = w->pend[0].earliest;
+    for (int32_t i = 1; i < w->npend; i++)
+      if (w->pend[i].earliest < due) due = w->pend[i].earliest;
+    if (due > w->nout - 1) {
+      int32_t q = append(w, NULL, w->region_loop);
+      place_stores(w, q, true);
+    } else {
+      place_stores(w, w->nout - 1, true);
+    }
   }
 }
 
-static bool reads_reg(const TileMirInst *in, int32_t r) {
-  MirRegOperand ro[TILE_MAX_OPERANDS];
-  int n = mir_reg_operands(in->op, ro);
-  for (int k = 0; k < n; k++)
-    if (!ro[k].write && mir_field_get(in, ro[k].field) == r) return true;
-  return false;
+/* The value bundle p's reads of x see, as a register of the new code; adds the reload
+ * before the bundle about to be appended (at index nout). */
+static int32_t read_value(Rewrite *w, int32_t x, const TileMirInst *src) {
+  XState *xs = &w->xs[x];
+  int ci = cls_index(w, x);
+  int32_t q = w->nout;
+  if (xs->region == w->region && xs->def_out >= 0) {
+    bool near = q - xs->def_out <= xs->def_lat + w->lat_st[ci] + w->lat_ld[ci];
+    if (near || xs->store_out < 0 || xs->store_out + w->lat_st[ci] + w->lat_ld[ci] > q)
+      return xs->tmp;
+  }
+  int32_t lo = w->region_start + w->lat_st[ci] - 1;
+  if (xs->region == w->region && xs->last_store >= 0 && xs->last_store + w->lat_st[ci] > lo)
+    lo = xs->last_store + w->lat_st[ci];
+  if (lo < w->region_start) lo = w->region_start;
+  if (lo < w->addr_ready) lo = w->addr_ready;
+  TileSlot kind = ci ? TILE_SLOT_VLOAD : TILE_SLOT_SCALAR;
+  /* Best a free word the load latency before the read or a little earlier (no new
+   * bundle); else the earliest one between that and the read (fewest new bundles);
+   * else a new bundle. */
+  int32_t l = -1, ld = w->lat_ld[ci];
+  for (int32_t k = q - ld; k >= lo && k >= q - ld - SPILL_WINDOW && l < 0; k--)
+    if (free_word(w, k, kind) >= 0) l = k;
+  for (int32_t k = q - ld + 1 > lo ? q - ld + 1 : lo; k < q && l < 0; k++)
+    if (free_word(w, k, kind) >= 0) l = k;
+  if (l < 0) {
+    l = lo > q ? lo : q;
+    while (w->nout <= l) append(w, NULL, w->region_loop);
+  }
+  while (w->nout < l + ld) append(w, NULL, w->region_loop);
+  int32_t u = temp_reg(w->rc->m, w->sp, w->rc->m->reg_class[x]);
+  w->out[l].slot[free_word(w, l, kind)] = spill_op(w, false, x, u, src->src_name, src->src_loc);
+  return u;
 }
 
-/* Replaces r by t in the fields of in that the op reads (write = false) or writes. */
-static void rename_reg(TileMirInst *in, int32_t r, int32_t t, bool write) {
-  MirRegOperand ro[TILE_MAX_OPERANDS];
-  int n = mir_reg_operands(in->op, ro);
+static void rename_fields(const Rewrite *w, TileMirInst *in, int32_t r, int32_t t, bool write) {
+  const MirRegOperand *ro;
+  int n = mir_regs_of(&w->rc->regs, in->op, &ro);
   for (int k = 0; k < n; k++)
     if (ro[k].write == write && mir_field_get(in, ro[k].field) == r)
       *mir_field(in, ro[k].field) = t;
 }
 
-/* live_out[p]: r's value is still needed after bundle p (backward dataflow over the
- * bundles with loop back edges). */
-static uint8_t *live_out_of(const RaCode *rc, int32_t r) {
-  const TileMirCode *c = rc->code;
-  int32_t n = c->nbundles;
-  uint8_t *in = calloc((size_t)n + 1, 1), *out = calloc((size_t)n + 1, 1);
-  uint8_t *use = calloc((size_t)n + 1, 1), *def = calloc((size_t)n + 1, 1);
-  if (!in || !out || !use || !def) {
-    fprintf(stderr, "tilec: out of memory in register allocation\n");
-    abort();
-  }
-  for (int32_t p = 0; p < n; p++)
-    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
-      const TileMirInst *x = &c->b[p].slot[w];
-      MirRegOperand ro[TILE_MAX_OPERANDS];
-      int k = mir_reg_operands(x->op, ro);
-      for (int i = 0; i < k; i++)
-        if (mir_field_get(x, ro[i].field) == r) (ro[i].write ? def : use)[p] = 1;
-    }
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (int32_t p = n - 1; p >= 0; p--) {
-      uint8_t o = 0;
-      if (c->b[p].slot[branch_word()].op != TILE_MOP_HALT && p + 1 < n) o = in[p + 1];
-      for (int32_t l = 0; l < rc->nloops; l++)
-        if (rc->loops[l].last == p) o |= in[rc->loops[l].first];
-      uint8_t i = use[p] | (o & !def[p]);
-      if (o != out[p] || i != in[p]) changed = true;
-      out[p] = o;
-      in[p] = i;
+/* One original bundle p: reloads before it, the bundle itself with renamed registers,
+ * its writes' stores queued, and stores now due placed. */
+static void rewrite_bundle(Rewrite *w, int32_t p) {
+  RaCode *rc = w->rc;
+  TileMirBundle b = rc->code->b[p];
+  const TileMirInst *src_of[TILE_BUNDLE_SLOTS];
+  for (int k = 0; k < TILE_BUNDLE_SLOTS; k++) src_of[k] = &rc->code->b[p].slot[k];
+  /* Reads first: the bundle reads before it writes. One value per register. */
+  for (int k = 0; k < TILE_BUNDLE_SLOTS; k++) {
+    const MirRegOperand *ro;
+    int n = mir_regs_of(&rc->regs, b.slot[k].op, &ro);
+    for (int i = 0; i < n; i++) {
+      int32_t x = mir_field_get(&rc->code->b[p].slot[k], ro[i].field);
+      if (ro[i].write || !spilled(w, x)) continue;
+      if (mir_field_get(&b.slot[k], ro[i].field) != x) continue; /* done for this word */
+      int32_t v = read_value(w, x, src_of[k]);
+      for (int k2 = 0; k2 < TILE_BUNDLE_SLOTS; k2++) rename_fields(w, &b.slot[k2], x, v, false);
     }
   }
-  free(in);
-  free(use);
-  free(def);
-  return out;
-}
-
-static TileMirInst spill_op(const SpillJob *j, bool store, int32_t reg, const TileMirInst *src) {
-  const RaSpill *sp = j->sp;
-  int64_t stride = (int64_t)j->rc->m->target->vreg_lanes * 4;
-  int32_t buf = j->vec ? sp->vbuf : sp->sbuf;
-  int64_t off = (int64_t)sp->slot[j->r] * (j->vec ? vreg_bytes(j->rc->m->target) : 4);
-  int op = j->vec ? (store ? TILE_MOP_VST : TILE_MOP_VLD) : (store ? TILE_MOP_SST : TILE_MOP_SLD);
-  TileMirInst in = tile_mir_inst(op, reg, sp->addr_reg, j->vec ? sp->addr_reg : 0, 0,
-                                 (int32_t)(off - stride));
-  in.imm_buf = buf;
-  tile_mir_mem(&in, buf, store ? TILE_MIR_WRITE : TILE_MIR_READ, 0);
-  in.src_name = src->src_name;
-  in.src_loc = src->src_loc;
-  return in;
-}
-
-/* Places the store of write i: the first bundle of its region at or after the landing
- * (and after the region's previous store of r) with a free store word, else new
- * bundles. */
-static bool place_store(SpillJob *j, int32_t i, int32_t prev) {
-  RaCode *rc = j->rc;
-  int32_t p = j->def[i].p, r0, r1;
-  ra_region(rc, p, &r0, &r1);
-  int32_t loop = rc->inner[p];
-  const TileMirInst *def = &rc->code->b[p].slot[j->def[i].w];
-  int32_t lo = p + mir_latency(rc->m->target, def->op);
-  int32_t prev_store = prev >= 0 ? j->store[prev] : -1;
-  if (prev_store >= r0 && prev_store <= r1 && prev_store + 1 > lo) lo = prev_store + 1;
-  if (lo < j->addr_ready) lo = j->addr_ready;
-  TileSlot kind = j->vec ? TILE_SLOT_VSTORE : TILE_SLOT_SCALAR;
-  int32_t s = -1;
-  for (int32_t q = lo; q <= r1 && q <= lo + SPILL_WINDOW && s < 0; q++)
-    if (free_word(rc, q, kind) >= 0) s = q;
-  if (s < 0) {
-    if (lo <= r1) {
-      job_insert(j, lo, loop);
-    } else {
-      bool at_end = loop >= 0 && r1 == rc->loops[loop].last;
-      bool before_body = rc->code->b[r1].slot[branch_word()].op == TILE_MOP_LOOP;
-      if (!at_end && !before_body)
-        return tile_error(rc->d, def->src_loc,
-                          "register allocation: no place to spill the result of %s at bundle "
-                          "%d (the region ends at bundle %d)",
-                          mir_op_name(def->op), (int)p, (int)r1);
-      for (int32_t k = r1 + 1; k <= lo; k++) job_insert(j, k, loop);
+  /* Writes: fresh temporaries, stores queued once they land. */
+  int32_t q = w->nout;
+  for (int k = 0; k < TILE_BUNDLE_SLOTS; k++) {
+    const MirRegOperand *ro;
+    int n = mir_regs_of(&rc->regs, b.slot[k].op, &ro);
+    for (int i = 0; i < n; i++) {
+      int32_t x = mir_field_get(&b.slot[k], ro[i].field);
+      if (!ro[i].write || !spilled(w, x)) continue;
+      int32_t t = temp_reg(rc->m, w->sp, rc->m->reg_class[x]);
+      *mir_field(&b.slot[k], ro[i].field) = t;
+      XState *xs = &w->xs[x];
+      if (xs->region != w->region) *xs = (XState){.region = w->region, .last_store = -1};
+      xs->def_out = q;
+      xs->def_lat = mir_latency(rc->m->target, b.slot[k].op);
+      xs->tmp = t;
+      xs->store_out = -1;
+      if (!(rc->live_def[p] >> k & 1)) continue; /* no later read needs it */
+      if (w->npend == w->cap_pend) {
+        w->cap_pend = w->cap_pend ? 2 * w->cap_pend : 16;
+        w->pend = xrealloc(w->pend, (size_t)w->cap_pend * sizeof *w->pend);
+      }
+      w->pend[w->npend++] = (Pending){.reg = x,
+                                      .tmp = t,
+                                      .earliest = q + xs->def_lat,
+                                      .def_out = q,
+                                      .src_name = b.slot[k].src_name,
+                                      .src_loc = b.slot[k].src_loc};
     }
-    s = lo;
   }
-  int w = free_word(rc, s, kind);
-  const TileMirInst src = rc->code->b[j->def[i].p].slot[j->def[i].w];
-  rc->code->b[s].slot[w] = spill_op(j, true, j->tmp[i], &src);
-  j->store[i] = s;
-  return true;
+  if (q < w->addr_ready) /* spill ops need the address register */
+    for (int32_t i = 0; i < w->npend; i++)
+      if (w->pend[i].earliest < w->addr_ready) w->pend[i].earliest = w->addr_ready;
+  append(w, &b, rc->inner[p]);
+  place_stores(w, q, false);
 }
 
-/* Gives bundle q's reads of r a value: the temporary of a nearby write of the same
- * region, or a reload. */
-static void place_reload(SpillJob *j, int32_t q) {
-  RaCode *rc = j->rc;
-  int32_t r0, r1;
-  ra_region(rc, q, &r0, &r1);
-  int32_t loop = rc->inner[q], local = -1;
-  for (int32_t i = 0; i < j->ndefs; i++)
-    if (j->def[i].p >= r0 && j->def[i].p < q && (local < 0 || j->def[i].p > j->def[local].p))
-      local = i;
-  int32_t lo;
-  if (local >= 0) {
-    int32_t p = j->def[local].p, s = j->store[local];
-    int32_t lat_d = mir_latency(rc->m->target, rc->code->b[p].slot[j->def[local].w].op);
-    bool near = q - p <= lat_d + j->lat_st + j->lat_ld;
-    if (near || s < 0 || s + j->lat_st + j->lat_ld > q) {
-      for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) rename_reg(&rc->code->b[q].slot[w], j->r, j->tmp[local], false);
-      return;
+/* Loop bodies, `loop` lengths and pipelined-loop records for the new code. */
+static bool relink_loops(Rewrite *w) {
+  RaCode *rc = w->rc;
+  TileMirCode *c = rc->code;
+  int32_t *old_len = xrealloc(NULL, ((size_t)rc->nloops + 1) * sizeof *old_len);
+  for (int32_t l = 0; l < rc->nloops; l++) {
+    old_len[l] = rc->loops[l].last - rc->loops[l].first + 1;
+    rc->loops[l].first = INT32_MAX;
+    rc->loops[l].last = -1;
+  }
+  for (int32_t q = 0; q < w->nout; q++)
+    for (int32_t l = w->oinner[q]; l >= 0; l = rc->loops[l].parent) {
+      if (q < rc->loops[l].first) rc->loops[l].first = q;
+      if (q > rc->loops[l].last) rc->loops[l].last = q;
     }
-    lo = s + j->lat_st;
-  } else {
-    lo = r0 + j->lat_st - 1;
+  bool ok = true;
+  const int bw = branch_word();
+  for (int32_t l = 0; l < rc->nloops && ok; l++) {
+    RaLoop *lp = &rc->loops[l];
+    if (lp->first < 1 || w->out[lp->first - 1].slot[bw].op != TILE_MOP_LOOP)
+      ok = tile_error(rc->d, (TileLoc){0},
+                      "internal error: spilling lost the `loop` op of a loop body");
+    else
+      w->out[lp->first - 1].slot[bw].c = lp->last - lp->first + 1;
   }
-  if (lo < r0) lo = r0;
-  if (lo < j->addr_ready) lo = j->addr_ready;
-  TileSlot kind = j->vec ? TILE_SLOT_VLOAD : TILE_SLOT_SCALAR;
-  /* Best a free word the load latency before the read or a little earlier (no new
-   * bundle); else the earliest one between that and the read (fewest new bundles). */
-  int32_t l = -1;
-  for (int32_t x = q - j->lat_ld; x >= lo && x >= q - j->lat_ld - SPILL_WINDOW && l < 0; x--)
-    if (free_word(rc, x, kind) >= 0) l = x;
-  for (int32_t x = q - j->lat_ld + 1 > lo ? q - j->lat_ld + 1 : lo; x < q && l < 0; x++)
-    if (free_word(rc, x, kind) >= 0) l = x;
-  int32_t k = l >= 0 ? j->lat_ld - (q - l) : (lo > q ? lo : q) - q + j->lat_ld;
-  if (k < 0) k = 0;
-  for (int32_t i = 0; i < k; i++) job_insert(j, q, loop);
-  if (l < 0) l = lo > q ? lo : q;
-  q += k;
-  int32_t u = temp_reg(rc->m, j->sp, rc->m->reg_class[j->r]);
-  const TileMirInst *src = NULL;
-  for (int w = 0; w < TILE_BUNDLE_SLOTS && !src; w++)
-    if (reads_reg(&rc->code->b[q].slot[w], j->r)) src = &rc->code->b[q].slot[w];
-  TileMirInst ld = spill_op(j, false, u, src);
-  rc->code->b[l].slot[free_word(rc, l, kind)] = ld;
-  for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) rename_reg(&rc->code->b[q].slot[w], j->r, u, false);
+  for (int32_t i = 0; i < c->nloops && ok; i++) {
+    int32_t l = rc->info_loop[i];
+    if (l < 0) continue;
+    c->loops[i].ii += rc->loops[l].last - rc->loops[l].first + 1 - old_len[l];
+    c->loops[i].first = rc->loops[l].first;
+    c->loops[i].last = rc->loops[l].last;
+  }
+  free(old_len);
+  return ok;
 }
 
-bool ra_spill_reg(RaCode *rc, RaSpill *sp, int32_t r) {
+bool ra_spill_round(RaCode *rc, RaSpill *sp, const uint8_t *spill) {
   TileMir *m = rc->m;
   const TileTarget *t = m->target;
+  int32_t nregs = m->nregs;
   ra_spill_grow(sp, m);
-  spill_setup(rc, sp, r);
-  SpillJob j = {.rc = rc, .sp = sp, .r = r, .vec = m->reg_class[r] == TILE_MIR_VREG};
-  j.lat_ld = mir_latency(t, j.vec ? TILE_MOP_VLD : TILE_MOP_SLD);
-  j.lat_st = mir_latency(t, j.vec ? TILE_MOP_VST : TILE_MOP_SST);
-  j.addr_ready = mir_latency(t, TILE_MOP_LI);
-  TileMirCode *c = rc->code;
-  int32_t cap = 0;
-  for (int32_t p = 0; p < c->nbundles; p++)
-    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
-      MirRegOperand ro[TILE_MAX_OPERANDS];
-      const TileMirInst *in = &c->b[p].slot[w];
-      int n = mir_reg_operands(in->op, ro);
-      for (int k = 0; k < n; k++)
-        if (ro[k].write && mir_field_get(in, ro[k].field) == r) {
-          if (j.ndefs == cap) {
-            cap = cap ? 2 * cap : 8;
-            j.def = xrealloc(j.def, (size_t)cap * sizeof *j.def);
-            j.tmp = xrealloc(j.tmp, (size_t)cap * sizeof *j.tmp);
-            j.store = xrealloc(j.store, (size_t)cap * sizeof *j.store);
-          }
-          j.def[j.ndefs++] = (Ref){p, w};
-        }
+  for (int32_t r = 0; r < nregs; r++)
+    if (spill[r]) give_slot(m, sp, r);
+  Rewrite w = {.rc = rc, .sp = sp, .spill = spill, .nregs0 = nregs, .region = -1};
+  w.xs = xrealloc(NULL, ((size_t)nregs + 1) * sizeof *w.xs);
+  for (int32_t r = 0; r < nregs; r++)
+    w.xs[r] = (XState){.region = -1, .def_out = -1, .last_store = -1};
+  w.lat_ld[0] = mir_latency(t, TILE_MOP_SLD);
+  w.lat_ld[1] = mir_latency(t, TILE_MOP_VLD);
+  w.lat_st[0] = mir_latency(t, TILE_MOP_SST);
+  w.lat_st[1] = mir_latency(t, TILE_MOP_VST);
+  int32_t n = rc->code->nbundles;
+  /* The address register: set in bundle 0, which runs once before everything (no loop
+   * body starts there); a bundle is added in front when bundle 0 has no free word. */
+  bool first_spill = sp->addr_reg < 0;
+  if (first_spill) sp->addr_reg = temp_reg(m, sp, TILE_MIR_SREG);
+  TileMirInst li = tile_mir_inst(TILE_MOP_LI, sp->addr_reg, 0, 0, 0, t->vreg_lanes * 4);
+  li.src_name = "spill";
+  w.addr_ready = mir_latency(t, TILE_MOP_LI); /* the `li` sits in bundle 0 */
+  int32_t region_id = 0;
+  for (int32_t p = 0; p < n; p++) {
+    if (p == 0 || rc->inner[p] != rc->inner[p - 1]) {
+      flush_region(&w);
+      w.region = region_id++;
+      w.region_start = w.nout;
+      w.region_loop = rc->inner[p];
     }
-  uint8_t *live = live_out_of(rc, r);
-  bool ok = true;
-  /* Writes in program order, so stores of one region keep the writes' order. */
-  for (int32_t i = 0; i < j.ndefs; i++) {
-    j.tmp[i] = temp_reg(m, sp, m->reg_class[r]);
-    j.store[i] = -1;
+    if (p == 0 && first_spill) {
+      int sw = tile_slot_first(TILE_SLOT_SCALAR), k = sw;
+      int nsc = t->slots[TILE_SLOT_SCALAR];
+      while (k < sw + nsc && rc->code->b[0].slot[k].op != TILE_MOP_NOP) k++;
+      if (k == sw + nsc) { /* no free scalar word in bundle 0 */
+        int32_t q = append(&w, NULL, -1);
+        w.out[q].slot[sw] = li;
+      } else {
+        rc->code->b[0].slot[k] = li;
+      }
+    }
+    rewrite_bundle(&w, p);
   }
-  bool *needed = calloc((size_t)j.ndefs + 1, 1);
-  for (int32_t i = 0; i < j.ndefs; i++) needed[i] = live[j.def[i].p];
-  free(live);
-  int32_t prev = -1; /* the last write given a store */
-  for (int32_t i = 0; i < j.ndefs && ok; i++) {
-    rename_reg(&c->b[j.def[i].p].slot[j.def[i].w], r, j.tmp[i], true);
-    if (!needed[i]) continue;
-    ok = place_store(&j, i, prev);
-    prev = i;
-  }
-  free(needed);
-  /* Reads from the last bundle back: insertions before a read move only what follows. */
-  for (int32_t q = c->nbundles - 1; q >= 0 && ok; q--) {
-    bool reads = false;
-    for (int w = 0; w < TILE_BUNDLE_SLOTS && !reads; w++) reads = reads_reg(&c->b[q].slot[w], r);
-    if (reads) place_reload(&j, q);
-  }
-  free(j.def);
-  free(j.tmp);
-  free(j.store);
+  w.npend = 0; /* stores still waiting after the last bundle (the halt): nothing reads them */
+  free(w.xs);
+  free(w.pend);
+  free(rc->code->b);
+  rc->code->b = w.out;
+  rc->code->nbundles = rc->code->cap = w.nout;
+  bool ok = relink_loops(&w);
+  ra_code_set_inner(rc, w.oinner, w.nout);
   return ok;
 }

@@ -187,6 +187,10 @@ bool tile_group_classify(TileLowerCtx *cx, TileGroup *g);
 
 /* Lowers function `f` of m (tensor level, after the tensor passes) into mir. */
 bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d);
+/* Lowers kernel `f` of m (tile level: buffers, loads, stores, tile_matmul, DMAs,
+ * semaphores, `for` and `if` decided at compile time) into mir; tile_lower_func calls
+ * it for a kernel (backend-vliw/gen_kernel.c, docs/compiler.md "Tile-level kernels"). */
+bool tile_lower_kernel(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d);
 
 #ifdef __cplusplus
 }

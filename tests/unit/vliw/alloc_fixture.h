@@ -67,7 +67,9 @@ static inline TileMirInst af_mem(TileMirInst in, int32_t buf, int access) {
 static inline void af_loop(TileMirCode *c, int32_t p, int32_t body, int32_t trips) {
   af_put(c, p, af_op(TILE_MOP_LOOP, 0, 0, 0, body, trips));
 }
-static inline void af_halt(TileMirCode *c, int32_t p) { af_put(c, p, af_op(TILE_MOP_HALT, 0, 0, 0, 0, 0)); }
+static inline void af_halt(TileMirCode *c, int32_t p) {
+  af_put(c, p, af_op(TILE_MOP_HALT, 0, 0, 0, 0, 0));
+}
 
 /* The first inst with op in bundle p (NULL if none). */
 static inline TileMirInst *af_find(TileMirCode *c, int32_t p, int op) {
@@ -91,8 +93,8 @@ typedef struct AfBind {
   size_t bytes;
 } AfBind;
 
-static inline TileEmu *af_run(const TileObject *obj, const TileTarget *t, const AfBind *in,
-                              int nin, const AfBind *out, int nout) {
+static inline TileEmu *af_run(const TileObject *obj, const TileTarget *t, const AfBind *in, int nin,
+                              const AfBind *out, int nout) {
   TileEmuOptions o;
   tile_emu_options_default(&o);
   o.strict = true;
@@ -127,8 +129,8 @@ static inline TileEmu *af_run(const TileObject *obj, const TileTarget *t, const 
  * completion; the two addresses are relocations. */
 static inline void af_desc(TileMir *m, int32_t desc, int32_t src, int32_t dst, int32_t bytes,
                            int32_t sem) {
-  int32_t w[16] = {m->bufs[src].space, m->bufs[dst].space, 0, 0, 0, 0, bytes, 1, 1, 0, 0, 0, 0,
-                   -1, sem, -1};
+  int32_t w[16] = {
+      m->bufs[src].space, m->bufs[dst].space, 0, 0, 0, 0, bytes, 1, 1, 0, 0, 0, 0, -1, sem, -1};
   tile_mir_data(m, desc, w, sizeof w);
   tile_mir_reloc(m, desc, 8, src, 0, false);
   tile_mir_reloc(m, desc, 12, src, 0, true);
@@ -137,14 +139,14 @@ static inline void af_desc(TileMir *m, int32_t desc, int32_t src, int32_t dst, i
 }
 
 /* Text a printer writes, as a malloc'ed string. */
-#define AF_CAPTURE(var, call)                       \
-  char *var = NULL;                                 \
-  do {                                              \
-    size_t var##_len = 0;                           \
+#define AF_CAPTURE(var, call)                         \
+  char *var = NULL;                                   \
+  do {                                                \
+    size_t var##_len = 0;                             \
     FILE *var##_f = open_memstream(&var, &var##_len); \
-    FILE *out = var##_f;                            \
-    call;                                           \
-    fclose(var##_f);                                \
+    FILE *out = var##_f;                              \
+    call;                                             \
+    fclose(var##_f);                                  \
   } while (0)
 
 #endif

@@ -61,7 +61,8 @@ static void prog_code(Prog *p, TileMirCode *c) {
   TileMir *m = &p->m;
   int32_t sdi = tile_mir_sreg(m), sdo = tile_mir_sreg(m), sa = tile_mir_sreg(m);
   int32_t sb = tile_mir_sreg(m), st = tile_mir_sreg(m);
-  int32_t two = tile_mir_vreg(m), one = tile_mir_vreg(m), vx = tile_mir_vreg(m), vy = tile_mir_vreg(m);
+  int32_t two = tile_mir_vreg(m), one = tile_mir_vreg(m), vx = tile_mir_vreg(m),
+          vy = tile_mir_vreg(m);
   memset(c, 0, sizeof *c);
   tile_mir_set_source(m, "mul", (TileLoc){"k.tile", 3, 5});
   af_put(c, 0, af_addr(sdi, p->din, 0));
@@ -107,7 +108,8 @@ TEST(emit, hand_schedule_runs) {
   /* `li sX, a` became the address of a; the DMA descriptor holds x's and a's. */
   const TileMInst *li = NULL;
   for (int w = 0; w < TILE_BUNDLE_SLOTS; w++)
-    if (obj.code[0].bundles[2].slot[w].op == TILE_MOP_LI && obj.code[0].bundles[2].slot[w].imm != 512)
+    if (obj.code[0].bundles[2].slot[w].op == TILE_MOP_LI &&
+        obj.code[0].bundles[2].slot[w].imm != 512)
       li = &obj.code[0].bundles[2].slot[w];
   REQUIRE(li != NULL);
   CHECK_EQ(p.m.bufs[p.a].addr, li->imm);
@@ -129,7 +131,8 @@ static void scheduled(const char *target) {
   TileMir *m = &p.m;
   int32_t sdi = tile_mir_sreg(m), sdo = tile_mir_sreg(m), sa = tile_mir_sreg(m);
   int32_t sb = tile_mir_sreg(m), st = tile_mir_sreg(m);
-  int32_t two = tile_mir_vreg(m), one = tile_mir_vreg(m), vx = tile_mir_vreg(m), vy = tile_mir_vreg(m);
+  int32_t two = tile_mir_vreg(m), one = tile_mir_vreg(m), vx = tile_mir_vreg(m),
+          vy = tile_mir_vreg(m);
   tile_mir_set_source(m, "mul", (TileLoc){"k.tile", 3, 5});
   tile_mir_add(m, af_addr(sdi, p.din, 0));
   tile_mir_add(m, af_addr(sdo, p.dout, 0));
@@ -196,9 +199,10 @@ TEST(emit, immediate_out_of_range) {
   REQUIRE(tile_mir_regalloc(&m, &c, &d) && tile_mir_layout(&m, &d));
   TileObject obj;
   CHECK(!tile_mir_emit(&m, &c, &obj, &d));
-  CHECK_STREQ("emit: li in bundle 0 (from copy) addresses buffer 'far' at 3221225472, which "
-              "does not fit its signed 32-bit immediate",
-              d.last);
+  CHECK_STREQ(
+      "emit: li in bundle 0 (from copy) addresses buffer 'far' at 3221225472, which "
+      "does not fit its signed 32-bit immediate",
+      d.last);
   CHECK_EQ(0, obj.ncode);
   tile_mir_code_free(&c);
   tile_mir_free(&m);
@@ -282,7 +286,8 @@ TEST(emit, listing_loop_header) {
   af_halt(&c, 4);
   c.nloops = 1;
   c.loops = calloc(1, sizeof *c.loops);
-  c.loops[0] = (struct TileMirLoopInfo){.first = 2, .last = 3, .ii = 2, .stages = 1, .res_mii = 1, .rec_mii = 2};
+  c.loops[0] = (struct TileMirLoopInfo){
+      .first = 2, .last = 3, .ii = 2, .stages = 1, .res_mii = 1, .rec_mii = 2};
   TileObject obj;
   REQUIRE(af_back(&m, &c, &obj));
   AF_CAPTURE(text, tile_mir_listing(out, &m, &c));

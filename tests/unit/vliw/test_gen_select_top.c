@@ -71,8 +71,11 @@ static float rnd(void) {
   return (float)((rng_state >> 8) % 2001) / 100.0f - 10.0f; /* many ties */
 }
 
-/* Rows: 0 random with ties, 1 all -inf, 2 signed zeros, 3 NaN in the middle, others
- * random. */
+/* Rows: 0 random with ties, 1 all -inf, 2 signed zeros, 3 NaN in the middle, 4 the
+ * largest values packed into one run of 128 (one chunk of the tournament) near the end,
+ * 5 every value equal, 6 NaNs (with payloads) every 37th element and -0/+0 ties,
+ * 7 values rising along the row (the best at the end), 8 +inf and NaN (with payloads)
+ * mixed, so NaN keys must win over +inf at an equal x', and -inf runs; others random. */
 static void fill(float *x, int rows, int n) {
   for (int r = 0; r < rows; r++)
     for (int i = 0; i < n; i++) {
@@ -80,6 +83,22 @@ static void fill(float *x, int rows, int n) {
       if (r == 1) v = -INFINITY;
       if (r == 2) v = (i % 2) ? -0.0f : 0.0f;
       if (r == 3 && i == n / 2) v = NAN;
+      if (r == 4 && i >= n - 200 && i < n - 72) v = 100.0f + (float)(i % 7);
+      if (r == 5) v = 3.5f;
+      if (r == 6) {
+        if (i % 37 == 5) {
+          uint32_t b = 0x7fc00000u | (uint32_t)i;
+          memcpy(&v, &b, 4);
+        } else if (i % 5 == 0) {
+          v = (i % 2) ? -0.0f : 0.0f;
+        }
+      }
+      if (r == 7) v = (float)i * 0.5f - 100.0f;
+      if (r == 8) {
+        uint32_t b = 0x7f800000u | (i % 50 == 7 ? 0x400000u | (uint32_t)i : 0u);
+        memcpy(&v, &b, 4);
+        if (i % 3 == 0) v = -INFINITY;
+      }
       x[(size_t)r * n + i] = v;
     }
 }
@@ -140,6 +159,24 @@ TEST(gen_select_top, topk_tiny) {
 
 TEST(gen_select_top, topk_v5e_like) {
   check_case("v5e-like", 4, 5000, 3);
+}
+
+/* The chunk tournament: rows in VMEM, k rounds over the chunk heads. Rows that end
+ * inside a tile and inside a block, whole blocks, k past one chunk (128) and past the
+ * NaN count, adversarial rows (fill) on both targets. */
+TEST(gen_select_top, topk_tournament_tiny) {
+  check_case("tiny", 8, 3000, 64);  /* partial tile, shifted last block */
+  check_case("tiny", 8, 4096, 40);  /* whole blocks */
+  check_case("tiny", 8, 1500, 150); /* more than one chunk's worth taken */
+  check_case("tiny", 3, 300, 300);  /* k = V: the whole row sorted */
+  check_case("tiny", 1, 2049, 1);
+  check_case("tiny", 9, 3000, 100); /* row 8: NaNs among +inf */
+}
+
+TEST(gen_select_top, topk_tournament_v5e_like) {
+  check_case("v5e-like", 8, 9000, 64);
+  check_case("v5e-like", 9, 2048, 17);
+  check_case("v5e-like", 9, 33000, 70); /* more rows of heads than a block's lanes */
 }
 
 TEST(gen_select_top, refuses_inner_dim) {

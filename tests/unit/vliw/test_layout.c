@@ -65,10 +65,11 @@ TEST(layout, what_is_left) {
   tile_mir_buffer(&m, "w", TILE_SPACE_VMEM, 100LL << 20, 1, 64);
   tile_mir_buffer(&m, "b", TILE_SPACE_VMEM, 20LL << 20, 1, 64);
   tile_mir_buffer(&m, "acc", TILE_SPACE_VMEM, 16LL << 20, 1, 64);
-  CHECK_STREQ("vmem buffer 'acc' needs 16 MiB, but only 8 MiB of the target's 128 MiB is left "
-              "after 2 other vmem buffers (120 MiB); the program's vmem buffers need 136 MiB in "
-              "all",
-              layout_error(&m));
+  CHECK_STREQ(
+      "vmem buffer 'acc' needs 16 MiB, but only 8 MiB of the target's 128 MiB is left "
+      "after 2 other vmem buffers (120 MiB); the program's vmem buffers need 136 MiB in "
+      "all",
+      layout_error(&m));
   tile_mir_free(&m);
 }
 

@@ -33,7 +33,8 @@ static const char *verify(Fx *f) {
 static void load(Fx *f) {
   tile_mir_add(&f->m, af_addr(f->s0, f->buf, 0));
   tile_mir_add(&f->m, af_op(TILE_MOP_LI, f->s1, 0, 0, 0, 512));
-  tile_mir_add(&f->m, af_mem(af_op(TILE_MOP_VLD, f->v0, f->s0, f->s1, 0, 0), f->buf, TILE_MIR_READ));
+  tile_mir_add(&f->m,
+               af_mem(af_op(TILE_MOP_VLD, f->v0, f->s0, f->s1, 0, 0), f->buf, TILE_MIR_READ));
 }
 
 TEST(mir_verify, good_program) {
@@ -71,18 +72,20 @@ TEST(mir_verify, wrong_class) {
   Fx f;
   fx_init(&f);
   tile_mir_add(&f.m, af_op(TILE_MOP_VLI, f.s0, 0, 0, 0, 0));
-  CHECK_STREQ("machine IR inst 0 (vli, from matmul): field d holds %s0 where the op needs a "
-              "vector register",
-              verify(&f));
+  CHECK_STREQ(
+      "machine IR inst 0 (vli, from matmul): field d holds %s0 where the op needs a "
+      "vector register",
+      verify(&f));
 }
 
 TEST(mir_verify, register_out_of_range) {
   Fx f;
   fx_init(&f);
   tile_mir_add(&f.m, af_op(TILE_MOP_VLI, 99, 0, 0, 0, 0));
-  CHECK_STREQ("machine IR inst 0 (vli, from matmul): field d holds register 99, but only 4 "
-              "virtual registers exist",
-              verify(&f));
+  CHECK_STREQ(
+      "machine IR inst 0 (vli, from matmul): field d holds register 99, but only 4 "
+      "virtual registers exist",
+      verify(&f));
 }
 
 TEST(mir_verify, loops) {
@@ -90,14 +93,16 @@ TEST(mir_verify, loops) {
   fx_init(&f);
   tile_mir_loop_begin(&f.m, 2, 0);
   tile_mir_add(&f.m, af_op(TILE_MOP_LI, f.s0, 0, 0, 0, 1));
-  CHECK_STREQ("machine IR inst 0 (loop.begin, from matmul): a loop that is never closed", verify(&f));
+  CHECK_STREQ("machine IR inst 0 (loop.begin, from matmul): a loop that is never closed",
+              verify(&f));
   fx_init(&f);
   tile_mir_loop_begin(&f.m, 0, 0);
   tile_mir_add(&f.m, af_op(TILE_MOP_LI, f.s0, 0, 0, 0, 1));
   tile_mir_loop_end(&f.m);
-  CHECK_STREQ("machine IR inst 0 (loop.begin, from matmul): a loop runs 0 times; trip counts "
-              "start at 1",
-              verify(&f));
+  CHECK_STREQ(
+      "machine IR inst 0 (loop.begin, from matmul): a loop runs 0 times; trip counts "
+      "start at 1",
+      verify(&f));
   fx_init(&f);
   tile_mir_loop_end(&f.m);
   CHECK_STREQ("machine IR inst 0 (loop.end, from matmul): a loop end without a loop begin",
@@ -117,20 +122,23 @@ TEST(mir_verify, units_sems_immediates) {
   fx_init(&f);
   load(&f);
   tile_mir_add(&f.m, af_op(TILE_MOP_MXU_PUSH, 0, f.v0, 0, 2, 0));
-  CHECK_STREQ("machine IR inst 3 (mxu.push, from matmul): MXU unit 2 does not exist on target "
-              "tiny (it has 2)",
-              verify(&f));
+  CHECK_STREQ(
+      "machine IR inst 3 (mxu.push, from matmul): MXU unit 2 does not exist on target "
+      "tiny (it has 2)",
+      verify(&f));
   fx_init(&f);
   tile_mir_add(&f.m, af_op(TILE_MOP_WAIT, 0, 0, 0, 0, 1));
-  CHECK_STREQ("machine IR inst 0 (sem.wait, from matmul): semaphore 0 was never made (the "
-              "program has 0)",
-              verify(&f));
+  CHECK_STREQ(
+      "machine IR inst 0 (sem.wait, from matmul): semaphore 0 was never made (the "
+      "program has 0)",
+      verify(&f));
   fx_init(&f);
   load(&f);
   tile_mir_add(&f.m, af_op(TILE_MOP_MXU_LDW, 0, f.v0, 0, 0, 16));
-  CHECK_STREQ("machine IR inst 3 (mxu.ldw, from matmul): row group 16 is beyond the unit's 16 "
-              "groups on target tiny",
-              verify(&f));
+  CHECK_STREQ(
+      "machine IR inst 3 (mxu.ldw, from matmul): row group 16 is beyond the unit's 16 "
+      "groups on target tiny",
+      verify(&f));
   fx_init(&f);
   tile_mir_add(&f.m, af_op(TILE_MOP_VIOTA, f.v0, 0, 0, 0, 3));
   CHECK_STREQ("machine IR inst 0 (viota, from matmul): immediate 3 is outside 0..2", verify(&f));
@@ -144,9 +152,10 @@ TEST(mir_verify, buffers) {
   fx_init(&f);
   TileMirInst in = af_addr(f.s0, 7, 0);
   tile_mir_add(&f.m, in);
-  CHECK_STREQ("machine IR inst 0 (li, from matmul): its immediate is relative to buffer 7, but "
-              "there are 1 buffers",
-              verify(&f));
+  CHECK_STREQ(
+      "machine IR inst 0 (li, from matmul): its immediate is relative to buffer 7, but "
+      "there are 1 buffers",
+      verify(&f));
   fx_init(&f);
   f.m.bufs[f.buf].align = 48;
   CHECK_STREQ("machine IR: buffer 'tiles' has alignment 48, which is not a power of two",
@@ -157,15 +166,17 @@ TEST(mir_verify, buffers) {
               verify(&f));
   fx_init(&f);
   tile_mir_reloc(&f.m, f.buf, 8190, f.buf, 0, false);
-  CHECK_STREQ("machine IR: relocation 0 fills the word at byte 8190 of buffer 'tiles', which is "
-              "not an aligned word inside its 8192 bytes",
-              verify(&f));
+  CHECK_STREQ(
+      "machine IR: relocation 0 fills the word at byte 8190 of buffer 'tiles', which is "
+      "not an aligned word inside its 8192 bytes",
+      verify(&f));
   fx_init(&f);
   load(&f);
   f.m.insts[2].mem[0].access = 0;
-  CHECK_STREQ("machine IR inst 2 (vld, from matmul): memory reference to 'tiles' has access bits "
-              "0 (read 1, write 2)",
-              verify(&f));
+  CHECK_STREQ(
+      "machine IR inst 2 (vld, from matmul): memory reference to 'tiles' has access bits "
+      "0 (read 1, write 2)",
+      verify(&f));
 }
 
 TEST(mir_print, text) {
@@ -183,7 +194,8 @@ TEST(mir_print, text) {
   CHECK(strstr(text, "  li %s0, tiles  // matmul @k.tile:12\n") != NULL);
   CHECK(strstr(text, "  vld %v2, %s0, %s1, 0  {r tiles}  // matmul @k.tile:12\n") != NULL);
   CHECK(strstr(text, "  loop 4 pipeline {  // matmul @k.tile:12\n") != NULL);
-  CHECK(strstr(text, "    vst %v2, %s0, %s1, tiles+64  {w tiles[+1]}  // matmul @k.tile:12\n") != NULL);
+  CHECK(strstr(text, "    vst %v2, %s0, %s1, tiles+64  {w tiles[+1]}  // matmul @k.tile:12\n") !=
+        NULL);
   CHECK(strstr(text, "\n  }\n") != NULL);
   free(text);
   tile_mir_free(&f.m);

@@ -46,8 +46,8 @@ TEST(regalloc, reuse_after_last_read_only) {
   af_put(&c, 0, af_addr(sa, a, 0));
   af_put(&c, 0, af_op(TILE_MOP_LI, st, 0, 0, 0, 512));
   af_put(&c, 1, af_mem(af_op(TILE_MOP_VLD, x, sa, st, 0, 0), a, TILE_MIR_READ)); /* lands 3 */
-  af_put(&c, 2, af_op(TILE_MOP_VLI, z, 0, 0, 0, 0x40000000));                   /* 2.0, before x's last read */
-  af_put(&c, 3, af_op(TILE_MOP_VADDF, y, x, x, 0, 0));                         /* x's last read; y written */
+  af_put(&c, 2, af_op(TILE_MOP_VLI, z, 0, 0, 0, 0x40000000)); /* 2.0, before x's last read */
+  af_put(&c, 3, af_op(TILE_MOP_VADDF, y, x, x, 0, 0));        /* x's last read; y written */
   af_put(&c, 3, af_addr(so, out, 0));
   af_put(&c, 5, af_mem(af_op(TILE_MOP_VST, y, so, st, 0, 0), out, TILE_MIR_WRITE));
   af_put(&c, 6, af_mem(af_op(TILE_MOP_VST, z, so, st, 0, ROW * 4), out, TILE_MIR_WRITE));
@@ -86,7 +86,8 @@ TEST(regalloc, pending_write_keeps_register) {
   af_put(&c, 0, af_op(TILE_MOP_VLI, one, 0, 0, 0, 0x3f800000));
   af_put(&c, 0, af_addr(so, out, 0));
   af_put(&c, 0, af_op(TILE_MOP_LI, st, 0, 0, 0, 512));
-  af_put(&c, 2, af_op(TILE_MOP_VEXP, dead, one, 0, 0, 0)); /* lands 5, never read; one's last read */
+  af_put(&c, 2,
+         af_op(TILE_MOP_VEXP, dead, one, 0, 0, 0)); /* lands 5, never read; one's last read */
   af_put(&c, 3, af_op(TILE_MOP_VLI, x, 0, 0, 0, 0x40400000)); /* 3.0, lands 5 */
   af_put(&c, 5, af_mem(af_op(TILE_MOP_VST, x, so, st, 0, 0), out, TILE_MIR_WRITE));
   af_halt(&c, 6);
@@ -120,9 +121,9 @@ TEST(regalloc, loop_carried_values) {
   af_put(&c, 1, af_mem(af_op(TILE_MOP_VLD, va, sa, st, 0, 0), a, TILE_MIR_READ));
   af_put(&c, 1, af_op(TILE_MOP_VLI, acc, 0, 0, 0, 0));
   af_put(&c, 1, af_addr(so, out, 0));
-  af_loop(&c, 3, 3, 4); /* bundles 4..6, 4 times */
-  af_put(&c, 4, af_op(TILE_MOP_VADDF, tmp, va, va, 0, 0));    /* lands 6 */
-  af_put(&c, 6, af_op(TILE_MOP_VADDF, acc, acc, tmp, 0, 0));  /* lands in the next iteration */
+  af_loop(&c, 3, 3, 4);                                      /* bundles 4..6, 4 times */
+  af_put(&c, 4, af_op(TILE_MOP_VADDF, tmp, va, va, 0, 0));   /* lands 6 */
+  af_put(&c, 6, af_op(TILE_MOP_VADDF, acc, acc, tmp, 0, 0)); /* lands in the next iteration */
   af_put(&c, 8, af_mem(af_op(TILE_MOP_VST, acc, so, st, 0, 0), out, TILE_MIR_WRITE));
   af_halt(&c, 9);
   TileObject obj;
@@ -291,7 +292,7 @@ TEST(regalloc, spill_around_loop) {
     v[i] = tile_mir_vreg(&m);
     af_put(&c, 1 + i, af_mem(af_op(TILE_MOP_VLD, v[i], sa, st, 0, i * ROW * 4), a, TILE_MIR_READ));
   }
-  int32_t p = N + 2;  /* loads landed */
+  int32_t p = N + 2;    /* loads landed */
   af_loop(&c, p, 2, 5); /* acc += v0, five times */
   af_put(&c, p + 1, af_op(TILE_MOP_VADDF, acc, acc, v[0], 0, 0));
   p += 3;
@@ -323,7 +324,8 @@ TEST(regalloc, too_few_registers_is_an_error) {
   t.nvregs = 2;
   TileMir m;
   tile_mir_init(&m, &t);
-  int32_t x = tile_mir_vreg(&m), y = tile_mir_vreg(&m), z = tile_mir_vreg(&m), w = tile_mir_vreg(&m);
+  int32_t x = tile_mir_vreg(&m), y = tile_mir_vreg(&m), z = tile_mir_vreg(&m),
+          w = tile_mir_vreg(&m);
   TileMirCode c = {0};
   af_put(&c, 0, af_op(TILE_MOP_VLI, x, 0, 0, 0, 0));
   af_put(&c, 0, af_op(TILE_MOP_VLI, y, 0, 0, 0, 0));

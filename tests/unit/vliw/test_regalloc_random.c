@@ -51,8 +51,10 @@ static int new_value(Gen *g) {
  * that changes from one loop iteration to the next). */
 static void random_op(Gen *g, int limit, int skip) {
   int a, b;
-  do a = (int)rnd(&g->rng, (uint32_t)limit); while (a == skip);
-  do b = (int)rnd(&g->rng, (uint32_t)limit); while (b == skip);
+  do a = (int)rnd(&g->rng, (uint32_t)limit);
+  while (a == skip);
+  do b = (int)rnd(&g->rng, (uint32_t)limit);
+  while (b == skip);
   int op = ops[rnd(&g->rng, 4)];
   int v = new_value(g);
   tile_mir_add(g->m, tile_mir_inst(op, g->reg[v], g->reg[a], g->reg[b], 0, 0));
@@ -148,7 +150,8 @@ static void random_programs(const char *target, uint64_t seed0, int count) {
     tile_mir_free(&m);
   }
   CHECK(spilled > 0); /* the programs are meant to need spilling */
-  if (getenv("ALLOC_VERBOSE")) fprintf(stderr, "%s: %d of %d programs spilled\n", target, spilled, count);
+  if (getenv("ALLOC_VERBOSE"))
+    fprintf(stderr, "%s: %d of %d programs spilled\n", target, spilled, count);
   free(rows);
   free(expect);
   free(got);
