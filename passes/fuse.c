@@ -16,7 +16,9 @@
  * broadcast), then one at a time. So a value whose readers all end in its group never
  * goes to memory, and the convert and broadcast of a gamma or a bias (which read only
  * a function input) end in the group of the op that uses them. A value read outside its
- * group is still written to memory by the lowering.
+ * group is still written to memory by the lowering; what a group writes is known only
+ * when all ops are placed, so it is checked then, and merging starts over where a
+ * group writes what its generator cannot (place_all).
  *
  * What a generator takes, mirrored here from backend-vliw/gen_rowwise.c and
  * gen_matmul_plan.c, so a group is never made that the lowering would refuse:

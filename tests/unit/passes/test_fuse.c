@@ -353,3 +353,32 @@ TEST(Fuse, PassLimit) {
   CHECK(acyclic(f));
   tile_module_free(m);
 }
+
+/* Converts and broadcasts of splats join their reader's group too, a matmul's as a
+ * row-wise one. */
+TEST(Fuse, SplatBroadcastsJoinTheirReader) {
+  TileModule *m = parse(
+      "func @f(%x: tensor<16x128xf32>, %w: tensor<128x128xf32>) -> (tensor<16x128xf32>,"
+      " tensor<16x128xf32>) {\n"
+      "  %c = constant {value = 2.0} : tensor<128xbf16>\n"
+      "  %cf = convert %c : tensor<128xf32>\n"
+      "  %cb = broadcast %cf {dims = [1]} : tensor<16x128xf32>\n"
+      "  %h = matmul %x, %w : tensor<16x128xf32>\n"
+      "  %y = mul %h, %cb : tensor<16x128xf32>\n"
+      "  %k = constant {value = 3.0} : tensor<16xf32>\n"
+      "  %kb = broadcast %k {dims = [0]} : tensor<16x128xf32>\n"
+      "  %e = exp %x : tensor<16x128xf32>\n"
+      "  %z = add %e, %kb : tensor<16x128xf32>\n"
+      "  return %y, %z\n"
+      "}\n");
+  REQUIRE(m);
+  REQUIRE(run(m, 2));
+  const TileFunc *f = m->funcs;
+  CHECK_EQ(2, count_groups(f));
+  CHECK_EQ(group_named(f, "h"), group_named(f, "cf"));
+  CHECK_EQ(group_named(f, "h"), group_named(f, "cb"));
+  CHECK_EQ(group_named(f, "z"), group_named(f, "kb"));
+  CHECK_EQ(group_named(f, "z"), group_named(f, "e"));
+  CHECK(acyclic(f));
+  tile_module_free(m);
+}
