@@ -293,12 +293,28 @@ static void stage_free(Gen *g) {
 
 static void copy_out(Gen *g) { issue(g, g->op, &g->odesc, g->stage, g->p->out.buf, out_bytes(g->p)); }
 
+/* A copy out of the final block's rows [lo, hi) (row tiles). Past its first nout, each
+ * first waits for one older copy, so no more are in flight than the plan budgets. The
+ * wait names the result (written by every copy out), so it follows the copy before
+ * it, and the copy after it follows it. */
+static void copy_fine(Gen *g, int64_t lo, int64_t hi) {
+  const MmPlan *p = g->p;
+  if (g->nfine++ >= p->nout) {
+    TileMirInst in = ins(TILE_MOP_WAIT, 0, 0, 0, g->sem[SEM_OUT], 1);
+    tile_mir_mem(&in, p->out.buf, TILE_MIR_WRITE, 0);
+    emit(g, in);
+  }
+  issue(g, g->op, &g->odesc, g->stage, p->out.buf, (hi - lo) * p->sub * p->Nb * p->oe);
+}
+
 /* The body of block j (a representative of its kind when the body is a loop's). */
 static void block(Gen *g, int64_t j) {
   const MmPlan *p = g->p;
   bool first = j == 0, edge = g->blocks[j].edge;
   PopKind ka = mm_pop_kind(g, j - 1), kb = mm_pop_kind(g, j);
   int64_t T = p->T, D = p->skew;
+  bool fine = j == g->nblocks - 1; /* the final block: smaller copies out */
+  int64_t q = fine ? p->qf : p->q;
   source(g);
   int32_t bw = rec_word(g, REC_B, false);
   int32_t lhs = rec_word(g, REC_A, false);
@@ -335,13 +351,16 @@ static void block(Gen *g, int64_t j) {
     int64_t s1 = s < D ? D : T;
     if (first && (s / a0t + 1) * a0t < s1) s1 = (s / a0t + 1) * a0t;
     if (s >= D && kb == POP_LAST) {
-      int64_t c = (s - D) / p->q; /* the copy this segment's pops complete */
-      int64_t end = D + (c + 1) * p->q;
+      int64_t c = (s - D) / q; /* the copy this segment's pops complete */
+      int64_t end = D + (c + 1) * q;
       if (end < s1) s1 = end;
     }
     rows(g, lhs, &pop, s1 - s);
     s = s1;
-    if (s > D && kb == POP_LAST && ((s - D) % p->q == 0 || s == T)) copy_out(g);
+    if (s > D && kb == POP_LAST && ((s - D) % q == 0 || s == T)) {
+      if (fine) copy_fine(g, s - D - ((s - D) % q ? (s - D) % q : q), s - D);
+      else copy_out(g);
+    }
   }
   if (D >= T && ka == POP_LAST) copy_out(g);
   /* the A copy this block issued: the next slab's rows are in before its first block */
@@ -357,9 +376,16 @@ static void drain(Gen *g) {
   source(g);
   if (T <= D) stage_free(g);
   PopSide pop = pop_side(g, mm_pop_kind(g, j - 1), true, T - D);
-  rows(g, -1, &pop, D);
-  copy_out(g);
-  for (int64_t i = 0; i < 2 * p->nout; i++) {
+  for (int64_t s = 0; s < D; s += p->qd) {
+    int64_t n = D - s < p->qd ? D - s : p->qd;
+    rows(g, -1, &pop, n);
+    copy_fine(g, T - D + s, T - D + s + n);
+  }
+  /* the copies not yet waited for: nout of the block before (its staging slot's
+   * waits come with the block after, which there is not) and the final block's, but
+   * those its own copies waited for */
+  int64_t left = p->nout + (g->nfine < p->nout ? g->nfine : p->nout);
+  for (int64_t i = 0; i < left; i++) {
     TileMirInst in = ins(TILE_MOP_WAIT, 0, 0, 0, g->sem[SEM_OUT], 1);
     /* later groups that read the result see it whole */
     tile_mir_mem(&in, g->stage, TILE_MIR_WRITE, 0);
@@ -380,10 +406,14 @@ static void loop_of(Gen *g, int64_t trips, int64_t j, void (*body)(Gen *, int64_
 static void block_rest(Gen *g, int64_t j) { block(g, j); }
 
 /* K step kp of the chunk starting at block c0: its first block, then the others (one
- * kind) as a loop. */
+ * kind) as a loop; the final block of all comes after that loop, on its own (its
+ * copies out differ). */
 static void kstep(Gen *g, int64_t j) {
+  int64_t n = g->p->nnp;
+  bool peel = n > 1 && j + n == g->nblocks;
   block(g, j);
-  loop_of(g, g->p->nnp - 1, j + 1, block_rest);
+  loop_of(g, n - 1 - (peel ? 1 : 0), j + 1, block_rest);
+  if (peel) block(g, j + n - 1);
 }
 
 /* The middle K steps 2 .. nkp-2 (one kind: mid pops on both sides). */
@@ -419,6 +449,7 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   make_buffers(g);
   zero_k_padding(g);
   load_rows(g);
+  mm_epilogue_consts(cx, &plan);
   mm_tables(g);
   source(g);
   g->rp = li_buf(g, g->rec, 0);
@@ -433,8 +464,10 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   for (int64_t i = 0; i < 2 * p->nout; i++) issue(g, g->op, &g->odesc, g->scratch, g->scratch, 4);
 
   int64_t per_chunk = p->nkp * p->nnp;
+  /* the last chunk on its own: it holds the final block */
   chunk(g, 0);
-  loop_of(g, p->chunks - 1, per_chunk, chunk_body);
+  loop_of(g, p->chunks - 2, per_chunk, chunk_body);
+  if (p->chunks > 1) chunk(g, (p->chunks - 1) * per_chunk);
   drain(g);
   mm_tables_free(g);
   return true;

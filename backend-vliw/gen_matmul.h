@@ -70,12 +70,16 @@ typedef struct MmPlan {
   int64_t apieces, arows;     /* pieces (and rows in each) an A slab is copied in */
   int64_t a0pieces, a0rows;   /* the same for the first slab, copied before the first block */
   int64_t q, nout;            /* row tiles per copy out, copies per last-step block */
+  int64_t qf, qd;             /* the same in the final block (row tiles per copy while it
+                               * pushes, and while the drain pops): nothing follows it, so
+                               * its copies are small and little is left to copy at the end */
 
   /* epilogue: ops after the matmul, in program order */
   const TileOp *epi[MM_MAX_EPI];
   int32_t nepi;
   MmRow rows[MM_MAX_ROWS];
   int32_t nrows;
+  TileEwConsts k;             /* the epilogue's constants, made once before the loops */
 } MmPlan;
 
 /* Checks the group and fills the plan (shapes, units, blocks, epilogue); reports
@@ -84,6 +88,10 @@ bool mm_plan(TileLowerCtx *cx, const TileGroup *g, MmPlan *p);
 
 /* VMEM bytes the plan's buffers take. */
 int64_t mm_plan_vmem(const MmPlan *p);
+
+/* Emits the epilogue's constants (splat operands, masks) at the current point, into
+ * p->k: made once instead of a `vli` per result tile in the row loops. */
+void mm_epilogue_consts(TileLowerCtx *cx, MmPlan *p);
 
 /* The epilogue on one result tile: acc holds the f32 matmul tile; row_addr[i] is an
  * sreg with the VMEM address of row i's element for the block's first column and tcol

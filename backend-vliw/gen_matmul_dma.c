@@ -17,7 +17,9 @@
  *   - Copies out of a last-step block's staged results, nout pieces of q row tiles
  *     (the last piece overlapping the one before when q does not divide), all the same
  *     size; 2 * nout placeholders come first, so a block about to overwrite a staging
- *     slot always waits for the nout oldest copies. */
+ *     slot always waits for the nout oldest copies. The final block (nothing reuses its
+ *     slot) copies in smaller pieces of any size (qf, then qd during the drain), each
+ *     past its first nout waiting for one older copy, so little is left at the end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +103,19 @@ PopKind mm_pop_kind(const Gen *g, int64_t j) {
   const Block *k = &g->blocks[j];
   if (k->kp == g->p->nkp - 1) return POP_LAST;
   return k->kp == 0 ? POP_FIRST : POP_MID;
+}
+
+bool mm_fine_copy(const MmPlan *p, int64_t c, int64_t *lo, int64_t *hi) {
+  int64_t T = p->T, D = p->skew, n1 = (T - D + p->qf - 1) / p->qf;
+  if (c < n1) {
+    *lo = c * p->qf;
+    *hi = *lo + p->qf < T - D ? *lo + p->qf : T - D;
+    return true;
+  }
+  *lo = T - D + (c - n1) * p->qd;
+  if (*lo >= T) return false;
+  *hi = *lo + p->qd < T ? *lo + p->qd : T;
+  return true;
 }
 
 static void make_blocks(Gen *g) {
@@ -227,13 +242,26 @@ void mm_tables(Gen *g) {
           piece_row(p, piece, p->arows), piece_rows(p, p->arows), g->sem[SEM_A]);
   }
 
-  /* copies out: placeholders, then nout per last-step block */
-  table_init(g, &g->odesc, "matmul.odesc", (int32_t)(2 * p->nout + nlast * p->nout));
+  /* copies out: placeholders, then nout per last-step block, the final one's own */
+  int64_t nfine = 0, lo, hi;
+  while (mm_fine_copy(p, nfine, &lo, &hi)) nfine++;
+  table_init(g, &g->odesc, "matmul.odesc", (int32_t)(2 * p->nout + (nlast - 1) * p->nout + nfine));
   for (int64_t i = 0; i < 2 * p->nout; i++) table_placeholder(g, &g->odesc, g->sem[SEM_OUT]);
   int64_t width = p->Nb < p->Nv ? p->Nb : p->Nv, q = 0;
   for (int64_t j = 0; j < nb; j++) {
     if (mm_pop_kind(g, j) != POP_LAST) continue;
     const Block *k = &g->blocks[j];
+    int64_t drow = ((k->b * p->M + k->mstart) * p->N + k->nstart + k->bcol) * p->oe;
+    int64_t sbase = (q % 2) * g->stage_slot;
+    if (j == nb - 1) {
+      for (int64_t c = 0; mm_fine_copy(p, c, &lo, &hi); c++) {
+        int64_t r0 = lo * p->sub, r1 = hi * p->sub < p->Mv ? hi * p->sub : p->Mv;
+        table_add(g, &g->odesc, g->stage, sbase + r0 * p->Nb * p->oe, p->Nb * p->oe,
+                  p->out.buf, drow + r0 * p->N * p->oe, p->N * p->oe, width * p->oe, r1 - r0,
+                  g->sem[SEM_OUT]);
+      }
+      continue;
+    }
     for (int64_t c = 0; c < p->nout; c++) {
       int64_t end = c == p->nout - 1 ? p->T : (c + 1) * p->q;
       if (c < p->nout - 1 && end > p->T - p->skew) end = p->T - p->skew;

@@ -62,7 +62,12 @@ typedef struct Gen {
   DescTable bdesc, adesc, a0desc, odesc;
   /* pointer registers walking the tables */
   int32_t rp, bp, ap, a0, op;
+  int64_t nfine;                /* copies out of the final block issued so far */
 } Gen;
+
+/* The final block's copies out, in issue order: copy c covers row tiles [lo, hi).
+ * Returns false past the last. */
+bool mm_fine_copy(const MmPlan *p, int64_t c, int64_t *lo, int64_t *hi);
 
 /* Builds the buffers, the blocks, the records and the descriptor tables. */
 void mm_tables(Gen *g);

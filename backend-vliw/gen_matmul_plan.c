@@ -221,15 +221,41 @@ static void plan_pipeline(const TileTarget *t, MmPlan *p) {
   p->skew = ceil_div(t->latency[TILE_LAT_MXU_RESULT], t->mxu_push_cycles) + 1;
   if (p->skew > p->T) p->skew = p->T;
   int64_t segs = out_segments(t);
+  p->nout = 0;
   if (p->T > p->skew) {
-    /* every copy is q tiles; the one after a block's last pops covers its last skew */
-    p->q = ceil_div(p->T - p->skew, segs);
-    if (p->q < p->skew) p->q = p->skew;
-    p->nout = ceil_div(p->T - p->skew, p->q) + 1;
+    /* Every copy is q tiles and the one after a block's last pops covers its last skew.
+     * Where it can, the skew grows to make the copies tile the block (T = nout * q, or
+     * nearly): overlapping copies would move rows twice, and in the last K step the
+     * copies out are most of HBM's work. */
+    for (int64_t n = segs + 1; n >= 2 && !p->nout; n--) {
+      int64_t q = ceil_div(p->T, n), d = p->T - (n - 1) * q;
+      if (d >= p->skew && d <= q) {
+        p->q = q;
+        p->skew = d;
+        p->nout = n;
+      }
+    }
+    if (!p->nout) {
+      p->q = ceil_div(p->T - p->skew, segs);
+      if (p->q < p->skew) p->q = p->skew;
+      p->nout = ceil_div(p->T - p->skew, p->q) + 1;
+    }
   } else {
     p->q = p->T;
     p->nout = 1;
   }
+  /* The final block: nothing follows it to hide its copies out, so they are smaller
+   * (each waits for an older one, keeping the DMAs in flight as budgeted): a third of q
+   * while it pushes, a quarter of the drain's pops (at least what HBM moves in one push
+   * period) after, so the last copy is short. */
+  int64_t tile_out = (int64_t)p->sub * p->Nb * p->oe;
+  int64_t per_push = (int64_t)((double)t->mxu_push_cycles * (double)t->hbm_bw /
+                               (double)t->clock_hz);
+  p->qd = ceil_div(p->skew, 4);
+  if (per_push / tile_out > p->qd) p->qd = per_push / tile_out;
+  if (p->qd > p->skew) p->qd = p->skew;
+  p->qf = ceil_div(p->q, 3);
+  if (p->qf < p->qd) p->qf = p->qd;
   /* one A piece per block of a step but its first (all of them when it has one) */
   p->apieces = p->nnp > 1 ? p->nnp - 1 : 1;
   if (p->apieces > p->T) p->apieces = p->T;
@@ -376,6 +402,26 @@ static int32_t round_bf16(TileMir *m, int32_t v) {
   return r;
 }
 
+/* Constants held in vregs through the whole nest: few, so the row loops keep registers
+ * for their own values. */
+enum { MM_MAX_CONSTS = 8 };
+
+void mm_epilogue_consts(TileLowerCtx *cx, MmPlan *p) {
+  TileMir *m = tile_lower_mir(cx);
+  memset(&p->k, 0, sizeof p->k);
+  for (int32_t i = 0; i < p->nepi && p->k.n < MM_MAX_CONSTS; i++)
+    if (p->epi[i]->kind != TILE_OP_BROADCAST) tile_ew_consts(m, p->epi[i], &p->k);
+}
+
+/* Whether the epilogue's result is op's, read by no later epilogue op. */
+static bool only_stored(const MmPlan *p, int32_t i) {
+  if (p->epi[i]->res[0] != p->out_value) return false;
+  for (int32_t j = i + 1; j < p->nepi; j++)
+    for (int32_t o = 0; o < p->epi[j]->nopnd; o++)
+      if (p->epi[j]->opnd[o].v == p->out_value) return false;
+  return true;
+}
+
 int32_t mm_epilogue_emit(TileLowerCtx *cx, const MmPlan *p, int32_t acc,
                          const int32_t *row_addr, int32_t zero_stride, int64_t tcol) {
   TileMir *m = tile_lower_mir(cx);
@@ -403,8 +449,14 @@ int32_t mm_epilogue_emit(TileLowerCtx *cx, const MmPlan *p, int32_t acc,
       vals[n++] = (EpiVal){v, vr};
       in[j] = vr;
     }
-    int32_t res = op->kind == TILE_OP_BROADCAST ? in[0] : tile_ew_emit(cx, op, in);
-    if (res >= 0 && op->res[0]->type.elem == TILE_ELEM_BF16) res = round_bf16(m, res);
+    /* tile_ew_emit rounds a bf16 result itself. A convert of f32 to bf16 whose result
+     * is only stored needs no op: vst.bf16 rounds the same way (nearest even). */
+    int32_t res;
+    if (op->kind == TILE_OP_BROADCAST) res = in[0];
+    else if (op->kind == TILE_OP_CONVERT && p->out_bf16 && in[0] >= 0 &&
+             op->opnd[0].v->type.elem == TILE_ELEM_F32 && only_stored(p, i))
+      res = in[0];
+    else res = tile_ew_emit_mir(m, op, in, &p->k);
     vals[n++] = (EpiVal){op->res[0], res};
   }
   bool found;

@@ -258,3 +258,59 @@ TEST(gen_matmul, refuses_integer_inputs) {
   CHECK(strstr(L.err, "bf16 or f32") != NULL);
   lowered_free(&L);
 }
+
+/* A bias and scale epilogue: its constants are made once before the loops (a fixed number
+ * of vli, however many result tiles), and the final convert to bf16 costs no vector op
+ * (vst.bf16 rounds the same way), so the only vrnd.bf16 would be an intermediate's. */
+TEST(gen_matmul, epilogue_constants_hoisted_and_stored_convert_free) {
+  static const char *src =
+      "func @f(%x: tensor<256x256xbf16>, %w: tensor<256x512xbf16>, %bias: tensor<512xf32>)\n"
+      "    -> tensor<256x512xbf16> {\n"
+      "  %h = matmul %x, %w {group = 0} : tensor<256x512xf32>\n"
+      "  %b = broadcast %bias {dims = [1], group = 0} : tensor<256x512xf32>\n"
+      "  %z = add %h, %b {group = 0} : tensor<256x512xf32>\n"
+      "  %s = mul %z, %z {group = 0} : tensor<256x512xf32>\n"
+      "  %k = constant {value = 0.5} : tensor<256x512xf32>\n"
+      "  %c = mul %s, %k {group = 0} : tensor<256x512xf32>\n"
+      "  %y = convert %c {group = 0} : tensor<256x512xbf16>\n"
+      "  return %y\n"
+      "}\n";
+  const char *targets[] = {"tiny", "v5e-like"};
+  for (int i = 0; i < 2; i++) {
+    Lowered L;
+    lower_text(&L, targets[i], src);
+    if (!L.ok) fprintf(stderr, "%s: %s\n", targets[i], L.err);
+    REQUIRE(L.ok);
+    CHECK_EQ(0, dyn_count(&L.mir, TILE_MOP_VRNDBF));
+    CHECK(dyn_count(&L.mir, TILE_MOP_VLI) <= 4);
+    CHECK(sems_balanced(&L.mir));
+    TileMirCode code;
+    CHECK(schedules(&L, &code));
+    tile_mir_code_free(&code);
+    lowered_free(&L);
+  }
+}
+
+/* Several chunks and K steps: the final block, peeled from its loops, copies its rows
+ * out in smaller pieces; every copy still signals once and is waited for once. */
+TEST(gen_matmul, final_block_copies_balance) {
+  static const char *src =
+      "func @f(%a: tensor<2x200x640xbf16>, %b: tensor<640x700xbf16>) -> tensor<2x200x700xf32> {\n"
+      "  %c = matmul %a, %b : tensor<2x200x700xf32>\n"
+      "  return %c\n"
+      "}\n";
+  const char *targets[] = {"tiny", "v5e-like"};
+  for (int i = 0; i < 2; i++) {
+    Lowered L;
+    lower_text(&L, targets[i], src);
+    if (!L.ok) fprintf(stderr, "%s: %s\n", targets[i], L.err);
+    REQUIRE(L.ok);
+    CHECK_EQ(dyn_count(&L.mir, TILE_MOP_MXU_PUSH),
+             dyn_count(&L.mir, TILE_MOP_MXU_POP) + dyn_count(&L.mir, TILE_MOP_MXU_POPACC));
+    CHECK(sems_balanced(&L.mir));
+    TileMirCode code;
+    CHECK(schedules(&L, &code));
+    tile_mir_code_free(&code);
+    lowered_free(&L);
+  }
+}
