@@ -8,7 +8,10 @@
  * Forward dataflow over the bundles: for each machine register, the virtual register
  * whose write was issued last (UNDEF before any, CONFLICT where paths disagree). Reads
  * happen before the writes of their bundle. A register read before any write (a value
- * the program never defines) is not checked. */
+ * the program never defines) is not checked. Only the first bundle of a loop body has a
+ * predecessor besides the bundle before it (the body's last, by the back edge), so the
+ * state is kept for those bundles alone and carried along the code in between: sweeps
+ * until the body starts stop changing, then one more sweep checks the reads. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,85 +30,106 @@ static int slot_of(const RaCode *rc, int32_t v, int32_t phys) {
   return (rc->m->reg_class[v] == TILE_MIR_VREG ? 64 : 0) + phys;
 }
 
-bool ra_check_assignment(const RaCode *rc, const int32_t *phys) {
+typedef struct Check {
+  const RaCode *rc;
+  const int32_t *phys;
+  int32_t *head;     /* per loop: the state at its body's first bundle, from back edges */
+  int32_t *loop_at;  /* per bundle: the loop whose body starts there, or -1 */
+  int32_t *end_off, *end_loop; /* per bundle p: the loops whose body ends at p */
+} Check;
+
+/* One sweep over the code; with check, reads are checked (the states are final). Returns
+ * whether a body start's state changed, or with check, false after reporting a wrong
+ * read (*ok cleared). */
+static bool sweep(Check *k, bool check, bool *ok) {
+  const RaCode *rc = k->rc;
   const TileMirCode *c = rc->code;
-  int32_t n = c->nbundles;
-  int32_t *in = malloc(((size_t)n + 1) * NPHYS * sizeof *in);
-  if (!in) return tile_error(rc->d, (TileLoc){0}, "out of memory checking register allocation");
-  for (size_t i = 0; i < ((size_t)n + 1) * NPHYS; i++) in[i] = UNDEF;
   const int bw = tile_slot_first(TILE_SLOT_BRANCH);
-  /* back[p] .. : the first bundles of the loops whose body ends at p */
-  int32_t *off = calloc((size_t)n + 2, sizeof *off),
-          *to = calloc((size_t)rc->nloops + 1, sizeof *to);
-  if (!off || !to) {
-    free(in);
-    free(off);
-    free(to);
-    return tile_error(rc->d, (TileLoc){0}, "out of memory checking register allocation");
-  }
-  for (int32_t l = 0; l < rc->nloops; l++) off[rc->loops[l].last + 1]++;
-  for (int32_t p = 0; p < n; p++) off[p + 1] += off[p];
-  {
-    int32_t *used = calloc((size_t)n + 1, sizeof *used);
-    for (int32_t l = 0; used && l < rc->nloops; l++) {
-      int32_t p = rc->loops[l].last;
-      to[off[p] + used[p]++] = rc->loops[l].first;
-    }
-    free(used);
-  }
   int32_t cur[NPHYS];
-  bool changed = true, ok = true;
-  /* Sweeps until nothing changes: each bundle's state is the join of what reaches it. */
-  while (changed) {
-    changed = false;
-    for (int32_t p = 0; p < n; p++) {
-      memcpy(cur, in + (size_t)p * NPHYS, sizeof cur);
-      for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
-        const TileMirInst *x = &c->b[p].slot[w];
-        const MirRegOperand *ro;
-        int k = mir_regs_of(&rc->regs, x->op, &ro);
-        for (int i = 0; i < k; i++)
-          if (ro[i].write) {
-            int32_t v = mir_field_get(x, ro[i].field);
-            cur[slot_of(rc, v, phys[v])] = v;
-          }
+  bool changed = false;
+  for (int r = 0; r < NPHYS; r++) cur[r] = UNDEF;
+  for (int32_t p = 0; p < c->nbundles; p++) {
+    if (p > 0 && c->b[p - 1].slot[bw].op == TILE_MOP_HALT) /* not reached by falling */
+      for (int r = 0; r < NPHYS; r++) cur[r] = UNDEF;
+    int32_t l = k->loop_at[p];
+    if (l >= 0)
+      for (int r = 0; r < NPHYS; r++) cur[r] = join(cur[r], k->head[(size_t)l * NPHYS + r]);
+    for (int w = 0; w < TILE_BUNDLE_SLOTS && check; w++) {
+      const TileMirInst *x = &c->b[p].slot[w];
+      const MirRegOperand *ro;
+      int n = mir_regs_of(&rc->regs, x->op, &ro);
+      for (int i = 0; i < n; i++) {
+        if (ro[i].write) continue;
+        int32_t v = mir_field_get(x, ro[i].field), owner = cur[slot_of(rc, v, k->phys[v])];
+        if (owner != UNDEF && owner != v) {
+          *ok = tile_error(rc->d, x->src_loc,
+                           "internal error: register allocation gave %%%c%d and %s the same "
+                           "machine register %c%d, and %s in bundle %d would read the wrong "
+                           "one",
+                           ro[i].cls == TILE_MIR_VREG ? 'v' : 's', (int)v,
+                           owner == CONFLICT ? "another value on some path" : "another value",
+                           ro[i].cls == TILE_MIR_VREG ? 'v' : 's', (int)k->phys[v],
+                           mir_op_name(x->op), (int)p);
+          return false;
+        }
       }
-      /* To the next bundle, and from a body's last bundle back to its first. */
-      bool falls = p + 1 < n && c->b[p].slot[bw].op != TILE_MOP_HALT;
-      for (int32_t e = off[p] - (falls ? 1 : 0); e < off[p + 1]; e++) {
-        int32_t *t = in + (size_t)(e < off[p] ? p + 1 : to[e]) * NPHYS;
-        for (int r = 0; r < NPHYS; r++) {
-          int32_t j = join(t[r], cur[r]);
-          if (j != t[r]) {
-            t[r] = j;
-            changed = true;
-          }
+    }
+    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
+      const TileMirInst *x = &c->b[p].slot[w];
+      const MirRegOperand *ro;
+      int n = mir_regs_of(&rc->regs, x->op, &ro);
+      for (int i = 0; i < n; i++)
+        if (ro[i].write) {
+          int32_t v = mir_field_get(x, ro[i].field);
+          cur[slot_of(rc, v, k->phys[v])] = v;
+        }
+    }
+    /* From a body's last bundle back to its first. */
+    for (int32_t e = k->end_off[p]; e < k->end_off[p + 1]; e++) {
+      int32_t *h = k->head + (size_t)k->end_loop[e] * NPHYS;
+      for (int r = 0; r < NPHYS; r++) {
+        int32_t j = join(h[r], cur[r]);
+        if (j != h[r]) {
+          h[r] = j;
+          changed = true;
         }
       }
     }
   }
-  for (int32_t p = 0; p < n && ok; p++) {
-    const int32_t *st = in + (size_t)p * NPHYS;
-    for (int w = 0; w < TILE_BUNDLE_SLOTS && ok; w++) {
-      const TileMirInst *x = &c->b[p].slot[w];
-      const MirRegOperand *ro;
-      int k = mir_regs_of(&rc->regs, x->op, &ro);
-      for (int i = 0; i < k && ok; i++) {
-        if (ro[i].write) continue;
-        int32_t v = mir_field_get(x, ro[i].field), owner = st[slot_of(rc, v, phys[v])];
-        if (owner != UNDEF && owner != v)
-          ok = tile_error(rc->d, x->src_loc,
-                          "internal error: register allocation gave %%%c%d and %s the same "
-                          "machine register %c%d, and %s in bundle %d would read the wrong one",
-                          ro[i].cls == TILE_MIR_VREG ? 'v' : 's', (int)v,
-                          owner == CONFLICT ? "another value on some path" : "another value",
-                          ro[i].cls == TILE_MIR_VREG ? 'v' : 's', (int)phys[v], mir_op_name(x->op),
-                          (int)p);
-      }
+  return changed;
+}
+
+bool ra_check_assignment(const RaCode *rc, const int32_t *phys) {
+  int32_t n = rc->code->nbundles, nl = rc->nloops;
+  Check k = {.rc = rc, .phys = phys};
+  k.head = malloc(((size_t)nl + 1) * NPHYS * sizeof *k.head);
+  k.loop_at = malloc(((size_t)n + 1) * sizeof *k.loop_at);
+  k.end_off = calloc((size_t)n + 2, sizeof *k.end_off);
+  k.end_loop = calloc((size_t)nl + 1, sizeof *k.end_loop);
+  int32_t *fill = calloc((size_t)n + 1, sizeof *fill);
+  bool ok = k.head && k.loop_at && k.end_off && k.end_loop && fill;
+  if (ok) {
+    for (size_t i = 0; i < ((size_t)nl + 1) * NPHYS; i++) k.head[i] = UNDEF;
+    for (int32_t p = 0; p <= n; p++) k.loop_at[p] = -1;
+    for (int32_t l = 0; l < nl; l++) {
+      k.loop_at[rc->loops[l].first] = l;
+      k.end_off[rc->loops[l].last + 1]++;
     }
+    for (int32_t p = 0; p < n; p++) k.end_off[p + 1] += k.end_off[p];
+    for (int32_t l = 0; l < nl; l++) {
+      int32_t p = rc->loops[l].last;
+      k.end_loop[k.end_off[p] + fill[p]++] = l;
+    }
+    while (sweep(&k, false, &ok)) {
+    }
+    sweep(&k, true, &ok);
+  } else {
+    ok = tile_error(rc->d, (TileLoc){0}, "out of memory checking register allocation");
   }
-  free(in);
-  free(off);
-  free(to);
+  free(k.head);
+  free(k.loop_at);
+  free(k.end_off);
+  free(k.end_loop);
+  free(fill);
   return ok;
 }

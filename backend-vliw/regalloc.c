@@ -4,27 +4,31 @@
  * `halt`) whose register fields hold virtual registers of m. Guarantees: every register
  * field holds a machine register below the target's sregs/vregs, and running the code
  * gives no register hazard that the virtual-register schedule did not have: two values
- * share a machine register only when one's range of phases (regalloc_internal.h) ends
- * before the other's begins.
+ * share a machine register only when the phases they occupy (regalloc_internal.h) do
+ * not meet.
  *
- * Method: backward liveness over the bundle order with loop back edges (a value live
- * around a loop is therefore live through its whole body), then each register's range is
- * the hull of the phases where it is live, where its writes issue and where they land
- * (a write landing past the end of a loop body lands in the next iteration: the range
- * covers the body). Linear scan over the ranges in order of their start, per register
- * file, gives each the lowest free machine register. When none is free, the range with
- * the lowest spill cost per phase (uses weighted by 8 per loop level) among the holders
- * and the newcomer is spilled (spill.c), and allocation starts over on the rewritten
- * code. Spill temporaries are never spilled, so rounds end; when only they remain the
- * program needs more registers at one point than the machine has, and that is reported.
- * Everything is in a fixed order, so the result is deterministic. */
+ * Method: each web (writes and the reads they reach) becomes a register of its own, and
+ * its live range is the exact set of phases it occupies, with holes (ra_live.c): in a
+ * software-pipelined loop, whose prologue, kernel and epilogue hold copies of one
+ * iteration's ops, a value occupies only the few bundles between each write and its
+ * reads, and a value read across the back edge only the end and the start of the body.
+ * Linear scan over the ranges in order of their start, per register file, with holes
+ * (O. Traub, G. Holloway, M. D. Smith, "Quality and Speed in Linear-scan Register
+ * Allocation", PLDI 1998; C. Wimmer, H. Mossenboeck, "Optimized Interval Splitting in a
+ * Linear Scan Register Allocator", VEE 2005): a range may take a machine register whose
+ * holders' ranges it does not meet, so short ranges fill the holes of long ones. When no
+ * machine register is free, the cheapest of the newcomer and, per machine register, the
+ * holders it meets is spilled (cost per phase freed, uses weighted by 8 per loop level,
+ * constants at half cost since a read recomputes them), the code is rewritten (spill.c)
+ * and allocation starts over. Spill temporaries are never spilled, so rounds end; when
+ * only they remain the program needs more registers at one point than the machine has,
+ * and that is reported. Everything is in a fixed order, so the result is deterministic;
+ * ra_check.c then proves the assignment along every path. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "mir_util.h"
 #include "regalloc_internal.h"
-
-enum { CHUNK_WORDS = 16 }; /* liveness runs over 1024 registers at a time */
 
 static void *xcalloc(size_t n, size_t size) {
   void *p = calloc(n ? n : 1, size);
@@ -35,172 +39,22 @@ static void *xcalloc(size_t n, size_t size) {
   return p;
 }
 
-static int branch_word(void) { return tile_slot_first(TILE_SLOT_BRANCH); }
+/* ---- linear scan over live ranges with holes ---- */
 
-typedef struct Ranges {
-  int32_t *start, *end; /* phases; start -1 for a register the code never names */
-  double *weight;       /* uses and writes, 8x per loop level */
-} Ranges;
-
-static void extend(Ranges *rg, int32_t r, int32_t phase) {
-  if (rg->start[r] < 0 || phase < rg->start[r]) rg->start[r] = phase;
-  if (phase > rg->end[r]) rg->end[r] = phase;
-}
-
-/* Successors of bundle p besides p + 1: the first bundles of the loops ending at p. */
-typedef struct Succ {
-  int32_t *off, *to; /* to[off[p] .. off[p+1]) */
-  uint8_t *falls;    /* p + 1 follows p (no halt, not the last bundle) */
-} Succ;
-
-static void succ_build(const RaCode *rc, Succ *s) {
-  int32_t n = rc->code->nbundles;
-  s->off = xcalloc((size_t)n + 2, sizeof *s->off);
-  s->to = xcalloc((size_t)rc->nloops + 1, sizeof *s->to);
-  s->falls = xcalloc((size_t)n + 1, 1);
-  for (int32_t l = 0; l < rc->nloops; l++) s->off[rc->loops[l].last + 1]++;
-  for (int32_t p = 0; p < n; p++) s->off[p + 1] += s->off[p];
-  int32_t *fill = xcalloc((size_t)n + 1, sizeof *fill);
-  for (int32_t l = 0; l < rc->nloops; l++) {
-    int32_t p = rc->loops[l].last;
-    s->to[s->off[p] + fill[p]++] = rc->loops[l].first;
-  }
-  free(fill);
-  for (int32_t p = 0; p + 1 < n; p++)
-    s->falls[p] = rc->code->b[p].slot[branch_word()].op != TILE_MOP_HALT;
-}
-
-static void succ_free(Succ *s) {
-  free(s->off);
-  free(s->to);
-  free(s->falls);
-}
-
-/* Liveness of registers [r0, r0 + 64 * W) and the phases where they are live. */
-static void live_chunk(RaCode *rc, const Succ *sc, int32_t r0, int W, Ranges *rg) {
-  const TileMirCode *c = rc->code;
-  int32_t n = c->nbundles, nregs = rc->m->nregs;
-  size_t cells = (size_t)n * (size_t)W;
-  uint64_t *use = xcalloc(cells, 8), *def = xcalloc(cells, 8);
-  uint64_t *in = xcalloc(cells, 8), *out = xcalloc(cells, 8);
-  for (int32_t p = 0; p < n; p++)
-    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
-      const TileMirInst *x = &c->b[p].slot[w];
-      const MirRegOperand *ro;
-      int k = mir_regs_of(&rc->regs, x->op, &ro);
-      for (int i = 0; i < k; i++) {
-        int32_t r = mir_field_get(x, ro[i].field) - r0;
-        if (r < 0 || r >= 64 * W) continue;
-        (ro[i].write ? def : use)[(size_t)p * W + r / 64] |= 1ull << (r % 64);
-      }
-    }
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (int32_t p = n - 1; p >= 0; p--) {
-      uint64_t *o = out + (size_t)p * W, *i = in + (size_t)p * W;
-      for (int k = 0; k < W; k++) {
-        uint64_t v = sc->falls[p] ? in[(size_t)(p + 1) * W + k] : 0;
-        for (int32_t e = sc->off[p]; e < sc->off[p + 1]; e++) v |= in[(size_t)sc->to[e] * W + k];
-        uint64_t iv = use[(size_t)p * W + k] | (v & ~def[(size_t)p * W + k]);
-        if (v != o[k] || iv != i[k]) changed = true;
-        o[k] = v;
-        i[k] = iv;
-      }
-    }
-  }
-  /* Which writes are read later (spilling stores only those). */
-  for (int32_t p = 0; p < n; p++)
-    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
-      const TileMirInst *x = &c->b[p].slot[w];
-      const MirRegOperand *ro;
-      int k = mir_regs_of(&rc->regs, x->op, &ro);
-      for (int i = 0; i < k; i++) {
-        int32_t r = mir_field_get(x, ro[i].field) - r0;
-        if (ro[i].write && r >= 0 && r < 64 * W && (out[(size_t)p * W + r / 64] >> (r % 64) & 1))
-          rc->live_def[p] |= (uint16_t)(1u << w);
-      }
-    }
-  for (int32_t p = 0; p < n; p++)
-    for (int k = 0; k < W; k++) {
-      for (uint64_t v = in [(size_t)p * W + k]; v; v &= v - 1) {
-        int32_t r = r0 + 64 * k + __builtin_ctzll(v);
-        if (r < nregs) extend(rg, r, 2 * p);
-      }
-      for (uint64_t v = out[(size_t)p * W + k]; v; v &= v - 1) {
-        int32_t r = r0 + 64 * k + __builtin_ctzll(v);
-        if (r < nregs) extend(rg, r, 2 * p + 1);
-      }
-    }
-  free(use);
-  free(def);
-  free(in);
-  free(out);
-}
-
-static int loop_depth(const RaCode *rc, int32_t l) {
-  int d = 0;
-  for (; l >= 0; l = rc->loops[l].parent) d++;
-  return d;
-}
-
-/* The range of every register: liveness, then writes and their landings. */
-static void ranges_build(RaCode *rc, Ranges *rg) {
-  const TileMir *m = rc->m;
-  const TileMirCode *c = rc->code;
-  int32_t n = c->nbundles, last_phase = 2 * n - 1;
-  rg->start = xcalloc((size_t)m->nregs + 1, sizeof *rg->start);
-  rg->end = xcalloc((size_t)m->nregs + 1, sizeof *rg->end);
-  rg->weight = xcalloc((size_t)m->nregs + 1, sizeof *rg->weight);
-  for (int32_t r = 0; r < m->nregs; r++) rg->start[r] = rg->end[r] = -1;
-  memset(rc->live_def, 0, (size_t)n * sizeof *rc->live_def);
-  Succ sc;
-  succ_build(rc, &sc);
-  for (int32_t r0 = 0; r0 < m->nregs; r0 += 64 * CHUNK_WORDS) {
-    int32_t left = m->nregs - r0;
-    int W = left >= 64 * CHUNK_WORDS ? CHUNK_WORDS : (left + 63) / 64;
-    live_chunk(rc, &sc, r0, W, rg);
-  }
-  succ_free(&sc);
-  for (int32_t p = 0; p < n; p++) {
-    double wt = 1;
-    for (int d = loop_depth(rc, rc->inner[p]); d > 0; d--) wt *= 8;
-    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
-      const TileMirInst *x = &c->b[p].slot[w];
-      const MirRegOperand *ro;
-      int k = mir_regs_of(&rc->regs, x->op, &ro);
-      for (int i = 0; i < k; i++) {
-        int32_t r = mir_field_get(x, ro[i].field);
-        rg->weight[r] += wt;
-        if (!ro[i].write) continue;
-        int32_t land = p + mir_latency(m->target, x->op);
-        extend(rg, r, 2 * p + 1);
-        extend(rg, r, 2 * land < last_phase ? 2 * land : last_phase);
-        /* Landing past a loop's last bundle happens in its next iteration. */
-        for (int32_t l = rc->inner[p]; l >= 0 && land > rc->loops[l].last;
-             l = rc->loops[l].parent) {
-          extend(rg, r, 2 * rc->loops[l].first);
-          extend(rg, r, 2 * rc->loops[l].last + 1);
-        }
-      }
-    }
-  }
-}
-
-static void ranges_free(Ranges *rg) {
-  free(rg->start);
-  free(rg->end);
-  free(rg->weight);
-}
-
-/* ---- linear scan ---- */
+/* The registers holding one machine register whose ranges may still meet a later one. */
+typedef struct Holders {
+  int32_t *reg, *cur; /* the holder, and its first segment not yet behind the scan */
+  int32_t n, cap;
+} Holders;
 
 typedef struct Scan {
   const RaCode *rc;
-  const Ranges *rg;
+  const RaLive *lv;
   const RaSpill *sp;
   int32_t *phys;  /* per virtual register: machine register, -1 none */
   uint8_t *spill; /* per virtual register: chosen for spilling this round */
   int32_t nspill;
+  Holders h[64];
 } Scan;
 
 /* qsort has no context argument in C11: sort the (start, id) keys instead. */
@@ -214,18 +68,64 @@ static int cmp_key(const void *a, const void *b) {
   return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Lower is a better victim: spill cost per phase of range freed. */
+static int32_t range_end(const RaLive *lv, int32_t r) { return lv->seg[lv->off[r + 1] - 1].hi; }
+
+/* Spill cost per phase of range freed; lower is a better victim. A constant is
+ * recomputed instead of stored and loaded: half the cost. */
 static double spill_score(const Scan *s, int32_t r) {
-  int32_t len = s->rg->end[r] - s->rg->start[r] + 1;
-  return s->rg->weight[r] / (double)len;
+  double w = s->lv->weight[r] * (s->lv->remat[r] ? 0.5 : 1.0);
+  return w / (double)s->lv->len[r];
 }
 
-static bool better_victim(const Scan *s, int32_t a, int32_t b) {
-  if (b < 0) return true;
-  double sa = spill_score(s, a), sb = spill_score(s, b);
-  if (sa != sb) return sa < sb;
-  if (s->rg->end[a] != s->rg->end[b]) return s->rg->end[a] > s->rg->end[b];
-  return a > b;
+/* Where register r's range first meets holder h's at or after segment *cur of h (which
+ * moves past segments ending before r starts: later registers start no earlier), or -1
+ * when they never meet. */
+static int32_t meet(const RaLive *lv, int32_t r, int32_t h, int32_t *cur) {
+  const RaSeg *a = lv->seg + lv->off[r], *ae = lv->seg + lv->off[r + 1];
+  const RaSeg *b = lv->seg + *cur, *be = lv->seg + lv->off[h + 1];
+  while (b < be && b->hi < a->lo) b++;
+  *cur = (int32_t)(b - lv->seg);
+  while (a < ae && b < be) {
+    if (a->hi < b->lo)
+      a++;
+    else if (b->hi < a->lo)
+      b++;
+    else
+      return a->lo > b->lo ? a->lo : b->lo;
+  }
+  return -1;
+}
+
+/* The first phase after r's range ends where holder h is busy (INT32_MAX: none). */
+static int32_t busy_after(const RaLive *lv, int32_t h, int32_t cur, int32_t end) {
+  for (int32_t i = cur; i < lv->off[h + 1]; i++)
+    if (lv->seg[i].hi > end) return lv->seg[i].lo > end ? lv->seg[i].lo : end + 1;
+  return INT32_MAX;
+}
+
+static void hold(Holders *h, int32_t r, int32_t cur) {
+  if (h->n == h->cap) {
+    h->cap = h->cap ? 2 * h->cap : 8;
+    h->reg = realloc(h->reg, (size_t)h->cap * sizeof *h->reg);
+    h->cur = realloc(h->cur, (size_t)h->cap * sizeof *h->cur);
+    if (!h->reg || !h->cur) {
+      fprintf(stderr, "tilec: out of memory in register allocation\n");
+      abort();
+    }
+  }
+  h->reg[h->n] = r;
+  h->cur[h->n++] = cur;
+}
+
+/* Drops the holders of machine register x whose ranges end before phase start. */
+static void expire(const RaLive *lv, Holders *h, int32_t start) {
+  int32_t k = 0;
+  for (int32_t i = 0; i < h->n; i++)
+    if (range_end(lv, h->reg[i]) >= start) {
+      h->reg[k] = h->reg[i];
+      h->cur[k++] = h->cur[i];
+    }
+  h->n = k;
 }
 
 /* Where the range of r starts, for messages: the inst that first names r. */
@@ -245,52 +145,108 @@ static const TileMirInst *first_ref(const RaCode *rc, int32_t r, int32_t *bundle
   return NULL;
 }
 
+static bool no_room(const Scan *s, int32_t r, uint8_t cls, int32_t nphys) {
+  const TileMir *m = s->rc->m;
+  int32_t p;
+  const TileMirInst *at = first_ref(s->rc, r, &p);
+  const char *file = cls == TILE_MIR_VREG ? "vector" : "scalar";
+  return tile_error(s->rc->d, at ? at->src_loc : (TileLoc){0},
+                    "register allocation: at bundle %d (%s) more than %d %s values are live at "
+                    "once, the %s registers of target %s, and every one of them is already a "
+                    "spill temporary or the spill address; the schedule keeps too many values "
+                    "in flight to run on this machine",
+                    (int)p, at ? mir_src_name(at) : "?", (int)nphys, file, file, m->target->name);
+}
+
+/* No machine register is free for r: spill r, or the holders of the machine register
+ * that meet r whose spilling costs least per phase freed, whichever is cheaper. Returns
+ * the machine register r gets, -1 when r itself is spilled, -2 when nothing can be. */
+static int32_t make_room(Scan *s, int32_t r, int32_t nphys) {
+  const RaLive *lv = s->lv;
+  int32_t best_x = -1;
+  double best = s->sp->no_spill[r] ? 0 : spill_score(s, r);
+  bool self = !s->sp->no_spill[r];
+  for (int32_t x = 0; x < nphys; x++) {
+    Holders *h = &s->h[x];
+    double w = 0, len = 0;
+    bool ok = true;
+    for (int32_t i = 0; i < h->n && ok; i++) {
+      int32_t cur = h->cur[i];
+      if (meet(lv, r, h->reg[i], &cur) < 0) continue;
+      if (s->sp->no_spill[h->reg[i]]) ok = false;
+      w += lv->weight[h->reg[i]] * (lv->remat[h->reg[i]] ? 0.5 : 1.0);
+      len += (double)lv->len[h->reg[i]];
+    }
+    if (!ok) continue;
+    double score = w / len;
+    if ((!self && best_x < 0) || score < best) {
+      best = score;
+      best_x = x;
+    }
+  }
+  if (best_x < 0) {
+    if (!self) return -2;
+    s->spill[r] = 1;
+    s->nspill++;
+    return -1;
+  }
+  Holders *h = &s->h[best_x];
+  int32_t k = 0;
+  for (int32_t i = 0; i < h->n; i++) {
+    int32_t cur = h->cur[i];
+    if (meet(lv, r, h->reg[i], &cur) >= 0) {
+      s->spill[h->reg[i]] = 1;
+      s->phys[h->reg[i]] = -1;
+      s->nspill++;
+    } else {
+      h->reg[k] = h->reg[i];
+      h->cur[k++] = h->cur[i];
+    }
+  }
+  h->n = k;
+  return best_x;
+}
+
+/* Registers of class cls in order of where their ranges start; each takes the free
+ * machine register (no holder's range meets its own) that is next busy soonest after
+ * its range ends, so ranges with holes fill each other's holes and machine registers
+ * that stay free longest are left to the ranges that need them. */
 static bool scan_class(Scan *s, uint8_t cls) {
   const TileMir *m = s->rc->m;
-  const Ranges *rg = s->rg;
+  const RaLive *lv = s->lv;
   int32_t nphys = cls == TILE_MIR_VREG ? m->target->nvregs : m->target->nsregs;
   if (nphys > 64) nphys = 64; /* the encoding's 6-bit register fields */
-  Key *keys = xcalloc((size_t)m->nregs + 1, sizeof *keys);
+  Key *keys = xcalloc((size_t)lv->nregs + 1, sizeof *keys);
   int32_t nk = 0;
-  for (int32_t r = 0; r < m->nregs; r++)
-    if (m->reg_class[r] == cls && rg->start[r] >= 0) keys[nk++] = (Key){rg->start[r], r};
+  for (int32_t r = 0; r < lv->nregs; r++)
+    if (m->reg_class[r] == cls && lv->off[r + 1] > lv->off[r])
+      keys[nk++] = (Key){lv->seg[lv->off[r]].lo, r};
   qsort(keys, (size_t)nk, sizeof *keys, cmp_key);
-  int32_t free_at[64], holder[64];
-  for (int i = 0; i < 64; i++) free_at[i] = holder[i] = -1;
+  for (int x = 0; x < 64; x++) s->h[x].n = 0;
   bool ok = true;
   for (int32_t i = 0; i < nk && ok; i++) {
-    int32_t r = keys[i].id, start = rg->start[r], pick = -1;
-    for (int32_t x = 0; x < nphys && pick < 0; x++)
-      if (free_at[x] < start) pick = x;
-    if (pick < 0) {
-      int32_t victim = -1;
-      if (!s->sp->no_spill[r]) victim = r;
-      for (int32_t x = 0; x < nphys; x++) {
-        int32_t h = holder[x];
-        if (h >= 0 && !s->sp->no_spill[h] && better_victim(s, h, victim)) victim = h;
+    int32_t r = keys[i].id, start = keys[i].start, end = range_end(lv, r);
+    int32_t pick = -1, pick_busy = -1;
+    for (int32_t x = 0; x < nphys; x++) {
+      Holders *h = &s->h[x];
+      expire(lv, h, start);
+      int32_t busy = INT32_MAX;
+      bool free = true;
+      for (int32_t j = 0; j < h->n && free; j++) {
+        if (meet(lv, r, h->reg[j], &h->cur[j]) >= 0) free = false;
+        int32_t b = busy_after(lv, h->reg[j], h->cur[j], end);
+        if (b < busy) busy = b;
       }
-      if (victim < 0) {
-        int32_t p;
-        const TileMirInst *at = first_ref(s->rc, r, &p);
-        const char *file = cls == TILE_MIR_VREG ? "vector" : "scalar";
-        ok = tile_error(s->rc->d, at ? at->src_loc : (TileLoc){0},
-                        "register allocation: at bundle %d (%s) more than %d %s values are "
-                        "live at once, the %s registers of target %s, and every one of them "
-                        "is already a spill temporary or the spill address; the schedule "
-                        "keeps too many values in flight to run on this machine",
-                        (int)p, at ? mir_src_name(at) : "?", (int)nphys, file, file,
-                        m->target->name);
-        break;
+      if (free && (pick < 0 || busy < pick_busy)) {
+        pick = x;
+        pick_busy = busy;
       }
-      s->spill[victim] = 1;
-      s->nspill++;
-      if (victim == r) continue;
-      pick = s->phys[victim];
-      s->phys[victim] = -1;
     }
+    if (pick < 0) pick = make_room(s, r, nphys);
+    if (pick == -2) ok = no_room(s, r, cls, nphys);
+    if (pick < 0) continue;
     s->phys[r] = pick;
-    free_at[pick] = rg->end[r];
-    holder[pick] = r;
+    hold(&s->h[pick], r, lv->off[r]);
   }
   free(keys);
   return ok;
@@ -352,22 +308,25 @@ bool tile_mir_regalloc(TileMir *m, TileMirCode *code, TileDiag *d) {
   int32_t *phys = NULL;
   while (ok) {
     ra_spill_grow(&sp, m);
-    Ranges rg;
-    ranges_build(&rc, &rg);
+    RaLive lv;
+    ra_live_build(&rc, &sp, &lv);
     free(phys);
     phys = xcalloc((size_t)m->nregs + 1, sizeof *phys);
     uint8_t *spill = xcalloc((size_t)m->nregs + 1, 1);
     for (int32_t r = 0; r < m->nregs; r++) phys[r] = -1;
-    Scan s = {.rc = &rc, .rg = &rg, .sp = &sp, .phys = phys, .spill = spill};
+    Scan s = {.rc = &rc, .lv = &lv, .sp = &sp, .phys = phys, .spill = spill};
     ok = scan_class(&s, TILE_MIR_SREG) && scan_class(&s, TILE_MIR_VREG);
-    ranges_free(&rg);
-    if (!ok || s.nspill == 0) {
-      free(spill);
-      break;
+    for (int x = 0; x < 64; x++) {
+      free(s.h[x].reg);
+      free(s.h[x].cur);
     }
-    ok = ra_spill_round(&rc, &sp, spill);
+    if (ok && s.nspill > 0) {
+      ok = ra_spill_round(&rc, &sp, &lv, spill);
+      ok = ok && check_loop_lengths(&rc);
+    }
+    ra_live_free(&lv);
     free(spill);
-    ok = ok && check_loop_lengths(&rc);
+    if (!ok || s.nspill == 0) break;
   }
   ok = ok && ra_check_assignment(&rc, phys);
   code->allocated = ok;

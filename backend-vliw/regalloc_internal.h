@@ -1,15 +1,17 @@
-/* Shared state of register allocation (regalloc.c: liveness, intervals, linear scan)
- * and spilling (spill.c: spill code, bundle insertion).
+/* Shared state of register allocation (regalloc.c: the pass and the linear scan;
+ * ra_live.c: webs and live ranges; spill.c: spill code; ra_code.c: loop structure;
+ * ra_check.c: the proof of the result).
  *
  * Positions: bundle p of the scheduled code has two phases, 2p (its ops read their
- * registers) and 2p + 1 (its ops issue their writes). A register's value occupies a
- * closed range of phases: from the issue of its first write to the later of its last
- * read and the landing of its last write (a write issued at p with latency L lands
- * before the reads of bundle p + L, phase 2(p + L)). Two values may share a machine
- * register exactly when their ranges do not meet: then every write issues at or after
- * the other value's last read (the emulator reads a register before the writes of the
- * same bundle) and after its last write has landed (no "early read" and no "write
- * order" hazard). */
+ * registers) and 2p + 1 (its ops issue their writes). A value occupies a set of phases
+ * (a live range with holes, RaLive): every phase where it is live, and every phase from
+ * the issue of one of its writes to the landing (a write issued at p with latency L
+ * lands before the reads of bundle p + L, phase 2(p + L), following the code's control
+ * flow: around a loop's back edge and out of the loop). Two values may share a machine
+ * register exactly when their sets do not meet: then every write issues at or after the
+ * other value's last read before it (the emulator reads a register before the writes
+ * of the same bundle) and after the other value's write has landed (no "early read" and
+ * no "write order" hazard). */
 #ifndef TILE_VLIW_REGALLOC_INTERNAL_H
 #define TILE_VLIW_REGALLOC_INTERNAL_H
 
@@ -52,6 +54,8 @@ bool ra_loop_encloses(const RaCode *rc, int32_t outer, int32_t inner);
  * on); clears live_def. */
 void ra_code_set_inner(RaCode *rc, int32_t *inner, int32_t n);
 
+typedef struct RaLive RaLive; /* live ranges (below) */
+
 /* The spill state of one allocation: where spilled values live. */
 typedef struct RaSpill {
   int32_t addr_reg;   /* the sreg holding the spill address base (-1 until needed) */
@@ -68,9 +72,40 @@ void ra_spill_grow(RaSpill *sp, const TileMir *m);
 /* Rewrites the code so every register r with spill[r] lives in a spill slot: each write
  * goes to a fresh temporary stored to the slot once it lands, each read loads a fresh
  * temporary from the slot (or uses the temporary of a nearby write in the same region),
- * adding bundles where no free slot word does it (spill.c). Needs rc->live_def of the
+ * adding bundles where no free slot word does it (spill.c). A register lv->remat marks
+ * is not stored: its writes go, and each read recomputes the constant instead. Needs rc->live_def of the
  * code as it stands. False with a diagnostic when it cannot. */
-bool ra_spill_round(RaCode *rc, RaSpill *sp, const uint8_t *spill);
+bool ra_spill_round(RaCode *rc, RaSpill *sp, const RaLive *lv, const uint8_t *spill);
+
+/* ---- live ranges (ra_live.c) ---- */
+
+/* A closed range of phases. */
+typedef struct RaSeg {
+  int32_t lo, hi;
+} RaSeg;
+
+/* The live ranges of one round: for each virtual register, the sorted, disjoint,
+ * non-adjacent segments of phases its value occupies a machine register (every phase
+ * where it is live, and every phase from the issue of each of its writes to the
+ * landing), so two registers may share a machine register exactly when their segments
+ * do not meet. */
+struct RaLive {
+  int32_t nregs;
+  int32_t *off; /* segments of register r: seg[off[r] .. off[r + 1]) */
+  RaSeg *seg;
+  double *weight;  /* reads and writes, 8x per loop level */
+  int64_t *len;    /* phases covered */
+  uint8_t *remat;  /* every write is the same `li` or `vli` (spilling recomputes it) */
+  int32_t renamed; /* registers added this round, one per extra web */
+};
+
+/* Gives every web of a register (a set of writes and the reads they reach) beyond its
+ * first a fresh virtual register of its own, rewriting the code (a no_spill mark
+ * follows), then computes the live ranges of all registers and rc->live_def. Liveness
+ * is exact per bundle: a value is live around a loop's back edge only when the next
+ * iteration reads it before writing it. */
+void ra_live_build(RaCode *rc, RaSpill *sp, RaLive *lv);
+void ra_live_free(RaLive *lv);
 
 /* Checks that along every path each read of the code finds, in the machine register
  * phys gives it, the value of its own virtual register (ra_check.c). */

@@ -110,6 +110,9 @@ typedef struct Rewrite {
   RaSpill *sp;
   const uint8_t *spill; /* the registers spilled this round (ids below nregs0) */
   int32_t nregs0;
+  /* per register: -1, or the index in remat_def of the constant each read recomputes */
+  int32_t *remat;
+  TileMirInst *remat_def;
   XState *xs; /* per virtual register (only spilled ones used) */
   /* the new code */
   TileMirBundle *out;
@@ -122,6 +125,10 @@ typedef struct Rewrite {
 } Rewrite;
 
 static bool spilled(const Rewrite *w, int32_t r) { return r >= 0 && r < w->nregs0 && w->spill[r]; }
+
+static const TileMirInst *remat_of(const Rewrite *w, int32_t r) {
+  return w->remat[r] >= 0 ? &w->remat_def[w->remat[r]] : NULL;
+}
 
 static int cls_index(const Rewrite *w, int32_t r) {
   return w->rc->m->reg_class[r] == TILE_MIR_VREG;
@@ -232,9 +239,35 @@ static void flush_region(Rewrite *w) {
   }
 }
 
+/* A fresh temporary holding constant register x for the bundle about to be appended (at
+ * index nout): its `li`/`vli` again, in a free word of the region the op's latency
+ * before the read or a little earlier, else in the earliest free word between, else in
+ * a new bundle (the read moves down to wait for it). */
+static int32_t recompute(Rewrite *w, int32_t x, const TileMirInst *k0) {
+  int32_t q = w->nout, lat = mir_latency(w->rc->m->target, k0->op), lo = w->region_start;
+  TileSlot kind = tile_mop_info[k0->op].slot;
+  int32_t l = -1;
+  for (int32_t k = q - lat; k >= lo && k >= q - lat - SPILL_WINDOW && l < 0; k--)
+    if (free_word(w, k, kind) >= 0) l = k;
+  for (int32_t k = q - lat + 1 > lo ? q - lat + 1 : lo; k < q && l < 0; k++)
+    if (free_word(w, k, kind) >= 0) l = k;
+  if (l < 0) {
+    l = lo > q ? lo : q;
+    while (w->nout <= l) append(w, NULL, w->region_loop);
+  }
+  while (w->nout < l + lat) append(w, NULL, w->region_loop);
+  int32_t u = temp_reg(w->rc->m, w->sp, w->rc->m->reg_class[x]);
+  TileMirInst in = *k0;
+  in.d = u;
+  w->out[l].slot[free_word(w, l, kind)] = in;
+  return u;
+}
+
 /* The value bundle p's reads of x see, as a register of the new code; adds the reload
  * before the bundle about to be appended (at index nout). */
 static int32_t read_value(Rewrite *w, int32_t x, const TileMirInst *src) {
+  const TileMirInst *k0 = remat_of(w, x);
+  if (k0) return recompute(w, x, k0);
   XState *xs = &w->xs[x];
   int ci = cls_index(w, x);
   int32_t q = w->nout;
@@ -302,6 +335,10 @@ static void rewrite_bundle(Rewrite *w, int32_t p) {
     for (int i = 0; i < n; i++) {
       int32_t x = mir_field_get(&b.slot[k], ro[i].field);
       if (!ro[i].write || !spilled(w, x)) continue;
+      if (remat_of(w, x)) { /* every read recomputes it: the write goes */
+        b.slot[k] = tile_mir_inst(TILE_MOP_NOP, 0, 0, 0, 0, 0);
+        break;
+      }
       int32_t t = temp_reg(rc->m, w->sp, rc->m->reg_class[x]);
       *mir_field(&b.slot[k], ro[i].field) = t;
       XState *xs = &w->xs[x];
@@ -366,14 +403,41 @@ static bool relink_loops(Rewrite *w) {
   return ok;
 }
 
-bool ra_spill_round(RaCode *rc, RaSpill *sp, const uint8_t *spill) {
+/* The constants among the spilled registers: one of each one's writes (all equal). */
+static void find_remat(Rewrite *w, const RaLive *lv) {
+  const RaCode *rc = w->rc;
+  w->remat = xrealloc(NULL, ((size_t)w->nregs0 + 1) * sizeof *w->remat);
+  int32_t n = 0;
+  for (int32_t r = 0; r < w->nregs0; r++) {
+    w->remat[r] = -1;
+    n += w->spill[r] && lv->remat[r];
+  }
+  w->remat_def = xrealloc(NULL, ((size_t)n + 1) * sizeof *w->remat_def);
+  n = 0;
+  for (int32_t p = 0; p < rc->code->nbundles; p++)
+    for (int k = 0; k < TILE_BUNDLE_SLOTS; k++) {
+      const TileMirInst *in = &rc->code->b[p].slot[k];
+      if (in->op != TILE_MOP_LI && in->op != TILE_MOP_VLI) continue;
+      int32_t x = in->d;
+      if (!spilled(w, x) || !lv->remat[x] || w->remat[x] >= 0) continue;
+      w->remat[x] = n;
+      w->remat_def[n++] = *in;
+    }
+}
+
+bool ra_spill_round(RaCode *rc, RaSpill *sp, const RaLive *lv, const uint8_t *spill) {
   TileMir *m = rc->m;
   const TileTarget *t = m->target;
   int32_t nregs = m->nregs;
   ra_spill_grow(sp, m);
-  for (int32_t r = 0; r < nregs; r++)
-    if (spill[r]) give_slot(m, sp, r);
   Rewrite w = {.rc = rc, .sp = sp, .spill = spill, .nregs0 = nregs, .region = -1};
+  find_remat(&w, lv);
+  bool stores = false; /* some spilled register lives in memory (needs the address) */
+  for (int32_t r = 0; r < nregs; r++)
+    if (spill[r] && w.remat[r] < 0) {
+      give_slot(m, sp, r);
+      stores = true;
+    }
   w.xs = xrealloc(NULL, ((size_t)nregs + 1) * sizeof *w.xs);
   for (int32_t r = 0; r < nregs; r++)
     w.xs[r] = (XState){.region = -1, .def_out = -1, .last_store = -1};
@@ -384,7 +448,7 @@ bool ra_spill_round(RaCode *rc, RaSpill *sp, const uint8_t *spill) {
   int32_t n = rc->code->nbundles;
   /* The address register: set in bundle 0, which runs once before everything (no loop
    * body starts there); a bundle is added in front when bundle 0 has no free word. */
-  bool first_spill = sp->addr_reg < 0;
+  bool first_spill = stores && sp->addr_reg < 0;
   if (first_spill) sp->addr_reg = temp_reg(m, sp, TILE_MIR_SREG);
   TileMirInst li = tile_mir_inst(TILE_MOP_LI, sp->addr_reg, 0, 0, 0, t->vreg_lanes * 4);
   li.src_name = "spill";
@@ -412,6 +476,8 @@ bool ra_spill_round(RaCode *rc, RaSpill *sp, const uint8_t *spill) {
   }
   w.npend = 0; /* stores still waiting after the last bundle (the halt): nothing reads them */
   free(w.xs);
+  free(w.remat);
+  free(w.remat_def);
   free(w.pend);
   free(rc->code->b);
   rc->code->b = w.out;

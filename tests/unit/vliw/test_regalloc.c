@@ -237,22 +237,24 @@ TEST(regalloc, no_spill_when_it_fits) {
   tile_mir_free(&m);
 }
 
-/* 40 scalars live at once: spilled to SMEM with sst/sld. */
+/* 40 computed scalars live at once: spilled to SMEM with sst/sld (constants would be
+ * recomputed instead, so each is computed from a loaded base). */
 TEST(regalloc, spill_sregs) {
   TileTarget t = af_target("tiny");
   TileMir m;
   tile_mir_init(&m, &t);
   enum { N = 40 };
   int32_t out = tile_mir_buffer(&m, "out", TILE_SPACE_SMEM, 4, 1, 4);
-  int32_t s[N], acc = tile_mir_sreg(&m), so = tile_mir_sreg(&m);
+  int32_t s[N], acc = tile_mir_sreg(&m), so = tile_mir_sreg(&m), base = tile_mir_sreg(&m);
   TileMirCode c = {0};
   int32_t expect = 0;
+  af_put(&c, 0, af_op(TILE_MOP_LI, base, 0, 0, 0, 1000));
   for (int i = 0; i < N; i++) {
     s[i] = tile_mir_sreg(&m);
-    af_put(&c, i / 2, af_op(TILE_MOP_LI, s[i], 0, 0, 0, 3 * i + 1));
-    expect += 3 * i + 1;
+    af_put(&c, 1 + i / 2, af_op(TILE_MOP_ADDI, s[i], base, 0, 0, 3 * i + 1));
+    expect += 1000 + 3 * i + 1;
   }
-  int32_t p = N / 2;
+  int32_t p = 1 + N / 2;
   af_put(&c, p, af_op(TILE_MOP_ADD, acc, s[0], s[1], 0, 0));
   for (int i = 2; i < N; i++) af_put(&c, ++p, af_op(TILE_MOP_ADD, acc, acc, s[i], 0, 0));
   af_put(&c, p, af_addr(so, out, 0));
@@ -261,6 +263,9 @@ TEST(regalloc, spill_sregs) {
   af_halt(&c, p + 1);
   TileObject obj;
   REQUIRE(af_back(&m, &c, &obj));
+  bool spilled = false;
+  for (int32_t b = 0; b < m.nbufs; b++) spilled |= strcmp(m.bufs[b].name, "spill.sregs") == 0;
+  CHECK(spilled);
   TileEmu *e = af_run(&obj, &t, NULL, 0, NULL, 0);
   REQUIRE(e != NULL);
   int32_t got = 0;

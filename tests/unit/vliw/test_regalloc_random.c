@@ -157,5 +157,11 @@ static void random_programs(const char *target, uint64_t seed0, int count) {
   free(got);
 }
 
-TEST(regalloc_random, tiny) { random_programs("tiny", 1, 40); }
-TEST(regalloc_random, v5e) { random_programs("v5e-like", 7, 25); }
+/* ALLOC_RANDOM_PROGRAMS=N runs N programs per target instead (a longer stress run). */
+static int program_count(int dflt) {
+  const char *s = getenv("ALLOC_RANDOM_PROGRAMS");
+  return s && atoi(s) > 0 ? atoi(s) : dflt;
+}
+
+TEST(regalloc_random, tiny) { random_programs("tiny", 1, program_count(40)); }
+TEST(regalloc_random, v5e) { random_programs("v5e-like", 7, program_count(25)); }

@@ -1,0 +1,515 @@
+/* Live ranges with holes for register allocation: webs, liveness per bundle, write
+ * flights.
+ *
+ * Needs: scheduled code whose register fields hold virtual registers, and its loop
+ * structure (ra_loops_build). Guarantees: every register of the code is one web (each
+ * read is reached only by writes of its own register, and every write reaching a read
+ * of a register is a write of that register), and lv holds, per register, the exact
+ * phases its value occupies (regalloc_internal.h), with rc->live_def marking the writes
+ * some read needs.
+ *
+ * Control flow: a bundle falls through to the next unless it halts, and the last bundle
+ * of a loop body also goes back to the body's first. The code splits into basic blocks
+ * at bundle 0, at each body's first bundle, after each body's last bundle and after a
+ * halt; only block ends branch, only block starts join.
+ *
+ * Method: one list of register occurrences (reads before writes within a bundle) per
+ * register; per block, which registers it reads before writing (gen) and writes (kill);
+ * liveness between blocks by backward dataflow over bit sets (few blocks: two per loop).
+ * Then one forward pass per register through its occurrences: within a block each read
+ * belongs to the latest write before it, or to the value live into the block, which is
+ * one union-find set with the values leaving every predecessor block (the reaching
+ * definitions). The same pass gives the live segments: from a write (or the block
+ * start) to the last read before the next write (or the block end when live out).
+ * A write's flight, from its issue to its landing, follows the control flow forward
+ * (into the next iteration and out of the loop). The sets are webs; the first web of a
+ * register keeps it, the others get fresh registers. Cost: linear in the occurrences,
+ * the segments and the blocks times the registers; nothing per bundle and register
+ * (whole kernels of 40k bundles take about 15 ms, all of register allocation). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mir_util.h"
+#include "regalloc_internal.h"
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p) {
+    fprintf(stderr, "tilec: out of memory in register allocation\n");
+    abort();
+  }
+  return p;
+}
+
+static void *xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) {
+    fprintf(stderr, "tilec: out of memory in register allocation\n");
+    abort();
+  }
+  return q;
+}
+
+/* One register operand of one op. */
+typedef struct Occ {
+  int32_t p;    /* bundle */
+  int8_t w;     /* slot word */
+  char field;   /* operand field */
+  bool write;
+  int32_t id;   /* union-find element: a write's own id; a read: the value it reads */
+} Occ;
+
+typedef struct Seg3 {
+  int32_t id, lo, hi;
+} Seg3;
+
+typedef struct Live {
+  RaCode *rc;
+  int32_t n;                /* bundles */
+  uint8_t *falls;           /* bundle p falls through to p + 1 */
+  int32_t *loop_off, *loop_first; /* per bundle p: firsts of the loops whose body ends at p */
+  int32_t *next_fork;       /* per bundle: the first bundle at or after it that branches */
+  /* blocks */
+  int32_t nblocks;
+  int32_t *blk;             /* per bundle: its block */
+  int32_t *bstart, *bend;
+  int32_t *succ_off, *succ; /* per block: successor blocks */
+  int W;                    /* 64-bit words per register set */
+  uint64_t *gen, *kill, *in, *out;
+  int32_t *ent_base;        /* per block and word: ids of the values live into blocks */
+  /* occurrences, per register */
+  int32_t nregs;
+  int32_t *occ_off;
+  Occ *occ;
+  int32_t nocc, nids;
+  int32_t *parent;          /* union-find over ids */
+  /* segments (id, lo, hi) before webs are known */
+  Seg3 *segs;
+  int32_t nsegs, cap_segs;
+  /* flight walks: per bundle, the least distance a walk of the current write entered */
+  int32_t *walk_stamp, *walk_dist;
+} Live;
+
+static int branch_word(void) { return tile_slot_first(TILE_SLOT_BRANCH); }
+
+static int32_t find(int32_t *parent, int32_t x) {
+  while (parent[x] != x) {
+    parent[x] = parent[parent[x]];
+    x = parent[x];
+  }
+  return x;
+}
+
+/* Joins two sets; the smaller id becomes the root so results do not depend on order. */
+static void unite(int32_t *parent, int32_t a, int32_t b) {
+  a = find(parent, a);
+  b = find(parent, b);
+  if (a == b) return;
+  if (a < b)
+    parent[b] = a;
+  else
+    parent[a] = b;
+}
+
+static void add_seg(Live *L, int32_t id, int32_t lo, int32_t hi) {
+  if (L->nsegs == L->cap_segs) {
+    L->cap_segs = L->cap_segs ? 2 * L->cap_segs : 1024;
+    L->segs = xrealloc(L->segs, (size_t)L->cap_segs * sizeof *L->segs);
+  }
+  L->segs[L->nsegs++] = (Seg3){id, lo, hi};
+}
+
+/* ---- control flow ---- */
+
+static void cfg_build(Live *L) {
+  const RaCode *rc = L->rc;
+  const TileMirCode *c = rc->code;
+  int32_t n = L->n;
+  L->falls = xcalloc((size_t)n + 1, 1);
+  for (int32_t p = 0; p + 1 < n; p++) L->falls[p] = c->b[p].slot[branch_word()].op != TILE_MOP_HALT;
+  L->loop_off = xcalloc((size_t)n + 2, sizeof *L->loop_off);
+  L->loop_first = xcalloc((size_t)rc->nloops + 1, sizeof *L->loop_first);
+  for (int32_t l = 0; l < rc->nloops; l++) L->loop_off[rc->loops[l].last + 1]++;
+  for (int32_t p = 0; p < n; p++) L->loop_off[p + 1] += L->loop_off[p];
+  int32_t *fill = xcalloc((size_t)n + 1, sizeof *fill);
+  for (int32_t l = 0; l < rc->nloops; l++) {
+    int32_t p = rc->loops[l].last;
+    L->loop_first[L->loop_off[p] + fill[p]++] = rc->loops[l].first;
+  }
+  free(fill);
+  L->next_fork = xcalloc((size_t)n + 1, sizeof *L->next_fork);
+  for (int32_t p = n - 1; p >= 0; p--) {
+    bool fork = !L->falls[p] || L->loop_off[p + 1] > L->loop_off[p];
+    L->next_fork[p] = fork ? p : L->next_fork[p + 1];
+  }
+  /* Blocks. */
+  uint8_t *head = xcalloc((size_t)n + 1, 1);
+  head[0] = 1;
+  for (int32_t l = 0; l < rc->nloops; l++) {
+    head[rc->loops[l].first] = 1;
+    head[rc->loops[l].last + 1] = 1;
+  }
+  for (int32_t p = 0; p + 1 < n; p++)
+    if (!L->falls[p]) head[p + 1] = 1;
+  L->blk = xcalloc((size_t)n + 1, sizeof *L->blk);
+  int32_t nb = 0;
+  for (int32_t p = 0; p < n; p++) nb += head[p];
+  L->nblocks = nb;
+  L->bstart = xcalloc((size_t)nb + 1, sizeof *L->bstart);
+  L->bend = xcalloc((size_t)nb + 1, sizeof *L->bend);
+  for (int32_t p = 0, b = -1; p < n; p++) {
+    if (head[p]) L->bstart[++b] = p;
+    L->blk[p] = b;
+    L->bend[b] = p;
+  }
+  free(head);
+  L->succ_off = xcalloc((size_t)nb + 2, sizeof *L->succ_off);
+  for (int pass = 0; pass < 2; pass++) {
+    for (int32_t b = 0; b < nb; b++) {
+      int32_t e = L->bend[b], k = 0;
+      int32_t *to = pass ? L->succ + L->succ_off[b] : NULL;
+      if (L->falls[e]) {
+        if (to) to[k] = L->blk[e + 1];
+        k++;
+      }
+      for (int32_t i = L->loop_off[e]; i < L->loop_off[e + 1]; i++) {
+        if (to) to[k] = L->blk[L->loop_first[i]];
+        k++;
+      }
+      if (!pass) L->succ_off[b + 1] = k;
+    }
+    if (!pass) {
+      for (int32_t b = 0; b < nb; b++) L->succ_off[b + 1] += L->succ_off[b];
+      L->succ = xcalloc((size_t)L->succ_off[nb] + 1, sizeof *L->succ);
+    }
+  }
+}
+
+/* ---- occurrences ---- */
+
+static void occ_build(Live *L) {
+  RaCode *rc = L->rc;
+  const TileMirCode *c = rc->code;
+  int32_t nregs = L->nregs;
+  L->occ_off = xcalloc((size_t)nregs + 2, sizeof *L->occ_off);
+  for (int32_t p = 0; p < L->n; p++)
+    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
+      const TileMirInst *x = &c->b[p].slot[w];
+      const MirRegOperand *ro;
+      int k = mir_regs_of(&rc->regs, x->op, &ro);
+      for (int i = 0; i < k; i++) L->occ_off[mir_field_get(x, ro[i].field) + 1]++;
+    }
+  for (int32_t r = 0; r < nregs; r++) L->occ_off[r + 1] += L->occ_off[r];
+  L->nocc = L->occ_off[nregs];
+  L->occ = xcalloc((size_t)L->nocc + 1, sizeof *L->occ);
+  int32_t *fill = xcalloc((size_t)nregs + 1, sizeof *fill);
+  for (int32_t p = 0; p < L->n; p++)
+    for (int pass = 0; pass < 2; pass++) /* reads, then writes */
+      for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
+        const TileMirInst *x = &c->b[p].slot[w];
+        const MirRegOperand *ro;
+        int k = mir_regs_of(&rc->regs, x->op, &ro);
+        for (int i = 0; i < k; i++) {
+          if (ro[i].write != (pass == 1)) continue;
+          int32_t r = mir_field_get(x, ro[i].field), o = L->occ_off[r] + fill[r]++;
+          L->occ[o] = (Occ){.p = p, .w = (int8_t)w, .field = ro[i].field, .write = ro[i].write,
+                            .id = o};
+        }
+      }
+  free(fill);
+}
+
+/* ---- liveness between blocks ---- */
+
+static bool has(const uint64_t *set, int32_t r) { return set[r / 64] >> (r % 64) & 1; }
+
+static void block_liveness(Live *L) {
+  int32_t nb = L->nblocks, W = L->W;
+  size_t cells = (size_t)nb * (size_t)W;
+  L->gen = xcalloc(cells, 8);
+  L->kill = xcalloc(cells, 8);
+  L->in = xcalloc(cells, 8);
+  L->out = xcalloc(cells, 8);
+  for (int32_t r = 0; r < L->nregs; r++) {
+    int32_t cur = -1; /* the block of the previous occurrence */
+    bool written = false;
+    for (int32_t o = L->occ_off[r]; o < L->occ_off[r + 1]; o++) {
+      int32_t b = L->blk[L->occ[o].p];
+      if (b != cur) {
+        cur = b;
+        written = false;
+      }
+      uint64_t bit = 1ull << (r % 64);
+      size_t at = (size_t)b * W + r / 64;
+      if (L->occ[o].write) {
+        L->kill[at] |= bit;
+        written = true;
+      } else if (!written) {
+        L->gen[at] |= bit;
+      }
+    }
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int32_t b = nb - 1; b >= 0; b--) {
+      uint64_t *o = L->out + (size_t)b * W, *i = L->in + (size_t)b * W;
+      for (int k = 0; k < W; k++) {
+        uint64_t v = 0;
+        for (int32_t e = L->succ_off[b]; e < L->succ_off[b + 1]; e++)
+          v |= L->in[(size_t)L->succ[e] * W + k];
+        uint64_t iv = L->gen[(size_t)b * W + k] | (v & ~L->kill[(size_t)b * W + k]);
+        if (v != o[k] || iv != i[k]) changed = true;
+        o[k] = v;
+        i[k] = iv;
+      }
+    }
+  }
+  /* Ids of the values live into blocks follow the occurrence ids. */
+  L->ent_base = xcalloc(cells + 1, sizeof *L->ent_base);
+  int32_t next = L->nocc;
+  for (size_t i = 0; i < cells; i++) {
+    L->ent_base[i] = next;
+    next += __builtin_popcountll(L->in[i]);
+  }
+  L->nids = next;
+}
+
+/* The id of register r's value live into block b (r must be live in). */
+static int32_t ent_id(const Live *L, int32_t b, int32_t r) {
+  size_t at = (size_t)b * L->W + r / 64;
+  return L->ent_base[at] + __builtin_popcountll(L->in[at] & ((1ull << (r % 64)) - 1));
+}
+
+/* ---- segments ---- */
+
+/* The flight of a write: bundles entered at distance k .. from the write's bundle. */
+static void flight_walk(Live *L, int32_t id, int32_t q, int32_t k, int32_t lat) {
+  for (;;) {
+    if (L->walk_stamp[q] == id && L->walk_dist[q] <= k) return;
+    L->walk_stamp[q] = id;
+    L->walk_dist[q] = k;
+    int32_t e = L->next_fork[q];
+    if (e - q > lat - k) e = q + (lat - k);
+    int32_t kend = k + (e - q);
+    add_seg(L, id, 2 * q, kend < lat ? 2 * e + 1 : 2 * e);
+    if (kend >= lat) return;
+    /* e branches: back to the first bundles of the loops ending there, or on. */
+    for (int32_t i = L->loop_off[e]; i < L->loop_off[e + 1]; i++)
+      flight_walk(L, id, L->loop_first[i], kend + 1, lat);
+    if (!L->falls[e]) return;
+    q = e + 1;
+    k = kend + 1;
+  }
+}
+
+static void flight(Live *L, const Occ *o, int32_t lat) {
+  add_seg(L, o->id, 2 * o->p + 1, 2 * o->p + 1);
+  if (lat < 1) return;
+  for (int32_t i = L->loop_off[o->p]; i < L->loop_off[o->p + 1]; i++)
+    flight_walk(L, o->id, L->loop_first[i], 1, lat);
+  if (L->falls[o->p]) flight_walk(L, o->id, o->p + 1, 1, lat);
+}
+
+/* The current segment of one register in one block. */
+typedef struct Open {
+  int32_t id, lo, hi; /* hi < lo: nothing live yet (a write no read needs so far) */
+  int32_t def;        /* the occurrence of the write that starts it, or -1 */
+} Open;
+
+static void close_seg(Live *L, Open *s) {
+  if (s->id < 0 || s->hi < s->lo) return;
+  add_seg(L, s->id, s->lo, s->hi);
+  if (s->def >= 0) L->rc->live_def[L->occ[s->def].p] |= (uint16_t)(1u << L->occ[s->def].w);
+}
+
+/* Finishes register r in block b: the segment open at the end, and the value leaving
+ * the block joins the values live into its successors. */
+static void block_end(Live *L, int32_t r, int32_t b, Open *s) {
+  if (s->id >= 0 && has(L->out + (size_t)b * L->W, r)) {
+    s->hi = 2 * L->bend[b] + 1;
+    for (int32_t e = L->succ_off[b]; e < L->succ_off[b + 1]; e++) {
+      int32_t t = L->succ[e];
+      if (has(L->in + (size_t)t * L->W, r)) unite(L->parent, s->id, ent_id(L, t, r));
+    }
+  }
+  close_seg(L, s);
+}
+
+/* Register r block by block: the blocks it is live into or names. */
+static void register_pass(Live *L, int32_t r) {
+  const TileTarget *t = L->rc->m->target;
+  int32_t o = L->occ_off[r], oend = L->occ_off[r + 1];
+  for (int32_t b = 0; b < L->nblocks; b++) {
+    bool named = o < oend && L->blk[L->occ[o].p] == b;
+    bool live_in = has(L->in + (size_t)b * L->W, r);
+    if (!named && !live_in) continue;
+    Open s = {.id = -1, .def = -1};
+    if (live_in) s = (Open){.id = ent_id(L, b, r), .lo = 2 * L->bstart[b],
+                            .hi = 2 * L->bstart[b], .def = -1};
+    for (; o < oend && L->blk[L->occ[o].p] == b; o++) {
+      Occ *x = &L->occ[o];
+      if (!x->write) {
+        if (s.id < 0) /* read before any write on every path: a value of its own */
+          s = (Open){.id = x->id, .lo = 2 * x->p, .hi = 2 * x->p, .def = -1};
+        x->id = s.id;
+        s.hi = 2 * x->p;
+        continue;
+      }
+      close_seg(L, &s);
+      s = (Open){.id = x->id, .lo = 2 * x->p + 1, .hi = 2 * x->p, .def = o};
+      flight(L, x, mir_latency(t, L->rc->code->b[x->p].slot[x->w].op));
+    }
+    block_end(L, r, b, &s);
+  }
+}
+
+/* ---- webs and the result ---- */
+
+static int loop_depth(const RaCode *rc, int32_t l) {
+  int d = 0;
+  for (; l >= 0; l = rc->loops[l].parent) d++;
+  return d;
+}
+
+/* Whether two writes compute the same constant (rematerializable together). */
+static bool same_const(const TileMirInst *a, const TileMirInst *b) {
+  return a->op == b->op && a->imm == b->imm && a->imm_buf == b->imm_buf;
+}
+
+static void live_free_scratch(Live *L) {
+  free(L->falls);
+  free(L->loop_off);
+  free(L->loop_first);
+  free(L->next_fork);
+  free(L->blk);
+  free(L->bstart);
+  free(L->bend);
+  free(L->succ_off);
+  free(L->succ);
+  free(L->gen);
+  free(L->kill);
+  free(L->in);
+  free(L->out);
+  free(L->ent_base);
+  free(L->occ_off);
+  free(L->occ);
+  free(L->parent);
+  free(L->segs);
+  free(L->walk_stamp);
+  free(L->walk_dist);
+}
+
+void ra_live_build(RaCode *rc, RaSpill *sp, RaLive *lv) {
+  TileMir *m = rc->m;
+  TileMirCode *c = rc->code;
+  Live L = {.rc = rc, .n = c->nbundles, .nregs = m->nregs};
+  L.W = (L.nregs + 63) / 64;
+  if (L.W == 0) L.W = 1;
+  memset(rc->live_def, 0, (size_t)L.n * sizeof *rc->live_def);
+  cfg_build(&L);
+  occ_build(&L);
+  block_liveness(&L);
+  L.parent = xcalloc((size_t)L.nids + 1, sizeof *L.parent);
+  for (int32_t i = 0; i < L.nids; i++) L.parent[i] = i;
+  L.walk_stamp = xcalloc((size_t)L.n + 1, sizeof *L.walk_stamp);
+  L.walk_dist = xcalloc((size_t)L.n + 1, sizeof *L.walk_dist);
+  for (int32_t p = 0; p <= L.n; p++) L.walk_stamp[p] = -1;
+  for (int32_t r = 0; r < L.nregs; r++) register_pass(&L, r);
+
+  /* Webs: the first (in code order) keeps its register, the others get new ones. */
+  int32_t *reg_of = xcalloc((size_t)L.nids + 1, sizeof *reg_of);
+  for (int32_t i = 0; i < L.nids; i++) reg_of[i] = -1;
+  int32_t nregs0 = m->nregs;
+  for (int32_t r = 0; r < nregs0; r++)
+    for (int32_t o = L.occ_off[r]; o < L.occ_off[r + 1]; o++) {
+      int32_t root = find(L.parent, L.occ[o].id);
+      if (reg_of[root] >= 0) continue;
+      if (o == L.occ_off[r]) {
+        reg_of[root] = r;
+      } else {
+        reg_of[root] = m->reg_class[r] == TILE_MIR_VREG ? tile_mir_vreg(m) : tile_mir_sreg(m);
+        ra_spill_grow(sp, m);
+        sp->no_spill[reg_of[root]] = sp->no_spill[r];
+      }
+    }
+  int32_t nregs = m->nregs;
+  lv->nregs = nregs;
+  lv->renamed = nregs - nregs0;
+  lv->weight = xcalloc((size_t)nregs + 1, sizeof *lv->weight);
+  lv->len = xcalloc((size_t)nregs + 1, sizeof *lv->len);
+  lv->remat = xcalloc((size_t)nregs + 1, 1);
+  /* Rename, weigh, and find the registers whose writes all load one constant. */
+  const TileMirInst **first_def = xcalloc((size_t)nregs + 1, sizeof *first_def);
+  for (int32_t r = 0; r < nregs; r++) lv->remat[r] = 1;
+  for (int32_t r = 0; r < nregs0; r++)
+    for (int32_t o = L.occ_off[r]; o < L.occ_off[r + 1]; o++) {
+      const Occ *x = &L.occ[o];
+      int32_t nr = reg_of[find(L.parent, x->id)];
+      TileMirInst *in = &c->b[x->p].slot[x->w];
+      if (nr != r) *mir_field(in, x->field) = nr;
+      double wt = 1;
+      for (int d = loop_depth(rc, rc->inner[x->p]); d > 0; d--) wt *= 8;
+      lv->weight[nr] += wt;
+      if (!x->write) continue;
+      if (in->op != TILE_MOP_LI && in->op != TILE_MOP_VLI)
+        lv->remat[nr] = 0;
+      else if (!first_def[nr])
+        first_def[nr] = in;
+      else if (!same_const(first_def[nr], in))
+        lv->remat[nr] = 0;
+    }
+  for (int32_t r = 0; r < nregs; r++)
+    if (!first_def[r]) lv->remat[r] = 0;
+  free(first_def);
+
+  /* Segments per register, sorted and merged: bucket by register, then insertion sort
+   * (each register's segments come nearly in order). */
+  lv->off = xcalloc((size_t)nregs + 2, sizeof *lv->off);
+  for (int32_t i = 0; i < L.nsegs; i++) {
+    L.segs[i].id = reg_of[find(L.parent, L.segs[i].id)];
+    lv->off[L.segs[i].id + 1]++;
+  }
+  for (int32_t r = 0; r < nregs; r++) lv->off[r + 1] += lv->off[r];
+  RaSeg *seg = xcalloc((size_t)L.nsegs + 1, sizeof *seg);
+  int32_t *fill = xcalloc((size_t)nregs + 1, sizeof *fill);
+  for (int32_t i = 0; i < L.nsegs; i++) {
+    int32_t r = L.segs[i].id;
+    seg[lv->off[r] + fill[r]++] = (RaSeg){L.segs[i].lo, L.segs[i].hi};
+  }
+  free(fill);
+  int32_t nout = 0;
+  for (int32_t r = 0; r < nregs; r++) {
+    int32_t a = lv->off[r], e = lv->off[r + 1];
+    for (int32_t i = a + 1; i < e; i++) {
+      RaSeg v = seg[i];
+      int32_t j = i;
+      while (j > a && (seg[j - 1].lo > v.lo || (seg[j - 1].lo == v.lo && seg[j - 1].hi > v.hi))) {
+        seg[j] = seg[j - 1];
+        j--;
+      }
+      seg[j] = v;
+    }
+    lv->off[r] = nout;
+    for (int32_t i = a; i < e; i++) {
+      if (nout > lv->off[r] && seg[i].lo <= seg[nout - 1].hi + 1) {
+        if (seg[i].hi > seg[nout - 1].hi) seg[nout - 1].hi = seg[i].hi;
+      } else {
+        seg[nout++] = seg[i];
+      }
+    }
+    for (int32_t i = lv->off[r]; i < nout; i++) lv->len[r] += seg[i].hi - seg[i].lo + 1;
+  }
+  lv->off[nregs] = nout;
+  lv->seg = seg;
+  free(reg_of);
+  live_free_scratch(&L);
+}
+
+void ra_live_free(RaLive *lv) {
+  free(lv->off);
+  free(lv->seg);
+  free(lv->weight);
+  free(lv->len);
+  free(lv->remat);
+  memset(lv, 0, sizeof *lv);
+}
