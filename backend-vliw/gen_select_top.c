@@ -27,17 +27,19 @@
  * topk runs a chunk tournament (below, "topk by a chunk tournament"): one streaming
  * pass that keeps the rows in VMEM and each aligned run of `lanes` elements' best
  * element, then k rounds that each take the row's best chunk head and recompute that
- * chunk's head. Rows longer than `lanes` vreg tiles, or inputs whose rows do not fit
+ * chunk's head, 8 rows to a vreg. Rows longer than `lanes` vreg tiles, or inputs whose rows do not fit
  * half of VMEM, fall back to k streaming passes: pass r keeps only elements after pass
  * r-1's winner in the order above (value and index compared, so ties and NaN are exact;
  * no element is overwritten), which makes its winner the r-th of the row -- exact for
  * every input but O(kV).
  *
  * Results go to VMEM staging (argmax [R] i32; topk values and indices [k][R], pass
- * major, so a wide zero-stride store only ever covers entries written later) and reach
+ * major, so a wide store with a small or zero sublane stride only ever covers entries
+ * written later) and reach
  * HBM with one DMA each at the end (topk's transposes [k][R] to [R][k]). */
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tile/lower.h"
@@ -343,13 +345,13 @@ static bool store_topk(Sel *s) {
 /* ---- topk by a chunk tournament ----
  *
  * Chunks are the rows' aligned runs of `lanes` elements (one sublane of a vreg tile). A
- * chunk's head is its best element not yet taken. One streaming pass copies the rows
- * into VMEM (padded with -inf to whole blocks of tiles) and records every chunk's first
- * head, then k rounds each take the best head of the row (the row's next element in
- * the order) and recompute that one chunk's head from VMEM: its best element after the
- * winner in the order, which needs no record of what was taken, since the winners so
- * far are exactly the elements before it. The padding (-inf at indices >= V) loses
- * every tie and is never among the first k <= V.
+ * chunk's head is its best element not yet taken. One streaming pass brings the rows
+ * into VMEM and records every chunk's first head; then k rounds each take the best head
+ * of the row (the row's next element in the order) and recompute that one chunk's head
+ * from VMEM: its best element after the winner in the order, which needs no record of
+ * what was taken, since the winners so far are exactly the elements before it. The rows'
+ * tails (indices V .. whole blocks) hold -inf, which loses every tie and is never among
+ * the first k <= V.
  *
  * Keys. An element x at index i ranks by (x', key) descending, x' = x with NaN read as
  * +inf and key = -i, plus 2^24 for a NaN: NaNs then come before +inf and, among equal
@@ -358,38 +360,46 @@ static bool store_topk(Sel *s) {
  * as (x', key); the integer -key masked to 24 bits gives the index back for both kinds.
  * The winner's own bits (a NaN's payload, -0 against +0) are read from the chunk.
  *
- * Heads of a row live in one vreg pair (tile t's chunk of sublane s at sublane s, lane
- * t), so a row has at most `lanes` tiles. The rounds run as a loop over rounds around a
- * software-pipelined loop over rows: every row's record (heads, and words that carry
- * values from one part of a round to a later one) is its own slot of an R-slot buffer,
- * so rows overlap. The modulo scheduler does not rename registers, so a value may live
- * no longer than one initiation interval: a round keeps none across its long waits (the
- * lane reductions, the winner's chunk address going vector -> VMEM -> SMEM by a 4-byte
- * DMA -> sld): what a later part needs it stores into the record and loads again, each
- * part addresses the record through its own induction register, and a load that must
- * not run early is ordered after a store to the record or takes its address from the
- * sld. */
+ * The stream. DMAs land each block of u tiles straight in its place in `rows` (a row's
+ * last block shifted back to end at the row's end), three in flight; the loop reads the
+ * tiles there and stores every chunk's head. The tails were filled with -inf before.
+ *
+ * Heads. Chunk (tile t, sublane s) of row r has its head at lane t of slice (r, s) in
+ * `hb`; a row's 8 slices each have one level-2 head, the best of the slice, at lane s of
+ * row r's line in `rec` (lanes past 8 -inf). Rows are packed 8 to a vreg, sublane =
+ * row, so a round advances 8 rows (a group) with one op per step: the row's best from
+ * its line in rec; the winner's chunk and slice offsets go vector -> VMEM -> SMEM (one
+ * 64-byte DMA) -> sld, and 8 loads (one per row, sublane-stride 0, combined by a tree of
+ * vsel on sublane bits) fetch the chunks and the slices; the chunks' new heads go into
+ * the slices, whose new maxima go into rec. A slice goes back with one vst per row whose
+ * sublane stride is the guard distance D (or -D): the row's own sublane lands in place,
+ * the other seven in guard space (3 D below to 7 D above the real slices, never read).
+ *
+ * A round's steps depend on each other, so the loop over groups is unrolled by a batch
+ * of up to FAST_BATCH groups whose chains the list scheduler interleaves; each group of
+ * the batch names its own slot of the shared buffers (the groups' rows are disjoint, so
+ * no two groups of a batch touch the same real bytes). */
 
-enum { FAST_TILES = 4, RING = 3 };
+enum { FAST_TILES = 8, RING = 3, FAST_BATCH = 4, GUARD_BELOW = 3, GUARD_ABOVE = 7 };
 #define KEY_NAN 16777216.0f /* 2^24: added to a NaN's key */
-
-/* Uniform words of a row's record after the two head vregs (one lane row each). */
-enum { W_XFER, W_GM, W_NB, W_CB, W_NM, W_NFI, W_COUNT };
 
 typedef struct Fast {
   int L, S, TE;        /* lanes, sublanes, elements per vreg */
   int64_t ntp;         /* tiles per row in VMEM (whole blocks) */
-  int64_t pitch_b;     /* bytes per row in VMEM */
-  int64_t margin;      /* elements in front of a ring slot's block (the shifted last block) */
+  int64_t pitch_b;     /* bytes per row in `rows` (the input's element type) */
   int64_t dsz;         /* elements per DMA */
-  bool masked;         /* blocks reach past V: lanes at indices >= V become -inf */
-  int64_t rec_bytes;   /* per row: heads (x'), heads (key), the uniform words */
-  int64_t hn_off, w_off;
-  int64_t hp;          /* bytes per sublane row of the streaming pass's heads */
-  int32_t rows, rec, sx, h0, sidx;
+  int64_t hp;          /* bytes per sublane row of the stream's heads */
+  int64_t sp;          /* bytes per slice in hb (a multiple of 128) */
+  int64_t rpx;         /* bytes per row of slices (room for the last slice's 128 lanes) */
+  int64_t koff;        /* offset of the key slices after the x' slices */
+  int64_t gd;          /* guard distance: the real slices' extent, rounded */
+  int64_t R8;          /* rows rounded up to whole batches of groups */
+  int bs;              /* groups per batch */
+  int64_t nbatch;
+  int32_t rows, h0, hb, rec, xf[FAST_BATCH], xs[FAST_BATCH];
 } Fast;
 
-static int64_t word(const Fast *f, int w) { return f->w_off + (int64_t)w * f->L * 4; }
+static int64_t round_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
 
 /* Plans the fast topk; false when a row has more tiles than a vreg has lanes or the
  * buffers do not fit half of VMEM (the k-pass method then runs). */
@@ -398,66 +408,95 @@ static bool fast_plan(Sel *s, Fast *f) {
   f->L = t->vreg_lanes;
   f->S = t->vreg_sublanes;
   f->TE = f->L * f->S;
+  if (f->S != 8) return false; /* the sublane tree below has three levels */
   int64_t ntiles = (s->V + f->TE - 1) / f->TE;
   /* tiles per block: a power of two (fast_heads finds a lane's block by a bit) */
   s->u = 1;
   while (s->u * 2 <= FAST_TILES && s->u * 2 * (int64_t)f->TE <= s->V) s->u *= 2;
+  while (s->u > 1 && (ntiles + s->u - 1) / s->u * s->u > f->L) s->u /= 2;
   s->bc = (int64_t)s->u * f->TE;
   s->nblk = (ntiles + s->u - 1) / s->u;
   f->ntp = s->nblk * s->u;
   f->dsz = s->V < s->bc ? s->V : s->bc;
   s->lastcol = s->V - f->dsz;
-  f->margin = s->nblk > 1 && s->V % s->bc ? s->bc : 0;
-  f->masked = f->ntp * f->TE != s->V;
-  s->slot_bytes = (f->margin + s->bc) * s->eb;
-  f->pitch_b = f->ntp * f->TE * 4;
-  f->hn_off = (int64_t)f->TE * 4;
-  f->w_off = 2 * f->hn_off;
-  f->rec_bytes = f->w_off + (int64_t)W_COUNT * f->L * 4;
+  s->slot_bytes = 0;
+  f->pitch_b = f->ntp * f->TE * s->eb;
   f->hp = (f->ntp - 1 + f->L) * 4; /* tile t's store reaches lane t + lanes - 1 */
-  int64_t stage = s->R * s->k * 4 + f->L * 4;
-  int64_t need = s->R * f->pitch_b + s->R * (f->rec_bytes + 4 * f->S * f->hp) +
-                 RING * s->slot_bytes + stage;
-  return f->ntp <= f->L && s->R * s->k <= INT32_MAX / 4 && s->R * s->V * s->eb <= INT32_MAX &&
-         need <= s->t->vmem_bytes / 2 && s->R * s->k * 4 + s->R * 4 <= s->t->smem_bytes / 2;
+  f->sp = round_up(f->ntp * 4, 128);
+  f->rpx = 7 * f->sp + f->L * 4;
+  int64_t groups = (s->R + f->S - 1) / f->S;
+  f->bs = groups < FAST_BATCH ? (int)groups : FAST_BATCH;
+  f->nbatch = (groups + f->bs - 1) / f->bs;
+  f->R8 = f->nbatch * f->bs * f->S;
+  f->koff = f->R8 * f->rpx;
+  f->gd = round_up(2 * f->koff, 512);
+  int64_t stage = (s->R * s->k + f->R8 + f->L) * 4;
+  int64_t slices = (GUARD_BELOW + 1 + GUARD_ABOVE) * f->gd;
+  int64_t need = f->R8 * f->pitch_b + slices + s->R * 4 * f->S * f->hp + 2 * f->R8 * f->L * 4 +
+                 2 * stage + f->bs * 8 * (int64_t)f->TE;
+  return f->ntp <= f->L && s->R * s->k <= INT32_MAX / 4 && f->R8 * f->pitch_b <= INT32_MAX &&
+         s->R * s->V * s->eb <= INT32_MAX && slices <= INT32_MAX &&
+         need <= s->t->vmem_bytes / 2;
 }
 
-/* A vector load or store of vreg v at (addr + imm) in buf, sublane stride in `stride`. */
+/* A vector load or store of vreg v at (addr + imm) in buf, sublane stride in `stride`;
+ * imm is relative to buf's address. */
 static int32_t vmem(Sel *s, int op, int32_t v, int32_t addr, int32_t stride, int32_t buf,
                     int64_t imm, int access, int slot_ofs) {
   if (v < 0) v = tile_mir_vreg(s->m);
   TileMirInst in = tile_mir_inst(op, v, addr, stride, 0, (int32_t)imm);
+  in.imm_buf = buf;
   tile_mir_mem(&in, buf, access, slot_ofs);
   tile_mir_add(s->m, in);
   return v;
 }
 
-/* Issues the DMA of the block at (dp, dslot) and steps both. A row's last block is
- * shifted back to end at the row's end; it lands as far back in the slot's margin, so
- * every column sits at the same place of the slot. */
-static void fast_issue(Sel *s, Fast *f, Pos dp, int32_t dslot, int slot_ofs) {
+/* Issues the DMA of the block at (dp, drow) and steps both: columns min(b * bc, V - dsz)
+ * of the row, from x to the same columns of the row in `rows`. */
+static void fast_issue(Sel *s, Fast *f, Pos dp, int32_t drow, int32_t lastrow_d, int slot_ofs) {
   int32_t col = pos_col_bytes(s, dp);
-  int32_t bb = sop(s, TILE_MOP_MULI, dp.b, 0, (int32_t)(s->bc * s->eb));
-  int32_t dst = sop(s, TILE_MOP_SUB, col, bb, 0);
-  ins(s->m, TILE_MOP_ADD, dst, dst, dslot, 0, 0);
-  ins(s->m, TILE_MOP_ADDI, dst, dst, 0, 0, (int32_t)(f->margin * s->eb));
+  int32_t dst = sop(s, TILE_MOP_ADD, col, drow, 0);
+  TileMirInst in = tile_mir_inst(TILE_MOP_ADDI, dst, dst, 0, 0, 0);
+  in.imm_buf = f->rows;
+  tile_mir_add(s->m, in);
   int32_t src = sop(s, TILE_MOP_ADD, col, dp.row_off, 0);
-  TileMirInst in = tile_mir_inst(TILE_MOP_ADDI, src, src, 0, 0, 0);
+  in = tile_mir_inst(TILE_MOP_ADDI, src, src, 0, 0, 0);
   in.imm_buf = s->in_buf;
   tile_mir_add(s->m, in);
   tile_dma_issue(s->cx, &s->site, src, 0, dst, slot_ofs);
-  pos_advance(s, dp);
-  slot_advance(s, dslot);
+  int32_t last = pos_advance(s, dp);
+  int32_t step = sop(s, TILE_MOP_MULI, last, 0, (int32_t)f->pitch_b);
+  ins(s->m, TILE_MOP_ADD, drow, drow, step, 0, 0);
+  ins(s->m, TILE_MOP_MIN, drow, drow, lastrow_d, 0, 0);
 }
 
-/* The streaming pass: rows into VMEM, every chunk's first head into the row's heads.
- * Per tile: x' and the keys, the lane maximum (the head's x') and the first lane holding
- * it (the largest key among lanes with x' equal to it). Both are uniform along lanes and
- * are stored at lane t of a row of ntp - 1 + lanes; tile t's store also covers lanes t+1 ..,
- * which later tiles must overwrite, so two such stores must land in order. Blocks
- * alternate between the two slots of h0: the scheduler orders a block's stores after
- * those of the block two before (the same slot), and the block just before writes the
- * other copy. fast_heads takes each lane from the copy its block wrote. */
+/* -inf over each row's tail in `rows` (indices V .. ntp * TE), by whole tiles ending at
+ * the row's end; a tile reaching back before V is rewritten by the row's DMA later. */
+static void fast_fill(Sel *s, Fast *f) {
+  int64_t tail = f->ntp * f->TE - s->V;
+  if (tail <= 0) return;
+  int64_t n = (tail + f->TE - 1) / f->TE;
+  int32_t a = li_buf(s, f->rows, 0), stride = sop(s, TILE_MOP_LI, 0, 0, f->L * s->eb);
+  int op = s->elem == TILE_ELEM_BF16 ? TILE_MOP_VSTBF : TILE_MOP_VST;
+  tile_mir_loop_begin(s->m, (int32_t)s->R, 0);
+  for (int64_t q = 0; q < n; q++) {
+    TileMirInst in = tile_mir_inst(op, s->vneginf, a, stride, 0,
+                                   (int32_t)((f->ntp - 1 - q) * f->TE * s->eb));
+    tile_mir_mem(&in, f->rows, TILE_MIR_WRITE, 0);
+    tile_mir_add(s->m, in);
+  }
+  ins(s->m, TILE_MOP_ADDI, a, a, 0, 0, (int32_t)f->pitch_b);
+  tile_mir_loop_end(s->m);
+}
+
+/* The streaming pass: rows into VMEM, every chunk's first head into h0. Per tile: x' and
+ * the keys, the lane maximum (the head's x') and the first lane holding it (the largest
+ * key among lanes with x' equal to it). Both are uniform along lanes and are stored at
+ * lane t of a row of ntp - 1 + lanes; tile t's store also covers lanes t+1 .., which
+ * later tiles must overwrite, so two such stores must land in order. Blocks alternate
+ * between the two slots of h0: the scheduler orders a block's stores after those of the
+ * block two before (the same slot), and the block just before writes the other copy.
+ * fast_heads takes each lane from the copy its block wrote. */
 static void fast_stream(Sel *s, Fast *f) {
   TileMir *m = s->m;
   int32_t io = tile_mir_vreg(m);
@@ -465,21 +504,20 @@ static void fast_stream(Sel *s, Fast *f) {
   int32_t niota_f = vop(s, TILE_MOP_VSUBF, s->vzero, vop(s, TILE_MOP_VCVTIF, io, 0));
   int32_t tef = vli(s, fbits((float)f->TE));
   int32_t big = vli(s, fbits(KEY_NAN)), pinf = vli(s, fbits(INFINITY));
-  int32_t nvf = f->masked ? vli(s, fbits(-(float)s->V)) : -1;
   int32_t stride_in = sop(s, TILE_MOP_LI, 0, 0, f->L * s->eb);
-  int32_t stride_row = sop(s, TILE_MOP_LI, 0, 0, f->L * 4);
   int32_t stride_h = sop(s, TILE_MOP_LI, 0, 0, (int32_t)f->hp);
+  int32_t lastrow_d = sop(s, TILE_MOP_LI, 0, 0, (int32_t)((s->R - 1) * f->pitch_b));
   Pos dp = pos_start(s), cp = pos_start(s);
-  int32_t dslot = li_buf(s, s->slot_buf, 0), cslot = li_buf(s, s->slot_buf, 0);
-  int32_t rb = li_buf(s, f->rows, 0), rh = li_buf(s, f->h0, 0);
+  int32_t drow = sop(s, TILE_MOP_LI, 0, 0, 0);
+  int32_t rb = li_buf(s, f->rows, 0), rh = sop(s, TILE_MOP_LI, 0, 0, 0);
   int32_t copy = sop(s, TILE_MOP_LI, 0, 0, 0);
   int32_t other = sop(s, TILE_MOP_LI, 0, 0, (int32_t)(s->R * 2 * f->S * f->hp));
-  fast_issue(s, f, dp, dslot, 0);
-  fast_issue(s, f, dp, dslot, 1);
+  fast_issue(s, f, dp, drow, lastrow_d, 0);
+  fast_issue(s, f, dp, drow, lastrow_d, 1);
 
   tile_mir_loop_begin(m, (int32_t)(s->R * s->nblk), TILE_MIR_PIPELINE);
   tile_dma_wait(s->cx, &s->site, 0, 0);
-  fast_issue(s, f, dp, dslot, 2);
+  fast_issue(s, f, dp, drow, lastrow_d, 2);
   int32_t c0 = sop(s, TILE_MOP_MULI, cp.b, 0, (int32_t)s->bc);
   int32_t ha = sop(s, TILE_MOP_MULI, cp.b, 0, s->u * 4);
   ins(m, TILE_MOP_ADD, ha, ha, rh, 0, 0);
@@ -487,14 +525,14 @@ static void fast_stream(Sel *s, Fast *f) {
   ins(m, TILE_MOP_XOR, copy, copy, other, 0, 0);
   int32_t nidx = vop(s, TILE_MOP_VSUBF, niota_f,
                      vop(s, TILE_MOP_VCVTIF, vop(s, TILE_MOP_VBCAST, c0, 0), 0));
+  int ld = s->elem == TILE_ELEM_BF16 ? TILE_MOP_VLDBF : TILE_MOP_VLD;
   for (int j = 0; j < s->u; j++) {
-    int32_t x = vmem(s, s->elem == TILE_ELEM_BF16 ? TILE_MOP_VLDBF : TILE_MOP_VLD, -1, cslot,
-                     stride_in, s->slot_buf, (f->margin + (int64_t)j * f->TE) * s->eb,
-                     TILE_MIR_READ, 0);
-    /* Each value overwrites one that just died: the allocator gives every register of
-     * a pipelined loop its own machine register, so their number is what counts. */
-    if (f->masked) vset(s, TILE_MOP_VSEL, x, x, s->vneginf, vop(s, TILE_MOP_VCMPLTF, nvf, nidx));
-    vmem(s, TILE_MOP_VST, x, rb, stride_row, f->rows, (int64_t)j * f->TE * 4, TILE_MIR_WRITE, 0);
+    /* Each value overwrites one that just died, which keeps the loop's registers few. */
+    TileMirInst in = tile_mir_inst(ld, tile_mir_vreg(m), rb, stride_in, 0,
+                                   (int32_t)((int64_t)j * f->TE * s->eb));
+    tile_mir_mem(&in, f->rows, TILE_MIR_READ, 0);
+    int32_t x = in.d;
+    tile_mir_add(m, in);
     int32_t xp = vop(s, TILE_MOP_VCMPEQF, x, x);
     int32_t key = vop(s, TILE_MOP_VADDF, nidx, big);
     vset(s, TILE_MOP_VSEL, key, nidx, key, xp);
@@ -504,214 +542,276 @@ static void fast_stream(Sel *s, Fast *f) {
     int32_t fi = vop(s, TILE_MOP_VCMPLEF, mx, xp);
     vset(s, TILE_MOP_VSEL, fi, key, s->vneginf, fi);
     vset(s, TILE_MOP_XLMAX, fi, fi, 0, 0);
-    vmem(s, TILE_MOP_VST, fi, ha, stride_h, f->h0, f->S * f->hp + (int64_t)j * 4, TILE_MIR_WRITE, 0);
+    vmem(s, TILE_MOP_VST, fi, ha, stride_h, f->h0, f->S * f->hp + (int64_t)j * 4, TILE_MIR_WRITE,
+         0);
     if (j + 1 < s->u) nidx = vop(s, TILE_MOP_VSUBF, nidx, tef);
   }
   int32_t last = pos_advance(s, cp);
-  slot_advance(s, cslot);
-  ins(m, TILE_MOP_ADDI, rb, rb, 0, 0, (int32_t)(s->bc * 4));
+  ins(m, TILE_MOP_ADDI, rb, rb, 0, 0, (int32_t)(s->bc * s->eb));
   int32_t step = sop(s, TILE_MOP_MULI, last, 0, (int32_t)(2 * f->S * f->hp));
   ins(m, TILE_MOP_ADD, rh, rh, step, 0, 0);
   tile_mir_loop_end(m);
-  /* The two blocks issued past the end (re-reads of the last row's first block). */
+  /* The two blocks issued past the end (re-reads of the last row's last block). */
   tile_dma_wait(s->cx, &s->site, 0, 0);
   tile_dma_wait(s->cx, &s->site, 0, 0);
 }
 
-/* The heads of every row from h0 into its record, lanes past the row's tiles -inf.
- * Lane t came from block t / u of the row, the stream's iteration r * nblk + t / u,
- * whose parity named the copy. */
+/* Every row's heads from h0 into its slices in hb (lanes past the row's tiles -inf) and
+ * the slices' maxima into its line in rec. Lane t came from block t / u of the row, the
+ * stream's iteration r * nblk + t / u, whose parity named the copy. A slice's maximum
+ * (uniform along its sublane after xlu.lmax) reaches lane s through the diagonal: the
+ * sublane maximum of "lane == sublane ? value : -inf". */
 static void fast_heads(Sel *s, Fast *f) {
   TileMir *m = s->m;
   int32_t li0 = vop(s, TILE_MOP_VIOTA, 0, 0);
+  int32_t si0 = tile_mir_vreg(m);
+  ins(m, TILE_MOP_VIOTA, si0, 0, 0, 0, 1);
+  int32_t diag = vop(s, TILE_MOP_VCMPEQI, li0, si0);
   int32_t in_row = vop(s, TILE_MOP_VCMPLTI, li0, vli(s, (uint32_t)f->ntp));
   int32_t ub = vli(s, (uint32_t)s->u);
   int32_t odd = vop(s, TILE_MOP_VCMPEQI, vop(s, TILE_MOP_VAND, li0, ub), ub);
   int32_t flip = vli(s, (uint32_t)(s->nblk & 1));
   int32_t stride_h = sop(s, TILE_MOP_LI, 0, 0, (int32_t)f->hp);
-  int32_t stride_row = sop(s, TILE_MOP_LI, 0, 0, f->L * 4);
-  int32_t ha = li_buf(s, f->h0, 0), ra = li_buf(s, f->rec, 0);
-  int64_t copy1 = s->R * 2 * f->S * f->hp;
+  int32_t stride_sp = sop(s, TILE_MOP_LI, 0, 0, (int32_t)f->sp);
+  int32_t ha = sop(s, TILE_MOP_LI, 0, 0, 0), hr = sop(s, TILE_MOP_LI, 0, 0, 0);
+  int32_t gr = sop(s, TILE_MOP_LI, 0, 0, 0);
+  int64_t copy1 = s->R * 2 * f->S * f->hp, real = GUARD_BELOW * f->gd;
+  int32_t h[2];
   tile_mir_loop_begin(m, (int32_t)s->R, TILE_MIR_PIPELINE);
-  for (int h = 0; h < 2; h++) {
-    int64_t at = h * f->S * f->hp;
+  for (int k = 0; k < 2; k++) {
+    int64_t at = k * f->S * f->hp;
     int32_t v0 = vmem(s, TILE_MOP_VLD, -1, ha, stride_h, f->h0, at, TILE_MIR_READ, 0);
     int32_t v1 = vmem(s, TILE_MOP_VLD, -1, ha, stride_h, f->h0, at + copy1, TILE_MIR_READ, 1);
     vset(s, TILE_MOP_VSEL, v0, v1, v0, odd);
-    vmem(s, TILE_MOP_VST, vsel(s, in_row, v0, s->vneginf), ra, stride_row, f->rec,
-         h * f->hn_off, TILE_MIR_WRITE, 0);
+    h[k] = vsel(s, in_row, v0, s->vneginf);
+    vmem(s, TILE_MOP_VST, h[k], hr, stride_sp, f->hb, real + k * f->koff, TILE_MIR_WRITE, 0);
   }
+  int32_t a = vop(s, TILE_MOP_XLMAX, h[0], 0);
+  int32_t kf = vop(s, TILE_MOP_VCMPEQF, h[0], a);
+  vset(s, TILE_MOP_VSEL, kf, h[1], s->vneginf, kf);
+  vset(s, TILE_MOP_XLMAX, kf, kf, 0, 0);
+  vset(s, TILE_MOP_VSEL, a, a, s->vneginf, diag);
+  vset(s, TILE_MOP_XSMAX, a, a, 0, 0);
+  vset(s, TILE_MOP_VSEL, kf, kf, s->vneginf, diag);
+  vset(s, TILE_MOP_XSMAX, kf, kf, 0, 0);
+  vmem(s, TILE_MOP_VST, a, gr, s->zero, f->rec, 0, TILE_MIR_WRITE, 0);
+  vmem(s, TILE_MOP_VST, kf, gr, s->zero, f->rec, f->R8 * f->L * 4, TILE_MIR_WRITE, 0);
   vset(s, TILE_MOP_VXOR, odd, odd, flip, 0);
   ins(m, TILE_MOP_ADDI, ha, ha, 0, 0, (int32_t)(2 * f->S * f->hp));
-  ins(m, TILE_MOP_ADDI, ra, ra, 0, 0, (int32_t)f->rec_bytes);
+  ins(m, TILE_MOP_ADDI, hr, hr, 0, 0, (int32_t)f->rpx);
+  ins(m, TILE_MOP_ADDI, gr, gr, 0, 0, f->L * 4);
   tile_mir_loop_end(m);
 }
 
-/* Round constants. */
+/* Round constants and the registers of the loop over batches. */
 typedef struct RoundK {
-  int32_t nlane_f, chunk_f, pinf, big, stride_row; /* vregs, then an sreg */
-  int32_t mask_c, mask_i;                           /* sregs */
+  /* vregs */
+  int32_t nlane_f, pinf, big, mask24, m127, m1023, lane_t, lane_s, ebv, spv, in_row;
+  int32_t sub[3]; /* sublane bit 1, 2, 4 */
+  int32_t br, bh;  /* this batch's rows and slices offsets, broadcast */
+  /* sregs */
+  int32_t s512, s4, seb, sgd, sngd, gb, sv, si;
+  TileDmaSite xsite[FAST_BATCH];
 } RoundK;
 
-/* Induction registers of the loop over rows, one per part of a round (a register read
- * at two far-apart cycles would hold the next iteration back). */
-enum { P_HEAD, P_FIRST, P_XFER, P_CHUNK, P_NM, P_UPDATE, P_COUNT };
-
-/* One round of one row (the body of the pipelined loop). */
-static void round_body(Sel *s, Fast *f, const RoundK *c, TileDmaSite *xs, const int32_t *rp,
-                       int32_t sa, int32_t rw, int32_t sv, int32_t si) {
-  TileMir *m = s->m;
-  int32_t z = s->zero, rec = f->rec, R = TILE_MIR_READ, W = TILE_MIR_WRITE;
-  /* Values overwrite registers that just died (see fast_stream); each chain stays
-   * short, since a register lives from its first write to its last read. */
-  /* The row's best head x' ... */
-  int32_t gm = vmem(s, TILE_MOP_VLD, -1, rp[P_HEAD], c->stride_row, rec, 0, R, 0);
-  gm = vop(s, TILE_MOP_XSMAX, vop(s, TILE_MOP_XLMAX, gm, 0), 0);
-  /* ... and the largest key among heads equal to it: the row's next element. The
-   * heads are loaded again after gm's store, so they do not wait in registers. */
-  vmem(s, TILE_MOP_VST, gm, rp[P_FIRST], z, rec, word(f, W_GM), W, 0);
-  int32_t nb = vmem(s, TILE_MOP_VLD, -1, rp[P_FIRST], c->stride_row, rec, 0, R, 0);
-  int32_t hn2 = vmem(s, TILE_MOP_VLD, -1, rp[P_FIRST], c->stride_row, rec, f->hn_off, R, 0);
-  vset(s, TILE_MOP_VCMPEQF, nb, nb, gm, 0);
-  vset(s, TILE_MOP_VSEL, nb, hn2, s->vneginf, nb);
-  nb = vop(s, TILE_MOP_XSMAX, vop(s, TILE_MOP_XLMAX, nb, 0), 0);
-  /* -key as an integer goes to SMEM: masked to 24 bits it is the index for both kinds
-   * of key (the result); without the low bits of a chunk, the chunk's first index. */
-  vmem(s, TILE_MOP_VST, nb, rp[P_XFER], z, rec, word(f, W_NB), W, 0);
-  int32_t nk = vop(s, TILE_MOP_VCVTFI, nb, 0);
-  vset(s, TILE_MOP_VSUBI, nk, s->vzero, nk, 0);
-  vmem(s, TILE_MOP_VST, nk, rp[P_XFER], z, rec, word(f, W_XFER), W, 0);
-  int32_t xa = sop(s, TILE_MOP_ADDI, rp[P_XFER], 0, (int32_t)word(f, W_XFER));
-  tile_dma_issue(s->cx, xs, xa, 0, sa, 0);
-  tile_dma_wait(s->cx, xs, 0, 0);
-  int32_t cs = tile_mir_sreg(m);
-  TileMirInst ld = tile_mir_inst(TILE_MOP_SLD, cs, sa, 0, 0, 0);
-  tile_mir_mem(&ld, f->sx, TILE_MIR_READ, 0);
-  tile_mir_add(m, ld);
-  int32_t gi = sop(s, TILE_MOP_AND, cs, c->mask_i, 0);
-  TileMirInst st = tile_mir_inst(TILE_MOP_SST, gi, si, 0, 0, 0);
-  tile_mir_mem(&st, f->sidx, TILE_MIR_WRITE, 0);
-  tile_mir_add(m, st);
-  int32_t cbi = sop(s, TILE_MOP_AND, cs, c->mask_c, 0);
-
-  /* The chunk (every sublane the same run), and gm and nb back, not before cs. */
-  int32_t ca = sop(s, TILE_MOP_SHLI, cbi, 0, 2);
-  ins(m, TILE_MOP_ADD, ca, ca, rw, 0, 0);
-  int32_t x = vmem(s, TILE_MOP_VLD, -1, ca, z, f->rows, 0, R, 0);
-  int32_t rd = sop(s, TILE_MOP_AND, cs, z, 0);
-  ins(m, TILE_MOP_ADD, rd, rd, rp[P_CHUNK], 0, 0);
-  int32_t gm2 = vmem(s, TILE_MOP_VLD, -1, rd, z, rec, word(f, W_GM), R, 0);
-  int32_t nb2 = vmem(s, TILE_MOP_VLD, -1, rd, z, rec, word(f, W_NB), R, 0);
-  int32_t cbf = vop(s, TILE_MOP_VBCAST, cbi, 0);
-  vset(s, TILE_MOP_VCVTIF, cbf, cbf, 0, 0);
-  vmem(s, TILE_MOP_VST, cbf, rd, z, rec, word(f, W_CB), W, 0);
-
-  /* The chunk's elements after the winner: smaller x', or equal x' and smaller key. */
-  int32_t xp = vop(s, TILE_MOP_VSUBF, c->nlane_f, cbf); /* -index, then x' */
-  int32_t key = vop(s, TILE_MOP_VADDF, xp, c->big);
-  int32_t e = vop(s, TILE_MOP_VCMPEQF, x, x);
-  vset(s, TILE_MOP_VSEL, key, xp, key, e);
-  vset(s, TILE_MOP_VSEL, xp, x, c->pinf, e);
-  vset(s, TILE_MOP_VCMPEQF, e, xp, gm2, 0);
-  int32_t xm = vop(s, TILE_MOP_VCMPLTF, key, nb2);
-  vset(s, TILE_MOP_VCMPLTF, gm2, xp, gm2, 0);
-  vset(s, TILE_MOP_VSEL, e, xm, gm2, e);            /* eligible */
-  vset(s, TILE_MOP_VSEL, xm, xp, s->vneginf, e);
-  int32_t km = gm2;
-  vset(s, TILE_MOP_VSEL, km, key, s->vneginf, e);
-  int32_t nm = vop(s, TILE_MOP_XLMAX, xm, 0);
-  vmem(s, TILE_MOP_VST, nm, rp[P_NM], z, rec, word(f, W_NM), W, 0);
-  int32_t nfi = xm;
-  vset(s, TILE_MOP_VCMPEQF, nfi, xm, nm, 0);
-  vset(s, TILE_MOP_VSEL, nfi, km, s->vneginf, nfi);
-  nfi = vop(s, TILE_MOP_XLMAX, nfi, 0);
-  /* The winner's own bits (x' reads a NaN as +inf; the heads' maximum takes +0 over an
-   * equal -0). */
-  int32_t wv = key;
-  vset(s, TILE_MOP_VCMPEQF, wv, key, nb2, 0);
-  vset(s, TILE_MOP_VSEL, wv, x, s->vneginf, wv);
-  wv = vop(s, TILE_MOP_XLMAX, wv, 0);
-  vst0(s, s->elem == TILE_ELEM_BF16 ? TILE_MOP_VSTBF : TILE_MOP_VST, wv, sv, s->vstage, 0);
-
-  /* The chunk's new head into the row's heads, loaded again after nfi's store. */
-  int32_t ru = rp[P_UPDATE];
-  vmem(s, TILE_MOP_VST, nfi, ru, z, rec, word(f, W_NFI), W, 0);
-  int32_t h3 = vmem(s, TILE_MOP_VLD, -1, ru, c->stride_row, rec, 0, R, 0);
-  int32_t hn3 = vmem(s, TILE_MOP_VLD, -1, ru, c->stride_row, rec, f->hn_off, R, 0);
-  int32_t hm = vmem(s, TILE_MOP_VLD, -1, ru, z, rec, word(f, W_CB), R, 0);
-  int32_t nm3 = vmem(s, TILE_MOP_VLD, -1, ru, z, rec, word(f, W_NM), R, 0);
-  vset(s, TILE_MOP_VCMPEQF, hm, c->chunk_f, hm, 0);
-  vset(s, TILE_MOP_VSEL, h3, nm3, h3, hm);
-  vset(s, TILE_MOP_VSEL, hn3, nfi, hn3, hm);
-  vmem(s, TILE_MOP_VST, h3, ru, c->stride_row, rec, 0, W, 0);
-  vmem(s, TILE_MOP_VST, hn3, ru, c->stride_row, rec, f->hn_off, W, 0);
-
-  for (int p = 0; p < P_COUNT; p++) ins(m, TILE_MOP_ADDI, rp[p], rp[p], 0, 0, (int32_t)f->rec_bytes);
-  ins(m, TILE_MOP_ADDI, sa, sa, 0, 0, 4);
-  ins(m, TILE_MOP_ADDI, rw, rw, 0, 0, (int32_t)f->pitch_b);
-  ins(m, TILE_MOP_ADDI, sv, sv, 0, 0, s->eb);
-  ins(m, TILE_MOP_ADDI, si, si, 0, 0, 4);
+/* Combines eight loads, one per sublane: sublane r of the result from v[r]. */
+static int32_t sublane_tree(Sel *s, const RoundK *c, int32_t *v) {
+  for (int w = 1, lvl = 0; w < 8; w *= 2, lvl++)
+    for (int r = 0; r < 8; r += 2 * w) vset(s, TILE_MOP_VSEL, v[r], v[r + w], v[r], c->sub[lvl]);
+  return v[0];
 }
 
-/* The k rounds: a loop over rounds around a pipelined loop over rows. */
+/* One round of group j of the batch: 8 rows, sublane r = row r. */
+static void round_group(Sel *s, Fast *f, const RoundK *c, int j) {
+  TileMir *m = s->m;
+  int32_t z = s->zero, R = TILE_MIR_READ, W = TILE_MIR_WRITE;
+  int64_t line = (int64_t)j * f->S * f->L * 4, keys = f->R8 * f->L * 4;
+  /* The rows' best heads from their lines: x', then the largest key with that x'. */
+  int32_t gx = vmem(s, TILE_MOP_VLD, -1, c->gb, c->s512, f->rec, line, R, j);
+  int32_t gk = vmem(s, TILE_MOP_VLD, -1, c->gb, c->s512, f->rec, keys + line, R, j);
+  int32_t gm = vop(s, TILE_MOP_XLMAX, gx, 0);
+  int32_t nb = vop(s, TILE_MOP_VCMPEQF, gx, gm);
+  vset(s, TILE_MOP_VSEL, nb, gk, s->vneginf, nb);
+  vset(s, TILE_MOP_XLMAX, nb, nb, 0, 0);
+  /* The index, its chunk's first index cb and tile's tb, and the slice's s * 128. */
+  int32_t idx = vop(s, TILE_MOP_VCVTFI, nb, 0);
+  vset(s, TILE_MOP_VSUBI, idx, s->vzero, idx, 0);
+  vset(s, TILE_MOP_VAND, idx, idx, c->mask24, 0);
+  int32_t cb = vop(s, TILE_MOP_VAND, idx, c->m127);
+  int32_t tb = vop(s, TILE_MOP_VAND, idx, c->m1023);
+  int32_t sv = vop(s, TILE_MOP_VSUBI, cb, tb);
+  /* Byte offsets of the chunk in rows and of the slice in hb, through SMEM. */
+  int32_t co = vop(s, TILE_MOP_VMULI, cb, c->ebv);
+  vset(s, TILE_MOP_VADDI, co, co, c->br, 0);
+  int32_t ho = vop(s, TILE_MOP_VMULI, sv, c->spv);
+  vset(s, TILE_MOP_VADDI, ho, ho, c->bh, 0);
+  vmem(s, TILE_MOP_VST, co, z, c->s512, f->xf[j], 0, W, 0);
+  vmem(s, TILE_MOP_VST, ho, z, c->s512, f->xf[j], f->S * f->L * 4, W, 0);
+  tile_dma_issue(s->cx, &c->xsite[j], -1, 0, -1, 0);
+  tile_dma_wait(s->cx, &c->xsite[j], 0, 0);
+  int32_t cr[8], hr[8], ck[8], px[8], pk[8];
+  int ld = s->elem == TILE_ELEM_BF16 ? TILE_MOP_VLDBF : TILE_MOP_VLD;
+  int64_t real = GUARD_BELOW * f->gd;
+  for (int r = 0; r < 8; r++) {
+    int64_t row = (int64_t)j * 8 + r;
+    cr[r] = tile_mir_sreg(m);
+    hr[r] = tile_mir_sreg(m);
+    for (int q = 0; q < 2; q++) {
+      TileMirInst in = tile_mir_inst(TILE_MOP_SLD, q ? hr[r] : cr[r], z, 0, 0, 32 * q + 4 * r);
+      in.imm_buf = f->xs[j];
+      tile_mir_mem(&in, f->xs[j], R, 0);
+      tile_mir_add(m, in);
+    }
+    ck[r] = vmem(s, ld, -1, cr[r], z, f->rows, row * f->pitch_b, R, j);
+    px[r] = vmem(s, TILE_MOP_VLD, -1, hr[r], z, f->hb, real + row * f->rpx, R, j);
+    pk[r] = vmem(s, TILE_MOP_VLD, -1, hr[r], z, f->hb, real + f->koff + row * f->rpx, R, j);
+  }
+  int32_t x = sublane_tree(s, c, ck);
+
+  /* The chunk's elements after the winner: smaller x', or equal x' and smaller key. */
+  int32_t key = vop(s, TILE_MOP_VCVTIF, cb, 0);
+  vset(s, TILE_MOP_VSUBF, key, c->nlane_f, key, 0); /* -index */
+  int32_t e = vop(s, TILE_MOP_VCMPEQF, x, x);
+  int32_t kn = vop(s, TILE_MOP_VADDF, key, c->big);
+  vset(s, TILE_MOP_VSEL, key, key, kn, e);
+  int32_t xp = vsel(s, e, x, c->pinf);
+  int32_t lt = vop(s, TILE_MOP_VCMPLTF, xp, gm);
+  vset(s, TILE_MOP_VCMPEQF, e, xp, gm, 0);
+  vset(s, TILE_MOP_VCMPLTF, kn, key, nb, 0);
+  vset(s, TILE_MOP_VSEL, e, kn, lt, e); /* eligible */
+  int32_t xm = vsel(s, e, xp, s->vneginf);
+  int32_t km = vsel(s, e, key, s->vneginf);
+  int32_t nm = vop(s, TILE_MOP_XLMAX, xm, 0);
+  vset(s, TILE_MOP_VCMPEQF, xm, xm, nm, 0);
+  vset(s, TILE_MOP_VSEL, km, km, s->vneginf, xm);
+  int32_t nk = vop(s, TILE_MOP_XLMAX, km, 0);
+  /* The winner's own bits (x' reads a NaN as +inf; the heads' maximum takes +0 over an
+   * equal -0), and its index: sublane r to word r of the round's staging run. */
+  int32_t wv = vop(s, TILE_MOP_VCMPEQF, key, nb);
+  vset(s, TILE_MOP_VSEL, wv, x, s->vneginf, wv);
+  vset(s, TILE_MOP_XLMAX, wv, wv, 0, 0);
+  vmem(s, s->elem == TILE_ELEM_BF16 ? TILE_MOP_VSTBF : TILE_MOP_VST, wv, c->sv, c->seb, s->vstage,
+       (int64_t)j * 8 * s->eb, W, 0);
+  vmem(s, TILE_MOP_VST, idx, c->si, c->s4, s->istage, (int64_t)j * 32, W, 0);
+
+  /* The chunk's new head into its slice, the slice back (guarded), its maximum into
+   * the row's line. */
+  int32_t sx = sublane_tree(s, c, px), sk = sublane_tree(s, c, pk);
+  int32_t lm = vop(s, TILE_MOP_VCMPEQI, c->lane_t, tb);
+  vset(s, TILE_MOP_VSEL, sx, nm, sx, lm);
+  vset(s, TILE_MOP_VSEL, sk, nk, sk, lm);
+  for (int r = 0; r < 8; r++) {
+    /* Rows 0-3 step the other sublanes up by D, rows 4-7 down by -D: every stray
+     * sublane lands 3 D below to 7 D above the real slices. */
+    bool up = r < 4;
+    int64_t at = real + ((int64_t)j * 8 + r) * f->rpx + (up ? -r : r) * f->gd;
+    vmem(s, TILE_MOP_VST, sx, hr[r], up ? c->sgd : c->sngd, f->hb, at, W, j);
+    vmem(s, TILE_MOP_VST, sk, hr[r], up ? c->sgd : c->sngd, f->hb, at + f->koff, W, j);
+  }
+  if (c->in_row >= 0) {
+    sx = vsel(s, c->in_row, sx, s->vneginf);
+    sk = vsel(s, c->in_row, sk, s->vneginf);
+  }
+  int32_t tx = vop(s, TILE_MOP_XLMAX, sx, 0);
+  vset(s, TILE_MOP_VCMPEQF, lm, sx, tx, 0);
+  vset(s, TILE_MOP_VSEL, lm, sk, s->vneginf, lm);
+  int32_t tk = vop(s, TILE_MOP_XLMAX, lm, 0);
+  int32_t ls = vop(s, TILE_MOP_VCMPEQI, c->lane_s, sv);
+  vset(s, TILE_MOP_VSEL, gx, tx, gx, ls);
+  vset(s, TILE_MOP_VSEL, gk, tk, gk, ls);
+  vmem(s, TILE_MOP_VST, gx, c->gb, c->s512, f->rec, line, W, j);
+  vmem(s, TILE_MOP_VST, gk, c->gb, c->s512, f->rec, keys + line, W, j);
+}
+
+/* The k rounds: a loop over rounds around a loop over batches of groups. */
 static void fast_rounds(Sel *s, Fast *f) {
   TileMir *m = s->m;
   RoundK c;
   int32_t li0 = vop(s, TILE_MOP_VIOTA, 0, 0);
   c.nlane_f = vop(s, TILE_MOP_VSUBF, s->vzero, vop(s, TILE_MOP_VCVTIF, li0, 0));
-  /* The first index of the chunk at heads position (sublane s, lane t): t*TE + s*L. */
+  c.lane_t = vop(s, TILE_MOP_VMULI, li0, vli(s, (uint32_t)f->TE));
+  c.lane_s = vop(s, TILE_MOP_VMULI, li0, vli(s, (uint32_t)f->L));
   int32_t si0 = tile_mir_vreg(m);
   ins(m, TILE_MOP_VIOTA, si0, 0, 0, 0, 1);
-  int32_t cb = vop(s, TILE_MOP_VMULI, li0, vli(s, (uint32_t)f->S));
-  vset(s, TILE_MOP_VADDI, cb, cb, si0, 0);
-  vset(s, TILE_MOP_VMULI, cb, cb, vli(s, (uint32_t)f->L), 0);
-  c.chunk_f = vop(s, TILE_MOP_VCVTIF, cb, 0);
-  int32_t idx_bits = (1 << 24) - 1;
-  c.mask_i = sop(s, TILE_MOP_LI, 0, 0, idx_bits);
-  c.mask_c = sop(s, TILE_MOP_LI, 0, 0, idx_bits & ~(f->L - 1));
+  for (int b = 0; b < 3; b++) c.sub[b] = vop(s, TILE_MOP_VAND, si0, vli(s, 1u << b));
+  c.in_row = f->sp < f->L * 4 ? vop(s, TILE_MOP_VCMPLTI, li0, vli(s, (uint32_t)f->ntp)) : -1;
   c.pinf = vli(s, fbits(INFINITY));
   c.big = vli(s, fbits(KEY_NAN));
-  c.stride_row = sop(s, TILE_MOP_LI, 0, 0, f->L * 4);
-  TileDmaSite xs = tile_dma_site(s->cx, f->rec, word(f, W_XFER), f->sx, 0,
-                                 (TileDmaShape){.count0 = 4, .count1 = 1, .count2 = 1});
-  int32_t sv = sop(s, TILE_MOP_LI, 0, 0, 0), si = li_buf(s, f->sidx, 0);
-  int32_t rp[P_COUNT];
-  for (int p = 0; p < P_COUNT; p++) rp[p] = tile_mir_sreg(m);
-  int32_t sa = tile_mir_sreg(m), rw = tile_mir_sreg(m);
+  c.mask24 = vli(s, (1u << 24) - 1);
+  c.m127 = vli(s, ~(uint32_t)(f->L - 1));
+  c.m1023 = vli(s, ~(uint32_t)(f->TE - 1));
+  c.ebv = vli(s, (uint32_t)s->eb);
+  c.spv = vli(s, (uint32_t)(f->sp / f->L));
+  c.s512 = sop(s, TILE_MOP_LI, 0, 0, f->L * 4);
+  c.s4 = sop(s, TILE_MOP_LI, 0, 0, 4);
+  c.seb = sop(s, TILE_MOP_LI, 0, 0, s->eb);
+  c.sgd = sop(s, TILE_MOP_LI, 0, 0, (int32_t)f->gd);
+  c.sngd = sop(s, TILE_MOP_LI, 0, 0, (int32_t)-f->gd);
+  TileDmaShape xshape = {.count0 = 4, .count1 = 8, .count2 = 2,
+                         .src_stride1 = f->L * 4, .src_stride2 = f->S * f->L * 4,
+                         .dst_stride1 = 4, .dst_stride2 = 32};
+  for (int j = 0; j < f->bs; j++)
+    c.xsite[j] = tile_dma_site(s->cx, f->xf[j], 0, f->xs[j], 0, xshape);
+  int32_t rv = sop(s, TILE_MOP_LI, 0, 0, 0), ri = sop(s, TILE_MOP_LI, 0, 0, 0);
+  int32_t brow = tile_mir_sreg(m), bhs = tile_mir_sreg(m);
+  c.gb = tile_mir_sreg(m);
+  c.sv = tile_mir_sreg(m);
+  c.si = tile_mir_sreg(m);
 
   tile_mir_loop_begin(m, (int32_t)s->k, 0);
-  for (int p = 0; p < P_COUNT; p++) {
-    TileMirInst in = tile_mir_inst(TILE_MOP_LI, rp[p], 0, 0, 0, 0);
-    in.imm_buf = f->rec;
-    tile_mir_add(m, in);
-  }
-  TileMirInst in = tile_mir_inst(TILE_MOP_LI, sa, 0, 0, 0, 0);
-  in.imm_buf = f->sx;
-  tile_mir_add(m, in);
-  in = tile_mir_inst(TILE_MOP_LI, rw, 0, 0, 0, 0);
-  in.imm_buf = f->rows;
-  tile_mir_add(m, in);
-  tile_mir_loop_begin(m, (int32_t)s->R, TILE_MIR_PIPELINE);
-  round_body(s, f, &c, &xs, rp, sa, rw, sv, si);
+  ins(m, TILE_MOP_LI, brow, 0, 0, 0, 0);
+  ins(m, TILE_MOP_LI, bhs, 0, 0, 0, 0);
+  ins(m, TILE_MOP_LI, c.gb, 0, 0, 0, 0);
+  ins(m, TILE_MOP_MOV, c.sv, rv, 0, 0, 0);
+  ins(m, TILE_MOP_MOV, c.si, ri, 0, 0, 0);
+  tile_mir_loop_begin(m, (int32_t)f->nbatch, 0);
+  c.br = vop(s, TILE_MOP_VBCAST, brow, 0);
+  c.bh = vop(s, TILE_MOP_VBCAST, bhs, 0);
+  for (int j = 0; j < f->bs; j++) round_group(s, f, &c, j);
+  int64_t rows = (int64_t)f->bs * f->S;
+  ins(m, TILE_MOP_ADDI, brow, brow, 0, 0, (int32_t)(rows * f->pitch_b));
+  ins(m, TILE_MOP_ADDI, bhs, bhs, 0, 0, (int32_t)(rows * f->rpx));
+  ins(m, TILE_MOP_ADDI, c.gb, c.gb, 0, 0, (int32_t)(rows * f->L * 4));
+  ins(m, TILE_MOP_ADDI, c.sv, c.sv, 0, 0, (int32_t)(rows * s->eb));
+  ins(m, TILE_MOP_ADDI, c.si, c.si, 0, 0, (int32_t)(rows * 4));
   tile_mir_loop_end(m);
+  ins(m, TILE_MOP_ADDI, rv, rv, 0, 0, (int32_t)(s->R * s->eb));
+  ins(m, TILE_MOP_ADDI, ri, ri, 0, 0, (int32_t)(s->R * 4));
   tile_mir_loop_end(m);
 }
 
-/* topk by the chunk tournament (fast_plan said it fits). */
+/* topk by the chunk tournament (fast_plan said it fits). Buffers whose slots are the
+ * groups of a batch (rows' DMA ring: the three blocks in flight) are addressed as one
+ * region; the slots only tell the scheduler which accesses may meet. */
 static void fast_topk(Sel *s, Fast *f) {
   TileMir *m = s->m;
-  f->rows = tile_mir_buffer(m, "topk.rows", TILE_SPACE_VMEM, s->R * f->pitch_b, 1, 64);
-  f->rec = tile_mir_buffer(m, "topk.heads", TILE_SPACE_VMEM, f->rec_bytes, (int32_t)s->R, 64);
-  f->sx = tile_mir_buffer(m, "topk.chunk", TILE_SPACE_SMEM, 4, (int32_t)s->R, 4);
+  int bs = f->bs;
+  f->rows = tile_mir_buffer(m, "topk.rows", TILE_SPACE_VMEM,
+                            round_up((f->R8 * f->pitch_b + RING - 1) / RING, 64), RING, 64);
+  f->hb = tile_mir_buffer(m, "topk.slices", TILE_SPACE_VMEM,
+                          round_up(((GUARD_BELOW + 1 + GUARD_ABOVE) * f->gd + bs - 1) / bs, 64),
+                          bs, 64);
+  f->rec = tile_mir_buffer(m, "topk.lines", TILE_SPACE_VMEM,
+                           round_up((2 * f->R8 * f->L * 4 + bs - 1) / bs, 64), bs, 64);
   f->h0 = tile_mir_buffer(m, "topk.heads0", TILE_SPACE_VMEM, s->R * 2 * f->S * f->hp, 2, 64);
-  f->sidx = tile_mir_buffer(m, "topk.idx", TILE_SPACE_SMEM, s->R * s->k * 4, 1, 4);
-  s->istage = f->sidx;
+  for (int j = 0; j < bs; j++) {
+    char name[32];
+    snprintf(name, sizeof name, "topk.xfer%d", j);
+    f->xf[j] = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 2 * f->S * f->L * 4, 1, 64);
+    snprintf(name, sizeof name, "topk.xoff%d", j);
+    f->xs[j] = tile_mir_buffer(m, name, TILE_SPACE_SMEM, 64, 1, 4);
+  }
+  int64_t stage = s->R * s->k + f->R8 + f->L;
+  s->vstage = tile_mir_buffer(m, "topk.val", TILE_SPACE_VMEM, round_up(stage * s->eb, 64), 1, 64);
+  s->istage = tile_mir_buffer(m, "topk.idx", TILE_SPACE_VMEM, round_up(stage * 4, 64), 1, 64);
   TileDmaShape shape = {.count0 = f->dsz * s->eb, .count1 = 1, .count2 = 1};
-  s->site = tile_dma_site(s->cx, s->in_buf, 0, s->slot_buf, 0, shape);
+  s->site = tile_dma_site(s->cx, s->in_buf, 0, f->rows, 0, shape);
+  fast_fill(s, f);
   fast_stream(s, f);
   fast_heads(s, f);
   fast_rounds(s, f);
 }
+
 
 bool tile_gen_select_top(TileLowerCtx *cx, const TileGroup *g) {
   const TileOp *op = g->ops[0];
@@ -766,16 +866,9 @@ bool tile_gen_select_top(TileLowerCtx *cx, const TileGroup *g) {
   TileTensorRef xin = tile_lower_tensor(cx, op->opnd[0].v);
   s.in_buf = xin.buf;
   s.zero = tile_lower_zero(cx);
-  s.slot_buf = tile_mir_buffer(m, "select.blocks", TILE_SPACE_VMEM, s.slot_bytes, SLOTS, 64);
-  if (!fast) s.istage = tile_mir_buffer(m, "select.idx", TILE_SPACE_VMEM, stage_bytes, 1, 64);
-  if (s.topk) {
-    s.vstage = tile_mir_buffer(m, "select.val", TILE_SPACE_VMEM, stage_bytes, 1, 64);
-    if (!fast) s.prev = tile_mir_buffer(m, "select.prev", TILE_SPACE_VMEM, s.R * 2048, 1, 64);
-  }
   s.nblkm1 = sop(&s, TILE_MOP_LI, 0, 0, (int32_t)(s.nblk - 1));
   s.lastcol_b = sop(&s, TILE_MOP_LI, 0, 0, (int32_t)(s.lastcol * s.eb));
   s.lastrow_b = sop(&s, TILE_MOP_LI, 0, 0, (int32_t)((s.R - 1) * s.V * s.eb));
-  s.slot_end = li_buf(&s, s.slot_buf, SLOTS * s.slot_bytes);
   s.vzero = vli(&s, 0);
   s.vone = vli(&s, 1);
   s.vneginf = vli(&s, fbits(-INFINITY));
@@ -783,6 +876,13 @@ bool tile_gen_select_top(TileLowerCtx *cx, const TileGroup *g) {
     fast_topk(&s, &f);
     return store_topk(&s);
   }
+  s.slot_buf = tile_mir_buffer(m, "select.blocks", TILE_SPACE_VMEM, s.slot_bytes, SLOTS, 64);
+  s.istage = tile_mir_buffer(m, "select.idx", TILE_SPACE_VMEM, stage_bytes, 1, 64);
+  if (s.topk) {
+    s.vstage = tile_mir_buffer(m, "select.val", TILE_SPACE_VMEM, stage_bytes, 1, 64);
+    s.prev = tile_mir_buffer(m, "select.prev", TILE_SPACE_VMEM, s.R * 2048, 1, 64);
+  }
+  s.slot_end = li_buf(&s, s.slot_buf, SLOTS * s.slot_bytes);
   TileDmaShape shape = {.count0 = s.masked ? s.V * s.eb : s.slot_bytes, .count1 = 1, .count2 = 1};
   s.site = tile_dma_site(cx, s.in_buf, 0, s.slot_buf, 0, shape);
   s.vc1024 = vli(&s, fbits((float)TILE_ELEMS_PER_VREG));

@@ -15,8 +15,9 @@
 #include "tile/ops.h"
 #include "tile/vliw.h"
 
-/* Compiles src for target, runs it with x bound to `x`, reads result and result1. */
-static bool compile_run(const char *target, const char *src, const float *x, size_t xbytes,
+/* Compiles src for target, runs it with x (xbytes) bound to `x`, reads result and
+ * result1. */
+static bool compile_run(const char *target, const char *src, const void *x, size_t xbytes,
                         void *out0, size_t n0, void *out1, size_t n1) {
   TileTarget t;
   TileDiag d;
@@ -42,6 +43,24 @@ static bool compile_run(const char *target, const char *src, const float *x, siz
   if (e) tile_emu_free(e);
   tile_object_free(&obj);
   return ok;
+}
+
+/* Whether src lowers to the chunk tournament (its slices buffer) on target. */
+static bool lowers_to_tournament(const char *target, const char *src) {
+  TileTarget t;
+  TileDiag d;
+  tile_diag_init(&d, stderr, "<test>", src, strlen(src));
+  if (!tile_target_load(target, &t, &d)) return false;
+  TileModule *m = parse(src);
+  if (!m) return false;
+  TileMir mir;
+  tile_mir_init(&mir, &t);
+  bool found = false;
+  if (tile_lower_func(m, m->funcs, &mir, &d))
+    for (int32_t b = 0; b < mir.nbufs; b++) found |= strcmp(mir.bufs[b].name, "topk.slices") == 0;
+  tile_mir_free(&mir);
+  tile_module_free(m);
+  return found;
 }
 
 /* a precedes b in the selection order (a at index ia, b at ib). */
@@ -103,42 +122,73 @@ static void fill(float *x, int rows, int n) {
     }
 }
 
-static void check_case(const char *target, int rows, int n, int k) {
-  char src[512];
+/* bf16 bits of f (upper half; NaNs keep a quiet payload bit). */
+static uint16_t to_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if (isnan(f)) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)(u >> 16);
+}
+static float from_bf16(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* argmax (k = 0) or topk of rows x n (bf16 input when bf16), on target, against
+ * ref_topk; with want_fast, the program must lower to the chunk tournament. */
+static void check_elem(const char *target, int rows, int n, int k, bool bf16, bool want_fast) {
+  char src[640];
+  const char *et = bf16 ? "bf16" : "f32";
   if (k == 0)
     snprintf(src, sizeof src,
-             "func @f(%%x: tensor<%dx%dxf32>) -> tensor<%dxi32> {\n"
+             "func @f(%%x: tensor<%dx%dx%s>) -> tensor<%dxi32> {\n"
              "  %%r = argmax %%x {dim = 1} : tensor<%dxi32>\n  return %%r\n}\n",
-             rows, n, rows, rows);
+             rows, n, et, rows, rows);
   else
     snprintf(src, sizeof src,
-             "func @f(%%x: tensor<%dx%dxf32>) -> (tensor<%dx%dxf32>, tensor<%dx%dxi32>) {\n"
-             "  %%v, %%i = topk %%x {k = %d} : tensor<%dx%dxf32>, tensor<%dx%dxi32>\n"
+             "func @f(%%x: tensor<%dx%dx%s>) -> (tensor<%dx%dx%s>, tensor<%dx%dxi32>) {\n"
+             "  %%v, %%i = topk %%x {k = %d} : tensor<%dx%dx%s>, tensor<%dx%dxi32>\n"
              "  return %%v, %%i\n}\n",
-             rows, n, rows, k, rows, k, k, rows, k, rows, k);
+             rows, n, et, rows, k, et, rows, k, k, rows, k, et, rows, k);
+  if (want_fast) CHECK(lowers_to_tournament(target, src));
   int kk = k ? k : 1;
-  float *x = malloc(sizeof(float) * (size_t)rows * n);
-  float *v = calloc((size_t)rows * kk, 4), *wv = calloc((size_t)rows * kk, 4);
+  size_t eb = bf16 ? 2 : 4, count = (size_t)rows * n;
+  float *x = malloc(sizeof(float) * count);
+  uint16_t *xh = malloc(2 * count);
+  float *wv = calloc((size_t)rows * kk, 4);
+  uint8_t *v = calloc((size_t)rows * kk, 4);
   int32_t *idx = calloc((size_t)rows * kk, 4), *wi = calloc((size_t)rows * kk, 4);
   fill(x, rows, n);
-  bool ran = k == 0 ? compile_run(target, src, x, sizeof(float) * rows * n, idx, 4u * rows,
-                                  NULL, 0)
-                    : compile_run(target, src, x, sizeof(float) * rows * n, v,
-                                  4u * rows * k, idx, 4u * rows * k);
+  if (bf16)
+    for (size_t i = 0; i < count; i++) x[i] = from_bf16(xh[i] = to_bf16(x[i]));
+  const void *in = bf16 ? (const void *)xh : (const void *)x;
+  bool ran = k == 0 ? compile_run(target, src, in, eb * count, idx, 4u * rows, NULL, 0)
+                    : compile_run(target, src, in, eb * count, v, eb * rows * k, idx,
+                                  4u * rows * k);
   CHECK(ran);
   for (int r = 0; r < rows && ran; r++) {
     ref_topk(x + (size_t)r * n, n, kk, wv + r * kk, wi + r * kk);
     for (int j = 0; j < kk; j++) {
       CHECK_EQ(wi[r * kk + j], idx[r * kk + j]);
-      if (k) {
+      if (k && bf16) {
+        uint16_t b;
+        memcpy(&b, v + 2 * ((size_t)r * kk + j), 2);
+        CHECK_EQ(to_bf16(wv[r * kk + j]), b);
+      } else if (k) {
         uint32_t a, b;
         memcpy(&a, &wv[r * kk + j], 4);
-        memcpy(&b, &v[r * kk + j], 4);
+        memcpy(&b, v + 4 * ((size_t)r * kk + j), 4);
         CHECK_EQ(a, b);
       }
     }
   }
-  free(x), free(v), free(wv), free(idx), free(wi);
+  free(x), free(xh), free(v), free(wv), free(idx), free(wi);
+}
+
+static void check_case(const char *target, int rows, int n, int k) {
+  check_elem(target, rows, n, k, false, false);
 }
 
 TEST(gen_select_top, argmax_tiny) {
@@ -177,6 +227,25 @@ TEST(gen_select_top, topk_tournament_v5e_like) {
   check_case("v5e-like", 8, 9000, 64);
   check_case("v5e-like", 9, 2048, 17);
   check_case("v5e-like", 9, 33000, 70); /* more rows of heads than a block's lanes */
+}
+
+/* The tournament for sure (the checks above may take the k-pass method where VMEM is
+ * short): rows packed 8 to a vreg, batches of up to 4 groups, rows padded to whole
+ * batches, slices narrower than a vreg's lanes, the last block shifted, bf16 rows. */
+TEST(gen_select_top, topk_tournament_groups_tiny) {
+  check_elem("tiny", 8, 1500, 150, false, true);  /* one group, more than a chunk taken */
+  check_elem("tiny", 5, 2500, 7, false, true);    /* padded rows */
+  check_elem("tiny", 3, 3000, 20, false, true);   /* the last block shifted */
+  check_elem("tiny", 4, 100, 5, false, true);     /* shorter than a tile */
+  check_elem("tiny", 6, 2300, 33, true, true);    /* bf16 */
+}
+
+TEST(gen_select_top, topk_tournament_groups_v5e_like) {
+  check_elem("v5e-like", 20, 2000, 9, false, true);   /* three groups */
+  check_elem("v5e-like", 40, 3000, 12, false, true);  /* two batches, padded groups */
+  check_elem("v5e-like", 9, 8192, 40, false, true);   /* whole blocks of 8 tiles */
+  check_elem("v5e-like", 10, 20000, 64, true, true);  /* bf16, several blocks */
+  check_elem("v5e-like", 3, 131072, 5, false, true);  /* a row of 128 tiles */
 }
 
 TEST(gen_select_top, refuses_inner_dim) {
