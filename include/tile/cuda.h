@@ -1,0 +1,85 @@
+/* The CUDA backend: a tensor-level `func` becomes CUDA C (one kernel per fusion group,
+ * launched in order), compiled with NVRTC at run time or nvcc ahead of time, and run
+ * through the CUDA driver API, which the runtime opens with dlopen so that a machine
+ * without a GPU still compiles and says "no CUDA device" when asked to run.
+ *
+ *   tensor IR --(decompose, fuse: the same passes as the VLIW compile)--> groups
+ *   --(backend-cuda/emit*.c)--> TileCudaProgram (CUDA C + launch plan + buffers)
+ *   --(backend-cuda/nvrtc.c or nvcc.c)--> cubin --(runtime/cuda*.c)--> GPU
+ *
+ * Buffers follow the VLIW lowering's rules (docs/compiler.md): parameters are bound
+ * buffers named after the parameter, results `result`, `result1`, ...; tensors are
+ * row-major in their element type (bf16 as raw 16-bit words, i1 as i32). */
+#ifndef TILE_CUDA_H
+#define TILE_CUDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tile/diag.h"
+#include "tile/ir.h"
+#include "tile/object.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One device buffer of the program. */
+typedef struct TileCudaBuffer {
+  char name[64];
+  uint8_t bind;  /* 0 scratch, or TileBindKind (in, out, inout) */
+  uint8_t elem;  /* TileElem */
+  int32_t rank;
+  int64_t dims[TILE_MAX_RANK];
+  int64_t bytes;
+  /* Initial contents (dense constants, iota), or NULL. */
+  uint8_t *init;
+} TileCudaBuffer;
+
+enum { TILE_CUDA_MAX_ARGS = 16 };
+
+/* One kernel launch: the kernel's name in the source, its grid and block, dynamic
+ * shared memory, and the buffers passed as its pointer arguments in order. */
+typedef struct TileCudaLaunch {
+  char kernel[64];
+  uint32_t grid[3], block[3];
+  uint32_t smem_bytes;
+  int32_t nargs;
+  int32_t args[TILE_CUDA_MAX_ARGS]; /* buffer indices */
+  const char *src_name;             /* the source op of the group, for reports */
+  TileLoc src_loc;
+} TileCudaLaunch;
+
+typedef struct TileCudaProgram {
+  char arch[16];         /* "sm_90", "sm_80", ... */
+  char *source;          /* CUDA C, NUL-terminated, self-contained (no host headers) */
+  int32_t nbufs;
+  TileCudaBuffer *bufs;
+  int32_t nlaunches;
+  TileCudaLaunch *launches;
+} TileCudaProgram;
+
+void tile_cuda_program_free(TileCudaProgram *p);
+
+/* Targets the CUDA backend answers to: "cuda-sm80", "cuda-sm90" (the driver's --target).
+ * Sets arch ("sm_90") and returns true for such a name. */
+bool tile_cuda_target(const char *name, char *arch, size_t arch_len);
+
+/* Emits CUDA C for function f of m (the tensor passes run first, inside). Anything the
+ * backend cannot express gets a diagnostic at the source location and false. */
+bool tile_cuda_emit(TileModule *m, TileFunc *f, const char *arch, TileCudaProgram *out,
+                    TileDiag *d);
+
+/* Compiles the program's source to a cubin with NVRTC (libnvrtc, opened with dlopen;
+ * a machine without it gets a diagnostic). *cubin is malloc'ed. */
+bool tile_cuda_nvrtc(const TileCudaProgram *p, uint8_t **cubin, size_t *len, TileDiag *d);
+/* The same through nvcc (/usr/local/cuda/bin/nvcc or $CUDA_HOME/bin/nvcc), ahead of
+ * time; fatbin = true makes a fatbin. */
+bool tile_cuda_nvcc(const TileCudaProgram *p, bool fatbin, uint8_t **out, size_t *len,
+                    TileDiag *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
