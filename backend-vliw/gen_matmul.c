@@ -11,7 +11,8 @@
  * between blocks:
  *
  *   block j:  record words, wait for B piece j, weights (16 vld + mxu.ldw per unit),
- *             issue B piece j + depth and the next A piece (after waiting for the last)
+ *             issue B piece j + min(depth, 2) and the next A piece (after waiting
+ *             for the last)
  *             loop A (skew trips):  push j tiles 0.., pop j-1's last skew tiles
  *             copy j-1's last rows out (a last K step)
  *             loop B (T - skew):    push j tiles skew.., pop j tiles 0..
@@ -31,6 +32,12 @@
 
 #include "gen_matmul_emit.h"
 #include "tile/ops.h"
+
+/* B pieces in flight ahead of the block reading one (at most the plan's depth): a
+ * piece takes a fraction of a block to copy, so two ahead always arrive in time, and
+ * more at once would share HBM with the first slab and the next block's piece, which
+ * are needed sooner. */
+enum { MM_B_AHEAD = 2 };
 
 static TileMirInst ins(int op, int32_t d, int32_t a, int32_t b, int32_t c, int64_t imm) {
   return tile_mir_inst(op, d, a, b, c, (int32_t)imm);
@@ -333,16 +340,15 @@ static void block(Gen *g, int64_t j) {
   int64_t s = 0;
   while (s < T) {
     if (first && s % a0t == 0 && s / a0t < p->a0pieces) {
-      /* the first slab's pieces one ahead of the rows, B pieces for the next blocks
-       * once the slab is nearly in (they share HBM with it) */
+      /* The first slab's pieces two ahead of the rows (piece 1 came with the block's
+       * start): the one after next is issued as soon as a piece is in, so HBM never
+       * waits for the rows to reach a piece; the next block's B piece once the slab is
+       * nearly in (it shares HBM with the last pieces). */
       int64_t piece = s / a0t;
       wait(g, SEM_A0, g->abuf);
-      if (piece >= 1 && piece + 1 < p->a0pieces)
-        issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
+      if (piece + 2 < p->a0pieces) issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
       if (piece == (p->a0pieces > 3 ? p->a0pieces - 3 : 0))
         issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
-      if (piece == p->a0pieces - 1)
-        for (int64_t i = 1; i < p->depth; i++) issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
     }
     if (s == D && D < T) {
       if (ka == POP_LAST) copy_out(g);
@@ -363,6 +369,12 @@ static void block(Gen *g, int64_t j) {
     }
   }
   if (D >= T && ka == POP_LAST) copy_out(g);
+  /* The B pieces of the blocks after the next only once the first slab is in and the
+   * next block's piece nearly: they are needed a block later. From here on each block
+   * issues one, so the lead stays. */
+  if (first)
+    for (int64_t i = 1; i < p->depth && i < MM_B_AHEAD; i++)
+      issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
   /* the A copy this block issued: the next slab's rows are in before its first block */
   wait(g, SEM_A, g->abuf);
   addi(g, g->rp, g->rec_bytes);

@@ -66,7 +66,8 @@ typedef struct MmPlan {
   int64_t chunks;             /* batch * MC * NG */
   /* the pipeline (gen_matmul.c draws it) */
   int64_t skew;               /* row tiles between a push and the pop of its result (<= T) */
-  int64_t depth;              /* B pieces copied ahead of the block that reads them */
+  int64_t depth;              /* B ring slots: pieces in flight past the one being read
+                               * (gen_matmul.c copies min(depth, 2) ahead) */
   int64_t apieces, arows;     /* pieces (and rows in each) an A slab is copied in */
   int64_t a0pieces, a0rows;   /* the same for the first slab, copied before the first block */
   int64_t q, nout;            /* row tiles per copy out, copies per last-step block */

@@ -3,8 +3,9 @@
  * issues them (gen_matmul_emit.h says why tables).
  *
  * Copies and the semaphores they signal:
- *   - B pieces (one block of weights each) into a ring of `depth` slots; piece j + depth
- *     is issued by block j once it has read piece j. Pieces of the padded last K step
+ *   - B pieces (one block of weights each) into a ring of `depth` slots; piece
+ *     j + min(depth, 2) is issued by block j once it has read piece j (the table holds
+ *     depth placeholders, enough for any lead up to the ring's size). Pieces of the padded last K step
  *     are smaller and signal their own semaphore, so the pieces behind each semaphore
  *     are alike and complete in issue order. Past the last block the table holds
  *     placeholders (a 4-byte SMEM copy signalling nothing), so every block issues one.
