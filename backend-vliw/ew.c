@@ -18,7 +18,8 @@
  *   - sqrt(x) = x rsqrt(x) with one Newton correction in fma (within an ulp of the
  *     correctly rounded root, tiny x scaled first); 0, -0 and +inf pass through,
  *     negatives give NaN.
- *   - exp, log, tanh, rsqrt are the machine's; recip is vrcp; logistic 1 / (1 + e^-x).
+ *   - exp, log, tanh, rsqrt are the machine's; recip is vrcp; logistic 1 / (1 + e^-|x|),
+ *     times e^-|x| for x < 0.
  *   - pow(x, y) = e^(y ln|x|) with the rounding of the product carried by fma (within
  *     about 1 + |y ln|x|| ulp of powf: the log's rounding times |y|), and C's special cases: x^0 =
  *     1, 1^y = 1, (-1)^inf = 1, finite negative bases only for integer exponents (odd
@@ -487,9 +488,14 @@ static int32_t emit_op(Ew *e, const TileOp *op, const int32_t *v) {
     return op2(e, TILE_MOP_VXOR, operand(e, op, v, 0), k_bits(e, l == LANE_B ? I_ONE : I_M1));
   case TILE_OP_SQRT: return sqrt_f(e, operand(e, op, v, 0));
   case TILE_OP_LOGISTIC: {
-    int32_t nx = op2(e, TILE_MOP_VXOR, operand(e, op, v, 0), k_bits(e, SIGN));
-    int32_t d = op2(e, TILE_MOP_VADDF, op1(e, TILE_MOP_VEXP, nx), k_bits(e, F_ONE));
-    return op1(e, TILE_MOP_VRCP, d);
+    /* t = e^-|x| never overflows: 1 / (1 + t) for x >= 0, and t / (1 + t) for x < 0,
+     * so a very negative x gives its tiny (subnormal) result instead of 1 / inf. */
+    int32_t x = operand(e, op, v, 0);
+    int32_t nax = op2(e, TILE_MOP_VOR, x, k_bits(e, SIGN));
+    int32_t t = op1(e, TILE_MOP_VEXP, nax);
+    int32_t r = op1(e, TILE_MOP_VRCP, op2(e, TILE_MOP_VADDF, t, k_bits(e, F_ONE)));
+    int32_t neg = op2(e, TILE_MOP_VCMPLTF, x, k_bits(e, I_ZERO));
+    return sel(e, neg, op2(e, TILE_MOP_VMULF, t, r), r);
   }
   case TILE_OP_COMPARE: return compare(e, op, v);
   case TILE_OP_SELECT:
