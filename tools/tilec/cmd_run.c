@@ -1,9 +1,12 @@
-/* `tilec run`: runs a program on the torus emulator (docs/emulator.md).
+/* `tilec run`: runs a program on the torus emulator (docs/emulator.md), or a .tile
+ * source on a GPU when --target names a CUDA target (run_cuda.c, docs/gpu.md).
  *
  *   tilec run PROGRAM [--target NAME] [--torus XxYxZ] [--threads N]
  *             [--mode functional|timing] [--in NAME=FILE.npy]... [--out NAME=FILE.npy]...
  *             [--trace FILE.json] [--stats] [--stats-json FILE|-] [--no-strict]
  *             [--watchdog N] [--help]
+ *   tilec run FILE.tile --target cuda-sm90 [--in ...] [--out ...] [--stats]
+ *             [--repeat N] [--warmup N] [--compile-only]
  *
  * PROGRAM is an object (.tobj, from `tilec asm` or the VLIW backend), assembly (.s,
  * assembled first) or a .tile source (compiled first, exactly as `tilec FILE -o
@@ -29,21 +32,20 @@
 #include "tile/npy.h"
 #include "tile/object.h"
 #include "tile/target.h"
+#include "run_cuda.h"
 #include "tilec.h"
 
 enum { MAX_BINDINGS = 64 };
 
-typedef struct Binding {
-  const char *name; /* points into argv (the part before '=') */
-  size_t name_len;
-  const char *file;
-} Binding;
+typedef TilecBinding Binding;
 
 typedef struct RunArgs {
   const char *program, *target, *torus, *trace, *stats_json, *func;
   int threads;
+  int repeat, warmup; /* GPU runs: timed and untimed runs of the launch sequence */
   TileEmuMode mode;
-  bool stats, strict, help;
+  bool stats, strict, help, compile_only;
+  const char *emu_option; /* an option only the emulator understands, if one was given */
   int64_t watchdog;
   Binding in[MAX_BINDINGS], out[MAX_BINDINGS];
   int nin, nout;
@@ -67,6 +69,12 @@ static const char usage[] =
     "                         the text)\n"
     "  --no-strict            read through hazards (old values) instead of stopping\n"
     "  --watchdog N           stop as runaway after N cycles (default: the target's)\n"
+    "on a GPU (--target cuda-sm80, cuda-sm90, ...; a .tile source; docs/gpu.md):\n"
+    "  --repeat N             time N runs and report the fastest (default 1)\n"
+    "  --warmup N             untimed runs before the timed ones (default 0)\n"
+    "  --compile-only         compile through the JIT cache and print the entry; no GPU\n"
+    "                         needed\n"
+    "  without a GPU a CUDA run says 'no CUDA device' and exits 1\n"
     "exit codes: 0 finished, 1 bad input or a fault, 2 internal error\n";
 
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
@@ -109,6 +117,11 @@ static int parse_args(int argc, char **argv, RunArgs *a) {
     }
     if (strcmp(arg, "--no-strict") == 0) {
       a->strict = false;
+      a->emu_option = arg;
+      continue;
+    }
+    if (strcmp(arg, "--compile-only") == 0) {
+      a->compile_only = true;
       continue;
     }
     if (arg[0] != '-' || !arg[1]) {
@@ -123,7 +136,7 @@ static int parse_args(int argc, char **argv, RunArgs *a) {
     static const char *const with_value[] = {"--target", "--torus",    "--threads",
                                              "--mode",   "--in",       "--out",
                                              "--trace",  "--watchdog", "--stats-json",
-                                             "--func"};
+                                             "--func",   "--repeat",   "--warmup"};
     const char *opt = NULL, *value = NULL;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) {
       size_t n = strlen(with_value[k]);
@@ -145,6 +158,10 @@ static int parse_args(int argc, char **argv, RunArgs *a) {
       value = argv[++i];
     }
     int64_t v;
+    static const char *const emulator_only[] = {"--torus",    "--threads",   "--mode", "--trace",
+                                                "--watchdog", "--stats-json"};
+    for (size_t k = 0; k < sizeof emulator_only / sizeof emulator_only[0]; k++)
+      if (strcmp(opt, emulator_only[k]) == 0) a->emu_option = emulator_only[k];
     if (strcmp(opt, "--target") == 0) a->target = value;
     else if (strcmp(opt, "--torus") == 0) a->torus = value;
     else if (strcmp(opt, "--trace") == 0) a->trace = value;
@@ -162,6 +179,13 @@ static int parse_args(int argc, char **argv, RunArgs *a) {
         return TILEC_BAD_INPUT;
       }
       a->watchdog = v;
+    } else if (strcmp(opt, "--repeat") == 0 || strcmp(opt, "--warmup") == 0) {
+      bool rep = opt[2] == 'r';
+      if (!parse_int(value, rep ? 1 : 0, 1000000, &v)) {
+        tilec_fail("run: %s takes a number from %d to 1000000, not '%s'", opt, rep ? 1 : 0, value);
+        return TILEC_BAD_INPUT;
+      }
+      *(rep ? &a->repeat : &a->warmup) = (int)v;
     } else if (strcmp(opt, "--mode") == 0) {
       if (!tile_emu_mode_parse(value, &a->mode)) {
         tilec_fail("run: --mode is 'functional' or 'timing', not '%s'", value);
@@ -270,16 +294,8 @@ static int bind_input(TileEmu *e, const TileObject *obj, const Binding *b) {
   }
   if (s->elem == TILE_ELEM_BF16 && a.elem == TILE_ELEM_F32) {
     /* f32 data for a bf16 input: rounded to nearest even, in place */
-    size_t n = a.nbytes / 4;
-    uint16_t *h = (uint16_t *)a.data;
-    for (size_t i = 0; i < n; i++) {
-      uint32_t u;
-      memcpy(&u, (uint8_t *)a.data + 4 * i, 4);
-      if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u;
-      else u += 0x7fffu + ((u >> 16) & 1u);
-      h[i] = (uint16_t)(u >> 16);
-    }
-    a.nbytes = n * 2;
+    tilec_f32_to_bf16(a.data, a.nbytes / 4);
+    a.nbytes = a.nbytes / 4 * 2;
   }
   int rc = TILEC_OK;
   if (!tile_emu_set_input(e, s->name, a.data, a.nbytes)) {
@@ -321,9 +337,33 @@ static int load_target(const RunArgs *a, const char *name, TileTarget *t) {
   return TILEC_OK;
 }
 
+/* A .tile source on a GPU (run_cuda.c). */
+static int run_cuda(const RunArgs *a, const char *arch) {
+  if (!ends_with(a->program, ".tile")) {
+    tilec_fail("run: a GPU runs .tile sources; %s is not one", a->program);
+    return TILEC_BAD_INPUT;
+  }
+  if (a->emu_option) {
+    tilec_fail("run: %s is an emulator option; %s is a GPU target", a->emu_option, a->target);
+    return TILEC_BAD_INPUT;
+  }
+  TilecCudaRun r = {.program = a->program, .func = a->func, .arch = arch, .in = a->in,
+                    .out = a->out, .nin = a->nin, .nout = a->nout, .stats = a->stats,
+                    .compile_only = a->compile_only, .warmup = a->warmup,
+                    .repeat = a->repeat ? a->repeat : 1};
+  return tilec_run_cuda(&r);
+}
+
 static int run_program(const RunArgs *a) {
   TileTarget target, *given = NULL;
   int rc;
+  char arch[16];
+  if (a->target && tilec_cuda_target(a->target, arch, sizeof arch)) return run_cuda(a, arch);
+  if (a->compile_only || a->repeat || a->warmup) {
+    tilec_fail("run: %s is for GPU runs (--target cuda-sm90, ...)",
+               a->compile_only ? "--compile-only" : a->repeat ? "--repeat" : "--warmup");
+    return TILEC_BAD_INPUT;
+  }
   if (a->target) {
     if ((rc = load_target(a, a->target, &target)) != TILEC_OK) return rc;
     given = &target;

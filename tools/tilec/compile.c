@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tile/cuda.h"
 #include "tile/mir.h"
 #include "tile/pass.h"
 #include "tile/text.h"
@@ -97,6 +98,54 @@ static int emit_vliw(TilecJob *job, FILE *out) {
   return rc;
 }
 
+/* ---- CUDA stages (include/tile/cuda.h) ---- */
+
+static bool ends_with(const char *s, const char *tail) {
+  size_t n = s ? strlen(s) : 0, t = strlen(tail);
+  return n > t && strcmp(s + n - t, tail) == 0;
+}
+
+/* The CUDA C (--emit=cuda, -S) or the GPU code: a cubin from NVRTC, or from nvcc with
+ * --nvcc; a fatbin (nvcc) for OUT.fatbin. Generated code that does not compile is the
+ * compiler's fault (exit 2), as is a missing toolkit. */
+static int emit_cuda(TilecJob *job, FILE *out) {
+  const TilecOptions *opts = job->opts;
+  TileFunc *f = NULL;
+  if (opts->func) {
+    f = tile_module_find_func(job->module, opts->func);
+    if (!f) {
+      tile_error(&job->diag, (TileLoc){0}, "no function '%s' in the module", opts->func);
+      return TILEC_BAD_INPUT;
+    }
+  } else {
+    int n = 0;
+    for (TileFunc *g = job->module->funcs; g; g = g->next) f = g, n++;
+    if (n != 1) {
+      tile_error(&job->diag, (TileLoc){0}, "the module has %d functions; choose one with "
+                 "--func NAME", n);
+      return TILEC_BAD_INPUT;
+    }
+  }
+  TileCudaProgram p;
+  if (!tile_cuda_emit(job->module, f, job->cuda_arch, &p, &job->diag))
+    return strncmp(job->diag.last, "internal error", 14) == 0 ? TILEC_INTERNAL : TILEC_BAD_INPUT;
+  int rc = TILEC_OK;
+  if (strcmp(opts->emit, "cubin") != 0) {
+    fputs(p.source, out);
+  } else {
+    uint8_t *bin = NULL;
+    size_t len = 0;
+    bool fatbin = ends_with(opts->output, ".fatbin");
+    bool ok = opts->nvcc || fatbin ? tile_cuda_nvcc(&p, fatbin, &bin, &len, &job->diag)
+                                   : tile_cuda_nvrtc(&p, &bin, &len, &job->diag);
+    if (ok) fwrite(bin, 1, len, out);
+    else rc = TILEC_INTERNAL;
+    free(bin);
+  }
+  tile_cuda_program_free(&p);
+  return rc;
+}
+
 /* One row per stage, in pipeline order; the first is the default. */
 const TilecStage tilec_stages[] = {
     {"ir", "the verified IR as parsed", false, true, NULL, emit_ir, -1},
@@ -114,6 +163,10 @@ const TilecStage tilec_stages[] = {
      TILE_VLIW_OBJECT},
     {"obj", "the object (.tobj) that `tilec run` runs", true, false, "fuse", emit_vliw,
      TILE_VLIW_OBJECT},
+    {"cuda", "CUDA C, kernels per fusion group (-S with a cuda-* target)", true, false, NULL,
+     emit_cuda, -1, true},
+    {"cubin", "GPU code: a cubin (NVRTC; nvcc with --nvcc), a fatbin for OUT.fatbin", true,
+     false, NULL, emit_cuda, -1, true},
 };
 const int tilec_nstages = (int)(sizeof tilec_stages / sizeof tilec_stages[0]);
 
@@ -177,6 +230,25 @@ int tilec_load_target(const char *name, const char *torus, TileTarget *t) {
 static int load_target(TilecJob *job) {
   const TilecOptions *opts = job->opts;
   const TilecStage *stage = tilec_find_stage(opts->emit);
+  job->cuda = opts->target && tile_cuda_target(opts->target, job->cuda_arch, sizeof job->cuda_arch);
+  if (job->cuda) {
+    if (opts->torus) {
+      tilec_fail("--torus reshapes a VLIW machine; %s is a GPU", opts->target);
+      return TILEC_BAD_INPUT;
+    }
+    /* -S (the asm stage) prints the CUDA C for a GPU. */
+    if (stage && stage->needs_target && !stage->for_cuda && strcmp(stage->name, "asm") != 0) {
+      tilec_fail("stage '%s' is for VLIW targets; with --target=%s use --emit=cuda, -S or "
+                 "-o K.cubin", stage->name, opts->target);
+      return TILEC_BAD_INPUT;
+    }
+    return TILEC_OK;
+  }
+  if (stage && stage->for_cuda) {
+    tilec_fail("--emit=%s needs a CUDA target (--target=cuda-sm80 or --target=cuda-sm90)",
+               stage->name);
+    return TILEC_BAD_INPUT;
+  }
   if (!opts->target && !opts->torus && !(stage && stage->needs_target)) return TILEC_OK;
   int rc = tilec_load_target(opts->target ? opts->target : TILEC_DEFAULT_TARGET, opts->torus,
                              &job->target);
@@ -198,6 +270,7 @@ static int run_job(TilecJob *job) {
     return TILEC_BAD_INPUT;
 
   const TilecStage *stage = tilec_find_stage(opts->emit);
+  if (job->cuda && strcmp(stage->name, "asm") == 0) stage = tilec_find_stage("cuda");
   if (opts->verify_only && !opts->summary) return TILEC_OK;
 
   /* The text is made in memory first, so a stage that fails halfway leaves no

@@ -40,6 +40,8 @@ static const Option options[] = {
      "check the program; print only errors (and --summary)"},
     {"--no-verify", NULL, offsetof(TilecOptions, no_verify),
      "print the program as parsed, unverified (parser tests)"},
+    {"--nvcc", NULL, offsetof(TilecOptions, nvcc),
+     "with --target=cuda-*: compile with nvcc instead of NVRTC (OUT.fatbin always does)"},
     {"--summary", NULL, offsetof(TilecOptions, summary),
      "then print meshes, functions and op counts as // comments"},
     {"--help", NULL, offsetof(TilecOptions, help), NULL},
@@ -137,19 +139,22 @@ static const Option *match_option(const char *arg, const char **inline_value) {
 static int check_stage(TilecOptions *opts) {
   const TilecStage *stage = tilec_find_stage(opts->emit);
   if (!stage) {
-    char names[256] = "";
+    /* The VLIW and tensor stages, then those for CUDA targets. */
+    char names[256] = "", cuda[128] = "";
     for (int i = 0; i < tilec_nstages; i++) {
-      size_t k = strlen(names);
-      snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "", tilec_stages[i].name);
+      char *list = tilec_stages[i].for_cuda ? cuda : names;
+      size_t size = tilec_stages[i].for_cuda ? sizeof cuda : sizeof names, k = strlen(list);
+      snprintf(list + k, size - k, "%s%s", k ? ", " : "", tilec_stages[i].name);
     }
-    tilec_fail("unknown stage '%s' for --emit (stages: %s)", opts->emit, names);
+    tilec_fail("unknown stage '%s' for --emit (stages: %s); for cuda-* targets: %s", opts->emit,
+               names, cuda);
     return usage_error();
   }
   if (opts->no_verify && !stage->allows_unverified) {
     tilec_fail("stage '%s' needs a verified program; drop --no-verify", stage->name);
     return usage_error();
   }
-  if (stage->vliw_stage < 0 && opts->func) {
+  if (stage->vliw_stage < 0 && !stage->for_cuda && opts->func) {
     tilec_fail("--func chooses the function to compile; stage '%s' prints the whole module",
                stage->name);
     return usage_error();
@@ -251,10 +256,13 @@ int tilec_parse_options(int argc, char **argv, TilecOptions *opts) {
     opts->emit = "asm";
   }
   if (!opts->emit) {
-    /* An object file named as the output asks for the object. */
+    /* An object file named as the output asks for the object; a cubin or fatbin,
+     * for GPU code. */
     size_t n = opts->output ? strlen(opts->output) : 0;
     bool obj = n > 5 && strcmp(opts->output + n - 5, ".tobj") == 0;
-    opts->emit = obj ? "obj" : tilec_stages[0].name;
+    bool gpu = (n > 6 && strcmp(opts->output + n - 6, ".cubin") == 0) ||
+               (n > 7 && strcmp(opts->output + n - 7, ".fatbin") == 0);
+    opts->emit = obj ? "obj" : gpu ? "cubin" : tilec_stages[0].name;
   }
   int rc = check_stage(opts);
   return rc == TILEC_OK ? check_print_after(opts) : rc;

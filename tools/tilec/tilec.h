@@ -49,6 +49,7 @@ typedef struct TilecOptions {
   bool verify_only;
   bool no_verify; /* print what was parsed without verifying it (parser tests) */
   bool summary;
+  bool nvcc;          /* CUDA targets: compile with nvcc instead of NVRTC */
   bool help, version; /* asked for inside a compile command line */
 } TilecOptions;
 
@@ -57,6 +58,8 @@ typedef struct TilecJob {
   const TilecOptions *opts;
   bool has_target;
   TileTarget target; /* loaded from --target, when given */
+  bool cuda;          /* --target names a CUDA target (cuda-sm90, ...) */
+  char cuda_arch[16]; /* its architecture, "sm_90" */
   const char *filename; /* for diagnostics: the path, or "<stdin>" */
   char *src;
   size_t len;
@@ -78,6 +81,7 @@ typedef struct TilecStage {
   const char *last_pass;  /* the pipeline's last pass this stage runs; NULL: none */
   int (*emit)(TilecJob *job, FILE *out);
   int vliw_stage;         /* the TileVliwStage it stops after; -1 for a tensor-IR stage */
+  bool for_cuda;          /* a stage of the CUDA backend (needs --target=cuda-*) */
 } TilecStage;
 
 extern const TilecStage tilec_stages[];

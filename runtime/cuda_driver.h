@@ -1,0 +1,83 @@
+/* The CUDA driver API as the runtime uses it: a table of function pointers filled with
+ * dlsym from libcuda.so.1, so nothing links against the driver and a machine without
+ * one still runs everything but the GPU. The types are the driver's own ABI (cuda.h),
+ * restated here so the build does not need the toolkit's headers. Private to runtime/. */
+#ifndef TILE_RUNTIME_CUDA_DRIVER_H
+#define TILE_RUNTIME_CUDA_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef int CUresult; /* 0 is CUDA_SUCCESS */
+typedef int CUdevice;
+typedef struct CUctx_st *CUcontext;
+typedef struct CUmod_st *CUmodule;
+typedef struct CUfunc_st *CUfunction;
+typedef struct CUstream_st *CUstream;
+typedef struct CUevent_st *CUevent;
+typedef unsigned long long CUdeviceptr;
+
+enum {
+  CU_SUCCESS = 0,
+  CU_ERROR_STUB_LIBRARY = 34,
+  CU_ERROR_NO_DEVICE = 100,
+  CU_ATTR_CC_MAJOR = 75,            /* CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR */
+  CU_ATTR_CC_MINOR = 76,            /* CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR */
+  CU_ATTR_SMEM_OPTIN = 97,          /* CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN */
+  CU_FUNC_ATTR_MAX_DYN_SMEM = 8,    /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES */
+  CU_STREAM_NON_BLOCKING = 1,
+  CU_EVENT_DEFAULT = 0,
+};
+
+/* X(return, name, symbol, parameters): one row per entry point; the symbol is the
+ * versioned name cuda.h maps the plain name to. */
+#define TILE_CUDA_DRIVER_API(X)                                                          \
+  X(CUresult, cuInit, "cuInit", (unsigned flags))                                        \
+  X(CUresult, cuDriverGetVersion, "cuDriverGetVersion", (int *version))                  \
+  X(CUresult, cuDeviceGetCount, "cuDeviceGetCount", (int *count))                        \
+  X(CUresult, cuDeviceGet, "cuDeviceGet", (CUdevice *dev, int ordinal))                  \
+  X(CUresult, cuDeviceGetName, "cuDeviceGetName", (char *name, int len, CUdevice dev))   \
+  X(CUresult, cuDeviceGetAttribute, "cuDeviceGetAttribute",                              \
+    (int *value, int attr, CUdevice dev))                                                \
+  X(CUresult, cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain",                      \
+    (CUcontext * ctx, CUdevice dev))                                                     \
+  X(CUresult, cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2", (CUdevice dev)) \
+  X(CUresult, cuCtxSetCurrent, "cuCtxSetCurrent", (CUcontext ctx))                       \
+  X(CUresult, cuModuleLoadData, "cuModuleLoadData", (CUmodule * mod, const void *image)) \
+  X(CUresult, cuModuleUnload, "cuModuleUnload", (CUmodule mod))                          \
+  X(CUresult, cuModuleGetFunction, "cuModuleGetFunction",                                \
+    (CUfunction * fn, CUmodule mod, const char *name))                                   \
+  X(CUresult, cuFuncSetAttribute, "cuFuncSetAttribute", (CUfunction fn, int attr, int v)) \
+  X(CUresult, cuMemAlloc, "cuMemAlloc_v2", (CUdeviceptr * p, size_t bytes))              \
+  X(CUresult, cuMemFree, "cuMemFree_v2", (CUdeviceptr p))                                \
+  X(CUresult, cuMemcpyHtoD, "cuMemcpyHtoD_v2", (CUdeviceptr dst, const void *src, size_t n)) \
+  X(CUresult, cuMemcpyDtoH, "cuMemcpyDtoH_v2", (void *dst, CUdeviceptr src, size_t n))  \
+  X(CUresult, cuMemsetD8, "cuMemsetD8_v2", (CUdeviceptr p, unsigned char v, size_t n))   \
+  X(CUresult, cuLaunchKernel, "cuLaunchKernel",                                          \
+    (CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,     \
+     unsigned bz, unsigned smem, CUstream s, void **params, void **extra))               \
+  X(CUresult, cuStreamCreate, "cuStreamCreate", (CUstream * s, unsigned flags))          \
+  X(CUresult, cuStreamSynchronize, "cuStreamSynchronize", (CUstream s))                  \
+  X(CUresult, cuStreamDestroy, "cuStreamDestroy_v2", (CUstream s))                       \
+  X(CUresult, cuEventCreate, "cuEventCreate", (CUevent * e, unsigned flags))             \
+  X(CUresult, cuEventRecord, "cuEventRecord", (CUevent e, CUstream s))                   \
+  X(CUresult, cuEventSynchronize, "cuEventSynchronize", (CUevent e))                     \
+  X(CUresult, cuEventDestroy, "cuEventDestroy_v2", (CUevent e))                          \
+  X(CUresult, cuGetErrorName, "cuGetErrorName", (CUresult r, const char **s))            \
+  X(CUresult, cuGetErrorString, "cuGetErrorString", (CUresult r, const char **s))
+
+typedef struct TileCudaDriver {
+#define X(ret, name, sym, params) ret(*name) params;
+  TILE_CUDA_DRIVER_API(X)
+#undef X
+  /* cuEventElapsedTime_v2 (CUDA 12.8+), else the original: the same signature. */
+  CUresult (*cuEventElapsedTime)(float *ms, CUevent start, CUevent end);
+} TileCudaDriver;
+
+/* The driver, loaded and initialized once per process (thread-safe). NULL when there is
+ * none; err then holds a sentence that starts with TILE_CUDA_NO_DEVICE. */
+const TileCudaDriver *tile_cuda_driver(char *err, size_t errlen);
+/* "CUDA_ERROR_OUT_OF_MEMORY (out of memory)" for r, in a static or the given buffer. */
+const char *tile_cuda_result_text(const TileCudaDriver *drv, CUresult r, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,265 @@
+/* `tilec run FILE.tile --target cuda-smXX`: the program is parsed and verified, the CUDA
+ * backend emits it (include/tile/cuda.h), NVRTC compiles it through the JIT cache
+ * (include/tile/cuda_runtime.h) and the runtime runs it on the first GPU; .npy inputs and
+ * outputs bind to the program's buffers by name, as on the emulator.
+ *
+ * Without a GPU the run stops with "tilec: error: no CUDA device (why)" and exit code 1
+ * before anything is compiled; --compile-only needs no GPU (it fills the cache, for a
+ * later run or a machine image). A tilec built without backend-cuda says so.
+ *
+ * Buffers hold tensors as the backend lays them out: row-major, bf16 as 16-bit words,
+ * i1 as i32 (the .npy file has one byte per i1 element; converted both ways). */
+#include "run_cuda.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tile/cuda.h"
+#include "tile/cuda_runtime.h"
+#include "tile/npy.h"
+#include "tile/text.h"
+#include "tile/verify.h"
+#include "tile/vliw.h"
+#include "tilec.h"
+
+bool tilec_cuda_target(const char *name, char *arch, size_t n) {
+#ifdef TILEC_HAVE_CUDA_BACKEND
+  return tile_cuda_target(name, arch, n);
+#else
+  /* The backend's names, so the driver still recognizes them and can say the backend
+   * is missing. */
+  if (strncmp(name, "cuda-sm", 7) != 0 || !name[7]) return false;
+  for (const char *c = name + 7; *c; c++)
+    if (!((*c >= '0' && *c <= '9') || (*c == 'a' && !c[1]))) return false;
+  snprintf(arch, n, "sm_%s", name + 7);
+  return true;
+#endif
+}
+
+void tilec_f32_to_bf16(void *data, size_t n) {
+  uint16_t *h = data;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, (uint8_t *)data + 4 * i, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u;
+    else u += 0x7fffu + ((u >> 16) & 1u);
+    h[i] = (uint16_t)(u >> 16);
+  }
+}
+
+#ifdef TILEC_HAVE_CUDA_BACKEND
+static const TileCudaBuffer *find_buffer(const TileCudaProgram *p, const TilecBinding *b,
+                                         unsigned bind) {
+  for (int i = 0; i < p->nbufs; i++)
+    if (strlen(p->bufs[i].name) == b->name_len &&
+        memcmp(p->bufs[i].name, b->name, b->name_len) == 0 && (p->bufs[i].bind & bind))
+      return &p->bufs[i];
+  tilec_fail("run: the program has no %s '%.*s'", bind == TILE_BIND_IN ? "input" : "output",
+             (int)b->name_len, b->name);
+  return NULL;
+}
+
+static int64_t numel(const TileCudaBuffer *b) {
+  int64_t n = 1;
+  for (int k = 0; k < b->rank; k++) n *= b->dims[k];
+  return n;
+}
+
+static void shape_text(TileElem e, int rank, const int64_t *dims, char *buf, size_t n) {
+  size_t k = (size_t)snprintf(buf, n, "%s [", tile_elem_name(e));
+  for (int i = 0; i < rank && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)dims[i]);
+  if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+/* Reads an input into the buffer's device layout: h->data is malloc'ed. */
+static int read_input(const TileCudaProgram *p, const TilecBinding *b, TileCudaHostBuffer *h) {
+  const TileCudaBuffer *buf = find_buffer(p, b, TILE_BIND_IN);
+  if (!buf) return TILEC_BAD_INPUT;
+  TileNpy a;
+  TileDiag d;
+  tile_diag_init(&d, stderr, b->file, NULL, 0);
+  if (!tile_npy_read_file(b->file, &a, &d)) return TILEC_BAD_INPUT;
+  bool shape_ok = a.rank == buf->rank;
+  for (int k = 0; shape_ok && k < a.rank; k++) shape_ok = a.dims[k] == buf->dims[k];
+  bool elem_ok = a.elem == buf->elem || (buf->elem == TILE_ELEM_F8E5M2 && a.elem == TILE_ELEM_F8E4M3FN) ||
+                 (buf->elem == TILE_ELEM_BF16 && a.elem == TILE_ELEM_F32);
+  if (!shape_ok || !elem_ok) {
+    char want[160], got[160];
+    shape_text((TileElem)buf->elem, buf->rank, buf->dims, want, sizeof want);
+    shape_text(a.elem, a.rank, a.dims, got, sizeof got);
+    tilec_fail("run: --in %s: '%s' is %s; %s holds %s", buf->name, buf->name, want, b->file, got);
+    tile_npy_free(&a);
+    return TILEC_BAD_INPUT;
+  }
+  const int64_t n = numel(buf);
+  if (buf->elem == TILE_ELEM_BF16 && a.elem == TILE_ELEM_F32) {
+    tilec_f32_to_bf16(a.data, (size_t)n);
+    a.nbytes = (size_t)n * 2;
+  }
+  if (buf->elem == TILE_ELEM_I1) { /* one byte per element in .npy, i32 on the GPU */
+    int32_t *w = malloc((size_t)(n > 0 ? n : 1) * sizeof *w);
+    if (!w) {
+      tile_npy_free(&a);
+      tilec_fail("run: out of memory reading %s", b->file);
+      return TILEC_INTERNAL;
+    }
+    for (int64_t i = 0; i < n; i++) w[i] = ((uint8_t *)a.data)[i] != 0;
+    free(a.data);
+    a.data = w;
+    a.nbytes = (size_t)n * sizeof *w;
+  }
+  if ((int64_t)a.nbytes != buf->bytes) {
+    tilec_fail("run: --in %s: the CUDA program holds %lld bytes for it; the array is %zu",
+               buf->name, (long long)buf->bytes, a.nbytes);
+    tile_npy_free(&a);
+    return TILEC_INTERNAL;
+  }
+  *h = (TileCudaHostBuffer){buf->name, a.data, a.nbytes};
+  return TILEC_OK;
+}
+
+static int write_output(const TileCudaBuffer *buf, const TileCudaHostBuffer *h,
+                        const char *file) {
+  void *data = h->data;
+  const int64_t n = numel(buf);
+  if (buf->elem == TILE_ELEM_I1) /* back to one byte per element, in place */
+    for (int64_t i = 0; i < n; i++) ((uint8_t *)data)[i] = ((int32_t *)data)[i] != 0;
+  TileDiag d;
+  tile_diag_init(&d, stderr, file, NULL, 0);
+  return tile_npy_write_file(file, (TileElem)buf->elem, buf->rank, buf->dims, data, &d)
+             ? TILEC_OK
+             : TILEC_INTERNAL;
+}
+
+static void print_launches(FILE *f, const TileCudaProgram *p, const TileCudaTiming *t,
+                           int repeat) {
+  fprintf(f, "%-4s %-28s %-16s %-12s %8s %10s  %s\n", "#", "kernel", "grid", "block", "smem",
+          repeat > 1 ? "best ms" : "ms", "op");
+  for (int l = 0; l < p->nlaunches; l++) {
+    const TileCudaLaunch *L = &p->launches[l];
+    char grid[48], block[48];
+    snprintf(grid, sizeof grid, "%ux%ux%u", L->grid[0], L->grid[1], L->grid[2]);
+    snprintf(block, sizeof block, "%ux%ux%u", L->block[0], L->block[1], L->block[2]);
+    fprintf(f, "%-4d %-28s %-16s %-12s %8u %10.4f  %s", l, L->kernel, grid, block, L->smem_bytes,
+            t->launch_ms[l], L->src_name ? L->src_name : "");
+    if (L->src_loc.line) fprintf(f, " (line %d)", (int)L->src_loc.line);
+    fputc('\n', f);
+  }
+}
+
+/* Runs the emitted program: inputs read, run, outputs written. */
+static int run_on_device(const TilecCudaRun *r, TileCudaDevice *dev, const TileCudaProgram *p,
+                         const uint8_t *cubin, size_t len) {
+  TileCudaHostBuffer in[64] = {0}, out[64] = {0};
+  const TileCudaBuffer *outbuf[64] = {0};
+  int rc = TILEC_OK;
+  for (int i = 0; i < r->nin && rc == TILEC_OK; i++) rc = read_input(p, &r->in[i], &in[i]);
+  for (int i = 0; i < r->nout && rc == TILEC_OK; i++) {
+    if (!(outbuf[i] = find_buffer(p, &r->out[i], TILE_BIND_OUT))) rc = TILEC_BAD_INPUT;
+    else if (!(out[i].data = malloc(outbuf[i]->bytes > 0 ? (size_t)outbuf[i]->bytes : 1)))
+      rc = TILEC_INTERNAL;
+    else out[i] = (TileCudaHostBuffer){outbuf[i]->name, out[i].data, (size_t)outbuf[i]->bytes};
+  }
+  for (int b = 0; b < p->nbufs && rc == TILEC_OK; b++) {
+    if (!(p->bufs[b].bind & TILE_BIND_IN)) continue;
+    bool given = false;
+    for (int i = 0; i < r->nin; i++) given |= strcmp(in[i].name, p->bufs[b].name) == 0;
+    if (!given)
+      fprintf(stderr, "tilec: note: input '%s' is not bound (--in); it starts as zeros\n",
+              p->bufs[b].name);
+  }
+  TileCudaTiming t = {0};
+  if (rc == TILEC_OK) {
+    TileDiag d;
+    tile_diag_init(&d, stderr, r->program, NULL, 0);
+    TileCudaRunOptions o = {.warmup = r->warmup, .repeat = r->repeat};
+    if (!tile_cuda_run(dev, p, cubin, len, in, r->nin, out, r->nout, &o, &t, &d))
+      rc = TILEC_BAD_INPUT;
+  }
+  if (rc == TILEC_OK) {
+    printf("cuda: %s (%s): %d launches, %.4f ms%s\n", tile_cuda_device_name(dev),
+           tile_cuda_device_arch(dev), p->nlaunches, t.total_ms,
+           r->repeat > 1 ? " (best of the timed runs)" : "");
+    if (r->stats) print_launches(stdout, p, &t, r->repeat);
+    fflush(stdout);
+  }
+  for (int i = 0; i < r->nout && rc == TILEC_OK; i++)
+    rc = write_output(outbuf[i], &out[i], r->out[i].file);
+  tile_cuda_timing_free(&t);
+  for (int i = 0; i < 64; i++) {
+    free(in[i].data);
+    free(out[i].data);
+  }
+  return rc;
+}
+
+static int compile_and_run(const TilecCudaRun *r, TileModule *m, TileFunc *f,
+                           TileCudaDevice *dev) {
+  TileDiag d;
+  tile_diag_init(&d, stderr, r->program, NULL, 0);
+  TileCudaProgram p = {0};
+  if (!tile_cuda_emit(m, f, r->arch, &p, &d)) {
+    tile_cuda_program_free(&p);
+    return TILEC_BAD_INPUT;
+  }
+  if (dev && !tile_cuda_device_runs(dev, p.arch)) {
+    const char *have = tile_cuda_device_arch(dev); /* "sm_90": the target is cuda-sm90 */
+    tilec_fail("run: the program is compiled for %s; %s is %s (use --target cuda-sm%s)", p.arch,
+               tile_cuda_device_name(dev), have, have + 3);
+    tile_cuda_program_free(&p);
+    return TILEC_BAD_INPUT;
+  }
+  uint8_t *cubin = NULL;
+  size_t len = 0;
+  TileCudaCacheResult cache;
+  int rc = TILEC_OK;
+  if (!tile_cuda_cache_compile(&p, tile_cuda_nvrtc, &cubin, &len, &cache, &d)) {
+    rc = TILEC_BAD_INPUT;
+  } else if (r->compile_only) {
+    printf("cubin: %s (%zu bytes, %s)\n", cache.path[0] ? cache.path : "(no cache folder)", len,
+           cache.hit ? "cache hit" : cache.stored ? "compiled, cached" : "compiled, not cached");
+    printf("key: %s\n", cache.key);
+  } else {
+    rc = run_on_device(r, dev, &p, cubin, len);
+  }
+  free(cubin);
+  tile_cuda_program_free(&p);
+  return rc;
+}
+#endif
+
+int tilec_run_cuda(const TilecCudaRun *r) {
+  char *src;
+  size_t len;
+  int rc = tilec_read_file(r->program, &src, &len);
+  if (rc != TILEC_OK) return rc;
+  TileDiag d;
+  tile_diag_init(&d, stderr, r->program, src, len);
+  TileModule *m = tile_parse(src, len, r->program, &d);
+  TileFunc *f = NULL;
+  rc = TILEC_BAD_INPUT;
+  if (m && !d.nerrors && tile_verify_module(m, &d) && !d.nerrors)
+    f = tile_vliw_find_func(m, r->func, &d);
+  TileCudaDevice *dev = NULL;
+  if (f && !r->compile_only) {
+    /* Before compiling: without a GPU there is nothing to compile for. */
+    char err[512];
+    if (!(dev = tile_cuda_device_open(0, err, sizeof err))) {
+      tilec_fail("%s", err);
+      f = NULL;
+    }
+  }
+  if (f) {
+#ifdef TILEC_HAVE_CUDA_BACKEND
+    rc = compile_and_run(r, m, f, dev);
+#else
+    tilec_fail("run: this tilec was built without the CUDA backend (backend-cuda/)");
+#endif
+  }
+  tile_cuda_device_close(dev);
+  tile_module_free(m);
+  free(src);
+  return rc;
+}
