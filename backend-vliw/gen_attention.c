@@ -6,11 +6,12 @@
  * head, computes softmax(q k^T * scale [+ top-left causal mask]) v with an online
  * softmax in f32, and writes the result in q's element type.
  *
- * This file checks the op, plans the buffers and runs the per-(b, kvh) driver: DMA of
- * Q, K^T and V one K/V head ahead of the compute (double-buffered when VMEM allows),
- * the kernel of gen_attention_rows.c (prefill) or gen_attention_block.c (decode), and
- * the DMA of the result. The shared state and the math are described in
- * gen_attention.h. */
+ * This file checks the op, plans the buffers (two sets, double-buffered, when VMEM
+ * allows), makes the DMA sites of Q, K^T, V and the result, and runs the kernel: the
+ * rows kernel (gen_attention_rows.c, prefill) issues and waits for its transfers
+ * itself; for the block kernel (gen_attention_block.c, decode) the per-(b, kvh) driver
+ * here loads one K/V head ahead of the compute and stores each result. The shared
+ * state and the math are described in gen_attention.h. */
 #include "gen_attention.h"
 
 #include <inttypes.h>
@@ -187,26 +188,22 @@ static bool plan_vmem(Attn *a) {
   a->ktbytes = a->D * a->Skp * a->esz;
   a->vbytes = a->Skp * a->lanes * a->esz;
   a->obytes = rows * a->lanes * a->osz;
+  if (!a->block) {
+    if (!attn_rows_plan(a)) return false;
+    a->obytes += attn_rows_extra_out(a);
+  }
   int64_t set = a->qbytes + a->ktbytes + a->vbytes + a->obytes;
-  /* The rows kernel's offset table: two words per query tile, in SMEM. */
-  int64_t words = a->block ? 0 : 8 * a->G * a->ntq;
-  if (words > a->t->smem_bytes / 4)
-    return tile_lower_error(a->cx, a->op,
-                            "%" PRId64 " query tiles per K/V head need a %" PRId64 "-byte "
-                            "offset table, more than a quarter of the target's %" PRId64
-                            " bytes of SMEM; use shorter sequences or fewer query heads per "
-                            "K/V head", a->G * a->ntq, words, a->t->smem_bytes);
-  int64_t kernel = a->block ? attn_block_vmem(a) : attn_rows_vmem(a);
   /* Leave room for the other groups' buffers and register spills. */
   int64_t avail = a->t->vmem_bytes - a->t->vmem_bytes / 8;
-  /* Two sets let the next K/V head's loads run under this one's compute. */
-  if (a->B * a->Hkv > 1 && kernel + 2 * set <= avail) {
-    make_buffers(a, 2);
-    return true;
-  }
-  if (kernel + set <= avail) {
-    make_buffers(a, 1);
-    return true;
+  /* Two sets let the next K/V head's loads run under this one's compute (the rows
+   * kernel then keeps two sets of its state too). */
+  int64_t kernel = 0;
+  for (int np = a->B * a->Hkv > 1 ? 2 : 1; np >= 1; np--) {
+    kernel = a->block ? attn_block_vmem(a) : attn_rows_vmem(a, np);
+    if (kernel + np * set <= avail) {
+      make_buffers(a, np);
+      return true;
+    }
   }
   return tile_lower_error(
       a->cx, a->op,
@@ -218,9 +215,6 @@ static bool plan_vmem(Attn *a) {
 
 /* ---- the DMA driver ---- */
 
-typedef struct Sites {
-  TileDmaSite q[ATTN_MAX_PAR], kt[ATTN_MAX_PAR], v[ATTN_MAX_PAR], o[ATTN_MAX_PAR];
-} Sites;
 
 /* Q rows of the G heads of (b, kvh): Sq rows of D elements per head, each row to a
  * `lanes`-wide VMEM row; heads `head_rows` rows apart in VMEM (rows kernel) or packed
@@ -246,7 +240,7 @@ static TileDmaShape o_shape(const Attn *a) {
   return r;
 }
 
-static void make_sites(Attn *a, Sites *s) {
+static void make_sites(Attn *a, AttnSites *s) {
   int e = a->esz;
   /* K^T: run (key j, dim d) of one element from k[j][d] to kt[d][j]. */
   TileDmaShape kt = {.count0 = e, .count1 = a->Sk, .count2 = a->D,
@@ -263,7 +257,7 @@ static void make_sites(Attn *a, Sites *s) {
 }
 
 /* Starts the loads of K/V head n (= b * Hkv + kvh) into set p. */
-static void issue_loads(Attn *a, Sites *s, int64_t n, int p) {
+void attn_issue_loads(Attn *a, AttnSites *s, int64_t n, int p) {
   int64_t b = n / a->Hkv, kvh = n % a->Hkv;
   int32_t qa = attn_li(a, head_offset(b, kvh * a->G, a->Hq, a->Sq, a->D, a->esz), a->q.buf);
   tile_dma_issue(a->cx, &s->q[p], qa, 0, -1, 0);
@@ -274,13 +268,13 @@ static void issue_loads(Attn *a, Sites *s, int64_t n, int p) {
   tile_dma_issue(a->cx, &s->v[p], va, 0, -1, 0);
 }
 
-static void wait_loads(Attn *a, Sites *s, int p) {
+void attn_wait_loads(Attn *a, AttnSites *s, int p) {
   tile_dma_wait(a->cx, &s->q[p], 0, 0);
   tile_dma_wait(a->cx, &s->kt[p], 0, 0);
   tile_dma_wait(a->cx, &s->v[p], 0, 0);
 }
 
-static void issue_store(Attn *a, Sites *s, int64_t n, int p) {
+void attn_issue_store(Attn *a, AttnSites *s, int64_t n, int p) {
   int64_t b = n / a->Hkv, kvh = n % a->Hkv;
   int32_t oa = attn_li(a, head_offset(b, kvh * a->G, a->Hq, a->Sq, a->D, a->osz), a->o.buf);
   tile_dma_issue(a->cx, &s->o[p], -1, 0, oa, 0);
@@ -336,7 +330,10 @@ bool tile_gen_attention(TileLowerCtx *cx, const TileGroup *g) {
       !fits_imm(&a, a.o.bytes, "the result"))
     return false;
   a.zero = tile_lower_zero(cx);
-  if (!plan_vmem(&a)) return false;
+  if (!plan_vmem(&a)) {
+    attn_rows_free(&a);
+    return false;
+  }
 
   make_constants(&a);
   /* Weight rows past D stay zero: the score units only ever load rows below D. */
@@ -349,25 +346,32 @@ bool tile_gen_attention(TileLowerCtx *cx, const TileGroup *g) {
   else
     attn_rows_setup(&a);
 
-  Sites s;
+  AttnSites s;
   make_sites(&a, &s);
+  if (!a.block) {
+    attn_rows_run(&a, &s);
+    return true;
+  }
   int64_t n_heads = a.B * a.Hkv;
-  issue_loads(&a, &s, 0, 0);
+  attn_issue_loads(&a, &s, 0, 0);
   for (int64_t n = 0; n < n_heads; n++) {
     int p = (int)(n % a.npar);
-    wait_loads(&a, &s, p);
+    attn_wait_loads(&a, &s, p);
     /* With two sets the next head's loads run under this head's compute. */
-    if (a.npar == 2 && n + 1 < n_heads) issue_loads(&a, &s, n + 1, 1 - p);
-    /* The staging buffer of set p is free once the store of head n - npar is done. */
-    if (n >= a.npar) tile_dma_wait(cx, &s.o[p], 0, 0);
-    if (a.block)
-      attn_block_emit(&a, p);
-    else
-      attn_rows_emit(&a, p);
-    issue_store(&a, &s, n, p);
-    if (a.npar == 1 && n + 1 < n_heads) issue_loads(&a, &s, n + 1, 0);
+    if (a.npar == 2 && n + 1 < n_heads) attn_issue_loads(&a, &s, n + 1, 1 - p);
+    /* The staging buffer of set p is free once the store of head n - npar is done. With
+     * one set that is the store just issued; with two, the store of head n - 2 was
+     * waited for before the store of head n - 1 was issued (below): a wait here, next
+     * to that issue, would be ordered behind that unrelated transfer's bytes. */
+    if (a.npar == 1 && n >= 1) tile_dma_wait(cx, &s.o[p], 0, 0);
+    attn_block_emit(&a, p);
+    /* The store of head n - 1 ran under this head's compute: wait for it now, before
+     * another DMA touches the result, so the set it read is free for head n + 1. */
+    if (a.npar == 2 && n >= 1) tile_dma_wait(cx, &s.o[1 - p], 0, 0);
+    attn_issue_store(&a, &s, n, p);
+    if (a.npar == 1 && n + 1 < n_heads) attn_issue_loads(&a, &s, n + 1, 0);
   }
-  for (int64_t n = n_heads - a.npar < 0 ? 0 : n_heads - a.npar; n < n_heads; n++)
-    tile_dma_wait(cx, &s.o[n % a.npar], 0, 0);
+  /* the last store (the ones before it were waited for in the loop) */
+  tile_dma_wait(cx, &s.o[(n_heads - 1) % a.npar], 0, 0);
   return true;
 }

@@ -10,24 +10,29 @@
  *     bytes, not runs, so the transpose is free), the S = Q K^T weights;
  *   - V [Skp][lanes], the P V weights;
  * with Skp = Sk rounded up to whole key blocks of `dim` keys. Then one of two kernels:
- *   - rows (gen_attention_rows.c, prefill): key blocks are the MXU weights, loaded once
- *     per group of key blocks and kept while a pipelined loop streams every 8-row query
- *     tile of the G heads past them; the running max, sum and accumulator of each tile
- *     live in VMEM between groups;
+ *   - rows (gen_attention_rows.c, prefill): key blocks are the MXU weights, a group
+ *     of them loaded at a time; every 8-row query tile of the G heads that sees the
+ *     group visits it, and the visits of all K/V heads form one sequence pipelined by
+ *     hand across the MXU latency; the running max, sum and accumulator of each tile
+ *     live in VMEM between visits. It runs its own DMAs (loads of the next K/V head
+ *     under this one's compute, the result of a K/V head under the next one's);
  *   - block (gen_attention_block.c, decode): all G x Sq query rows fit one 8-row tile;
  *     a pipelined loop over key blocks loads each block's weights and keeps the
- *     running state in registers.
- * Both write O rows to a VMEM staging buffer that the driver copies to HBM.
+ *     running state in registers; the driver runs its DMAs.
+ * Both write O rows to a VMEM staging buffer that is copied to HBM.
  *
- * Online softmax, in f32 (scores scaled by `scale` > 0; a non-positive scale is applied
- * to the scores first and the kernels then use 1): per row the negated running max
- * nm = -max(s * scale), the running sum l and the accumulator acc; for a new block of
- * scores s:  nm' = min(nm, -scale * max(s)),  alpha = e^(nm' - nm),
- * p = e^(s * scale + nm') (one fused multiply-add and an exp),
+ * Online softmax, in f32. Block kernel (scores scaled by `scale` > 0; a non-positive
+ * scale is applied to the scores first and the kernel then uses 1): per row the
+ * negated running max nm = -max(s * scale), the running sum l and the accumulator
+ * acc; for a new block of scores s:  nm' = min(nm, -scale * max(s)),
+ * alpha = e^(nm' - nm), p = e^(s * scale + nm') (one fused multiply-add and an exp),
  * l' = l * alpha + sum(p),  acc' = acc * alpha + p V, and at the end o = acc * (1 / l).
+ * Rows kernel: the score weights hold K^T * scale (any sign; rounded to bf16 like
+ * every weight), so scores s come out scaled, and pm = max(s) runs instead of nm:
+ * pm' = max(pm, max(s)), alpha = e^(pm - pm'), p = e^(s - pm'), l and acc as above.
  * Masked scores are -inf before the max, so they never raise it and their p is exactly
- * 0; every row sees at least one key (key 0, with a top-left causal mask), so nm is
- * finite after the first block. */
+ * 0; every row sees at least one key (key 0, with a top-left causal mask), so the
+ * running max is finite after the first block. */
 #ifndef TILE_GEN_ATTENTION_H
 #define TILE_GEN_ATTENTION_H
 
@@ -60,10 +65,8 @@ typedef struct Attn {
   int npar;               /* 1 or 2 buffer sets */
   int32_t qbuf[ATTN_MAX_PAR], ktbuf[ATTN_MAX_PAR], vbuf[ATTN_MAX_PAR], obuf[ATTN_MAX_PAR];
   int64_t qbytes, ktbytes, vbytes, obytes; /* one set's buffers */
-  /* rows kernel */
-  int32_t state;          /* per query tile: nm, l, alpha, acc (4 vregs of f32) */
-  int32_t bias[2];        /* causal bias tables: [0] inner groups, [1] the last group */
-  int32_t offsets;        /* SMEM: per tile-major index, its Q/O and bias offsets */
+  /* rows kernel (gen_attention_rows.c owns what `rows` points to) */
+  struct AttnRows *rows;
   /* block kernel */
   int32_t ring;           /* alpha, carried from the softmax to the accumulate */
   int32_t pos;            /* the query position of each row of the tile (i32) */
@@ -71,9 +74,19 @@ typedef struct Attn {
   int32_t v_zero, v_ninf, v_pinf, v_sc, v_nsc, v_scale;
 } Attn;
 
-/* Bytes of one f32 vreg, and of the per-tile state (nm, l, alpha, acc). */
+/* Bytes of one f32 vreg; the fields of the rows kernel's per-tile state record (f32
+ * vregs): the running max pm, the running sum l, the latest alpha, the accumulator. */
 static inline int64_t attn_vreg_bytes(const Attn *a) { return (int64_t)a->sub * a->lanes * 4; }
-enum { ATTN_ST_NM = 0, ATTN_ST_L = 1, ATTN_ST_ALPHA = 2, ATTN_ST_ACC = 3, ATTN_ST_N = 4 };
+enum { ATTN_ST_MAX = 0, ATTN_ST_L = 1, ATTN_ST_ALPHA = 2, ATTN_ST_ACC = 3, ATTN_ST_N = 4 };
+
+/* The DMA sites of the driver, one per buffer set, and the transfers of K/V head n
+ * (= b * Hkv + kvh) through them (gen_attention.c). */
+typedef struct AttnSites {
+  TileDmaSite q[ATTN_MAX_PAR], kt[ATTN_MAX_PAR], v[ATTN_MAX_PAR], o[ATTN_MAX_PAR];
+} AttnSites;
+void attn_issue_loads(Attn *a, AttnSites *s, int64_t n, int p);
+void attn_wait_loads(Attn *a, AttnSites *s, int p);
+void attn_issue_store(Attn *a, AttnSites *s, int64_t n, int p);
 
 /* ---- emitting (gen_attention.c) ---- */
 
@@ -113,10 +126,17 @@ int32_t attn_rot_next(AttnRot *r);
 
 /* VMEM each kernel needs beyond the driver's Q/K^T/V/O sets, and its set-up (tables,
  * constants) emitted once before the first (b, kvh). */
-int64_t attn_rows_vmem(const Attn *a);
+/* The rows kernel plans its visit sequence first (false with a diagnostic when its
+ * table does not fit SMEM), then sizes its VMEM, sets up, and runs every K/V head
+ * itself: its loads, compute and stores interleave across heads (gen_attention_rows.c). */
+bool attn_rows_plan(Attn *a);
+/* VMEM of the kernel's state and tables with nsets buffer sets (the last call sets the
+ * number the kernel uses). */
+int64_t attn_rows_vmem(Attn *a, int nsets);
+int64_t attn_rows_extra_out(const Attn *a); /* O staging bytes beyond the tiles */
 void attn_rows_setup(Attn *a);
-/* Computes (b, kvh) from the buffers of set `par` into obuf[par]. */
-void attn_rows_emit(Attn *a, int par);
+void attn_rows_run(Attn *a, AttnSites *s); /* frees what attn_rows_plan made */
+void attn_rows_free(Attn *a);
 
 int64_t attn_block_vmem(const Attn *a);
 void attn_block_setup(Attn *a);
