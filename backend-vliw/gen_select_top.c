@@ -374,6 +374,8 @@ static bool store_topk(Sel *s) {
  * the slices, whose new maxima go into rec. A slice goes back with one vst per row whose
  * sublane stride is the guard distance D (or -D): the row's own sublane lands in place,
  * the other seven in guard space (3 D below to 7 D above the real slices, never read).
+ * With several groups the store slot binds, so a row's x' and key slices go back in one
+ * vst (the keys rotated one sublane next to the x', stride = the key slices' offset).
  *
  * A round's steps depend on each other, so the loop over groups is unrolled by a batch
  * of up to FAST_BATCH groups whose chains the list scheduler interleaves; each group of
@@ -610,7 +612,7 @@ typedef struct RoundK {
   int32_t sub[3]; /* sublane bit 1, 2, 4 */
   int32_t br, bh;  /* this batch's rows and slices offsets, broadcast */
   /* sregs */
-  int32_t s512, s4, seb, sgd, sngd, gb, sv, si;
+  int32_t s512, s4, seb, sgd, sngd, skoff, snkoff, gb, sv, si;
   TileDmaSite xsite[FAST_BATCH];
 } RoundK;
 
@@ -700,13 +702,32 @@ static void round_group(Sel *s, Fast *f, const RoundK *c, int j) {
   int32_t lm = vop(s, TILE_MOP_VCMPEQI, c->lane_t, tb);
   vset(s, TILE_MOP_VSEL, sx, nm, sx, lm);
   vset(s, TILE_MOP_VSEL, sk, nk, sk, lm);
-  for (int r = 0; r < 8; r++) {
-    /* Rows 0-3 step the other sublanes up by D, rows 4-7 down by -D: every stray
-     * sublane lands 3 D below to 7 D above the real slices. */
-    bool up = r < 4;
-    int64_t at = real + ((int64_t)j * 8 + r) * f->rpx + (up ? -r : r) * f->gd;
-    vmem(s, TILE_MOP_VST, sx, hr[r], up ? c->sgd : c->sngd, f->hb, at, W, j);
-    vmem(s, TILE_MOP_VST, sk, hr[r], up ? c->sgd : c->sngd, f->hb, at + f->koff, W, j);
+  if (f->bs == 1) {
+    /* One group: the round's chain is the bound, so each slice goes back as soon as it
+     * is ready. Rows 0-3 step the other sublanes up by D, rows 4-7 down by -D: every
+     * stray sublane lands 3 D below to 7 D above the real slices. */
+    for (int r = 0; r < 8; r++) {
+      bool up = r < 4;
+      int64_t at = real + ((int64_t)j * 8 + r) * f->rpx + (up ? -r : r) * f->gd;
+      vmem(s, TILE_MOP_VST, sx, hr[r], up ? c->sgd : c->sngd, f->hb, at, W, j);
+      vmem(s, TILE_MOP_VST, sk, hr[r], up ? c->sgd : c->sngd, f->hb, at + f->koff, W, j);
+    }
+  } else {
+    /* Several groups: the store slot is the bound, so one store per row writes both of
+     * its slices: x' in sublane r and the key in sublane r+1 (even r) or r-1 (odd r),
+     * from the keys rotated by one sublane, at the sublane stride koff (-koff) that takes
+     * the key's sublane to the key slice. Sublane q lands (q - r) koff (even r) or
+     * (r - q) koff (odd r) from the row's x' slice: -6 to +7 koff, guard space
+     * (3 D >= 6 koff below, 7 D above). */
+    int32_t kup = tile_mir_vreg(m), kdn = tile_mir_vreg(m);
+    ins(m, TILE_MOP_XSROT, kup, sk, 0, 0, 1);
+    ins(m, TILE_MOP_XSROT, kdn, sk, 0, 0, f->S - 1);
+    int32_t pair[2] = {vsel(s, c->sub[0], kup, sx), vsel(s, c->sub[0], sx, kdn)};
+    for (int r = 0; r < 8; r++) {
+      bool even = (r & 1) == 0;
+      int64_t at = real + ((int64_t)j * 8 + r) * f->rpx + (even ? -r : r) * f->koff;
+      vmem(s, TILE_MOP_VST, pair[r & 1], hr[r], even ? c->skoff : c->snkoff, f->hb, at, W, j);
+    }
   }
   if (c->in_row >= 0) {
     sx = vsel(s, c->in_row, sx, s->vneginf);
@@ -745,8 +766,10 @@ static void fast_rounds(Sel *s, Fast *f) {
   c.s512 = sop(s, TILE_MOP_LI, 0, 0, f->L * 4);
   c.s4 = sop(s, TILE_MOP_LI, 0, 0, 4);
   c.seb = sop(s, TILE_MOP_LI, 0, 0, s->eb);
-  c.sgd = sop(s, TILE_MOP_LI, 0, 0, (int32_t)f->gd);
-  c.sngd = sop(s, TILE_MOP_LI, 0, 0, (int32_t)-f->gd);
+  /* the slices' store strides (round_group) */
+  int64_t sstep = f->bs == 1 ? f->gd : f->koff;
+  c.sgd = c.skoff = sop(s, TILE_MOP_LI, 0, 0, (int32_t)sstep);
+  c.sngd = c.snkoff = sop(s, TILE_MOP_LI, 0, 0, (int32_t)-sstep);
   TileDmaShape xshape = {.count0 = 4, .count1 = 8, .count2 = 2,
                          .src_stride1 = f->L * 4, .src_stride2 = f->S * f->L * 4,
                          .dst_stride1 = 4, .dst_stride2 = 32};
