@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cuda_internal.h"
+#include "emit_kernel.h"
 #include "tile/pass.h"
 
 /* ---- strings ---- */
@@ -367,10 +368,7 @@ bool tile_cuda_emit(TileModule *m, TileFunc *f, const char *arch, TileCudaProgra
   keeps[TILE_OP_ATTENTION] = keeps[TILE_OP_ROPE] = true;
   memset(out, 0, sizeof *out);
   snprintf(out->arch, sizeof out->arch, "%s", arch);
-  if (f->is_kernel)
-    return tile_error(d, f->loc,
-                      "the CUDA backend compiles tensor-level funcs; '%s' is a tile-level kernel",
-                      f->name);
+  if (f->is_kernel) return ce_emit_kernel(m, f, out, d); /* backend-cuda/emit_kernel.c */
   const bool *saved = m->keep_composites;
   m->keep_composites = keeps;
   TilePassStatus st = tile_run_pipeline(m, tile_pipeline, tile_pipeline_len, NULL, d);
