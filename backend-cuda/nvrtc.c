@@ -4,6 +4,7 @@
  * is compiled for the real architecture (--gpu-architecture=sm_XY), so NVRTC gives a
  * cubin; the source needs no headers. */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,14 @@ typedef struct Nvrtc {
   NvrtcResult (*destroy)(NvrtcProgram *);
 } Nvrtc;
 
-static bool open_nvrtc(Nvrtc *n, TileDiag *d) {
+/* NVRTC is loaded once per process and never unloaded: it carries its own C++ runtime,
+ * whose allocations made at load time would be lost (a leak to the sanitizers) if the
+ * library were closed. */
+static Nvrtc nvrtc_lib;
+static bool nvrtc_loaded;
+static pthread_mutex_t nvrtc_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool load_nvrtc(Nvrtc *n, TileDiag *d) {
   memset(n, 0, sizeof *n);
   char paths[4][512];
   int np = 0;
@@ -54,13 +62,21 @@ static bool open_nvrtc(Nvrtc *n, TileDiag *d) {
   for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
     *syms[i].fn = dlsym(n->lib, syms[i].name);
     if (!*syms[i].fn) {
-      dlclose(n->lib);
+      dlclose(n->lib); /* never used: nothing of it was called */
       n->lib = NULL;
       return tile_error(d, (TileLoc){0}, "NVRTC has no %s: the library is too old",
                         syms[i].name);
     }
   }
   return true;
+}
+
+static bool open_nvrtc(Nvrtc *n, TileDiag *d) {
+  pthread_mutex_lock(&nvrtc_lock);
+  bool ok = nvrtc_loaded || (nvrtc_loaded = load_nvrtc(&nvrtc_lib, d));
+  *n = nvrtc_lib;
+  pthread_mutex_unlock(&nvrtc_lock);
+  return ok;
 }
 
 bool tile_cuda_nvrtc(const TileCudaProgram *p, uint8_t **cubin, size_t *len, TileDiag *d) {
@@ -103,6 +119,5 @@ bool tile_cuda_nvrtc(const TileCudaProgram *p, uint8_t **cubin, size_t *len, Til
   ok = true;
 out:
   if (prog) n.destroy(&prog);
-  dlclose(n.lib);
   return ok;
 }

@@ -136,12 +136,15 @@ static char nvrtc_version[32] = "none";
 static pthread_once_t nvrtc_once = PTHREAD_ONCE_INIT;
 
 static void find_nvrtc_version(void) {
-  /* The same places backend-cuda looks: the loader's path, then the toolkit. */
+  /* The places backend-cuda looks, in its order: the toolkit, then the loader's path.
+   * The library stays loaded (as backend-cuda keeps it): closing it would lose what
+   * its C++ runtime allocated at load time. */
   char toolkit[512];
   const char *home = getenv("CUDA_HOME");
   snprintf(toolkit, sizeof toolkit, "%s/lib64/libnvrtc.so",
            home && *home ? home : "/usr/local/cuda");
-  const char *names[] = {"libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", toolkit};
+  const char *names[] = {toolkit, "/usr/local/cuda/lib64/libnvrtc.so", "libnvrtc.so",
+                         "libnvrtc.so.13", "libnvrtc.so.12"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
     if (!h) continue;
@@ -149,7 +152,6 @@ static void find_nvrtc_version(void) {
     *(void **)&version = dlsym(h, "nvrtcVersion");
     int major = 0, minor = 0;
     bool ok = version && version(&major, &minor) == 0;
-    dlclose(h);
     if (ok) {
       snprintf(nvrtc_version, sizeof nvrtc_version, "%d.%d", major, minor);
       return;
