@@ -85,7 +85,10 @@ static bool mir_ok(const TileMir *mir, const char *after, TileDiag *d) {
   return false;
 }
 
-/* Runs one backend step; a step that fails without a message is a compiler bug. */
+/* Judges one backend step by its result and the errors it added since errors_before,
+ * which the caller reads before the step runs (not in the same call's arguments: the
+ * order in which C evaluates them is unspecified). A step that fails without a message
+ * is a compiler bug. */
 static TilePassStatus step(bool ok, const char *what, int errors_before, TileDiag *d) {
   if (ok && d->nerrors == errors_before) return TILE_PASS_OK;
   if (d->nerrors == errors_before) {
@@ -122,13 +125,21 @@ TilePassStatus tile_vliw_compile(TileModule *m, const TileVliwOptions *o, TileOb
   j.r.mir = &mir;
   if (st != TILE_PASS_OK || !stage_done(&j, TILE_VLIW_MIR)) goto out;
 
-  st = step(tile_mir_schedule(&mir, &code, d), "scheduling", d->nerrors, d);
+  before = d->nerrors;
+  st = step(tile_mir_schedule(&mir, &code, d), "scheduling", before, d);
   j.r.code = &code;
   if (st != TILE_PASS_OK || !stage_done(&j, TILE_VLIW_SCHED)) goto out;
 
-  st = step(tile_mir_regalloc(&mir, &code, d), "register allocation", d->nerrors, d);
-  if (st == TILE_PASS_OK) st = step(tile_mir_layout(&mir, d), "layout", d->nerrors, d);
-  if (st == TILE_PASS_OK) st = step(tile_dma_check_layout(&mir, d), "layout", d->nerrors, d);
+  before = d->nerrors;
+  st = step(tile_mir_regalloc(&mir, &code, d), "register allocation", before, d);
+  if (st == TILE_PASS_OK) {
+    before = d->nerrors;
+    st = step(tile_mir_layout(&mir, d), "layout", before, d);
+  }
+  if (st == TILE_PASS_OK) {
+    before = d->nerrors;
+    st = step(tile_dma_check_layout(&mir, d), "layout", before, d);
+  }
   if (st != TILE_PASS_OK || !stage_done(&j, TILE_VLIW_ALLOC)) goto out;
 
   if (!obj) {
@@ -136,7 +147,8 @@ TilePassStatus tile_vliw_compile(TileModule *m, const TileVliwOptions *o, TileOb
     st = TILE_PASS_INTERNAL;
     goto out;
   }
-  st = step(tile_mir_emit(&mir, &code, obj, d), "emission", d->nerrors, d);
+  before = d->nerrors;
+  st = step(tile_mir_emit(&mir, &code, obj, d), "emission", before, d);
   if (st == TILE_PASS_OK) {
     snprintf(obj->target, sizeof obj->target, "%s", o->target->name);
     j.r.obj = obj;

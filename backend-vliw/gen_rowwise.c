@@ -341,6 +341,37 @@ static bool place(Rw *w) {
   return true;
 }
 
+/* Lookahead and output credits such that the group's DMAs in flight stay within the
+ * target's dma.outstanding: each streamed input has `lookahead` pieces in flight, each
+ * full-shape output `out_credit` pieces and each per-row output `row_credit` blocks.
+ * Two blocks of output credit (and a lookahead of two pieces) overlap the most; when
+ * that is too many, one block of credit; then whole-block DMAs, one in flight per
+ * stream. A group with more streams than the target has DMAs is refused. */
+static bool dma_plan(Rw *w) {
+  int64_t in = 0, full = 0, row = 0;
+  for (int i = 0; i < w->nvals; i++) {
+    const RwVal *x = &w->vals[i];
+    in += x->src == RW_STREAMED;
+    full += x->is_out && x->cls == RW_FULL;
+    row += x->is_out && x->cls == RW_ROW;
+  }
+  int64_t limit = w->t->dma_outstanding;
+  for (int step = 0; step < 3; step++) {
+    if (step == 2) w->pieces = 1;
+    w->lookahead = w->pieces >= 2 ? 2 : 1;
+    w->out_credit = step == 0 ? 2 * w->pieces : w->pieces;
+    w->row_credit = step == 0 ? 2 : 1;
+    if (in * w->lookahead + full * w->out_credit + row * w->row_credit <= limit) return true;
+  }
+  return tile_lower_error(w->cx, w->g->ops[0],
+                          "the fused group streams %lld input%s and writes %lld output%s, which "
+                          "needs %lld DMAs in flight; %s allows %lld (dma.outstanding): split "
+                          "the computation so that fewer values are read and written together",
+                          (long long)in, in == 1 ? "" : "s", (long long)(full + row),
+                          full + row == 1 ? "" : "s", (long long)(in + full + row), w->t->name,
+                          (long long)limit);
+}
+
 /* Block rows, unroll, DMA pieces, VMEM budget. */
 static bool tile_plan(Rw *w) {
   const TileTarget *t = w->t;
@@ -403,8 +434,8 @@ static bool tile_plan(Rw *w) {
         break;
       }
   }
+  if (!dma_plan(w)) return false;
   w->piece_vcols = w->vcols / w->pieces;
-  w->lookahead = w->pieces >= 2 ? 2 : 1;
   int64_t need = 2 * block_bytes + resident;
   /* VMEM is shared with the other groups' buffers and spills: take at most a quarter. */
   if (need > t->vmem_bytes / 4)

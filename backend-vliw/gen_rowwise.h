@@ -87,6 +87,12 @@ typedef struct Rw {
   int64_t nblocks, last_rows; /* last_rows: rows of the last block (<= brows) */
   int64_t pieces, piece_vcols; /* DMA pieces per block along the row, columns each */
   int lookahead;       /* pieces in flight ahead of the one computed */
+  /* DMAs each output may have in flight: full-shape outputs `out_credit` pieces (two
+   * blocks' worth, or one when the target's dma.outstanding is short; never less than
+   * a block, or the last, shorter block's waits would find no credit), per-row outputs
+   * `row_credit` blocks. */
+  int64_t out_credit;
+  int row_credit;
   int passes;
   /* values */
   RwVal vals[RW_MAX_VALS];

@@ -645,10 +645,11 @@ static void stream_setup(Rw *w, RwVal *x, bool out) {
   if (out) {
     x->reg_dst = hbm;
     x->reg_src = tile_mir_sreg(w->m);
-    /* The staging slots start free: two blocks of pieces may be written before the
-     * first wait needs a finished transfer. */
+    /* The staging slots start free: out_credit pieces (two blocks' worth, or one when
+     * the target allows fewer DMAs in flight) may be written before the first wait
+     * needs a finished transfer. */
     tile_mir_add(w->m, tile_mir_inst(TILE_MOP_SIGNAL, 0, 0, 0, x->site[0].sem,
-                                     (int32_t)(2 * w->pieces)));
+                                     (int32_t)w->out_credit));
   } else {
     x->reg_src = hbm;
     x->reg_dst = tile_mir_sreg(w->m);
@@ -672,7 +673,7 @@ static void row_output_setup(Rw *w, RwVal *x) {
   x->reg_dst = sli_buf(w, x->ref.buf);
   x->reg_src = tile_mir_sreg(w->m);
   x->reg_slot = sli(w, 0);
-  tile_mir_add(w->m, tile_mir_inst(TILE_MOP_SIGNAL, 0, 0, 0, x->site[0].sem, 2));
+  tile_mir_add(w->m, tile_mir_inst(TILE_MOP_SIGNAL, 0, 0, 0, x->site[0].sem, w->row_credit));
 }
 
 /* Constants held in vregs for the whole group: those of the elementwise ops (as many as
@@ -752,13 +753,15 @@ bool rw_emit(Rw *w) {
   if (steady > 1) tile_mir_loop_end(m);
   for (int64_t b = steady < 0 ? 0 : steady; b < w->nblocks; b++) emit_block(w, b);
 
-  /* Outputs still in flight: those not yet consumed by a wait. */
+  /* Outputs still in flight: those not yet consumed by a wait. Site 0's semaphore holds
+   * the credit less the last block's pieces when they went through site 1. */
   for (int i = 0; i < w->nvals; i++) {
     RwVal *x = &w->vals[i];
     if (!x->is_out) continue;
     int64_t per_block = x->cls == RW_FULL ? w->pieces : 1;
+    int64_t credit = x->cls == RW_FULL ? w->out_credit : w->row_credit;
     bool partial = w->last_rows != w->brows;
-    int64_t regular_left = 2 * per_block - (partial ? per_block : 0);
+    int64_t regular_left = credit - (partial ? per_block : 0);
     /* Naming the buffers orders later readers of the result after the transfers. */
     wait_n(w, &x->site[0], regular_left);
     if (partial) wait_n(w, &x->site[1], per_block);

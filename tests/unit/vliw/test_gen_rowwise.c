@@ -393,6 +393,30 @@ TEST(gen_rowwise, mir_pipelines_and_balances_semaphores) {
   CHECK(ok);
 }
 
+/* One group reading x and writing four results on tiny (8 DMAs in flight): with two
+ * blocks of credit per output it would have 1 + 4 x 2 = 9 in flight, which strict mode
+ * faults on; the plan takes one block of credit instead (found by fuzz_compile). */
+TEST(gen_rowwise, outputs_stay_within_dmas_in_flight) {
+  const char *src =
+      "func @f(%x: tensor<128x100xf32>) -> (tensor<128x100xf32>, tensor<128x100xf32>, "
+      "tensor<128x100xf32>, tensor<128x100xf32>) {\n"
+      "  %a = neg %x : tensor<128x100xf32>\n"
+      "  %b = neg %a : tensor<128x100xf32>\n"
+      "  %c = abs %a : tensor<128x100xf32>\n"
+      "  %d = exp %a : tensor<128x100xf32>\n"
+      "  %e = mul %a, %a : tensor<128x100xf32>\n"
+      "  return %b, %c, %d, %e\n}\n";
+  int64_t n = 128 * 100;
+  float *x = randn(n, 1, false), *y = calloc((size_t)n, sizeof *y);
+  Arg a = {"x", x, n, false};
+  CHECK(compile_run("tiny", src, &a, 1, y, n, false) > 0);
+  int bad = 0;
+  for (int64_t i = 0; i < n; i++) bad += y[i] != x[i];
+  CHECK_EQ(0, bad);
+  free(x);
+  free(y);
+}
+
 TEST(gen_rowwise, refuses_with_a_sentence) {
   static const struct {
     const char *src, *want;
@@ -406,6 +430,17 @@ TEST(gen_rowwise, refuses_with_a_sentence) {
       {"func @f(%x: tensor<4x8x256xf32>, %c: tensor<8x128xf32>, %s: tensor<8x128xf32>) -> "
        "tensor<4x8x256xf32> {\n  %y = rope %x, %c, %s : tensor<4x8x256xf32>\n  return %y\n}\n",
        "rope on rows of 256"},
+      /* 1 input and 9 outputs streamed at once: tiny has 8 DMAs in flight */
+      {"func @f(%x: tensor<16x256xf32>) -> (tensor<16x256xf32>, tensor<16x256xf32>, "
+       "tensor<16x256xf32>, tensor<16x256xf32>, tensor<16x256xf32>, tensor<16x256xf32>, "
+       "tensor<16x256xf32>, tensor<16x256xf32>, tensor<16x256xf32>) {\n"
+       "  %a = neg %x : tensor<16x256xf32>\n  %o0 = neg %a : tensor<16x256xf32>\n"
+       "  %o1 = abs %a : tensor<16x256xf32>\n  %o2 = exp %a : tensor<16x256xf32>\n"
+       "  %o3 = log %a : tensor<16x256xf32>\n  %o4 = tanh %a : tensor<16x256xf32>\n"
+       "  %o5 = sqrt %a : tensor<16x256xf32>\n  %o6 = recip %a : tensor<16x256xf32>\n"
+       "  %o7 = rsqrt %a : tensor<16x256xf32>\n  %o8 = logistic %a : tensor<16x256xf32>\n"
+       "  return %o0, %o1, %o2, %o3, %o4, %o5, %o6, %o7, %o8\n}\n",
+       "needs 10 DMAs in flight; tiny allows 8"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     char err[600] = "";
