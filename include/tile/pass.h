@@ -30,7 +30,13 @@ extern "C" {
     "in f32")                                                                        \
   X(fuse, tile_pass_fuse,                                                               \
     "tag ops with fusion groups (group = N): matmul epilogues, row-wise chains, "        \
-    "one group per attention, gather, selection and layout op")
+    "one group per attention, gather, selection and layout op")                        \
+  X(shard_prop, tile_pass_shard_prop,                                                   \
+    "give every tensor value of a func on a mesh a sharding (`shard`), propagated "     \
+    "from the annotations forward and backward")                                        \
+  X(spmd, tile_pass_spmd,                                                               \
+    "rewrite each func on a mesh into the per-chip program on local shapes, with "      \
+    "collectives where shardings change")
 
 /* The outcome of a pass, or of a run of passes. The values are the driver's exit
  * codes: the program was bad (errors reported), or the compiler was. */

@@ -19,8 +19,13 @@ from their formulas in ops.h, in float64, so a decomposition can be compared
 against them. Attention's causal mask is aligned top-left (query i sees keys
 j <= i); grouped K/V heads serve H/Hkv consecutive query heads each.
 
+Collectives need a mesh: `Module.run` (one chip) raises NotImplementedError on
+them; `Module.run_spmd` evaluates a per-chip program (the output of the spmd pass)
+on every chip of a simulated mesh, one array per chip, and implements each
+collective across the chips by its semantics in ops.h (see run_spmd).
+
 What is not evaluated raises NotImplementedError with the reason: kernels and
-tile-level ops (buffers, DMA), collectives (a program of one chip has no peers),
+tile-level ops (buffers, DMA), collectives in `run`,
 and the f8 types (storage-only in the Tile IR). Undefined behaviour raises
 TileRefError instead of producing a number: integer division by zero, gather
 indices out of range, float-to-integer conversion of NaN or out-of-range values.
@@ -769,6 +774,143 @@ class Module:
             env.update(zip(iters, carried))
             carried = self._region(body, env) or carried
         return carried
+
+
+    def run_spmd(self, name, axes, in_shards, out_shards, *args):
+        """Evaluates the per-chip func @name on every chip of a mesh whose axes are
+        `axes` (an ordered dict name -> size) and returns the global results.
+
+        Global argument i is cut into per-chip shards by in_shards[i] and the global
+        results are put together from the chips' results by out_shards (shardings as
+        the parser reads `shard` attributes: per dim NONE, an axis name or a tuple of
+        names, major to minor). A chip's block of a dim split over axes (a, b) is
+        number coord(a) * size(b) + coord(b). A collective over axes A combines the
+        chips that agree on every other axis, in that order of their A coordinates."""
+        f = self.func(name)
+        names = list(axes)
+        chips = [dict(zip(names, c)) for c in np.ndindex(*[axes[a] for a in names])]
+        envs = []
+        for chip in chips:
+            env = {}
+            for (pname, ptype, _), a, sh in zip(f.params, args, in_shards):
+                env[pname] = fit(_block(np.asarray(a), sh, chip, axes), ptype,
+                                 "argument %%%s of @%s" % (pname, name))
+            envs.append(env)
+        with np.errstate(all="ignore"):
+            for op in f.body.ops:
+                if op.name == "return":
+                    outs = [[env[u.name] for u in op.operands] for env in envs]
+                    break
+                if op.name in _MESH_OPS:
+                    vals = [widen(env[op.operands[0].name]) for env in envs]
+                    res = _MESH_OPS[op.name](op, vals, chips, axes)
+                    for env, x in zip(envs, res):
+                        env[op.results[0][0]] = fit(x, op.results[0][1],
+                                                    "%s: %%%s" % (op.where, op.results[0][0]))
+                else:
+                    for env in envs:
+                        self._op(op, env)
+            else:
+                raise TileRefError("@%s has no return" % name)
+        results = []
+        for i, sh in enumerate(out_shards):
+            parts = [o[i] for o in outs]
+            shape = [n * _parts(sh, d, axes) for d, n in enumerate(parts[0].shape)]
+            full = np.zeros(shape, dtype=parts[0].dtype)
+            for chip, x in zip(chips, parts):
+                full[_where(sh, chip, axes, x.shape)] = x
+            results.append(full)
+        return results
+
+
+def _dim_axes(sh, d):
+    e = sh[d] if sh is not None else NONE
+    return [] if e is NONE else list(e) if isinstance(e, tuple) else [e]
+
+
+def _parts(sh, d, axes):
+    return int(np.prod([axes[a] for a in _dim_axes(sh, d)]))
+
+
+def _index(chip, axes, names):
+    i = 0
+    for a in names:
+        i = i * axes[a] + chip[a]
+    return i
+
+
+def _where(sh, chip, axes, local_shape):
+    return tuple(slice(_index(chip, axes, _dim_axes(sh, d)) * n,
+                       (_index(chip, axes, _dim_axes(sh, d)) + 1) * n)
+                 for d, n in enumerate(local_shape))
+
+
+def _block(x, sh, chip, axes):
+    local = [n // _parts(sh, d, axes) for d, n in enumerate(x.shape)]
+    return x[_where(sh, chip, axes, local)]
+
+
+def _group(chips, c, names):
+    """The chips that agree with chip c off the axes `names`, in order along them."""
+    me = chips[c]
+    return [j for j in sorted(range(len(chips)), key=lambda j: [chips[j][a] for a in names])
+            if all(chips[j][a] == me[a] for a in me if a not in names)]
+
+
+_COMBINE = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _combine(kind, xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = _COMBINE[kind](out, x)
+    return out
+
+
+def _mesh_all_reduce(op, vals, chips, axes):
+    names = list(op.attrs["axes"])
+    return [_combine(op.attrs["kind"], [vals[j] for j in _group(chips, c, names)])
+            for c in range(len(chips))]
+
+
+def _mesh_all_gather(op, vals, chips, axes):
+    names = list(op.attrs["axes"])
+    return [np.concatenate([vals[j] for j in _group(chips, c, names)], axis=op.attrs["dim"])
+            for c in range(len(chips))]
+
+
+def _mesh_reduce_scatter(op, vals, chips, axes):
+    names, dim = list(op.attrs["axes"]), op.attrs["dim"]
+    out = []
+    for c in range(len(chips)):
+        whole = _combine(op.attrs["kind"], [vals[j] for j in _group(chips, c, names)])
+        out.append(np.split(whole, _parts([tuple(names)], 0, axes), axis=dim)[
+            _index(chips[c], axes, names)])
+    return out
+
+
+def _mesh_all_to_all(op, vals, chips, axes):
+    names = list(op.attrs["axes"])
+    sd, cd = op.attrs["split_dim"], op.attrs["concat_dim"]
+    p = _parts([tuple(names)], 0, axes)
+    return [np.concatenate([np.split(vals[j], p, axis=sd)[_index(chips[c], axes, names)]
+                            for j in _group(chips, c, names)], axis=cd)
+            for c in range(len(chips))]
+
+
+def _mesh_permute(op, vals, chips, axes):
+    axis, shift = op.attrs["axis"], op.attrs["shift"]
+    out = []
+    for c, me in enumerate(chips):
+        src = dict(me)
+        src[axis] = (me[axis] - shift) % axes[axis]
+        out.append(vals[chips.index(src)])
+    return out
+
+
+_MESH_OPS = {"all_reduce": _mesh_all_reduce, "all_gather": _mesh_all_gather,
+             "reduce_scatter": _mesh_reduce_scatter, "all_to_all": _mesh_all_to_all,
+             "collective_permute": _mesh_permute}
 
 
 def parse(text, filename="<text>"):

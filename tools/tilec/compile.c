@@ -39,6 +39,21 @@ static int emit_after_passes(TilecJob *job, FILE *out) {
   return TILEC_OK;
 }
 
+/* The multi-chip stages run passes outside the single-chip pipeline, by name. */
+static int emit_spmd_passes(TilecJob *job, FILE *out) {
+  static const char *const names[] = {"shard_prop", "spmd"};
+  const TilecOptions *opts = job->opts;
+  TilePassPrint print = {stderr, opts->print_after, opts->print_after_all};
+  int n = strcmp(opts->emit, "sharded") == 0 ? 1 : 2;
+  switch (tile_run_pipeline(job->module, names, n, &print, &job->diag)) {
+  case TILE_PASS_OK: break;
+  case TILE_PASS_FAILED: return TILEC_BAD_INPUT;
+  default: return TILEC_INTERNAL;
+  }
+  tile_print_module(out, job->module);
+  return TILEC_OK;
+}
+
 /* ---- machine-code stages (include/tile/vliw.h) ---- */
 
 typedef struct StagePrinter {
@@ -151,6 +166,10 @@ const TilecStage tilec_stages[] = {
     {"ir", "the verified IR as parsed", false, true, NULL, emit_ir, -1},
     {"decomposed", "composite ops rewritten into core ops, in f32", false, false, "decompose",
      emit_after_passes, -1},
+    {"sharded", "every tensor value of a func on a mesh given a sharding", false, false, NULL,
+     emit_spmd_passes, -1, false},
+    {"partitioned", "each func on a mesh rewritten to the per-chip program, with collectives",
+     false, false, NULL, emit_spmd_passes, -1, false},
     {"fused", "ops tagged with fusion groups (attention and rope kept whole)", false, false,
      "fuse", emit_vliw, TILE_VLIW_FUSED},
     {"mir", "machine IR: virtual registers, counted loops, symbolic buffers", true, false,
