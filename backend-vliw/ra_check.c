@@ -30,12 +30,25 @@ static int slot_of(const RaCode *rc, int32_t v, int32_t phys) {
   return (rc->m->reg_class[v] == TILE_MIR_VREG ? 64 : 0) + phys;
 }
 
+/* A register read or write of the code, by machine register. */
+typedef struct Acc {
+  int32_t slot; /* 0..63 scalar, 64..127 vector */
+  int32_t v;    /* the virtual register meant */
+  int32_t op;   /* index in rc->ops_* (for messages) */
+  int32_t k;    /* its register operand */
+} Acc;
+
 typedef struct Check {
   const RaCode *rc;
   const int32_t *phys;
   int32_t *head;     /* per loop: the state at its body's first bundle, from back edges */
   int32_t *loop_at;  /* per bundle: the loop whose body starts there, or -1 */
   int32_t *end_off, *end_loop; /* per bundle p: the loops whose body ends at p */
+  /* The reads and writes of bundle p: rd[rd_off[p] .. rd_off[p + 1]), likewise wr,
+   * gathered once so the sweeps do not walk the code's slot words again. */
+  int32_t *rd_off, *wr_off;
+  Acc *rd, *wr;
+  uint8_t *halts;    /* per bundle: it halts (the next is not reached by falling) */
 } Check;
 
 /* One sweep over the code; with check, reads are checked (the states are final). Returns
@@ -44,46 +57,32 @@ typedef struct Check {
 static bool sweep(Check *k, bool check, bool *ok) {
   const RaCode *rc = k->rc;
   const TileMirCode *c = rc->code;
-  const int bw = tile_slot_first(TILE_SLOT_BRANCH);
   int32_t cur[NPHYS];
   bool changed = false;
   for (int r = 0; r < NPHYS; r++) cur[r] = UNDEF;
   for (int32_t p = 0; p < c->nbundles; p++) {
-    if (p > 0 && c->b[p - 1].slot[bw].op == TILE_MOP_HALT) /* not reached by falling */
+    if (p > 0 && k->halts[p - 1]) /* not reached by falling */
       for (int r = 0; r < NPHYS; r++) cur[r] = UNDEF;
     int32_t l = k->loop_at[p];
     if (l >= 0)
       for (int r = 0; r < NPHYS; r++) cur[r] = join(cur[r], k->head[(size_t)l * NPHYS + r]);
-    for (int w = 0; w < TILE_BUNDLE_SLOTS && check; w++) {
-      const TileMirInst *x = &c->b[p].slot[w];
-      const MirRegOperand *ro;
-      int n = mir_regs_of(&rc->regs, x->op, &ro);
-      for (int i = 0; i < n; i++) {
-        if (ro[i].write) continue;
-        int32_t v = mir_field_get(x, ro[i].field), owner = cur[slot_of(rc, v, k->phys[v])];
-        if (owner != UNDEF && owner != v) {
-          *ok = tile_error(rc->d, x->src_loc,
-                           "internal error: register allocation gave %%%c%d and %s the same "
-                           "machine register %c%d, and %s in bundle %d would read the wrong "
-                           "one",
-                           ro[i].cls == TILE_MIR_VREG ? 'v' : 's', (int)v,
-                           owner == CONFLICT ? "another value on some path" : "another value",
-                           ro[i].cls == TILE_MIR_VREG ? 'v' : 's', (int)k->phys[v],
-                           mir_op_name(x->op), (int)p);
-          return false;
-        }
+    for (int32_t i = k->rd_off[p]; i < k->rd_off[p + 1] && check; i++) {
+      const Acc *a = &k->rd[i];
+      int32_t owner = cur[a->slot];
+      if (owner != UNDEF && owner != a->v) {
+        const TileMirInst *x = &c->b[p].slot[rc->ops[a->op].w];
+        char file = rc->m->reg_class[a->v] == TILE_MIR_VREG ? 'v' : 's';
+        *ok = tile_error(rc->d, x->src_loc,
+                         "internal error: register allocation gave %%%c%d and %s the same "
+                         "machine register %c%d, and %s in bundle %d would read the wrong "
+                         "one",
+                         file, (int)a->v,
+                         owner == CONFLICT ? "another value on some path" : "another value",
+                         file, (int)k->phys[a->v], mir_op_name(x->op), (int)p);
+        return false;
       }
     }
-    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
-      const TileMirInst *x = &c->b[p].slot[w];
-      const MirRegOperand *ro;
-      int n = mir_regs_of(&rc->regs, x->op, &ro);
-      for (int i = 0; i < n; i++)
-        if (ro[i].write) {
-          int32_t v = mir_field_get(x, ro[i].field);
-          cur[slot_of(rc, v, k->phys[v])] = v;
-        }
-    }
+    for (int32_t i = k->wr_off[p]; i < k->wr_off[p + 1]; i++) cur[k->wr[i].slot] = k->wr[i].v;
     /* From a body's last bundle back to its first. */
     for (int32_t e = k->end_off[p]; e < k->end_off[p + 1]; e++) {
       int32_t *h = k->head + (size_t)k->end_loop[e] * NPHYS;
@@ -99,6 +98,52 @@ static bool sweep(Check *k, bool check, bool *ok) {
   return changed;
 }
 
+/* Gathers the reads and writes of every bundle, in word order. */
+static bool gather(Check *k) {
+  const RaCode *rc = k->rc;
+  const TileMirCode *c = rc->code;
+  const int bw = tile_slot_first(TILE_SLOT_BRANCH);
+  int32_t n = c->nbundles, nops = rc->ops_off[n], nrd = 0, nwr = 0;
+  for (int32_t i = 0; i < nops; i++) {
+    const MirRegOperand *ro;
+    int m = mir_regs_of(&rc->regs, rc->ops[i].op, &ro);
+    for (int j = 0; j < m; j++) {
+      if (ro[j].write)
+        nwr++;
+      else
+        nrd++;
+    }
+  }
+  k->rd_off = malloc(((size_t)n + 1) * sizeof *k->rd_off);
+  k->wr_off = malloc(((size_t)n + 1) * sizeof *k->wr_off);
+  k->rd = malloc(((size_t)nrd + 1) * sizeof *k->rd);
+  k->wr = malloc(((size_t)nwr + 1) * sizeof *k->wr);
+  k->halts = calloc((size_t)n + 1, 1);
+  if (!k->rd_off || !k->wr_off || !k->rd || !k->wr || !k->halts) return false;
+  nrd = nwr = 0;
+  for (int32_t p = 0; p < n; p++) {
+    k->rd_off[p] = nrd;
+    k->wr_off[p] = nwr;
+    for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++) {
+      const RaOp *o = &rc->ops[i];
+      if (o->w == bw && o->op == TILE_MOP_HALT) k->halts[p] = 1;
+      const MirRegOperand *ro;
+      int m = mir_regs_of(&rc->regs, o->op, &ro);
+      for (int j = 0; j < m; j++) {
+        int32_t v = ra_op_field_get(o, ro[j].field);
+        Acc a = {slot_of(rc, v, k->phys[v]), v, i, j};
+        if (ro[j].write)
+          k->wr[nwr++] = a;
+        else
+          k->rd[nrd++] = a;
+      }
+    }
+  }
+  k->rd_off[n] = nrd;
+  k->wr_off[n] = nwr;
+  return true;
+}
+
 bool ra_check_assignment(const RaCode *rc, const int32_t *phys) {
   int32_t n = rc->code->nbundles, nl = rc->nloops;
   Check k = {.rc = rc, .phys = phys};
@@ -107,7 +152,7 @@ bool ra_check_assignment(const RaCode *rc, const int32_t *phys) {
   k.end_off = calloc((size_t)n + 2, sizeof *k.end_off);
   k.end_loop = calloc((size_t)nl + 1, sizeof *k.end_loop);
   int32_t *fill = calloc((size_t)n + 1, sizeof *fill);
-  bool ok = k.head && k.loop_at && k.end_off && k.end_loop && fill;
+  bool ok = k.head && k.loop_at && k.end_off && k.end_loop && fill && gather(&k);
   if (ok) {
     for (size_t i = 0; i < ((size_t)nl + 1) * NPHYS; i++) k.head[i] = UNDEF;
     for (int32_t p = 0; p <= n; p++) k.loop_at[p] = -1;
@@ -130,6 +175,11 @@ bool ra_check_assignment(const RaCode *rc, const int32_t *phys) {
   free(k.loop_at);
   free(k.end_off);
   free(k.end_loop);
+  free(k.rd_off);
+  free(k.wr_off);
+  free(k.rd);
+  free(k.wr);
+  free(k.halts);
   free(fill);
   return ok;
 }

@@ -52,11 +52,13 @@ static void *xrealloc(void *p, size_t n) {
 
 /* One register operand of one op. */
 typedef struct Occ {
-  int32_t p;    /* bundle */
-  int8_t w;     /* slot word */
-  char field;   /* operand field */
+  int32_t p;     /* bundle */
+  int32_t op_at; /* the op, in rc->ops */
+  int32_t id;    /* union-find element: a write's own id; a read: the value it reads */
+  uint16_t op;   /* its op number and slot word (from rc->ops[op_at], kept here: the */
+  uint8_t w;     /* passes by register would otherwise fetch them from all over) */
+  char field;    /* operand field */
   bool write;
-  int32_t id;   /* union-find element: a write's own id; a read: the value it reads */
 } Occ;
 
 typedef struct Seg3 {
@@ -77,6 +79,7 @@ typedef struct Live {
   int W;                    /* 64-bit words per register set */
   uint64_t *gen, *kill, *in, *out;
   int32_t *ent_base;        /* per block and word: ids of the values live into blocks */
+  int32_t *lin_off, *lin;   /* per register: the blocks it is live into, in order */
   /* occurrences, per register */
   int32_t nregs;
   int32_t *occ_off;
@@ -123,10 +126,12 @@ static void add_seg(Live *L, int32_t id, int32_t lo, int32_t hi) {
 
 static void cfg_build(Live *L) {
   const RaCode *rc = L->rc;
-  const TileMirCode *c = rc->code;
   int32_t n = L->n;
   L->falls = xcalloc((size_t)n + 1, 1);
-  for (int32_t p = 0; p + 1 < n; p++) L->falls[p] = c->b[p].slot[branch_word()].op != TILE_MOP_HALT;
+  for (int32_t p = 0; p + 1 < n; p++) L->falls[p] = 1;
+  for (int32_t p = 0; p + 1 < n; p++)
+    for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++)
+      if (rc->ops[i].w == branch_word() && rc->ops[i].op == TILE_MOP_HALT) L->falls[p] = 0;
   L->loop_off = xcalloc((size_t)n + 2, sizeof *L->loop_off);
   L->loop_first = xcalloc((size_t)rc->nloops + 1, sizeof *L->loop_first);
   for (int32_t l = 0; l < rc->nloops; l++) L->loop_off[rc->loops[l].last + 1]++;
@@ -189,31 +194,29 @@ static void cfg_build(Live *L) {
 
 static void occ_build(Live *L) {
   RaCode *rc = L->rc;
-  const TileMirCode *c = rc->code;
   int32_t nregs = L->nregs;
   L->occ_off = xcalloc((size_t)nregs + 2, sizeof *L->occ_off);
-  for (int32_t p = 0; p < L->n; p++)
-    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
-      const TileMirInst *x = &c->b[p].slot[w];
-      const MirRegOperand *ro;
-      int k = mir_regs_of(&rc->regs, x->op, &ro);
-      for (int i = 0; i < k; i++) L->occ_off[mir_field_get(x, ro[i].field) + 1]++;
-    }
+  for (int32_t i = 0; i < rc->ops_off[L->n]; i++) {
+    const RaOp *o = &rc->ops[i];
+    const MirRegOperand *ro;
+    int k = mir_regs_of(&rc->regs, o->op, &ro);
+    for (int j = 0; j < k; j++) L->occ_off[ra_op_field_get(o, ro[j].field) + 1]++;
+  }
   for (int32_t r = 0; r < nregs; r++) L->occ_off[r + 1] += L->occ_off[r];
   L->nocc = L->occ_off[nregs];
   L->occ = xcalloc((size_t)L->nocc + 1, sizeof *L->occ);
   int32_t *fill = xcalloc((size_t)nregs + 1, sizeof *fill);
   for (int32_t p = 0; p < L->n; p++)
     for (int pass = 0; pass < 2; pass++) /* reads, then writes */
-      for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
-        const TileMirInst *x = &c->b[p].slot[w];
+      for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++) {
+        const RaOp *o = &rc->ops[i];
         const MirRegOperand *ro;
-        int k = mir_regs_of(&rc->regs, x->op, &ro);
-        for (int i = 0; i < k; i++) {
-          if (ro[i].write != (pass == 1)) continue;
-          int32_t r = mir_field_get(x, ro[i].field), o = L->occ_off[r] + fill[r]++;
-          L->occ[o] = (Occ){.p = p, .w = (int8_t)w, .field = ro[i].field, .write = ro[i].write,
-                            .id = o};
+        int k = mir_regs_of(&rc->regs, o->op, &ro);
+        for (int j = 0; j < k; j++) {
+          if (ro[j].write != (pass == 1)) continue;
+          int32_t r = ra_op_field_get(o, ro[j].field), x = L->occ_off[r] + fill[r]++;
+          L->occ[x] = (Occ){.p = p, .op_at = i, .id = x, .op = o->op, .w = o->w,
+                            .field = ro[j].field, .write = ro[j].write};
         }
       }
   free(fill);
@@ -272,6 +275,22 @@ static void block_liveness(Live *L) {
     next += __builtin_popcountll(L->in[i]);
   }
   L->nids = next;
+  /* The in sets by register: each register's blocks in order, so the pass over a
+   * register visits only the blocks it is live into or named in. */
+  L->lin_off = xcalloc((size_t)L->nregs + 2, sizeof *L->lin_off);
+  for (size_t i = 0; i < cells; i++)
+    for (uint64_t x = L->in[i]; x; x &= x - 1)
+      L->lin_off[(int32_t)(i % (size_t)W) * 64 + __builtin_ctzll(x) + 1]++;
+  for (int32_t r = 0; r < L->nregs; r++) L->lin_off[r + 1] += L->lin_off[r];
+  L->lin = xcalloc((size_t)L->lin_off[L->nregs] + 1, sizeof *L->lin);
+  int32_t *fill = xcalloc((size_t)L->nregs + 1, sizeof *fill);
+  for (int32_t b = 0; b < nb; b++)
+    for (int k = 0; k < W; k++)
+      for (uint64_t x = L->in[(size_t)b * W + k]; x; x &= x - 1) {
+        int32_t r = k * 64 + __builtin_ctzll(x);
+        L->lin[L->lin_off[r] + fill[r]++] = b;
+      }
+  free(fill);
 }
 
 /* The id of register r's value live into block b (r must be live in). */
@@ -319,7 +338,8 @@ typedef struct Open {
 static void close_seg(Live *L, Open *s) {
   if (s->id < 0 || s->hi < s->lo) return;
   add_seg(L, s->id, s->lo, s->hi);
-  if (s->def >= 0) L->rc->live_def[L->occ[s->def].p] |= (uint16_t)(1u << L->occ[s->def].w);
+  if (s->def >= 0)
+    L->rc->live_def[L->occ[s->def].p] |= (uint16_t)(1u << L->occ[s->def].w);
 }
 
 /* Finishes register r in block b: the segment open at the end, and the value leaving
@@ -335,14 +355,16 @@ static void block_end(Live *L, int32_t r, int32_t b, Open *s) {
   close_seg(L, s);
 }
 
-/* Register r block by block: the blocks it is live into or names. */
+/* Register r block by block: the blocks it is live into or names, in order. */
 static void register_pass(Live *L, int32_t r) {
   const TileTarget *t = L->rc->m->target;
   int32_t o = L->occ_off[r], oend = L->occ_off[r + 1];
-  for (int32_t b = 0; b < L->nblocks; b++) {
-    bool named = o < oend && L->blk[L->occ[o].p] == b;
-    bool live_in = has(L->in + (size_t)b * L->W, r);
-    if (!named && !live_in) continue;
+  int32_t li = L->lin_off[r], lend = L->lin_off[r + 1];
+  while (o < oend || li < lend) {
+    int32_t b = o < oend ? L->blk[L->occ[o].p] : INT32_MAX;
+    if (li < lend && L->lin[li] < b) b = L->lin[li];
+    bool live_in = li < lend && L->lin[li] == b;
+    if (live_in) li++;
     Open s = {.id = -1, .def = -1};
     if (live_in) s = (Open){.id = ent_id(L, b, r), .lo = 2 * L->bstart[b],
                             .hi = 2 * L->bstart[b], .def = -1};
@@ -357,7 +379,7 @@ static void register_pass(Live *L, int32_t r) {
       }
       close_seg(L, &s);
       s = (Open){.id = x->id, .lo = 2 * x->p + 1, .hi = 2 * x->p, .def = o};
-      flight(L, x, mir_latency(t, L->rc->code->b[x->p].slot[x->w].op));
+      flight(L, x, mir_latency(t, x->op));
     }
     block_end(L, r, b, &s);
   }
@@ -372,7 +394,7 @@ static int loop_depth(const RaCode *rc, int32_t l) {
 }
 
 /* Whether two writes compute the same constant (rematerializable together). */
-static bool same_const(const TileMirInst *a, const TileMirInst *b) {
+static bool same_const(const RaOp *a, const RaOp *b) {
   return a->op == b->op && a->imm == b->imm && a->imm_buf == b->imm_buf;
 }
 
@@ -391,6 +413,8 @@ static void live_free_scratch(Live *L) {
   free(L->in);
   free(L->out);
   free(L->ent_base);
+  free(L->lin_off);
+  free(L->lin);
   free(L->occ_off);
   free(L->occ);
   free(L->parent);
@@ -439,19 +463,19 @@ void ra_live_build(RaCode *rc, RaSpill *sp, RaLive *lv) {
   lv->len = xcalloc((size_t)nregs + 1, sizeof *lv->len);
   lv->remat = xcalloc((size_t)nregs + 1, 1);
   /* Rename, weigh, and find the registers whose writes all load one constant. */
-  const TileMirInst **first_def = xcalloc((size_t)nregs + 1, sizeof *first_def);
+  const RaOp **first_def = xcalloc((size_t)nregs + 1, sizeof *first_def);
   for (int32_t r = 0; r < nregs; r++) lv->remat[r] = 1;
   for (int32_t r = 0; r < nregs0; r++)
     for (int32_t o = L.occ_off[r]; o < L.occ_off[r + 1]; o++) {
       const Occ *x = &L.occ[o];
       int32_t nr = reg_of[find(L.parent, x->id)];
-      TileMirInst *in = &c->b[x->p].slot[x->w];
-      if (nr != r) *mir_field(in, x->field) = nr;
+      RaOp *in = &rc->ops[x->op_at];
+      if (nr != r) *ra_op_field(in, x->field) = nr; /* the code follows: ra_ops_flush */
       double wt = 1;
       for (int d = loop_depth(rc, rc->inner[x->p]); d > 0; d--) wt *= 8;
       lv->weight[nr] += wt;
       if (!x->write) continue;
-      if (in->op != TILE_MOP_LI && in->op != TILE_MOP_VLI)
+      if (x->op != TILE_MOP_LI && x->op != TILE_MOP_VLI)
         lv->remat[nr] = 0;
       else if (!first_def[nr])
         first_def[nr] = in;

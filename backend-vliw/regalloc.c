@@ -39,12 +39,29 @@ static void *xcalloc(size_t n, size_t size) {
   return p;
 }
 
+static void *xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) {
+    fprintf(stderr, "tilec: out of memory in register allocation\n");
+    abort();
+  }
+  return q;
+}
+
 /* ---- linear scan over live ranges with holes ---- */
 
-/* The registers holding one machine register whose ranges may still meet a later one. */
+/* A register holding one machine register whose range may still meet a later one:
+ * its first segment not yet behind the scan, its last segment + 1 and where its range
+ * ends, kept here so the scan, which asks every holder of every machine register about
+ * each new range, reads one small array instead of the ranges. */
+typedef struct Holder {
+  int32_t reg, cur, segend, end;
+} Holder;
+
 typedef struct Holders {
-  int32_t *reg, *cur; /* the holder, and its first segment not yet behind the scan */
+  Holder *a;
   int32_t n, cap;
+  int32_t min_end; /* the least end among the holders (INT32_MAX: none) */
 } Holders;
 
 typedef struct Scan {
@@ -57,17 +74,6 @@ typedef struct Scan {
   Holders h[64];
 } Scan;
 
-/* qsort has no context argument in C11: sort the (start, id) keys instead. */
-typedef struct Key {
-  int32_t start, id;
-} Key;
-
-static int cmp_key(const void *a, const void *b) {
-  const Key *x = a, *y = b;
-  if (x->start != y->start) return x->start < y->start ? -1 : 1;
-  return (x->id > y->id) - (x->id < y->id);
-}
-
 static int32_t range_end(const RaLive *lv, int32_t r) { return lv->seg[lv->off[r + 1] - 1].hi; }
 
 /* Spill cost per phase of range freed; lower is a better victim. A constant is
@@ -77,12 +83,12 @@ static double spill_score(const Scan *s, int32_t r) {
   return w / (double)s->lv->len[r];
 }
 
-/* Where register r's range first meets holder h's at or after segment *cur of h (which
- * moves past segments ending before r starts: later registers start no earlier), or -1
- * when they never meet. */
-static int32_t meet(const RaLive *lv, int32_t r, int32_t h, int32_t *cur) {
-  const RaSeg *a = lv->seg + lv->off[r], *ae = lv->seg + lv->off[r + 1];
-  const RaSeg *b = lv->seg + *cur, *be = lv->seg + lv->off[h + 1];
+/* Where register r's range (segments a .. ae) first meets holder h's at or after
+ * segment *cur of h (which moves past segments ending before r starts: later registers
+ * start no earlier), or -1 when they never meet. */
+static int32_t meet(const RaLive *lv, const RaSeg *a, const RaSeg *ae, const Holder *h,
+                    int32_t *cur) {
+  const RaSeg *b = lv->seg + *cur, *be = lv->seg + h->segend;
   while (b < be && b->hi < a->lo) b++;
   *cur = (int32_t)(b - lv->seg);
   while (a < ae && b < be) {
@@ -96,49 +102,52 @@ static int32_t meet(const RaLive *lv, int32_t r, int32_t h, int32_t *cur) {
   return -1;
 }
 
-/* The first phase after r's range ends where holder h is busy (INT32_MAX: none). */
-static int32_t busy_after(const RaLive *lv, int32_t h, int32_t cur, int32_t end) {
-  for (int32_t i = cur; i < lv->off[h + 1]; i++)
+/* The first phase after `end` where holder h is busy (INT32_MAX: none). */
+static int32_t busy_after(const RaLive *lv, const Holder *h, int32_t end) {
+  for (int32_t i = h->cur; i < h->segend; i++)
     if (lv->seg[i].hi > end) return lv->seg[i].lo > end ? lv->seg[i].lo : end + 1;
   return INT32_MAX;
 }
 
-static void hold(Holders *h, int32_t r, int32_t cur) {
+static void hold(const RaLive *lv, Holders *h, int32_t r) {
   if (h->n == h->cap) {
     h->cap = h->cap ? 2 * h->cap : 8;
-    h->reg = realloc(h->reg, (size_t)h->cap * sizeof *h->reg);
-    h->cur = realloc(h->cur, (size_t)h->cap * sizeof *h->cur);
-    if (!h->reg || !h->cur) {
+    h->a = realloc(h->a, (size_t)h->cap * sizeof *h->a);
+    if (!h->a) {
       fprintf(stderr, "tilec: out of memory in register allocation\n");
       abort();
     }
   }
-  h->reg[h->n] = r;
-  h->cur[h->n++] = cur;
+  Holder x = {r, lv->off[r], lv->off[r + 1], range_end(lv, r)};
+  h->a[h->n++] = x;
+  if (x.end < h->min_end) h->min_end = x.end;
 }
 
 /* Drops the holders of machine register x whose ranges end before phase start. */
-static void expire(const RaLive *lv, Holders *h, int32_t start) {
+static void expire(Holders *h, int32_t start) {
+  if (h->min_end >= start) return; /* none does */
   int32_t k = 0;
+  h->min_end = INT32_MAX;
   for (int32_t i = 0; i < h->n; i++)
-    if (range_end(lv, h->reg[i]) >= start) {
-      h->reg[k] = h->reg[i];
-      h->cur[k++] = h->cur[i];
+    if (h->a[i].end >= start) {
+      h->a[k] = h->a[i];
+      if (h->a[k].end < h->min_end) h->min_end = h->a[k].end;
+      k++;
     }
   h->n = k;
 }
 
 /* Where the range of r starts, for messages: the inst that first names r. */
 static const TileMirInst *first_ref(const RaCode *rc, int32_t r, int32_t *bundle) {
-  for (int32_t p = 0; p < rc->code->nbundles; p++)
-    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
-      const TileMirInst *x = &rc->code->b[p].slot[w];
+  for (int32_t p = 0; p < rc->ops_n; p++)
+    for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++) {
+      const RaOp *o = &rc->ops[i];
       const MirRegOperand *ro;
-      int k = mir_regs_of(&rc->regs, x->op, &ro);
-      for (int i = 0; i < k; i++)
-        if (mir_field_get(x, ro[i].field) == r) {
+      int k = mir_regs_of(&rc->regs, o->op, &ro);
+      for (int j = 0; j < k; j++)
+        if (ra_op_field_get(o, ro[j].field) == r) {
           *bundle = p;
-          return x;
+          return &rc->code->b[p].slot[o->w];
         }
     }
   *bundle = -1;
@@ -163,6 +172,7 @@ static bool no_room(const Scan *s, int32_t r, uint8_t cls, int32_t nphys) {
  * the machine register r gets, -1 when r itself is spilled, -2 when nothing can be. */
 static int32_t make_room(Scan *s, int32_t r, int32_t nphys) {
   const RaLive *lv = s->lv;
+  const RaSeg *a = lv->seg + lv->off[r], *ae = lv->seg + lv->off[r + 1];
   int32_t best_x = -1;
   double best = s->sp->no_spill[r] ? 0 : spill_score(s, r);
   bool self = !s->sp->no_spill[r];
@@ -171,11 +181,11 @@ static int32_t make_room(Scan *s, int32_t r, int32_t nphys) {
     double w = 0, len = 0;
     bool ok = true;
     for (int32_t i = 0; i < h->n && ok; i++) {
-      int32_t cur = h->cur[i];
-      if (meet(lv, r, h->reg[i], &cur) < 0) continue;
-      if (s->sp->no_spill[h->reg[i]]) ok = false;
-      w += lv->weight[h->reg[i]] * (lv->remat[h->reg[i]] ? 0.5 : 1.0);
-      len += (double)lv->len[h->reg[i]];
+      int32_t cur = h->a[i].cur, reg = h->a[i].reg;
+      if (meet(lv, a, ae, &h->a[i], &cur) < 0) continue;
+      if (s->sp->no_spill[reg]) ok = false;
+      w += lv->weight[reg] * (lv->remat[reg] ? 0.5 : 1.0);
+      len += (double)lv->len[reg];
     }
     if (!ok) continue;
     double score = w / len;
@@ -192,49 +202,66 @@ static int32_t make_room(Scan *s, int32_t r, int32_t nphys) {
   }
   Holders *h = &s->h[best_x];
   int32_t k = 0;
+  h->min_end = INT32_MAX;
   for (int32_t i = 0; i < h->n; i++) {
-    int32_t cur = h->cur[i];
-    if (meet(lv, r, h->reg[i], &cur) >= 0) {
-      s->spill[h->reg[i]] = 1;
-      s->phys[h->reg[i]] = -1;
+    int32_t cur = h->a[i].cur, reg = h->a[i].reg;
+    if (meet(lv, a, ae, &h->a[i], &cur) >= 0) {
+      s->spill[reg] = 1;
+      s->phys[reg] = -1;
       s->nspill++;
     } else {
-      h->reg[k] = h->reg[i];
-      h->cur[k++] = h->cur[i];
+      h->a[k] = h->a[i];
+      if (h->a[k].end < h->min_end) h->min_end = h->a[k].end;
+      k++;
     }
   }
   h->n = k;
   return best_x;
 }
 
-/* Registers of class cls in order of where their ranges start; each takes the free
- * machine register (no holder's range meets its own) that is next busy soonest after
- * its range ends, so ranges with holes fill each other's holes and machine registers
- * that stay free longest are left to the ranges that need them. */
+/* Registers of class cls in order of where their ranges start (ties by number); each
+ * takes the free machine register (no holder's range meets its own) that is next busy
+ * soonest after its range ends, so ranges with holes fill each other's holes and
+ * machine registers that stay free longest are left to the ranges that need them. */
 static bool scan_class(Scan *s, uint8_t cls) {
   const TileMir *m = s->rc->m;
   const RaLive *lv = s->lv;
   int32_t nphys = cls == TILE_MIR_VREG ? m->target->nvregs : m->target->nsregs;
   if (nphys > 64) nphys = 64; /* the encoding's 6-bit register fields */
-  Key *keys = xcalloc((size_t)lv->nregs + 1, sizeof *keys);
-  int32_t nk = 0;
+  /* the order: a counting sort by start, registers in increasing number within one */
+  int32_t max_start = 0, nk = 0;
   for (int32_t r = 0; r < lv->nregs; r++)
-    if (m->reg_class[r] == cls && lv->off[r + 1] > lv->off[r])
-      keys[nk++] = (Key){lv->seg[lv->off[r]].lo, r};
-  qsort(keys, (size_t)nk, sizeof *keys, cmp_key);
-  for (int x = 0; x < 64; x++) s->h[x].n = 0;
+    if (m->reg_class[r] == cls && lv->off[r + 1] > lv->off[r] && lv->seg[lv->off[r]].lo > max_start)
+      max_start = lv->seg[lv->off[r]].lo;
+  int32_t *at = xcalloc((size_t)max_start + 2, sizeof *at);
+  for (int32_t r = 0; r < lv->nregs; r++)
+    if (m->reg_class[r] == cls && lv->off[r + 1] > lv->off[r]) {
+      at[lv->seg[lv->off[r]].lo + 1]++;
+      nk++;
+    }
+  for (int32_t p = 0; p <= max_start; p++) at[p + 1] += at[p];
+  int32_t *order = xcalloc((size_t)nk + 1, sizeof *order);
+  for (int32_t r = 0; r < lv->nregs; r++)
+    if (m->reg_class[r] == cls && lv->off[r + 1] > lv->off[r]) order[at[lv->seg[lv->off[r]].lo]++] = r;
+  free(at);
+  for (int x = 0; x < 64; x++) {
+    s->h[x].n = 0;
+    s->h[x].min_end = INT32_MAX;
+  }
   bool ok = true;
   for (int32_t i = 0; i < nk && ok; i++) {
-    int32_t r = keys[i].id, start = keys[i].start, end = range_end(lv, r);
+    int32_t r = order[i], start = lv->seg[lv->off[r]].lo, end = range_end(lv, r);
+    const RaSeg *a = lv->seg + lv->off[r], *ae = lv->seg + lv->off[r + 1];
     int32_t pick = -1, pick_busy = -1;
     for (int32_t x = 0; x < nphys; x++) {
       Holders *h = &s->h[x];
-      expire(lv, h, start);
+      expire(h, start);
       int32_t busy = INT32_MAX;
       bool free = true;
       for (int32_t j = 0; j < h->n && free; j++) {
-        if (meet(lv, r, h->reg[j], &h->cur[j]) >= 0) free = false;
-        int32_t b = busy_after(lv, h->reg[j], h->cur[j], end);
+        Holder *o = &h->a[j];
+        if (meet(lv, a, ae, o, &o->cur) >= 0) free = false;
+        int32_t b = busy_after(lv, o, end);
         if (b < busy) busy = b;
       }
       if (free && (pick < 0 || busy < pick_busy)) {
@@ -246,37 +273,82 @@ static bool scan_class(Scan *s, uint8_t cls) {
     if (pick == -2) ok = no_room(s, r, cls, nphys);
     if (pick < 0) continue;
     s->phys[r] = pick;
-    hold(&s->h[pick], r, lv->off[r]);
+    hold(lv, &s->h[pick], r);
   }
-  free(keys);
+  free(order);
   return ok;
 }
 
 /* ---- the pass ---- */
 
-/* The code's register fields must name virtual registers of the right class. */
-static bool check_code(const RaCode *rc, const TileMir *m, const TileMirCode *c, TileDiag *d) {
-  for (int32_t p = 0; p < c->nbundles; p++)
+void ra_ops_free(RaCode *rc) {
+  free(rc->ops_off);
+  free(rc->ops);
+  rc->ops_off = NULL;
+  rc->ops = NULL;
+  rc->ops_n = 0;
+}
+
+void ra_ops_flush(RaCode *rc) {
+  for (int32_t p = 0; p < rc->ops_n; p++)
+    for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++) {
+      const RaOp *o = &rc->ops[i];
+      const MirRegOperand *ro;
+      int k = mir_regs_of(&rc->regs, o->op, &ro);
+      TileMirInst *x = &rc->code->b[p].slot[o->w];
+      for (int j = 0; j < k; j++) *mir_field(x, ro[j].field) = ra_op_field_get(o, ro[j].field);
+    }
+}
+
+void ra_ops_build(RaCode *rc) {
+  const TileMirCode *c = rc->code;
+  int32_t n = c->nbundles, count = 0, cap = n + 64;
+  ra_ops_free(rc);
+  rc->ops_n = n;
+  rc->ops_off = xcalloc((size_t)n + 1, sizeof *rc->ops_off);
+  rc->ops = xcalloc((size_t)cap, sizeof *rc->ops);
+  for (int32_t p = 0; p < n; p++) {
+    rc->ops_off[p] = count;
+    if (count + TILE_BUNDLE_SLOTS > cap) {
+      cap *= 2;
+      rc->ops = xrealloc(rc->ops, (size_t)cap * sizeof *rc->ops);
+    }
     for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
       const TileMirInst *x = &c->b[p].slot[w];
-      if (!mir_is_isa_op(x->op))
+      if (x->op == TILE_MOP_NOP) continue;
+      rc->ops[count++] = (RaOp){.op = x->op, .w = (uint8_t)w, .d = x->d, .a = x->a, .b = x->b,
+                                .c = x->c, .imm = x->imm, .imm_buf = x->imm_buf};
+    }
+  }
+  rc->ops_off[n] = count;
+}
+
+/* The code's register fields must name virtual registers of the right class. Lists the
+ * ops (rc->ops_*) on the way: the one walk over every slot word. */
+static bool check_code(RaCode *rc, const TileMir *m, const TileMirCode *c, TileDiag *d) {
+  ra_ops_build(rc);
+  for (int32_t p = 0; p < c->nbundles; p++)
+    for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++) {
+      const RaOp *o = &rc->ops[i];
+      const TileMirInst *x = &c->b[p].slot[o->w]; /* for messages */
+      if (!mir_is_isa_op(o->op))
         return tile_error(d, x->src_loc,
                           "register allocation: bundle %d holds %s, which is not a machine op",
-                          (int)p, mir_op_name(x->op));
-      if (tile_slot_of_word(w) != tile_mop_info[x->op].slot && x->op != TILE_MOP_NOP)
+                          (int)p, mir_op_name(o->op));
+      if (tile_slot_of_word(o->w) != tile_mop_info[o->op].slot)
         return tile_error(d, x->src_loc,
                           "register allocation: bundle %d has %s in word %d, a %s slot", (int)p,
-                          mir_op_name(x->op), w, tile_slot_name(tile_slot_of_word(w)));
+                          mir_op_name(o->op), o->w, tile_slot_name(tile_slot_of_word(o->w)));
       const MirRegOperand *ro;
-      int k = mir_regs_of(&rc->regs, x->op, &ro);
-      for (int i = 0; i < k; i++) {
-        int32_t r = mir_field_get(x, ro[i].field);
-        if (r < 0 || r >= m->nregs || m->reg_class[r] != ro[i].cls)
+      int k = mir_regs_of(&rc->regs, o->op, &ro);
+      for (int j = 0; j < k; j++) {
+        int32_t r = ra_op_field_get(o, ro[j].field);
+        if (r < 0 || r >= m->nregs || m->reg_class[r] != ro[j].cls)
           return tile_error(d, x->src_loc,
                             "register allocation: %s in bundle %d names register %d in field "
                             "%c, which is not a %s virtual register",
-                            mir_op_name(x->op), (int)p, (int)r, ro[i].field,
-                            ro[i].cls == TILE_MIR_SREG ? "scalar" : "vector");
+                            mir_op_name(o->op), (int)p, (int)r, ro[j].field,
+                            ro[j].cls == TILE_MIR_SREG ? "scalar" : "vector");
       }
     }
   return true;
@@ -302,9 +374,12 @@ bool tile_mir_regalloc(TileMir *m, TileMirCode *code, TileDiag *d) {
                       "internal error: register allocation ran twice on the same code");
   RaCode rc = {.m = m, .code = code, .d = d};
   mir_reg_table_init(&rc.regs);
-  if (!check_code(&rc, m, code, d)) return false;
+  if (!check_code(&rc, m, code, d)) {
+    ra_ops_free(&rc);
+    return false;
+  }
   RaSpill sp = {.addr_reg = -1, .vbuf = -1, .sbuf = -1};
-  bool ok = ra_loops_build(&rc);
+  bool ok = ra_loops_build(&rc), synced = true; /* rc.ops describe the code */
   int32_t *phys = NULL;
   while (ok) {
     ra_spill_grow(&sp, m);
@@ -316,13 +391,14 @@ bool tile_mir_regalloc(TileMir *m, TileMirCode *code, TileDiag *d) {
     for (int32_t r = 0; r < m->nregs; r++) phys[r] = -1;
     Scan s = {.rc = &rc, .lv = &lv, .sp = &sp, .phys = phys, .spill = spill};
     ok = scan_class(&s, TILE_MIR_SREG) && scan_class(&s, TILE_MIR_VREG);
-    for (int x = 0; x < 64; x++) {
-      free(s.h[x].reg);
-      free(s.h[x].cur);
-    }
+    for (int x = 0; x < 64; x++) free(s.h[x].a);
     if (ok && s.nspill > 0) {
+      ra_ops_flush(&rc);
+      synced = false;
       ok = ra_spill_round(&rc, &sp, &lv, spill);
       ok = ok && check_loop_lengths(&rc);
+      if (ok) ra_ops_build(&rc); /* the code is new */
+      synced = ok;
     }
     ra_live_free(&lv);
     free(spill);
@@ -330,18 +406,20 @@ bool tile_mir_regalloc(TileMir *m, TileMirCode *code, TileDiag *d) {
   }
   ok = ok && ra_check_assignment(&rc, phys);
   code->allocated = ok;
+  if (!ok && synced) ra_ops_flush(&rc); /* the renamed webs, as a failed allocation leaves them */
   if (ok)
     for (int32_t p = 0; p < code->nbundles; p++)
-      for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
-        TileMirInst *x = &code->b[p].slot[w];
+      for (int32_t i = rc.ops_off[p]; i < rc.ops_off[p + 1]; i++) {
+        const RaOp *o = &rc.ops[i];
         const MirRegOperand *ro;
-        int k = mir_regs_of(&rc.regs, x->op, &ro);
-        for (int i = 0; i < k; i++)
-          *mir_field(x, ro[i].field) = phys[mir_field_get(x, ro[i].field)];
+        int k = mir_regs_of(&rc.regs, o->op, &ro);
+        TileMirInst *x = &code->b[p].slot[o->w];
+        for (int j = 0; j < k; j++) *mir_field(x, ro[j].field) = phys[ra_op_field_get(o, ro[j].field)];
       }
   free(phys);
   free(sp.slot);
   free(sp.no_spill);
+  ra_ops_free(&rc);
   ra_code_free(&rc);
   return ok;
 }

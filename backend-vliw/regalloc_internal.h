@@ -42,7 +42,45 @@ typedef struct RaCode {
   int32_t *inner;     /* per bundle: the innermost loop whose body holds it, or -1 */
   uint16_t *live_def; /* per bundle: bit w set when word w's result is read later */
   MirRegTable regs;   /* register operands per op */
+  /* The ops of the code, bundle by bundle, copied out of the bundles by one walk over
+   * them: most slot words are nops (a kernel of 40k bundles holds some 25k ops in 440k
+   * words) and the bundles are tens of MiB, so the passes after that walk read these
+   * instead of every word, or every op's scattered inst. Bundle p's ops are
+   * ops[ops_off[p] .. ops_off[p + 1]), in word order. Rebuilt whenever the code is
+   * rewritten (ra_ops_build). Webs are renamed here only; ra_ops_flush writes the
+   * register fields back into the code when it is next read (spill code) or kept as it
+   * is (a failed allocation); a finished allocation writes machine registers from here.
+   * Freed by ra_ops_free. */
+  int32_t ops_n;      /* bundles covered */
+  int32_t *ops_off;
+  struct RaOp *ops;
 } RaCode;
+
+/* One op of the code: its slot word and the fields the passes read. */
+typedef struct RaOp {
+  uint16_t op;
+  uint8_t w;
+  int32_t d, a, b, c, imm, imm_buf;
+} RaOp;
+
+/* A field of an op, as mir_field_get reads it from the inst. */
+static inline int32_t *ra_op_field(RaOp *o, char f) {
+  switch (f) {
+  case 'd': return &o->d;
+  case 'a': return &o->a;
+  case 'b': return &o->b;
+  case 'c':
+  case 'w': return &o->c;
+  default: return &o->imm;
+  }
+}
+
+static inline int32_t ra_op_field_get(const RaOp *o, char f) { return *ra_op_field((RaOp *)o, f); }
+
+/* Lists the ops of rc->code (regalloc.c). */
+void ra_ops_build(RaCode *rc);
+void ra_ops_flush(RaCode *rc);
+void ra_ops_free(RaCode *rc);
 
 /* Reads the loop structure of rc->code (checking that bodies lie inside the code and
  * nest properly) and sizes the per-bundle arrays. False with a diagnostic otherwise. */
@@ -100,7 +138,7 @@ struct RaLive {
 };
 
 /* Gives every web of a register (a set of writes and the reads they reach) beyond its
- * first a fresh virtual register of its own, rewriting the code (a no_spill mark
+ * first a fresh virtual register of its own, rewriting rc->ops (a no_spill mark
  * follows), then computes the live ranges of all registers and rc->live_def. Liveness
  * is exact per bundle: a value is live around a loop's back edge only when the next
  * iteration reads it before writing it. */

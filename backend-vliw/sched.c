@@ -53,7 +53,15 @@ typedef struct Sched {
   SchedCtx cx;
   TileMirCode *code;
   int32_t *match; /* LOOP_BEGIN index -> its LOOP_END */
+  SchedState next; /* the state after a stretch or pipelined loop, swapped in */
 } Sched;
+
+/* st := s->next, by swapping their arrays (both are states of the same program). */
+static void take_next(Sched *s, SchedState *st) {
+  SchedState tmp = *st;
+  *st = s->next;
+  s->next = tmp;
+}
 
 static const char *op_name(int op) {
   if (op == TILE_MIR_LOOP_BEGIN) return "loop";
@@ -196,10 +204,8 @@ static bool stretch(Sched *s, int32_t lo, int32_t n, SchedState *st) {
   int32_t len = sched_list(&s->cx, &g, lb, t);
   int32_t base = sched_code_append(s->code, len);
   place(s, base, &g, t);
-  SchedState out = {0};
-  sched_state_after(&s->cx, &g, t, len, st, &out);
-  sched_state_copy(st, &out);
-  sched_state_free(&out);
+  sched_state_after(&s->cx, &g, t, len, st, &s->next);
+  take_next(s, st);
   free(lb);
   free(t);
   sched_graph_free(&g);
@@ -227,19 +233,21 @@ static int pipelined(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
   sched_graph_build(&s->cx, lo, n, true, st->fifo_n, &g);
   int32_t *lb = xcalloc((size_t)n, sizeof(int32_t)), *t = xcalloc((size_t)n, sizeof(int32_t));
   /* ResMII is at most the II found, so bounds that assume it are safe for any II */
-  sched_lower_bounds(&s->cx, &g, st, false, sched_res_mii(&s->cx, &g), lb);
+  sched_lower_bounds(&s->cx, &g, st, false, g.res_mii, lb);
   int32_t len = sched_list(&s->cx, &g, lb, t);
   SchedModulo ms;
   /* an II of the list-scheduled body's length gains nothing over the plain loop */
   bool ok = sched_modulo(&s->cx, &g, lb, len + 1, &ms) && ms.ii <= MAX_LOOP_BODY;
-  if (ok && ms.ii > sched_res_mii(&s->cx, &g)) {
+  if (ok && ms.ii > g.res_mii) {
     /* The bounds assumed II = ResMII; with the II found, pops of results queued before
      * the loop may start earlier. A schedule whose II is at least the one the bounds
      * assume keeps them safe. */
     int32_t *lb2 = xcalloc((size_t)n, sizeof(int32_t));
     sched_lower_bounds(&s->cx, &g, st, false, ms.ii, lb2);
-    SchedModulo ms2;
-    if (sched_modulo(&s->cx, &g, lb2, len + 1, &ms2) && ms2.ii >= ms.ii) {
+    SchedModulo ms2 = {0};
+    /* the same bounds give the same schedule again */
+    if (memcmp(lb, lb2, (size_t)n * sizeof(int32_t)) != 0 &&
+        sched_modulo(&s->cx, &g, lb2, len + 1, &ms2) && ms2.ii >= ms.ii) {
       free(ms.t);
       ms = ms2;
       memcpy(lb, lb2, (size_t)n * sizeof(int32_t));
@@ -291,10 +299,8 @@ static int pipelined(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
     if (ms.stages == 1) loop_bundle = loop_op_bundle(s, st, *tail_free, &added);
     int32_t kernel = sched_modulo_emit(&s->cx, s->code, &g, &ms, trips, loop_bundle);
     int32_t tail = s->code->nbundles - (kernel + ms.ii);
-    SchedState out = {0};
-    sched_state_after_loop(&s->cx, &g, ms.t, ms.ii, trips, ms.ii + tail, st, &out);
-    sched_state_copy(st, &out);
-    sched_state_free(&out);
+    sched_state_after_loop(&s->cx, &g, ms.t, ms.ii, trips, ms.ii + tail, st, &s->next);
+    take_next(s, st);
     note_loop(s->code, kernel, kernel + ms.ii - 1, ms.ii, ms.stages, ms.res_mii, ms.rec_mii);
     *tail_free = tail > 0;
     done = 1;
@@ -450,7 +456,9 @@ bool tile_mir_schedule(const TileMir *m, TileMirCode *out, TileDiag *d) {
     }
     sched_state_free(&st);
   }
+  sched_state_free(&s.next);
   free(s.match);
+  sched_ctx_free(&s.cx);
   if (!ok) tile_mir_code_free(out);
   return ok;
 }

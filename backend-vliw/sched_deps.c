@@ -10,7 +10,11 @@
  * A loop body is walked for D + 1 iterations (D large enough for every loop-carried
  * distance: one iteration for registers, nslots for multi-buffered slots, the queue
  * depth for MXU results) and only the edges into the last iteration are kept, with
- * their distance in iterations. Because MIR registers are not renamed, a register
+ * their distance in iterations. Only the state each resource has when that iteration
+ * starts matters, and each resource's state follows from its own accesses, so the
+ * iterations before the last two replay only what reaches further back (see
+ * replay()): a body touching a 128-slot buffer costs about two walks of it, not 129.
+ * Because MIR registers are not renamed, a register
  * redefined every iteration gets the anti-dependence of each read on the next
  * redefinition (distance 1 when that is in the next iteration): the modulo scheduler
  * then cannot let iteration i+1 overwrite a value iteration i still has to read. */
@@ -28,8 +32,11 @@ static void *xcalloc(size_t n, size_t size) {
   return p;
 }
 
+static SchedScratch *scratch_new(void);
+
 void sched_ctx_init(SchedCtx *cx, const TileMir *m, TileDiag *d) {
   memset(cx, 0, sizeof *cx);
+  cx->scratch = scratch_new();
   cx->m = m;
   cx->t = m->target;
   cx->d = d;
@@ -134,22 +141,63 @@ typedef struct Chain {
   int32_t readers; /* head in the pool, -1 none */
 } Chain;
 
+/* The walk's tables, kept from one graph to the next (a kernel has hundreds of
+ * stretches and thousands of registers): a chain is valid only when its stamp is the
+ * current walk's, so starting a walk costs nothing per register, buffer or semaphore. */
+struct SchedScratch {
+  int32_t nregs, nchains, nsems;
+  uint32_t gen;       /* the current walk */
+  Chain *reg;         /* per register, plus one for the transpose buffer */
+  uint32_t *reg_gen;
+  Chain *mem;         /* per buffer slot */
+  uint32_t *mem_gen;
+  uint32_t *want_gen; /* per buffer slot: the last iteration of this walk accesses it */
+  int32_t *mem_base;  /* first chain of each buffer */
+  Ref *sem;           /* last op per semaphore */
+  uint32_t *sem_gen;
+  Reader *pool;
+  int32_t cap_pool;
+};
+
 typedef struct Walk {
   const SchedCtx *cx;
   SchedGraph *g;
+  SchedScratch *sc;
   int32_t last_iter;  /* edges are kept only into this iteration */
-  Reader *pool;
-  int32_t npool, cap_pool;
-  Chain *reg;         /* per register, plus one for the transpose buffer */
-  Chain *mem;         /* per buffer slot */
-  int32_t *mem_base;  /* first chain of each buffer */
+  int32_t npool;
   /* per MXU unit */
   Ref *push, *ldw, *pop;
   Ref **fifo;         /* queue of pushes per unit (node -1: queued before the code) */
   int32_t *fifo_head, *fifo_len, *fifo_cap;
-  Ref *sem;           /* last op per semaphore */
   Ref dma;            /* last DMA-slot op */
 } Walk;
+
+static Chain *reg_chain(Walk *w, int32_t reg) {
+  SchedScratch *sc = w->sc;
+  if (sc->reg_gen[reg] != sc->gen) {
+    sc->reg_gen[reg] = sc->gen;
+    sc->reg[reg] = (Chain){NONE, NONE, -1};
+  }
+  return &sc->reg[reg];
+}
+
+static Chain *mem_chain(Walk *w, int32_t chain) {
+  SchedScratch *sc = w->sc;
+  if (sc->mem_gen[chain] != sc->gen) {
+    sc->mem_gen[chain] = sc->gen;
+    sc->mem[chain] = (Chain){NONE, NONE, -1};
+  }
+  return &sc->mem[chain];
+}
+
+static Ref *sem_ref(Walk *w, int32_t s) {
+  SchedScratch *sc = w->sc;
+  if (sc->sem_gen[s] != sc->gen) {
+    sc->sem_gen[s] = sc->gen;
+    sc->sem[s] = NONE;
+  }
+  return &sc->sem[s];
+}
 
 static void edge(Walk *w, Ref from, Ref to, int32_t lat) {
   if (from.node < 0 || to.iter != w->last_iter) return;
@@ -158,15 +206,16 @@ static void edge(Walk *w, Ref from, Ref to, int32_t lat) {
 }
 
 static void add_reader(Walk *w, Chain *c, Ref r) {
-  if (w->npool == w->cap_pool) {
-    w->cap_pool = w->cap_pool ? w->cap_pool * 2 : 256;
-    w->pool = realloc(w->pool, (size_t)w->cap_pool * sizeof *w->pool);
-    if (!w->pool) {
+  SchedScratch *sc = w->sc;
+  if (w->npool == sc->cap_pool) {
+    sc->cap_pool = sc->cap_pool ? sc->cap_pool * 2 : 256;
+    sc->pool = realloc(sc->pool, (size_t)sc->cap_pool * sizeof *sc->pool);
+    if (!sc->pool) {
       fprintf(stderr, "tilec: out of memory while scheduling\n");
       abort();
     }
   }
-  w->pool[w->npool] = (Reader){r, c->readers};
+  sc->pool[w->npool] = (Reader){r, c->readers};
   c->readers = w->npool++;
 }
 
@@ -189,7 +238,7 @@ static int32_t mem_lat(const Walk *w, Ref a, bool a_writes, Ref b, bool b_writes
 }
 
 static void mem_access(Walk *w, Ref r, int32_t chain, bool writes) {
-  Chain *c = &w->mem[chain];
+  Chain *c = mem_chain(w, chain);
   /* A sem.wait names its DMA's buffers as writes. On a buffer the DMA only read (its
    * source) the wait orders later writes (they must not overwrite bytes the DMA has yet
    * to read) but not later reads, so it joins the readers: a DMA per iteration from one
@@ -209,24 +258,24 @@ static void mem_access(Walk *w, Ref r, int32_t chain, bool writes) {
     add_reader(w, c, r);
     return;
   }
-  for (int32_t i = c->readers; i >= 0; i = w->pool[i].next)
-    edge(w, w->pool[i].r, r, mem_lat(w, w->pool[i].r, false, r, true));
+  for (int32_t i = c->readers; i >= 0; i = w->sc->pool[i].next)
+    edge(w, w->sc->pool[i].r, r, mem_lat(w, w->sc->pool[i].r, false, r, true));
   c->readers = -1;
   c->write = r;
   if (is_store(w->g->ins[r.node].op)) c->store = r;
 }
 
 static void reg_read(Walk *w, Ref r, int32_t reg) {
-  Chain *c = &w->reg[reg];
+  Chain *c = reg_chain(w, reg);
   if (c->write.node >= 0) edge(w, c->write, r, sched_lat(w->cx, w->g->ins[c->write.node].op));
   add_reader(w, c, r);
 }
 
 static void reg_write(Walk *w, Ref r, int32_t reg) {
-  Chain *c = &w->reg[reg];
+  Chain *c = reg_chain(w, reg);
   int32_t lat = sched_lat(w->cx, w->g->ins[r.node].op);
   /* anti: the redefinition issues no earlier than each read of the old value */
-  for (int32_t i = c->readers; i >= 0; i = w->pool[i].next) edge(w, w->pool[i].r, r, 0);
+  for (int32_t i = c->readers; i >= 0; i = w->sc->pool[i].next) edge(w, w->sc->pool[i].r, r, 0);
   if (c->write.node >= 0) {
     /* output: land strictly after the previous write, never in the same bundle */
     int32_t prev = sched_lat(w->cx, w->g->ins[c->write.node].op);
@@ -260,6 +309,55 @@ static Ref fifo_take(Walk *w, int32_t u) {
   return r;
 }
 
+/* The chain of the buffer slot that mm names in iteration iter. */
+static int32_t slot_chain(const Walk *w, const TileMirMem *mm, int32_t iter) {
+  int32_t ns = w->cx->m->bufs[mm->buf].nslots;
+  int32_t slot = (int32_t)((((int64_t)iter + mm->slot_ofs) % ns + ns) % ns);
+  return w->sc->mem_base[mm->buf] + slot;
+}
+
+/* Node `node` in an iteration before the last two. Edges go only into the last
+ * iteration L, so what counts is the state each resource has when L starts, and each
+ * resource's state follows from its own accesses alone:
+ *   - a register, the transpose buffer, a semaphore, an MXU unit's last push, weight
+ *     load and pop, the last DMA: the body touches each in every iteration it touches
+ *     it at all, so its state at L follows from iteration L - 1 (which visit() walks
+ *     whole; with no write in the body a register's readers never get edges);
+ *   - a slot of a buffer of ns slots: the body's accesses repeat with period ns, and
+ *     within the ns iterations before L come the last write that is not a sem.wait
+ *     (after which the chain is the same whatever came before), the last store and
+ *     the readers since, or, with only waits writing, the last wait. So its accesses
+ *     from L - ns on are replayed, and only for the slots L accesses;
+ *   - an MXU unit's result queue: which result a pop takes depends on every push and
+ *     pop since the loop started, so those are replayed from iteration 0.
+ * Each resource thus sees the same accesses, in the same order, from a point where the
+ * full walk's state and this one's agree, and iteration L gets the same edges in the
+ * same order. */
+static void replay(Walk *w, int32_t node, int32_t iter) {
+  const TileMir *m = w->cx->m;
+  const TileMirInst *in = &w->g->ins[node];
+  const SchedOpInfo *oi = &w->cx->info[in->op];
+  Ref r = {node, iter};
+  for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
+    const TileMirMem *mm = &in->mem[k];
+    if (mm->buf < 0 || mm->buf >= m->nbufs || iter < w->last_iter - m->bufs[mm->buf].nslots)
+      continue;
+    int32_t chain = slot_chain(w, mm, iter);
+    if (w->sc->want_gen[chain] != w->sc->gen) continue;
+    if (mm->access & TILE_MIR_READ) mem_access(w, r, chain, false);
+    if (mm->access & TILE_MIR_WRITE) mem_access(w, r, chain, true);
+  }
+  if (oi->unit) {
+    int32_t u = sched_field(in, oi->unit);
+    if (u >= 0 && u < w->cx->t->mxu_count && in->op != TILE_MOP_MXU_LDW) {
+      if (in->op == TILE_MOP_MXU_PUSH)
+        fifo_add(w, u, r);
+      else
+        fifo_take(w, u);
+    }
+  }
+}
+
 static void visit(Walk *w, int32_t node, int32_t iter, bool loop) {
   const SchedCtx *cx = w->cx;
   const TileMir *m = cx->m;
@@ -276,9 +374,7 @@ static void visit(Walk *w, int32_t node, int32_t iter, bool loop) {
   for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
     const TileMirMem *mm = &in->mem[k];
     if (mm->buf < 0 || mm->buf >= m->nbufs) continue;
-    int32_t ns = m->bufs[mm->buf].nslots;
-    int32_t slot = (int32_t)((((int64_t)iter + mm->slot_ofs) % ns + ns) % ns);
-    int32_t chain = w->mem_base[mm->buf] + slot;
+    int32_t chain = slot_chain(w, mm, iter);
     if (mm->access & TILE_MIR_READ) mem_access(w, r, chain, false);
     if (mm->access & TILE_MIR_WRITE) mem_access(w, r, chain, true);
   }
@@ -317,11 +413,11 @@ static void visit(Walk *w, int32_t node, int32_t iter, bool loop) {
   if (oi->sem) {
     int32_t s = sched_field(in, oi->sem);
     if (s >= 0 && s < m->nsems) {
-      Ref prev = w->sem[s];
+      Ref *last = sem_ref(w, s), prev = *last;
       int32_t lat = 1;
       if (prev.node >= 0 && w->g->ins[prev.node].op == TILE_MOP_SIGNAL) lat = t->latency[TILE_LAT_SALU];
       edge(w, prev, r, lat);
-      w->sem[s] = r;
+      *last = r;
     }
   }
 
@@ -337,6 +433,68 @@ static void visit(Walk *w, int32_t node, int32_t iter, bool loop) {
   }
 }
 
+static SchedScratch *scratch_new(void) { return xcalloc(1, sizeof(SchedScratch)); }
+
+/* Sizes the scratch tables for m (growing them when m has gained registers, buffers
+ * or semaphores since the last walk) and starts a new walk. */
+static void scratch_begin(SchedScratch *sc, const TileMir *m) {
+  int32_t nchains = 0;
+  for (int32_t b = 0; b < m->nbufs; b++) nchains += m->bufs[b].nslots;
+  if (m->nregs + 1 > sc->nregs) {
+    free(sc->reg);
+    free(sc->reg_gen);
+    sc->nregs = m->nregs + 1;
+    sc->reg = xcalloc((size_t)sc->nregs, sizeof *sc->reg);
+    sc->reg_gen = xcalloc((size_t)sc->nregs, sizeof *sc->reg_gen);
+  }
+  if (nchains + 1 > sc->nchains) {
+    free(sc->mem);
+    free(sc->mem_gen);
+    free(sc->want_gen);
+    sc->nchains = nchains + 1;
+    sc->mem = xcalloc((size_t)sc->nchains, sizeof *sc->mem);
+    sc->mem_gen = xcalloc((size_t)sc->nchains, sizeof *sc->mem_gen);
+    sc->want_gen = xcalloc((size_t)sc->nchains, sizeof *sc->want_gen);
+  }
+  if (m->nsems + 1 > sc->nsems) {
+    free(sc->sem);
+    free(sc->sem_gen);
+    sc->nsems = m->nsems + 1;
+    sc->sem = xcalloc((size_t)sc->nsems, sizeof *sc->sem);
+    sc->sem_gen = xcalloc((size_t)sc->nsems, sizeof *sc->sem_gen);
+  }
+  free(sc->mem_base);
+  sc->mem_base = xcalloc((size_t)m->nbufs + 1, sizeof *sc->mem_base);
+  for (int32_t b = 0, next = 0; b < m->nbufs; b++) {
+    sc->mem_base[b] = next;
+    next += m->bufs[b].nslots;
+  }
+  if (++sc->gen == 0) { /* wrapped: every stamp could look current */
+    memset(sc->reg_gen, 0, (size_t)sc->nregs * sizeof *sc->reg_gen);
+    memset(sc->mem_gen, 0, (size_t)sc->nchains * sizeof *sc->mem_gen);
+    memset(sc->want_gen, 0, (size_t)sc->nchains * sizeof *sc->want_gen);
+    memset(sc->sem_gen, 0, (size_t)sc->nsems * sizeof *sc->sem_gen);
+    sc->gen = 1;
+  }
+}
+
+void sched_ctx_free(SchedCtx *cx) {
+  SchedScratch *sc = cx->scratch;
+  if (sc) {
+    free(sc->reg);
+    free(sc->reg_gen);
+    free(sc->mem);
+    free(sc->mem_gen);
+    free(sc->want_gen);
+    free(sc->mem_base);
+    free(sc->sem);
+    free(sc->sem_gen);
+    free(sc->pool);
+    free(sc);
+  }
+  cx->scratch = NULL;
+}
+
 void sched_graph_build(const SchedCtx *cx, int32_t first, int32_t n, bool loop,
                        const int64_t *fifo_pending, SchedGraph *g) {
   const TileMir *m = cx->m;
@@ -350,21 +508,16 @@ void sched_graph_build(const SchedCtx *cx, int32_t first, int32_t n, bool loop,
   memset(&w, 0, sizeof w);
   w.cx = cx;
   w.g = g;
+  w.sc = cx->scratch;
+  scratch_begin(w.sc, m);
   int32_t units = t->mxu_count > 0 ? t->mxu_count : 1;
-  w.reg = xcalloc((size_t)m->nregs + 1, sizeof *w.reg);
-  w.mem_base = xcalloc((size_t)m->nbufs + 1, sizeof *w.mem_base);
-  int32_t nchains = 0, max_slots = 1;
-  for (int32_t b = 0; b < m->nbufs; b++) {
-    w.mem_base[b] = nchains;
-    nchains += m->bufs[b].nslots;
-  }
+  int32_t max_slots = 1;
   /* Slots reach back as many iterations as the buffers this code touches have. */
   for (int32_t v = 0; v < n; v++)
     for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
       int32_t b = g->ins[v].mem[k].buf;
       if (b >= 0 && b < m->nbufs && m->bufs[b].nslots > max_slots) max_slots = m->bufs[b].nslots;
     }
-  w.mem = xcalloc((size_t)nchains + 1, sizeof *w.mem);
   w.push = xcalloc((size_t)units, sizeof(Ref));
   w.ldw = xcalloc((size_t)units, sizeof(Ref));
   w.pop = xcalloc((size_t)units, sizeof(Ref));
@@ -372,11 +525,7 @@ void sched_graph_build(const SchedCtx *cx, int32_t first, int32_t n, bool loop,
   w.fifo_head = xcalloc((size_t)units, sizeof(int32_t));
   w.fifo_len = xcalloc((size_t)units, sizeof(int32_t));
   w.fifo_cap = xcalloc((size_t)units, sizeof(int32_t));
-  w.sem = xcalloc((size_t)m->nsems + 1, sizeof(Ref));
-  for (int32_t i = 0; i <= m->nregs; i++) w.reg[i] = (Chain){NONE, NONE, -1};
-  for (int32_t i = 0; i < nchains; i++) w.mem[i] = (Chain){NONE, NONE, -1};
   for (int32_t u = 0; u < units; u++) w.push[u] = w.ldw[u] = w.pop[u] = NONE;
-  for (int32_t s = 0; s < m->nsems; s++) w.sem[s] = NONE;
   w.dma = NONE;
 
   /* How many iterations back a loop-carried edge can reach. */
@@ -399,10 +548,32 @@ void sched_graph_build(const SchedCtx *cx, int32_t first, int32_t n, bool loop,
   for (int32_t u = 0; u < units && u < t->mxu_count && fifo_pending; u++)
     for (int64_t k = 0; k < fifo_pending[u]; k++) fifo_add(&w, u, NONE);
 
-  for (int32_t it = 0; it <= last; it++)
+  if (last >= 2) {
+    /* the nodes replay() has work for: slots of multi-slot buffers, MXU queues */
+    int32_t *busy = xcalloc((size_t)n, sizeof(int32_t)), nbusy = 0;
+    for (int32_t v = 0; v < n; v++) {
+      const TileMirInst *in = &g->ins[v];
+      bool any = cx->info[in->op].unit && in->op != TILE_MOP_MXU_LDW;
+      for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
+        const TileMirMem *mm = &in->mem[k];
+        if (mm->buf < 0 || mm->buf >= m->nbufs) continue;
+        w.sc->want_gen[slot_chain(&w, mm, last)] = w.sc->gen;
+        any |= m->bufs[mm->buf].nslots > 1;
+      }
+      if (any) busy[nbusy++] = v;
+    }
+    for (int32_t it = 0; it < last - 1; it++)
+      for (int32_t i = 0; i < nbusy; i++) replay(&w, busy[i], it);
+    free(busy);
+  }
+  for (int32_t it = last >= 1 ? last - 1 : 0; it <= last; it++)
     for (int32_t v = 0; v < n; v++) visit(&w, v, it, loop);
 
   index_edges(g);
+  if (loop) { /* every II tried for this body needs them */
+    g->res_mii = sched_res_mii(cx, g);
+    g->rec_mii = sched_rec_mii(g, g->res_mii);
+  }
   for (int32_t u = 0; u < units; u++) free(w.fifo[u]);
   free(w.fifo);
   free(w.fifo_head);
@@ -411,11 +582,6 @@ void sched_graph_build(const SchedCtx *cx, int32_t first, int32_t n, bool loop,
   free(w.push);
   free(w.ldw);
   free(w.pop);
-  free(w.sem);
-  free(w.reg);
-  free(w.mem);
-  free(w.mem_base);
-  free(w.pool);
 }
 
 void sched_count_fifo(const SchedCtx *cx, int32_t first, int32_t n, int64_t *push, int64_t *pop) {

@@ -29,14 +29,20 @@ typedef struct SchedOpInfo {
   uint8_t lat;    /* TileLatency class */
 } SchedOpInfo;
 
+/* The dependence walk's per-register, per-buffer and per-semaphore tables, kept from one
+ * graph to the next (sched_deps.c). */
+typedef struct SchedScratch SchedScratch;
+
 typedef struct SchedCtx {
   const TileMir *m;
   const TileTarget *t;
   TileDiag *d;
   SchedOpInfo info[TILE_MOP_COUNT];
+  SchedScratch *scratch; /* owned: sched_ctx_free */
 } SchedCtx;
 
 void sched_ctx_init(SchedCtx *cx, const TileMir *m, TileDiag *d);
+void sched_ctx_free(SchedCtx *cx);
 /* Latency of op's result (register, MXU result, store landing per its class). */
 int32_t sched_lat(const SchedCtx *cx, int op);
 int32_t sched_field(const TileMirInst *in, char f);
@@ -57,6 +63,9 @@ typedef struct SchedGraph {
   SchedEdge *e;
   /* Compressed adjacency (edge indices), built by sched_graph_index. */
   int32_t *succ_off, *succ, *pred_off, *pred;
+  /* A loop body's ResMII and RecMII (sched_res_mii, sched_rec_mii above ResMII), found
+   * once when it is built; 0 for straight-line code. */
+  int32_t res_mii, rec_mii;
 } SchedGraph;
 
 /* Builds the graph of insts [first, first + n) (no loop markers among them).
@@ -75,7 +84,14 @@ void sched_graph_free(SchedGraph *g);
 typedef struct SchedState {
   int32_t nregs, nunits, nbufs, nsems;
   int32_t len;      /* entries of v */
-  int32_t *v;       /* [reg | mxu busy | weights | fifo | transpose | store | signal] */
+  int32_t *v;       /* [reg | mxu busy | weights | fifo | transpose | store | signal];
+                     * never negative. Written only through sched_state.c, which keeps
+                     * `live` */
+  /* The entries of v that may be nonzero (every nonzero one is listed, once): few
+   * results are in flight at a boundary, so advancing, copying, joining and comparing
+   * states cost the entries listed, not len (registers number in the thousands). */
+  int32_t *live, nlive;
+  uint8_t *listed;  /* per entry of v: in live */
   int64_t *fifo_n;  /* results queued per MXU unit (FIFO_UNKNOWN: not known) */
   int32_t **fifo_t; /* per unit, when fifo_n is known: each queued result's landing,
                      * oldest first (the fifo entry of v is their maximum) */

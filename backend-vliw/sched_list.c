@@ -155,12 +155,14 @@ int32_t sched_code_append(TileMirCode *c, int32_t k) {
     c->cap = nc;
   }
   int32_t first = c->nbundles;
-  for (int32_t i = 0; i < k; i++) {
-    TileMirBundle *b = &c->b[first + i];
+  if (k > 0) {
+    /* one empty bundle, then copies of it (kernels reach tens of thousands of bundles) */
+    TileMirBundle *b = &c->b[first];
     for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
       b->slot[w] = tile_mir_inst(TILE_MOP_NOP, 0, 0, 0, 0, 0);
       b->slot[w].src_name = NULL;
     }
+    for (int32_t i = 1; i < k; i++) memcpy(&c->b[first + i], b, sizeof *b);
   }
   c->nbundles += k;
   return first;

@@ -116,11 +116,41 @@ static int32_t scc(const SchedGraph *g, int32_t *comp) {
   return ncomp;
 }
 
+/* Scratch of the positive-cycle checks of one component. */
+typedef struct CycleScratch {
+  int64_t *dist;
+  int32_t *pred;  /* per node: the node whose edge last raised dist, -1 none */
+  int32_t *seen;  /* per node: the walk that last passed it, in pred_cycle */
+} CycleScratch;
+
+/* True when the predecessor pointers of the nodes close a cycle. */
+static bool pred_cycle(const int32_t *nodes, int32_t nn, CycleScratch *cs) {
+  for (int32_t k = 0; k < nn; k++) cs->seen[nodes[k]] = -1;
+  for (int32_t k = 0; k < nn; k++) {
+    int32_t v = nodes[k];
+    while (v >= 0 && cs->seen[v] < 0) {
+      cs->seen[v] = k;
+      v = cs->pred[v];
+    }
+    if (v >= 0 && cs->seen[v] == k) return true;
+  }
+  return false;
+}
+
 /* True when the edges (all inside one component, listed in es) have a cycle of positive
- * weight lat - ii * dist. */
+ * weight lat - ii * dist: Bellman-Ford for longest paths from every node at 0. Without
+ * such a cycle the values settle within nn rounds. With one they never do, and the
+ * predecessor pointers (each node's last raise) soon close a cycle, which is then
+ * positive (each pointer's edge weighs at least the raise it records, and the edge that
+ * closed the cycle strictly more): the check returns as soon as they do instead of
+ * running all nn rounds. The answer is the same either way. */
 static bool positive_cycle(const SchedGraph *g, const int32_t *es, int32_t nes,
-                           const int32_t *nodes, int32_t nn, int32_t ii, int64_t *dist) {
-  for (int32_t k = 0; k < nn; k++) dist[nodes[k]] = 0;
+                           const int32_t *nodes, int32_t nn, int32_t ii, CycleScratch *cs) {
+  int64_t *dist = cs->dist;
+  for (int32_t k = 0; k < nn; k++) {
+    dist[nodes[k]] = 0;
+    cs->pred[nodes[k]] = -1;
+  }
   for (int32_t round = 0; round <= nn; round++) {
     bool changed = false;
     for (int32_t k = 0; k < nes; k++) {
@@ -128,10 +158,12 @@ static bool positive_cycle(const SchedGraph *g, const int32_t *es, int32_t nes,
       int64_t w = (int64_t)e->lat - (int64_t)ii * e->dist;
       if (dist[e->from] + w > dist[e->to]) {
         dist[e->to] = dist[e->from] + w;
+        cs->pred[e->to] = e->from;
         changed = true;
       }
     }
     if (!changed) return false;
+    if (pred_cycle(nodes, nn, cs)) return true;
   }
   return true;
 }
@@ -191,6 +223,7 @@ int32_t sched_rec_mii(const SchedGraph *g, int32_t floor) {
   for (int32_t i = 0; i < g->nedges; i++)
     if (comp[g->e[i].from] == comp[g->e[i].to]) es[eoff[comp[g->e[i].from]] + ef[comp[g->e[i].from]]++] = i;
   int64_t *dist = xcalloc((size_t)n, sizeof(int64_t));
+  CycleScratch cs = {dist, xcalloc((size_t)n, sizeof(int32_t)), xcalloc((size_t)n, sizeof(int32_t))};
   for (int32_t c = 0; c < ncomp; c++) {
     int32_t nes = eoff[c + 1] - eoff[c];
     if (nes == 0) continue;
@@ -204,13 +237,13 @@ int32_t sched_rec_mii(const SchedGraph *g, int32_t floor) {
       if (g->e[es[k]].lat > 0) hi += g->e[es[k]].lat;
     if (hi > INT32_MAX) hi = INT32_MAX;
     int32_t lo = mii;
-    if (!positive_cycle(g, es + eoff[c], nes, nodes + noff[c], noff[c + 1] - noff[c], lo, dist))
+    if (!positive_cycle(g, es + eoff[c], nes, nodes + noff[c], noff[c + 1] - noff[c], lo, &cs))
       continue;
     /* lo fails, hi (the sum of latencies) passes: every cycle has dist >= 1 */
     int32_t h = (int32_t)hi;
     while (lo + 1 < h) {
       int32_t mid = lo + (h - lo) / 2;
-      if (positive_cycle(g, es + eoff[c], nes, nodes + noff[c], noff[c + 1] - noff[c], mid, dist))
+      if (positive_cycle(g, es + eoff[c], nes, nodes + noff[c], noff[c + 1] - noff[c], mid, &cs))
         lo = mid;
       else
         h = mid;
@@ -225,6 +258,8 @@ int32_t sched_rec_mii(const SchedGraph *g, int32_t floor) {
   free(nf);
   free(ef);
   free(dist);
+  free(cs.pred);
+  free(cs.seen);
   return mii;
 }
 
@@ -392,8 +427,8 @@ bool sched_modulo(const SchedCtx *cx, const SchedGraph *g, const int32_t *lb, in
                   SchedModulo *out) {
   const TileTarget *t = cx->t;
   int32_t n = g->n;
-  out->res_mii = sched_res_mii(cx, g);
-  out->rec_mii = sched_rec_mii(g, out->res_mii);
+  out->res_mii = g->res_mii > 0 ? g->res_mii : sched_res_mii(cx, g);
+  out->rec_mii = g->res_mii > 0 ? g->rec_mii : sched_rec_mii(g, out->res_mii);
   out->ii = out->stages = 0;
   out->t = NULL;
   if (n == 0) return false;

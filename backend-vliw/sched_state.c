@@ -30,8 +30,17 @@ static int32_t clamp32(int64_t x) {
   return x > INT32_MAX ? INT32_MAX : x < INT32_MIN ? INT32_MIN : (int32_t)x;
 }
 
-static void raise_to(int32_t *slot, int64_t x) {
-  if (x > *slot) *slot = clamp32(x);
+/* Entry i of v becomes x (>= 0), listed in live when nonzero. */
+static void set_v(SchedState *s, int32_t i, int32_t x) {
+  s->v[i] = x;
+  if (x > 0 && !s->listed[i]) {
+    s->listed[i] = 1;
+    s->live[s->nlive++] = i;
+  }
+}
+
+static void raise_to(SchedState *s, int32_t i, int64_t x) {
+  if (x > s->v[i]) set_v(s, i, clamp32(x));
 }
 
 static bool is_store(int op) {
@@ -62,7 +71,7 @@ static void fifo_summary(SchedState *s, int32_t u) {
   int32_t m = 0;
   for (int64_t i = 0; i < s->fifo_n[u]; i++)
     if (s->fifo_t[u][i] > m) m = s->fifo_t[u][i];
-  s->v[S_FIFO(s, u)] = m;
+  set_v(s, S_FIFO(s, u), m);
 }
 
 void sched_fifo_forget(SchedState *s, int32_t u) { s->fifo_n[u] = FIFO_UNKNOWN; }
@@ -71,20 +80,34 @@ void sched_state_fifo_fill(SchedState *s, int32_t u, int64_t n, int32_t at) {
   fifo_reserve(s, u, n);
   for (int64_t i = 0; i < n; i++) s->fifo_t[u][i] = at;
   s->fifo_n[u] = n;
-  s->v[S_FIFO(s, u)] = n ? at : 0;
+  set_v(s, S_FIFO(s, u), n ? at : 0);
 }
 
-void sched_state_init(SchedState *s, const TileMir *m) {
-  memset(s, 0, sizeof *s);
-  s->nregs = m->nregs;
-  s->nunits = m->target->mxu_count > 0 ? m->target->mxu_count : 1;
-  s->nbufs = m->nbufs;
-  s->nsems = m->nsems;
-  s->len = s->nregs + 3 * s->nunits + 1 + s->nbufs + s->nsems;
+/* Arrays of a state of src's sizes, all zero. */
+static void state_alloc(SchedState *s, const SchedState *dims) {
+  s->nregs = dims->nregs;
+  s->nunits = dims->nunits;
+  s->nbufs = dims->nbufs;
+  s->nsems = dims->nsems;
+  s->len = dims->len;
   s->v = xcalloc((size_t)s->len, sizeof(int32_t));
+  s->live = xcalloc((size_t)s->len, sizeof(int32_t));
+  s->listed = xcalloc((size_t)s->len, 1);
+  s->nlive = 0;
   s->fifo_n = xcalloc((size_t)s->nunits, sizeof(int64_t));
   s->fifo_t = xcalloc((size_t)s->nunits, sizeof(int32_t *));
   s->fifo_cap = xcalloc((size_t)s->nunits, sizeof(int64_t));
+}
+
+void sched_state_init(SchedState *s, const TileMir *m) {
+  SchedState dims = {0};
+  dims.nregs = m->nregs;
+  dims.nunits = m->target->mxu_count > 0 ? m->target->mxu_count : 1;
+  dims.nbufs = m->nbufs;
+  dims.nsems = m->nsems;
+  dims.len = dims.nregs + 3 * dims.nunits + 1 + dims.nbufs + dims.nsems;
+  memset(s, 0, sizeof *s);
+  state_alloc(s, &dims);
 }
 
 void sched_state_free(SchedState *s) {
@@ -92,6 +115,8 @@ void sched_state_free(SchedState *s) {
   free(s->fifo_t);
   free(s->fifo_cap);
   free(s->v);
+  free(s->live);
+  free(s->listed);
   free(s->fifo_n);
   memset(s, 0, sizeof *s);
 }
@@ -99,13 +124,15 @@ void sched_state_free(SchedState *s) {
 void sched_state_copy(SchedState *dst, const SchedState *src) {
   if (dst->len != src->len || dst->nunits != src->nunits || !dst->v) {
     sched_state_free(dst);
-    *dst = *src;
-    dst->v = xcalloc((size_t)src->len, sizeof(int32_t));
-    dst->fifo_n = xcalloc((size_t)src->nunits, sizeof(int64_t));
-    dst->fifo_t = xcalloc((size_t)src->nunits, sizeof(int32_t *));
-    dst->fifo_cap = xcalloc((size_t)src->nunits, sizeof(int64_t));
+    state_alloc(dst, src);
+  } else {
+    for (int32_t j = 0; j < dst->nlive; j++) {
+      dst->v[dst->live[j]] = 0;
+      dst->listed[dst->live[j]] = 0;
+    }
+    dst->nlive = 0;
   }
-  memcpy(dst->v, src->v, (size_t)src->len * sizeof(int32_t));
+  for (int32_t j = 0; j < src->nlive; j++) set_v(dst, src->live[j], src->v[src->live[j]]);
   memcpy(dst->fifo_n, src->fifo_n, (size_t)src->nunits * sizeof(int64_t));
   for (int32_t u = 0; u < src->nunits; u++) {
     if (!sched_fifo_known(src, u) || src->fifo_n[u] <= 0) continue;
@@ -115,7 +142,20 @@ void sched_state_copy(SchedState *dst, const SchedState *src) {
 }
 
 void sched_state_advance(SchedState *s, int32_t k) {
-  for (int32_t i = 0; i < s->len; i++) s->v[i] = s->v[i] > k ? s->v[i] - k : 0;
+  if (k < 0) { /* values grow: every entry may become nonzero */
+    for (int32_t i = 0; i < s->len; i++) set_v(s, i, s->v[i] > k ? s->v[i] - k : 0);
+  } else {
+    int32_t n = 0;
+    for (int32_t j = 0; j < s->nlive; j++) {
+      int32_t i = s->live[j];
+      s->v[i] = s->v[i] > k ? s->v[i] - k : 0;
+      if (s->v[i] > 0)
+        s->live[n++] = i;
+      else
+        s->listed[i] = 0;
+    }
+    s->nlive = n;
+  }
   for (int32_t u = 0; u < s->nunits; u++) {
     if (!sched_fifo_known(s, u)) continue;
     for (int64_t i = 0; i < s->fifo_n[u]; i++)
@@ -124,8 +164,7 @@ void sched_state_advance(SchedState *s, int32_t k) {
 }
 
 void sched_state_join(SchedState *dst, const SchedState *src) {
-  for (int32_t i = 0; i < dst->len; i++)
-    if (src->v[i] > dst->v[i]) dst->v[i] = src->v[i];
+  for (int32_t j = 0; j < src->nlive; j++) raise_to(dst, src->live[j], src->v[src->live[j]]);
   for (int32_t u = 0; u < dst->nunits; u++) {
     if (!sched_fifo_known(dst, u)) continue;
     if (!sched_fifo_known(src, u) || src->fifo_n[u] != dst->fifo_n[u]) {
@@ -138,8 +177,9 @@ void sched_state_join(SchedState *dst, const SchedState *src) {
 }
 
 bool sched_state_le(const SchedState *a, const SchedState *b) {
-  for (int32_t i = 0; i < a->len; i++)
-    if (a->v[i] > b->v[i]) return false;
+  /* entries a does not list are 0, and no value is negative */
+  for (int32_t j = 0; j < a->nlive; j++)
+    if (a->v[a->live[j]] > b->v[a->live[j]]) return false;
   /* Per-result times only where both queues are known and alike; S_FIFO bounds the
    * rest (and always shrinks as cycles pass, so padding a loop body terminates). */
   for (int32_t u = 0; u < a->nunits; u++) {
@@ -269,10 +309,8 @@ void sched_state_after_loop(const SchedCtx *cx, const SchedGraph *g, const int32
   int64_t len = (int64_t)(trips - 1) * ii + last_len;
   /* everything but the result queues: the last iteration, from a state advanced to
    * its start (every earlier iteration's results land no later than its own) */
-  SchedState pre = {0};
-  sched_state_copy(&pre, in);
-  sched_state_advance(&pre, clamp32((int64_t)(trips - 1) * ii));
-  sched_state_copy(out, &pre);
+  sched_state_copy(out, in);
+  sched_state_advance(out, clamp32((int64_t)(trips - 1) * ii));
   sched_state_advance(out, last_len);
   for (int32_t v = 0; v < g->n; v++) {
     if (t[v] < 0) continue;
@@ -281,29 +319,28 @@ void sched_state_after_loop(const SchedCtx *cx, const SchedGraph *g, const int32
     int64_t at = (int64_t)t[v] - last_len, lat = sched_lat(cx, ins->op);
     if (oi->def) {
       int32_t r = sched_field(ins, oi->def);
-      if (r >= 0 && r < m->nregs) raise_to(&out->v[r], at + lat);
+      if (r >= 0 && r < m->nregs) raise_to(out, r, at + lat);
     }
     if (oi->unit) {
       int32_t u = sched_field(ins, oi->unit);
       if (u >= 0 && u < out->nunits) {
         if (ins->op == TILE_MOP_MXU_PUSH) {
-          raise_to(&out->v[S_BUSY(out, u)], at + tg->mxu_push_cycles);
-          raise_to(&out->v[S_FIFO(out, u)], at + tg->latency[TILE_LAT_MXU_RESULT]);
+          raise_to(out, S_BUSY(out, u), at + tg->mxu_push_cycles);
+          raise_to(out, S_FIFO(out, u), at + tg->latency[TILE_LAT_MXU_RESULT]);
         } else if (ins->op == TILE_MOP_MXU_LDW) {
-          raise_to(&out->v[S_W(out, u)], at + lat);
+          raise_to(out, S_W(out, u), at + lat);
         }
       }
     }
-    if (ins->op == TILE_MOP_XTRPUSH) raise_to(&out->v[S_TR(out)], at + lat);
+    if (ins->op == TILE_MOP_XTRPUSH) raise_to(out, S_TR(out), at + lat);
     if (is_store(ins->op))
       for (int k = 0; k < TILE_MIR_MAX_MEM; k++)
         if (ins->mem[k].buf >= 0 && ins->mem[k].buf < out->nbufs && (ins->mem[k].access & TILE_MIR_WRITE))
-          raise_to(&out->v[S_STORE(out, ins->mem[k].buf)], at + lat);
+          raise_to(out, S_STORE(out, ins->mem[k].buf), at + lat);
     if (ins->op == TILE_MOP_SIGNAL && ins->c >= 0 && ins->c < out->nsems)
-      raise_to(&out->v[S_SIG(out, ins->c)], at + lat);
+      raise_to(out, S_SIG(out, ins->c), at + lat);
   }
   fifo_after(cx, g, t, ii, trips, len, in, out);
-  sched_state_free(&pre);
 }
 
 void sched_state_after(const SchedCtx *cx, const SchedGraph *g, const int32_t *t, int32_t len,

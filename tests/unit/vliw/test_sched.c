@@ -287,6 +287,7 @@ TEST(sched, list_respects_edges_and_slots) {
   free(lb);
   free(tt);
   sched_graph_free(&g);
+  sched_ctx_free(&cx);
   tile_mir_free(&m);
 }
 
