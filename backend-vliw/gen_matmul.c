@@ -23,6 +23,26 @@
  * steps of a chunk, the chunks after the first (nest: chunk, K step, block, rows).
  * What differs between blocks comes from the tables through pointer registers.
  *
+ * Staggered switches (long blocks, nk >= 2, no epilogue; MmPlan.koff): the single vector
+ * load slot makes a switch of all units at once cost its 16 * units weight loads with
+ * every unit idle. Instead K group ki (the nn units sharing an LHS vreg) switches at its
+ * own step, pushing the block before's last koff[ki] - xwin tiles from the body's start
+ * while the other groups push the new block's; the pops follow the last group, skew
+ * steps behind. A body is T + xwin steps (pops skip group 0's window). The steps around
+ * each switch are straight-line, so the list scheduler starts a group's weight loads
+ * during its last old pushes and loads the rest while the other groups keep pushing:
+ *
+ *   block j:  steps 0..     group 0: j-1's last rows, weights, j's rows 0..
+ *                           group 1: j-1's last rows ......., weights, j's rows 0..
+ *             pops:         j-1's last skew rows, then j's rows 0..
+ *
+ * The pops of a straight-line stretch come before its pushes in program order (a pop
+ * is matched with the pushes before it in the stretch) and add the accumulator first,
+ * so they do not hold results in registers while the weights take the vector loads.
+ * The copies that refill the slab and ring slot the late groups still read are issued
+ * after their last read; the drain pushes the late groups' last rows of the final
+ * block.
+ *
  * Guarantees: inputs are read from HBM once per column chunk (once in all when one
  * chunk spans N) and each result byte is written once (rows copied again where copies
  * overlap carry the same values); padded K adds zeros; rows and columns past the ends
@@ -219,77 +239,164 @@ static PopSide pop_side(Gen *g, PopKind kind, bool prev, int64_t tile) {
   return s;
 }
 
-/* n row-tile steps as one pipelined loop: pushes of the tiles lhs points at (lhs < 0:
- * none) and pops of side `pop`. */
-static void rows(Gen *g, int32_t lhs, PopSide *pop, int64_t n) {
+/* The push side of the steps in a stretch: which LHS pointer each K group reads
+ * (-1: the group does not push) and at what offset. The pointers step one row tile per
+ * step. */
+typedef struct PushSide {
+  int32_t src[16];
+  int64_t imm[16];
+  int32_t ptr[2]; /* the distinct pointers (-1: none), stepped after each step */
+} PushSide;
+
+/* The pushes of one row-tile step: the tiles `push` points at. */
+static void step_push(Gen *g, const PushSide *push) {
   const MmPlan *p = g->p;
-  TileMir *m = g->m;
-  source(g);
-  tile_mir_loop_begin(m, (int32_t)n, TILE_MIR_PIPELINE);
-  if (lhs >= 0) {
-    int32_t l[16];
-    for (int ki = 0; ki < p->nk; ki++) {
-      l[ki] = tile_mir_vreg(m);
-      vload(g, l[ki], p->ae == 2, lhs, g->c_apitch, (int64_t)ki * p->dim * p->ae, g->abuf, 0);
-    }
-    for (int ki = 0; ki < p->nk; ki++)
+  int32_t l[16];
+  for (int ki = 0; ki < p->nk; ki++) {
+    if (push->src[ki] < 0) continue;
+    l[ki] = tile_mir_vreg(g->m);
+    vload(g, l[ki], p->ae == 2, push->src[ki], g->c_apitch, push->imm[ki], g->abuf, 0);
+  }
+  for (int ki = 0; ki < p->nk; ki++)
+    if (push->src[ki] >= 0)
       for (int ni = 0; ni < p->nn; ni++)
         emit(g, ins(TILE_MOP_MXU_PUSH, 0, l[ki], 0, ki * p->nn + ni, 0));
-    addi(g, lhs, (int64_t)p->sub * p->Kb * p->ae);
+  for (int i = 0; i < 2; i++)
+    if (push->ptr[i] >= 0) addi(g, push->ptr[i], (int64_t)p->sub * p->Kb * p->ae);
+}
+
+/* The pops of one row-tile step: side `pop`, row tile `tile` (the acc slot is named
+ * for it). In a loop (k < 0) the registers point at the tile and step past it. In
+ * straight-line code (k >= 0) they point k tiles before it and stay, so no pointer
+ * step chains the steps' loads after the stores before them; the accumulator then
+ * joins first (popacc onto its load), so the pops wait for it and their results are
+ * not held in registers while the vector loads serve the weights. */
+static void step_pop(Gen *g, PopSide *pop, int64_t tile, int64_t k) {
+  const MmPlan *p = g->p;
+  TileMir *m = g->m;
+  if (pop->kind == POP_NONE) return;
+  bool straight = k >= 0;
+  if (!straight) k = 0;
+  int so = acc_slot(g, tile);
+  int64_t acc_off = k * g->acc_row, stg_off = k * p->sub * p->Nb * p->oe;
+  /* The accumulator tiles are all loaded before any is stored: a store names the
+   * same slot (row tile) as the loads, and a load after it would wait for it. */
+  int32_t acc[16];
+  bool add = pop->kind != POP_FIRST && g->acc >= 0;
+  for (int ni = 0; ni < p->nn && add; ni++) {
+    acc[ni] = tile_mir_vreg(m);
+    vload(g, acc[ni], false, pop->acc, g->c_tpitch, ni * g->tile_bytes + acc_off, g->acc, so);
   }
-  if (pop->kind != POP_NONE) {
-    int so = acc_slot(g, pop->tile);
-    /* The accumulator tiles are all loaded before any is stored: a store names the
-     * same slot (row tile) as the loads, and a load after it would wait for it. */
-    int32_t acc[16];
-    bool add = pop->kind != POP_FIRST && g->acc >= 0;
-    for (int ni = 0; ni < p->nn && add; ni++) {
-      acc[ni] = tile_mir_vreg(m);
-      vload(g, acc[ni], false, pop->acc, g->c_tpitch, ni * g->tile_bytes, g->acc, so);
+  for (int ni = 0; ni < p->nn; ni++) {
+    int32_t v = tile_mir_vreg(m);
+    if (add && straight) emit(g, ins(TILE_MOP_MXU_POPACC, v, acc[ni], 0, ni, 0));
+    else emit(g, ins(TILE_MOP_MXU_POP, v, 0, 0, ni, 0));
+    for (int ki = 1; ki < p->nk; ki++) {
+      int32_t w = tile_mir_vreg(m);
+      emit(g, ins(TILE_MOP_MXU_POPACC, w, v, 0, ki * p->nn + ni, 0));
+      v = w;
     }
-    for (int ni = 0; ni < p->nn; ni++) {
-      int32_t v = tile_mir_vreg(m);
-      emit(g, ins(TILE_MOP_MXU_POP, v, 0, 0, ni, 0));
-      for (int ki = 1; ki < p->nk; ki++) {
-        int32_t w = tile_mir_vreg(m);
-        emit(g, ins(TILE_MOP_MXU_POPACC, w, v, 0, ki * p->nn + ni, 0));
-        v = w;
-      }
-      if (add) { /* the accumulator joins last: the pops need not wait for its load */
-        int32_t s = tile_mir_vreg(m);
-        emit(g, ins(TILE_MOP_VADDF, s, v, acc[ni], 0, 0));
-        v = s;
-      }
-      if (pop->kind == POP_LAST) {
-        int32_t r = mm_epilogue_emit(g->cx, p, v, pop->rows, g->zero, tile_col(p, ni));
-        source(g);
-        vstore(g, r, p->out_bf16, pop->stg, g->c_spitch, tile_col(p, ni) * p->oe, g->stage, 0);
-      } else {
-        vstore(g, v, false, pop->acc, g->c_tpitch, ni * g->tile_bytes, g->acc, so);
-      }
+    if (add && !straight) { /* the accumulator joins last: the pops need not wait for its load */
+      int32_t s = tile_mir_vreg(m);
+      emit(g, ins(TILE_MOP_VADDF, s, v, acc[ni], 0, 0));
+      v = s;
     }
-    if (pop->acc >= 0) addi(g, pop->acc, g->acc_row);
-    if (pop->stg >= 0) addi(g, pop->stg, (int64_t)p->sub * p->Nb * p->oe);
+    if (pop->kind == POP_LAST) {
+      int32_t r = mm_epilogue_emit(g->cx, p, v, pop->rows, g->zero, tile_col(p, ni));
+      source(g);
+      vstore(g, r, p->out_bf16, pop->stg, g->c_spitch, tile_col(p, ni) * p->oe + stg_off,
+             g->stage, 0);
+    } else {
+      vstore(g, v, false, pop->acc, g->c_tpitch, ni * g->tile_bytes + acc_off, g->acc, so);
+    }
   }
-  tile_mir_loop_end(m);
+  if (straight) return;
+  if (pop->acc >= 0) addi(g, pop->acc, g->acc_row);
+  if (pop->stg >= 0) addi(g, pop->stg, (int64_t)p->sub * p->Nb * p->oe);
+}
+
+/* Steps the pop side's registers past n row tiles popped in straight-line code. */
+static void pop_skip(Gen *g, PopSide *pop, int64_t n) {
+  if (pop->kind == POP_NONE || n == 0) return;
+  if (pop->acc >= 0) addi(g, pop->acc, n * g->acc_row);
+  if (pop->stg >= 0) addi(g, pop->stg, n * g->p->sub * g->p->Nb * g->p->oe);
+}
+
+/* n row-tile steps as one pipelined loop. */
+static void rows(Gen *g, const PushSide *push, PopSide *pop, int64_t n) {
+  bool any = pop->kind != POP_NONE;
+  for (int ki = 0; ki < g->p->nk; ki++) any = any || push->src[ki] >= 0;
+  if (any && n > 0) { /* none: the first block's steps before its first group starts */
+    source(g);
+    tile_mir_loop_begin(g->m, (int32_t)n, TILE_MIR_PIPELINE);
+    step_push(g, push);
+    step_pop(g, pop, pop->tile, -1);
+    tile_mir_loop_end(g->m);
+  }
   pop->tile += n;
 }
 
-/* Weights of the block whose B piece starts at address `base` into every unit: unit
+/* The step K group ki starts its switch at: its last push of the block before is the
+ * step before. */
+static int64_t switch_step(const MmPlan *p, int ki) { return p->koff[ki] - p->xwin; }
+
+/* The push side at step s of a block: K group ki pushes the block's row s - koff[ki]
+ * from step koff[ki] (lhs points at row s - koff[0]), nothing in its switch window, and
+ * before it the block before's row T + s - switch_step(ki) (old points at row
+ * T + s - switch_step(0); -1: none). */
+static PushSide push_side(const Gen *g, int64_t s, int32_t lhs, int32_t old) {
+  const MmPlan *p = g->p;
+  PushSide ps = {.ptr = {-1, -1}};
+  for (int ki = 0; ki < p->nk; ki++) {
+    int32_t src = s >= p->koff[ki] ? lhs : s < switch_step(p, ki) ? old : -1;
+    ps.src[ki] = src;
+    ps.imm[ki] = -(p->koff[ki] - p->koff[0]) * p->sub * p->Kb * p->ae + (int64_t)ki * p->dim * p->ae;
+    if (src < 0) continue;
+    if (ps.ptr[0] < 0 || ps.ptr[0] == src) ps.ptr[0] = src;
+    else ps.ptr[1] = src;
+  }
+  return ps;
+}
+
+/* Weights of K group ki of the block whose B piece starts at address `base`: unit
  * (ki, ni) gets rows ki*dim.. and columns tile_col(ni).. of the piece. */
-static void load_weights(Gen *g, int32_t base) {
+static void load_weights(Gen *g, int32_t base, int ki) {
   const MmPlan *p = g->p;
   int groups = p->dim / p->sub;
+  for (int ni = 0; ni < p->nn; ni++)
+    for (int r = 0; r < groups; r++) {
+      int32_t w = tile_mir_vreg(g->m);
+      vload(g, w, p->be == 2, base, g->c_bpitch,
+            ((int64_t)ki * p->dim + (int64_t)r * p->sub) * p->Nb * p->be +
+                tile_col(p, ni) * p->be,
+            g->bbuf, 0);
+      emit(g, ins(TILE_MOP_MXU_LDW, 0, w, 0, ki * p->nn + ni, r));
+    }
+}
+
+/* Whether step s is straight-line: from MM_PRE steps before a switch to the group's
+ * first new push. */
+static bool unrolled(const MmPlan *p, int64_t s) {
+  if (!p->stagger) return false;
   for (int ki = 0; ki < p->nk; ki++)
-    for (int ni = 0; ni < p->nn; ni++)
-      for (int r = 0; r < groups; r++) {
-        int32_t w = tile_mir_vreg(g->m);
-        vload(g, w, p->be == 2, base, g->c_bpitch,
-              ((int64_t)ki * p->dim + (int64_t)r * p->sub) * p->Nb * p->be +
-                  tile_col(p, ni) * p->be,
-              g->bbuf, 0);
-        emit(g, ins(TILE_MOP_MXU_LDW, 0, w, 0, ki * p->nn + ni, r));
-      }
+    if (s >= switch_step(p, ki) - p->pre && s <= p->koff[ki] + p->post) return true;
+  return false;
+}
+
+/* Whether step s pops: all but group 0's switch window, so a body pops T row tiles in
+ * its T + xwin steps. */
+static bool pops_at(const MmPlan *p, int64_t s) {
+  return !(p->stagger && s >= switch_step(p, 0) && s < p->koff[0]);
+}
+
+/* The first step after s where a loop must end: a straight-line stretch's start. */
+static int64_t next_push_cut(const MmPlan *p, int64_t s) {
+  int64_t c = p->T + p->xwin;
+  for (int ki = 0; ki < p->nk && p->stagger; ki++) {
+    int64_t a = switch_step(p, ki) - p->pre;
+    if (a > s && a < c) c = a;
+  }
+  return c;
 }
 
 /* The staging slot a block's pops fill was last read by the copies out of the block two
@@ -314,61 +421,129 @@ static void copy_fine(Gen *g, int64_t lo, int64_t hi) {
   issue(g, g->op, &g->odesc, g->stage, p->out.buf, (hi - lo) * p->sub * p->Nb * p->oe);
 }
 
+/* The first block, at the step its first group reaches row tile r: before the rows of
+ * each piece of the first slab, wait for the piece. The pieces go two ahead of the rows
+ * (piece 1 came with the block's start): the one after next is issued as soon as a
+ * piece is in, so HBM never waits for the rows to reach a piece; the next block's B
+ * piece once the slab is nearly in (it shares HBM with the last pieces). */
+static void first_slab(Gen *g, int64_t r) {
+  const MmPlan *p = g->p;
+  int64_t a0t = p->a0rows / p->sub;
+  if (r < 0 || r % a0t || r / a0t >= p->a0pieces) return;
+  int64_t piece = r / a0t;
+  wait(g, SEM_A0, g->abuf);
+  if (piece + 2 < p->a0pieces) issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
+  if (piece == (p->a0pieces > 3 ? p->a0pieces - 3 : 0))
+    issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+}
+
 /* The body of block j (a representative of its kind when the body is a loop's). */
 static void block(Gen *g, int64_t j) {
   const MmPlan *p = g->p;
   bool first = j == 0, edge = g->blocks[j].edge;
   PopKind ka = mm_pop_kind(g, j - 1), kb = mm_pop_kind(g, j);
-  int64_t T = p->T, D = p->skew;
+  int64_t T = p->T, D = p->skew, S = T + p->xwin, k0 = p->koff[0];
+  int64_t R = switch_step(p, p->nk - 1); /* the last step reading the block before's rows: R - 1 */
   bool fine = j == g->nblocks - 1; /* the final block: smaller copies out */
   int64_t q = fine ? p->qf : p->q;
+  /* Staggered, the late groups still read the block before's slab until step R: the
+   * copies that may refill it (and the ring slot) are issued after that. */
+  bool defer = p->stagger && !first;
   source(g);
   int32_t bw = rec_word(g, REC_B, false);
   int32_t lhs = rec_word(g, REC_A, false);
+  int32_t old = -1;
+  if (defer) {
+    old = rec_word(g, REC_A, true);
+    addi(g, old, (T - switch_step(p, 0)) * p->sub * p->Kb * p->ae);
+  }
   wait(g, edge ? SEM_B_EDGE : SEM_B, g->bbuf);
-  load_weights(g, bw);
-  if (!first) issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
-  issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
+  if (!p->stagger)
+    for (int ki = 0; ki < p->nk; ki++) load_weights(g, bw, ki);
+  if (!defer) {
+    if (!first) issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+    issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
+  }
   if (first && p->a0pieces > 1) issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
   if ((T > D && kb == POP_LAST) || (T <= D && ka == POP_LAST)) stage_free(g);
 
-  /* Cuts of the step range [0, T): the pop side changes block at D; the first block
-   * waits for each piece of the first slab before its rows; a last step copies rows
-   * out as they are popped. */
+  /* Cuts of the steps [0, S): the pop side changes block at pop D; the K groups switch
+   * (straight-line around it when staggered); the first block waits for each piece of
+   * the first slab before its rows; a last step copies rows out as they are popped. */
   int64_t a0t = p->a0rows / p->sub;
   PopSide pop = pop_side(g, ka, true, T - D);
-  int64_t s = 0;
-  while (s < T) {
-    if (first && s % a0t == 0 && s / a0t < p->a0pieces) {
-      /* The first slab's pieces two ahead of the rows (piece 1 came with the block's
-       * start): the one after next is issued as soon as a piece is in, so HBM never
-       * waits for the rows to reach a piece; the next block's B piece once the slab is
-       * nearly in (it shares HBM with the last pieces). */
-      int64_t piece = s / a0t;
-      wait(g, SEM_A0, g->abuf);
-      if (piece + 2 < p->a0pieces) issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
-      if (piece == (p->a0pieces > 3 ? p->a0pieces - 3 : 0))
-        issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+  int64_t s = 0, c = 0; /* c: pops so far */
+  while (s < S || c < T) {
+    if (s < S && unrolled(p, s)) {
+      /* A switch's steps, straight-line: the pops of them all first (a pop in a
+       * straight-line stretch is matched with the pushes before it in the stretch, so
+       * pops after pushes would wait for those instead of the results queued before),
+       * then the pushes, with the group's weights between its last old push and its
+       * first new one. The stretch ends before the pop side changes (the plan makes
+       * D large enough). */
+      int64_t e = s, n = 0;
+      while (e + 1 < S && unrolled(p, e + 1)) e++;
+      source(g);
+      for (int64_t t = s; t <= e; t++)
+        if (first) first_slab(g, t - k0);
+      for (int64_t t = s; t <= e; t++)
+        if (pops_at(p, t)) {
+          step_pop(g, &pop, pop.tile + n, n);
+          n++;
+        }
+      pop_skip(g, &pop, n);
+      pop.tile += n;
+      c += n;
+      for (int64_t t = s; t <= e; t++) {
+        for (int ki = 0; ki < p->nk; ki++)
+          if (t == switch_step(p, ki)) load_weights(g, bw, ki);
+        if (defer && t == R) {
+          issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+          issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
+        }
+        PushSide ps = push_side(g, t, lhs, first ? -1 : old);
+        step_push(g, &ps);
+      }
+      s = e + 1;
+      continue;
     }
-    if (s == D && D < T) {
+    if (first && s < S) first_slab(g, s - k0);
+    if (c == D && D < T) {
       if (ka == POP_LAST) copy_out(g);
       pop = pop_side(g, kb, false, 0);
     }
-    int64_t s1 = s < D ? D : T;
-    if (first && (s / a0t + 1) * a0t < s1) s1 = (s / a0t + 1) * a0t;
-    if (s >= D && kb == POP_LAST) {
-      int64_t c = (s - D) / q; /* the copy this segment's pops complete */
-      int64_t end = D + (c + 1) * q;
-      if (end < s1) s1 = end;
+    /* pops this stretch may do: up to the pop side's change and the next copy out */
+    int64_t climit = c < D ? D : T;
+    if (c >= D && kb == POP_LAST) {
+      int64_t end = D + ((c - D) / q + 1) * q;
+      if (end < climit) climit = end;
     }
-    rows(g, lhs, &pop, s1 - s);
+    int64_t s1;
+    if (s >= S) { /* pushes all done: the pops left (none when caught up in time) */
+      s1 = s + (climit - c);
+    } else {
+      s1 = S;
+      int64_t cut = next_push_cut(p, s);
+      if (cut < s1) s1 = cut;
+      if (first) {
+        int64_t a = s < k0 ? k0 : k0 + ((s - k0) / a0t + 1) * a0t;
+        if (a < s1) s1 = a;
+      }
+      if (s + (climit - c) < s1) s1 = s + (climit - c);
+    }
+    PushSide ps = push_side(g, s, s < S ? lhs : -1, first || s >= S ? -1 : old);
+    rows(g, &ps, &pop, s1 - s);
+    c += s1 - s;
     s = s1;
-    if (s > D && kb == POP_LAST && ((s - D) % q == 0 || s == T)) {
-      if (fine) copy_fine(g, s - D - ((s - D) % q ? (s - D) % q : q), s - D);
+    if (c > D && kb == POP_LAST && ((c - D) % q == 0 || c == T)) {
+      if (fine) copy_fine(g, c - D - ((c - D) % q ? (c - D) % q : q), c - D);
       else copy_out(g);
     }
   }
   if (D >= T && ka == POP_LAST) copy_out(g);
+  /* Staggered, the first group's last rows are pushed after the body: their pieces of
+   * the first slab are waited for here. */
+  for (int64_t r = S - k0; first && r < T; r++) first_slab(g, r);
   /* The B pieces of the blocks after the next only once the first slab is in and the
    * next block's piece nearly: they are needed a block later. From here on each block
    * issues one, so the lead stays. */
@@ -380,18 +555,30 @@ static void block(Gen *g, int64_t j) {
   addi(g, g->rp, g->rec_bytes);
 }
 
-/* The pops after the last push: the last block's final rows, its last copy, and the
- * waits for everything still in flight. */
+/* After the last block: the late groups' last pushes (staggered), the last block's
+ * final pops, its last copies, and the waits for everything still in flight. */
 static void drain(Gen *g) {
   const MmPlan *p = g->p;
   int64_t T = p->T, D = p->skew, j = g->nblocks;
   source(g);
   if (T <= D) stage_free(g);
   PopSide pop = pop_side(g, mm_pop_kind(g, j - 1), true, T - D);
-  for (int64_t s = 0; s < D; s += p->qd) {
-    int64_t n = D - s < p->qd ? D - s : p->qd;
-    rows(g, -1, &pop, n);
-    copy_fine(g, T - D + s, T - D + s + n);
+  int32_t old = -1;
+  if (p->stagger) {
+    old = rec_word(g, REC_A, true);
+    addi(g, old, (T - switch_step(p, 0)) * p->sub * p->Kb * p->ae);
+  }
+  for (int64_t s = 0; s < D;) {
+    int64_t c0 = s, c1 = D - s < p->qd ? D : s + p->qd;
+    while (s < c1) {
+      int64_t s1 = c1;
+      for (int ki = 0; ki < p->nk && p->stagger; ki++)
+        if (switch_step(p, ki) > s && switch_step(p, ki) < s1) s1 = switch_step(p, ki);
+      PushSide ps = push_side(g, s, -1, old);
+      rows(g, &ps, &pop, s1 - s);
+      s = s1;
+    }
+    copy_fine(g, T - D + c0, T - D + c1);
   }
   /* the copies not yet waited for: nout of the block before (its staging slot's
    * waits come with the block after, which there is not) and the final block's, but

@@ -31,6 +31,16 @@
 
 enum { MM_MAX_EPI = 64, MM_MAX_ROWS = 8 };
 
+/* Staggered weight switches (MmPlan.koff): a group's switch window (MM_XWIN steps),
+ * the straight-line steps before it (MM_PRE: the group's weight loads start during its
+ * last pushes, a few vregs each, within the register file) and after its first new push
+ * (MM_POST: room for the vector loads the switch crowds out), and the loop steps at
+ * least between two groups' straight-line stretches (MM_GAP: kept apart, so one group's
+ * weight loads are not hoisted into the other's stretch and held in registers). Tuned
+ * on v5e-like, where the pops trail the last group's pushes by 32 row tiles, which
+ * lets 128-tile blocks copy out in four even pieces. */
+enum { MM_PRE = 4, MM_XWIN = 1, MM_POST = 3, MM_GAP = 2 };
+
 /* How an epilogue value is held per result tile. */
 typedef enum MmKind {
   MM_TILE,  /* a full [.., M, N] value: one vreg per result tile */
@@ -66,6 +76,16 @@ typedef struct MmPlan {
   int64_t chunks;             /* batch * MC * NG */
   /* the pipeline (gen_matmul.c draws it) */
   int64_t skew;               /* row tiles between a push and the pop of its result (<= T) */
+  /* Staggered weight switches. A block's body runs T + xwin steps; K group ki (its
+   * units share an LHS vreg) pushes the previous block's last tiles until step
+   * koff[ki] - xwin, loads its weights while the other groups keep pushing (xwin steps),
+   * and pushes the block's tile 0 at step koff[ki]. Pops skip group 0's window. The
+   * steps from MM_PRE before a window to its end are emitted straight-line, so the
+   * weight loads also overlap the group's last pushes. Not staggered: all 0. */
+  int64_t koff[16];
+  int64_t xwin, pre, post;     /* window steps; straight-line steps before a window and
+                               * after a group's first new push */
+  bool stagger;
   int64_t depth;              /* B ring slots: pieces in flight past the one being read
                                * (gen_matmul.c copies min(depth, 2) ahead) */
   int64_t apieces, arows;     /* pieces (and rows in each) an A slab is copied in */

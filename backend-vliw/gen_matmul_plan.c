@@ -219,6 +219,26 @@ static int64_t plan_depth(const TileTarget *t) {
 static void plan_pipeline(const TileTarget *t, MmPlan *p) {
   int64_t outstanding = t->dma_outstanding;
   p->skew = ceil_div(t->latency[TILE_LAT_MXU_RESULT], t->mxu_push_cycles) + 1;
+  /* Stagger the K groups' weight switches where the blocks are long enough to absorb
+   * the offsets: the last group switches `last` steps after the first, so its pops come
+   * that much later. Not with an epilogue: the switch's straight-line steps would pop
+   * through it unpipelined, which costs more than the switch saves. */
+  int64_t pre = MM_PRE, xw = MM_XWIN, post = MM_POST, gap = MM_GAP;
+  int64_t last = pre + (int64_t)(p->nk - 1) * (xw + 1 + post + gap + pre);
+  memset(p->koff, 0, sizeof p->koff);
+  p->xwin = p->pre = p->post = 0;
+  /* (the pop side changes block after the last straight-line stretch: its pops are of
+   * the block before) */
+  p->stagger = p->nk >= 2 && p->nepi == 0 && p->skew > xw + post + 1 &&
+               p->T >= 2 * (last + xw + post + p->skew);
+  if (p->stagger) {
+    p->xwin = xw;
+    p->pre = pre;
+    p->post = post;
+    for (int32_t k = 0; k < p->nk; k++)
+      p->koff[k] = pre + (int64_t)k * (xw + 1 + post + gap + pre) + xw;
+    p->skew += last;
+  }
   if (p->skew > p->T) p->skew = p->T;
   int64_t segs = out_segments(t);
   p->nout = 0;
