@@ -314,6 +314,87 @@ static void make_constants(Attn *a) {
   a->v_scale = a->prescale ? attn_vlif(a, (float)a->scale) : -1;
 }
 
+/* ---- the block kernel's driver ----
+ *
+ * Every K/V head n (= b * Hkv + kvh) runs the same code but for its HBM addresses and
+ * its buffer set n % npar, and the addresses are linear in n (Hq = G * Hkv), so the
+ * heads are walked by a counted loop of npar heads per iteration with the addresses
+ * in registers that step one head each transfer: the code holds a few copies of the
+ * kernel instead of one per head. The first head (no store before it) and the last
+ * (no loads after it) are peeled, and so is what is left of the middle heads after
+ * whole iterations. */
+
+typedef struct BlockAddr {
+  int32_t q, k, v;  /* the next loads' HBM addresses */
+  int32_t o;        /* the next store's */
+  int32_t qstep, kstep, ostep;
+} BlockAddr;
+
+/* Issues the first head's loads (from addresses made on the spot, so the first DMA
+ * starts as early as it can) and returns the registers for the heads after it. */
+static BlockAddr block_first_loads(Attn *a, AttnSites *s) {
+  attn_issue_loads(a, s, 0, 0);
+  BlockAddr r;
+  r.qstep = (int32_t)(a->G * a->Sq * a->D * a->esz);
+  r.kstep = (int32_t)(a->Sk * a->D * a->esz);
+  r.ostep = (int32_t)(a->G * a->Sq * a->D * a->osz);
+  r.q = attn_li(a, r.qstep, a->q.buf);
+  r.k = attn_li(a, r.kstep, a->k.buf);
+  r.v = attn_li(a, r.kstep, a->v.buf);
+  r.o = attn_li(a, 0, a->o.buf);
+  return r;
+}
+
+static void step_addr(Attn *a, int32_t reg, int32_t by) {
+  attn_op(a, TILE_MOP_ADDI, reg, reg, 0, 0, by);
+}
+
+static void block_loads(Attn *a, AttnSites *s, BlockAddr *r, int p) {
+  tile_dma_issue(a->cx, &s->q[p], r->q, 0, -1, 0);
+  tile_dma_issue(a->cx, &s->kt[p], r->k, 0, -1, 0);
+  tile_dma_issue(a->cx, &s->v[p], r->v, 0, -1, 0);
+  step_addr(a, r->q, r->qstep);
+  step_addr(a, r->k, r->kstep);
+  step_addr(a, r->v, r->kstep);
+}
+
+/* One head in set p; first: no head before it, next: a head after it. */
+static void block_head(Attn *a, AttnSites *s, BlockAddr *r, int p, bool first, bool next) {
+  attn_wait_loads(a, s, p);
+  /* With two sets the next head's loads run under this head's compute. */
+  if (a->npar == 2 && next) block_loads(a, s, r, 1 - p);
+  /* The staging buffer of set p is free once the store of head n - npar is done. With
+   * one set that is the store just issued; with two, the store of head n - 2 was
+   * waited for before the store of head n - 1 was issued (below): a wait here, next
+   * to that issue, would be ordered behind that unrelated transfer's bytes. */
+  if (a->npar == 1 && !first) tile_dma_wait(a->cx, &s->o[p], 0, 0);
+  attn_block_emit(a, p);
+  /* The store of head n - 1 ran under this head's compute: wait for it now, before
+   * another DMA touches the result, so the set it read is free for head n + 1. */
+  if (a->npar == 2 && !first) tile_dma_wait(a->cx, &s->o[1 - p], 0, 0);
+  tile_dma_issue(a->cx, &s->o[p], -1, 0, r->o, 0);
+  step_addr(a, r->o, r->ostep);
+  if (a->npar == 1 && next) block_loads(a, s, r, 0);
+}
+
+static void block_drive(Attn *a, AttnSites *s) {
+  int64_t n_heads = a->B * a->Hkv;
+  BlockAddr r = block_first_loads(a, s);
+  block_head(a, s, &r, 0, true, n_heads > 1);
+  /* heads 1 .. n_heads - 2: npar per iteration, starting in set 1 % npar */
+  int64_t middle = n_heads > 2 ? n_heads - 2 : 0;
+  int64_t trips = middle / a->npar, n = 1;
+  if (trips > 1) tile_mir_loop_begin(a->m, (int32_t)trips, 0);
+  for (int64_t i = 0; i < (trips > 1 ? 1 : trips); i++)
+    for (int j = 0; j < a->npar; j++) block_head(a, s, &r, (int)((n + j) % a->npar), false, true);
+  if (trips > 1) tile_mir_loop_end(a->m);
+  n += trips * a->npar;
+  for (; n < n_heads - 1; n++) block_head(a, s, &r, (int)(n % a->npar), false, true);
+  if (n_heads > 1) block_head(a, s, &r, (int)(n % a->npar), false, false);
+  /* the last store (the ones before it were waited for in the heads) */
+  tile_dma_wait(a->cx, &s->o[(n_heads - 1) % a->npar], 0, 0);
+}
+
 bool tile_gen_attention(TileLowerCtx *cx, const TileGroup *g) {
   Attn a;
   memset(&a, 0, sizeof a);
@@ -352,26 +433,6 @@ bool tile_gen_attention(TileLowerCtx *cx, const TileGroup *g) {
     attn_rows_run(&a, &s);
     return true;
   }
-  int64_t n_heads = a.B * a.Hkv;
-  attn_issue_loads(&a, &s, 0, 0);
-  for (int64_t n = 0; n < n_heads; n++) {
-    int p = (int)(n % a.npar);
-    attn_wait_loads(&a, &s, p);
-    /* With two sets the next head's loads run under this head's compute. */
-    if (a.npar == 2 && n + 1 < n_heads) attn_issue_loads(&a, &s, n + 1, 1 - p);
-    /* The staging buffer of set p is free once the store of head n - npar is done. With
-     * one set that is the store just issued; with two, the store of head n - 2 was
-     * waited for before the store of head n - 1 was issued (below): a wait here, next
-     * to that issue, would be ordered behind that unrelated transfer's bytes. */
-    if (a.npar == 1 && n >= 1) tile_dma_wait(cx, &s.o[p], 0, 0);
-    attn_block_emit(&a, p);
-    /* The store of head n - 1 ran under this head's compute: wait for it now, before
-     * another DMA touches the result, so the set it read is free for head n + 1. */
-    if (a.npar == 2 && n >= 1) tile_dma_wait(cx, &s.o[1 - p], 0, 0);
-    attn_issue_store(&a, &s, n, p);
-    if (a.npar == 1 && n + 1 < n_heads) attn_issue_loads(&a, &s, n + 1, 0);
-  }
-  /* the last store (the ones before it were waited for in the loop) */
-  tile_dma_wait(cx, &s.o[(n_heads - 1) % a.npar], 0, 0);
+  block_drive(&a, &s);
   return true;
 }

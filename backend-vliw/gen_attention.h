@@ -70,6 +70,11 @@ typedef struct Attn {
   /* block kernel */
   int32_t ring;           /* alpha, carried from the softmax to the accumulate */
   int32_t pos;            /* the query position of each row of the tile (i32) */
+  /* sregs and vregs the block kernel's heads share, made once at its set-up: strides
+   * of the Q/V rows, K^T rows and f32 rows; the ring's address and offset mask; the
+   * key step, the key count (or -1) and the positions + 1 of the rows (or -1) */
+  int32_t b_qst, b_kst, b_sst, b_ost, b_rbase, b_rmask;
+  int32_t b_step, b_skv, b_pos1;
   /* constants made once at the start (vregs) */
   int32_t v_zero, v_ninf, v_pinf, v_sc, v_nsc, v_scale;
 } Attn;

@@ -25,11 +25,7 @@ int64_t attn_block_vmem(const Attn *a) { return (RING_SLOTS + 1) * attn_vreg_byt
 
 static bool needs_mask(const Attn *a) { return a->causal || a->Skp != a->Sk; }
 
-void attn_block_setup(Attn *a) {
-  int64_t vb = attn_vreg_bytes(a);
-  a->ring = tile_mir_buffer(a->m, "attn.ring", TILE_SPACE_VMEM, vb, RING_SLOTS, 512);
-  a->pos = -1;
-  if (!a->causal) return;
+static void make_positions(Attn *a) {
   /* position + 1 of each row (row r is query r % Sq of head r / Sq); padding rows see
    * every key, so they never produce an all-masked row. */
   int64_t n = (int64_t)a->sub * a->lanes;
@@ -54,6 +50,28 @@ void attn_block_setup(Attn *a) {
   free(pos);
 }
 
+/* The ring, the positions table and what every head reads but never changes, made
+ * once: the driver walks the heads in a loop, whose body should hold only the work. */
+void attn_block_setup(Attn *a) {
+  int64_t vb = attn_vreg_bytes(a);
+  a->ring = tile_mir_buffer(a->m, "attn.ring", TILE_SPACE_VMEM, vb, RING_SLOTS, 512);
+  a->pos = -1;
+  if (a->causal) make_positions(a);
+  a->b_qst = attn_li(a, (int64_t)a->lanes * a->esz, -1);
+  a->b_kst = attn_li(a, a->Skp * a->esz, -1);
+  a->b_sst = attn_li(a, a->lanes * 4, -1);
+  a->b_ost = attn_li(a, (int64_t)a->lanes * a->osz, -1);
+  a->b_rbase = attn_li(a, 0, a->ring);
+  a->b_rmask = attn_li(a, RING_SLOTS * vb - 1, -1);
+  a->b_step = a->b_skv = a->b_pos1 = -1;
+  if (needs_mask(a)) {
+    a->b_step = attn_vli(a, (uint32_t)a->dim);
+    if (a->causal) a->b_pos1 = attn_vld(a, -1, a->zero, a->b_sst, 0, a->pos, 0, false);
+    if (a->Skp != a->Sk) a->b_skv = attn_vli(a, (uint32_t)a->Sk);
+  }
+}
+
+
 /* ofs = (ofs + one slot) mod the ring's bytes (a power of two). */
 static void ring_step(Attn *a, int32_t ofs, int32_t mask, int64_t slot) {
   int32_t o1 = attn_s1(a, TILE_MOP_ADDI, ofs, 0, (int32_t)slot);
@@ -71,24 +89,16 @@ void attn_block_emit(Attn *a, int par) {
     int64_t seen = (a->Sq + a->dim - 1) / a->dim; /* blocks holding a key <= Sq - 1 */
     if (seen < nblocks) nblocks = seen;
   }
-  int32_t qst = attn_li(a, (int64_t)a->lanes * a->esz, -1);
-  int32_t kst = attn_li(a, a->Skp * a->esz, -1);
-  int32_t sst = attn_li(a, a->lanes * 4, -1);
+  int32_t qst = a->b_qst, kst = a->b_kst, sst = a->b_sst;
   int32_t q = attn_vld(a, -1, a->zero, qst, 0, a->qbuf[par], 0, a->bf16_in);
-  int32_t pos1 = -1, keyv = -1, step = -1, skv = -1;
-  if (needs_mask(a)) {
-    keyv = attn_v1(a, TILE_MOP_VIOTA, 0, 0, 0, 0);
-    step = attn_vli(a, (uint32_t)a->dim);
-    if (a->causal) pos1 = attn_vld(a, -1, a->zero, sst, 0, a->pos, 0, false);
-    if (a->Skp != a->Sk) skv = attn_vli(a, (uint32_t)a->Sk);
-  }
+  int32_t pos1 = a->b_pos1, keyv = -1, step = a->b_step, skv = a->b_skv;
+  if (needs_mask(a)) keyv = attn_v1(a, TILE_MOP_VIOTA, 0, 0, 0, 0);
   int32_t nm = attn_v1(a, TILE_MOP_VMOV, a->v_pinf, 0, 0, 0);
   int32_t l = attn_v1(a, TILE_MOP_VMOV, a->v_zero, 0, 0, 0);
   int32_t acc = attn_v1(a, TILE_MOP_VMOV, a->v_zero, 0, 0, 0);
   int32_t kp = attn_li(a, 0, a->ktbuf[par]);
   int32_t vp = attn_li(a, 0, a->vbuf[par]);
-  int32_t rbase = attn_li(a, 0, a->ring);
-  int32_t rmask = attn_li(a, RING_SLOTS * vb - 1, -1);
+  int32_t rbase = a->b_rbase, rmask = a->b_rmask;
   /* The ring's slot offset, one register for the store and one for the load, each
    * stepped next to its use (see below). */
   int32_t ro_st = attn_li(a, 0, -1), ro_ld = attn_li(a, 0, -1);
@@ -147,6 +157,5 @@ void attn_block_emit(Attn *a, int par) {
 
   int32_t r = attn_v1(a, TILE_MOP_VRCP, l, 0, 0, 0);
   int32_t o = attn_v1(a, TILE_MOP_VMULF, acc, r, 0, 0);
-  int32_t ost = attn_li(a, (int64_t)a->lanes * a->osz, -1);
-  attn_vst(a, o, a->zero, ost, 0, a->obuf[par], 0, a->bf16_out);
+  attn_vst(a, o, a->zero, a->b_ost, 0, a->obuf[par], 0, a->bf16_out);
 }
