@@ -122,7 +122,7 @@ static void emit_symbols(const TileMir *m, TileObject *obj) {
     s->kind = b->bind;
     s->space = b->space;
     s->elem = b->elem;
-    s->per_chip = false;
+    s->per_chip = b->per_chip;
     s->rank = b->rank;
     for (int32_t k = 0; k < b->rank && k < TILE_MAX_RANK; k++) s->dims[k] = b->dims[k];
     s->addr = b->addr;

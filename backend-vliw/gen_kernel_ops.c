@@ -25,29 +25,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "dma_desc.h"
 #include "gen_kernel.h"
 #include "tile/ops.h"
-
-/* Descriptor words (docs/emulator.md, "DMA descriptors"). */
-enum {
-  DESC_SRC_SPACE = 0,
-  DESC_DST_SPACE = 1,
-  DESC_SRC_LO = 2,
-  DESC_SRC_HI = 3,
-  DESC_DST_LO = 4,
-  DESC_DST_HI = 5,
-  DESC_COUNT0 = 6,
-  DESC_COUNT1 = 7,
-  DESC_COUNT2 = 8,
-  DESC_SRC_STRIDE1 = 9,
-  DESC_SRC_STRIDE2 = 10,
-  DESC_DST_STRIDE1 = 11,
-  DESC_DST_STRIDE2 = 12,
-  DESC_PEER = 13,
-  DESC_SRC_SEM = 14,
-  DESC_DST_SEM = 15,
-  DESC_WORDS = 16,
-};
 
 enum { VMEM_ALIGN = 128, SMEM_ALIGN = 4 };
 
@@ -464,19 +444,6 @@ bool kx_elementwise(Kx *k, const TileOp *op) {
 
 /* ---- DMA and semaphores ---- */
 
-static void put_word(uint8_t *bytes, int word, uint32_t v) {
-  for (int i = 0; i < 4; i++) bytes[word * 4 + i] = (uint8_t)(v >> (8 * i));
-}
-
-/* As lower_dma.c: HBM's bandwidth when either side is HBM (limited by the other side),
- * VMEM's between on-chip memories. */
-static int64_t pair_bw(const TileTarget *t, TileSpace a, TileSpace b) {
-  bool ha = a == TILE_SPACE_HBM, hb = b == TILE_SPACE_HBM;
-  if (ha && hb) return t->hbm_bw;
-  if (ha || hb) return t->hbm_bw < t->vmem_bw ? t->hbm_bw : t->vmem_bw;
-  return t->vmem_bw;
-}
-
 typedef struct Dim {
   int64_t count, src, dst; /* count, byte strides */
 } Dim;
@@ -558,36 +525,18 @@ bool kx_dma_start(Kx *k, const TileOp *op) {
   TileMir *m = k->m;
   char name[64];
   snprintf(name, sizeof name, "dma.%.56s", m->bufs[d.b.mir].name);
-  int32_t desc = tile_mir_buffer(m, name, TILE_SPACE_SMEM, DESC_WORDS * 4, 1, 4);
-  uint8_t w[DESC_WORDS * 4];
-  memset(w, 0, sizeof w);
-  put_word(w, DESC_SRC_SPACE, (uint32_t)ss);
-  put_word(w, DESC_DST_SPACE, (uint32_t)ds);
-  put_word(w, DESC_COUNT0, (uint32_t)run);
-  put_word(w, DESC_COUNT1, (uint32_t)outer[0].count);
-  put_word(w, DESC_COUNT2, (uint32_t)outer[1].count);
-  put_word(w, DESC_SRC_STRIDE1, (uint32_t)(int32_t)outer[0].src);
-  put_word(w, DESC_SRC_STRIDE2, (uint32_t)(int32_t)outer[1].src);
-  put_word(w, DESC_DST_STRIDE1, (uint32_t)(int32_t)outer[0].dst);
-  put_word(w, DESC_DST_STRIDE2, (uint32_t)(int32_t)outer[1].dst);
-  put_word(w, DESC_PEER, UINT32_MAX);
-  put_word(w, DESC_SRC_SEM, (uint32_t)sem);
-  put_word(w, DESC_DST_SEM, UINT32_MAX);
-  tile_mir_data(m, desc, w, sizeof w);
   bool s_static = kx_is_const(&s.off), d_static = kx_is_const(&d.off);
-  int64_t s_add = s_static ? s.off.c : 0, d_add = d_static ? d.off.c : 0;
-  tile_mir_reloc(m, desc, DESC_SRC_LO * 4, s.b.mir, s_add, false);
-  tile_mir_reloc(m, desc, DESC_SRC_HI * 4, s.b.mir, s_add, true);
-  tile_mir_reloc(m, desc, DESC_DST_LO * 4, d.b.mir, d_add, false);
-  tile_mir_reloc(m, desc, DESC_DST_HI * 4, d.b.mir, d_add, true);
+  TileDmaShape dims = {run, outer[0].count, outer[1].count, outer[0].src, outer[1].src,
+                       outer[0].dst, outer[1].dst};
+  int32_t desc = tile_dma_desc_buffer(m, name, s.b.mir, s_static ? s.off.c : 0, d.b.mir,
+                                      d_static ? d.off.c : 0, &dims, sem);
 
   int32_t desc_reg = kx_li_buf(k, desc, 0);
   if (!s_static) desc_store(k, desc, desc_reg, address_reg(k, &s), DESC_SRC_LO);
   if (!d_static) desc_store(k, desc, desc_reg, address_reg(k, &d), DESC_DST_LO);
   int64_t bytes = run * outer[0].count * outer[1].count;
-  int64_t est = k->t->dma_issue_cycles + tile_target_xfer_cycles(k->t, bytes, pair_bw(k->t, ss, ds));
   TileMirInst in = tile_mir_inst(TILE_MOP_DMA, 0, desc_reg, 0, 0, 0);
-  in.est_cycles = est > INT32_MAX ? INT32_MAX : (int32_t)est;
+  in.est_cycles = tile_dma_est_cycles(k->t, ss, ds, bytes);
   tile_mir_mem(&in, desc, TILE_MIR_READ, 0);
   tile_mir_mem(&in, s.b.mir, TILE_MIR_READ, 0);
   tile_mir_mem(&in, d.b.mir, TILE_MIR_WRITE, 0);

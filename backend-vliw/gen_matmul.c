@@ -146,7 +146,8 @@ static int64_t out_bytes(const MmPlan *p) { return p->q * p->sub * p->Nb * p->oe
 static void make_buffers(Gen *g) {
   const MmPlan *p = g->p;
   int64_t edge = p->Kr < p->Kb ? 2 : 1;
-  g->abuf = tile_mir_buffer(g->m, "matmul.a", TILE_SPACE_VMEM, edge * 2 * p->Mb * p->Kb * p->ae, 1, 128);
+  int64_t aslots = p->ahold ? p->nkp : edge * 2;
+  g->abuf = tile_mir_buffer(g->m, "matmul.a", TILE_SPACE_VMEM, aslots * p->Mb * p->Kb * p->ae, 1, 128);
   g->bbuf = tile_mir_buffer(g->m, "matmul.b", TILE_SPACE_VMEM, edge * p->depth * b_bytes(p), 1, 128);
   g->tile_bytes = (int64_t)p->sub * p->dim * 4;
   g->acc_row = p->nnp * p->nn * g->tile_bytes;
@@ -174,9 +175,11 @@ static void zero_k_padding(Gen *g) {
   if (p->Kr >= p->Kb) return;
   int32_t z = tile_mir_vreg(g->m);
   emit(g, ins(TILE_MOP_VLI, z, 0, 0, 0, 0));
-  /* A: the column tiles from the one holding K's end, every row tile of both slabs. */
-  int32_t ap = li_buf(g, g->abuf, 2 * p->Mb * p->Kb * p->ae);
-  tile_mir_loop_begin(g->m, (int32_t)(2 * p->T), 0);
+  /* A: the column tiles from the one holding K's end, every row tile of both padded
+   * slabs (the one padded slot, the last, where A is held). */
+  int64_t first = p->ahold ? p->nkp - 1 : 2, nslabs = p->ahold ? 1 : 2;
+  int32_t ap = li_buf(g, g->abuf, first * p->Mb * p->Kb * p->ae);
+  tile_mir_loop_begin(g->m, (int32_t)(nslabs * p->T), 0);
   for (int64_t c = p->Kr / p->dim; c < p->nk; c++)
     vstore(g, z, p->ae == 2, ap, g->c_apitch, c * p->dim * p->ae, g->abuf, 0);
   addi(g, ap, (int64_t)p->sub * p->Kb * p->ae);

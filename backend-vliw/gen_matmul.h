@@ -74,6 +74,9 @@ typedef struct MmPlan {
   int64_t Mb, T, MC, Mv;      /* rows per chunk, row tiles, chunks along M, valid rows */
   int64_t Ng, NG, nnp, Nv;    /* columns per chunk, chunks along N, blocks, valid cols */
   int64_t chunks;             /* batch * MC * NG */
+  bool ahold;                 /* A held: a slot per K step (the last one padded), so the
+                               * column chunks after a row chunk's first read A from VMEM
+                               * and only the first copies it in (see plan_blocks) */
   /* the pipeline (gen_matmul.c draws it) */
   int64_t skew;               /* row tiles between a push and the pop of its result (<= T) */
   /* Staggered weight switches. A block's body runs T + xwin steps; K group ki (its

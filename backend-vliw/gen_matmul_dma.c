@@ -143,7 +143,7 @@ static void make_blocks(Gen *g) {
  * B piece j's slot in the B ring (depth per kind). */
 static int64_t slab_slot(const Gen *g, const int64_t *kind_index, int64_t s, bool edge) {
   const MmPlan *p = g->p;
-  int64_t slot = (edge ? 2 : 0) + kind_index[s] % 2;
+  int64_t slot = p->ahold ? s % p->nkp : (edge ? 2 : 0) + kind_index[s] % 2;
   return slot * p->Mb * p->Kb * p->ae;
 }
 
@@ -234,7 +234,8 @@ void mm_tables(Gen *g) {
     /* The first block of a step issues none: it starts with the slab just loaded, and
      * at the start of all it shares HBM with the first slab. */
     int64_t piece = p->nnp > 1 ? k->np - 1 : 0;
-    if (piece < 0 || piece >= p->apieces || k->slab + 1 >= nslabs) {
+    if (piece < 0 || piece >= p->apieces || k->slab + 1 >= nslabs ||
+        (p->ahold && g->blocks[(k->slab + 1) * p->nnp].ng > 0)) {
       table_placeholder(g, &g->adesc, g->sem[SEM_A]);
       continue;
     }

@@ -190,7 +190,7 @@ enum { MM_MAX_DEPTH = 4 };
 
 int64_t mm_plan_vmem(const MmPlan *p) {
   int64_t edge = p->Kr < p->Kb ? 2 : 1;
-  int64_t a = edge * 2 * p->Mb * p->Kb * p->ae;
+  int64_t a = (p->ahold ? p->nkp : edge * 2) * p->Mb * p->Kb * p->ae;
   int64_t b = edge * p->depth * p->Kb * p->Nb * p->be;
   int64_t acc = (p->nkp > 1 ? 1 : 0) * p->Mb * p->nnp * p->Nb * 4;
   int64_t stage = 2 * p->Mb * p->Nb * p->oe;
@@ -340,6 +340,23 @@ static bool plan_blocks(TileLowerCtx *cx, MmPlan *p) {
                             "fit half of VMEM (%lld bytes) on target %s",
                             tile_op_name(p->mm->kind), (long long)p->sub,
                             (long long)mm_plan_vmem(p), (long long)budget, t->name);
+  /* One chunk spanning N writes all its results in its last K step. Where that copy
+   * out takes HBM longer than the step's pushes, the copies would stall the end; then
+   * a chunk is one column block instead, and A is held in VMEM (a slot per K step) so
+   * the chunks after a row chunk's first do not read it again: each chunk's results
+   * copy out while the next one runs, and only the final chunk's are left. */
+  if (mb && ng == full && p->nkp > 1 && full > p->Nb) {
+    int64_t T = round_up(ceil_div(p->M, ceil_div(p->M, mb)), p->sub) / p->sub;
+    double step = (double)(full / p->Nb) * (double)T * t->mxu_push_cycles;
+    double out = (double)round_up(p->M, p->sub) * (double)p->N * p->oe * t->clock_hz /
+                 t->hbm_bw;
+    if (mb >= round_up(p->M, p->sub) && out > step) {
+      p->ahold = true;
+      int64_t held = fit_rows(p, p->Nb, budget);
+      if (held >= mb) ng = p->Nb;
+      else p->ahold = false;
+    }
+  }
   p->MC = ceil_div(p->M, mb);
   p->Mb = round_up(ceil_div(p->M, p->MC), p->sub);
   p->Mv = p->MC == 1 ? p->M : p->Mb;
@@ -349,6 +366,7 @@ static bool plan_blocks(TileLowerCtx *cx, MmPlan *p) {
   p->nnp = p->Ng / p->Nb;
   p->Nv = p->Ng < p->N ? p->Ng : p->N;
   p->chunks = p->batch * p->MC * p->NG;
+  if (p->NG == 1) p->ahold = false;
   plan_pipeline(t, p);
   return true;
 }

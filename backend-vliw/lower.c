@@ -25,13 +25,17 @@
  * credit it signals is consumed), so it hands every semaphore on at zero with nothing in
  * flight that could signal it; and the scheduler keeps the DMA-slot ops (dma,
  * sem.signal, sem.wait) in program order, so no op of the next group is moved above the
- * last wait of the one before. */
+ * last wait of the one before. A mesh function first sets aside a band of semaphores
+ * that only other chips signal (tile_coll_sem_band, backend-vliw/gen_collective.h): a
+ * peer may run ahead into a collective while this chip is still in an earlier group,
+ * so those ids must be no group's own. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gen_collective.h"
 #include "lower_internal.h"
 #include "tile/ops.h"
 
@@ -252,6 +256,11 @@ static int solo_kind(TileOpKind k) {
   case TILE_OP_GATHER: return TILE_GROUP_GATHER;
   case TILE_OP_ARGMAX:
   case TILE_OP_TOPK: return TILE_GROUP_SELECT_TOP;
+  case TILE_OP_ALL_REDUCE:
+  case TILE_OP_ALL_GATHER:
+  case TILE_OP_REDUCE_SCATTER:
+  case TILE_OP_ALL_TO_ALL:
+  case TILE_OP_COLLECTIVE_PERMUTE: return TILE_GROUP_COLLECTIVE;
   default: break;
   }
   if (is_layout(k)) return TILE_GROUP_LAYOUT;
@@ -261,11 +270,11 @@ static int solo_kind(TileOpKind k) {
 
 static bool fits_op(TileLowerCtx *cx, const TileOp *op) {
   TileOpKind k = (TileOpKind)op->kind;
+  if (tile_op_info[k].family == TILE_FAMILY_COLLECTIVE && !tile_coll_func_mesh(cx->m, cx->f))
+    return tile_lower_error(cx, op, "collectives need a mesh of chips: give the function "
+                                    "{mesh = @name}");
   if (solo_kind(k) >= 0) return true;
   switch (tile_op_info[k].family) {
-  case TILE_FAMILY_COLLECTIVE:
-    return tile_lower_error(cx, op, "collectives need a mesh of chips; this compile is for one "
-                                    "chip");
   case TILE_FAMILY_TILE:
   case TILE_FAMILY_DMA:
     return tile_lower_error(cx, op, "tile-level ops belong in a `kernel`, not a `func`");
@@ -540,6 +549,8 @@ static int32_t bound_buffer(TileLowerCtx *cx, const char *name, const TileValue 
   int32_t b = tile_mir_buffer(cx->mir, name, TILE_SPACE_HBM, bytes, 1, HBM_ALIGN);
   TileMirBuffer *buf = &cx->mir->bufs[b];
   buf->bind = (uint8_t)kind;
+  /* A mesh function runs on every chip with its own data: one slice per chip. */
+  buf->per_chip = tile_coll_func_mesh(cx->m, cx->f) != NULL;
   buf->elem = v->type.elem;
   buf->rank = v->type.rank;
   for (int i = 0; i < v->type.rank; i++) buf->dims[i] = v->type.dims[i];
@@ -612,6 +623,10 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   int before = d->nerrors;
   bool ok = false;
   if (f->is_kernel) return tile_lower_kernel(m, f, mir, d); /* backend-vliw/gen_kernel.c */
+  if (tile_coll_func_mesh(m, f)) { /* remote arrivals count on a band of their own */
+    mir->nsems += tile_coll_sem_band(mir->target);
+    cx.sems_base = cx.sems_used = mir->nsems;
+  }
   tile_mir_set_source(mir, NULL, f->loc);
   Plan plan;
   if (!check_types(&cx) || !make_plan(&cx, &plan)) goto out;

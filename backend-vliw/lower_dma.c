@@ -20,28 +20,8 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "dma_desc.h"
 #include "lower_internal.h"
-
-/* Descriptor word indices (docs/emulator.md). */
-enum {
-  DESC_SRC_SPACE = 0,
-  DESC_DST_SPACE = 1,
-  DESC_SRC_LO = 2,
-  DESC_SRC_HI = 3,
-  DESC_DST_LO = 4,
-  DESC_DST_HI = 5,
-  DESC_COUNT0 = 6,
-  DESC_COUNT1 = 7,
-  DESC_COUNT2 = 8,
-  DESC_SRC_STRIDE1 = 9,
-  DESC_SRC_STRIDE2 = 10,
-  DESC_DST_STRIDE1 = 11,
-  DESC_DST_STRIDE2 = 12,
-  DESC_PEER = 13,
-  DESC_SRC_SEM = 14,
-  DESC_DST_SEM = 15,
-  DESC_WORDS = 16,
-};
 
 /* Space numbers of the descriptor; the same order as TileSpace. */
 static uint32_t desc_space(TileSpace s) { return (uint32_t)s; }
@@ -63,8 +43,39 @@ static int64_t pair_bw(const TileTarget *t, TileSpace a, TileSpace b) {
 static int32_t clamp_cycles(int64_t c) { return c > INT32_MAX ? INT32_MAX : (int32_t)c; }
 
 int32_t tile_lower_dma_cycles(const TileTarget *t, int64_t bytes) {
-  int64_t bw = pair_bw(t, TILE_SPACE_HBM, TILE_SPACE_VMEM);
-  return clamp_cycles(t->dma_issue_cycles + tile_target_xfer_cycles(t, bytes, bw));
+  return tile_dma_est_cycles(t, TILE_SPACE_HBM, TILE_SPACE_VMEM, bytes);
+}
+
+int32_t tile_dma_est_cycles(const TileTarget *t, TileSpace a, TileSpace b, int64_t bytes) {
+  return clamp_cycles(t->dma_issue_cycles + tile_target_xfer_cycles(t, bytes, pair_bw(t, a, b)));
+}
+
+int32_t tile_dma_desc_buffer(TileMir *m, const char *name, int32_t src_buf, int64_t src_offset,
+                             int32_t dst_buf, int64_t dst_offset, const TileDmaShape *shape,
+                             int32_t sem) {
+  TileSpace ss = (TileSpace)m->bufs[src_buf].space, ds = (TileSpace)m->bufs[dst_buf].space;
+  int64_t c1 = shape->count1 < 1 ? 1 : shape->count1, c2 = shape->count2 < 1 ? 1 : shape->count2;
+  int32_t desc = tile_mir_buffer(m, name, TILE_SPACE_SMEM, DESC_WORDS * 4, 1, 4);
+  uint8_t words[DESC_WORDS * 4];
+  memset(words, 0, sizeof words);
+  put_word(words, DESC_SRC_SPACE, desc_space(ss));
+  put_word(words, DESC_DST_SPACE, desc_space(ds));
+  put_word(words, DESC_COUNT0, (uint32_t)shape->count0);
+  put_word(words, DESC_COUNT1, (uint32_t)c1);
+  put_word(words, DESC_COUNT2, (uint32_t)c2);
+  put_word(words, DESC_SRC_STRIDE1, (uint32_t)(int32_t)shape->src_stride1);
+  put_word(words, DESC_SRC_STRIDE2, (uint32_t)(int32_t)shape->src_stride2);
+  put_word(words, DESC_DST_STRIDE1, (uint32_t)(int32_t)shape->dst_stride1);
+  put_word(words, DESC_DST_STRIDE2, (uint32_t)(int32_t)shape->dst_stride2);
+  put_word(words, DESC_PEER, UINT32_MAX);      /* -1: a local copy */
+  put_word(words, DESC_SRC_SEM, (uint32_t)sem);
+  put_word(words, DESC_DST_SEM, UINT32_MAX);   /* the destination is this chip: one signal */
+  tile_mir_data(m, desc, words, sizeof words);
+  tile_mir_reloc(m, desc, DESC_SRC_LO * 4, src_buf, src_offset, false);
+  tile_mir_reloc(m, desc, DESC_SRC_HI * 4, src_buf, src_offset, true);
+  tile_mir_reloc(m, desc, DESC_DST_LO * 4, dst_buf, dst_offset, false);
+  tile_mir_reloc(m, desc, DESC_DST_HI * 4, dst_buf, dst_offset, true);
+  return desc;
 }
 
 TileDmaSite tile_dma_site(TileLowerCtx *cx, int32_t src_buf, int64_t src_offset,
@@ -81,31 +92,11 @@ TileDmaSite tile_dma_site(TileLowerCtx *cx, int32_t src_buf, int64_t src_offset,
   s.src_buf = src_buf;
   s.dst_buf = dst_buf;
   s.bytes = c0 * c1 * c2;
-  s.est_cycles =
-      clamp_cycles(t->dma_issue_cycles + tile_target_xfer_cycles(t, s.bytes, pair_bw(t, ss, ds)));
+  s.est_cycles = tile_dma_est_cycles(t, ss, ds, s.bytes);
 
   char name[64];
   snprintf(name, sizeof name, "dma%d.%.48s", (int)s.sem, m->bufs[dst_buf].name);
-  s.desc = tile_mir_buffer(m, name, TILE_SPACE_SMEM, DESC_WORDS * 4, 1, 4);
-  uint8_t words[DESC_WORDS * 4];
-  memset(words, 0, sizeof words);
-  put_word(words, DESC_SRC_SPACE, desc_space(ss));
-  put_word(words, DESC_DST_SPACE, desc_space(ds));
-  put_word(words, DESC_COUNT0, (uint32_t)c0);
-  put_word(words, DESC_COUNT1, (uint32_t)c1);
-  put_word(words, DESC_COUNT2, (uint32_t)c2);
-  put_word(words, DESC_SRC_STRIDE1, (uint32_t)(int32_t)shape.src_stride1);
-  put_word(words, DESC_SRC_STRIDE2, (uint32_t)(int32_t)shape.src_stride2);
-  put_word(words, DESC_DST_STRIDE1, (uint32_t)(int32_t)shape.dst_stride1);
-  put_word(words, DESC_DST_STRIDE2, (uint32_t)(int32_t)shape.dst_stride2);
-  put_word(words, DESC_PEER, UINT32_MAX);      /* -1: a local copy */
-  put_word(words, DESC_SRC_SEM, (uint32_t)s.sem);
-  put_word(words, DESC_DST_SEM, UINT32_MAX);   /* the destination is this chip: one signal */
-  tile_mir_data(m, s.desc, words, sizeof words);
-  tile_mir_reloc(m, s.desc, DESC_SRC_LO * 4, src_buf, src_offset, false);
-  tile_mir_reloc(m, s.desc, DESC_SRC_HI * 4, src_buf, src_offset, true);
-  tile_mir_reloc(m, s.desc, DESC_DST_LO * 4, dst_buf, dst_offset, false);
-  tile_mir_reloc(m, s.desc, DESC_DST_HI * 4, dst_buf, dst_offset, true);
+  s.desc = tile_dma_desc_buffer(m, name, src_buf, src_offset, dst_buf, dst_offset, &shape, s.sem);
 
   s.desc_reg = tile_mir_sreg(m);
   TileMirInst li = tile_mir_inst(TILE_MOP_LI, s.desc_reg, 0, 0, 0, 0);

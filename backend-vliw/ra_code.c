@@ -8,7 +8,16 @@
 #include "mir_util.h"
 #include "regalloc_internal.h"
 
-static void *xrealloc(void *p, size_t n) {
+void *ra_calloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p) {
+    fprintf(stderr, "tilec: out of memory in register allocation\n");
+    abort();
+  }
+  return p;
+}
+
+void *ra_realloc(void *p, size_t n) {
   void *q = realloc(p, n ? n : 1);
   if (!q) {
     fprintf(stderr, "tilec: out of memory in register allocation\n");
@@ -35,8 +44,8 @@ static void size_arrays(RaCode *rc, int32_t n) {
   if (n <= rc->cap) return;
   int32_t cap = rc->cap ? rc->cap : 64;
   while (cap < n) cap *= 2;
-  rc->inner = xrealloc(rc->inner, (size_t)cap * sizeof *rc->inner);
-  rc->live_def = xrealloc(rc->live_def, (size_t)cap * sizeof *rc->live_def);
+  rc->inner = ra_realloc(rc->inner, (size_t)cap * sizeof *rc->inner);
+  rc->live_def = ra_realloc(rc->live_def, (size_t)cap * sizeof *rc->live_def);
   rc->cap = cap;
 }
 
@@ -68,14 +77,14 @@ bool ra_loops_build(RaCode *rc) {
                         (int)p);
     if (rc->nloops == cap) {
       cap = cap ? 2 * cap : 8;
-      rc->loops = xrealloc(rc->loops, (size_t)cap * sizeof *rc->loops);
+      rc->loops = ra_realloc(rc->loops, (size_t)cap * sizeof *rc->loops);
     }
     rc->loops[rc->nloops] =
         (RaLoop){.first = p + 1, .last = last, .parent = depth ? stack[depth - 1] : -1};
     stack[depth++] = rc->nloops++;
   }
   /* The pipelined-loop records name their loop by its body. */
-  rc->info_loop = xrealloc(rc->info_loop, ((size_t)c->nloops + 1) * sizeof *rc->info_loop);
+  rc->info_loop = ra_realloc(rc->info_loop, ((size_t)c->nloops + 1) * sizeof *rc->info_loop);
   for (int32_t i = 0, l = 0; i < c->nloops; i++) {
     rc->info_loop[i] = -1;
     for (l = 0; l < rc->nloops; l++)
@@ -95,7 +104,7 @@ bool ra_loop_encloses(const RaCode *rc, int32_t outer, int32_t inner) {
 void ra_code_set_inner(RaCode *rc, int32_t *inner, int32_t n) {
   free(rc->inner);
   rc->inner = inner;
-  rc->live_def = xrealloc(rc->live_def, ((size_t)n + 1) * sizeof *rc->live_def);
+  rc->live_def = ra_realloc(rc->live_def, ((size_t)n + 1) * sizeof *rc->live_def);
   memset(rc->live_def, 0, ((size_t)n + 1) * sizeof *rc->live_def);
   rc->n = rc->cap = n;
 }

@@ -32,24 +32,6 @@
 #include "mir_util.h"
 #include "regalloc_internal.h"
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size ? size : 1);
-  if (!p) {
-    fprintf(stderr, "tilec: out of memory in register allocation\n");
-    abort();
-  }
-  return p;
-}
-
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) {
-    fprintf(stderr, "tilec: out of memory in register allocation\n");
-    abort();
-  }
-  return q;
-}
-
 /* One register operand of one op. */
 typedef struct Occ {
   int32_t p;     /* bundle */
@@ -117,7 +99,7 @@ static void unite(int32_t *parent, int32_t a, int32_t b) {
 static void add_seg(Live *L, int32_t id, int32_t lo, int32_t hi) {
   if (L->nsegs == L->cap_segs) {
     L->cap_segs = L->cap_segs ? 2 * L->cap_segs : 1024;
-    L->segs = xrealloc(L->segs, (size_t)L->cap_segs * sizeof *L->segs);
+    L->segs = ra_realloc(L->segs, (size_t)L->cap_segs * sizeof *L->segs);
   }
   L->segs[L->nsegs++] = (Seg3){id, lo, hi};
 }
@@ -127,28 +109,28 @@ static void add_seg(Live *L, int32_t id, int32_t lo, int32_t hi) {
 static void cfg_build(Live *L) {
   const RaCode *rc = L->rc;
   int32_t n = L->n;
-  L->falls = xcalloc((size_t)n + 1, 1);
+  L->falls = ra_calloc((size_t)n + 1, 1);
   for (int32_t p = 0; p + 1 < n; p++) L->falls[p] = 1;
   for (int32_t p = 0; p + 1 < n; p++)
     for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++)
       if (rc->ops[i].w == branch_word() && rc->ops[i].op == TILE_MOP_HALT) L->falls[p] = 0;
-  L->loop_off = xcalloc((size_t)n + 2, sizeof *L->loop_off);
-  L->loop_first = xcalloc((size_t)rc->nloops + 1, sizeof *L->loop_first);
+  L->loop_off = ra_calloc((size_t)n + 2, sizeof *L->loop_off);
+  L->loop_first = ra_calloc((size_t)rc->nloops + 1, sizeof *L->loop_first);
   for (int32_t l = 0; l < rc->nloops; l++) L->loop_off[rc->loops[l].last + 1]++;
   for (int32_t p = 0; p < n; p++) L->loop_off[p + 1] += L->loop_off[p];
-  int32_t *fill = xcalloc((size_t)n + 1, sizeof *fill);
+  int32_t *fill = ra_calloc((size_t)n + 1, sizeof *fill);
   for (int32_t l = 0; l < rc->nloops; l++) {
     int32_t p = rc->loops[l].last;
     L->loop_first[L->loop_off[p] + fill[p]++] = rc->loops[l].first;
   }
   free(fill);
-  L->next_fork = xcalloc((size_t)n + 1, sizeof *L->next_fork);
+  L->next_fork = ra_calloc((size_t)n + 1, sizeof *L->next_fork);
   for (int32_t p = n - 1; p >= 0; p--) {
     bool fork = !L->falls[p] || L->loop_off[p + 1] > L->loop_off[p];
     L->next_fork[p] = fork ? p : L->next_fork[p + 1];
   }
   /* Blocks. */
-  uint8_t *head = xcalloc((size_t)n + 1, 1);
+  uint8_t *head = ra_calloc((size_t)n + 1, 1);
   head[0] = 1;
   for (int32_t l = 0; l < rc->nloops; l++) {
     head[rc->loops[l].first] = 1;
@@ -156,19 +138,19 @@ static void cfg_build(Live *L) {
   }
   for (int32_t p = 0; p + 1 < n; p++)
     if (!L->falls[p]) head[p + 1] = 1;
-  L->blk = xcalloc((size_t)n + 1, sizeof *L->blk);
+  L->blk = ra_calloc((size_t)n + 1, sizeof *L->blk);
   int32_t nb = 0;
   for (int32_t p = 0; p < n; p++) nb += head[p];
   L->nblocks = nb;
-  L->bstart = xcalloc((size_t)nb + 1, sizeof *L->bstart);
-  L->bend = xcalloc((size_t)nb + 1, sizeof *L->bend);
+  L->bstart = ra_calloc((size_t)nb + 1, sizeof *L->bstart);
+  L->bend = ra_calloc((size_t)nb + 1, sizeof *L->bend);
   for (int32_t p = 0, b = -1; p < n; p++) {
     if (head[p]) L->bstart[++b] = p;
     L->blk[p] = b;
     L->bend[b] = p;
   }
   free(head);
-  L->succ_off = xcalloc((size_t)nb + 2, sizeof *L->succ_off);
+  L->succ_off = ra_calloc((size_t)nb + 2, sizeof *L->succ_off);
   for (int pass = 0; pass < 2; pass++) {
     for (int32_t b = 0; b < nb; b++) {
       int32_t e = L->bend[b], k = 0;
@@ -185,7 +167,7 @@ static void cfg_build(Live *L) {
     }
     if (!pass) {
       for (int32_t b = 0; b < nb; b++) L->succ_off[b + 1] += L->succ_off[b];
-      L->succ = xcalloc((size_t)L->succ_off[nb] + 1, sizeof *L->succ);
+      L->succ = ra_calloc((size_t)L->succ_off[nb] + 1, sizeof *L->succ);
     }
   }
 }
@@ -195,7 +177,7 @@ static void cfg_build(Live *L) {
 static void occ_build(Live *L) {
   RaCode *rc = L->rc;
   int32_t nregs = L->nregs;
-  L->occ_off = xcalloc((size_t)nregs + 2, sizeof *L->occ_off);
+  L->occ_off = ra_calloc((size_t)nregs + 2, sizeof *L->occ_off);
   for (int32_t i = 0; i < rc->ops_off[L->n]; i++) {
     const RaOp *o = &rc->ops[i];
     const MirRegOperand *ro;
@@ -204,8 +186,8 @@ static void occ_build(Live *L) {
   }
   for (int32_t r = 0; r < nregs; r++) L->occ_off[r + 1] += L->occ_off[r];
   L->nocc = L->occ_off[nregs];
-  L->occ = xcalloc((size_t)L->nocc + 1, sizeof *L->occ);
-  int32_t *fill = xcalloc((size_t)nregs + 1, sizeof *fill);
+  L->occ = ra_calloc((size_t)L->nocc + 1, sizeof *L->occ);
+  int32_t *fill = ra_calloc((size_t)nregs + 1, sizeof *fill);
   for (int32_t p = 0; p < L->n; p++)
     for (int pass = 0; pass < 2; pass++) /* reads, then writes */
       for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++) {
@@ -229,10 +211,10 @@ static bool has(const uint64_t *set, int32_t r) { return set[r / 64] >> (r % 64)
 static void block_liveness(Live *L) {
   int32_t nb = L->nblocks, W = L->W;
   size_t cells = (size_t)nb * (size_t)W;
-  L->gen = xcalloc(cells, 8);
-  L->kill = xcalloc(cells, 8);
-  L->in = xcalloc(cells, 8);
-  L->out = xcalloc(cells, 8);
+  L->gen = ra_calloc(cells, 8);
+  L->kill = ra_calloc(cells, 8);
+  L->in = ra_calloc(cells, 8);
+  L->out = ra_calloc(cells, 8);
   for (int32_t r = 0; r < L->nregs; r++) {
     int32_t cur = -1; /* the block of the previous occurrence */
     bool written = false;
@@ -268,7 +250,7 @@ static void block_liveness(Live *L) {
     }
   }
   /* Ids of the values live into blocks follow the occurrence ids. */
-  L->ent_base = xcalloc(cells + 1, sizeof *L->ent_base);
+  L->ent_base = ra_calloc(cells + 1, sizeof *L->ent_base);
   int32_t next = L->nocc;
   for (size_t i = 0; i < cells; i++) {
     L->ent_base[i] = next;
@@ -277,13 +259,13 @@ static void block_liveness(Live *L) {
   L->nids = next;
   /* The in sets by register: each register's blocks in order, so the pass over a
    * register visits only the blocks it is live into or named in. */
-  L->lin_off = xcalloc((size_t)L->nregs + 2, sizeof *L->lin_off);
+  L->lin_off = ra_calloc((size_t)L->nregs + 2, sizeof *L->lin_off);
   for (size_t i = 0; i < cells; i++)
     for (uint64_t x = L->in[i]; x; x &= x - 1)
       L->lin_off[(int32_t)(i % (size_t)W) * 64 + __builtin_ctzll(x) + 1]++;
   for (int32_t r = 0; r < L->nregs; r++) L->lin_off[r + 1] += L->lin_off[r];
-  L->lin = xcalloc((size_t)L->lin_off[L->nregs] + 1, sizeof *L->lin);
-  int32_t *fill = xcalloc((size_t)L->nregs + 1, sizeof *fill);
+  L->lin = ra_calloc((size_t)L->lin_off[L->nregs] + 1, sizeof *L->lin);
+  int32_t *fill = ra_calloc((size_t)L->nregs + 1, sizeof *fill);
   for (int32_t b = 0; b < nb; b++)
     for (int k = 0; k < W; k++)
       for (uint64_t x = L->in[(size_t)b * W + k]; x; x &= x - 1) {
@@ -433,15 +415,15 @@ void ra_live_build(RaCode *rc, RaSpill *sp, RaLive *lv) {
   cfg_build(&L);
   occ_build(&L);
   block_liveness(&L);
-  L.parent = xcalloc((size_t)L.nids + 1, sizeof *L.parent);
+  L.parent = ra_calloc((size_t)L.nids + 1, sizeof *L.parent);
   for (int32_t i = 0; i < L.nids; i++) L.parent[i] = i;
-  L.walk_stamp = xcalloc((size_t)L.n + 1, sizeof *L.walk_stamp);
-  L.walk_dist = xcalloc((size_t)L.n + 1, sizeof *L.walk_dist);
+  L.walk_stamp = ra_calloc((size_t)L.n + 1, sizeof *L.walk_stamp);
+  L.walk_dist = ra_calloc((size_t)L.n + 1, sizeof *L.walk_dist);
   for (int32_t p = 0; p <= L.n; p++) L.walk_stamp[p] = -1;
   for (int32_t r = 0; r < L.nregs; r++) register_pass(&L, r);
 
   /* Webs: the first (in code order) keeps its register, the others get new ones. */
-  int32_t *reg_of = xcalloc((size_t)L.nids + 1, sizeof *reg_of);
+  int32_t *reg_of = ra_calloc((size_t)L.nids + 1, sizeof *reg_of);
   for (int32_t i = 0; i < L.nids; i++) reg_of[i] = -1;
   int32_t nregs0 = m->nregs;
   for (int32_t r = 0; r < nregs0; r++)
@@ -459,11 +441,11 @@ void ra_live_build(RaCode *rc, RaSpill *sp, RaLive *lv) {
   int32_t nregs = m->nregs;
   lv->nregs = nregs;
   lv->renamed = nregs - nregs0;
-  lv->weight = xcalloc((size_t)nregs + 1, sizeof *lv->weight);
-  lv->len = xcalloc((size_t)nregs + 1, sizeof *lv->len);
-  lv->remat = xcalloc((size_t)nregs + 1, 1);
+  lv->weight = ra_calloc((size_t)nregs + 1, sizeof *lv->weight);
+  lv->len = ra_calloc((size_t)nregs + 1, sizeof *lv->len);
+  lv->remat = ra_calloc((size_t)nregs + 1, 1);
   /* Rename, weigh, and find the registers whose writes all load one constant. */
-  const RaOp **first_def = xcalloc((size_t)nregs + 1, sizeof *first_def);
+  const RaOp **first_def = ra_calloc((size_t)nregs + 1, sizeof *first_def);
   for (int32_t r = 0; r < nregs; r++) lv->remat[r] = 1;
   for (int32_t r = 0; r < nregs0; r++)
     for (int32_t o = L.occ_off[r]; o < L.occ_off[r + 1]; o++) {
@@ -488,14 +470,14 @@ void ra_live_build(RaCode *rc, RaSpill *sp, RaLive *lv) {
 
   /* Segments per register, sorted and merged: bucket by register, then insertion sort
    * (each register's segments come nearly in order). */
-  lv->off = xcalloc((size_t)nregs + 2, sizeof *lv->off);
+  lv->off = ra_calloc((size_t)nregs + 2, sizeof *lv->off);
   for (int32_t i = 0; i < L.nsegs; i++) {
     L.segs[i].id = reg_of[find(L.parent, L.segs[i].id)];
     lv->off[L.segs[i].id + 1]++;
   }
   for (int32_t r = 0; r < nregs; r++) lv->off[r + 1] += lv->off[r];
-  RaSeg *seg = xcalloc((size_t)L.nsegs + 1, sizeof *seg);
-  int32_t *fill = xcalloc((size_t)nregs + 1, sizeof *fill);
+  RaSeg *seg = ra_calloc((size_t)L.nsegs + 1, sizeof *seg);
+  int32_t *fill = ra_calloc((size_t)nregs + 1, sizeof *fill);
   for (int32_t i = 0; i < L.nsegs; i++) {
     int32_t r = L.segs[i].id;
     seg[lv->off[r] + fill[r]++] = (RaSeg){L.segs[i].lo, L.segs[i].hi};

@@ -30,24 +30,6 @@
 #include "mir_util.h"
 #include "regalloc_internal.h"
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) {
-    fprintf(stderr, "tilec: out of memory in register allocation\n");
-    abort();
-  }
-  return p;
-}
-
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) {
-    fprintf(stderr, "tilec: out of memory in register allocation\n");
-    abort();
-  }
-  return q;
-}
-
 /* ---- linear scan over live ranges with holes ---- */
 
 /* A register holding one machine register whose range may still meet a later one:
@@ -233,14 +215,14 @@ static bool scan_class(Scan *s, uint8_t cls) {
   for (int32_t r = 0; r < lv->nregs; r++)
     if (m->reg_class[r] == cls && lv->off[r + 1] > lv->off[r] && lv->seg[lv->off[r]].lo > max_start)
       max_start = lv->seg[lv->off[r]].lo;
-  int32_t *at = xcalloc((size_t)max_start + 2, sizeof *at);
+  int32_t *at = ra_calloc((size_t)max_start + 2, sizeof *at);
   for (int32_t r = 0; r < lv->nregs; r++)
     if (m->reg_class[r] == cls && lv->off[r + 1] > lv->off[r]) {
       at[lv->seg[lv->off[r]].lo + 1]++;
       nk++;
     }
   for (int32_t p = 0; p <= max_start; p++) at[p + 1] += at[p];
-  int32_t *order = xcalloc((size_t)nk + 1, sizeof *order);
+  int32_t *order = ra_calloc((size_t)nk + 1, sizeof *order);
   for (int32_t r = 0; r < lv->nregs; r++)
     if (m->reg_class[r] == cls && lv->off[r + 1] > lv->off[r]) order[at[lv->seg[lv->off[r]].lo]++] = r;
   free(at);
@@ -305,13 +287,13 @@ void ra_ops_build(RaCode *rc) {
   int32_t n = c->nbundles, count = 0, cap = n + 64;
   ra_ops_free(rc);
   rc->ops_n = n;
-  rc->ops_off = xcalloc((size_t)n + 1, sizeof *rc->ops_off);
-  rc->ops = xcalloc((size_t)cap, sizeof *rc->ops);
+  rc->ops_off = ra_calloc((size_t)n + 1, sizeof *rc->ops_off);
+  rc->ops = ra_calloc((size_t)cap, sizeof *rc->ops);
   for (int32_t p = 0; p < n; p++) {
     rc->ops_off[p] = count;
     if (count + TILE_BUNDLE_SLOTS > cap) {
       cap *= 2;
-      rc->ops = xrealloc(rc->ops, (size_t)cap * sizeof *rc->ops);
+      rc->ops = ra_realloc(rc->ops, (size_t)cap * sizeof *rc->ops);
     }
     for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
       const TileMirInst *x = &c->b[p].slot[w];
@@ -386,8 +368,8 @@ bool tile_mir_regalloc(TileMir *m, TileMirCode *code, TileDiag *d) {
     RaLive lv;
     ra_live_build(&rc, &sp, &lv);
     free(phys);
-    phys = xcalloc((size_t)m->nregs + 1, sizeof *phys);
-    uint8_t *spill = xcalloc((size_t)m->nregs + 1, 1);
+    phys = ra_calloc((size_t)m->nregs + 1, sizeof *phys);
+    uint8_t *spill = ra_calloc((size_t)m->nregs + 1, 1);
     for (int32_t r = 0; r < m->nregs; r++) phys[r] = -1;
     Scan s = {.rc = &rc, .lv = &lv, .sp = &sp, .phys = phys, .spill = spill};
     ok = scan_class(&s, TILE_MIR_SREG) && scan_class(&s, TILE_MIR_VREG);

@@ -16,6 +16,7 @@
 #define TILE_VLIW_REGALLOC_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mir_util.h"
@@ -86,6 +87,10 @@ void ra_ops_free(RaCode *rc);
  * nest properly) and sizes the per-bundle arrays. False with a diagnostic otherwise. */
 bool ra_loops_build(RaCode *rc);
 void ra_code_free(RaCode *rc);
+/* calloc and realloc for register allocation: zero sizes ask for one byte, and running
+ * out of memory stops the compiler with a message. */
+void *ra_calloc(size_t n, size_t size);
+void *ra_realloc(void *p, size_t n);
 /* True when loop `outer` is `inner` or encloses it (-1 is the top level). */
 bool ra_loop_encloses(const RaCode *rc, int32_t outer, int32_t inner);
 /* Takes the per-bundle loop membership of rewritten code of n bundles (owned from now

@@ -36,15 +36,6 @@
  * temporary live one bundle longer. */
 enum { SPILL_WINDOW = 2 };
 
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) {
-    fprintf(stderr, "tilec: out of memory in register allocation\n");
-    abort();
-  }
-  return q;
-}
-
 static int branch_word(void) { return tile_slot_first(TILE_SLOT_BRANCH); }
 
 /* ---- spill state ---- */
@@ -53,8 +44,8 @@ void ra_spill_grow(RaSpill *sp, const TileMir *m) {
   if (m->nregs <= sp->cap) return;
   int32_t cap = sp->cap ? sp->cap : 64;
   while (cap < m->nregs) cap *= 2;
-  sp->slot = xrealloc(sp->slot, (size_t)cap * sizeof *sp->slot);
-  sp->no_spill = xrealloc(sp->no_spill, (size_t)cap);
+  sp->slot = ra_realloc(sp->slot, (size_t)cap * sizeof *sp->slot);
+  sp->no_spill = ra_realloc(sp->no_spill, (size_t)cap);
   for (int32_t r = sp->cap; r < cap; r++) {
     sp->slot[r] = -1;
     sp->no_spill[r] = 0;
@@ -149,8 +140,8 @@ static int free_word(const Rewrite *w, int32_t q, TileSlot kind) {
 static int32_t append(Rewrite *w, const TileMirBundle *b, int32_t loop) {
   if (w->nout == w->cap) {
     w->cap = w->cap ? 2 * w->cap : 256;
-    w->out = xrealloc(w->out, (size_t)w->cap * sizeof *w->out);
-    w->oinner = xrealloc(w->oinner, (size_t)w->cap * sizeof *w->oinner);
+    w->out = ra_realloc(w->out, (size_t)w->cap * sizeof *w->out);
+    w->oinner = ra_realloc(w->oinner, (size_t)w->cap * sizeof *w->oinner);
   }
   int32_t q = w->nout++;
   if (b) {
@@ -350,7 +341,7 @@ static void rewrite_bundle(Rewrite *w, int32_t p) {
       if (!(rc->live_def[p] >> k & 1)) continue; /* no later read needs it */
       if (w->npend == w->cap_pend) {
         w->cap_pend = w->cap_pend ? 2 * w->cap_pend : 16;
-        w->pend = xrealloc(w->pend, (size_t)w->cap_pend * sizeof *w->pend);
+        w->pend = ra_realloc(w->pend, (size_t)w->cap_pend * sizeof *w->pend);
       }
       w->pend[w->npend++] = (Pending){.reg = x,
                                       .tmp = t,
@@ -371,7 +362,7 @@ static void rewrite_bundle(Rewrite *w, int32_t p) {
 static bool relink_loops(Rewrite *w) {
   RaCode *rc = w->rc;
   TileMirCode *c = rc->code;
-  int32_t *old_len = xrealloc(NULL, ((size_t)rc->nloops + 1) * sizeof *old_len);
+  int32_t *old_len = ra_realloc(NULL, ((size_t)rc->nloops + 1) * sizeof *old_len);
   for (int32_t l = 0; l < rc->nloops; l++) {
     old_len[l] = rc->loops[l].last - rc->loops[l].first + 1;
     rc->loops[l].first = INT32_MAX;
@@ -406,13 +397,13 @@ static bool relink_loops(Rewrite *w) {
 /* The constants among the spilled registers: one of each one's writes (all equal). */
 static void find_remat(Rewrite *w, const RaLive *lv) {
   const RaCode *rc = w->rc;
-  w->remat = xrealloc(NULL, ((size_t)w->nregs0 + 1) * sizeof *w->remat);
+  w->remat = ra_realloc(NULL, ((size_t)w->nregs0 + 1) * sizeof *w->remat);
   int32_t n = 0;
   for (int32_t r = 0; r < w->nregs0; r++) {
     w->remat[r] = -1;
     n += w->spill[r] && lv->remat[r];
   }
-  w->remat_def = xrealloc(NULL, ((size_t)n + 1) * sizeof *w->remat_def);
+  w->remat_def = ra_realloc(NULL, ((size_t)n + 1) * sizeof *w->remat_def);
   n = 0;
   for (int32_t p = 0; p < rc->code->nbundles; p++)
     for (int k = 0; k < TILE_BUNDLE_SLOTS; k++) {
@@ -438,7 +429,7 @@ bool ra_spill_round(RaCode *rc, RaSpill *sp, const RaLive *lv, const uint8_t *sp
       give_slot(m, sp, r);
       stores = true;
     }
-  w.xs = xrealloc(NULL, ((size_t)nregs + 1) * sizeof *w.xs);
+  w.xs = ra_realloc(NULL, ((size_t)nregs + 1) * sizeof *w.xs);
   for (int32_t r = 0; r < nregs; r++)
     w.xs[r] = (XState){.region = -1, .def_out = -1, .last_store = -1};
   w.lat_ld[0] = mir_latency(t, TILE_MOP_SLD);

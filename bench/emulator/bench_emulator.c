@@ -33,6 +33,8 @@
 
 #include <cblas.h>
 
+#define BENCH_NAME "bench_emulator"
+#include "../bench_util.h"
 #include "tile/asm.h"
 #include "tile/emu.h"
 #include "tile/target.h"
@@ -42,26 +44,6 @@
 void openblas_set_num_threads(int n);
 
 enum { MXU_ROWS = 8 }; /* one push: an 8-row LHS tile */
-
-/* CPU time of the process: every measurement here runs on one host thread, so this is
- * the time of one host core, and load from other processes on a shared host does not
- * count against the emulator or OpenBLAS. */
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static _Noreturn void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "bench_emulator: ");
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(2);
-}
 
 static char *generate(BenchProgram gen, const TileTarget *t, int64_t iters) {
   char why[300] = "out of memory";

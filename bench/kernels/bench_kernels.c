@@ -28,6 +28,8 @@
 
 #include <dirent.h>
 
+#define BENCH_NAME "bench_kernels"
+#include "../bench_util.h"
 #include "bound.h"
 #include "tile/emu.h"
 #include "tile/object.h"
@@ -40,23 +42,6 @@ enum { MAX_KERNELS = 64, MAX_REPEATS = 101, MAX_ONLY = 16 };
 #define SLOW_COMPILE_MS 1000.0
 
 static const char suite[] = "kernels";
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static _Noreturn void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "bench_kernels: ");
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(2);
-}
 
 typedef struct Kernel {
   char name[64];

@@ -116,6 +116,7 @@ typedef struct TileMirBuffer {
   uint8_t elem;     /* TileElem of a bound buffer */
   int32_t rank;
   int64_t dims[TILE_MAX_RANK];
+  bool per_chip;    /* bound with one slice per chip (a mesh function's data) */
   /* Initial contents (constants, DMA descriptors), nslots * bytes or fewer; NULL for
    * zeros/none. */
   uint8_t *init;

@@ -103,3 +103,83 @@ TEST(sched_fifo, short_latency_target) {
   CHECK(right);
   tile_mir_code_free(&code);
 }
+
+/* Results queued by a pipelined loop, then a straight-line stretch that pops each one
+ * and pushes it straight back (the push needs the popped value). The stretch's pops
+ * take the loop's results, which land early; were they matched to the stretch's own
+ * pushes, each pop would wait a full MXU latency after the push before it and the
+ * stretch would take n of them. */
+TEST(sched_fifo, stretch_pops_results_queued_before_it) {
+  TileTarget t;
+  REQUIRE(sfx_target("v5e-like", &t));
+  TileMir m;
+  tile_mir_init(&m, &t);
+  enum { N = 8 };
+  int32_t wbuf = tile_mir_buffer(&m, "w", TILE_SPACE_VMEM, 128 * ROW_BYTES, 1, 64);
+  float *wv = calloc(128 * 128, 4);
+  for (int i = 0; i < 128; i++) wv[i * 128 + i] = 2.0f;
+  tile_mir_data(&m, wbuf, wv, 128 * ROW_BYTES);
+  free(wv);
+  int32_t in = tile_mir_buffer(&m, "x", TILE_SPACE_VMEM, (int64_t)TILE_BYTES * N, 1, 64);
+  float *x = malloc((size_t)TILE_BYTES * N);
+  for (int k = 0; k < N; k++)
+    for (int i = 0; i < 1024; i++) x[k * 1024 + i] = ramp(k, i);
+  tile_mir_data(&m, in, x, (int64_t)TILE_BYTES * N);
+  free(x);
+  int32_t out = tile_mir_buffer(&m, "y", TILE_SPACE_VMEM, (int64_t)TILE_BYTES * 2 * N, 1, 64);
+  int32_t wa = tile_mir_sreg(&m), st = tile_mir_sreg(&m), a = tile_mir_sreg(&m), o = tile_mir_sreg(&m);
+  int32_t wr = tile_mir_vreg(&m), xv = tile_mir_vreg(&m), y[N], z[N];
+  for (int k = 0; k < N; k++) {
+    y[k] = tile_mir_vreg(&m);
+    z[k] = tile_mir_vreg(&m);
+  }
+  tile_mir_add(&m, sfx_addr(wa, wbuf, 0));
+  tile_mir_add(&m, tile_mir_inst(TILE_MOP_LI, st, 0, 0, 0, ROW_BYTES));
+  for (int g = 0; g < 16; g++) {
+    tile_mir_add(&m, sfx_mem(tile_mir_inst(TILE_MOP_VLD, wr, wa, st, 0, g * TILE_BYTES), wbuf,
+                             TILE_MIR_READ, 0));
+    tile_mir_add(&m, tile_mir_inst(TILE_MOP_MXU_LDW, 0, wr, 0, 1, g));
+  }
+  tile_mir_add(&m, sfx_addr(a, in, 0));
+  tile_mir_add(&m, sfx_addr(o, out, 0));
+  tile_mir_loop_begin(&m, N, TILE_MIR_PIPELINE);
+  tile_mir_add(&m, sfx_mem(tile_mir_inst(TILE_MOP_VLD, xv, a, st, 0, 0), in, TILE_MIR_READ, 0));
+  tile_mir_add(&m, tile_mir_inst(TILE_MOP_MXU_PUSH, 0, xv, 0, 1, 0));
+  tile_mir_add(&m, tile_mir_inst(TILE_MOP_ADDI, a, a, 0, 0, TILE_BYTES));
+  tile_mir_loop_end(&m);
+  /* the stretch: pop an old result, store it, push it back; then the new results */
+  for (int k = 0; k < N; k++) {
+    tile_mir_add(&m, tile_mir_inst(TILE_MOP_MXU_POP, y[k], 1, 0, 1, 0));
+    tile_mir_add(&m, sfx_mem(tile_mir_inst(TILE_MOP_VST, y[k], o, st, 0, k * TILE_BYTES), out,
+                             TILE_MIR_WRITE, 0));
+    tile_mir_add(&m, tile_mir_inst(TILE_MOP_MXU_PUSH, 0, y[k], 0, 1, 0));
+  }
+  for (int k = 0; k < N; k++) {
+    tile_mir_add(&m, tile_mir_inst(TILE_MOP_MXU_POP, z[k], 1, 0, 1, 0));
+    tile_mir_add(&m, sfx_mem(tile_mir_inst(TILE_MOP_VST, z[k], o, st, 0, (N + k) * TILE_BYTES), out,
+                             TILE_MIR_WRITE, 0));
+  }
+  TileMirCode code;
+  TileEmu *e = NULL;
+  int64_t cycles = sfx_schedule_run(&m, &code, TILE_EMU_FUNCTIONAL, &e);
+  REQUIRE(cycles > 0);
+  bool ok = true;
+  float r[1024];
+  for (int k = 0; k < 2 * N; k++) {
+    tile_emu_read_memory(e, 0, TILE_SPACE_VMEM, m.bufs[out].addr + (int64_t)k * TILE_BYTES, r,
+                         TILE_BYTES);
+    float f = k < N ? 2.0f : 4.0f;
+    for (int i = 0; i < 1024; i++) ok &= r[i] == f * ramp(k % N, i);
+  }
+  CHECK(ok);
+  /* weights, the loop's pushes and their latency, the stretch's pushes and theirs, and
+   * a few cycles per pop: two MXU latencies, not N */
+  int64_t weights = 16 * (t.latency[TILE_LAT_VLOAD] + 1);
+  int64_t pushes = 2 * (int64_t)N * t.mxu_push_cycles;
+  int64_t lat = t.latency[TILE_LAT_MXU_RESULT];
+  fprintf(stderr, "stretch after a pushing loop: %lld cycles\n", (long long)cycles);
+  CHECK(cycles < weights + pushes + 3 * lat);
+  tile_emu_free(e);
+  tile_mir_code_free(&code);
+  tile_mir_free(&m);
+}

@@ -1,0 +1,382 @@
+/* gen_collective: the collectives of a mesh function (all_reduce, all_gather,
+ * reduce_scatter, all_to_all, collective_permute) as remote DMA and semaphore schedules
+ * on the torus, one program for every chip (include/tile/lower.h). The ring steps are
+ * in gen_collective_ring.c, all_to_all in gen_collective_a2a.c.
+ *
+ * Needs: a group holding one collective whose mesh is the target's torus, each of the
+ * op's axes one whole torus dimension (the simple mesh form `torus<4x4>(x, y)`); the
+ * lowering's semaphore band for remote arrivals (tile_coll_sem_band).
+ * Guarantees: the op's result in its HBM buffer on every chip, computed by
+ *   all_reduce      reduce-scatter along each axis in turn (each level works on the
+ *                   chunk the level before left this chip), then all-gather along the
+ *                   axes in reverse order; half the data on rings toward +coordinate,
+ *                   half toward -, in the same steps;
+ *   reduce_scatter  the same reduce-scatter levels (one direction), on the input
+ *                   rearranged so that the slice chip r keeps is one contiguous block;
+ *   all_gather      all-gather levels, innermost axis first, straight into every chip's
+ *                   result buffer, half of each shard each way round;
+ *   all_to_all      one store-and-forward exchange per axis (gen_collective_a2a.c);
+ *   collective_permute  min(s, p - s) one-position hops the short way round.
+ * On an axis without wraparound the same rings run, their closing step crossing the
+ * line. The rank of a chip over several axes is row-major in the order the op lists
+ * them (the first axis major), which fixes the order of gathered shards, scattered
+ * slices and exchanged blocks. all_reduce and reduce_scatter keep a working copy and
+ * receive buffers in VMEM and reduce on the VPU in f32 lanes (bf16 widened on load and
+ * rounded on store; i32 with integer adds and multiplies), padded to whole vreg tiles
+ * per chunk in VMEM only; the others move HBM to HBM. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "gen_collective.h"
+#include "gen_collective_int.h"
+#include "tile/ops.h"
+
+const TileMesh *tile_coll_func_mesh(const TileModule *m, const TileFunc *f) {
+  const TileAttr *a = tile_attr_get(&f->attrs, "mesh");
+  if (a && a->kind == TILE_ATTR_SYMBOL) return tile_module_find_mesh(m, a->s);
+  if (!m->meshes || m->meshes->next || f->is_kernel) return NULL;
+  for (const TileOp *op = f->body->first; op; op = op->next)
+    if (tile_op_info[op->kind].family == TILE_FAMILY_COLLECTIVE) return m->meshes;
+  return NULL;
+}
+
+int32_t tile_coll_sem_band(const TileTarget *t) { return 2 * t->torus_rank; }
+
+/* ---- the op's mesh and axes ---- */
+
+static const TileMesh *op_mesh(Coll *c) {
+  const TileAttr *a = tile_attr_get(&c->op->attrs, "mesh");
+  if (a && a->kind == TILE_ATTR_SYMBOL) return tile_module_find_mesh(c->cx->m, a->s);
+  return tile_coll_func_mesh(c->cx->m, c->cx->f);
+}
+
+static bool add_axis(Coll *c, const TileMesh *mesh, const char *name) {
+  const TileTarget *t = c->cx->target;
+  const TileMeshAxis *ma = tile_mesh_find_axis(mesh, name);
+  if (!ma) return tile_lower_error(c->cx, c->op, "mesh @%s has no axis '%s'", mesh->name, name);
+  if (ma->ndims != 1 || ma->size != mesh->dims[ma->dims[0]])
+    return tile_lower_error(c->cx, c->op, "axis '%s' of mesh @%s is not one whole torus "
+                            "dimension; the VLIW backend runs collectives over axes of the "
+                            "simple form torus<AxB>(x, y)", name, mesh->name);
+  for (int k = 0; k < c->naxes; k++)
+    if (c->ax[k].dim == ma->dims[0])
+      return tile_lower_error(c->cx, c->op, "axis '%s' is named twice", name);
+  CollAxis *a = &c->ax[c->naxes++];
+  a->name = name;
+  a->dim = ma->dims[0];
+  a->p = ma->size;
+  a->stride = 1;
+  for (int d = a->dim + 1; d < t->torus_rank; d++) a->stride *= t->torus[d];
+  a->wrap = t->wrap[a->dim];
+  return true;
+}
+
+/* The mesh must be the machine's torus: chip ids and coordinates are the target's. */
+static bool check_mesh(Coll *c, const TileMesh *mesh) {
+  const TileTarget *t = c->cx->target;
+  bool same = mesh->rank == t->torus_rank;
+  for (int d = 0; same && d < mesh->rank; d++) same = mesh->dims[d] == t->torus[d];
+  if (same) return true;
+  char want[64] = "", have[64] = "";
+  for (int d = 0; d < mesh->rank; d++)
+    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%" PRId64, d ? "x" : "",
+             mesh->dims[d]);
+  for (int d = 0; d < t->torus_rank; d++)
+    snprintf(have + strlen(have), sizeof have - strlen(have), "%s%d", d ? "x" : "",
+             (int)t->torus[d]);
+  return tile_lower_error(c->cx, c->op, "mesh @%s is a %s torus but target %s has %s; compile "
+                          "with --torus %s", mesh->name, want, t->name, have, want);
+}
+
+static bool resolve_axes(Coll *c) {
+  const TileMesh *mesh = op_mesh(c);
+  if (!mesh)
+    return tile_lower_error(c->cx, c->op, "no mesh: give the function {mesh = @name}");
+  if (!check_mesh(c, mesh)) return false;
+  const TileAttr *a = tile_attr_get(&c->op->attrs, "axes");
+  if (!a) a = tile_attr_get(&c->op->attrs, "axis");
+  if (!a) return tile_lower_error(c->cx, c->op, "no axes");
+  if (a->kind == TILE_ATTR_IDENT) return add_axis(c, mesh, a->s);
+  if (a->kind != TILE_ATTR_ARRAY && a->kind != TILE_ATTR_TUPLE)
+    return tile_lower_error(c->cx, c->op, "axes must be mesh axis names");
+  if (a->n > TILE_MAX_TORUS_RANK)
+    return tile_lower_error(c->cx, c->op, "more axes than torus dimensions");
+  for (int32_t i = 0; i < a->n; i++) {
+    if (a->elems[i].kind != TILE_ATTR_IDENT)
+      return tile_lower_error(c->cx, c->op, "axes must be mesh axis names");
+    if (!add_axis(c, mesh, a->elems[i].s)) return false;
+  }
+  return true;
+}
+
+/* Bytes of receive buffers: per level k, (p_k - 1) chunks of the level's region, times
+ * `phases` (reduce-scatter and all-gather each have their own). */
+static int64_t recv_bytes(const Coll *c, int64_t total, int phases) {
+  int64_t sum = 0, region = total;
+  for (int k = 0; k < c->naxes; k++) {
+    sum += phases * (region - region / c->ax[k].p);
+    region /= c->ax[k].p;
+  }
+  return sum;
+}
+
+static int64_t chips(const Coll *c) {
+  int64_t p = 1;
+  for (int k = 0; k < c->naxes; k++) p *= c->ax[k].p;
+  return p;
+}
+
+/* ---- reductions ---- */
+
+static const struct {
+  const char *kind;
+  int fop, iop; /* f32/bf16 and i32 vector ops; -1 when the VPU has none */
+} reduce_ops[] = {
+    {"add", TILE_MOP_VADDF, TILE_MOP_VADDI},
+    {"mul", TILE_MOP_VMULF, TILE_MOP_VMULI},
+    {"max", TILE_MOP_VMAXF, -1},
+    {"min", TILE_MOP_VMINF, -1},
+};
+
+static bool make_reduce(Coll *c, TileElem e, CollReduce *r) {
+  const TileTarget *t = c->cx->target;
+  const TileAttr *k = tile_attr_get(&c->op->attrs, "kind");
+  const char *kind = k && k->kind == TILE_ATTR_IDENT ? k->s : "?";
+  if (e != TILE_ELEM_F32 && e != TILE_ELEM_BF16 && e != TILE_ELEM_I32)
+    return tile_lower_error(c->cx, c->op, "reductions take f32, bf16 or i32, not %s",
+                            tile_elem_name(e));
+  r->vop = -1;
+  for (size_t i = 0; i < sizeof reduce_ops / sizeof reduce_ops[0]; i++)
+    if (strcmp(reduce_ops[i].kind, kind) == 0)
+      r->vop = e == TILE_ELEM_I32 ? reduce_ops[i].iop : reduce_ops[i].fop;
+  if (r->vop < 0)
+    return tile_lower_error(c->cx, c->op, "no vector op reduces %s with kind '%s'",
+                            tile_elem_name(e), kind);
+  int eb = tile_lower_elem_bytes(e);
+  r->load = e == TILE_ELEM_BF16 ? TILE_MOP_VLDBF : TILE_MOP_VLD;
+  r->store = e == TILE_ELEM_BF16 ? TILE_MOP_VSTBF : TILE_MOP_VST;
+  r->tile_bytes = (int64_t)t->vreg_sublanes * t->vreg_lanes * eb;
+  r->stride_reg = coll_li(c, (int64_t)t->vreg_lanes * eb);
+  return true;
+}
+
+/* ---- memory ---- */
+
+static bool check_vmem(Coll *c, int64_t need) {
+  const TileTarget *t = c->cx->target;
+  if (need <= t->vmem_bytes) return true;
+  return tile_lower_error(c->cx, c->op, "needs %" PRId64 " bytes of VMEM for its working copy "
+                          "and receive buffers, more than the %" PRId64 " target %s has; split "
+                          "the tensor", need, (int64_t)t->vmem_bytes, t->name);
+}
+
+static int32_t vmem_buffer(Coll *c, const char *what, int64_t bytes) {
+  char name[64];
+  snprintf(name, sizeof name, "coll.%s.%d", what, (int)c->m->nbufs);
+  return tile_mir_buffer(c->m, name, TILE_SPACE_VMEM, bytes, 1, 64);
+}
+
+/* Per level k: the chunk each chip keeps after reduce-scattering axes 0..k of a region
+ * of `total` bytes at work + at, and the register work + at + sum over j < k of
+ * pos[dir][j] * chunk[j] (the address of level k's region), levels 0..naxes. */
+static void levels(Coll *c, int dir, int64_t total, int32_t work, int64_t at, int64_t *chunk,
+                   int32_t *base) {
+  int64_t region = total;
+  int64_t unit[TILE_MAX_TORUS_RANK] = {0};
+  base[0] = coll_addr(c, work, at);
+  for (int k = 0; k < c->naxes; k++) {
+    chunk[k] = region / c->ax[k].p;
+    region = chunk[k];
+    unit[k] = chunk[k];
+    int32_t off = coll_rank_sum(c, dir, unit);
+    base[k + 1] = tile_mir_sreg(c->m);
+    coll_rr(c, TILE_MOP_ADD, base[k + 1], base[0], off);
+  }
+}
+
+/* ---- the ops ---- */
+
+/* The data in parts, each reduce-scattered over the axes in its own order and
+ * gathered back in reverse, all parts of a level in one step loop so their transfers
+ * overlap: where every axis that carries data has the same length, one part per
+ * rotation of the axis order (so each level keeps every axis busy), and where the
+ * axes are longer than 2, each rotation twice, toward +coordinate and toward - (an
+ * axis of 2 joins its chips by one link pair, which one direction already fills). */
+static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
+  CollReduce r;
+  if (!make_reduce(c, (TileElem)x.elem, &r)) return false;
+  int act[TILE_MAX_TORUS_RANK], nact = 0;
+  bool same = true;
+  int64_t shortest = 0;
+  for (int k = 0; k < c->naxes; k++) {
+    if (c->ax[k].p < 2) continue;
+    if (nact) same &= c->ax[k].p == c->ax[act[0]].p;
+    shortest = nact && shortest < c->ax[k].p ? shortest : c->ax[k].p;
+    act[nact++] = k;
+  }
+  if (nact == 0) {
+    coll_local_copy(c, x.buf, 0, -1, y.buf, 0, -1, coll_flat(x.bytes));
+    return true;
+  }
+  int nrot = same ? nact : 1, ndir = shortest > 2 ? 2 : 1, nparts = nrot * ndir;
+  int64_t unit = nparts * chips(c) * r.tile_bytes;
+  int64_t total = (x.bytes + unit - 1) / unit * unit, part = total / nparts;
+  if (!check_vmem(c, total + recv_bytes(c, total, 2))) return false;
+  int32_t work = vmem_buffer(c, "work", total);
+  coll_local_copy(c, x.buf, 0, -1, work, 0, -1, coll_flat(x.bytes));
+  /* Part i: rotation i / ndir, direction i % ndir; ring[i][L] its ring at level L. */
+  CollRing ring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
+  for (int i = 0; i < nparts; i++) {
+    int rot = i / ndir, dir = i % ndir;
+    int32_t base = coll_addr(c, work, i * part);
+    int64_t region = part;
+    for (int l = 0; l < nact; l++) {
+      int k = act[(rot + l) % nact];
+      CollRing *g = &ring[i][l];
+      *g = (CollRing){.k = k, .dir = dir, .work = work, .base = base,
+                      .chunk = region / c->ax[k].p};
+      region = g->chunk;
+      if (l + 1 == nact) break;
+      int32_t off = tile_mir_sreg(c->m);
+      base = tile_mir_sreg(c->m);
+      coll_ri(c, TILE_MOP_MULI, off, c->pos[dir][k], g->chunk);
+      coll_rr(c, TILE_MOP_ADD, base, g->base, off);
+    }
+  }
+  CollRing level[COLL_MAX_RINGS];
+  for (int l = 0; l < nact; l++) {
+    for (int i = 0; i < nparts; i++) level[i] = ring[i][l];
+    coll_ring_reduce_scatter(c, level, nparts, &r);
+  }
+  for (int l = nact - 1; l >= 0; l--) {
+    for (int i = 0; i < nparts; i++) level[i] = ring[i][l];
+    coll_ring_all_gather(c, level, nparts, &r);
+  }
+  coll_local_copy(c, work, 0, -1, y.buf, 0, -1, coll_flat(y.bytes));
+  return true;
+}
+
+/* One direction: the slice a chip keeps must be where its ring position puts it. */
+static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
+  CollReduce r;
+  if (!make_reduce(c, (TileElem)x.elem, &r)) return false;
+  int64_t dim = 0, p = chips(c);
+  tile_attr_get_int(&c->op->attrs, "dim", &dim);
+  CollAround a = coll_around(&y, dim);
+  int64_t slice = y.bytes, padded = (slice + r.tile_bytes - 1) / r.tile_bytes * r.tile_bytes;
+  int64_t total = padded * p, run = a.mid * a.inner_bytes;
+  if (!check_vmem(c, total + recv_bytes(c, total, 1))) return false;
+  int32_t work = vmem_buffer(c, "work", total), base[TILE_MAX_TORUS_RANK + 1];
+  int64_t chunk[TILE_MAX_TORUS_RANK + 1];
+  /* Slice j of the input ([outer, j * mid .. (j+1) * mid, inner]) to block j of work. */
+  TileDmaShape in = {.count0 = run, .count1 = p, .count2 = a.outer, .src_stride1 = run,
+                     .src_stride2 = p * run, .dst_stride1 = padded, .dst_stride2 = run};
+  coll_local_copy(c, x.buf, 0, -1, work, 0, -1, in);
+  levels(c, 0, total, work, 0, chunk, base);
+  for (int k = 0; k < c->naxes; k++) {
+    CollRing ring = {.k = k, .dir = 0, .work = work, .base = base[k], .chunk = chunk[k]};
+    coll_ring_reduce_scatter(c, &ring, 1, &r);
+  }
+  coll_local_copy(c, work, 0, base[c->naxes], y.buf, 0, -1, coll_flat(slice));
+  return true;
+}
+
+/* Gathers straight into the HBM result of every chip (coll_ring_gather_in_place): each
+ * shard's place there is written once, so no VMEM copy is needed and the size is bounded
+ * by HBM only. Shard j of [outer, mid, inner] lands at rows j * mid of the result's dim:
+ * outer runs of mid * inner bytes, p * that apart. Each shard goes half each way round:
+ * half its outer rows, or with one row half its bytes. */
+static bool gen_all_gather(Coll *c, TileTensorRef x, TileTensorRef y) {
+  int64_t dim = 0, p = chips(c);
+  tile_attr_get_int(&c->op->attrs, "dim", &dim);
+  CollAround a = coll_around(&x, dim);
+  int eb = tile_lower_elem_bytes((TileElem)x.elem);
+  int64_t run = a.mid * a.inner_bytes, row = p * run;
+  int32_t base[TILE_MAX_TORUS_RANK + 1];
+  int64_t chunk[TILE_MAX_TORUS_RANK + 1];
+  levels(c, 0, row, y.buf, 0, chunk, base);
+  TileDmaShape own = {.count0 = run, .count1 = a.outer, .count2 = 1, .src_stride1 = run,
+                      .dst_stride1 = row};
+  coll_local_copy(c, x.buf, 0, -1, y.buf, 0, base[c->naxes], own);
+  int64_t rows_a = a.outer / 2, bytes_a = run / eb / 2 * eb;
+  int n = a.outer >= 2 || bytes_a > 0 ? 2 : 1;
+  for (int k = c->naxes - 1; k >= 0; k--) {
+    CollRing rings[2] = {{.k = k, .dir = 0, .work = y.buf, .base = base[k], .chunk = chunk[k]},
+                         {.k = k, .dir = 1, .work = y.buf, .base = -1, .chunk = chunk[k]}};
+    TileDmaShape s[2] = {{.count0 = chunk[k], .count1 = a.outer, .count2 = 1,
+                          .src_stride1 = row, .dst_stride1 = row}};
+    int64_t ofs_b = 0;
+    if (n == 2 && a.outer >= 2) { /* rows [0, rows_a) one way, the rest the other */
+      s[1] = s[0];
+      s[0].count1 = rows_a;
+      s[1].count1 = a.outer - rows_a;
+      ofs_b = rows_a * row;
+    } else if (n == 2) { /* one row: the first bytes_a of each shard one way */
+      TileDmaShape h = {.count0 = bytes_a, .count1 = chunk[k] / run, .count2 = 1,
+                        .src_stride1 = run, .dst_stride1 = run};
+      s[0] = s[1] = h;
+      s[1].count0 = run - bytes_a;
+      ofs_b = bytes_a;
+    }
+    if (n == 2) {
+      rings[1].base = tile_mir_sreg(c->m);
+      coll_ri(c, TILE_MOP_ADDI, rings[1].base, base[k], ofs_b);
+    }
+    coll_ring_gather_in_place(c, k, rings, n, s);
+  }
+  return true;
+}
+
+/* Hops of one position along the ring the short way round, each into the next chip's
+ * copy of a buffer written once per run (HBM scratch between hops, the result at the
+ * last), so arrivals count on the band semaphore of that ring: a shift of s positions
+ * is min(s, p - s) hops. A direct transfer to the chip s away would cross the same
+ * links but signal from a sender no ring uses, which the band has no semaphore for. */
+static bool gen_permute(Coll *c, TileTensorRef x, TileTensorRef y) {
+  int64_t shift = 0;
+  tile_attr_get_int(&c->op->attrs, "shift", &shift);
+  const CollAxis *a = &c->ax[0];
+  int64_t s = ((shift % a->p) + a->p) % a->p;
+  if (s == 0) {
+    coll_local_copy(c, x.buf, 0, -1, y.buf, 0, -1, coll_flat(x.bytes));
+    return true;
+  }
+  int dir = s <= a->p - s ? 0 : 1;
+  int64_t hops = dir == 0 ? s : a->p - s;
+  int32_t src = x.buf;
+  for (int64_t h = 1; h <= hops; h++) {
+    int32_t dst = y.buf;
+    if (h < hops) {
+      char name[64];
+      snprintf(name, sizeof name, "coll.hop%d.%d", (int)h, (int)c->m->nbufs);
+      dst = tile_mir_buffer(c->m, name, TILE_SPACE_HBM, x.bytes, 1, 64);
+    }
+    coll_exchange(c, 0, dir, src, coll_addr(c, src, 0), dst, coll_addr(c, dst, 0), x.bytes);
+    src = dst;
+  }
+  return true;
+}
+
+bool tile_gen_collective(TileLowerCtx *cx, const TileGroup *g) {
+  const TileOp *op = g->ops[0];
+  if (g->nops != 1)
+    return tile_lower_error(cx, g->ops[1], "a collective is a fusion group of its own");
+  Coll c = {.cx = cx, .m = cx->mir, .op = op};
+  if (!resolve_axes(&c)) return false;
+  TileTensorRef x = tile_lower_tensor(cx, op->opnd[0].v), y = tile_lower_tensor(cx, op->res[0]);
+  if (x.elem == TILE_ELEM_I1)
+    return tile_lower_error(cx, op, "i1 tensors cross chips as i32; convert the operand first");
+  if (x.bytes == 0 || y.bytes == 0) return true;
+  if (x.bytes > INT32_MAX / 4 || y.bytes > INT32_MAX / 4)
+    return tile_lower_error(cx, op, "tensors of 512 MiB or more do not fit 32-bit DMA words");
+  coll_setup(&c);
+  switch (op->kind) {
+  case TILE_OP_ALL_REDUCE: return gen_all_reduce(&c, x, y);
+  case TILE_OP_REDUCE_SCATTER: return gen_reduce_scatter(&c, x, y);
+  case TILE_OP_ALL_GATHER: return gen_all_gather(&c, x, y);
+  case TILE_OP_COLLECTIVE_PERMUTE: return gen_permute(&c, x, y);
+  case TILE_OP_ALL_TO_ALL: return coll_all_to_all(&c, x, y);
+  default:
+    return tile_lower_error(cx, op, "not a collective this generator knows");
+  }
+}

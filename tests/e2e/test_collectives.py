@@ -1,0 +1,341 @@
+"""Collectives of a mesh `func` compiled for the torus (backend-vliw/gen_collective*.c) and
+run on the emulator in strict mode, one slice of data per chip, against numpy.
+
+Meshes: 1x4 (a ring and, on a target without wraparound, a line), 2x2, 2x2x2, 4x4 and a
+2x4 torus where only the long axis wraps. Sizes from one element (4 bytes of f32, 2 of
+bf16) to a few hundred KiB; f32, bf16 and i32. Data are small integers, so sums are exact
+in any order and bf16 results can be compared bit for bit. The last test checks the cycles
+of one ring all-reduce against the alpha-beta cost of REFERENCE.md "Collectives"."""
+import itertools
+import re
+
+import numpy as np
+import pytest
+
+import tilemach
+
+TINY = tilemach.ROOT / "targets" / "tiny.target"
+NP_ELEM = {"f32": np.float32, "i32": np.int32}
+
+
+def bf16_bits_to_f32(a):
+    """A .npy of bf16 (2-byte void, V2) as f32."""
+    return (a.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def f32_to_bf16_bits(a):
+    """f32 values exact in bf16 (small integers) as the V2 array tilec reads for bf16."""
+    return (np.asarray(a, np.float32).view(np.uint32) >> 16).astype(np.uint16).view("V2")
+
+
+def target_file(tmp_path, wrap):
+    """tiny with another wraparound rule (`never`, `multiple-of 4`)."""
+    src = TINY.read_text()
+    assert "torus.wrap = always" in src
+    path = tmp_path / "tiny-wrap.target"
+    path.write_text(src.replace("torus.wrap = always", f"torus.wrap = {wrap}"))
+    return path
+
+
+def mesh_decl(torus):
+    names = ["x", "y", "z"][: len(torus)]
+    return f"mesh @m = torus<{'x'.join(map(str, torus))}>({', '.join(names)})", names
+
+
+def ttype(shape, elem):
+    return f"tensor<{'x'.join(map(str, shape))}x{elem}>"
+
+
+def compile_and_run(tmp_path, torus, body, in_shape, out_shape, elem, data, target="tiny",
+                    stats=False):
+    """Runs `%y = BODY %a : OUT` as a mesh function on every chip; data has a leading
+    chip dimension. Returns (per-chip result as float/int array, stdout)."""
+    decl, _ = mesh_decl(torus)
+    src = (f"{decl}\n\nfunc @f(%a: {ttype(in_shape, elem)}) -> {ttype(out_shape, elem)} "
+           f"attributes {{mesh = @m}} {{\n  %y = {body} : {ttype(out_shape, elem)}\n"
+           f"  return %y\n}}\n")
+    tile = tmp_path / "coll.tile"
+    tile.write_text(src)
+    xin, yout = tmp_path / "a.npy", tmp_path / "y.npy"
+    np.save(xin, f32_to_bf16_bits(data) if elem == "bf16" else data.astype(NP_ELEM[elem]))
+    cmd = [tilemach.tilec_path(), "run", tile, "--target", target, "--torus",
+           "x".join(map(str, torus)), "--in", f"a={xin}", "--out", f"result={yout}"]
+    if stats:
+        cmd.append("--stats")
+    p = tilemach.run(cmd)
+    assert p.returncode == 0, f"{src}\n{p.stdout}\n{p.stderr}"
+    y = np.load(yout)
+    if elem == "bf16":
+        y = bf16_bits_to_f32(y)
+    return y, p.stdout
+
+
+def chips_of(torus):
+    """Coordinates of every chip, in chip-id order (row-major)."""
+    return list(itertools.product(*[range(n) for n in torus]))
+
+
+def groups(torus, axes):
+    """For each chip: its rank over `axes` (first axis major) and the chips of its group
+    in rank order."""
+    coords = chips_of(torus)
+    ids = {c: i for i, c in enumerate(coords)}
+    out = []
+    for c in coords:
+        members = []
+        for combo in itertools.product(*[range(torus[a]) for a in axes]):
+            cc = list(c)
+            for a, v in zip(axes, combo):
+                cc[a] = v
+            members.append(ids[tuple(cc)])
+        rank = 0
+        for a in axes:
+            rank = rank * torus[a] + c[a]
+        out.append((rank, members))
+    return out
+
+
+REDUCE = {"add": np.sum, "max": np.max, "min": np.min}
+
+
+def make_data(rng, nchips, shape, elem):
+    x = rng.integers(-6, 7, size=(nchips, *shape))
+    return x.astype(np.int32 if elem == "i32" else np.float32)
+
+
+TORI = [((1, 4), [1]), ((2, 2), [0, 1]), ((2, 2), [1]), ((2, 2, 2), [0, 1, 2]),
+        ((2, 2, 2), [2, 0]), ((4, 4), [0, 1]), ((4, 4), [0])]
+SHAPES = [(1,), (3, 5), (64, 128), (160, 256)]
+
+
+def axes_attr(axes):
+    return "[" + ", ".join("xyz"[a] for a in axes) + "]"
+
+
+@pytest.mark.parametrize("torus,axes", TORI)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("elem", ["f32", "bf16"])
+def test_all_reduce(tilec, tmp_path, torus, axes, shape, elem):
+    if np.prod(torus) == 16 and np.prod(shape) > 64 * 128:
+        pytest.skip("the largest size runs on the smaller tori")
+    rng = np.random.default_rng(hash((torus, tuple(axes), shape)) & 0xFFFF)
+    x = make_data(rng, int(np.prod(torus)), shape, elem)
+    y, _ = compile_and_run(tmp_path, torus, f"all_reduce %a {{kind = add, axes = "
+                           f"{axes_attr(axes)}}}", shape, shape, elem, x)
+    for chip, (_, members) in enumerate(groups(torus, axes)):
+        np.testing.assert_array_equal(y[chip], x[members].sum(0), err_msg=f"chip {chip}")
+
+
+@pytest.mark.parametrize("kind", ["max", "min"])
+def test_all_reduce_max_min(tilec, tmp_path, kind):
+    rng = np.random.default_rng(7)
+    x = make_data(rng, 4, (16, 128), "f32")
+    y, _ = compile_and_run(tmp_path, (2, 2), f"all_reduce %a {{kind = {kind}, axes = [x, y]}}",
+                           (16, 128), (16, 128), "f32", x)
+    for chip in range(4):
+        np.testing.assert_array_equal(y[chip], REDUCE[kind](x, axis=0))
+
+
+def test_all_reduce_i32(tilec, tmp_path):
+    rng = np.random.default_rng(8)
+    x = make_data(rng, 8, (5, 300), "i32")
+    y, _ = compile_and_run(tmp_path, (2, 2, 2), "all_reduce %a {kind = add, axes = [x, y, z]}",
+                           (5, 300), (5, 300), "i32", x)
+    for chip in range(8):
+        np.testing.assert_array_equal(y[chip], x.sum(0))
+
+
+@pytest.mark.parametrize("wrap,torus,axes", [("never", (1, 4), [1]),
+                                             ("multiple-of 4", (2, 4), [0, 1]),
+                                             ("never", (2, 2, 2), [0, 1, 2])])
+@pytest.mark.parametrize("op", ["all_reduce", "all_gather", "reduce_scatter"])
+def test_without_wraparound(tilec, tmp_path, wrap, torus, axes, op):
+    target = target_file(tmp_path, wrap)
+    n = int(np.prod(torus))
+    rng = np.random.default_rng(11)
+    shape = (8, 256)
+    x = make_data(rng, n, shape, "f32")
+    p = int(np.prod([torus[a] for a in axes]))
+    check_op(tmp_path, torus, axes, op, shape, 0, "f32", x, p, target=str(target))
+
+
+def check_op(tmp_path, torus, axes, op, shape, dim, elem, x, p, target="tiny"):
+    gs = groups(torus, axes)
+    if op == "all_reduce":
+        y, out = compile_and_run(tmp_path, torus, f"all_reduce %a {{kind = add, axes = "
+                                 f"{axes_attr(axes)}}}", shape, shape, elem, x, target=target)
+        for chip, (_, members) in enumerate(gs):
+            np.testing.assert_array_equal(y[chip], x[members].sum(0))
+    elif op == "all_gather":
+        oshape = list(shape)
+        oshape[dim] *= p
+        y, out = compile_and_run(tmp_path, torus, f"all_gather %a {{dim = {dim}, axes = "
+                                 f"{axes_attr(axes)}}}", shape, oshape, elem, x, target=target)
+        for chip, (_, members) in enumerate(gs):
+            np.testing.assert_array_equal(y[chip], np.concatenate(x[members], axis=dim),
+                                          err_msg=f"chip {chip}")
+    else:
+        oshape = list(shape)
+        oshape[dim] //= p
+        y, out = compile_and_run(tmp_path, torus, f"reduce_scatter %a {{kind = add, dim = {dim},"
+                                 f" axes = {axes_attr(axes)}}}", shape, oshape, elem, x,
+                                 target=target)
+        for chip, (rank, members) in enumerate(gs):
+            full = x[members].sum(0)
+            want = np.split(full, p, axis=dim)[rank]
+            np.testing.assert_array_equal(y[chip], want, err_msg=f"chip {chip}")
+    return out
+
+
+@pytest.mark.parametrize("torus,axes", TORI)
+@pytest.mark.parametrize("shape,dim", [((1,), 0), ((3, 5), 1), ((64, 128), 0),
+                                       ((4, 96, 128), 1)])
+@pytest.mark.parametrize("elem", ["f32", "bf16"])
+def test_all_gather(tilec, tmp_path, torus, axes, shape, dim, elem):
+    p = int(np.prod([torus[a] for a in axes]))
+    rng = np.random.default_rng(3)
+    x = make_data(rng, int(np.prod(torus)), shape, elem)
+    check_op(tmp_path, torus, axes, "all_gather", shape, dim, elem, x, p)
+
+
+@pytest.mark.parametrize("torus,axes", TORI)
+@pytest.mark.parametrize("slice_shape,dim", [((1,), 0), ((3, 16), 1), ((64, 128), 0),
+                                             ((2, 48, 128), 1)])
+@pytest.mark.parametrize("elem", ["f32", "bf16"])
+def test_reduce_scatter(tilec, tmp_path, torus, axes, slice_shape, dim, elem):
+    """slice_shape is what each chip keeps; the input is p of them along dim."""
+    p = int(np.prod([torus[a] for a in axes]))
+    shape = list(slice_shape)
+    shape[dim] *= p
+    if np.prod(shape) * 4 > 512 * 1024:
+        pytest.skip("the input and its receive buffers would not fit tiny's 1 MiB of VMEM")
+    rng = np.random.default_rng(5)
+    x = make_data(rng, int(np.prod(torus)), tuple(shape), elem)
+    check_op(tmp_path, torus, axes, "reduce_scatter", tuple(shape), dim, elem, x, p)
+
+
+@pytest.mark.parametrize("torus,axis,shift", [((1, 4), 1, 1), ((1, 4), 1, -1), ((2, 2), 0, 1),
+                                              ((4, 4), 1, 3), ((4, 4), 0, 2), ((2, 2, 2), 2, 1),
+                                              ((2, 2), 1, 0)])
+@pytest.mark.parametrize("elem", ["f32", "bf16"])
+def test_collective_permute(tilec, tmp_path, torus, axis, shift, elem):
+    rng = np.random.default_rng(9)
+    shape = (33, 70)
+    x = make_data(rng, int(np.prod(torus)), shape, elem)
+    y, _ = compile_and_run(tmp_path, torus, f"collective_permute %a {{axis = {'xyz'[axis]}, "
+                           f"shift = {shift}}}", shape, shape, elem, x)
+    coords = chips_of(torus)
+    ids = {c: i for i, c in enumerate(coords)}
+    for chip, c in enumerate(coords):
+        src = list(c)
+        src[axis] = (c[axis] - shift) % torus[axis]
+        np.testing.assert_array_equal(y[chip], x[ids[tuple(src)]], err_msg=f"chip {chip}")
+
+
+def test_errors(tilec, tmp_path):
+    """A mesh that is not the target's torus, and a tensor too large for VMEM, are refused
+    with a message at the op."""
+    tile = tmp_path / "bad.tile"
+    tile.write_text("mesh @m = torus<2x2>(x, y)\n\nfunc @f(%a: tensor<8x128xf32>) -> "
+                    "tensor<8x128xf32> attributes {mesh = @m} {\n  %y = all_reduce %a "
+                    "{kind = add, axes = [x]} : tensor<8x128xf32>\n  return %y\n}\n")
+    p = tilemach.run([tilec, tile, "--target=tiny", "--torus", "1x4", "-o", tmp_path / "o.tobj"])
+    assert p.returncode == 1
+    assert re.search(r"bad.tile:4:\d+: error: .*mesh @m is a 2x2 torus .* --torus 2x2", p.stderr)
+    tile.write_text("mesh @m = torus<2x2>(x, y)\n\nfunc @f(%a: tensor<512x1024xf32>) -> "
+                    "tensor<512x1024xf32> attributes {mesh = @m} {\n  %y = all_reduce %a "
+                    "{kind = add, axes = [x]} : tensor<512x1024xf32>\n  return %y\n}\n")
+    p = tilemach.run([tilec, tile, "--target=tiny", "-o", tmp_path / "o.tobj"])
+    assert p.returncode == 1
+    assert re.search(r"bad.tile:4:\d+: error: .*bytes of VMEM", p.stderr)
+
+
+def test_ring_all_reduce_cycles(tilec, tmp_path):
+    """One all-reduce of V = 256 KiB over a wrapping axis of 4 chips against the alpha-beta
+    cost of a ring (REFERENCE.md "Collectives", Thakur et al.): 2(p-1) alpha +
+    2((p-1)/p) V beta with W = 2b, since half the data goes each way round, plus the
+    copies of V from and to HBM. The links must carry that much, so the run takes at
+    least the model; DMA issue, the VPU combining each chunk and the copies of gathered
+    chunks into place may add a tenth."""
+    t = tilemach.load_target("tiny", "1x4")
+    shape = (64, 1024)
+    V = int(np.prod(shape)) * 4
+    p = 4
+    x = make_data(np.random.default_rng(1), p, shape, "f32")
+    out = check_op(tmp_path, (1, 4), [1], "all_reduce", shape, 0, "f32", x, p)
+    rc = re.search(r"run: (\d+) cycles", out)
+    assert rc, out
+    cycles = int(rc.group(1))
+    alpha = t.hop_cycles()
+    beta_chunk = t.xfer_cycles(V // (2 * p), t.ici_bw)  # one step's chunk, one direction
+    ring = 2 * (p - 1) * (alpha + beta_chunk)
+    model = ring + 2 * t.xfer_cycles(V, t.hbm_bw)
+    assert model <= cycles <= 1.1 * model, (cycles, model)
+
+
+@pytest.mark.parametrize("torus,axes", TORI)
+@pytest.mark.parametrize("shape,split,concat", [((1, 6), 0, 1), ((8, 1, 5), 1, 1),
+                                                ((2, 16, 32), 2, 0), ((16, 64), 0, 0)])
+@pytest.mark.parametrize("elem", ["f32", "bf16"])
+def test_all_to_all(tilec, tmp_path, torus, axes, shape, split, concat, elem):
+    p = int(np.prod([torus[a] for a in axes]))
+    shape = list(shape)
+    shape[split] *= p  # shape gives one block; every chip sends p of them
+    oshape = list(shape)
+    oshape[split] //= p
+    oshape[concat] *= p
+    rng = np.random.default_rng(13)
+    x = make_data(rng, int(np.prod(torus)), tuple(shape), elem)
+    y, _ = compile_and_run(tmp_path, torus, f"all_to_all %a {{split_dim = {split}, concat_dim = "
+                           f"{concat}, axes = {axes_attr(axes)}}}", tuple(shape), tuple(oshape),
+                           elem, x)
+    for chip, (rank, members) in enumerate(groups(torus, axes)):
+        want = np.concatenate([np.split(x[m], p, axis=split)[rank] for m in members], axis=concat)
+        np.testing.assert_array_equal(y[chip], want, err_msg=f"chip {chip}")
+
+
+def test_matmul_all_reduce_add(tilec, tmp_path):
+    """A row-parallel matmul: each chip multiplies its slice of the contraction, the
+    all_reduce sums the partial products, an elementwise group follows: three fusion
+    groups of three generators in one program, on 1x4."""
+    src = ("mesh @m = torus<1x4>(r, x)\n\n"
+           "func @f(%a: tensor<8x128xf32>, %w: tensor<128x256xf32>) -> tensor<8x256xf32> "
+           "attributes {mesh = @m} {\n"
+           "  %p = matmul %a, %w : tensor<8x256xf32>\n"
+           "  %y = all_reduce %p {kind = add, axes = [x]} : tensor<8x256xf32>\n"
+           "  %z = add %y, %y : tensor<8x256xf32>\n"
+           "  return %z\n}\n")
+    tile = tmp_path / "mm.tile"
+    tile.write_text(src)
+    rng = np.random.default_rng(21)
+    a = rng.integers(-3, 4, (4, 8, 128)).astype(np.float32)
+    w = rng.integers(-3, 4, (4, 128, 256)).astype(np.float32)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "w.npy", w)
+    p = tilemach.run([tilec, "run", tile, "--target", "tiny", "--torus", "1x4",
+                      "--in", f"a={tmp_path / 'a.npy'}", "--in", f"w={tmp_path / 'w.npy'}",
+                      "--out", f"result={tmp_path / 'z.npy'}"])
+    assert p.returncode == 0, p.stderr
+    z = np.load(tmp_path / "z.npy")
+    want = 2 * np.einsum("cik,ckj->ij", a, w)
+    for chip in range(4):
+        np.testing.assert_array_equal(z[chip], want)
+
+
+def test_torus_all_reduce_cycles(tilec, tmp_path):
+    """All-reduce of V = 256 KiB over both axes of a 4x4 torus against REFERENCE.md
+    "Collectives": with V split across the d = 2 axes in rotated orders and each part
+    going both ways round, the bandwidth term is 2(1 - 1/N) V / (d W), W = 2b; the latency
+    term is one hop per ring step (2 (p - 1) steps per axis); plus the copies of V from and
+    to HBM. Within a tenth."""
+    t = tilemach.load_target("tiny", "4x4")
+    shape = (64, 1024)
+    V = int(np.prod(shape)) * 4
+    N, d, p = 16, 2, 4
+    x = make_data(np.random.default_rng(2), N, shape, "f32")
+    out = check_op(tmp_path, (4, 4), [0, 1], "all_reduce", shape, 0, "f32", x, N)
+    cycles = int(re.search(r"run: (\d+) cycles", out).group(1))
+    W = 2 * t.ici_bw / t.clock_hz  # bytes per cycle, both ways
+    model = (2 * (1 - 1 / N) * V / (d * W) + 2 * d * (p - 1) * t.hop_cycles()
+             + 2 * t.xfer_cycles(V, t.hbm_bw))
+    assert model <= cycles <= 1.1 * model, (cycles, model)
