@@ -30,7 +30,10 @@
  * runs under the next groups; the last head is finished by loops of its own, in pieces
  * whose stores run under the next piece. The first head's loads come in pieces too, so
  * the compute starts before all of its Q, K and V are in (both where the target has
- * semaphores to spare for the extra DMA sites).
+ * semaphores to spare for the extra DMA sites). A head's store is waited for when the
+ * next head's score stage enters its last group, so every head between the first and
+ * the last does the same work at the same places; those heads run as one loop, two
+ * per pass, with the transfers' HBM addresses in registers (head_passes).
  *
  * The scheduler knows the dependences between the stages of one visit (the state
  * buffer's slots by iteration); the visits of one tile are kept GAP visits apart
@@ -68,6 +71,8 @@ typedef struct AttnRows {
   int64_t ndummy;         /* dummy visits per head */
   int64_t entries;        /* table entries: the tiles, then the most dummies of a group */
   int d, gap;             /* stage skew and least distance of a tile's visits, in visits */
+  int64_t gw;             /* the group where a head's score stage waits for the previous
+                           * head's store (-1: none comes after that store's issue) */
   bool masked;
   /* buffers */
   int32_t table, btable;  /* SMEM: per entry its offsets; per visit of a group its bias */
@@ -167,6 +172,12 @@ bool attn_rows_plan(Attn *a) {
   R->gap = R->d + (int)((chain + t->mxu_push_cycles - 1) / t->mxu_push_cycles) + 2;
   plan_groups(a, R);
   plan_sequence(a, R);
+  /* Head n - 1's store is issued when head n's value stage leaves its first group (2d
+   * visits after the score stage did); the score stage waits for it on entering the
+   * last group, long after, so every head but the first waits for one store at the
+   * same place (see run_heads). */
+  R->gw = R->ngroups >= 2 && R->vstart[R->ngroups - 1] > R->vstart[1] + 2 * R->d
+              ? R->ngroups - 1 : -1;
   int64_t bytes = R->entries * (W_WORDS + (R->masked ? 1 : 0)) * 4;
   /* The value stage's records by visit, when SMEM has room: with it a value stage
    * runs on across a group's end, which is no segment boundary then. */
@@ -720,14 +731,55 @@ static int early_piece(const Attn *a, const Early *E, const Stage *s) {
   return -1;
 }
 
+/* The HBM addresses of the transfers in the heads' loop (run_heads): registers holding
+ * the next loads' and the next store's, stepped one head per transfer (the addresses
+ * are linear in the head n = b * Hkv + kvh, as Hq = G * Hkv). Off: each transfer's
+ * addresses are made on the spot. */
+typedef struct HeadAddr {
+  bool on;
+  int32_t q, k, v, o;
+} HeadAddr;
+
+static void step_reg(Attn *a, int32_t reg, int64_t by) {
+  attn_op(a, TILE_MOP_ADDI, reg, reg, 0, 0, (int32_t)by);
+}
+
+static void issue_loads(Attn *a, AttnSites *S, const HeadAddr *h, int64_t n, int p) {
+  if (!h->on) {
+    attn_issue_loads(a, S, n, p);
+    return;
+  }
+  tile_dma_issue(a->cx, &S->q[p], h->q, 0, -1, 0);
+  tile_dma_issue(a->cx, &S->kt[p], h->k, 0, -1, 0);
+  tile_dma_issue(a->cx, &S->v[p], h->v, 0, -1, 0);
+  step_reg(a, h->q, a->G * a->Sq * a->D * a->esz);
+  step_reg(a, h->k, a->Sk * a->D * a->esz);
+  step_reg(a, h->v, a->Sk * a->D * a->esz);
+}
+
+static void issue_store(Attn *a, AttnSites *S, const HeadAddr *h, int64_t n, int p) {
+  if (!h->on) {
+    attn_issue_store(a, S, n, p);
+    return;
+  }
+  tile_dma_issue(a->cx, &S->o[p], -1, 0, h->o, 0);
+  step_reg(a, h->o, a->G * a->Sq * a->D * a->osz);
+}
+
 /* The work at a segment boundary, where the stages' kinds go from pk to k: waits,
  * weights, then new transfers (waits first, so that no transfer issued here orders
  * them behind its bytes). */
 static void boundary(Attn *a, AttnSites *S, Early *E, const Run *run, const Stage *st,
-                     const Kind *k, const Kind *pk, bool *store_pending) {
+                     const Kind *k, const Kind *pk, bool *store_pending, const HeadAddr *ha) {
+  AttnRows *R = a->rows;
   int64_t n0 = run->n0, n1 = run->n1;
   if (!kind_eq(k[0], pk[0]) && st[0].kvh > n0 && st[0].grp == 0)
     attn_wait_loads(a, S, (int)(st[0].kvh % a->npar));
+  if (!kind_eq(k[0], pk[0]) && st[0].kvh > n0 && st[0].grp == R->gw &&
+      store_pending[st[0].kvh - 1]) {
+    tile_dma_wait(a->cx, &S->o[(st[0].kvh - 1) % a->npar], 0, 0);
+    store_pending[st[0].kvh - 1] = false;
+  }
   int piece = early_piece(a, E, &st[0]);
   if (piece > 0) tile_dma_wait(a->cx, &E->q[piece], 0, 0);
   if (E->on && E->kv_rest && !kind_eq(k[0], pk[0]) && st[0].kvh == 0 && st[0].grp == 1) {
@@ -748,10 +800,10 @@ static void boundary(Attn *a, AttnSites *S, Early *E, const Run *run, const Stag
     load_weights(a, (int)(st[1].kvh % a->npar), st[1].grp, true);
     /* head kvh - 1's K^T and V are no longer read: its set takes head kvh + 1 */
     if (st[1].grp == 0 && st[1].kvh > n0 && st[1].kvh + 1 < n1)
-      attn_issue_loads(a, S, st[1].kvh + 1, (int)((st[1].kvh + 1) % a->npar));
+      issue_loads(a, S, ha, st[1].kvh + 1, (int)((st[1].kvh + 1) % a->npar));
   }
   if (!kind_eq(k[2], pk[2]) && pk[2].finish) {
-    attn_issue_store(a, S, pk[2].kvh - 1, (int)((pk[2].kvh - 1) % a->npar));
+    issue_store(a, S, ha, pk[2].kvh - 1, (int)((pk[2].kvh - 1) % a->npar));
     store_pending[pk[2].kvh - 1] = true;
   }
   if (piece > 0 && piece + 1 < E->nq) tile_dma_issue(a->cx, &E->q[piece + 1], -1, 0, -1, 0);
@@ -765,6 +817,57 @@ static void boundary(Attn *a, AttnSites *S, Early *E, const Run *run, const Stag
   }
 }
 
+/* One segment from iteration j, where the stages' kinds were pk before it: its
+ * boundary work and its pipelined loop. Returns the iteration after it. */
+static int64_t segment(Attn *a, AttnSites *S, Early *E, const Run *run, int64_t j, Kind *pk,
+                       bool *store_pending, const HeadAddr *ha) {
+  int d = a->rows->d;
+  int64_t end = run->nvis + 2 * d;
+  Stage st[3] = {stage_at(a, run, j), stage_at(a, run, j - d), stage_at(a, run, j - 2 * d)};
+  Kind k[3] = {weights_kind(&st[0]), weights_kind(&st[1]), value_kind(a, run, &st[2])};
+  boundary(a, S, E, run, st, k, pk, store_pending, ha);
+  /* the segment runs until a stage changes kind or a Q piece must be waited for */
+  int64_t j1 = j + 1;
+  while (j1 < end) {
+    Stage nx[3] = {stage_at(a, run, j1), stage_at(a, run, j1 - d), stage_at(a, run, j1 - 2 * d)};
+    if (!kind_eq(weights_kind(&nx[0]), k[0]) || !kind_eq(weights_kind(&nx[1]), k[1]) ||
+        !kind_eq(value_kind(a, run, &nx[2]), k[2]) || early_piece(a, E, &nx[0]) > 0)
+      break;
+    j1++;
+  }
+  /* Each stage's streams: made (li) by a first pass that emits nothing else into the
+   * loop, so every li comes before it. */
+  Streams c[3];
+  for (int i = 0; i < 3; i++)
+    if (st[i].kvh >= 0) c[i] = streams(a, &st[i], j1 - j);
+  tile_mir_loop_begin(a->m, (int32_t)(j1 - j), TILE_MIR_PIPELINE);
+  if (st[0].kvh >= 0) score_stage(a, run, &st[0], &c[0]);
+  if (st[1].kvh >= 0) softmax_stage(a, run, &st[1], &c[1]);
+  if (st[2].kvh >= 0) value_stage(a, run, &st[2], &k[2], &c[2]);
+  tile_mir_loop_end(a->m);
+  for (int i = 0; i < 3; i++) pk[i] = k[i];
+  return j1;
+}
+
+/* The passes of the heads' loop: heads 1 .. n1 - 2 in pairs, from the iteration where
+ * the score stage enters head 1 (0: no loop). Every head but the first and the last
+ * does the same work at the same places of its visits: it waits for its loads, starts
+ * the next head's and stores the previous one's, and waits for that store (at group
+ * gw), all through buffer sets and state sets picked by its parity; only the HBM
+ * addresses differ, and they step one head per transfer. So two heads, from the score
+ * stage's entry into the first to its entry into the third, are one loop body: the
+ * other stages run on across the pass's ends as they do across a head's, and the
+ * pipeline never drains. That needs the value stage, when the score stage enters a
+ * head, past the first group of the head before (its kind then holds no head's
+ * number), and the two heads' stores waited for inside the pass. */
+static int64_t head_passes(const Attn *a, const Run *run) {
+  const AttnRows *R = a->rows;
+  if (a->npar != 2 || run->n0 != 0 || R->gw < 0) return 0;
+  if (R->len - 2 * R->d <= R->vstart[1]) return 0;
+  int64_t passes = (run->n1 - 2) / 2;
+  return passes >= 2 ? passes : 0;
+}
+
 /* One run: heads [n0, n1) as one pipelined sequence (all heads with two buffer sets,
  * else one head per run). Head n0's loads are in before it starts; the run waits for
  * and issues every other transfer at its segment boundaries. */
@@ -775,36 +878,32 @@ static void run_heads(Attn *a, AttnSites *S, Early *E, int64_t n0, int64_t n1,
   run.qst = attn_li(a, (int64_t)a->lanes * a->esz, -1);
   run.sst = attn_li(a, a->lanes * 4, -1);
   run.ost = attn_li(a, (int64_t)a->lanes * a->osz, -1);
-  int d = R->d;
-  int64_t end = run.nvis + 2 * d;
-  int64_t j = 0;
+  int64_t end = run.nvis + 2 * R->d, j = 0;
+  int64_t passes = head_passes(a, &run), j0 = passes ? R->len : -1;
+  HeadAddr off = {.on = false}, ha = {.on = true};
+  if (passes) {
+    /* pass 1 is emitted (heads 1 and 2: loads of heads 2 and 3, stores of heads 0 and
+     * 1); the registers start at those heads. Made here, where the set-up leaves the
+     * scalar slots free, rather than in bundles of their own before the loop. */
+    int64_t qh = a->G * a->Sq * a->D, kh = a->Sk * a->D;
+    ha.q = attn_li(a, 2 * qh * a->esz, a->q.buf);
+    ha.k = attn_li(a, 2 * kh * a->esz, a->k.buf);
+    ha.v = attn_li(a, 2 * kh * a->esz, a->v.buf);
+    ha.o = attn_li(a, 0, a->o.buf);
+  }
   Kind pk[3] = {{-1, -1, false}, {-1, -1, false}, {-1, -1, false}};
   while (j < end) {
-    Stage st[3] = {stage_at(a, &run, j), stage_at(a, &run, j - d), stage_at(a, &run, j - 2 * d)};
-    Kind k[3] = {weights_kind(&st[0]), weights_kind(&st[1]), value_kind(a, &run, &st[2])};
-    boundary(a, S, E, &run, st, k, pk, store_pending);
-    /* the segment runs until a stage changes kind or a Q piece must be waited for */
-    int64_t j1 = j + 1;
-    while (j1 < end) {
-      Stage nx[3] = {stage_at(a, &run, j1), stage_at(a, &run, j1 - d),
-                     stage_at(a, &run, j1 - 2 * d)};
-      if (!kind_eq(weights_kind(&nx[0]), k[0]) || !kind_eq(weights_kind(&nx[1]), k[1]) ||
-          !kind_eq(value_kind(a, &run, &nx[2]), k[2]) || early_piece(a, E, &nx[0]) > 0)
-        break;
-      j1++;
+    if (j != j0) {
+      j = segment(a, S, E, &run, j, pk, store_pending, &off);
+      continue;
     }
-    /* Each stage's streams: made (li) by a first pass that emits nothing else into
-     * the loop, so every li comes before it. */
-    Streams c[3];
-    for (int i = 0; i < 3; i++)
-      if (st[i].kvh >= 0) c[i] = streams(a, &st[i], j1 - j);
-    tile_mir_loop_begin(a->m, (int32_t)(j1 - j), TILE_MIR_PIPELINE);
-    if (st[0].kvh >= 0) score_stage(a, &run, &st[0], &c[0]);
-    if (st[1].kvh >= 0) softmax_stage(a, &run, &st[1], &c[1]);
-    if (st[2].kvh >= 0) value_stage(a, &run, &st[2], &k[2], &c[2]);
+    tile_mir_loop_begin(a->m, (int32_t)passes, 0);
+    while (j < j0 + 2 * R->len) j = segment(a, S, E, &run, j, pk, store_pending, &ha);
     tile_mir_loop_end(a->m);
-    for (int i = 0; i < 3; i++) pk[i] = k[i];
-    j = j1;
+    /* after the last pass: its heads' kinds, its stores waited for in it */
+    j = j0 + 2 * passes * R->len;
+    for (int i = 0; i < 3; i++)
+      if (pk[i].kvh >= 0) pk[i].kvh += 2 * (passes - 1);
   }
   if (pk[2].finish) {
     attn_issue_store(a, S, pk[2].kvh - 1, (int)((pk[2].kvh - 1) % a->npar));

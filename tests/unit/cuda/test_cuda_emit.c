@@ -5,36 +5,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "tile/cuda.h"
-#include "tile/text.h"
-#include "tile/verify.h"
-
-typedef struct Emitted {
-  TileModule *m;
-  TileCudaProgram p;
-  bool ok;
-  char msgs[2048]; /* the diagnostics, as printed */
-} Emitted;
-
-static void emit(const char *src, const char *arch, Emitted *e) {
-  memset(e, 0, sizeof *e);
-  char *out = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&out, &len);
-  TileDiag d;
-  tile_diag_init(&d, f, "t.tile", src, strlen(src));
-  e->m = tile_parse(src, strlen(src), "t.tile", &d);
-  if (e->m && !d.nerrors && tile_verify_module(e->m, &d) && !d.nerrors)
-    e->ok = tile_cuda_emit(e->m, e->m->funcs, arch, &e->p, &d);
-  fclose(f);
-  snprintf(e->msgs, sizeof e->msgs, "%s", out ? out : "");
-  free(out);
-}
-
-static void done(Emitted *e) {
-  tile_cuda_program_free(&e->p);
-  tile_module_free(e->m);
-}
+#include "cuda_fixture.h"
 
 static int find_buffer(const TileCudaProgram *p, const char *name) {
   for (int i = 0; i < p->nbufs; i++)
@@ -181,17 +152,7 @@ TEST(cuda, nvrtc_compiles_the_source) {
        "  %y = rmsnorm %x, %g {eps = 1e-05} : tensor<8x128xbf16>\n"
        "  return %y\n}\n", "sm_90", &e);
   REQUIRE(e.ok);
-  uint8_t *cubin = NULL;
-  size_t len = 0;
-  TileDiag d;
-  tile_diag_init(&d, NULL, "t.tile", NULL, 0);
-  bool ok = tile_cuda_nvrtc(&e.p, &cubin, &len, &d);
-  if (!ok && strstr(d.last, "cannot load NVRTC")) {
-    done(&e);
-    SKIP("skipped: no NVRTC (libnvrtc.so)");
-  }
-  CHECK(ok);
-  CHECK(len > 4 && cubin && memcmp(cubin, "\177ELF", 4) == 0);
-  free(cubin);
+  bool have_nvrtc = nvrtc_compiles(&e);
   done(&e);
+  if (!have_nvrtc) SKIP("skipped: no NVRTC (libnvrtc.so)");
 }

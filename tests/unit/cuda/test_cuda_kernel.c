@@ -6,36 +6,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "tile/cuda.h"
-#include "tile/text.h"
-#include "tile/verify.h"
-
-typedef struct Emitted {
-  TileModule *m;
-  TileCudaProgram p;
-  bool ok;
-  char msgs[2048];
-} Emitted;
-
-static void emit(const char *src, const char *arch, Emitted *e) {
-  memset(e, 0, sizeof *e);
-  char *out = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&out, &len);
-  TileDiag d;
-  tile_diag_init(&d, f, "k.tile", src, strlen(src));
-  e->m = tile_parse(src, strlen(src), "k.tile", &d);
-  if (e->m && !d.nerrors && tile_verify_module(e->m, &d) && !d.nerrors)
-    e->ok = tile_cuda_emit(e->m, e->m->funcs, arch, &e->p, &d);
-  fclose(f);
-  snprintf(e->msgs, sizeof e->msgs, "%s", out ? out : "");
-  free(out);
-}
-
-static void done(Emitted *e) {
-  tile_cuda_program_free(&e->p);
-  tile_module_free(e->m);
-}
+#define CUDA_FIXTURE_FILE "k.tile"
+#include "cuda_fixture.h"
 
 static const char matmul_src[] =
     "kernel @mm(%a: hbm<32x64xbf16>, %b: hbm<64x16xbf16>, %c: hbm<32x16xf32>) {\n"
@@ -145,17 +117,7 @@ TEST(cuda_kernel, nvrtc_compiles_the_kernel) {
   Emitted e;
   emit(matmul_src, "sm_80", &e);
   REQUIRE(e.ok);
-  uint8_t *cubin = NULL;
-  size_t len = 0;
-  TileDiag d;
-  tile_diag_init(&d, NULL, "k.tile", NULL, 0);
-  bool ok = tile_cuda_nvrtc(&e.p, &cubin, &len, &d);
-  if (!ok && strstr(d.last, "cannot load NVRTC")) {
-    done(&e);
-    SKIP("skipped: no NVRTC (libnvrtc.so)");
-  }
-  CHECK(ok);
-  CHECK(len > 4 && cubin && memcmp(cubin, "\177ELF", 4) == 0);
-  free(cubin);
+  bool have_nvrtc = nvrtc_compiles(&e);
   done(&e);
+  if (!have_nvrtc) SKIP("skipped: no NVRTC (libnvrtc.so)");
 }

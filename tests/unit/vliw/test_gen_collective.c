@@ -7,10 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../parse_fixture.h"
 #include "check.h"
-#include "tile/emu.h"
-#include "tile/vliw.h"
+#include "compile_fixture.h"
 
 enum { CHIPS = 4, ROWS = 16, LANES = 128, ELEMS = ROWS * LANES };
 
@@ -26,19 +24,7 @@ static const char *chain_src =
 
 /* Compiles src for tiny on a torus; false after a failure (printed). */
 static bool compile_for(const char *src, const char *torus, TileTarget *t, TileObject *obj) {
-  TileDiag d;
-  tile_diag_init(&d, stderr, "target", NULL, 0);
-  if (!tile_target_load("tiny", t, &d) || !tile_target_set_torus(t, torus, &d)) return false;
-  TileModule *m = parse(src);
-  if (!m) return false;
-  tile_diag_init(&d, stderr, "<test>", src, strlen(src));
-  TileVliwOptions o;
-  memset(&o, 0, sizeof o);
-  o.target = t;
-  o.stop_after = TILE_VLIW_OBJECT;
-  TilePassStatus st = tile_vliw_compile(m, &o, obj, &d);
-  tile_module_free(m);
-  return st == TILE_PASS_OK;
+  return target_for("tiny", torus, t) && compile_text(t, src, NULL, NULL, 0, obj);
 }
 
 static const TileObjSymbol *find_symbol(const TileObject *obj, const char *name) {
@@ -71,23 +57,13 @@ TEST(GenCollective, ChainRunsAndDrainsSemaphores) {
   TileTarget t;
   TileObject obj;
   REQUIRE(compile_for(chain_src, "2x2", &t, &obj));
-  TileDiag d;
-  tile_diag_init(&d, stderr, "emu", NULL, 0);
-  TileEmuOptions eo;
-  tile_emu_options_default(&eo);
-  eo.strict = true;
-  TileEmu *e = tile_emu_create(&obj, &t, &eo, &d);
+  TileEmu *e = emu_for(&obj, &t);
   REQUIRE(e);
   static float a[CHIPS][ELEMS], g[CHIPS][CHIPS * ELEMS];
   for (int c = 0; c < CHIPS; c++)
     for (int i = 0; i < ELEMS; i++) a[c][i] = (float)((c * 7 + i * 3) % 23 - 11);
   CHECK(tile_emu_set_input(e, "a", a, sizeof a));
-  TileEmuStatus st = tile_emu_run(e);
-  if (st != TILE_EMU_OK) {
-    const TileEmuFault *f = tile_emu_fault(e);
-    fprintf(stderr, "run: %s\n", f && f->message ? f->message : tile_emu_error(e));
-  }
-  REQUIRE(st == TILE_EMU_OK);
+  REQUIRE(emu_run(e) == TILE_EMU_OK);
   CHECK(tile_emu_get_output(e, "result", g, sizeof g));
   /* Chip id = 2x + y: the x-sum pairs chips y and 2 + y; the y-max then takes the larger
    * of the two pair sums, the same on every chip; the gather repeats it four times. */

@@ -6,78 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../parse_fixture.h"
 #include "check.h"
-#include "tile/lower.h"
-#include "tile/mir.h"
+#include "compile_fixture.h"
 #include "tile/ops.h"
-
-typedef struct Lowered {
-  TileTarget t;
-  TileMir mir;
-  TileModule *m;
-  bool ok;
-  char err[600];
-} Lowered;
-
-static void lower_text(Lowered *L, const char *target, const char *src) {
-  memset(L, 0, sizeof *L);
-  TileDiag d;
-  tile_diag_init(&d, NULL, "target", NULL, 0);
-  if (!tile_target_load(target, &L->t, &d)) {
-    snprintf(L->err, sizeof L->err, "target %s: %s", target, d.last);
-    return;
-  }
-  L->m = parse(src);
-  if (!L->m) {
-    snprintf(L->err, sizeof L->err, "parse failed");
-    return;
-  }
-  tile_mir_init(&L->mir, &L->t);
-  tile_diag_init(&d, NULL, "<test>", src, strlen(src));
-  L->ok = tile_lower_func(L->m, L->m->funcs, &L->mir, &d) && d.nerrors == 0;
-  if (!L->ok) snprintf(L->err, sizeof L->err, "%s", d.nerrors ? d.last : "failed");
-}
-
-static void lowered_free(Lowered *L) {
-  tile_mir_free(&L->mir);
-  if (L->m) tile_module_free(L->m);
-}
-
-static int count_op(const TileMir *m, int op) {
-  int n = 0;
-  for (int32_t i = 0; i < m->ninsts; i++) n += m->insts[i].op == op;
-  return n;
-}
-
-/* Dynamic count of an op: each inst weighted by the trip counts of its loops. */
-static int64_t dyn_count(const TileMir *m, int op) {
-  int64_t mult[8] = {1}, n = 0;
-  int depth = 0;
-  for (int32_t i = 0; i < m->ninsts; i++) {
-    const TileMirInst *in = &m->insts[i];
-    if (in->op == TILE_MIR_LOOP_BEGIN) {
-      mult[depth + 1] = mult[depth] * in->imm;
-      depth++;
-    } else if (in->op == TILE_MIR_LOOP_END) {
-      depth--;
-    } else if (in->op == op) {
-      n += mult[depth];
-    }
-  }
-  return n;
-}
-
-static bool schedules(Lowered *L) {
-  TileDiag d;
-  tile_diag_init(&d, stderr, "<sched>", NULL, 0);
-  if (!tile_mir_verify(&L->mir, &d)) return false;
-  TileMirCode code;
-  memset(&code, 0, sizeof code);
-  bool ok = tile_mir_schedule(&L->mir, &code, &d);
-  tile_mir_code_free(&code);
-  return ok;
-}
 
 static const char *EMBED =
     "func @embed(%table: tensor<1000x256xbf16>, %ids: tensor<4x37xi32>) -> tensor<4x37x256xbf16> {\n"
@@ -104,7 +35,7 @@ TEST(gen_gather, embedding_lowers_and_schedules) {
       if (L.mir.insts[i].op == TILE_MIR_LOOP_BEGIN && (L.mir.insts[i].a & TILE_MIR_PIPELINE))
         pipelined = true;
     CHECK(pipelined);
-    CHECK(schedules(&L));
+    CHECK(schedules(&L, NULL));
     lowered_free(&L);
   }
 }
@@ -123,7 +54,7 @@ TEST(gen_gather, ids_in_chunks) {
   int64_t nchunks = (9000 + chunk - 1) / chunk;
   CHECK_EQ(9000 + nchunks, dmas);
   CHECK_EQ(dyn_count(&L.mir, TILE_MOP_SIGNAL) + dmas, dyn_count(&L.mir, TILE_MOP_WAIT));
-  CHECK(schedules(&L));
+  CHECK(schedules(&L, NULL));
   lowered_free(&L);
 }
 
@@ -137,7 +68,7 @@ TEST(gen_gather, inner_axis) {
              "}\n");
   REQUIRE(L.ok);
   CHECK_EQ(5 + 1, dyn_count(&L.mir, TILE_MOP_DMA));
-  CHECK(schedules(&L));
+  CHECK(schedules(&L, NULL));
   lowered_free(&L);
 }
 

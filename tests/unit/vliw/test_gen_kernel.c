@@ -9,71 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../parse_fixture.h"
 #include "check.h"
-#include "tile/emu.h"
-#include "tile/lower.h"
-#include "tile/mir.h"
+#define LOWERED_ERR_SIZE 1024
+#include "compile_fixture.h"
 #include "tile/ops.h"
-#include "tile/vliw.h"
 
-/* ---- lowering one kernel ---- */
-
-typedef struct Lowered {
-  TileTarget t;
-  TileMir mir;
-  TileModule *m;
-  bool ok;
-  char err[1024]; /* the diagnostics as printed: file:line:col: error: ... */
-} Lowered;
-
-static TileFunc *find(TileModule *m, const char *name) {
-  for (TileFunc *f = m ? m->funcs : NULL; f; f = f->next)
-    if (!name || strcmp(f->name, name) == 0) return f;
-  return NULL;
-}
-
+/* Lowers kernel `name`, keeping the diagnostics as printed (file:line:col: error: ...),
+ * and verifies the MIR. */
 static void lower_kernel(Lowered *L, const char *target, const char *src, const char *name) {
-  memset(L, 0, sizeof *L);
-  TileDiag d;
-  tile_diag_init(&d, NULL, "target", NULL, 0);
-  if (!tile_target_load(target, &L->t, &d)) {
-    snprintf(L->err, sizeof L->err, "target %s: %s", target, d.last);
-    return;
-  }
-  L->m = parse(src);
-  TileFunc *f = find(L->m, name);
-  if (!f) {
-    snprintf(L->err, sizeof L->err, "parse failed or no kernel @%s", name ? name : "?");
-    return;
-  }
-  tile_mir_init(&L->mir, &L->t);
-  char *text = NULL;
-  size_t len = 0;
-  FILE *out = open_memstream(&text, &len);
-  tile_diag_init(&d, out, "<test>", src, strlen(src));
-  L->ok = tile_lower_func(L->m, f, &L->mir, &d) && d.nerrors == 0;
-  fclose(out);
-  snprintf(L->err, sizeof L->err, "%s", text ? text : "");
-  free(text);
-  if (L->ok) {
-    TileDiag vd;
-    tile_diag_init(&vd, stderr, "<mir>", NULL, 0);
-    L->ok = tile_mir_verify(&L->mir, &vd);
-  }
-}
-
-static void lowered_free(Lowered *L) {
-  if (L->m) {
-    tile_mir_free(&L->mir);
-    tile_module_free(L->m);
-  }
-}
-
-static int count_op(const TileMir *m, int op) {
-  int n = 0;
-  for (int32_t i = 0; i < m->ninsts; i++) n += m->insts[i].op == op;
-  return n;
+  lower_with(L, target, src, (LowerOptions){.func = name, .printed = true, .verify = true});
 }
 
 /* The trip counts of the machine loops, in order. */
@@ -97,26 +41,20 @@ typedef struct Bind {
 static bool run_kernel(const char *target, const char *src, const char *name, const Bind *in,
                        int nin, const Bind *out, int nout, int64_t *cycles) {
   TileTarget t;
-  TileDiag d;
-  tile_diag_init(&d, stderr, "<test>", src, strlen(src));
-  if (!tile_target_load(target, &t, &d)) return false;
-  if (!tile_target_set_torus(&t, "1", &d)) return false;
-  TileModule *m = parse(src);
-  if (!m) return false;
-  TileVliwOptions o = {.target = &t, .func = name, .stop_after = TILE_VLIW_OBJECT};
+  if (!target_for(target, "1", &t)) return false;
+  TileVliwOptions o = {.func = name, .stop_after = TILE_VLIW_OBJECT};
   TileObject obj;
-  bool ok = tile_vliw_compile(m, &o, &obj, &d) == TILE_PASS_OK;
+  bool ok = compile_text(&t, src, &o, NULL, 0, &obj);
   CHECK(ok);
-  tile_module_free(m);
-  if (!ok) return false;
-  TileEmuOptions eo;
-  tile_emu_options_default(&eo);
-  TileEmu *e = tile_emu_create(&obj, &t, &eo, &d);
+  if (!ok) {
+    tile_object_free(&obj);
+    return false;
+  }
+  TileEmu *e = emu_for(&obj, &t);
   CHECK(e != NULL);
   if (e) {
     for (int i = 0; i < nin; i++) ok &= CHECK(tile_emu_set_input(e, in[i].name, in[i].bytes, in[i].len));
-    TileEmuStatus st = tile_emu_run(e);
-    if (st != TILE_EMU_OK) fprintf(stderr, "%s\n", tile_emu_fault(e)->message);
+    TileEmuStatus st = emu_run(e);
     ok &= CHECK_EQ(TILE_EMU_OK, st);
     for (int i = 0; i < nout; i++)
       ok &= CHECK(tile_emu_get_output(e, out[i].name, out[i].bytes, out[i].len));

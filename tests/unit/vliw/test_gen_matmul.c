@@ -6,61 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../parse_fixture.h"
 #include "check.h"
-#include "tile/lower.h"
-#include "tile/mir.h"
+#include "compile_fixture.h"
 #include "tile/ops.h"
-
-typedef struct Lowered {
-  TileTarget t;
-  TileMir mir;
-  TileModule *m;
-  bool ok;
-  char err[600];
-} Lowered;
-
-static void lower_text(Lowered *L, const char *target, const char *src) {
-  memset(L, 0, sizeof *L);
-  TileDiag d;
-  tile_diag_init(&d, NULL, "target", NULL, 0);
-  if (!tile_target_load(target, &L->t, &d)) {
-    snprintf(L->err, sizeof L->err, "target %s: %s", target, d.last);
-    return;
-  }
-  L->m = parse(src);
-  if (!L->m) {
-    snprintf(L->err, sizeof L->err, "parse failed");
-    return;
-  }
-  tile_mir_init(&L->mir, &L->t);
-  tile_diag_init(&d, NULL, "<test>", src, strlen(src));
-  L->ok = tile_lower_func(L->m, L->m->funcs, &L->mir, &d) && d.nerrors == 0;
-  if (!L->ok) snprintf(L->err, sizeof L->err, "%s", d.nerrors ? d.last : "failed");
-}
-
-static void lowered_free(Lowered *L) {
-  tile_mir_free(&L->mir);
-  if (L->m) tile_module_free(L->m);
-}
-
-/* Dynamic count of an op: each inst weighted by the trip counts of its loops. */
-static int64_t dyn_count(const TileMir *m, int op) {
-  int64_t mult[8] = {1}, n = 0;
-  int depth = 0;
-  for (int32_t i = 0; i < m->ninsts; i++) {
-    const TileMirInst *in = &m->insts[i];
-    if (in->op == TILE_MIR_LOOP_BEGIN) {
-      mult[depth + 1] = mult[depth] * in->imm;
-      depth++;
-    } else if (in->op == TILE_MIR_LOOP_END) {
-      depth--;
-    } else if (in->op == op) {
-      n += mult[depth];
-    }
-  }
-  return n;
-}
 
 /* Semaphore balance: every dma signals its descriptor's semaphore once; every wait
  * takes one. A dma names the SMEM buffer it reads its descriptor from: one descriptor
@@ -107,14 +55,6 @@ static bool sems_balanced(const TileMir *m) {
   free(bal);
   free(issued);
   return ok;
-}
-
-static bool schedules(Lowered *L, TileMirCode *code) {
-  TileDiag d;
-  tile_diag_init(&d, stderr, "<sched>", NULL, 0);
-  if (!tile_mir_verify(&L->mir, &d)) return false;
-  memset(code, 0, sizeof *code);
-  return tile_mir_schedule(&L->mir, code, &d);
 }
 
 static const char *MM_64x256x256 =

@@ -9,13 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../parse_fixture.h"
 #include "check.h"
-#include "tile/emu.h"
-#include "tile/lower.h"
-#include "tile/mir.h"
+#include "compile_fixture.h"
 #include "tile/ops.h"
-#include "tile/vliw.h"
 
 enum { MAX_ARGS = 4 };
 
@@ -28,9 +24,7 @@ typedef struct Arg {
 
 static TileTarget load_target(const char *name) {
   TileTarget t;
-  TileDiag d;
-  tile_diag_init(&d, stderr, "target", NULL, 0);
-  bool ok = tile_target_load(name, &t, &d) && tile_target_set_torus(&t, "1", &d);
+  bool ok = target_for(name, "1", &t);
   CHECK(ok);
   return t;
 }
@@ -52,20 +46,12 @@ static float bf16_round(float f) {
  * Returns the cycle count, or -1 (with the reason on stderr). */
 static int64_t compile_run(const char *target, const char *src, Arg *args, int nargs, float *out,
                            int64_t n, bool out_bf16) {
-  TileModule *m = parse(src);
-  if (!m) return -1;
   TileTarget t = load_target(target);
-  TileDiag d;
-  tile_diag_init(&d, stderr, "<test>", src, strlen(src));
-  TileVliwOptions o = {.target = &t, .stop_after = TILE_VLIW_OBJECT};
   TileObject obj;
-  memset(&obj, 0, sizeof obj);
   int64_t cycles = -1;
-  if (tile_vliw_compile(m, &o, &obj, &d) != TILE_PASS_OK) goto out;
-  TileEmuOptions eo;
-  tile_emu_options_default(&eo);
-  TileEmu *e = tile_emu_create(&obj, &t, &eo, &d);
-  if (!e) goto out_obj;
+  if (!compile_text(&t, src, NULL, NULL, 0, &obj)) goto out;
+  TileEmu *e = emu_for(&obj, &t);
+  if (!e) goto out;
   for (int i = 0; i < nargs; i++) {
     if (args[i].bf16) {
       uint16_t *h = malloc(sizeof *h * (size_t)args[i].n);
@@ -76,31 +62,25 @@ static int64_t compile_run(const char *target, const char *src, Arg *args, int n
       CHECK(tile_emu_set_input(e, args[i].name, args[i].data, sizeof(float) * (size_t)args[i].n));
     }
   }
-  if (tile_emu_run(e) != TILE_EMU_OK) {
-    fprintf(stderr, "run: %s\n", tile_emu_fault(e)->message);
-  } else if (out_bf16) {
-    uint16_t *h = malloc(sizeof *h * (size_t)n);
-    CHECK(tile_emu_get_output(e, "result", h, sizeof *h * (size_t)n));
-    for (int64_t j = 0; j < n; j++) {
-      uint32_t u = (uint32_t)h[j] << 16;
-      memcpy(&out[j], &u, 4);
+  if (emu_run(e) == TILE_EMU_OK) {
+    if (out_bf16) {
+      uint16_t *h = malloc(sizeof *h * (size_t)n);
+      CHECK(tile_emu_get_output(e, "result", h, sizeof *h * (size_t)n));
+      for (int64_t j = 0; j < n; j++) {
+        uint32_t u = (uint32_t)h[j] << 16;
+        memcpy(&out[j], &u, 4);
+      }
+      free(h);
+    } else {
+      CHECK(tile_emu_get_output(e, "result", out, sizeof(float) * (size_t)n));
     }
-    free(h);
-    cycles = 0;
-  } else {
-    CHECK(tile_emu_get_output(e, "result", out, sizeof(float) * (size_t)n));
-    cycles = 0;
-  }
-  if (cycles == 0) {
     TileEmuStats s;
     tile_emu_stats(e, &s);
     cycles = s.cycles;
   }
   tile_emu_free(e);
-out_obj:
-  tile_object_free(&obj);
 out:
-  tile_module_free(m);
+  tile_object_free(&obj);
   return cycles;
 }
 
@@ -334,44 +314,16 @@ static void on_stage(void *user, TileVliwStage stage, const TileVliwResult *r) {
   c->seen = true;
 }
 
-static bool lower_text(const char *target, const char *src, void (*check)(const TileMir *m),
-                       char *err, size_t errlen) {
+static bool compiles_to_mir(const char *target, const char *src,
+                            void (*check)(const TileMir *m), char *err, size_t errlen) {
   TileTarget t = load_target(target);
-  TileModule *mod = parse(src);
-  if (!mod) return false;
-  FILE *f = fmemopen(err, errlen, "w");
-  TileDiag d;
-  tile_diag_init(&d, f, "<test>", src, strlen(src));
   MirCheck c = {check, false};
-  TileVliwOptions o = {.target = &t, .stop_after = TILE_VLIW_MIR, .on_stage = on_stage,
-                       .user = &c};
+  TileVliwOptions o = {.stop_after = TILE_VLIW_MIR, .on_stage = on_stage, .user = &c};
   TileObject obj;
-  memset(&obj, 0, sizeof obj);
-  bool ok = tile_vliw_compile(mod, &o, &obj, &d) == TILE_PASS_OK && d.nerrors == 0;
-  fclose(f);
+  bool ok = compile_text(&t, src, &o, err, errlen, &obj);
   tile_object_free(&obj);
-  tile_module_free(mod);
   CHECK(!ok || !check || c.seen);
   return ok;
-}
-
-/* Dynamic count of an op (each inst weighted by its loops' trip counts), and of the
- * semaphore units it moves (sem.wait's and sem.signal's imm). */
-static int64_t dyn(const TileMir *m, int op, bool by_imm) {
-  int64_t mult[8] = {1}, n = 0;
-  int depth = 0;
-  for (int32_t i = 0; i < m->ninsts; i++) {
-    const TileMirInst *in = &m->insts[i];
-    if (in->op == TILE_MIR_LOOP_BEGIN) {
-      mult[depth + 1] = mult[depth] * in->imm;
-      depth++;
-    } else if (in->op == TILE_MIR_LOOP_END) {
-      depth--;
-    } else if (in->op == op) {
-      n += mult[depth] * (by_imm ? in->imm : 1);
-    }
-  }
-  return n;
 }
 
 static void check_softmax_mir(const TileMir *mir) {
@@ -380,15 +332,15 @@ static void check_softmax_mir(const TileMir *mir) {
     pipelined += mir->insts[i].op == TILE_MIR_LOOP_BEGIN && (mir->insts[i].a & TILE_MIR_PIPELINE);
   CHECK(pipelined >= 3); /* max, sum and quotient passes */
   /* Every transfer is waited for: DMAs plus credits = units waited. */
-  CHECK_EQ(dyn(mir, TILE_MOP_DMA, false) + dyn(mir, TILE_MOP_SIGNAL, true),
-           dyn(mir, TILE_MOP_WAIT, true));
+  CHECK_EQ(dyn_count(mir, TILE_MOP_DMA) + dyn_weighted(mir, TILE_MOP_SIGNAL, true),
+           dyn_weighted(mir, TILE_MOP_WAIT, true));
 }
 
 TEST(gen_rowwise, mir_pipelines_and_balances_semaphores) {
   const char *src = "func @f(%x: tensor<24x1500xf32>) -> tensor<24x1500xf32> {\n"
                     "  %y = softmax %x {dim = 1} : tensor<24x1500xf32>\n  return %y\n}\n";
   char err[600] = "";
-  bool ok = lower_text("tiny", src, check_softmax_mir, err, sizeof err);
+  bool ok = compiles_to_mir("tiny", src, check_softmax_mir, err, sizeof err);
   if (!ok) fprintf(stderr, "%s\n", err);
   CHECK(ok);
 }
@@ -444,7 +396,7 @@ TEST(gen_rowwise, refuses_with_a_sentence) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     char err[600] = "";
-    CHECK(!lower_text("tiny", cases[i].src, NULL, err, sizeof err));
+    CHECK(!compiles_to_mir("tiny", cases[i].src, NULL, err, sizeof err));
     if (!strstr(err, cases[i].want)) fprintf(stderr, "want '%s' in: %s\n", cases[i].want, err);
     CHECK(strstr(err, "cannot lower") != NULL);
     CHECK(strstr(err, cases[i].want) != NULL);

@@ -7,39 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../parse_fixture.h"
 #include "check.h"
-#include "tile/emu.h"
-#include "tile/lower.h"
-#include "tile/mir.h"
+#include "compile_fixture.h"
 #include "tile/ops.h"
-#include "tile/vliw.h"
 
 /* Compiles src for target, runs it with x (xbytes) bound to `x`, reads result and
  * result1. */
 static bool compile_run(const char *target, const char *src, const void *x, size_t xbytes,
                         void *out0, size_t n0, void *out1, size_t n1) {
   TileTarget t;
-  TileDiag d;
-  tile_diag_init(&d, stderr, "<test>", src, strlen(src));
-  if (!tile_target_load(target, &t, &d) || !tile_target_set_torus(&t, "1", &d)) return false;
-  TileModule *m = parse(src);
-  if (!m) return false;
-  TileVliwOptions o = {.target = &t, .stop_after = TILE_VLIW_OBJECT};
   TileObject obj;
-  bool ok = tile_vliw_compile(m, &o, &obj, &d) == TILE_PASS_OK;
-  tile_module_free(m);
-  if (!ok) return false;
-  TileEmuOptions eo;
-  tile_emu_options_default(&eo);
-  TileEmu *e = tile_emu_create(&obj, &t, &eo, &d);
-  ok = e && tile_emu_set_input(e, "x", x, xbytes) && tile_emu_run(e) == TILE_EMU_OK &&
+  if (!target_for(target, "1", &t)) return false;
+  bool ok = compile_text(&t, src, NULL, NULL, 0, &obj);
+  TileEmu *e = ok ? emu_for(&obj, &t) : NULL;
+  ok = e && tile_emu_set_input(e, "x", x, xbytes) && emu_run(e) == TILE_EMU_OK &&
        tile_emu_get_output(e, "result", out0, n0) &&
        (!out1 || tile_emu_get_output(e, "result1", out1, n1));
-  if (e && !ok) {
-    const TileEmuFault *f = tile_emu_fault(e);
-    fprintf(stderr, "emulator: %s\n", f ? f->message : tile_emu_error(e));
-  }
   if (e) tile_emu_free(e);
   tile_object_free(&obj);
   return ok;
@@ -47,19 +30,13 @@ static bool compile_run(const char *target, const char *src, const void *x, size
 
 /* Whether src lowers to the chunk tournament (its slices buffer) on target. */
 static bool lowers_to_tournament(const char *target, const char *src) {
-  TileTarget t;
-  TileDiag d;
-  tile_diag_init(&d, stderr, "<test>", src, strlen(src));
-  if (!tile_target_load(target, &t, &d)) return false;
-  TileModule *m = parse(src);
-  if (!m) return false;
-  TileMir mir;
-  tile_mir_init(&mir, &t);
+  Lowered L;
+  lower_text(&L, target, src);
+  if (!L.ok) fprintf(stderr, "%s\n", L.err);
   bool found = false;
-  if (tile_lower_func(m, m->funcs, &mir, &d))
-    for (int32_t b = 0; b < mir.nbufs; b++) found |= strcmp(mir.bufs[b].name, "topk.slices") == 0;
-  tile_mir_free(&mir);
-  tile_module_free(m);
+  for (int32_t b = 0; L.ok && b < L.mir.nbufs; b++)
+    found |= strcmp(L.mir.bufs[b].name, "topk.slices") == 0;
+  lowered_free(&L);
   return found;
 }
 

@@ -1,6 +1,7 @@
 /* The modulo scheduler: loops flagged TILE_MIR_PIPELINE reach their MII, run hazard-free
  * in the emulator's strict mode, compute what the loop computes, and take about
  * trips * II + depth cycles. Also the scheduling time of large bodies. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -269,6 +270,71 @@ TEST(sched_modulo, double_buffered_dma_pipelines) {
     /* bandwidth bound: one tile per xfer time, plus the first tile's latency */
     int64_t xfer = tile_target_xfer_cycles(&t, TILE, t.hbm_bw);
     CHECK(cycles <= (int64_t)(N + 2) * xfer + 32);
+  }
+  tile_emu_free(e);
+  tile_mir_code_free(&code);
+  tile_mir_free(&m);
+}
+
+/* Two vexp (trans latency 8 on v5e-like) summed by one vadd.f, every vreg reused each
+ * iteration: each vexp's consumer must issue exactly lat after it (flow lat; the next
+ * iteration's redefinition is an anti edge back, latency 0, distance 1), so at II = 8
+ * the vadd would share the row of both vexps, which fill the row's two vector slots.
+ * II 8 cannot work although RecMII is 8 (the vexps must share a row, and so would the
+ * vadd); the scheduler must give up on it within its budget and settle at II 9, not
+ * climb further, with a hazard-free, correct loop. */
+static float small(int t, int i) { return (float)((t * 3 + i) % 13) * 0.25f - 1.5f; }
+static float other(int t, int i) { return (float)((t + i * 7) % 11) * 0.125f - 0.5f; }
+
+TEST(sched_modulo, pinned_trans_pair_evicts) {
+  TileTarget t;
+  REQUIRE(sfx_target("v5e-like", &t));
+  REQUIRE(t.slots[TILE_SLOT_VECTOR] == 2);
+  TileMir m;
+  tile_mir_init(&m, &t);
+  const int N = 24;
+  int32_t ia = vmem(&m, "a", N, 1, small), ib = vmem(&m, "b", N, 1, other), out = vmem(&m, "out", N, 1, NULL);
+  int32_t a = tile_mir_sreg(&m), b = tile_mir_sreg(&m), o = tile_mir_sreg(&m), st = tile_mir_sreg(&m);
+  int32_t xa = tile_mir_vreg(&m), xb = tile_mir_vreg(&m), ea = tile_mir_vreg(&m), eb = tile_mir_vreg(&m),
+          y = tile_mir_vreg(&m);
+  tile_mir_add(&m, sfx_addr(a, ia, 0));
+  tile_mir_add(&m, sfx_addr(b, ib, 0));
+  tile_mir_add(&m, sfx_addr(o, out, 0));
+  tile_mir_add(&m, tile_mir_inst(TILE_MOP_LI, st, 0, 0, 0, ROW));
+  tile_mir_loop_begin(&m, N, TILE_MIR_PIPELINE);
+  tile_mir_add(&m, sfx_mem(tile_mir_inst(TILE_MOP_VLD, xa, a, st, 0, 0), ia, TILE_MIR_READ, 0));
+  tile_mir_add(&m, sfx_mem(tile_mir_inst(TILE_MOP_VLD, xb, b, st, 0, 0), ib, TILE_MIR_READ, 0));
+  tile_mir_add(&m, tile_mir_inst(TILE_MOP_VEXP, ea, xa, 0, 0, 0));
+  tile_mir_add(&m, tile_mir_inst(TILE_MOP_VEXP, eb, xb, 0, 0, 0));
+  tile_mir_add(&m, tile_mir_inst(TILE_MOP_VADDF, y, ea, eb, 0, 0));
+  tile_mir_add(&m, sfx_mem(tile_mir_inst(TILE_MOP_VST, y, o, st, 0, 0), out, TILE_MIR_WRITE, 0));
+  tile_mir_add(&m, tile_mir_inst(TILE_MOP_ADDI, a, a, 0, 0, TILE));
+  tile_mir_add(&m, tile_mir_inst(TILE_MOP_ADDI, b, b, 0, 0, TILE));
+  tile_mir_add(&m, tile_mir_inst(TILE_MOP_ADDI, o, o, 0, 0, TILE));
+  tile_mir_loop_end(&m);
+  TileMirCode code;
+  TileEmu *e = NULL;
+  int64_t cycles = sfx_schedule_run(&m, &code, TILE_EMU_FUNCTIONAL, &e);
+  CHECK(cycles > 0);
+  REQUIRE(code.nloops == 1);
+  const struct TileMirLoopInfo *l = &code.loops[0];
+  fprintf(stderr, "pinned vexp pair: II %d, stages %d, res_mii %d, rec_mii %d, %lld cycles for %d iterations\n",
+          (int)l->ii, (int)l->stages, (int)l->res_mii, (int)l->rec_mii, (long long)cycles, N);
+  CHECK_EQ(t.latency[TILE_LAT_TRANS], l->rec_mii);
+  CHECK_EQ(l->rec_mii + 1, l->ii);
+  CHECK(l->stages >= 2);
+  if (cycles > 0) {
+    bool ok = true;
+    float r[1024];
+    for (int k = 0; k < N; k++) {
+      tile_emu_read_memory(e, 0, TILE_SPACE_VMEM, m.bufs[out].addr + (int64_t)k * TILE, r, TILE);
+      for (int i = 0; i < 1024; i++) {
+        float want = expf(small(k, i)) + expf(other(k, i));
+        ok &= fabsf(r[i] - want) <= 1e-5f * want;
+      }
+    }
+    CHECK(ok);
+    CHECK(cycles <= (int64_t)N * l->ii + l->stages * l->ii + 16);
   }
   tile_emu_free(e);
   tile_mir_code_free(&code);
