@@ -1,6 +1,7 @@
 /* The VLIW compile of one function (include/tile/vliw.h): the tensor passes, then
  * lowering, scheduling, register allocation, layout and emission, with a hook after
- * each stage.
+ * each stage. A global program on a mesh (a func with `shard` annotations) is first
+ * partitioned by shard_prop and spmd into the program each chip runs.
  *
  * Needs: a verified module and, from the MIR stage on, a target.
  * Guarantees: an object whose program computes the function's results into the bound
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tile/builder.h"
 #include "tile/lower.h"
 #include "tile/ops.h"
 #include "tile/vliw.h"
@@ -64,6 +66,118 @@ TileFunc *tile_vliw_find_func(const TileModule *m, const char *name, TileDiag *d
   return NULL;
 }
 
+/* ---- global programs on a mesh ---- */
+
+const TileMesh *tile_vliw_func_mesh(const TileModule *m, const TileFunc *f) {
+  const TileAttr *a = tile_attr_get(&f->attrs, "mesh");
+  if (a && a->kind == TILE_ATTR_SYMBOL) return tile_module_find_mesh(m, a->s);
+  return m->meshes && !m->meshes->next ? m->meshes : NULL;
+}
+
+static bool block_has_shard(const TileBlock *b) {
+  for (const TileOp *op = b->first; op; op = op->next) {
+    if (tile_attr_get(&op->attrs, "shard")) return true;
+    for (int r = 0; r < op->nregion; r++)
+      if (block_has_shard(op->region[r])) return true;
+  }
+  return false;
+}
+
+/* A per-chip program on a mesh (collectives on this chip's values) carries no `shard`
+ * annotation: the spmd pass removes them all, and a hand-written one never had
+ * them. So an annotation is what makes a func a global program. */
+bool tile_vliw_func_is_global(const TileModule *m, const TileFunc *f) {
+  if (f->is_kernel || !tile_vliw_func_mesh(m, f)) return false;
+  for (int i = 0; f->arg_attrs && i < f->body->nargs; i++)
+    if (tile_attr_get(&f->arg_attrs[i], "shard")) return true;
+  return block_has_shard(f->body);
+}
+
+/* The func a compile will choose, without diagnostics (tile_vliw_find_func gives
+ * them when the compile looks it up after the passes). */
+static TileFunc *quiet_find_func(const TileModule *m, const char *name) {
+  if (name) return tile_module_find_func(m, name);
+  return m->funcs && !m->funcs->next ? m->funcs : NULL;
+}
+
+/* Rewrites a global program into the program of one chip. The func is given its mesh
+ * by name first, so the lowering binds its parameters and results per chip even when
+ * the partitioned program needs no collective (a batch-sharded layout). */
+static TilePassStatus partition(TileModule *m, TileFunc *f, const TilePassPrint *print,
+                                TileDiag *d) {
+  static const char *const passes[] = {"shard_prop", "spmd"};
+  if (!tile_attr_get(&f->attrs, "mesh")) {
+    TileBuilder b;
+    tile_builder_init(&b, m);
+    tile_build_func_attr(&b, f, "mesh", tile_attr_symbol(m, tile_vliw_func_mesh(m, f)->name));
+  }
+  return tile_run_pipeline(m, passes, 2, print, d);
+}
+
+/* The shard attribute shard_prop left on a value: on its parameter or defining op. */
+static const TileAttr *value_shard(const TileFunc *f, const TileValue *v) {
+  if (v->def) return tile_attr_get(&v->def->attrs, "shard");
+  if (v->block == f->body && f->arg_attrs) return tile_attr_get(&f->arg_attrs[v->index], "shard");
+  return NULL;
+}
+
+static bool read_layout(const TileMesh *mesh, const TileAttr *a, TileType t,
+                        TileVliwGlobalValue *out, TileLoc at, TileDiag *d) {
+  out->global = t;
+  int rank = t.kind == TILE_TY_TENSOR ? t.rank : 0;
+  if (!a) return true; /* replicated */
+  if (a->kind != TILE_ATTR_ARRAY || a->n != rank) {
+    tile_error(d, at, "internal error: the sharding of '%s' after shard_prop is not one entry "
+               "per dimension", out->name);
+    return false;
+  }
+  for (int k = 0; k < rank; k++) {
+    const TileAttr *e = &a->elems[k];
+    int n = e->kind == TILE_ATTR_TUPLE ? e->n : e->kind == TILE_ATTR_IDENT ? 1 : 0;
+    for (int j = 0; j < n; j++) {
+      const TileAttr *ax = e->kind == TILE_ATTR_TUPLE ? &e->elems[j] : e;
+      const TileMeshAxis *ma = ax->kind == TILE_ATTR_IDENT ? tile_mesh_find_axis(mesh, ax->s) : NULL;
+      if (!ma || out->naxes[k] == TILE_MAX_MESH_AXES) {
+        tile_error(d, at, "internal error: the sharding of '%s' after shard_prop names no axis "
+                   "of mesh @%s", out->name, mesh->name);
+        return false;
+      }
+      out->axes[k][out->naxes[k]++] = (int32_t)(ma - mesh->axes);
+    }
+  }
+  return true;
+}
+
+bool tile_vliw_global_io(TileModule *m, const char *func, TileVliwGlobalIo *io, TileDiag *d) {
+  memset(io, 0, sizeof *io);
+  TileFunc *f = quiet_find_func(m, func);
+  if (!f || !tile_vliw_func_is_global(m, f)) return true;
+  io->mesh = tile_vliw_func_mesh(m, f);
+  static const char *const prop[] = {"shard_prop"};
+  if (tile_run_pipeline(m, prop, 1, NULL, d) != TILE_PASS_OK) return false;
+  const TileOp *ret = f->body->last;
+  if (!ret || ret->kind != TILE_OP_RETURN) {
+    tile_error(d, f->loc, "internal error: @%s does not end in return", f->name);
+    return false;
+  }
+  io->nparams = f->body->nargs;
+  io->nresults = ret->nopnd;
+  io->values = tile_alloc(m, sizeof *io->values * (size_t)(io->nparams + io->nresults + 1));
+  for (int i = 0; i < io->nparams + io->nresults; i++) {
+    TileVliwGlobalValue *g = &io->values[i];
+    const TileValue *v = i < io->nparams ? f->body->args[i] : ret->opnd[i - io->nparams].v;
+    int r = i - io->nparams;
+    if (i < io->nparams) snprintf(g->name, sizeof g->name, "%s", v->name ? v->name : "");
+    else if (r == 0) snprintf(g->name, sizeof g->name, "result");
+    else snprintf(g->name, sizeof g->name, "result%d", r);
+    const TileAttr *a = i < io->nparams ? (f->arg_attrs ? tile_attr_get(&f->arg_attrs[i], "shard")
+                                                        : NULL)
+                                        : value_shard(f, v);
+    if (!read_layout(io->mesh, a, v->type, g, ret->loc, d)) return false;
+  }
+  return true;
+}
+
 typedef struct Job {
   const TileVliwOptions *o;
   TileVliwResult r;
@@ -104,7 +218,11 @@ TilePassStatus tile_vliw_compile(TileModule *m, const TileVliwOptions *o, TileOb
   Job j = {.o = o, .r = {.module = m}};
   if (obj) memset(obj, 0, sizeof *obj);
   m->keep_composites = vliw_keeps;
-  TilePassStatus st = tile_run_pipeline(m, tile_pipeline, tile_pipeline_len, o->print, d);
+  TileFunc *global = quiet_find_func(m, o->func);
+  TilePassStatus st = TILE_PASS_OK;
+  if (global && tile_vliw_func_is_global(m, global)) st = partition(m, global, o->print, d);
+  if (st != TILE_PASS_OK) return st;
+  st = tile_run_pipeline(m, tile_pipeline, tile_pipeline_len, o->print, d);
   if (st != TILE_PASS_OK) return st;
   if (!stage_done(&j, TILE_VLIW_FUSED)) return TILE_PASS_OK;
 

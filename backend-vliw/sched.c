@@ -197,15 +197,8 @@ static void place(Sched *s, int32_t base, const SchedGraph *g, const int32_t *t)
 
 static bool stretch(Sched *s, int32_t lo, int32_t n, SchedState *st) {
   if (!check_pops(s, lo, n, st)) return false;
-  /* Results already queued: a pop takes them before any push of this stretch, so it
-   * waits for their landing (the lower bounds), not a full MXU latency after a push
-   * here. A queue whose length is not known leaves the pops matched to this stretch's
-   * pushes, which only ever waits longer (pushes issue in order). */
-  int64_t *pending = xcalloc((size_t)st->nunits, sizeof(int64_t));
-  for (int32_t u = 0; u < st->nunits; u++) pending[u] = sched_fifo_known(st, u) ? st->fifo_n[u] : 0;
   SchedGraph g;
-  sched_graph_build(&s->cx, lo, n, false, pending, &g);
-  free(pending);
+  sched_graph_build(&s->cx, lo, n, false, NULL, &g);
   int32_t *lb = xcalloc((size_t)n, sizeof(int32_t)), *t = xcalloc((size_t)n, sizeof(int32_t));
   sched_lower_bounds(&s->cx, &g, st, false, 0, lb);
   int32_t len = sched_list(&s->cx, &g, lb, t);

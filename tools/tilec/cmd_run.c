@@ -4,7 +4,7 @@
  *   tilec run PROGRAM [--target NAME] [--torus XxYxZ] [--threads N]
  *             [--mode functional|timing] [--in NAME=FILE.npy]... [--out NAME=FILE.npy]...
  *             [--trace FILE.json] [--stats] [--stats-json FILE|-] [--no-strict]
- *             [--watchdog N] [--help]
+ *             [--watchdog N] [--per-chip] [--help]
  *   tilec run FILE.tile --target cuda-sm90 [--in ...] [--out ...] [--stats]
  *             [--repeat N] [--warmup N] [--compile-only]
  *
@@ -17,9 +17,18 @@
  * Inputs and outputs are .npy arrays bound to the object's symbols: the array's dtype
  * must be the symbol's element type (f32 data is also accepted for a bf16 input and
  * rounded to nearest even), its shape the symbol's, with a leading chip dimension for a
- * per-chip symbol. Prints every chip's cycles (with --stats, the unit table, stalls and
- * bytes per link) and the fault that stopped the run, if one did; --stats-json writes
- * the statistics as JSON to a file, or to stdout instead of the text for '-'.
+ * per-chip symbol.
+ *
+ * A global program (a func on a mesh with `shard` annotations; the compile
+ * partitions it) runs on the mesh's torus unless --torus says otherwise, and its
+ * arrays are global (run_global.c): an input of the parameter's global shape is split
+ * into the chips' blocks by the parameter's sharding (one with a leading chip
+ * dimension and the per-chip shape is bound as it is), and each output is assembled
+ * into the global array from the chips' blocks (--per-chip: written per chip).
+ *
+ * Prints every chip's cycles (with --stats, the unit table, stalls and bytes per link)
+ * and the fault that stopped the run, if one did; --stats-json writes the statistics
+ * as JSON to a file, or to stdout instead of the text for '-'.
  *
  * Exit codes: 0 the run finished, 1 bad input or a fault, 2 an internal error. */
 #include <errno.h>
@@ -33,6 +42,7 @@
 #include "tile/object.h"
 #include "tile/target.h"
 #include "run_cuda.h"
+#include "run_global.h"
 #include "tilec.h"
 
 enum { MAX_BINDINGS = 64 };
@@ -45,6 +55,7 @@ typedef struct RunArgs {
   int repeat, warmup; /* GPU runs: timed and untimed runs of the launch sequence */
   TileEmuMode mode;
   bool stats, strict, help, compile_only;
+  bool per_chip; /* a global program's outputs per chip, not assembled */
   const char *emu_option; /* an option only the emulator understands, if one was given */
   int64_t watchdog;
   Binding in[MAX_BINDINGS], out[MAX_BINDINGS];
@@ -69,6 +80,8 @@ static const char usage[] =
     "                         the text)\n"
     "  --no-strict            read through hazards (old values) instead of stopping\n"
     "  --watchdog N           stop as runaway after N cycles (default: the target's)\n"
+    "  --per-chip             a global program's outputs as each chip's block, with a\n"
+    "                         leading chip dimension (default: the global arrays)\n"
     "on a GPU (--target cuda-sm80, cuda-sm90, ...; a .tile source; docs/gpu.md):\n"
     "  --repeat N             time N runs and report the fastest (default 1)\n"
     "  --warmup N             untimed runs before the timed ones (default 0)\n"
@@ -122,6 +135,11 @@ static int parse_args(int argc, char **argv, RunArgs *a) {
     }
     if (strcmp(arg, "--compile-only") == 0) {
       a->compile_only = true;
+      continue;
+    }
+    if (strcmp(arg, "--per-chip") == 0) {
+      a->per_chip = true;
+      a->emu_option = arg;
       continue;
     }
     if (arg[0] != '-' || !arg[1]) {
@@ -269,7 +287,16 @@ static void shape_text(TileElem e, int rank, const int64_t *dims, char *buf, siz
   if (k < n) snprintf(buf + k, n - k, "]");
 }
 
-static int bind_input(TileEmu *e, const TileObject *obj, const Binding *b) {
+/* True when a holds the global shape of v. */
+static bool is_global_shape(const TileVliwGlobalValue *v, const TileNpy *a) {
+  int rank = v->global.kind == TILE_TY_TENSOR ? v->global.rank : 0;
+  bool same = a->rank == rank;
+  for (int k = 0; same && k < rank; k++) same = a->dims[k] == v->global.dims[k];
+  return same;
+}
+
+static int bind_input(TileEmu *e, const TileObject *obj, const Binding *b, const TilecGlobal *g,
+                      const TileTarget *t) {
   const TileObjSymbol *s = find_symbol(obj, b);
   if (!s) return TILEC_BAD_INPUT;
   TileNpy a;
@@ -278,17 +305,29 @@ static int bind_input(TileEmu *e, const TileObject *obj, const Binding *b) {
   if (!tile_npy_read_file(b->file, &a, &d)) return TILEC_BAD_INPUT;
   int64_t dims[TILE_MAX_RANK + 1];
   int rank = symbol_shape(s, tile_emu_chips(e), dims);
-  bool shape_ok = rank == a.rank;
-  for (int k = 0; shape_ok && k < rank; k++) shape_ok = dims[k] == a.dims[k];
+  const TileVliwGlobalValue *gv = s->per_chip ? tilec_global_find(g, b->name, b->name_len) : NULL;
+  if (gv && !tilec_global_blocks_match(g, gv, s->rank, s->dims)) return TILEC_INTERNAL;
+  bool global = gv && is_global_shape(gv, &a);
+  bool shape_ok = global || rank == a.rank;
+  for (int k = 0; shape_ok && !global && k < rank; k++) shape_ok = dims[k] == a.dims[k];
   bool elem_ok = a.elem == s->elem || (s->elem == TILE_ELEM_F8E5M2 && a.elem == TILE_ELEM_F8E4M3FN) ||
                  (s->elem == TILE_ELEM_BF16 && a.elem == TILE_ELEM_F32);
   if (!shape_ok || !elem_ok) {
     char want[160], got[160];
     shape_text((TileElem)s->elem, rank, dims, want, sizeof want);
     shape_text(a.elem, a.rank, a.dims, got, sizeof got);
-    tilec_fail("run: --in %.*s: '%.*s' is %s%s; %s holds %s", (int)b->name_len, b->name,
-               (int)b->name_len, b->name, want, s->per_chip ? " (one slice per chip)" : "",
-               b->file, got);
+    if (gv) {
+      char whole[160];
+      shape_text((TileElem)s->elem, gv->global.kind == TILE_TY_TENSOR ? gv->global.rank : 0,
+                 gv->global.dims, whole, sizeof whole);
+      tilec_fail("run: --in %.*s: '%.*s' is %s globally (or %s, one block per chip); %s "
+                 "holds %s", (int)b->name_len, b->name, (int)b->name_len, b->name, whole, want,
+                 b->file, got);
+    } else {
+      tilec_fail("run: --in %.*s: '%.*s' is %s%s; %s holds %s", (int)b->name_len, b->name,
+                 (int)b->name_len, b->name, want, s->per_chip ? " (one slice per chip)" : "",
+                 b->file, got);
+    }
     tile_npy_free(&a);
     return TILEC_BAD_INPUT;
   }
@@ -296,6 +335,21 @@ static int bind_input(TileEmu *e, const TileObject *obj, const Binding *b) {
     /* f32 data for a bf16 input: rounded to nearest even, in place */
     tilec_f32_to_bf16(a.data, a.nbytes / 4);
     a.nbytes = a.nbytes / 4 * 2;
+  }
+  if (global) {
+    /* The global array becomes the per-chip one the emulator binds. */
+    int esize = tile_npy_elem_bytes((TileElem)s->elem);
+    size_t nbytes = (size_t)tile_emu_symbol_bytes(e, s->name);
+    void *blocks = malloc(nbytes ? nbytes : 1);
+    if (!blocks) {
+      tilec_fail("run: out of memory splitting input '%s'", s->name);
+      tile_npy_free(&a);
+      return TILEC_INTERNAL;
+    }
+    tilec_global_copy(g, gv, t, esize, a.data, blocks, true);
+    free(a.data);
+    a.data = blocks;
+    a.nbytes = nbytes;
   }
   int rc = TILEC_OK;
   if (!tile_emu_set_input(e, s->name, a.data, a.nbytes)) {
@@ -306,7 +360,8 @@ static int bind_input(TileEmu *e, const TileObject *obj, const Binding *b) {
   return rc;
 }
 
-static int write_output(TileEmu *e, const TileObject *obj, const Binding *b) {
+static int write_output(TileEmu *e, const TileObject *obj, const Binding *b, const TilecGlobal *g,
+                        const TileTarget *t, bool per_chip) {
   const TileObjSymbol *s = find_symbol(obj, b);
   if (!s) return TILEC_BAD_INPUT;
   int64_t n = tile_emu_symbol_bytes(e, s->name);
@@ -322,6 +377,29 @@ static int write_output(TileEmu *e, const TileObject *obj, const Binding *b) {
   }
   int64_t dims[TILE_MAX_RANK + 1];
   int rank = symbol_shape(s, tile_emu_chips(e), dims);
+  const TileVliwGlobalValue *gv = s->per_chip && !per_chip ? tilec_global_find(g, s->name,
+                                                                               strlen(s->name))
+                                                           : NULL;
+  if (gv && !tilec_global_blocks_match(g, gv, s->rank, s->dims)) {
+    free(buf);
+    return TILEC_INTERNAL;
+  }
+  if (gv) {
+    /* The chips' blocks assembled into the global array. */
+    int esize = tile_npy_elem_bytes((TileElem)s->elem);
+    rank = gv->global.kind == TILE_TY_TENSOR ? gv->global.rank : 0;
+    int64_t numel = 1;
+    for (int k = 0; k < rank; k++) numel *= dims[k] = gv->global.dims[k];
+    void *whole = malloc(numel > 0 ? (size_t)(numel * esize) : 1);
+    if (!whole) {
+      tilec_fail("run: out of memory assembling output '%s'", s->name);
+      free(buf);
+      return TILEC_INTERNAL;
+    }
+    tilec_global_copy(g, gv, t, esize, whole, buf, false);
+    free(buf);
+    buf = whole;
+  }
   TileDiag d;
   tile_diag_init(&d, stderr, b->file, NULL, 0);
   bool ok = tile_npy_write_file(b->file, (TileElem)s->elem, rank, dims, buf, &d);
@@ -354,16 +432,56 @@ static int run_cuda(const RunArgs *a, const char *arch) {
   return tilec_run_cuda(&r);
 }
 
-static int run_program(const RunArgs *a) {
-  TileTarget target, *given = NULL;
-  int rc;
+/* For a .tile source: how a global program's parameters and results lie on the
+ * chips (g->io.mesh NULL for any other program). */
+static int load_global(const RunArgs *a, TilecGlobal *g) {
+  memset(g, 0, sizeof *g);
+  if (!ends_with(a->program, ".tile")) return TILEC_OK;
+  char *src;
+  size_t len;
+  int rc = tilec_read_file(a->program, &src, &len);
+  if (rc == TILEC_OK) rc = tilec_global_load(a->program, src, len, a->func, g);
+  free(src);
+  return rc;
+}
+
+static int run_emulated(const RunArgs *a, const TilecGlobal *g);
+
+static int run_program(const RunArgs *args) {
   char arch[16];
-  if (a->target && tilec_cuda_target(a->target, arch, sizeof arch)) return run_cuda(a, arch);
-  if (a->compile_only || a->repeat || a->warmup) {
+  if (args->target && tilec_cuda_target(args->target, arch, sizeof arch))
+    return run_cuda(args, arch);
+  if (args->compile_only || args->repeat || args->warmup) {
     tilec_fail("run: %s is for GPU runs (--target cuda-sm90, ...)",
-               a->compile_only ? "--compile-only" : a->repeat ? "--repeat" : "--warmup");
+               args->compile_only ? "--compile-only" : args->repeat ? "--repeat" : "--warmup");
     return TILEC_BAD_INPUT;
   }
+  TilecGlobal g;
+  int rc = load_global(args, &g);
+  if (rc != TILEC_OK) {
+    tilec_global_free(&g);
+    return rc;
+  }
+  /* A global program runs on its mesh's torus unless --torus says otherwise. */
+  RunArgs a = *args;
+  char torus[64];
+  if (g.io.mesh && !a.torus) {
+    tilec_global_torus(&g, torus, sizeof torus);
+    a.torus = torus;
+  }
+  if (!g.io.mesh && a.per_chip) {
+    tilec_fail("run: --per-chip is for global programs (a .tile func on a mesh with `shard` "
+               "annotations); %s is not one", a.program);
+    rc = TILEC_BAD_INPUT;
+  }
+  if (rc == TILEC_OK) rc = run_emulated(&a, &g);
+  tilec_global_free(&g);
+  return rc;
+}
+
+static int run_emulated(const RunArgs *a, const TilecGlobal *g) {
+  TileTarget target, *given = NULL;
+  int rc;
   if (a->target) {
     if ((rc = load_target(a, a->target, &target)) != TILEC_OK) return rc;
     given = &target;
@@ -383,6 +501,10 @@ static int run_program(const RunArgs *a) {
   } else if (obj.target[0] && strcmp(obj.target, target.name) != 0) {
     fprintf(stderr, "tilec: note: %s was built for target %s; running it on %s\n", a->program,
             obj.target, target.name);
+  }
+  if (g->io.mesh && (rc = tilec_global_check(g, &target)) != TILEC_OK) {
+    tile_object_free(&obj);
+    return rc;
   }
   /* A compiled .tile function is one chip's program: run it on one chip, not on every
    * chip of the target's default torus (--torus still reshapes). */
@@ -409,7 +531,7 @@ static int run_program(const RunArgs *a) {
     return TILEC_BAD_INPUT;
   }
   rc = TILEC_OK;
-  for (int i = 0; i < a->nin && rc == TILEC_OK; i++) rc = bind_input(e, &obj, &a->in[i]);
+  for (int i = 0; i < a->nin && rc == TILEC_OK; i++) rc = bind_input(e, &obj, &a->in[i], g, &target);
   for (int i = 0; i < a->nout && rc == TILEC_OK; i++)
     if (!find_symbol(&obj, &a->out[i])) rc = TILEC_BAD_INPUT;
   if (rc == TILEC_OK && a->mode == TILE_EMU_FUNCTIONAL)
@@ -437,7 +559,7 @@ static int run_program(const RunArgs *a) {
         fprintf(stderr, "tilec: fault (%s): %s\n", tile_emu_fault_name(f->kind), f->message);
         rc = TILEC_BAD_INPUT;
       }
-      for (int i = 0; i < a->nout && rc == TILEC_OK; i++) rc = write_output(e, &obj, &a->out[i]);
+      for (int i = 0; i < a->nout && rc == TILEC_OK; i++) rc = write_output(e, &obj, &a->out[i], g, &target, a->per_chip);
       if (a->stats_json) {
         FILE *f = json_stdout ? stdout : fopen(a->stats_json, "w");
         bool ok = f && tile_emu_write_stats_json(e, f);

@@ -1,0 +1,229 @@
+"""Global sharded programs end to end: a func on a mesh in global shapes with `shard`
+annotations is partitioned (shard_prop, spmd), compiled for the torus and run on the
+emulator in strict mode by `tilec run`, which splits each global input into the chips'
+blocks and assembles the global result (docs/compiler.md, "Running a global program").
+
+Programs: the Megatron MLP of examples/mlp.tile and the 2D weight-stationary,
+weight-gathered and batch-sharded (multiquery attention) layouts of
+tests/lit/passes/spmd/, scaled down to fit the tiny target, on 1x4, 2x2 and 2x2x2 tori.
+Results are checked against numpy within the REFERENCE.md tolerances: NMSE <= 5e-4 for
+matmul and attention (bf16 in, f32 accumulate)."""
+import re
+
+import numpy as np
+import pytest
+
+import tilemach
+
+# name: (torus, axis names). On 1x4 the axis x has one chip, so what x splits stays
+# whole and y carries the whole split; 2x2x2 adds an axis z nothing is split over.
+MESHES = {"1x4": ((1, 4), ("x", "y")), "2x2": ((2, 2), ("x", "y")),
+          "2x2x2": ((2, 2, 2), ("x", "y", "z"))}
+
+MATMUL_NMSE = 5e-4  # REFERENCE.md: matmul, attention (bf16/f16 in, f32 acc)
+
+
+def gelu(h):
+    """The tanh form the decompose pass computes."""
+    return 0.5 * h * (1.0 + np.tanh(0.7978845608028654 * (h + 0.044715 * h ** 3)))
+
+
+def silu(h):
+    return h / (1.0 + np.exp(-h))
+
+
+def bf16(x):
+    return tilemach.bf16_round(x).astype(np.float64)
+
+
+def attention(q, k, v, scale, causal):
+    """Multiquery attention: k and v have one head, shared by every query head."""
+    s = np.einsum("bhqd,bkd->bhqk", q, k[:, 0]) * scale
+    if causal:
+        n = s.shape[-1]
+        s = np.where(np.tril(np.ones((n, n), bool)), s, -np.inf)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return np.einsum("bhqk,bkd->bhqd", p, v[:, 0])
+
+
+# name: (source after the mesh line, input shapes, reference on bf16-rounded inputs).
+PROGRAMS = {
+    # examples/mlp.tile, 32x smaller: w1 by columns and w2 by rows over x, the batch
+    # over y, one all_reduce of the partial sums over x.
+    "megatron": ("""
+func @mlp(%x: tensor<8x256xbf16> {shard = [y, -]},
+          %w1: tensor<256x512xbf16> {shard = [-, x]},
+          %w2: tensor<512x256xbf16> {shard = [x, -]}) -> tensor<8x256xbf16>
+    attributes {mesh = @m} {
+  %h = matmul %x, %w1 {shard = [y, x]} : tensor<8x512xbf16>
+  %g = gelu %h {shard = [y, x]} : tensor<8x512xbf16>
+  %p = matmul %g, %w2 : tensor<8x256xf32>
+  %y = all_reduce %p {kind = add, axes = [x], shard = [y, -]} : tensor<8x256xf32>
+  %r = convert %y {shard = [y, -]} : tensor<8x256xbf16>
+  return %r
+}""", {"x": (8, 256), "w1": (256, 512), "w2": (512, 256)},
+        lambda x, w1, w2: bf16(bf16(gelu(bf16(x @ w1))) @ w2)),
+    # tests/lit/passes/spmd/ws2d.tile, the hidden dim halved.
+    "ws2d": ("""
+func @f(%x: tensor<16x256xbf16> {shard = [-, x]}, %w1: tensor<256x512xbf16> {shard = [x, y]},
+        %w2: tensor<512x256xbf16> {shard = [y, x]}) -> tensor<16x256xf32> {
+  %h = matmul %x, %w1 {shard = [-, y]} : tensor<16x512xf32>
+  %g = gelu %h : tensor<16x512xf32>
+  %gb = convert %g : tensor<16x512xbf16>
+  %y = matmul %gb, %w2 {shard = [-, x]} : tensor<16x256xf32>
+  return %y
+}""", {"x": (16, 256), "w1": (256, 512), "w2": (512, 256)},
+        lambda x, w1, w2: bf16(gelu(x @ w1)) @ w2),
+    # tests/lit/passes/spmd/weight_gathered.tile, the hidden dim halved: the batch
+    # over every chip of x and y, the weights stored split and gathered whole.
+    "weight_gathered": ("""
+func @f(%x: tensor<64x256xbf16> {shard = [(x, y), -]},
+        %w1: tensor<256x512xbf16> {shard = [-, (x, y)]},
+        %w2: tensor<512x256xbf16> {shard = [(x, y), -]}) -> tensor<64x256xf32> {
+  %h = matmul %x, %w1 {shard = [(x, y), -]} : tensor<64x512xf32>
+  %g = silu %h : tensor<64x512xf32>
+  %gb = convert %g : tensor<64x512xbf16>
+  %y = matmul %gb, %w2 : tensor<64x256xf32>
+  return %y
+}""", {"x": (64, 256), "w1": (256, 512), "w2": (512, 256)},
+        lambda x, w1, w2: bf16(silu(x @ w1)) @ w2),
+    # tests/lit/passes/spmd/mqa.tile, fewer heads and batches: the batch over x,
+    # query heads over y, the one K/V head replicated; no collective at all.
+    "mqa_batch": ("""
+func @f(%q: tensor<4x4x128x64xbf16> {shard = [x, y, -, -]}, %k: tensor<4x1x128x64xbf16>,
+        %v: tensor<4x1x128x64xbf16>) -> tensor<4x4x128x64xbf16> {
+  %o = attention %q, %k, %v {scale = 0.125, causal = 1} : tensor<4x4x128x64xbf16>
+  return %o
+}""", {"q": (4, 4, 128, 64), "k": (4, 1, 128, 64), "v": (4, 1, 128, 64)},
+        lambda q, k, v: attention(q, k, v, 0.125, True)),
+}
+
+
+def mesh_line(torus, names):
+    return f"mesh @m = torus<{'x'.join(map(str, torus))}>({', '.join(names)})\n"
+
+
+def bf16_bits_to_f32(a):
+    return (a.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def load_result(path):
+    y = np.load(path)
+    return bf16_bits_to_f32(y) if y.dtype.kind == "V" else y
+
+
+def write_program(tmp_path, prog, mesh):
+    torus, names = MESHES[mesh]
+    path = tmp_path / f"{prog}.tile"
+    path.write_text(mesh_line(torus, names) + PROGRAMS[prog][0])
+    return path
+
+
+def random_inputs(tmp_path, shapes, seed):
+    """f32 arrays of bf16 values (tilec rounds f32 data for a bf16 input), saved as
+    .npy; weights scaled so activations stay near 1."""
+    rng = np.random.default_rng(seed)
+    arrays, args = {}, []
+    for name, shape in shapes.items():
+        a = rng.standard_normal(shape) / (np.sqrt(shape[0]) if name.startswith("w") else 1)
+        a = tilemach.bf16_round(a.astype(np.float32))
+        path = tmp_path / f"{name}.npy"
+        np.save(path, a)
+        arrays[name] = a.astype(np.float64)
+        args += ["--in", f"{name}={path}"]
+    return arrays, args
+
+
+def run_tilec(tilec, args):
+    return tilemach.run([tilec, "run", *args], timeout=300)
+
+
+@pytest.mark.parametrize("mesh", sorted(MESHES))
+@pytest.mark.parametrize("prog", sorted(PROGRAMS))
+def test_global_program_matches_numpy(tilec, tmp_path, prog, mesh):
+    src = write_program(tmp_path, prog, mesh)
+    _, shapes, ref = PROGRAMS[prog]
+    arrays, args = random_inputs(tmp_path, shapes, seed=len(prog) * 7 + len(mesh))
+    out = tmp_path / "y.npy"
+    # No --torus: a global program runs on its mesh's torus.
+    p = run_tilec(tilec, [src, "--target", "tiny", *args, "--out", f"result={out}"])
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+    assert "not bound" not in p.stderr
+    chips = int(np.prod(MESHES[mesh][0]))
+    assert len(re.findall(r"^ +\d+ \([\d,]+\) ", p.stdout, re.M)) == chips, p.stdout
+    want = ref(*arrays.values())
+    got = load_result(out)
+    assert got.shape == want.shape
+    assert np.all(np.isfinite(got))
+    err = tilemach.nmse(want, got)
+    assert err <= MATMUL_NMSE, f"{prog} on {mesh}: NMSE {err:.3g}"
+
+
+def test_per_chip_blocks(tilec, tmp_path):
+    """Per-chip inputs (a leading chip dimension) still bind as they are, mixed with
+    global ones; --per-chip writes each chip's block of the result."""
+    src = write_program(tmp_path, "ws2d", "2x2")
+    arrays, args = random_inputs(tmp_path, PROGRAMS["ws2d"][1], seed=3)
+    x = arrays["x"]  # [-, x]: chip (i, j) holds columns block i
+    blocks = np.stack([x[:, i * 128:(i + 1) * 128] for i in (0, 0, 1, 1)]).astype(np.float32)
+    np.save(tmp_path / "xb.npy", blocks)
+    args[1] = f"x={tmp_path / 'xb.npy'}"
+    whole, per_chip = tmp_path / "y.npy", tmp_path / "yb.npy"
+    p = run_tilec(tilec, [src, *args, "--out", f"result={whole}"])
+    assert p.returncode == 0, p.stderr
+    p = run_tilec(tilec, [src, *args, "--per-chip", "--out", f"result={per_chip}"])
+    assert p.returncode == 0, p.stderr
+    y, yb = np.load(whole), np.load(per_chip)
+    assert y.shape == (16, 256) and yb.shape == (4, 16, 128)
+    # result [-, x]: chip (i, j) holds columns block i; the y replicas agree closely
+    for chip, (i, _) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        np.testing.assert_allclose(yb[chip], y[:, i * 128:(i + 1) * 128], rtol=1e-5, atol=1e-5)
+    want = PROGRAMS["ws2d"][2](*arrays.values())
+    assert tilemach.nmse(want, y) <= MATMUL_NMSE
+
+
+def test_wrong_input_shape_names_both_shapes(tilec, tmp_path):
+    src = write_program(tmp_path, "megatron", "2x2")
+    np.save(tmp_path / "x.npy", np.zeros((4, 256), np.float32))
+    p = run_tilec(tilec, [src, "--in", f"x={tmp_path / 'x.npy'}"])
+    assert p.returncode == 1
+    assert "'x' is bf16 [8, 256] globally (or bf16 [4, 4, 256], one block per chip)" in p.stderr
+
+
+def test_torus_other_than_the_mesh(tilec, tmp_path):
+    src = write_program(tmp_path, "mqa_batch", "2x2")
+    p = run_tilec(tilec, [src, "--torus", "1x4"])
+    assert p.returncode == 1
+    assert "a 2x2 torus, but the machine is 1x4; run it with --torus 2x2" in p.stderr
+
+
+def test_per_chip_option_needs_a_global_program(tilec, tmp_path):
+    src = tmp_path / "one.tile"
+    src.write_text("func @f(%a: tensor<8x128xf32>) -> tensor<8x128xf32> {\n"
+                   "  %y = exp %a : tensor<8x128xf32>\n  return %y\n}\n")
+    p = run_tilec(tilec, [src, "--per-chip"])
+    assert p.returncode == 1
+    assert "--per-chip is for global programs" in p.stderr
+
+
+def test_compile_partitions_a_global_program(tilec, tmp_path):
+    """`tilec FILE -o OUT.tobj` compiles the per-chip program; the object runs with
+    per-chip arrays (the global split needs the source's shardings)."""
+    src = write_program(tmp_path, "megatron", "2x2")
+    p = tilemach.run([tilec, src, "--torus", "2x2", "--emit=fused"])
+    assert p.returncode == 0, p.stderr
+    assert "tensor<4x256xbf16>" in p.stdout and "shard =" not in p.stdout
+    assert "all_reduce" in p.stdout
+    obj = tmp_path / "m.tobj"
+    p = tilemach.run([tilec, src, "--torus", "2x2", "-o", obj])
+    assert p.returncode == 0, p.stderr
+    p = run_tilec(tilec, [obj, "--torus", "2x2"])
+    assert p.returncode == 0, p.stderr
+
+
+def test_sharding_conflict_is_reported_once(tilec):
+    src = tilemach.ROOT / "tests" / "lit" / "passes" / "spmd" / "inputs" / "conflict.tile"
+    p = run_tilec(tilec, [src])
+    assert p.returncode == 1
+    assert p.stderr.count("error: conflicting shardings meet at add") == 1, p.stderr
