@@ -145,38 +145,63 @@ static void mma_loads(Buf *k, const MM *mm, const char *pa, const char *pb) {
   buf_puts(k, "  };\n");
 }
 
+/* What both kernels share: the operands' pointer parameters, the epilogue (its
+ * per-block prelude `pre` and per-accumulator body `epi`) and one launch of a block
+ * per BM x BN tile of C. */
+typedef struct MMKernel {
+  Gen *g;
+  const char *pa, *pb;
+  Buf pre;
+  char *epi;
+  TileCudaLaunch *l;
+  char name[64];
+} MMKernel;
+
+static bool kernel_begin(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm,
+                         const char *what, int threads, MMKernel *mk) {
+  *mk = (MMKernel){0};
+  if (!(mk->g = gen_new(e, grp->id))) return false;
+  mk->pa = gen_buffer_arg(mk->g, ce_buffer_of(e, mm->a));
+  mk->pb = gen_buffer_arg(mk->g, ce_buffer_of(e, mm->b));
+  mk->epi = epilogue(e, mk->g, grp, mm, &mk->pre);
+  if (mk->epi) {
+    ce_kernel_name(e, grp->id, what, mk->name, sizeof mk->name);
+    mk->l = ce_add_launch(e, mk->name, op);
+  }
+  if (!mk->l) {
+    free(mk->epi);
+    buf_free(&mk->pre);
+    gen_free(mk->g);
+    return false;
+  }
+  mk->l->grid[0] = (uint32_t)((mm->N + BN - 1) / BN);
+  mk->l->grid[1] = (uint32_t)((mm->M + BM - 1) / BM);
+  mk->l->grid[2] = (uint32_t)mm->batch;
+  mk->l->block[0] = (uint32_t)threads;
+  return true;
+}
+
+/* Appends kernel text k to the program unless generating it failed; frees both. */
+static bool kernel_end(CudaEmit *e, MMKernel *mk, Buf *k) {
+  bool ok = !gen_failed(mk->g) && !k->oom;
+  if (ok) buf_puts(&e->src, k->p);
+  buf_free(k);
+  free(mk->epi);
+  buf_free(&mk->pre);
+  gen_free(mk->g);
+  return ok;
+}
+
 static bool emit_mma(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm, bool f16) {
   if (!helpers_done(e)) buf_puts(&e->src, mma_helpers);
-  Gen *g = gen_new(e, grp->id);
-  if (!g) return false;
-  const char *pa = gen_buffer_arg(g, ce_buffer_of(e, mm->a));
-  const char *pb = gen_buffer_arg(g, ce_buffer_of(e, mm->b));
-  Buf pre = {0};
-  char *epi = epilogue(e, g, grp, mm, &pre);
-  if (!epi) {
-    buf_free(&pre);
-    gen_free(g);
-    return false;
-  }
-  char name[64];
-  ce_kernel_name(e, grp->id, "mma", name, sizeof name);
-  TileCudaLaunch *l = ce_add_launch(e, name, op);
-  if (!l) {
-    free(epi);
-    buf_free(&pre);
-    gen_free(g);
-    return false;
-  }
-  l->grid[0] = (uint32_t)((mm->N + BN - 1) / BN);
-  l->grid[1] = (uint32_t)((mm->M + BM - 1) / BM);
-  l->grid[2] = (uint32_t)mm->batch;
-  l->block[0] = MMA_THREADS;
+  MMKernel mk;
+  if (!kernel_begin(e, grp, op, mm, "mma", MMA_THREADS, &mk)) return false;
   Buf k = {0};
   buf_printf(&k, "\n// group %d: C[%lld x %lld] = A x B over K = %lld (x%lld), %s tensor cores\n",
              grp->id, (long long)mm->M, (long long)mm->N, (long long)mm->K, (long long)mm->batch,
              f16 ? "f16" : "bf16");
-  buf_printf(&k, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", MMA_THREADS, name);
-  gen_params(g, &k, l);
+  buf_printf(&k, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", MMA_THREADS, mk.name);
+  gen_params(mk.g, &k, mk.l);
   buf_printf(&k, ") {\n"
                  "  __shared__ __align__(16) unsigned short As[2][%d][%d];\n"
                  "  __shared__ __align__(16) unsigned short Bs[2][%d][%d];\n"
@@ -188,7 +213,7 @@ static bool emit_mma(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm, bo
                  "#pragma unroll\n  for (int i = 0; i < 32; i++) acc[i] = 0.0f;\n",
              BM, BK + PAD, BK, BN + PAD, BM, BN, (long long)(mm->M * mm->K),
              mm->b_batched ? (long long)(mm->K * mm->N) : 0LL);
-  mma_loads(&k, mm, pa, pb);
+  mma_loads(&k, mm, mk.pa, mk.pb);
   buf_printf(&k,
              "  const int KT = %lld;\n"
              "  load(0, 0);\n  tc_cp_commit();\n"
@@ -236,52 +261,26 @@ static bool emit_mma(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm, bo
                  "    const int col = n0 + wn + ni * 8 + 2 * tig + (q & 1);\n"
                  "    const float accv = acc[f];\n"
                  "    if (row < %lld && col < %lld) {\n%s    }\n  }\n}\n",
-             pre.p ? pre.p : "", (long long)mm->M, (long long)mm->N, epi);
-  free(epi);
-  buf_free(&pre);
-  bool ok = !gen_failed(g) && !k.oom;
-  if (ok) buf_puts(&e->src, k.p);
-  buf_free(&k);
-  gen_free(g);
-  return ok;
+             mk.pre.p ? mk.pre.p : "", (long long)mm->M, (long long)mm->N, mk.epi);
+  return kernel_end(e, &mk, &k);
 }
 
 static bool emit_simt(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm) {
   TileElem ea = (TileElem)mm->a->type.elem, eb = (TileElem)mm->b->type.elem;
   bool fl = tile_elem_is_float(ea) || tile_elem_is_float(eb);
   const char *ct = fl ? "float" : ce_compute_type((TileElem)mm->c->type.elem);
-  Gen *g = gen_new(e, grp->id);
-  if (!g) return false;
-  const char *pa = gen_buffer_arg(g, ce_buffer_of(e, mm->a));
-  const char *pb = gen_buffer_arg(g, ce_buffer_of(e, mm->b));
-  Buf pre = {0};
-  char *epi = epilogue(e, g, grp, mm, &pre);
-  if (!epi) {
-    buf_free(&pre);
-    gen_free(g);
-    return false;
-  }
-  char name[64];
-  ce_kernel_name(e, grp->id, "matmul", name, sizeof name);
-  TileCudaLaunch *l = ce_add_launch(e, name, op);
-  if (!l) {
-    free(epi);
-    buf_free(&pre);
-    gen_free(g);
-    return false;
-  }
-  l->grid[0] = (uint32_t)((mm->N + BN - 1) / BN);
-  l->grid[1] = (uint32_t)((mm->M + BM - 1) / BM);
-  l->grid[2] = (uint32_t)mm->batch;
-  l->block[0] = SIMT_THREADS;
+  MMKernel mk;
+  if (!kernel_begin(e, grp, op, mm, "matmul", SIMT_THREADS, &mk)) return false;
   Buf la = {0}, lb = {0};
-  ce_load_expr(&la, ea, gen_str(g, "%s[abase + (long long)(m0 + r) * %lld + k0 + kk]", pa, (long long)mm->K));
-  ce_load_expr(&lb, eb, gen_str(g, "%s[bbase + (long long)(k0 + r) * %lld + n0 + nn]", pb, (long long)mm->N));
+  ce_load_expr(&la, ea, gen_str(mk.g, "%s[abase + (long long)(m0 + r) * %lld + k0 + kk]", mk.pa,
+                                (long long)mm->K));
+  ce_load_expr(&lb, eb, gen_str(mk.g, "%s[bbase + (long long)(k0 + r) * %lld + n0 + nn]", mk.pb,
+                                (long long)mm->N));
   Buf k = {0};
   buf_printf(&k, "\n// group %d: C[%lld x %lld] = A x B over K = %lld (x%lld), SIMT\n", grp->id,
              (long long)mm->M, (long long)mm->N, (long long)mm->K, (long long)mm->batch);
-  buf_printf(&k, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", SIMT_THREADS, name);
-  gen_params(g, &k, l);
+  buf_printf(&k, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", SIMT_THREADS, mk.name);
+  gen_params(mk.g, &k, mk.l);
   buf_printf(&k, ") {\n"
                  "  __shared__ %s As[%d][%d];\n  __shared__ %s Bs[%d][%d];\n"
                  "  const int bz = blockIdx.z, m0 = blockIdx.y * %d, n0 = blockIdx.x * %d;\n"
@@ -318,16 +317,10 @@ static bool emit_simt(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm) {
                  "    const int row = m0 + ty * 4 + (f >> 2), col = n0 + tx * 4 + (f & 3);\n"
                  "    const %s accv = acc[f];\n"
                  "    if (row < %lld && col < %lld) {\n%s    }\n  }\n}\n",
-             pre.p ? pre.p : "", ct, (long long)mm->M, (long long)mm->N, epi);
-  free(epi);
-  buf_free(&pre);
+             mk.pre.p ? mk.pre.p : "", ct, (long long)mm->M, (long long)mm->N, mk.epi);
   buf_free(&la);
   buf_free(&lb);
-  bool ok = !gen_failed(g) && !k.oom;
-  if (ok) buf_puts(&e->src, k.p);
-  buf_free(&k);
-  gen_free(g);
-  return ok;
+  return kernel_end(e, &mk, &k);
 }
 
 bool ce_emit_matmul(CudaEmit *e, const Group *grp, TileOp *op) {

@@ -232,8 +232,6 @@ static bool parse_int_operand(Asm *a, Cursor *c, int op, TileOperand o, int opnd
   return true;
 }
 
-static void set_field(TileMInst *in, char field, int32_t v) { tile_minst_set_field(in, field, v); }
-
 /* Parses one op's operands into in; false after reporting. */
 static bool parse_operands(Asm *a, Cursor *c, int op, TileMInst *in, AsmFixup *fix,
                            bool *has_fix) {
@@ -272,7 +270,7 @@ static bool parse_operands(Asm *a, Cursor *c, int op, TileMInst *in, AsmFixup *f
     } else if (!parse_int_operand(a, c, op, ops[k], k + 1, fix, has_fix, &v)) {
       return false;
     }
-    set_field(in, ops[k].field, v);
+    tile_minst_set_field(in, ops[k].field, v);
   }
   cur_skip_ws(c);
   if (c->p < c->e && *c->p != ';') {

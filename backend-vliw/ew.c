@@ -87,13 +87,6 @@ static float bits_f32(uint32_t u) {
   return f;
 }
 
-/* f32 bits rounded to bf16 precision, nearest even (NaNs quieted), as vrnd.bf16. */
-static uint32_t round_bf16_bits(uint32_t u) {
-  if ((u & ABS) > F_INF) return u | 0x00400000u;
-  uint32_t lsb = (u >> 16) & 1u;
-  return (u + 0x7fffu + lsb) & 0xffff0000u;
-}
-
 static int32_t k_bits(Ew *e, uint32_t bits) {
   if (e->want) {
     TileEwConsts *w = e->want;
@@ -141,30 +134,12 @@ static int32_t knot(Ew *e, int32_t b01) { return op2(e, TILE_MOP_VXOR, b01, k_bi
 
 /* ---- splat operands ---- */
 
-/* The lane bits of a splat of value x in element type elem. */
-static uint32_t splat_bits(uint8_t elem, double x) {
-  switch (lane_of(elem)) {
-  case LANE_F: {
-    uint32_t u = f32_bits((float)x);
-    return elem == TILE_ELEM_BF16 ? round_bf16_bits(u) : u;
-  }
-  case LANE_B: return x != 0;
-  default: {
-    /* Integer constants are whole numbers of the type; clamp what could not be. */
-    if (!(x == x)) return 0;
-    if (x >= 2147483647.0) return 0x7fffffffu;
-    if (x <= -2147483648.0) return 0x80000000u;
-    return (uint32_t)(int32_t)x;
-  }
-  }
-}
-
 /* The vreg of operand i: the caller's, or the splat constant's. */
 static int32_t operand(Ew *e, const TileOp *op, const int32_t *v, int i) {
   if (v[i] >= 0) return v[i];
   double x = 0;
   tile_lower_splat(op->opnd[i].v, &x);
-  return k_bits(e, splat_bits(op->opnd[i].v->type.elem, x));
+  return k_bits(e, tile_lower_lane_bits((TileElem)op->opnd[i].v->type.elem, x));
 }
 
 /* The splat value of operand i when the caller passed none (-1). */
@@ -221,7 +196,8 @@ static int32_t div_f(Ew *e, const TileOp *op, const int32_t *v) {
   if (splat_value(op, v, 1, &c)) {
     /* A power of two with a normal reciprocal divides exactly by one multiplication. */
     float cf = (float)c;
-    if (op->opnd[1].v->type.elem == TILE_ELEM_BF16) cf = bits_f32(round_bf16_bits(f32_bits(cf)));
+    if (op->opnd[1].v->type.elem == TILE_ELEM_BF16)
+      cf = bits_f32(tile_lower_lane_bits(TILE_ELEM_BF16, cf));
     float rc = 1.0f / cf;
     int ex;
     if (isfinite(cf) && cf != 0 && frexpf(fabsf(cf), &ex) == 0.5f && isnormal(rc))

@@ -324,45 +324,42 @@ static void make_constants(Attn *a) {
  * (no loads after it) are peeled, and so is what is left of the middle heads after
  * whole iterations. */
 
-typedef struct BlockAddr {
-  int32_t q, k, v;  /* the next loads' HBM addresses */
-  int32_t o;        /* the next store's */
-  int32_t qstep, kstep, ostep;
-} BlockAddr;
+static void step_addr(Attn *a, int32_t reg, int64_t by) {
+  attn_op(a, TILE_MOP_ADDI, reg, reg, 0, 0, (int32_t)by);
+}
+
+void attn_addr_loads(Attn *a, AttnSites *s, const AttnAddr *r, int p) {
+  tile_dma_issue(a->cx, &s->q[p], r->q, 0, -1, 0);
+  tile_dma_issue(a->cx, &s->kt[p], r->k, 0, -1, 0);
+  tile_dma_issue(a->cx, &s->v[p], r->v, 0, -1, 0);
+  step_addr(a, r->q, a->G * a->Sq * a->D * a->esz);
+  step_addr(a, r->k, a->Sk * a->D * a->esz);
+  step_addr(a, r->v, a->Sk * a->D * a->esz);
+}
+
+void attn_addr_store(Attn *a, AttnSites *s, const AttnAddr *r, int p) {
+  tile_dma_issue(a->cx, &s->o[p], -1, 0, r->o, 0);
+  step_addr(a, r->o, a->G * a->Sq * a->D * a->osz);
+}
 
 /* Issues the first head's loads (from addresses made on the spot, so the first DMA
  * starts as early as it can) and returns the registers for the heads after it. */
-static BlockAddr block_first_loads(Attn *a, AttnSites *s) {
+static AttnAddr block_first_loads(Attn *a, AttnSites *s) {
   attn_issue_loads(a, s, 0, 0);
-  BlockAddr r;
-  r.qstep = (int32_t)(a->G * a->Sq * a->D * a->esz);
-  r.kstep = (int32_t)(a->Sk * a->D * a->esz);
-  r.ostep = (int32_t)(a->G * a->Sq * a->D * a->osz);
-  r.q = attn_li(a, r.qstep, a->q.buf);
-  r.k = attn_li(a, r.kstep, a->k.buf);
-  r.v = attn_li(a, r.kstep, a->v.buf);
+  int64_t qh = a->G * a->Sq * a->D, kh = a->Sk * a->D;
+  AttnAddr r;
+  r.q = attn_li(a, qh * a->esz, a->q.buf);
+  r.k = attn_li(a, kh * a->esz, a->k.buf);
+  r.v = attn_li(a, kh * a->esz, a->v.buf);
   r.o = attn_li(a, 0, a->o.buf);
   return r;
 }
 
-static void step_addr(Attn *a, int32_t reg, int32_t by) {
-  attn_op(a, TILE_MOP_ADDI, reg, reg, 0, 0, by);
-}
-
-static void block_loads(Attn *a, AttnSites *s, BlockAddr *r, int p) {
-  tile_dma_issue(a->cx, &s->q[p], r->q, 0, -1, 0);
-  tile_dma_issue(a->cx, &s->kt[p], r->k, 0, -1, 0);
-  tile_dma_issue(a->cx, &s->v[p], r->v, 0, -1, 0);
-  step_addr(a, r->q, r->qstep);
-  step_addr(a, r->k, r->kstep);
-  step_addr(a, r->v, r->kstep);
-}
-
 /* One head in set p; first: no head before it, next: a head after it. */
-static void block_head(Attn *a, AttnSites *s, BlockAddr *r, int p, bool first, bool next) {
+static void block_head(Attn *a, AttnSites *s, const AttnAddr *r, int p, bool first, bool next) {
   attn_wait_loads(a, s, p);
   /* With two sets the next head's loads run under this head's compute. */
-  if (a->npar == 2 && next) block_loads(a, s, r, 1 - p);
+  if (a->npar == 2 && next) attn_addr_loads(a, s, r, 1 - p);
   /* The staging buffer of set p is free once the store of head n - npar is done. With
    * one set that is the store just issued; with two, the store of head n - 2 was
    * waited for before the store of head n - 1 was issued (below): a wait here, next
@@ -372,14 +369,13 @@ static void block_head(Attn *a, AttnSites *s, BlockAddr *r, int p, bool first, b
   /* The store of head n - 1 ran under this head's compute: wait for it now, before
    * another DMA touches the result, so the set it read is free for head n + 1. */
   if (a->npar == 2 && !first) tile_dma_wait(a->cx, &s->o[1 - p], 0, 0);
-  tile_dma_issue(a->cx, &s->o[p], -1, 0, r->o, 0);
-  step_addr(a, r->o, r->ostep);
-  if (a->npar == 1 && next) block_loads(a, s, r, 0);
+  attn_addr_store(a, s, r, p);
+  if (a->npar == 1 && next) attn_addr_loads(a, s, r, 0);
 }
 
 static void block_drive(Attn *a, AttnSites *s) {
   int64_t n_heads = a->B * a->Hkv;
-  BlockAddr r = block_first_loads(a, s);
+  AttnAddr r = block_first_loads(a, s);
   block_head(a, s, &r, 0, true, n_heads > 1);
   /* heads 1 .. n_heads - 2: npar per iteration, starting in set 1 % npar */
   int64_t middle = n_heads > 2 ? n_heads - 2 : 0;

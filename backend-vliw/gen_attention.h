@@ -92,6 +92,15 @@ typedef struct AttnSites {
 void attn_issue_loads(Attn *a, AttnSites *s, int64_t n, int p);
 void attn_wait_loads(Attn *a, AttnSites *s, int p);
 void attn_issue_store(Attn *a, AttnSites *s, int64_t n, int p);
+/* Registers holding the HBM addresses of the next loads and the next store, stepped one
+ * head per transfer (the addresses are linear in the head n, as Hq = G * Hkv), so a
+ * loop over heads issues from registers: the loads into set p and the store from set p,
+ * each followed by the step. */
+typedef struct AttnAddr {
+  int32_t q, k, v, o;
+} AttnAddr;
+void attn_addr_loads(Attn *a, AttnSites *s, const AttnAddr *r, int p);
+void attn_addr_store(Attn *a, AttnSites *s, const AttnAddr *r, int p);
 
 /* ---- emitting (gen_attention.c) ---- */
 

@@ -731,39 +731,25 @@ static int early_piece(const Attn *a, const Early *E, const Stage *s) {
   return -1;
 }
 
-/* The HBM addresses of the transfers in the heads' loop (run_heads): registers holding
- * the next loads' and the next store's, stepped one head per transfer (the addresses
- * are linear in the head n = b * Hkv + kvh, as Hq = G * Hkv). Off: each transfer's
- * addresses are made on the spot. */
+/* The HBM addresses of the transfers in the heads' loop (run_heads), stepped one head
+ * per transfer (attn_addr_loads). Off: each transfer's addresses are made on the spot. */
 typedef struct HeadAddr {
   bool on;
-  int32_t q, k, v, o;
+  AttnAddr r;
 } HeadAddr;
 
-static void step_reg(Attn *a, int32_t reg, int64_t by) {
-  attn_op(a, TILE_MOP_ADDI, reg, reg, 0, 0, (int32_t)by);
-}
-
 static void issue_loads(Attn *a, AttnSites *S, const HeadAddr *h, int64_t n, int p) {
-  if (!h->on) {
+  if (h->on)
+    attn_addr_loads(a, S, &h->r, p);
+  else
     attn_issue_loads(a, S, n, p);
-    return;
-  }
-  tile_dma_issue(a->cx, &S->q[p], h->q, 0, -1, 0);
-  tile_dma_issue(a->cx, &S->kt[p], h->k, 0, -1, 0);
-  tile_dma_issue(a->cx, &S->v[p], h->v, 0, -1, 0);
-  step_reg(a, h->q, a->G * a->Sq * a->D * a->esz);
-  step_reg(a, h->k, a->Sk * a->D * a->esz);
-  step_reg(a, h->v, a->Sk * a->D * a->esz);
 }
 
 static void issue_store(Attn *a, AttnSites *S, const HeadAddr *h, int64_t n, int p) {
-  if (!h->on) {
+  if (h->on)
+    attn_addr_store(a, S, &h->r, p);
+  else
     attn_issue_store(a, S, n, p);
-    return;
-  }
-  tile_dma_issue(a->cx, &S->o[p], -1, 0, h->o, 0);
-  step_reg(a, h->o, a->G * a->Sq * a->D * a->osz);
 }
 
 /* The work at a segment boundary, where the stages' kinds go from pk to k: waits,
@@ -886,10 +872,10 @@ static void run_heads(Attn *a, AttnSites *S, Early *E, int64_t n0, int64_t n1,
      * 1); the registers start at those heads. Made here, where the set-up leaves the
      * scalar slots free, rather than in bundles of their own before the loop. */
     int64_t qh = a->G * a->Sq * a->D, kh = a->Sk * a->D;
-    ha.q = attn_li(a, 2 * qh * a->esz, a->q.buf);
-    ha.k = attn_li(a, 2 * kh * a->esz, a->k.buf);
-    ha.v = attn_li(a, 2 * kh * a->esz, a->v.buf);
-    ha.o = attn_li(a, 0, a->o.buf);
+    ha.r.q = attn_li(a, 2 * qh * a->esz, a->q.buf);
+    ha.r.k = attn_li(a, 2 * kh * a->esz, a->k.buf);
+    ha.r.v = attn_li(a, 2 * kh * a->esz, a->v.buf);
+    ha.r.o = attn_li(a, 0, a->o.buf);
   }
   Kind pk[3] = {{-1, -1, false}, {-1, -1, false}, {-1, -1, false}};
   while (j < end) {

@@ -52,10 +52,8 @@ TileDmaShape coll_flat(int64_t bytes);
  * here into dst_buf there, with `shape`; arrivals count on the band semaphore of that
  * ring. Sends store only the two address words. */
 typedef struct CollRemote {
-  int32_t desc, desc_reg;
-  int32_t src_buf, dst_buf;
-  int32_t dst_sem, sent_sem;
-  int32_t est;
+  TileDmaSite site; /* sem: counts this chip's sends as they land */
+  int32_t dst_sem;  /* signalled on the receiving chip; -1 for a local copy */
 } CollRemote;
 CollRemote coll_remote(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
                        TileDmaShape shape);

@@ -32,14 +32,8 @@
  * group, which drain before it ends. */
 #include <string.h>
 
+#include "dma_desc.h"
 #include "gen_collective_int.h"
-
-/* Descriptor words (docs/emulator.md, "DMA descriptors"). */
-enum {
-  W_SRC_SPACE = 0, W_DST_SPACE = 1, W_SRC_LO = 2, W_SRC_HI = 3, W_DST_LO = 4, W_DST_HI = 5,
-  W_COUNT0 = 6, W_COUNT1 = 7, W_COUNT2 = 8, W_PEER = 13, W_SRC_SEM = 14, W_DST_SEM = 15,
-  W_COUNT = 16,
-};
 
 /* ---- scalar code ---- */
 
@@ -153,83 +147,55 @@ CollAround coll_around(const TileTensorRef *t, int64_t dim) {
   return a;
 }
 
-static void put_word(uint8_t *bytes, int word, uint32_t v) {
-  for (int i = 0; i < 4; i++) bytes[word * 4 + i] = (uint8_t)(v >> (8 * i));
-}
-
 /* A descriptor moving `bytes` from src_buf to dst_buf on the chip in peer_reg (-1: this
- * chip), signalling sent_sem here and dst_sem (-1: none) there when it lands. The address words change
- * per transfer (`sst`); the peer is stored once. */
+ * chip), signalling sent_sem here and dst_sem (-1: none) there when it lands: the local
+ * descriptor of lower_dma.c with the arrival semaphore and the peer added. The address
+ * words change per transfer (`sst`, tile_dma_issue); the peer is stored once. */
+void coll_remote_send(Coll *c, const CollRemote *r, int32_t src_reg, int32_t dst_reg) {
+  tile_dma_issue(c->cx, &r->site, src_reg, 0, dst_reg, 0);
+}
 
 static CollRemote remote_make(Coll *c, int32_t src_buf, int32_t dst_buf, int32_t peer_reg,
-                          TileDmaShape shape, int32_t hops, int32_t dst_sem, int32_t sent_sem) {
+                              TileDmaShape shape, int32_t hops, int32_t dst_sem,
+                              int32_t sent_sem) {
   TileMir *m = c->m;
   const TileTarget *t = c->cx->target;
-  CollRemote r = {.src_buf = src_buf, .dst_buf = dst_buf, .dst_sem = dst_sem,
-              .sent_sem = sent_sem};
-  int64_t bytes = shape.count0 * shape.count1 * shape.count2;
+  CollRemote r = {.site = {.sem = sent_sem, .src_buf = src_buf, .dst_buf = dst_buf},
+                  .dst_sem = dst_sem};
+  r.site.bytes = shape.count0 * shape.count1 * shape.count2;
   if (peer_reg < 0)
-    r.est = tile_lower_dma_cycles(t, bytes);
+    r.site.est_cycles = tile_lower_dma_cycles(t, r.site.bytes);
   else
-    r.est = (int32_t)(t->dma_issue_cycles + hops * tile_target_hop_cycles(t) +
-                      tile_target_xfer_cycles(t, bytes, t->ici_bw));
+    r.site.est_cycles = (int32_t)(t->dma_issue_cycles + hops * tile_target_hop_cycles(t) +
+                                  tile_target_xfer_cycles(t, r.site.bytes, t->ici_bw));
   char name[64];
   snprintf(name, sizeof name, "coll%d.%.40s", (int)m->nbufs, m->bufs[dst_buf].name);
-  r.desc = tile_mir_buffer(m, name, TILE_SPACE_SMEM, W_COUNT * 4, 1, 4);
-  uint8_t w[W_COUNT * 4];
-  memset(w, 0, sizeof w);
-  put_word(w, W_SRC_SPACE, m->bufs[src_buf].space);
-  put_word(w, W_DST_SPACE, m->bufs[dst_buf].space);
-  const uint32_t words[] = {
-      (uint32_t)shape.count0, (uint32_t)shape.count1, (uint32_t)shape.count2,
-      (uint32_t)shape.src_stride1, (uint32_t)shape.src_stride2,
-      (uint32_t)shape.dst_stride1, (uint32_t)shape.dst_stride2};
-  for (int i = 0; i < 7; i++) put_word(w, W_COUNT0 + i, words[i]);
-  put_word(w, W_PEER, UINT32_MAX);
-  put_word(w, W_SRC_SEM, (uint32_t)sent_sem);
-  put_word(w, W_DST_SEM, dst_sem < 0 ? UINT32_MAX : (uint32_t)dst_sem);
-  tile_mir_data(m, r.desc, w, sizeof w);
-  /* The high address words: every buffer lies below 4 GiB (tile_dma_check_layout). */
-  tile_mir_reloc(m, r.desc, W_SRC_LO * 4, src_buf, 0, false);
-  tile_mir_reloc(m, r.desc, W_SRC_HI * 4, src_buf, 0, true);
-  tile_mir_reloc(m, r.desc, W_DST_LO * 4, dst_buf, 0, false);
-  tile_mir_reloc(m, r.desc, W_DST_HI * 4, dst_buf, 0, true);
-  r.desc_reg = coll_addr(c, r.desc, 0);
+  r.site.desc = tile_dma_desc_buffer(m, name, src_buf, 0, dst_buf, 0, &shape, sent_sem);
+  if (dst_sem >= 0) {
+    uint8_t *w = m->bufs[r.site.desc].init + DESC_DST_SEM * 4;
+    for (int i = 0; i < 4; i++) w[i] = (uint8_t)((uint32_t)dst_sem >> (8 * i));
+  }
+  r.site.desc_reg = coll_addr(c, r.site.desc, 0);
   if (peer_reg < 0) return r; /* a local copy keeps peer -1 */
-  TileMirInst st = tile_mir_inst(TILE_MOP_SST, peer_reg, r.desc_reg, 0, 0, W_PEER * 4);
-  tile_mir_mem(&st, r.desc, TILE_MIR_WRITE, 0);
+  TileMirInst st = tile_mir_inst(TILE_MOP_SST, peer_reg, r.site.desc_reg, 0, 0, DESC_PEER * 4);
+  tile_mir_mem(&st, r.site.desc, TILE_MIR_WRITE, 0);
   add_inst(c, st);
   return r;
-}
-
-static void remote_send(Coll *c, const CollRemote *r, int32_t src_reg, int32_t dst_reg) {
-  TileMirInst st = tile_mir_inst(TILE_MOP_SST, src_reg, r->desc_reg, 0, 0, W_SRC_LO * 4);
-  tile_mir_mem(&st, r->desc, TILE_MIR_WRITE, 0);
-  add_inst(c, st);
-  st = tile_mir_inst(TILE_MOP_SST, dst_reg, r->desc_reg, 0, 0, W_DST_LO * 4);
-  tile_mir_mem(&st, r->desc, TILE_MIR_WRITE, 0);
-  add_inst(c, st);
-  TileMirInst in = tile_mir_inst(TILE_MOP_DMA, 0, r->desc_reg, 0, 0, 0);
-  in.est_cycles = r->est;
-  tile_mir_mem(&in, r->desc, TILE_MIR_READ, 0);
-  tile_mir_mem(&in, r->src_buf, TILE_MIR_READ, 0);
-  tile_mir_mem(&in, r->dst_buf, TILE_MIR_WRITE, 0);
-  add_inst(c, in);
 }
 
 /* Waits for the transfer arriving from the sender of this level: after it, the
  * receive buffer may be read. */
 static void remote_wait_arrival(Coll *c, const CollRemote *r) {
   TileMirInst in = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, r->dst_sem, 1);
-  tile_mir_mem(&in, r->dst_buf, TILE_MIR_WRITE, 0);
+  tile_mir_mem(&in, r->site.dst_buf, TILE_MIR_WRITE, 0);
   add_inst(c, in);
 }
 
 /* Waits for this chip's own send to land, so DMAs in flight stay few and the
  * descriptor may be rewritten. */
 static void remote_wait_sent(Coll *c, const CollRemote *r) {
-  TileMirInst in = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, r->sent_sem, 1);
-  tile_mir_mem(&in, r->desc, TILE_MIR_WRITE, 0);
+  TileMirInst in = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, r->site.sem, 1);
+  tile_mir_mem(&in, r->site.desc, TILE_MIR_WRITE, 0);
   add_inst(c, in);
 }
 
@@ -300,7 +266,7 @@ static void steps_begin(Coll *c, const CollRing *rings, int n, Step *st, const c
 static void steps_send(Coll *c, const CollRing *rings, int n, Step *st) {
   for (int i = 0; i < n; i++) {
     coll_rr(c, TILE_MOP_ADD, st[i].src, rings[i].base, st[i].off);
-    remote_send(c, &st[i].rm, st[i].src, st[i].slot);
+    coll_remote_send(c, &st[i].rm, st[i].src, st[i].slot);
   }
 }
 
@@ -362,7 +328,7 @@ void coll_ring_gather_in_place(Coll *c, int k, const CollRing *rings, int n,
   tile_mir_loop_begin(m, (int32_t)(a->p - 1), 0);
   for (int i = 0; i < n; i++) {
     coll_rr(c, TILE_MOP_ADD, at[i], rings[i].base, off[i]);
-    remote_send(c, &rm[i], at[i], at[i]);
+    coll_remote_send(c, &rm[i], at[i], at[i]);
   }
   /* Chunks sit by coordinate here, so a ring toward - receives chunk q + 1 + s. */
   for (int i = 0; i < n; i++) {
@@ -380,10 +346,6 @@ CollRemote coll_remote(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf
                      c->sem_sent[dir]);
 }
 
-void coll_remote_send(Coll *c, const CollRemote *r, int32_t src_reg, int32_t dst_reg) {
-  remote_send(c, r, src_reg, dst_reg);
-}
-
 void coll_remote_wait(Coll *c, const CollRemote *r) {
   remote_wait_sent(c, r);
   remote_wait_arrival(c, r);
@@ -394,11 +356,11 @@ CollRemote coll_copy_site(Coll *c, int32_t src_buf, int32_t dst_buf, TileDmaShap
 }
 
 void coll_copy(Coll *c, const CollRemote *s, int32_t src_reg, int32_t dst_reg) {
-  remote_send(c, s, src_reg, dst_reg);
-  TileMirInst in = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, s->sent_sem, 1);
-  tile_mir_mem(&in, s->desc, TILE_MIR_WRITE, 0);
-  tile_mir_mem(&in, s->src_buf, TILE_MIR_WRITE, 0);
-  tile_mir_mem(&in, s->dst_buf, TILE_MIR_WRITE, 0);
+  coll_remote_send(c, s, src_reg, dst_reg);
+  TileMirInst in = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, s->site.sem, 1);
+  tile_mir_mem(&in, s->site.desc, TILE_MIR_WRITE, 0);
+  tile_mir_mem(&in, s->site.src_buf, TILE_MIR_WRITE, 0);
+  tile_mir_mem(&in, s->site.dst_buf, TILE_MIR_WRITE, 0);
   add_inst(c, in);
 }
 
@@ -413,7 +375,7 @@ void coll_exchange(Coll *c, int k, int dir, int32_t src_buf, int32_t src_reg,
                    int32_t dst_buf, int32_t dst_reg, int64_t bytes) {
   CollRemote rm = remote_make(c, src_buf, dst_buf, c->next[dir][k], coll_flat(bytes), 1,
                           recv_sem(c, dir, k), c->sem_sent[dir]);
-  remote_send(c, &rm, src_reg, dst_reg);
+  coll_remote_send(c, &rm, src_reg, dst_reg);
   remote_wait_sent(c, &rm);
   remote_wait_arrival(c, &rm);
 }

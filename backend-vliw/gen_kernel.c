@@ -17,46 +17,16 @@
 #include "gen_kernel.h"
 #include "tile/ops.h"
 
-/* HBM buffers start on this many bytes, as the tensor-level lowering places them. */
-enum { HBM_ALIGN = 64 };
-
 /* ---- the value map ---- */
 
-static size_t hash_ptr(const void *p) {
-  uint64_t x = (uint64_t)(uintptr_t)p;
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return (size_t)x;
-}
-
 KEnt *kx_get(Kx *k, const TileValue *v) {
-  if (!k->cap) return NULL;
-  for (size_t i = hash_ptr(v) & (k->cap - 1);; i = (i + 1) & (k->cap - 1)) {
-    if (!k->map[i].v) return NULL;
-    if (k->map[i].v == v) return &k->map[i].e;
-  }
+  KSlot *s = tile_vmap_find(k->map, k->cap, sizeof *k->map, v);
+  return s ? &s->e : NULL;
 }
 
 void kx_set(Kx *k, const TileValue *v, KEnt e) {
-  if (2 * (k->n + 1) > k->cap) {
-    size_t old_cap = k->cap, cap = old_cap ? 2 * old_cap : 256;
-    KSlot *old = k->map;
-    k->map = calloc(cap, sizeof *k->map);
-    if (!k->map) {
-      fprintf(stderr, "tilec: out of memory lowering a kernel\n");
-      abort();
-    }
-    k->cap = cap;
-    k->n = 0;
-    for (size_t i = 0; i < old_cap; i++)
-      if (old[i].v) kx_set(k, old[i].v, old[i].e);
-    free(old);
-  }
-  size_t i = hash_ptr(v) & (k->cap - 1);
-  while (k->map[i].v && k->map[i].v != v) i = (i + 1) & (k->cap - 1);
-  if (!k->map[i].v) k->n++;
-  k->map[i] = (KSlot){v, e};
+  KSlot *s = tile_vmap_slot((void **)&k->map, &k->cap, &k->n, sizeof *k->map, 256, v);
+  s->e = e;
 }
 
 /* ---- emission helpers ---- */

@@ -336,29 +336,6 @@ bool kx_store(Kx *k, const TileOp *op) {
 
 /* ---- constants and elementwise ops ---- */
 
-static uint32_t f32_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
-
-/* f32 rounded to bf16 precision (nearest even), as the lanes of a bf16 tile hold it. */
-static uint32_t bf16_bits(uint32_t u) {
-  if ((u & 0x7fffffffu) > 0x7f800000u) return u | 0x00400000u;
-  return (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-}
-
-static uint32_t lane_bits(uint8_t elem, double x) {
-  switch (elem) {
-  case TILE_ELEM_F32: return f32_bits((float)x);
-  case TILE_ELEM_BF16: return bf16_bits(f32_bits((float)x));
-  case TILE_ELEM_I1: return x != 0;
-  default:
-    return (uint32_t)(int32_t)(isnan(x) ? 0 : x >= 2147483647.0 ? INT32_MAX
-                                           : x <= -2147483648.0 ? INT32_MIN : (int64_t)x);
-  }
-}
-
 static double attr_number(const TileAttr *a) {
   return a->kind == TILE_ATTR_INT ? (double)a->i : a->kind == TILE_ATTR_FLOAT ? a->f : 0;
 }
@@ -372,7 +349,7 @@ bool kx_tensor_const(Kx *k, const TileOp *op) {
   if (!kx_grid(k, op, t, false, &rows, &cols)) return false;
   if (!dense) {
     KTensor *s = new_tensor(k, KT_SPLAT, t->elem, rows, cols);
-    s->bits = lane_bits(t->elem, attr_number(val));
+    s->bits = tile_lower_lane_bits((TileElem)t->elem, attr_number(val));
     set_tensor(k, op->res[0], s);
     return true;
   }
@@ -386,7 +363,8 @@ bool kx_tensor_const(Kx *k, const TileOp *op) {
   k->vmem_used += bytes;
   uint8_t *data = tile_alloc(k->mod, (size_t)bytes);
   for (int64_t i = 0; i < n; i++) {
-    uint32_t u = lane_bits(t->elem, attr_number(&val->elems[i < val->n ? i : 0]));
+    const TileAttr *x = &val->elems[i < val->n ? i : 0];
+    uint32_t u = tile_lower_lane_bits((TileElem)t->elem, attr_number(x));
     if (esize == 2) u >>= 16;
     memcpy(data + i * esize, &u, (size_t)esize);
   }

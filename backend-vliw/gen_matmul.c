@@ -112,7 +112,7 @@ static void issue(Gen *g, int32_t ptr, const DescTable *t, int32_t src, int32_t 
   tile_mir_mem(&in, src, TILE_MIR_READ, 0);
   tile_mir_mem(&in, dst, TILE_MIR_WRITE, 0);
   emit(g, in);
-  addi(g, ptr, 64);
+  addi(g, ptr, DESC_BYTES);
 }
 
 /* Waits for the oldest copy on semaphore `sem`, naming the VMEM side it fills or

@@ -36,12 +36,6 @@ static void *xcalloc(size_t n, size_t size) {
   return p;
 }
 
-/* Descriptor words (docs/emulator.md, "DMA descriptors"). */
-enum { W_SRC_SPACE, W_DST_SPACE, W_SRC_LO, W_SRC_HI, W_DST_LO, W_DST_HI, W_COUNT0,
-       W_COUNT1, W_COUNT2, W_SRC_STRIDE1, W_SRC_STRIDE2, W_DST_STRIDE1, W_DST_STRIDE2,
-       W_PEER, W_SRC_SEM, W_DST_SEM, W_WORDS };
-enum { DESC_BYTES = W_WORDS * 4 };
-
 static void put_word(uint8_t *bytes, int64_t word, uint32_t v) {
   for (int i = 0; i < 4; i++) bytes[word * 4 + i] = (uint8_t)(v >> (8 * i));
 }
@@ -64,21 +58,21 @@ static void table_add(Gen *g, DescTable *t, int32_t src_buf, int64_t src_off, in
     abort();
   }
   uint8_t *w = t->words + (size_t)t->n * DESC_BYTES;
-  put_word(w, W_SRC_SPACE, m->bufs[src_buf].space);
-  put_word(w, W_DST_SPACE, m->bufs[dst_buf].space);
-  put_word(w, W_COUNT0, (uint32_t)run);
-  put_word(w, W_COUNT1, (uint32_t)rows);
-  put_word(w, W_COUNT2, 1);
-  put_word(w, W_SRC_STRIDE1, (uint32_t)(int32_t)src_stride);
-  put_word(w, W_DST_STRIDE1, (uint32_t)(int32_t)dst_stride);
-  put_word(w, W_PEER, UINT32_MAX);
-  put_word(w, W_SRC_SEM, (uint32_t)sem);
-  put_word(w, W_DST_SEM, UINT32_MAX);
+  put_word(w, DESC_SRC_SPACE, m->bufs[src_buf].space);
+  put_word(w, DESC_DST_SPACE, m->bufs[dst_buf].space);
+  put_word(w, DESC_COUNT0, (uint32_t)run);
+  put_word(w, DESC_COUNT1, (uint32_t)rows);
+  put_word(w, DESC_COUNT2, 1);
+  put_word(w, DESC_SRC_STRIDE1, (uint32_t)(int32_t)src_stride);
+  put_word(w, DESC_DST_STRIDE1, (uint32_t)(int32_t)dst_stride);
+  put_word(w, DESC_PEER, UINT32_MAX);
+  put_word(w, DESC_SRC_SEM, (uint32_t)sem);
+  put_word(w, DESC_DST_SEM, UINT32_MAX);
   int64_t at = (int64_t)t->n * DESC_BYTES;
-  tile_mir_reloc(m, t->buf, at + W_SRC_LO * 4, src_buf, src_off, false);
-  tile_mir_reloc(m, t->buf, at + W_SRC_HI * 4, src_buf, src_off, true);
-  tile_mir_reloc(m, t->buf, at + W_DST_LO * 4, dst_buf, dst_off, false);
-  tile_mir_reloc(m, t->buf, at + W_DST_HI * 4, dst_buf, dst_off, true);
+  tile_mir_reloc(m, t->buf, at + DESC_SRC_LO * 4, src_buf, src_off, false);
+  tile_mir_reloc(m, t->buf, at + DESC_SRC_HI * 4, src_buf, src_off, true);
+  tile_mir_reloc(m, t->buf, at + DESC_DST_LO * 4, dst_buf, dst_off, false);
+  tile_mir_reloc(m, t->buf, at + DESC_DST_HI * 4, dst_buf, dst_off, true);
   t->n++;
 }
 

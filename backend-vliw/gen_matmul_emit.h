@@ -12,6 +12,7 @@
 #ifndef TILE_GEN_MATMUL_EMIT_H
 #define TILE_GEN_MATMUL_EMIT_H
 
+#include "dma_desc.h"
 #include "gen_matmul.h"
 
 /* The words of a block's record. */
@@ -33,7 +34,8 @@ typedef struct Block {
   int64_t slab;                 /* A slab (chunk, K step) number */
 } Block;
 
-/* A table of DMA descriptors (SMEM), filled in issue order. */
+/* A table of DMA descriptors (SMEM), filled in issue order, DESC_BYTES apart. */
+enum { DESC_BYTES = DESC_WORDS * 4 };
 typedef struct DescTable {
   int32_t buf;
   int32_t n, cap;

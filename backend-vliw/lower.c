@@ -39,9 +39,6 @@
 #include "lower_internal.h"
 #include "tile/ops.h"
 
-/* HBM buffers start on this many bytes: a whole DMA burst, and every element size. */
-enum { HBM_ALIGN = 64 };
-
 /* ---- what generators ask for ---- */
 
 TileMir *tile_lower_mir(TileLowerCtx *cx) { return cx->mir; }
@@ -56,6 +53,26 @@ int tile_lower_elem_bytes(TileElem e) {
   case TILE_ELEM_I1: return 4;
   case TILE_ELEM_BF16: return 2;
   default: return 0;
+  }
+}
+
+uint32_t tile_lower_lane_bits(TileElem e, double x) {
+  switch (e) {
+  case TILE_ELEM_F32:
+  case TILE_ELEM_BF16: {
+    float f = (float)x;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if (e == TILE_ELEM_F32) return u;
+    if ((u & 0x7fffffffu) > 0x7f800000u) return u | 0x00400000u; /* NaN stays NaN */
+    return (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;       /* nearest even */
+  }
+  case TILE_ELEM_I1: return x != 0;
+  default: /* integers are whole numbers of the type; clamp what could not be */
+    if (isnan(x)) return 0;
+    if (x >= 2147483647.0) return 0x7fffffffu;
+    if (x <= -2147483648.0) return 0x80000000u;
+    return (uint32_t)(int32_t)x;
   }
 }
 
@@ -95,34 +112,58 @@ static size_t hash_ptr(const void *p) {
   return (size_t)x;
 }
 
-static TilePlacement *place_find(TileLowerCtx *cx, const TileValue *v) {
-  if (!cx->place_cap) return NULL;
-  for (size_t i = hash_ptr(v) & (cx->place_cap - 1);; i = (i + 1) & (cx->place_cap - 1)) {
-    if (!cx->place[i].v) return NULL;
-    if (cx->place[i].v == v) return &cx->place[i];
-  }
+static const TileValue *vmap_key(const char *slots, size_t size, size_t i) {
+  const TileValue *k;
+  memcpy(&k, slots + i * size, sizeof k);
+  return k;
 }
 
-static void place_put(TileLowerCtx *cx, const TileValue *v, TileTensorRef ref) {
-  if (2 * (cx->place_n + 1) > cx->place_cap) {
-    size_t cap = cx->place_cap ? 2 * cx->place_cap : 64;
-    TilePlacement *old = cx->place;
-    size_t old_cap = cx->place_cap;
-    cx->place = calloc(cap, sizeof *cx->place);
-    if (!cx->place) {
+/* The slot holding v, or the free slot where it goes. */
+static size_t vmap_probe(const char *slots, size_t cap, size_t size, const TileValue *v) {
+  size_t i = hash_ptr(v) & (cap - 1);
+  for (const TileValue *k; (k = vmap_key(slots, size, i)) && k != v;) i = (i + 1) & (cap - 1);
+  return i;
+}
+
+void *tile_vmap_find(void *slots, size_t cap, size_t size, const TileValue *v) {
+  if (!cap) return NULL;
+  size_t i = vmap_probe(slots, cap, size, v);
+  return vmap_key(slots, size, i) ? (char *)slots + i * size : NULL;
+}
+
+void *tile_vmap_slot(void **slots, size_t *cap, size_t *n, size_t size, size_t first_cap,
+                     const TileValue *v) {
+  if (2 * (*n + 1) > *cap) {
+    size_t old_cap = *cap, new_cap = old_cap ? 2 * old_cap : first_cap;
+    char *old = *slots, *grown = calloc(new_cap, size);
+    if (!grown) {
       fprintf(stderr, "tilec: out of memory lowering\n");
       abort();
     }
-    cx->place_cap = cap;
-    cx->place_n = 0;
-    for (size_t i = 0; i < old_cap; i++)
-      if (old[i].v) place_put(cx, old[i].v, old[i].ref);
+    for (size_t i = 0; i < old_cap; i++) {
+      const TileValue *k = vmap_key(old, size, i);
+      if (k) memcpy(grown + vmap_probe(grown, new_cap, size, k) * size, old + i * size, size);
+    }
     free(old);
+    *slots = grown;
+    *cap = new_cap;
   }
-  size_t i = hash_ptr(v) & (cx->place_cap - 1);
-  while (cx->place[i].v && cx->place[i].v != v) i = (i + 1) & (cx->place_cap - 1);
-  if (!cx->place[i].v) cx->place_n++;
-  cx->place[i] = (TilePlacement){v, ref};
+  char *s = (char *)*slots + vmap_probe(*slots, *cap, size, v) * size;
+  if (!vmap_key(s, size, 0)) {
+    memcpy(s, &v, sizeof v);
+    (*n)++;
+  }
+  return s;
+}
+
+static TilePlacement *place_find(TileLowerCtx *cx, const TileValue *v) {
+  return tile_vmap_find(cx->place, cx->place_cap, sizeof *cx->place, v);
+}
+
+static void place_put(TileLowerCtx *cx, const TileValue *v, TileTensorRef ref) {
+  TilePlacement *p = tile_vmap_slot((void **)&cx->place, &cx->place_cap, &cx->place_n,
+                                    sizeof *cx->place, 64, v);
+  p->ref = ref;
 }
 
 static TileTensorRef ref_of_type(const TileType *t, int32_t buf) {
@@ -148,25 +189,13 @@ static void value_name(TileLowerCtx *cx, const TileValue *v, char *buf, size_t n
 /* ---- initial contents of constants and iota ---- */
 
 static void put_elem(uint8_t *p, TileElem e, double x) {
-  uint32_t u;
-  if (e == TILE_ELEM_F32 || e == TILE_ELEM_BF16) {
-    float f = (float)x;
-    memcpy(&u, &f, 4);
-    if (e == TILE_ELEM_BF16) {
-      if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u; /* NaN stays NaN */
-      else u += 0x7fffu + ((u >> 16) & 1u);                 /* nearest even */
-      uint16_t h = (uint16_t)(u >> 16);
-      memcpy(p, &h, 2);
-      return;
-    }
-  } else if (e == TILE_ELEM_I1) {
-    u = x != 0;
+  uint32_t u = tile_lower_lane_bits(e, x);
+  if (e == TILE_ELEM_BF16) {
+    uint16_t h = (uint16_t)(u >> 16);
+    memcpy(p, &h, 2);
   } else {
-    int64_t i = isnan(x) ? 0 : x >= 2147483647.0 ? INT32_MAX : x <= -2147483648.0 ? INT32_MIN
-                                                                                  : (int64_t)x;
-    u = (uint32_t)(int32_t)i;
+    memcpy(p, &u, 4);
   }
-  memcpy(p, &u, 4);
 }
 
 static double attr_number(const TileAttr *a) {

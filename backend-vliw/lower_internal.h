@@ -5,6 +5,10 @@
 
 #include "tile/lower.h"
 
+/* HBM buffers (of funcs and kernels alike) start on this many bytes: a whole DMA
+ * burst, and every element size. */
+enum { HBM_ALIGN = 64 };
+
 /* One placed value: the key is the value, the ref its HBM buffer. */
 typedef struct TilePlacement {
   const TileValue *v;
@@ -25,6 +29,15 @@ struct TileLowerCtx {
   int32_t sems_base;       /* the first semaphore id of every group (ids made before) */
   int32_t sems_used;       /* the most semaphores any group has taken, plus the base */
 };
+
+/* Open addressing on a value pointer (the placements in lower.c, the kernel compiler's
+ * value map in gen_kernel.c): cap slots of `size` bytes, each starting with its key, a
+ * const TileValue * (NULL in a free slot); cap is 0 or a power of 2. */
+void *tile_vmap_find(void *slots, size_t cap, size_t size, const TileValue *v);
+/* v's slot, made (key set, the rest zero) when v has none. Grows the table, from
+ * first_cap slots, so that it stays at most half full. */
+void *tile_vmap_slot(void **slots, size_t *cap, size_t *n, size_t size, size_t first_cap,
+                     const TileValue *v);
 
 /* Copies bytes from src_buf + src_off to dst_buf + dst_off with one DMA (gen_layout.c). */
 void tile_lower_copy(TileLowerCtx *cx, int32_t src_buf, int64_t src_off, int32_t dst_buf,

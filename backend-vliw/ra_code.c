@@ -26,7 +26,6 @@ void *ra_realloc(void *p, size_t n) {
   return q;
 }
 
-static int branch_word(void) { return tile_slot_first(TILE_SLOT_BRANCH); }
 
 void ra_code_free(RaCode *rc) {
   free(rc->loops);
@@ -62,7 +61,7 @@ bool ra_loops_build(RaCode *rc) {
   for (int32_t p = 0; p < n; p++) {
     while (depth > 0 && rc->loops[stack[depth - 1]].last < p) depth--;
     rc->inner[p] = depth ? stack[depth - 1] : -1;
-    const TileMirInst *in = &c->b[p].slot[branch_word()];
+    const TileMirInst *in = &c->b[p].slot[ra_branch_word()];
     if (in->op != TILE_MOP_LOOP) continue;
     int32_t last = p + in->c;
     if (in->c < 1 || last >= n)

@@ -75,7 +75,6 @@ typedef struct Live {
   int32_t *walk_stamp, *walk_dist;
 } Live;
 
-static int branch_word(void) { return tile_slot_first(TILE_SLOT_BRANCH); }
 
 static int32_t find(int32_t *parent, int32_t x) {
   while (parent[x] != x) {
@@ -113,7 +112,7 @@ static void cfg_build(Live *L) {
   for (int32_t p = 0; p + 1 < n; p++) L->falls[p] = 1;
   for (int32_t p = 0; p + 1 < n; p++)
     for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++)
-      if (rc->ops[i].w == branch_word() && rc->ops[i].op == TILE_MOP_HALT) L->falls[p] = 0;
+      if (rc->ops[i].w == ra_branch_word() && rc->ops[i].op == TILE_MOP_HALT) L->falls[p] = 0;
   L->loop_off = ra_calloc((size_t)n + 2, sizeof *L->loop_off);
   L->loop_first = ra_calloc((size_t)rc->nloops + 1, sizeof *L->loop_first);
   for (int32_t l = 0; l < rc->nloops; l++) L->loop_off[rc->loops[l].last + 1]++;

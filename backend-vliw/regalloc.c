@@ -58,11 +58,15 @@ typedef struct Scan {
 
 static int32_t range_end(const RaLive *lv, int32_t r) { return lv->seg[lv->off[r + 1] - 1].hi; }
 
-/* Spill cost per phase of range freed; lower is a better victim. A constant is
- * recomputed instead of stored and loaded: half the cost. */
+/* What spilling r costs: its uses, weighted per loop level. A constant is recomputed
+ * instead of stored and loaded: half the cost. */
+static double spill_cost(const RaLive *lv, int32_t r) {
+  return lv->weight[r] * (lv->remat[r] ? 0.5 : 1.0);
+}
+
+/* Spill cost per phase of range freed; lower is a better victim. */
 static double spill_score(const Scan *s, int32_t r) {
-  double w = s->lv->weight[r] * (s->lv->remat[r] ? 0.5 : 1.0);
-  return w / (double)s->lv->len[r];
+  return spill_cost(s->lv, r) / (double)s->lv->len[r];
 }
 
 /* Where register r's range (segments a .. ae) first meets holder h's at or after
@@ -94,11 +98,7 @@ static int32_t busy_after(const RaLive *lv, const Holder *h, int32_t end) {
 static void hold(const RaLive *lv, Holders *h, int32_t r) {
   if (h->n == h->cap) {
     h->cap = h->cap ? 2 * h->cap : 8;
-    h->a = realloc(h->a, (size_t)h->cap * sizeof *h->a);
-    if (!h->a) {
-      fprintf(stderr, "tilec: out of memory in register allocation\n");
-      abort();
-    }
+    h->a = ra_realloc(h->a, (size_t)h->cap * sizeof *h->a);
   }
   Holder x = {r, lv->off[r], lv->off[r + 1], range_end(lv, r)};
   h->a[h->n++] = x;
@@ -166,7 +166,7 @@ static int32_t make_room(Scan *s, int32_t r, int32_t nphys) {
       int32_t cur = h->a[i].cur, reg = h->a[i].reg;
       if (meet(lv, a, ae, &h->a[i], &cur) < 0) continue;
       if (s->sp->no_spill[reg]) ok = false;
-      w += lv->weight[reg] * (lv->remat[reg] ? 0.5 : 1.0);
+      w += spill_cost(lv, reg);
       len += (double)lv->len[reg];
     }
     if (!ok) continue;
@@ -376,7 +376,6 @@ bool tile_mir_regalloc(TileMir *m, TileMirCode *code, TileDiag *d) {
     for (int x = 0; x < 64; x++) free(s.h[x].a);
     if (ok && s.nspill > 0) {
       ra_ops_flush(&rc);
-      synced = false;
       ok = ra_spill_round(&rc, &sp, &lv, spill);
       ok = ok && check_loop_lengths(&rc);
       if (ok) ra_ops_build(&rc); /* the code is new */

@@ -154,4 +154,7 @@ void ra_live_free(RaLive *lv);
  * phys gives it, the value of its own virtual register (ra_check.c). */
 bool ra_check_assignment(const RaCode *rc, const int32_t *phys);
 
+/* The bundle word holding branches and loops. */
+static inline int ra_branch_word(void) { return tile_slot_first(TILE_SLOT_BRANCH); }
+
 #endif

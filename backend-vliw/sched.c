@@ -38,15 +38,6 @@
 /* The most bundles one `loop` can cover: its body length is the ISA's wide field. */
 enum { MAX_LOOP_BODY = TILE_WIDE_MAX };
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) {
-    fprintf(stderr, "tilec: out of memory while scheduling\n");
-    abort();
-  }
-  return p;
-}
-
 /* ---- checks the scheduler relies on ---- */
 
 typedef struct Sched {
@@ -145,7 +136,7 @@ static void fifo_delta(Sched *s, int32_t lo, int32_t hi, int64_t *delta) {
     const TileMirInst *in = &m->insts[i];
     if (in->op == TILE_MIR_LOOP_BEGIN) {
       int32_t e = s->match[i];
-      int64_t *inner = xcalloc((size_t)(s->cx.t->mxu_count + 1), sizeof(int64_t));
+      int64_t *inner = sched_calloc((size_t)(s->cx.t->mxu_count + 1), sizeof(int64_t));
       fifo_delta(s, i + 1, e, inner);
       for (int32_t u = 0; u < s->cx.t->mxu_count; u++) delta[u] += inner[u] * in->imm;
       free(inner);
@@ -153,20 +144,20 @@ static void fifo_delta(Sched *s, int32_t lo, int32_t hi, int64_t *delta) {
       continue;
     }
     if (in->op == TILE_MOP_MXU_PUSH) delta[in->c]++;
-    if (in->op == TILE_MOP_MXU_POP || in->op == TILE_MOP_MXU_POPACC) delta[in->c]--;
+    if (sched_is_pop(in->op)) delta[in->c]--;
   }
 }
 
 /* Pops of results never pushed are a generator bug the machine would fault on. */
 static bool check_pops(Sched *s, int32_t lo, int32_t n, const SchedState *st) {
   const TileMir *m = s->cx.m;
-  int64_t *q = xcalloc((size_t)st->nunits, sizeof(int64_t));
+  int64_t *q = sched_calloc((size_t)st->nunits, sizeof(int64_t));
   memcpy(q, st->fifo_n, (size_t)st->nunits * sizeof(int64_t));
   bool ok = true;
   for (int32_t i = lo; i < lo + n && ok; i++) {
     const TileMirInst *in = &m->insts[i];
     if (in->op == TILE_MOP_MXU_PUSH) q[in->c]++;
-    if ((in->op == TILE_MOP_MXU_POP || in->op == TILE_MOP_MXU_POPACC) && --q[in->c] < 0)
+    if (sched_is_pop(in->op) && --q[in->c] < 0)
       ok = fail(s, in, i, "pops MXU unit %d, whose result queue is empty there (more pops than pushes)",
                 (int)in->c);
   }
@@ -176,12 +167,7 @@ static bool check_pops(Sched *s, int32_t lo, int32_t n, const SchedState *st) {
 
 static void note_loop(TileMirCode *c, int32_t first, int32_t last, int32_t ii, int32_t stages,
                       int32_t res_mii, int32_t rec_mii) {
-  struct TileMirLoopInfo *l = realloc(c->loops, (size_t)(c->nloops + 1) * sizeof *l);
-  if (!l) {
-    fprintf(stderr, "tilec: out of memory while scheduling\n");
-    abort();
-  }
-  c->loops = l;
+  c->loops = sched_realloc(c->loops, (size_t)(c->nloops + 1) * sizeof *c->loops);
   c->loops[c->nloops++] = (struct TileMirLoopInfo){first, last, ii, stages, res_mii, rec_mii};
 }
 
@@ -199,7 +185,7 @@ static bool stretch(Sched *s, int32_t lo, int32_t n, SchedState *st) {
   if (!check_pops(s, lo, n, st)) return false;
   SchedGraph g;
   sched_graph_build(&s->cx, lo, n, false, NULL, &g);
-  int32_t *lb = xcalloc((size_t)n, sizeof(int32_t)), *t = xcalloc((size_t)n, sizeof(int32_t));
+  int32_t *lb = sched_calloc((size_t)n, sizeof(int32_t)), *t = sched_calloc((size_t)n, sizeof(int32_t));
   sched_lower_bounds(&s->cx, &g, st, false, 0, lb);
   int32_t len = sched_list(&s->cx, &g, lb, t);
   int32_t base = sched_code_append(s->code, len);
@@ -231,7 +217,7 @@ static int pipelined(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
     if (!sched_fifo_known(st, u)) return 0;
   SchedGraph g;
   sched_graph_build(&s->cx, lo, n, true, st->fifo_n, &g);
-  int32_t *lb = xcalloc((size_t)n, sizeof(int32_t)), *t = xcalloc((size_t)n, sizeof(int32_t));
+  int32_t *lb = sched_calloc((size_t)n, sizeof(int32_t)), *t = sched_calloc((size_t)n, sizeof(int32_t));
   /* ResMII is at most the II found, so bounds that assume it are safe for any II */
   sched_lower_bounds(&s->cx, &g, st, false, g.res_mii, lb);
   int32_t len = sched_list(&s->cx, &g, lb, t);
@@ -242,7 +228,7 @@ static int pipelined(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
     /* The bounds assumed II = ResMII; with the II found, pops of results queued before
      * the loop may start earlier. A schedule whose II is at least the one the bounds
      * assume keeps them safe. */
-    int32_t *lb2 = xcalloc((size_t)n, sizeof(int32_t));
+    int32_t *lb2 = sched_calloc((size_t)n, sizeof(int32_t));
     sched_lower_bounds(&s->cx, &g, st, false, ms.ii, lb2);
     SchedModulo ms2 = {0};
     /* the same bounds give the same schedule again */
@@ -322,7 +308,7 @@ static bool plain_loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
   sched_state_copy(&pre, st);
   int32_t p = loop_op_bundle(s, &pre, *tail_free, &added);
   int32_t body = c->nbundles;
-  int64_t *delta = xcalloc((size_t)pre.nunits, sizeof(int64_t));
+  int64_t *delta = sched_calloc((size_t)pre.nunits, sizeof(int64_t));
   fifo_delta(s, lo, hi, delta);
   sched_state_copy(&e, &pre);
   for (int32_t u = 0; u < e.nunits; u++)
@@ -391,7 +377,7 @@ static bool plain_loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
  * pushes as pops), only pushed, or only popped from results queued before the loop. */
 static bool pipelinable(Sched *s, int32_t lo, int32_t hi, int64_t trips, const SchedState *st) {
   int32_t units = s->cx.t->mxu_count > 0 ? s->cx.t->mxu_count : 1;
-  int64_t *push = xcalloc((size_t)units, sizeof(int64_t)), *pop = xcalloc((size_t)units, sizeof(int64_t));
+  int64_t *push = sched_calloc((size_t)units, sizeof(int64_t)), *pop = sched_calloc((size_t)units, sizeof(int64_t));
   sched_count_fifo(&s->cx, lo, hi - lo, push, pop);
   bool ok = true;
   for (int32_t u = 0; u < st->nunits && u < units && ok; u++)
@@ -443,7 +429,7 @@ bool tile_mir_schedule(const TileMir *m, TileMirCode *out, TileDiag *d) {
   memset(&s, 0, sizeof s);
   sched_ctx_init(&s.cx, m, d);
   s.code = out;
-  s.match = xcalloc((size_t)m->ninsts + 1, sizeof(int32_t));
+  s.match = sched_calloc((size_t)m->ninsts + 1, sizeof(int32_t));
   bool ok = check_mir(&s);
   SchedState st = {0};
   if (ok) {

@@ -23,15 +23,6 @@
 
 #include "sched_internal.h"
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) {
-    fprintf(stderr, "tilec: out of memory while scheduling\n");
-    abort();
-  }
-  return p;
-}
-
 static SchedScratch *scratch_new(void);
 
 void sched_ctx_init(SchedCtx *cx, const TileMir *m, TileDiag *d) {
@@ -80,21 +71,17 @@ int32_t sched_field(const TileMirInst *in, char f) {
 static void add_edge(SchedGraph *g, int32_t from, int32_t to, int32_t lat, int32_t dist) {
   if (g->nedges == g->cap) {
     g->cap = g->cap ? g->cap * 2 : 64;
-    g->e = realloc(g->e, (size_t)g->cap * sizeof *g->e);
-    if (!g->e) {
-      fprintf(stderr, "tilec: out of memory while scheduling\n");
-      abort();
-    }
+    g->e = sched_realloc(g->e, (size_t)g->cap * sizeof *g->e);
   }
   g->e[g->nedges++] = (SchedEdge){from, to, lat, dist};
 }
 
 static void index_edges(SchedGraph *g) {
   int32_t n = g->n;
-  g->succ_off = xcalloc((size_t)n + 1, sizeof(int32_t));
-  g->pred_off = xcalloc((size_t)n + 1, sizeof(int32_t));
-  g->succ = xcalloc((size_t)g->nedges, sizeof(int32_t));
-  g->pred = xcalloc((size_t)g->nedges, sizeof(int32_t));
+  g->succ_off = sched_calloc((size_t)n + 1, sizeof(int32_t));
+  g->pred_off = sched_calloc((size_t)n + 1, sizeof(int32_t));
+  g->succ = sched_calloc((size_t)g->nedges, sizeof(int32_t));
+  g->pred = sched_calloc((size_t)g->nedges, sizeof(int32_t));
   for (int32_t i = 0; i < g->nedges; i++) {
     g->succ_off[g->e[i].from + 1]++;
     g->pred_off[g->e[i].to + 1]++;
@@ -103,7 +90,7 @@ static void index_edges(SchedGraph *g) {
     g->succ_off[v + 1] += g->succ_off[v];
     g->pred_off[v + 1] += g->pred_off[v];
   }
-  int32_t *fs = xcalloc((size_t)n + 1, sizeof(int32_t)), *fp = xcalloc((size_t)n + 1, sizeof(int32_t));
+  int32_t *fs = sched_calloc((size_t)n + 1, sizeof(int32_t)), *fp = sched_calloc((size_t)n + 1, sizeof(int32_t));
   for (int32_t i = 0; i < g->nedges; i++) {
     g->succ[g->succ_off[g->e[i].from] + fs[g->e[i].from]++] = i;
     g->pred[g->pred_off[g->e[i].to] + fp[g->e[i].to]++] = i;
@@ -145,7 +132,7 @@ typedef struct Chain {
  * stretches and thousands of registers): a chain is valid only when its stamp is the
  * current walk's, so starting a walk costs nothing per register, buffer or semaphore. */
 struct SchedScratch {
-  int32_t nregs, nchains, nsems;
+  int32_t nregs, nchains, nsems, nbufs;
   uint32_t gen;       /* the current walk */
   Chain *reg;         /* per register, plus one for the transpose buffer */
   uint32_t *reg_gen;
@@ -209,18 +196,10 @@ static void add_reader(Walk *w, Chain *c, Ref r) {
   SchedScratch *sc = w->sc;
   if (w->npool == sc->cap_pool) {
     sc->cap_pool = sc->cap_pool ? sc->cap_pool * 2 : 256;
-    sc->pool = realloc(sc->pool, (size_t)sc->cap_pool * sizeof *sc->pool);
-    if (!sc->pool) {
-      fprintf(stderr, "tilec: out of memory while scheduling\n");
-      abort();
-    }
+    sc->pool = sched_realloc(sc->pool, (size_t)sc->cap_pool * sizeof *sc->pool);
   }
   sc->pool[w->npool] = (Reader){r, c->readers};
   c->readers = w->npool++;
-}
-
-static bool is_store(int op) {
-  return op == TILE_MOP_VST || op == TILE_MOP_VSTBF || op == TILE_MOP_SST;
 }
 
 /* The memory rule of mir.h for an access by node a, then one by node b, on one slot:
@@ -233,7 +212,7 @@ static int32_t mem_lat(const Walk *w, Ref a, bool a_writes, Ref b, bool b_writes
    * order, so an sst (scalar word) would already be pending when a dma (a later word)
    * reads its descriptor, which strict mode reports as a store in flight. */
   if (!a_writes && b_writes) return 1;
-  if (is_store(ia->op) && !b_writes) return sched_lat(w->cx, ia->op);
+  if (sched_is_store(ia->op) && !b_writes) return sched_lat(w->cx, ia->op);
   return 1;
 }
 
@@ -262,7 +241,7 @@ static void mem_access(Walk *w, Ref r, int32_t chain, bool writes) {
     edge(w, w->sc->pool[i].r, r, mem_lat(w, w->sc->pool[i].r, false, r, true));
   c->readers = -1;
   c->write = r;
-  if (is_store(w->g->ins[r.node].op)) c->store = r;
+  if (sched_is_store(w->g->ins[r.node].op)) c->store = r;
 }
 
 static void reg_read(Walk *w, Ref r, int32_t reg) {
@@ -289,7 +268,7 @@ static void reg_write(Walk *w, Ref r, int32_t reg) {
 static void fifo_add(Walk *w, int32_t u, Ref r) {
   if (w->fifo_len[u] == w->fifo_cap[u]) {
     int32_t nc = w->fifo_cap[u] ? w->fifo_cap[u] * 2 : 16;
-    Ref *q = xcalloc((size_t)nc, sizeof *q);
+    Ref *q = sched_calloc((size_t)nc, sizeof *q);
     for (int32_t i = 0; i < w->fifo_len[u]; i++)
       q[i] = w->fifo[u][(w->fifo_head[u] + i) % w->fifo_cap[u]];
     free(w->fifo[u]);
@@ -433,41 +412,43 @@ static void visit(Walk *w, int32_t node, int32_t iter, bool loop) {
   }
 }
 
-static SchedScratch *scratch_new(void) { return xcalloc(1, sizeof(SchedScratch)); }
+static SchedScratch *scratch_new(void) { return sched_calloc(1, sizeof(SchedScratch)); }
 
 /* Sizes the scratch tables for m (growing them when m has gained registers, buffers
  * or semaphores since the last walk) and starts a new walk. */
 static void scratch_begin(SchedScratch *sc, const TileMir *m) {
+  if (m->nbufs + 1 > sc->nbufs) {
+    free(sc->mem_base);
+    sc->nbufs = m->nbufs + 1;
+    sc->mem_base = sched_calloc((size_t)sc->nbufs, sizeof *sc->mem_base);
+  }
   int32_t nchains = 0;
-  for (int32_t b = 0; b < m->nbufs; b++) nchains += m->bufs[b].nslots;
+  for (int32_t b = 0; b < m->nbufs; b++) {
+    sc->mem_base[b] = nchains;
+    nchains += m->bufs[b].nslots;
+  }
   if (m->nregs + 1 > sc->nregs) {
     free(sc->reg);
     free(sc->reg_gen);
     sc->nregs = m->nregs + 1;
-    sc->reg = xcalloc((size_t)sc->nregs, sizeof *sc->reg);
-    sc->reg_gen = xcalloc((size_t)sc->nregs, sizeof *sc->reg_gen);
+    sc->reg = sched_calloc((size_t)sc->nregs, sizeof *sc->reg);
+    sc->reg_gen = sched_calloc((size_t)sc->nregs, sizeof *sc->reg_gen);
   }
   if (nchains + 1 > sc->nchains) {
     free(sc->mem);
     free(sc->mem_gen);
     free(sc->want_gen);
     sc->nchains = nchains + 1;
-    sc->mem = xcalloc((size_t)sc->nchains, sizeof *sc->mem);
-    sc->mem_gen = xcalloc((size_t)sc->nchains, sizeof *sc->mem_gen);
-    sc->want_gen = xcalloc((size_t)sc->nchains, sizeof *sc->want_gen);
+    sc->mem = sched_calloc((size_t)sc->nchains, sizeof *sc->mem);
+    sc->mem_gen = sched_calloc((size_t)sc->nchains, sizeof *sc->mem_gen);
+    sc->want_gen = sched_calloc((size_t)sc->nchains, sizeof *sc->want_gen);
   }
   if (m->nsems + 1 > sc->nsems) {
     free(sc->sem);
     free(sc->sem_gen);
     sc->nsems = m->nsems + 1;
-    sc->sem = xcalloc((size_t)sc->nsems, sizeof *sc->sem);
-    sc->sem_gen = xcalloc((size_t)sc->nsems, sizeof *sc->sem_gen);
-  }
-  free(sc->mem_base);
-  sc->mem_base = xcalloc((size_t)m->nbufs + 1, sizeof *sc->mem_base);
-  for (int32_t b = 0, next = 0; b < m->nbufs; b++) {
-    sc->mem_base[b] = next;
-    next += m->bufs[b].nslots;
+    sc->sem = sched_calloc((size_t)sc->nsems, sizeof *sc->sem);
+    sc->sem_gen = sched_calloc((size_t)sc->nsems, sizeof *sc->sem_gen);
   }
   if (++sc->gen == 0) { /* wrapped: every stamp could look current */
     memset(sc->reg_gen, 0, (size_t)sc->nregs * sizeof *sc->reg_gen);
@@ -518,13 +499,13 @@ void sched_graph_build(const SchedCtx *cx, int32_t first, int32_t n, bool loop,
       int32_t b = g->ins[v].mem[k].buf;
       if (b >= 0 && b < m->nbufs && m->bufs[b].nslots > max_slots) max_slots = m->bufs[b].nslots;
     }
-  w.push = xcalloc((size_t)units, sizeof(Ref));
-  w.ldw = xcalloc((size_t)units, sizeof(Ref));
-  w.pop = xcalloc((size_t)units, sizeof(Ref));
-  w.fifo = xcalloc((size_t)units, sizeof(Ref *));
-  w.fifo_head = xcalloc((size_t)units, sizeof(int32_t));
-  w.fifo_len = xcalloc((size_t)units, sizeof(int32_t));
-  w.fifo_cap = xcalloc((size_t)units, sizeof(int32_t));
+  w.push = sched_calloc((size_t)units, sizeof(Ref));
+  w.ldw = sched_calloc((size_t)units, sizeof(Ref));
+  w.pop = sched_calloc((size_t)units, sizeof(Ref));
+  w.fifo = sched_calloc((size_t)units, sizeof(Ref *));
+  w.fifo_head = sched_calloc((size_t)units, sizeof(int32_t));
+  w.fifo_len = sched_calloc((size_t)units, sizeof(int32_t));
+  w.fifo_cap = sched_calloc((size_t)units, sizeof(int32_t));
   for (int32_t u = 0; u < units; u++) w.push[u] = w.ldw[u] = w.pop[u] = NONE;
   w.dma = NONE;
 
@@ -532,7 +513,7 @@ void sched_graph_build(const SchedCtx *cx, int32_t first, int32_t n, bool loop,
   int32_t last = 0;
   if (loop) {
     last = max_slots > 1 ? max_slots : 1;
-    int64_t *push = xcalloc((size_t)units, sizeof(int64_t)), *pop = xcalloc((size_t)units, sizeof(int64_t));
+    int64_t *push = sched_calloc((size_t)units, sizeof(int64_t)), *pop = sched_calloc((size_t)units, sizeof(int64_t));
     sched_count_fifo(cx, first, n, push, pop);
     for (int32_t u = 0; u < units && u < t->mxu_count; u++) {
       int64_t k = fifo_pending ? fifo_pending[u] : 0;
@@ -550,7 +531,7 @@ void sched_graph_build(const SchedCtx *cx, int32_t first, int32_t n, bool loop,
 
   if (last >= 2) {
     /* the nodes replay() has work for: slots of multi-slot buffers, MXU queues */
-    int32_t *busy = xcalloc((size_t)n, sizeof(int32_t)), nbusy = 0;
+    int32_t *busy = sched_calloc((size_t)n, sizeof(int32_t)), nbusy = 0;
     for (int32_t v = 0; v < n; v++) {
       const TileMirInst *in = &g->ins[v];
       bool any = cx->info[in->op].unit && in->op != TILE_MOP_MXU_LDW;
@@ -592,6 +573,6 @@ void sched_count_fifo(const SchedCtx *cx, int32_t first, int32_t n, int64_t *pus
     int32_t u = sched_field(in, cx->info[in->op].unit);
     if (u < 0 || u >= cx->t->mxu_count) continue;
     if (in->op == TILE_MOP_MXU_PUSH) push[u]++;
-    else if (in->op == TILE_MOP_MXU_POP || in->op == TILE_MOP_MXU_POPACC) pop[u]++;
+    else if (sched_is_pop(in->op)) pop[u]++;
   }
 }

@@ -10,6 +10,7 @@
 #define TILE_SCHED_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tile/diag.h"
@@ -17,7 +18,20 @@
 #include "tile/mir.h"
 #include "tile/target.h"
 
+/* calloc and realloc for the schedulers: zero sizes ask for one byte, and running out
+ * of memory stops the compiler with a message (sched_state.c). */
+void *sched_calloc(size_t n, size_t size);
+void *sched_realloc(void *p, size_t n);
+
 /* ---- what an op touches (from its ISA operand pattern) ---- */
+
+/* vst, vst.bf and sst: register to memory, the bytes landing after the op's latency. */
+static inline bool sched_is_store(int op) {
+  return op == TILE_MOP_VST || op == TILE_MOP_VSTBF || op == TILE_MOP_SST;
+}
+
+/* Ops that take the oldest result of an MXU unit's queue. */
+static inline bool sched_is_pop(int op) { return op == TILE_MOP_MXU_POP || op == TILE_MOP_MXU_POPACC; }
 
 typedef struct SchedOpInfo {
   char def;       /* field holding the register written, or 0 */

@@ -60,21 +60,12 @@ static int32_t heap_pop(Heap *h, const Keys *ks) {
   return top;
 }
 
-static void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) {
-    fprintf(stderr, "tilec: out of memory while scheduling\n");
-    abort();
-  }
-  return p;
-}
-
 int32_t sched_list(const SchedCtx *cx, const SchedGraph *g, const int32_t *lb, int32_t *t) {
   const int32_t n = g->n;
   if (n == 0) return 0;
-  int64_t *height = xmalloc((size_t)n * sizeof *height); /* negated: smallest first */
-  int64_t *est = xmalloc((size_t)n * sizeof *est);
-  int32_t *waiting = xmalloc((size_t)n * sizeof *waiting);
+  int64_t *height = sched_calloc((size_t)n, sizeof *height); /* negated: smallest first */
+  int64_t *est = sched_calloc((size_t)n, sizeof *est);
+  int32_t *waiting = sched_calloc((size_t)n, sizeof *waiting);
   for (int32_t v = n - 1; v >= 0; v--) {
     int64_t h = sched_lat(cx, g->ins[v].op);
     for (int32_t k = g->succ_off[v]; k < g->succ_off[v + 1]; k++) {
@@ -92,9 +83,9 @@ int32_t sched_list(const SchedCtx *cx, const SchedGraph *g, const int32_t *lb, i
     if (g->e[i].dist == 0) waiting[g->e[i].to]++;
 
   Keys by_est = {est}, by_height = {height};
-  Heap pending = {xmalloc((size_t)n * sizeof(int32_t)), 0};
+  Heap pending = {sched_calloc((size_t)n, sizeof(int32_t)), 0};
   Heap ready[TILE_SLOT_COUNT];
-  for (int s = 0; s < TILE_SLOT_COUNT; s++) ready[s] = (Heap){xmalloc((size_t)n * sizeof(int32_t)), 0};
+  for (int s = 0; s < TILE_SLOT_COUNT; s++) ready[s] = (Heap){sched_calloc((size_t)n, sizeof(int32_t)), 0};
   for (int32_t v = 0; v < n; v++)
     if (waiting[v] == 0) heap_push(&pending, &by_est, v);
 
@@ -146,12 +137,7 @@ int32_t sched_code_append(TileMirCode *c, int32_t k) {
   if (c->nbundles + k > c->cap) {
     int32_t nc = c->cap ? c->cap : 64;
     while (nc < c->nbundles + k) nc *= 2;
-    TileMirBundle *b = realloc(c->b, (size_t)nc * sizeof *b);
-    if (!b) {
-      fprintf(stderr, "tilec: out of memory while scheduling\n");
-      abort();
-    }
-    c->b = b;
+    c->b = sched_realloc(c->b, (size_t)nc * sizeof *c->b);
     c->cap = nc;
   }
   int32_t first = c->nbundles;

@@ -31,22 +31,13 @@
 
 #include "sched_internal.h"
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) {
-    fprintf(stderr, "tilec: out of memory while scheduling\n");
-    abort();
-  }
-  return p;
-}
-
 /* ---- MII ---- */
 
 int32_t sched_res_mii(const SchedCtx *cx, const SchedGraph *g) {
   const TileTarget *t = cx->t;
   int32_t count[TILE_SLOT_COUNT] = {0};
   int32_t units = t->mxu_count > 0 ? t->mxu_count : 1;
-  int32_t *push = xcalloc((size_t)units, sizeof(int32_t));
+  int32_t *push = sched_calloc((size_t)units, sizeof(int32_t));
   for (int32_t v = 0; v < g->n; v++) {
     const TileMirInst *in = &g->ins[v];
     if (in->op == TILE_MOP_NOP) continue;
@@ -67,10 +58,10 @@ int32_t sched_res_mii(const SchedCtx *cx, const SchedGraph *g) {
 /* Tarjan's strongly connected components, iteratively; comp[v] gets the component. */
 static int32_t scc(const SchedGraph *g, int32_t *comp) {
   int32_t n = g->n, ncomp = 0, index = 0, sp = 0, cs = 0;
-  int32_t *idx = xcalloc((size_t)n, sizeof(int32_t)), *low = xcalloc((size_t)n, sizeof(int32_t));
-  int32_t *stack = xcalloc((size_t)n, sizeof(int32_t)), *call = xcalloc((size_t)n, sizeof(int32_t));
-  int32_t *edge_at = xcalloc((size_t)n, sizeof(int32_t));
-  bool *on = xcalloc((size_t)n, sizeof(bool));
+  int32_t *idx = sched_calloc((size_t)n, sizeof(int32_t)), *low = sched_calloc((size_t)n, sizeof(int32_t));
+  int32_t *stack = sched_calloc((size_t)n, sizeof(int32_t)), *call = sched_calloc((size_t)n, sizeof(int32_t));
+  int32_t *edge_at = sched_calloc((size_t)n, sizeof(int32_t));
+  bool *on = sched_calloc((size_t)n, sizeof(bool));
   for (int32_t v = 0; v < n; v++) idx[v] = -1;
   for (int32_t root = 0; root < n; root++) {
     if (idx[root] >= 0) continue;
@@ -205,11 +196,11 @@ static int32_t carried_bound(const SchedGraph *g, const int32_t *comp, int32_t c
 int32_t sched_rec_mii(const SchedGraph *g, int32_t floor) {
   int32_t n = g->n;
   if (n == 0) return 1;
-  int32_t *comp = xcalloc((size_t)n, sizeof(int32_t));
+  int32_t *comp = sched_calloc((size_t)n, sizeof(int32_t));
   int32_t ncomp = scc(g, comp);
   int32_t mii = floor > 1 ? floor : 1;
   /* group nodes and internal edges by component */
-  int32_t *noff = xcalloc((size_t)ncomp + 1, sizeof(int32_t)), *eoff = xcalloc((size_t)ncomp + 1, sizeof(int32_t));
+  int32_t *noff = sched_calloc((size_t)ncomp + 1, sizeof(int32_t)), *eoff = sched_calloc((size_t)ncomp + 1, sizeof(int32_t));
   for (int32_t v = 0; v < n; v++) noff[comp[v] + 1]++;
   for (int32_t i = 0; i < g->nedges; i++)
     if (comp[g->e[i].from] == comp[g->e[i].to]) eoff[comp[g->e[i].from] + 1]++;
@@ -217,13 +208,13 @@ int32_t sched_rec_mii(const SchedGraph *g, int32_t floor) {
     noff[c + 1] += noff[c];
     eoff[c + 1] += eoff[c];
   }
-  int32_t *nodes = xcalloc((size_t)n, sizeof(int32_t)), *es = xcalloc((size_t)g->nedges, sizeof(int32_t));
-  int32_t *nf = xcalloc((size_t)ncomp, sizeof(int32_t)), *ef = xcalloc((size_t)ncomp, sizeof(int32_t));
+  int32_t *nodes = sched_calloc((size_t)n, sizeof(int32_t)), *es = sched_calloc((size_t)g->nedges, sizeof(int32_t));
+  int32_t *nf = sched_calloc((size_t)ncomp, sizeof(int32_t)), *ef = sched_calloc((size_t)ncomp, sizeof(int32_t));
   for (int32_t v = 0; v < n; v++) nodes[noff[comp[v]] + nf[comp[v]]++] = v;
   for (int32_t i = 0; i < g->nedges; i++)
     if (comp[g->e[i].from] == comp[g->e[i].to]) es[eoff[comp[g->e[i].from]] + ef[comp[g->e[i].from]]++] = i;
-  int64_t *dist = xcalloc((size_t)n, sizeof(int64_t));
-  CycleScratch cs = {dist, xcalloc((size_t)n, sizeof(int32_t)), xcalloc((size_t)n, sizeof(int32_t))};
+  int64_t *dist = sched_calloc((size_t)n, sizeof(int64_t));
+  CycleScratch cs = {dist, sched_calloc((size_t)n, sizeof(int32_t)), sched_calloc((size_t)n, sizeof(int32_t))};
   for (int32_t c = 0; c < ncomp; c++) {
     int32_t nes = eoff[c + 1] - eoff[c];
     if (nes == 0) continue;
@@ -392,7 +383,7 @@ static bool try_ii(Ims *s, const int32_t *lb) {
 /* DMAs in flight in the steady state: each DMA from its issue to the first sem.wait
  * that its edges say waits for it. */
 static bool dma_within_limit(const SchedCtx *cx, const SchedGraph *g, const int32_t *t, int32_t ii) {
-  int64_t *cnt = xcalloc((size_t)ii, sizeof(int64_t));
+  int64_t *cnt = sched_calloc((size_t)ii, sizeof(int64_t));
   bool ok = true;
   for (int32_t v = 0; v < g->n && ok; v++) {
     if (g->ins[v].op != TILE_MOP_DMA) continue;
@@ -419,7 +410,7 @@ static bool dma_within_limit(const SchedCtx *cx, const SchedGraph *g, const int3
 static bool attempt(Ims *s, const int32_t *lb, int32_t ii) {
   s->ii = ii;
   free(s->mrt);
-  s->mrt = xcalloc((size_t)ii * (size_t)s->width, sizeof(int32_t));
+  s->mrt = sched_calloc((size_t)ii * (size_t)s->width, sizeof(int32_t));
   return try_ii(s, lb) && dma_within_limit(s->cx, s->g, s->t, ii);
 }
 
@@ -443,11 +434,11 @@ bool sched_modulo(const SchedCtx *cx, const SchedGraph *g, const int32_t *lb, in
     s.kind_at[k] = s.width;
     s.width += t->slots[k];
   }
-  s.t = xcalloc((size_t)n, sizeof(int32_t));
-  s.prev = xcalloc((size_t)n, sizeof(int32_t));
-  s.prio = xcalloc((size_t)n, sizeof(int64_t));
-  s.heap = xcalloc((size_t)n, sizeof(int32_t));
-  s.queued = xcalloc((size_t)n, sizeof(bool));
+  s.t = sched_calloc((size_t)n, sizeof(int32_t));
+  s.prev = sched_calloc((size_t)n, sizeof(int32_t));
+  s.prio = sched_calloc((size_t)n, sizeof(int64_t));
+  s.heap = sched_calloc((size_t)n, sizeof(int32_t));
+  s.queued = sched_calloc((size_t)n, sizeof(bool));
   /* height over the iteration's own edges (they go forward in program order) */
   for (int32_t v = n - 1; v >= 0; v--) {
     int64_t h = sched_lat(cx, g->ins[v].op);
@@ -461,7 +452,7 @@ bool sched_modulo(const SchedCtx *cx, const SchedGraph *g, const int32_t *lb, in
    * binary search below it: O(log) attempts where a linear search could take hundreds
    * on a large body. Success is not strictly monotone in II, so the answer is the
    * least II found to work, not necessarily the least that would. */
-  int32_t *best = xcalloc((size_t)n, sizeof(int32_t));
+  int32_t *best = sched_calloc((size_t)n, sizeof(int32_t));
   int32_t best_ii = 0, bad = mii - 1;
   for (int64_t step = 1, ii = mii; ii < max_ii; step *= 2) {
     if (attempt(&s, lb, (int32_t)ii)) {

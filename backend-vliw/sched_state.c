@@ -17,13 +17,22 @@
 
 #include "sched_internal.h"
 
-static void *xcalloc(size_t n, size_t size) {
+void *sched_calloc(size_t n, size_t size) {
   void *p = calloc(n ? n : 1, size);
   if (!p) {
     fprintf(stderr, "tilec: out of memory while scheduling\n");
     abort();
   }
   return p;
+}
+
+void *sched_realloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) {
+    fprintf(stderr, "tilec: out of memory while scheduling\n");
+    abort();
+  }
+  return q;
 }
 
 static int32_t clamp32(int64_t x) {
@@ -43,12 +52,6 @@ static void raise_to(SchedState *s, int32_t i, int64_t x) {
   if (x > s->v[i]) set_v(s, i, clamp32(x));
 }
 
-static bool is_store(int op) {
-  return op == TILE_MOP_VST || op == TILE_MOP_VSTBF || op == TILE_MOP_SST;
-}
-
-static bool is_pop(int op) { return op == TILE_MOP_MXU_POP || op == TILE_MOP_MXU_POPACC; }
-
 bool sched_fifo_known(const SchedState *s, int32_t u) { return s->fifo_n[u] < FIFO_UNKNOWN / 2; }
 
 /* Makes room for n landing times on unit u. */
@@ -56,12 +59,7 @@ static void fifo_reserve(SchedState *s, int32_t u, int64_t n) {
   if (n <= s->fifo_cap[u]) return;
   int64_t cap = s->fifo_cap[u] ? s->fifo_cap[u] : 16;
   while (cap < n) cap *= 2;
-  int32_t *t = realloc(s->fifo_t[u], (size_t)cap * sizeof(int32_t));
-  if (!t) {
-    fprintf(stderr, "tilec: out of memory while scheduling\n");
-    abort();
-  }
-  s->fifo_t[u] = t;
+  s->fifo_t[u] = sched_realloc(s->fifo_t[u], (size_t)cap * sizeof(int32_t));
   s->fifo_cap[u] = cap;
 }
 
@@ -90,13 +88,13 @@ static void state_alloc(SchedState *s, const SchedState *dims) {
   s->nbufs = dims->nbufs;
   s->nsems = dims->nsems;
   s->len = dims->len;
-  s->v = xcalloc((size_t)s->len, sizeof(int32_t));
-  s->live = xcalloc((size_t)s->len, sizeof(int32_t));
-  s->listed = xcalloc((size_t)s->len, 1);
+  s->v = sched_calloc((size_t)s->len, sizeof(int32_t));
+  s->live = sched_calloc((size_t)s->len, sizeof(int32_t));
+  s->listed = sched_calloc((size_t)s->len, 1);
   s->nlive = 0;
-  s->fifo_n = xcalloc((size_t)s->nunits, sizeof(int64_t));
-  s->fifo_t = xcalloc((size_t)s->nunits, sizeof(int32_t *));
-  s->fifo_cap = xcalloc((size_t)s->nunits, sizeof(int64_t));
+  s->fifo_n = sched_calloc((size_t)s->nunits, sizeof(int64_t));
+  s->fifo_t = sched_calloc((size_t)s->nunits, sizeof(int32_t *));
+  s->fifo_cap = sched_calloc((size_t)s->nunits, sizeof(int64_t));
 }
 
 void sched_state_init(SchedState *s, const TileMir *m) {
@@ -210,11 +208,11 @@ static int64_t pop_bound(const SchedState *in, int32_t u, int64_t k, int64_t per
 void sched_lower_bounds(const SchedCtx *cx, const SchedGraph *g, const SchedState *in,
                         bool fifo_all, int32_t ii, int32_t *lb) {
   const TileMir *m = cx->m;
-  int64_t *seen = xcalloc((size_t)in->nunits, sizeof(int64_t));
-  int64_t *per_iter = xcalloc((size_t)in->nunits, sizeof(int64_t));
+  int64_t *seen = sched_calloc((size_t)in->nunits, sizeof(int64_t));
+  int64_t *per_iter = sched_calloc((size_t)in->nunits, sizeof(int64_t));
   for (int32_t v = 0; v < g->n; v++) {
     const TileMirInst *ins = &g->ins[v];
-    if (is_pop(ins->op) && ins->c >= 0 && ins->c < in->nunits) per_iter[ins->c]++;
+    if (sched_is_pop(ins->op) && ins->c >= 0 && ins->c < in->nunits) per_iter[ins->c]++;
   }
   for (int32_t v = 0; v < g->n; v++) {
     const TileMirInst *ins = &g->ins[v];
@@ -236,7 +234,7 @@ void sched_lower_bounds(const SchedCtx *cx, const SchedGraph *g, const SchedStat
         if (ins->op == TILE_MOP_MXU_PUSH) {
           if (in->v[S_BUSY(in, u)] > b) b = in->v[S_BUSY(in, u)];
           if (in->v[S_W(in, u)] > b) b = in->v[S_W(in, u)];
-        } else if (is_pop(ins->op)) {
+        } else if (sched_is_pop(ins->op)) {
           if (fifo_all || !sched_fifo_known(in, u) || seen[u] < in->fifo_n[u]) {
             int64_t p = pop_bound(in, u, seen[u], per_iter[u], ii, fifo_all);
             if (p > b) b = p;
@@ -269,7 +267,7 @@ void sched_lower_bounds(const SchedCtx *cx, const SchedGraph *g, const SchedStat
 static void fifo_after(const SchedCtx *cx, const SchedGraph *g, const int32_t *t, int32_t ii,
                        int64_t trips, int64_t len, const SchedState *in, SchedState *out) {
   int32_t lat = cx->t->latency[TILE_LAT_MXU_RESULT];
-  int32_t *pushes = xcalloc((size_t)g->n, sizeof(int32_t));
+  int32_t *pushes = sched_calloc((size_t)g->n, sizeof(int32_t));
   for (int32_t u = 0; u < out->nunits; u++) {
     if (!sched_fifo_known(in, u)) {
       sched_fifo_forget(out, u);
@@ -279,7 +277,7 @@ static void fifo_after(const SchedCtx *cx, const SchedGraph *g, const int32_t *t
     for (int32_t v = 0; v < g->n; v++) {
       if (t[v] < 0 || g->ins[v].c != u) continue;
       if (g->ins[v].op == TILE_MOP_MXU_PUSH) pushes[npush++] = v;
-      else if (is_pop(g->ins[v].op)) npop++;
+      else if (sched_is_pop(g->ins[v].op)) npop++;
     }
     int64_t nin = in->fifo_n[u], total = nin + trips * npush, first = trips * npop;
     if (first > total) first = total; /* check_pops reports the underflow */
@@ -333,7 +331,7 @@ void sched_state_after_loop(const SchedCtx *cx, const SchedGraph *g, const int32
       }
     }
     if (ins->op == TILE_MOP_XTRPUSH) raise_to(out, S_TR(out), at + lat);
-    if (is_store(ins->op))
+    if (sched_is_store(ins->op))
       for (int k = 0; k < TILE_MIR_MAX_MEM; k++)
         if (ins->mem[k].buf >= 0 && ins->mem[k].buf < out->nbufs && (ins->mem[k].access & TILE_MIR_WRITE))
           raise_to(out, S_STORE(out, ins->mem[k].buf), at + lat);

@@ -36,7 +36,6 @@
  * temporary live one bundle longer. */
 enum { SPILL_WINDOW = 2 };
 
-static int branch_word(void) { return tile_slot_first(TILE_SLOT_BRANCH); }
 
 /* ---- spill state ---- */
 
@@ -150,7 +149,7 @@ static int32_t append(Rewrite *w, const TileMirBundle *b, int32_t loop) {
     for (int k = 0; k < TILE_BUNDLE_SLOTS; k++)
       w->out[q].slot[k] = tile_mir_inst(TILE_MOP_NOP, 0, 0, 0, 0, 0);
     w->sp->inserted++;
-    const int bw = branch_word();
+    const int bw = ra_branch_word();
     if (q > 0 && w->oinner[q - 1] == loop && w->out[q - 1].slot[bw].op == TILE_MOP_LOOP) {
       w->out[q].slot[bw] = w->out[q - 1].slot[bw];
       w->out[q - 1].slot[bw] = tile_mir_inst(TILE_MOP_NOP, 0, 0, 0, 0, 0);
@@ -230,14 +229,13 @@ static void flush_region(Rewrite *w) {
   }
 }
 
-/* A fresh temporary holding constant register x for the bundle about to be appended (at
- * index nout): its `li`/`vli` again, in a free word of the region the op's latency
- * before the read or a little earlier, else in the earliest free word between, else in
- * a new bundle (the read moves down to wait for it). */
-static int32_t recompute(Rewrite *w, int32_t x, const TileMirInst *k0) {
-  int32_t q = w->nout, lat = mir_latency(w->rc->m->target, k0->op), lo = w->region_start;
-  TileSlot kind = tile_mop_info[k0->op].slot;
-  int32_t l = -1;
+/* The new bundle for an op of slot kind `kind` whose result (latency lat) the bundle
+ * about to be appended (at index nout) reads, at or after bundle lo: best a free word
+ * lat bundles before the read or a little earlier (no new bundle); else the earliest
+ * one between that and the read (fewest new bundles); else a new bundle (the read moves
+ * down to wait for it). Appends the bundles up to the result's landing. */
+static int32_t place_before_read(Rewrite *w, int32_t lo, int32_t lat, TileSlot kind) {
+  int32_t q = w->nout, l = -1;
   for (int32_t k = q - lat; k >= lo && k >= q - lat - SPILL_WINDOW && l < 0; k--)
     if (free_word(w, k, kind) >= 0) l = k;
   for (int32_t k = q - lat + 1 > lo ? q - lat + 1 : lo; k < q && l < 0; k++)
@@ -247,6 +245,14 @@ static int32_t recompute(Rewrite *w, int32_t x, const TileMirInst *k0) {
     while (w->nout <= l) append(w, NULL, w->region_loop);
   }
   while (w->nout < l + lat) append(w, NULL, w->region_loop);
+  return l;
+}
+
+/* A fresh temporary holding constant register x for the bundle about to be appended (at
+ * index nout): its `li`/`vli` again, within the region (place_before_read). */
+static int32_t recompute(Rewrite *w, int32_t x, const TileMirInst *k0) {
+  TileSlot kind = tile_mop_info[k0->op].slot;
+  int32_t l = place_before_read(w, w->region_start, mir_latency(w->rc->m->target, k0->op), kind);
   int32_t u = temp_reg(w->rc->m, w->sp, w->rc->m->reg_class[x]);
   TileMirInst in = *k0;
   in.d = u;
@@ -273,19 +279,7 @@ static int32_t read_value(Rewrite *w, int32_t x, const TileMirInst *src) {
   if (lo < w->region_start) lo = w->region_start;
   if (lo < w->addr_ready) lo = w->addr_ready;
   TileSlot kind = ci ? TILE_SLOT_VLOAD : TILE_SLOT_SCALAR;
-  /* Best a free word the load latency before the read or a little earlier (no new
-   * bundle); else the earliest one between that and the read (fewest new bundles);
-   * else a new bundle. */
-  int32_t l = -1, ld = w->lat_ld[ci];
-  for (int32_t k = q - ld; k >= lo && k >= q - ld - SPILL_WINDOW && l < 0; k--)
-    if (free_word(w, k, kind) >= 0) l = k;
-  for (int32_t k = q - ld + 1 > lo ? q - ld + 1 : lo; k < q && l < 0; k++)
-    if (free_word(w, k, kind) >= 0) l = k;
-  if (l < 0) {
-    l = lo > q ? lo : q;
-    while (w->nout <= l) append(w, NULL, w->region_loop);
-  }
-  while (w->nout < l + ld) append(w, NULL, w->region_loop);
+  int32_t l = place_before_read(w, lo, w->lat_ld[ci], kind);
   int32_t u = temp_reg(w->rc->m, w->sp, w->rc->m->reg_class[x]);
   w->out[l].slot[free_word(w, l, kind)] = spill_op(w, false, x, u, src->src_name, src->src_loc);
   return u;
@@ -374,7 +368,7 @@ static bool relink_loops(Rewrite *w) {
       if (q > rc->loops[l].last) rc->loops[l].last = q;
     }
   bool ok = true;
-  const int bw = branch_word();
+  const int bw = ra_branch_word();
   for (int32_t l = 0; l < rc->nloops && ok; l++) {
     RaLoop *lp = &rc->loops[l];
     if (lp->first < 1 || w->out[lp->first - 1].slot[bw].op != TILE_MOP_LOOP)

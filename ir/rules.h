@@ -81,6 +81,9 @@ static inline TileLoc verify_loc(TileLoc precise, TileLoc fallback) {
   return precise.line > 0 ? precise : fallback;
 }
 
+/* "entry" or "entries", to go after a count of n. */
+static inline const char *entries(int n) { return n == 1 ? "entry" : "entries"; }
+
 /* ---- rule helpers ----
  * Messages count operands, results, arguments and indices from 1 ("operand 1" is
  * the first); dimensions are numbered from 0, as the attributes that name them. */

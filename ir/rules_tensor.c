@@ -22,8 +22,6 @@ static int64_t numel(const TileType *t) {
   return n;
 }
 
-static const char *entries(int n) { return n == 1 ? "entry" : "entries"; }
-
 static const char *shape_text(const int64_t *dims, int n, char *buf, size_t size) {
   size_t k = 0;
   buf[0] = 0;

@@ -203,7 +203,7 @@ bool verify_sharding(const TileMesh *mesh, MeshWhy why, const TileAttr *s, const
   int rank = t->kind == TILE_TY_SCALAR ? 0 : t->rank;
   if (s->n != rank)
     return tile_error(d, loc, "sharding of %s has %d %s but its type %s has rank %d", what, s->n,
-                      s->n == 1 ? "entry" : "entries", TY(t), rank);
+                      entries(s->n), TY(t), rank);
   bool used[TILE_MAX_MESH_AXES] = {0};
   bool ok = true, told_mesh = false;
   for (int i = 0; i < s->n; i++) {

@@ -62,6 +62,7 @@ typedef struct Spmd {
   ShardMap map;
   TileOp *op; /* the op being rewritten */
   bool failed;
+  bool internal; /* the failure reported was a compiler bug */
 } Spmd;
 
 static Layout *layout(Spmd *s, const TileValue *v) {
@@ -87,8 +88,13 @@ static Layout *track(Spmd *s, TileValue *v, const Shard *decl) {
   return l;
 }
 
+/* Reports the first failure only; one whose message starts "internal error" is a
+ * compiler bug (TILE_PASS_INTERNAL), any other a program the pass cannot take. */
 static bool fail(Spmd *s, TileLoc loc, const char *fmt, const char *what) {
-  if (!s->failed) tile_error(s->d, loc, fmt, what);
+  if (!s->failed) {
+    tile_error(s->d, loc, fmt, what);
+    s->internal = strncmp(fmt, "internal error", strlen("internal error")) == 0;
+  }
   s->failed = true;
   return false;
 }
@@ -407,9 +413,8 @@ static TilePassStatus partition(Spmd *s) {
     next = op->next;
     rewrite_op(s, op);
   }
-  return s->failed ? (s->d->nerrors && strstr(s->d->last, "internal error") ? TILE_PASS_INTERNAL
-                                                                            : TILE_PASS_FAILED)
-                   : TILE_PASS_OK;
+  if (!s->failed) return TILE_PASS_OK;
+  return s->internal ? TILE_PASS_INTERNAL : TILE_PASS_FAILED;
 oom:
   tile_error(s->d, f->loc, "internal error: spmd: out of memory");
   return TILE_PASS_INTERNAL;

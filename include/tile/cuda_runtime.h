@@ -4,7 +4,8 @@
  * The driver library is opened with dlopen("libcuda.so.1") the first time a device is
  * opened ($TILE_CUDA_DRIVER names another file), so tilec links and compiles on a
  * machine without a GPU; there, opening a device fails with a message that starts
- * "no CUDA device" and says why (no driver library, a stub driver, no device).
+ * "no CUDA device" and says why (no driver library, the CUDA toolkit's stub libcuda,
+ * no device).
  *
  *   runtime/cuda_driver.c   the driver API table filled with dlsym, error names
  *   runtime/cuda_device.c   devices, contexts, memory, module loading, launches, timing

@@ -83,6 +83,10 @@ TileTensorRef tile_lower_tensor(TileLowerCtx *cx, const TileValue *v);
 /* Bytes a stored element of type e takes in memory: 4 for f32, i32 and i1 (an i1 is
  * an i32 word holding 0 or 1), 2 for bf16; 0 for a type the backend cannot store. */
 int tile_lower_elem_bytes(TileElem e);
+/* The 32 lane bits of x in element type e, as a vector register holds it: f32 bits
+ * (rounded to bf16 precision, nearest even, for bf16: its stored half is the top 16
+ * bits), 0 or 1 for i1, else an integer clamped to i32 (NaN is 0). */
+uint32_t tile_lower_lane_bits(TileElem e, double x);
 /* True when v is defined by a splat `constant`; *value gets it as a double. */
 bool tile_lower_splat(const TileValue *v, double *value);
 /* A scalar register holding 0, defined at the start of the program (for absolute

@@ -242,7 +242,7 @@ static int load_program(const RunArgs *a, const TileTarget *given, TileObject *o
   if (ends_with(a->program, ".tile")) {
     TileTarget fallback;
     if (!given) {
-      rc = tilec_load_target(TILEC_DEFAULT_TARGET, a->torus, &fallback);
+      rc = tilec_load_target("tilec", TILEC_DEFAULT_TARGET, a->torus, &fallback);
       given = &fallback;
     }
     if (rc == TILEC_OK) rc = tilec_compile_object(a->program, bytes, len, given, a->func, obj);
@@ -280,13 +280,6 @@ static int symbol_shape(const TileObjSymbol *s, int32_t chips, int64_t *dims) {
   return r;
 }
 
-static void shape_text(TileElem e, int rank, const int64_t *dims, char *buf, size_t n) {
-  size_t k = (size_t)snprintf(buf, n, "%s [", tile_elem_name(e));
-  for (int i = 0; i < rank && k < n; i++)
-    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)dims[i]);
-  if (k < n) snprintf(buf + k, n - k, "]");
-}
-
 /* True when a holds the global shape of v. */
 static bool is_global_shape(const TileVliwGlobalValue *v, const TileNpy *a) {
   int rank = v->global.kind == TILE_TY_TENSOR ? v->global.rank : 0;
@@ -310,15 +303,13 @@ static int bind_input(TileEmu *e, const TileObject *obj, const Binding *b, const
   bool global = gv && is_global_shape(gv, &a);
   bool shape_ok = global || rank == a.rank;
   for (int k = 0; shape_ok && !global && k < rank; k++) shape_ok = dims[k] == a.dims[k];
-  bool elem_ok = a.elem == s->elem || (s->elem == TILE_ELEM_F8E5M2 && a.elem == TILE_ELEM_F8E4M3FN) ||
-                 (s->elem == TILE_ELEM_BF16 && a.elem == TILE_ELEM_F32);
-  if (!shape_ok || !elem_ok) {
+  if (!shape_ok || !tilec_npy_elem_fits((TileElem)s->elem, a.elem)) {
     char want[160], got[160];
-    shape_text((TileElem)s->elem, rank, dims, want, sizeof want);
-    shape_text(a.elem, a.rank, a.dims, got, sizeof got);
+    tilec_shape_text((TileElem)s->elem, rank, dims, want, sizeof want);
+    tilec_shape_text(a.elem, a.rank, a.dims, got, sizeof got);
     if (gv) {
       char whole[160];
-      shape_text((TileElem)s->elem, gv->global.kind == TILE_TY_TENSOR ? gv->global.rank : 0,
+      tilec_shape_text((TileElem)s->elem, gv->global.kind == TILE_TY_TENSOR ? gv->global.rank : 0,
                  gv->global.dims, whole, sizeof whole);
       tilec_fail("run: --in %.*s: '%.*s' is %s globally (or %s, one block per chip); %s "
                  "holds %s", (int)b->name_len, b->name, (int)b->name_len, b->name, whole, want,
@@ -407,14 +398,6 @@ static int write_output(TileEmu *e, const TileObject *obj, const Binding *b, con
   return ok ? TILEC_OK : TILEC_INTERNAL;
 }
 
-static int load_target(const RunArgs *a, const char *name, TileTarget *t) {
-  TileDiag d;
-  tile_diag_init(&d, stderr, "tilec run", NULL, 0);
-  if (!tile_target_load(name, t, &d)) return TILEC_BAD_INPUT;
-  if (a->torus && !tile_target_set_torus(t, a->torus, &d)) return TILEC_BAD_INPUT;
-  return TILEC_OK;
-}
-
 /* A .tile source on a GPU (run_cuda.c). */
 static int run_cuda(const RunArgs *a, const char *arch) {
   if (!ends_with(a->program, ".tile")) {
@@ -483,7 +466,7 @@ static int run_emulated(const RunArgs *a, const TilecGlobal *g) {
   TileTarget target, *given = NULL;
   int rc;
   if (a->target) {
-    if ((rc = load_target(a, a->target, &target)) != TILEC_OK) return rc;
+    if ((rc = tilec_load_target("tilec run", a->target, a->torus, &target)) != TILEC_OK) return rc;
     given = &target;
   }
   TileObject obj;
@@ -494,7 +477,7 @@ static int run_emulated(const RunArgs *a, const TilecGlobal *g) {
       tile_object_free(&obj);
       return TILEC_BAD_INPUT;
     }
-    if ((rc = load_target(a, obj.target, &target)) != TILEC_OK) {
+    if ((rc = tilec_load_target("tilec run", obj.target, a->torus, &target)) != TILEC_OK) {
       tile_object_free(&obj);
       return rc;
     }

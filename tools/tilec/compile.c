@@ -23,35 +23,31 @@ static int emit_ir(TilecJob *job, FILE *out) {
   return TILEC_OK;
 }
 
-/* Runs the stage's prefix of the pass pipeline, then prints the module. IR asked
- * for with --print-after goes to standard error as the passes run, as compilers
- * do, so it shows even when a later pass fails. */
-static int emit_after_passes(TilecJob *job, FILE *out) {
+static int status_code(TilePassStatus st) {
+  return st == TILE_PASS_OK ? TILEC_OK : st == TILE_PASS_FAILED ? TILEC_BAD_INPUT : TILEC_INTERNAL;
+}
+
+/* Runs the n passes named, then prints the module. IR asked for with --print-after
+ * goes to standard error as the passes run, as compilers do, so it shows even when
+ * a later pass fails. */
+static int print_after_passes(TilecJob *job, const char *const *names, int n, FILE *out) {
   const TilecOptions *opts = job->opts;
   TilePassPrint print = {stderr, opts->print_after, opts->print_after_all};
-  int n = tilec_stage_npasses(tilec_find_stage(opts->emit));
-  switch (tile_run_pipeline(job->module, tile_pipeline, n, &print, &job->diag)) {
-  case TILE_PASS_OK: break;
-  case TILE_PASS_FAILED: return TILEC_BAD_INPUT;
-  default: return TILEC_INTERNAL;
-  }
-  tile_print_module(out, job->module);
-  return TILEC_OK;
+  int rc = status_code(tile_run_pipeline(job->module, names, n, &print, &job->diag));
+  if (rc == TILEC_OK) tile_print_module(out, job->module);
+  return rc;
+}
+
+/* The stage's prefix of the pass pipeline. */
+static int emit_after_passes(TilecJob *job, FILE *out) {
+  return print_after_passes(job, tile_pipeline,
+                            tilec_stage_npasses(tilec_find_stage(job->opts->emit)), out);
 }
 
 /* The multi-chip stages run passes outside the single-chip pipeline, by name. */
 static int emit_spmd_passes(TilecJob *job, FILE *out) {
   static const char *const names[] = {"shard_prop", "spmd"};
-  const TilecOptions *opts = job->opts;
-  TilePassPrint print = {stderr, opts->print_after, opts->print_after_all};
-  int n = strcmp(opts->emit, "sharded") == 0 ? 1 : 2;
-  switch (tile_run_pipeline(job->module, names, n, &print, &job->diag)) {
-  case TILE_PASS_OK: break;
-  case TILE_PASS_FAILED: return TILEC_BAD_INPUT;
-  default: return TILEC_INTERNAL;
-  }
-  tile_print_module(out, job->module);
-  return TILEC_OK;
+  return print_after_passes(job, names, strcmp(job->opts->emit, "sharded") == 0 ? 1 : 2, out);
 }
 
 /* ---- machine-code stages (include/tile/vliw.h) ---- */
@@ -76,10 +72,6 @@ static void print_stage(void *user, TileVliwStage s, const TileVliwResult *r) {
     break;
   default: break;
   }
-}
-
-static int status_code(TilePassStatus st) {
-  return st == TILE_PASS_OK ? TILEC_OK : st == TILE_PASS_FAILED ? TILEC_BAD_INPUT : TILEC_INTERNAL;
 }
 
 static int emit_vliw(TilecJob *job, FILE *out) {
@@ -115,7 +107,7 @@ static int emit_vliw(TilecJob *job, FILE *out) {
 
 /* ---- CUDA stages (include/tile/cuda.h) ---- */
 
-static bool ends_with(const char *s, const char *tail) {
+bool tilec_ends_with(const char *s, const char *tail) {
   size_t n = s ? strlen(s) : 0, t = strlen(tail);
   return n > t && strcmp(s + n - t, tail) == 0;
 }
@@ -150,7 +142,7 @@ static int emit_cuda(TilecJob *job, FILE *out) {
   } else {
     uint8_t *bin = NULL;
     size_t len = 0;
-    bool fatbin = ends_with(opts->output, ".fatbin");
+    bool fatbin = tilec_ends_with(opts->output, ".fatbin");
     bool ok = opts->nvcc || fatbin ? tile_cuda_nvcc(&p, fatbin, &bin, &len, &job->diag)
                                    : tile_cuda_nvrtc(&p, &bin, &len, &job->diag);
     if (ok) fwrite(bin, 1, len, out);
@@ -235,9 +227,9 @@ static int close_output(FILE *f, const char *path) {
 
 /* ---- the job ---- */
 
-int tilec_load_target(const char *name, const char *torus, TileTarget *t) {
+int tilec_load_target(const char *who, const char *name, const char *torus, TileTarget *t) {
   TileDiag d;
-  tile_diag_init(&d, stderr, "tilec", NULL, 0);
+  tile_diag_init(&d, stderr, who, NULL, 0);
   if (!tile_target_load(name, t, &d)) return TILEC_BAD_INPUT;
   if (torus && !tile_target_set_torus(t, torus, &d)) return TILEC_BAD_INPUT;
   return TILEC_OK;
@@ -269,8 +261,8 @@ static int load_target(TilecJob *job) {
     return TILEC_BAD_INPUT;
   }
   if (!opts->target && !opts->torus && !(stage && stage->needs_target)) return TILEC_OK;
-  int rc = tilec_load_target(opts->target ? opts->target : TILEC_DEFAULT_TARGET, opts->torus,
-                             &job->target);
+  int rc = tilec_load_target("tilec", opts->target ? opts->target : TILEC_DEFAULT_TARGET,
+                             opts->torus, &job->target);
   job->has_target = rc == TILEC_OK;
   return rc;
 }

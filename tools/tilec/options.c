@@ -258,11 +258,9 @@ int tilec_parse_options(int argc, char **argv, TilecOptions *opts) {
   if (!opts->emit) {
     /* An object file named as the output asks for the object; a cubin or fatbin,
      * for GPU code. */
-    size_t n = opts->output ? strlen(opts->output) : 0;
-    bool obj = n > 5 && strcmp(opts->output + n - 5, ".tobj") == 0;
-    bool gpu = (n > 6 && strcmp(opts->output + n - 6, ".cubin") == 0) ||
-               (n > 7 && strcmp(opts->output + n - 7, ".fatbin") == 0);
-    opts->emit = obj ? "obj" : gpu ? "cubin" : tilec_stages[0].name;
+    const char *out = opts->output;
+    bool gpu = tilec_ends_with(out, ".cubin") || tilec_ends_with(out, ".fatbin");
+    opts->emit = tilec_ends_with(out, ".tobj") ? "obj" : gpu ? "cubin" : tilec_stages[0].name;
   }
   int rc = check_stage(opts);
   return rc == TILEC_OK ? check_print_after(opts) : rc;

@@ -48,6 +48,18 @@ void tilec_f32_to_bf16(void *data, size_t n) {
   }
 }
 
+void tilec_shape_text(TileElem e, int rank, const int64_t *dims, char *buf, size_t n) {
+  size_t k = (size_t)snprintf(buf, n, "%s [", tile_elem_name(e));
+  for (int i = 0; i < rank && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)dims[i]);
+  if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+bool tilec_npy_elem_fits(TileElem want, TileElem have) {
+  return have == want || (want == TILE_ELEM_F8E5M2 && have == TILE_ELEM_F8E4M3FN) ||
+         (want == TILE_ELEM_BF16 && have == TILE_ELEM_F32);
+}
+
 #ifdef TILEC_HAVE_CUDA_BACKEND
 static const TileCudaBuffer *find_buffer(const TileCudaProgram *p, const TilecBinding *b,
                                          unsigned bind) {
@@ -66,13 +78,6 @@ static int64_t numel(const TileCudaBuffer *b) {
   return n;
 }
 
-static void shape_text(TileElem e, int rank, const int64_t *dims, char *buf, size_t n) {
-  size_t k = (size_t)snprintf(buf, n, "%s [", tile_elem_name(e));
-  for (int i = 0; i < rank && k < n; i++)
-    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)dims[i]);
-  if (k < n) snprintf(buf + k, n - k, "]");
-}
-
 /* Reads an input into the buffer's device layout: h->data is malloc'ed. */
 static int read_input(const TileCudaProgram *p, const TilecBinding *b, TileCudaHostBuffer *h) {
   const TileCudaBuffer *buf = find_buffer(p, b, TILE_BIND_IN);
@@ -83,12 +88,10 @@ static int read_input(const TileCudaProgram *p, const TilecBinding *b, TileCudaH
   if (!tile_npy_read_file(b->file, &a, &d)) return TILEC_BAD_INPUT;
   bool shape_ok = a.rank == buf->rank;
   for (int k = 0; shape_ok && k < a.rank; k++) shape_ok = a.dims[k] == buf->dims[k];
-  bool elem_ok = a.elem == buf->elem || (buf->elem == TILE_ELEM_F8E5M2 && a.elem == TILE_ELEM_F8E4M3FN) ||
-                 (buf->elem == TILE_ELEM_BF16 && a.elem == TILE_ELEM_F32);
-  if (!shape_ok || !elem_ok) {
+  if (!shape_ok || !tilec_npy_elem_fits((TileElem)buf->elem, a.elem)) {
     char want[160], got[160];
-    shape_text((TileElem)buf->elem, buf->rank, buf->dims, want, sizeof want);
-    shape_text(a.elem, a.rank, a.dims, got, sizeof got);
+    tilec_shape_text((TileElem)buf->elem, buf->rank, buf->dims, want, sizeof want);
+    tilec_shape_text(a.elem, a.rank, a.dims, got, sizeof got);
     tilec_fail("run: --in %s: '%s' is %s; %s holds %s", buf->name, buf->name, want, b->file, got);
     tile_npy_free(&a);
     return TILEC_BAD_INPUT;

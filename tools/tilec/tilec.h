@@ -100,14 +100,17 @@ void tilec_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads a whole file ("-": standard input) into a malloc'ed buffer with a NUL after
  * its len bytes. Returns TILEC_OK, or a tilec exit code after saying what failed. */
 int tilec_read_file(const char *path, char **out, size_t *len);
+/* Whether s (NULL: no) is longer than tail and ends with it: "k.cubin", not ".cubin". */
+bool tilec_ends_with(const char *s, const char *tail);
 
 int tilec_compile(const TilecOptions *opts);
 
 /* The target stages that make machine code run on when --target is not given. */
 #define TILEC_DEFAULT_TARGET "tiny"
 /* Loads a target by name or path and applies a torus shape (NULL: keep the target's).
- * Returns TILEC_OK or TILEC_BAD_INPUT after saying what is wrong. */
-int tilec_load_target(const char *name, const char *torus, TileTarget *t);
+ * Returns TILEC_OK or TILEC_BAD_INPUT after saying what is wrong (messages start with
+ * who, "tilec" or "tilec run"). */
+int tilec_load_target(const char *who, const char *name, const char *torus, TileTarget *t);
 /* Compiles .tile source (path names it in diagnostics) for target t: function func
  * (NULL: the only one) to an object. Returns a tilec exit code; diagnostics go to
  * standard error. */
