@@ -117,6 +117,7 @@ static bool forward(Prop *p, TileOp *op) {
         continue;
       }
       if (used & shard_dim_mask(&a->s, i)) continue;
+      if (!shard_dim_divides(p->mesh, &a->s, i, r->v->type.dims[j])) continue;
       shard_copy_dim(&out, j, &a->s, i);
       used |= shard_dim_mask(&a->s, i);
       from[j] = a;
@@ -144,7 +145,8 @@ static bool backward(Prop *p, TileOp *op) {
     Shard s = shard_replicated(a->v->type.rank);
     uint32_t used = 0;
     for (int i = 0; i < s.rank; i++) {
-      if (map[i] >= 0 && !(used & shard_dim_mask(&r->s, map[i]))) {
+      if (map[i] >= 0 && !(used & shard_dim_mask(&r->s, map[i])) &&
+          shard_dim_divides(p->mesh, &r->s, map[i], a->v->type.dims[i])) {
         shard_copy_dim(&s, i, &r->s, map[i]);
         used |= shard_dim_mask(&r->s, map[i]);
       }

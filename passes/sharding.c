@@ -96,6 +96,10 @@ void shard_copy_dim(Shard *dst, int dd, const Shard *src, int ds) {
   memcpy(dst->ax[dd], src->ax[ds], src->n[ds]);
 }
 
+bool shard_dim_divides(const TileMesh *mesh, const Shard *s, int d, int64_t size) {
+  return size % shard_parts(mesh, s, d) == 0;
+}
+
 int64_t shard_parts(const TileMesh *mesh, const Shard *s, int d) {
   int64_t p = 1;
   for (int j = 0; j < s->n[d]; j++) p *= mesh->axes[s->ax[d][j]].size;
@@ -173,22 +177,34 @@ static bool map_reduce(const TileOp *op, int *map, const TileAttr *dims, int64_t
   return true;
 }
 
-/* Reshape keeps dim i as result dim j when both have the same size and the same
- * number of elements before them: then a block of i is a block of j. */
+/* Reshape: walk both shapes in row-major order, cutting them into groups of dims
+ * whose products agree ([8, 4096] -> [8, 1, 32, 128] has the groups {8}={8} and
+ * {4096}={1, 32, 128}). Within a group the major dim of the operand (its first dim
+ * larger than one) maps to the major dim of the result: a block of p consecutive
+ * slices of one is a block of the other whenever p divides both sizes (callers check
+ * that with shard_dim_divides), which is how heads split over chips survive a
+ * [tokens, heads * dim] <-> [tokens, heads, dim] reshape. Minor dims of a group have no
+ * block counterpart. */
+static int major_dim(const TileType *t, int from, int to) {
+  for (int i = from; i < to; i++)
+    if (t->dims[i] > 1) return i;
+  return -1;
+}
+
 static bool map_reshape(const TileOp *op, int *map) {
-  const TileType *a = opnd_type(op, 0), *r = &op->res[0]->type;
-  int64_t pa = 1;
-  for (int i = 0; i < a->rank; i++) {
-    map[i] = -1;
-    int64_t pr = 1;
-    for (int j = 0; j < r->rank; j++) {
-      if (pr == pa && r->dims[j] == a->dims[i] && a->dims[i] > 1) {
-        map[i] = j;
-        break;
-      }
-      pr *= r->dims[j];
+  const TileType *x = opnd_type(op, 0), *y = &op->res[0]->type;
+  for (int i = 0; i < x->rank; i++) map[i] = -1;
+  int i = 0, j = 0;
+  while (i < x->rank && j < y->rank) {
+    int i0 = i, j0 = j;
+    int64_t px = x->dims[i++], py = y->dims[j++];
+    while (px != py) {
+      if (px < py && i < x->rank) px *= x->dims[i++];
+      else if (py < px && j < y->rank) py *= y->dims[j++];
+      else return true; /* the verifier guarantees equal products; stay safe */
     }
-    pa *= a->dims[i];
+    int a = major_dim(x, i0, i), b = major_dim(y, j0, j);
+    if (a >= 0 && b >= 0) map[a] = b;
   }
   return true;
 }
@@ -257,7 +273,10 @@ bool shard_dim_map(const TileOp *op, int k, int *map) {
   case TILE_OP_ATTENTION:
     if (k == 0) return identity(op, k, map);
     map[0] = 0;
-    map[1] = a->dims[1] == r->dims[1] ? 1 : -1;
+    /* Heads: with G = H / Hkv query heads per key/value head, a block of H/p query
+     * heads reads exactly the block of Hkv/p key/value heads, whenever p divides Hkv
+     * (callers check; a single shared head, Hkv = 1, is never split). */
+    map[1] = 1;
     map[2] = -1;
     map[3] = 3;
     return true;

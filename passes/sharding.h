@@ -37,6 +37,9 @@ uint32_t shard_dim_mask(const Shard *s, int d);
 void shard_copy_dim(Shard *dst, int dd, const Shard *src, int ds);
 /* How many parts dim d is split into. */
 int64_t shard_parts(const TileMesh *mesh, const Shard *s, int d);
+/* Whether the split of dim d of s divides a dim of that size into equal blocks (a
+ * reshape maps dims of different sizes onto each other). */
+bool shard_dim_divides(const TileMesh *mesh, const Shard *s, int d, int64_t size);
 /* The per-chip type of a value of global type t sharded by s. */
 TileType shard_local_type(const TileMesh *mesh, const Shard *s, TileType t);
 /* Writes "[y, (x, z), -]". */

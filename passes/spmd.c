@@ -209,7 +209,7 @@ static void clear_dim(Shard *r, int d) {
 }
 
 /* The result layout op can produce for the declared sharding r. */
-static Shard producible(const TileOp *op, Shard r) {
+static Shard producible(const TileMesh *mesh, const TileOp *op, Shard r) {
   int rank = r.rank;
   switch (op->kind) {
   case TILE_OP_SOFTMAX: clear_dim(&r, (int)tile_attr_get(&op->attrs, "dim")->i); break;
@@ -224,7 +224,7 @@ static Shard producible(const TileOp *op, Shard r) {
     int64_t h = op->res[0]->type.dims[1], hkv = op->opnd[1].v->type.dims[1];
     clear_dim(&r, 2);
     clear_dim(&r, 3);
-    if (hkv != 1 && hkv != h) clear_dim(&r, 1);
+    if (hkv != 1 && hkv != h && !shard_dim_divides(mesh, &r, 1, hkv)) clear_dim(&r, 1);
     break;
   }
   case TILE_OP_CONSTANT:
@@ -232,14 +232,16 @@ static Shard producible(const TileOp *op, Shard r) {
     break;
   default: {
     /* A result dim no operand dim maps to must be whole, except where broadcast
-     * makes it: a broadcast value is the same in every block. */
+     * makes it: a broadcast value is the same in every block. So must one whose split
+     * would not cut the operand dim it maps from into equal blocks (reshape). */
     if (op->kind == TILE_OP_BROADCAST || op->nopnd == 0) break;
     bool hit[TILE_MAX_RANK] = {0};
     for (int k = 0; k < op->nopnd; k++) {
       int map[TILE_MAX_RANK];
       if (!shard_dim_map(op, k, map)) continue;
       for (int i = 0; i < op->opnd[k].v->type.rank; i++)
-        if (map[i] >= 0) hit[map[i]] = true;
+        if (map[i] >= 0 && shard_dim_divides(mesh, &r, map[i], op->opnd[k].v->type.dims[i]))
+          hit[map[i]] = true;
     }
     for (int j = 0; j < rank; j++)
       if (!hit[j]) clear_dim(&r, j);
@@ -263,7 +265,8 @@ static void wants(Spmd *s, const TileOp *op, const TileOp *g, const Shard *r, Sh
     const Layout *a = layout(s, op->opnd[k].v);
     for (int i = 0; i < req[k].rank; i++) {
       if (map[i] >= 0) {
-        shard_copy_dim(&req[k], i, r, map[i]);
+        if (shard_dim_divides(s->mesh, r, map[i], g->opnd[k].v->type.dims[i]))
+          shard_copy_dim(&req[k], i, r, map[i]);
         continue;
       }
       int pd = shard_contract_partner(g, k, i);
@@ -340,7 +343,7 @@ static bool rewrite_op(Spmd *s, TileOp *op) {
   g.opnd = guse;
   bool mapped = op->nres == 1 && op->res[0]->type.kind == TILE_TY_TENSOR;
   Shard decl = mapped ? layout(s, op->res[0])->decl : shard_replicated(0);
-  Shard r = mapped ? producible(&g, decl) : decl;
+  Shard r = mapped ? producible(s->mesh, &g, decl) : decl;
   uint32_t partial = 0;
   const char *kind = "add";
   if (mapped) {

@@ -47,6 +47,23 @@ def attention(q, k, v, scale, causal):
     return np.einsum("bhqk,bkd->bhqd", p, v[:, 0])
 
 
+def gqa_decode(q, k, v, scale):
+    """Grouped-query attention of one new token per batch row: query head h reads
+    key/value head h // (H / Hkv) over the whole cache."""
+    g = q.shape[1] // k.shape[1]
+    kk, vv = np.repeat(k, g, axis=1), np.repeat(v, g, axis=1)
+    s = np.einsum("bhqd,bhkd->bhqk", q, kk) * scale
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return np.einsum("bhqk,bhkd->bhqd", p, vv)
+
+
+def megatron_attention(x, wq, kc, vc, wo):
+    q = bf16(x @ wq).reshape(2, 1, 8, 64).transpose(0, 2, 1, 3)
+    o = bf16(gqa_decode(q, kc, vc, 0.125))
+    return o.transpose(0, 2, 1, 3).reshape(2, 512) @ wo
+
+
 # name: (source after the mesh line, input shapes, reference on bf16-rounded inputs).
 PROGRAMS = {
     # examples/mlp.tile, 32x smaller: w1 by columns and w2 by rows over x, the batch
@@ -97,6 +114,25 @@ func @f(%q: tensor<4x4x128x64xbf16> {shard = [x, y, -, -]}, %k: tensor<4x1x128x6
   return %o
 }""", {"q": (4, 4, 128, 64), "k": (4, 1, 128, 64), "v": (4, 1, 128, 64)},
         lambda q, k, v: attention(q, k, v, 0.125, True)),
+    # Megatron attention of a decode step: query heads (wq by columns) and the
+    # key/value cache's heads split over y, the heads reshaped out of and back into
+    # the model dim on each chip, wo by rows; one all_reduce of the partial sums.
+    "megatron_attention": ("""
+func @f(%x: tensor<2x256xbf16>, %wq: tensor<256x512xbf16> {shard = [-, y]},
+        %kc: tensor<2x4x128x64xbf16> {shard = [-, y, -, -]},
+        %vc: tensor<2x4x128x64xbf16> {shard = [-, y, -, -]},
+        %wo: tensor<512x256xbf16> {shard = [y, -]}) -> tensor<2x256xf32> {
+  %q = matmul %x, %wq : tensor<2x512xbf16>
+  %q4 = reshape %q : tensor<2x1x8x64xbf16>
+  %qh = transpose %q4 {perm = [0, 2, 1, 3]} : tensor<2x8x1x64xbf16>
+  %o = attention %qh, %kc, %vc {scale = 0.125} : tensor<2x8x1x64xbf16>
+  %ot = transpose %o {perm = [0, 2, 1, 3]} : tensor<2x1x8x64xbf16>
+  %o2 = reshape %ot : tensor<2x512xbf16>
+  %y = matmul %o2, %wo : tensor<2x256xf32>
+  return %y
+}""", {"x": (2, 256), "wq": (256, 512), "kc": (2, 4, 128, 64), "vc": (2, 4, 128, 64),
+       "wo": (512, 256)},
+        megatron_attention),
 }
 
 
