@@ -8,8 +8,10 @@
  * keep every dim; matmul and dot_general keep batch and free dims and contract the
  * rest (backward, a contracted dim takes the sharding of its partner in the other
  * operand); reduce drops the reduced dims; broadcast, transpose, gather and the
- * composites map dims by position; reshape keeps a dim whose size and row-major
- * offset survive; slice and concatenate keep the dims they leave whole. A value,
+ * composites map dims by position; reshape maps the major dim of each group of dims
+ * whose products agree (heads in [tokens, heads * dim] <-> [tokens, heads, dim]);
+ * slice and concatenate keep the dims they leave whole. A split moves only onto a
+ * dim it cuts into equal blocks. A value,
  * once it has a sharding, keeps it, and sweeps visit ops in a fixed order, so the
  * result is deterministic. No mesh axis is used twice in one value.
  *
