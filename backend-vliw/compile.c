@@ -252,7 +252,7 @@ TilePassStatus tile_vliw_compile(TileModule *m, const TileVliwOptions *o, TileOb
   st = step(tile_mir_regalloc(&mir, &code, d), "register allocation", before, d);
   if (st == TILE_PASS_OK) {
     before = d->nerrors;
-    st = step(tile_mir_layout(&mir, d), "layout", before, d);
+    st = step(tile_mir_layout_code(&mir, &code, d), "layout", before, d);
   }
   if (st == TILE_PASS_OK) {
     before = d->nerrors;

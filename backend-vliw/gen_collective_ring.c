@@ -177,6 +177,7 @@ static CollRemote remote_make(Coll *c, int32_t src_buf, int32_t dst_buf, int32_t
   }
   r.site.desc_reg = coll_addr(c, r.site.desc, 0);
   if (peer_reg < 0) return r; /* a local copy keeps peer -1 */
+  m->bufs[dst_buf].remote = true; /* peers write it: layout keeps it from the start */
   TileMirInst st = tile_mir_inst(TILE_MOP_SST, peer_reg, r.site.desc_reg, 0, 0, DESC_PEER * 4);
   tile_mir_mem(&st, r.site.desc, TILE_MIR_WRITE, 0);
   add_inst(c, st);

@@ -8,15 +8,19 @@
  *
  * Order: in HBM the buffers a caller binds come first, in creation order (so the
  * addresses of a program's inputs and outputs do not move when its scratch changes),
- * then HBM scratch; VMEM and SMEM in creation order. Each memory is filled from address
- * 0 up. A memory that overflows gets one message naming the first buffer that does not
- * fit, its size, what the target has and what is left. */
+ * then HBM scratch; VMEM and SMEM in creation order. HBM is filled from address 0 up.
+ * With the scheduled code (tile_mir_layout_code), VMEM and SMEM are shared over time:
+ * each buffer takes the lowest address where no buffer already placed whose live range
+ * (layout_live.c) meets its own sits, so the groups of a long program reuse the memory
+ * of the groups before them; without code every buffer gets its own bytes. A memory
+ * that overflows gets one message naming the first buffer that does not fit, its size,
+ * what the target has and what the buffers live with it hold. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tile/mir.h"
+#include "layout_internal.h"
 
 enum { MIN_ALIGN = 4 };
 
@@ -45,18 +49,69 @@ static int64_t capacity(const TileTarget *t, TileSpace s) {
 
 typedef struct Space {
   TileSpace space;
-  int64_t next;   /* first free byte */
+  int64_t next;   /* first byte above every buffer placed */
   int32_t placed; /* buffers placed */
   int64_t total;  /* bytes every buffer of the space needs (for messages) */
   bool full;      /* reported already */
 } Space;
 
-static bool place(TileMir *m, int32_t id, Space *sp, TileDiag *d) {
+typedef struct Placer {
+  TileMir *m;
+  const LiveRange *live; /* NULL: no sharing */
+  int32_t *order;        /* placed on-chip buffers, by address */
+  int32_t nplaced;
+} Placer;
+
+static bool meets(const LiveRange *a, const LiveRange *b) {
+  return a->first <= b->last && b->first <= a->last;
+}
+
+static int64_t align_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
+
+/* The lowest aligned address of space sp where buffer id fits beside every placed
+ * buffer whose life meets its own; *live_bytes and *nlive say what those hold. */
+static int64_t lowest_fit(Placer *pl, int32_t id, int64_t size, int64_t align,
+                          int64_t *live_bytes, int32_t *nlive) {
+  const TileMirBuffer *b = &pl->m->bufs[id];
+  int64_t at = 0;
+  *live_bytes = 0;
+  *nlive = 0;
+  for (int32_t k = 0; k < pl->nplaced; k++) {
+    const TileMirBuffer *o = &pl->m->bufs[pl->order[k]];
+    if (o->space != b->space || !meets(&pl->live[pl->order[k]], &pl->live[id])) continue;
+    int64_t osize = o->bytes * o->nslots;
+    *live_bytes += osize;
+    ++*nlive;
+    if (at + size <= o->addr) continue; /* fits below: keep looking for a later clash */
+    if (o->addr + osize > at) at = align_up(o->addr + osize, align);
+  }
+  return at;
+}
+
+/* Keeps pl->order sorted by address (then id) with buffer id added. */
+static void record(Placer *pl, int32_t id) {
+  const TileMirBuffer *b = &pl->m->bufs[id];
+  int32_t k = pl->nplaced++;
+  while (k > 0) {
+    const TileMirBuffer *o = &pl->m->bufs[pl->order[k - 1]];
+    if (o->addr < b->addr || (o->addr == b->addr && pl->order[k - 1] < id)) break;
+    pl->order[k] = pl->order[k - 1];
+    k--;
+  }
+  pl->order[k] = id;
+}
+
+static bool place(Placer *pl, int32_t id, Space *sp, TileDiag *d) {
+  TileMir *m = pl->m;
   TileMirBuffer *b = &m->bufs[id];
   const TileTarget *t = m->target;
   int64_t cap = capacity(t, sp->space), size = b->bytes * b->nslots;
   int64_t align = b->align > MIN_ALIGN ? b->align : MIN_ALIGN;
-  int64_t at = (sp->next + align - 1) / align * align;
+  bool shared = pl->live && sp->space != TILE_SPACE_HBM;
+  int64_t live_bytes = sp->next;
+  int32_t nlive = sp->placed;
+  int64_t at = shared ? lowest_fit(pl, id, size, align, &live_bytes, &nlive)
+                      : align_up(sp->next, align);
   if (sp->full) return false;
   if (at > cap || size > cap - at) {
     char need[64], has[64], left[64], used[64], all[64];
@@ -66,18 +121,21 @@ static bool place(TileMir *m, int32_t id, Space *sp, TileDiag *d) {
       return tile_error(d, (TileLoc){0}, "%s buffer '%s' needs %s, the target has %s", name,
                         b->name, fmt_bytes(size, need, sizeof need),
                         fmt_bytes(cap, has, sizeof has));
-    int64_t rest = at < cap ? cap - at : 0;
+    int64_t rest = live_bytes < cap ? cap - live_bytes : 0;
     return tile_error(d, (TileLoc){0},
-                      "%s buffer '%s' needs %s, but only %s of the target's %s is left after "
-                      "%d other %s buffers (%s); the program's %s buffers need %s in all",
+                      "%s buffer '%s' needs %s, but only %s of the target's %s is left %s "
+                      "%d other %s buffers%s (%s); the program's %s buffers need %s in all",
                       name, b->name, fmt_bytes(size, need, sizeof need),
                       fmt_bytes(rest, left, sizeof left), fmt_bytes(cap, has, sizeof has),
-                      (int)sp->placed, name, fmt_bytes(sp->next, used, sizeof used), name,
+                      shared ? "beside" : "after", (int)nlive, name,
+                      shared ? " live at the same time" : "",
+                      fmt_bytes(live_bytes, used, sizeof used), name,
                       fmt_bytes(sp->total, all, sizeof all));
   }
   b->addr = at;
-  sp->next = at + size;
+  if (at + size > sp->next) sp->next = at + size;
   sp->placed++;
+  if (shared) record(pl, id);
   return true;
 }
 
@@ -110,7 +168,7 @@ static bool apply_relocs(TileMir *m, TileDiag *d) {
   return true;
 }
 
-bool tile_mir_layout(TileMir *m, TileDiag *d) {
+static bool layout(TileMir *m, const LiveRange *live, TileDiag *d) {
   const TileTarget *t = m->target;
   Space spaces[TILE_SPACE_COUNT];
   for (int s = 0; s < TILE_SPACE_COUNT; s++) spaces[s] = (Space){.space = (TileSpace)s};
@@ -129,17 +187,35 @@ bool tile_mir_layout(TileMir *m, TileDiag *d) {
         b->bytes * b->nslots > INT64_MAX - sp->total ? INT64_MAX : sp->total + b->bytes * b->nslots;
   }
   bool ok = true;
+  Placer pl = {.m = m, .live = live};
+  if (live && !(pl.order = malloc(sizeof *pl.order * (size_t)(m->nbufs > 0 ? m->nbufs : 1))))
+    return tile_error(d, (TileLoc){0}, "layout: out of memory");
   /* HBM: bound buffers first, then scratch; then the on-chip memories. */
   for (int pass = 0; pass < 2; pass++)
     for (int32_t i = 0; i < m->nbufs; i++) {
       TileMirBuffer *b = &m->bufs[i];
       if (b->space == TILE_SPACE_HBM && (b->bind != 0) == (pass == 0))
-        ok = place(m, i, &spaces[TILE_SPACE_HBM], d) && ok;
+        ok = place(&pl, i, &spaces[TILE_SPACE_HBM], d) && ok;
     }
   for (int32_t i = 0; i < m->nbufs; i++)
-    if (m->bufs[i].space != TILE_SPACE_HBM) ok = place(m, i, &spaces[m->bufs[i].space], d) && ok;
+    if (m->bufs[i].space != TILE_SPACE_HBM) ok = place(&pl, i, &spaces[m->bufs[i].space], d) && ok;
+  free(pl.order);
   if (m->nsems > t->nsems)
     ok = tile_error(d, (TileLoc){0}, "the program uses %d semaphores, the target %s has %d",
                     (int)m->nsems, t->name, (int)t->nsems);
   return ok && apply_relocs(m, d);
+}
+
+bool tile_mir_layout(TileMir *m, TileDiag *d) { return layout(m, NULL, d); }
+
+bool tile_mir_layout_code(TileMir *m, const TileMirCode *code, TileDiag *d) {
+  LiveRange *live = malloc(sizeof *live * (size_t)(m->nbufs > 0 ? m->nbufs : 1));
+  bool ok = live && layout_live_ranges(m, code, live);
+  if (!ok) {
+    free(live);
+    return tile_error(d, (TileLoc){0}, "layout: out of memory");
+  }
+  ok = layout(m, live, d);
+  free(live);
+  return ok;
 }

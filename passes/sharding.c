@@ -32,6 +32,9 @@ static int axis_index(const TileMesh *mesh, const char *name) {
 static bool add_axis(const TileMesh *mesh, Shard *s, int d, const TileAttr *a) {
   int k = a->kind == TILE_ATTR_IDENT ? axis_index(mesh, a->s) : -1;
   if (k < 0 || s->n[d] >= TILE_MAX_MESH_AXES) return false;
+  /* An axis of one chip splits nothing: leaving it out keeps such a dim replicated, so
+   * no collective is ever made over it. */
+  if (mesh->axes[k].size == 1) return true;
   s->ax[d][s->n[d]++] = (uint8_t)k;
   return true;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "bound.h"
+#include "ici.h"
 #include "tile/ops.h"
 
 const char *bound_resource_name(BoundResource r) {
@@ -117,7 +118,12 @@ static void attention_work(const TileOp *op, const TileTarget *t, KernelWork *w)
   w->xlu_ops += 2 * b * h * ceil_div(sq, t->vreg_sublanes);
 }
 
-static bool op_work(const TileOp *op, const TileTarget *t, KernelWork *w, TileDiag *d) {
+static bool is_collective(TileOpKind k) {
+  return tile_op_info[k].family == TILE_FAMILY_COLLECTIVE;
+}
+
+static bool op_work(const TileOp *op, const TileMesh *mesh, const TileTarget *t, KernelWork *w,
+                    TileDiag *d) {
   TileOpKind kind = (TileOpKind)op->kind;
   const TileType *res = op->nres > 0 ? &op->res[0]->type : NULL;
   const TileType *in = op->nopnd > 0 ? &op->opnd[0].v->type : NULL;
@@ -127,6 +133,16 @@ static bool op_work(const TileOp *op, const TileTarget *t, KernelWork *w, TileDi
     return false;
   }
   if (kind == TILE_OP_RETURN || is_free(kind) || kind == TILE_OP_GATHER) return true;
+  if (is_collective(kind)) {
+    double c = 0;
+    if (!mesh) {
+      tile_error(d, op->loc, "the bound of '%s' needs the program's mesh", tile_op_name(kind));
+      return false;
+    }
+    if (!ici_collective_cycles(op, mesh, t, &c, d)) return false;
+    w->ici_cycles += c;
+    return true;
+  }
   if (is_elementwise(kind)) {
     w->vector_ops += tiles(res, t);
     return true;
@@ -176,6 +192,13 @@ static bool op_work(const TileOp *op, const TileTarget *t, KernelWork *w, TileDi
   case TILE_OP_ATTENTION:
     attention_work(op, t, w);
     return true;
+  case TILE_OP_TRANSPOSE: {
+    /* Keeping the last dim in place only reorders whole rows: DMA addresses, no vector
+     * work. Moving it needs a cross-lane transpose of every tile. */
+    const TileAttr *perm = tile_attr_get(&op->attrs, "perm");
+    if (perm && perm->elems[in->rank - 1].i != in->rank - 1) w->xlu_ops += tiles(in, t);
+    return true;
+  }
   default:
     tile_error(d, op->loc, "the kernel bound has no count for '%s'", tile_op_name(kind));
     return false;
@@ -203,6 +226,11 @@ static bool is_gather_result(const TileOp *ret, int i) {
 }
 
 bool kernel_work(const TileFunc *f, const TileTarget *t, KernelWork *w, TileDiag *d) {
+  return program_work(f, NULL, t, w, d);
+}
+
+bool program_work(const TileFunc *f, const TileMesh *mesh, const TileTarget *t, KernelWork *w,
+                  TileDiag *d) {
   memset(w, 0, sizeof *w);
   if (f->is_kernel) {
     tile_error(d, f->loc, "the kernel bound needs a tensor-level func, not a kernel");
@@ -217,7 +245,7 @@ bool kernel_work(const TileFunc *f, const TileTarget *t, KernelWork *w, TileDiag
   }
   const TileOp *ret = NULL;
   for (const TileOp *op = f->body->first; op; op = op->next) {
-    if (!op_work(op, t, w, d)) return false;
+    if (!op_work(op, mesh, t, w, d)) return false;
     if (op->kind == TILE_OP_RETURN) ret = op;
   }
   for (int i = 0; i < f->nret; i++) {
@@ -235,6 +263,7 @@ bool kernel_work(const TileFunc *f, const TileTarget *t, KernelWork *w, TileDiag
   w->cycles[BOUND_XLU] = w->xlu_ops / t->slots[TILE_SLOT_XLU];
   w->cycles[BOUND_VLOAD] = w->vloads / t->slots[TILE_SLOT_VLOAD];
   w->cycles[BOUND_VSTORE] = w->vstores / t->slots[TILE_SLOT_VSTORE];
+  w->cycles[BOUND_ICI] = w->ici_cycles;
   w->bound = 0;
   for (int r = 0; r < BOUND_COUNT; r++)
     if (w->cycles[r] > w->bound) {

@@ -9,6 +9,8 @@
  *   xlu     cross-lane ops / slots.xlu
  *   vload   vector loads (each input tile once) / slots.vload
  *   vstore  vector stores (each result tile once) / slots.vstore
+ *   ici     the collectives of a per-chip program on a mesh, one after another, each
+ *           at its torus time (ici.h)
  *
  * bench/kernels/bound.c counts the work per op; docs/perf.md ("Kernels") gives the
  * table of counts and why each is a minimum. */
@@ -29,7 +31,8 @@
   X(VECTOR, "vector")      \
   X(XLU, "xlu")            \
   X(VLOAD, "vload")        \
-  X(VSTORE, "vstore")
+  X(VSTORE, "vstore")      \
+  X(ICI, "ici")
 
 typedef enum BoundResource {
 #define X(e, n) BOUND_##e,
@@ -44,6 +47,7 @@ typedef struct KernelWork {
   double vector_ops;    /* vreg-tile ops in vector slots (ALU and transcendental) */
   double xlu_ops;       /* cross-lane ops */
   double vloads, vstores;
+  double ici_cycles;    /* collectives on the torus links */
   double cycles[BOUND_COUNT]; /* each resource's cycles on the target */
   double bound;         /* the largest */
   BoundResource binding;
@@ -54,5 +58,9 @@ const char *bound_resource_name(BoundResource r);
 /* Counts the work of function f (a tensor-level `func`) and its cycles on t. An op the
  * model has no count for is an error in d (false): the bound must cover every op. */
 bool kernel_work(const TileFunc *f, const TileTarget *t, KernelWork *w, TileDiag *d);
+/* The same for the per-chip program of a mesh (after partitioning), whose collectives
+ * count on the links of t's torus. */
+bool program_work(const TileFunc *f, const TileMesh *mesh, const TileTarget *t, KernelWork *w,
+                  TileDiag *d);
 
 #endif

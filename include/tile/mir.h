@@ -117,6 +117,7 @@ typedef struct TileMirBuffer {
   int32_t rank;
   int64_t dims[TILE_MAX_RANK];
   bool per_chip;    /* bound with one slice per chip (a mesh function's data) */
+  bool remote;      /* other chips write it (a collective's receive buffer) */
   /* Initial contents (constants, DMA descriptors), nslots * bytes or fewer; NULL for
    * zeros/none. */
   uint8_t *init;
@@ -221,6 +222,9 @@ bool tile_mir_regalloc(TileMir *m, TileMirCode *code, TileDiag *d);
 /* Places every buffer (sets addr) within the target's memories, numbers semaphores;
  * a program that does not fit gets a diagnostic naming the buffer and sizes. */
 bool tile_mir_layout(TileMir *m, TileDiag *d);
+/* The same, sharing VMEM and SMEM between buffers whose live ranges in code (scheduled
+ * and allocated) do not meet. */
+bool tile_mir_layout_code(TileMir *m, const TileMirCode *code, TileDiag *d);
 /* Builds the object: bundles with relocated immediates, initial data, symbols. */
 bool tile_mir_emit(const TileMir *m, const TileMirCode *code, TileObject *obj, TileDiag *d);
 /* Annotated listing (-S): bundles in slot columns, each op tagged with its source;

@@ -1,0 +1,90 @@
+/* Collective times on the torus (ici.h), the model of REFERENCE.md ("Collectives"):
+ *
+ *   all-gather / reduce-scatter of an array of V bytes over axes of n_1 .. n_k chips
+ *   (N = prod n_i):  T = max(alpha * sum_i hops_i, (1 - 1/N) V / sum_i W_i)
+ *   all-reduce:      2 T (reduce-scatter, then all-gather)
+ *   all-to-all:      the bandwidth term / 4 (a bidirectional ring), the same hops
+ *   permute:         V / b + alpha * hops of the shift
+ *
+ * b is one link's one-way bandwidth and alpha the per-hop latency. An axis with
+ * wraparound is a ring: each chip receives on two links (W = 2b) and the farthest chip
+ * is n/2 hops away. Without wraparound it is a line: the end chips have one link on
+ * the axis (W = b, "without wraparound about 2x") and the far end is n - 1 hops away.
+ * V is the whole array a chip holds after an all-gather or before a reduce-scatter or
+ * all-reduce: the larger of the op's operand and result; an all-to-all exchanges N
+ * blocks of its operand's size. */
+#include <string.h>
+
+#include "ici.h"
+#include "tile/ops.h"
+
+static const TileMeshAxis *find_axis(const TileMesh *mesh, const char *name) {
+  for (int i = 0; i < mesh->naxes; i++)
+    if (strcmp(mesh->axes[i].name, name) == 0) return &mesh->axes[i];
+  return NULL;
+}
+
+static double type_bytes(const TileType *ty) {
+  int bits = tile_elem_bits((TileElem)ty->elem);
+  return (double)tile_type_numel(ty) * (double)(bits < 8 ? 8 : bits) / 8.0;
+}
+
+/* An axis is a ring when every torus dim it spans wraps on this target. */
+static bool axis_wraps(const TileMeshAxis *a, const TileTarget *t) {
+  for (int j = 0; j < a->ndims; j++)
+    if (a->dims[j] >= t->torus_rank || !t->wrap[a->dims[j]]) return false;
+  return true;
+}
+
+bool ici_collective_cycles(const TileOp *op, const TileMesh *mesh, const TileTarget *t,
+                           double *cycles, TileDiag *d) {
+  double link = (double)t->ici_bw / (double)t->clock_hz; /* bytes per cycle, one way */
+  double alpha = (double)tile_target_hop_cycles(t);
+  double in = type_bytes(&op->opnd[0].v->type), out = type_bytes(&op->res[0]->type);
+  const TileAttr *axes = tile_attr_get(&op->attrs, "axes");
+  const TileAttr *one = tile_attr_get(&op->attrs, "axis");
+  int naxes = axes ? axes->n : one ? 1 : 0;
+  double chips = 1, hops = 0, width = 0;
+  for (int i = 0; i < naxes; i++) {
+    const TileAttr *name = axes ? &axes->elems[i] : one;
+    const TileMeshAxis *a = name->kind == TILE_ATTR_IDENT ? find_axis(mesh, name->s) : NULL;
+    if (!a) {
+      tile_error(d, op->loc, "the bound finds no mesh axis '%s' on mesh @%s",
+                 name->kind == TILE_ATTR_IDENT ? name->s : "?", mesh->name);
+      return false;
+    }
+    bool ring = axis_wraps(a, t);
+    chips *= (double)a->size;
+    hops += ring ? (double)(a->size / 2) : (double)(a->size - 1);
+    width += ring ? 2 * link : link;
+  }
+  if (chips <= 1) {
+    *cycles = 0;
+    return true;
+  }
+  double v = in > out ? in : out;
+  switch ((TileOpKind)op->kind) {
+  case TILE_OP_ALL_GATHER:
+  case TILE_OP_REDUCE_SCATTER:
+  case TILE_OP_ALL_REDUCE: {
+    double bw = (1 - 1 / chips) * v / width, lat = alpha * hops;
+    *cycles = (bw > lat ? bw : lat) * (op->kind == TILE_OP_ALL_REDUCE ? 2 : 1);
+    return true;
+  }
+  case TILE_OP_ALL_TO_ALL: {
+    double bw = (1 - 1 / chips) * in * chips / width / 4, lat = alpha * hops;
+    *cycles = bw > lat ? bw : lat;
+    return true;
+  }
+  case TILE_OP_COLLECTIVE_PERMUTE: {
+    int64_t shift = 0;
+    tile_attr_get_int(&op->attrs, "shift", &shift);
+    double s = (double)(shift < 0 ? -shift : shift);
+    *cycles = in / link + alpha * s;
+    return true;
+  }
+  default:
+    tile_error(d, op->loc, "'%s' is not a collective", tile_op_name((TileOpKind)op->kind));
+    return false;
+  }
+}

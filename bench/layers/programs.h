@@ -1,0 +1,26 @@
+/* The programs of the layers suite (bench/layers/programs.c): global `.tile` text of a
+ * tensor-parallel MLP block, a decoder layer, or a stack of decoder layers, at decode or
+ * prefill shapes, annotated for a d x t mesh. */
+#ifndef BENCH_LAYERS_PROGRAMS_H
+#define BENCH_LAYERS_PROGRAMS_H
+
+#include <stddef.h>
+
+typedef enum { BLOCK_MLP, BLOCK_LAYER } LayerBlock;
+typedef enum { PHASE_DECODE, PHASE_PREFILL } LayerPhase;
+
+typedef struct LayerShape {
+  LayerBlock block;
+  LayerPhase phase;
+  int dsize, tsize;    /* the mesh: d splits the batch, t the heads and the ffn width */
+  int nlayers;         /* decoder layers stacked (BLOCK_LAYER) */
+  long E, F, H, Hkv, D;
+  long B;              /* sequences */
+  long S;              /* decode: cached positions */
+  long L;              /* prefill: tokens per sequence */
+} LayerShape;
+
+/* The program text (malloc'ed, *len bytes), or NULL when out of memory. */
+char *layer_program(const LayerShape *s, size_t *len);
+
+#endif
