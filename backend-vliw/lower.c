@@ -666,11 +666,14 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   if (!place_bound(&cx, &plan, copies, &ncopies)) goto out;
 
   int32_t *order = tile_alloc(m, sizeof *order * (size_t)(plan.ngroups + 1));
+  TileStageGroup *starts = tile_alloc(m, sizeof *starts * (size_t)(plan.ngroups + 1));
+  int32_t nstarts = 0;
   if (!order_groups(&cx, &plan, order)) goto out;
   for (int32_t k = 0; k < plan.ngroups; k++) {
     TileGroup *g = &plan.groups[order[k]];
     if (g->nout == 0) continue; /* nothing reads what it makes */
     if (!tile_group_classify(&cx, g)) goto out;
+    starts[nstarts++] = (TileStageGroup){mir->ninsts, mir->nbufs};
     tile_mir_set_source(mir, tile_op_name((TileOpKind)g->ops[0]->kind), g->ops[0]->loc);
     int errs = d->nerrors;
     sems_recycle(&cx);
@@ -692,6 +695,10 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
     sems_recycle(&cx); /* each copy waits for its transfer */
     TileTensorRef src = tile_lower_tensor(&cx, copies[i].v);
     tile_lower_copy(&cx, src.buf, 0, copies[i].dst, 0, src.bytes);
+  }
+  if (!tile_lower_stage_tables(&cx, starts, nstarts)) {
+    tile_error(d, f->loc, "internal error: out of memory staging SMEM tables");
+    goto out;
   }
   ok = !cx.failed && d->nerrors == before;
 out:

@@ -30,6 +30,16 @@ struct TileLowerCtx {
   int32_t sems_used;       /* the most semaphores any group has taken, plus the base */
 };
 
+/* Where a group's code and buffers begin (lower_stage.c). */
+typedef struct TileStageGroup {
+  int32_t first_inst, first_buf;
+} TileStageGroup;
+
+/* When the function's initialized SMEM would take more than half of the target's, moves
+ * the contents of each group's large SMEM tables to HBM and starts the group by copying
+ * them in (lower_stage.c); false when out of memory. */
+bool tile_lower_stage_tables(TileLowerCtx *cx, const TileStageGroup *groups, int32_t ngroups);
+
 /* Open addressing on a value pointer (the placements in lower.c, the kernel compiler's
  * value map in gen_kernel.c): cap slots of `size` bytes, each starting with its key, a
  * const TileValue * (NULL in a free slot); cap is 0 or a power of 2. */

@@ -26,8 +26,9 @@
  *
  * Data: a local DMA reads its source and writes its destination at its completion
  * cycle; a remote DMA reads its source when it issues and writes the destination when
- * it is delivered. In timing-only mode no bytes move except SMEM to SMEM copies (the
- * scalar core, which decides control flow, stays exact). */
+ * it is delivered. In timing-only mode no bytes move except copies into SMEM on one
+ * chip (the scalar core, which decides control flow, and the DMA descriptors stay
+ * exact; their sources are SMEM or HBM's initial data). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -273,8 +274,7 @@ static void dma_finished(EmuChip *c, EmuDma *d, int64_t t) {
 
 static bool complete_local(EmuChip *c, EmuDma *d, int64_t t) {
   const EmuDesc *x = &d->d;
-  bool move = c->emu->functional ||
-              (x->src_space == TILE_SPACE_SMEM && x->dst_space == TILE_SPACE_SMEM);
+  bool move = c->emu->functional || x->dst_space == TILE_SPACE_SMEM;
   if (move && !copy_runs(&c->mem[x->dst_space], x, &c->mem[x->src_space], NULL)) return oom(c, t);
   if (x->dst_sem >= 0) emu_sem_add(c, x->dst_sem, 1);
   c->st.dma_bytes += d->bytes;

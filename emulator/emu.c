@@ -93,6 +93,12 @@ static bool keeps_data(const Emu *e, uint8_t space) {
   return e->functional || space == TILE_SPACE_SMEM;
 }
 
+/* The object's initial data: in timing-only mode HBM keeps it too, as the source of
+ * tables a program copies into SMEM (the only copies that move bytes there). */
+static bool keeps_initial_data(const Emu *e, uint8_t space) {
+  return keeps_data(e, space) || space == TILE_SPACE_HBM;
+}
+
 TileEmu *tile_emu_create(const TileObject *obj, const TileTarget *t, const TileEmuOptions *o,
                          TileDiag *d) {
   TileEmuOptions defaults;
@@ -199,7 +205,7 @@ TileEmu *tile_emu_create(const TileObject *obj, const TileTarget *t, const TileE
                         (long long)dd->addr, (long long)m->size);
         break;
       }
-      if (keeps_data(e, dd->space) && dd->size > 0 &&
+      if (keeps_initial_data(e, dd->space) && dd->size > 0 &&
           !emu_mem_write(&e->chips[c].mem[dd->space], dd->addr, dd->bytes, (size_t)dd->size))
         ok = tile_error(d, (TileLoc){0}, "out of memory placing initial data");
     }
