@@ -3,6 +3,7 @@
  *   elemental.c   values as C expressions at an index (every group's arithmetic)
  *   emit_rows.c   elementwise and row-wise groups (flat and block-per-row kernels)
  *   emit_matmul.c matmul groups: mma.sync tensor cores (bf16/f16) or f32 SIMT, epilogue
+ *   emit_wgmma.c  matmul groups on sm_90a: warpgroup MMA (wgmma.mma_async)
  *   emit_attn.c   attention (flash-style prefill and decode, GQA, causal)
  *   emit_select.c argmax and top-k
  *   prelude.c     the device helpers every program starts with
@@ -129,6 +130,44 @@ bool ce_emit_topk(CudaEmit *e, const Group *g, TileOp *op);
  * odd shape and copies of returned values. */
 bool ce_emit_flat(CudaEmit *e, int group, const char *what, TileValue *const *vals,
                   const int *dst, int nvals, const TileOp *src);
+
+/* ---- matmul kernels (emit_matmul.c: mma.sync and SIMT; emit_wgmma.c: sm_90a) ---- */
+/* C [batch..., M, N] = A [batch..., M, K] x B [(batch...,) K, N]. */
+typedef struct CeMatmul {
+  const TileValue *a, *b, *c;
+  int64_t M, N, K, batch;
+  int nbatch; /* batch dims of C */
+  bool b_batched;
+} CeMatmul;
+
+/* What every matmul kernel shares: the operands' pointer parameters `pa`, `pb`, the
+ * epilogue (`pre`: per-block statements deriving the batch indices from `bz`; `epi`:
+ * per-accumulator statements reading `row`, `col`, `accv` and storing every output of
+ * the group) and the launch, one block per bm x bn tile of C (grid x: N tiles, y: M
+ * tiles, z: batch). */
+typedef struct CeMatmulKernel {
+  Gen *g;
+  const char *pa, *pb;
+  Buf pre;
+  char *epi;
+  TileCudaLaunch *l;
+  char name[64];
+} CeMatmulKernel;
+
+bool ce_matmul_begin(CudaEmit *e, const Group *grp, TileOp *op, const CeMatmul *mm,
+                     const char *what, int threads, int bm, int bn, CeMatmulKernel *mk);
+/* Appends `for (...) { row, col, accv = ...; bounds-checked epilogue }` to k: `loop` is
+ * the loop header with its row/col/accv declarations (each ending in ";\n"). */
+void ce_matmul_store(Buf *k, const CeMatmul *mm, const CeMatmulKernel *mk, const char *loop);
+/* Appends kernel text k to the program unless generating it failed; frees both. */
+bool ce_matmul_end(CudaEmit *e, CeMatmulKernel *mk, Buf *k);
+/* Writes the cp.async helpers (tc_smem_addr, tc_cp16, tc_cp_commit, tc_cp_wait1) into
+ * the program once. */
+void ce_matmul_cp_helpers(CudaEmit *e);
+/* The sm_90a kernel: warpgroup MMA (wgmma) from swizzled shared memory. */
+bool ce_emit_wgmma(CudaEmit *e, const Group *grp, TileOp *op, const CeMatmul *mm, bool f16);
+/* Whether arch ("sm_90a") has the warpgroup MMA instructions (target.c). */
+bool ce_arch_has_wgmma(const char *arch);
 
 /* The device helpers every program starts with. */
 extern const char ce_prelude[];

@@ -7,12 +7,17 @@
  * buffers named after them, returned values `result`, `result1`, ...; a value read
  * outside its group gets a scratch buffer; a reshape alone in its group is an alias
  * of its operand's buffer. A returned value no group writes (a parameter, a constant,
- * a value returned twice) is copied into its result buffer by a kernel of its own. */
+ * a value returned twice) is copied into its result buffer by a kernel of its own.
+ *
+ * A function on a mesh (emit_collective.c) is first partitioned into the program of one
+ * chip when it is a global program; its collectives become steps between the launches
+ * of the groups, in an order where each unit comes after the values it reads. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda_internal.h"
+#include "emit_collective.h"
 #include "emit_kernel.h"
 #include "tile/pass.h"
 
@@ -221,6 +226,7 @@ void tile_cuda_program_free(TileCudaProgram *p) {
   for (int i = 0; i < p->nbufs; i++) free(p->bufs[i].init);
   free(p->bufs);
   free(p->launches);
+  free(p->colls);
   memset(p, 0, sizeof *p);
 }
 
@@ -239,7 +245,11 @@ static bool check_ops(CudaEmit *e, TileOp **ret) {
       continue;
     }
     const TileOpInfo *info = &tile_op_info[op->kind];
-    if (info->family != TILE_FAMILY_TENSOR || op->nregion)
+    if (info->family == TILE_FAMILY_COLLECTIVE && !e->p->torus_rank)
+      return tile_error(e->d, op->loc, "collectives need a mesh of chips: give the function "
+                        "{mesh = @name}");
+    if ((info->family != TILE_FAMILY_TENSOR && info->family != TILE_FAMILY_COLLECTIVE) ||
+        op->nregion)
       return tile_error(e->d, op->loc,
                         "the CUDA backend compiles tensor ops only; '%s' has no CUDA lowering",
                         info->name);
@@ -324,7 +334,8 @@ static void result_name(int i, char *out, size_t len) {
 static bool assign_buffers(CudaEmit *e, const TileOp *ret, Group *groups, int ngroups) {
   for (int i = 0; i < ret->nopnd; i++) {
     const TileValue *v = ret->opnd[i].v;
-    if (!v->def || group_of(v->def) < 0 || ce_buffer_of(e, v) >= 0) continue;
+    bool coll = v->def && tile_op_info[v->def->kind].family == TILE_FAMILY_COLLECTIVE;
+    if (!v->def || (group_of(v->def) < 0 && !coll) || ce_buffer_of(e, v) >= 0) continue;
     char name[64];
     result_name(i, name, sizeof name);
     int b = ce_add_buffer(e, name, TILE_BIND_OUT, &v->type);
@@ -344,7 +355,7 @@ static bool assign_buffers(CudaEmit *e, const TileOp *ret, Group *groups, int ng
       int b = ce_add_buffer(e, name, 0, &v->type);
       if (b < 0 || !ce_map_value(e, v, b)) return false;
     }
-  return true;
+  return ce_collective_buffers(e);
 }
 
 /* A returned value with no result buffer of its own is copied into one. */
@@ -371,13 +382,16 @@ bool tile_cuda_emit(TileModule *m, TileFunc *f, const char *arch, TileCudaProgra
   if (f->is_kernel) return ce_emit_kernel(m, f, out, d); /* backend-cuda/emit_kernel.c */
   const bool *saved = m->keep_composites;
   m->keep_composites = keeps;
-  TilePassStatus st = tile_run_pipeline(m, tile_pipeline, tile_pipeline_len, NULL, d);
+  const TileMesh *mesh = ce_func_mesh(m, f);
+  bool parted = !mesh || ce_partition(m, f, mesh, d);
+  TilePassStatus st =
+      parted ? tile_run_pipeline(m, tile_pipeline, tile_pipeline_len, NULL, d) : TILE_PASS_FAILED;
   m->keep_composites = saved;
   if (st != TILE_PASS_OK) return false;
 
   CudaEmit e = {.m = m, .f = f, .d = d, .p = out};
   buf_puts(&e.src, ce_prelude);
-  bool ok = true;
+  bool ok = !mesh || ce_set_mesh(&e, mesh);
   TileOp *ret = NULL;
   Group *groups = NULL;
   int ngroups = 0;
@@ -408,7 +422,18 @@ bool tile_cuda_emit(TileModule *m, TileFunc *f, const char *arch, TileCudaProgra
     }
   }
   if (ok) ok = assign_buffers(&e, ret, groups, ngroups);
-  for (int gi = 0; ok && gi < ngroups; gi++) ok = emit_group(&e, &groups[gi]);
+  if (ok && ce_count_collectives(f)) {
+    /* Collectives are in no group: groups and collectives in dependence order. */
+    CeUnit *units = calloc((size_t)(ngroups + ce_count_collectives(f)) + 1, sizeof *units);
+    int nunits = 0;
+    ok = units && ce_order_units(&e, groups, ngroups, units, &nunits);
+    for (int u = 0; ok && u < nunits; u++)
+      ok = units[u].coll ? ce_emit_collective(&e, units[u].coll)
+                         : emit_group(&e, &groups[units[u].group]);
+    free(units);
+  } else {
+    for (int gi = 0; ok && gi < ngroups; gi++) ok = emit_group(&e, &groups[gi]);
+  }
   if (ok) ok = copy_results(&e, ret);
   for (int gi = 0; gi < ngroups; gi++) {
     free(groups[gi].ops);

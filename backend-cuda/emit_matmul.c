@@ -9,6 +9,10 @@
  * run a SIMT kernel of the same tiling (4x4 outputs per thread), accumulating in f32
  * (integers in their own type).
  *
+ * On an architecture with warpgroup MMA (sm_90a, target.c) bf16/f16 matmuls go to
+ * emit_wgmma.c instead; both kernels share this file's launch setup and epilogue
+ * (ce_matmul_begin, ce_matmul_store, ce_matmul_end).
+ *
  * The epilogue (bias, activation, convert) is the elemental code of the group's other
  * ops at each accumulator's (batch, row, col), with the matmul's value seeded as the
  * accumulator; outputs are stored with bounds checks. */
@@ -20,12 +24,7 @@
 
 enum { BM = 64, BN = 64, BK = 32, PAD = 8, MMA_THREADS = 128, SIMT_BK = 16, SIMT_THREADS = 256 };
 
-typedef struct MM {
-  const TileValue *a, *b, *c;
-  int64_t M, N, K, batch;
-  int nbatch; /* batch dims of C */
-  bool b_batched;
-} MM;
+typedef CeMatmul MM;
 
 static bool shape(CudaEmit *e, TileOp *op, MM *mm) {
   mm->a = op->opnd[0].v;
@@ -71,7 +70,7 @@ static char *epilogue(CudaEmit *e, Gen *g, const Group *grp, const MM *mm, Buf *
   for (int k = 0; k < mm->nbatch; k++) idx[k] = (Idx){gen_str(g, "bi%d", k), gen_bind_var(g, root, "")};
   idx[mm->nbatch] = (Idx){"row", gen_bind_var(g, root, "row")};
   idx[mm->nbatch + 1] = (Idx){"col", gen_bind_var(g, root, "col")};
-  buf_puts(pre, "  int bzr = bz;\n");
+  if (mm->nbatch) buf_puts(pre, "  int bzr = bz;\n");
   for (int k = mm->nbatch - 1; k >= 0; k--)
     buf_printf(pre, "  const int bi%d = bzr %% %lld; bzr /= %lld;\n", k, (long long)c->dims[k],
                (long long)c->dims[k]);
@@ -112,7 +111,9 @@ static const char mma_helpers[] =
     "__device__ __forceinline__ void tc_cp_commit() { asm volatile(\"cp.async.commit_group;\\n\" ::); }\n"
     "__device__ __forceinline__ void tc_cp_wait1() { asm volatile(\"cp.async.wait_group 1;\\n\" ::); }\n";
 
-static bool helpers_done(CudaEmit *e) { return strstr(e->src.p ? e->src.p : "", "tc_cp16(void") != NULL; }
+void ce_matmul_cp_helpers(CudaEmit *e) {
+  if (!strstr(e->src.p ? e->src.p : "", "tc_cp16(void")) buf_puts(&e->src, mma_helpers);
+}
 
 /* The tile loads of one stage into buffer `st`, for A (rows of K) and B (rows of N). */
 static void mma_loads(Buf *k, const MM *mm, const char *pa, const char *pb) {
@@ -145,21 +146,9 @@ static void mma_loads(Buf *k, const MM *mm, const char *pa, const char *pb) {
   buf_puts(k, "  };\n");
 }
 
-/* What both kernels share: the operands' pointer parameters, the epilogue (its
- * per-block prelude `pre` and per-accumulator body `epi`) and one launch of a block
- * per BM x BN tile of C. */
-typedef struct MMKernel {
-  Gen *g;
-  const char *pa, *pb;
-  Buf pre;
-  char *epi;
-  TileCudaLaunch *l;
-  char name[64];
-} MMKernel;
-
-static bool kernel_begin(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm,
-                         const char *what, int threads, MMKernel *mk) {
-  *mk = (MMKernel){0};
+bool ce_matmul_begin(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm, const char *what,
+                     int threads, int bm, int bn, CeMatmulKernel *mk) {
+  *mk = (CeMatmulKernel){0};
   if (!(mk->g = gen_new(e, grp->id))) return false;
   mk->pa = gen_buffer_arg(mk->g, ce_buffer_of(e, mm->a));
   mk->pb = gen_buffer_arg(mk->g, ce_buffer_of(e, mm->b));
@@ -174,15 +163,19 @@ static bool kernel_begin(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm
     gen_free(mk->g);
     return false;
   }
-  mk->l->grid[0] = (uint32_t)((mm->N + BN - 1) / BN);
-  mk->l->grid[1] = (uint32_t)((mm->M + BM - 1) / BM);
+  mk->l->grid[0] = (uint32_t)((mm->N + bn - 1) / bn);
+  mk->l->grid[1] = (uint32_t)((mm->M + bm - 1) / bm);
   mk->l->grid[2] = (uint32_t)mm->batch;
   mk->l->block[0] = (uint32_t)threads;
   return true;
 }
 
-/* Appends kernel text k to the program unless generating it failed; frees both. */
-static bool kernel_end(CudaEmit *e, MMKernel *mk, Buf *k) {
+void ce_matmul_store(Buf *k, const MM *mm, const CeMatmulKernel *mk, const char *loop) {
+  buf_printf(k, "%s%s    if (row < %lld && col < %lld) {\n%s    }\n  }\n", mk->pre.p ? mk->pre.p : "",
+             loop, (long long)mm->M, (long long)mm->N, mk->epi);
+}
+
+bool ce_matmul_end(CudaEmit *e, CeMatmulKernel *mk, Buf *k) {
   bool ok = !gen_failed(mk->g) && !k->oom;
   if (ok) buf_puts(&e->src, k->p);
   buf_free(k);
@@ -193,9 +186,9 @@ static bool kernel_end(CudaEmit *e, MMKernel *mk, Buf *k) {
 }
 
 static bool emit_mma(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm, bool f16) {
-  if (!helpers_done(e)) buf_puts(&e->src, mma_helpers);
-  MMKernel mk;
-  if (!kernel_begin(e, grp, op, mm, "mma", MMA_THREADS, &mk)) return false;
+  ce_matmul_cp_helpers(e);
+  CeMatmulKernel mk;
+  if (!ce_matmul_begin(e, grp, op, mm, "mma", MMA_THREADS, BM, BN, &mk)) return false;
   Buf k = {0};
   buf_printf(&k, "\n// group %d: C[%lld x %lld] = A x B over K = %lld (x%lld), %s tensor cores\n",
              grp->id, (long long)mm->M, (long long)mm->N, (long long)mm->K, (long long)mm->batch,
@@ -253,24 +246,23 @@ static bool emit_mma(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm, bo
              "    __syncthreads();\n"
              "  }\n",
              (long long)((mm->K + BK - 1) / BK), f16 ? "f16" : "bf16", f16 ? "f16" : "bf16");
-  buf_printf(&k, "%s"
-                 "#pragma unroll\n"
-                 "  for (int f = 0; f < 32; f++) {\n"
-                 "    int mi = f >> 4, ni = (f >> 2) & 3, q = f & 3;\n"
-                 "    const int row = m0 + wm + mi * 16 + gid + (q >> 1) * 8;\n"
-                 "    const int col = n0 + wn + ni * 8 + 2 * tig + (q & 1);\n"
-                 "    const float accv = acc[f];\n"
-                 "    if (row < %lld && col < %lld) {\n%s    }\n  }\n}\n",
-             mk.pre.p ? mk.pre.p : "", (long long)mm->M, (long long)mm->N, mk.epi);
-  return kernel_end(e, &mk, &k);
+  ce_matmul_store(&k, mm, &mk,
+                  "#pragma unroll\n"
+                  "  for (int f = 0; f < 32; f++) {\n"
+                  "    int mi = f >> 4, ni = (f >> 2) & 3, q = f & 3;\n"
+                  "    const int row = m0 + wm + mi * 16 + gid + (q >> 1) * 8;\n"
+                  "    const int col = n0 + wn + ni * 8 + 2 * tig + (q & 1);\n"
+                  "    const float accv = acc[f];\n");
+  buf_puts(&k, "}\n");
+  return ce_matmul_end(e, &mk, &k);
 }
 
 static bool emit_simt(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm) {
   TileElem ea = (TileElem)mm->a->type.elem, eb = (TileElem)mm->b->type.elem;
   bool fl = tile_elem_is_float(ea) || tile_elem_is_float(eb);
   const char *ct = fl ? "float" : ce_compute_type((TileElem)mm->c->type.elem);
-  MMKernel mk;
-  if (!kernel_begin(e, grp, op, mm, "matmul", SIMT_THREADS, &mk)) return false;
+  CeMatmulKernel mk;
+  if (!ce_matmul_begin(e, grp, op, mm, "matmul", SIMT_THREADS, BM, BN, &mk)) return false;
   Buf la = {0}, lb = {0};
   ce_load_expr(&la, ea, gen_str(mk.g, "%s[abase + (long long)(m0 + r) * %lld + k0 + kk]", mk.pa,
                                 (long long)mm->K));
@@ -311,16 +303,16 @@ static bool emit_simt(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm) {
              BM, SIMT_BK, SIMT_THREADS, SIMT_BK, SIMT_BK, (long long)mm->M, (long long)mm->K, ct,
              la.p, ct, SIMT_BK, BN, SIMT_THREADS, BN, BN, (long long)mm->K, (long long)mm->N, ct,
              lb.p, ct, SIMT_BK);
-  buf_printf(&k, "%s"
-                 "#pragma unroll\n"
-                 "  for (int f = 0; f < 16; f++) {\n"
-                 "    const int row = m0 + ty * 4 + (f >> 2), col = n0 + tx * 4 + (f & 3);\n"
-                 "    const %s accv = acc[f];\n"
-                 "    if (row < %lld && col < %lld) {\n%s    }\n  }\n}\n",
-             mk.pre.p ? mk.pre.p : "", ct, (long long)mm->M, (long long)mm->N, mk.epi);
+  ce_matmul_store(&k, mm, &mk,
+                  gen_str(mk.g,
+                          "#pragma unroll\n"
+                          "  for (int f = 0; f < 16; f++) {\n"
+                          "    const int row = m0 + ty * 4 + (f >> 2), col = n0 + tx * 4 + (f & 3);\n"
+                          "    const %s accv = acc[f];\n", ct));
+  buf_puts(&k, "}\n");
   buf_free(&la);
   buf_free(&lb);
-  return kernel_end(e, &mk, &k);
+  return ce_matmul_end(e, &mk, &k);
 }
 
 bool ce_emit_matmul(CudaEmit *e, const Group *grp, TileOp *op) {
@@ -332,6 +324,7 @@ bool ce_emit_matmul(CudaEmit *e, const Group *grp, TileOp *op) {
                         "operand %d is computed in the same fusion group", i + 1);
   TileElem ea = (TileElem)mm.a->type.elem, eb = (TileElem)mm.b->type.elem;
   if (ea == eb && (ea == TILE_ELEM_BF16 || ea == TILE_ELEM_F16) && mm.M && mm.N && mm.K)
-    return emit_mma(e, grp, op, &mm, ea == TILE_ELEM_F16);
+    return ce_arch_has_wgmma(e->p->arch) ? ce_emit_wgmma(e, grp, op, &mm, ea == TILE_ELEM_F16)
+                                         : emit_mma(e, grp, op, &mm, ea == TILE_ELEM_F16);
   return emit_simt(e, grp, op, &mm);
 }

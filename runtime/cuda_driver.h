@@ -27,7 +27,26 @@ enum {
   CU_FUNC_ATTR_MAX_DYN_SMEM = 8,    /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES */
   CU_STREAM_NON_BLOCKING = 1,
   CU_EVENT_DEFAULT = 0,
+  CU_EVENT_DISABLE_TIMING = 2,
+  CU_MEMORYTYPE_DEVICE = 2,
 };
+
+/* A 2D copy (CUDA_MEMCPY2D_v2 of cuda.h): rows of WidthInBytes, pitches apart. */
+typedef struct TileCudaMemcpy2D {
+  size_t srcXInBytes, srcY;
+  int srcMemoryType;
+  const void *srcHost;
+  CUdeviceptr srcDevice;
+  void *srcArray;
+  size_t srcPitch;
+  size_t dstXInBytes, dstY;
+  int dstMemoryType;
+  void *dstHost;
+  CUdeviceptr dstDevice;
+  void *dstArray;
+  size_t dstPitch;
+  size_t WidthInBytes, Height;
+} TileCudaMemcpy2D;
 
 /* X(return, name, symbol, parameters): one row per entry point; the symbol is the
  * versioned name cuda.h maps the plain name to. */
@@ -63,6 +82,12 @@ enum {
   X(CUresult, cuEventRecord, "cuEventRecord", (CUevent e, CUstream s))                   \
   X(CUresult, cuEventSynchronize, "cuEventSynchronize", (CUevent e))                     \
   X(CUresult, cuEventDestroy, "cuEventDestroy_v2", (CUevent e))                          \
+  X(CUresult, cuCtxGetDevice, "cuCtxGetDevice", (CUdevice * dev))                       \
+  X(CUresult, cuCtxSynchronize, "cuCtxSynchronize", (void))                              \
+  X(CUresult, cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2",                                 \
+    (CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s))                            \
+  X(CUresult, cuMemcpy2DAsync, "cuMemcpy2DAsync_v2", (const TileCudaMemcpy2D *c, CUstream s)) \
+  X(CUresult, cuStreamWaitEvent, "cuStreamWaitEvent", (CUstream s, CUevent e, unsigned flags)) \
   X(CUresult, cuGetErrorName, "cuGetErrorName", (CUresult r, const char **s))            \
   X(CUresult, cuGetErrorString, "cuGetErrorString", (CUresult r, const char **s))
 

@@ -51,6 +51,9 @@ typedef struct TileCudaLaunch {
   TileLoc src_loc;
 } TileCudaLaunch;
 
+/* A collective between launches of a program on a mesh (include/tile/cuda_torus.h). */
+typedef struct TileCudaCollective TileCudaCollective;
+
 typedef struct TileCudaProgram {
   char arch[16];         /* "sm_90", "sm_80", ... */
   char *source;          /* CUDA C, NUL-terminated, self-contained (no host headers) */
@@ -58,6 +61,13 @@ typedef struct TileCudaProgram {
   TileCudaBuffer *bufs;
   int32_t nlaunches;
   TileCudaLaunch *launches;
+  /* A program of a mesh function: the mesh's torus (torus_rank 0: one chip), every
+   * buffer per chip, and the collectives between launches (runtime/cuda_torus*.c run
+   * it, every chip on one GPU). */
+  int32_t torus_rank;
+  int32_t torus[TILE_MAX_RANK];
+  int32_t ncolls;
+  TileCudaCollective *colls;
 } TileCudaProgram;
 
 void tile_cuda_program_free(TileCudaProgram *p);

@@ -1,6 +1,6 @@
 """Every kernel of the suite (examples/kernels/*.tile) compiles to GPU code: through NVRTC
-for sm_90 and sm_80, and through nvcc for sm_90 (a cubin, and one fatbin). No GPU is
-needed. The suite is compiled once per test session, two compiles at a time (nvcc is
+for sm_90, sm_90a (Hopper's warpgroup MMA, whose PTX ptxas checks) and sm_80, and through
+nvcc for sm_90 and sm_90a (a cubin, and one fatbin). No GPU is needed. The suite is compiled once per test session, two compiles at a time (nvcc is
 slow); the tests then look at the results."""
 import concurrent.futures
 import shutil
@@ -38,6 +38,8 @@ JOBS = [
     ("nvrtc-sm90", "cuda-sm90", [], ".cubin", "nvrtc"),
     ("nvrtc-sm80", "cuda-sm80", [], ".cubin", "nvrtc"),
     ("nvcc-sm90", "cuda-sm90", ["--nvcc"], ".cubin", "nvcc"),
+    ("nvrtc-sm90a", "cuda-sm90a", [], ".cubin", "nvrtc"),
+    ("nvcc-sm90a", "cuda-sm90a", ["--nvcc"], ".cubin", "nvcc"),
 ]
 
 
@@ -85,6 +87,22 @@ def test_fatbin_through_nvcc(tilec, tmp_path):
     rc, err, _ = _compile(tilec, KERNELS[0], out, "cuda-sm90", [])
     assert rc == 0, err
     assert out.stat().st_size > 0
+
+
+MATMUL_KERNELS = [k for k in KERNELS if "matmul %" in k.read_text()]
+
+
+@pytest.mark.parametrize("kernel", MATMUL_KERNELS, ids=lambda p: p.stem)
+def test_sm90a_matmuls_use_wgmma(tilec, kernel):
+    def source(target):
+        r = subprocess.run([str(tilec), str(kernel), f"--target={target}", "-S"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+    hopper, sm90 = source("cuda-sm90a"), source("cuda-sm90")
+    assert "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16" in hopper
+    assert "mma.sync.aligned" not in hopper
+    assert "wgmma" not in sm90 and "mma.sync.aligned.m16n8k16" in sm90
 
 
 def test_emit_cuda_prints_kernels(tilec):

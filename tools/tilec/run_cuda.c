@@ -8,7 +8,15 @@
  * later run or a machine image). A tilec built without backend-cuda says so.
  *
  * Buffers hold tensors as the backend lays them out: row-major, bf16 as 16-bit words,
- * i1 as i32 (the .npy file has one byte per i1 element; converted both ways). */
+ * i1 as i32 (the .npy file has one byte per i1 element; converted both ways).
+ *
+ * A function on a mesh runs every chip on the one GPU (include/tile/cuda_torus.h): each
+ * chip its slice of every buffer and its own stream, the collectives as copies between
+ * slices. Its arrays are those of the emulator run: a global program's inputs are global
+ * arrays split by the parameters' shardings (or per-chip blocks with a leading chip
+ * dimension) and its outputs are assembled into global arrays (run_global.c); a
+ * per-chip program on a mesh takes and gives arrays with a leading chip dimension.
+ * --compile-only also prints the plan: steps and bytes between chips per collective. */
 #include "run_cuda.h"
 
 #include <stdio.h>
@@ -17,7 +25,9 @@
 
 #include "tile/cuda.h"
 #include "tile/cuda_runtime.h"
+#include "tile/cuda_torus.h"
 #include "tile/npy.h"
+#include "run_global.h"
 #include "tile/text.h"
 #include "tile/verify.h"
 #include "tile/vliw.h"
@@ -198,8 +208,182 @@ static int run_on_device(const TilecCudaRun *r, TileCudaDevice *dev, const TileC
   return rc;
 }
 
+/* ---- programs on a mesh ---- */
+
+/* The chips of a mesh program as the target run_global.c splits arrays for. */
+static void torus_target(const TileCudaProgram *p, TileTarget *t) {
+  memset(t, 0, sizeof *t);
+  snprintf(t->name, sizeof t->name, "cuda");
+  t->torus_rank = p->torus_rank;
+  for (int k = 0; k < p->torus_rank; k++) t->torus[k] = p->torus[k];
+}
+
+/* Bytes of one element on the GPU (i1 as i32). */
+static int device_esize(TileElem e) { return e == TILE_ELEM_I1 ? 4 : (tile_elem_bits(e) + 7) / 8; }
+
+/* .npy data of type have, n elements, into the device layout of type want, in place or
+ * into a new array (*data replaced). */
+static bool to_device_layout(TileElem want, TileElem have, void **data, int64_t n) {
+  if (want == TILE_ELEM_BF16 && have == TILE_ELEM_F32) tilec_f32_to_bf16(*data, (size_t)n);
+  if (want != TILE_ELEM_I1) return true;
+  int32_t *w = malloc((size_t)(n > 0 ? n : 1) * sizeof *w);
+  if (!w) return false;
+  for (int64_t i = 0; i < n; i++) w[i] = ((uint8_t *)*data)[i] != 0;
+  free(*data);
+  *data = w;
+  return true;
+}
+
+/* Reads an input of a mesh program into per-chip blocks (nchips x the buffer's bytes):
+ * a global array split by its sharding, or blocks with a leading chip dimension. */
+static int read_torus_input(const TileCudaProgram *p, const TilecGlobal *g, const TilecBinding *b,
+                            int nchips, TileCudaHostBuffer *h) {
+  const TileCudaBuffer *buf = find_buffer(p, b, TILE_BIND_IN);
+  if (!buf) return TILEC_BAD_INPUT;
+  const TileVliwGlobalValue *gv = g->io.mesh ? tilec_global_find(g, b->name, b->name_len) : NULL;
+  if (gv && !tilec_global_blocks_match(g, gv, buf->rank, buf->dims)) return TILEC_INTERNAL;
+  TileNpy a;
+  TileDiag d;
+  tile_diag_init(&d, stderr, b->file, NULL, 0);
+  if (!tile_npy_read_file(b->file, &a, &d)) return TILEC_BAD_INPUT;
+  int grank = gv ? (gv->global.kind == TILE_TY_TENSOR ? gv->global.rank : 0) : -1;
+  bool global = gv && a.rank == grank;
+  for (int k = 0; global && k < grank; k++) global = a.dims[k] == gv->global.dims[k];
+  bool blocks = !global && a.rank == buf->rank + 1 && a.dims[0] == nchips;
+  for (int k = 0; blocks && k < buf->rank; k++) blocks = a.dims[k + 1] == buf->dims[k];
+  if ((!global && !blocks) || !tilec_npy_elem_fits((TileElem)buf->elem, a.elem)) {
+    char want[160], got[160], whole[160];
+    int64_t bd[TILE_MAX_RANK + 1] = {nchips};
+    memcpy(bd + 1, buf->dims, sizeof(int64_t) * (size_t)buf->rank);
+    tilec_shape_text((TileElem)buf->elem, buf->rank + 1, bd, want, sizeof want);
+    tilec_shape_text(a.elem, a.rank, a.dims, got, sizeof got);
+    if (gv) {
+      tilec_shape_text((TileElem)buf->elem, grank, gv->global.dims, whole, sizeof whole);
+      tilec_fail("run: --in %s: '%s' is %s globally (or %s, one block per chip); %s holds %s",
+                 buf->name, buf->name, whole, want, b->file, got);
+    } else {
+      tilec_fail("run: --in %s: '%s' is %s (one block per chip of the mesh); %s holds %s",
+                 buf->name, buf->name, want, b->file, got);
+    }
+    tile_npy_free(&a);
+    return TILEC_BAD_INPUT;
+  }
+  int64_t n = 1;
+  for (int k = 0; k < a.rank; k++) n *= a.dims[k];
+  if (!to_device_layout((TileElem)buf->elem, a.elem, &a.data, n)) {
+    tile_npy_free(&a);
+    tilec_fail("run: out of memory reading %s", b->file);
+    return TILEC_INTERNAL;
+  }
+  size_t total = (size_t)nchips * (size_t)buf->bytes;
+  void *data = a.data;
+  if (global) { /* the global array becomes the chips' blocks */
+    TileTarget t;
+    torus_target(p, &t);
+    if (!(data = malloc(total ? total : 1))) {
+      tile_npy_free(&a);
+      tilec_fail("run: out of memory splitting %s", b->file);
+      return TILEC_INTERNAL;
+    }
+    tilec_global_copy(g, gv, &t, device_esize((TileElem)buf->elem), a.data, data, true);
+    free(a.data);
+  }
+  *h = (TileCudaHostBuffer){buf->name, data, total};
+  return TILEC_OK;
+}
+
+/* Writes an output of a mesh program: assembled into the global array for a global
+ * program, else the blocks with a leading chip dimension. */
+static int write_torus_output(const TileCudaProgram *p, const TilecGlobal *g,
+                              const TileCudaBuffer *buf, const TileCudaHostBuffer *h,
+                              int nchips, const char *file) {
+  const TileVliwGlobalValue *gv =
+      g->io.mesh ? tilec_global_find(g, buf->name, strlen(buf->name)) : NULL;
+  if (gv && !tilec_global_blocks_match(g, gv, buf->rank, buf->dims)) return TILEC_INTERNAL;
+  int rank = buf->rank + 1;
+  int64_t dims[TILE_MAX_RANK + 1] = {nchips}, n = nchips;
+  for (int k = 0; k < buf->rank; k++) n *= dims[k + 1] = buf->dims[k];
+  void *data = h->data, *whole = NULL;
+  if (gv) {
+    rank = gv->global.kind == TILE_TY_TENSOR ? gv->global.rank : 0;
+    n = 1;
+    for (int k = 0; k < rank; k++) n *= dims[k] = gv->global.dims[k];
+    const int es = device_esize((TileElem)buf->elem);
+    if (!(whole = calloc((size_t)(n > 0 ? n : 1), (size_t)es))) {
+      tilec_fail("run: out of memory assembling '%s'", buf->name);
+      return TILEC_INTERNAL;
+    }
+    TileTarget t;
+    torus_target(p, &t);
+    tilec_global_copy(g, gv, &t, es, whole, h->data, false);
+    data = whole;
+  }
+  if (buf->elem == TILE_ELEM_I1) /* back to one byte per element, in place */
+    for (int64_t i = 0; i < n; i++) ((uint8_t *)data)[i] = ((int32_t *)data)[i] != 0;
+  TileDiag d;
+  tile_diag_init(&d, stderr, file, NULL, 0);
+  bool ok = tile_npy_write_file(file, (TileElem)buf->elem, rank, dims, data, &d);
+  free(whole);
+  return ok ? TILEC_OK : TILEC_INTERNAL;
+}
+
+static int run_torus_on_device(const TilecCudaRun *r, TileCudaDevice *dev,
+                               const TileCudaProgram *p, const TileCudaTorusPlan *plan,
+                               const TilecGlobal *g, const uint8_t *cubin, size_t len) {
+  TileCudaHostBuffer in[64] = {0}, out[64] = {0};
+  const TileCudaBuffer *outbuf[64] = {0};
+  const int chips = plan->nchips;
+  int rc = TILEC_OK;
+  for (int i = 0; i < r->nin && rc == TILEC_OK; i++)
+    rc = read_torus_input(p, g, &r->in[i], chips, &in[i]);
+  for (int i = 0; i < r->nout && rc == TILEC_OK; i++) {
+    size_t total;
+    if (!(outbuf[i] = find_buffer(p, &r->out[i], TILE_BIND_OUT))) rc = TILEC_BAD_INPUT;
+    else if (!(out[i].data = malloc((total = (size_t)chips * (size_t)outbuf[i]->bytes) + 1)))
+      rc = TILEC_INTERNAL;
+    else out[i] = (TileCudaHostBuffer){outbuf[i]->name, out[i].data, total};
+  }
+  for (int b = 0; b < p->nbufs && rc == TILEC_OK; b++) {
+    if (!(p->bufs[b].bind & TILE_BIND_IN)) continue;
+    bool given = false;
+    for (int i = 0; i < r->nin; i++) given |= strcmp(in[i].name, p->bufs[b].name) == 0;
+    if (!given)
+      fprintf(stderr, "tilec: note: input '%s' is not bound (--in); it starts as zeros\n",
+              p->bufs[b].name);
+  }
+  TileCudaTiming t = {0};
+  if (rc == TILEC_OK) {
+    TileDiag d;
+    tile_diag_init(&d, stderr, r->program, NULL, 0);
+    TileCudaRunOptions o = {.warmup = r->warmup, .repeat = r->repeat};
+    if (!tile_cuda_torus_run(dev, p, plan, cubin, len, in, r->nin, out, r->nout, &o, &t, &d))
+      rc = TILEC_BAD_INPUT;
+  }
+  if (rc == TILEC_OK) {
+    printf("cuda: %s (%s): %d chips, %d launches each, %d collectives, %.4f ms%s\n",
+           tile_cuda_device_name(dev), tile_cuda_device_arch(dev), chips, p->nlaunches,
+           p->ncolls, t.total_ms, r->repeat > 1 ? " (best of the timed runs)" : "");
+    if (r->stats) tile_cuda_torus_plan_print(stdout, p, plan);
+    fflush(stdout);
+  }
+  for (int i = 0; i < r->nout && rc == TILEC_OK; i++)
+    rc = write_torus_output(p, g, outbuf[i], &out[i], chips, r->out[i].file);
+  tile_cuda_timing_free(&t);
+  for (int i = 0; i < 64; i++) {
+    free(in[i].data);
+    free(out[i].data);
+  }
+  return rc;
+}
+
+static void print_cache(const TileCudaCacheResult *cache, size_t len) {
+  printf("cubin: %s (%zu bytes, %s)\n", cache->path[0] ? cache->path : "(no cache folder)", len,
+         cache->hit ? "cache hit" : cache->stored ? "compiled, cached" : "compiled, not cached");
+  printf("key: %s\n", cache->key);
+}
+
 static int compile_and_run(const TilecCudaRun *r, TileModule *m, TileFunc *f,
-                           TileCudaDevice *dev) {
+                           TileCudaDevice *dev, const TilecGlobal *g) {
   TileDiag d;
   tile_diag_init(&d, stderr, r->program, NULL, 0);
   TileCudaProgram p = {0};
@@ -220,12 +404,20 @@ static int compile_and_run(const TilecCudaRun *r, TileModule *m, TileFunc *f,
   int rc = TILEC_OK;
   if (!tile_cuda_cache_compile(&p, tile_cuda_nvrtc, &cubin, &len, &cache, &d)) {
     rc = TILEC_BAD_INPUT;
-  } else if (r->compile_only) {
-    printf("cubin: %s (%zu bytes, %s)\n", cache.path[0] ? cache.path : "(no cache folder)", len,
-           cache.hit ? "cache hit" : cache.stored ? "compiled, cached" : "compiled, not cached");
-    printf("key: %s\n", cache.key);
+  } else if (!p.torus_rank) {
+    if (r->compile_only) print_cache(&cache, len);
+    else rc = run_on_device(r, dev, &p, cubin, len);
   } else {
-    rc = run_on_device(r, dev, &p, cubin, len);
+    TileCudaTorusPlan plan;
+    if (!tile_cuda_torus_plan(&p, NULL, &plan, &d)) {
+      rc = TILEC_BAD_INPUT;
+    } else if (r->compile_only) {
+      print_cache(&cache, len);
+      tile_cuda_torus_plan_print(stdout, &p, &plan);
+    } else {
+      rc = run_torus_on_device(r, dev, &p, &plan, g, cubin, len);
+    }
+    tile_cuda_torus_plan_free(&plan);
   }
   free(cubin);
   tile_cuda_program_free(&p);
@@ -245,6 +437,14 @@ int tilec_run_cuda(const TilecCudaRun *r) {
   rc = TILEC_BAD_INPUT;
   if (m && !d.nerrors && tile_verify_module(m, &d) && !d.nerrors)
     f = tile_vliw_find_func(m, r->func, &d);
+  TilecGlobal g = {0};
+  if (f) { /* a global program's shardings, read from its own parse of the source */
+    int grc = tilec_global_load(r->program, src, len, r->func, &g);
+    if (grc != TILEC_OK) {
+      rc = grc;
+      f = NULL;
+    }
+  }
   TileCudaDevice *dev = NULL;
   if (f && !r->compile_only) {
     /* Before compiling: without a GPU there is nothing to compile for. */
@@ -256,12 +456,13 @@ int tilec_run_cuda(const TilecCudaRun *r) {
   }
   if (f) {
 #ifdef TILEC_HAVE_CUDA_BACKEND
-    rc = compile_and_run(r, m, f, dev);
+    rc = compile_and_run(r, m, f, dev, &g);
 #else
     tilec_fail("run: this tilec was built without the CUDA backend (backend-cuda/)");
 #endif
   }
   tile_cuda_device_close(dev);
+  tilec_global_free(&g);
   tile_module_free(m);
   free(src);
   return rc;
