@@ -118,11 +118,11 @@ static bool place(Placer *pl, int32_t id, Space *sp, TileDiag *d) {
     const char *name = tile_space_name(sp->space);
     sp->full = true;
     if (size > cap)
-      return tile_error(d, (TileLoc){0}, "%s buffer '%s' needs %s, the target has %s", name,
+      return tile_error(d, b->src_loc, "%s buffer '%s' needs %s, the target has %s", name,
                         b->name, fmt_bytes(size, need, sizeof need),
                         fmt_bytes(cap, has, sizeof has));
     int64_t rest = live_bytes < cap ? cap - live_bytes : 0;
-    return tile_error(d, (TileLoc){0},
+    return tile_error(d, b->src_loc,
                       "%s buffer '%s' needs %s, but only %s of the target's %s is left %s "
                       "%d other %s buffers%s (%s); the program's %s buffers need %s in all",
                       name, b->name, fmt_bytes(size, need, sizeof need),

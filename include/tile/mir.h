@@ -123,6 +123,9 @@ typedef struct TileMirBuffer {
   uint8_t *init;
   int64_t init_len;
   int64_t addr;     /* set by layout; -1 before */
+  /* The source op it was made for (the builder's attribution), for diagnostics. */
+  const char *src_name;
+  TileLoc src_loc;
 } TileMirBuffer;
 
 /* A word of a buffer's initial contents that layout fills with an address: the 32-bit
