@@ -43,6 +43,14 @@
  * after their last read; the drain pushes the late groups' last rows of the final
  * block.
  *
+ * Held A (MmPlan.ahold, lead > 1): the first chunk spans two column chunks, each K step
+ * running both blocks on one slab and each block copying half of the next slab, so the
+ * only chunk that reads A from HBM has twice the pushes to hide it under:
+ *
+ *   lead chunk:  (kp 0: col 0, col 1) (kp 1: col 0, col 1) ..   then col 2, col 3, ..
+ *
+ * Short blocks (a few row tiles) emit their row steps straight-line, not as loops.
+ *
  * Guarantees: inputs are read from HBM once per column chunk (once in all when one
  * chunk spans N) and each result byte is written once (rows copied again where copies
  * overlap carry the same values); padded K adds zeros; rows and columns past the ends
@@ -150,7 +158,7 @@ static void make_buffers(Gen *g) {
   g->abuf = tile_mir_buffer(g->m, "matmul.a", TILE_SPACE_VMEM, aslots * p->Mb * p->Kb * p->ae, 1, 128);
   g->bbuf = tile_mir_buffer(g->m, "matmul.b", TILE_SPACE_VMEM, edge * p->depth * b_bytes(p), 1, 128);
   g->tile_bytes = (int64_t)p->sub * p->dim * 4;
-  g->acc_row = p->nnp * p->nn * g->tile_bytes;
+  g->acc_row = p->nnp * p->lead * p->nn * g->tile_bytes;
   g->acc = -1;
   if (p->nkp > 1) {
     /* A slot per row tile (fewer when T is large: tiles a multiple apart share a name,
@@ -238,6 +246,8 @@ static PopSide pop_side(Gen *g, PopKind kind, bool prev, int64_t tile) {
     s.stg = rec_word(g, REC_STAGE, prev);
     if (tile) addi(g, s.stg, tile * p->sub * p->Nb * p->oe);
     for (int32_t i = 0; i < p->nrows; i++) s.rows[i] = rec_word(g, REC_ROW0 + i, prev);
+  } else if (kind == POP_FIRST && p->bias >= 0) {
+    s.rows[p->bias_row] = rec_word(g, REC_ROW0 + p->bias_row, prev);
   }
   return s;
 }
@@ -286,20 +296,30 @@ static void step_pop(Gen *g, PopSide *pop, int64_t tile, int64_t k) {
    * same slot (row tile) as the loads, and a load after it would wait for it. */
   int32_t acc[16];
   bool add = pop->kind != POP_FIRST && g->acc >= 0;
+  /* Where a tile's sum starts, it starts from the bias row (the epilogue skips its add) */
+  bool bias = p->bias >= 0 && (pop->kind == POP_FIRST || (pop->kind == POP_LAST && !add));
+  /* The accumulator joins the first pop (mxu.popacc) in straight-line code, and where
+   * an epilogue follows: its vector ops bound that loop, and the join costs none. */
+  bool join = add && (straight || (pop->kind == POP_LAST && p->nepi > 0));
   for (int ni = 0; ni < p->nn && add; ni++) {
     acc[ni] = tile_mir_vreg(m);
     vload(g, acc[ni], false, pop->acc, g->c_tpitch, ni * g->tile_bytes + acc_off, g->acc, so);
   }
+  for (int ni = 0; ni < p->nn && bias; ni++) {
+    acc[ni] = tile_mir_vreg(m);
+    vload(g, acc[ni], false, pop->rows[p->bias_row], g->zero, tile_col(p, ni) * 4,
+          p->rows[p->bias_row].vmem, 0);
+  }
   for (int ni = 0; ni < p->nn; ni++) {
     int32_t v = tile_mir_vreg(m);
-    if (add && straight) emit(g, ins(TILE_MOP_MXU_POPACC, v, acc[ni], 0, ni, 0));
+    if (join || bias) emit(g, ins(TILE_MOP_MXU_POPACC, v, acc[ni], 0, ni, 0));
     else emit(g, ins(TILE_MOP_MXU_POP, v, 0, 0, ni, 0));
     for (int ki = 1; ki < p->nk; ki++) {
       int32_t w = tile_mir_vreg(m);
       emit(g, ins(TILE_MOP_MXU_POPACC, w, v, 0, ki * p->nn + ni, 0));
       v = w;
     }
-    if (add && !straight) { /* the accumulator joins last: the pops need not wait for its load */
+    if (add && !join) { /* the accumulator joins last: the pops need not wait for its load */
       int32_t s = tile_mir_vreg(m);
       emit(g, ins(TILE_MOP_VADDF, s, v, acc[ni], 0, 0));
       v = s;
@@ -325,16 +345,30 @@ static void pop_skip(Gen *g, PopSide *pop, int64_t n) {
   if (pop->stg >= 0) addi(g, pop->stg, n * g->p->sub * g->p->Nb * g->p->oe);
 }
 
-/* n row-tile steps as one pipelined loop. */
+/* Blocks of at most MM_SHORT_ROWS row tiles (but one) have their row steps
+ * straight-line: a pipelined row loop's stages (the pops' epilogue makes an iteration
+ * long) would outnumber its few trips, and a loop that cannot be pipelined runs each
+ * step alone, MXU latency and all. One row tile stays a loop: the loop bounds the
+ * stretch the list scheduler packs it into (measured on the decode matmul). */
+static bool short_rows(const MmPlan *p) { return p->T >= 2 && p->T <= MM_SHORT_ROWS; }
+
+/* n row-tile steps as one pipelined loop (straight-line in short blocks). */
 static void rows(Gen *g, const PushSide *push, PopSide *pop, int64_t n) {
   bool any = pop->kind != POP_NONE;
   for (int ki = 0; ki < g->p->nk; ki++) any = any || push->src[ki] >= 0;
   if (any && n > 0) { /* none: the first block's steps before its first group starts */
     source(g);
-    tile_mir_loop_begin(g->m, (int32_t)n, TILE_MIR_PIPELINE);
-    step_push(g, push);
-    step_pop(g, pop, pop->tile, -1);
-    tile_mir_loop_end(g->m);
+    if (short_rows(g->p)) {
+      for (int64_t i = 0; i < n; i++) {
+        step_push(g, push);
+        step_pop(g, pop, pop->tile + i, -1);
+      }
+    } else {
+      tile_mir_loop_begin(g->m, (int32_t)n, TILE_MIR_PIPELINE);
+      step_push(g, push);
+      step_pop(g, pop, pop->tile, -1);
+      tile_mir_loop_end(g->m);
+    }
   }
   pop->tile += n;
 }
@@ -426,19 +460,28 @@ static void copy_fine(Gen *g, int64_t lo, int64_t hi) {
 
 /* The first block, at the step its first group reaches row tile r: before the rows of
  * each piece of the first slab, wait for the piece. The pieces go two ahead of the rows
- * (piece 1 came with the block's start): the one after next is issued as soon as a
- * piece is in, so HBM never waits for the rows to reach a piece; the next block's B
- * piece once the slab is nearly in (it shares HBM with the last pieces). */
+ * (piece 1 after the wait for piece 0: before it, the scheduler would hold that wait,
+ * which names the slab, for piece 1's copy time): the one after next is issued as soon
+ * as a piece is in, so HBM never waits for the rows to reach a piece; the next block's
+ * B piece once the slab is nearly in (it shares HBM with the last pieces). */
 static void first_slab(Gen *g, int64_t r) {
   const MmPlan *p = g->p;
   int64_t a0t = p->a0rows / p->sub;
   if (r < 0 || r % a0t || r / a0t >= p->a0pieces) return;
   int64_t piece = r / a0t;
   wait(g, SEM_A0, g->abuf);
+  if (piece == 0 && p->a0pieces > 1) issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
   if (piece + 2 < p->a0pieces) issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
-  if (piece == (p->a0pieces > 3 ? p->a0pieces - 3 : 0))
+  if (piece == (p->a0pieces > 3 ? p->a0pieces - 3 : 0)) {
     issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+    if (p->lead == 1) issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
+  }
 }
+
+/* Whether the A copy a block issues (a piece of the slab after its own) may land in
+ * the slot of the block before's slab: held A has a slot per K step, so with three or
+ * more the next slab's is neither. */
+static bool a_refills_read(const MmPlan *p) { return !(p->ahold && p->nkp >= 3); }
 
 /* The body of block j (a representative of its kind when the body is a loop's). */
 static void block(Gen *g, int64_t j) {
@@ -449,25 +492,28 @@ static void block(Gen *g, int64_t j) {
   int64_t R = switch_step(p, p->nk - 1); /* the last step reading the block before's rows: R - 1 */
   bool fine = j == g->nblocks - 1; /* the final block: smaller copies out */
   int64_t q = fine ? p->qf : p->q;
-  /* Staggered, the late groups still read the block before's slab until step R: the
-   * copies that may refill it (and the ring slot) are issued after that. */
-  bool defer = p->stagger && !first;
+  /* Staggered, the late groups still read the block before's slab until step R: an A
+   * copy that may refill it is issued after that, and so is the B piece (measured: it
+   * then shares HBM with less of the block's A copy). */
+  bool late = p->stagger && !first;
+  bool defer_a = late && a_refills_read(p), defer_b = late;
   source(g);
   int32_t bw = rec_word(g, REC_B, false);
   int32_t lhs = rec_word(g, REC_A, false);
   int32_t old = -1;
-  if (defer) {
+  if (late) {
     old = rec_word(g, REC_A, true);
     addi(g, old, (T - switch_step(p, 0)) * p->sub * p->Kb * p->ae);
   }
   wait(g, edge ? SEM_B_EDGE : SEM_B, g->bbuf);
   if (!p->stagger)
     for (int ki = 0; ki < p->nk; ki++) load_weights(g, bw, ki);
-  if (!defer) {
-    if (!first) issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
-    issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
-  }
-  if (first && p->a0pieces > 1) issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
+  /* The first block issues the next slab's copy with the next B piece (first_slab):
+   * earlier, it would share HBM with the first slab's pieces its own rows wait for. In
+   * a lead chunk the next slab is read a block later: its copy waits for the block's
+   * end, so the next B piece has HBM to itself. */
+  if (!first && !defer_b) issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+  if (!first && !defer_a) issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
   if ((T > D && kb == POP_LAST) || (T <= D && ka == POP_LAST)) stage_free(g);
 
   /* Cuts of the steps [0, S): the pop side changes block at pop D; the K groups switch
@@ -500,10 +546,8 @@ static void block(Gen *g, int64_t j) {
       for (int64_t t = s; t <= e; t++) {
         for (int ki = 0; ki < p->nk; ki++)
           if (t == switch_step(p, ki)) load_weights(g, bw, ki);
-        if (defer && t == R) {
-          issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
-          issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
-        }
+        if (defer_b && t == R) issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+        if (defer_a && t == R) issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
         PushSide ps = push_side(g, t, lhs, first ? -1 : old);
         step_push(g, &ps);
       }
@@ -550,11 +594,18 @@ static void block(Gen *g, int64_t j) {
   /* The B pieces of the blocks after the next only once the first slab is in and the
    * next block's piece nearly: they are needed a block later. From here on each block
    * issues one, so the lead stays. */
+  if (first && p->lead > 1) issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
   if (first)
     for (int64_t i = 1; i < p->depth && i < MM_B_AHEAD; i++)
       issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
-  /* the A copy this block issued: the next slab's rows are in before its first block */
-  wait(g, SEM_A, g->abuf);
+  /* The A copy this block issued: the next slab's rows are in before its first block.
+   * A K step of the lead chunk waits for its blocks' copies after its last block (the
+   * slab's first reader is the step after), with only those in flight, so the waits
+   * take them whatever order they complete in. */
+  int64_t nwait = 1;
+  if (p->lead > 1 && g->blocks[j].ng < p->lead)
+    nwait = g->blocks[j].np == p->lead * p->nnp - 1 ? p->lead * p->nnp : 0;
+  for (int64_t i = 0; i < nwait; i++) wait(g, SEM_A, g->abuf);
   addi(g, g->rp, g->rec_bytes);
 }
 
@@ -611,7 +662,7 @@ static void block_rest(Gen *g, int64_t j) { block(g, j); }
  * kind) as a loop; the final block of all comes after that loop, on its own (its
  * copies out differ). */
 static void kstep(Gen *g, int64_t j) {
-  int64_t n = g->p->nnp;
+  int64_t n = g->width;
   bool peel = n > 1 && j + n == g->nblocks;
   block(g, j);
   loop_of(g, n - 1 - (peel ? 1 : 0), j + 1, block_rest);
@@ -621,16 +672,18 @@ static void kstep(Gen *g, int64_t j) {
 /* The middle K steps 2 .. nkp-2 (one kind: mid pops on both sides). */
 static void kstep_mid(Gen *g, int64_t j) { kstep(g, j); }
 
-static void chunk(Gen *g, int64_t c0) {
+/* The chunk starting at block c0, `width` column blocks per K step. */
+static void chunk(Gen *g, int64_t c0, int64_t width) {
   const MmPlan *p = g->p;
-  int64_t nnp = p->nnp, nkp = p->nkp;
+  int64_t nnp = width, nkp = p->nkp;
+  g->width = width;
   kstep(g, c0);
   if (nkp >= 3) kstep(g, c0 + nnp);                              /* kp 1: pops kp 0's */
   if (nkp >= 4) loop_of(g, nkp - 3, c0 + 2 * nnp, kstep_mid);    /* kp 2 .. nkp-2 */
   if (nkp >= 2) kstep(g, c0 + (nkp - 1) * nnp);                  /* the last, maybe padded */
 }
 
-static void chunk_body(Gen *g, int64_t c0) { chunk(g, c0); }
+static void chunk_body(Gen *g, int64_t c0) { chunk(g, c0, g->p->nnp); }
 
 bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   MmPlan plan;
@@ -649,10 +702,14 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   g->c_tpitch = li(g, (int64_t)p->dim * 4);
   g->c_spitch = li(g, p->Nb * p->oe);
   make_buffers(g);
-  zero_k_padding(g);
   load_rows(g);
   mm_epilogue_consts(cx, &plan);
   mm_tables(g);
+  /* The padding is zeroed after the first copies are issued (they take HBM's time, the
+   * stores the store slot's), unless the first block is the padded step: its copies
+   * write the padded slots' valid part, which must land after the zeros. */
+  bool zero_first = g->blocks[0].edge;
+  if (zero_first) zero_k_padding(g);
   source(g);
   g->rp = li_buf(g, g->rec, 0);
   g->bp = li_buf(g, g->bdesc.buf, 0);
@@ -664,12 +721,14 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
   issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
   for (int64_t i = 0; i < 2 * p->nout; i++) issue(g, g->op, &g->odesc, g->scratch, g->scratch, 4);
+  if (!zero_first) zero_k_padding(g);
 
-  int64_t per_chunk = p->nkp * p->nnp;
-  /* the last chunk on its own: it holds the final block */
-  chunk(g, 0);
-  loop_of(g, p->chunks - 2, per_chunk, chunk_body);
-  if (p->chunks > 1) chunk(g, (p->chunks - 1) * per_chunk);
+  int64_t per_chunk = p->nkp * p->nnp, lead = p->lead * per_chunk;
+  /* the first chunk (spanning lead column chunks), the middle ones as a loop, the last
+   * chunk on its own: it holds the final block */
+  chunk(g, 0, p->lead * p->nnp);
+  loop_of(g, p->chunks - p->lead - 1, lead, chunk_body);
+  if (p->chunks > p->lead) chunk(g, lead + (p->chunks - p->lead - 1) * per_chunk, p->nnp);
   drain(g);
   mm_tables_free(g);
   return true;

@@ -41,12 +41,24 @@ enum { MM_MAX_EPI = 64, MM_MAX_ROWS = 8 };
  * lets 128-tile blocks copy out in four even pieces. */
 enum { MM_PRE = 4, MM_XWIN = 1, MM_POST = 3, MM_GAP = 2 };
 
+/* Blocks of at most this many row tiles are short: their row steps are emitted
+ * straight-line (gen_matmul.c, short_rows). */
+enum { MM_SHORT_ROWS = 8 };
+
 /* How an epilogue value is held per result tile. */
 typedef enum MmKind {
   MM_TILE,  /* a full [.., M, N] value: one vreg per result tile */
   MM_ROW,   /* a [N] or [1, N] value broadcast down M: a stride-0 load of the row */
   MM_SPLAT, /* a splat constant: an immediate */
 } MmKind;
+
+/* How an epilogue op takes the op before it that only it reads into one vfma. */
+typedef enum MmFuse {
+  MM_FUSE_NONE,
+  MM_FUSE_MULADD,   /* add of mul(a, b) and c:            a * b + c */
+  MM_FUSE_PLUS_ONE, /* mul of a and add(t, 1):            a * t + a */
+  MM_FUSE_SCALED,   /* mul by splat s of a fused a*k + c: a * (k*s) + c*s */
+} MmFuse;
 
 /* A row vector the epilogue reads (a group input of shape [N] or [1, N]). */
 typedef struct MmRow {
@@ -74,6 +86,8 @@ typedef struct MmPlan {
   int64_t Mb, T, MC, Mv;      /* rows per chunk, row tiles, chunks along M, valid rows */
   int64_t Ng, NG, nnp, Nv;    /* columns per chunk, chunks along N, blocks, valid cols */
   int64_t chunks;             /* batch * MC * NG */
+  int64_t lead;               /* column chunks the first chunk spans, its K steps walking
+                               * their blocks together (see plan_blocks); 1: as the rest */
   bool ahold;                 /* A held: a slot per K step (the last one padded), so the
                                * column chunks after a row chunk's first read A from VMEM
                                * and only the first copies it in (see plan_blocks) */
@@ -104,11 +118,28 @@ typedef struct MmPlan {
   MmRow rows[MM_MAX_ROWS];
   int32_t nrows;
   TileEwConsts k;             /* the epilogue's constants, made once before the loops */
+  /* Epilogue ops done elsewhere or fused (gen_matmul_epi.c), so the last K step, where
+   * the epilogue's vector ops and their chain through a transcendental bound the row
+   * loop, has fewer. `bias` (-1: none) is an f32 add of the matmul's result and row
+   * `bias_row`: the pops that start a tile's sum start it from the row (mxu.popacc), so
+   * the add is done when the epilogue runs. fuse[i] says how op i takes op fuse_of[i]
+   * into one vfma; skip[i]: op i emits nothing (the bias add, a broadcast only it
+   * reads, an op fused into a later one). */
+  int32_t bias, bias_row;
+  uint8_t fuse[MM_MAX_EPI];      /* MmFuse */
+  int32_t fuse_of[MM_MAX_EPI];
+  bool skip[MM_MAX_EPI];
 } MmPlan;
 
 /* Checks the group and fills the plan (shapes, units, blocks, epilogue); reports
  * what it cannot lower through tile_lower_error. */
 bool mm_plan(TileLowerCtx *cx, const TileGroup *g, MmPlan *p);
+
+/* The row of the plan that is value v, or -1. */
+int32_t mm_row_index(const MmPlan *p, const TileValue *v);
+
+/* Finds the epilogue ops done elsewhere or fused (MmPlan.bias, fuse, skip). */
+void mm_plan_folds(MmPlan *p);
 
 /* VMEM bytes the plan's buffers take. */
 int64_t mm_plan_vmem(const MmPlan *p);

@@ -14,7 +14,9 @@
  *     block and waited for by the next, so one A copy at most is in flight at any wait
  *     and sizes may differ; blocks with no piece to copy issue a placeholder that
  *     signals the A semaphore. The first slab comes in its own pieces before the first
- *     block, waited for as its rows are reached.
+ *     block, waited for as its rows are reached. Held A has a slot per K step; in a lead
+ *     chunk each block of a K step copies a piece (half) of the next slab, and the
+ *     step's last block waits for them all.
  *   - Copies out of a last-step block's staged results, nout pieces of q row tiles
  *     (the last piece overlapping the one before when q does not divide), all the same
  *     size; 2 * nout placeholders come first, so a block about to overwrite a staging
@@ -87,6 +89,7 @@ static void table_finish(Gen *g, DescTable *t) {
 
 void mm_tables_free(Gen *g) {
   free(g->blocks);
+  free(g->slab_first);
   free(g->bdesc.words);
   free(g->adesc.words);
   free(g->a0desc.words);
@@ -113,24 +116,36 @@ bool mm_fine_copy(const MmPlan *p, int64_t c, int64_t *lo, int64_t *hi) {
   return true;
 }
 
+/* The blocks in the order they run: per chunk (the first spanning p->lead column
+ * chunks), per K step, its column blocks. A slab (chunk, K step) is read by the K
+ * step's blocks, which follow each other. */
 static void make_blocks(Gen *g) {
   const MmPlan *p = g->p;
   g->nblocks = p->chunks * p->nkp * p->nnp;
   g->blocks = xcalloc((size_t)g->nblocks, sizeof(Block));
   int64_t k = 0, slab = 0;
+  int64_t bmax = p->Nv > p->Nb ? p->Nv - p->Nb : 0;
   for (int64_t b = 0; b < p->batch; b++)
     for (int64_t mc = 0; mc < p->MC; mc++)
-      for (int64_t ng = 0; ng < p->NG; ng++) {
+      for (int64_t ng0 = 0; ng0 < p->NG;) {
+        int64_t span = b == 0 && mc == 0 && ng0 == 0 ? p->lead : 1;
         int64_t ms = p->MC > 1 ? (mc * p->Mb < p->M - p->Mb ? mc * p->Mb : p->M - p->Mb) : 0;
-        int64_t ns = p->NG > 1 ? (ng * p->Ng < p->N - p->Ng ? ng * p->Ng : p->N - p->Ng) : 0;
-        int64_t bmax = p->Nv > p->Nb ? p->Nv - p->Nb : 0;
         for (int64_t kp = 0; kp < p->nkp; kp++, slab++)
-          for (int64_t np = 0; np < p->nnp; np++)
-            g->blocks[k++] = (Block){.b = b, .mc = mc, .ng = ng, .kp = kp, .np = np,
-                                     .mstart = ms, .nstart = ns,
-                                     .bcol = np * p->Nb < bmax ? np * p->Nb : bmax,
-                                     .edge = kp == p->nkp - 1 && p->Kr < p->Kb, .slab = slab};
+          for (int64_t ng = ng0; ng < ng0 + span; ng++) {
+            int64_t ns = p->NG > 1 ? (ng * p->Ng < p->N - p->Ng ? ng * p->Ng : p->N - p->Ng) : 0;
+            for (int64_t np = 0; np < p->nnp; np++)
+              g->blocks[k++] = (Block){.b = b, .mc = mc, .ng = ng, .kp = kp,
+                                       .np = (ng - ng0) * p->nnp + np, .mstart = ms,
+                                       .nstart = ns,
+                                       .bcol = np * p->Nb < bmax ? np * p->Nb : bmax,
+                                       .edge = kp == p->nkp - 1 && p->Kr < p->Kb,
+                                       .slab = slab};
+          }
+        ng0 += span;
       }
+  g->nslabs = slab;
+  g->slab_first = xcalloc((size_t)slab, sizeof(int64_t));
+  for (int64_t j = g->nblocks - 1; j >= 0; j--) g->slab_first[g->blocks[j].slab] = j;
 }
 
 /* VMEM offset of slab s's slot in the A ring (two slots per kind, normal first), and of
@@ -166,7 +181,7 @@ void mm_tables(Gen *g) {
   const MmPlan *p = g->p;
   TileMir *m = g->m;
   make_blocks(g);
-  int64_t nb = g->nblocks, nslabs = p->chunks * p->nkp;
+  int64_t nb = g->nblocks, nslabs = g->nslabs;
   g->scratch = tile_mir_buffer(m, "matmul.scratch", TILE_SPACE_SMEM, 8, 1, 4);
   for (int i = 0; i < SEM_COUNT; i++) g->sem[i] = tile_mir_sem(m);
 
@@ -176,7 +191,7 @@ void mm_tables(Gen *g) {
   int64_t counts[2] = {0, 0}, pcounts[2] = {0, 0};
   for (int64_t j = 0; j < nb; j++) {
     const Block *k = &g->blocks[j];
-    if (k->np == 0) slab_kind[k->slab] = counts[k->edge]++;
+    if (g->slab_first[k->slab] == j) slab_kind[k->slab] = counts[k->edge]++;
     piece_kind[j] = pcounts[k->edge]++;
   }
 
@@ -226,14 +241,15 @@ void mm_tables(Gen *g) {
   for (int64_t j = 0; j < nb; j++) {
     const Block *k = &g->blocks[j];
     /* The first block of a step issues none: it starts with the slab just loaded, and
-     * at the start of all it shares HBM with the first slab. */
-    int64_t piece = p->nnp > 1 ? k->np - 1 : 0;
+     * at the start of all it shares HBM with the first slab. Held A (a slot per K step,
+     * so the next slab's is free) has every block of the first chunk issue one. */
+    int64_t piece = p->lead > 1 ? k->np : p->nnp > 1 ? k->np - 1 : 0;
     if (piece < 0 || piece >= p->apieces || k->slab + 1 >= nslabs ||
-        (p->ahold && g->blocks[(k->slab + 1) * p->nnp].ng > 0)) {
+        (p->ahold && g->blocks[g->slab_first[k->slab + 1]].ng > 0)) {
       table_placeholder(g, &g->adesc, g->sem[SEM_A]);
       continue;
     }
-    const Block *next = &g->blocks[(k->slab + 1) * p->nnp];
+    const Block *next = &g->blocks[g->slab_first[k->slab + 1]];
     add_a(g, &g->adesc, next, slab_slot(g, slab_kind, next->slab, next->edge),
           piece_row(p, piece, p->arows), piece_rows(p, p->arows), g->sem[SEM_A]);
   }

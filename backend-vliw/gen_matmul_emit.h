@@ -59,6 +59,8 @@ typedef struct Gen {
   /* tables */
   Block *blocks;
   int64_t nblocks;
+  int64_t nslabs, *slab_first;  /* A slabs, and the first block reading each */
+  int64_t width;                /* column blocks per K step of the chunk being emitted */
   int32_t rec;                  /* the records (SMEM) */
   int64_t rec_bytes;
   DescTable bdesc, adesc, a0desc, odesc;

@@ -1,7 +1,7 @@
 /* The matmul generator's analysis: which op is the matmul, its shapes and types, the
  * fused epilogue it can evaluate per result tile, how the target's MXUs are arranged
  * and how big the blocks and chunks are (gen_matmul.h describes the plan). Everything
- * is read from the target; nothing here emits code except mm_epilogue_emit. */
+ * is read from the target; nothing here emits code. */
 #include <string.h>
 
 #include "gen_matmul.h"
@@ -85,7 +85,7 @@ static bool is_row(const TileValue *v, int64_t N) {
   return tile_type_numel(t) == N;
 }
 
-static int32_t row_index(MmPlan *p, const TileValue *v) {
+int32_t mm_row_index(const MmPlan *p, const TileValue *v) {
   for (int32_t i = 0; i < p->nrows; i++)
     if (p->rows[i].v == v) return i;
   return -1;
@@ -102,7 +102,7 @@ static bool epi_operand(TileLowerCtx *cx, const TileGroup *g, MmPlan *p, const T
                             "matmul's result, a splat or a row vector of %lld elements",
                             tile_op_name(op->kind), v->name ? v->name : "(unnamed)",
                             (long long)p->N);
-  if (row_index(p, v) >= 0) return true;
+  if (mm_row_index(p, v) >= 0) return true;
   if (p->nrows == MM_MAX_ROWS)
     return tile_lower_error(cx, op, "cannot lower a matmul epilogue reading more than %d rows",
                             MM_MAX_ROWS);
@@ -192,7 +192,7 @@ int64_t mm_plan_vmem(const MmPlan *p) {
   int64_t edge = p->Kr < p->Kb ? 2 : 1;
   int64_t a = (p->ahold ? p->nkp : edge * 2) * p->Mb * p->Kb * p->ae;
   int64_t b = edge * p->depth * p->Kb * p->Nb * p->be;
-  int64_t acc = (p->nkp > 1 ? 1 : 0) * p->Mb * p->nnp * p->Nb * 4;
+  int64_t acc = (p->nkp > 1 ? 1 : 0) * p->Mb * p->nnp * (p->lead > 1 ? p->lead : 1) * p->Nb * 4;
   int64_t stage = 2 * p->Mb * p->Nb * p->oe;
   int64_t rows = 0;
   for (int32_t i = 0; i < p->nrows; i++)
@@ -276,8 +276,9 @@ static void plan_pipeline(const TileTarget *t, MmPlan *p) {
   if (p->qd > p->skew) p->qd = p->skew;
   p->qf = ceil_div(p->q, 3);
   if (p->qf < p->qd) p->qf = p->qd;
-  /* one A piece per block of a step but its first (all of them when it has one) */
-  p->apieces = p->nnp > 1 ? p->nnp - 1 : 1;
+  /* one A piece per block of a step but its first (all of them when it has one); held
+   * A, in a slot of its own per K step, one per block of the first chunk's steps */
+  p->apieces = p->lead > 1 ? p->lead : p->nnp > 1 ? p->nnp - 1 : 1;
   if (p->apieces > p->T) p->apieces = p->T;
   p->arows = ceil_div(p->T, p->apieces) * p->sub;
   int64_t a0 = outstanding - p->depth - 2;
@@ -367,6 +368,16 @@ static bool plan_blocks(TileLowerCtx *cx, MmPlan *p) {
   p->Nv = p->Ng < p->N ? p->Ng : p->N;
   p->chunks = p->batch * p->MC * p->NG;
   if (p->NG == 1) p->ahold = false;
+  /* Held A is read from HBM by the first chunk alone, a slab per K step: where a slab
+   * takes HBM about as long as a block's pushes, that chunk would wait for each. So
+   * the first chunk spans two column chunks, each K step running both (one slab, two
+   * blocks), and the first chunk's results copy out while the next chunk runs. Not
+   * with short blocks, whose fixed costs, not HBM, bound that chunk (measured). */
+  p->lead = 1;
+  if (p->ahold && p->batch == 1 && p->NG >= 3 && p->T > MM_SHORT_ROWS) {
+    p->lead = 2;
+    if (mm_plan_vmem(p) > budget) p->lead = 1;
+  }
   plan_pipeline(t, p);
   return true;
 }
@@ -403,6 +414,7 @@ bool mm_plan(TileLowerCtx *cx, const TileGroup *g, MmPlan *p) {
   p->mm_bf16 = mt->elem == TILE_ELEM_BF16;
   p->oe = elem_bytes(ot->elem);
   if (!plan_epilogue(cx, g, p)) return false;
+  mm_plan_folds(p);
   p->a = tile_lower_tensor(cx, p->mm->opnd[0].v);
   p->b = tile_lower_tensor(cx, p->mm->opnd[1].v);
   p->out = tile_lower_tensor(cx, p->out_value);
@@ -415,99 +427,4 @@ bool mm_plan(TileLowerCtx *cx, const TileGroup *g, MmPlan *p) {
   /* Unit numbers share the register fields; 16 units are more than any target has. */
   arrange_units(p, t->mxu_count < 16 ? t->mxu_count : 16);
   return plan_blocks(cx, p);
-}
-
-/* ---- the epilogue on one tile ---- */
-
-typedef struct EpiVal {
-  const TileValue *v;
-  int32_t vreg; /* -1: a splat */
-} EpiVal;
-
-static int32_t epi_lookup(const EpiVal *vals, int32_t n, const TileValue *v, bool *found) {
-  for (int32_t i = 0; i < n; i++)
-    if (vals[i].v == v) {
-      *found = true;
-      return vals[i].vreg;
-    }
-  *found = false;
-  return -1;
-}
-
-static int32_t round_bf16(TileMir *m, int32_t v) {
-  int32_t r = tile_mir_vreg(m);
-  tile_mir_add(m, tile_mir_inst(TILE_MOP_VRNDBF, r, v, 0, 0, 0));
-  return r;
-}
-
-/* Constants held in vregs through the whole nest: few, so the row loops keep registers
- * for their own values. */
-enum { MM_MAX_CONSTS = 8 };
-
-void mm_epilogue_consts(TileLowerCtx *cx, MmPlan *p) {
-  TileMir *m = tile_lower_mir(cx);
-  memset(&p->k, 0, sizeof p->k);
-  for (int32_t i = 0; i < p->nepi && p->k.n < MM_MAX_CONSTS; i++)
-    if (p->epi[i]->kind != TILE_OP_BROADCAST) tile_ew_consts(m, p->epi[i], &p->k);
-}
-
-/* Whether the epilogue's result is op's, read by no later epilogue op. */
-static bool only_stored(const MmPlan *p, int32_t i) {
-  if (p->epi[i]->res[0] != p->out_value) return false;
-  for (int32_t j = i + 1; j < p->nepi; j++)
-    for (int32_t o = 0; o < p->epi[j]->nopnd; o++)
-      if (p->epi[j]->opnd[o].v == p->out_value) return false;
-  return true;
-}
-
-int32_t mm_epilogue_emit(TileLowerCtx *cx, const MmPlan *p, int32_t acc,
-                         const int32_t *row_addr, int32_t zero_stride, int64_t tcol) {
-  TileMir *m = tile_lower_mir(cx);
-  EpiVal vals[MM_MAX_EPI + MM_MAX_ROWS + 1];
-  int32_t n = 0;
-  vals[n++] = (EpiVal){p->mm->res[0], p->mm_bf16 && p->nepi ? round_bf16(m, acc) : acc};
-  for (int32_t i = 0; i < p->nepi; i++) {
-    const TileOp *op = p->epi[i];
-    tile_mir_set_source(m, tile_op_name(op->kind), op->loc);
-    int32_t in[8];
-    for (int32_t j = 0; j < op->nopnd && j < 8; j++) {
-      const TileValue *v = op->opnd[j].v;
-      bool found;
-      double s;
-      in[j] = epi_lookup(vals, n, v, &found);
-      if (found || tile_lower_splat(v, &s)) continue;
-      /* A row: one load with sublane stride 0 repeats it down the tile. */
-      int32_t r = row_index((MmPlan *)p, v);
-      int32_t vr = tile_mir_vreg(m);
-      TileMirInst ld = tile_mir_inst(p->rows[r].esize == 2 ? TILE_MOP_VLDBF : TILE_MOP_VLD, vr,
-                                     row_addr[r], zero_stride, 0,
-                                     (int32_t)(tcol * p->rows[r].esize));
-      tile_mir_mem(&ld, p->rows[r].vmem, TILE_MIR_READ, 0);
-      tile_mir_add(m, ld);
-      vals[n++] = (EpiVal){v, vr};
-      in[j] = vr;
-    }
-    /* tile_ew_emit rounds a bf16 result itself. A convert of f32 to bf16 whose result
-     * is only stored needs no op: vst.bf16 rounds the same way (nearest even). */
-    int32_t res;
-    if (op->kind == TILE_OP_BROADCAST) res = in[0];
-    else if (op->kind == TILE_OP_CONVERT && p->out_bf16 && in[0] >= 0 &&
-             op->opnd[0].v->type.elem == TILE_ELEM_F32 && only_stored(p, i))
-      res = in[0];
-    else res = tile_ew_emit_mir(m, op, in, &p->k);
-    vals[n++] = (EpiVal){op->res[0], res};
-  }
-  bool found;
-  int32_t out = epi_lookup(vals, n, p->out_value, &found);
-  if (out < 0) {
-    /* The result is a splat of its own: materialize it. */
-    double s = 0;
-    tile_lower_splat(p->out_value, &s);
-    float f = (float)s;
-    int32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    out = tile_mir_vreg(m);
-    tile_mir_add(m, tile_mir_inst(TILE_MOP_VLI, out, 0, 0, 0, bits));
-  }
-  return out;
 }
