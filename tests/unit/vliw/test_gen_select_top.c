@@ -28,16 +28,21 @@ static bool compile_run(const char *target, const char *src, const void *x, size
   return ok;
 }
 
-/* Whether src lowers to the chunk tournament (its slices buffer) on target. */
-static bool lowers_to_tournament(const char *target, const char *src) {
+/* Whether src lowers to the chunk tournament (its slices buffer) on target; with
+ * overlapped, to its overlapped schedule (one copy of the stream's heads) or, without, to
+ * the batched one (two copies). */
+static bool lowers_to_tournament(const char *target, const char *src, int overlapped) {
   Lowered L;
   lower_text(&L, target, src);
   if (!L.ok) fprintf(stderr, "%s\n", L.err);
   bool found = false;
-  for (int32_t b = 0; L.ok && b < L.mir.nbufs; b++)
+  int32_t copies = 0;
+  for (int32_t b = 0; L.ok && b < L.mir.nbufs; b++) {
     found |= strcmp(L.mir.bufs[b].name, "topk.slices") == 0;
+    if (strcmp(L.mir.bufs[b].name, "topk.heads0") == 0) copies = L.mir.bufs[b].nslots;
+  }
   lowered_free(&L);
-  return found;
+  return found && (overlapped < 0 || copies == (overlapped ? 1 : 2));
 }
 
 /* a precedes b in the selection order (a at index ia, b at ib). */
@@ -114,8 +119,10 @@ static float from_bf16(uint16_t h) {
 }
 
 /* argmax (k = 0) or topk of rows x n (bf16 input when bf16), on target, against
- * ref_topk; with want_fast, the program must lower to the chunk tournament. */
-static void check_elem(const char *target, int rows, int n, int k, bool bf16, bool want_fast) {
+ * ref_topk; with want_fast, the program must lower to the chunk tournament, and with
+ * sched >= 0 to its overlapped (1) or batched (0) schedule. */
+static void check_sched(const char *target, int rows, int n, int k, bool bf16, bool want_fast,
+                        int sched) {
   char src[640];
   const char *et = bf16 ? "bf16" : "f32";
   if (k == 0)
@@ -129,7 +136,7 @@ static void check_elem(const char *target, int rows, int n, int k, bool bf16, bo
              "  %%v, %%i = topk %%x {k = %d} : tensor<%dx%dx%s>, tensor<%dx%dxi32>\n"
              "  return %%v, %%i\n}\n",
              rows, n, et, rows, k, et, rows, k, k, rows, k, et, rows, k);
-  if (want_fast) CHECK(lowers_to_tournament(target, src));
+  if (want_fast) CHECK(lowers_to_tournament(target, src, sched));
   int kk = k ? k : 1;
   size_t eb = bf16 ? 2 : 4, count = (size_t)rows * n;
   float *x = malloc(sizeof(float) * count);
@@ -162,6 +169,10 @@ static void check_elem(const char *target, int rows, int n, int k, bool bf16, bo
     }
   }
   free(x), free(xh), free(v), free(wv), free(idx), free(wi);
+}
+
+static void check_elem(const char *target, int rows, int n, int k, bool bf16, bool want_fast) {
+  check_sched(target, rows, n, k, bf16, want_fast, -1);
 }
 
 static void check_case(const char *target, int rows, int n, int k) {
@@ -223,6 +234,20 @@ TEST(gen_select_top, topk_tournament_groups_v5e_like) {
   check_elem("v5e-like", 9, 8192, 40, false, true);   /* whole blocks of 8 tiles */
   check_elem("v5e-like", 10, 20000, 64, true, true);  /* bf16, several blocks */
   check_elem("v5e-like", 3, 131072, 5, false, true);  /* a row of 128 tiles */
+}
+
+/* The overlapped schedule (v5e-like: tiny's VMEM holds no two groups' slices): group g's
+ * rounds inside group g+1's stream. Rows padded to a whole group (streamed as copies of
+ * the last row), a last partial block, more blocks than the rounds take beside them (a
+ * stream loop after the rounds), some rounds with one block more than the others, bf16,
+ * and the batched schedule still chosen where the rounds outweigh the stream. */
+TEST(gen_select_top, topk_overlapped_v5e_like) {
+  check_sched("v5e-like", 16, 32768, 8, false, true, 1);  /* 3 blocks a round, 8 after */
+  check_sched("v5e-like", 20, 60000, 5, false, true, 1);  /* padded, partial, many after */
+  check_sched("v5e-like", 16, 65536, 24, false, true, 1); /* 16 rounds of 3 blocks, 8 of 2 */
+  check_sched("v5e-like", 24, 40000, 11, true, true, 1);  /* bf16, three groups */
+  check_sched("v5e-like", 40, 16384, 4, false, true, 1);  /* five: a loop over groups */
+  check_sched("v5e-like", 64, 2048, 64, false, true, 0);  /* short rows: batched */
 }
 
 TEST(gen_select_top, refuses_inner_dim) {
