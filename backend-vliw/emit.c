@@ -25,10 +25,10 @@ static void *xcalloc(size_t n, size_t size) {
   return p;
 }
 
-/* One slot word from a MIR inst; false with a diagnostic when a field does not fit. */
+/* One slot word from a MIR inst into out, which holds zeros (a nop); false with a
+ * diagnostic when a field does not fit. */
 static bool encode(const TileMir *m, const TileMirInst *in, int32_t pc, TileMInst *out,
                    TileDiag *d) {
-  memset(out, 0, sizeof *out);
   if (in->op == TILE_MOP_NOP) return true;
   if (!mir_is_isa_op(in->op))
     return tile_error(d, in->src_loc, "emit: bundle %d holds %s, which is not a machine op",
@@ -90,10 +90,12 @@ static bool emit_code(const TileMir *m, const TileMirCode *code, TileObject *obj
   TileObjCode *c = &obj->code[0];
   c->chip = TILE_OBJ_ALL_CHIPS;
   c->nbundles = code->nbundles;
-  c->bundles = xcalloc((size_t)code->nbundles, sizeof *c->bundles);
+  c->bundles = xcalloc((size_t)code->nbundles, sizeof *c->bundles); /* all nops */
   for (int32_t p = 0; p < code->nbundles; p++)
     for (int w = 0; w < TILE_BUNDLE_SLOTS; w++)
-      if (!encode(m, &code->b[p].slot[w], p, &c->bundles[p].slot[w], d)) return false;
+      if (code->b[p].slot[w].op != TILE_MOP_NOP &&
+          !encode(m, &code->b[p].slot[w], p, &c->bundles[p].slot[w], d))
+        return false;
   return true;
 }
 

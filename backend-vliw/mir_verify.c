@@ -24,6 +24,7 @@ enum { MAX_LOOP_DEPTH = 4 };
 typedef struct Verifier {
   const TileMir *m;
   TileDiag *d;
+  MirRegTable regs; /* register operands per op, read off the ISA table once */
 } Verifier;
 
 /* Reports one sentence about inst i (or the program when i < 0) and returns false. */
@@ -197,8 +198,8 @@ static bool check_regs(Verifier *v, const int32_t *outer_end) {
   bool ok = true;
   for (int32_t i = 0; i < m->ninsts && ok; i++) {
     const TileMirInst *in = &m->insts[i];
-    MirRegOperand ro[TILE_MAX_OPERANDS];
-    int n = mir_reg_operands(in->op, ro);
+    const MirRegOperand *ro;
+    int n = mir_regs_of(&v->regs, in->op, &ro);
     for (int k = 0; k < n && ok; k++) {
       int32_t r = mir_field_get(in, ro[k].field);
       const char *want = ro[k].cls == TILE_MIR_SREG ? "scalar" : "vector";
@@ -214,8 +215,8 @@ static bool check_regs(Verifier *v, const int32_t *outer_end) {
   }
   for (int32_t i = 0; i < m->ninsts && ok; i++) {
     const TileMirInst *in = &m->insts[i];
-    MirRegOperand ro[TILE_MAX_OPERANDS];
-    int n = mir_reg_operands(in->op, ro);
+    const MirRegOperand *ro;
+    int n = mir_regs_of(&v->regs, in->op, &ro);
     for (int k = 0; k < n && ok; k++) {
       if (ro[k].write) continue;
       int32_t r = mir_field_get(in, ro[k].field);
@@ -234,6 +235,7 @@ static bool check_regs(Verifier *v, const int32_t *outer_end) {
 
 bool tile_mir_verify(const TileMir *m, TileDiag *d) {
   Verifier v = {m, d};
+  mir_reg_table_init(&v.regs);
   if (!m->target) return fail(&v, -1, "no target is set");
   if (m->nsems < 0) return fail(&v, -1, "%d semaphores", (int)m->nsems);
   for (int32_t b = 0; b < m->nbufs; b++)

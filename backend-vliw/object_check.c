@@ -142,6 +142,8 @@ static bool check_code(const TileObjCode *c, int32_t index, const TileObject *ob
   for (int32_t pc = 0; pc < c->nbundles; pc++)
     for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
       TileMInst in = c->bundles[pc].slot[w];
+      if (in.op == TILE_MOP_NOP && !(in.d | in.a | in.b | in.c) && !in.imm)
+        continue; /* an empty word, most of the code: nothing to check */
       if (!tile_minst_check(in, w, why, sizeof why) ||
           !tile_objrule_flow(in, pc, c->nbundles, why, sizeof why))
         return tile_error(d, (TileLoc){0}, "code for %s, bundle %d, word %d: %s", chip, (int)pc,
@@ -202,7 +204,8 @@ bool tile_object_check_target(const TileObject *obj, const TileTarget *t, TileDi
     bool code_ok = true;
     for (int32_t pc = 0; pc < c->nbundles && code_ok; pc++)
       for (int w = 0; w < TILE_BUNDLE_SLOTS && code_ok; w++)
-        if (!tile_minst_check_target(c->bundles[pc].slot[w], w, t, why, sizeof why))
+        if (c->bundles[pc].slot[w].op != TILE_MOP_NOP &&
+            !tile_minst_check_target(c->bundles[pc].slot[w], w, t, why, sizeof why))
           code_ok = ok = tile_error(d, (TileLoc){0}, "code for %s, bundle %d, word %d: %s", chip,
                                     (int)pc, w, why);
   }

@@ -110,9 +110,10 @@ static void cfg_build(Live *L) {
   int32_t n = L->n;
   L->falls = ra_calloc((size_t)n + 1, 1);
   for (int32_t p = 0; p + 1 < n; p++) L->falls[p] = 1;
+  const int bw = ra_branch_word();
   for (int32_t p = 0; p + 1 < n; p++)
     for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++)
-      if (rc->ops[i].w == ra_branch_word() && rc->ops[i].op == TILE_MOP_HALT) L->falls[p] = 0;
+      if (rc->ops[i].w == bw && rc->ops[i].op == TILE_MOP_HALT) L->falls[p] = 0;
   L->loop_off = ra_calloc((size_t)n + 2, sizeof *L->loop_off);
   L->loop_first = ra_calloc((size_t)rc->nloops + 1, sizeof *L->loop_first);
   for (int32_t l = 0; l < rc->nloops; l++) L->loop_off[rc->loops[l].last + 1]++;
@@ -166,7 +167,7 @@ static void cfg_build(Live *L) {
     }
     if (!pass) {
       for (int32_t b = 0; b < nb; b++) L->succ_off[b + 1] += L->succ_off[b];
-      L->succ = ra_calloc((size_t)L->succ_off[nb] + 1, sizeof *L->succ);
+      L->succ = ra_realloc(NULL, ((size_t)L->succ_off[nb] + 1) * sizeof *L->succ);
     }
   }
 }
@@ -185,21 +186,39 @@ static void occ_build(Live *L) {
   }
   for (int32_t r = 0; r < nregs; r++) L->occ_off[r + 1] += L->occ_off[r];
   L->nocc = L->occ_off[nregs];
-  L->occ = ra_calloc((size_t)L->nocc + 1, sizeof *L->occ);
+  L->occ = ra_realloc(NULL, ((size_t)L->nocc + 1) * sizeof *L->occ); /* all written below */
   int32_t *fill = ra_calloc((size_t)nregs + 1, sizeof *fill);
-  for (int32_t p = 0; p < L->n; p++)
-    for (int pass = 0; pass < 2; pass++) /* reads, then writes */
-      for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++) {
-        const RaOp *o = &rc->ops[i];
-        const MirRegOperand *ro;
-        int k = mir_regs_of(&rc->regs, o->op, &ro);
-        for (int j = 0; j < k; j++) {
-          if (ro[j].write != (pass == 1)) continue;
-          int32_t r = ra_op_field_get(o, ro[j].field), x = L->occ_off[r] + fill[r]++;
-          L->occ[x] = (Occ){.p = p, .op_at = i, .id = x, .op = o->op, .w = o->w,
-                            .field = ro[j].field, .write = ro[j].write};
+  /* The writes of one bundle, listed after all its reads (reads happen first). */
+  struct {
+    int32_t r, i;
+    char field;
+  } wr[TILE_BUNDLE_SLOTS * TILE_MAX_OPERANDS];
+  for (int32_t p = 0; p < L->n; p++) {
+    int nwr = 0;
+    for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++) {
+      const RaOp *o = &rc->ops[i];
+      const MirRegOperand *ro;
+      int k = mir_regs_of(&rc->regs, o->op, &ro);
+      for (int j = 0; j < k; j++) {
+        int32_t r = ra_op_field_get(o, ro[j].field);
+        if (ro[j].write) {
+          wr[nwr].r = r;
+          wr[nwr].i = i;
+          wr[nwr++].field = ro[j].field;
+          continue;
         }
+        int32_t x = L->occ_off[r] + fill[r]++;
+        L->occ[x] = (Occ){.p = p, .op_at = i, .id = x, .op = o->op, .w = o->w,
+                          .field = ro[j].field, .write = false};
       }
+    }
+    for (int j = 0; j < nwr; j++) {
+      const RaOp *o = &rc->ops[wr[j].i];
+      int32_t x = L->occ_off[wr[j].r] + fill[wr[j].r]++;
+      L->occ[x] = (Occ){.p = p, .op_at = wr[j].i, .id = x, .op = o->op, .w = o->w,
+                        .field = wr[j].field, .write = true};
+    }
+  }
   free(fill);
 }
 
@@ -263,7 +282,7 @@ static void block_liveness(Live *L) {
     for (uint64_t x = L->in[i]; x; x &= x - 1)
       L->lin_off[(int32_t)(i % (size_t)W) * 64 + __builtin_ctzll(x) + 1]++;
   for (int32_t r = 0; r < L->nregs; r++) L->lin_off[r + 1] += L->lin_off[r];
-  L->lin = ra_calloc((size_t)L->lin_off[L->nregs] + 1, sizeof *L->lin);
+  L->lin = ra_realloc(NULL, ((size_t)L->lin_off[L->nregs] + 1) * sizeof *L->lin);
   int32_t *fill = ra_calloc((size_t)L->nregs + 1, sizeof *fill);
   for (int32_t b = 0; b < nb; b++)
     for (int k = 0; k < W; k++)
@@ -414,20 +433,24 @@ void ra_live_build(RaCode *rc, RaSpill *sp, RaLive *lv) {
   cfg_build(&L);
   occ_build(&L);
   block_liveness(&L);
-  L.parent = ra_calloc((size_t)L.nids + 1, sizeof *L.parent);
+  L.parent = ra_realloc(NULL, ((size_t)L.nids + 1) * sizeof *L.parent);
   for (int32_t i = 0; i < L.nids; i++) L.parent[i] = i;
-  L.walk_stamp = ra_calloc((size_t)L.n + 1, sizeof *L.walk_stamp);
-  L.walk_dist = ra_calloc((size_t)L.n + 1, sizeof *L.walk_dist);
+  L.walk_stamp = ra_realloc(NULL, ((size_t)L.n + 1) * sizeof *L.walk_stamp);
+  L.walk_dist = ra_realloc(NULL, ((size_t)L.n + 1) * sizeof *L.walk_dist); /* read under its stamp */
   for (int32_t p = 0; p <= L.n; p++) L.walk_stamp[p] = -1;
   for (int32_t r = 0; r < L.nregs; r++) register_pass(&L, r);
+  /* Every union makes the smaller id the root and halving keeps parents below their
+   * children, so one pass in id order points each id at its root: finds below are one
+   * load. */
+  for (int32_t i = 0; i < L.nids; i++) L.parent[i] = L.parent[L.parent[i]];
 
   /* Webs: the first (in code order) keeps its register, the others get new ones. */
-  int32_t *reg_of = ra_calloc((size_t)L.nids + 1, sizeof *reg_of);
+  int32_t *reg_of = ra_realloc(NULL, ((size_t)L.nids + 1) * sizeof *reg_of);
   for (int32_t i = 0; i < L.nids; i++) reg_of[i] = -1;
   int32_t nregs0 = m->nregs;
   for (int32_t r = 0; r < nregs0; r++)
     for (int32_t o = L.occ_off[r]; o < L.occ_off[r + 1]; o++) {
-      int32_t root = find(L.parent, L.occ[o].id);
+      int32_t root = L.parent[L.occ[o].id];
       if (reg_of[root] >= 0) continue;
       if (o == L.occ_off[r]) {
         reg_of[root] = r;
@@ -444,17 +467,20 @@ void ra_live_build(RaCode *rc, RaSpill *sp, RaLive *lv) {
   lv->len = ra_calloc((size_t)nregs + 1, sizeof *lv->len);
   lv->remat = ra_calloc((size_t)nregs + 1, 1);
   /* Rename, weigh, and find the registers whose writes all load one constant. */
+  double *loop_weight = ra_calloc((size_t)rc->nloops + 1, sizeof *loop_weight);
+  for (int32_t l = 0; l < rc->nloops; l++) {
+    loop_weight[l] = 1;
+    for (int d = loop_depth(rc, l); d > 0; d--) loop_weight[l] *= 8;
+  }
   const RaOp **first_def = ra_calloc((size_t)nregs + 1, sizeof *first_def);
   for (int32_t r = 0; r < nregs; r++) lv->remat[r] = 1;
   for (int32_t r = 0; r < nregs0; r++)
     for (int32_t o = L.occ_off[r]; o < L.occ_off[r + 1]; o++) {
       const Occ *x = &L.occ[o];
-      int32_t nr = reg_of[find(L.parent, x->id)];
+      int32_t nr = reg_of[L.parent[x->id]];
       RaOp *in = &rc->ops[x->op_at];
       if (nr != r) *ra_op_field(in, x->field) = nr; /* the code follows: ra_ops_flush */
-      double wt = 1;
-      for (int d = loop_depth(rc, rc->inner[x->p]); d > 0; d--) wt *= 8;
-      lv->weight[nr] += wt;
+      lv->weight[nr] += rc->inner[x->p] >= 0 ? loop_weight[rc->inner[x->p]] : 1;
       if (!x->write) continue;
       if (x->op != TILE_MOP_LI && x->op != TILE_MOP_VLI)
         lv->remat[nr] = 0;
@@ -466,16 +492,17 @@ void ra_live_build(RaCode *rc, RaSpill *sp, RaLive *lv) {
   for (int32_t r = 0; r < nregs; r++)
     if (!first_def[r]) lv->remat[r] = 0;
   free(first_def);
+  free(loop_weight);
 
   /* Segments per register, sorted and merged: bucket by register, then insertion sort
    * (each register's segments come nearly in order). */
   lv->off = ra_calloc((size_t)nregs + 2, sizeof *lv->off);
   for (int32_t i = 0; i < L.nsegs; i++) {
-    L.segs[i].id = reg_of[find(L.parent, L.segs[i].id)];
+    L.segs[i].id = reg_of[L.parent[L.segs[i].id]];
     lv->off[L.segs[i].id + 1]++;
   }
   for (int32_t r = 0; r < nregs; r++) lv->off[r + 1] += lv->off[r];
-  RaSeg *seg = ra_calloc((size_t)L.nsegs + 1, sizeof *seg);
+  RaSeg *seg = ra_realloc(NULL, ((size_t)L.nsegs + 1) * sizeof *seg); /* all written below */
   int32_t *fill = ra_calloc((size_t)nregs + 1, sizeof *fill);
   for (int32_t i = 0; i < L.nsegs; i++) {
     int32_t r = L.segs[i].id;

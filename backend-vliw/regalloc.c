@@ -34,8 +34,9 @@
 
 /* A register holding one machine register whose range may still meet a later one:
  * its first segment not yet behind the scan, its last segment + 1 and where its range
- * ends, kept here so the scan, which asks every holder of every machine register about
- * each new range, reads one small array instead of the ranges. */
+ * ends, kept here so the scan, which asks the holders of the free machine registers
+ * when each is next busy (and those of every one when it must spill), reads one small
+ * array instead of the ranges. */
 typedef struct Holder {
   int32_t reg, cur, segend, end;
 } Holder;
@@ -54,6 +55,12 @@ typedef struct Scan {
   uint8_t *spill; /* per virtual register: chosen for spilling this round */
   int32_t nspill;
   Holders h[64];
+  uint64_t held; /* bit x: machine register x has holders */
+  /* Per phase, bit x set while a holder of machine register x occupies it. Whether a
+   * range is free to take x is one OR over its own phases instead of a walk over every
+   * holder's segments; a machine register's holders never overlap, so marking all the
+   * ranges that get one costs at most the machine registers times the phases. */
+  uint64_t *busy;
 } Scan;
 
 static int32_t range_end(const RaLive *lv, int32_t r) { return lv->seg[lv->off[r + 1] - 1].hi; }
@@ -88,11 +95,36 @@ static int32_t meet(const RaLive *lv, const RaSeg *a, const RaSeg *ae, const Hol
   return -1;
 }
 
-/* The first phase after `end` where holder h is busy (INT32_MAX: none). */
-static int32_t busy_after(const RaLive *lv, const Holder *h, int32_t end) {
+/* The first phase after `end` where holder h is busy (INT32_MAX: none); moves h->cur
+ * past segments that end before `start`, where no later range reaches. */
+static int32_t busy_after(const RaLive *lv, Holder *h, int32_t start, int32_t end) {
+  while (h->cur < h->segend && lv->seg[h->cur].hi < start) h->cur++;
   for (int32_t i = h->cur; i < h->segend; i++)
     if (lv->seg[i].hi > end) return lv->seg[i].lo > end ? lv->seg[i].lo : end + 1;
   return INT32_MAX;
+}
+
+/* Sets (on) or clears bit x over the phases of register r's range. */
+static void mark(Scan *s, int32_t r, int32_t x, bool on) {
+  const RaLive *lv = s->lv;
+  uint64_t set = on ? 1ull << x : 0, keep = on ? ~0ull : ~(1ull << x);
+  for (int32_t i = lv->off[r]; i < lv->off[r + 1]; i++) {
+    uint64_t *busy = s->busy + lv->seg[i].lo;
+    size_t n = (size_t)(lv->seg[i].hi - lv->seg[i].lo) + 1;
+    for (size_t p = 0; p < n; p++) busy[p] = (busy[p] & keep) | set;
+  }
+}
+
+/* The machine registers a holder of which occupies a phase of r's range. */
+static uint64_t taken(const Scan *s, int32_t r) {
+  const RaLive *lv = s->lv;
+  uint64_t m = 0;
+  for (int32_t i = lv->off[r]; i < lv->off[r + 1]; i++) {
+    const uint64_t *busy = s->busy + lv->seg[i].lo;
+    size_t n = (size_t)(lv->seg[i].hi - lv->seg[i].lo) + 1;
+    for (size_t p = 0; p < n; p++) m |= busy[p];
+  }
+  return m;
 }
 
 static void hold(const RaLive *lv, Holders *h, int32_t r) {
@@ -191,6 +223,7 @@ static int32_t make_room(Scan *s, int32_t r, int32_t nphys) {
       s->spill[reg] = 1;
       s->phys[reg] = -1;
       s->nspill++;
+      mark(s, reg, best_x, false);
     } else {
       h->a[k] = h->a[i];
       if (h->a[k].end < h->min_end) h->min_end = h->a[k].end;
@@ -211,10 +244,12 @@ static bool scan_class(Scan *s, uint8_t cls) {
   int32_t nphys = cls == TILE_MIR_VREG ? m->target->nvregs : m->target->nsregs;
   if (nphys > 64) nphys = 64; /* the encoding's 6-bit register fields */
   /* the order: a counting sort by start, registers in increasing number within one */
-  int32_t max_start = 0, nk = 0;
+  int32_t max_start = 0, max_end = 0, nk = 0;
   for (int32_t r = 0; r < lv->nregs; r++)
-    if (m->reg_class[r] == cls && lv->off[r + 1] > lv->off[r] && lv->seg[lv->off[r]].lo > max_start)
-      max_start = lv->seg[lv->off[r]].lo;
+    if (m->reg_class[r] == cls && lv->off[r + 1] > lv->off[r]) {
+      if (lv->seg[lv->off[r]].lo > max_start) max_start = lv->seg[lv->off[r]].lo;
+      if (range_end(lv, r) > max_end) max_end = range_end(lv, r);
+    }
   int32_t *at = ra_calloc((size_t)max_start + 2, sizeof *at);
   for (int32_t r = 0; r < lv->nregs; r++)
     if (m->reg_class[r] == cls && lv->off[r + 1] > lv->off[r]) {
@@ -230,23 +265,29 @@ static bool scan_class(Scan *s, uint8_t cls) {
     s->h[x].n = 0;
     s->h[x].min_end = INT32_MAX;
   }
+  s->held = 0;
+  s->busy = ra_calloc((size_t)max_end + 1, sizeof *s->busy);
   bool ok = true;
   for (int32_t i = 0; i < nk && ok; i++) {
     int32_t r = order[i], start = lv->seg[lv->off[r]].lo, end = range_end(lv, r);
-    const RaSeg *a = lv->seg + lv->off[r], *ae = lv->seg + lv->off[r + 1];
     int32_t pick = -1, pick_busy = -1;
-    for (int32_t x = 0; x < nphys; x++) {
+    /* The free machine registers: held ones no holder of which occupies a phase of r's
+     * range, and those without holders. The latter are never busy again, so of them only
+     * the lowest can win (ties go to the lowest number): asking the free held ones and
+     * that one, in increasing order, picks what asking every register would. */
+    uint64_t all = nphys == 64 ? ~0ull : (1ull << nphys) - 1;
+    uint64_t empty = all & ~s->held;
+    for (uint64_t ask = (s->held & ~taken(s, r)) | (empty & -empty); ask; ask &= ask - 1) {
+      int32_t x = __builtin_ctzll(ask);
       Holders *h = &s->h[x];
       expire(h, start);
+      if (h->n == 0) s->held &= ~(1ull << x);
       int32_t busy = INT32_MAX;
-      bool free = true;
-      for (int32_t j = 0; j < h->n && free; j++) {
-        Holder *o = &h->a[j];
-        if (meet(lv, a, ae, o, &o->cur) >= 0) free = false;
-        int32_t b = busy_after(lv, o, end);
+      for (int32_t j = 0; j < h->n; j++) {
+        int32_t b = busy_after(lv, &h->a[j], start, end);
         if (b < busy) busy = b;
       }
-      if (free && (pick < 0 || busy < pick_busy)) {
+      if (pick < 0 || busy < pick_busy) {
         pick = x;
         pick_busy = busy;
       }
@@ -256,8 +297,12 @@ static bool scan_class(Scan *s, uint8_t cls) {
     if (pick < 0) continue;
     s->phys[r] = pick;
     hold(lv, &s->h[pick], r);
+    s->held |= 1ull << pick;
+    mark(s, r, pick, true);
   }
   free(order);
+  free(s->busy);
+  s->busy = NULL;
   return ok;
 }
 
@@ -288,7 +333,7 @@ void ra_ops_build(RaCode *rc) {
   ra_ops_free(rc);
   rc->ops_n = n;
   rc->ops_off = ra_calloc((size_t)n + 1, sizeof *rc->ops_off);
-  rc->ops = ra_calloc((size_t)cap, sizeof *rc->ops);
+  rc->ops = ra_realloc(NULL, (size_t)cap * sizeof *rc->ops); /* filled as listed */
   for (int32_t p = 0; p < n; p++) {
     rc->ops_off[p] = count;
     if (count + TILE_BUNDLE_SLOTS > cap) {

@@ -13,7 +13,8 @@
  * their distance in iterations. Only the state each resource has when that iteration
  * starts matters, and each resource's state follows from its own accesses, so the
  * iterations before the last two replay only what reaches further back (see
- * replay()): a body touching a 128-slot buffer costs about two walks of it, not 129.
+ * replay_slots() and replay_fifos()): a body touching a 128-slot buffer costs about two
+ * walks of it, not 129, and an MXU queue is written down rather than replayed.
  * Because MIR registers are not renamed, a register
  * redefined every iteration gets the anti-dependence of each read on the next
  * redefinition (distance 1 when that is in the next iteration): the modulo scheduler
@@ -295,9 +296,10 @@ static int32_t slot_chain(const Walk *w, const TileMirMem *mm, int32_t iter) {
   return w->sc->mem_base[mm->buf] + slot;
 }
 
-/* Node `node` in an iteration before the last two. Edges go only into the last
- * iteration L, so what counts is the state each resource has when L starts, and each
- * resource's state follows from its own accesses alone:
+/* The iterations before the last two. Edges go only into the last iteration L, so what
+ * counts is the state each resource has when L - 1 starts, and each resource's state
+ * follows from its own accesses alone (so the resources may be brought there one after
+ * another):
  *   - a register, the transpose buffer, a semaphore, an MXU unit's last push, weight
  *     load and pop, the last DMA: the body touches each in every iteration it touches
  *     it at all, so its state at L follows from iteration L - 1 (which visit() walks
@@ -306,35 +308,91 @@ static int32_t slot_chain(const Walk *w, const TileMirMem *mm, int32_t iter) {
  *     within the ns iterations before L come the last write that is not a sem.wait
  *     (after which the chain is the same whatever came before), the last store and
  *     the readers since, or, with only waits writing, the last wait. So its accesses
- *     from L - ns on are replayed, and only for the slots L accesses;
+ *     from L - ns on are replayed (replay_slots), and only for the slots L accesses;
  *   - an MXU unit's result queue: which result a pop takes depends on every push and
- *     pop since the loop started, so those are replayed from iteration 0.
+ *     pop since the loop started (replay_fifos).
  * Each resource thus sees the same accesses, in the same order, from a point where the
  * full walk's state and this one's agree, and iteration L gets the same edges in the
  * same order. */
-static void replay(Walk *w, int32_t node, int32_t iter) {
+
+/* One memory entry of the body on a buffer of several slots. */
+typedef struct SlotUse {
+  int32_t node, ns;
+  const TileMirMem *mm;
+} SlotUse;
+
+static void replay_slots(Walk *w, int32_t n) {
   const TileMir *m = w->cx->m;
-  const TileMirInst *in = &w->g->ins[node];
-  const SchedOpInfo *oi = &w->cx->info[in->op];
-  Ref r = {node, iter};
-  for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
-    const TileMirMem *mm = &in->mem[k];
-    if (mm->buf < 0 || mm->buf >= m->nbufs || iter < w->last_iter - m->bufs[mm->buf].nslots)
-      continue;
-    int32_t chain = slot_chain(w, mm, iter);
-    if (w->sc->want_gen[chain] != w->sc->gen) continue;
-    if (mm->access & TILE_MIR_READ) mem_access(w, r, chain, false);
-    if (mm->access & TILE_MIR_WRITE) mem_access(w, r, chain, true);
-  }
-  if (oi->unit) {
-    int32_t u = sched_field(in, oi->unit);
-    if (u >= 0 && u < w->cx->t->mxu_count && in->op != TILE_MOP_MXU_LDW) {
-      if (in->op == TILE_MOP_MXU_PUSH)
-        fifo_add(w, u, r);
-      else
-        fifo_take(w, u);
+  int32_t last = w->last_iter, nuse = 0, max_ns = 0;
+  SlotUse *use = sched_calloc((size_t)n * TILE_MIR_MAX_MEM + 1, sizeof *use);
+  for (int32_t v = 0; v < n; v++)
+    for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
+      const TileMirMem *mm = &w->g->ins[v].mem[k];
+      if (mm->buf < 0 || mm->buf >= m->nbufs || m->bufs[mm->buf].nslots < 2) continue;
+      use[nuse++] = (SlotUse){v, m->bufs[mm->buf].nslots, mm};
+      if (m->bufs[mm->buf].nslots > max_ns) max_ns = m->bufs[mm->buf].nslots;
     }
+  for (int32_t it = last - max_ns > 0 ? last - max_ns : 0; it < last - 1; it++)
+    for (int32_t i = 0; i < nuse; i++) {
+      if (it < last - use[i].ns) continue;
+      int32_t chain = slot_chain(w, use[i].mm, it);
+      if (w->sc->want_gen[chain] != w->sc->gen) continue;
+      Ref r = {use[i].node, it};
+      if (use[i].mm->access & TILE_MIR_READ) mem_access(w, r, chain, false);
+      if (use[i].mm->access & TILE_MIR_WRITE) mem_access(w, r, chain, true);
+    }
+  free(use);
+}
+
+/* The result queue of each MXU unit after `upto` iterations of the body's pushes and
+ * pops, on top of what was queued before the loop. A pop from an empty queue takes
+ * nothing, so when the body pushes at least as many results as it pops and no pop of
+ * the first iteration finds the queue empty, none ever does: the queue then holds the
+ * pushes of the whole run from the (upto * pops)-th on, written down directly. Any
+ * other unit has its pushes and pops replayed one by one. */
+static void replay_fifos(Walk *w, int32_t n, int32_t upto) {
+  const SchedCtx *cx = w->cx;
+  int32_t *push = sched_calloc((size_t)n + 1, sizeof *push);
+  for (int32_t u = 0; u < cx->t->mxu_count; u++) {
+    int32_t np = 0, npop = 0;
+    int64_t len = w->fifo_len[u];
+    bool empty_pop = false;
+    for (int32_t v = 0; v < n; v++) {
+      const TileMirInst *in = &w->g->ins[v];
+      const SchedOpInfo *oi = &cx->info[in->op];
+      if (!oi->unit || in->op == TILE_MOP_MXU_LDW || sched_field(in, oi->unit) != u) continue;
+      if (in->op == TILE_MOP_MXU_PUSH) {
+        push[np++] = v;
+        len++;
+      } else {
+        empty_pop |= len == 0;
+        len -= len > 0;
+        npop++;
+      }
+    }
+    if (np + npop == 0) continue;
+    if (!empty_pop && np >= npop) {
+      int64_t pend = w->fifo_len[u], from = (int64_t)upto * npop, to = pend + (int64_t)upto * np;
+      Ref *before = sched_calloc((size_t)pend + 1, sizeof *before);
+      for (int64_t i = 0; i < pend; i++) before[i] = fifo_take(w, u);
+      for (int64_t g = from; g < to; g++)
+        fifo_add(w, u, g < pend ? before[g]
+                                : (Ref){push[(g - pend) % np], (int32_t)((g - pend) / np)});
+      free(before);
+      continue;
+    }
+    for (int32_t it = 0; it < upto; it++)
+      for (int32_t v = 0; v < n; v++) {
+        const TileMirInst *in = &w->g->ins[v];
+        const SchedOpInfo *oi = &cx->info[in->op];
+        if (!oi->unit || in->op == TILE_MOP_MXU_LDW || sched_field(in, oi->unit) != u) continue;
+        if (in->op == TILE_MOP_MXU_PUSH)
+          fifo_add(w, u, (Ref){v, it});
+        else
+          fifo_take(w, u);
+      }
   }
+  free(push);
 }
 
 static void visit(Walk *w, int32_t node, int32_t iter, bool loop) {
@@ -530,22 +588,15 @@ void sched_graph_build(const SchedCtx *cx, int32_t first, int32_t n, bool loop,
     for (int64_t k = 0; k < fifo_pending[u]; k++) fifo_add(&w, u, NONE);
 
   if (last >= 2) {
-    /* the nodes replay() has work for: slots of multi-slot buffers, MXU queues */
-    int32_t *busy = sched_calloc((size_t)n, sizeof(int32_t)), nbusy = 0;
-    for (int32_t v = 0; v < n; v++) {
-      const TileMirInst *in = &g->ins[v];
-      bool any = cx->info[in->op].unit && in->op != TILE_MOP_MXU_LDW;
+    /* the slots the last iteration accesses */
+    for (int32_t v = 0; v < n; v++)
       for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
-        const TileMirMem *mm = &in->mem[k];
-        if (mm->buf < 0 || mm->buf >= m->nbufs) continue;
-        w.sc->want_gen[slot_chain(&w, mm, last)] = w.sc->gen;
-        any |= m->bufs[mm->buf].nslots > 1;
+        const TileMirMem *mm = &g->ins[v].mem[k];
+        if (mm->buf >= 0 && mm->buf < m->nbufs)
+          w.sc->want_gen[slot_chain(&w, mm, last)] = w.sc->gen;
       }
-      if (any) busy[nbusy++] = v;
-    }
-    for (int32_t it = 0; it < last - 1; it++)
-      for (int32_t i = 0; i < nbusy; i++) replay(&w, busy[i], it);
-    free(busy);
+    replay_slots(&w, n);
+    replay_fifos(&w, n, last - 1);
   }
   for (int32_t it = last >= 1 ? last - 1 : 0; it <= last; it++)
     for (int32_t v = 0; v < n; v++) visit(&w, v, it, loop);

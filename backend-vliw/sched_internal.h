@@ -190,6 +190,8 @@ int32_t sched_rec_mii(const SchedGraph *g, int32_t floor);
 
 /* Appends k empty bundles; returns the index of the first. */
 int32_t sched_code_append(TileMirCode *c, int32_t k);
+/* Makes room for n bundles without appending any. */
+void sched_code_reserve(TileMirCode *c, int32_t n);
 /* Puts in into the first free word of its slot kind in bundle b; false when full. */
 bool sched_code_put(const SchedCtx *cx, TileMirCode *c, int32_t b, const TileMirInst *in);
 

@@ -133,12 +133,17 @@ int32_t sched_list(const SchedCtx *cx, const SchedGraph *g, const int32_t *lb, i
 
 /* ---- bundles ---- */
 
+void sched_code_reserve(TileMirCode *c, int32_t n) {
+  if (n <= c->cap) return;
+  c->b = sched_realloc(c->b, (size_t)n * sizeof *c->b);
+  c->cap = n;
+}
+
 int32_t sched_code_append(TileMirCode *c, int32_t k) {
   if (c->nbundles + k > c->cap) {
     int32_t nc = c->cap ? c->cap : 64;
     while (nc < c->nbundles + k) nc *= 2;
-    c->b = sched_realloc(c->b, (size_t)nc * sizeof *c->b);
-    c->cap = nc;
+    sched_code_reserve(c, nc);
   }
   int32_t first = c->nbundles;
   if (k > 0) {
