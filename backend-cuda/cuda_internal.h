@@ -152,10 +152,18 @@ typedef struct CeMatmulKernel {
   char *epi;
   TileCudaLaunch *l;
   char name[64];
+  int bm, bn;
 } CeMatmulKernel;
 
 bool ce_matmul_begin(CudaEmit *e, const Group *grp, TileOp *op, const CeMatmul *mm,
                      const char *what, int threads, int bm, int bn, CeMatmulKernel *mk);
+/* Appends the kernel's comment line (what computes the tile: "SIMT"), its signature
+ * (__launch_bounds__ with min_blocks per SM unless 0) and its opening brace to k. */
+void ce_matmul_head(Buf *k, const Group *grp, const CeMatmul *mm, const CeMatmulKernel *mk,
+                    const char *what, int min_blocks);
+/* Appends the block's place: `bz` (the batch), `m0`, `n0` (its tile's first row and
+ * column of C) and `abase`, `bbase` (the batch's first element of A and of B). */
+void ce_matmul_origin(Buf *k, const CeMatmul *mm, const CeMatmulKernel *mk);
 /* Appends `for (...) { row, col, accv = ...; bounds-checked epilogue }` to k: `loop` is
  * the loop header with its row/col/accv declarations (each ending in ";\n"). */
 void ce_matmul_store(Buf *k, const CeMatmul *mm, const CeMatmulKernel *mk, const char *loop);
@@ -171,10 +179,6 @@ bool ce_arch_has_wgmma(const char *arch);
 
 /* The device helpers every program starts with. */
 extern const char ce_prelude[];
-
-/* Host conversions (round to nearest even), for constants' contents. */
-uint16_t tile_cuda_f32_to_bf16(float f);
-uint16_t tile_cuda_f32_to_f16(float f);
 
 /* Shape helpers. */
 int64_t ce_numel(const TileType *t);

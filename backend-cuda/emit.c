@@ -118,32 +118,6 @@ void ce_store_expr(Buf *b, TileElem e, const char *x) {
   }
 }
 
-uint16_t tile_cuda_f32_to_bf16(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-uint16_t tile_cuda_f32_to_f16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint32_t s = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
-  if (a > 0x7f800000u) return (uint16_t)(s | 0x7e00u);
-  if (a >= 0x477ff000u) return (uint16_t)(s | 0x7c00u);
-  if (a < 0x38800000u) {
-    float y;
-    memcpy(&y, &a, 4);
-    y *= 16777216.0f; /* exact: a power of two */
-    uint32_t r = (uint32_t)y;
-    float frac = y - (float)r;
-    if (frac > 0.5f || (frac == 0.5f && (r & 1))) r++;
-    return (uint16_t)(s | r);
-  }
-  uint32_t r = a - 0x38000000u;
-  return (uint16_t)(s | ((r + 0xfffu + ((r >> 13) & 1u)) >> 13));
-}
-
 int64_t ce_numel(const TileType *t) {
   return t->kind == TILE_TY_TENSOR ? tile_type_numel(t) : 1;
 }

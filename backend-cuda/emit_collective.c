@@ -21,6 +21,7 @@
 #include "tile/cuda_torus.h"
 #include "tile/ops.h"
 #include "tile/pass.h"
+#include "tile/vliw.h"
 
 static bool is_collective(const TileOp *op) {
   return op && tile_op_info[op->kind].family == TILE_FAMILY_COLLECTIVE;
@@ -32,30 +33,18 @@ int ce_count_collectives(const TileFunc *f) {
   return n;
 }
 
-static bool block_has_shard(const TileBlock *b) {
-  for (const TileOp *op = b->first; op; op = op->next) {
-    if (tile_attr_get(&op->attrs, "shard")) return true;
-    for (int r = 0; r < op->nregion; r++)
-      if (block_has_shard(op->region[r])) return true;
-  }
-  return false;
-}
-
-static bool has_shard(const TileFunc *f) {
-  for (int i = 0; f->arg_attrs && i < f->body->nargs; i++)
-    if (tile_attr_get(&f->arg_attrs[i], "shard")) return true;
-  return block_has_shard(f->body);
-}
-
+/* Through the VLIW backend's own tests, so that both backends agree on which funcs are
+ * global programs and on the mesh each runs on. */
 const TileMesh *ce_func_mesh(const TileModule *m, const TileFunc *f) {
   const TileAttr *a = tile_attr_get(&f->attrs, "mesh");
-  if (a && a->kind == TILE_ATTR_SYMBOL) return tile_module_find_mesh(m, a->s);
-  if (!m->meshes || m->meshes->next || f->is_kernel) return NULL;
-  return ce_count_collectives(f) || has_shard(f) ? m->meshes : NULL;
+  if ((a && a->kind == TILE_ATTR_SYMBOL) || tile_vliw_func_is_global(m, f))
+    return tile_vliw_func_mesh(m, f);
+  return !f->is_kernel && ce_count_collectives(f) ? tile_vliw_func_mesh(m, f) : NULL;
 }
 
 bool ce_partition(TileModule *m, TileFunc *f, const TileMesh *mesh, TileDiag *d) {
-  if (!has_shard(f)) return true; /* one chip's program, collectives as written */
+  /* Else one chip's program: its collectives run as written. */
+  if (!tile_vliw_func_is_global(m, f)) return true;
   /* The func names its mesh, so the partitioned program still knows it when no
    * collective is left (a batch-sharded layout). */
   if (!tile_attr_get(&f->attrs, "mesh")) {

@@ -167,7 +167,27 @@ bool ce_matmul_begin(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm, co
   mk->l->grid[1] = (uint32_t)((mm->M + bm - 1) / bm);
   mk->l->grid[2] = (uint32_t)mm->batch;
   mk->l->block[0] = (uint32_t)threads;
+  mk->bm = bm;
+  mk->bn = bn;
   return true;
+}
+
+void ce_matmul_head(Buf *k, const Group *grp, const MM *mm, const CeMatmulKernel *mk,
+                    const char *what, int min_blocks) {
+  buf_printf(k, "\n// group %d: C[%lld x %lld] = A x B over K = %lld (x%lld), %s\n", grp->id,
+             (long long)mm->M, (long long)mm->N, (long long)mm->K, (long long)mm->batch, what);
+  buf_printf(k, "extern \"C\" __global__ void __launch_bounds__(%u", mk->l->block[0]);
+  if (min_blocks) buf_printf(k, ", %d", min_blocks);
+  buf_printf(k, ") %s(", mk->name);
+  gen_params(mk->g, k, mk->l);
+  buf_puts(k, ") {\n");
+}
+
+void ce_matmul_origin(Buf *k, const MM *mm, const CeMatmulKernel *mk) {
+  buf_printf(k, "  const int bz = blockIdx.z, m0 = blockIdx.y * %d, n0 = blockIdx.x * %d;\n"
+                "  const long long abase = (long long)bz * %lldLL, bbase = (long long)bz * %lldLL;\n",
+             mk->bm, mk->bn, (long long)(mm->M * mm->K),
+             mm->b_batched ? (long long)(mm->K * mm->N) : 0LL);
 }
 
 void ce_matmul_store(Buf *k, const MM *mm, const CeMatmulKernel *mk, const char *loop) {
@@ -190,22 +210,15 @@ static bool emit_mma(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm, bo
   CeMatmulKernel mk;
   if (!ce_matmul_begin(e, grp, op, mm, "mma", MMA_THREADS, BM, BN, &mk)) return false;
   Buf k = {0};
-  buf_printf(&k, "\n// group %d: C[%lld x %lld] = A x B over K = %lld (x%lld), %s tensor cores\n",
-             grp->id, (long long)mm->M, (long long)mm->N, (long long)mm->K, (long long)mm->batch,
-             f16 ? "f16" : "bf16");
-  buf_printf(&k, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", MMA_THREADS, mk.name);
-  gen_params(mk.g, &k, mk.l);
-  buf_printf(&k, ") {\n"
-                 "  __shared__ __align__(16) unsigned short As[2][%d][%d];\n"
-                 "  __shared__ __align__(16) unsigned short Bs[2][%d][%d];\n"
-                 "  const int bz = blockIdx.z, m0 = blockIdx.y * %d, n0 = blockIdx.x * %d;\n"
-                 "  const long long abase = (long long)bz * %lldLL, bbase = (long long)bz * %lldLL;\n"
-                 "  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;\n"
-                 "  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32, gid = lane >> 2, tig = lane & 3;\n"
-                 "  float acc[32];\n"
-                 "#pragma unroll\n  for (int i = 0; i < 32; i++) acc[i] = 0.0f;\n",
-             BM, BK + PAD, BK, BN + PAD, BM, BN, (long long)(mm->M * mm->K),
-             mm->b_batched ? (long long)(mm->K * mm->N) : 0LL);
+  ce_matmul_head(&k, grp, mm, &mk, f16 ? "f16 tensor cores" : "bf16 tensor cores", 0);
+  buf_printf(&k, "  __shared__ __align__(16) unsigned short As[2][%d][%d];\n"
+                 "  __shared__ __align__(16) unsigned short Bs[2][%d][%d];\n",
+             BM, BK + PAD, BK, BN + PAD);
+  ce_matmul_origin(&k, mm, &mk);
+  buf_puts(&k, "  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;\n"
+               "  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32, gid = lane >> 2, tig = lane & 3;\n"
+               "  float acc[32];\n"
+               "#pragma unroll\n  for (int i = 0; i < 32; i++) acc[i] = 0.0f;\n");
   mma_loads(&k, mm, mk.pa, mk.pb);
   buf_printf(&k,
              "  const int KT = %lld;\n"
@@ -269,15 +282,11 @@ static bool emit_simt(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm) {
   ce_load_expr(&lb, eb, gen_str(mk.g, "%s[bbase + (long long)(k0 + r) * %lld + n0 + nn]", mk.pb,
                                 (long long)mm->N));
   Buf k = {0};
-  buf_printf(&k, "\n// group %d: C[%lld x %lld] = A x B over K = %lld (x%lld), SIMT\n", grp->id,
-             (long long)mm->M, (long long)mm->N, (long long)mm->K, (long long)mm->batch);
-  buf_printf(&k, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", SIMT_THREADS, mk.name);
-  gen_params(mk.g, &k, mk.l);
-  buf_printf(&k, ") {\n"
-                 "  __shared__ %s As[%d][%d];\n  __shared__ %s Bs[%d][%d];\n"
-                 "  const int bz = blockIdx.z, m0 = blockIdx.y * %d, n0 = blockIdx.x * %d;\n"
-                 "  const long long abase = (long long)bz * %lldLL, bbase = (long long)bz * %lldLL;\n"
-                 "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;\n"
+  ce_matmul_head(&k, grp, mm, &mk, "SIMT", 0);
+  buf_printf(&k, "  __shared__ %s As[%d][%d];\n  __shared__ %s Bs[%d][%d];\n", ct, BM, SIMT_BK, ct,
+             SIMT_BK, BN);
+  ce_matmul_origin(&k, mm, &mk);
+  buf_printf(&k, "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;\n"
                  "  %s acc[16];\n"
                  "#pragma unroll\n  for (int i = 0; i < 16; i++) acc[i] = 0;\n"
                  "  for (int k0 = 0; k0 < %lld; k0 += %d) {\n"
@@ -298,8 +307,7 @@ static bool emit_simt(CudaEmit *e, const Group *grp, TileOp *op, const MM *mm) {
                  "        for (int j = 0; j < 4; j++) acc[i * 4 + j] += As[ty * 4 + i][kk] * Bs[kk][tx * 4 + j];\n"
                  "    __syncthreads();\n"
                  "  }\n",
-             ct, BM, SIMT_BK, ct, SIMT_BK, BN, BM, BN, (long long)(mm->M * mm->K),
-             mm->b_batched ? (long long)(mm->K * mm->N) : 0LL, ct, (long long)mm->K, SIMT_BK,
+             ct, (long long)mm->K, SIMT_BK,
              BM, SIMT_BK, SIMT_THREADS, SIMT_BK, SIMT_BK, (long long)mm->M, (long long)mm->K, ct,
              la.p, ct, SIMT_BK, BN, SIMT_THREADS, BN, BN, (long long)mm->K, (long long)mm->N, ct,
              lb.p, ct, SIMT_BK);

@@ -139,26 +139,19 @@ bool ce_emit_wgmma(CudaEmit *e, const Group *grp, TileOp *op, const CeMatmul *mm
   /* 1024 bytes of slack: the ring starts on the next 1024-byte boundary. */
   mk.l->smem_bytes = (uint32_t)(stages * stage + 1024);
   Buf k = {0};
-  buf_printf(&k, "\n// group %d: C[%lld x %lld] = A x B over K = %lld (x%lld), %s wgmma, "
-                 "%dx%dx64 tiles, %d stages\n",
-             grp->id, (long long)mm->M, (long long)mm->N, (long long)mm->K, (long long)mm->batch,
-             ty, bm, WG_BN, stages);
-  buf_printf(&k, "extern \"C\" __global__ void __launch_bounds__(%d, 1) %s(", threads, mk.name);
-  gen_params(mk.g, &k, mk.l);
-  buf_printf(&k, ") {\n"
-                 "  enum { STAGES = %d, A_BYTES = %d, STAGE = %d };\n"
+  ce_matmul_head(&k, grp, mm, &mk,
+                 gen_str(mk.g, "%s wgmma, %dx%dx64 tiles, %d stages", ty, bm, WG_BN, stages), 1);
+  buf_printf(&k, "  enum { STAGES = %d, A_BYTES = %d, STAGE = %d };\n"
                  "  extern __shared__ __align__(16) unsigned char tc_wg_raw[];\n"
                  "  const unsigned sraw = tc_smem_addr(tc_wg_raw), sbase = (sraw + 1023u) & ~1023u;\n"
-                 "%s"
-                 "  const int bz = blockIdx.z, m0 = blockIdx.y * %d, n0 = blockIdx.x * %d;\n"
-                 "  const long long abase = (long long)bz * %lldLL, bbase = (long long)bz * %lldLL;\n"
-                 "  const int wg = threadIdx.x >> 7, t = threadIdx.x & 127;\n"
+                 "%s",
+             stages, bm * TC_WG_ROW_BYTES, stage,
+             mm->K % 8 || mm->N % 8 ? "  unsigned char *const sgen = tc_wg_raw + (sbase - sraw);\n" : "");
+  ce_matmul_origin(&k, mm, &mk);
+  buf_printf(&k, "  const int wg = threadIdx.x >> 7, t = threadIdx.x & 127;\n"
                  "  float acc[%d];\n"
                  "#pragma unroll\n  for (int i = 0; i < %d; i++) acc[i] = 0.0f;\n",
-             stages, bm * TC_WG_ROW_BYTES, stage,
-             mm->K % 8 || mm->N % 8 ? "  unsigned char *const sgen = tc_wg_raw + (sbase - sraw);\n" : "",
-             bm, WG_BN, (long long)(mm->M * mm->K),
-             mm->b_batched ? (long long)(mm->K * mm->N) : 0LL, WG_BN / 2, WG_BN / 2);
+             WG_BN / 2, WG_BN / 2);
   loads(&k, mm, &mk, bm, threads);
   buf_printf(&k,
              "  const int KT = %lld;\n"

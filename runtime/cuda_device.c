@@ -24,8 +24,7 @@ struct TileCudaDevice {
   char arch[16];
 };
 
-/* Reports a failed driver call at loc; returns false. */
-static bool cu_fail(const TileCudaDriver *drv, TileDiag *d, TileLoc loc, CUresult r,
+bool tile_cuda_fail(const TileCudaDriver *drv, TileDiag *d, TileLoc loc, CUresult r,
                     const char *what) {
   char buf[256];
   return tile_error(d, loc, "CUDA: %s failed: %s", what,
@@ -131,27 +130,30 @@ static void run_release(Run *r) {
   free(r->mem);
 }
 
-static int find_buffer(const TileCudaProgram *p, const char *name) {
+int tile_cuda_find_buffer(const TileCudaProgram *p, const char *name) {
   for (int i = 0; i < p->nbufs; i++)
     if (strcmp(p->bufs[i].name, name) == 0) return i;
   return -1;
 }
 
-/* Checks the host buffers against the program before anything touches the device. */
-static bool check_bindings(const TileCudaProgram *p, const TileCudaHostBuffer *in, int nin,
-                           const TileCudaHostBuffer *out, int nout, TileDiag *d) {
+bool tile_cuda_check_bindings(const TileCudaProgram *p, const TileCudaHostBuffer *in, int nin,
+                              const TileCudaHostBuffer *out, int nout, int chips, TileDiag *d) {
   const TileLoc none = {0};
   for (int k = 0; k < nin + nout; k++) {
     const bool is_in = k < nin;
     const TileCudaHostBuffer *h = is_in ? &in[k] : &out[k - nin];
-    int b = find_buffer(p, h->name);
+    const char *what = is_in ? "input" : "output";
+    int b = tile_cuda_find_buffer(p, h->name);
     unsigned want = is_in ? TILE_BIND_IN : TILE_BIND_OUT;
     if (b < 0 || !(p->bufs[b].bind & want))
-      return tile_error(d, none, "the program has no %s named '%s'",
-                        is_in ? "input" : "output", h->name);
-    if ((int64_t)h->bytes != p->bufs[b].bytes)
-      return tile_error(d, none, "%s '%s' is %lld bytes; %zu given", is_in ? "input" : "output",
-                        h->name, (long long)p->bufs[b].bytes, h->bytes);
+      return tile_error(d, none, "the program has no %s named '%s'", what, h->name);
+    const long long bytes = (long long)p->bufs[b].bytes;
+    if (!chips && (int64_t)h->bytes != bytes)
+      return tile_error(d, none, "%s '%s' is %lld bytes; %zu given", what, h->name, bytes,
+                        h->bytes);
+    if (chips && (int64_t)h->bytes != bytes * chips)
+      return tile_error(d, none, "%s '%s' is %lld bytes per chip on %d chips; %zu given", what,
+                        h->name, bytes, chips, h->bytes);
   }
   for (int l = 0; l < p->nlaunches; l++) {
     const TileCudaLaunch *L = &p->launches[l];
@@ -165,45 +167,54 @@ static bool check_bindings(const TileCudaProgram *p, const TileCudaHostBuffer *i
   return true;
 }
 
+bool tile_cuda_load_kernels(const TileCudaDriver *drv, CUmodule mod, const TileCudaProgram *p,
+                            CUfunction *fn, int smem_optin, const char *device, TileDiag *d) {
+  CUresult e;
+  for (int l = 0; l < p->nlaunches; l++) {
+    const TileCudaLaunch *L = &p->launches[l];
+    if ((e = drv->cuModuleGetFunction(&fn[l], mod, L->kernel)))
+      return tile_cuda_fail(drv, d, L->src_loc, e, "finding the kernel in the cubin");
+    if (L->smem_bytes > (uint32_t)smem_optin)
+      return tile_error(d, L->src_loc,
+                        "kernel %s needs %u bytes of shared memory; %s has %d per block",
+                        L->kernel, L->smem_bytes, device, smem_optin);
+    /* Above 48 KiB dynamic shared memory must be asked for per function. */
+    if (L->smem_bytes > 48u * 1024u &&
+        (e = drv->cuFuncSetAttribute(fn[l], CU_FUNC_ATTR_MAX_DYN_SMEM, (int)L->smem_bytes)))
+      return tile_cuda_fail(drv, d, L->src_loc, e, "raising the kernel's shared memory limit");
+  }
+  return true;
+}
+
 static bool setup(Run *r, TileCudaDevice *dev, const uint8_t *cubin, size_t len) {
   const TileCudaDriver *drv = r->drv;
   const TileCudaProgram *p = r->p;
   const TileLoc none = {0};
   CUresult e;
   (void)len; /* a cubin carries its own size in its ELF header */
-  if ((e = drv->cuCtxSetCurrent(dev->ctx))) return cu_fail(drv, r->d, none, e, "cuCtxSetCurrent");
+  if ((e = drv->cuCtxSetCurrent(dev->ctx)))
+    return tile_cuda_fail(drv, r->d, none, e, "cuCtxSetCurrent");
   r->mem = calloc((size_t)p->nbufs + 1, sizeof *r->mem);
   r->fn = calloc((size_t)p->nlaunches + 1, sizeof *r->fn);
   r->ev = calloc((size_t)p->nlaunches + 1, sizeof *r->ev);
   if (!r->mem || !r->fn || !r->ev) return tile_error(r->d, none, "out of memory");
   if ((e = drv->cuModuleLoadData(&r->mod, cubin)))
-    return cu_fail(drv, r->d, none, e, "loading the cubin (cuModuleLoadData)");
-  for (int l = 0; l < p->nlaunches; l++) {
-    const TileCudaLaunch *L = &p->launches[l];
-    if ((e = drv->cuModuleGetFunction(&r->fn[l], r->mod, L->kernel)))
-      return cu_fail(drv, r->d, L->src_loc, e, "finding the kernel in the cubin");
-    if (L->smem_bytes > (uint32_t)dev->smem_optin)
-      return tile_error(r->d, L->src_loc,
-                        "kernel %s needs %u bytes of shared memory; %s has %d per block",
-                        L->kernel, L->smem_bytes, dev->name, dev->smem_optin);
-    /* Above 48 KiB dynamic shared memory must be asked for per function. */
-    if (L->smem_bytes > 48u * 1024u &&
-        (e = drv->cuFuncSetAttribute(r->fn[l], CU_FUNC_ATTR_MAX_DYN_SMEM, (int)L->smem_bytes)))
-      return cu_fail(drv, r->d, L->src_loc, e, "raising the kernel's shared memory limit");
-  }
+    return tile_cuda_fail(drv, r->d, none, e, "loading the cubin (cuModuleLoadData)");
+  if (!tile_cuda_load_kernels(drv, r->mod, p, r->fn, dev->smem_optin, dev->name, r->d))
+    return false;
   for (int b = 0; b < p->nbufs; b++) {
     size_t n = p->bufs[b].bytes > 0 ? (size_t)p->bufs[b].bytes : 1;
     if ((e = drv->cuMemAlloc(&r->mem[b], n))) {
       char what[128];
       snprintf(what, sizeof what, "allocating %zu bytes for buffer '%s'", n, p->bufs[b].name);
-      return cu_fail(drv, r->d, none, e, what);
+      return tile_cuda_fail(drv, r->d, none, e, what);
     }
   }
   if ((e = drv->cuStreamCreate(&r->stream, CU_STREAM_NON_BLOCKING)))
-    return cu_fail(drv, r->d, none, e, "cuStreamCreate");
+    return tile_cuda_fail(drv, r->d, none, e, "cuStreamCreate");
   for (int i = 0; i <= p->nlaunches; i++)
     if ((e = drv->cuEventCreate(&r->ev[i], CU_EVENT_DEFAULT)))
-      return cu_fail(drv, r->d, none, e, "cuEventCreate");
+      return tile_cuda_fail(drv, r->d, none, e, "cuEventCreate");
   return true;
 }
 
@@ -217,14 +228,14 @@ static bool reset_memory(Run *r) {
     const TileCudaBuffer *B = &p->bufs[b];
     if (B->bytes <= 0) continue;
     if ((e = drv->cuMemsetD8(r->mem[b], 0, (size_t)B->bytes)))
-      return cu_fail(drv, r->d, none, e, "clearing device memory");
+      return tile_cuda_fail(drv, r->d, none, e, "clearing device memory");
     if (B->init && (e = drv->cuMemcpyHtoD(r->mem[b], B->init, (size_t)B->bytes)))
-      return cu_fail(drv, r->d, none, e, "copying initial contents to the device");
+      return tile_cuda_fail(drv, r->d, none, e, "copying initial contents to the device");
   }
   for (int k = 0; k < r->nin; k++) {
-    int b = find_buffer(p, r->in[k].name);
+    int b = tile_cuda_find_buffer(p, r->in[k].name);
     if (r->in[k].bytes && (e = drv->cuMemcpyHtoD(r->mem[b], r->in[k].data, r->in[k].bytes)))
-      return cu_fail(drv, r->d, none, e, "copying an input to the device");
+      return tile_cuda_fail(drv, r->d, none, e, "copying an input to the device");
   }
   return true;
 }
@@ -239,26 +250,26 @@ static bool launch_all(Run *r, bool checked) {
     void *params[TILE_CUDA_MAX_ARGS];
     for (int a = 0; a < L->nargs; a++) params[a] = &r->mem[L->args[a]];
     if ((e = drv->cuEventRecord(r->ev[l], r->stream)))
-      return cu_fail(drv, r->d, L->src_loc, e, "cuEventRecord");
+      return tile_cuda_fail(drv, r->d, L->src_loc, e, "cuEventRecord");
     e = drv->cuLaunchKernel(r->fn[l], L->grid[0], L->grid[1], L->grid[2], L->block[0],
                             L->block[1], L->block[2], L->smem_bytes, r->stream, params, NULL);
     if (e) {
       char what[160];
       snprintf(what, sizeof what, "launching %s (grid %ux%ux%u, block %ux%ux%u)", L->kernel,
                L->grid[0], L->grid[1], L->grid[2], L->block[0], L->block[1], L->block[2]);
-      return cu_fail(drv, r->d, L->src_loc, e, what);
+      return tile_cuda_fail(drv, r->d, L->src_loc, e, what);
     }
     if (checked && (e = drv->cuStreamSynchronize(r->stream))) {
       char what[160];
       snprintf(what, sizeof what, "running %s%s%s", L->kernel, L->src_name ? " for " : "",
                L->src_name ? L->src_name : "");
-      return cu_fail(drv, r->d, L->src_loc, e, what);
+      return tile_cuda_fail(drv, r->d, L->src_loc, e, what);
     }
   }
   if ((e = drv->cuEventRecord(r->ev[p->nlaunches], r->stream)))
-    return cu_fail(drv, r->d, (TileLoc){0}, e, "cuEventRecord");
+    return tile_cuda_fail(drv, r->d, (TileLoc){0}, e, "cuEventRecord");
   if ((e = drv->cuStreamSynchronize(r->stream)))
-    return cu_fail(drv, r->d, (TileLoc){0}, e, "running the program");
+    return tile_cuda_fail(drv, r->d, (TileLoc){0}, e, "running the program");
   return true;
 }
 
@@ -271,7 +282,7 @@ static bool record_times(Run *r, TileCudaTiming *t, bool first) {
     float ms = 0;
     int from = l < n ? l : 0, to = l < n ? l + 1 : n;
     if (n > 0 && (e = drv->cuEventElapsedTime(&ms, r->ev[from], r->ev[to])))
-      return cu_fail(drv, r->d, (TileLoc){0}, e, "cuEventElapsedTime");
+      return tile_cuda_fail(drv, r->d, (TileLoc){0}, e, "cuEventElapsedTime");
     float *slot = l < n ? &t->launch_ms[l] : &t->total_ms;
     if (first || ms < *slot) *slot = ms;
   }
@@ -281,7 +292,7 @@ static bool record_times(Run *r, TileCudaTiming *t, bool first) {
 bool tile_cuda_run(TileCudaDevice *dev, const TileCudaProgram *p, const uint8_t *cubin,
                    size_t len, const TileCudaHostBuffer *in, int nin, TileCudaHostBuffer *out,
                    int nout, const TileCudaRunOptions *o, TileCudaTiming *timing, TileDiag *d) {
-  if (!check_bindings(p, in, nin, out, nout, d)) return false;
+  if (!tile_cuda_check_bindings(p, in, nin, out, nout, 0, d)) return false;
   const int warmup = o && o->warmup > 0 ? o->warmup : 0;
   const int repeat = o && o->repeat > 1 ? o->repeat : 1;
   TileCudaTiming t = {p->nlaunches, calloc((size_t)p->nlaunches + 1, sizeof(float)), 0};
@@ -294,9 +305,9 @@ bool tile_cuda_run(TileCudaDevice *dev, const TileCudaProgram *p, const uint8_t 
     if (ok && i >= warmup) ok = record_times(&r, &t, i == warmup);
   }
   for (int k = 0; ok && k < nout; k++) {
-    int b = find_buffer(p, out[k].name);
+    int b = tile_cuda_find_buffer(p, out[k].name);
     CUresult e = out[k].bytes ? dev->drv->cuMemcpyDtoH(out[k].data, r.mem[b], out[k].bytes) : 0;
-    if (e) ok = cu_fail(dev->drv, d, (TileLoc){0}, e, "copying an output to the host");
+    if (e) ok = tile_cuda_fail(dev->drv, d, (TileLoc){0}, e, "copying an output to the host");
   }
   run_release(&r);
   if (ok && timing) *timing = t;

@@ -1,12 +1,16 @@
 /* The CUDA driver API as the runtime uses it: a table of function pointers filled with
  * dlsym from libcuda.so.1, so nothing links against the driver and a machine without
  * one still runs everything but the GPU. The types are the driver's own ABI (cuda.h),
- * restated here so the build does not need the toolkit's headers. Private to runtime/. */
+ * restated here so the build does not need the toolkit's headers. Also the checks and
+ * loading that the two executors (plain programs and torus plans) share. Private to
+ * runtime/. */
 #ifndef TILE_RUNTIME_CUDA_DRIVER_H
 #define TILE_RUNTIME_CUDA_DRIVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "tile/cuda_runtime.h"
 
 typedef int CUresult; /* 0 is CUDA_SUCCESS */
 typedef int CUdevice;
@@ -104,5 +108,23 @@ typedef struct TileCudaDriver {
 const TileCudaDriver *tile_cuda_driver(char *err, size_t errlen);
 /* "CUDA_ERROR_OUT_OF_MEMORY (out of memory)" for r, in a static or the given buffer. */
 const char *tile_cuda_result_text(const TileCudaDriver *drv, CUresult r, char *buf, size_t n);
+
+/* ---- what the runs of plain programs (cuda_device.c, where these live) and of torus
+ * plans (cuda_torus_gpu.c) share ---- */
+
+/* Reports a failed driver call at loc ("CUDA: WHAT failed: ERROR"); returns false. */
+bool tile_cuda_fail(const TileCudaDriver *drv, TileDiag *d, TileLoc loc, CUresult r,
+                    const char *what);
+/* The index of the program's buffer called name, or -1. */
+int tile_cuda_find_buffer(const TileCudaProgram *p, const char *name);
+/* Checks the host buffers and the launches' arguments against the program before anything
+ * touches the device. chips 0: a plain program, each host buffer the buffer's bytes;
+ * else one block per chip, chips x the buffer's bytes. */
+bool tile_cuda_check_bindings(const TileCudaProgram *p, const TileCudaHostBuffer *in, int nin,
+                              const TileCudaHostBuffer *out, int nout, int chips, TileDiag *d);
+/* Finds every launch's kernel in mod (fn[l] for launch l) and checks its shared memory
+ * against smem_optin, the most the device (named in errors) gives a block. */
+bool tile_cuda_load_kernels(const TileCudaDriver *drv, CUmodule mod, const TileCudaProgram *p,
+                            CUfunction *fn, int smem_optin, const char *device, TileDiag *d);
 
 #endif

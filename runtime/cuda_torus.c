@@ -253,22 +253,28 @@ static void local_copy_all(Builder *b, int src, int64_t src_off, int dst, int64_
 
 /* ---- ring phases ---- */
 
-/* Reduce-scatter over the rings of one level (all on axes of one length): after it,
- * chunk pos of each ring's region holds the reduction over the axis. */
-static void rs_level(Builder *b, const Ring *rings, int n) {
-  const int64_t p = b->ax[rings[0].k].p, chips = b->plan->nchips;
+/* One ring phase over the rings of one level (all on axes of one length), p - 1 steps.
+ * At step s the chip at ring position q sends chunk q - lag - s into the next chip's
+ * receive slot s, then folds what arrived from the previous chip into chunk
+ * q - lag - 1 - s.
+ *   reduce-scatter (lag 1, combine): a reduce; after it chunk q holds the reduction
+ *                  over the axis;
+ *   all-gather     (lag 0, copy into place): chunk q complete before, every chunk after;
+ *                  what arrives is sent on at the next step. */
+static void ring_level(Builder *b, const Ring *rings, int n, bool combine) {
+  const int64_t p = b->ax[rings[0].k].p, chips = b->plan->nchips, lag = combine ? 1 : 0;
   if (p < 2) return;
   int slots[2 * TILE_MAX_RANK];
   int64_t *evs[2 * TILE_MAX_RANK];
   for (int i = 0; i < n; i++) {
-    slots[i] = scratch(b, "rs", (p - 1) * rings[i].chunk);
+    slots[i] = scratch(b, combine ? "rs" : "ag", (p - 1) * rings[i].chunk);
     evs[i] = vec(b);
   }
   for (int64_t s = 0; s < p - 1 && !b->failed; s++) {
     for (int i = 0; i < n; i++) {
       const Ring *g = &rings[i];
       for (int64_t c = 0; c < chips; c++) {
-        int64_t j = mod(pos(b, g->dir, g->k, c) - 1 - s, p);
+        int64_t j = mod(pos(b, g->dir, g->k, c) - lag - s, p);
         evs[i][c] = copy(b, ref(c, g->buf, (g->base[c] + j * g->chunk) * b->es),
                          ref(next_chip(b, g->dir, g->k, c), slots[i], s * g->chunk * b->es),
                          g->chunk * b->es, hops(b, g->dir, g->k, c));
@@ -278,42 +284,11 @@ static void rs_level(Builder *b, const Ring *rings, int n) {
       const Ring *g = &rings[i];
       for (int64_t c = 0; c < chips; c++) {
         wait(b, c, (int32_t)evs[i][prev_chip(b, g->dir, g->k, c)]);
-        int64_t j = mod(pos(b, g->dir, g->k, c) - 2 - s, p);
-        reduce(b, ref(c, g->buf, (g->base[c] + j * g->chunk) * b->es),
-               ref(c, slots[i], s * g->chunk * b->es), g->chunk);
-      }
-    }
-  }
-}
-
-/* All-gather through receive slots: each chip's chunk pos complete before, every chunk
- * after; what arrives is copied into place and sent on at the next step. */
-static void ag_level(Builder *b, const Ring *rings, int n) {
-  const int64_t p = b->ax[rings[0].k].p, chips = b->plan->nchips;
-  if (p < 2) return;
-  int slots[2 * TILE_MAX_RANK];
-  int64_t *evs[2 * TILE_MAX_RANK];
-  for (int i = 0; i < n; i++) {
-    slots[i] = scratch(b, "ag", (p - 1) * rings[i].chunk);
-    evs[i] = vec(b);
-  }
-  for (int64_t s = 0; s < p - 1 && !b->failed; s++) {
-    for (int i = 0; i < n; i++) {
-      const Ring *g = &rings[i];
-      for (int64_t c = 0; c < chips; c++) {
-        int64_t j = mod(pos(b, g->dir, g->k, c) - s, p);
-        evs[i][c] = copy(b, ref(c, g->buf, (g->base[c] + j * g->chunk) * b->es),
-                         ref(next_chip(b, g->dir, g->k, c), slots[i], s * g->chunk * b->es),
-                         g->chunk * b->es, hops(b, g->dir, g->k, c));
-      }
-    }
-    for (int i = 0; i < n; i++) {
-      const Ring *g = &rings[i];
-      for (int64_t c = 0; c < chips; c++) {
-        wait(b, c, (int32_t)evs[i][prev_chip(b, g->dir, g->k, c)]);
-        int64_t j = mod(pos(b, g->dir, g->k, c) - 1 - s, p);
-        copy(b, ref(c, slots[i], s * g->chunk * b->es),
-             ref(c, g->buf, (g->base[c] + j * g->chunk) * b->es), g->chunk * b->es, 0);
+        int64_t j = mod(pos(b, g->dir, g->k, c) - lag - 1 - s, p);
+        TileTorusRef slot = ref(c, slots[i], s * g->chunk * b->es),
+                     at = ref(c, g->buf, (g->base[c] + j * g->chunk) * b->es);
+        if (combine) reduce(b, at, slot, g->chunk);
+        else copy(b, slot, at, g->chunk * b->es, 0);
       }
     }
   }
@@ -438,11 +413,11 @@ static void plan_all_reduce(Builder *b) {
   Ring level[2 * TILE_MAX_RANK];
   for (int l = 0; l < nact && !b->failed; l++) {
     for (int i = 0; i < nparts; i++) level[i] = ring[i][l];
-    rs_level(b, level, nparts);
+    ring_level(b, level, nparts, true);
   }
   for (int l = nact - 1; l >= 0 && !b->failed; l--) {
     for (int i = 0; i < nparts; i++) level[i] = ring[i][l];
-    ag_level(b, level, nparts);
+    ring_level(b, level, nparts, false);
   }
   local_copy_all(b, work, 0, c->dst, 0, n);
 }
@@ -464,7 +439,7 @@ static void plan_reduce_scatter(Builder *b) {
   levels(b, total, base, chunk);
   for (int k = 0; k < b->naxes && !b->failed; k++) {
     Ring r = {k, 0, work, base[k], chunk[k]};
-    rs_level(b, &r, 1);
+    ring_level(b, &r, 1, true);
   }
   for (int64_t ch = 0; !b->failed && ch < chips; ch++)
     copy(b, ref(ch, work, base[b->naxes][ch] * b->es), ref(ch, c->dst, 0), slice * b->es, 0);

@@ -8,7 +8,6 @@
  * order, which puts every wait after the record it waits for. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cuda_driver.h"
 #include "tile/cuda_torus.h"
@@ -29,15 +28,7 @@ typedef struct TorusRun {
 } TorusRun;
 
 static bool cu_fail(const TorusRun *r, TileLoc loc, CUresult e, const char *what) {
-  char buf[256];
-  return tile_error(r->d, loc, "CUDA: %s failed: %s", what,
-                    tile_cuda_result_text(r->drv, e, buf, sizeof buf));
-}
-
-static int find_prog_buffer(const TileCudaProgram *p, const char *name) {
-  for (int i = 0; i < p->nbufs; i++)
-    if (strcmp(p->bufs[i].name, name) == 0) return i;
-  return -1;
+  return tile_cuda_fail(r->drv, r->d, loc, e, what);
 }
 
 static void torus_release(TorusRun *r) {
@@ -83,17 +74,8 @@ static bool torus_setup(TorusRun *r, const uint8_t *cubin) {
     return tile_error(r->d, none, "out of memory");
   if ((e = drv->cuModuleLoadData(&r->mod, cubin)))
     return cu_fail(r, none, e, "loading the cubin (cuModuleLoadData)");
-  for (int l = 0; l < p->nlaunches; l++) {
-    const TileCudaLaunch *L = &p->launches[l];
-    if ((e = drv->cuModuleGetFunction(&r->fn[l], r->mod, L->kernel)))
-      return cu_fail(r, L->src_loc, e, "finding the kernel in the cubin");
-    if (L->smem_bytes > (uint32_t)smem_optin)
-      return tile_error(r->d, L->src_loc, "kernel %s needs %u bytes of shared memory; the "
-                        "device has %d per block", L->kernel, L->smem_bytes, smem_optin);
-    if (L->smem_bytes > 48u * 1024u &&
-        (e = drv->cuFuncSetAttribute(r->fn[l], CU_FUNC_ATTR_MAX_DYN_SMEM, (int)L->smem_bytes)))
-      return cu_fail(r, L->src_loc, e, "raising the kernel's shared memory limit");
-  }
+  if (!tile_cuda_load_kernels(drv, r->mod, p, r->fn, smem_optin, "the device", r->d))
+    return false;
   for (int i = 0; i < p->ncolls; i++)
     if (p->colls[i].reduce_kernel[0] &&
         (e = drv->cuModuleGetFunction(&r->rfn[i], r->mod, p->colls[i].reduce_kernel)))
@@ -142,7 +124,7 @@ static bool torus_reset(TorusRun *r) {
         return cu_fail(r, none, e, "copying initial contents to the device");
   }
   for (int k = 0; k < r->nin; k++) {
-    int b = find_prog_buffer(r->p, r->in[k].name);
+    int b = tile_cuda_find_buffer(r->p, r->in[k].name);
     size_t per = (size_t)r->p->bufs[b].bytes;
     for (int c = 0; per && c < pl->nchips; c++)
       if ((e = drv->cuMemcpyHtoD(chip_ptr(r, (TileTorusRef){c, b, 0}),
@@ -252,28 +234,7 @@ static bool torus_pass(TorusRun *r, bool checked) {
 static bool torus_bindings(const TileCudaProgram *p, const TileCudaTorusPlan *pl,
                            const TileCudaHostBuffer *in, int nin, const TileCudaHostBuffer *out,
                            int nout, TileDiag *d) {
-  for (int k = 0; k < nin + nout; k++) {
-    const bool is_in = k < nin;
-    const TileCudaHostBuffer *h = is_in ? &in[k] : &out[k - nin];
-    int b = find_prog_buffer(p, h->name);
-    unsigned want = is_in ? TILE_BIND_IN : TILE_BIND_OUT;
-    if (b < 0 || !(p->bufs[b].bind & want))
-      return tile_error(d, (TileLoc){0}, "the program has no %s named '%s'",
-                        is_in ? "input" : "output", h->name);
-    if ((int64_t)h->bytes != p->bufs[b].bytes * pl->nchips)
-      return tile_error(d, (TileLoc){0}, "%s '%s' is %lld bytes per chip on %d chips; %zu given",
-                        is_in ? "input" : "output", h->name, (long long)p->bufs[b].bytes,
-                        pl->nchips, h->bytes);
-  }
-  for (int l = 0; l < p->nlaunches; l++) {
-    const TileCudaLaunch *L = &p->launches[l];
-    if (L->nargs < 0 || L->nargs > TILE_CUDA_MAX_ARGS)
-      return tile_error(d, L->src_loc, "launch of %s has %d arguments", L->kernel, L->nargs);
-    for (int a = 0; a < L->nargs; a++)
-      if (L->args[a] < 0 || L->args[a] >= p->nbufs)
-        return tile_error(d, L->src_loc, "launch of %s names buffer %d of %d", L->kernel,
-                          L->args[a], p->nbufs);
-  }
+  if (!tile_cuda_check_bindings(p, in, nin, out, nout, pl->nchips, d)) return false;
   for (int i = 0; i < p->ncolls; i++)
     if (p->colls[i].reduce && !p->colls[i].reduce_kernel[0])
       return tile_error(d, p->colls[i].src_loc, "the collective has no reduce kernel");
@@ -305,7 +266,7 @@ bool tile_cuda_torus_run(TileCudaDevice *dev, const TileCudaProgram *p,
     if (ok && i >= warmup && (i == warmup || ms < t.total_ms)) t.total_ms = ms;
   }
   for (int k = 0; ok && k < nout; k++) {
-    int b = find_prog_buffer(p, out[k].name);
+    int b = tile_cuda_find_buffer(p, out[k].name);
     size_t per = (size_t)p->bufs[b].bytes;
     for (int c = 0; ok && per && c < plan->nchips; c++) {
       CUresult e = drv->cuMemcpyDtoH((uint8_t *)out[k].data + (size_t)c * per,

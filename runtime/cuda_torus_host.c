@@ -9,58 +9,12 @@
  *
  * Reductions combine as the reduce kernels do (backend-cuda/emit_collective.c): floats
  * in f32 (bf16 and f16 widened, the result rounded to nearest even on the bits, NaN kept
- * quiet), integers in their type with wraparound, max and min propagating NaN. */
+ * quiet: the prelude's conversions, include/tile/cuda.h), integers in their type with
+ * wraparound, max and min propagating NaN. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tile/cuda_torus.h"
-
-/* ---- number conversions (the prelude's, written on the bits) ---- */
-
-static float bf2f(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-static uint16_t f2bf(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-static float h2f(uint16_t h) {
-  uint32_t s = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
-  if (e == 0) {
-    float x = (float)m * 5.9604644775390625e-8f;
-    return s ? -x : x;
-  }
-  u = e == 31 ? (s | 0x7f800000u | (m << 13)) : (s | ((e + 112u) << 23) | (m << 13));
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-static uint16_t f2h(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint32_t s = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
-  if (a > 0x7f800000u) return (uint16_t)(s | 0x7e00u);
-  if (a >= 0x477ff000u) return (uint16_t)(s | 0x7c00u);
-  if (a < 0x38800000u) {
-    float y;
-    memcpy(&y, &a, 4);
-    y *= 16777216.0f; /* exact: a power of two; then round to nearest even */
-    uint32_t r = (uint32_t)y;
-    float frac = y - (float)r;
-    if (frac > 0.5f || (frac == 0.5f && (r & 1))) r++;
-    return (uint16_t)(s | r);
-  }
-  uint32_t r = a - 0x38000000u;
-  return (uint16_t)(s | ((r + 0xfffu + ((r >> 13) & 1u)) >> 13));
-}
 
 /* ---- combining ---- */
 
@@ -104,8 +58,9 @@ void tile_cuda_torus_combine(TileElem e, TileCudaReduceKind k, void *dst, const 
       memcpy(&a, d + 2 * i, 2);
       memcpy(&b, s + 2 * i, 2);
       bool bf = e == TILE_ELEM_BF16;
-      float r = fop(k, bf ? bf2f(a) : h2f(a), bf ? bf2f(b) : h2f(b));
-      a = bf ? f2bf(r) : f2h(r);
+      float r = fop(k, bf ? tile_cuda_bf16_to_f32(a) : tile_cuda_f16_to_f32(a),
+                    bf ? tile_cuda_bf16_to_f32(b) : tile_cuda_f16_to_f32(b));
+      a = bf ? tile_cuda_f32_to_bf16(r) : tile_cuda_f32_to_f16(r);
       memcpy(d + 2 * i, &a, 2);
       break;
     }

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tile/diag.h"
 #include "tile/ir.h"
@@ -88,6 +89,56 @@ bool tile_cuda_nvrtc(const TileCudaProgram *p, uint8_t **cubin, size_t *len, Til
  * time; fatbin = true makes a fatbin. */
 bool tile_cuda_nvcc(const TileCudaProgram *p, bool fatbin, uint8_t **out, size_t *len,
                     TileDiag *d);
+
+/* The prelude's 16-bit float conversions (tc_bf2f, tc_f2bf, tc_h2f, tc_f2h) on the host,
+ * bit for bit: narrowing rounds to nearest even, NaN stays NaN (quiet). For constants'
+ * contents and for host code that must combine data as the kernels do. */
+static inline float tile_cuda_bits_to_f32(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+static inline uint32_t tile_cuda_f32_to_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+
+static inline float tile_cuda_bf16_to_f32(uint16_t h) {
+  return tile_cuda_bits_to_f32((uint32_t)h << 16);
+}
+
+static inline uint16_t tile_cuda_f32_to_bf16(float f) {
+  const uint32_t u = tile_cuda_f32_to_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static inline float tile_cuda_f16_to_f32(uint16_t h) {
+  const uint32_t s = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 0) { /* zero or subnormal: m x 2^-24 */
+    float x = (float)m * 5.9604644775390625e-8f;
+    return s ? -x : x;
+  }
+  return tile_cuda_bits_to_f32(e == 31 ? (s | 0x7f800000u | (m << 13))
+                                       : (s | ((e + 112u) << 23) | (m << 13)));
+}
+
+static inline uint16_t tile_cuda_f32_to_f16(float f) {
+  const uint32_t x = tile_cuda_f32_to_bits(f), s = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
+  if (a > 0x7f800000u) return (uint16_t)(s | 0x7e00u);
+  if (a >= 0x477ff000u) return (uint16_t)(s | 0x7c00u);
+  if (a < 0x38800000u) { /* subnormal result: the units of 2^-24, rounded to nearest even */
+    const float y = tile_cuda_bits_to_f32(a) * 16777216.0f; /* exact: a power of two */
+    uint32_t r = (uint32_t)y;
+    float frac = y - (float)r;
+    if (frac > 0.5f || (frac == 0.5f && (r & 1))) r++;
+    return (uint16_t)(s | r);
+  }
+  uint32_t r = a - 0x38000000u;
+  return (uint16_t)(s | ((r + 0xfffu + ((r >> 13) & 1u)) >> 13));
+}
 
 #ifdef __cplusplus
 }

@@ -49,12 +49,10 @@ bool tilec_cuda_target(const char *name, char *arch, size_t n) {
 
 void tilec_f32_to_bf16(void *data, size_t n) {
   uint16_t *h = data;
-  for (size_t i = 0; i < n; i++) {
-    uint32_t u;
-    memcpy(&u, (uint8_t *)data + 4 * i, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u;
-    else u += 0x7fffu + ((u >> 16) & 1u);
-    h[i] = (uint16_t)(u >> 16);
+  for (size_t i = 0; i < n; i++) { /* element i is read before anything lands on it */
+    float f;
+    memcpy(&f, (uint8_t *)data + 4 * i, 4);
+    h[i] = tile_cuda_f32_to_bf16(f);
   }
 }
 
@@ -88,6 +86,22 @@ static int64_t numel(const TileCudaBuffer *b) {
   return n;
 }
 
+/* Bytes of one element on the GPU (i1 as i32). */
+static int device_esize(TileElem e) { return e == TILE_ELEM_I1 ? 4 : (tile_elem_bits(e) + 7) / 8; }
+
+/* .npy data of type have, n elements, into the device layout of type want, in place or
+ * into a new array (*data replaced). */
+static bool to_device_layout(TileElem want, TileElem have, void **data, int64_t n) {
+  if (want == TILE_ELEM_BF16 && have == TILE_ELEM_F32) tilec_f32_to_bf16(*data, (size_t)n);
+  if (want != TILE_ELEM_I1) return true;
+  int32_t *w = malloc((size_t)(n > 0 ? n : 1) * sizeof *w);
+  if (!w) return false;
+  for (int64_t i = 0; i < n; i++) w[i] = ((uint8_t *)*data)[i] != 0;
+  free(*data);
+  *data = w;
+  return true;
+}
+
 /* Reads an input into the buffer's device layout: h->data is malloc'ed. */
 static int read_input(const TileCudaProgram *p, const TilecBinding *b, TileCudaHostBuffer *h) {
   const TileCudaBuffer *buf = find_buffer(p, b, TILE_BIND_IN);
@@ -107,22 +121,13 @@ static int read_input(const TileCudaProgram *p, const TilecBinding *b, TileCudaH
     return TILEC_BAD_INPUT;
   }
   const int64_t n = numel(buf);
-  if (buf->elem == TILE_ELEM_BF16 && a.elem == TILE_ELEM_F32) {
-    tilec_f32_to_bf16(a.data, (size_t)n);
-    a.nbytes = (size_t)n * 2;
+  if (!to_device_layout((TileElem)buf->elem, a.elem, &a.data, n)) {
+    tile_npy_free(&a);
+    tilec_fail("run: out of memory reading %s", b->file);
+    return TILEC_INTERNAL;
   }
-  if (buf->elem == TILE_ELEM_I1) { /* one byte per element in .npy, i32 on the GPU */
-    int32_t *w = malloc((size_t)(n > 0 ? n : 1) * sizeof *w);
-    if (!w) {
-      tile_npy_free(&a);
-      tilec_fail("run: out of memory reading %s", b->file);
-      return TILEC_INTERNAL;
-    }
-    for (int64_t i = 0; i < n; i++) w[i] = ((uint8_t *)a.data)[i] != 0;
-    free(a.data);
-    a.data = w;
-    a.nbytes = (size_t)n * sizeof *w;
-  }
+  if (buf->elem != a.elem || buf->elem == TILE_ELEM_I1) /* converted: bf16 from f32, i1 as i32 */
+    a.nbytes = (size_t)n * (size_t)device_esize((TileElem)buf->elem);
   if ((int64_t)a.nbytes != buf->bytes) {
     tilec_fail("run: --in %s: the CUDA program holds %lld bytes for it; the array is %zu",
                buf->name, (long long)buf->bytes, a.nbytes);
@@ -162,20 +167,18 @@ static void print_launches(FILE *f, const TileCudaProgram *p, const TileCudaTimi
   }
 }
 
-/* Runs the emitted program: inputs read, run, outputs written. */
-static int run_on_device(const TilecCudaRun *r, TileCudaDevice *dev, const TileCudaProgram *p,
-                         const uint8_t *cubin, size_t len) {
-  TileCudaHostBuffer in[64] = {0}, out[64] = {0};
-  const TileCudaBuffer *outbuf[64] = {0};
-  int rc = TILEC_OK;
-  for (int i = 0; i < r->nin && rc == TILEC_OK; i++) rc = read_input(p, &r->in[i], &in[i]);
-  for (int i = 0; i < r->nout && rc == TILEC_OK; i++) {
-    if (!(outbuf[i] = find_buffer(p, &r->out[i], TILE_BIND_OUT))) rc = TILEC_BAD_INPUT;
-    else if (!(out[i].data = malloc(outbuf[i]->bytes > 0 ? (size_t)outbuf[i]->bytes : 1)))
-      rc = TILEC_INTERNAL;
-    else out[i] = (TileCudaHostBuffer){outbuf[i]->name, out[i].data, (size_t)outbuf[i]->bytes};
+/* Host buffers for the bound outputs, copies blocks of each buffer (one per chip of a
+ * mesh program), and a note for every input the run leaves unbound. */
+static int bind_outputs(const TilecCudaRun *r, const TileCudaProgram *p, size_t copies,
+                        const TileCudaHostBuffer *in, const TileCudaBuffer **outbuf,
+                        TileCudaHostBuffer *out) {
+  for (int i = 0; i < r->nout; i++) {
+    if (!(outbuf[i] = find_buffer(p, &r->out[i], TILE_BIND_OUT))) return TILEC_BAD_INPUT;
+    const size_t total = copies * (size_t)outbuf[i]->bytes;
+    if (!(out[i].data = malloc(total ? total : 1))) return TILEC_INTERNAL;
+    out[i] = (TileCudaHostBuffer){outbuf[i]->name, out[i].data, total};
   }
-  for (int b = 0; b < p->nbufs && rc == TILEC_OK; b++) {
+  for (int b = 0; b < p->nbufs; b++) {
     if (!(p->bufs[b].bind & TILE_BIND_IN)) continue;
     bool given = false;
     for (int i = 0; i < r->nin; i++) given |= strcmp(in[i].name, p->bufs[b].name) == 0;
@@ -183,6 +186,24 @@ static int run_on_device(const TilecCudaRun *r, TileCudaDevice *dev, const TileC
       fprintf(stderr, "tilec: note: input '%s' is not bound (--in); it starts as zeros\n",
               p->bufs[b].name);
   }
+  return TILEC_OK;
+}
+
+static void free_host_buffers(TileCudaHostBuffer *in, TileCudaHostBuffer *out) {
+  for (int i = 0; i < 64; i++) {
+    free(in[i].data);
+    free(out[i].data);
+  }
+}
+
+/* Runs the emitted program: inputs read, run, outputs written. */
+static int run_on_device(const TilecCudaRun *r, TileCudaDevice *dev, const TileCudaProgram *p,
+                         const uint8_t *cubin, size_t len) {
+  TileCudaHostBuffer in[64] = {0}, out[64] = {0};
+  const TileCudaBuffer *outbuf[64] = {0};
+  int rc = TILEC_OK;
+  for (int i = 0; i < r->nin && rc == TILEC_OK; i++) rc = read_input(p, &r->in[i], &in[i]);
+  if (rc == TILEC_OK) rc = bind_outputs(r, p, 1, in, outbuf, out);
   TileCudaTiming t = {0};
   if (rc == TILEC_OK) {
     TileDiag d;
@@ -201,10 +222,7 @@ static int run_on_device(const TilecCudaRun *r, TileCudaDevice *dev, const TileC
   for (int i = 0; i < r->nout && rc == TILEC_OK; i++)
     rc = write_output(outbuf[i], &out[i], r->out[i].file);
   tile_cuda_timing_free(&t);
-  for (int i = 0; i < 64; i++) {
-    free(in[i].data);
-    free(out[i].data);
-  }
+  free_host_buffers(in, out);
   return rc;
 }
 
@@ -216,22 +234,6 @@ static void torus_target(const TileCudaProgram *p, TileTarget *t) {
   snprintf(t->name, sizeof t->name, "cuda");
   t->torus_rank = p->torus_rank;
   for (int k = 0; k < p->torus_rank; k++) t->torus[k] = p->torus[k];
-}
-
-/* Bytes of one element on the GPU (i1 as i32). */
-static int device_esize(TileElem e) { return e == TILE_ELEM_I1 ? 4 : (tile_elem_bits(e) + 7) / 8; }
-
-/* .npy data of type have, n elements, into the device layout of type want, in place or
- * into a new array (*data replaced). */
-static bool to_device_layout(TileElem want, TileElem have, void **data, int64_t n) {
-  if (want == TILE_ELEM_BF16 && have == TILE_ELEM_F32) tilec_f32_to_bf16(*data, (size_t)n);
-  if (want != TILE_ELEM_I1) return true;
-  int32_t *w = malloc((size_t)(n > 0 ? n : 1) * sizeof *w);
-  if (!w) return false;
-  for (int64_t i = 0; i < n; i++) w[i] = ((uint8_t *)*data)[i] != 0;
-  free(*data);
-  *data = w;
-  return true;
 }
 
 /* Reads an input of a mesh program into per-chip blocks (nchips x the buffer's bytes):
@@ -336,21 +338,7 @@ static int run_torus_on_device(const TilecCudaRun *r, TileCudaDevice *dev,
   int rc = TILEC_OK;
   for (int i = 0; i < r->nin && rc == TILEC_OK; i++)
     rc = read_torus_input(p, g, &r->in[i], chips, &in[i]);
-  for (int i = 0; i < r->nout && rc == TILEC_OK; i++) {
-    size_t total;
-    if (!(outbuf[i] = find_buffer(p, &r->out[i], TILE_BIND_OUT))) rc = TILEC_BAD_INPUT;
-    else if (!(out[i].data = malloc((total = (size_t)chips * (size_t)outbuf[i]->bytes) + 1)))
-      rc = TILEC_INTERNAL;
-    else out[i] = (TileCudaHostBuffer){outbuf[i]->name, out[i].data, total};
-  }
-  for (int b = 0; b < p->nbufs && rc == TILEC_OK; b++) {
-    if (!(p->bufs[b].bind & TILE_BIND_IN)) continue;
-    bool given = false;
-    for (int i = 0; i < r->nin; i++) given |= strcmp(in[i].name, p->bufs[b].name) == 0;
-    if (!given)
-      fprintf(stderr, "tilec: note: input '%s' is not bound (--in); it starts as zeros\n",
-              p->bufs[b].name);
-  }
+  if (rc == TILEC_OK) rc = bind_outputs(r, p, (size_t)chips, in, outbuf, out);
   TileCudaTiming t = {0};
   if (rc == TILEC_OK) {
     TileDiag d;
@@ -369,10 +357,7 @@ static int run_torus_on_device(const TilecCudaRun *r, TileCudaDevice *dev,
   for (int i = 0; i < r->nout && rc == TILEC_OK; i++)
     rc = write_torus_output(p, g, outbuf[i], &out[i], chips, r->out[i].file);
   tile_cuda_timing_free(&t);
-  for (int i = 0; i < 64; i++) {
-    free(in[i].data);
-    free(out[i].data);
-  }
+  free_host_buffers(in, out);
   return rc;
 }
 
