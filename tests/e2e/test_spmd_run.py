@@ -5,7 +5,9 @@ blocks and assembles the global result (docs/compiler.md, "Running a global prog
 
 Programs: the Megatron MLP of examples/mlp.tile and the 2D weight-stationary,
 weight-gathered and batch-sharded (multiquery attention) layouts of
-tests/lit/passes/spmd/, scaled down to fit the tiny target, on 1x4, 2x2 and 2x2x2 tori.
+tests/lit/passes/spmd/, scaled down to fit the tiny target, on 1x4, 2x2, 4x4 and 2x2x2
+tori, and the same programs on v4-like's 4x4x4 torus in timing-only mode (hazard-free,
+the same cycles every run).
 Results are checked against numpy within the REFERENCE.md tolerances: NMSE <= 5e-4 for
 matmul and attention (bf16 in, f32 accumulate)."""
 import re
@@ -18,7 +20,7 @@ import tilemach
 # name: (torus, axis names). On 1x4 the axis x has one chip, so what x splits stays
 # whole and y carries the whole split; 2x2x2 adds an axis z nothing is split over.
 MESHES = {"1x4": ((1, 4), ("x", "y")), "2x2": ((2, 2), ("x", "y")),
-          "2x2x2": ((2, 2, 2), ("x", "y", "z"))}
+          "4x4": ((4, 4), ("x", "y")), "2x2x2": ((2, 2, 2), ("x", "y", "z"))}
 
 MATMUL_NMSE = 5e-4  # REFERENCE.md: matmul, attention (bf16/f16 in, f32 acc)
 
@@ -263,3 +265,19 @@ def test_sharding_conflict_is_reported_once(tilec):
     p = run_tilec(tilec, [src])
     assert p.returncode == 1
     assert p.stderr.count("error: conflicting shardings meet at add") == 1, p.stderr
+
+
+@pytest.mark.parametrize("prog", sorted(PROGRAMS))
+def test_global_program_times_on_v4_like(tilec, tmp_path, prog):
+    """64 chips of v4-like (a 4x4x4 torus with wraparound), timing only: the program
+    partitions for the bigger mesh, runs strict without a hazard, and takes the same
+    cycles twice."""
+    path = tmp_path / f"{prog}.tile"
+    path.write_text(mesh_line((4, 4, 4), ("x", "y", "z")) + PROGRAMS[prog][0])
+    cycles = []
+    for _ in range(2):
+        p = run_tilec(tilec, [path, "--target", "v4-like", "--mode", "timing"])
+        assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+        cycles.append(re.search(r"^run: (\d+) cycles", p.stdout, re.M).group(1))
+        assert len(re.findall(r"^ +\d+ \([\d,]+\) ", p.stdout, re.M)) == 64, p.stdout
+    assert cycles[0] == cycles[1]
