@@ -1,20 +1,32 @@
 /* gen_collective: the collectives of a mesh function (all_reduce, all_gather,
  * reduce_scatter, all_to_all, collective_permute) as remote DMA and semaphore schedules
  * on the torus, one program for every chip (include/tile/lower.h). The ring steps are
- * in gen_collective_ring.c, all_to_all in gen_collective_a2a.c.
+ * in gen_collective_ring.c, all_to_all in gen_collective_a2a.c, the latency-optimized
+ * all_reduce in gen_collective_small.c.
  *
  * Needs: a group holding one collective whose mesh is the target's torus, each of the
  * op's axes one whole torus dimension (the simple mesh form `torus<4x4>(x, y)`); the
  * lowering's semaphore band for remote arrivals (tile_coll_sem_band).
  * Guarantees: the op's result in its HBM buffer on every chip, computed by
- *   all_reduce      reduce-scatter along each axis in turn (each level works on the
- *                   chunk the level before left this chip), then all-gather along the
- *                   axes in reverse order; half the data on rings toward +coordinate,
- *                   half toward -, in the same steps;
- *   reduce_scatter  the same reduce-scatter levels (one direction), on the input
- *                   rearranged so that the slice chip r keeps is one contiguous block;
- *   all_gather      all-gather levels, innermost axis first, straight into every chip's
- *                   result buffer, half of each shard each way round;
+ *   all_reduce      the data in parts, one per rotation of the axis order and
+ *                   direction, so every link carries data at once: reduce-scatter
+ *                   along the part's axes in turn (each level works on the chunk the
+ *                   level before left this chip), then all-gather in place in reverse
+ *                   order, the outermost level straight into the result. Operands
+ *                   larger than VMEM allows stream through it in pieces. Small
+ *                   operands, where the estimates of gen_collective_small.c say so,
+ *                   take the one-shot exchange there instead (whole operands along
+ *                   each axis, summed on every chip);
+ *   reduce_scatter  the same reduce-scatter levels and parts, on the input gathered
+ *                   into an order where each level leaves a chip its own chunk (for
+ *                   slices that are one run each; otherwise one direction on the input
+ *                   rearranged so that each slice is one block), or the one-shot
+ *                   all_reduce's sum for small operands;
+ *   all_gather      all-gather levels straight into every chip's result buffer
+ *                   (gen_collective_gather.c): a shard that is one run is cut in parts
+ *                   like all_reduce's, or for small shards whole blocks go halfway
+ *                   round each axis both ways; otherwise innermost axis first, half of
+ *                   each shard each way round;
  *   all_to_all      one store-and-forward exchange per axis (gen_collective_a2a.c);
  *   collective_permute  min(s, p - s) one-position hops the short way round.
  * On an axis without wraparound the same rings run, their closing step crossing the
@@ -22,8 +34,8 @@
  * them (the first axis major), which fixes the order of gathered shards, scattered
  * slices and exchanged blocks. all_reduce and reduce_scatter keep a working copy and
  * receive buffers in VMEM and reduce on the VPU in f32 lanes (bf16 widened on load and
- * rounded on store; i32 with integer adds and multiplies), padded to whole vreg tiles
- * per chunk in VMEM only; the others move HBM to HBM. */
+ * rounded on store; i32 with integer adds and multiplies), whole vreg tiles per chunk
+ * (padded in VMEM where the operand is not); the others move HBM to HBM. */
 #include <inttypes.h>
 #include <string.h>
 
@@ -109,12 +121,12 @@ static bool resolve_axes(Coll *c) {
   return true;
 }
 
-/* Bytes of receive buffers: per level k, (p_k - 1) chunks of the level's region, times
- * `phases` (reduce-scatter and all-gather each have their own). */
-static int64_t recv_bytes(const Coll *c, int64_t total, int phases) {
+/* Bytes of the reduce-scatter's receive buffers: per level k, (p_k - 1) chunks of the
+ * level's region (the all-gathers need none: they work in place). */
+static int64_t recv_bytes(const Coll *c, int64_t total) {
   int64_t sum = 0, region = total;
   for (int k = 0; k < c->naxes; k++) {
-    sum += phases * (region - region / c->ax[k].p);
+    sum += region - region / c->ax[k].p;
     region /= c->ax[k].p;
   }
   return sum;
@@ -178,8 +190,8 @@ static int32_t vmem_buffer(Coll *c, const char *what, int64_t bytes) {
 
 /* Per level k: the chunk each chip keeps after reduce-scattering axes 0..k of a region
  * of `total` bytes at work + at, and the register work + at + sum over j < k of
- * pos[dir][j] * chunk[j] (the address of level k's region), levels 0..naxes. */
-static void levels(Coll *c, int dir, int64_t total, int32_t work, int64_t at, int64_t *chunk,
+ * coord[j] * chunk[j] (the address of level k's region), levels 0..naxes. */
+static void levels(Coll *c, int64_t total, int32_t work, int64_t at, int64_t *chunk,
                    int32_t *base) {
   int64_t region = total;
   int64_t unit[TILE_MAX_TORUS_RANK] = {0};
@@ -188,13 +200,85 @@ static void levels(Coll *c, int dir, int64_t total, int32_t work, int64_t at, in
     chunk[k] = region / c->ax[k].p;
     region = chunk[k];
     unit[k] = chunk[k];
-    int32_t off = coll_rank_sum(c, dir, unit);
+    int32_t off = coll_rank_sum(c, unit);
     base[k + 1] = tile_mir_sreg(c->m);
     coll_rr(c, TILE_MOP_ADD, base[k + 1], base[0], off);
   }
 }
 
 /* ---- the ops ---- */
+
+/* One all-reduce through VMEM (gen_all_reduce): the operand's bytes [at, at + piece)
+ * with `at` a register (0 without pieces). */
+typedef struct AllReduce {
+  const CollReduce *r;
+  int act[TILE_MAX_TORUS_RANK], nact, ndir, nparts;
+  int64_t piece;
+  int64_t part_off[COLL_MAX_RINGS + 1]; /* part i: [part_off[i], part_off[i + 1]) */
+  int32_t work, x, y, at;
+  bool stream; /* x and y hold whole pieces: chunks copied under the outer level */
+} AllReduce;
+
+/* Part i's ring at the outermost level, copying chunks from or to hbm + at. */
+static CollRing outer_ring(Coll *c, const AllReduce *a, CollRing g, int i, int32_t hbm) {
+  g.has_hbm = true;
+  g.hbm = hbm;
+  g.hbm_base = coll_addr(c, hbm, a->part_off[i]);
+  coll_rr(c, TILE_MOP_ADD, g.hbm_base, g.hbm_base, a->at);
+  return g;
+}
+
+static void all_reduce_piece(Coll *c, const AllReduce *a) {
+  /* Part i: rotation i / ndir, direction i % ndir; ring[i][L] its ring at level L. */
+  CollRing ring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
+  for (int i = 0; i < a->nparts; i++) {
+    int rot = i / a->ndir, dir = i % a->ndir;
+    int32_t base = coll_addr(c, a->work, a->part_off[i]);
+    int64_t region = a->part_off[i + 1] - a->part_off[i];
+    for (int l = 0; l < a->nact; l++) {
+      int k = a->act[(rot + l) % a->nact];
+      CollRing *g = &ring[i][l];
+      *g = (CollRing){.k = k, .dir = dir, .by_position = true, .work = a->work, .base = base,
+                      .chunk = region / c->ax[k].p};
+      region = g->chunk;
+      if (l + 1 == a->nact) break;
+      int32_t off = tile_mir_sreg(c->m);
+      base = tile_mir_sreg(c->m);
+      coll_ri(c, TILE_MOP_MULI, off, coll_ring_index(c, g), g->chunk);
+      coll_rr(c, TILE_MOP_ADD, base, g->base, off);
+    }
+  }
+  CollRing level[COLL_MAX_RINGS];
+  for (int l = 0; l < a->nact; l++) {
+    for (int i = 0; i < a->nparts; i++)
+      level[i] = a->stream && l == 0 ? outer_ring(c, a, ring[i][l], i, a->x) : ring[i][l];
+    coll_ring_reduce_scatter(c, level, a->nparts, a->r);
+  }
+  /* All-gather in place (coll_ring_gather_in_place): each level's chunks go straight
+   * into the next chip's work, and the outermost level's straight into y when x and y
+   * hold whole pieces (this chip's own chunk copied there first). No receive slots:
+   * a chip writes a chunk of its neighbour's work only once it holds that chunk
+   * complete, which needs the neighbour's own last send of it, so the neighbour is
+   * done with it. */
+  int eb = (int)(a->r->tile_bytes / (c->cx->target->vreg_sublanes * c->cx->target->vreg_lanes));
+  TileDmaShape shapes[COLL_MAX_RINGS];
+  for (int l = a->nact - 1; l >= 0; l--) {
+    for (int i = 0; i < a->nparts; i++) {
+      level[i] = ring[i][l];
+      shapes[i] = coll_flat(level[i].chunk);
+      if (!a->stream || l > 0) continue;
+      int32_t own = tile_mir_sreg(c->m), from = tile_mir_sreg(c->m);
+      CollRing g = outer_ring(c, a, ring[i][0], i, a->y);
+      coll_ri(c, TILE_MOP_MULI, own, coll_ring_index(c, &g), g.chunk);
+      coll_rr(c, TILE_MOP_ADD, from, g.base, own);
+      coll_rr(c, TILE_MOP_ADD, own, g.hbm_base, own);
+      coll_local_copy(c, a->work, 0, from, a->y, 0, own, coll_flat(g.chunk));
+      level[i] = (CollRing){.k = g.k, .dir = g.dir, .by_position = true, .work = a->y,
+                            .base = g.hbm_base, .chunk = g.chunk};
+    }
+    coll_ring_gather_in_place(c, level, a->nparts, shapes, eb, c->ax[level[0].k].p - 1);
+  }
+}
 
 /* The data in parts, each reduce-scattered over the axes in its own order and
  * gathered back in reverse, all parts of a level in one step loop so their transfers
@@ -219,44 +303,191 @@ static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
     return true;
   }
   int nrot = same ? nact : 1, ndir = shortest > 2 ? 2 : 1, nparts = nrot * ndir;
-  int64_t unit = nparts * chips(c) * r.tile_bytes;
-  int64_t total = (x.bytes + unit - 1) / unit * unit, part = total / nparts;
-  if (!check_vmem(c, total + recv_bytes(c, total, 2))) return false;
-  int32_t work = vmem_buffer(c, "work", total);
-  coll_local_copy(c, x.buf, 0, -1, work, 0, -1, coll_flat(x.bytes));
-  /* Part i: rotation i / ndir, direction i % ndir; ring[i][L] its ring at level L. */
-  CollRing ring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
+  /* Grains of one tile per chip: every level's chunks are whole tiles. The parts take
+   * whole grains, as evenly as they go; at least one each. */
+  int64_t grain = chips(c) * r.tile_bytes;
+  int64_t total = (x.bytes + grain - 1) / grain * grain;
+  if (total < nparts * grain) total = nparts * grain;
+  /* Small operands: the one-shot exchange when its estimate is the lower (its VMEM,
+   * p_k copies per axis, is then small too). */
+  if (coll_oneshot_estimate(c, x.bytes, &r) < coll_ring_estimate(c, total, nparts))
+    return coll_oneshot_all_reduce(c, x, y, &r, -1, coll_flat(y.bytes));
+  /* An operand whose working copy and receive buffers do not fit VMEM streams through
+   * it in pieces, each all-reduced in turn by the same code (a loop): the fewest
+   * pieces, whole multiples of unit, that fit. Buffers are reused from piece to piece:
+   * a chip can only start piece i + 1 once every chip it receives from has sent it all
+   * of piece i, by when it has combined what it received (see the top of
+   * gen_collective_ring.c), so an early sender never overwrites a slot still in use. */
+  int64_t pieces = 1, piece = total, grains = total / grain;
+  while (piece + recv_bytes(c, piece) > c->cx->target->vmem_bytes) {
+    if (total != x.bytes || grains / (pieces + 1) < nparts) break;
+    do pieces++;
+    while (grains % pieces);
+    piece = total / pieces;
+  }
+  if (piece + recv_bytes(c, piece) > c->cx->target->vmem_bytes)
+    return tile_lower_error(c->cx, c->op, "needs %" PRId64 " bytes of VMEM for its working "
+                            "copy and receive buffers, more than the %" PRId64 " target %s "
+                            "has; an operand of a whole multiple of %" PRId64 " bytes streams "
+                            "through VMEM in pieces", piece + recv_bytes(c, piece),
+                            (int64_t)c->cx->target->vmem_bytes, c->cx->target->name, grain);
+  AllReduce a = {.r = &r, .nact = nact, .ndir = ndir, .nparts = nparts, .piece = piece,
+                 .x = x.buf, .y = y.buf, .stream = total == x.bytes};
+  memcpy(a.act, act, sizeof act);
   for (int i = 0; i < nparts; i++) {
-    int rot = i / ndir, dir = i % ndir;
-    int32_t base = coll_addr(c, work, i * part);
-    int64_t region = part;
-    for (int l = 0; l < nact; l++) {
-      int k = act[(rot + l) % nact];
-      CollRing *g = &ring[i][l];
-      *g = (CollRing){.k = k, .dir = dir, .work = work, .base = base,
-                      .chunk = region / c->ax[k].p};
-      region = g->chunk;
-      if (l + 1 == nact) break;
-      int32_t off = tile_mir_sreg(c->m);
-      base = tile_mir_sreg(c->m);
-      coll_ri(c, TILE_MOP_MULI, off, c->pos[dir][k], g->chunk);
-      coll_rr(c, TILE_MOP_ADD, base, g->base, off);
+    int64_t g = piece / grain;
+    a.part_off[i + 1] = a.part_off[i] + (g / nparts + (i < g % nparts)) * grain;
+  }
+  a.work = vmem_buffer(c, "work", piece);
+  a.at = coll_li(c, 0);
+  if (!a.stream) coll_local_copy(c, x.buf, 0, -1, a.work, 0, -1, coll_flat(x.bytes));
+  if (pieces > 1) tile_mir_loop_begin(c->m, (int32_t)pieces, 0);
+  all_reduce_piece(c, &a);
+  if (pieces > 1) {
+    coll_ri(c, TILE_MOP_ADDI, a.at, a.at, piece);
+    tile_mir_loop_end(c->m);
+  }
+  if (!a.stream) coll_local_copy(c, a.work, 0, -1, y.buf, 0, -1, coll_flat(y.bytes));
+  return true;
+}
+
+/* Between the pieces of a reduce-scatter alone, a sender could finish piece i (it needs
+ * nothing more from this chip than its first sends) and start sending piece i + 1 into
+ * slots this chip still reads. So after each piece a chip tells the chip before it in
+ * every ring it received on that its slots are free: a `sem.signal.r` to that chip,
+ * which goes the other way round the axis and lands on the semaphore that counts
+ * arrivals from this chip in the opposite ring (one sender, behind this chip's data on
+ * the same links, so counts stay in order); each piece starts with a wait for those
+ * tokens (wait: true), which names work so that the piece's first sends (which read
+ * it) follow. Tokens go once before the first piece, so that every piece waits; the
+ * last piece's are waited for after the loop. */
+static void piece_tokens(Coll *c, bool used[][2], bool wait, int32_t work) {
+  for (int k = 0; k < c->naxes; k++)
+    for (int d = 0; d < 2; d++) {
+      if (!used[k][d]) continue;
+      int32_t sem = coll_recv_sem(c, 1 - d, k);
+      TileMirInst in = wait ? tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, sem, 1)
+                            : tile_mir_inst(TILE_MOP_SIGNALR, 0, c->next[1 - d][k], 0, sem, 1);
+      if (wait && work >= 0) tile_mir_mem(&in, work, TILE_MIR_WRITE, 0);
+      tile_mir_add(c->m, in);
     }
+}
+
+/* reduce_scatter of contiguous slices (slice j at j * S in the operand, the gathered
+ * dim outermost): like all_reduce's reduce-scatter, in parts that take the axes in
+ * rotated orders and both directions, so every link carries data at once. Part i
+ * handles bytes [part_off[i], part_off[i + 1]) of every slice, laid out in work by the
+ * coordinates of the slice's chip in the part's axis order ([j_ax0][j_ax1][j_ax2][len]),
+ * so that the chunk each level leaves a chip is that of its own coordinate and the
+ * last one is its own slice's part. The outermost level copies its chunks in from the
+ * operand (a strided gather of runs) just before combining into them. Slices larger
+ * than VMEM allows go in pieces, each a range of every slice, with tokens between them
+ * (piece_tokens). False (nothing emitted)
+ * where a slice is not whole vreg tiles for every part. */
+static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, const CollReduce *r,
+                                 bool *failed) {
+  const TileTarget *t = c->cx->target;
+  int64_t S = y.bytes, n = chips(c), rstride[TILE_MAX_TORUS_RANK];
+  int act[TILE_MAX_TORUS_RANK], nact = 0;
+  bool same = true;
+  int64_t shortest = 0;
+  for (int k = c->naxes - 1, s = 1; k >= 0; k--) {
+    rstride[k] = s * S; /* the operand's bytes between neighbouring coordinates on k */
+    s *= (int)c->ax[k].p;
+  }
+  for (int k = 0; k < c->naxes; k++) {
+    if (c->ax[k].p < 2) continue;
+    if (nact) same &= c->ax[k].p == c->ax[act[0]].p;
+    shortest = nact && shortest < c->ax[k].p ? shortest : c->ax[k].p;
+    act[nact++] = k;
+  }
+  int nrot = same ? nact : 1, ndir = shortest > 2 ? 2 : 1, nparts = nrot * ndir;
+  if (nact == 0 || S % r->tile_bytes || S / r->tile_bytes < nparts) return false;
+  int64_t tiles = S / r->tile_bytes, pieces = 1;
+  while (n * (S / pieces) + recv_bytes(c, n * (S / pieces)) > t->vmem_bytes) {
+    do pieces++;
+    while (pieces <= tiles && tiles % pieces);
+    if (tiles / pieces < nparts) {
+      *failed = true;
+      return tile_lower_error(c->cx, c->op, "needs more VMEM than the %" PRId64 " target %s has "
+                              "for its working copy and receive buffers, even in pieces",
+                              (int64_t)t->vmem_bytes, t->name);
+    }
+  }
+  int64_t sp = S / pieces, off[COLL_MAX_RINGS + 1] = {0};
+  for (int i = 0; i < nparts; i++) {
+    int64_t g = sp / r->tile_bytes;
+    off[i + 1] = off[i] + (g / nparts + (i < g % nparts)) * r->tile_bytes;
+  }
+  int32_t work = vmem_buffer(c, "work", n * sp), at = coll_li(c, 0);
+  /* Which (axis, direction) rings run: every piece after the first waits for a token
+   * from the next chip of each (piece_tokens). */
+  bool used[TILE_MAX_TORUS_RANK][2] = {{false}};
+  for (int i = 0; i < nparts; i++)
+    for (int l = 0; l < nact; l++) used[act[(i / ndir + l) % nact]][i % ndir] = true;
+  if (pieces > 1) {
+    piece_tokens(c, used, false, -1);
+    tile_mir_loop_begin(c->m, (int32_t)pieces, 0);
+    piece_tokens(c, used, true, work);
+  }
+  CollRing ring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
+  int32_t kept[COLL_MAX_RINGS];
+  for (int i = 0; i < nparts; i++) {
+    int rot = i / ndir, dir = i % ndir, ax[TILE_MAX_TORUS_RANK];
+    int64_t len = off[i + 1] - off[i], region = n * len;
+    for (int l = 0; l < nact; l++) ax[l] = act[(rot + l) % nact];
+    TileDmaShape hs = {.count0 = len, .count1 = 1, .count2 = 1};
+    if (nact >= 2) {
+      hs.count1 = c->ax[ax[nact - 1]].p;
+      hs.src_stride1 = rstride[ax[nact - 1]];
+      hs.dst_stride1 = len;
+    }
+    if (nact == 3) {
+      hs.count2 = c->ax[ax[1]].p;
+      hs.src_stride2 = rstride[ax[1]];
+      hs.dst_stride2 = hs.count1 * len;
+    }
+    int32_t base = coll_addr(c, work, n * off[i]);
+    for (int l = 0; l < nact; l++) {
+      CollRing *g = &ring[i][l];
+      *g = (CollRing){.k = ax[l], .dir = dir, .work = work, .base = base,
+                      .chunk = region / c->ax[ax[l]].p};
+      if (l == 0) {
+        g->has_hbm = true;
+        g->hbm = x.buf;
+        g->hbm_base = coll_addr(c, x.buf, off[i]);
+        coll_rr(c, TILE_MOP_ADD, g->hbm_base, g->hbm_base, at);
+        g->hbm_step = rstride[ax[0]];
+        g->hbm_shape = hs;
+      }
+      region = g->chunk;
+      int32_t o = tile_mir_sreg(c->m);
+      base = tile_mir_sreg(c->m);
+      coll_ri(c, TILE_MOP_MULI, o, c->coord[ax[l]], g->chunk);
+      coll_rr(c, TILE_MOP_ADD, base, g->base, o);
+    }
+    kept[i] = base;
   }
   CollRing level[COLL_MAX_RINGS];
   for (int l = 0; l < nact; l++) {
     for (int i = 0; i < nparts; i++) level[i] = ring[i][l];
-    coll_ring_reduce_scatter(c, level, nparts, &r);
+    coll_ring_reduce_scatter(c, level, nparts, r);
   }
-  for (int l = nact - 1; l >= 0; l--) {
-    for (int i = 0; i < nparts; i++) level[i] = ring[i][l];
-    coll_ring_all_gather(c, level, nparts, &r);
+  for (int i = 0; i < nparts; i++) {
+    int32_t to = coll_addr(c, y.buf, off[i]);
+    coll_rr(c, TILE_MOP_ADD, to, to, at);
+    coll_local_copy(c, work, 0, kept[i], y.buf, 0, to, coll_flat(off[i + 1] - off[i]));
   }
-  coll_local_copy(c, work, 0, -1, y.buf, 0, -1, coll_flat(y.bytes));
+  if (pieces > 1) {
+    piece_tokens(c, used, false, -1);
+    coll_ri(c, TILE_MOP_ADDI, at, at, sp);
+    tile_mir_loop_end(c->m);
+    piece_tokens(c, used, true, -1); /* the tokens of the last piece */
+  }
   return true;
 }
 
-/* One direction: the slice a chip keeps must be where its ring position puts it. */
+/* One direction: the slice a chip keeps must be where its coordinates put it. */
 static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
   CollReduce r;
   if (!make_reduce(c, (TileElem)x.elem, &r)) return false;
@@ -265,14 +496,33 @@ static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
   CollAround a = coll_around(&y, dim);
   int64_t slice = y.bytes, padded = (slice + r.tile_bytes - 1) / r.tile_bytes * r.tile_bytes;
   int64_t total = padded * p, run = a.mid * a.inner_bytes;
-  if (!check_vmem(c, total + recv_bytes(c, total, 1))) return false;
+  bool failed = false, small =
+      coll_oneshot_estimate(c, x.bytes, &r) < coll_ring_estimate(c, total, 1) / 2;
+  if (a.outer == 1 && !small) {
+    if (reduce_scatter_parts(c, x, y, &r, &failed)) return true;
+    if (failed) return false;
+  }
+  /* Small operands: the one-shot all_reduce (half its estimate's rings would be this
+   * reduce-scatter's), keeping slice rank of the sum: outer runs, p * run apart. */
+  if (small) {
+    int64_t unit[TILE_MAX_TORUS_RANK], s = run;
+    for (int k = c->naxes - 1; k >= 0; k--) {
+      unit[k] = s;
+      s *= c->ax[k].p;
+    }
+    int32_t at = coll_rank_sum(c, unit);
+    TileDmaShape out = {.count0 = run, .count1 = a.outer, .count2 = 1, .src_stride1 = p * run,
+                        .dst_stride1 = run};
+    return coll_oneshot_all_reduce(c, x, y, &r, at, out);
+  }
+  if (!check_vmem(c, total + recv_bytes(c, total))) return false;
   int32_t work = vmem_buffer(c, "work", total), base[TILE_MAX_TORUS_RANK + 1];
   int64_t chunk[TILE_MAX_TORUS_RANK + 1];
   /* Slice j of the input ([outer, j * mid .. (j+1) * mid, inner]) to block j of work. */
   TileDmaShape in = {.count0 = run, .count1 = p, .count2 = a.outer, .src_stride1 = run,
                      .src_stride2 = p * run, .dst_stride1 = padded, .dst_stride2 = run};
   coll_local_copy(c, x.buf, 0, -1, work, 0, -1, in);
-  levels(c, 0, total, work, 0, chunk, base);
+  levels(c, total, work, 0, chunk, base);
   for (int k = 0; k < c->naxes; k++) {
     CollRing ring = {.k = k, .dir = 0, .work = work, .base = base[k], .chunk = chunk[k]};
     coll_ring_reduce_scatter(c, &ring, 1, &r);
@@ -283,18 +533,21 @@ static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
 
 /* Gathers straight into the HBM result of every chip (coll_ring_gather_in_place): each
  * shard's place there is written once, so no VMEM copy is needed and the size is bounded
- * by HBM only. Shard j of [outer, mid, inner] lands at rows j * mid of the result's dim:
- * outer runs of mid * inner bytes, p * that apart. Each shard goes half each way round:
- * half its outer rows, or with one row half its bytes. */
+ * by HBM only. A shard that is one run goes split across the axes
+ * (coll_all_gather_parts). Otherwise shard j of [outer, mid, inner] lands at rows
+ * j * mid of the result's dim: outer runs of mid * inner bytes, p * that apart, gathered
+ * one axis at a time, each shard half each way round: half its outer rows, or with one
+ * row half its bytes. */
 static bool gen_all_gather(Coll *c, TileTensorRef x, TileTensorRef y) {
   int64_t dim = 0, p = chips(c);
   tile_attr_get_int(&c->op->attrs, "dim", &dim);
   CollAround a = coll_around(&x, dim);
   int eb = tile_lower_elem_bytes((TileElem)x.elem);
   int64_t run = a.mid * a.inner_bytes, row = p * run;
+  if (a.outer == 1 && coll_all_gather_run(c, x, y, run)) return true;
   int32_t base[TILE_MAX_TORUS_RANK + 1];
   int64_t chunk[TILE_MAX_TORUS_RANK + 1];
-  levels(c, 0, row, y.buf, 0, chunk, base);
+  levels(c, row, y.buf, 0, chunk, base);
   TileDmaShape own = {.count0 = run, .count1 = a.outer, .count2 = 1, .src_stride1 = run,
                       .dst_stride1 = row};
   coll_local_copy(c, x.buf, 0, -1, y.buf, 0, base[c->naxes], own);
@@ -322,7 +575,7 @@ static bool gen_all_gather(Coll *c, TileTensorRef x, TileTensorRef y) {
       rings[1].base = tile_mir_sreg(c->m);
       coll_ri(c, TILE_MOP_ADDI, rings[1].base, base[k], ofs_b);
     }
-    coll_ring_gather_in_place(c, k, rings, n, s);
+    coll_ring_gather_in_place(c, rings, n, s, eb, c->ax[k].p - 1);
   }
   return true;
 }

@@ -31,9 +31,10 @@ typedef struct Coll {
   int32_t naxes;
   CollAxis ax[TILE_MAX_TORUS_RANK];
   int32_t chipid;                  /* sreg: this chip's id */
-  /* Per direction d (0: rings toward +coordinate, 1: toward -) and axis k: this chip's
-   * position in the ring (q, or (p - q) mod p) and the chip after it. */
-  int32_t pos[2][TILE_MAX_TORUS_RANK];
+  int32_t coord[TILE_MAX_TORUS_RANK]; /* sregs: this chip's coordinate on each axis */
+  int32_t rpos[TILE_MAX_TORUS_RANK];  /* sregs: its position in rings toward -: (p - q) mod p */
+  /* Per direction d (0: rings toward +coordinate, 1: toward -) and axis k: the chip
+   * after this one in the ring. */
   int32_t next[2][TILE_MAX_TORUS_RANK];
   int32_t sem_sent[2];             /* counts this chip's remote sends as they land */
   int32_t sem_local;               /* counts local copies (one in flight at a time) */
@@ -58,7 +59,8 @@ typedef struct CollRemote {
 CollRemote coll_remote(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
                        TileDmaShape shape);
 void coll_remote_send(Coll *c, const CollRemote *r, int32_t src_reg, int32_t dst_reg);
-/* Waits until this chip's send has landed and the previous chip's has landed here. */
+/* Waits until the previous chip's send has landed here, then for this chip's own (that
+ * order costs no stall: see remote_wait_arrival in gen_collective_ring.c). */
 void coll_remote_wait(Coll *c, const CollRemote *r);
 
 /* Local copies: a descriptor from src_buf to dst_buf with `shape`, made once (before a
@@ -82,8 +84,8 @@ void coll_ri(Coll *c, int op, int32_t d, int32_t a, int64_t imm);
 /* off := (off -/+ chunk) mod region, for off in [0, region). */
 void coll_step_back(Coll *c, int32_t off, int64_t chunk, int64_t region);
 void coll_step_on(Coll *c, int32_t off, int64_t chunk, int64_t region);
-/* A fresh sreg: sum over axes k of pos[dir][k] * unit[k] (unit 0 skips the axis). */
-int32_t coll_rank_sum(Coll *c, int dir, const int64_t *unit);
+/* A fresh sreg: sum over axes k of coord[k] * unit[k] (unit 0 skips the axis). */
+int32_t coll_rank_sum(Coll *c, const int64_t *unit);
 
 /* Reads coordinates and ring neighbours of every axis (the collective's first code);
  * sets up the semaphores remote transfers use, above every id an earlier group took. */
@@ -92,41 +94,99 @@ void coll_setup(Coll *c);
 /* ---- ring phases over one axis (gen_collective_ring.c) ----
  *
  * A ring works on the region [base, base + p * chunk) of buffer `work` (base a runtime
- * address: earlier levels pick the region by position), which holds p chunks; chunk j
- * belongs to the chip at position j of the ring (pos[dir][k]). Several rings (the two
- * directions, and axes of the same length, each on its own part of the data) run in
- * the same step loop, so their transfers overlap. */
+ * address: earlier levels pick the region by coordinate), which holds p chunks; chunk j
+ * belongs to the chip at coordinate j of the axis, in either direction (or at ring
+ * position j: by_position). Several rings
+ * (the two directions, and axes of the same length, each on its own part of the data)
+ * run in the same step loop, so their transfers overlap. */
 enum { COLL_MAX_RINGS = 2 * TILE_MAX_TORUS_RANK };
+/* Ring steps send a chunk as up to COLL_MAX_SUBS sub-chunks (pipelining), with at most
+ * coll_depth(c, n, m) sends of each ring in flight: a send first waits for an earlier
+ * one to land, so n rings keep n * depth DMAs in flight, within dma.outstanding less
+ * two for local copies. */
+enum { COLL_MAX_SUBS = 4 };
+int64_t coll_depth(const Coll *c, int n, int64_t m);
 typedef struct CollRing {
   int k;            /* axis (rings of one step loop: axes of the same length) */
   int dir;          /* 0: toward +coordinate, 1: toward - */
+  /* Chunk j belongs to the chip at ring position j (coordinate toward +, (p - q) mod p
+   * toward -) rather than coordinate j: all_reduce lays its rings out so, which fixes
+   * the order of its f32 sums (other backends reproduce it bit for bit). */
+  bool by_position;
   int32_t work;     /* buffer */
   int32_t base;     /* sreg: the region's address */
   int64_t chunk;    /* bytes */
+  /* With has_hbm, an HBM buffer holding the region's data: the reduce-scatter copies
+   * each chunk from it into work just before combining into it (and the first chunk
+   * it sends before sending), so the copies run under the ring's transfers instead of
+   * before them. */
+  bool has_hbm;
+  int32_t hbm;
+  int32_t hbm_base; /* sreg: the region's address there */
+  /* With hbm_step > 0, chunk j lies at hbm_base + j * hbm_step there and moves with
+   * hbm_shape (HBM as the source side: runs gathered into the contiguous chunk);
+   * 0: at j * chunk, contiguous. */
+  int64_t hbm_step;
+  TileDmaShape hbm_shape;
 } CollRing;
 
 /* Reduce-scatter: afterwards this chip's chunk holds the reduction over the axis of
  * everyone's. Remote writes land in receive buffers of the level that nothing else
- * touches, never in a peer's working data, so no chip overwrites what a slower peer
- * still reads. */
+ * touches (written once per run, or once per piece where the caller makes sure a
+ * sender cannot start the next piece early), never in a peer's working data, so no
+ * chip overwrites what a slower peer still reads. */
 void coll_ring_reduce_scatter(Coll *c, const CollRing *rings, int n, const CollReduce *r);
-/* All-gather through receive buffers: starting with this chip's chunk complete,
- * afterwards every chunk is (copied into place with vector loads and stores, so
- * chunks are whole tiles of r). */
-void coll_ring_all_gather(Coll *c, const CollRing *rings, int n, const CollReduce *r);
-/* All-gather straight into the destination on every chip: chunk j lies at base +
- * j * chunk by coordinate j (not ring position) and moves with shapes[i] (runs of a
- * strided tensor slice); the same address on the next chip receives it. Right only
- * where each place of work is written once per run (a collective's own result
- * buffer), so an early arrival overwrites nothing a slower chip still needs. */
-void coll_ring_gather_in_place(Coll *c, int k, const CollRing *rings, int n,
-                               const TileDmaShape *shapes);
 /* One transfer of `bytes` from src_buf (at the address in src_reg) to the next chip of
  * axis k's ring in direction dir, into dst_buf (dst_reg: the address there, the same on
  * every chip), then waits until it has landed there and until the one from the
  * previous chip has landed here. */
 void coll_exchange(Coll *c, int k, int dir, int32_t src_buf, int32_t src_reg,
                    int32_t dst_buf, int32_t dst_reg, int64_t bytes);
+/* dst[i] := dst[i] OP src[i] over `bytes` (a whole number of tiles of r) at the
+ * addresses in the registers, which it leaves moved past the data; vop < 0 copies. */
+void coll_reduce_into(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
+                      int32_t dst_buf, int32_t dst, int64_t bytes);
+/* The semaphore arrivals from the previous chip of axis k's ring in direction dir
+ * count on (one of the band, tile_coll_sem_band). */
+int32_t coll_recv_sem(Coll *c, int dir, int k);
+/* The sreg holding the index of this chip's own chunk in ring g (its coordinate, or
+ * its ring position: by_position), and whether the chunk a step receives is the one
+ * before the previous step's (true) or after it. */
+int32_t coll_ring_index(const Coll *c, const CollRing *g);
+bool coll_ring_steps_back(const CollRing *g);
+
+/* ---- all_gather in place (gen_collective_gather.c) ---- */
+
+/* All-gather straight into the destination on every chip: ring i's block j lies at
+ * base + j * chunk by coordinate j of its axis and moves with shapes[i] (runs of a
+ * strided tensor slice, whole elements of eb bytes); the same address on the next chip
+ * receives it. `steps` steps (p - 1 for a whole ring; fewer where another ring brings
+ * the rest). Rings of one call may be on different axes of the same length. Right only
+ * where an early arrival overwrites nothing a slower chip still needs: each place of
+ * work written once per run (a collective's own result), or, as in all_reduce, a
+ * place the sender can only hold once the receiver is done with it. */
+void coll_ring_gather_in_place(Coll *c, const CollRing *rings, int n, const TileDmaShape *shapes,
+                               int eb, int64_t steps);
+/* all_gather of shards that are one contiguous run of `run` bytes in the result, split
+ * across the axes and both directions; false (nothing emitted) where the shard has
+ * fewer elements than parts. */
+bool coll_all_gather_parts(Coll *c, TileTensorRef x, TileTensorRef y, int64_t run);
+/* The same shards, by coll_all_gather_parts or, where the estimates from the target's
+ * hop latency and link bandwidth say it is quicker (small shards), by whole blocks
+ * going halfway round each axis both ways; false where neither applies. */
+bool coll_all_gather_run(Coll *c, TileTensorRef x, TileTensorRef y, int64_t run);
+
+/* ---- the latency-optimized all_reduce (gen_collective_small.c) ---- */
+
+/* Estimated cycles of the ring all_reduce of `total` bytes (already padded) in `parts`
+ * parts, and of the one-shot one of `bytes` padded to whole tiles of r. */
+int64_t coll_ring_estimate(const Coll *c, int64_t total, int parts);
+int64_t coll_oneshot_estimate(const Coll *c, int64_t bytes, const CollReduce *r);
+/* Every chip's whole operand to every chip of each axis in turn, the sum taken on
+ * every chip in coordinate order (the same bits everywhere); then the bytes `out`
+ * picks from the sum, from the offset in out_reg (< 0: from its start), to y. */
+bool coll_oneshot_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y, const CollReduce *r,
+                             int32_t out_reg, TileDmaShape out);
 
 /* ---- all_to_all (gen_collective_a2a.c) ---- */
 

@@ -1,6 +1,7 @@
 /* Ring steps of the collectives: remote DMAs between neighbours on one torus axis, the
  * semaphores that say a chunk has landed, and the VPU reduction of a received chunk
- * into this chip's partial result (include/tile/lower.h, gen_collective_int.h).
+ * into this chip's partial result (include/tile/lower.h, gen_collective_int.h). The
+ * all-gathers, which work in place, are in gen_collective_gather.c.
  *
  * Every chip runs the same code (SPMD). Who it talks to comes from `coord` and
  * `chipid` at run time: the next chip on axis k is the one whose coordinate is
@@ -13,12 +14,22 @@
  * send the partial of chunk (q - 1 - s) mod p to the next chip's receive slot s; wait
  * for the previous chip's partial of chunk (q - 2 - s) mod p in my slot s; combine it
  * into my chunk (q - 2 - s) mod p, which the next step sends on. After step p-2 my
- * chunk q holds every chip's contribution. All-gather: step s sends chunk (q - s) mod p
- * (complete) to the next chip's slot s and copies the one arriving in my slot s, chunk
- * (q - 1 - s) mod p, into place; the next step forwards it. A ring toward -coordinate
- * is the same with the chip before as "next" and position (p - q) mod p; the two
- * directions of a level issue their sends first in each step, so both links carry
- * data at once.
+ * chunk q holds every chip's contribution. A ring toward -coordinate
+ * is the mirror image, with the chip before as "next" and chunks q + 1 + s, q + 2 + s:
+ * chunks lie by coordinate in both directions, so callers lay out data the same way
+ * for either. With by_position a ring toward - indexes chunks by its ring position
+ * (p - q) mod p instead and steps like one toward +, which is all_reduce's layout and
+ * order of sums. Several rings (directions, axes) run in one step loop.
+ *
+ * Pipelining: each step's chunk goes as m sub-chunks, and each is combined and sent on
+ * as soon as it arrives, while the rest of the chunk still crosses the link, so a link
+ * idles for neither the hop latency nor the VPU between steps (sub_count).
+ *
+ * Scheduling: the scheduler holds a `sem.wait` that names a buffer some earlier `dma`
+ * touched until that DMA's estimated completion (a static gap, paid again after any
+ * run-time stall). The waits here name only what orders them: a wait for an arrival
+ * names nothing (the loop that reads the slot starts after it), a wait for a send
+ * names its descriptor, whose next address words are stored after it.
  *
  * Semaphores: a chip receives only from the previous chip of a ring, one per axis and
  * direction, and each such sender signals one semaphore of a band the lowering sets
@@ -28,8 +39,11 @@
  * transfers take one route and arrive in the order they were sent (links are FIFO), so
  * when a wait finds the count positive, every earlier transfer from that sender has
  * landed. Receive buffers are written once per run, so an early arrival overwrites
- * nothing. Completions of this chip's own sends count on ordinary semaphores of the
- * group, which drain before it ends. */
+ * nothing (an operand that streams through VMEM in pieces reuses them from piece to
+ * piece: a chip starts piece i + 1 only after all of piece i has reached it, which
+ * needs every chip's last contribution to piece i, sent only once that chip has
+ * combined everything it received in piece i). Completions of this chip's own sends
+ * count on ordinary semaphores of the group, which drain before it ends. */
 #include <string.h>
 
 #include "dma_desc.h"
@@ -61,12 +75,12 @@ void coll_ri(Coll *c, int op, int32_t d, int32_t a, int64_t imm) {
   add_inst(c, tile_mir_inst(op, d, a, 0, 0, (int32_t)imm));
 }
 
-int32_t coll_rank_sum(Coll *c, int dir, const int64_t *unit) {
+int32_t coll_rank_sum(Coll *c, const int64_t *unit) {
   int32_t sum = coll_li(c, 0);
   for (int k = 0; k < c->naxes; k++) {
     if (!unit[k]) continue;
     int32_t t = tile_mir_sreg(c->m);
-    coll_ri(c, TILE_MOP_MULI, t, c->pos[dir][k], unit[k]);
+    coll_ri(c, TILE_MOP_MULI, t, c->coord[k], unit[k]);
     coll_rr(c, TILE_MOP_ADD, sum, sum, t);
   }
   return sum;
@@ -98,7 +112,7 @@ void coll_setup(Coll *c) {
   add_inst(c, tile_mir_inst(TILE_MOP_CHIPID, c->chipid, 0, 0, 0, 0));
   for (int k = 0; k < c->naxes; k++) {
     const CollAxis *a = &c->ax[k];
-    int32_t q = c->pos[0][k] = tile_mir_sreg(m);
+    int32_t q = c->coord[k] = tile_mir_sreg(m);
     add_inst(c, tile_mir_inst(TILE_MOP_COORD, q, 0, 0, 0, a->dim));
     /* Toward +: next = chipid + stride, less p * stride at the last coordinate. */
     int32_t last = coll_li(c, a->p - 1), at_end = tile_mir_sreg(m), back = tile_mir_sreg(m);
@@ -107,19 +121,19 @@ void coll_setup(Coll *c) {
     c->next[0][k] = tile_mir_sreg(m);
     coll_ri(c, TILE_MOP_ADDI, c->next[0][k], c->chipid, a->stride);
     coll_rr(c, TILE_MOP_ADD, c->next[0][k], c->next[0][k], back);
-    /* Toward -: next = chipid - stride, plus p * stride at coordinate 0; the ring
-     * position is (p - q) mod p, so that the next chip is one position on. */
+    /* Toward -: next = chipid - stride, plus p * stride at coordinate 0. */
     int32_t at_start = tile_mir_sreg(m), fwd = tile_mir_sreg(m);
     coll_rr(c, TILE_MOP_SEQ, at_start, q, zero);
     coll_ri(c, TILE_MOP_MULI, fwd, at_start, a->p * a->stride);
     c->next[1][k] = tile_mir_sreg(m);
     coll_ri(c, TILE_MOP_ADDI, c->next[1][k], c->chipid, -a->stride);
     coll_rr(c, TILE_MOP_ADD, c->next[1][k], c->next[1][k], fwd);
+    /* Position toward -: (p - q) mod p, so that the next chip is one position on. */
     int32_t wrap = tile_mir_sreg(m);
-    c->pos[1][k] = coll_li(c, a->p);
-    coll_rr(c, TILE_MOP_SUB, c->pos[1][k], c->pos[1][k], q);
+    c->rpos[k] = coll_li(c, a->p);
+    coll_rr(c, TILE_MOP_SUB, c->rpos[k], c->rpos[k], q);
     coll_ri(c, TILE_MOP_MULI, wrap, at_start, -a->p);
-    coll_rr(c, TILE_MOP_ADD, c->pos[1][k], c->pos[1][k], wrap);
+    coll_rr(c, TILE_MOP_ADD, c->rpos[k], c->rpos[k], wrap);
   }
   /* Sends and local copies complete on this chip: ordinary semaphores of the group.
    * Local copies are waited for one at a time, so one semaphore counts them all. */
@@ -129,7 +143,7 @@ void coll_setup(Coll *c) {
 
 /* The semaphore that counts arrivals from the previous chip of axis k, direction d:
  * one of the band the lowering sets aside in a mesh function (see the top). */
-static int32_t recv_sem(Coll *c, int d, int k) {
+int32_t coll_recv_sem(Coll *c, int d, int k) {
   int32_t band = tile_coll_sem_band(c->cx->target);
   return c->cx->sems_base - band + 2 * c->ax[k].dim + d;
 }
@@ -185,7 +199,11 @@ static CollRemote remote_make(Coll *c, int32_t src_buf, int32_t dst_buf, int32_t
 }
 
 /* Waits for the transfer arriving from the sender of this level: after it, the
- * receive buffer may be read. */
+ * receive buffer may be read. It names the buffer this chip's own send writes, so the
+ * scheduler places it the transfer's estimated cycles after that send (the two take
+ * the same time): callers wait for arrivals before their own sends, whose waits name
+ * only the descriptor and are placed at once. In the other order the wait for the send
+ * would stall at run time and the scheduled gap before this one would follow it. */
 static void remote_wait_arrival(Coll *c, const CollRemote *r) {
   TileMirInst in = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, r->dst_sem, 1);
   tile_mir_mem(&in, r->site.dst_buf, TILE_MIR_WRITE, 0);
@@ -202,9 +220,7 @@ static void remote_wait_sent(Coll *c, const CollRemote *r) {
 
 /* ---- the phases ---- */
 
-/* dst[i] := dst[i] OP src[i] over `bytes` (a whole number of tiles) at the addresses in
- * the registers (which it leaves moved past the data); with vop < 0 a plain copy. */
-static void reduce_into(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
+void coll_reduce_into(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
                         int32_t dst_buf, int32_t dst, int64_t bytes) {
   TileMir *m = c->m;
   int64_t tiles = bytes / r->tile_bytes;
@@ -232,124 +248,186 @@ static void reduce_into(Coll *c, const CollReduce *r, int vop, int32_t src_buf, 
 /* Per-ring state of one level's step loop. */
 typedef struct Step {
   CollRemote rm;
-  int32_t slots;         /* receive buffer, p - 1 chunks */
-  int32_t off, slot;     /* sregs: the chunk sent next; this step's receive slot */
-  int32_t src, in, at;   /* sregs for the step's addresses */
+  CollRemote hbm;  /* the chunk copy to or from the ring's HBM buffer (has_hbm) */
+  int32_t slots;   /* receive buffer, p - 1 chunks */
+  int32_t off;     /* sreg: offset of the chunk this step fills (reduce or copy) */
+  int32_t hoff;    /* sreg: that chunk's offset in the HBM buffer (has_hbm) */
+  int32_t slot;    /* sreg: address of this step's receive slot */
 } Step;
 
-/* The receive buffer, descriptor and first offsets of each ring of level k; `back`
- * makes step 0 send chunk pos - 1 (reduce-scatter) instead of chunk pos. */
-static void steps_begin(Coll *c, const CollRing *rings, int n, Step *st, const char *phase,
-                        bool back) {
+/* Chunks lie by coordinate: a ring toward + sends chunk q - 1 - s at step s and
+ * receives chunk q - 2 - s (reduce-scatter; q - s and q - 1 - s for all-gather), a ring
+ * toward - the mirror image, q + 1 + s and q + 2 + s. */
+static void step_chunk(Coll *c, const CollRing *g, Step *s) {
+  int64_t p = c->ax[g->k].p, hstep = g->hbm_step ? g->hbm_step : g->chunk;
+  bool back = coll_ring_steps_back(g);
+  if (back) coll_step_back(c, s->off, g->chunk, g->chunk * p);
+  else coll_step_on(c, s->off, g->chunk, g->chunk * p);
+  if (!g->has_hbm) return;
+  if (back) coll_step_back(c, s->hoff, hstep, hstep * p);
+  else coll_step_on(c, s->hoff, hstep, hstep * p);
+}
+
+int32_t coll_ring_index(const Coll *c, const CollRing *g) {
+  return g->by_position && g->dir ? c->rpos[g->k] : c->coord[g->k];
+}
+
+bool coll_ring_steps_back(const CollRing *g) { return g->dir == 0 || g->by_position; }
+
+/* Sub-chunks per chunk. A step's chunk goes as m transfers, and each is sent on as soon
+ * as it has arrived and been combined here, while the rest of the chunk still crosses
+ * the link: the link then stays busy across steps instead of idling for a hop latency
+ * and the VPU work of every step, and a level's fill and drain cost one sub-chunk
+ * rather than a chunk. m divides every ring's tiles and is at most the send depth
+ * (with more sub-chunks than sends in flight, the first sends of a level wait for one
+ * another, which was measured slower on the 4x4x4 torus). */
+static int64_t sub_count(const Coll *c, const CollRing *rings, int n, const CollReduce *r) {
+  for (int64_t m = coll_depth(c, n, COLL_MAX_SUBS); m > 1; m--) {
+    bool fits = true;
+    for (int i = 0; i < n; i++) fits &= (rings[i].chunk / r->tile_bytes) % m == 0;
+    if (fits) return m;
+  }
+  return 1;
+}
+
+int64_t coll_depth(const Coll *c, int n, int64_t m) {
+  int64_t d = (c->cx->target->dma_outstanding - 2) / n;
+  return d < 1 ? 1 : d > m ? m : d;
+}
+
+/* The receive buffer and first offset of each ring: step 0 sends chunk q -/+ 1. */
+static void steps_begin(Coll *c, const CollRing *rings, int n, Step *st) {
   TileMir *m = c->m;
   for (int i = 0; i < n; i++) {
     const CollRing *g = &rings[i];
     int k = g->k;
     const CollAxis *a = &c->ax[k];
     char name[64];
-    snprintf(name, sizeof name, "%s.%s%c.%d", phase, a->name, g->dir ? '-' : '+', (int)m->nbufs);
+    snprintf(name, sizeof name, "rs.%s%c.%d", a->name, g->dir ? '-' : '+', (int)m->nbufs);
     st[i].slots = tile_mir_buffer(m, name, TILE_SPACE_VMEM, g->chunk * (a->p - 1), 1, 64);
-    /* The estimate counts one hop: every step of a wrapping ring, all but the closing
-     * step of a line. */
-    st[i].rm = remote_make(c, g->work, st[i].slots, c->next[g->dir][k], coll_flat(g->chunk), 1,
-                           recv_sem(c, g->dir, k), c->sem_sent[g->dir]);
     st[i].off = tile_mir_sreg(m);
-    coll_ri(c, TILE_MOP_MULI, st[i].off, c->pos[g->dir][k], g->chunk);
-    if (back) coll_step_back(c, st[i].off, g->chunk, g->chunk * a->p);
+    coll_ri(c, TILE_MOP_MULI, st[i].off, coll_ring_index(c, g), g->chunk);
+    if (g->has_hbm) {
+      st[i].hoff = tile_mir_sreg(m);
+      coll_ri(c, TILE_MOP_MULI, st[i].hoff, coll_ring_index(c, g),
+              g->hbm_step ? g->hbm_step : g->chunk);
+    }
+    step_chunk(c, g, &st[i]);
     st[i].slot = coll_addr(c, st[i].slots, 0);
-    st[i].src = tile_mir_sreg(m);
-    st[i].in = tile_mir_sreg(m);
-    st[i].at = tile_mir_sreg(m);
   }
 }
 
-/* Every ring's send of this step first, so the directions overlap on their links. */
-static void steps_send(Coll *c, const CollRing *rings, int n, Step *st) {
-  for (int i = 0; i < n; i++) {
-    coll_rr(c, TILE_MOP_ADD, st[i].src, rings[i].base, st[i].off);
-    coll_remote_send(c, &st[i].rm, st[i].src, st[i].slot);
-  }
+/* Sends sub-chunk j (of `sub` bytes) of the chunk at off to the next chip's slot at
+ * slot + ahead (0: this step's slot, chunk: the next step's). */
+static void sub_send(Coll *c, const CollRing *g, Step *s, int64_t j, int64_t sub,
+                     int64_t ahead) {
+  int32_t src = tile_mir_sreg(c->m), dst = tile_mir_sreg(c->m);
+  coll_rr(c, TILE_MOP_ADD, src, g->base, s->off);
+  if (j) coll_ri(c, TILE_MOP_ADDI, src, src, j * sub);
+  coll_ri(c, TILE_MOP_ADDI, dst, s->slot, ahead + j * sub);
+  coll_remote_send(c, &s->rm, src, dst);
 }
 
-/* Combines (or, vop < 0, copies) what arrived in each ring's slot into its chunk, which
- * the next step sends on. */
-static void steps_receive(Coll *c, const CollRing *rings, int n, Step *st, const CollReduce *r,
-                          int vop) {
-  for (int i = 0; i < n; i++) {
-    const CollRing *g = &rings[i];
-    coll_step_back(c, st[i].off, g->chunk, g->chunk * c->ax[g->k].p);
-    remote_wait_arrival(c, &st[i].rm);
-    coll_rr(c, TILE_MOP_MOV, st[i].in, st[i].slot, 0);
-    coll_rr(c, TILE_MOP_ADD, st[i].at, g->base, st[i].off);
-    reduce_into(c, r, vop, st[i].slots, st[i].in, g->work, st[i].at, g->chunk);
-  }
-  for (int i = 0; i < n; i++) {
-    remote_wait_sent(c, &st[i].rm);
-    coll_ri(c, TILE_MOP_ADDI, st[i].slot, st[i].slot, rings[i].chunk);
-  }
+/* Copies chunk off from the ring's HBM buffer into work and waits for it. The wait
+ * names only the descriptor unless `first`: the loop that combines into the chunk
+ * starts after it, and naming work, which the ring's sends read, would make the
+ * scheduler hold it a whole remote transfer's estimate after the latest send. The
+ * first copy, which the first sends read, names work, so they follow it; no send comes
+ * before it. */
+static void chunk_copy(Coll *c, const CollRing *g, Step *s, bool first) {
+  int32_t w = tile_mir_sreg(c->m), h = tile_mir_sreg(c->m);
+  coll_rr(c, TILE_MOP_ADD, w, g->base, s->off);
+  coll_rr(c, TILE_MOP_ADD, h, g->hbm_base, s->hoff);
+  coll_remote_send(c, &s->hbm, h, w);
+  TileMirInst wt = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, s->hbm.site.sem, 1);
+  tile_mir_mem(&wt, s->hbm.site.desc, TILE_MIR_WRITE, 0);
+  if (first) tile_mir_mem(&wt, g->work, TILE_MIR_WRITE, 0);
+  add_inst(c, wt);
 }
 
+/* Waits for the previous chip's transfer into this chip's slot. The wait names no
+ * buffer: the combining loop that reads the slot follows it (a loop starts after
+ * everything before it), and naming the slot, which this chip's own sends also write
+ * (on the next chip), would make the scheduler hold the wait a whole transfer's
+ * estimate after the latest send, a gap per sub-chunk. */
+static void wait_arrival_any(Coll *c, const CollRemote *r) {
+  add_inst(c, tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, r->dst_sem, 1));
+}
+
+/* One step: per sub-chunk and ring, wait for it, combine it into the chunk, and unless
+ * this is the last step send that part of the chunk on to the next chip's next slot
+ * (after one of this ring's earlier sends has landed). */
+static void step_body(Coll *c, const CollRing *rings, int n, Step *st, const CollReduce *r,
+                      int64_t m, bool send) {
+  for (int i = 0; i < n; i++) {
+    step_chunk(c, &rings[i], &st[i]);
+    if (rings[i].has_hbm) chunk_copy(c, &rings[i], &st[i], false);
+  }
+  for (int64_t j = 0; j < m; j++) {
+    for (int i = 0; i < n; i++) {
+      const CollRing *g = &rings[i];
+      int64_t sub = g->chunk / m;
+      wait_arrival_any(c, &st[i].rm);
+      int32_t in = tile_mir_sreg(c->m), at = tile_mir_sreg(c->m);
+      coll_ri(c, TILE_MOP_ADDI, in, st[i].slot, j * sub);
+      coll_rr(c, TILE_MOP_ADD, at, g->base, st[i].off);
+      if (j) coll_ri(c, TILE_MOP_ADDI, at, at, j * sub);
+      coll_reduce_into(c, r, r->vop, st[i].slots, in, g->work, at, sub);
+      if (!send) continue;
+      remote_wait_sent(c, &st[i].rm);
+      sub_send(c, g, &st[i], j, sub, g->chunk);
+    }
+  }
+  for (int i = 0; i < n; i++) coll_ri(c, TILE_MOP_ADDI, st[i].slot, st[i].slot, rings[i].chunk);
+}
+
+/* The p - 1 steps of a level's rings: the first step's sends, then p - 2 steps that
+ * receive and send on, a last one that only receives, and the waits for the sends
+ * still in flight. */
 void coll_ring_reduce_scatter(Coll *c, const CollRing *rings, int n, const CollReduce *r) {
   int64_t p = c->ax[rings[0].k].p;
   if (p < 2) return; /* one chip: its chunk is the whole answer */
   Step st[COLL_MAX_RINGS];
-  steps_begin(c, rings, n, st, "rs", true);
-  tile_mir_loop_begin(c->m, (int32_t)(p - 1), 0);
-  steps_send(c, rings, n, st);
-  steps_receive(c, rings, n, st, r, r->vop);
-  tile_mir_loop_end(c->m);
-}
-
-void coll_ring_all_gather(Coll *c, const CollRing *rings, int n, const CollReduce *r) {
-  int64_t p = c->ax[rings[0].k].p;
-  if (p < 2) return;
-  Step st[COLL_MAX_RINGS];
-  steps_begin(c, rings, n, st, "ag", false);
-  tile_mir_loop_begin(c->m, (int32_t)(p - 1), 0);
-  steps_send(c, rings, n, st);
-  steps_receive(c, rings, n, st, r, -1);
-  tile_mir_loop_end(c->m);
-}
-
-void coll_ring_gather_in_place(Coll *c, int k, const CollRing *rings, int n,
-                               const TileDmaShape *shapes) {
-  TileMir *m = c->m;
-  const CollAxis *a = &c->ax[k];
-  if (a->p < 2) return;
-  CollRemote rm[2];
-  int32_t off[2], at[2];
+  steps_begin(c, rings, n, st);
+  int64_t m = sub_count(c, rings, n, r), depth = coll_depth(c, n, m);
   for (int i = 0; i < n; i++) {
     const CollRing *g = &rings[i];
-    rm[i] = remote_make(c, g->work, g->work, c->next[g->dir][k], shapes[i], 1,
-                        recv_sem(c, g->dir, k), c->sem_sent[g->dir]);
-    off[i] = tile_mir_sreg(m);
-    at[i] = tile_mir_sreg(m);
-    coll_ri(c, TILE_MOP_MULI, off[i], c->pos[0][k], g->chunk); /* step 0 sends my chunk */
+    /* The estimate counts one hop: every step of a wrapping ring, all but the closing
+     * step of a line. */
+    st[i].rm = remote_make(c, g->work, st[i].slots, c->next[g->dir][g->k],
+                           coll_flat(g->chunk / m), 1, coll_recv_sem(c, g->dir, g->k),
+                           c->sem_sent[g->dir]);
+    if (!g->has_hbm) continue;
+    /* A chunk in HBM: hbm_shape (runs of it that lie apart there), else contiguous. */
+    TileDmaShape hs = g->hbm_step ? g->hbm_shape : coll_flat(g->chunk);
+    st[i].hbm = coll_copy_site(c, g->hbm, g->work, hs);
+    chunk_copy(c, g, &st[i], true); /* what the first sends read */
   }
-  tile_mir_loop_begin(m, (int32_t)(a->p - 1), 0);
-  for (int i = 0; i < n; i++) {
-    coll_rr(c, TILE_MOP_ADD, at[i], rings[i].base, off[i]);
-    coll_remote_send(c, &rm[i], at[i], at[i]);
+  for (int64_t j = 0; j < m; j++)
+    for (int i = 0; i < n; i++) {
+      if (j >= depth) remote_wait_sent(c, &st[i].rm);
+      sub_send(c, &rings[i], &st[i], j, rings[i].chunk / m, 0);
+    }
+  if (p > 2) {
+    tile_mir_loop_begin(c->m, (int32_t)(p - 2), 0);
+    step_body(c, rings, n, st, r, m, true);
+    tile_mir_loop_end(c->m);
   }
-  /* Chunks sit by coordinate here, so a ring toward - receives chunk q + 1 + s. */
-  for (int i = 0; i < n; i++) {
-    if (rings[i].dir) coll_step_on(c, off[i], rings[i].chunk, rings[i].chunk * a->p);
-    else coll_step_back(c, off[i], rings[i].chunk, rings[i].chunk * a->p);
-    remote_wait_arrival(c, &rm[i]);
-  }
-  for (int i = 0; i < n; i++) remote_wait_sent(c, &rm[i]);
-  tile_mir_loop_end(m);
+  step_body(c, rings, n, st, r, m, false);
+  for (int64_t j = 0; j < depth; j++)
+    for (int i = 0; i < n; i++) remote_wait_sent(c, &st[i].rm);
 }
+
 
 CollRemote coll_remote(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
                        TileDmaShape shape) {
-  return remote_make(c, src_buf, dst_buf, c->next[dir][k], shape, 1, recv_sem(c, dir, k),
+  return remote_make(c, src_buf, dst_buf, c->next[dir][k], shape, 1, coll_recv_sem(c, dir, k),
                      c->sem_sent[dir]);
 }
 
 void coll_remote_wait(Coll *c, const CollRemote *r) {
-  remote_wait_sent(c, r);
   remote_wait_arrival(c, r);
+  remote_wait_sent(c, r);
 }
 
 CollRemote coll_copy_site(Coll *c, int32_t src_buf, int32_t dst_buf, TileDmaShape shape) {
@@ -375,8 +453,8 @@ void coll_local_copy(Coll *c, int32_t src_buf, int64_t src_off, int32_t src_reg,
 void coll_exchange(Coll *c, int k, int dir, int32_t src_buf, int32_t src_reg,
                    int32_t dst_buf, int32_t dst_reg, int64_t bytes) {
   CollRemote rm = remote_make(c, src_buf, dst_buf, c->next[dir][k], coll_flat(bytes), 1,
-                          recv_sem(c, dir, k), c->sem_sent[dir]);
+                          coll_recv_sem(c, dir, k), c->sem_sent[dir]);
   coll_remote_send(c, &rm, src_reg, dst_reg);
-  remote_wait_sent(c, &rm);
   remote_wait_arrival(c, &rm);
+  remote_wait_sent(c, &rm);
 }
