@@ -11,10 +11,8 @@
  *     until the transfer is known to be done, whatever the op that last touched them;
  *   - to the whole run for buffers with initial contents (they are in place before the
  *     first bundle) and for buffers no bundle names;
- *   - back, for buffers other chips write (TileMirBuffer.remote), to the first touch of
- *     the buffer remote_since names, else to the first bundle: a peer ahead of this chip
- *     may deliver before this chip reaches the collective, but not before this chip has
- *     taken part in the earlier collective the peer had to wait for.
+ *   - back to the first bundle for buffers other chips write (TileMirBuffer.remote): a
+ *     peer ahead of this chip may deliver before this chip reaches the collective.
  * Every generator names each buffer its ops touch (mir.h), which is what makes the
  * ranges complete. */
 #include <stdlib.h>
@@ -48,12 +46,7 @@ bool layout_live_ranges(const TileMir *m, const TileMirCode *code, LiveRange *li
         live[b].last = p;
       }
     }
-  int32_t *own_first = malloc(sizeof *own_first * (size_t)(n > 0 ? n : 1));
-  if (!own_first) {
-    free(own_last);
-    return false;
-  }
-  for (int32_t i = 0; i < n; i++) own_last[i] = live[i].last, own_first[i] = live[i].first;
+  for (int32_t i = 0; i < n; i++) own_last[i] = live[i].last;
   /* buffers of a DMA live until its descriptor's last reference (its last wait) */
   for (int32_t p = 0; p < code->nbundles; p++)
     for (int s = 0; s < TILE_BUNDLE_SLOTS; s++) {
@@ -69,16 +62,6 @@ bool layout_live_ranges(const TileMir *m, const TileMirCode *code, LiveRange *li
       }
     }
   free(own_last);
-  /* a buffer peers write is live from the first touch of the buffer that orders their
-   * writes after this chip's progress (remote_since), else from the first bundle */
-  for (int32_t i = 0; i < n; i++) {
-    const TileMirBuffer *b = &m->bufs[i];
-    if (!b->remote || live[i].first < 0) continue; /* unnamed: the whole run, below */
-    int32_t since = b->remote_since - 1;
-    int32_t from = since >= 0 && since < n && own_first[since] >= 0 ? own_first[since] : 0;
-    if (from < live[i].first) live[i].first = from;
-  }
-  free(own_first);
   /* loops and backward branches: a range that meets one covers all of it. Regions nest
    * or are disjoint, so one pass in any order suffices: widening a range to a region
    * only adds bundles inside that region. */
@@ -98,6 +81,7 @@ bool layout_live_ranges(const TileMir *m, const TileMirCode *code, LiveRange *li
   for (int32_t i = 0; i < n; i++) {
     const TileMirBuffer *b = &m->bufs[i];
     if (live[i].first < 0 || b->init) live[i] = (LiveRange){0, end};
+    if (b->remote) live[i].first = 0;
   }
   return true;
 }

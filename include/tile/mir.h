@@ -118,10 +118,6 @@ typedef struct TileMirBuffer {
   int64_t dims[TILE_MAX_RANK];
   bool per_chip;    /* bound with one slice per chip (a mesh function's data) */
   bool remote;      /* other chips write it (a collective's receive buffer) */
-  /* For a remote buffer: 1 + the id of a buffer this chip touches before any peer can
-   * write this one (a buffer of an earlier collective the writers wait on this chip
-   * for), so layout may let its bytes serve earlier buffers; 0: from the first bundle. */
-  int32_t remote_since;
   /* Initial contents (constants, DMA descriptors), nslots * bytes or fewer; NULL for
    * zeros/none. */
   uint8_t *init;

@@ -137,23 +137,3 @@ TEST(layout_live, overflow_counts_the_buffers_live_beside) {
               d.last);
   ll_free(&l);
 }
-
-TEST(layout_live, remote_writes_wait_for_an_earlier_collective) {
-  LL l;
-  ll_init(&l);
-  int32_t early = vbuf(&l, "early"), anchor = vbuf(&l, "anchor"), mid = vbuf(&l, "mid");
-  int32_t recv = vbuf(&l, "recv");
-  l.m.bufs[recv].remote = true;
-  l.m.bufs[recv].remote_since = 1 + anchor; /* peers write it only after bundle 2 */
-  use(&l, 0, early);
-  use(&l, 2, anchor);
-  use(&l, 3, mid);
-  use(&l, 5, recv);
-  af_halt(&l.c, 6);
-  REQUIRE(lay(&l));
-  CHECK_EQ(0, l.m.bufs[early].addr);
-  CHECK_EQ(0, l.m.bufs[anchor].addr);
-  CHECK(l.m.bufs[recv].addr != l.m.bufs[mid].addr); /* live from bundle 2 on */
-  CHECK(l.m.bufs[recv].addr != l.m.bufs[anchor].addr);
-  ll_free(&l);
-}
