@@ -41,6 +41,7 @@
 
 #define BENCH_NAME "bench_collectives"
 #include "../bench_util.h"
+#include "../kernels/ici.h"
 #include "tile/emu.h"
 #include "tile/object.h"
 #include "tile/target.h"
@@ -122,18 +123,13 @@ static double a2a_link_load(const TileTarget *t, double blk) {
 }
 
 static void bound(Row *w, const TileTarget *t) {
-  double n = (double)tile_target_chips(t), clock = (double)t->clock_hz;
-  double b = (double)t->ici_bw / clock; /* bytes per cycle, one way */
-  double alpha = (double)tile_target_hop_cycles(t), hops = 0, wsum = 0;
-  for (int k = 0; k < t->torus_rank; k++) {
-    if (t->torus[k] < 2) continue;
-    hops += t->wrap[k] ? t->torus[k] / 2 : t->torus[k] - 1;
-    wsum += t->wrap[k] ? 2 * b : b;
-  }
+  double n = (double)tile_target_chips(t);
+  double b = (double)t->ici_bw / (double)t->clock_hz; /* bytes per cycle, one way */
+  IciAxis ax[TILE_MAX_TORUS_RANK];
+  for (int k = 0; k < t->torus_rank; k++) ax[k] = (IciAxis){(double)t->torus[k], t->wrap[k]};
   double v = (double)w->bytes;
-  w->lat = alpha * hops;
+  ici_gather_terms(t, ax, t->torus_rank, v, &w->lat, &w->bw);
   if (w->op == OP_ALL_TO_ALL) w->bw = a2a_link_load(t, v / n) / b;
-  else w->bw = (1 - 1 / n) * v / wsum;
   if (w->op == OP_ALL_REDUCE) {
     w->lat *= 2;
     w->bw *= 2;
@@ -240,34 +236,13 @@ static void measure(Row *w, const TileTarget *t, int threads) {
 /* ---- floors and the report ---- */
 
 static void read_floors(const char *path, Floors *fl) {
-  FILE *f = fopen(path, "r");
-  if (!f) die("cannot read the floors file %s", path);
-  char line[512];
-  int lineno = 0;
-  while (fgets(line, sizeof line, f)) {
-    lineno++;
-    char s[64], metric[96], op[8], value[64];
-    char *hash = strchr(line, '#');
-    if (hash) *hash = 0;
-    int got = sscanf(line, "%63s %95s %7s %63s", s, metric, op, value);
-    if (got <= 0) continue;
-    if (got != 4) die("%s:%d: a floor is 'SUITE METRIC OP VALUE'", path, lineno);
-    if (strcmp(s, suite) != 0) continue;
-    char *end;
-    double v = strtod(value, &end);
-    if (*end || !(v > 0)) die("%s:%d: '%s' is not a positive number", path, lineno, value);
-    if (strcmp(metric, "large_ratio") == 0 && strcmp(op, ">=") == 0) {
-      fl->has_large = true;
-      fl->large = v;
-    } else if (strcmp(metric, "small_vs_latency") == 0 && strcmp(op, "<=") == 0) {
-      fl->has_small = true;
-      fl->small = v;
-    } else {
-      die("%s:%d: collectives floors are 'large_ratio >= X' and 'small_vs_latency <= X'",
-          path, lineno);
-    }
-  }
-  fclose(f);
+  char op[3];
+  fl->has_large = bench_floor(path, suite, "large_ratio", op, &fl->large);
+  if (fl->has_large && strcmp(op, ">=") != 0)
+    die("%s: the collectives floor is 'large_ratio >= X'", path);
+  fl->has_small = bench_floor(path, suite, "small_vs_latency", op, &fl->small);
+  if (fl->has_small && strcmp(op, "<=") != 0)
+    die("%s: the collectives floor is 'small_vs_latency <= X'", path);
 }
 
 static void size_name(char *s, size_t n, int64_t bytes) {

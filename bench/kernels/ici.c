@@ -36,6 +36,20 @@ static bool axis_wraps(const TileMeshAxis *a, const TileTarget *t) {
   return true;
 }
 
+void ici_gather_terms(const TileTarget *t, const IciAxis *axes, int naxes, double v,
+                      double *lat, double *bw) {
+  double link = (double)t->ici_bw / (double)t->clock_hz; /* bytes per cycle, one way */
+  double chips = 1, hops = 0, width = 0;
+  for (int i = 0; i < naxes; i++) {
+    if (axes[i].chips < 2) continue;
+    chips *= axes[i].chips;
+    hops += axes[i].ring ? (double)((int64_t)axes[i].chips / 2) : axes[i].chips - 1;
+    width += axes[i].ring ? 2 * link : link;
+  }
+  *lat = (double)tile_target_hop_cycles(t) * hops;
+  *bw = width > 0 ? (1 - 1 / chips) * v / width : 0;
+}
+
 bool ici_collective_cycles(const TileOp *op, const TileMesh *mesh, const TileTarget *t,
                            double *cycles, TileDiag *d) {
   double link = (double)t->ici_bw / (double)t->clock_hz; /* bytes per cycle, one way */
@@ -44,8 +58,9 @@ bool ici_collective_cycles(const TileOp *op, const TileMesh *mesh, const TileTar
   const TileAttr *axes = tile_attr_get(&op->attrs, "axes");
   const TileAttr *one = tile_attr_get(&op->attrs, "axis");
   int naxes = axes ? axes->n : one ? 1 : 0;
-  double chips = 1, hops = 0, width = 0;
-  for (int i = 0; i < naxes; i++) {
+  IciAxis ax[TILE_MAX_MESH_AXES];
+  double chips = 1;
+  for (int i = 0; i < naxes && i < TILE_MAX_MESH_AXES; i++) {
     const TileAttr *name = axes ? &axes->elems[i] : one;
     const TileMeshAxis *a = name->kind == TILE_ATTR_IDENT ? find_axis(mesh, name->s) : NULL;
     if (!a) {
@@ -53,29 +68,25 @@ bool ici_collective_cycles(const TileOp *op, const TileMesh *mesh, const TileTar
                  name->kind == TILE_ATTR_IDENT ? name->s : "?", mesh->name);
       return false;
     }
-    bool ring = axis_wraps(a, t);
+    ax[i] = (IciAxis){(double)a->size, axis_wraps(a, t)};
     chips *= (double)a->size;
-    hops += ring ? (double)(a->size / 2) : (double)(a->size - 1);
-    width += ring ? 2 * link : link;
   }
   if (chips <= 1) {
     *cycles = 0;
     return true;
   }
-  double v = in > out ? in : out;
+  double v = in > out ? in : out, lat, bw;
   switch ((TileOpKind)op->kind) {
   case TILE_OP_ALL_GATHER:
   case TILE_OP_REDUCE_SCATTER:
-  case TILE_OP_ALL_REDUCE: {
-    double bw = (1 - 1 / chips) * v / width, lat = alpha * hops;
+  case TILE_OP_ALL_REDUCE:
+    ici_gather_terms(t, ax, naxes, v, &lat, &bw);
     *cycles = (bw > lat ? bw : lat) * (op->kind == TILE_OP_ALL_REDUCE ? 2 : 1);
     return true;
-  }
-  case TILE_OP_ALL_TO_ALL: {
-    double bw = (1 - 1 / chips) * in * chips / width / 4, lat = alpha * hops;
-    *cycles = bw > lat ? bw : lat;
+  case TILE_OP_ALL_TO_ALL:
+    ici_gather_terms(t, ax, naxes, in * chips, &lat, &bw);
+    *cycles = bw / 4 > lat ? bw / 4 : lat;
     return true;
-  }
   case TILE_OP_COLLECTIVE_PERMUTE: {
     int64_t shift = 0;
     tile_attr_get_int(&op->attrs, "shift", &shift);
