@@ -59,13 +59,8 @@
 #include <string.h>
 
 #include "gen_matmul_emit.h"
+#include "lower_internal.h"
 #include "tile/ops.h"
-
-/* B pieces in flight ahead of the block reading one (at most the plan's depth): a
- * piece takes a fraction of a block to copy, so two ahead always arrive in time, and
- * more at once would share HBM with the first slab and the next block's piece, which
- * are needed sooner. */
-enum { MM_B_AHEAD = 2 };
 
 static TileMirInst ins(int op, int32_t d, int32_t a, int32_t b, int32_t c, int64_t imm) {
   return tile_mir_inst(op, d, a, b, c, (int32_t)imm);
@@ -156,7 +151,7 @@ static void make_buffers(Gen *g) {
   int64_t edge = p->Kr < p->Kb ? 2 : 1;
   int64_t aslots = p->ahold ? p->nkp : edge * 2;
   g->abuf = tile_mir_buffer(g->m, "matmul.a", TILE_SPACE_VMEM, aslots * p->Mb * p->Kb * p->ae, 1, 128);
-  g->bbuf = tile_mir_buffer(g->m, "matmul.b", TILE_SPACE_VMEM, edge * p->depth * b_bytes(p), 1, 128);
+  g->bbuf = tile_mir_buffer(g->m, "matmul.b", TILE_SPACE_VMEM, edge * p->ring * b_bytes(p), 1, 128);
   g->tile_bytes = (int64_t)p->sub * p->dim * 4;
   g->acc_row = p->nnp * p->lead * p->nn * g->tile_bytes;
   g->acc = -1;
@@ -194,8 +189,8 @@ static void zero_k_padding(Gen *g) {
   tile_mir_loop_end(g->m);
   /* B: the row groups from the one holding K's end, every column tile of every slot. */
   int64_t r0 = p->Kr / p->sub * p->sub;
-  for (int64_t s = 0; s < p->depth; s++) {
-    int32_t bp = li_buf(g, g->bbuf, (p->depth + s) * b_bytes(p) + r0 * p->Nb * p->be);
+  for (int64_t s = 0; s < p->ring; s++) {
+    int32_t bp = li_buf(g, g->bbuf, (p->ring + s) * b_bytes(p) + r0 * p->Nb * p->be);
     tile_mir_loop_begin(g->m, (int32_t)((p->Kb - r0) / p->sub), 0);
     for (int ni = 0; ni < p->nn; ni++)
       vstore(g, z, p->be == 2, bp, g->c_bpitch, (int64_t)ni * p->dim * p->be, g->bbuf, 0);
@@ -352,6 +347,15 @@ static void pop_skip(Gen *g, PopSide *pop, int64_t n) {
  * stretch the list scheduler packs it into (measured on the decode matmul). */
 static bool short_rows(const MmPlan *p) { return p->T >= 2 && p->T <= MM_SHORT_ROWS; }
 
+/* Whether a one-row-tile block pops before it pushes. Its step pops the block
+ * before's tile, but the scheduler pairs a pop with the push before it in the stretch,
+ * so pushing first makes every block wait out the MXU latency after its own push (212
+ * bundles a block on v5e-like); popping first pairs it with the block before's push,
+ * and the latency overlaps this block's weight loads (96 bundles). Only where weights
+ * were prefetched (MmPlan.pf): those blocks are bound by this, not by HBM; elsewhere
+ * the code stays as it was, so programs without a prefetch do not change. */
+static bool pops_first(const MmPlan *p) { return p->T == 1 && p->pf > 0; }
+
 /* n row-tile steps as one pipelined loop (straight-line in short blocks). */
 static void rows(Gen *g, const PushSide *push, PopSide *pop, int64_t n) {
   bool any = pop->kind != POP_NONE;
@@ -365,8 +369,13 @@ static void rows(Gen *g, const PushSide *push, PopSide *pop, int64_t n) {
       }
     } else {
       tile_mir_loop_begin(g->m, (int32_t)n, TILE_MIR_PIPELINE);
-      step_push(g, push);
-      step_pop(g, pop, pop->tile, -1);
+      if (pops_first(g->p)) {
+        step_pop(g, pop, pop->tile, -1);
+        step_push(g, push);
+      } else {
+        step_push(g, push);
+        step_pop(g, pop, pop->tile, -1);
+      }
       tile_mir_loop_end(g->m);
     }
   }
@@ -696,12 +705,16 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   g->p = &plan;
   const MmPlan *p = &plan;
   source(g);
+  int32_t pf_sem = -1, pf_dmas = 0;
+  int64_t pf_budget = tile_lower_prefetch_budget(cx, &pf_sem, &pf_dmas);
+  if (pf_budget > 0) mm_prefetch_plan(g, &plan, pf_budget, pf_sem, pf_dmas);
   g->zero = tile_lower_zero(cx);
   g->c_apitch = li(g, p->Kb * p->ae);
   g->c_bpitch = li(g, p->Nb * p->be);
   g->c_tpitch = li(g, (int64_t)p->dim * 4);
   g->c_spitch = li(g, p->Nb * p->oe);
   make_buffers(g);
+  mm_prefetch_emit(g);
   load_rows(g);
   mm_epilogue_consts(cx, &plan);
   mm_tables(g);

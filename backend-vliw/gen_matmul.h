@@ -103,8 +103,13 @@ typedef struct MmPlan {
   int64_t xwin, pre, post;     /* window steps; straight-line steps before a window and
                                * after a group's first new push */
   bool stagger;
-  int64_t depth;              /* B ring slots: pieces in flight past the one being read
+  int64_t depth;              /* B pieces in flight past the one being read may use
                                * (gen_matmul.c copies min(depth, 2) ahead) */
+  /* Cross-group prefetch (gen_matmul_dma.c, "Prefetch"): the first pf blocks' weights
+   * are copied into the ring by DMAs the lowering moves into an earlier group; the ring
+   * then has pf + max(depth, lead + 1) slots, since the blocks after read pieces pf
+   * blocks behind their copies. Without one: pf 0, ring = depth slots per kind. */
+  int64_t pf, ring;
   int64_t apieces, arows;     /* pieces (and rows in each) an A slab is copied in */
   int64_t a0pieces, a0rows;   /* the same for the first slab, copied before the first block */
   int64_t q, nout;            /* row tiles per copy out, copies per last-step block */

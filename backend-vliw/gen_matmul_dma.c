@@ -5,8 +5,9 @@
  * Copies and the semaphores they signal:
  *   - B pieces (one block of weights each) into a ring of `depth` slots; piece
  *     j + min(depth, 2) is issued by block j once it has read piece j (the table holds
- *     depth placeholders, enough for any lead up to the ring's size). Pieces of the padded last K step
- *     are smaller and signal their own semaphore, so the pieces behind each semaphore
+ *     depth placeholders, enough for any lead up to the ring's size). With a prefetch
+ *     the ring is larger and the table in another order ("Prefetch" below). Pieces of
+ *     the padded last K step are smaller and signal their own semaphore, so the pieces behind each semaphore
  *     are alike and complete in issue order. Past the last block the table holds
  *     placeholders (a 4-byte SMEM copy signalling nothing), so every block issues one.
  *   - A slabs (rows of a chunk by one K step) into two slots (and two padded ones): the
@@ -23,11 +24,13 @@
  *     slot always waits for the nout oldest copies. The final block (nothing reuses its
  *     slot) copies in smaller pieces of any size (qf, then qd during the drain), each
  *     past its first nout waiting for one older copy, so little is left at the end. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gen_matmul_emit.h"
+#include "lower_internal.h"
 
 static void *xcalloc(size_t n, size_t size) {
   void *p = calloc(n ? n : 1, size);
@@ -119,8 +122,9 @@ bool mm_fine_copy(const MmPlan *p, int64_t c, int64_t *lo, int64_t *hi) {
 /* The blocks in the order they run: per chunk (the first spanning p->lead column
  * chunks), per K step, its column blocks. A slab (chunk, K step) is read by the K
  * step's blocks, which follow each other. */
-static void make_blocks(Gen *g) {
+void mm_blocks(Gen *g) {
   const MmPlan *p = g->p;
+  if (g->blocks) return;
   g->nblocks = p->chunks * p->nkp * p->nnp;
   g->blocks = xcalloc((size_t)g->nblocks, sizeof(Block));
   int64_t k = 0, slab = 0;
@@ -146,6 +150,150 @@ static void make_blocks(Gen *g) {
   g->nslabs = slab;
   g->slab_first = xcalloc((size_t)slab, sizeof(int64_t));
   for (int64_t j = g->nblocks - 1; j >= 0; j--) g->slab_first[g->blocks[j].slab] = j;
+}
+
+/* The HBM offset of block k's weights (its B piece). */
+static int64_t b_src(const MmPlan *p, const Block *k) {
+  return ((p->b_batched ? k->b * p->K * p->N : 0) + k->kp * p->Kb * p->N + k->nstart + k->bcol) *
+         p->be;
+}
+
+/* ---- Prefetch ----
+ *
+ * The lowering may give a matmul group a budget of weight bytes to copy early, a
+ * semaphore of its own and a number of DMAs (lower_prefetch.c): the first pf blocks'
+ * pieces then come by at most that many DMAs (whole K steps of the first chunk in one
+ * when their blocks lie on a grid, else runs of blocks whose pieces lie a constant
+ * stride apart in HBM) into ring slots, and the lowering moves those DMAs to the start
+ * of an earlier group (a collective, which leaves HBM idle) and waits for them before
+ * this group starts.
+ *
+ * The B table then holds the pieces of blocks pf.. first, so the group's own copies
+ * start at once; the pf prefetched blocks' turns become placeholders signalling SEM_B
+ * at its end. Every block still waits once on SEM_B and issues one entry, so the loops
+ * stay uniform, and block j's wait passes only once its piece is in: the B pieces
+ * complete in issue order, and the signals that can come before piece j's are those of
+ * the pieces before it (j - pf) and the placeholders (pf), j in all. Block j waits for
+ * the (j + 1)th signal, so it reads a piece issued pf blocks before: the ring has
+ * pf + max(depth, lead + 1) slots, and each piece goes to a slot whose last piece has
+ * been read when it is issued (ring_slots). Without padded K, so one semaphore counts
+ * every piece. */
+void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dmas) {
+  const TileTarget *t = tile_lower_target(g->cx);
+  p->pf = 0;
+  p->ring = p->depth;
+  g->npf = 0;
+  g->pf_sem = sem;
+  int32_t runs = dmas < MM_PF_RUNS ? dmas : MM_PF_RUNS;
+  if (budget <= 0 || sem < 0 || runs < 1 || p->Kr < p->Kb) return;
+  if (g->m->bufs[p->b.buf].bind != TILE_BIND_IN) return; /* weights: no group writes them */
+  mm_blocks(g);
+  int64_t piece = p->Kb * p->Nb * p->be;
+  /* VMEM: within the plan's half, and an eighth of VMEM at most, since the copies
+   * share VMEM with the groups they cross */
+  int64_t room = (t->vmem_bytes / 2 - mm_plan_vmem(p)) / piece, most = budget / piece;
+  if (room > t->vmem_bytes / 8 / piece) room = t->vmem_bytes / 8 / piece;
+  if (most > room) most = room;
+  if (most > g->nblocks) most = g->nblocks;
+  int64_t j = 0;
+  /* Whole K steps of the first chunk in one DMA where their blocks lie on a grid: rows
+   * of K run on across the steps, and the blocks of a step a constant stride apart. */
+  int64_t c = p->lead * p->nnp, steps = most / c;
+  if (steps > p->nkp) steps = p->nkp;
+  if (steps >= 2 && c >= 2) {
+    int64_t base = b_src(p, &g->blocks[0]), step = b_src(p, &g->blocks[1]) - base;
+    bool grid = step > 0 && step <= INT32_MAX && steps * c <= g->nblocks;
+    for (int64_t kp = 0; kp < steps && grid; kp++)
+      for (int64_t i = 0; i < c && grid; i++)
+        grid = b_src(p, &g->blocks[kp * c + i]) == base + kp * p->Kb * p->N * p->be + i * step;
+    if (grid) {
+      g->pf_steps = steps;
+      g->pf_first[0] = 0;
+      g->pf_count[g->npf++] = steps * c;
+      j = steps * c;
+    }
+  }
+  while (j < most && g->npf < runs) {
+    int64_t n = 1;
+    if (j + 1 < most) {
+      int64_t step = b_src(p, &g->blocks[j + 1]) - b_src(p, &g->blocks[j]);
+      if (step > 0 && step <= INT32_MAX)
+        for (n = 2; j + n < most; n++)
+          if (b_src(p, &g->blocks[j + n]) - b_src(p, &g->blocks[j + n - 1]) != step) break;
+    }
+    g->pf_first[g->npf] = j;
+    g->pf_count[g->npf++] = n;
+    j += n;
+  }
+  p->pf = j;
+  int64_t lead = p->depth < MM_B_AHEAD ? p->depth : MM_B_AHEAD;
+  p->ring = j + (p->depth > lead + 1 ? p->depth : lead + 1);
+}
+
+/* The ring slot of every block's piece with a prefetch: the prefetched blocks' where
+ * their DMAs put them; each later piece the lowest slot whose piece has been read when
+ * the piece is issued. Entry e of the table (block pf + e's piece) is issued at the
+ * start or by block 0 for e <= lead, else by block e - lead after it read its own, so
+ * pf + lead pieces at most are unread then: depth + pf >= pf + lead + 1 slots always
+ * leave one. */
+static void ring_slots(const Gen *g, int64_t *slot) {
+  const MmPlan *p = g->p;
+  int64_t lead = p->depth < MM_B_AHEAD ? p->depth : MM_B_AHEAD;
+  int64_t *reader = xcalloc((size_t)p->ring, sizeof(int64_t)); /* the block reading it */
+  for (int64_t s = 0; s < p->ring; s++) reader[s] = -1;
+  for (int64_t j = 0; j < p->pf; j++) {
+    int64_t c = g->pf_steps > 0 ? g->pf_count[0] / g->pf_steps : 0;
+    slot[j] = g->pf_steps > 0 && j < g->pf_count[0] ? (j % c) * g->pf_steps + j / c : j;
+    reader[slot[j]] = j;
+  }
+  for (int64_t k = p->pf; k < g->nblocks; k++) {
+    int64_t e = k - p->pf, done = e <= lead ? -1 : e - lead, s = 0;
+    while (s < p->ring && reader[s] > done) s++;
+    if (s == p->ring) {
+      fprintf(stderr, "tilec: internal error: matmul prefetch ring has no free slot\n");
+      abort();
+    }
+    slot[k] = s;
+    reader[s] = k;
+  }
+  free(reader);
+}
+
+void mm_prefetch_emit(Gen *g) {
+  const MmPlan *p = g->p;
+  TileMir *m = g->m;
+  if (!g->npf) return;
+  int64_t piece = p->Kb * p->Nb * p->be, cols = p->Nb < p->Nv ? p->Nb : p->Nv;
+  int32_t first = m->ninsts;
+  for (int32_t r = 0; r < g->npf; r++) {
+    const Block *k = &g->blocks[g->pf_first[r]];
+    int64_t n = g->pf_count[r];
+    int64_t step = n > 1 ? b_src(p, k + 1) - b_src(p, k) : 0;
+    /* count2 blocks of Kb runs of a block's columns; block i lands in slot first + i */
+    TileDmaShape shape = {.count0 = cols * p->be, .count1 = p->Kb, .count2 = n,
+                          .src_stride1 = p->N * p->be, .dst_stride1 = p->Nb * p->be,
+                          .src_stride2 = step, .dst_stride2 = piece};
+    if (r == 0 && g->pf_steps > 0) /* the grid: c blocks of a step, each steps * Kb rows */
+      shape = (TileDmaShape){.count0 = cols * p->be, .count1 = n / g->pf_steps,
+                             .count2 = g->pf_steps * p->Kb, .src_stride1 = step,
+                             .dst_stride1 = g->pf_steps * piece, .src_stride2 = p->N * p->be,
+                             .dst_stride2 = p->Nb * p->be};
+    char name[64];
+    snprintf(name, sizeof name, "matmul.pf%d", (int)r);
+    int32_t desc = tile_dma_desc_buffer(m, name, p->b.buf, b_src(p, k), g->bbuf,
+                                        g->pf_first[r] * piece, &shape, g->pf_sem);
+    int32_t reg = tile_mir_sreg(m);
+    TileMirInst li = tile_mir_inst(TILE_MOP_LI, reg, 0, 0, 0, 0);
+    li.imm_buf = desc;
+    tile_mir_add(m, li);
+    TileMirInst in = tile_mir_inst(TILE_MOP_DMA, 0, reg, 0, 0, 0);
+    in.est_cycles = tile_lower_dma_cycles(tile_lower_target(g->cx), n * p->Kb * cols * p->be);
+    tile_mir_mem(&in, desc, TILE_MIR_READ, 0);
+    tile_mir_mem(&in, p->b.buf, TILE_MIR_READ, 0);
+    tile_mir_mem(&in, g->bbuf, TILE_MIR_WRITE, 0);
+    tile_mir_add(m, in);
+  }
+  tile_lower_prefetch_block(g->cx, first, m->ninsts);
 }
 
 /* VMEM offset of slab s's slot in the A ring (two slots per kind, normal first), and of
@@ -180,7 +328,7 @@ static void add_a(Gen *g, DescTable *t, const Block *k, int64_t dst_off, int64_t
 void mm_tables(Gen *g) {
   const MmPlan *p = g->p;
   TileMir *m = g->m;
-  make_blocks(g);
+  mm_blocks(g);
   int64_t nb = g->nblocks, nslabs = g->nslabs;
   g->scratch = tile_mir_buffer(m, "matmul.scratch", TILE_SPACE_SMEM, 8, 1, 4);
   for (int i = 0; i < SEM_COUNT; i++) g->sem[i] = tile_mir_sem(m);
@@ -188,6 +336,11 @@ void mm_tables(Gen *g) {
   /* slot numbers per kind (normal / padded) of slabs and B pieces */
   int64_t *slab_kind = xcalloc((size_t)nslabs, sizeof(int64_t));
   int64_t *piece_kind = xcalloc((size_t)nb, sizeof(int64_t));
+  int64_t *pf_slot = NULL; /* with a prefetch (no padded K): every block's slot */
+  if (p->pf > 0) {
+    pf_slot = xcalloc((size_t)nb, sizeof(int64_t));
+    ring_slots(g, pf_slot);
+  }
   int64_t counts[2] = {0, 0}, pcounts[2] = {0, 0};
   for (int64_t j = 0; j < nb; j++) {
     const Block *k = &g->blocks[j];
@@ -203,7 +356,7 @@ void mm_tables(Gen *g) {
   for (int64_t j = 0; j < nb; j++) {
     const Block *k = &g->blocks[j];
     int64_t at = j * g->rec_bytes;
-    int64_t bslot = (k->edge ? p->depth : 0) + piece_kind[j] % p->depth;
+    int64_t bslot = pf_slot ? pf_slot[j] : (k->edge ? p->ring : 0) + piece_kind[j] % p->ring;
     tile_mir_reloc(m, g->rec, at + REC_B * 4, g->bbuf, bslot * p->Kb * p->Nb * p->be, false);
     tile_mir_reloc(m, g->rec, at + REC_A * 4, g->abuf, slab_slot(g, slab_kind, k->slab, k->edge),
                    false);
@@ -219,17 +372,18 @@ void mm_tables(Gen *g) {
   tile_mir_data(m, g->rec, zeros, nb * g->rec_bytes);
   free(zeros);
 
-  /* B pieces, then placeholders for the issues past the last block */
+  /* B pieces (those the prefetch copies left out, see "Prefetch"), the prefetched
+   * blocks' signals, then placeholders for the issues past the last block */
   table_init(g, &g->bdesc, "matmul.bdesc", (int32_t)(nb + p->depth));
-  for (int64_t j = 0; j < nb; j++) {
+  for (int64_t j = p->pf; j < nb; j++) {
     const Block *k = &g->blocks[j];
-    int64_t bslot = (k->edge ? p->depth : 0) + piece_kind[j] % p->depth;
+    int64_t bslot = pf_slot ? pf_slot[j] : (k->edge ? p->ring : 0) + piece_kind[j] % p->ring;
     int64_t kr = k->edge ? p->Kr : p->Kb, cols = p->Nb < p->Nv ? p->Nb : p->Nv;
-    int64_t src = ((p->b_batched ? k->b * p->K * p->N : 0) + k->kp * p->Kb * p->N + k->nstart +
-                   k->bcol) * p->be;
-    table_add(g, &g->bdesc, p->b.buf, src, p->N * p->be, g->bbuf, bslot * p->Kb * p->Nb * p->be,
-              p->Nb * p->be, cols * p->be, kr, g->sem[k->edge ? SEM_B_EDGE : SEM_B]);
+    table_add(g, &g->bdesc, p->b.buf, b_src(p, k), p->N * p->be, g->bbuf,
+              bslot * p->Kb * p->Nb * p->be, p->Nb * p->be, cols * p->be, kr,
+              g->sem[k->edge ? SEM_B_EDGE : SEM_B]);
   }
+  for (int64_t i = 0; i < p->pf; i++) table_placeholder(g, &g->bdesc, g->sem[SEM_B]);
   for (int64_t i = 0; i < p->depth; i++) table_placeholder(g, &g->bdesc, -1);
 
   /* the first slab, then one A copy per block: piece np of the next slab */
@@ -292,4 +446,5 @@ void mm_tables(Gen *g) {
   table_finish(g, &g->odesc);
   free(slab_kind);
   free(piece_kind);
+  free(pf_slot);
 }

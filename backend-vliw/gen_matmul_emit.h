@@ -44,6 +44,15 @@ typedef struct DescTable {
 
 enum { SEM_B, SEM_B_EDGE, SEM_A, SEM_A0, SEM_OUT, SEM_COUNT };
 
+/* B pieces in flight ahead of the block reading one (at most the plan's depth): a
+ * piece takes a fraction of a block to copy, so two ahead always arrive in time, and
+ * more at once would share HBM with the first slab and the next block's piece, which
+ * are needed sooner. */
+enum { MM_B_AHEAD = 2 };
+
+/* DMAs a prefetch takes at most (fewer when the lowering allows fewer). */
+enum { MM_PF_RUNS = 2 };
+
 typedef struct Gen {
   TileLowerCtx *cx;
   TileMir *m;
@@ -67,13 +76,29 @@ typedef struct Gen {
   /* pointer registers walking the tables */
   int32_t rp, bp, ap, a0, op;
   int64_t nfine;                /* copies out of the final block issued so far */
+  /* the prefetch (MmPlan.pf): runs of blocks, each copied by one DMA signalling pf_sem */
+  int32_t pf_sem, npf;
+  int64_t pf_first[MM_PF_RUNS], pf_count[MM_PF_RUNS];
+  int64_t pf_steps;             /* > 0: run 0 is pf_steps whole K steps of pf_count[0] /
+                                 * pf_steps blocks each, block (kp, i) in slot
+                                 * i * pf_steps + kp; 0: every run in slots pf_first.. */
 } Gen;
 
 /* The final block's copies out, in issue order: copy c covers row tiles [lo, hi).
  * Returns false past the last. */
 bool mm_fine_copy(const MmPlan *p, int64_t c, int64_t *lo, int64_t *hi);
 
-/* Builds the buffers, the blocks, the records and the descriptor tables. */
+/* The static list of blocks (g->blocks), in the order they run. */
+void mm_blocks(Gen *g);
+/* Chooses the prefetch (p->pf, p->ring, g's runs) for `budget` bytes of weights in at
+ * most `dmas` DMAs on semaphore `sem` (the lowering's, tile_lower_prefetch_budget);
+ * none when budget is 0, K is padded, B is not a bound input, or VMEM has no room.
+ * Needs the blocks. */
+void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dmas);
+/* Emits the prefetch's DMAs (li and dma per run) and reports them to the lowering,
+ * which moves them into an earlier group. Needs the buffers. */
+void mm_prefetch_emit(Gen *g);
+/* Builds the records and the descriptor tables (and the blocks, if not yet made). */
 void mm_tables(Gen *g);
 void mm_tables_free(Gen *g);
 PopKind mm_pop_kind(const Gen *g, int64_t j);

@@ -191,7 +191,7 @@ enum { MM_MAX_DEPTH = 4 };
 int64_t mm_plan_vmem(const MmPlan *p) {
   int64_t edge = p->Kr < p->Kb ? 2 : 1;
   int64_t a = (p->ahold ? p->nkp : edge * 2) * p->Mb * p->Kb * p->ae;
-  int64_t b = edge * p->depth * p->Kb * p->Nb * p->be;
+  int64_t b = edge * p->ring * p->Kb * p->Nb * p->be;
   int64_t acc = (p->nkp > 1 ? 1 : 0) * p->Mb * p->nnp * (p->lead > 1 ? p->lead : 1) * p->Nb * 4;
   int64_t stage = 2 * p->Mb * p->Nb * p->oe;
   int64_t rows = 0;
@@ -324,6 +324,7 @@ static bool plan_blocks(TileLowerCtx *cx, MmPlan *p) {
   p->Kr = p->K - (p->nkp - 1) * p->Kb;
   p->Nb = (int64_t)p->nn * p->dim;
   p->depth = plan_depth(t);
+  p->ring = p->depth;
   /* Half of VMEM: the rest is for other groups' buffers and register spills. */
   int64_t budget = t->vmem_bytes / 2;
   int64_t full = ceil_div(p->N, p->Nb) * p->Nb;

@@ -28,7 +28,8 @@
  * last wait of the one before. A mesh function first sets aside a band of semaphores
  * that only other chips signal (tile_coll_sem_band, backend-vliw/gen_collective.h): a
  * peer may run ahead into a collective while this chip is still in an earlier group,
- * so those ids must be no group's own. */
+ * so those ids must be no group's own. A function with a prefetch (lower_prefetch.c)
+ * sets aside one more, which copies moved across groups signal. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -648,7 +649,7 @@ static void sems_recycle(TileLowerCtx *cx) {
 
 bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   TileLowerCtx cx = {.m = m, .f = f, .mir = mir, .d = d, .target = mir->target,
-                     .sems_base = mir->nsems, .sems_used = mir->nsems};
+                     .sems_base = mir->nsems, .sems_used = mir->nsems, .pf_sem = -1};
   int before = d->nerrors;
   bool ok = false;
   if (f->is_kernel) return tile_lower_kernel(m, f, mir, d); /* backend-vliw/gen_kernel.c */
@@ -669,15 +670,28 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   TileStageGroup *starts = tile_alloc(m, sizeof *starts * (size_t)(plan.ngroups + 1));
   int32_t nstarts = 0;
   if (!order_groups(&cx, &plan, order)) goto out;
-  for (int32_t k = 0; k < plan.ngroups; k++) {
-    TileGroup *g = &plan.groups[order[k]];
-    if (g->nout == 0) continue; /* nothing reads what it makes */
+  /* The groups that run (nothing reads what a group with no outputs makes), in order. */
+  TileGroup **live = tile_alloc(m, sizeof *live * (size_t)(plan.ngroups + 1));
+  int32_t nlive = 0;
+  for (int32_t k = 0; k < plan.ngroups; k++)
+    if (plan.groups[order[k]].nout > 0) live[nlive++] = &plan.groups[order[k]];
+  /* Cross-group prefetch (lower_prefetch.c): a mesh function's groups are classified
+   * first, so the plan sees every group's kind before any is generated. */
+  if (tile_coll_func_mesh(m, f)) {
+    for (int32_t k = 0; k < nlive; k++)
+      if (!tile_group_classify(&cx, live[k])) goto out;
+    tile_lower_prefetch_plan(&cx, live, nlive);
+  }
+  for (int32_t k = 0; k < nlive; k++) {
+    TileGroup *g = live[k];
     if (!tile_group_classify(&cx, g)) goto out;
     starts[nstarts++] = (TileStageGroup){mir->ninsts, mir->nbufs};
     tile_mir_set_source(mir, tile_op_name((TileOpKind)g->ops[0]->kind), g->ops[0]->loc);
     int errs = d->nerrors;
     sems_recycle(&cx);
+    tile_lower_prefetch_enter(&cx, k, starts);
     bool gen_ok = generators[g->kind](&cx, g);
+    tile_lower_prefetch_leave(&cx, k);
     if (!gen_ok || d->nerrors > errs) {
       if (d->nerrors == errs)
         tile_error(d, g->ops[0]->loc, "internal error: the %s generator failed without a "
@@ -689,6 +703,10 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
                  tile_group_kind_name(g->kind), (int)mir->loop_depth);
       goto out;
     }
+  }
+  if (!tile_lower_prefetch_place(&cx, starts, nstarts)) {
+    tile_error(d, f->loc, "internal error: out of memory moving prefetches");
+    goto out;
   }
   tile_mir_set_source(mir, "return", plan.ret->loc);
   for (int32_t i = 0; i < ncopies; i++) {

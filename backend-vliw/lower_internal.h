@@ -28,6 +28,14 @@ struct TileLowerCtx {
   bool failed;             /* a placement failed (reported); lowering stops */
   int32_t sems_base;       /* the first semaphore id of every group (ids made before) */
   int32_t sems_used;       /* the most semaphores any group has taken, plus the base */
+  /* Cross-group prefetch (lower_prefetch.c): the plan (NULL: none), its semaphore (-1:
+   * none), the budget of the group being generated (bytes of weights, 0: none), and the
+   * block of DMAs its generator reported (insts [pf_first, pf_end); empty when none). */
+  struct TilePfPlan *pf;
+  int32_t pf_sem;
+  int64_t pf_budget;
+  int32_t pf_dmas;         /* DMAs the group's prefetch may keep in flight */
+  int32_t pf_first, pf_end;
 };
 
 /* Where a group's code and buffers begin (lower_stage.c). */
@@ -39,6 +47,33 @@ typedef struct TileStageGroup {
  * the contents of each group's large SMEM tables to HBM and starts the group by copying
  * them in (lower_stage.c); false when out of memory. */
 bool tile_lower_stage_tables(TileLowerCtx *cx, const TileStageGroup *groups, int32_t ngroups);
+
+/* ---- cross-group prefetch (lower_prefetch.c) ---- */
+
+/* What a generator asks: the bytes of weights the group being generated may copy
+ * early (0: none), the semaphore those copies signal (*sem) and how many DMAs they may
+ * take (*dmas: each is in flight while the groups it is moved across run). */
+int64_t tile_lower_prefetch_budget(TileLowerCtx *cx, int32_t *sem, int32_t *dmas);
+/* DMAs insts [first, end) issue, each counted as often as its loops run. */
+int64_t tile_lower_prefetch_dma_count(const TileMir *m, int32_t first, int32_t end);
+/* What the generator answers: insts [first, end) of its code, at loop depth 0 and
+ * before any of its own DMA-slot ops, are the prefetch: li of descriptor addresses and
+ * `dma`s of bound inputs into its own VMEM (each `dma` naming descriptor, source and
+ * destination in that order), on the prefetch semaphore. The lowering moves them into
+ * an earlier group and adds their waits before the group that reads them. */
+void tile_lower_prefetch_block(TileLowerCtx *cx, int32_t first, int32_t end);
+
+/* The prefetch plan over a function's live groups in run order (classified): which
+ * matmul gets a budget, where its copies and their waits go; takes the semaphore when
+ * any does. */
+void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n);
+/* Before generating live group k (starts[0..k] set): its budget and DMAs. */
+void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup *starts);
+/* After generating group k: keeps the block its generator reported. */
+void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k);
+/* After all groups: moves each block to its collective and adds its waits, shifting
+ * the starts of the groups after; false when out of memory. */
+bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts);
 
 /* Open addressing on a value pointer (the placements in lower.c, the kernel compiler's
  * value map in gen_kernel.c): cap slots of `size` bytes, each starting with its key, a
