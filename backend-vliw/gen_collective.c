@@ -4,9 +4,11 @@
  * in gen_collective_ring.c, all_to_all in gen_collective_a2a.c, the latency-optimized
  * all_reduce in gen_collective_small.c.
  *
- * Needs: a group holding one collective whose mesh is the target's torus, each of the
- * op's axes one whole torus dimension (the simple mesh form `torus<4x4>(x, y)`); the
- * lowering's semaphore band for remote arrivals (tile_coll_sem_band).
+ * Needs: a group holding one collective whose mesh is the target's torus; the op's axes
+ * may be whole torus dims, shares of one (several axes on a dim: rings within blocks of
+ * the dim) or several whole dims (run as one axis per dim, whose row-major rank is the
+ * axis's position); the lowering's semaphore band for remote arrivals
+ * (tile_coll_sem_band).
  * Guarantees: the op's result in its HBM buffer on every chip, computed by
  *   all_reduce      the data in parts, one per rotation of the axis order and
  *                   direction, so every link carries data at once: reduce-scatter
@@ -28,10 +30,13 @@
  *                   round each axis both ways; otherwise innermost axis first, half of
  *                   each shard each way round;
  *   all_to_all      one store-and-forward exchange per axis (gen_collective_a2a.c);
- *   collective_permute  min(s, p - s) one-position hops the short way round.
- * On an axis without wraparound the same rings run, their closing step crossing the
- * line. The rank of a chip over several axes is row-major in the order the op lists
- * them (the first axis major), which fixes the order of gathered shards, scattered
+ *   collective_permute  min(s, p - s) one-position hops the short way round; along
+ *                   an axis over several dims, an all_gather over them and the block
+ *                   of position q - s.
+ * On an axis without wraparound (any but a whole dim that wraps) the same rings run,
+ * their closing step routed across the dim. The rank of a chip over several axes is
+ * row-major in the order the op lists them (the first axis major), which fixes the
+ * order of gathered shards, scattered
  * slices and exchanged blocks. all_reduce and reduce_scatter keep a working copy and
  * receive buffers in VMEM and reduce on the VPU in f32 lanes (bf16 widened on load and
  * rounded on store; i32 with integer adds and multiplies), whole vreg tiles per chunk
@@ -52,7 +57,26 @@ const TileMesh *tile_coll_func_mesh(const TileModule *m, const TileFunc *f) {
   return NULL;
 }
 
-int32_t tile_coll_sem_band(const TileTarget *t) { return 2 * t->torus_rank; }
+/* Rings a torus dim of `size` chips can carry at once: one per axis on it, and an axis
+ * has at least 2 chips, so at most the number of prime factors of size. */
+static int32_t dim_slots(int64_t size) {
+  int32_t n = 0;
+  for (int64_t f = 2; f * f <= size; f++)
+    while (size % f == 0) {
+      size /= f;
+      n++;
+    }
+  return n + (size > 1);
+}
+
+/* The first band slot of torus dim `dim`: each dim has dim_slots of them, in order. */
+static int32_t dim_slot_base(const TileTarget *t, int dim) {
+  int32_t base = 0;
+  for (int d = 0; d < dim; d++) base += dim_slots(t->torus[d]);
+  return base;
+}
+
+int32_t tile_coll_sem_band(const TileTarget *t) { return 2 * dim_slot_base(t, t->torus_rank); }
 
 /* ---- the op's mesh and axes ---- */
 
@@ -62,24 +86,69 @@ static const TileMesh *op_mesh(Coll *c) {
   return tile_coll_func_mesh(c->cx->m, c->cx->f);
 }
 
-static bool add_axis(Coll *c, const TileMesh *mesh, const char *name) {
+static bool whole_dim(const TileMesh *mesh, const TileMeshAxis *ma) {
+  return ma->ndims == 1 && ma->size == mesh->dims[ma->dims[0]];
+}
+
+static bool simple_mesh(const TileMesh *mesh) {
+  for (int k = 0; k < mesh->naxes; k++)
+    if (!whole_dim(mesh, &mesh->axes[k])) return false;
+  return true;
+}
+
+/* Axis a on torus dim `dim`, p chips of it, its position step `inner` coordinates (the
+ * sizes of the axes declared after it on the dim: docs/tile-ir.md, "Modules"), its
+ * rings on band slot `slot`. */
+static void dim_axis(const TileTarget *t, const char *name, int dim, int64_t p, int64_t inner,
+                     int32_t slot, CollAxis *a) {
+  int64_t size = t->torus[dim];
+  *a = (CollAxis){.name = name, .dim = dim, .p = p, .inner = inner, .stride = inner,
+                  .slot = slot, .wrap = p == size && t->wrap[dim]};
+  for (int d = dim + 1; d < t->torus_rank; d++) a->stride *= t->torus[d];
+  a->hops = (int32_t)(t->wrap[dim] && size - inner < inner ? size - inner : inner);
+}
+
+/* Adds mesh axis ma. An axis over several dims becomes one axis per dim, in the order it
+ * lists them: a rank over those, row-major, is its position, so every collective is the
+ * same, and each dim's ring is one hop a step (with the dim's wraparound) where a ring
+ * over the whole axis would pay routed row changes. On a dim shared by several axes,
+ * the j-th of more than one chip takes the dim's j-th band slot, so the rings of one
+ * mesh never share a semaphore (a dim has dim_slots of them). */
+static bool add_axis(Coll *c, const TileMesh *mesh, const TileMeshAxis *ma) {
   const TileTarget *t = c->cx->target;
-  const TileMeshAxis *ma = tile_mesh_find_axis(mesh, name);
-  if (!ma) return tile_lower_error(c->cx, c->op, "mesh @%s has no axis '%s'", mesh->name, name);
-  if (ma->ndims != 1 || ma->size != mesh->dims[ma->dims[0]])
-    return tile_lower_error(c->cx, c->op, "axis '%s' of mesh @%s is not one whole torus "
-                            "dimension; the VLIW backend runs collectives over axes of the "
-                            "simple form torus<AxB>(x, y)", name, mesh->name);
-  for (int k = 0; k < c->naxes; k++)
-    if (c->ax[k].dim == ma->dims[0])
-      return tile_lower_error(c->cx, c->op, "axis '%s' is named twice", name);
-  CollAxis *a = &c->ax[c->naxes++];
-  a->name = name;
-  a->dim = ma->dims[0];
-  a->p = ma->size;
-  a->stride = 1;
-  for (int d = a->dim + 1; d < t->torus_rank; d++) a->stride *= t->torus[d];
-  a->wrap = t->wrap[a->dim];
+  /* Band slots are laid out per mesh: a function whose collectives use another mesh
+   * than its own could have two rings on one semaphore, unless both meshes are of
+   * whole dims only (a whole dim's ring takes the same slot in every mesh). */
+  const TileMesh *fm = tile_coll_func_mesh(c->cx->m, c->cx->f);
+  if (!fm) /* no band reserved: the lowering reserves it for a function on a mesh */
+    return tile_lower_error(c->cx, c->op, "a collective over mesh @%s in a function on no "
+                            "mesh; give the function {mesh = @%s}", mesh->name, mesh->name);
+  if (fm != mesh && (!simple_mesh(mesh) || !simple_mesh(fm)))
+    return tile_lower_error(c->cx, c->op, "a collective over mesh @%s in a function on @%s: "
+                            "over another mesh than the function's, collectives run only "
+                            "where both meshes have one whole torus dim per axis",
+                            mesh->name, fm->name);
+  if (ma->ndims > 1) {
+    for (int i = 0; i < ma->ndims; i++) {
+      int dim = ma->dims[i];
+      dim_axis(t, ma->name, dim, t->torus[dim], 1, dim_slot_base(t, dim), &c->ax[c->naxes++]);
+    }
+    return true;
+  }
+  int dim = ma->dims[0];
+  int64_t inner = 1;
+  int32_t before = 0;
+  bool after = false;
+  for (int j = 0; j < mesh->naxes; j++) {
+    const TileMeshAxis *o = &mesh->axes[j];
+    if (o == ma) after = true;
+    else if (o->ndims == 1 && o->dims[0] == dim) {
+      if (after) inner *= o->size;
+      else before += o->size > 1;
+    }
+  }
+  dim_axis(t, ma->name, dim, ma->size, inner, dim_slot_base(t, dim) + before,
+           &c->ax[c->naxes++]);
   return true;
 }
 
@@ -108,16 +177,39 @@ static bool resolve_axes(Coll *c) {
   const TileAttr *a = tile_attr_get(&c->op->attrs, "axes");
   if (!a) a = tile_attr_get(&c->op->attrs, "axis");
   if (!a) return tile_lower_error(c->cx, c->op, "no axes");
-  if (a->kind == TILE_ATTR_IDENT) return add_axis(c, mesh, a->s);
-  if (a->kind != TILE_ATTR_ARRAY && a->kind != TILE_ATTR_TUPLE)
-    return tile_lower_error(c->cx, c->op, "axes must be mesh axis names");
-  if (a->n > TILE_MAX_TORUS_RANK)
-    return tile_lower_error(c->cx, c->op, "more axes than torus dimensions");
-  for (int32_t i = 0; i < a->n; i++) {
-    if (a->elems[i].kind != TILE_ATTR_IDENT)
+  const TileAttr *names = a;
+  int32_t n = 1;
+  if (a->kind != TILE_ATTR_IDENT) {
+    if (a->kind != TILE_ATTR_ARRAY && a->kind != TILE_ATTR_TUPLE)
       return tile_lower_error(c->cx, c->op, "axes must be mesh axis names");
-    if (!add_axis(c, mesh, a->elems[i].s)) return false;
+    names = a->elems;
+    n = a->n;
   }
+  if (n > TILE_MAX_TORUS_RANK)
+    return tile_lower_error(c->cx, c->op, "%d axes; a collective runs over at most %d",
+                            (int)n, TILE_MAX_TORUS_RANK);
+  const TileMeshAxis *ma[TILE_MAX_TORUS_RANK];
+  int32_t digits = 0;
+  for (int32_t i = 0; i < n; i++) {
+    if (names[i].kind != TILE_ATTR_IDENT)
+      return tile_lower_error(c->cx, c->op, "axes must be mesh axis names");
+    ma[i] = tile_mesh_find_axis(mesh, names[i].s);
+    if (!ma[i])
+      return tile_lower_error(c->cx, c->op, "mesh @%s has no axis '%s'", mesh->name,
+                              names[i].s);
+    for (int32_t j = 0; j < i; j++)
+      if (ma[j] == ma[i])
+        return tile_lower_error(c->cx, c->op, "axis '%s' is named twice", names[i].s);
+    digits += ma[i]->ndims;
+  }
+  /* An axis over several dims runs as one axis per dim (add_axis). */
+  if (digits > TILE_MAX_TORUS_RANK)
+    return tile_lower_error(c->cx, c->op, "the axes cover %d torus dims and shares of dims in "
+                            "all; a collective runs over at most %d", (int)digits,
+                            TILE_MAX_TORUS_RANK);
+  for (int32_t i = 0; i < n; i++)
+    if (!add_axis(c, mesh, ma[i])) return false;
+  c->span = n == 1 && ma[0]->ndims > 1;
   return true;
 }
 
@@ -580,6 +672,34 @@ static bool gen_all_gather(Coll *c, TileTensorRef x, TileTensorRef y) {
   return true;
 }
 
+/* A shift along an axis over several dims is no shift along each of its dims (a
+ * position's digits borrow from one another), and a ring over the whole axis would need
+ * a band slot its dims' rings do not leave. So every chip gathers the operands of the
+ * whole axis (all_gather over its dims, in position order, into HBM scratch) and keeps
+ * the one from position q - shift: p times the bytes of a shift, correct for any. */
+static bool permute_spanning(Coll *c, TileTensorRef x, TileTensorRef y, int64_t shift) {
+  int64_t p = chips(c), s = ((shift % p) + p) % p, unit[TILE_MAX_TORUS_RANK];
+  TileTensorRef flat = x, all;
+  flat.rank = 1;
+  flat.dims[0] = x.bytes / tile_lower_elem_bytes((TileElem)x.elem);
+  all = flat;
+  char name[64];
+  snprintf(name, sizeof name, "coll.permute.%d", (int)c->m->nbufs);
+  all.buf = tile_mir_buffer(c->m, name, TILE_SPACE_HBM, p * x.bytes, 1, 64);
+  all.dims[0] *= p;
+  all.bytes *= p;
+  if (!gen_all_gather(c, flat, all)) return false;
+  for (int k = c->naxes - 1, u = 1; k >= 0; k--) { /* this chip's block: its position */
+    unit[k] = u * x.bytes;
+    u *= (int)c->ax[k].p;
+  }
+  int32_t off = coll_rank_sum(c, unit), from = coll_addr(c, all.buf, 0);
+  if (s) coll_step_back(c, off, s * x.bytes, p * x.bytes);
+  coll_rr(c, TILE_MOP_ADD, from, from, off);
+  coll_local_copy(c, all.buf, 0, from, y.buf, 0, -1, coll_flat(x.bytes));
+  return true;
+}
+
 /* Hops of one position along the ring the short way round, each into the next chip's
  * copy of a buffer written once per run (HBM scratch between hops, the result at the
  * last), so arrivals count on the band semaphore of that ring: a shift of s positions
@@ -588,6 +708,7 @@ static bool gen_all_gather(Coll *c, TileTensorRef x, TileTensorRef y) {
 static bool gen_permute(Coll *c, TileTensorRef x, TileTensorRef y) {
   int64_t shift = 0;
   tile_attr_get_int(&c->op->attrs, "shift", &shift);
+  if (c->span) return permute_spanning(c, x, y, shift);
   const CollAxis *a = &c->ax[0];
   int64_t s = ((shift % a->p) + a->p) % a->p;
   if (s == 0) {

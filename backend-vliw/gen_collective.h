@@ -12,9 +12,11 @@
  * results are then bound per chip (one slice per chip). */
 const TileMesh *tile_coll_func_mesh(const TileModule *m, const TileFunc *f);
 
-/* Semaphores a mesh function sets aside for arrivals from other chips: one per torus
- * axis and ring direction, ids (first + 2 * axis + direction) for the first id the
- * lowering reserves. The lowering numbers every group's own semaphores after them. */
+/* Semaphores a mesh function sets aside for arrivals from other chips: per torus dim,
+ * one pair (the two ring directions) per ring it can carry at once (one per prime
+ * factor of its length: as many mesh axes as can share it), the dims' pairs in order
+ * from the first id the lowering reserves (a 2x2 torus: 4, 4x4: 8, 4x4x4: 12). The
+ * lowering numbers every group's own semaphores after them. */
 int32_t tile_coll_sem_band(const TileTarget *t);
 
 #endif

@@ -7,13 +7,19 @@
 #include "gen_collective.h"
 #include "lower_internal.h"
 
-/* One mesh axis a collective runs over; each is one torus dimension. */
+/* One mesh axis a collective runs over, on one torus dim: the whole dim, or a share of
+ * it where several axes share the dim (an axis over several dims runs as one axis per
+ * dim, gen_collective.c). This chip's position on it is (coord / inner) mod p. */
 typedef struct CollAxis {
   const char *name;
   int32_t dim;      /* torus dimension */
   int64_t p;        /* chips along it */
-  int64_t stride;   /* chip-id step of one coordinate step (ids are row-major) */
-  bool wrap;        /* a wraparound link joins its ends */
+  int64_t inner;    /* coordinate step of one position step: the sizes of the axes
+                     * declared after it on the dim */
+  int64_t stride;   /* chip-id step of one position step (ids are row-major) */
+  int32_t slot;     /* its rings' arrivals count on band semaphores 2 * slot + direction */
+  int32_t hops;     /* torus hops of a ring step but the closing one (estimates only) */
+  bool wrap;        /* a wraparound link joins its ends: a whole dim that wraps */
 } CollAxis;
 
 /* How the VPU combines two partial results. */
@@ -30,8 +36,9 @@ typedef struct Coll {
   const TileOp *op;
   int32_t naxes;
   CollAxis ax[TILE_MAX_TORUS_RANK];
+  bool span;       /* the op names one axis over several dims: ax holds one per dim */
   int32_t chipid;                  /* sreg: this chip's id */
-  int32_t coord[TILE_MAX_TORUS_RANK]; /* sregs: this chip's coordinate on each axis */
+  int32_t coord[TILE_MAX_TORUS_RANK]; /* sregs: this chip's position on each axis */
   int32_t rpos[TILE_MAX_TORUS_RANK];  /* sregs: its position in rings toward -: (p - q) mod p */
   /* Per direction d (0: rings toward +coordinate, 1: toward -) and axis k: the chip
    * after this one in the ring. */

@@ -4,11 +4,13 @@
  * all-gathers, which work in place, are in gen_collective_gather.c.
  *
  * Every chip runs the same code (SPMD). Who it talks to comes from `coord` and
- * `chipid` at run time: the next chip on axis k is the one whose coordinate is
- * (q + 1) mod p, i.e. chipid + stride, minus p * stride at the end of the axis. On an
- * axis with wraparound that is one hop; without, the step from the last chip back to
- * the first routes straight across the axis (the emulator's dimension-order routing),
- * which is slower but still correct.
+ * `chipid` at run time: the next chip on axis k is the one whose position is
+ * (q + 1) mod p, i.e. chipid + stride, minus p * stride at the end of the axis. On a
+ * share of a dim (several axes on it) the stride is inner times the dim's, and the
+ * ring stays in its block of p * inner coordinates. On a whole dim with wraparound a
+ * step is one hop; on any other ring the step from the last chip back to the first
+ * routes across the dim (the emulator's dimension-order routing), which is slower but
+ * still correct.
  *
  * Ring reduce-scatter over p chips (chip q, chunks of C bytes, step s = 0 .. p-2):
  * send the partial of chunk (q - 1 - s) mod p to the next chip's receive slot s; wait
@@ -34,7 +36,8 @@
  * Semaphores: a chip receives only from the previous chip of a ring, one per axis and
  * direction, and each such sender signals one semaphore of a band the lowering sets
  * aside for the whole function (tile_coll_sem_band; no other group numbers its
- * semaphores there). A fast peer may signal before this chip reaches the collective, or
+ * semaphores there; the axis's slot, CollAxis.slot, keeps the rings of axes that share
+ * a dim apart). A fast peer may signal before this chip reaches the collective, or
  * while it still finishes the one before; the count stays right because one sender's
  * transfers take one route and arrive in the order they were sent (links are FIFO), so
  * when a wait finds the count positive, every earlier transfer from that sender has
@@ -105,6 +108,48 @@ void coll_step_on(Coll *c, int32_t off, int64_t chunk, int64_t region) {
   coll_rr(c, TILE_MOP_ADD, off, off, w);
 }
 
+/* d := a / div for a in [0, amax): a shift for a power of two, else a multiply by
+ * ceil(2^s / div) and a shift, with s the first that is exact for every such a (checked
+ * here, over the few coordinates a torus dim has). False where none is. */
+static bool coll_divi(Coll *c, int32_t d, int32_t a, int64_t div, int64_t amax) {
+  if ((div & (div - 1)) == 0) {
+    int sh = 0;
+    while ((INT64_C(1) << sh) < div) sh++;
+    coll_ri(c, TILE_MOP_SHRI, d, a, sh);
+    return true;
+  }
+  for (int s = 1; s < 31; s++) {
+    int64_t mul = ((INT64_C(1) << s) + div - 1) / div;
+    bool exact = (amax - 1) * mul < INT64_C(1) << 31;
+    for (int64_t x = 0; exact && x < amax; x++) exact = (x * mul) >> s == x / div;
+    if (!exact) continue;
+    coll_ri(c, TILE_MOP_MULI, d, a, mul);
+    coll_ri(c, TILE_MOP_SHRI, d, d, s);
+    return true;
+  }
+  return false;
+}
+
+/* A fresh sreg: this chip's position on axis a, (coord[dim] / inner) mod p; the
+ * coordinate itself for a whole dim. */
+static int32_t position_reg(Coll *c, const CollAxis *a) {
+  int64_t size = c->cx->target->torus[a->dim];
+  int32_t q = tile_mir_sreg(c->m);
+  add_inst(c, tile_mir_inst(TILE_MOP_COORD, q, 0, 0, 0, a->dim));
+  bool ok = true;
+  if (a->inner > 1) ok &= coll_divi(c, q, q, a->inner, size);
+  if (a->p * a->inner < size) { /* q - p * (q / p) */
+    int32_t t = tile_mir_sreg(c->m);
+    ok &= coll_divi(c, t, q, a->p, size / a->inner);
+    coll_ri(c, TILE_MOP_MULI, t, t, a->p);
+    coll_rr(c, TILE_MOP_SUB, q, q, t);
+  }
+  if (!ok)
+    tile_lower_error(c->cx, c->op, "internal error: no exact multiply-shift finds positions "
+                     "on axis '%s' from coordinates on torus dim %d", a->name, (int)a->dim);
+  return q;
+}
+
 void coll_setup(Coll *c) {
   TileMir *m = c->m;
   int32_t zero = tile_lower_zero(c->cx);
@@ -112,16 +157,16 @@ void coll_setup(Coll *c) {
   add_inst(c, tile_mir_inst(TILE_MOP_CHIPID, c->chipid, 0, 0, 0, 0));
   for (int k = 0; k < c->naxes; k++) {
     const CollAxis *a = &c->ax[k];
-    int32_t q = c->coord[k] = tile_mir_sreg(m);
-    add_inst(c, tile_mir_inst(TILE_MOP_COORD, q, 0, 0, 0, a->dim));
-    /* Toward +: next = chipid + stride, less p * stride at the last coordinate. */
+    int32_t q = c->coord[k] = position_reg(c, a);
+    /* Toward +: next = chipid + stride, less p * stride at the last position (the ring
+     * stays within its block of p * inner coordinates). */
     int32_t last = coll_li(c, a->p - 1), at_end = tile_mir_sreg(m), back = tile_mir_sreg(m);
     coll_rr(c, TILE_MOP_SEQ, at_end, q, last);
     coll_ri(c, TILE_MOP_MULI, back, at_end, -a->p * a->stride);
     c->next[0][k] = tile_mir_sreg(m);
     coll_ri(c, TILE_MOP_ADDI, c->next[0][k], c->chipid, a->stride);
     coll_rr(c, TILE_MOP_ADD, c->next[0][k], c->next[0][k], back);
-    /* Toward -: next = chipid - stride, plus p * stride at coordinate 0. */
+    /* Toward -: next = chipid - stride, plus p * stride at position 0. */
     int32_t at_start = tile_mir_sreg(m), fwd = tile_mir_sreg(m);
     coll_rr(c, TILE_MOP_SEQ, at_start, q, zero);
     coll_ri(c, TILE_MOP_MULI, fwd, at_start, a->p * a->stride);
@@ -145,7 +190,7 @@ void coll_setup(Coll *c) {
  * one of the band the lowering sets aside in a mesh function (see the top). */
 int32_t coll_recv_sem(Coll *c, int d, int k) {
   int32_t band = tile_coll_sem_band(c->cx->target);
-  return c->cx->sems_base - band + 2 * c->ax[k].dim + d;
+  return c->cx->sems_base - band + 2 * c->ax[k].slot + d;
 }
 
 /* ---- remote descriptors ---- */
@@ -392,10 +437,11 @@ void coll_ring_reduce_scatter(Coll *c, const CollRing *rings, int n, const CollR
   int64_t m = sub_count(c, rings, n, r), depth = coll_depth(c, n, m);
   for (int i = 0; i < n; i++) {
     const CollRing *g = &rings[i];
-    /* The estimate counts one hop: every step of a wrapping ring, all but the closing
-     * step of a line. */
+    /* The estimate counts the axis's step hops (one for a whole dim): every step of a
+     * wrapping ring, all but the closing step of a line. */
     st[i].rm = remote_make(c, g->work, st[i].slots, c->next[g->dir][g->k],
-                           coll_flat(g->chunk / m), 1, coll_recv_sem(c, g->dir, g->k),
+                           coll_flat(g->chunk / m), c->ax[g->k].hops,
+                           coll_recv_sem(c, g->dir, g->k),
                            c->sem_sent[g->dir]);
     if (!g->has_hbm) continue;
     /* A chunk in HBM: hbm_shape (runs of it that lie apart there), else contiguous. */
@@ -421,8 +467,8 @@ void coll_ring_reduce_scatter(Coll *c, const CollRing *rings, int n, const CollR
 
 CollRemote coll_remote(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
                        TileDmaShape shape) {
-  return remote_make(c, src_buf, dst_buf, c->next[dir][k], shape, 1, coll_recv_sem(c, dir, k),
-                     c->sem_sent[dir]);
+  return remote_make(c, src_buf, dst_buf, c->next[dir][k], shape, c->ax[k].hops,
+                     coll_recv_sem(c, dir, k), c->sem_sent[dir]);
 }
 
 void coll_remote_wait(Coll *c, const CollRemote *r) {
@@ -452,8 +498,7 @@ void coll_local_copy(Coll *c, int32_t src_buf, int64_t src_off, int32_t src_reg,
 
 void coll_exchange(Coll *c, int k, int dir, int32_t src_buf, int32_t src_reg,
                    int32_t dst_buf, int32_t dst_reg, int64_t bytes) {
-  CollRemote rm = remote_make(c, src_buf, dst_buf, c->next[dir][k], coll_flat(bytes), 1,
-                          coll_recv_sem(c, dir, k), c->sem_sent[dir]);
+  CollRemote rm = coll_remote(c, k, dir, src_buf, dst_buf, coll_flat(bytes));
   coll_remote_send(c, &rm, src_reg, dst_reg);
   remote_wait_arrival(c, &rm);
   remote_wait_sent(c, &rm);

@@ -29,11 +29,11 @@ static double type_bytes(const TileType *ty) {
   return (double)tile_type_numel(ty) * (double)(bits < 8 ? 8 : bits) / 8.0;
 }
 
-/* An axis is a ring when every torus dim it spans wraps on this target. */
+/* An axis is a ring when it is one whole torus dim that wraps on this target; a share
+ * of a dim or an axis over several dims closes its ring across the torus, as a line. */
 static bool axis_wraps(const TileMeshAxis *a, const TileTarget *t) {
-  for (int j = 0; j < a->ndims; j++)
-    if (a->dims[j] >= t->torus_rank || !t->wrap[a->dims[j]]) return false;
-  return true;
+  int k = a->ndims == 1 ? a->dims[0] : -1;
+  return k >= 0 && k < t->torus_rank && t->wrap[k] && a->size == t->torus[k];
 }
 
 void ici_gather_terms(const TileTarget *t, const IciAxis *axes, int naxes, double v,

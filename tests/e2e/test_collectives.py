@@ -10,6 +10,7 @@ order and bf16 results can be compared bit for bit. Some tests check cycles agai
 alpha-beta cost and the latency term of REFERENCE.md "Collectives"."""
 import itertools
 import re
+import zlib
 
 import numpy as np
 import pytest
@@ -408,3 +409,198 @@ def test_split_across_axes(tilec, tmp_path, torus, axes, slice_elems, op):
     n = slice_elems * p if op == "reduce_scatter" else slice_elems
     x = make_data(np.random.default_rng(23), int(np.prod(torus)), (n,), "f32")
     check_op(tmp_path, torus, axes, op, (n,), 0, "f32", x, p)
+
+
+# ---- meshes in the full form: several axes on one torus dim, one axis over several ----
+#
+# A chip's position on an axis (docs/tile-ir.md, "Modules"): on a dim shared by several
+# axes, (coordinate / inner) mod size, inner the product of the sizes of the axes
+# declared after it on that dim (the first declared is major); over several dims,
+# row-major over them in the order the axis lists them.
+
+def parse_axes(decl):
+    """'dp = 2 on [0], y = 4 on [1]' as [(name, size, dims)]."""
+    out = []
+    for name, size, dims in re.findall(r"(\w+) = (\d+) on \[([\d, ]+)\]", decl):
+        out.append((name, int(size), [int(d) for d in dims.split(",")]))
+    return out
+
+
+def positions(torus, decl):
+    """{axis name: [position of each chip, in chip-id order]}."""
+    axes = parse_axes(decl)
+    pos = {}
+    for k, (name, size, dims) in enumerate(axes):
+        inner = 1
+        if len(dims) == 1:
+            for other, osize, odims in axes[k + 1:]:
+                if odims == dims:
+                    inner *= osize
+        col = []
+        for c in chips_of(torus):
+            if len(dims) == 1:
+                col.append(c[dims[0]] // inner % size)
+            else:
+                q = 0
+                for d in dims:
+                    q = q * torus[d] + c[d]
+                col.append(q)
+        pos[name] = col
+    return pos
+
+
+def mesh_groups(torus, decl, names):
+    """For each chip: its rank over the axes `names` (first major) and the chips of its
+    group (the same position on every other axis) in rank order."""
+    pos = positions(torus, decl)
+    sizes = {n: s for n, s, _ in parse_axes(decl)}
+    others = [n for n in pos if n not in names]
+    n = int(np.prod(torus))
+    out = []
+    for c in range(n):
+        members = {}
+        for m in range(n):
+            if all(pos[o][m] == pos[o][c] for o in others):
+                r = 0
+                for a in names:
+                    r = r * sizes[a] + pos[a][m]
+                members[r] = m
+        rank = 0
+        for a in names:
+            rank = rank * sizes[a] + pos[a][c]
+        out.append((rank, [members[r] for r in range(len(members))]))
+    return out
+
+
+def run_on_mesh(tmp_path, torus, decl, body, in_shape, out_shape, elem, data, target="tiny"):
+    src = (f"mesh @m = torus<{'x'.join(map(str, torus))}>({decl})\n\n"
+           f"func @f(%a: {ttype(in_shape, elem)}) -> {ttype(out_shape, elem)} "
+           f"attributes {{mesh = @m}} {{\n  %y = {body} : {ttype(out_shape, elem)}\n"
+           f"  return %y\n}}\n")
+    tile = tmp_path / "mesh.tile"
+    tile.write_text(src)
+    xin, yout = tmp_path / "a.npy", tmp_path / "y.npy"
+    np.save(xin, f32_to_bf16_bits(data) if elem == "bf16" else data.astype(NP_ELEM[elem]))
+    p = tilemach.run([tilemach.tilec_path(), "run", tile, "--target", target, "--torus",
+                      "x".join(map(str, torus)), "--in", f"a={xin}", "--out", f"result={yout}"])
+    assert p.returncode == 0, f"{src}\n{p.stdout}\n{p.stderr}"
+    y = np.load(yout)
+    return (bf16_bits_to_f32(y) if elem == "bf16" else y), p.stdout
+
+
+SPLIT = "dp = 2 on [0], tp = 2 on [0], y = 4 on [1]"
+MESH_AXES = [((4, 4), SPLIT, ["dp"]), ((4, 4), SPLIT, ["tp"]), ((4, 4), SPLIT, ["tp", "dp"]),
+             ((4, 4), SPLIT, ["dp", "y"]), ((4, 4), SPLIT, ["dp", "tp", "y"]),
+             ((2, 2, 2), "x = 4 on [0, 1], z = 2 on [2]", ["x"]),
+             ((2, 2, 2), "x = 4 on [0, 1], z = 2 on [2]", ["z", "x"]),
+             ((2, 2, 2), "a = 4 on [2, 0], b = 2 on [1]", ["a"]),
+             ((4, 4), "x = 16 on [0, 1]", ["x"]),
+             ((1, 6), "u = 1 on [0], a = 2 on [1], b = 3 on [1]", ["b"]),
+             ((1, 6), "u = 1 on [0], a = 2 on [1], b = 3 on [1]", ["b", "a"])]
+MESH_IDS = [f"{'x'.join(map(str, t))}-{'+'.join(a)}-{i}" for i, (t, _, a) in enumerate(MESH_AXES)]
+
+
+def check_mesh_op(tmp_path, torus, decl, names, op, shape, dim, elem, x, target="tiny"):
+    gs = mesh_groups(torus, decl, names)
+    p = len(gs[0][1])
+    ax = "[" + ", ".join(names) + "]"
+    if op == "all_reduce":
+        y, out = run_on_mesh(tmp_path, torus, decl, f"all_reduce %a {{kind = add, axes = {ax}}}",
+                             shape, shape, elem, x, target)
+        for chip, (_, members) in enumerate(gs):
+            np.testing.assert_array_equal(y[chip], x[members].sum(0), err_msg=f"chip {chip}")
+    elif op == "all_gather":
+        oshape = list(shape)
+        oshape[dim] *= p
+        y, out = run_on_mesh(tmp_path, torus, decl, f"all_gather %a {{dim = {dim}, axes = {ax}}}",
+                             shape, oshape, elem, x, target)
+        for chip, (_, members) in enumerate(gs):
+            np.testing.assert_array_equal(y[chip], np.concatenate(x[members], axis=dim),
+                                          err_msg=f"chip {chip}")
+    elif op == "reduce_scatter":
+        oshape = list(shape)
+        oshape[dim] //= p
+        y, out = run_on_mesh(tmp_path, torus, decl, f"reduce_scatter %a {{kind = add, dim = "
+                             f"{dim}, axes = {ax}}}", shape, oshape, elem, x, target)
+        for chip, (rank, members) in enumerate(gs):
+            want = np.split(x[members].sum(0), p, axis=dim)[rank]
+            np.testing.assert_array_equal(y[chip], want, err_msg=f"chip {chip}")
+    else:  # all_to_all, split and concat along dim
+        y, out = run_on_mesh(tmp_path, torus, decl, f"all_to_all %a {{split_dim = {dim}, "
+                             f"concat_dim = {dim}, axes = {ax}}}", shape, shape, elem, x, target)
+        for chip, (rank, members) in enumerate(gs):
+            want = np.concatenate([np.split(x[m], p, axis=dim)[rank] for m in members], axis=dim)
+            np.testing.assert_array_equal(y[chip], want, err_msg=f"chip {chip}")
+    return out
+
+
+@pytest.mark.parametrize("torus,decl,names", MESH_AXES, ids=MESH_IDS)
+@pytest.mark.parametrize("op", ["all_reduce", "all_gather", "reduce_scatter", "all_to_all"])
+@pytest.mark.parametrize("shape,dim,elem", [((3, 5), 1, "f32"), ((48, 128), 0, "f32"),
+                                            ((2, 24, 128), 1, "bf16")])
+def test_mesh_axes(tilec, tmp_path, torus, decl, names, op, shape, dim, elem):
+    """Every collective over split and spanning axes, on small operands (the one-shot
+    and halfway schedules) and larger ones (rings in parts, both directions)."""
+    p = len(mesh_groups(torus, decl, names)[0][1])
+    shape = list(shape)
+    if op in ("reduce_scatter", "all_to_all"):
+        shape[dim] *= p
+    rng = np.random.default_rng(zlib.crc32(repr((torus, decl, names, op)).encode()))
+    x = make_data(rng, int(np.prod(torus)), tuple(shape), elem)
+    check_mesh_op(tmp_path, torus, decl, names, op, tuple(shape), dim, elem, x)
+
+
+@pytest.mark.parametrize("torus,decl,names", [((4, 4), SPLIT, ["tp"]),
+                                              ((4, 4), SPLIT, ["dp", "tp"]),
+                                              ((2, 4), "a = 2 on [1], b = 2 on [1], c = 2 on [0]",
+                                               ["a", "c"]),
+                                              ((2, 2, 2), "x = 4 on [0, 1], z = 2 on [2]",
+                                               ["x"])])
+@pytest.mark.parametrize("op", ["all_reduce", "all_gather", "reduce_scatter"])
+def test_mesh_axes_large(tilec, tmp_path, torus, decl, names, op):
+    """Operands of 128 KiB and more per chip: the rings' pipelined sub-chunks, on a torus
+    without wraparound too (every ring a line, its closing step routed across)."""
+    p = len(mesh_groups(torus, decl, names)[0][1])
+    n = 32 * 1024 * (p if op == "reduce_scatter" else 1)
+    x = make_data(np.random.default_rng(29), int(np.prod(torus)), (n,), "f32")
+    for target in ["tiny", str(target_file(tmp_path, "never"))]:
+        check_mesh_op(tmp_path, torus, decl, names, op, (n,), 0, "f32", x, target)
+
+
+@pytest.mark.parametrize("torus,decl,axis,shift", [((4, 4), SPLIT, "dp", 1),
+                                                   ((4, 4), SPLIT, "tp", 1),
+                                                   ((4, 4), "x = 16 on [0, 1]", "x", 5),
+                                                   ((4, 4), "x = 16 on [0, 1]", "x", -3),
+                                                   ((1, 6), "u = 1 on [0], a = 2 on [1], "
+                                                    "b = 3 on [1]", "b", 2),
+                                                   ((2, 2, 2), "a = 4 on [2, 0], b = 2 on [1]",
+                                                    "a", 1)])
+def test_mesh_axes_permute(tilec, tmp_path, torus, decl, axis, shift):
+    x = make_data(np.random.default_rng(31), int(np.prod(torus)), (9, 70), "f32")
+    y, _ = run_on_mesh(tmp_path, torus, decl, f"collective_permute %a {{axis = {axis}, "
+                       f"shift = {shift}}}", (9, 70), (9, 70), "f32", x)
+    for chip, (rank, members) in enumerate(mesh_groups(torus, decl, [axis])):
+        src = members[(rank - shift) % len(members)]
+        np.testing.assert_array_equal(y[chip], x[src], err_msg=f"chip {chip}")
+
+
+def test_mesh_axes_errors(tilec, tmp_path):
+    """Refused at the op: a collective over another mesh than the function's where one
+    of them has split axes (the two meshes' rings could share a semaphore), and axes
+    that cover more than three dims and shares of dims in all."""
+    tile = tmp_path / "two.tile"
+    tile.write_text(f"mesh @m = torus<4x4>({SPLIT})\nmesh @n = torus<4x4>(x, y)\n\n"
+                    "func @f(%a: tensor<8x128xf32>) -> tensor<8x128xf32> attributes "
+                    "{mesh = @m} {\n  %y = all_reduce %a {kind = add, axes = [x], mesh = @n} "
+                    ": tensor<8x128xf32>\n  return %y\n}\n")
+    p = tilemach.run([tilec, tile, "--target=tiny", "--torus", "4x4", "-o", tmp_path / "o.tobj"])
+    assert p.returncode == 1
+    assert re.search(r"two.tile:5:\d+: error: .*mesh @n in a function on @m", p.stderr), p.stderr
+    tile.write_text("mesh @m = torus<2x2x4>(dp = 2 on [2], tp = 2 on [2], x = 4 on [0, 1])\n\n"
+                    "func @f(%a: tensor<8x128xf32>) -> tensor<8x128xf32> attributes "
+                    "{mesh = @m} {\n  %y = all_reduce %a {kind = add, axes = [dp, tp, x]} "
+                    ": tensor<8x128xf32>\n  return %y\n}\n")
+    p = tilemach.run([tilec, tile, "--target=tiny", "--torus", "2x2x4", "-o", tmp_path / "o.tobj"])
+    assert p.returncode == 1
+    assert re.search(r"two.tile:4:\d+: error: .*the axes cover 4 torus dims and shares of dims in "
+                     r"all; a collective runs over at most 3", p.stderr), p.stderr

@@ -281,3 +281,56 @@ def test_global_program_times_on_v4_like(tilec, tmp_path, prog):
         cycles.append(re.search(r"^run: (\d+) cycles", p.stdout, re.M).group(1))
         assert len(re.findall(r"^ +\d+ \([\d,]+\) ", p.stdout, re.M)) == 64, p.stdout
     assert cycles[0] == cycles[1]
+
+
+# Meshes in the full form (docs/tile-ir.md, "Modules"): x and y share a torus dim (the
+# first declared major), or one of them spans two dims (row-major in the order it lists
+# them); an axis r the programs split nothing over holds replicas.
+FULL_MESHES = {
+    "4x4-x,y-on-1": ((4, 4), "x = 2 on [1], y = 2 on [1], r = 4 on [0]"),
+    "2x4-y,x-on-1": ((2, 4), "y = 2 on [1], x = 2 on [1], r = 2 on [0]"),
+    "2x2x2-x-spans-0,1": ((2, 2, 2), "x = 4 on [0, 1], y = 2 on [2]"),
+    "2x2x2-y-spans-2,1": ((2, 2, 2), "y = 4 on [2, 1], x = 2 on [0]"),
+}
+
+
+@pytest.mark.parametrize("mesh", sorted(FULL_MESHES))
+@pytest.mark.parametrize("prog", sorted(PROGRAMS))
+def test_global_program_on_full_form_mesh(tilec, tmp_path, prog, mesh):
+    """tilec run splits the global inputs by each chip's position on the axes (the
+    collectives' rule) and assembles the result from the first replica of each block."""
+    torus, decl = FULL_MESHES[mesh]
+    src = tmp_path / f"{prog}.tile"
+    src.write_text(f"mesh @m = torus<{'x'.join(map(str, torus))}>({decl})\n" + PROGRAMS[prog][0])
+    _, shapes, ref = PROGRAMS[prog]
+    arrays, args = random_inputs(tmp_path, shapes, seed=len(prog) * 5 + len(mesh))
+    out = tmp_path / "y.npy"
+    p = run_tilec(tilec, [src, "--target", "tiny", *args, "--out", f"result={out}"])
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+    want = ref(*arrays.values())
+    got = load_result(out)
+    assert got.shape == want.shape
+    assert np.all(np.isfinite(got))
+    err = tilemach.nmse(want, got)
+    assert err <= MATMUL_NMSE, f"{prog} on {mesh}: NMSE {err:.3g}"
+
+
+def test_full_form_blocks_per_chip(tilec, tmp_path):
+    """The block each chip holds under a split dim: `ws2d`'s x is [-, x]; on a mesh with
+    x = 2 and y = 2 both on torus dim 1 (x major), chip (i, j) holds column block
+    j // 2 of x, which --per-chip shows as the block of its result's [-, x] columns."""
+    torus, decl = FULL_MESHES["4x4-x,y-on-1"]
+    src = tmp_path / "ws2d.tile"
+    src.write_text(f"mesh @m = torus<4x4>({decl})\n" + PROGRAMS["ws2d"][0])
+    arrays, args = random_inputs(tmp_path, PROGRAMS["ws2d"][1], seed=9)
+    whole, per_chip = tmp_path / "y.npy", tmp_path / "yb.npy"
+    p = run_tilec(tilec, [src, *args, "--out", f"result={whole}"])
+    assert p.returncode == 0, p.stderr
+    p = run_tilec(tilec, [src, *args, "--per-chip", "--out", f"result={per_chip}"])
+    assert p.returncode == 0, p.stderr
+    y, yb = np.load(whole), np.load(per_chip)
+    assert y.shape == (16, 256) and yb.shape == (16, 16, 128)
+    for chip in range(16):
+        blk = chip % 4 // 2
+        np.testing.assert_allclose(yb[chip], y[:, blk * 128:(blk + 1) * 128], rtol=1e-5,
+                                   atol=1e-5, err_msg=f"chip {chip}")

@@ -7,9 +7,12 @@
  * shard_prop, which decides that, runs on the copy. Both see the same module and
  * the pass is deterministic, so the shardings read here are those the compile used.
  *
- * Chips: ids are row-major over the target's torus; the mesh must be that torus,
- * each axis one whole torus dim (the form the collectives are lowered for), so a
- * chip's coordinate on an axis is its coordinate on that axis's dim. */
+ * Chips: ids are row-major over the target's torus, and the mesh must be that torus.
+ * A chip's position on a mesh axis follows docs/tile-ir.md ("Modules"), as the
+ * collectives compute it on the chip (backend-vliw/gen_collective.c): on a dim shared
+ * by several axes, (coordinate / inner) mod size, inner the product of the sizes of
+ * the axes declared after it on that dim; over several dims, row-major over them in
+ * the order the axis lists them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,14 +53,6 @@ void tilec_global_torus(const TilecGlobal *g, char *buf, size_t n) {
 
 int tilec_global_check(const TilecGlobal *g, const TileTarget *t) {
   const TileMesh *mesh = g->io.mesh;
-  for (int a = 0; a < mesh->naxes; a++) {
-    const TileMeshAxis *ax = &mesh->axes[a];
-    if (ax->ndims != 1 || ax->size != mesh->dims[ax->dims[0]]) {
-      tilec_fail("run: axis '%s' of mesh @%s is not one whole torus dim; global arrays are "
-                 "split over meshes in the simple form torus<AxB>(x, y)", ax->name, mesh->name);
-      return TILEC_BAD_INPUT;
-    }
-  }
   bool same = mesh->rank == t->torus_rank;
   for (int d = 0; same && d < mesh->rank; d++) same = mesh->dims[d] == t->torus[d];
   if (!same) {
@@ -72,6 +67,21 @@ int tilec_global_check(const TilecGlobal *g, const TileTarget *t) {
     return TILEC_BAD_INPUT;
   }
   return TILEC_OK;
+}
+
+/* Chip coordinate `coord`'s position on axis a of mesh (see the top). */
+static int64_t axis_position(const TileMesh *mesh, int a, const int64_t *coord) {
+  const TileMeshAxis *ax = &mesh->axes[a];
+  if (ax->ndims > 1) {
+    int64_t q = 0;
+    for (int i = 0; i < ax->ndims; i++) q = q * mesh->dims[ax->dims[i]] + coord[ax->dims[i]];
+    return q;
+  }
+  int64_t inner = 1;
+  for (int b = a + 1; b < mesh->naxes; b++)
+    if (mesh->axes[b].ndims == 1 && mesh->axes[b].dims[0] == ax->dims[0])
+      inner *= mesh->axes[b].size;
+  return coord[ax->dims[0]] / inner % ax->size;
 }
 
 const TileVliwGlobalValue *tilec_global_find(const TilecGlobal *g, const char *name,
@@ -130,14 +140,14 @@ void tilec_global_copy(const TilecGlobal *g, const TileVliwGlobalValue *v, const
     }
     bool first_replica = true;
     for (int a = 0; a < mesh->naxes; a++)
-      if (!(used >> a & 1) && coord[mesh->axes[a].dims[0]] != 0) first_replica = false;
+      if (!(used >> a & 1) && axis_position(mesh, a, coord) != 0) first_replica = false;
     if (!to_chips && !first_replica) continue;
     int64_t off[TILE_MAX_RANK];
     for (int d = 0; d < rank; d++) {
       int64_t blk = 0;
       for (int j = 0; j < v->naxes[d]; j++) {
-        const TileMeshAxis *ax = &mesh->axes[v->axes[d][j]];
-        blk = blk * ax->size + coord[ax->dims[0]];
+        int a = v->axes[d][j];
+        blk = blk * mesh->axes[a].size + axis_position(mesh, a, coord);
       }
       off[d] = blk * ldims[d];
     }
