@@ -226,7 +226,7 @@ bool sel_store_topk(Sel *s) {
 }
 
 
-bool tile_gen_select_top(TileLowerCtx *cx, const TileGroup *g) {
+static bool select_top(TileLowerCtx *cx, const TileGroup *g) {
   const TileOp *op = g->ops[0];
   if (g->nops != 1)
     return tile_lower_error(cx, g->ops[1], "argmax and topk take no fused ops");
@@ -341,4 +341,21 @@ bool tile_gen_select_top(TileLowerCtx *cx, const TileGroup *g) {
     return true;
   }
   return sel_store_topk(&s);
+}
+
+/* Top-k over rows that do not fill the last 8-row group runs its rounds on the padded
+ * rows too, and their heads come from VMEM no stream wrote: read as zero (memory never
+ * written), they name in-range offsets and their results are dropped. So that layout
+ * keeps them reading zero, the group's VMEM buffers get bytes no earlier buffer used. */
+bool tile_gen_select_top(TileLowerCtx *cx, const TileGroup *g) {
+  TileMir *m = tile_lower_mir(cx);
+  int32_t first = m->nbufs;
+  if (!select_top(cx, g)) return false;
+  const TileType *in = &g->ops[0]->opnd[0].v->type;
+  int64_t rows = 1;
+  for (int i = 0; i + 1 < in->rank; i++) rows *= in->dims[i];
+  if (g->ops[0]->kind == TILE_OP_TOPK && rows % tile_lower_target(cx)->vreg_sublanes != 0)
+    for (int32_t b = first; b < m->nbufs; b++)
+      if (m->bufs[b].space == TILE_SPACE_VMEM) m->bufs[b].zero_init = true;
+  return true;
 }

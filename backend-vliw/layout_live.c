@@ -11,6 +11,8 @@
  *     until the transfer is known to be done, whatever the op that last touched them;
  *   - to the whole run for buffers with initial contents (they are in place before the
  *     first bundle) and for buffers no bundle names;
+ *   - back to the first bundle for buffers that read bytes they never write, expecting
+ *     zero (TileMirBuffer.zero_init): no earlier buffer may have left data there;
  *   - back to the first bundle for buffers other chips write (TileMirBuffer.remote): a
  *     peer ahead of this chip may deliver before this chip reaches the collective.
  * Every generator names each buffer its ops touch (mir.h), which is what makes the
@@ -81,6 +83,7 @@ bool layout_live_ranges(const TileMir *m, const TileMirCode *code, LiveRange *li
   for (int32_t i = 0; i < n; i++) {
     const TileMirBuffer *b = &m->bufs[i];
     if (live[i].first < 0 || b->init) live[i] = (LiveRange){0, end};
+    if (b->zero_init) live[i].first = 0;
     if (b->remote) live[i].first = 0;
   }
   return true;

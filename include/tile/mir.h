@@ -118,6 +118,8 @@ typedef struct TileMirBuffer {
   int64_t dims[TILE_MAX_RANK];
   bool per_chip;    /* bound with one slice per chip (a mesh function's data) */
   bool remote;      /* other chips write it (a collective's receive buffer) */
+  bool zero_init;   /* reads bytes it never writes, which must read zero (memory never
+                     * written): layout gives it bytes no earlier buffer used */
   /* Initial contents (constants, DMA descriptors), nslots * bytes or fewer; NULL for
    * zeros/none. */
   uint8_t *init;

@@ -98,3 +98,38 @@ def test_large_smem_tables_are_staged_from_hbm(tilec, tmp_path):
     images = [name for name, space, _ in bufs if name.startswith("img.") and space == "hbm"]
     assert len(images) >= 5, "each matmul's tables should come from an HBM image"
     assert not [n for n, space, _ in bufs if space == "smem" and n.startswith("img.")]
+
+
+def test_topk_on_padded_rows_after_other_groups(tilec, tmp_path):
+    """Top-k over 2 rows (of an 8-row group) runs its rounds on the padded rows too,
+    whose heads it never writes: they must read zero even where earlier groups (two
+    matmuls, elementwise ops) used VMEM (found by fuzz_compile: an out-of-bounds vld)."""
+    src = tmp_path / "after.tile"
+    src.write_text("""
+func @f(%p0: tensor<256x8x12xf32>, %p1: tensor<12x7xf32>, %p3: tensor<2x2xf32>,
+        %p4: tensor<2x64xf32>) -> (tensor<2x37xi32>, tensor<2x37xf32>, tensor<2x2xf32>,
+        tensor<56x4x2xf32>) {
+  %v2 = matmul %p0, %p1 : tensor<256x8x7xf32>
+  %v4 = slice %v2 {start = [93, 0, 5], limit = [149, 8, 7], stride = [1, 2, 1]} : tensor<56x4x2xf32>
+  %v5 = compare %v4, %v4 {dir = eq} : tensor<56x4x2xi1>
+  %v6 = select %v5, %v4, %v4 : tensor<56x4x2xf32>
+  %v7 = matmul %v6, %p3 : tensor<56x4x2xf32>
+  %v8 = sub %p3, %p3 : tensor<2x2xf32>
+  %v9, %v10 = topk %p4 {k = 37} : tensor<2x37xf32>, tensor<2x37xi32>
+  return %v10, %v9, %v8, %v7
+}
+""")
+    rng = np.random.default_rng(1)
+    args = []
+    x = {}
+    for name, shape in [("p0", (256, 8, 12)), ("p1", (12, 7)), ("p3", (2, 2)), ("p4", (2, 64))]:
+        x[name] = rng.standard_normal(shape).astype(np.float32)
+        np.save(tmp_path / f"{name}.npy", x[name])
+        args += ["--in", f"{name}={tmp_path / (name + '.npy')}"]
+    ids, vals = tmp_path / "ids.npy", tmp_path / "vals.npy"
+    p = tilemach.run([tilec, "run", src, "--target", "tiny", "--torus", "1x1", *args,
+                      "--out", f"result={ids}", "--out", f"result1={vals}"], timeout=300)
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+    order = np.argsort(-x["p4"], axis=1, kind="stable")[:, :37]
+    assert np.array_equal(np.load(ids), order)
+    assert np.array_equal(np.load(vals), np.take_along_axis(x["p4"], order, axis=1))
