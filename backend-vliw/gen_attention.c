@@ -42,13 +42,7 @@ int32_t attn_s1(Attn *a, int op, int32_t x, int32_t y, int32_t imm) {
   return d;
 }
 
-int32_t attn_li(Attn *a, int64_t value, int32_t buf) {
-  int32_t d = attn_sreg(a);
-  TileMirInst in = tile_mir_inst(TILE_MOP_LI, d, 0, 0, 0, (int32_t)value);
-  in.imm_buf = buf;
-  tile_mir_add(a->m, in);
-  return d;
-}
+int32_t attn_li(Attn *a, int64_t value, int32_t buf) { return tile_mir_li(a->m, value, buf); }
 
 int32_t attn_vli(Attn *a, uint32_t bits) {
   return attn_v1(a, TILE_MOP_VLI, 0, 0, 0, (int32_t)bits);

@@ -224,6 +224,26 @@ static int64_t recv_bytes(const Coll *c, int64_t total) {
   return sum;
 }
 
+CollParts coll_parts(const Coll *c, int64_t block) {
+  CollParts pp = {.nact = 0};
+  bool same = true;
+  int64_t shortest = 0;
+  for (int k = c->naxes - 1, s = 1; k >= 0; k--) {
+    pp.stride[k] = s * block;
+    s *= (int)c->ax[k].p;
+  }
+  for (int k = 0; k < c->naxes; k++) {
+    if (c->ax[k].p < 2) continue;
+    if (pp.nact) same &= c->ax[k].p == c->ax[pp.act[0]].p;
+    shortest = pp.nact && shortest < c->ax[k].p ? shortest : c->ax[k].p;
+    pp.act[pp.nact++] = k;
+  }
+  pp.nrot = same ? pp.nact : 1;
+  pp.ndir = shortest > 2 ? 2 : 1;
+  pp.nparts = pp.nrot * pp.ndir;
+  return pp;
+}
+
 static int64_t chips(const Coll *c) {
   int64_t p = 1;
   for (int k = 0; k < c->naxes; k++) p *= c->ax[k].p;
@@ -479,21 +499,12 @@ static void piece_tokens(Coll *c, bool used[][2], bool wait, int32_t work) {
 static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, const CollReduce *r,
                                  bool *failed) {
   const TileTarget *t = c->cx->target;
-  int64_t S = y.bytes, n = chips(c), rstride[TILE_MAX_TORUS_RANK];
-  int act[TILE_MAX_TORUS_RANK], nact = 0;
-  bool same = true;
-  int64_t shortest = 0;
-  for (int k = c->naxes - 1, s = 1; k >= 0; k--) {
-    rstride[k] = s * S; /* the operand's bytes between neighbouring coordinates on k */
-    s *= (int)c->ax[k].p;
-  }
-  for (int k = 0; k < c->naxes; k++) {
-    if (c->ax[k].p < 2) continue;
-    if (nact) same &= c->ax[k].p == c->ax[act[0]].p;
-    shortest = nact && shortest < c->ax[k].p ? shortest : c->ax[k].p;
-    act[nact++] = k;
-  }
-  int nrot = same ? nact : 1, ndir = shortest > 2 ? 2 : 1, nparts = nrot * ndir;
+  int64_t S = y.bytes, n = chips(c);
+  CollParts pp = coll_parts(c, S);
+  /* rstride: the operand's bytes between neighbouring coordinates on an axis */
+  const int64_t *rstride = pp.stride;
+  const int *act = pp.act;
+  int nact = pp.nact, ndir = pp.ndir, nparts = pp.nparts;
   if (nact == 0 || S % r->tile_bytes || S / r->tile_bytes < nparts) return false;
   int64_t tiles = S / r->tile_bytes, pieces = 1;
   while (n * (S / pieces) + recv_bytes(c, n * (S / pieces)) > t->vmem_bytes) {

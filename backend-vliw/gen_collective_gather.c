@@ -99,20 +99,10 @@ void coll_ring_gather_in_place(Coll *c, const CollRing *rings, int n, const Tile
  * strides: in 3D the last level has two axes behind it). */
 bool coll_all_gather_parts(Coll *c, TileTensorRef x, TileTensorRef y, int64_t run) {
   int eb = tile_lower_elem_bytes((TileElem)x.elem);
-  int act[TILE_MAX_TORUS_RANK], nact = 0;
-  bool same = true;
-  int64_t shortest = 0, stride[TILE_MAX_TORUS_RANK];
-  for (int k = c->naxes - 1, s = 1; k >= 0; k--) {
-    stride[k] = s * run; /* bytes between neighbouring coordinates on axis k */
-    s *= (int)c->ax[k].p;
-  }
-  for (int k = 0; k < c->naxes; k++) {
-    if (c->ax[k].p < 2) continue;
-    if (nact) same &= c->ax[k].p == c->ax[act[0]].p;
-    shortest = nact && shortest < c->ax[k].p ? shortest : c->ax[k].p;
-    act[nact++] = k;
-  }
-  int nrot = same ? nact : 1, ndir = shortest > 2 ? 2 : 1, nparts = nrot * ndir;
+  CollParts pp = coll_parts(c, run);
+  const int64_t *stride = pp.stride; /* bytes between neighbouring coordinates on an axis */
+  const int *act = pp.act;
+  int nact = pp.nact, ndir = pp.ndir, nparts = pp.nparts;
   /* Slices of whole granules (COLL_MAX_SUBS elements where the shard allows, so they
    * split into sub-blocks), as evenly as they go; each part at least one. */
   int64_t gran = run % (COLL_MAX_SUBS * eb) == 0 ? COLL_MAX_SUBS * eb : eb;
@@ -197,11 +187,8 @@ static void gather_estimates(const Coll *c, int64_t run, int nparts, int64_t *pa
  * same bytes to the same place). */
 static void gather_halfway(Coll *c, TileTensorRef x, TileTensorRef y, int64_t run) {
   int eb = tile_lower_elem_bytes((TileElem)x.elem);
-  int64_t stride[TILE_MAX_TORUS_RANK];
-  for (int k = c->naxes - 1, s = 1; k >= 0; k--) {
-    stride[k] = s * run;
-    s *= (int)c->ax[k].p;
-  }
+  CollParts pp = coll_parts(c, run);
+  const int64_t *stride = pp.stride;
   /* base[k]: the block of level k (the shards of every coordinate on axes after k)
    * for coordinate 0 of axis k: this chip's coordinates on the axes before k. */
   int32_t base[TILE_MAX_TORUS_RANK + 1];

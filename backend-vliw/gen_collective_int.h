@@ -178,6 +178,18 @@ void coll_ring_gather_in_place(Coll *c, const CollRing *rings, int n, const Tile
  * across the axes and both directions; false (nothing emitted) where the shard has
  * fewer elements than parts. */
 bool coll_all_gather_parts(Coll *c, TileTensorRef x, TileTensorRef y, int64_t run);
+
+/* How a collective over c's axes splits its data so that every link carries some at
+ * once: one part per rotation of the order of the axes with more than one chip (when
+ * they are all as long; else one order) and per direction (when rings are longer than
+ * 2). stride[k]: the bytes between neighbouring coordinates on axis k of a row-major
+ * array of `block`-byte blocks over all of c's axes. */
+typedef struct CollParts {
+  int act[TILE_MAX_TORUS_RANK], nact; /* the axes with more than one chip, in order */
+  int nrot, ndir, nparts;
+  int64_t stride[TILE_MAX_TORUS_RANK];
+} CollParts;
+CollParts coll_parts(const Coll *c, int64_t block);
 /* The same shards, by coll_all_gather_parts or, where the estimates from the target's
  * hop latency and link bandwidth say it is quicker (small shards), by whole blocks
  * going halfway round each axis both ways; false where neither applies. */

@@ -56,19 +56,9 @@
 
 static int32_t add_inst(Coll *c, TileMirInst in) { return tile_mir_add(c->m, in); }
 
-int32_t coll_li(Coll *c, int64_t imm) {
-  int32_t r = tile_mir_sreg(c->m);
-  add_inst(c, tile_mir_inst(TILE_MOP_LI, r, 0, 0, 0, (int32_t)imm));
-  return r;
-}
+int32_t coll_li(Coll *c, int64_t imm) { return tile_mir_li(c->m, imm, -1); }
 
-int32_t coll_addr(Coll *c, int32_t buf, int64_t off) {
-  int32_t r = tile_mir_sreg(c->m);
-  TileMirInst li = tile_mir_inst(TILE_MOP_LI, r, 0, 0, 0, (int32_t)off);
-  li.imm_buf = buf;
-  add_inst(c, li);
-  return r;
-}
+int32_t coll_addr(Coll *c, int32_t buf, int64_t off) { return tile_mir_li(c->m, off, buf); }
 
 void coll_rr(Coll *c, int op, int32_t d, int32_t a, int32_t b) {
   add_inst(c, tile_mir_inst(op, d, a, b, 0, 0));

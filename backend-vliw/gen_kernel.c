@@ -46,19 +46,9 @@ void kx_source(Kx *k, const TileOp *op) {
 
 int32_t kx_emit(Kx *k, TileMirInst in) { return tile_mir_add(k->m, in); }
 
-int32_t kx_li(Kx *k, int64_t v) {
-  int32_t r = tile_mir_sreg(k->m);
-  kx_emit(k, tile_mir_inst(TILE_MOP_LI, r, 0, 0, 0, (int32_t)v));
-  return r;
-}
+int32_t kx_li(Kx *k, int64_t v) { return tile_mir_li(k->m, v, -1); }
 
-int32_t kx_li_buf(Kx *k, int32_t buf, int64_t off) {
-  int32_t r = tile_mir_sreg(k->m);
-  TileMirInst in = tile_mir_inst(TILE_MOP_LI, r, 0, 0, 0, (int32_t)off);
-  in.imm_buf = buf;
-  kx_emit(k, in);
-  return r;
-}
+int32_t kx_li_buf(Kx *k, int32_t buf, int64_t off) { return tile_mir_li(k->m, off, buf); }
 
 int32_t kx_pitch(Kx *k, int64_t bytes) {
   for (int i = 0; i < k->npitch; i++)

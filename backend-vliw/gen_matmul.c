@@ -68,19 +68,9 @@ static TileMirInst ins(int op, int32_t d, int32_t a, int32_t b, int32_t c, int64
 
 static void emit(Gen *g, TileMirInst in) { tile_mir_add(g->m, in); }
 
-static int32_t li(Gen *g, int64_t v) {
-  int32_t r = tile_mir_sreg(g->m);
-  emit(g, ins(TILE_MOP_LI, r, 0, 0, 0, v));
-  return r;
-}
+static int32_t li(Gen *g, int64_t v) { return tile_mir_li(g->m, v, -1); }
 
-static int32_t li_buf(Gen *g, int32_t buf, int64_t off) {
-  int32_t r = tile_mir_sreg(g->m);
-  TileMirInst in = ins(TILE_MOP_LI, r, 0, 0, 0, off);
-  in.imm_buf = buf;
-  emit(g, in);
-  return r;
-}
+static int32_t li_buf(Gen *g, int32_t buf, int64_t off) { return tile_mir_li(g->m, off, buf); }
 
 static void addi(Gen *g, int32_t r, int64_t v) { emit(g, ins(TILE_MOP_ADDI, r, r, 0, 0, v)); }
 

@@ -34,19 +34,9 @@
 
 /* ---- small builders ---- */
 
-static int32_t sli(Rw *w, int32_t imm) {
-  int32_t d = tile_mir_sreg(w->m);
-  tile_mir_add(w->m, tile_mir_inst(TILE_MOP_LI, d, 0, 0, 0, imm));
-  return d;
-}
+static int32_t sli(Rw *w, int32_t imm) { return tile_mir_li(w->m, imm, -1); }
 
-static int32_t sli_buf(Rw *w, int32_t buf) {
-  int32_t d = tile_mir_sreg(w->m);
-  TileMirInst in = tile_mir_inst(TILE_MOP_LI, d, 0, 0, 0, 0);
-  in.imm_buf = buf;
-  tile_mir_add(w->m, in);
-  return d;
-}
+static int32_t sli_buf(Rw *w, int32_t buf) { return tile_mir_li(w->m, 0, buf); }
 
 static void sop(Rw *w, int op, int32_t d, int32_t a, int32_t b) {
   tile_mir_add(w->m, tile_mir_inst(op, d, a, b, 0, 0));

@@ -72,11 +72,7 @@ static inline uint32_t fbits(float f) {
   return u;
 }
 static inline int32_t li_buf(Sel *s, int32_t buf, int64_t off) {
-  int32_t d = tile_mir_sreg(s->m);
-  TileMirInst in = tile_mir_inst(TILE_MOP_LI, d, 0, 0, 0, (int32_t)off);
-  in.imm_buf = buf;
-  tile_mir_add(s->m, in);
-  return d;
+  return tile_mir_li(s->m, off, buf);
 }
 /* A vector store of v with a zero sublane stride at (addr + imm) in buf. */
 static inline void vst0(Sel *s, int op, int32_t v, int32_t addr, int32_t buf, int64_t imm) {

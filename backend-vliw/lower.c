@@ -105,14 +105,6 @@ bool tile_lower_splat(const TileValue *v, double *value) {
 
 /* ---- placements: value -> HBM buffer ---- */
 
-static size_t hash_ptr(const void *p) {
-  uint64_t x = (uint64_t)(uintptr_t)p;
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return (size_t)x;
-}
-
 static const TileValue *vmap_key(const char *slots, size_t size, size_t i) {
   const TileValue *k;
   memcpy(&k, slots + i * size, sizeof k);
@@ -121,7 +113,7 @@ static const TileValue *vmap_key(const char *slots, size_t size, size_t i) {
 
 /* The slot holding v, or the free slot where it goes. */
 static size_t vmap_probe(const char *slots, size_t cap, size_t size, const TileValue *v) {
-  size_t i = hash_ptr(v) & (cap - 1);
+  size_t i = tile_hash_ptr(v) & (cap - 1);
   for (const TileValue *k; (k = vmap_key(slots, size, i)) && k != v;) i = (i + 1) & (cap - 1);
   return i;
 }

@@ -211,31 +211,6 @@ void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k) {
   cx->pf_dmas = 0;
 }
 
-/* Moves insts [from, m->ninsts) to position at (at <= from). */
-static bool rotate_to(TileMir *m, int32_t at, int32_t from) {
-  int32_t n = m->ninsts - from;
-  if (n == 0 || at == from) return true;
-  TileMirInst *tmp = malloc(sizeof *tmp * (size_t)n);
-  if (!tmp) return false;
-  memcpy(tmp, m->insts + from, sizeof *tmp * (size_t)n);
-  memmove(m->insts + at + n, m->insts + at, sizeof *tmp * (size_t)(from - at));
-  memcpy(m->insts + at, tmp, sizeof *tmp * (size_t)n);
-  free(tmp);
-  return true;
-}
-
-/* Moves [first, end) to `at` (< first), keeping the order of everything else. */
-static bool move_back(TileMir *m, int32_t at, int32_t first, int32_t end) {
-  int32_t n = end - first;
-  TileMirInst *tmp = malloc(sizeof *tmp * (size_t)n);
-  if (!tmp) return false;
-  memcpy(tmp, m->insts + first, sizeof *tmp * (size_t)n);
-  memmove(m->insts + at + n, m->insts + at, sizeof *tmp * (size_t)(first - at));
-  memcpy(m->insts + at, tmp, sizeof *tmp * (size_t)n);
-  free(tmp);
-  return true;
-}
-
 bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts) {
   const struct TilePfPlan *pf = cx->pf;
   TileMir *m = cx->mir;
@@ -247,7 +222,7 @@ bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t
     int32_t n = b.end - b.first, at = starts[b.to].first_inst;
     if (n <= 0 || at >= b.first) continue;
     /* the copies to the start of the first collective */
-    if (!move_back(m, at, b.first, b.end)) return false;
+    if (!tile_mir_move_insts(m, at, b.first, b.end)) return false;
     for (int32_t g = b.to + 1; g <= b.from; g++) starts[g].first_inst += n;
     /* a wait per copy after the last collective, naming what the copy writes */
     int32_t from = m->ninsts, waits = 0;
@@ -261,7 +236,7 @@ bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t
       m->insts[k].src_loc = m->insts[j].src_loc;
       waits++;
     }
-    if (!rotate_to(m, starts[b.until + 1].first_inst, from)) return false;
+    if (!tile_mir_move_insts(m, starts[b.until + 1].first_inst, from, m->ninsts)) return false;
     for (int32_t g = b.until + 1; g < nstarts; g++) starts[g].first_inst += waits;
     added += waits;
   }

@@ -17,8 +17,6 @@
  * wait). Each wait names the table as written, so every op that reads the table stays
  * behind it. Programs whose tables fit are left exactly as they were. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "dma_desc.h"
 #include "lower_internal.h"
@@ -35,19 +33,6 @@ static int64_t initialized_smem(const TileMir *m) {
     if (m->bufs[i].space == TILE_SPACE_SMEM && m->bufs[i].init)
       sum += m->bufs[i].bytes * m->bufs[i].nslots;
   return sum;
-}
-
-/* Moves insts [from, m->ninsts) to position at (at <= from). */
-static bool rotate_to(TileMir *m, int32_t at, int32_t from) {
-  int32_t n = m->ninsts - from;
-  if (n == 0 || at == from) return true;
-  TileMirInst *tmp = malloc(sizeof *tmp * (size_t)n);
-  if (!tmp) return false;
-  memcpy(tmp, m->insts + from, sizeof *tmp * (size_t)n);
-  memmove(m->insts + at + n, m->insts + at, sizeof *tmp * (size_t)(from - at));
-  memcpy(m->insts + at, tmp, sizeof *tmp * (size_t)n);
-  free(tmp);
-  return true;
 }
 
 /* The HBM image of table t: its contents and the relocations that fill them. */
@@ -94,7 +79,7 @@ bool tile_lower_stage_tables(TileLowerCtx *cx, const TileStageGroup *groups, int
     int32_t from = m->ninsts;
     for (int32_t b = groups[g].first_buf; b < end; b++)
       if (is_table(&m->bufs[b])) copy_in(cx, b, cx->sems_base);
-    if (!rotate_to(m, groups[g].first_inst, from)) return false;
+    if (!tile_mir_move_insts(m, groups[g].first_inst, from, m->ninsts)) return false;
   }
   if (cx->sems_used < cx->sems_base + 1) cx->sems_used = cx->sems_base + 1;
   return true;

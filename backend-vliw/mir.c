@@ -59,6 +59,26 @@ int32_t tile_mir_buffer(TileMir *m, const char *name, TileSpace space, int64_t b
   return m->nbufs++;
 }
 
+int32_t tile_mir_li(TileMir *m, int64_t imm, int32_t buf) {
+  int32_t r = tile_mir_sreg(m);
+  TileMirInst in = tile_mir_inst(TILE_MOP_LI, r, 0, 0, 0, (int32_t)imm);
+  in.imm_buf = buf;
+  tile_mir_add(m, in);
+  return r;
+}
+
+bool tile_mir_move_insts(TileMir *m, int32_t at, int32_t first, int32_t end) {
+  int32_t n = end - first;
+  if (n <= 0 || at == first) return true;
+  TileMirInst *tmp = malloc(sizeof *tmp * (size_t)n);
+  if (!tmp) return false;
+  memcpy(tmp, m->insts + first, sizeof *tmp * (size_t)n);
+  memmove(m->insts + at + n, m->insts + at, sizeof *tmp * (size_t)(first - at));
+  memcpy(m->insts + at, tmp, sizeof *tmp * (size_t)n);
+  free(tmp);
+  return true;
+}
+
 void tile_mir_data(TileMir *m, int32_t buf, const void *bytes, int64_t len) {
   TileMirBuffer *b = &m->bufs[buf];
   free(b->init);

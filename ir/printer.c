@@ -45,14 +45,6 @@ static void *xrealloc(void *p, size_t size) {
   return p;
 }
 
-static size_t ptr_hash(const void *p) {
-  uint64_t x = (uint64_t)(uintptr_t)p;
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  return (size_t)x;
-}
-
 static void namer_grow(Namer *nm) {
   size_t old_cap = nm->cap;
   const TileValue **old_keys = nm->keys;
@@ -63,7 +55,7 @@ static void namer_grow(Namer *nm) {
   if (!nm->keys || !nm->nums) abort();
   for (size_t i = 0; i < old_cap; i++) {
     if (!old_keys[i]) continue;
-    size_t j = ptr_hash(old_keys[i]) & (nm->cap - 1);
+    size_t j = tile_hash_ptr(old_keys[i]) & (nm->cap - 1);
     while (nm->keys[j]) j = (j + 1) & (nm->cap - 1);
     nm->keys[j] = old_keys[i];
     nm->nums[j] = old_nums[i];
@@ -86,7 +78,7 @@ static bool is_taken(const Namer *nm, int64_t x) {
 /* The number of an unnamed value, given on first sight. */
 static int64_t namer_number(Namer *nm, const TileValue *v) {
   if (2 * (nm->n + 1) > nm->cap) namer_grow(nm);
-  size_t j = ptr_hash(v) & (nm->cap - 1);
+  size_t j = tile_hash_ptr(v) & (nm->cap - 1);
   while (nm->keys[j]) {
     if (nm->keys[j] == v) return nm->nums[j];
     j = (j + 1) & (nm->cap - 1);

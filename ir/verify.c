@@ -53,16 +53,9 @@ static void *grow(void *p, size_t *cap, size_t elem, size_t need) {
 
 /* ---- the set of values seen ---- */
 
-static size_t hash_ptr(const void *p) {
-  uint64_t x = (uint64_t)(uintptr_t)p;
-  x ^= x >> 29;
-  x *= 0x9E3779B97F4A7C15ull;
-  return (size_t)(x >> 32);
-}
-
 /* The slot holding v, or the empty one where it would go. */
 static Slot *probe(const Verifier *V, const TileValue *v) {
-  size_t mask = V->cap - 1, i = hash_ptr(v) & mask;
+  size_t mask = V->cap - 1, i = tile_hash_ptr(v) & mask;
   while (V->slots[i].v && V->slots[i].v != v) i = (i + 1) & mask;
   return &V->slots[i];
 }

@@ -83,17 +83,9 @@ typedef struct Fuse {
 
 /* ---- the body ---- */
 
-static size_t hash_ptr(const void *p) {
-  uint64_t x = (uint64_t)(uintptr_t)p;
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return (size_t)x;
-}
-
 static int32_t index_of(const Fuse *f, const TileOp *op) {
   if (!op) return -1;
-  for (size_t i = hash_ptr(op) & (f->hcap - 1);; i = (i + 1) & (f->hcap - 1)) {
+  for (size_t i = tile_hash_ptr(op) & (f->hcap - 1);; i = (i + 1) & (f->hcap - 1)) {
     if (!f->hkey[i]) return -1;
     if (f->hkey[i] == op) return f->hval[i];
   }
@@ -190,7 +182,7 @@ static bool scan_body(Fuse *f, TileFunc *fn) {
   for (TileOp *op = fn->body->first; op; op = op->next, i++) {
     f->ops[i] = op;
     f->role[i] = (uint8_t)role_of(op);
-    size_t h = hash_ptr(op) & (f->hcap - 1);
+    size_t h = tile_hash_ptr(op) & (f->hcap - 1);
     while (f->hkey[h]) h = (h + 1) & (f->hcap - 1);
     f->hkey[h] = op;
     f->hval[h] = i;

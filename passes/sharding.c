@@ -310,12 +310,7 @@ int shard_contract_partner(const TileOp *op, int k, int i) {
 
 /* ---- values to states ---- */
 
-static size_t slot_of(const void *p, size_t cap) {
-  uintptr_t h = (uintptr_t)p;
-  h ^= h >> 17;
-  h *= 0x9e3779b97f4a7c15ull;
-  return (size_t)(h >> 7) & (cap - 1);
-}
+static size_t slot_of(const void *p, size_t cap) { return tile_hash_ptr(p) & (cap - 1); }
 
 void shard_map_free(ShardMap *mp) {
   free(mp->keys);

@@ -23,6 +23,16 @@ extern "C" {
 
 #define TILE_MAX_RANK 8
 
+/* A well-mixed hash of a pointer, for the open-addressing maps keyed on IR objects
+ * (values, ops) that passes and backends keep. */
+static inline size_t tile_hash_ptr(const void *p) {
+  uint64_t x = (uint64_t)(uintptr_t)p;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return (size_t)x;
+}
+
 /* ---- element types: X(ENUM, name, bits, is_float) ---- */
 #define TILE_ELEMS(X)                 \
   X(I1, "i1", 1, 0)                   \

@@ -170,6 +170,12 @@ int32_t tile_mir_buffer(TileMir *m, const char *name, TileSpace space, int64_t b
                         int32_t nslots, int32_t align);
 /* Sets initial contents (copied) of a buffer. */
 void tile_mir_data(TileMir *m, int32_t buf, const void *bytes, int64_t len);
+/* `li` into a fresh sreg: imm, plus the address of buffer buf when buf >= 0 (layout
+ * adds it). Returns the register. */
+int32_t tile_mir_li(TileMir *m, int64_t imm, int32_t buf);
+/* Moves insts [first, end) to position at (at <= first), keeping the order of the rest
+ * (code generated late that belongs earlier); false when out of memory. */
+bool tile_mir_move_insts(TileMir *m, int32_t at, int32_t first, int32_t end);
 void tile_mir_reloc(TileMir *m, int32_t buf, int64_t offset, int32_t target,
                     int64_t addend, bool high);
 /* Sets the source op later insts are attributed to. */
