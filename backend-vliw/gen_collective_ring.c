@@ -179,8 +179,7 @@ void coll_setup(Coll *c) {
 /* The semaphore that counts arrivals from the previous chip of axis k, direction d:
  * one of the band the lowering sets aside in a mesh function (see the top). */
 int32_t coll_recv_sem(Coll *c, int d, int k) {
-  int32_t band = tile_coll_sem_band(c->cx->target);
-  return c->cx->sems_base - band + 2 * c->ax[k].slot + d;
+  return c->cx->coll_band + 2 * c->ax[k].slot + d;
 }
 
 /* ---- remote descriptors ---- */

@@ -646,6 +646,7 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   bool ok = false;
   if (f->is_kernel) return tile_lower_kernel(m, f, mir, d); /* backend-vliw/gen_kernel.c */
   if (tile_coll_func_mesh(m, f)) { /* remote arrivals count on a band of their own */
+    cx.coll_band = mir->nsems;
     mir->nsems += tile_coll_sem_band(mir->target);
     cx.sems_base = cx.sems_used = mir->nsems;
   }

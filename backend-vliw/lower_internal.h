@@ -27,6 +27,7 @@ struct TileLowerCtx {
   int32_t nscratch;        /* scratch buffers made, for their names */
   bool failed;             /* a placement failed (reported); lowering stops */
   int32_t sems_base;       /* the first semaphore id of every group (ids made before) */
+  int32_t coll_band;       /* the first id of the collectives' band (a mesh function) */
   int32_t sems_used;       /* the most semaphores any group has taken, plus the base */
   /* Cross-group prefetch (lower_prefetch.c): the plan (NULL: none), its semaphore (-1:
    * none), the budget of the group being generated (bytes of weights, 0: none), and the

@@ -177,10 +177,10 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
     count++;
   }
   cx->pf = pf;
-  /* The semaphore goes below the collectives' band, which the collective generator
-   * finds just below the groups' base (gen_collective_ring.c). */
+  /* The semaphore is one no group numbers and no peer signals: it takes the first id of
+   * the collectives' band, which moves up by one. */
   if (count > 0) {
-    cx->pf_sem = cx->sems_base - tile_coll_sem_band(t);
+    cx->pf_sem = cx->coll_band++;
     cx->mir->nsems++;
     cx->sems_base = cx->sems_used = cx->mir->nsems;
   }
