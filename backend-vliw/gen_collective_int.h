@@ -207,6 +207,46 @@ int64_t coll_oneshot_estimate(const Coll *c, int64_t bytes, const CollReduce *r)
 bool coll_oneshot_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y, const CollReduce *r,
                              int32_t out_reg, TileDmaShape out);
 
+/* ---- the one-shot all_reduce over a line (gen_collective_line.c) ---- */
+
+/* Schedules on a line give chips different work from one program by choosing, at run
+ * time, where each DMA goes (the module comment of gen_collective_line.c). */
+/* d := cond ? a : b, for cond 0 or 1 (sregs). */
+int32_t coll_sel(Coll *c, int32_t cond, int32_t a, int32_t b);
+/* A fresh sreg: lo <= q <= hi, as 0 or 1. */
+int32_t coll_in_range(Coll *c, int32_t q, int64_t lo, int64_t hi);
+/* A descriptor of `bytes` from src_buf to dst_buf (contiguous) whose peer and arrival
+ * semaphore are stored from registers (peer: this chip's id for a ghost or credit;
+ * arrival semaphore -1 for none), signalling sent_sem here when done. remote: it may
+ * write another chip's dst_buf (the estimate counts a hop; layout keeps dst_buf from the
+ * first bundle). Address words are stored per transfer (tile_dma_issue). */
+TileDmaSite coll_line_site(Coll *c, int32_t src_buf, int32_t dst_buf, int64_t bytes,
+                           int32_t peer, int32_t dst_sem, int32_t sent_sem, bool remote);
+/* Waits for n counts on sem; the wait names buffer `names` (-1: none) for the scheduler. */
+void coll_wait_sem(Coll *c, int32_t sem, int64_t n, int32_t names);
+/* A credit: where no peer sends this chip on side dir of axis k (real == 0), a 4-byte
+ * local DMA that signals that side's arrival semaphore (coll_recv_sem) instead, so the
+ * wait after it is the same code on every chip. Each completes on `credits`, which the
+ * caller waits for. */
+typedef struct CollCredit {
+  TileDmaSite site;
+  int dir, k;
+} CollCredit;
+CollCredit coll_credit(Coll *c, int32_t real, int dir, int k, int32_t credits);
+/* Issues the credit (signalling none where a peer sends), then waits for one arrival. */
+void coll_credit_wait(Coll *c, const CollCredit *cr);
+
+/* Axis k of p > 2 chips without wraparound: work (padded bytes, whole tiles of r) :=
+ * its reduction over the axis, by a reduce toward the middle chip and a broadcast back,
+ * the same bits on every chip. */
+void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollReduce *r);
+/* Its VMEM besides work, and its estimated cycles. */
+int64_t coll_line_vmem(int64_t padded, int64_t tile);
+int64_t coll_line_estimate(const Coll *c, int k, int64_t padded, const CollReduce *r);
+/* The most DMAs coll_line_axis keeps in flight, local copies waited one at a time
+ * included. */
+int32_t coll_line_inflight(const Coll *c);
+
 /* ---- all_to_all (gen_collective_a2a.c) ---- */
 
 bool coll_all_to_all(Coll *c, TileTensorRef x, TileTensorRef y);

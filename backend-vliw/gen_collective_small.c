@@ -14,9 +14,10 @@
  * Each step waits for this chip's send to land and for the previous chip's to arrive:
  * one sender per ring and semaphore of the band, the same discipline as the ring steps
  * (gen_collective_ring.c), and slots are written once per run. The sum runs over slots
- * 0 .. p - 1 in that order on every chip, so all chips get the same bits. On an axis
- * without wraparound the step from the last chip to the first routes across the axis,
- * as the rings do; it costs p - 2 extra hops once.
+ * 0 .. p - 1 in that order on every chip, so all chips get the same bits. An axis
+ * without wraparound longer than 2 (a line, where the ring's closing step would route
+ * across all of it) reduces toward its middle chip and broadcasts back instead
+ * (gen_collective_line.c).
  *
  * The next axis starts from this axis's sum, so the result is the reduction over all
  * axes after one pass per axis: sum over k of ceil((p_k - 1) / 2) hop-latencies, where
@@ -49,10 +50,16 @@ int64_t coll_ring_estimate(const Coll *c, int64_t total, int parts) {
   return cycles + 2 * tile_target_xfer_cycles(t, total, t->hbm_bw);
 }
 
-/* VMEM of the one-shot exchange: the working copy and p_k slots per axis. */
-static int64_t oneshot_vmem(const Coll *c, int64_t padded) {
+static bool is_line(const CollAxis *a) { return !a->wrap && a->p > 2; }
+
+/* VMEM of the one-shot exchange: the working copy and, per axis, p_k slots or what the
+ * line's reduce and broadcast keep. */
+static int64_t oneshot_vmem(const Coll *c, int64_t padded, const CollReduce *r) {
   int64_t need = padded;
-  for (int k = 0; k < c->naxes; k++) need += c->ax[k].p > 1 ? c->ax[k].p * padded : 0;
+  for (int k = 0; k < c->naxes; k++) {
+    const CollAxis *a = &c->ax[k];
+    if (a->p > 1) need += is_line(a) ? coll_line_vmem(padded, r->tile_bytes) : a->p * padded;
+  }
   return need;
 }
 
@@ -60,10 +67,14 @@ int64_t coll_oneshot_estimate(const Coll *c, int64_t bytes, const CollReduce *r)
   const TileTarget *t = c->cx->target;
   int64_t hop = tile_target_hop_cycles(t), cycles = 0;
   int64_t padded = (bytes + r->tile_bytes - 1) / r->tile_bytes * r->tile_bytes;
-  if (oneshot_vmem(c, padded) > t->vmem_bytes) return INT64_MAX; /* the rings, then */
+  if (oneshot_vmem(c, padded, r) > t->vmem_bytes) return INT64_MAX; /* the rings, then */
   for (int k = 0; k < c->naxes; k++) {
     const CollAxis *a = &c->ax[k];
     if (a->p < 2) continue;
+    if (is_line(a)) {
+      cycles += coll_line_estimate(c, k, padded, r);
+      continue;
+    }
     int64_t steps = a->p / 2; /* ceil((p - 1) / 2) */
     cycles += steps * (STEP_OVERHEAD + hop + ser(t, padded)) + (a->wrap ? 0 : (a->p - 2) * hop);
     cycles += a->p * (padded / r->tile_bytes) * 2; /* the sum: two loads per tile */
@@ -115,7 +126,7 @@ bool coll_oneshot_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y, const Co
                              int32_t out_reg, TileDmaShape out) {
   const TileTarget *t = c->cx->target;
   int64_t padded = (x.bytes + r->tile_bytes - 1) / r->tile_bytes * r->tile_bytes;
-  int64_t need = oneshot_vmem(c, padded);
+  int64_t need = oneshot_vmem(c, padded, r);
   if (need > t->vmem_bytes)
     return tile_lower_error(c->cx, c->op, "the one-shot all_reduce needs %lld bytes of VMEM, "
                             "more than the %lld target %s has", (long long)need,
@@ -124,8 +135,14 @@ bool coll_oneshot_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y, const Co
   snprintf(name, sizeof name, "oneshot.work.%d", (int)c->m->nbufs);
   int32_t work = tile_mir_buffer(c->m, name, TILE_SPACE_VMEM, padded, 1, 64);
   coll_local_copy(c, x.buf, 0, -1, work, 0, -1, coll_flat(x.bytes));
+  /* Over lines only, the DMAs in flight stay few (coll_line_inflight), which leaves the
+   * rest to a later matmul's weights (lower_prefetch.c). */
+  bool lines = true;
+  for (int k = 0; k < c->naxes; k++) lines &= c->ax[k].p < 2 || is_line(&c->ax[k]);
+  if (lines) c->cx->dma_cap = coll_line_inflight(c);
   for (int k = 0; k < c->naxes; k++)
-    if (c->ax[k].p > 1) oneshot_axis(c, k, work, padded, r);
+    if (is_line(&c->ax[k])) coll_line_axis(c, k, work, padded, r);
+    else if (c->ax[k].p > 1) oneshot_axis(c, k, work, padded, r);
   int32_t from = -1;
   if (out_reg >= 0) {
     from = coll_addr(c, work, 0);

@@ -678,12 +678,14 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   for (int32_t k = 0; k < nlive; k++) {
     TileGroup *g = live[k];
     if (!tile_group_classify(&cx, g)) goto out;
-    starts[nstarts++] = (TileStageGroup){mir->ninsts, mir->nbufs};
+    starts[nstarts++] = (TileStageGroup){mir->ninsts, mir->nbufs, 0};
     tile_mir_set_source(mir, tile_op_name((TileOpKind)g->ops[0]->kind), g->ops[0]->loc);
     int errs = d->nerrors;
     sems_recycle(&cx);
     tile_lower_prefetch_enter(&cx, k, starts);
+    cx.dma_cap = 0;
     bool gen_ok = generators[g->kind](&cx, g);
+    starts[nstarts - 1].dma_cap = cx.dma_cap;
     tile_lower_prefetch_leave(&cx, k);
     if (!gen_ok || d->nerrors > errs) {
       if (d->nerrors == errs)

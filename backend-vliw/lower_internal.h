@@ -37,11 +37,16 @@ struct TileLowerCtx {
   int64_t pf_budget;
   int32_t pf_dmas;         /* DMAs the group's prefetch may keep in flight */
   int32_t pf_first, pf_end;
+  /* The most DMAs the group being generated keeps in flight at once, where its
+   * generator bounds them (0: not stated; the prefetch then counts every DMA it
+   * issues). Generators set it; lower.c records it per group. */
+  int32_t dma_cap;
 };
 
 /* Where a group's code and buffers begin (lower_stage.c). */
 typedef struct TileStageGroup {
   int32_t first_inst, first_buf;
+  int32_t dma_cap; /* TileLowerCtx.dma_cap after the group was generated */
 } TileStageGroup;
 
 /* When the function's initialized SMEM would take more than half of the target's, moves

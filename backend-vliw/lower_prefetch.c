@@ -22,8 +22,9 @@
  *   - the copies are in flight while the collectives run, each of which drains its own
  *     DMAs before the next group starts: they may be as many as dma.outstanding leaves
  *     beside the most any of those groups issues in all (loops counted by their trips),
- *     so the target's limit holds whatever order the DMAs complete in. A collective
- *     that streams many steps leaves none and gets no prefetch;
+ *     or keeps in flight where its generator bounds that (TileLowerCtx.dma_cap), so
+ *     the target's limit holds whatever order the DMAs complete in. A collective that
+ *     streams many steps and bounds nothing leaves none and gets no prefetch;
  *   - the scheduler keeps DMA-slot ops in program order, so the copies issue before the
  *     collective's own, and layout keeps their destination live from there on (it
  *     computes lives from the scheduled code);
@@ -196,6 +197,7 @@ void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup
   for (int32_t j = pf->to[k]; j <= pf->until[k]; j++) {
     int64_t n = tile_lower_prefetch_dma_count(cx->mir, starts[j].first_inst,
                                               starts[j + 1].first_inst);
+    if (starts[j].dma_cap > 0 && starts[j].dma_cap < n) n = starts[j].dma_cap;
     if (n > most) most = n;
   }
   int64_t left = cx->target->dma_outstanding - most;

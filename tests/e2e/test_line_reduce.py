@@ -1,0 +1,94 @@
+"""all_reduce over axes without wraparound (lines) by reduce-toward-the-middle and
+broadcast (backend-vliw/gen_collective_line.c), on tiny with `torus.wrap = never` and on
+v5e-like (whose slices below 16 chips do not wrap). Lines of 3 to 8 chips put the root at
+every kind of position (the middle of an odd or even line, next to an end) and give the
+end chips, the root and the chips between different roles from one program.
+
+Integer data check every element exactly; random reals check that every chip of a group
+holds the same bits (only the root's sum is kept) and that a second run gives the same
+bits again."""
+import re
+
+import numpy as np
+import pytest
+
+import tilemach
+from test_collectives import REDUCE, axes_attr, compile_and_run, groups, make_data, target_file
+
+LINES = [((1, 3), [1]), ((1, 4), [1]), ((1, 5), [1]), ((1, 8), [1]), ((8, 1), [0]),
+         ((4, 4), [0, 1]), ((4, 4), [1]), ((2, 4), [0, 1]), ((3, 2), [0, 1])]
+SHAPES = [(1,), (3, 5), (64, 128), (160, 256)]
+NP_REDUCE = dict(REDUCE, mul=np.prod)
+
+
+@pytest.mark.parametrize("torus,axes", LINES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("elem", ["f32", "bf16", "i32"])
+def test_line_all_reduce_exact(tilec, tmp_path, torus, axes, shape, elem):
+    if np.prod(shape) > 64 * 128 and np.prod(torus) > 4:
+        pytest.skip("the largest size runs on the smaller meshes")
+    n = int(np.prod(torus))
+    rng = np.random.default_rng(n * 131 + int(np.prod(shape)))
+    x = make_data(rng, n, shape, elem)
+    y, _ = compile_and_run(tmp_path, torus, f"all_reduce %a {{kind = add, axes = "
+                           f"{axes_attr(axes)}}}", shape, shape, elem, x,
+                           target=target_file(tmp_path, "never"))
+    for chip, (_, members) in enumerate(groups(torus, axes)):
+        np.testing.assert_array_equal(y[chip], x[members].sum(0), err_msg=f"chip {chip}")
+
+
+@pytest.mark.parametrize("kind,elem", [("max", "f32"), ("min", "f32"), ("mul", "f32"),
+                                       ("mul", "i32"), ("max", "bf16")])
+@pytest.mark.parametrize("torus,axes", [((1, 5), [1]), ((4, 4), [0, 1]), ((1, 8), [1])])
+def test_line_all_reduce_kinds(tilec, tmp_path, kind, elem, torus, axes):
+    """Sides with nothing to combine read the operation's identity (1 for mul, -inf for
+    max, +inf for min), not zero."""
+    n = int(np.prod(torus))
+    rng = np.random.default_rng(5)
+    if kind == "mul":  # small factors, so products stay exact
+        x = rng.choice([-2, -1, 1, 2], size=(n, 8, 128)).astype(np.int32 if elem == "i32"
+                                                                  else np.float32)
+    else:
+        x = make_data(rng, n, (8, 128), elem) - 20  # all negative: max with 0 would show
+    y, _ = compile_and_run(tmp_path, torus, f"all_reduce %a {{kind = {kind}, axes = "
+                           f"{axes_attr(axes)}}}", (8, 128), (8, 128), elem, x,
+                           target=target_file(tmp_path, "never"))
+    for chip, (_, members) in enumerate(groups(torus, axes)):
+        np.testing.assert_array_equal(y[chip], NP_REDUCE[kind](x[members], axis=0),
+                                      err_msg=f"chip {chip}")
+
+
+@pytest.mark.parametrize("torus,axes", [((1, 8), [1]), ((4, 4), [0, 1]), ((1, 5), [1])])
+def test_line_all_reduce_same_bits(tilec, tmp_path, torus, axes):
+    """f32 reals: the order of the sums decides the rounding; every chip of a group must
+    hold the same bits, close to the exact sum, on every run."""
+    n = int(np.prod(torus))
+    x = np.random.default_rng(3).standard_normal((n, 16, 128)).astype(np.float32)
+    target = target_file(tmp_path, "never")
+    body = f"all_reduce %a {{kind = add, axes = {axes_attr(axes)}}}"
+    y1, _ = compile_and_run(tmp_path, torus, body, (16, 128), (16, 128), "f32", x, target=target)
+    y2, _ = compile_and_run(tmp_path, torus, body, (16, 128), (16, 128), "f32", x, target=target)
+    np.testing.assert_array_equal(y1.view(np.uint32), y2.view(np.uint32))
+    for chip, (_, members) in enumerate(groups(torus, axes)):
+        np.testing.assert_array_equal(y1[chip].view(np.uint32), y1[members[0]].view(np.uint32))
+        want = x[members].astype(np.float64).sum(0)
+        assert np.abs(y1[chip] - want).max() < 1e-5 * len(members)
+
+
+@pytest.mark.parametrize("torus,axes,elems", [((1, 8), [1], 1024), ((1, 8), [1], 32 * 1024),
+                                              ((4, 4), [0, 1], 1024)])
+def test_line_all_reduce_latency(tilec, tmp_path, torus, axes, elems):
+    """On v5e-like lines a small all_reduce costs about p hop latencies per axis (reduce
+    to the middle, broadcast back), within 1.5x of REFERENCE.md's 2 (n - 1) alpha per axis
+    for a line; the ring exchange's closing steps cross the line and took 2.2x."""
+    t = tilemach.load_target("v5e-like", "x".join(map(str, torus)))
+    n = int(np.prod(torus))
+    x = make_data(np.random.default_rng(9), n, (elems,), "f32")
+    y, out = compile_and_run(tmp_path, torus, f"all_reduce %a {{kind = add, axes = "
+                             f"{axes_attr(axes)}}}", (elems,), (elems,), "f32", x,
+                             target="v5e-like")
+    for chip, (_, members) in enumerate(groups(torus, axes)):
+        np.testing.assert_array_equal(y[chip], x[members].sum(0))
+    cycles = int(re.search(r"run: (\d+) cycles", out).group(1))
+    latency = 2 * sum(torus[a] - 1 for a in axes) * t.hop_cycles()
+    assert cycles <= 1.5 * latency, (cycles, latency)
