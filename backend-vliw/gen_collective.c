@@ -14,8 +14,10 @@
  *                   direction, so every link carries data at once: reduce-scatter
  *                   along the part's axes in turn (each level works on the chunk the
  *                   level before left this chip), then all-gather in place in reverse
- *                   order, the outermost level straight into the result. Operands
- *                   larger than VMEM allows stream through it in pieces. Small
+ *                   order, the outermost level straight into the result (every level
+ *                   when the operand streams). Operands larger than VMEM allows stream
+ *                   through it in pieces, of parts of one size where the estimates say
+ *                   so, with a last piece for what is left. Small
  *                   operands, where the estimates of gen_collective_small.c say so,
  *                   take the one-shot exchange there instead (whole operands along
  *                   each axis, summed on every chip);
@@ -325,10 +327,15 @@ static void levels(Coll *c, int64_t total, int32_t work, int64_t at, int64_t *ch
 typedef struct AllReduce {
   const CollReduce *r;
   int act[TILE_MAX_TORUS_RANK], nact, ndir, nparts;
+  /* Level l's receive slots of part i, made by the first piece's code (the largest
+   * parts) and reused by the remainder's: -1 until made. */
+  int32_t slots[TILE_MAX_TORUS_RANK][COLL_MAX_RINGS];
   int64_t piece;
   int64_t part_off[COLL_MAX_RINGS + 1]; /* part i: [part_off[i], part_off[i + 1]) */
   int32_t work, x, y, at;
-  bool stream; /* x and y hold whole pieces: chunks copied under the outer level */
+  /* x and y hold whole pieces: the outer level copies chunks from x under its
+   * transfers and the all-gather works in y */
+  bool stream;
 } AllReduce;
 
 /* Part i's ring at the outermost level, copying chunks from or to hbm + at. */
@@ -340,19 +347,20 @@ static CollRing outer_ring(Coll *c, const AllReduce *a, CollRing g, int i, int32
   return g;
 }
 
-static void all_reduce_piece(Coll *c, const AllReduce *a) {
+static void all_reduce_piece(Coll *c, AllReduce *a) {
   /* Part i: rotation i / ndir, direction i % ndir; ring[i][L] its ring at level L. */
   CollRing ring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
   for (int i = 0; i < a->nparts; i++) {
     int rot = i / a->ndir, dir = i % a->ndir;
     int32_t base = coll_addr(c, a->work, a->part_off[i]);
     int64_t region = a->part_off[i + 1] - a->part_off[i];
-    for (int l = 0; l < a->nact; l++) {
+    for (int l = 0; l < a->nact && region; l++) {
       int k = a->act[(rot + l) % a->nact];
       CollRing *g = &ring[i][l];
       *g = (CollRing){.k = k, .dir = dir, .by_position = true, .work = a->work, .base = base,
                       .chunk = region / c->ax[k].p};
       region = g->chunk;
+      if (a->slots[l][i] < 0) a->slots[l][i] = coll_ring_slots(c, g);
       if (l + 1 == a->nact) break;
       int32_t off = tile_mir_sreg(c->m);
       base = tile_mir_sreg(c->m);
@@ -360,35 +368,55 @@ static void all_reduce_piece(Coll *c, const AllReduce *a) {
       coll_rr(c, TILE_MOP_ADD, base, g->base, off);
     }
   }
+  /* A remainder piece may leave parts empty (fewer grains than parts): those run no
+   * rings. */
+  int use[COLL_MAX_RINGS], n = 0;
+  for (int i = 0; i < a->nparts; i++)
+    if (a->part_off[i + 1] > a->part_off[i]) use[n++] = i;
   CollRing level[COLL_MAX_RINGS];
+  int32_t slots[COLL_MAX_RINGS];
   for (int l = 0; l < a->nact; l++) {
-    for (int i = 0; i < a->nparts; i++)
-      level[i] = a->stream && l == 0 ? outer_ring(c, a, ring[i][l], i, a->x) : ring[i][l];
-    coll_ring_reduce_scatter(c, level, a->nparts, a->r);
+    for (int u = 0; u < n; u++) {
+      int i = use[u];
+      level[u] = a->stream && l == 0 ? outer_ring(c, a, ring[i][l], i, a->x) : ring[i][l];
+      slots[u] = a->slots[l][i];
+    }
+    coll_ring_reduce_scatter_in(c, level, n, a->r, slots);
   }
   /* All-gather in place (coll_ring_gather_in_place): each level's chunks go straight
-   * into the next chip's work, and the outermost level's straight into y when x and y
-   * hold whole pieces (this chip's own chunk copied there first). No receive slots:
-   * a chip writes a chunk of its neighbour's work only once it holds that chunk
-   * complete, which needs the neighbour's own last send of it, so the neighbour is
-   * done with it. */
+   * into the next chip's copy of the same place. When x and y hold whole pieces, every
+   * level works in y (HBM): this chip's own innermost chunk is copied there (1/N of the
+   * piece), the rest arrives there, and sends read it there (a remote DMA's bytes do
+   * not count against HBM), so the piece is never copied out of VMEM whole. Otherwise in
+   * work. No receive slots: a chip writes a chunk of its neighbour's copy only once it
+   * holds that chunk complete, which needs the neighbour's own last send of it, so the
+   * neighbour is done with it (in work; y's places are written once per run). */
   int eb = (int)(a->r->tile_bytes / (c->cx->target->vreg_sublanes * c->cx->target->vreg_lanes));
   TileDmaShape shapes[COLL_MAX_RINGS];
-  for (int l = a->nact - 1; l >= 0; l--) {
-    for (int i = 0; i < a->nparts; i++) {
-      level[i] = ring[i][l];
-      shapes[i] = coll_flat(level[i].chunk);
-      if (!a->stream || l > 0) continue;
-      int32_t own = tile_mir_sreg(c->m), from = tile_mir_sreg(c->m);
-      CollRing g = outer_ring(c, a, ring[i][0], i, a->y);
-      coll_ri(c, TILE_MOP_MULI, own, coll_ring_index(c, &g), g.chunk);
-      coll_rr(c, TILE_MOP_ADD, from, g.base, own);
-      coll_rr(c, TILE_MOP_ADD, own, g.hbm_base, own);
-      coll_local_copy(c, a->work, 0, from, a->y, 0, own, coll_flat(g.chunk));
-      level[i] = (CollRing){.k = g.k, .dir = g.dir, .by_position = true, .work = a->y,
-                            .base = g.hbm_base, .chunk = g.chunk};
+  int32_t delta = -1; /* y's address of a byte of work, less work's: y + at - work */
+  if (a->stream) {
+    delta = coll_addr(c, a->y, 0);
+    coll_rr(c, TILE_MOP_ADD, delta, delta, a->at);
+    coll_rr(c, TILE_MOP_SUB, delta, delta, coll_addr(c, a->work, 0));
+    for (int u = 0; u < n; u++) {
+      const CollRing *g = &ring[use[u]][a->nact - 1];
+      int32_t from = tile_mir_sreg(c->m), to = tile_mir_sreg(c->m);
+      coll_ri(c, TILE_MOP_MULI, from, coll_ring_index(c, g), g->chunk);
+      coll_rr(c, TILE_MOP_ADD, from, g->base, from);
+      coll_rr(c, TILE_MOP_ADD, to, from, delta);
+      coll_local_copy(c, a->work, 0, from, a->y, 0, to, coll_flat(g->chunk));
     }
-    coll_ring_gather_in_place(c, level, a->nparts, shapes, eb, c->ax[level[0].k].p - 1);
+  }
+  for (int l = a->nact - 1; l >= 0; l--) {
+    for (int u = 0; u < n; u++) {
+      level[u] = ring[use[u]][l];
+      shapes[u] = coll_flat(level[u].chunk);
+      if (!a->stream) continue;
+      level[u].work = a->y;
+      level[u].base = tile_mir_sreg(c->m);
+      coll_rr(c, TILE_MOP_ADD, level[u].base, ring[use[u]][l].base, delta);
+    }
+    coll_ring_gather_in_place(c, level, n, shapes, eb, c->ax[level[0].k].p - 1);
   }
 }
 
@@ -430,34 +458,60 @@ static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
    * a chip can only start piece i + 1 once every chip it receives from has sent it all
    * of piece i, by when it has combined what it received (see the top of
    * gen_collective_ring.c), so an early sender never overwrites a slot still in use. */
+  const int64_t vmem = c->cx->target->vmem_bytes;
   int64_t pieces = 1, piece = total, grains = total / grain;
-  while (piece + recv_bytes(c, piece) > c->cx->target->vmem_bytes) {
+  while (piece + recv_bytes(c, piece) > vmem) {
     if (total != x.bytes || grains / (pieces + 1) < nparts) break;
     do pieces++;
     while (grains % pieces);
     piece = total / pieces;
   }
-  if (piece + recv_bytes(c, piece) > c->cx->target->vmem_bytes)
+  if (piece + recv_bytes(c, piece) > vmem)
     return tile_lower_error(c->cx, c->op, "needs %" PRId64 " bytes of VMEM for its working "
                             "copy and receive buffers, more than the %" PRId64 " target %s "
                             "has; an operand of a whole multiple of %" PRId64 " bytes streams "
                             "through VMEM in pieces", piece + recv_bytes(c, piece),
-                            (int64_t)c->cx->target->vmem_bytes, c->cx->target->name, grain);
-  AllReduce a = {.r = &r, .nact = nact, .ndir = ndir, .nparts = nparts, .piece = piece,
+                            (int64_t)vmem, c->cx->target->name, grain);
+  /* Parts are whole grains, and the rings of a level run in step, so a level takes as
+   * long as its largest part: where a piece's grains do not split evenly (8 MiB in 6
+   * parts: 6, 6, 5, 5, 5, 5 grains) every piece pays for parts of the larger size.
+   * Pieces of a whole multiple of nparts grains, and one more piece for what is left,
+   * avoid that where the estimates say it is quicker (the extra piece costs its hops). */
+  int64_t even = piece / grain / nparts * nparts, rest = 0;
+  while (even && even * grain + recv_bytes(c, even * grain) > vmem) even -= nparts;
+  if (pieces > 1 && even && (piece / grain) % nparts) {
+    int64_t cost = pieces * coll_ring_estimate(c, (piece / grain + nparts - 1) / nparts *
+                                                       nparts * grain, nparts);
+    int64_t full = grains / even, left = grains % even;
+    int64_t alt = full * coll_ring_estimate(c, even * grain, nparts) +
+                  (left ? coll_ring_estimate(c, (left + nparts - 1) / nparts * nparts * grain,
+                                            nparts) : 0);
+    if (alt < cost) {
+      pieces = full;
+      piece = even * grain;
+      rest = left * grain;
+    }
+  }
+  AllReduce a = {.r = &r, .nact = nact, .ndir = ndir, .nparts = nparts,
                  .x = x.buf, .y = y.buf, .stream = total == x.bytes};
   memcpy(a.act, act, sizeof act);
-  for (int i = 0; i < nparts; i++) {
-    int64_t g = piece / grain;
-    a.part_off[i + 1] = a.part_off[i] + (g / nparts + (i < g % nparts)) * grain;
-  }
+  memset(a.slots, 0xff, sizeof a.slots);
   a.work = vmem_buffer(c, "work", piece);
   a.at = coll_li(c, 0);
   if (!a.stream) coll_local_copy(c, x.buf, 0, -1, a.work, 0, -1, coll_flat(x.bytes));
-  if (pieces > 1) tile_mir_loop_begin(c->m, (int32_t)pieces, 0);
-  all_reduce_piece(c, &a);
-  if (pieces > 1) {
-    coll_ri(c, TILE_MOP_ADDI, a.at, a.at, piece);
-    tile_mir_loop_end(c->m);
+  /* The pieces (a loop), then the remainder's own code with its own parts (the first
+   * pieces' slots serve it: its parts are no larger). */
+  for (int last = 0; last < 2; last++) {
+    int64_t size = last ? rest : piece, g = size / grain;
+    if (!size) continue;
+    a.piece = size;
+    for (int i = 0; i < nparts; i++)
+      a.part_off[i + 1] = a.part_off[i] + (g / nparts + (i < g % nparts)) * grain;
+    bool loop = !last && pieces > 1;
+    if (loop) tile_mir_loop_begin(c->m, (int32_t)pieces, 0);
+    all_reduce_piece(c, &a);
+    if (loop || rest) coll_ri(c, TILE_MOP_ADDI, a.at, a.at, size);
+    if (loop) tile_mir_loop_end(c->m);
   }
   if (!a.stream) coll_local_copy(c, a.work, 0, -1, y.buf, 0, -1, coll_flat(y.bytes));
   return true;
@@ -485,6 +539,81 @@ static void piece_tokens(Coll *c, bool used[][2], bool wait, int32_t work) {
     }
 }
 
+/* One piece of reduce_scatter_parts: bytes [at + off[i], at + off[i + 1]) of every
+ * slice go as part i (empty parts run no rings). */
+typedef struct RsPiece {
+  TileTensorRef x, y;
+  const CollReduce *r;
+  CollParts pp;
+  int64_t n;      /* chips */
+  int64_t off[COLL_MAX_RINGS + 1];
+  int32_t work, at;
+  int32_t slots[TILE_MAX_TORUS_RANK][COLL_MAX_RINGS]; /* level l, part i: -1 until made */
+} RsPiece;
+
+static void rs_piece(Coll *c, RsPiece *s) {
+  /* rstride: the operand's bytes between neighbouring coordinates on an axis */
+  const int64_t *rstride = s->pp.stride, *off = s->off;
+  const int *act = s->pp.act;
+  int nact = s->pp.nact, ndir = s->pp.ndir, use[COLL_MAX_RINGS], nuse = 0;
+  CollRing ring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
+  int32_t kept[COLL_MAX_RINGS];
+  for (int i = 0; i < s->pp.nparts; i++) {
+    int rot = i / ndir, dir = i % ndir, ax[TILE_MAX_TORUS_RANK];
+    int64_t len = off[i + 1] - off[i], region = s->n * len;
+    if (!len) continue;
+    use[nuse++] = i;
+    for (int l = 0; l < nact; l++) ax[l] = act[(rot + l) % nact];
+    TileDmaShape hs = {.count0 = len, .count1 = 1, .count2 = 1};
+    if (nact >= 2) {
+      hs.count1 = c->ax[ax[nact - 1]].p;
+      hs.src_stride1 = rstride[ax[nact - 1]];
+      hs.dst_stride1 = len;
+    }
+    if (nact == 3) {
+      hs.count2 = c->ax[ax[1]].p;
+      hs.src_stride2 = rstride[ax[1]];
+      hs.dst_stride2 = hs.count1 * len;
+    }
+    int32_t base = coll_addr(c, s->work, s->n * off[i]);
+    for (int l = 0; l < nact; l++) {
+      CollRing *g = &ring[i][l];
+      *g = (CollRing){.k = ax[l], .dir = dir, .work = s->work, .base = base,
+                      .chunk = region / c->ax[ax[l]].p};
+      if (l == 0) {
+        g->has_hbm = true;
+        g->hbm = s->x.buf;
+        g->hbm_base = coll_addr(c, s->x.buf, off[i]);
+        coll_rr(c, TILE_MOP_ADD, g->hbm_base, g->hbm_base, s->at);
+        g->hbm_step = rstride[ax[0]];
+        g->hbm_shape = hs;
+      }
+      if (s->slots[l][i] < 0) s->slots[l][i] = coll_ring_slots(c, g);
+      region = g->chunk;
+      int32_t o = tile_mir_sreg(c->m);
+      base = tile_mir_sreg(c->m);
+      coll_ri(c, TILE_MOP_MULI, o, c->coord[ax[l]], g->chunk);
+      coll_rr(c, TILE_MOP_ADD, base, g->base, o);
+    }
+    kept[i] = base;
+  }
+  CollRing level[COLL_MAX_RINGS];
+  int32_t slots[COLL_MAX_RINGS];
+  for (int l = 0; l < nact; l++) {
+    for (int u = 0; u < nuse; u++) {
+      level[u] = ring[use[u]][l];
+      slots[u] = s->slots[l][use[u]];
+    }
+    coll_ring_reduce_scatter_in(c, level, nuse, s->r, slots);
+  }
+  for (int u = 0; u < nuse; u++) {
+    int i = use[u];
+    int32_t to = coll_addr(c, s->y.buf, off[i]);
+    coll_rr(c, TILE_MOP_ADD, to, to, s->at);
+    coll_local_copy(c, s->work, 0, kept[i], s->y.buf, 0, to, coll_flat(off[i + 1] - off[i]));
+  }
+}
+
 /* reduce_scatter of contiguous slices (slice j at j * S in the operand, the gathered
  * dim outermost): like all_reduce's reduce-scatter, in parts that take the axes in
  * rotated orders and both directions, so every link carries data at once. Part i
@@ -501,8 +630,6 @@ static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, cons
   const TileTarget *t = c->cx->target;
   int64_t S = y.bytes, n = chips(c);
   CollParts pp = coll_parts(c, S);
-  /* rstride: the operand's bytes between neighbouring coordinates on an axis */
-  const int64_t *rstride = pp.stride;
   const int *act = pp.act;
   int nact = pp.nact, ndir = pp.ndir, nparts = pp.nparts;
   if (nact == 0 || S % r->tile_bytes || S / r->tile_bytes < nparts) return false;
@@ -517,76 +644,50 @@ static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, cons
                               (int64_t)t->vmem_bytes, t->name);
     }
   }
-  int64_t sp = S / pieces, off[COLL_MAX_RINGS + 1] = {0};
-  for (int i = 0; i < nparts; i++) {
-    int64_t g = sp / r->tile_bytes;
-    off[i + 1] = off[i] + (g / nparts + (i < g % nparts)) * r->tile_bytes;
+  /* As for all_reduce: a level takes as long as its largest part, so pieces of a
+   * whole multiple of nparts tiles and one more for what is left, where the estimates
+   * say it is quicker. */
+  int64_t sp = S / pieces, rest = 0, even = sp / r->tile_bytes / nparts * nparts;
+  if (pieces > 1 && even && (sp / r->tile_bytes) % nparts) {
+    int64_t tb = n * r->tile_bytes, full = tiles / even, left = tiles % even;
+    int64_t cost = pieces * coll_ring_estimate(c, (sp / r->tile_bytes + nparts - 1) / nparts *
+                                                       nparts * tb, nparts);
+    int64_t alt = full * coll_ring_estimate(c, even * tb, nparts) +
+                  (left ? coll_ring_estimate(c, (left + nparts - 1) / nparts * nparts * tb,
+                                            nparts) : 0);
+    if (alt < cost) {
+      pieces = full;
+      sp = even * r->tile_bytes;
+      rest = left * r->tile_bytes;
+    }
   }
-  int32_t work = vmem_buffer(c, "work", n * sp), at = coll_li(c, 0);
+  RsPiece rp = {.x = x, .y = y, .r = r, .pp = pp, .n = n, .work = vmem_buffer(c, "work", n * sp),
+                .at = coll_li(c, 0)};
+  memset(rp.slots, 0xff, sizeof rp.slots);
   /* Which (axis, direction) rings run: every piece after the first waits for a token
    * from the next chip of each (piece_tokens). */
-  bool used[TILE_MAX_TORUS_RANK][2] = {{false}};
+  bool used[TILE_MAX_TORUS_RANK][2] = {{false}}, multi = pieces > 1 || rest;
   for (int i = 0; i < nparts; i++)
     for (int l = 0; l < nact; l++) used[act[(i / ndir + l) % nact]][i % ndir] = true;
-  if (pieces > 1) {
-    piece_tokens(c, used, false, -1);
-    tile_mir_loop_begin(c->m, (int32_t)pieces, 0);
-    piece_tokens(c, used, true, work);
-  }
-  CollRing ring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
-  int32_t kept[COLL_MAX_RINGS];
-  for (int i = 0; i < nparts; i++) {
-    int rot = i / ndir, dir = i % ndir, ax[TILE_MAX_TORUS_RANK];
-    int64_t len = off[i + 1] - off[i], region = n * len;
-    for (int l = 0; l < nact; l++) ax[l] = act[(rot + l) % nact];
-    TileDmaShape hs = {.count0 = len, .count1 = 1, .count2 = 1};
-    if (nact >= 2) {
-      hs.count1 = c->ax[ax[nact - 1]].p;
-      hs.src_stride1 = rstride[ax[nact - 1]];
-      hs.dst_stride1 = len;
+  if (multi) piece_tokens(c, used, false, -1);
+  /* The pieces (a loop), then the remainder's own code (the first pieces' slots serve
+   * it: its parts are no larger). */
+  for (int last = 0; last < 2; last++) {
+    int64_t size = last ? rest : sp, g = size / r->tile_bytes;
+    if (!size) continue;
+    for (int i = 0; i < nparts; i++)
+      rp.off[i + 1] = rp.off[i] + (g / nparts + (i < g % nparts)) * r->tile_bytes;
+    bool loop = !last && pieces > 1;
+    if (loop) tile_mir_loop_begin(c->m, (int32_t)pieces, 0);
+    if (multi) piece_tokens(c, used, true, rp.work);
+    rs_piece(c, &rp);
+    if (multi) {
+      piece_tokens(c, used, false, -1);
+      coll_ri(c, TILE_MOP_ADDI, rp.at, rp.at, size);
     }
-    if (nact == 3) {
-      hs.count2 = c->ax[ax[1]].p;
-      hs.src_stride2 = rstride[ax[1]];
-      hs.dst_stride2 = hs.count1 * len;
-    }
-    int32_t base = coll_addr(c, work, n * off[i]);
-    for (int l = 0; l < nact; l++) {
-      CollRing *g = &ring[i][l];
-      *g = (CollRing){.k = ax[l], .dir = dir, .work = work, .base = base,
-                      .chunk = region / c->ax[ax[l]].p};
-      if (l == 0) {
-        g->has_hbm = true;
-        g->hbm = x.buf;
-        g->hbm_base = coll_addr(c, x.buf, off[i]);
-        coll_rr(c, TILE_MOP_ADD, g->hbm_base, g->hbm_base, at);
-        g->hbm_step = rstride[ax[0]];
-        g->hbm_shape = hs;
-      }
-      region = g->chunk;
-      int32_t o = tile_mir_sreg(c->m);
-      base = tile_mir_sreg(c->m);
-      coll_ri(c, TILE_MOP_MULI, o, c->coord[ax[l]], g->chunk);
-      coll_rr(c, TILE_MOP_ADD, base, g->base, o);
-    }
-    kept[i] = base;
+    if (loop) tile_mir_loop_end(c->m);
   }
-  CollRing level[COLL_MAX_RINGS];
-  for (int l = 0; l < nact; l++) {
-    for (int i = 0; i < nparts; i++) level[i] = ring[i][l];
-    coll_ring_reduce_scatter(c, level, nparts, r);
-  }
-  for (int i = 0; i < nparts; i++) {
-    int32_t to = coll_addr(c, y.buf, off[i]);
-    coll_rr(c, TILE_MOP_ADD, to, to, at);
-    coll_local_copy(c, work, 0, kept[i], y.buf, 0, to, coll_flat(off[i + 1] - off[i]));
-  }
-  if (pieces > 1) {
-    piece_tokens(c, used, false, -1);
-    coll_ri(c, TILE_MOP_ADDI, at, at, sp);
-    tile_mir_loop_end(c->m);
-    piece_tokens(c, used, true, -1); /* the tokens of the last piece */
-  }
+  if (multi) piece_tokens(c, used, true, -1); /* the tokens of the last piece */
   return true;
 }
 
@@ -596,6 +697,10 @@ static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
   if (!make_reduce(c, (TileElem)x.elem, &r)) return false;
   int64_t dim = 0, p = chips(c);
   tile_attr_get_int(&c->op->attrs, "dim", &dim);
+  /* Lines, where their estimate wins: each slice's reduction flows from both ends of
+   * the line toward its owner (gen_collective_line_scatter.c). */
+  if (coll_line_rs_wins(c, x.bytes, y.bytes, &r))
+    return coll_line_reduce_scatter(c, x, y, &r, dim);
   CollAround a = coll_around(&y, dim);
   int64_t slice = y.bytes, padded = (slice + r.tile_bytes - 1) / r.tile_bytes * r.tile_bytes;
   int64_t total = padded * p, run = a.mid * a.inner_bytes;

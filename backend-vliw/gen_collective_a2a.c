@@ -4,13 +4,18 @@
  * rank order.
  *
  * Data stays in HBM. The operand is first rearranged block-major (block j contiguous at
- * j * blk). Then one exchange per axis k, on that axis's ring: the blocks whose rank
- * digit k is t go to the chip at coordinate t and land where digit k names the sender's
- * coordinate; after every axis, slot j on chip r holds the block chip j sent to r (in
- * any order of the axes: each part of the slots takes its own, see coll_all_to_all). A
- * last strided copy places the slots along concat_dim.
+ * j * blk; where split_dim has nothing outside it the operand already is, and is read
+ * in place). Then one exchange per axis k: the blocks whose rank digit k is t go to the
+ * chip at coordinate t and land where digit k names the sender's coordinate; after
+ * every axis, slot j on chip r holds the block chip j sent to r (in any order of the
+ * axes: each part of the slots takes its own, see coll_all_to_all). A last strided copy
+ * places the slots along concat_dim (where concat_dim has nothing outside it, the last
+ * exchange writes the result itself). An axis that wraps exchanges on its ring (below);
+ * one without wraparound along the line, every block straight toward its chip
+ * (gen_collective_line_a2a.c), since a ring's closing step there routes across the
+ * whole line.
  *
- * One axis exchange (p chips, chip c): a "group" t is the blocks with digit k = t,
+ * One ring exchange (p chips, chip c): a "group" t is the blocks with digit k = t,
  * strided in the slot buffer. Store and forward round the ring toward + for the groups
  * of the chips after this one: round 1 sends the next chip those groups, packed in
  * order of distance (group c + 1 first); round s sends on what round s - 1 brought, less
@@ -189,17 +194,27 @@ bool coll_all_to_all(Coll *c, TileTensorRef x, TileTensorRef y) {
     coll_local_copy(c, x.buf, 0, -1, y.buf, 0, -1, coll_flat(x.bytes));
     return true;
   }
-  /* Block j of x ([outer, j * mid/p .. , inner] around split_dim) to slot j. */
+  /* Block j of x ([outer, j * mid/p .. , inner] around split_dim) to slot j: x itself
+   * where split_dim has nothing outside it (its blocks already lie so). */
   CollAround s = coll_around(&x, sd);
   int64_t run_s = s.mid / p * s.inner_bytes;
-  int32_t cur = hbm_scratch(c, "a2a.slots", x.bytes);
-  TileDmaShape in = {.count0 = run_s, .count1 = p, .count2 = s.outer, .src_stride1 = run_s,
-                     .src_stride2 = p * run_s, .dst_stride1 = blk, .dst_stride2 = run_s};
-  coll_local_copy(c, x.buf, 0, -1, cur, 0, -1, in);
+  int32_t cur = x.buf;
+  if (s.outer > 1) {
+    cur = hbm_scratch(c, "a2a.slots", x.bytes);
+    TileDmaShape in = {.count0 = run_s, .count1 = p, .count2 = s.outer, .src_stride1 = run_s,
+                       .src_stride2 = p * run_s, .dst_stride1 = blk, .dst_stride2 = run_s};
+    coll_local_copy(c, x.buf, 0, -1, cur, 0, -1, in);
+  }
+  /* Slot j (a block: the result with concat_dim / p) to position j along concat_dim: the
+   * last level writes y itself where concat_dim has nothing outside it. */
+  TileTensorRef b = y;
+  b.dims[cd] /= p;
+  CollAround o = coll_around(&b, cd);
   /* Parts: where every axis that carries data has the same length, each slot is cut in
    * one byte range per rotation of the axis order, and at every level each range is
    * exchanged over a different axis, all in the same rounds, so every axis's links
-   * carry data at once (as all_reduce's parts do). */
+   * carry data at once (as all_reduce's parts do). An axis without wraparound exchanges
+   * its parts along the line (gen_collective_line_a2a.c), after the rings of the level. */
   int act[TILE_MAX_TORUS_RANK], nact = 0;
   bool same = true;
   for (int k = 0; k < c->naxes; k++) {
@@ -213,24 +228,30 @@ bool coll_all_to_all(Coll *c, TileTensorRef x, TileTensorRef y) {
   for (int i = 0; i < nparts; i++)
     off[i + 1] = off[i] + (blk / eb / nparts + (i < blk / eb % nparts)) * eb;
   for (int l = 0; l < nact; l++) {
-    int32_t next = hbm_scratch(c, "a2a.slots", x.bytes);
+    int32_t next = l + 1 == nact && o.outer == 1 ? y.buf : hbm_scratch(c, "a2a.slots", x.bytes);
     Xchg xs[TILE_MAX_TORUS_RANK];
+    CollLinePart lines[TILE_MAX_TORUS_RANK];
     int64_t rounds = 0;
+    int nring = 0, nline = 0;
     for (int i = 0; i < nparts; i++) {
-      xs[i].k = act[(i + l) % nact];
-      xchg_begin(c, &xs[i], cur, next, blk, off[i], off[i + 1] - off[i], eb);
-      for (int d = 0; d < 2; d++) rounds = xs[i].h[d] > rounds ? xs[i].h[d] : rounds;
+      int k = act[(i + l) % nact];
+      if (!c->ax[k].wrap) {
+        lines[nline++] = (CollLinePart){k, off[i], off[i + 1] - off[i]};
+        continue;
+      }
+      Xchg *g = &xs[nring++];
+      g->k = k;
+      xchg_begin(c, g, cur, next, blk, off[i], off[i + 1] - off[i], eb);
+      for (int d = 0; d < 2; d++) rounds = g->h[d] > rounds ? g->h[d] : rounds;
     }
     for (int64_t r = 1; r <= rounds; r++) {
-      for (int i = 0; i < nparts; i++) xchg_send(c, &xs[i], r);
-      for (int i = 0; i < nparts; i++) xchg_receive(c, &xs[i], next, r);
+      for (int i = 0; i < nring; i++) xchg_send(c, &xs[i], r);
+      for (int i = 0; i < nring; i++) xchg_receive(c, &xs[i], next, r);
     }
+    coll_line_a2a_level(c, lines, nline, cur, next, blk);
     cur = next;
   }
-  /* Slot j (a block: the result with concat_dim / p) to position j along concat_dim. */
-  TileTensorRef b = y;
-  b.dims[cd] /= p;
-  CollAround o = coll_around(&b, cd);
+  if (cur == y.buf) return true;
   int64_t run_c = o.mid * o.inner_bytes;
   TileDmaShape out = {.count0 = run_c, .count1 = o.outer, .count2 = p, .src_stride1 = run_c,
                       .src_stride2 = blk, .dst_stride1 = p * run_c, .dst_stride2 = run_c};

@@ -163,28 +163,46 @@ static int64_t ser(const Coll *c, int64_t bytes) {
   return tile_target_xfer_cycles(c->cx->target, bytes, c->cx->target->ici_bw);
 }
 
-/* Estimated cycles of coll_all_gather_parts and of coll_all_gather_halfway for shards
- * of `run` bytes: p - 1 steps per level of 1/nparts of the block, or p / 2 steps of the
- * whole block; a line's links carry two transfers per step and its closing step takes
- * p - 2 more hops. */
-static void gather_estimates(const Coll *c, int64_t run, int nparts, int64_t *parts,
+/* Estimated cycles of coll_all_gather_parts and of gather_halfway for shards of `run`
+ * bytes (elements of eb). The parts: p - 1 steps per level of 1/nparts of the block,
+ * levels in the order of the axes (as rotation 0 takes them; with several rotations
+ * the axes have one length, so any order gives the same). A ring without wraparound
+ * carries two transfers per step on a link, and every step waits for its closing one,
+ * which routes across the axis: p - 1 hops (measured on v5e-like: a step of 1x8 takes 7
+ * hop latencies). gather_halfway, innermost axis first: p / 2 steps of the whole block,
+ * or a line's level as coll_line_gather_estimate says. */
+static void gather_estimates(const Coll *c, int64_t run, int eb, int nparts, int64_t *parts,
                              int64_t *half) {
   int64_t hop = tile_target_hop_cycles(c->cx->target), blk = run;
   *parts = *half = 0;
+  for (int k = 0; k < c->naxes; k++) {
+    const CollAxis *a = &c->ax[k];
+    if (a->p < 2) continue;
+    int64_t share = a->wrap ? 1 : 2, step = a->wrap ? hop : (a->p - 1) * hop;
+    *parts += (a->p - 1) * (step + STEP_OVERHEAD + share * ser(c, blk / nparts));
+    blk *= a->p;
+  }
+  blk = run;
   for (int k = c->naxes - 1; k >= 0; k--) {
     const CollAxis *a = &c->ax[k];
     if (a->p < 2) continue;
     int64_t line = a->wrap ? 0 : (a->p - 2) * hop, share = a->wrap ? 1 : 2;
-    *parts += (a->p - 1) * (hop + STEP_OVERHEAD + share * ser(c, blk / nparts)) + line;
-    *half += a->p / 2 * (hop + STEP_OVERHEAD + share * ser(c, blk)) + line;
+    if (coll_line_gather_applies(c, k))
+      *half += coll_line_gather_estimate(c, k, blk, eb);
+    else if (a->p == 2)
+      *half += hop + STEP_OVERHEAD + ser(c, blk);
+    else
+      *half += a->p / 2 * (hop + STEP_OVERHEAD + share * ser(c, blk)) + line;
     blk *= a->p;
   }
 }
 
 /* Levels innermost axis first; at each, this chip's block (whole, not split) goes
  * p / 2 steps toward + and as many toward -, so it reaches every chip of the axis in
- * half the hops of a ring (for even p the block halfway round comes both ways, the
- * same bytes to the same place). */
+ * half the hops of a ring (for even p > 2 the block halfway round comes both ways, the
+ * same bytes to the same place; of 2 chips it goes once). On a line (no wraparound,
+ * p > 2), where the ring's closing step would cross the whole axis, blocks flow
+ * straight outward instead (coll_line_gather_level). */
 static void gather_halfway(Coll *c, TileTensorRef x, TileTensorRef y, int64_t run) {
   int eb = tile_lower_elem_bytes((TileElem)x.elem);
   CollParts pp = coll_parts(c, run);
@@ -202,11 +220,31 @@ static void gather_halfway(Coll *c, TileTensorRef x, TileTensorRef y, int64_t ru
   coll_local_copy(c, x.buf, 0, -1, y.buf, 0, base[c->naxes], coll_flat(run));
   for (int k = c->naxes - 1; k >= 0; k--) {
     int64_t blk = k + 1 < c->naxes ? stride[k] : run;
+    if (coll_line_gather_applies(c, k)) {
+      CollLineBlocks line = {.k = k, .base = base[k], .step = stride[k], .shape = coll_flat(blk)};
+      coll_line_gather_level(c, &line, 1, y.buf, eb);
+      continue;
+    }
     CollRing rings[2] = {{.k = k, .dir = 0, .work = y.buf, .base = base[k], .chunk = stride[k]},
                          {.k = k, .dir = 1, .work = y.buf, .base = base[k], .chunk = stride[k]}};
     TileDmaShape shapes[2] = {coll_flat(blk), coll_flat(blk)};
-    coll_ring_gather_in_place(c, rings, 2, shapes, eb, c->ax[k].p / 2);
+    /* Of 2 chips each is the other's next both ways: one ring fills the link pair. */
+    coll_ring_gather_in_place(c, rings, c->ax[k].p == 2 ? 1 : 2, shapes, eb, c->ax[k].p / 2);
   }
+}
+
+/* The most DMAs gather_halfway keeps in flight: its levels run one after another, each
+ * draining its sends, after the local copy of this chip's shard (waited alone). */
+static int32_t halfway_inflight(const Coll *c) {
+  int64_t most = 1;
+  for (int k = 0; k < c->naxes; k++) {
+    if (c->ax[k].p < 2) continue;
+    int rings = c->ax[k].p == 2 ? 1 : 2;
+    int64_t n = coll_line_gather_applies(c, k) ? coll_line_gather_inflight(c, 1)
+                                               : rings * coll_depth(c, rings, COLL_MAX_SUBS);
+    if (n > most) most = n;
+  }
+  return (int32_t)most;
 }
 
 bool coll_all_gather_run(Coll *c, TileTensorRef x, TileTensorRef y, int64_t run) {
@@ -221,11 +259,21 @@ bool coll_all_gather_run(Coll *c, TileTensorRef x, TileTensorRef y, int64_t run)
   }
   if (act == 0) return false;
   nparts = (same ? act : 1) * (shortest > 2 ? 2 : 1);
+  int eb = tile_lower_elem_bytes((TileElem)x.elem);
   int64_t parts, half;
-  gather_estimates(c, run, nparts, &parts, &half);
-  if (half < parts) {
-    gather_halfway(c, x, y, run);
+  gather_estimates(c, run, eb, nparts, &parts, &half);
+  /* Where no axis wraps, the lines, in parts where that is quicker (each level on
+   * every axis at once), rather than one axis at a time; they take any shard, so they
+   * also stand in where the shard is too small for the parts' rings. */
+  bool lines = coll_line_all_gather_applies(c);
+  if (lines) half = coll_line_all_gather_estimate(c, run, eb);
+  if (half >= parts && coll_all_gather_parts(c, x, y, run)) return true;
+  if (lines) {
+    coll_line_all_gather(c, x, y, run);
     return true;
   }
-  return coll_all_gather_parts(c, x, y, run);
+  if (half >= parts) return false;
+  c->cx->dma_cap = halfway_inflight(c);
+  gather_halfway(c, x, y, run);
+  return true;
 }

@@ -124,9 +124,10 @@ typedef struct CollRing {
   int32_t base;     /* sreg: the region's address */
   int64_t chunk;    /* bytes */
   /* With has_hbm, an HBM buffer holding the region's data: the reduce-scatter copies
-   * each chunk from it into work just before combining into it (and the first chunk
-   * it sends before sending), so the copies run under the ring's transfers instead of
-   * before them. */
+   * each chunk from it into work just before combining into it, so the copies run
+   * under the ring's transfers instead of before them; the first chunk, which it only
+   * sends, goes from there straight to the next chip where it is contiguous there
+   * (hbm_step 0), else is copied first. */
   bool has_hbm;
   int32_t hbm;
   int32_t hbm_base; /* sreg: the region's address there */
@@ -246,6 +247,75 @@ int64_t coll_line_estimate(const Coll *c, int k, int64_t padded, const CollReduc
 /* The most DMAs coll_line_axis keeps in flight, local copies waited one at a time
  * included. */
 int32_t coll_line_inflight(const Coll *c);
+
+/* ---- all_gather over lines (gen_collective_line_gather.c) ---- */
+
+/* Whether a level of the in-place all_gather over axis k runs as a line (the axis has
+ * no wraparound and p > 2, and the target allows the DMAs it keeps in flight). */
+bool coll_line_gather_applies(const Coll *c, int k);
+/* One line of a level: block j of the axis's p lies at base + j * step on every chip
+ * and moves with `shape` (runs of whole elements, the same strides on both sides). */
+typedef struct CollLineBlocks {
+  int k;              /* the axis */
+  int32_t base;       /* sreg: block 0's address */
+  int64_t step;       /* bytes from block j to block j + 1 */
+  TileDmaShape shape;
+} CollLineBlocks;
+/* A level of n lines (each on its own axis) in the same iterations: afterwards every
+ * chip holds all p blocks of each, its own (its coordinate) there before. Each block
+ * flows outward from its owner both ways, one neighbour at a time: p - 1 hop
+ * latencies. buf: the buffer of every block; eb: element bytes. */
+void coll_line_gather_level(Coll *c, const CollLineBlocks *lines, int n, int32_t buf, int eb);
+/* Estimated cycles of a level of one line over axis k whose blocks are blk contiguous
+ * bytes, and the most DMAs a level of n lines keeps in flight. */
+int64_t coll_line_gather_estimate(const Coll *c, int k, int64_t blk, int eb);
+int32_t coll_line_gather_inflight(const Coll *c, int n);
+/* all_gather of shards that are one contiguous run of `run` bytes in the result where
+ * no axis of more than one chip wraps and one is longer than 2
+ * (coll_line_all_gather_applies): split, where the estimate says so, in one part per
+ * rotation of the axis order, every level a line on each axis at once; and its
+ * estimated cycles. */
+bool coll_line_all_gather_applies(const Coll *c);
+int64_t coll_line_all_gather_estimate(const Coll *c, int64_t run, int eb);
+void coll_line_all_gather(Coll *c, TileTensorRef x, TileTensorRef y, int64_t run);
+
+/* ---- all_to_all on lines (gen_collective_line_a2a.c) ---- */
+
+/* One part of a level of all_to_all on an axis without wraparound: bytes [off, off +
+ * sub) of every slot, exchanged over axis k. */
+typedef struct CollLinePart {
+  int k;
+  int64_t off, sub;
+} CollLinePart;
+/* Exchanges the parts (each on its own axis) at once, from src to dst, both block-major
+ * slots blk bytes apart (gen_collective_a2a.c): on axis k the slots whose rank digit k
+ * is t go to the chip at coordinate t and land where that digit names this chip's; every
+ * group goes straight along the line, forwarded one hop an iteration. Waits for all of
+ * it before it returns. Uses sem_sent[0] and sem_sent[1] while it runs (drained). */
+void coll_line_a2a_level(Coll *c, const CollLinePart *parts, int n, int32_t src, int32_t dst,
+                         int64_t blk);
+
+/* ---- reduce_scatter over lines (gen_collective_line_scatter.c) ---- */
+
+/* Whether the reduce_scatter of an `operand`-byte operand into `slice`-byte slices is
+ * estimated quicker by coll_line_reduce_scatter than by the one-shot all_reduce and the
+ * rings: some axis is a line (no wraparound, p > 2) and it fits VMEM. */
+bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, const CollReduce *r);
+/* reduce_scatter of x along `dim` into y: per axis in turn, on this chip's chunk of the
+ * levels before, each slice's reduction flows from both ends of a line toward its
+ * owner (p - 1 hop latencies); a wrapping axis runs a ring. The same bits every run. */
+bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const CollReduce *r,
+                              int64_t dim);
+
+/* ---- receive slots kept across pieces (gen_collective_ring.c) ---- */
+
+/* A buffer for ring g's receive slots (p - 1 chunks), and coll_ring_reduce_scatter with
+ * ring i's slots in slots[i] (made so, for a ring with the same chunk and p) rather
+ * than in a buffer of its own: an operand that streams through VMEM in pieces whose
+ * code differs from piece to piece reuses one set. */
+int32_t coll_ring_slots(Coll *c, const CollRing *g);
+void coll_ring_reduce_scatter_in(Coll *c, const CollRing *rings, int n, const CollReduce *r,
+                                 const int32_t *slots);
 
 /* ---- all_to_all (gen_collective_a2a.c) ---- */
 

@@ -25,7 +25,10 @@
  *
  * Pipelining: each step's chunk goes as m sub-chunks, and each is combined and sent on
  * as soon as it arrives, while the rest of the chunk still crosses the link, so a link
- * idles for neither the hop latency nor the VPU between steps (sub_count).
+ * idles for neither the hop latency nor the VPU between steps (sub_count). A level
+ * whose data lies in HBM sends its first chunk from there (first_send), so its first
+ * transfers wait for no copy; the combining loops take 8 tiles an iteration
+ * (REDUCE_UNROLL), so the VPU work between an arrival and the send on is short.
  *
  * Scheduling: the scheduler holds a `sem.wait` that names a buffer some earlier `dma`
  * touched until that DMA's estimated completion (a static gap, paid again after any
@@ -254,35 +257,67 @@ static void remote_wait_sent(Coll *c, const CollRemote *r) {
 
 /* ---- the phases ---- */
 
+/* Tiles per iteration of the combining loop. The scheduler orders a store to dst before
+ * the next iteration's load from dst (same buffer), so one tile per iteration runs at
+ * the latency of load, op and store (8 cycles a tile on v4-like); with U tiles loaded
+ * first and stored last the recurrence is about U + 7 cycles against 2U of loads, so
+ * 8 tiles keep the load slot busy. */
+enum { REDUCE_UNROLL = 8 };
+
+/* One loop of `tiles` iterations of u tiles each (see REDUCE_UNROLL). */
+static void reduce_loop(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
+                        int32_t dst_buf, int32_t dst, int64_t tiles, int u) {
+  TileMir *m = c->m;
+  int32_t a[REDUCE_UNROLL], b[REDUCE_UNROLL], s[REDUCE_UNROLL];
+  tile_mir_loop_begin(m, (int32_t)tiles, TILE_MIR_PIPELINE);
+  for (int i = 0; i < u; i++) {
+    a[i] = s[i] = tile_mir_vreg(m);
+    TileMirInst ld = tile_mir_inst(r->load, a[i], src, r->stride_reg, 0,
+                                   (int32_t)(i * r->tile_bytes));
+    tile_mir_mem(&ld, src_buf, TILE_MIR_READ, 0);
+    add_inst(c, ld);
+  }
+  if (vop >= 0)
+    for (int i = 0; i < u; i++) {
+      b[i] = tile_mir_vreg(m);
+      TileMirInst ld = tile_mir_inst(r->load, b[i], dst, r->stride_reg, 0,
+                                     (int32_t)(i * r->tile_bytes));
+      tile_mir_mem(&ld, dst_buf, TILE_MIR_READ, 0);
+      add_inst(c, ld);
+    }
+  if (vop >= 0)
+    for (int i = 0; i < u; i++) {
+      s[i] = tile_mir_vreg(m);
+      add_inst(c, tile_mir_inst(vop, s[i], b[i], a[i], 0, 0));
+    }
+  for (int i = 0; i < u; i++) {
+    TileMirInst st = tile_mir_inst(r->store, s[i], dst, r->stride_reg, 0,
+                                   (int32_t)(i * r->tile_bytes));
+    tile_mir_mem(&st, dst_buf, TILE_MIR_WRITE, 0);
+    add_inst(c, st);
+  }
+  coll_ri(c, TILE_MOP_ADDI, src, src, u * r->tile_bytes);
+  coll_ri(c, TILE_MOP_ADDI, dst, dst, u * r->tile_bytes);
+  tile_mir_loop_end(m);
+}
+
 void coll_reduce_into(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
                         int32_t dst_buf, int32_t dst, int64_t bytes) {
-  TileMir *m = c->m;
-  int64_t tiles = bytes / r->tile_bytes;
-  tile_mir_loop_begin(m, (int32_t)tiles, TILE_MIR_PIPELINE);
-  int32_t a = tile_mir_vreg(m), s = a;
-  TileMirInst ld = tile_mir_inst(r->load, a, src, r->stride_reg, 0, 0);
-  tile_mir_mem(&ld, src_buf, TILE_MIR_READ, 0);
-  add_inst(c, ld);
-  if (vop >= 0) {
-    int32_t b = tile_mir_vreg(m);
-    s = tile_mir_vreg(m);
-    ld = tile_mir_inst(r->load, b, dst, r->stride_reg, 0, 0);
-    tile_mir_mem(&ld, dst_buf, TILE_MIR_READ, 0);
-    add_inst(c, ld);
-    add_inst(c, tile_mir_inst(vop, s, b, a, 0, 0));
-  }
-  TileMirInst st = tile_mir_inst(r->store, s, dst, r->stride_reg, 0, 0);
-  tile_mir_mem(&st, dst_buf, TILE_MIR_WRITE, 0);
-  add_inst(c, st);
-  coll_ri(c, TILE_MOP_ADDI, src, src, r->tile_bytes);
-  coll_ri(c, TILE_MOP_ADDI, dst, dst, r->tile_bytes);
-  tile_mir_loop_end(m);
+  int64_t tiles = bytes / r->tile_bytes, whole = tiles / REDUCE_UNROLL;
+  if (whole) reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, whole, REDUCE_UNROLL);
+  if (tiles % REDUCE_UNROLL)
+    reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, 1, (int)(tiles % REDUCE_UNROLL));
 }
 
 /* Per-ring state of one level's step loop. */
 typedef struct Step {
   CollRemote rm;
   CollRemote hbm;  /* the chunk copy to or from the ring's HBM buffer (has_hbm) */
+  /* With first_direct, step 0's sub-chunks go from the HBM buffer straight to the next
+   * chip (first: their descriptor, first_at: the HBM bytes between sub-chunks). */
+  bool first_direct;
+  CollRemote first;
+  int64_t first_at;
   int32_t slots;   /* receive buffer, p - 1 chunks */
   int32_t off;     /* sreg: offset of the chunk this step fills (reduce or copy) */
   int32_t hoff;    /* sreg: that chunk's offset in the HBM buffer (has_hbm) */
@@ -329,16 +364,20 @@ int64_t coll_depth(const Coll *c, int n, int64_t m) {
   return d < 1 ? 1 : d > m ? m : d;
 }
 
-/* The receive buffer and first offset of each ring: step 0 sends chunk q -/+ 1. */
-static void steps_begin(Coll *c, const CollRing *rings, int n, Step *st) {
+int32_t coll_ring_slots(Coll *c, const CollRing *g) {
+  const CollAxis *a = &c->ax[g->k];
+  char name[64];
+  snprintf(name, sizeof name, "rs.%s%c.%d", a->name, g->dir ? '-' : '+', (int)c->m->nbufs);
+  return tile_mir_buffer(c->m, name, TILE_SPACE_VMEM, g->chunk * (a->p - 1), 1, 64);
+}
+
+/* The receive buffer (slots[i], or a new one where slots is NULL) and first offset of
+ * each ring: step 0 sends chunk q -/+ 1. */
+static void steps_begin(Coll *c, const CollRing *rings, int n, const int32_t *slots, Step *st) {
   TileMir *m = c->m;
   for (int i = 0; i < n; i++) {
     const CollRing *g = &rings[i];
-    int k = g->k;
-    const CollAxis *a = &c->ax[k];
-    char name[64];
-    snprintf(name, sizeof name, "rs.%s%c.%d", a->name, g->dir ? '-' : '+', (int)m->nbufs);
-    st[i].slots = tile_mir_buffer(m, name, TILE_SPACE_VMEM, g->chunk * (a->p - 1), 1, 64);
+    st[i].slots = slots ? slots[i] : coll_ring_slots(c, g);
     st[i].off = tile_mir_sreg(m);
     coll_ri(c, TILE_MOP_MULI, st[i].off, coll_ring_index(c, g), g->chunk);
     if (g->has_hbm) {
@@ -360,6 +399,43 @@ static void sub_send(Coll *c, const CollRing *g, Step *s, int64_t j, int64_t sub
   if (j) coll_ri(c, TILE_MOP_ADDI, src, src, j * sub);
   coll_ri(c, TILE_MOP_ADDI, dst, s->slot, ahead + j * sub);
   coll_remote_send(c, &s->rm, src, dst);
+}
+
+/* The shape of one of m sub-chunks of ring g's chunk in its HBM buffer, and the HBM
+ * bytes from one sub-chunk to the next: sub-chunk j is bytes [j * chunk / m, (j + 1) *
+ * chunk / m) of the chunk as it lies in work, which in a strided chunk (hbm_shape:
+ * count2 blocks of count1 runs of count0 bytes) is the j-th m-th of its outermost
+ * count above 1. False where m does not divide that count. */
+static bool hbm_sub_shape(const CollRing *g, int64_t m, TileDmaShape *s, int64_t *step) {
+  if (!g->hbm_step) {
+    *s = coll_flat(g->chunk / m);
+    *step = g->chunk / m;
+    return true;
+  }
+  *s = g->hbm_shape;
+  if (s->count2 > 1) {
+    if (s->count2 % m) return false;
+    s->count2 /= m;
+    *step = s->count2 * s->src_stride2;
+  } else if (s->count1 > 1) {
+    if (s->count1 % m) return false;
+    s->count1 /= m;
+    *step = s->count1 * s->src_stride1;
+  } else {
+    if (s->count0 % m) return false;
+    s->count0 /= m;
+    *step = s->count0;
+  }
+  return true;
+}
+
+/* Sends sub-chunk j of step 0's chunk from the ring's HBM buffer (first_direct). */
+static void first_send(Coll *c, const CollRing *g, Step *s, int64_t j, int64_t sub) {
+  int32_t src = tile_mir_sreg(c->m), dst = tile_mir_sreg(c->m);
+  coll_rr(c, TILE_MOP_ADD, src, g->hbm_base, s->hoff);
+  if (j) coll_ri(c, TILE_MOP_ADDI, src, src, j * s->first_at);
+  coll_ri(c, TILE_MOP_ADDI, dst, s->slot, j * sub);
+  coll_remote_send(c, &s->first, src, dst);
 }
 
 /* Copies chunk off from the ring's HBM buffer into work and waits for it. The wait
@@ -419,13 +495,19 @@ static void step_body(Coll *c, const CollRing *rings, int n, Step *st, const Col
  * receive and send on, a last one that only receives, and the waits for the sends
  * still in flight. */
 void coll_ring_reduce_scatter(Coll *c, const CollRing *rings, int n, const CollReduce *r) {
+  coll_ring_reduce_scatter_in(c, rings, n, r, NULL);
+}
+
+void coll_ring_reduce_scatter_in(Coll *c, const CollRing *rings, int n, const CollReduce *r,
+                                 const int32_t *slots) {
   int64_t p = c->ax[rings[0].k].p;
   if (p < 2) return; /* one chip: its chunk is the whole answer */
   Step st[COLL_MAX_RINGS];
-  steps_begin(c, rings, n, st);
+  steps_begin(c, rings, n, slots, st);
   int64_t m = sub_count(c, rings, n, r), depth = coll_depth(c, n, m);
   for (int i = 0; i < n; i++) {
     const CollRing *g = &rings[i];
+    st[i].first_direct = false;
     /* The estimate counts the axis's step hops (one for a whole dim): every step of a
      * wrapping ring, all but the closing step of a line. */
     st[i].rm = remote_make(c, g->work, st[i].slots, c->next[g->dir][g->k],
@@ -436,12 +518,26 @@ void coll_ring_reduce_scatter(Coll *c, const CollRing *rings, int n, const CollR
     /* A chunk in HBM: hbm_shape (runs of it that lie apart there), else contiguous. */
     TileDmaShape hs = g->hbm_step ? g->hbm_shape : coll_flat(g->chunk);
     st[i].hbm = coll_copy_site(c, g->hbm, g->work, hs);
-    chunk_copy(c, g, &st[i], true); /* what the first sends read */
+    /* Step 0 sends a chunk this chip never combines into: where it is contiguous in
+     * HBM it goes from there straight to the next chip (a remote DMA does not wait for
+     * a copy, and its bytes do not count against HBM), so the level starts sending at
+     * once. Strided chunks (reduce_scatter's gathered runs) are copied first: sent
+     * straight, they made reduce_scatter of 256 MiB on v5e-like's lines slower
+     * (4.43M -> 4.85M cycles) though 16 MiB on the v4-like torus quicker. */
+    TileDmaShape fs;
+    st[i].first_direct = !g->hbm_step && hbm_sub_shape(g, m, &fs, &st[i].first_at);
+    if (st[i].first_direct)
+      st[i].first = remote_make(c, g->hbm, st[i].slots, c->next[g->dir][g->k], fs,
+                                c->ax[g->k].hops, coll_recv_sem(c, g->dir, g->k),
+                                c->sem_sent[g->dir]);
+    else
+      chunk_copy(c, g, &st[i], true); /* what the first sends read */
   }
   for (int64_t j = 0; j < m; j++)
     for (int i = 0; i < n; i++) {
       if (j >= depth) remote_wait_sent(c, &st[i].rm);
-      sub_send(c, &rings[i], &st[i], j, rings[i].chunk / m, 0);
+      if (st[i].first_direct) first_send(c, &rings[i], &st[i], j, rings[i].chunk / m);
+      else sub_send(c, &rings[i], &st[i], j, rings[i].chunk / m, 0);
     }
   if (p > 2) {
     tile_mir_loop_begin(c->m, (int32_t)(p - 2), 0);

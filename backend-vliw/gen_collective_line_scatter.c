@@ -1,0 +1,432 @@
+/* reduce_scatter over axes without wraparound (lines), for small and medium operands
+ * (gen_collective_int.h): every slice's reduction flows along the line from both ends
+ * toward the chip that keeps it, so a level costs p - 1 hop latencies and each link
+ * direction carries at most (p - 1) / p of the level's data, once.
+ *
+ * The data: slice j of the operand (padded to whole vreg tiles) is block j of the
+ * working copy, by the rank of its chip over the op's axes (row-major, the first axis
+ * major), as gen_reduce_scatter lays it out. Level k (axis k, p chips, this chip at q)
+ * works on the region this chip kept from the levels before: p chunks of C bytes,
+ * chunk j for the chip at coordinate j. A wrapping axis (or one of two chips) runs one
+ * ring of gen_collective_ring.c on the same layout; a line runs two flows:
+ *
+ *   rightward (R), event i = 0 .. p - 2, chunk j = p - 1 - i: chip q adds what came
+ *     from its left (real when 1 <= q <= j) into its chunk j, and sends the partial to
+ *     its right neighbour when q < j. Chip 0 sends its own chunk; the owner j combines
+ *     and keeps it;
+ *   leftward (L), the mirror image, event i for chunk j = i: chip q adds what came
+ *     from its right (real when j <= q <= p - 2) and sends left when q > j.
+ *
+ * Chip q's R arrivals start about q hops after the level starts, its L arrivals about
+ * p - 1 - q hops after, so no one order of the two flows suits every chip: a loop
+ * taking both flows' event i in turn costs 2 (p - 1) hops (each end waits for what the
+ * other end sends last). Each chip works through 2 (p - 1) slots in an order of its own
+ * instead, read from a table by its position (chip_order): first the events that send
+ * on, of the flow that reaches it first and then of the other, so that no send waits
+ * behind an arrival it does not carry; then the events that only combine into the
+ * chunk it keeps; last those with nothing to do. Every chip runs the same code: what a
+ * slot does is chosen at run time (as in gen_collective_line.c):
+ *   - its flow and event: the chunk, the receive slot, whether something arrives and
+ *     whether the partial goes on (table words);
+ *   - a combine without an arrival reads and writes a junk scratch area instead of the
+ *     chunk, so a chunk is never rewritten while a send of it is in flight;
+ *   - a send with no receiver is a ghost: from a scratch area that nothing stores to,
+ *     into another, signalling no one.
+ * A chunk is combined and sent as up to LRS_MAX_SUBS sub-chunks, each sent on as soon
+ * as it has arrived and been combined, so a hop costs one sub-chunk's transfer.
+ *
+ * Each slice has one owner, which adds in an order fixed by its position (its own
+ * chunk, then the partial of the flow that reaches it first, then the other's), so the
+ * bits are the same on every run.
+ *
+ * Semaphores: arrivals from the left count on coll_recv_sem(c, 0, k), from the right on
+ * coll_recv_sem(c, 1, k): one sender on another chip each, whose transfers arrive in
+ * order. Every slot and sub-chunk waits once on each side; a side with no arrival for
+ * it gets a credit first (coll_credit_wait: issued just before its own wait). A flow's
+ * real arrivals keep the order its sender sends them in, but on one semaphore credits
+ * may come before, between and after them. That is sound because each credit is
+ * issued immediately before the wait it is for: when a chip's n-th wait on a semaphore
+ * passes, with m credit waits among the first n, at most m credits have been issued,
+ * so at least n - m transfers of its sender have landed, and those are, in order, the
+ * ones the n - m real waits so far expect (a credit wait may take the count of a
+ * transfer that came early; the credit then stands in for it, and it has landed). Per
+ * level the credits a chip issues equal its credit waits, and the level waits for
+ * every credit to land before it ends, so no count is left behind for a later
+ * collective but its sender's transfers.
+ *
+ * Buffers: the receive slots (per flow, one chunk per event) are written once per run;
+ * a chunk is rewritten only by the combines of the flows that end at it (the owner,
+ * which never sends it) or by the one combine before its single send; ghost and junk
+ * scratch is a buffer no op names, so layout keeps it for the whole run and gives its
+ * bytes to no one. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gen_collective_int.h"
+
+/* Sub-chunks per chunk at most: more overlap each hop with less of the transfer, each
+ * costs two credits, a combine loop and a send. */
+enum { LRS_MAX_SUBS = 4 };
+
+/* Per event and sub-chunk: two credits and their waits, the address arithmetic, the
+ * start of the combine loop and a send, about this many cycles (measured on the
+ * emulator: a few dozen). */
+enum { LRS_OVERHEAD = 40 };
+
+static bool is_line(const CollAxis *a) { return !a->wrap && a->p > 2; }
+
+/* What the op does per level, from the padded slice. */
+typedef struct LrsPlan {
+  /* Slices smaller than a vreg tile combine a row (one sublane) at a time: the VPU
+   * loads and stores all sublanes of the row with a stride of 0 (the same bytes each),
+   * so a slice pads to a row, not to a tile, and far fewer bytes cross the links. */
+  bool rows;
+  int64_t grain;                        /* bytes combined per vreg: a tile or a row */
+  int64_t padded, total;                /* bytes of a slice and of the working copy */
+  int64_t chunk[TILE_MAX_TORUS_RANK];   /* per level */
+  int64_t subs[TILE_MAX_TORUS_RANK];    /* sub-chunks per chunk of a line level */
+  int64_t scratch;                      /* largest sub-chunk: the ghost and junk areas */
+  int64_t vmem;                         /* working copy, receive slots, scratch */
+  bool lines_only;                      /* every level of more than one chip is a line */
+} LrsPlan;
+
+static int64_t ser(const TileTarget *t, int64_t bytes) {
+  return tile_target_xfer_cycles(t, bytes, t->ici_bw);
+}
+
+/* Estimated cycles of one level: a line's farthest chunk crossing p - 1 hops a
+ * sub-chunk at a time; the link into a chip left of the middle, which carries p - q
+ * chunks of its first flow before the chip turns to the second and sends q chunks on
+ * (q + 1 hops and p chunks through one link, most at the middle); and the events every
+ * chip works through: whichever is the longest. A ring's p - 1 steps. */
+static int64_t level_cycles(const Coll *c, int k, int64_t chunk, int64_t subs,
+                            int64_t grain) {
+  const TileTarget *t = c->cx->target;
+  const CollAxis *a = &c->ax[k];
+  /* a step between neighbours: a->hops torus hops (more on a share of a dim) */
+  int64_t hop = a->hops * tile_target_hop_cycles(t), p = a->p;
+  if (!is_line(a)) return (p - 1) * (LRS_OVERHEAD + hop + ser(t, chunk));
+  int64_t sub = chunk / subs, per = LRS_OVERHEAD + 2 * (sub / grain); /* two loads */
+  int64_t s = ser(t, sub), step = s > per ? s : per;
+  int64_t chain = (p - 1) * (hop + s + per) + (subs - 1) * step;
+  int64_t link = ((p - 1) / 2 + 1) * hop + ser(t, p * chunk) + per;
+  int64_t work = 2 * (p - 1) * subs * per;
+  int64_t most = chain > link ? chain : link;
+  return most > work ? most : work;
+}
+
+/* Sends a level keeps in flight: beside two credits and a local copy, what
+ * coll_line_inflight allows. */
+static int64_t send_depth(const Coll *c) {
+  int64_t d = coll_line_inflight(c) - 3;
+  return d < 1 ? 1 : d;
+}
+
+/* r's combine of one row per vreg (LrsPlan.rows): a row's bytes, the sublane stride 0. */
+static CollReduce row_reduce(const Coll *c, const CollReduce *r) {
+  CollReduce rr = *r;
+  rr.tile_bytes = r->tile_bytes / c->cx->target->vreg_sublanes;
+  rr.stride_reg = tile_lower_zero(c->cx);
+  return rr;
+}
+
+/* tile: the bytes of a vreg tile of the element type */
+static void plan(const Coll *c, int64_t slice, int64_t tile, LrsPlan *pl) {
+  int64_t n = 1;
+  for (int k = 0; k < c->naxes; k++) n *= c->ax[k].p;
+  int64_t row = tile / c->cx->target->vreg_sublanes;
+  pl->rows = slice <= tile - row;
+  pl->grain = pl->rows ? row : tile;
+  pl->padded = (slice + pl->grain - 1) / pl->grain * pl->grain;
+  pl->total = pl->padded * n;
+  pl->scratch = pl->grain;
+  pl->vmem = pl->total;
+  pl->lines_only = true;
+  int64_t region = pl->total;
+  for (int k = 0; k < c->naxes; k++) {
+    const CollAxis *a = &c->ax[k];
+    int64_t chunk = pl->chunk[k] = region / a->p, best = INT64_MAX;
+    region = chunk;
+    pl->subs[k] = 1;
+    if (a->p < 2) continue;
+    if (!is_line(a)) {
+      pl->lines_only = false;
+      pl->vmem += chunk * (a->p - 1); /* the ring's receive slots */
+      continue;
+    }
+    for (int64_t s = 1; s <= LRS_MAX_SUBS; s++) {
+      if ((chunk / pl->grain) % s) continue;
+      int64_t e = level_cycles(c, k, chunk, s, pl->grain);
+      if (e < best) best = e, pl->subs[k] = s;
+    }
+    pl->vmem += 2 * (a->p - 1) * chunk;
+    if (chunk / pl->subs[k] > pl->scratch) pl->scratch = chunk / pl->subs[k];
+  }
+  pl->vmem += 3 * pl->scratch;
+}
+
+static int64_t estimate(const Coll *c, const LrsPlan *pl) {
+  const TileTarget *t = c->cx->target;
+  int64_t cycles = 2 * tile_target_xfer_cycles(t, pl->total, t->hbm_bw);
+  for (int k = 0; k < c->naxes; k++)
+    if (c->ax[k].p > 1) cycles += level_cycles(c, k, pl->chunk[k], pl->subs[k], pl->grain);
+  return cycles;
+}
+
+bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, const CollReduce *r) {
+  bool any = false;
+  for (int k = 0; k < c->naxes; k++) any |= is_line(&c->ax[k]);
+  if (!any) return false;
+  LrsPlan pl;
+  plan(c, slice, r->tile_bytes, &pl);
+  if (pl.vmem > c->cx->target->vmem_bytes) return false;
+  int64_t line = estimate(c, &pl);
+  /* The others: the one-shot all_reduce keeping a slice, and the rings (one direction
+   * on the padded slices, or in parts over the axes and directions), a reduce-scatter
+   * being half an all_reduce's estimate. */
+  int64_t oneshot = coll_oneshot_estimate(c, operand, r);
+  int64_t ring = coll_ring_estimate(c, pl.total, 1) / 2;
+  int64_t parts = coll_ring_estimate(c, operand, coll_parts(c, slice).nparts) / 2;
+  /* coll_ring_estimate counts a line's closing steps as sharing links with the other
+   * direction's, which a ring of one direction does not: there its step costs a hop
+   * and a chunk's transfer, the closing one p - 2 hops more. */
+  const TileTarget *t = c->cx->target;
+  int64_t one_way = 2 * tile_target_xfer_cycles(t, operand, t->hbm_bw), region = operand;
+  for (int k = 0; k < c->naxes; k++) {
+    const CollAxis *a = &c->ax[k];
+    region /= a->p;
+    if (a->p < 2) continue;
+    one_way += (a->p - 1) * (LRS_OVERHEAD + a->hops * tile_target_hop_cycles(t) +
+                             ser(t, region));
+    if (!a->wrap) one_way += (a->p - 2) * tile_target_hop_cycles(t);
+  }
+  if (one_way < ring) ring = one_way;
+  return line < oneshot && line < ring && line < parts;
+}
+
+/* reg := base + j * step (step a register) */
+static int32_t at_sub(Coll *c, int32_t base, int32_t step, int64_t j) {
+  int32_t d = tile_mir_sreg(c->m);
+  coll_ri(c, TILE_MOP_MULI, d, step, j);
+  coll_rr(c, TILE_MOP_ADD, d, d, base);
+  return d;
+}
+
+static int32_t sum_of(Coll *c, int32_t a, int32_t b) {
+  int32_t d = tile_mir_sreg(c->m);
+  coll_rr(c, TILE_MOP_ADD, d, a, b);
+  return d;
+}
+
+/* ---- the order of events ----
+ *
+ * Every chip works through 2 (p - 1) slots, each one event of one flow; which event a
+ * slot is depends on the chip's position. Per position and slot a table word says
+ * what the event does: */
+enum {
+  W_REAL_L, /* 1: a transfer arrives from the left (R flow) */
+  W_REAL_R, /* 1: one arrives from the right (L flow) */
+  W_SEND_R, /* 1: the partial goes to the right neighbour */
+  W_SEND_L, /* 1: to the left one */
+  W_OWN,    /* offset of the chunk in the level's region */
+  W_SLOT,   /* offset of the event's receive slot (R slots, then L slots) */
+  W_WORDS
+};
+
+typedef struct LrsEvent {
+  bool r;     /* the R flow (else L) */
+  int64_t i;  /* its event */
+} LrsEvent;
+
+/* What event i of flow r does on the chip at q (module comment). */
+static void event_words(int64_t p, int64_t q, LrsEvent e, int64_t chunk, int32_t *w) {
+  int64_t i = e.i;
+  w[W_REAL_L] = e.r && q >= 1 && q <= p - 1 - i;
+  w[W_REAL_R] = !e.r && q >= i && q <= p - 2;
+  w[W_SEND_R] = e.r && q <= p - 2 - i;
+  w[W_SEND_L] = !e.r && q >= i + 1;
+  w[W_OWN] = (int32_t)((e.r ? p - 1 - i : i) * chunk);
+  w[W_SLOT] = (int32_t)((e.r ? i : p - 1 + i) * chunk);
+}
+
+/* The slots of the chip at q, in order: the events that send, of the flow whose
+ * arrivals come first (R left of the middle, L right of it) and then of the other
+ * (each waits only for the arrival it forwards, so no send waits behind an arrival it
+ * does not need); then the events that only combine (the chunk this chip keeps), and
+ * last those with nothing to do. Each flow's events keep their order, which is the
+ * order its sender sends them in. */
+static void chip_order(int64_t p, int64_t q, LrsEvent *order) {
+  bool r_first = q <= (p - 1) / 2;
+  int n = 0;
+  for (int cls = 0; cls < 3; cls++)
+    for (int f = 0; f < 2; f++) {
+      bool r = f == 0 ? r_first : !r_first;
+      for (int64_t i = 0; i + 1 < p; i++) {
+        int32_t w[W_WORDS];
+        event_words(p, q, (LrsEvent){r, i}, 1, w);
+        bool send = w[W_SEND_R] || w[W_SEND_L], real = w[W_REAL_L] || w[W_REAL_R];
+        int c = send ? 0 : real ? 1 : 2;
+        if (c == cls) order[n++] = (LrsEvent){r, i};
+      }
+    }
+}
+
+/* The table: words of slot s for the chip at q at ((s * p + q) * W_WORDS) * 4. */
+static int32_t event_table(Coll *c, int64_t p, int64_t chunk) {
+  int64_t slots = 2 * (p - 1), n = slots * p * W_WORDS;
+  int32_t *w = calloc((size_t)n, sizeof *w);
+  LrsEvent order[2 * 64];
+  if (!w || p > 64) {
+    free(w);
+    return -1;
+  }
+  for (int64_t q = 0; q < p; q++) {
+    chip_order(p, q, order);
+    for (int64_t s = 0; s < slots; s++)
+      event_words(p, q, order[s], chunk, w + (s * p + q) * W_WORDS);
+  }
+  char name[64];
+  snprintf(name, sizeof name, "lrs.events.%d", (int)c->m->nbufs);
+  int32_t buf = tile_mir_buffer(c->m, name, TILE_SPACE_SMEM, n * 4, 1, 4);
+  tile_mir_data(c->m, buf, w, n * 4);
+  free(w);
+  return buf;
+}
+
+/* A line level, and what its slots share: the sends in flight and the credits. */
+typedef struct LrsLevel {
+  int k;
+  int64_t p, chunk, sub, subs;
+  int32_t work, in, scratch, table; /* buffers */
+  int32_t base;              /* sreg: the level's region */
+  int32_t row;               /* sreg: this chip's words of slot 0 in the table */
+  int32_t credits;           /* semaphore the credits complete on */
+  int64_t depth, sends, ncredits;
+  const CollReduce *r;
+} LrsLevel;
+
+static int32_t table_word(Coll *c, const LrsLevel *lv, int64_t s, int w) {
+  int32_t d = tile_mir_sreg(c->m);
+  TileMirInst in = tile_mir_inst(TILE_MOP_SLD, d, lv->row, 0, 0,
+                                 (int32_t)((s * lv->p * W_WORDS + w) * 4));
+  tile_mir_mem(&in, lv->table, TILE_MIR_READ, 0);
+  tile_mir_add(c->m, in);
+  return d;
+}
+
+/* Slot s on this chip: its event's words from the table, then per sub-chunk the two
+ * waits, the combine and the send (module comment). */
+static void line_slot(Coll *c, LrsLevel *lv, int64_t s) {
+  const int64_t sub = lv->sub;
+  const int k = lv->k;
+  int32_t real_l = table_word(c, lv, s, W_REAL_L), real_r = table_word(c, lv, s, W_REAL_R);
+  int32_t send_r = table_word(c, lv, s, W_SEND_R), send_l = table_word(c, lv, s, W_SEND_L);
+  int32_t own = table_word(c, lv, s, W_OWN), slot = table_word(c, lv, s, W_SLOT);
+  coll_rr(c, TILE_MOP_ADD, own, own, lv->base);
+  coll_rr(c, TILE_MOP_ADD, slot, slot, coll_addr(c, lv->in, 0));
+  int32_t real = sum_of(c, real_l, real_r), send = sum_of(c, send_r, send_l);
+  int32_t zero = tile_lower_zero(c->cx), sub_r = coll_li(c, sub);
+  /* scratch: [0, sub) read by ghosts and junk combines, never stored to; [sub, 2 sub)
+   * where ghosts land; [2 sub, 3 sub) junk, stored to by combines without an arrival */
+  int32_t never = coll_addr(c, lv->scratch, 0), junk = coll_addr(c, lv->scratch, 2 * sub);
+  int32_t csrc = coll_sel(c, real, slot, never), cdst = coll_sel(c, real, own, junk);
+  int32_t cstep = coll_sel(c, real, sub_r, zero);
+  int32_t ssrc = coll_sel(c, send, own, never);
+  int32_t sdst = coll_sel(c, send, slot, coll_addr(c, lv->scratch, sub));
+  int32_t sstep = coll_sel(c, send, sub_r, zero);
+  int32_t peer = coll_sel(c, send_r, c->next[0][k], coll_sel(c, send_l, c->next[1][k],
+                                                           c->chipid));
+  /* a rightward send counts on the receiver's semaphore from its left, a leftward one
+   * on the one from its right */
+  int32_t sem = coll_sel(c, send_r, coll_li(c, coll_recv_sem(c, 0, k)),
+                         coll_sel(c, send_l, coll_li(c, coll_recv_sem(c, 1, k)),
+                                  coll_li(c, -1)));
+  CollCredit cr[2] = {coll_credit(c, real_l, 0, k, lv->credits),
+                      coll_credit(c, real_r, 1, k, lv->credits)};
+  TileDmaSite site = coll_line_site(c, lv->work, lv->in, sub, peer, sem, c->sem_sent[0], true);
+  for (int64_t j = 0; j < lv->subs; j++) {
+    for (int d = 0; d < 2; d++) coll_credit_wait(c, &cr[d]);
+    lv->ncredits += 2;
+    coll_reduce_into(c, lv->r, lv->r->vop, lv->in, at_sub(c, csrc, cstep, j), lv->work,
+                     at_sub(c, cdst, cstep, j), sub);
+    /* at most depth sends in flight: the wait names nothing, so the scheduler puts no
+     * static gap before it (DMA-slot ops keep their order, and a descriptor is read when
+     * its DMA issues, so the next one may be rewritten at once) */
+    if (lv->sends >= lv->depth) coll_wait_sem(c, c->sem_sent[0], 1, -1);
+    tile_dma_issue(c->cx, &site, at_sub(c, ssrc, sstep, j), 0, at_sub(c, sdst, sstep, j), 0);
+    lv->sends++;
+  }
+}
+
+/* One line level: its slots, then the waits for its sends and credits. */
+static void line_level(Coll *c, LrsLevel *lv) {
+  lv->row = tile_mir_sreg(c->m);
+  coll_ri(c, TILE_MOP_MULI, lv->row, c->coord[lv->k], W_WORDS * 4);
+  coll_rr(c, TILE_MOP_ADD, lv->row, lv->row, coll_addr(c, lv->table, 0));
+  for (int64_t s = 0; s < 2 * (lv->p - 1); s++) line_slot(c, lv, s);
+  int64_t left = lv->sends < lv->depth ? lv->sends : lv->depth;
+  if (left) coll_wait_sem(c, c->sem_sent[0], left, -1);
+  coll_wait_sem(c, lv->credits, lv->ncredits, -1);
+}
+
+bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const CollReduce *r,
+                              int64_t dim) {
+  TileMir *m = c->m;
+  LrsPlan pl;
+  plan(c, y.bytes, r->tile_bytes, &pl);
+  CollReduce grain = pl.rows ? row_reduce(c, r) : *r; /* what every combine uses */
+  if (pl.vmem > c->cx->target->vmem_bytes)
+    return tile_lower_error(c->cx, c->op, "needs %lld bytes of VMEM for its working copy "
+                            "and receive buffers, more than the %lld target %s has",
+                            (long long)pl.vmem, (long long)c->cx->target->vmem_bytes,
+                            c->cx->target->name);
+  int64_t n = pl.total / pl.padded;
+  CollAround a = coll_around(&y, dim);
+  int64_t run = a.mid * a.inner_bytes;
+  char name[64];
+  snprintf(name, sizeof name, "lrs.work.%d", (int)m->nbufs);
+  int32_t work = tile_mir_buffer(m, name, TILE_SPACE_VMEM, pl.total, 1, 64);
+  snprintf(name, sizeof name, "lrs.scratch.%d", (int)m->nbufs);
+  int32_t scratch = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 3 * pl.scratch, 1, 64);
+  /* Slice j of the input ([outer, j * mid .. (j + 1) * mid, inner]) to block j. */
+  TileDmaShape in = {.count0 = run, .count1 = n, .count2 = a.outer, .src_stride1 = run,
+                     .src_stride2 = n * run, .dst_stride1 = pl.padded, .dst_stride2 = run};
+  coll_local_copy(c, x.buf, 0, -1, work, 0, -1, in);
+  /* Over lines only, the DMAs in flight stay few, which leaves the rest to a later
+   * matmul's weights (lower_prefetch.c). */
+  if (pl.lines_only) c->cx->dma_cap = coll_line_inflight(c);
+  int32_t credits = tile_mir_sem(m);
+  int32_t base = coll_addr(c, work, 0);
+  for (int k = 0; k < c->naxes; k++) {
+    const CollAxis *ax = &c->ax[k];
+    if (ax->p < 2) continue;
+    if (!is_line(ax)) {
+      CollRing ring = {.k = k, .dir = 0, .work = work, .base = base, .chunk = pl.chunk[k]};
+      coll_ring_reduce_scatter(c, &ring, 1, &grain);
+    } else {
+      snprintf(name, sizeof name, "lrs.%s.%d", ax->name, (int)m->nbufs);
+      LrsLevel lv = {.k = k, .p = ax->p, .chunk = pl.chunk[k], .subs = pl.subs[k],
+                     .work = work, .scratch = scratch, .base = base, .credits = credits,
+                     .r = &grain};
+      lv.sub = lv.chunk / lv.subs;
+      lv.in = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 2 * (ax->p - 1) * lv.chunk, 1, 64);
+      lv.table = event_table(c, ax->p, lv.chunk);
+      if (lv.table < 0) return tile_lower_error(c->cx, c->op, "out of memory");
+      lv.depth = send_depth(c);
+      line_level(c, &lv);
+    }
+    /* the next level works on this chip's chunk */
+    int32_t off = tile_mir_sreg(m), next = tile_mir_sreg(m);
+    coll_ri(c, TILE_MOP_MULI, off, c->coord[k], pl.chunk[k]);
+    coll_rr(c, TILE_MOP_ADD, next, base, off);
+    base = next;
+  }
+  /* The slice to y. The wait names y alone: naming work would hold it an estimated hop
+   * after the last send into it (every level waited for its sends to land already),
+   * and nothing writes work after the copy. */
+  CollRemote out = coll_copy_site(c, work, y.buf, coll_flat(y.bytes));
+  coll_remote_send(c, &out, base, coll_addr(c, y.buf, 0));
+  coll_wait_sem(c, out.site.sem, 1, y.buf);
+  return true;
+}
