@@ -847,6 +847,51 @@ static bool gen_permute(Coll *c, TileTensorRef x, TileTensorRef y) {
   return true;
 }
 
+/* Whether every axis of more than one chip of c is one of the last anchoring
+ * collective's (TileLowerCtx.coll_anchor): then every chip this one receives from in c
+ * was in that collective with it. */
+static bool anchor_covers(const Coll *c) {
+  const TileLowerCtx *cx = c->cx;
+  if (cx->coll_anchor < 0) return false;
+  for (int k = 0; k < c->naxes; k++) {
+    const CollAxis *a = &c->ax[k];
+    bool found = a->p < 2;
+    for (int j = 0; j < cx->coll_anchor_naxes && !found; j++)
+      found = cx->coll_anchor_axes[j][0] == a->dim && cx->coll_anchor_axes[j][1] == a->p &&
+              cx->coll_anchor_axes[j][2] == a->inner;
+    if (!found) return false;
+  }
+  return true;
+}
+
+/* After c: its buffers anchor later collectives over its chips, unless it is a
+ * collective_permute (a chip's result there depends on one peer only). */
+static void anchor_set(const Coll *c) {
+  TileLowerCtx *cx = c->cx;
+  if (c->op->kind == TILE_OP_COLLECTIVE_PERMUTE || !c->exchanges) return;
+  cx->coll_anchor = c->first_buf;
+  cx->coll_anchor_n = c->m->nbufs - c->first_buf;
+  cx->coll_anchor_naxes = 0;
+  for (int k = 0; k < c->naxes; k++) {
+    int64_t *t = cx->coll_anchor_axes[cx->coll_anchor_naxes++];
+    t[0] = c->ax[k].dim;
+    t[1] = c->ax[k].p;
+    t[2] = c->ax[k].inner;
+  }
+}
+
+static bool gen_op(Coll *c, TileTensorRef x, TileTensorRef y) {
+  switch (c->op->kind) {
+  case TILE_OP_ALL_REDUCE: return gen_all_reduce(c, x, y);
+  case TILE_OP_REDUCE_SCATTER: return gen_reduce_scatter(c, x, y);
+  case TILE_OP_ALL_GATHER: return gen_all_gather(c, x, y);
+  case TILE_OP_COLLECTIVE_PERMUTE: return gen_permute(c, x, y);
+  case TILE_OP_ALL_TO_ALL: return coll_all_to_all(c, x, y);
+  default:
+    return tile_lower_error(c->cx, c->op, "not a collective this generator knows");
+  }
+}
+
 bool tile_gen_collective(TileLowerCtx *cx, const TileGroup *g) {
   const TileOp *op = g->ops[0];
   if (g->nops != 1)
@@ -860,13 +905,12 @@ bool tile_gen_collective(TileLowerCtx *cx, const TileGroup *g) {
   if (x.bytes > INT32_MAX / 4 || y.bytes > INT32_MAX / 4)
     return tile_lower_error(cx, op, "tensors of 512 MiB or more do not fit 32-bit DMA words");
   coll_setup(&c);
-  switch (op->kind) {
-  case TILE_OP_ALL_REDUCE: return gen_all_reduce(&c, x, y);
-  case TILE_OP_REDUCE_SCATTER: return gen_reduce_scatter(&c, x, y);
-  case TILE_OP_ALL_GATHER: return gen_all_gather(&c, x, y);
-  case TILE_OP_COLLECTIVE_PERMUTE: return gen_permute(&c, x, y);
-  case TILE_OP_ALL_TO_ALL: return coll_all_to_all(&c, x, y);
-  default:
-    return tile_lower_error(cx, op, "not a collective this generator knows");
-  }
+  bool covered = anchor_covers(&c);
+  c.anchor = covered ? cx->coll_anchor : -1;
+  c.anchor_n = covered ? cx->coll_anchor_n : 0;
+  c.first_buf = cx->mir->nbufs;
+  c.exchanges = false;
+  if (!gen_op(&c, x, y)) return false;
+  anchor_set(&c);
+  return true;
 }

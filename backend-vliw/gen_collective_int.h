@@ -45,6 +45,12 @@ typedef struct Coll {
   int32_t next[2][TILE_MAX_TORUS_RANK];
   int32_t sem_sent[2];             /* counts this chip's remote sends as they land */
   int32_t sem_local;               /* counts local copies (one in flight at a time) */
+  /* Receive buffers start their lives where this chip starts an earlier collective:
+   * the buffers [anchor, anchor + anchor_n) it made (anchor -1: none; TileMirBuffer.
+   * remote_after). first_buf: this one's first buffer; exchanges: it made a buffer
+   * peers write (it anchors the next one). */
+  int32_t anchor, anchor_n, first_buf;
+  bool exchanges;
 } Coll;
 
 /* A tensor seen around one dim: outer (elements before it) x that dim x inner bytes. */
@@ -54,6 +60,9 @@ typedef struct CollAround {
 CollAround coll_around(const TileTensorRef *t, int64_t dim);
 
 /* ---- memory (gen_collective_ring.c) ---- */
+
+/* Marks buf as one that peers write (layout keeps it from c's anchor on). */
+void coll_mark_remote(Coll *c, int32_t buf);
 
 TileDmaShape coll_flat(int64_t bytes);
 /* A remote descriptor to the next chip of axis k's ring in direction dir, from src_buf

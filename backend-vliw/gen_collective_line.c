@@ -35,12 +35,14 @@
  * Semaphores: arrivals from the left count on the band semaphore of rings toward +
  * (whose previous chip is the left neighbour), those from the right on the one toward -
  * (coll_recv_sem), so each semaphore has one sender on another chip, as the rings
- * assume (gen_collective_ring.c), and that sender's transfers arrive in order. On a
- * given chip each side is, per phase, either all real arrivals or all credits. A credit
- * wait carries no data, and per collective the credits a chip gives itself equal its
- * credit waits, so a signal that a peer already in the next collective sends early and
- * a credit wait takes leaves the credit behind for the next collective's wait: the
- * count there still reaches 1 only once that peer's transfer has arrived.
+ * assume (gen_collective_ring.c), and that sender's transfers arrive in order. Credits
+ * share the semaphore, in any mix with real waits, and stay sound because each is issued
+ * just before its own wait: when the n-th wait on a semaphore passes, with m credit
+ * waits among the first n, at most m credits have landed, so at least n - m transfers of
+ * the sender have, which is every transfer the real waits among them need (in order). Per
+ * collective a chip's credits equal its credit waits and it waits for all of them to
+ * land, so the count it leaves for the next collective is the sender's early transfers
+ * only, whichever waits took what.
  *
  * Buffers: the receive buffer (left half, right half, then the identity) and this
  * chip's working copy are written once per run; the broadcast overwrites a chip's
@@ -126,7 +128,7 @@ TileDmaSite coll_line_site(Coll *c, int32_t src_buf, int32_t dst_buf, int64_t by
   s.desc_reg = coll_addr(c, s.desc, 0);
   store_desc_word(c, &s, peer, DESC_PEER);
   store_desc_word(c, &s, dst_sem, DESC_DST_SEM);
-  if (remote) m->bufs[dst_buf].remote = true;
+  if (remote) coll_mark_remote(c, dst_buf);
   return s;
 }
 

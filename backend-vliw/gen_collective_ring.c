@@ -187,6 +187,18 @@ int32_t coll_recv_sem(Coll *c, int d, int k) {
 
 /* ---- remote descriptors ---- */
 
+void coll_mark_remote(Coll *c, int32_t buf) {
+  TileMirBuffer *b = &c->m->bufs[buf];
+  if (!b->remote) {
+    b->remote_after = c->anchor;
+    b->remote_after_n = c->anchor_n;
+  } else if (b->remote_after != c->anchor) {
+    b->remote_after = -1; /* written in two collectives: from the first bundle */
+  }
+  b->remote = true;
+  c->exchanges = true;
+}
+
 TileDmaShape coll_flat(int64_t bytes) {
   return (TileDmaShape){.count0 = bytes, .count1 = 1, .count2 = 1};
 }
@@ -228,7 +240,7 @@ static CollRemote remote_make(Coll *c, int32_t src_buf, int32_t dst_buf, int32_t
   }
   r.site.desc_reg = coll_addr(c, r.site.desc, 0);
   if (peer_reg < 0) return r; /* a local copy keeps peer -1 */
-  m->bufs[dst_buf].remote = true; /* peers write it: layout keeps it from the start */
+  coll_mark_remote(c, dst_buf);
   TileMirInst st = tile_mir_inst(TILE_MOP_SST, peer_reg, r.site.desc_reg, 0, 0, DESC_PEER * 4);
   tile_mir_mem(&st, r.site.desc, TILE_MIR_WRITE, 0);
   add_inst(c, st);

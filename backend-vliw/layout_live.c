@@ -13,8 +13,11 @@
  *     first bundle) and for buffers no bundle names;
  *   - back to the first bundle for buffers that read bytes they never write, expecting
  *     zero (TileMirBuffer.zero_init): no earlier buffer may have left data there;
- *   - back to the first bundle for buffers other chips write (TileMirBuffer.remote): a
- *     peer ahead of this chip may deliver before this chip reaches the collective.
+ *   - back for buffers other chips write (TileMirBuffer.remote): a peer ahead of this
+ *     chip may deliver before this chip reaches the collective, though not before this
+ *     chip has started an earlier collective the peer's result depended on
+ *     (TileMirBuffer.remote_after): back to the first bundle that names a buffer of
+ *     that collective, or to the first bundle of all where there is none.
  * Every generator names each buffer its ops touch (mir.h), which is what makes the
  * ranges complete. */
 #include <stdlib.h>
@@ -63,7 +66,6 @@ bool layout_live_ranges(const TileMir *m, const TileMirCode *code, LiveRange *li
         }
       }
     }
-  free(own_last);
   /* loops and backward branches: a range that meets one covers all of it. Regions nest
    * or are disjoint, so one pass in any order suffices: widening a range to a region
    * only adds bundles inside that region. */
@@ -80,11 +82,24 @@ bool layout_live_ranges(const TileMir *m, const TileMirCode *code, LiveRange *li
       if (hi > r->last) r->last = hi;
     }
   }
+  /* where each buffer is first named (the anchors below need that, not the start a
+   * buffer's own anchor gives it: the chain would run back to the first collective) */
+  int32_t *named = own_last; /* its last use is above */
+  for (int32_t i = 0; i < n; i++) named[i] = live[i].first;
   for (int32_t i = 0; i < n; i++) {
     const TileMirBuffer *b = &m->bufs[i];
     if (live[i].first < 0 || b->init) live[i] = (LiveRange){0, end};
     if (b->zero_init) live[i].first = 0;
-    if (b->remote) live[i].first = 0;
+    /* a peer may deliver before this chip reaches the collective, but not before this
+     * chip used the anchor: the peer could finish that earlier collective only after */
+    if (b->remote) {
+      int32_t from = b->remote_after >= 0 ? live[i].first : 0;
+      for (int32_t a = b->remote_after; a >= 0 && a < b->remote_after + b->remote_after_n &&
+                                        a < n; a++)
+        if (named[a] >= 0 && named[a] < from) from = named[a];
+      if (from < live[i].first) live[i].first = from;
+    }
   }
+  free(own_last);
   return true;
 }

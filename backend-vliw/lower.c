@@ -641,7 +641,8 @@ static void sems_recycle(TileLowerCtx *cx) {
 
 bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   TileLowerCtx cx = {.m = m, .f = f, .mir = mir, .d = d, .target = mir->target,
-                     .sems_base = mir->nsems, .sems_used = mir->nsems, .pf_sem = -1};
+                     .sems_base = mir->nsems, .sems_used = mir->nsems, .pf_sem = -1,
+                     .coll_anchor = -1};
   int before = d->nerrors;
   bool ok = false;
   if (f->is_kernel) return tile_lower_kernel(m, f, mir, d); /* backend-vliw/gen_kernel.c */

@@ -28,6 +28,14 @@ struct TileLowerCtx {
   bool failed;             /* a placement failed (reported); lowering stops */
   int32_t sems_base;       /* the first semaphore id of every group (ids made before) */
   int32_t coll_band;       /* the first id of the collectives' band (a mesh function) */
+  /* The last collective with peers whose every result depends on every chip of its
+   * axes (all but collective_permute): its buffers [coll_anchor, + coll_anchor_n) (-1:
+   * none yet) and its axes as torus (dim, chips, inner) triples, so a later collective
+   * over some of those chips can start its receive buffers' lives where this chip
+   * started that one (TileMirBuffer.remote_after). */
+  int32_t coll_anchor, coll_anchor_n;
+  int32_t coll_anchor_naxes;
+  int64_t coll_anchor_axes[TILE_MAX_TORUS_RANK][3];
   int32_t sems_used;       /* the most semaphores any group has taken, plus the base */
   /* Cross-group prefetch (lower_prefetch.c): the plan (NULL: none), its semaphore (-1:
    * none), the budget of the group being generated (bytes of weights, 0: none), and the

@@ -54,6 +54,7 @@ int32_t tile_mir_buffer(TileMir *m, const char *name, TileSpace space, int64_t b
   b->nslots = nslots < 1 ? 1 : nslots;
   b->align = align < 1 ? 1 : align;
   b->addr = -1;
+  b->remote_after = -1;
   b->src_name = m->cur_src_name;
   b->src_loc = m->cur_src_loc;
   return m->nbufs++;

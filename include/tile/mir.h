@@ -118,6 +118,12 @@ typedef struct TileMirBuffer {
   int64_t dims[TILE_MAX_RANK];
   bool per_chip;    /* bound with one slice per chip (a mesh function's data) */
   bool remote;      /* other chips write it (a collective's receive buffer) */
+  /* With remote: the buffers [remote_after, remote_after + remote_after_n) made for an
+   * earlier collective over these chips (or more) whose every result needed every
+   * chip's part, so no peer can write this one before this chip has started that one;
+   * layout starts this one's life where this chip first names any of them. -1: from the
+   * first bundle. */
+  int32_t remote_after, remote_after_n;
   bool zero_init;   /* reads bytes it never writes, which must read zero (memory never
                      * written): layout gives it bytes no earlier buffer used */
   /* Initial contents (constants, DMA descriptors), nslots * bytes or fewer; NULL for
