@@ -2,7 +2,8 @@
  * reduce_scatter, all_to_all, collective_permute) as remote DMA and semaphore schedules
  * on the torus, one program for every chip (include/tile/lower.h). The ring steps are
  * in gen_collective_ring.c, all_to_all in gen_collective_a2a.c, the latency-optimized
- * all_reduce in gen_collective_small.c.
+ * all_reduce in gen_collective_small.c, the op's axes on the torus in
+ * gen_collective_axes.c.
  *
  * Needs: a group holding one collective whose mesh is the target's torus; the op's axes
  * may be whole torus dims, shares of one (several axes on a dim: rings within blocks of
@@ -15,9 +16,12 @@
  *                   along the part's axes in turn (each level works on the chunk the
  *                   level before left this chip), then all-gather in place in reverse
  *                   order, the outermost level straight into the result (every level
- *                   when the operand streams). Operands larger than VMEM allows stream
- *                   through it in pieces, of parts of one size where the estimates say
- *                   so, with a last piece for what is left. Small
+ *                   when the operand streams), each level starting in the last step of
+ *                   the one before. Operands larger than VMEM allows stream through it
+ *                   in pieces, of parts of one size where the estimates say so, with a
+ *                   last piece for what is left; on axes that wrap the outermost level
+ *                   combines in its receive slots (larger pieces) and each piece sends
+ *                   the next one's first chunks from its last all-gather step. Small
  *                   operands, where the estimates of gen_collective_small.c say so,
  *                   take the one-shot exchange there instead (whole operands along
  *                   each axis, summed on every chip);
@@ -35,8 +39,9 @@
  *   collective_permute  min(s, p - s) one-position hops the short way round; along
  *                   an axis over several dims, an all_gather over them and the block
  *                   of position q - s.
- * On an axis without wraparound (any but a whole dim that wraps) the same rings run,
- * their closing step routed across the dim. The rank of a chip over several axes is
+ * On an axis without wraparound (any but a whole dim that wraps) the small and
+ * latency-bound schedules run as lines (gen_collective_line*.c), and the rings, for
+ * large data, route their closing step across the dim. The rank of a chip over several axes is
  * row-major in the order the op lists them (the first axis major), which fixes the
  * order of gathered shards, scattered
  * slices and exchanged blocks. all_reduce and reduce_scatter keep a working copy and
@@ -59,162 +64,6 @@ const TileMesh *tile_coll_func_mesh(const TileModule *m, const TileFunc *f) {
   return NULL;
 }
 
-/* Rings a torus dim of `size` chips can carry at once: one per axis on it, and an axis
- * has at least 2 chips, so at most the number of prime factors of size. */
-static int32_t dim_slots(int64_t size) {
-  int32_t n = 0;
-  for (int64_t f = 2; f * f <= size; f++)
-    while (size % f == 0) {
-      size /= f;
-      n++;
-    }
-  return n + (size > 1);
-}
-
-/* The first band slot of torus dim `dim`: each dim has dim_slots of them, in order. */
-static int32_t dim_slot_base(const TileTarget *t, int dim) {
-  int32_t base = 0;
-  for (int d = 0; d < dim; d++) base += dim_slots(t->torus[d]);
-  return base;
-}
-
-int32_t tile_coll_sem_band(const TileTarget *t) { return 2 * dim_slot_base(t, t->torus_rank); }
-
-/* ---- the op's mesh and axes ---- */
-
-static const TileMesh *op_mesh(Coll *c) {
-  const TileAttr *a = tile_attr_get(&c->op->attrs, "mesh");
-  if (a && a->kind == TILE_ATTR_SYMBOL) return tile_module_find_mesh(c->cx->m, a->s);
-  return tile_coll_func_mesh(c->cx->m, c->cx->f);
-}
-
-static bool whole_dim(const TileMesh *mesh, const TileMeshAxis *ma) {
-  return ma->ndims == 1 && ma->size == mesh->dims[ma->dims[0]];
-}
-
-static bool simple_mesh(const TileMesh *mesh) {
-  for (int k = 0; k < mesh->naxes; k++)
-    if (!whole_dim(mesh, &mesh->axes[k])) return false;
-  return true;
-}
-
-/* Axis a on torus dim `dim`, p chips of it, its position step `inner` coordinates (the
- * sizes of the axes declared after it on the dim: docs/tile-ir.md, "Modules"), its
- * rings on band slot `slot`. */
-static void dim_axis(const TileTarget *t, const char *name, int dim, int64_t p, int64_t inner,
-                     int32_t slot, CollAxis *a) {
-  int64_t size = t->torus[dim];
-  *a = (CollAxis){.name = name, .dim = dim, .p = p, .inner = inner, .stride = inner,
-                  .slot = slot, .wrap = p == size && t->wrap[dim]};
-  for (int d = dim + 1; d < t->torus_rank; d++) a->stride *= t->torus[d];
-  a->hops = (int32_t)(t->wrap[dim] && size - inner < inner ? size - inner : inner);
-}
-
-/* Adds mesh axis ma. An axis over several dims becomes one axis per dim, in the order it
- * lists them: a rank over those, row-major, is its position, so every collective is the
- * same, and each dim's ring is one hop a step (with the dim's wraparound) where a ring
- * over the whole axis would pay routed row changes. On a dim shared by several axes,
- * the j-th of more than one chip takes the dim's j-th band slot, so the rings of one
- * mesh never share a semaphore (a dim has dim_slots of them). */
-static bool add_axis(Coll *c, const TileMesh *mesh, const TileMeshAxis *ma) {
-  const TileTarget *t = c->cx->target;
-  /* Band slots are laid out per mesh: a function whose collectives use another mesh
-   * than its own could have two rings on one semaphore, unless both meshes are of
-   * whole dims only (a whole dim's ring takes the same slot in every mesh). */
-  const TileMesh *fm = tile_coll_func_mesh(c->cx->m, c->cx->f);
-  if (!fm) /* no band reserved: the lowering reserves it for a function on a mesh */
-    return tile_lower_error(c->cx, c->op, "a collective over mesh @%s in a function on no "
-                            "mesh; give the function {mesh = @%s}", mesh->name, mesh->name);
-  if (fm != mesh && (!simple_mesh(mesh) || !simple_mesh(fm)))
-    return tile_lower_error(c->cx, c->op, "a collective over mesh @%s in a function on @%s: "
-                            "over another mesh than the function's, collectives run only "
-                            "where both meshes have one whole torus dim per axis",
-                            mesh->name, fm->name);
-  if (ma->ndims > 1) {
-    for (int i = 0; i < ma->ndims; i++) {
-      int dim = ma->dims[i];
-      dim_axis(t, ma->name, dim, t->torus[dim], 1, dim_slot_base(t, dim), &c->ax[c->naxes++]);
-    }
-    return true;
-  }
-  int dim = ma->dims[0];
-  int64_t inner = 1;
-  int32_t before = 0;
-  bool after = false;
-  for (int j = 0; j < mesh->naxes; j++) {
-    const TileMeshAxis *o = &mesh->axes[j];
-    if (o == ma) after = true;
-    else if (o->ndims == 1 && o->dims[0] == dim) {
-      if (after) inner *= o->size;
-      else before += o->size > 1;
-    }
-  }
-  dim_axis(t, ma->name, dim, ma->size, inner, dim_slot_base(t, dim) + before,
-           &c->ax[c->naxes++]);
-  return true;
-}
-
-/* The mesh must be the machine's torus: chip ids and coordinates are the target's. */
-static bool check_mesh(Coll *c, const TileMesh *mesh) {
-  const TileTarget *t = c->cx->target;
-  bool same = mesh->rank == t->torus_rank;
-  for (int d = 0; same && d < mesh->rank; d++) same = mesh->dims[d] == t->torus[d];
-  if (same) return true;
-  char want[64] = "", have[64] = "";
-  for (int d = 0; d < mesh->rank; d++)
-    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%" PRId64, d ? "x" : "",
-             mesh->dims[d]);
-  for (int d = 0; d < t->torus_rank; d++)
-    snprintf(have + strlen(have), sizeof have - strlen(have), "%s%d", d ? "x" : "",
-             (int)t->torus[d]);
-  return tile_lower_error(c->cx, c->op, "mesh @%s is a %s torus but target %s has %s; compile "
-                          "with --torus %s", mesh->name, want, t->name, have, want);
-}
-
-static bool resolve_axes(Coll *c) {
-  const TileMesh *mesh = op_mesh(c);
-  if (!mesh)
-    return tile_lower_error(c->cx, c->op, "no mesh: give the function {mesh = @name}");
-  if (!check_mesh(c, mesh)) return false;
-  const TileAttr *a = tile_attr_get(&c->op->attrs, "axes");
-  if (!a) a = tile_attr_get(&c->op->attrs, "axis");
-  if (!a) return tile_lower_error(c->cx, c->op, "no axes");
-  const TileAttr *names = a;
-  int32_t n = 1;
-  if (a->kind != TILE_ATTR_IDENT) {
-    if (a->kind != TILE_ATTR_ARRAY && a->kind != TILE_ATTR_TUPLE)
-      return tile_lower_error(c->cx, c->op, "axes must be mesh axis names");
-    names = a->elems;
-    n = a->n;
-  }
-  if (n > TILE_MAX_TORUS_RANK)
-    return tile_lower_error(c->cx, c->op, "%d axes; a collective runs over at most %d",
-                            (int)n, TILE_MAX_TORUS_RANK);
-  const TileMeshAxis *ma[TILE_MAX_TORUS_RANK];
-  int32_t digits = 0;
-  for (int32_t i = 0; i < n; i++) {
-    if (names[i].kind != TILE_ATTR_IDENT)
-      return tile_lower_error(c->cx, c->op, "axes must be mesh axis names");
-    ma[i] = tile_mesh_find_axis(mesh, names[i].s);
-    if (!ma[i])
-      return tile_lower_error(c->cx, c->op, "mesh @%s has no axis '%s'", mesh->name,
-                              names[i].s);
-    for (int32_t j = 0; j < i; j++)
-      if (ma[j] == ma[i])
-        return tile_lower_error(c->cx, c->op, "axis '%s' is named twice", names[i].s);
-    digits += ma[i]->ndims;
-  }
-  /* An axis over several dims runs as one axis per dim (add_axis). */
-  if (digits > TILE_MAX_TORUS_RANK)
-    return tile_lower_error(c->cx, c->op, "the axes cover %d torus dims and shares of dims in "
-                            "all; a collective runs over at most %d", (int)digits,
-                            TILE_MAX_TORUS_RANK);
-  for (int32_t i = 0; i < n; i++)
-    if (!add_axis(c, mesh, ma[i])) return false;
-  c->span = n == 1 && ma[0]->ndims > 1;
-  return true;
-}
-
 /* Bytes of the reduce-scatter's receive buffers: per level k, (p_k - 1) chunks of the
  * level's region (the all-gathers need none: they work in place). */
 static int64_t recv_bytes(const Coll *c, int64_t total) {
@@ -224,6 +73,13 @@ static int64_t recv_bytes(const Coll *c, int64_t total) {
     region /= c->ax[k].p;
   }
   return sum;
+}
+
+/* VMEM of a piece of `bytes`: its receive buffers and a working copy of it, or where
+ * the outer level combines in its slots (CollRing.in_slots) one staging chunk per
+ * part, 1/p0 of it (p0: chips on the outer level's axis; 0: a working copy). */
+static int64_t piece_vmem(const Coll *c, int64_t bytes, int64_t p0) {
+  return (p0 ? bytes / p0 : bytes) + recv_bytes(c, bytes);
 }
 
 CollParts coll_parts(const Coll *c, int64_t block) {
@@ -332,10 +188,14 @@ typedef struct AllReduce {
   int32_t slots[TILE_MAX_TORUS_RANK][COLL_MAX_RINGS];
   int64_t piece;
   int64_t part_off[COLL_MAX_RINGS + 1]; /* part i: [part_off[i], part_off[i + 1]) */
+  int64_t next_off[COLL_MAX_RINGS + 1]; /* the same for the next piece (`then`) */
   int32_t work, x, y, at;
   /* x and y hold whole pieces: the outer level copies chunks from x under its
    * transfers and the all-gather works in y */
   bool stream;
+  /* With stream: the outer level combines in its slots (CollRing.in_slots), work holding
+   * one staging chunk per part, and the inner levels work in the chunk it leaves there */
+  bool slotted;
 } AllReduce;
 
 /* Part i's ring at the outermost level, copying chunks from or to hbm + at. */
@@ -347,25 +207,68 @@ static CollRing outer_ring(Coll *c, const AllReduce *a, CollRing g, int i, int32
   return g;
 }
 
-static void all_reduce_piece(Coll *c, AllReduce *a) {
-  /* Part i: rotation i / ndir, direction i % ndir; ring[i][L] its ring at level L. */
+/* The same for the next piece (a->next_off, a piece further on in x): its part i's
+ * chunk and staging place. */
+static CollRing next_outer_ring(Coll *c, const AllReduce *a, CollRing g, int i) {
+  int64_t p = c->ax[g.k].p, len = a->next_off[i + 1] - a->next_off[i];
+  g.chunk = len / p;
+  g.base = coll_addr(c, a->work, a->slotted ? a->next_off[i] / p : a->next_off[i]);
+  g.has_hbm = true;
+  g.hbm = a->x;
+  g.hbm_base = coll_addr(c, a->x, a->next_off[i] + a->piece);
+  coll_rr(c, TILE_MOP_ADD, g.hbm_base, g.hbm_base, a->at);
+  return g;
+}
+
+/* One piece. first_sent: the piece before sent this one's first chunks (`then` of
+ * coll_ring_gather_levels); then: this piece sends those of the next (parts at
+ * a->next_off, every one holding data). Both only where x and y hold whole pieces. */
+static void all_reduce_piece(Coll *c, AllReduce *a, bool first_sent, bool then) {
+  /* Part i: rotation i / ndir, direction i % ndir; ring[i][L] its ring at level L.
+   * slotted: ybase[i][L] is the level's region in y, and this chip's innermost chunk
+   * ends at own[i] in buffer ownbuf[i], its place in y at yown[i]. */
   CollRing ring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
+  int32_t ybase[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
+  int32_t own[COLL_MAX_RINGS], ownbuf[COLL_MAX_RINGS], yown[COLL_MAX_RINGS];
   for (int i = 0; i < a->nparts; i++) {
     int rot = i / a->ndir, dir = i % a->ndir;
-    int32_t base = coll_addr(c, a->work, a->part_off[i]);
+    int64_t p0 = c->ax[a->act[rot % a->nact]].p;
+    int32_t base = coll_addr(c, a->work, a->slotted ? a->part_off[i] / p0 : a->part_off[i]);
+    int32_t yb = -1, buf = a->work;
+    if (a->slotted) {
+      yb = coll_addr(c, a->y, a->part_off[i]);
+      coll_rr(c, TILE_MOP_ADD, yb, yb, a->at);
+    }
     int64_t region = a->part_off[i + 1] - a->part_off[i];
     for (int l = 0; l < a->nact && region; l++) {
       int k = a->act[(rot + l) % a->nact];
       CollRing *g = &ring[i][l];
-      *g = (CollRing){.k = k, .dir = dir, .by_position = true, .work = a->work, .base = base,
-                      .chunk = region / c->ax[k].p};
+      *g = (CollRing){.k = k, .dir = dir, .by_position = true, .work = buf, .base = base,
+                      .chunk = region / c->ax[k].p, .in_slots = a->slotted && l == 0};
       region = g->chunk;
       if (a->slots[l][i] < 0) a->slots[l][i] = coll_ring_slots(c, g);
-      if (l + 1 == a->nact) break;
+      if (!a->slotted && l + 1 == a->nact) break;
       int32_t off = tile_mir_sreg(c->m);
       base = tile_mir_sreg(c->m);
       coll_ri(c, TILE_MOP_MULI, off, coll_ring_index(c, g), g->chunk);
-      coll_rr(c, TILE_MOP_ADD, base, g->base, off);
+      if (!a->slotted) {
+        coll_rr(c, TILE_MOP_ADD, base, g->base, off);
+        continue;
+      }
+      /* The chunk this level leaves: in slot p - 2 at the outer level, else in place. */
+      if (g->in_slots) {
+        buf = a->slots[0][i];
+        base = coll_addr(c, buf, (c->ax[k].p - 2) * g->chunk);
+      } else {
+        coll_rr(c, TILE_MOP_ADD, base, g->base, off);
+      }
+      ybase[i][l] = yb;
+      int32_t t = tile_mir_sreg(c->m);
+      coll_rr(c, TILE_MOP_ADD, t, yb, off);
+      yb = t;
+      own[i] = base;
+      ownbuf[i] = buf;
+      yown[i] = yb;
     }
   }
   /* A remainder piece may leave parts empty (fewer grains than parts): those run no
@@ -373,16 +276,23 @@ static void all_reduce_piece(Coll *c, AllReduce *a) {
   int use[COLL_MAX_RINGS], n = 0;
   for (int i = 0; i < a->nparts; i++)
     if (a->part_off[i + 1] > a->part_off[i]) use[n++] = i;
-  CollRing level[COLL_MAX_RINGS];
-  int32_t slots[COLL_MAX_RINGS];
-  for (int l = 0; l < a->nact; l++) {
+  /* The levels in one run, each next level starting in its last step (Level in
+   * gen_collective_ring.c). */
+  CollRing levels_rs[TILE_MAX_TORUS_RANK * COLL_MAX_RINGS];
+  int32_t slots[TILE_MAX_TORUS_RANK * COLL_MAX_RINGS];
+  for (int l = 0; l < a->nact; l++)
     for (int u = 0; u < n; u++) {
       int i = use[u];
-      level[u] = a->stream && l == 0 ? outer_ring(c, a, ring[i][l], i, a->x) : ring[i][l];
-      slots[u] = a->slots[l][i];
+      levels_rs[l * n + u] =
+          a->stream && l == 0 ? outer_ring(c, a, ring[i][l], i, a->x) : ring[i][l];
+      slots[l * n + u] = a->slots[l][i];
     }
-    coll_ring_reduce_scatter_in(c, level, n, a->r, slots);
-  }
+  coll_ring_reduce_scatter_levels(c, levels_rs, a->nact, n, a->r, slots, first_sent);
+  /* The next piece's outermost rings: this piece's, on its parts further on in x
+   * (every part of both pieces holds data). */
+  CollRing next[COLL_MAX_RINGS];
+  CollNextPiece np = {.rings = next, .after = levels_rs + n, .slots = slots, .r = a->r};
+  for (int u = 0; then && u < n; u++) next[u] = next_outer_ring(c, a, ring[use[u]][0], use[u]);
   /* All-gather in place (coll_ring_gather_in_place): each level's chunks go straight
    * into the next chip's copy of the same place. When x and y hold whole pieces, every
    * level works in y (HBM): this chip's own innermost chunk is copied there (1/N of the
@@ -392,9 +302,14 @@ static void all_reduce_piece(Coll *c, AllReduce *a) {
    * holds that chunk complete, which needs the neighbour's own last send of it, so the
    * neighbour is done with it (in work; y's places are written once per run). */
   int eb = (int)(a->r->tile_bytes / (c->cx->target->vreg_sublanes * c->cx->target->vreg_lanes));
-  TileDmaShape shapes[COLL_MAX_RINGS];
   int32_t delta = -1; /* y's address of a byte of work, less work's: y + at - work */
-  if (a->stream) {
+  if (a->slotted) {
+    for (int u = 0; u < n; u++) {
+      const CollRing *g = &ring[use[u]][a->nact - 1];
+      coll_local_copy(c, ownbuf[use[u]], 0, own[use[u]], a->y, 0, yown[use[u]],
+                      coll_flat(g->chunk));
+    }
+  } else if (a->stream) {
     delta = coll_addr(c, a->y, 0);
     coll_rr(c, TILE_MOP_ADD, delta, delta, a->at);
     coll_rr(c, TILE_MOP_SUB, delta, delta, coll_addr(c, a->work, 0));
@@ -407,17 +322,18 @@ static void all_reduce_piece(Coll *c, AllReduce *a) {
       coll_local_copy(c, a->work, 0, from, a->y, 0, to, coll_flat(g->chunk));
     }
   }
-  for (int l = a->nact - 1; l >= 0; l--) {
+  /* Innermost level first, each next level starting in its last step. */
+  CollRing levels_ag[TILE_MAX_TORUS_RANK * COLL_MAX_RINGS];
+  for (int l = a->nact - 1; l >= 0; l--)
     for (int u = 0; u < n; u++) {
-      level[u] = ring[use[u]][l];
-      shapes[u] = coll_flat(level[u].chunk);
-      if (!a->stream) continue;
-      level[u].work = a->y;
-      level[u].base = tile_mir_sreg(c->m);
-      coll_rr(c, TILE_MOP_ADD, level[u].base, ring[use[u]][l].base, delta);
+      CollRing *g = &levels_ag[(a->nact - 1 - l) * n + u];
+      *g = ring[use[u]][l];
+      if (!a->slotted) continue;
+      g->work = a->y;
+      g->base = ybase[use[u]][l];
     }
-    coll_ring_gather_in_place(c, level, n, shapes, eb, c->ax[level[0].k].p - 1);
-  }
+  coll_ring_gather_levels(c, levels_ag, a->nact, n, eb,
+                          a->stream && !a->slotted ? a->y : -1, delta, then ? &np : NULL);
 }
 
 /* The data in parts, each reduce-scattered over the axes in its own order and
@@ -457,29 +373,50 @@ static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
    * pieces, whole multiples of unit, that fit. Buffers are reused from piece to piece:
    * a chip can only start piece i + 1 once every chip it receives from has sent it all
    * of piece i, by when it has combined what it received (see the top of
-   * gen_collective_ring.c), so an early sender never overwrites a slot still in use. */
+   * gen_collective_ring.c), so an early sender never overwrites a slot still in use.
+   * The next piece's first sends, which go during the last all-gather step, write only
+   * the first slot of the outermost level, and only once the block from their receiver
+   * has arrived, which it sent after its whole reduce-scatter of this piece. */
+  /* Where x and y hold whole pieces and every axis wraps, the outer level combines in
+   * its slots (AllReduce.slotted): a piece then needs a 1/p0 of itself beside its
+   * slots instead of a whole working copy, so pieces are larger and fewer. */
   const int64_t vmem = c->cx->target->vmem_bytes;
+  bool wraps = true;
+  for (int k = 0; k < c->naxes; k++) wraps &= c->ax[k].p < 2 || c->ax[k].wrap;
+  bool slotted = total == x.bytes && wraps;
+  int64_t p0 = c->ax[act[0]].p, p0v = slotted ? p0 : 0;
   int64_t pieces = 1, piece = total, grains = total / grain;
-  while (piece + recv_bytes(c, piece) > vmem) {
+  while (piece_vmem(c, piece, p0v) > vmem) {
     if (total != x.bytes || grains / (pieces + 1) < nparts) break;
     do pieces++;
     while (grains % pieces);
     piece = total / pieces;
   }
-  if (piece + recv_bytes(c, piece) > vmem)
+  if (piece_vmem(c, piece, p0v) > vmem)
     return tile_lower_error(c->cx, c->op, "needs %" PRId64 " bytes of VMEM for its working "
                             "copy and receive buffers, more than the %" PRId64 " target %s "
                             "has; an operand of a whole multiple of %" PRId64 " bytes streams "
-                            "through VMEM in pieces", piece + recv_bytes(c, piece),
+                            "through VMEM in pieces", piece_vmem(c, piece, p0v),
                             (int64_t)vmem, c->cx->target->name, grain);
   /* Parts are whole grains, and the rings of a level run in step, so a level takes as
    * long as its largest part: where a piece's grains do not split evenly (8 MiB in 6
    * parts: 6, 6, 5, 5, 5, 5 grains) every piece pays for parts of the larger size.
    * Pieces of a whole multiple of nparts grains, and one more piece for what is left,
    * avoid that where the estimates say it is quicker (the extra piece costs its hops). */
-  int64_t even = piece / grain / nparts * nparts, rest = 0;
-  while (even && even * grain + recv_bytes(c, even * grain) > vmem) even -= nparts;
-  if (pieces > 1 && even && (piece / grain) % nparts) {
+  int64_t most = piece / grain; /* slotted: the most grains a piece can hold */
+  while (slotted && pieces > 1 && most < grains &&
+         piece_vmem(c, (most + 1) * grain, p0v) <= vmem)
+    most++;
+  int64_t even = most / nparts * nparts, rest = 0;
+  while (even && piece_vmem(c, even * grain, p0v) > vmem) even -= nparts;
+  /* slotted: as few pieces as fit, as equal as whole multiples of nparts grains go (64
+   * grains in 6 parts: 36 + 28 rather than 48 + 16, whose small last piece paid its
+   * hops for little data). */
+  if (slotted && even) {
+    int64_t n = (grains + even - 1) / even, g = (grains + n - 1) / n;
+    if ((g + nparts - 1) / nparts * nparts < even) even = (g + nparts - 1) / nparts * nparts;
+  }
+  if (pieces > 1 && even && (even != piece / grain || (piece / grain) % nparts)) {
     int64_t cost = pieces * coll_ring_estimate(c, (piece / grain + nparts - 1) / nparts *
                                                        nparts * grain, nparts);
     int64_t full = grains / even, left = grains % even;
@@ -493,25 +430,45 @@ static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
     }
   }
   AllReduce a = {.r = &r, .nact = nact, .ndir = ndir, .nparts = nparts,
-                 .x = x.buf, .y = y.buf, .stream = total == x.bytes};
+                 .x = x.buf, .y = y.buf, .stream = total == x.bytes, .slotted = slotted};
   memcpy(a.act, act, sizeof act);
   memset(a.slots, 0xff, sizeof a.slots);
-  a.work = vmem_buffer(c, "work", piece);
+  a.work = vmem_buffer(c, "work", slotted ? piece / p0 : piece);
   a.at = coll_li(c, 0);
   if (!a.stream) coll_local_copy(c, x.buf, 0, -1, a.work, 0, -1, coll_flat(x.bytes));
-  /* The pieces (a loop), then the remainder's own code with its own parts (the first
-   * pieces' slots serve it: its parts are no larger). */
-  for (int last = 0; last < 2; last++) {
-    int64_t size = last ? rest : piece, g = size / grain;
-    if (!size) continue;
+  /* The pieces, then the remainder's own code with its own parts (the first pieces'
+   * slots serve it: its parts are no larger). Where x and y hold whole pieces and every
+   * axis wraps, each piece but the last
+   * sends the next one's first chunks from its last all-gather step, so the links do
+   * not idle for a hop between pieces (the remainder too, where each of its parts
+   * holds data): the first piece, a loop of the middle ones, the last full one, the
+   * remainder. (On lines the closing steps route over other links, and the early sends
+   * did not pay.) */
+  bool ahead = a.stream && wraps && pieces + (rest > 0) > 1;
+  bool rest_ahead = ahead && rest / grain >= nparts;
+  struct {
+    int64_t size, count;
+    bool first_sent, then;
+  } runs[4] = {{piece, ahead ? 1 : pieces, false, ahead && (pieces > 1 || rest_ahead)},
+               {piece, ahead && pieces > 2 ? pieces - 2 : 0, true, true},
+               {piece, ahead && pieces > 1 ? 1 : 0, true, rest_ahead},
+               {rest, rest ? 1 : 0, rest_ahead, false}};
+  for (int k = 0; k < 4; k++) {
+    int64_t size = runs[k].size, g = size / grain;
+    if (!runs[k].count) continue;
     a.piece = size;
     for (int i = 0; i < nparts; i++)
       a.part_off[i + 1] = a.part_off[i] + (g / nparts + (i < g % nparts)) * grain;
-    bool loop = !last && pieces > 1;
-    if (loop) tile_mir_loop_begin(c->m, (int32_t)pieces, 0);
-    all_reduce_piece(c, &a);
-    if (loop || rest) coll_ri(c, TILE_MOP_ADDI, a.at, a.at, size);
-    if (loop) tile_mir_loop_end(c->m);
+    /* The next piece: another full one, or the remainder (runs 0 and 2 may be the
+     * last full one). */
+    bool to_rest = k == 2 || (k == 0 && pieces == 1);
+    int64_t gn = to_rest ? rest / grain : g;
+    for (int i = 0; i < nparts; i++)
+      a.next_off[i + 1] = a.next_off[i] + (gn / nparts + (i < gn % nparts)) * grain;
+    if (runs[k].count > 1) tile_mir_loop_begin(c->m, (int32_t)runs[k].count, 0);
+    all_reduce_piece(c, &a, runs[k].first_sent, runs[k].then);
+    if (pieces > 1 || rest) coll_ri(c, TILE_MOP_ADDI, a.at, a.at, size);
+    if (runs[k].count > 1) tile_mir_loop_end(c->m);
   }
   if (!a.stream) coll_local_copy(c, a.work, 0, -1, y.buf, 0, -1, coll_flat(y.bytes));
   return true;
@@ -523,10 +480,9 @@ static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
  * every ring it received on that its slots are free: a `sem.signal.r` to that chip,
  * which goes the other way round the axis and lands on the semaphore that counts
  * arrivals from this chip in the opposite ring (one sender, behind this chip's data on
- * the same links, so counts stay in order); each piece starts with a wait for those
- * tokens (wait: true), which names work so that the piece's first sends (which read
- * it) follow. Tokens go once before the first piece, so that every piece waits; the
- * last piece's are waited for after the loop. */
+ * the same links, so counts stay in order); each piece but the first starts with a
+ * wait for those tokens (wait: true), which names work so that the piece's first sends
+ * (which may read it) follow. */
 static void piece_tokens(Coll *c, bool used[][2], bool wait, int32_t work) {
   for (int k = 0; k < c->naxes; k++)
     for (int d = 0; d < 2; d++) {
@@ -549,15 +505,23 @@ typedef struct RsPiece {
   int64_t off[COLL_MAX_RINGS + 1];
   int32_t work, at;
   int32_t slots[TILE_MAX_TORUS_RANK][COLL_MAX_RINGS]; /* level l, part i: -1 until made */
+  /* The outer level combines in its slots (CollRing.in_slots), work holding one
+   * staging chunk per part (1/p0 of its region), the inner levels in the chunk it
+   * leaves there. */
+  bool slotted;
+  int64_t p0;
 } RsPiece;
 
-static void rs_piece(Coll *c, RsPiece *s) {
+/* With tokens (the rings that run, piece_tokens), the piece ends by sending them, as
+ * soon as its last slot has been read: copying the slices out reads work only, which
+ * no peer writes. */
+static void rs_piece(Coll *c, RsPiece *s, bool tokens[][2]) {
   /* rstride: the operand's bytes between neighbouring coordinates on an axis */
   const int64_t *rstride = s->pp.stride, *off = s->off;
   const int *act = s->pp.act;
   int nact = s->pp.nact, ndir = s->pp.ndir, use[COLL_MAX_RINGS], nuse = 0;
   CollRing ring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
-  int32_t kept[COLL_MAX_RINGS];
+  int32_t kept[COLL_MAX_RINGS], keptbuf[COLL_MAX_RINGS];
   for (int i = 0; i < s->pp.nparts; i++) {
     int rot = i / ndir, dir = i % ndir, ax[TILE_MAX_TORUS_RANK];
     int64_t len = off[i + 1] - off[i], region = s->n * len;
@@ -575,11 +539,12 @@ static void rs_piece(Coll *c, RsPiece *s) {
       hs.src_stride2 = rstride[ax[1]];
       hs.dst_stride2 = hs.count1 * len;
     }
-    int32_t base = coll_addr(c, s->work, s->n * off[i]);
+    int32_t base = coll_addr(c, s->work, s->slotted ? s->n * off[i] / s->p0 : s->n * off[i]);
+    int32_t buf = s->work;
     for (int l = 0; l < nact; l++) {
       CollRing *g = &ring[i][l];
-      *g = (CollRing){.k = ax[l], .dir = dir, .work = s->work, .base = base,
-                      .chunk = region / c->ax[ax[l]].p};
+      *g = (CollRing){.k = ax[l], .dir = dir, .work = buf, .base = base,
+                      .chunk = region / c->ax[ax[l]].p, .in_slots = s->slotted && l == 0};
       if (l == 0) {
         g->has_hbm = true;
         g->hbm = s->x.buf;
@@ -590,27 +555,33 @@ static void rs_piece(Coll *c, RsPiece *s) {
       }
       if (s->slots[l][i] < 0) s->slots[l][i] = coll_ring_slots(c, g);
       region = g->chunk;
+      if (g->in_slots) { /* the chunk it keeps: slot p - 2 */
+        buf = s->slots[0][i];
+        base = coll_addr(c, buf, (c->ax[ax[l]].p - 2) * g->chunk);
+        continue;
+      }
       int32_t o = tile_mir_sreg(c->m);
       base = tile_mir_sreg(c->m);
       coll_ri(c, TILE_MOP_MULI, o, c->coord[ax[l]], g->chunk);
       coll_rr(c, TILE_MOP_ADD, base, g->base, o);
     }
     kept[i] = base;
+    keptbuf[i] = buf;
   }
-  CollRing level[COLL_MAX_RINGS];
-  int32_t slots[COLL_MAX_RINGS];
-  for (int l = 0; l < nact; l++) {
+  CollRing level[TILE_MAX_TORUS_RANK * COLL_MAX_RINGS];
+  int32_t slots[TILE_MAX_TORUS_RANK * COLL_MAX_RINGS];
+  for (int l = 0; l < nact; l++)
     for (int u = 0; u < nuse; u++) {
-      level[u] = ring[use[u]][l];
-      slots[u] = s->slots[l][use[u]];
+      level[l * nuse + u] = ring[use[u]][l];
+      slots[l * nuse + u] = s->slots[l][use[u]];
     }
-    coll_ring_reduce_scatter_in(c, level, nuse, s->r, slots);
-  }
+  coll_ring_reduce_scatter_levels(c, level, nact, nuse, s->r, slots, false);
+  if (tokens) piece_tokens(c, tokens, false, -1);
   for (int u = 0; u < nuse; u++) {
     int i = use[u];
     int32_t to = coll_addr(c, s->y.buf, off[i]);
     coll_rr(c, TILE_MOP_ADD, to, to, s->at);
-    coll_local_copy(c, s->work, 0, kept[i], s->y.buf, 0, to, coll_flat(off[i + 1] - off[i]));
+    coll_local_copy(c, keptbuf[i], 0, kept[i], s->y.buf, 0, to, coll_flat(off[i + 1] - off[i]));
   }
 }
 
@@ -633,8 +604,13 @@ static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, cons
   const int *act = pp.act;
   int nact = pp.nact, ndir = pp.ndir, nparts = pp.nparts;
   if (nact == 0 || S % r->tile_bytes || S / r->tile_bytes < nparts) return false;
+  /* Where every axis wraps, the outer level combines in its slots (CollRing.in_slots):
+   * a piece needs 1/p0 of itself beside its slots instead of a whole working copy. */
+  bool slotted = true;
+  for (int k = 0; k < c->naxes; k++) slotted &= c->ax[k].p < 2 || c->ax[k].wrap;
+  int64_t p0 = c->ax[act[0]].p, p0v = slotted ? p0 : 0;
   int64_t tiles = S / r->tile_bytes, pieces = 1;
-  while (n * (S / pieces) + recv_bytes(c, n * (S / pieces)) > t->vmem_bytes) {
+  while (piece_vmem(c, n * (S / pieces), p0v) > t->vmem_bytes) {
     do pieces++;
     while (pieces <= tiles && tiles % pieces);
     if (tiles / pieces < nparts) {
@@ -647,8 +623,16 @@ static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, cons
   /* As for all_reduce: a level takes as long as its largest part, so pieces of a
    * whole multiple of nparts tiles and one more for what is left, where the estimates
    * say it is quicker. */
-  int64_t sp = S / pieces, rest = 0, even = sp / r->tile_bytes / nparts * nparts;
-  if (pieces > 1 && even && (sp / r->tile_bytes) % nparts) {
+  int64_t sp = S / pieces, rest = 0, most = sp / r->tile_bytes;
+  while (slotted && pieces > 1 && most < tiles &&
+         piece_vmem(c, n * (most + 1) * r->tile_bytes, p0v) <= t->vmem_bytes)
+    most++;
+  int64_t even = most / nparts * nparts;
+  if (slotted && even) { /* as equal as they go, as for all_reduce */
+    int64_t k = (tiles + even - 1) / even, g = (tiles + k - 1) / k;
+    if ((g + nparts - 1) / nparts * nparts < even) even = (g + nparts - 1) / nparts * nparts;
+  }
+  if (pieces > 1 && even && (even != sp / r->tile_bytes || (sp / r->tile_bytes) % nparts)) {
     int64_t tb = n * r->tile_bytes, full = tiles / even, left = tiles % even;
     int64_t cost = pieces * coll_ring_estimate(c, (sp / r->tile_bytes + nparts - 1) / nparts *
                                                        nparts * tb, nparts);
@@ -661,33 +645,34 @@ static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, cons
       rest = left * r->tile_bytes;
     }
   }
-  RsPiece rp = {.x = x, .y = y, .r = r, .pp = pp, .n = n, .work = vmem_buffer(c, "work", n * sp),
+  RsPiece rp = {.x = x, .y = y, .r = r, .pp = pp, .n = n, .slotted = slotted, .p0 = p0,
+                .work = vmem_buffer(c, "work", slotted ? n * sp / p0 : n * sp),
                 .at = coll_li(c, 0)};
   memset(rp.slots, 0xff, sizeof rp.slots);
-  /* Which (axis, direction) rings run: every piece after the first waits for a token
-   * from the next chip of each (piece_tokens). */
-  bool used[TILE_MAX_TORUS_RANK][2] = {{false}}, multi = pieces > 1 || rest;
+  /* Which (axis, direction) rings run: after every piece but the last, each chip sends
+   * the chips before it on these a token and waits for theirs before the next piece
+   * (piece_tokens). The first piece waits for none (its slots are fresh, as a
+   * collective's in one piece are) and the last sends none, so neither costs a hop. */
+  bool used[TILE_MAX_TORUS_RANK][2] = {{false}};
   for (int i = 0; i < nparts; i++)
     for (int l = 0; l < nact; l++) used[act[(i / ndir + l) % nact]][i % ndir] = true;
-  if (multi) piece_tokens(c, used, false, -1);
-  /* The pieces (a loop), then the remainder's own code (the first pieces' slots serve
-   * it: its parts are no larger). */
+  /* The pieces followed by another (a loop), then the last one, the remainder where
+   * there is one (the first pieces' slots serve it: its parts are no larger). */
+  int64_t followed = rest ? pieces : pieces - 1;
   for (int last = 0; last < 2; last++) {
-    int64_t size = last ? rest : sp, g = size / r->tile_bytes;
-    if (!size) continue;
+    int64_t size = last && rest ? rest : sp, g = size / r->tile_bytes;
+    int64_t count = last ? 1 : followed;
+    if (!count) continue;
     for (int i = 0; i < nparts; i++)
       rp.off[i + 1] = rp.off[i] + (g / nparts + (i < g % nparts)) * r->tile_bytes;
-    bool loop = !last && pieces > 1;
-    if (loop) tile_mir_loop_begin(c->m, (int32_t)pieces, 0);
-    if (multi) piece_tokens(c, used, true, rp.work);
-    rs_piece(c, &rp);
-    if (multi) {
-      piece_tokens(c, used, false, -1);
+    if (count > 1) tile_mir_loop_begin(c->m, (int32_t)count, 0);
+    rs_piece(c, &rp, last ? NULL : used);
+    if (!last) {
+      piece_tokens(c, used, true, rp.work);
       coll_ri(c, TILE_MOP_ADDI, rp.at, rp.at, size);
     }
-    if (loop) tile_mir_loop_end(c->m);
+    if (count > 1) tile_mir_loop_end(c->m);
   }
-  if (multi) piece_tokens(c, used, true, -1); /* the tokens of the last piece */
   return true;
 }
 
@@ -697,8 +682,9 @@ static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
   if (!make_reduce(c, (TileElem)x.elem, &r)) return false;
   int64_t dim = 0, p = chips(c);
   tile_attr_get_int(&c->op->attrs, "dim", &dim);
-  /* Lines, where their estimate wins: each slice's reduction flows from both ends of
-   * the line toward its owner (gen_collective_line_scatter.c). */
+  /* Small and medium operands, where the estimate wins: each slice's reduction flows
+   * toward its owner from both ends of a line, or from both sides half a ring round on
+   * an axis with wraparound (gen_collective_line_scatter.c). */
   if (coll_line_rs_wins(c, x.bytes, y.bytes, &r))
     return coll_line_reduce_scatter(c, x, y, &r, dim);
   CollAround a = coll_around(&y, dim);
@@ -897,7 +883,7 @@ bool tile_gen_collective(TileLowerCtx *cx, const TileGroup *g) {
   if (g->nops != 1)
     return tile_lower_error(cx, g->ops[1], "a collective is a fusion group of its own");
   Coll c = {.cx = cx, .m = cx->mir, .op = op};
-  if (!resolve_axes(&c)) return false;
+  if (!coll_resolve_axes(&c)) return false;
   TileTensorRef x = tile_lower_tensor(cx, op->opnd[0].v), y = tile_lower_tensor(cx, op->res[0]);
   if (x.elem == TILE_ELEM_I1)
     return tile_lower_error(cx, op, "i1 tensors cross chips as i32; convert the operand first");

@@ -59,6 +59,12 @@ typedef struct CollAround {
 } CollAround;
 CollAround coll_around(const TileTensorRef *t, int64_t dim);
 
+/* ---- the op's axes (gen_collective_axes.c) ---- */
+
+/* Reads the op's mesh and axes into c->ax (torus dims, shares, spans), with a
+ * diagnostic at the op where the mesh or an axis does not fit the target's torus. */
+bool coll_resolve_axes(Coll *c);
+
 /* ---- memory (gen_collective_ring.c) ---- */
 
 /* Marks buf as one that peers write (layout keeps it from c's anchor on). */
@@ -145,6 +151,12 @@ typedef struct CollRing {
    * 0: at j * chunk, contiguous. */
   int64_t hbm_step;
   TileDmaShape hbm_shape;
+  /* With has_hbm and a contiguous chunk: each arriving chunk is combined into its
+   * receive slot (with this chip's chunk, copied from HBM into one chunk at base) and
+   * sent on from there, so the level needs one chunk of VMEM besides its slots, and
+   * the chunk this chip keeps is left in slot p - 2 (the same operands in the same
+   * order as combining into work). */
+  bool in_slots;
 } CollRing;
 
 /* Reduce-scatter: afterwards this chip's chunk holds the reduction over the axis of
@@ -223,6 +235,10 @@ bool coll_oneshot_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y, const Co
  * time, where each DMA goes (the module comment of gen_collective_line.c). */
 /* d := cond ? a : b, for cond 0 or 1 (sregs). */
 int32_t coll_sel(Coll *c, int32_t cond, int32_t a, int32_t b);
+/* Fresh sregs: a + b, a * imm, and base + j * step. */
+int32_t coll_plus(Coll *c, int32_t a, int32_t b);
+int32_t coll_times(Coll *c, int32_t a, int64_t imm);
+int32_t coll_at(Coll *c, int32_t base, int32_t step, int64_t j);
 /* A fresh sreg: lo <= q <= hi, as 0 or 1. */
 int32_t coll_in_range(Coll *c, int32_t q, int64_t lo, int64_t hi);
 /* A descriptor of `bytes` from src_buf to dst_buf (contiguous) whose peer and arrival
@@ -304,15 +320,17 @@ typedef struct CollLinePart {
 void coll_line_a2a_level(Coll *c, const CollLinePart *parts, int n, int32_t src, int32_t dst,
                          int64_t blk);
 
-/* ---- reduce_scatter over lines (gen_collective_line_scatter.c) ---- */
+/* ---- reduce_scatter over lines and half rings (gen_collective_line_scatter.c) ---- */
 
 /* Whether the reduce_scatter of an `operand`-byte operand into `slice`-byte slices is
  * estimated quicker by coll_line_reduce_scatter than by the one-shot all_reduce and the
- * rings: some axis is a line (no wraparound, p > 2) and it fits VMEM. */
+ * rings: some axis is longer than 2 (a line, or a ring it runs as half rings) and it
+ * fits VMEM. */
 bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, const CollReduce *r);
 /* reduce_scatter of x along `dim` into y: per axis in turn, on this chip's chunk of the
- * levels before, each slice's reduction flows from both ends of a line toward its
- * owner (p - 1 hop latencies); a wrapping axis runs a ring. The same bits every run. */
+ * levels before, each slice's reduction flows toward its owner from both ends of a
+ * line (p - 1 hop latencies) or, on an axis with wraparound, from both sides half the
+ * ring round (floor(p / 2)); an axis of 2 runs a ring. The same bits every run. */
 bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const CollReduce *r,
                               int64_t dim);
 
@@ -325,6 +343,40 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
 int32_t coll_ring_slots(Coll *c, const CollRing *g);
 void coll_ring_reduce_scatter_in(Coll *c, const CollRing *rings, int n, const CollReduce *r,
                                  const int32_t *slots);
+
+/* ---- reduce-scatter and all-gather levels in one run (gen_collective_ring.c) ---- */
+
+/* The levels of a reduce-scatter, level l's n rings at rings[l * n + i] (slots likewise,
+ * or NULL), each level on the chunk this chip keeps from the one before: as
+ * coll_ring_reduce_scatter_in per level, but where ring i's next level runs on another
+ * axis in the same direction from VMEM, its first sends go during this level's last
+ * step, as soon as the chunk they read is final (gen_collective_ring.c, Level). Every
+ * level's axis has at least 2 chips. first_sent: the first level's first sends have
+ * gone already (coll_ring_gather_levels, `then`). */
+void coll_ring_reduce_scatter_levels(Coll *c, const CollRing *rings, int nlev, int n,
+                                     const CollReduce *r, const int32_t *slots,
+                                     bool first_sent);
+/* The next piece of all_reduce, whose first sends the last all-gather level of this
+ * piece issues: its outermost reduce-scatter rings (each on the same axis and in the
+ * same direction as this piece's outermost all-gather ring i), their slots, the
+ * r of the reduction and the rings of the level after (which fix the order of
+ * sub-chunks, as coll_ring_reduce_scatter_levels's). */
+typedef struct CollNextPiece {
+  const CollRing *rings, *after;
+  const int32_t *slots;
+  const CollReduce *r;
+} CollNextPiece;
+
+/* all_reduce's all-gather levels in place (as coll_ring_gather_in_place, p - 1 steps
+ * of each, blocks of ring l * n + i at base + j * chunk, contiguous, elements of eb
+ * bytes), innermost first, each level's region the next level's block: the next
+ * level's first sends go during this level's last step where it runs on another axis
+ * in the same direction (gen_collective_ring.c, "all-gather levels in one run"). With
+ * buf >= 0 every level works in buf instead, at base plus the sreg delta. With `then`,
+ * the last level's last step also issues the next piece's first sends, once the block
+ * it receives from the next chip shows that chip done with this piece's slots. */
+void coll_ring_gather_levels(Coll *c, const CollRing *rings, int nlev, int n, int eb,
+                             int32_t buf, int32_t delta, const CollNextPiece *then);
 
 /* ---- all_to_all (gen_collective_a2a.c) ---- */
 

@@ -169,10 +169,20 @@ void coll_credit_wait(Coll *c, const CollCredit *cr) {
   coll_wait_sem(c, coll_recv_sem(c, cr->dir, cr->k), 1, -1);
 }
 
-/* reg := base + j * step (step a register) */
-static int32_t at_sub(Coll *c, int32_t base, int32_t step, int64_t j) {
+int32_t coll_plus(Coll *c, int32_t a, int32_t b) {
   int32_t d = tile_mir_sreg(c->m);
-  coll_ri(c, TILE_MOP_MULI, d, step, j);
+  coll_rr(c, TILE_MOP_ADD, d, a, b);
+  return d;
+}
+
+int32_t coll_times(Coll *c, int32_t a, int64_t imm) {
+  int32_t d = tile_mir_sreg(c->m);
+  coll_ri(c, TILE_MOP_MULI, d, a, imm);
+  return d;
+}
+
+int32_t coll_at(Coll *c, int32_t base, int32_t step, int64_t j) {
+  int32_t d = coll_times(c, step, j);
   coll_rr(c, TILE_MOP_ADD, d, d, base);
   return d;
 }
@@ -232,12 +242,12 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
     coll_ri(c, TILE_MOP_ADDI, from, work_at, j * sub);
     for (int d = 0; d < 2; d++) {
       coll_credit_wait(c, &s1[d]);
-      int32_t src = at_sub(c, src_base[d], src_step[d], j), to = tile_mir_sreg(m);
+      int32_t src = coll_at(c, src_base[d], src_step[d], j), to = tile_mir_sreg(m);
       coll_ri(c, TILE_MOP_ADDI, to, work_at, j * sub);
       coll_reduce_into(c, r, r->vop, in, src, work, to, sub);
     }
     if (j >= depth1) coll_wait_sem(c, c->sem_sent[0], 1, up.desc);
-    tile_dma_issue(c->cx, &up, from, 0, at_sub(c, dst1, step1, j), 0);
+    tile_dma_issue(c->cx, &up, from, 0, coll_at(c, dst1, step1, j), 0);
   }
   for (int64_t j = S > depth1 ? S - depth1 : 0; j < S; j++) coll_wait_sem(c, c->sem_sent[0], 1, up.desc);
   coll_wait_sem(c, credits, 2 * S, -1);
@@ -263,7 +273,7 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
     coll_ri(c, TILE_MOP_ADDI, src, work_at, j * sub);
     for (int d = 0; d < 2; d++) {
       if (j >= depth2) coll_wait_sem(c, c->sem_sent[1], 1, down[d].desc);
-      tile_dma_issue(c->cx, &down[d], src, 0, at_sub(c, dbase[d], dstep[d], j), 0);
+      tile_dma_issue(c->cx, &down[d], src, 0, coll_at(c, dbase[d], dstep[d], j), 0);
     }
   }
   for (int64_t j = S > depth2 ? S - depth2 : 0; j < S; j++)

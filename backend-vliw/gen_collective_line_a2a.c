@@ -120,17 +120,6 @@ static int32_t side_groups(Coll *c, const Part *x, int d) {
   return n;
 }
 
-static int32_t times(Coll *c, int32_t a, int64_t imm) {
-  int32_t d = tile_mir_sreg(c->m);
-  coll_ri(c, TILE_MOP_MULI, d, a, imm);
-  return d;
-}
-
-static int32_t plus(Coll *c, int32_t a, int32_t b) {
-  int32_t d = tile_mir_sreg(c->m);
-  coll_rr(c, TILE_MOP_ADD, d, a, b);
-  return d;
-}
 
 /* Sets a descriptor word that is the same on every chip in the descriptor's initial
  * contents (no code). */
@@ -192,12 +181,12 @@ static void side_begin(Level *L, Part *x, Chunk *h, int d) {
   /* tail from the slots: (n - 1) * inner runs blk apart per outer index, packed */
   int32_t n = side_groups(c, x, d), n1 = tile_mir_sreg(c->m);
   coll_ri(c, TILE_MOP_ADDI, n1, n, -1);
-  int32_t cnt[3] = {coll_li(c, h->sub), times(c, n1, x->inner), coll_li(c, x->outer)};
+  int32_t cnt[3] = {coll_li(c, h->sub), coll_times(c, n1, x->inner), coll_li(c, x->outer)};
   put_counts(c, &s->tail0, tails_full(c, n), cnt);
   init_word(c, &s->tail0, L->blk, DESC_SRC_STRIDE1);
   init_word(c, &s->tail0, x->ostride, DESC_SRC_STRIDE2);
   init_word(c, &s->tail0, h->sub, DESC_DST_STRIDE1);
-  put_word(c, &s->tail0, times(c, n1, h->run), DESC_DST_STRIDE2);
+  put_word(c, &s->tail0, coll_times(c, n1, h->run), DESC_DST_STRIDE2);
 }
 
 /* The descriptors of the later iterations, which read the receive buffer: made after
@@ -209,7 +198,7 @@ static void side_later(Level *L, Part *x, Chunk *h, int d) {
   s->tail = side_site(L, x, d, s->rb, s->rb, tail_estimate(x, h));
   int32_t n = side_groups(c, x, d), n1 = tile_mir_sreg(c->m);
   coll_ri(c, TILE_MOP_ADDI, n1, n, -1);
-  int32_t n_run = times(c, n, h->run), n1_run = times(c, n1, h->run);
+  int32_t n_run = coll_times(c, n, h->run), n1_run = coll_times(c, n1, h->run);
   /* head from a bundle of n groups: inner runs per outer index, to their places */
   init_word(c, &s->head, h->sub, DESC_COUNT0);
   init_word(c, &s->head, x->inner, DESC_COUNT1);
@@ -269,21 +258,21 @@ static void side_step(Level *L, Part *x, Chunk *h, int d, int64_t it) {
   int32_t real = d == 0 ? coll_in_range(c, q, it, x->p - 2) : coll_in_range(c, q, 1, x->p - 1 - it);
   int32_t full = tails_full(c, n), n1 = tile_mir_sreg(c->m);
   coll_ri(c, TILE_MOP_ADDI, n1, n, -1);
-  int32_t rb = coll_addr(c, s->rb, 0), q_step = times(c, q, x->step);
+  int32_t rb = coll_addr(c, s->rb, 0), q_step = coll_times(c, q, x->step);
 
   /* the tail: into the next chip's region of this iteration, (n - 1) groups of its n - 1;
    * a tail with no groups moves one byte from the start of its source */
-  int32_t dst_at = it ? plus(c, rb, times(c, n1, it * h->group)) : rb;
+  int32_t dst_at = it ? coll_plus(c, rb, coll_times(c, n1, it * h->group)) : rb;
   int32_t at = -1; /* what arrived at it - 1 */
   if (it == 0) {
     int32_t from = coll_addr(c, L->src, h->off); /* groups q + 2 .. p - 1, or 0 .. q - 2 */
     if (d == 0) {
-      from = plus(c, from, q_step);
+      from = coll_plus(c, from, q_step);
       coll_ri(c, TILE_MOP_ADDI, from, from, 2 * x->step);
     }
     send(L, &s->tail0, real, coll_sel(c, full, from, coll_addr(c, L->src, 0)), dst_at);
   } else {
-    at = plus(c, rb, times(c, n, (it - 1) * h->group));
+    at = coll_plus(c, rb, coll_times(c, n, (it - 1) * h->group));
     int32_t from = at;
     if (d == 0) { /* the groups after the head */
       from = tile_mir_sreg(c->m);
@@ -293,14 +282,14 @@ static void side_step(Level *L, Part *x, Chunk *h, int d, int64_t it) {
   }
 
   /* the head: the next chip's group, from the chip at q -/+ it, to its place there */
-  int32_t origin = plus(c, coll_addr(c, L->dst, h->off), q_step);
+  int32_t origin = coll_plus(c, coll_addr(c, L->dst, h->off), q_step);
   if (it) coll_ri(c, TILE_MOP_ADDI, origin, origin, d == 0 ? -it * x->step : it * x->step);
   if (it == 0) {
-    int32_t from = plus(c, coll_addr(c, L->src, h->off), q_step);
+    int32_t from = coll_plus(c, coll_addr(c, L->src, h->off), q_step);
     coll_ri(c, TILE_MOP_ADDI, from, from, d == 0 ? x->step : -x->step);
     send(L, &s->head0, real, from, origin);
   } else {
-    int32_t from = d == 0 ? at : plus(c, at, times(c, n1, h->run)); /* leftward: the last */
+    int32_t from = d == 0 ? at : coll_plus(c, at, coll_times(c, n1, h->run)); /* leftward: the last */
     send(L, &s->head, real, from, origin);
   }
 }
@@ -332,10 +321,10 @@ static void own_copy(Level *L, const Part *x, int64_t off, int64_t sub) {
   TileDmaShape own = {.count0 = sub, .count1 = x->inner, .count2 = x->outer,
                       .src_stride1 = L->blk, .src_stride2 = x->ostride,
                       .dst_stride1 = L->blk, .dst_stride2 = x->ostride};
-  int32_t at = times(c, c->coord[x->k], x->step);
+  int32_t at = coll_times(c, c->coord[x->k], x->step);
   coll_ri(c, TILE_MOP_ADDI, at, at, off);
-  coll_local_copy(c, L->src, 0, plus(c, coll_addr(c, L->src, 0), at), L->dst, 0,
-                  plus(c, coll_addr(c, L->dst, 0), at), own);
+  coll_local_copy(c, L->src, 0, coll_plus(c, coll_addr(c, L->src, 0), at), L->dst, 0,
+                  coll_plus(c, coll_addr(c, L->dst, 0), at), own);
 }
 
 void coll_line_a2a_level(Coll *c, const CollLinePart *parts, int n, int32_t src, int32_t dst,

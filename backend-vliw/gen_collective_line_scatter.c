@@ -1,14 +1,18 @@
-/* reduce_scatter over axes without wraparound (lines), for small and medium operands
- * (gen_collective_int.h): every slice's reduction flows along the line from both ends
- * toward the chip that keeps it, so a level costs p - 1 hop latencies and each link
- * direction carries at most (p - 1) / p of the level's data, once.
+/* reduce_scatter for small and medium operands (gen_collective_int.h), an axis at a
+ * time. Over an axis without wraparound (a line) every slice's reduction flows along
+ * the line from both ends toward the chip that keeps it, so a level costs p - 1 hop
+ * latencies and each link direction carries at most (p - 1) / p of the level's data,
+ * once. Over one with wraparound it flows toward its owner from both sides, half the
+ * ring each ("half rings", below): floor(p / 2) hop latencies, about half the level's
+ * data on each link direction.
  *
  * The data: slice j of the operand (padded to whole vreg tiles) is block j of the
  * working copy, by the rank of its chip over the op's axes (row-major, the first axis
  * major), as gen_reduce_scatter lays it out. Level k (axis k, p chips, this chip at q)
  * works on the region this chip kept from the levels before: p chunks of C bytes,
- * chunk j for the chip at coordinate j. A wrapping axis (or one of two chips) runs one
- * ring of gen_collective_ring.c on the same layout; a line runs two flows:
+ * chunk j for the chip at coordinate j. A wrapping axis of more than two chips runs
+ * half rings (ring_level), an axis of two one ring of gen_collective_ring.c on the same
+ * layout; a line runs two flows:
  *
  *   rightward (R), event i = 0 .. p - 2, chunk j = p - 1 - i: chip q adds what came
  *     from its left (real when 1 <= q <= j) into its chunk j, and sends the partial to
@@ -75,6 +79,18 @@ enum { LRS_MAX_SUBS = 4 };
 enum { LRS_OVERHEAD = 40 };
 
 static bool is_line(const CollAxis *a) { return !a->wrap && a->p > 2; }
+/* An axis with wraparound whose slices flow half a ring each way (ring_level). */
+static bool is_half_ring(const CollAxis *a) { return a->wrap && a->p > 2; }
+
+/* On a ring of p, slice j's partials reach its owner from the h = floor(p / 2) chips
+ * nearest it on each side; with even p the chip exactly across the ring is on both,
+ * sending half its chunk each way where the sub-chunks split in halves (subs even),
+ * else all of it toward - (ring_level). */
+static int64_t half_hops(int64_t p) { return p / 2; }
+/* Chunks a half ring's busier link carries per level, in halves. */
+static int64_t half_link_halves(int64_t p, int64_t subs) {
+  return p % 2 == 0 && subs % 2 ? p : p - 1;
+}
 
 /* What the op does per level, from the padded slice. */
 typedef struct LrsPlan {
@@ -85,10 +101,13 @@ typedef struct LrsPlan {
   int64_t grain;                        /* bytes combined per vreg: a tile or a row */
   int64_t padded, total;                /* bytes of a slice and of the working copy */
   int64_t chunk[TILE_MAX_TORUS_RANK];   /* per level */
-  int64_t subs[TILE_MAX_TORUS_RANK];    /* sub-chunks per chunk of a line level */
-  int64_t scratch;                      /* largest sub-chunk: the ghost and junk areas */
+  int64_t subs[TILE_MAX_TORUS_RANK];    /* sub-chunks per chunk of a line or half ring */
+  int64_t scratch;                      /* largest sub-chunk of a line: the ghost and junk
+                                         * areas (0: no line) */
   int64_t vmem;                         /* working copy, receive slots, scratch */
-  bool lines_only;                      /* every level of more than one chip is a line */
+  bool lines_only;                      /* no level of more than one chip runs a ring of
+                                         * gen_collective_ring.c: each is a line or a
+                                         * half ring */
 } LrsPlan;
 
 static int64_t ser(const TileTarget *t, int64_t bytes) {
@@ -99,16 +118,28 @@ static int64_t ser(const TileTarget *t, int64_t bytes) {
  * sub-chunk at a time; the link into a chip left of the middle, which carries p - q
  * chunks of its first flow before the chip turns to the second and sends q chunks on
  * (q + 1 hops and p chunks through one link, most at the middle); and the events every
- * chip works through: whichever is the longest. A ring's p - 1 steps. */
+ * chip works through: whichever is the longest. A half ring's the same three, over
+ * floor(p / 2) hops. A ring's p - 1 steps. */
 static int64_t level_cycles(const Coll *c, int k, int64_t chunk, int64_t subs,
                             int64_t grain) {
   const TileTarget *t = c->cx->target;
   const CollAxis *a = &c->ax[k];
   /* a step between neighbours: a->hops torus hops (more on a share of a dim) */
   int64_t hop = a->hops * tile_target_hop_cycles(t), p = a->p;
-  if (!is_line(a)) return (p - 1) * (LRS_OVERHEAD + hop + ser(t, chunk));
+  if (!is_line(a) && !is_half_ring(a)) return (p - 1) * (LRS_OVERHEAD + hop + ser(t, chunk));
   int64_t sub = chunk / subs, per = LRS_OVERHEAD + 2 * (sub / grain); /* two loads */
   int64_t s = ser(t, sub), step = s > per ? s : per;
+  if (is_half_ring(a)) {
+    /* a chain of half_hops(p) hops a sub-chunk at a time (its last combine the
+     * owner's); the busier link's chunks; the p + 1 events of every chip (a send per
+     * chunk but its own, two combines into its own) */
+    int64_t n = half_hops(p);
+    int64_t chain = n * (hop + s + per) + (subs - 1) * step;
+    int64_t link = hop + ser(t, half_link_halves(p, subs) * chunk / 2) + 2 * per;
+    int64_t work = (p + 1) * subs * per;
+    int64_t most = chain > link ? chain : link;
+    return most > work ? most : work;
+  }
   int64_t chain = (p - 1) * (hop + s + per) + (subs - 1) * step;
   int64_t link = ((p - 1) / 2 + 1) * hop + ser(t, p * chunk) + per;
   int64_t work = 2 * (p - 1) * subs * per;
@@ -140,7 +171,7 @@ static void plan(const Coll *c, int64_t slice, int64_t tile, LrsPlan *pl) {
   pl->grain = pl->rows ? row : tile;
   pl->padded = (slice + pl->grain - 1) / pl->grain * pl->grain;
   pl->total = pl->padded * n;
-  pl->scratch = pl->grain;
+  pl->scratch = 0; /* no line: none */
   pl->vmem = pl->total;
   pl->lines_only = true;
   int64_t region = pl->total;
@@ -150,7 +181,7 @@ static void plan(const Coll *c, int64_t slice, int64_t tile, LrsPlan *pl) {
     region = chunk;
     pl->subs[k] = 1;
     if (a->p < 2) continue;
-    if (!is_line(a)) {
+    if (!is_line(a) && !is_half_ring(a)) {
       pl->lines_only = false;
       pl->vmem += chunk * (a->p - 1); /* the ring's receive slots */
       continue;
@@ -160,7 +191,12 @@ static void plan(const Coll *c, int64_t slice, int64_t tile, LrsPlan *pl) {
       int64_t e = level_cycles(c, k, chunk, s, pl->grain);
       if (e < best) best = e, pl->subs[k] = s;
     }
+    if (is_half_ring(a)) {
+      pl->vmem += 2 * half_hops(a->p) * chunk; /* a receive slot per event */
+      continue;
+    }
     pl->vmem += 2 * (a->p - 1) * chunk;
+    if (pl->scratch < pl->grain) pl->scratch = pl->grain;
     if (chunk / pl->subs[k] > pl->scratch) pl->scratch = chunk / pl->subs[k];
   }
   pl->vmem += 3 * pl->scratch;
@@ -176,7 +212,7 @@ static int64_t estimate(const Coll *c, const LrsPlan *pl) {
 
 bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, const CollReduce *r) {
   bool any = false;
-  for (int k = 0; k < c->naxes; k++) any |= is_line(&c->ax[k]);
+  for (int k = 0; k < c->naxes; k++) any |= is_line(&c->ax[k]) || is_half_ring(&c->ax[k]);
   if (!any) return false;
   LrsPlan pl;
   plan(c, slice, r->tile_bytes, &pl);
@@ -187,7 +223,12 @@ bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, const Coll
    * being half an all_reduce's estimate. */
   int64_t oneshot = coll_oneshot_estimate(c, operand, r);
   int64_t ring = coll_ring_estimate(c, pl.total, 1) / 2;
-  int64_t parts = coll_ring_estimate(c, operand, coll_parts(c, slice).nparts) / 2;
+  /* The parts run only on slices of whole tiles, at least one per part (else the rings
+   * of one direction do: reduce_scatter_parts in gen_collective.c). */
+  int nparts = coll_parts(c, slice).nparts;
+  int64_t parts = slice % r->tile_bytes == 0 && slice / r->tile_bytes >= nparts
+                      ? coll_ring_estimate(c, operand, nparts) / 2
+                      : INT64_MAX;
   /* coll_ring_estimate counts a line's closing steps as sharing links with the other
    * direction's, which a ring of one direction does not: there its step costs a hop
    * and a chunk's transfer, the closing one p - 2 hops more. */
@@ -205,19 +246,6 @@ bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, const Coll
   return line < oneshot && line < ring && line < parts;
 }
 
-/* reg := base + j * step (step a register) */
-static int32_t at_sub(Coll *c, int32_t base, int32_t step, int64_t j) {
-  int32_t d = tile_mir_sreg(c->m);
-  coll_ri(c, TILE_MOP_MULI, d, step, j);
-  coll_rr(c, TILE_MOP_ADD, d, d, base);
-  return d;
-}
-
-static int32_t sum_of(Coll *c, int32_t a, int32_t b) {
-  int32_t d = tile_mir_sreg(c->m);
-  coll_rr(c, TILE_MOP_ADD, d, a, b);
-  return d;
-}
 
 /* ---- the order of events ----
  *
@@ -325,7 +353,7 @@ static void line_slot(Coll *c, LrsLevel *lv, int64_t s) {
   int32_t own = table_word(c, lv, s, W_OWN), slot = table_word(c, lv, s, W_SLOT);
   coll_rr(c, TILE_MOP_ADD, own, own, lv->base);
   coll_rr(c, TILE_MOP_ADD, slot, slot, coll_addr(c, lv->in, 0));
-  int32_t real = sum_of(c, real_l, real_r), send = sum_of(c, send_r, send_l);
+  int32_t real = coll_plus(c, real_l, real_r), send = coll_plus(c, send_r, send_l);
   int32_t zero = tile_lower_zero(c->cx), sub_r = coll_li(c, sub);
   /* scratch: [0, sub) read by ghosts and junk combines, never stored to; [sub, 2 sub)
    * where ghosts land; [2 sub, 3 sub) junk, stored to by combines without an arrival */
@@ -348,13 +376,13 @@ static void line_slot(Coll *c, LrsLevel *lv, int64_t s) {
   for (int64_t j = 0; j < lv->subs; j++) {
     for (int d = 0; d < 2; d++) coll_credit_wait(c, &cr[d]);
     lv->ncredits += 2;
-    coll_reduce_into(c, lv->r, lv->r->vop, lv->in, at_sub(c, csrc, cstep, j), lv->work,
-                     at_sub(c, cdst, cstep, j), sub);
+    coll_reduce_into(c, lv->r, lv->r->vop, lv->in, coll_at(c, csrc, cstep, j), lv->work,
+                     coll_at(c, cdst, cstep, j), sub);
     /* at most depth sends in flight: the wait names nothing, so the scheduler puts no
      * static gap before it (DMA-slot ops keep their order, and a descriptor is read when
      * its DMA issues, so the next one may be rewritten at once) */
     if (lv->sends >= lv->depth) coll_wait_sem(c, c->sem_sent[0], 1, -1);
-    tile_dma_issue(c->cx, &site, at_sub(c, ssrc, sstep, j), 0, at_sub(c, sdst, sstep, j), 0);
+    tile_dma_issue(c->cx, &site, coll_at(c, ssrc, sstep, j), 0, coll_at(c, sdst, sstep, j), 0);
     lv->sends++;
   }
 }
@@ -368,6 +396,141 @@ static void line_level(Coll *c, LrsLevel *lv) {
   int64_t left = lv->sends < lv->depth ? lv->sends : lv->depth;
   if (left) coll_wait_sem(c, c->sem_sent[0], left, -1);
   coll_wait_sem(c, lv->credits, lv->ncredits, -1);
+}
+
+/* ---- half rings ----
+ *
+ * On an axis with wraparound every chip is alike: for slice j (owner j) the chip at q
+ * is (j - q) mod p chips before the owner and (q - j) mod p after it, and sends its
+ * part of the slice the shorter way. So every chip runs the same events at the same
+ * times; only the chunks they name depend on q (modulo p, across the wrap). With
+ * h = floor(p / 2):
+ *
+ *   flow toward + (F0), event i = 0 .. h - 1, chunk q + h - i: add what came from the
+ *     previous chip into the chunk and send it to the next one, whose event i + 1 it
+ *     is; flow toward - (F1), event i, chunk q - h + i: the mirror image;
+ *   event h of each flow: add its partial into the chip's own chunk q.
+ *
+ * With odd p each side has h chips. With even p the chip h away is on both sides:
+ * where the chunk's sub-chunks split in halves its first half goes toward + and its
+ * second toward -, so each link carries h - 1/2 chunks a level, not h; else all of it
+ * goes toward - (F0's event 0 sends nothing). So sub-chunk j of a flow's chain starts
+ * at event start(f, j), 0 or 1: it is sent from there on and arrives after it.
+ *
+ * The code runs in stages: in stage d every chain takes its step d, so each send waits
+ * only for the arrival it forwards (ring_level). The owner of every slice adds its two
+ * partials in an order fixed by the sub-chunk (the shorter chain's first, F0's where
+ * both are as long), the same on every chip and run. Every chunk but the own is
+ * combined into at most once per sub-chunk and then sent once; the own chunk is never
+ * sent.
+ *
+ * Semaphores: F0's arrivals count on coll_recv_sem(c, 0, k), F1's on coll_recv_sem(c,
+ * 1, k), each from one neighbour, in the order it sends them: a chip waits for (f, i, j)
+ * exactly where its neighbour, running the same code, sent (f, i - 1, j). Every wait is
+ * for a real arrival (every chip has both neighbours here), so no credits. Receive
+ * slots: one chunk per flow and event, written once per run. */
+static int32_t chunk_at(Coll *c, int k, int32_t base, int64_t off, int64_t chunk) {
+  int64_t p = c->ax[k].p;
+  int32_t t = tile_mir_sreg(c->m), over = tile_mir_sreg(c->m);
+  coll_ri(c, TILE_MOP_ADDI, t, c->coord[k], ((off % p) + p) % p);
+  coll_rr(c, TILE_MOP_SLT, over, coll_li(c, p - 1), t); /* t >= p: wrap */
+  coll_ri(c, TILE_MOP_MULI, over, over, -p);
+  coll_rr(c, TILE_MOP_ADD, t, t, over);
+  coll_ri(c, TILE_MOP_MULI, t, t, chunk);
+  coll_rr(c, TILE_MOP_ADD, t, t, base);
+  return t;
+}
+
+/* The first event of flow f's chain for sub-chunk j of subs (module comment above). */
+static int64_t chain_start(int64_t p, int f, int64_t j, int64_t subs) {
+  if (p % 2) return 0;
+  if (subs % 2) return f == 0;
+  return (j < subs / 2) != (f == 0);
+}
+
+/* Sub-chunk n of flow f's order: those whose chain starts at event 0 first (F0: the
+ * first half; F1: the second), so that in every stage the chains that go on come
+ * before those that end at the owner (ring_level). */
+static int64_t sub_of(int f, int64_t n, int64_t subs) {
+  return f == 0 ? n : subs - 1 - n;
+}
+
+/* One event of flow f for sub-chunk j on this chip: with from >= 0, wait for the
+ * partial from the previous chip (in receive slot `from`) and add it into the chunk at
+ * `own`; with to >= 0, send the chunk's sub-chunk on into receive slot `to` of the next
+ * chip. */
+typedef struct HalfRing {
+  int k;
+  int64_t sub, depth, sends[2];
+  int32_t work, in, in0;
+  CollRemote rm[2];
+  const CollReduce *r;
+} HalfRing;
+
+static void half_event(Coll *c, HalfRing *hr, int f, int32_t own, int64_t j, int64_t from,
+                       int64_t to) {
+  TileMir *m = c->m;
+  if (from >= 0) {
+    int32_t src = tile_mir_sreg(m), dst = tile_mir_sreg(m);
+    coll_ri(c, TILE_MOP_ADDI, src, hr->in0, from + j * hr->sub);
+    coll_ri(c, TILE_MOP_ADDI, dst, own, j * hr->sub);
+    coll_wait_sem(c, coll_recv_sem(c, f, hr->k), 1, -1);
+    coll_reduce_into(c, hr->r, hr->r->vop, hr->in, src, hr->work, dst, hr->sub);
+  }
+  if (to < 0) return;
+  /* the waits for earlier sends name nothing (line_slot says why) */
+  if (hr->sends[f] >= hr->depth) coll_wait_sem(c, c->sem_sent[f], 1, -1);
+  int32_t at = tile_mir_sreg(m), dst = tile_mir_sreg(m);
+  coll_ri(c, TILE_MOP_ADDI, at, own, j * hr->sub);
+  coll_ri(c, TILE_MOP_ADDI, dst, hr->in0, to + j * hr->sub);
+  coll_remote_send(c, &hr->rm[f], at, dst);
+  hr->sends[f]++;
+}
+
+/* A level over a wrapping axis. The code runs in stages d = 0 .. h: in stage d each
+ * chain takes its step d (event start + d), first every step that sends on, both flows,
+ * then those that end in the kept chunk. A flow's arrivals are waited for in the order
+ * its neighbour, one stage earlier, sent them: per stage in sub_of order, in which the
+ * chains that go on precede those that end. Each sub-chunk of the kept chunk combines
+ * its two partials in a fixed order (F0's first where both chains are as long), the same
+ * on every chip and run. */
+static void ring_level(Coll *c, int k, int32_t work, int32_t base, int64_t chunk,
+                       int64_t subs, const CollReduce *r) {
+  TileMir *m = c->m;
+  const int64_t p = c->ax[k].p, h = half_hops(p);
+  HalfRing hr = {.k = k, .sub = chunk / subs, .work = work, .r = r};
+  /* sends in flight per flow: beside them, one local copy */
+  hr.depth = (coll_line_inflight(c) - 1) / 2;
+  if (hr.depth < 1) hr.depth = 1;
+  char name[64];
+  snprintf(name, sizeof name, "lrs.ring.%s.%d", c->ax[k].name, (int)m->nbufs);
+  /* receive slots: flow f's event i at (f * h + i) * chunk */
+  hr.in = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 2 * h * chunk, 1, 64);
+  hr.in0 = coll_addr(c, hr.in, 0);
+  for (int f = 0; f < 2; f++) hr.rm[f] = coll_remote(c, k, f, work, hr.in, coll_flat(hr.sub));
+  int32_t kept = chunk_at(c, k, base, 0, chunk);
+  for (int64_t d = 0; d <= h; d++)
+    for (int ends = 0; ends < 2; ends++)
+      for (int f = 0; f < 2; f++) {
+        int32_t own = -1;
+        int64_t own_i = -1;
+        for (int64_t n = 0; n < subs; n++) {
+          int64_t j = sub_of(f, n, subs), i = chain_start(p, f, j, subs) + d;
+          if (i > h || (i == h) != ends) continue;
+          int64_t from = d > 0 ? (f * h + i - 1) * chunk : -1;
+          if (i == h) {
+            half_event(c, &hr, f, kept, j, from, -1);
+            continue;
+          }
+          if (own_i != i) /* F0's event i: chunk q + h - i; F1's: q - h + i */
+            own = chunk_at(c, k, base, f == 0 ? h - i : i - h, chunk), own_i = i;
+          half_event(c, &hr, f, own, j, from, (f * h + i) * chunk);
+        }
+      }
+  for (int f = 0; f < 2; f++) {
+    int64_t left = hr.sends[f] < hr.depth ? hr.sends[f] : hr.depth;
+    if (left) coll_wait_sem(c, c->sem_sent[f], left, -1);
+  }
 }
 
 bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const CollReduce *r,
@@ -387,8 +550,11 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
   char name[64];
   snprintf(name, sizeof name, "lrs.work.%d", (int)m->nbufs);
   int32_t work = tile_mir_buffer(m, name, TILE_SPACE_VMEM, pl.total, 1, 64);
-  snprintf(name, sizeof name, "lrs.scratch.%d", (int)m->nbufs);
-  int32_t scratch = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 3 * pl.scratch, 1, 64);
+  int32_t scratch = -1, credits = -1; /* what the lines' slots share */
+  if (pl.scratch) {
+    snprintf(name, sizeof name, "lrs.scratch.%d", (int)m->nbufs);
+    scratch = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 3 * pl.scratch, 1, 64);
+  }
   /* Slice j of the input ([outer, j * mid .. (j + 1) * mid, inner]) to block j. */
   TileDmaShape in = {.count0 = run, .count1 = n, .count2 = a.outer, .src_stride1 = run,
                      .src_stride2 = n * run, .dst_stride1 = pl.padded, .dst_stride2 = run};
@@ -396,12 +562,14 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
   /* Over lines only, the DMAs in flight stay few, which leaves the rest to a later
    * matmul's weights (lower_prefetch.c). */
   if (pl.lines_only) c->cx->dma_cap = coll_line_inflight(c);
-  int32_t credits = tile_mir_sem(m);
+  if (pl.scratch) credits = tile_mir_sem(m);
   int32_t base = coll_addr(c, work, 0);
   for (int k = 0; k < c->naxes; k++) {
     const CollAxis *ax = &c->ax[k];
     if (ax->p < 2) continue;
-    if (!is_line(ax)) {
+    if (is_half_ring(ax)) {
+      ring_level(c, k, work, base, pl.chunk[k], pl.subs[k], &grain);
+    } else if (!is_line(ax)) {
       CollRing ring = {.k = k, .dir = 0, .work = work, .base = base, .chunk = pl.chunk[k]};
       coll_ring_reduce_scatter(c, &ring, 1, &grain);
     } else {

@@ -29,6 +29,11 @@
  * whose data lies in HBM sends its first chunk from there (first_send), so its first
  * transfers wait for no copy; the combining loops take 8 tiles an iteration
  * (REDUCE_UNROLL), so the VPU work between an arrival and the send on is short.
+ * Consecutive levels overlap: the next level's first sends go during this level's
+ * last step, as soon as the chunk they read is final (Level, GLevel below), instead of
+ * a hop after the level's last arrival. A level whose chunks come from HBM may combine
+ * each arrival in its receive slot (CollRing.in_slots) and send it on from there, so
+ * it needs one chunk of VMEM beside its slots rather than a working copy of its region.
  *
  * Scheduling: the scheduler holds a `sem.wait` that names a buffer some earlier `dma`
  * touched until that DMA's estimated completion (a static gap, paid again after any
@@ -48,8 +53,10 @@
  * nothing (an operand that streams through VMEM in pieces reuses them from piece to
  * piece: a chip starts piece i + 1 only after all of piece i has reached it, which
  * needs every chip's last contribution to piece i, sent only once that chip has
- * combined everything it received in piece i). Completions of this chip's own sends
- * count on ordinary semaphores of the group, which drain before it ends. */
+ * combined everything it received in piece i; all_reduce's next piece's first sends go
+ * a little earlier, once the block that shows the receiver done with its slots has
+ * arrived: coll_ring_gather_levels). Completions of this chip's own sends count on
+ * ordinary semaphores of the group, which drain before it ends. */
 #include <string.h>
 
 #include "dma_desc.h"
@@ -276,49 +283,54 @@ static void remote_wait_sent(Coll *c, const CollRemote *r) {
  * 8 tiles keep the load slot busy. */
 enum { REDUCE_UNROLL = 8 };
 
+/* u tiles from addr (+ i tiles) of buf into fresh vregs v[i] (loads), or from v[i] into
+ * them (stores). */
+static void tiles_move(Coll *c, const CollReduce *r, int32_t *v, int32_t addr, int32_t buf,
+                       int u, bool store) {
+  for (int i = 0; i < u; i++) {
+    if (!store) v[i] = tile_mir_vreg(c->m);
+    TileMirInst in = tile_mir_inst(store ? r->store : r->load, v[i], addr, r->stride_reg, 0,
+                                   (int32_t)(i * r->tile_bytes));
+    tile_mir_mem(&in, buf, store ? TILE_MIR_WRITE : TILE_MIR_READ, 0);
+    add_inst(c, in);
+  }
+}
+
 /* One loop of `tiles` iterations of u tiles each (see REDUCE_UNROLL). */
 static void reduce_loop(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
-                        int32_t dst_buf, int32_t dst, int64_t tiles, int u) {
+                        int32_t dst_buf, int32_t dst, int64_t tiles, int u, bool into_src) {
   TileMir *m = c->m;
   int32_t a[REDUCE_UNROLL], b[REDUCE_UNROLL], s[REDUCE_UNROLL];
   tile_mir_loop_begin(m, (int32_t)tiles, TILE_MIR_PIPELINE);
-  for (int i = 0; i < u; i++) {
-    a[i] = s[i] = tile_mir_vreg(m);
-    TileMirInst ld = tile_mir_inst(r->load, a[i], src, r->stride_reg, 0,
-                                   (int32_t)(i * r->tile_bytes));
-    tile_mir_mem(&ld, src_buf, TILE_MIR_READ, 0);
-    add_inst(c, ld);
-  }
-  if (vop >= 0)
-    for (int i = 0; i < u; i++) {
-      b[i] = tile_mir_vreg(m);
-      TileMirInst ld = tile_mir_inst(r->load, b[i], dst, r->stride_reg, 0,
-                                     (int32_t)(i * r->tile_bytes));
-      tile_mir_mem(&ld, dst_buf, TILE_MIR_READ, 0);
-      add_inst(c, ld);
-    }
-  if (vop >= 0)
+  tiles_move(c, r, a, src, src_buf, u, false);
+  for (int i = 0; i < u; i++) s[i] = a[i];
+  if (vop >= 0) {
+    tiles_move(c, r, b, dst, dst_buf, u, false);
     for (int i = 0; i < u; i++) {
       s[i] = tile_mir_vreg(m);
       add_inst(c, tile_mir_inst(vop, s[i], b[i], a[i], 0, 0));
     }
-  for (int i = 0; i < u; i++) {
-    TileMirInst st = tile_mir_inst(r->store, s[i], dst, r->stride_reg, 0,
-                                   (int32_t)(i * r->tile_bytes));
-    tile_mir_mem(&st, dst_buf, TILE_MIR_WRITE, 0);
-    add_inst(c, st);
   }
+  tiles_move(c, r, s, into_src ? src : dst, into_src ? src_buf : dst_buf, u, true);
   coll_ri(c, TILE_MOP_ADDI, src, src, u * r->tile_bytes);
   coll_ri(c, TILE_MOP_ADDI, dst, dst, u * r->tile_bytes);
   tile_mir_loop_end(m);
 }
 
+/* dst := dst OP src, or with into_src src := dst OP src (the same operands in the same
+ * order, stored over the received data instead). */
+static void reduce_span(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
+                        int32_t dst_buf, int32_t dst, int64_t bytes, bool into_src) {
+  int64_t tiles = bytes / r->tile_bytes, whole = tiles / REDUCE_UNROLL;
+  if (whole) reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, whole, REDUCE_UNROLL, into_src);
+  if (tiles % REDUCE_UNROLL)
+    reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, 1, (int)(tiles % REDUCE_UNROLL),
+                into_src);
+}
+
 void coll_reduce_into(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
                         int32_t dst_buf, int32_t dst, int64_t bytes) {
-  int64_t tiles = bytes / r->tile_bytes, whole = tiles / REDUCE_UNROLL;
-  if (whole) reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, whole, REDUCE_UNROLL);
-  if (tiles % REDUCE_UNROLL)
-    reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, 1, (int)(tiles % REDUCE_UNROLL));
+  reduce_span(c, r, vop, src_buf, src, dst_buf, dst, bytes, false);
 }
 
 /* Per-ring state of one level's step loop. */
@@ -334,7 +346,25 @@ typedef struct Step {
   int32_t off;     /* sreg: offset of the chunk this step fills (reduce or copy) */
   int32_t hoff;    /* sreg: that chunk's offset in the HBM buffer (has_hbm) */
   int32_t slot;    /* sreg: address of this step's receive slot */
+  /* sreg: the sub-chunk every step of the level takes first (its j-th is (rot + j) mod
+   * m); -1: in order. See Level. */
+  int32_t rot;
 } Step;
+
+/* One level of rings in one step loop. Its m sub-chunks per chunk go in a rotated
+ * order, the same on every chip of a ring (rot depends only on the coordinates the
+ * ring's chips share), chosen so that the sub-chunk first in that order holds the
+ * chunk the next level sends first: at the last step, once that sub-chunk has arrived
+ * and been combined, the chunk is final and the next level's first sends go at once,
+ * while this level's other sub-chunks still cross their links (fused, below). A level
+ * otherwise waits for its last sub-chunk, then a hop for the next level's first. */
+typedef struct Level {
+  const CollRing *rings;
+  int n;
+  int64_t p, m, depth;
+  bool fuse;       /* the next level's first sends go from this level's last step */
+  Step st[COLL_MAX_RINGS];
+} Level;
 
 /* Chunks lie by coordinate: a ring toward + sends chunk q - 1 - s at step s and
  * receives chunk q - 2 - s (reduce-scatter; q - s and q - 1 - s for all-gather), a ring
@@ -362,10 +392,18 @@ bool coll_ring_steps_back(const CollRing *g) { return g->dir == 0 || g->by_posit
  * rather than a chunk. m divides every ring's tiles and is at most the send depth
  * (with more sub-chunks than sends in flight, the first sends of a level wait for one
  * another, which was measured slower on the 4x4x4 torus). */
+static bool hbm_sub_shape(const CollRing *g, int64_t m, TileDmaShape *s, int64_t *step);
+
 static int64_t sub_count(const Coll *c, const CollRing *rings, int n, const CollReduce *r) {
   for (int64_t m = coll_depth(c, n, COLL_MAX_SUBS); m > 1; m--) {
     bool fits = true;
-    for (int i = 0; i < n; i++) fits &= (rings[i].chunk / r->tile_bytes) % m == 0;
+    for (int i = 0; i < n; i++) {
+      TileDmaShape hs;
+      int64_t at;
+      fits &= (rings[i].chunk / r->tile_bytes) % m == 0;
+      /* A ring that combines in its slots sends its first chunk from HBM, in m parts. */
+      if (rings[i].in_slots) fits &= hbm_sub_shape(&rings[i], m, &hs, &at);
+    }
     if (fits) return m;
   }
   return 1;
@@ -399,17 +437,50 @@ static void steps_begin(Coll *c, const CollRing *rings, int n, const int32_t *sl
     }
     step_chunk(c, g, &st[i]);
     st[i].slot = coll_addr(c, st[i].slots, 0);
+    st[i].rot = -1;
   }
 }
 
-/* Sends sub-chunk j (of `sub` bytes) of the chunk at off to the next chip's slot at
- * slot + ahead (0: this step's slot, chunk: the next step's). */
-static void sub_send(Coll *c, const CollRing *g, Step *s, int64_t j, int64_t sub,
+/* A fresh sreg holding ((j + rot) mod m) * unit, the offset of the j-th sub-chunk in the
+ * order that starts at sub-chunk rot (an sreg); -1 where rot < 0, the order is 0, 1, ...
+ * (the offset is then j * unit). */
+static int32_t sub_reg(Coll *c, int32_t rot, int64_t m, int64_t j, int64_t unit) {
+  if (rot < 0) return -1;
+  int32_t t = tile_mir_sreg(c->m);
+  coll_ri(c, TILE_MOP_ADDI, t, rot, j);
+  if (j) {
+    int32_t past = tile_mir_sreg(c->m);
+    coll_rr(c, TILE_MOP_SLT, past, coll_li(c, m - 1), t);
+    coll_ri(c, TILE_MOP_MULI, past, past, m);
+    coll_rr(c, TILE_MOP_SUB, t, t, past);
+  }
+  coll_ri(c, TILE_MOP_MULI, t, t, unit);
+  return t;
+}
+
+/* d := a + the offset of sub_reg (o; o < 0: j * unit) + imm. */
+static void at_sub(Coll *c, int32_t d, int32_t a, int32_t o, int64_t j, int64_t unit,
+                   int64_t imm) {
+  if (o >= 0) {
+    coll_rr(c, TILE_MOP_ADD, d, a, o);
+    if (imm) coll_ri(c, TILE_MOP_ADDI, d, d, imm);
+  } else if (d != a || j * unit + imm) {
+    coll_ri(c, TILE_MOP_ADDI, d, a, j * unit + imm);
+  }
+}
+
+/* Sends the j-th sub-chunk (of `sub` bytes, in s's order) of the chunk at off to the
+ * next chip's slot at slot + ahead (0: this step's slot, chunk: the next step's). A
+ * ring that combines in its slots (in_slots) sends step 0's chunk from its staging
+ * copy at base and the others from this step's slot, where they were combined. */
+static void sub_send(Coll *c, const CollRing *g, Step *s, int64_t m, int64_t j, int64_t sub,
                      int64_t ahead) {
   int32_t src = tile_mir_sreg(c->m), dst = tile_mir_sreg(c->m);
-  coll_rr(c, TILE_MOP_ADD, src, g->base, s->off);
-  if (j) coll_ri(c, TILE_MOP_ADDI, src, src, j * sub);
-  coll_ri(c, TILE_MOP_ADDI, dst, s->slot, ahead + j * sub);
+  int32_t o = sub_reg(c, s->rot, m, j, sub);
+  if (g->in_slots) coll_ri(c, TILE_MOP_ADDI, src, ahead ? s->slot : g->base, 0);
+  else coll_rr(c, TILE_MOP_ADD, src, g->base, s->off);
+  at_sub(c, src, src, o, j, sub, 0);
+  at_sub(c, dst, s->slot, o, j, sub, ahead);
   coll_remote_send(c, &s->rm, src, dst);
 }
 
@@ -441,12 +512,12 @@ static bool hbm_sub_shape(const CollRing *g, int64_t m, TileDmaShape *s, int64_t
   return true;
 }
 
-/* Sends sub-chunk j of step 0's chunk from the ring's HBM buffer (first_direct). */
-static void first_send(Coll *c, const CollRing *g, Step *s, int64_t j, int64_t sub) {
+/* Sends the j-th sub-chunk of step 0's chunk from the ring's HBM buffer (first_direct). */
+static void first_send(Coll *c, const CollRing *g, Step *s, int64_t m, int64_t j, int64_t sub) {
   int32_t src = tile_mir_sreg(c->m), dst = tile_mir_sreg(c->m);
   coll_rr(c, TILE_MOP_ADD, src, g->hbm_base, s->hoff);
-  if (j) coll_ri(c, TILE_MOP_ADDI, src, src, j * s->first_at);
-  coll_ri(c, TILE_MOP_ADDI, dst, s->slot, j * sub);
+  at_sub(c, src, src, sub_reg(c, s->rot, m, j, s->first_at), j, s->first_at, 0);
+  at_sub(c, dst, s->slot, sub_reg(c, s->rot, m, j, sub), j, sub, 0);
   coll_remote_send(c, &s->first, src, dst);
 }
 
@@ -458,7 +529,8 @@ static void first_send(Coll *c, const CollRing *g, Step *s, int64_t j, int64_t s
  * before it. */
 static void chunk_copy(Coll *c, const CollRing *g, Step *s, bool first) {
   int32_t w = tile_mir_sreg(c->m), h = tile_mir_sreg(c->m);
-  coll_rr(c, TILE_MOP_ADD, w, g->base, s->off);
+  if (g->in_slots) coll_ri(c, TILE_MOP_ADDI, w, g->base, 0); /* one staging chunk */
+  else coll_rr(c, TILE_MOP_ADD, w, g->base, s->off);
   coll_rr(c, TILE_MOP_ADD, h, g->hbm_base, s->hoff);
   coll_remote_send(c, &s->hbm, h, w);
   TileMirInst wt = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, s->hbm.site.sem, 1);
@@ -476,91 +548,379 @@ static void wait_arrival_any(Coll *c, const CollRemote *r) {
   add_inst(c, tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, r->dst_sem, 1));
 }
 
-/* One step: per sub-chunk and ring, wait for it, combine it into the chunk, and unless
- * this is the last step send that part of the chunk on to the next chip's next slot
- * (after one of this ring's earlier sends has landed). */
-static void step_body(Coll *c, const CollRing *rings, int n, Step *st, const CollReduce *r,
-                      int64_t m, bool send) {
-  for (int i = 0; i < n; i++) {
+/* A sem.wait for one of s's sends to land (sem.wait sem_sent, which every ring of that
+ * direction counts on) that names `desc`: the descriptor whose address words the send
+ * after it stores. */
+static void wait_sent_naming(Coll *c, const CollRemote *s, int32_t desc) {
+  TileMirInst in = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, s->site.sem, 1);
+  tile_mir_mem(&in, desc, TILE_MIR_WRITE, 0);
+  add_inst(c, in);
+}
+
+/* Level L's first sends of ring i, its j-th sub-chunk: from HBM (first_direct) or work. */
+static void first_sends(Coll *c, Level *L, int i, int64_t j) {
+  Step *s = &L->st[i];
+  const CollRing *g = &L->rings[i];
+  if (j >= L->depth) remote_wait_sent(c, &s->rm);
+  if (s->first_direct) first_send(c, g, s, L->m, j, g->chunk / L->m);
+  else sub_send(c, g, s, L->m, j, g->chunk / L->m, 0);
+}
+
+/* At L's last step, after ring i's j-th sub-chunk: B's (the next level's) first sends
+ * of that ring. All of B's first chunk lies in L's first sub-chunk (Level), so they
+ * could all go at j = 0; they go one per sub-chunk of L instead (the rest at L's last),
+ * each after a wait for one of L's sends to land in place of L's trailing waits, so
+ * that DMAs in flight stay as few as within a level: L's sends of the step before the
+ * last land about as L's sub-chunks of this step arrive. Rings keep their direction
+ * from level to level, so the wait counts on the semaphore of B's sends too. */
+static void next_first_sends(Coll *c, const Level *L, Level *B, int i, int64_t j) {
+  int64_t hi = j + 1 == L->m ? B->m : j + 1 < B->m ? j + 1 : B->m;
+  for (int64_t jb = j; jb < hi; jb++) {
+    if (jb < L->depth) wait_sent_naming(c, &L->st[i].rm, B->st[i].rm.site.desc);
+    first_sends(c, B, i, jb);
+  }
+}
+
+/* One step of level L: per sub-chunk and ring, wait for it, combine it into the chunk,
+ * and unless this is the last step send that part of the chunk on to the next chip's
+ * next slot (after one of this ring's earlier sends has landed). At the last step of a
+ * fused level, `next` is the next level, whose first sends go as soon as its first
+ * chunk is final (next_first_sends). */
+static void step_body(Coll *c, Level *L, const CollReduce *r, bool send, Level *next) {
+  const CollRing *rings = L->rings;
+  Step *st = L->st;
+  int64_t m = L->m;
+  for (int i = 0; i < L->n; i++) {
     step_chunk(c, &rings[i], &st[i]);
     if (rings[i].has_hbm) chunk_copy(c, &rings[i], &st[i], false);
   }
   for (int64_t j = 0; j < m; j++) {
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < L->n; i++) {
       const CollRing *g = &rings[i];
       int64_t sub = g->chunk / m;
       wait_arrival_any(c, &st[i].rm);
       int32_t in = tile_mir_sreg(c->m), at = tile_mir_sreg(c->m);
-      coll_ri(c, TILE_MOP_ADDI, in, st[i].slot, j * sub);
-      coll_rr(c, TILE_MOP_ADD, at, g->base, st[i].off);
-      if (j) coll_ri(c, TILE_MOP_ADDI, at, at, j * sub);
-      coll_reduce_into(c, r, r->vop, st[i].slots, in, g->work, at, sub);
+      int32_t o = sub_reg(c, st[i].rot, m, j, sub);
+      at_sub(c, in, st[i].slot, o, j, sub, 0);
+      if (g->in_slots) coll_ri(c, TILE_MOP_ADDI, at, g->base, 0);
+      else coll_rr(c, TILE_MOP_ADD, at, g->base, st[i].off);
+      at_sub(c, at, at, o, j, sub, 0);
+      reduce_span(c, r, r->vop, st[i].slots, in, g->work, at, sub, g->in_slots);
+      if (next) next_first_sends(c, L, next, i, j);
       if (!send) continue;
       remote_wait_sent(c, &st[i].rm);
-      sub_send(c, g, &st[i], j, sub, g->chunk);
+      sub_send(c, g, &st[i], m, j, sub, g->chunk);
     }
   }
-  for (int i = 0; i < n; i++) coll_ri(c, TILE_MOP_ADDI, st[i].slot, st[i].slot, rings[i].chunk);
+  for (int i = 0; i < L->n; i++)
+    coll_ri(c, TILE_MOP_ADDI, st[i].slot, st[i].slot, rings[i].chunk);
 }
 
-/* The p - 1 steps of a level's rings: the first step's sends, then p - 2 steps that
- * receive and send on, a last one that only receives, and the waits for the sends
- * still in flight. */
+/* A fresh sreg: which of m sub-chunks of a chunk of ring g's level holds the chunk its
+ * next level nx sends first (chunk q -/+ 1 of nx's p, which must be a multiple of m);
+ * -1 where no exact division finds it. */
+static int32_t rot_reg(Coll *c, const CollRing *nx, int64_t m) {
+  int64_t p = c->ax[nx->k].p;
+  int32_t f = tile_mir_sreg(c->m), past = tile_mir_sreg(c->m);
+  coll_ri(c, TILE_MOP_ADDI, f, coll_ring_index(c, nx), coll_ring_steps_back(nx) ? p - 1 : 1);
+  coll_rr(c, TILE_MOP_SLT, past, coll_li(c, p - 1), f);
+  coll_ri(c, TILE_MOP_MULI, past, past, p);
+  coll_rr(c, TILE_MOP_SUB, f, f, past);
+  if (p / m > 1 && !coll_divi(c, f, f, p / m, p)) return -1;
+  return f;
+}
+
+/* Level L's state, descriptors and the copy its first sends read (where they do not
+ * go from HBM); nx (NULL: none) is the next level, which L's last step starts where
+ * that is possible (L->fuse): it runs on other axes (so every chip of one of L's rings
+ * computes the same order), in the same directions, from VMEM. */
+static void level_begin(Coll *c, Level *L, const CollRing *rings, int n, const CollReduce *r,
+                        const int32_t *slots, const CollRing *nx) {
+  L->rings = rings;
+  L->n = n;
+  L->p = c->ax[rings[0].k].p;
+  steps_begin(c, rings, n, slots, L->st);
+  L->m = sub_count(c, rings, n, r);
+  L->depth = coll_depth(c, n, L->m);
+  L->fuse = nx != NULL;
+  for (int i = 0; i < n && L->fuse; i++)
+    L->fuse = !nx[i].has_hbm && nx[i].dir == rings[i].dir && nx[i].k != rings[i].k &&
+              c->ax[nx[i].k].p % L->m == 0 && c->ax[nx[i].k].wrap;
+  for (int i = 0; i < n && L->fuse && L->m > 1; i++) {
+    L->st[i].rot = rot_reg(c, &nx[i], L->m);
+    L->fuse = L->st[i].rot >= 0;
+  }
+  if (!L->fuse)
+    for (int i = 0; i < n; i++) L->st[i].rot = -1;
+  for (int i = 0; i < n; i++) {
+    const CollRing *g = &rings[i];
+    Step *s = &L->st[i];
+    s->first_direct = false;
+    /* The estimate counts the axis's step hops (one for a whole dim): every step of a
+     * wrapping ring, all but the closing step of a line. */
+    s->rm = remote_make(c, g->in_slots ? s->slots : g->work, s->slots, c->next[g->dir][g->k],
+                        coll_flat(g->chunk / L->m), c->ax[g->k].hops,
+                        coll_recv_sem(c, g->dir, g->k), c->sem_sent[g->dir]);
+    if (!g->has_hbm) continue;
+    /* A chunk in HBM: hbm_shape (runs of it that lie apart there), else contiguous. */
+    TileDmaShape hs = g->hbm_step ? g->hbm_shape : coll_flat(g->chunk);
+    s->hbm = coll_copy_site(c, g->hbm, g->work, hs);
+    /* Step 0 sends a chunk this chip never combines into: where it is contiguous in
+     * HBM it goes from there straight to the next chip (a remote DMA does not wait for
+     * a copy, and its bytes do not count against HBM), so the level starts sending at
+     * once. Strided chunks (reduce_scatter's gathered runs) go so on a wrapping axis
+     * only: there the copy before the first sends, at every piece, cost about 2k
+     * cycles (v4-like's 16 MiB reduce_scatter); sent straight on v5e-like's lines they
+     * made its 256 MiB reduce_scatter slower (4.43M -> 4.85M cycles). */
+    TileDmaShape fs;
+    s->first_direct = (!g->hbm_step || c->ax[g->k].wrap) &&
+                      hbm_sub_shape(g, L->m, &fs, &s->first_at);
+    if (s->first_direct)
+      s->first = remote_make(c, g->hbm, s->slots, c->next[g->dir][g->k], fs,
+                             c->ax[g->k].hops, coll_recv_sem(c, g->dir, g->k),
+                             c->sem_sent[g->dir]);
+    else if (g->in_slots) /* step 1's copy would overwrite what step 0 still sends */
+      tile_lower_error(c->cx, c->op, "internal error: a ring that combines in its slots "
+                       "must send its first chunk from HBM");
+    else
+      chunk_copy(c, g, s, true); /* what the first sends read */
+  }
+}
+
+/* The p - 1 steps of each level's rings: the first step's sends, then p - 2 steps that
+ * receive and send on, a last one that only receives (and, fused, starts the next
+ * level), and the waits for the sends still in flight. */
+void coll_ring_reduce_scatter_levels(Coll *c, const CollRing *rings, int nlev, int n,
+                                     const CollReduce *r, const int32_t *slots,
+                                     bool first_sent) {
+  Level lv[2];
+  bool begun = false;
+  for (int l = 0; l < nlev; l++) {
+    Level *L = &lv[l & 1], *B = &lv[(l + 1) & 1];
+    const CollRing *g = rings + (size_t)l * n, *nx = l + 1 < nlev ? g + n : NULL;
+    const int32_t *sl = slots ? slots + (size_t)l * n : NULL;
+    if (!begun) {
+      level_begin(c, L, g, n, r, sl, nx);
+      for (int64_t j = 0; j < L->m && !(l == 0 && first_sent); j++)
+        for (int i = 0; i < n; i++) first_sends(c, L, i, j);
+    }
+    if (L->p > 2) {
+      tile_mir_loop_begin(c->m, (int32_t)(L->p - 2), 0);
+      step_body(c, L, r, true, NULL);
+      tile_mir_loop_end(c->m);
+    }
+    if (L->fuse)
+      level_begin(c, B, nx, n, r, sl ? sl + n : NULL, l + 2 < nlev ? nx + n : NULL);
+    step_body(c, L, r, false, L->fuse ? B : NULL);
+    int64_t done = L->fuse ? (B->m < L->depth ? B->m : L->depth) : 0;
+    for (int64_t j = done; j < L->depth; j++)
+      for (int i = 0; i < n; i++) remote_wait_sent(c, &L->st[i].rm);
+    begun = L->fuse;
+  }
+}
+
 void coll_ring_reduce_scatter(Coll *c, const CollRing *rings, int n, const CollReduce *r) {
   coll_ring_reduce_scatter_in(c, rings, n, r, NULL);
 }
 
 void coll_ring_reduce_scatter_in(Coll *c, const CollRing *rings, int n, const CollReduce *r,
                                  const int32_t *slots) {
-  int64_t p = c->ax[rings[0].k].p;
-  if (p < 2) return; /* one chip: its chunk is the whole answer */
-  Step st[COLL_MAX_RINGS];
-  steps_begin(c, rings, n, slots, st);
-  int64_t m = sub_count(c, rings, n, r), depth = coll_depth(c, n, m);
-  for (int i = 0; i < n; i++) {
-    const CollRing *g = &rings[i];
-    st[i].first_direct = false;
-    /* The estimate counts the axis's step hops (one for a whole dim): every step of a
-     * wrapping ring, all but the closing step of a line. */
-    st[i].rm = remote_make(c, g->work, st[i].slots, c->next[g->dir][g->k],
-                           coll_flat(g->chunk / m), c->ax[g->k].hops,
-                           coll_recv_sem(c, g->dir, g->k),
-                           c->sem_sent[g->dir]);
-    if (!g->has_hbm) continue;
-    /* A chunk in HBM: hbm_shape (runs of it that lie apart there), else contiguous. */
-    TileDmaShape hs = g->hbm_step ? g->hbm_shape : coll_flat(g->chunk);
-    st[i].hbm = coll_copy_site(c, g->hbm, g->work, hs);
-    /* Step 0 sends a chunk this chip never combines into: where it is contiguous in
-     * HBM it goes from there straight to the next chip (a remote DMA does not wait for
-     * a copy, and its bytes do not count against HBM), so the level starts sending at
-     * once. Strided chunks (reduce_scatter's gathered runs) are copied first: sent
-     * straight, they made reduce_scatter of 256 MiB on v5e-like's lines slower
-     * (4.43M -> 4.85M cycles) though 16 MiB on the v4-like torus quicker. */
-    TileDmaShape fs;
-    st[i].first_direct = !g->hbm_step && hbm_sub_shape(g, m, &fs, &st[i].first_at);
-    if (st[i].first_direct)
-      st[i].first = remote_make(c, g->hbm, st[i].slots, c->next[g->dir][g->k], fs,
-                                c->ax[g->k].hops, coll_recv_sem(c, g->dir, g->k),
-                                c->sem_sent[g->dir]);
-    else
-      chunk_copy(c, g, &st[i], true); /* what the first sends read */
-  }
-  for (int64_t j = 0; j < m; j++)
-    for (int i = 0; i < n; i++) {
-      if (j >= depth) remote_wait_sent(c, &st[i].rm);
-      if (st[i].first_direct) first_send(c, &rings[i], &st[i], j, rings[i].chunk / m);
-      else sub_send(c, &rings[i], &st[i], j, rings[i].chunk / m, 0);
-    }
-  if (p > 2) {
-    tile_mir_loop_begin(c->m, (int32_t)(p - 2), 0);
-    step_body(c, rings, n, st, r, m, true);
-    tile_mir_loop_end(c->m);
-  }
-  step_body(c, rings, n, st, r, m, false);
-  for (int64_t j = 0; j < depth; j++)
-    for (int i = 0; i < n; i++) remote_wait_sent(c, &st[i].rm);
+  if (c->ax[rings[0].k].p < 2) return; /* one chip: its chunk is the whole answer */
+  coll_ring_reduce_scatter_levels(c, rings, 1, n, r, slots, false);
 }
 
+
+/* ---- all-gather levels in one run ----
+ *
+ * all_reduce's all-gather in place (as coll_ring_gather_in_place, gen_collective_
+ * gather.c: each block goes straight to the same place on the next chip, its place
+ * written once per run or held by the sender only once the receiver is done with it),
+ * its levels run one after the other with the next level started early: level G's
+ * region is the next level B's block, sent as B's sub-chunks. B takes them in an
+ * order that starts with the one holding the block G receives first (index q -/+ 1),
+ * which with at most 2 of G's blocks to a sub-chunk is complete before G's last step
+ * (the other block is this chip's own or the one of G's second step). So B's first
+ * sub-chunk goes during G's last step, as soon as this chip's own sends of the step
+ * before have landed (each B send takes the place of one of G's trailing waits, so
+ * DMAs in flight stay as few as within a level), the rest as soon as G's last block
+ * is in. As with the reduce-scatter levels, every chip of one of B's rings computes
+ * the same order: it depends on G's axis only. */
+typedef struct GLevel {
+  CollRing rings[COLL_MAX_RINGS];
+  int n;
+  int64_t p, m, depth;
+  bool fuse;                   /* B's first sends go from G's last step */
+  CollRemote rm[COLL_MAX_RINGS][COLL_MAX_SUBS]; /* one descriptor per ring and sub-chunk */
+  int32_t off[COLL_MAX_RINGS]; /* sreg: offset of the block this step sends or receives */
+  int32_t rot[COLL_MAX_RINGS]; /* sreg: the sub-chunk taken first; -1: in order */
+  int32_t at;                  /* sreg: the address of a send */
+} GLevel;
+
+/* sem.wait sem, 1, naming buf_a and (>= 0) buf_b as written: what it orders (see the
+ * top of gen_collective_gather.c). */
+static void gwait(Coll *c, int32_t sem, int32_t buf_a, int32_t buf_b) {
+  TileMirInst in = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, sem, 1);
+  tile_mir_mem(&in, buf_a, TILE_MIR_WRITE, 0);
+  if (buf_b >= 0) tile_mir_mem(&in, buf_b, TILE_MIR_WRITE, 0);
+  add_inst(c, in);
+}
+
+/* Sends the j-th sub-chunk (in G's order) of ring i's block at off to the same place on
+ * the next chip. */
+static void gsend(Coll *c, GLevel *G, int i, int64_t j) {
+  const CollRing *g = &G->rings[i];
+  int64_t sub = g->chunk / G->m;
+  coll_rr(c, TILE_MOP_ADD, G->at, g->base, G->off[i]);
+  at_sub(c, G->at, G->at, sub_reg(c, G->rot[i], G->m, j, sub), j, sub, 0);
+  coll_remote_send(c, &G->rm[i][j], G->at, G->at);
+}
+
+/* Sub-chunks per block: at most the send depth, each whole elements of eb bytes. */
+static int64_t gsub_count(const Coll *c, const CollRing *rings, int n, int eb) {
+  for (int64_t m = coll_depth(c, n, COLL_MAX_SUBS); m > 1; m--) {
+    bool fits = true;
+    for (int i = 0; i < n; i++) fits &= rings[i].chunk % (m * eb) == 0;
+    if (fits) return m;
+  }
+  return 1;
+}
+
+/* Level G from rings, moved into buf by delta where buf >= 0 (see the header). */
+static void glevel_begin(Coll *c, GLevel *G, const CollRing *rings, int n, int eb,
+                         const CollRing *nx, int32_t buf, int32_t delta) {
+  memcpy(G->rings, rings, (size_t)n * sizeof *rings);
+  for (int i = 0; i < n && buf >= 0; i++) {
+    G->rings[i].work = buf;
+    G->rings[i].base = tile_mir_sreg(c->m);
+    coll_rr(c, TILE_MOP_ADD, G->rings[i].base, rings[i].base, delta);
+  }
+  rings = G->rings;
+  G->n = n;
+  G->p = c->ax[rings[0].k].p;
+  G->m = gsub_count(c, rings, n, eb);
+  G->depth = coll_depth(c, n, G->m);
+  G->at = tile_mir_sreg(c->m);
+  for (int i = 0; i < n; i++) {
+    const CollRing *g = &rings[i];
+    for (int64_t j = 0; j < G->m; j++)
+      G->rm[i][j] = coll_remote(c, g->k, g->dir, g->work, g->work, coll_flat(g->chunk / G->m));
+    G->off[i] = tile_mir_sreg(c->m);
+    coll_ri(c, TILE_MOP_MULI, G->off[i], coll_ring_index(c, g), g->chunk); /* step 0: mine */
+    G->rot[i] = -1;
+  }
+  int64_t mb = nx ? gsub_count(c, nx, n, eb) : 0;
+  G->fuse = nx && G->p >= 3 && G->p % mb == 0 && G->p / mb <= 2;
+  for (int i = 0; i < n && G->fuse; i++)
+    G->fuse = nx[i].k != rings[i].k && nx[i].dir == rings[i].dir &&
+              nx[i].chunk == G->p * rings[i].chunk && c->ax[nx[i].k].wrap;
+}
+
+/* Steps to the block ring i receives next. */
+static void gstep(Coll *c, GLevel *G, int i) {
+  const CollRing *g = &G->rings[i];
+  if (coll_ring_steps_back(g)) coll_step_back(c, G->off[i], g->chunk, g->chunk * G->p);
+  else coll_step_on(c, G->off[i], g->chunk, g->chunk * G->p);
+}
+
+/* B's first sends of ring i from sub-chunk jb on to before `end`, each after a wait for
+ * one of G's sends while G's trailing waits last (*carried of them left). */
+static void gnext(Coll *c, GLevel *G, GLevel *B, int i, int64_t jb, int64_t end,
+                  int64_t *carried) {
+  for (; jb < end; jb++) {
+    if (carried[i] > 0) {
+      gwait(c, G->rm[i][0].site.sem, B->rm[i][jb].site.desc, -1);
+      carried[i]--;
+    }
+    gsend(c, B, i, jb);
+  }
+}
+
+/* T's (the next piece's) first sends of ring i from sub-chunk jb on to before `end`,
+ * as gnext. */
+static void tnext(Coll *c, GLevel *G, Level *T, int i, int64_t jb, int64_t end,
+                  int64_t *carried) {
+  for (; jb < end; jb++) {
+    if (carried[i] > 0) {
+      const Step *s = &T->st[i];
+      gwait(c, G->rm[i][0].site.sem, s->first_direct ? s->first.site.desc : s->rm.site.desc,
+            -1);
+      carried[i]--;
+    }
+    first_sends(c, T, i, jb);
+  }
+}
+
+void coll_ring_gather_levels(Coll *c, const CollRing *rings, int nlev, int n, int eb,
+                             int32_t buf, int32_t delta, const CollNextPiece *then) {
+  GLevel lv[2];
+  bool begun = false;
+  for (int l = 0; l < nlev; l++) {
+    GLevel *G = &lv[l & 1], *B = &lv[(l + 1) & 1];
+    const CollRing *g = rings + (size_t)l * n, *nx = l + 1 < nlev ? g + n : NULL;
+    if (!begun) {
+      glevel_begin(c, G, g, n, eb, nx, buf, delta);
+      for (int64_t j = 0; j < G->m; j++)
+        for (int i = 0; i < n; i++) {
+          if (j >= G->depth)
+            gwait(c, G->rm[i][j - G->depth].site.sem, G->rm[i][j - G->depth].site.desc, -1);
+          gsend(c, G, i, j);
+        }
+    }
+    /* Steps 1 .. p - 2 receive a block and send it on; the last only receives. */
+    if (G->p > 2) {
+      tile_mir_loop_begin(c->m, (int32_t)(G->p - 2), 0);
+      for (int i = 0; i < n; i++) gstep(c, G, i);
+      for (int64_t j = 0; j < G->m; j++)
+        for (int i = 0; i < n; i++) {
+          gwait(c, G->rm[i][j].dst_sem, G->rm[i][j].site.desc, -1);
+          gwait(c, G->rm[i][j].site.sem, G->rm[i][j].site.desc, -1); /* an earlier send */
+          gsend(c, G, i, j);
+        }
+      tile_mir_loop_end(c->m);
+    }
+    int64_t carried[COLL_MAX_RINGS];
+    for (int i = 0; i < n; i++) carried[i] = G->depth;
+    if (G->fuse) {
+      glevel_begin(c, B, nx, n, eb, l + 2 < nlev ? nx + n : NULL, buf, delta);
+      for (int i = 0; i < n; i++) B->rot[i] = rot_reg(c, &g[i], B->m);
+    }
+    /* The next piece's first sends, from the last level's last step (see the header):
+     * the block ring i receives there is the next chip's own, which it sent only once
+     * it had read all of its slots of this piece's outermost reduce-scatter level,
+     * the ones these sends write. */
+    Level T;
+    bool early = !nx && then;
+    if (early) {
+      level_begin(c, &T, then->rings, n, then->r, then->slots, then->after);
+      for (int i = 0; i < n; i++)
+        if (then->rings[i].k != g[i].k || then->rings[i].dir != g[i].dir)
+          tile_lower_error(c->cx, c->op, "internal error: the next piece's outermost "
+                           "rings are not this piece's");
+    }
+    for (int i = 0; i < n; i++) gstep(c, G, i);
+    for (int64_t j = 0; j < G->m; j++)
+      for (int i = 0; i < n; i++) {
+        /* The last arrivals also name the result, which later groups read; not
+         * where B's first sends, which touch it, come before some of them (the
+         * scheduler would hold such a wait until their estimated end; the last
+         * level's name it). */
+        gwait(c, G->rm[i][j].dst_sem, G->rm[i][j].site.desc,
+              G->fuse || early ? -1 : G->rings[i].work);
+        if (early && j == 0) tnext(c, G, &T, i, 0, 1, carried);
+        if (early && j + 1 == G->m) tnext(c, G, &T, i, 1, T.m, carried);
+        if (!G->fuse) continue;
+        if (j == 0) gnext(c, G, B, i, 0, 1, carried);
+        if (j + 1 == G->m) gnext(c, G, B, i, 1, B->m, carried);
+      }
+    for (int64_t left = G->depth; left > 0; left--)
+      for (int i = 0; i < n; i++)
+        if (carried[i] >= left) {
+          const CollRemote *s = &G->rm[i][G->m - left];
+          gwait(c, s->site.sem, s->site.desc, -1);
+        }
+    begun = G->fuse;
+  }
+}
 
 CollRemote coll_remote(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
                        TileDmaShape shape) {

@@ -61,21 +61,29 @@ def check_rs(tmp_path, torus, axes, shape, dim, elem, x, target, kind="add"):
     return y, out
 
 
-def runs_line(tmp_path, torus, axes, shape, dim, elem, target):
-    """Whether the lowering picked the line schedule (its buffers are in the MIR)."""
+def source(torus, axes, shape, dim, elem):
     p = int(np.prod([torus[a] for a in axes]))
     names = ", ".join("xyz"[: len(torus)])
-    src = (f"mesh @m = torus<{'x'.join(map(str, torus))}>({names})\n\n"
-           f"func @f(%a: tensor<{'x'.join(map(str, shape))}x{elem}>) -> "
-           f"tensor<{'x'.join(map(str, out_shape(shape, dim, p)))}x{elem}> attributes "
-           f"{{mesh = @m}} {{\n  %y = {body('add', dim, axes)} : "
-           f"tensor<{'x'.join(map(str, out_shape(shape, dim, p)))}x{elem}>\n  return %y\n}}\n")
+    out = f"tensor<{'x'.join(map(str, out_shape(shape, dim, p)))}x{elem}>"
+    return (f"mesh @m = torus<{'x'.join(map(str, torus))}>({names})\n\n"
+            f"func @f(%a: tensor<{'x'.join(map(str, shape))}x{elem}>) -> {out} attributes "
+            f"{{mesh = @m}} {{\n  %y = {body('add', dim, axes)} : {out}\n  return %y\n}}\n")
+
+
+def mir_names(tmp_path, torus, axes, shape, dim, elem, target, prefix):
+    """Whether the lowering made a buffer whose name starts with prefix (which schedule
+    it picked)."""
     tile = tmp_path / "which.tile"
-    tile.write_text(src)
+    tile.write_text(source(torus, axes, shape, dim, elem))
     r = tilemach.run([tilemach.tilec_path(), tile, "--target", str(target), "--torus",
                       "x".join(map(str, torus)), "--emit=mir", "-o", tmp_path / "which.mir"])
     assert r.returncode == 0, r.stderr
-    return re.search(r"\blrs\.work\.", (tmp_path / "which.mir").read_text()) is not None
+    return re.search(r"\b" + re.escape(prefix), (tmp_path / "which.mir").read_text()) is not None
+
+
+def runs_line(tmp_path, torus, axes, shape, dim, elem, target):
+    """Whether the lowering picked the line schedule (its buffers are in the MIR)."""
+    return mir_names(tmp_path, torus, axes, shape, dim, elem, target, "lrs.work.")
 
 
 def full_shape(slice_shape, dim, p):
@@ -164,18 +172,26 @@ def test_line_scatter_kinds(tilec, tmp_path, kind, elem, torus, axes, target):
 def test_line_scatter_same_bits(tilec, tmp_path, torus, axes, elem):
     """Random reals, whose sums depend on their order: two runs give the same bits, and
     they are the sums to rounding."""
+    check_same_bits(tmp_path, torus, axes, 256, elem, "v5e-like", 41)
+
+
+def check_same_bits(tmp_path, torus, axes, m, elem, target, seed, check=None):
+    """Random reals (slices of m elements), whose sums depend on their order: two runs
+    give the same bits, and they are the sums to rounding. check(target), where given,
+    says the expected schedule runs."""
     p = int(np.prod([torus[a] for a in axes]))
     n = int(np.prod(torus))
-    rng = np.random.default_rng(41)
-    x = rng.standard_normal((n, 256 * p)).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal((n, m * p)).astype(np.float32)
     if elem == "bf16":  # values bf16 holds exactly, so the input is what numpy sees
         x = (x.view(np.uint32) & 0xFFFF0000).view(np.float32)
+    if check:
+        assert check()
     runs = []
     for i in range(2):
         d = tmp_path / f"run{i}"
         d.mkdir()
-        y, _ = compile_and_run(d, torus, body("add", 0, axes), (256 * p,), (256,), elem, x,
-                               target="v5e-like")
+        y, _ = compile_and_run(d, torus, body("add", 0, axes), (m * p,), (m,), elem, x,
+                               target=target)
         runs.append(y)
     assert runs[0].tobytes() == runs[1].tobytes()
     tol = 1e-5 if elem == "f32" else 2e-2
@@ -200,14 +216,12 @@ def test_line_scatter_latency(tilec, tmp_path, operand):
     assert cycles <= 1.5 * latency, (cycles, latency)
 
 
-@pytest.mark.parametrize("torus,axes,target", [((1, 8), [1], "v5e-like"),
-                                               ((4, 4), [0, 1], "v5e-like"),
-                                               ((1, 5), [1], "slow")])
-def test_line_scatter_in_sequence(tilec, tmp_path, torus, axes, target):
-    """Collectives one after another on the same lines, so a chip that finishes one
-    early sends into the next while its neighbours still wait in the one before (their
+def check_in_sequence(tmp_path, torus, axes, target, seed):
+    """Collectives one after another on the same axes, so a chip that finishes one early
+    sends into the next while its neighbours still wait in the one before (their
     semaphores must count only what each wait is for): reduce_scatter, all_gather (the
-    all_reduce, now on every chip), all_reduce, reduce_scatter again."""
+    all_reduce, now on every chip), all_reduce, reduce_scatter again. target: a name or
+    a target file."""
     p = int(np.prod([torus[a] for a in axes]))
     n = int(np.prod(torus))
     m = 256
@@ -223,16 +237,24 @@ def test_line_scatter_in_sequence(tilec, tmp_path, torus, axes, target):
            f"  return %t\n}}\n")
     tile = tmp_path / "seq.tile"
     tile.write_text(src)
-    x = make_data(np.random.default_rng(43), n, (m * p,), "f32")
+    x = make_data(np.random.default_rng(seed), n, (m * p,), "f32")
     np.save(tmp_path / "a.npy", x)
-    t = str(slow_target(tmp_path)) if target == "slow" else target
-    r = tilemach.run([tilec, "run", tile, "--target", t, "--torus", "x".join(map(str, torus)),
-                      "--in", f"a={tmp_path / 'a.npy'}", "--out", f"result={tmp_path / 'y.npy'}"])
+    r = tilemach.run([tilemach.tilec_path(), "run", tile, "--target", str(target), "--torus",
+                      "x".join(map(str, torus)), "--in", f"a={tmp_path / 'a.npy'}",
+                      "--out", f"result={tmp_path / 'y.npy'}"])
     assert r.returncode == 0, f"{src}\n{r.stdout}\n{r.stderr}"
     y = np.load(tmp_path / "y.npy")
     for chip, (rank, members) in enumerate(groups(torus, axes)):
         want = np.split(p * p * x[members].sum(0), p)[rank]
         np.testing.assert_array_equal(y[chip], want, err_msg=f"chip {chip}")
+
+
+@pytest.mark.parametrize("torus,axes,target", [((1, 8), [1], "v5e-like"),
+                                               ((4, 4), [0, 1], "v5e-like"),
+                                               ((1, 5), [1], "slow")])
+def test_line_scatter_in_sequence(tilec, tmp_path, torus, axes, target):
+    check_in_sequence(tmp_path, torus, axes,
+                      slow_target(tmp_path) if target == "slow" else target, 43)
 
 
 @pytest.mark.parametrize("torus,decl,names", [((1, 6), "u = 1 on [0], a = 2 on [1], b = 3 on [1]",
