@@ -27,9 +27,14 @@
  *                   each axis, summed on every chip);
  *   reduce_scatter  the same reduce-scatter levels and parts, on the input gathered
  *                   into an order where each level leaves a chip its own chunk (for
- *                   slices that are one run each; otherwise one direction on the input
- *                   rearranged so that each slice is one block), or the one-shot
- *                   all_reduce's sum for small operands;
+ *                   slices that are one run each, in pieces like all_reduce's, with
+ *                   tokens between them, each piece on axes that wrap sending the
+ *                   next one's first chunks from its last step; otherwise one
+ *                   direction on the input rearranged so that each slice is one
+ *                   block); for small operands each slice's partials flow toward its
+ *                   owner from both ends of a line or both sides of a ring
+ *                   (gen_collective_line_scatter.c), or the one-shot all_reduce's sum
+ *                   is kept, whichever the estimates favour;
  *   all_gather      all-gather levels straight into every chip's result buffer
  *                   (gen_collective_gather.c): a shard that is one run is cut in parts
  *                   like all_reduce's, or for small shards whole blocks go halfway
@@ -477,23 +482,26 @@ static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
 /* Between the pieces of a reduce-scatter alone, a sender could finish piece i (it needs
  * nothing more from this chip than its first sends) and start sending piece i + 1 into
  * slots this chip still reads. So after each piece a chip tells the chip before it in
- * every ring it received on that its slots are free: a `sem.signal.r` to that chip,
- * which goes the other way round the axis and lands on the semaphore that counts
- * arrivals from this chip in the opposite ring (one sender, behind this chip's data on
- * the same links, so counts stay in order); each piece but the first starts with a
- * wait for those tokens (wait: true), which names work so that the piece's first sends
- * (which may read it) follow. */
-static void piece_tokens(Coll *c, bool used[][2], bool wait, int32_t work) {
-  for (int k = 0; k < c->naxes; k++)
-    for (int d = 0; d < 2; d++) {
-      if (!used[k][d]) continue;
-      int32_t sem = coll_recv_sem(c, 1 - d, k);
-      TileMirInst in = wait ? tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, sem, 1)
-                            : tile_mir_inst(TILE_MOP_SIGNALR, 0, c->next[1 - d][k], 0, sem, 1);
-      if (wait && work >= 0) tile_mir_mem(&in, work, TILE_MIR_WRITE, 0);
-      tile_mir_add(c->m, in);
-    }
-}
+ * every ring it received on that its slots are free (coll_ring_tokens), and each piece
+ * but the first waits for those tokens before it sends into a slot the piece before
+ * may still read.
+ *
+ * Where the pieces overlap (rs_may_overlap), each piece but the last sends the next
+ * one's first chunks from its last step, and the next piece waits for the tokens only
+ * after its first step has received, so neither the token's hop nor the copy of the
+ * slices out leaves the links idle between pieces. Those early sends write the
+ * receiver's outermost slot 0, and the first step's sends its slot 1 (p >= 4: neither
+ * is slot p - 2): the receiver last read those in its steps of piece i before the last
+ * of its outermost level (its sends read their source when they issue), and the
+ * sender has by then received the receiver's data of a later level of piece i, sent
+ * after those steps (the opposite ring of the same axis runs at a later level, whose
+ * first step before the last receives). Slot p - 2,
+ * which keeps the chunk the inner levels work in and the slices are copied out of,
+ * and the inner levels' slots are written only after the token, which the receiver
+ * sends once its copy out is done. The token's semaphore counts the receiver's data in
+ * the opposite ring too: the receiver sends its early first chunks before the token
+ * and the next ones after, and this chip waits for them in that order (the first
+ * step's arrivals, then the token). */
 
 /* One piece of reduce_scatter_parts: bytes [at + off[i], at + off[i + 1]) of every
  * slice go as part i (empty parts run no rings). */
@@ -503,6 +511,8 @@ typedef struct RsPiece {
   CollParts pp;
   int64_t n;      /* chips */
   int64_t off[COLL_MAX_RINGS + 1];
+  int64_t next_off[COLL_MAX_RINGS + 1]; /* the same for the next piece (RsLink.then) */
+  int64_t size;   /* bytes of every slice in this piece */
   int32_t work, at;
   int32_t slots[TILE_MAX_TORUS_RANK][COLL_MAX_RINGS]; /* level l, part i: -1 until made */
   /* The outer level combines in its slots (CollRing.in_slots), work holding one
@@ -510,18 +520,27 @@ typedef struct RsPiece {
    * leaves there. */
   bool slotted;
   int64_t p0;
+  bool used[TILE_MAX_TORUS_RANK][2]; /* the (axis, direction) rings that run */
 } RsPiece;
 
-/* With tokens (the rings that run, piece_tokens), the piece ends by sending them, as
- * soon as its last slot has been read: copying the slices out reads work only, which
- * no peer writes. */
-static void rs_piece(Coll *c, RsPiece *s, bool tokens[][2]) {
+/* How a piece meets its neighbours: first_sent, the piece before sent its first chunks
+ * and this one waits for the tokens after its first step; then, it sends the next
+ * piece's first chunks from its last step; signal, it sends tokens at its end. */
+typedef struct RsLink {
+  bool first_sent, then, signal;
+} RsLink;
+
+/* Part i's rings, level by level, for the parts at off, `ahead` bytes of every slice
+ * on from at: the outermost copies its chunks in from the operand; kept and keptbuf
+ * (NULL: not needed) get the place of this chip's slice of the part. Returns how many
+ * parts hold data, listed in use. */
+static int rs_rings(Coll *c, RsPiece *s, const int64_t *off, int64_t ahead,
+                    CollRing ring[][TILE_MAX_TORUS_RANK], int32_t *kept, int32_t *keptbuf,
+                    int *use) {
   /* rstride: the operand's bytes between neighbouring coordinates on an axis */
-  const int64_t *rstride = s->pp.stride, *off = s->off;
+  const int64_t *rstride = s->pp.stride;
   const int *act = s->pp.act;
-  int nact = s->pp.nact, ndir = s->pp.ndir, use[COLL_MAX_RINGS], nuse = 0;
-  CollRing ring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
-  int32_t kept[COLL_MAX_RINGS], keptbuf[COLL_MAX_RINGS];
+  int nact = s->pp.nact, ndir = s->pp.ndir, nuse = 0;
   for (int i = 0; i < s->pp.nparts; i++) {
     int rot = i / ndir, dir = i % ndir, ax[TILE_MAX_TORUS_RANK];
     int64_t len = off[i + 1] - off[i], region = s->n * len;
@@ -548,7 +567,7 @@ static void rs_piece(Coll *c, RsPiece *s, bool tokens[][2]) {
       if (l == 0) {
         g->has_hbm = true;
         g->hbm = s->x.buf;
-        g->hbm_base = coll_addr(c, s->x.buf, off[i]);
+        g->hbm_base = coll_addr(c, s->x.buf, off[i] + ahead);
         coll_rr(c, TILE_MOP_ADD, g->hbm_base, g->hbm_base, s->at);
         g->hbm_step = rstride[ax[0]];
         g->hbm_shape = hs;
@@ -565,9 +584,21 @@ static void rs_piece(Coll *c, RsPiece *s, bool tokens[][2]) {
       coll_ri(c, TILE_MOP_MULI, o, c->coord[ax[l]], g->chunk);
       coll_rr(c, TILE_MOP_ADD, base, g->base, o);
     }
-    kept[i] = base;
-    keptbuf[i] = buf;
+    if (kept) {
+      kept[i] = base;
+      keptbuf[i] = buf;
+    }
   }
+  return nuse;
+}
+
+/* One piece, met by its neighbours as lk says. */
+static void rs_piece(Coll *c, RsPiece *s, RsLink lk) {
+  const int64_t *off = s->off;
+  int nact = s->pp.nact, use[COLL_MAX_RINGS], nuse_next[COLL_MAX_RINGS];
+  CollRing ring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK];
+  int32_t kept[COLL_MAX_RINGS], keptbuf[COLL_MAX_RINGS];
+  int nuse = rs_rings(c, s, off, 0, ring, kept, keptbuf, use);
   CollRing level[TILE_MAX_TORUS_RANK * COLL_MAX_RINGS];
   int32_t slots[TILE_MAX_TORUS_RANK * COLL_MAX_RINGS];
   for (int l = 0; l < nact; l++)
@@ -575,14 +606,51 @@ static void rs_piece(Coll *c, RsPiece *s, bool tokens[][2]) {
       level[l * nuse + u] = ring[use[u]][l];
       slots[l * nuse + u] = s->slots[l][use[u]];
     }
-  coll_ring_reduce_scatter_levels(c, level, nact, nuse, s->r, slots, false);
-  if (tokens) piece_tokens(c, tokens, false, -1);
+  /* The next piece's outermost rings (every part of both holds data, so ring u of one
+   * is ring u of the other) and the level after, which fixes their sub-chunks' order. */
+  CollRing nring[COLL_MAX_RINGS][TILE_MAX_TORUS_RANK], next[2 * COLL_MAX_RINGS];
+  CollNextPiece np = {.rings = next, .after = next + nuse, .slots = slots, .r = s->r};
+  if (lk.then) {
+    if (rs_rings(c, s, s->next_off, s->size, nring, NULL, NULL, nuse_next) != nuse)
+      tile_lower_error(c->cx, c->op, "internal error: the next piece's parts differ");
+    for (int l = 0; l < 2; l++)
+      for (int u = 0; u < nuse; u++) next[l * nuse + u] = nring[use[u]][l];
+  }
+  CollRsPiece pc = {.first_sent = lk.first_sent,
+                    .tokens = lk.first_sent ? (const bool (*)[2])s->used : NULL,
+                    .then = lk.then ? &np : NULL};
+  coll_ring_reduce_scatter_piece(c, level, nact, nuse, s->r, slots, &pc);
+  /* Without overlap the tokens go as soon as the last slot has been read; with it,
+   * after the copy out of slot p - 2 (see above), which only the next piece's second
+   * step waits for. */
+  bool late = lk.first_sent || lk.then;
+  if (lk.signal && !late) coll_ring_tokens(c, s->used, false, -1);
   for (int u = 0; u < nuse; u++) {
     int i = use[u];
     int32_t to = coll_addr(c, s->y.buf, off[i]);
     coll_rr(c, TILE_MOP_ADD, to, to, s->at);
     coll_local_copy(c, keptbuf[i], 0, kept[i], s->y.buf, 0, to, coll_flat(off[i + 1] - off[i]));
   }
+  if (lk.signal && late) coll_ring_tokens(c, s->used, false, -1);
+}
+
+/* Whether pieces may overlap (see above): on axes that wrap, with at least 2 levels of
+ * 3 or more chips, every outermost ring on an axis of 4 or more whose opposite ring
+ * runs at a later level. */
+static bool rs_may_overlap(const Coll *c, const CollParts *pp, bool slotted) {
+  if (!slotted || pp->nact < 2) return false;
+  for (int l = 0; l < pp->nact; l++)
+    if (c->ax[pp->act[l]].p < 3) return false;
+  for (int i = 0; i < pp->nparts; i++) {
+    int k = pp->act[(i / pp->ndir) % pp->nact], d = i % pp->ndir;
+    if (c->ax[k].p < 4) return false;
+    bool later = false;
+    for (int j = 0; j < pp->nparts; j++)
+      for (int l = 1; l < pp->nact; l++)
+        later |= j % pp->ndir == 1 - d && pp->act[(j / pp->ndir + l) % pp->nact] == k;
+    if (!later) return false;
+  }
+  return true;
 }
 
 /* reduce_scatter of contiguous slices (slice j at j * S in the operand, the gathered
@@ -650,27 +718,49 @@ static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, cons
                 .at = coll_li(c, 0)};
   memset(rp.slots, 0xff, sizeof rp.slots);
   /* Which (axis, direction) rings run: after every piece but the last, each chip sends
-   * the chips before it on these a token and waits for theirs before the next piece
-   * (piece_tokens). The first piece waits for none (its slots are fresh, as a
-   * collective's in one piece are) and the last sends none, so neither costs a hop. */
-  bool used[TILE_MAX_TORUS_RANK][2] = {{false}};
+   * the chips before it on these a token, and the next piece waits for them (see
+   * above RsPiece). The first piece waits for none (its slots are
+   * fresh, as a collective's in one piece are) and the last sends none, so neither
+   * costs a hop. */
   for (int i = 0; i < nparts; i++)
-    for (int l = 0; l < nact; l++) used[act[(i / ndir + l) % nact]][i % ndir] = true;
-  /* The pieces followed by another (a loop), then the last one, the remainder where
-   * there is one (the first pieces' slots serve it: its parts are no larger). */
-  int64_t followed = rest ? pieces : pieces - 1;
-  for (int last = 0; last < 2; last++) {
-    int64_t size = last && rest ? rest : sp, g = size / r->tile_bytes;
-    int64_t count = last ? 1 : followed;
+    for (int l = 0; l < nact; l++) rp.used[act[(i / ndir + l) % nact]][i % ndir] = true;
+  /* The pieces, then the remainder (the first pieces' slots serve it: its parts are no
+   * larger). Overlapping (rs_may_overlap): the first piece, a loop of the middle ones,
+   * the last full one, the remainder, each but the last sending the next one's first
+   * chunks (the remainder's only where each of its parts holds data; otherwise it
+   * starts as a piece without overlap does). Without: a loop of the pieces followed by
+   * another, each waiting for the tokens at its end, then the last one. */
+  int64_t followed = rest ? pieces : pieces - 1, tiles_rest = rest / r->tile_bytes;
+  bool ov = followed > 0 && rs_may_overlap(c, &pp, slotted);
+  bool rest_ov = ov && tiles_rest >= nparts;
+  struct {
+    int64_t size, count;
+    RsLink lk;
+    bool wait_end, to_rest;
+  } runs[4] = {
+      {sp, ov ? 1 : followed,
+       {.then = ov && (pieces > 1 || rest_ov), .signal = true},
+       !(ov && (pieces > 1 || rest_ov)), pieces == 1},
+      {sp, ov && pieces > 2 ? pieces - 2 : 0,
+       {.first_sent = true, .then = true, .signal = true}, false, false},
+      {sp, ov && pieces > 1 ? 1 : 0,
+       {.first_sent = true, .then = rest_ov, .signal = rest > 0}, rest > 0 && !rest_ov, true},
+      {rest ? rest : sp, rest || !ov ? 1 : 0, {.first_sent = rest_ov}, false, false}};
+  int final = 3;
+  while (!runs[final].count) final--;
+  for (int k = 0; k < 4; k++) {
+    int64_t size = runs[k].size, g = size / r->tile_bytes, count = runs[k].count;
     if (!count) continue;
-    for (int i = 0; i < nparts; i++)
+    int64_t gn = runs[k].to_rest ? tiles_rest : g;
+    for (int i = 0; i < nparts; i++) {
       rp.off[i + 1] = rp.off[i] + (g / nparts + (i < g % nparts)) * r->tile_bytes;
-    if (count > 1) tile_mir_loop_begin(c->m, (int32_t)count, 0);
-    rs_piece(c, &rp, last ? NULL : used);
-    if (!last) {
-      piece_tokens(c, used, true, rp.work);
-      coll_ri(c, TILE_MOP_ADDI, rp.at, rp.at, size);
+      rp.next_off[i + 1] = rp.next_off[i] + (gn / nparts + (i < gn % nparts)) * r->tile_bytes;
     }
+    rp.size = size;
+    if (count > 1) tile_mir_loop_begin(c->m, (int32_t)count, 0);
+    rs_piece(c, &rp, runs[k].lk);
+    if (runs[k].wait_end) coll_ring_tokens(c, rp.used, true, rp.work);
+    if (k != final) coll_ri(c, TILE_MOP_ADDI, rp.at, rp.at, size);
     if (count > 1) tile_mir_loop_end(c->m);
   }
   return true;

@@ -378,6 +378,33 @@ typedef struct CollNextPiece {
 void coll_ring_gather_levels(Coll *c, const CollRing *rings, int nlev, int n, int eb,
                              int32_t buf, int32_t delta, const CollNextPiece *then);
 
+/* ---- reduce_scatter pieces that overlap (gen_collective_ring.c) ---- */
+
+/* Tokens between the pieces of a reduce_scatter alone, for the rings used[k][d] that
+ * run (axis k, direction d): with wait false, a `sem.signal.r` to the chip each such
+ * ring receives from, which says this chip's receive slots are free; with wait true,
+ * the wait for those of the chips this chip sends to. A token lands on the semaphore
+ * that counts the receiver's arrivals from this chip in the opposite ring (one sender,
+ * behind this chip's data on the same link, so counts stay in order). With work >= 0
+ * the wait names work, so that sends reading it follow. */
+void coll_ring_tokens(Coll *c, const bool used[][2], bool wait, int32_t work);
+
+/* One piece of a reduce_scatter that streams through VMEM, its levels as
+ * coll_ring_reduce_scatter_levels's. first_sent: the piece before sent level 0's first
+ * chunks (its `then`). tokens (with first_sent; NULL: none): the rings whose tokens
+ * this piece waits for, after level 0's first step receives, before any send into a
+ * slot the piece before may still read (level 0 needs p >= 4). then: the next piece's
+ * level 0 (CollNextPiece; its rings in the directions of this piece's last level's),
+ * whose first sends go from this piece's last step in place of its trailing waits. */
+typedef struct CollRsPiece {
+  bool first_sent;
+  const bool (*tokens)[2];
+  const CollNextPiece *then;
+} CollRsPiece;
+void coll_ring_reduce_scatter_piece(Coll *c, const CollRing *rings, int nlev, int n,
+                                    const CollReduce *r, const int32_t *slots,
+                                    const CollRsPiece *pc);
+
 /* ---- all_to_all (gen_collective_a2a.c) ---- */
 
 bool coll_all_to_all(Coll *c, TileTensorRef x, TileTensorRef y);

@@ -55,8 +55,10 @@
  * needs every chip's last contribution to piece i, sent only once that chip has
  * combined everything it received in piece i; all_reduce's next piece's first sends go
  * a little earlier, once the block that shows the receiver done with its slots has
- * arrived: coll_ring_gather_levels). Completions of this chip's own sends count on
- * ordinary semaphores of the group, which drain before it ends. */
+ * arrived: coll_ring_gather_levels; a reduce_scatter alone has its receivers say so
+ * with tokens, and overlapping pieces send into slots the receiver read early in
+ * piece i before their tokens: gen_collective.c, rs_piece). Completions of this chip's
+ * own sends count on ordinary semaphores of the group, which drain before it ends. */
 #include <string.h>
 
 #include "dma_desc.h"
@@ -575,8 +577,10 @@ static void first_sends(Coll *c, Level *L, int i, int64_t j) {
  * from level to level, so the wait counts on the semaphore of B's sends too. */
 static void next_first_sends(Coll *c, const Level *L, Level *B, int i, int64_t j) {
   int64_t hi = j + 1 == L->m ? B->m : j + 1 < B->m ? j + 1 : B->m;
+  const Step *s = &B->st[i];
   for (int64_t jb = j; jb < hi; jb++) {
-    if (jb < L->depth) wait_sent_naming(c, &L->st[i].rm, B->st[i].rm.site.desc);
+    if (jb < L->depth)
+      wait_sent_naming(c, &L->st[i].rm, s->first_direct ? s->first.site.desc : s->rm.site.desc);
     first_sends(c, B, i, jb);
   }
 }
@@ -689,11 +693,15 @@ static void level_begin(Coll *c, Level *L, const CollRing *rings, int n, const C
 
 /* The p - 1 steps of each level's rings: the first step's sends, then p - 2 steps that
  * receive and send on, a last one that only receives (and, fused, starts the next
- * level), and the waits for the sends still in flight. */
-void coll_ring_reduce_scatter_levels(Coll *c, const CollRing *rings, int nlev, int n,
-                                     const CollReduce *r, const int32_t *slots,
-                                     bool first_sent) {
-  Level lv[2];
+ * level), and the waits for the sends still in flight. With pc->tokens, level 0's
+ * first of those p - 2 steps runs alone, then the wait for the tokens (every send
+ * after it may write a slot the piece before still read); with pc->then, the last
+ * level's last step starts the next piece's level 0 as a fused level starts the next
+ * level (next_first_sends), the two in the same directions. */
+void coll_ring_reduce_scatter_piece(Coll *c, const CollRing *rings, int nlev, int n,
+                                    const CollReduce *r, const int32_t *slots,
+                                    const CollRsPiece *pc) {
+  Level lv[2], T;
   bool begun = false;
   for (int l = 0; l < nlev; l++) {
     Level *L = &lv[l & 1], *B = &lv[(l + 1) & 1];
@@ -701,22 +709,61 @@ void coll_ring_reduce_scatter_levels(Coll *c, const CollRing *rings, int nlev, i
     const int32_t *sl = slots ? slots + (size_t)l * n : NULL;
     if (!begun) {
       level_begin(c, L, g, n, r, sl, nx);
-      for (int64_t j = 0; j < L->m && !(l == 0 && first_sent); j++)
+      for (int64_t j = 0; j < L->m && !(l == 0 && pc->first_sent); j++)
         for (int i = 0; i < n; i++) first_sends(c, L, i, j);
     }
-    if (L->p > 2) {
-      tile_mir_loop_begin(c->m, (int32_t)(L->p - 2), 0);
+    int64_t loop = L->p - 2;
+    if (l == 0 && pc->tokens) {
+      if (!pc->first_sent || L->p < 4)
+        tile_lower_error(c->cx, c->op, "internal error: a piece waits for tokens within "
+                         "its first level only after first sends, on rings of 4 or more");
+      step_body(c, L, r, true, NULL);
+      coll_ring_tokens(c, pc->tokens, true, -1);
+      loop--;
+    }
+    if (loop > 0) {
+      tile_mir_loop_begin(c->m, (int32_t)loop, 0);
       step_body(c, L, r, true, NULL);
       tile_mir_loop_end(c->m);
     }
-    if (L->fuse)
+    Level *F = NULL; /* the level this one's last step starts */
+    if (L->fuse) {
       level_begin(c, B, nx, n, r, sl ? sl + n : NULL, l + 2 < nlev ? nx + n : NULL);
-    step_body(c, L, r, false, L->fuse ? B : NULL);
-    int64_t done = L->fuse ? (B->m < L->depth ? B->m : L->depth) : 0;
+      F = B;
+    } else if (!nx && pc->then) {
+      const CollNextPiece *t = pc->then;
+      level_begin(c, &T, t->rings, n, t->r, t->slots, t->after);
+      for (int i = 0; i < n; i++)
+        if (t->rings[i].dir != g[i].dir)
+          tile_lower_error(c->cx, c->op, "internal error: the next piece's first rings "
+                           "are not in this piece's last directions");
+      F = &T;
+    }
+    step_body(c, L, r, false, F);
+    int64_t done = F ? (F->m < L->depth ? F->m : L->depth) : 0;
     for (int64_t j = done; j < L->depth; j++)
       for (int i = 0; i < n; i++) remote_wait_sent(c, &L->st[i].rm);
     begun = L->fuse;
   }
+}
+
+void coll_ring_reduce_scatter_levels(Coll *c, const CollRing *rings, int nlev, int n,
+                                     const CollReduce *r, const int32_t *slots,
+                                     bool first_sent) {
+  CollRsPiece pc = {.first_sent = first_sent};
+  coll_ring_reduce_scatter_piece(c, rings, nlev, n, r, slots, &pc);
+}
+
+void coll_ring_tokens(Coll *c, const bool used[][2], bool wait, int32_t work) {
+  for (int k = 0; k < c->naxes; k++)
+    for (int d = 0; d < 2; d++) {
+      if (!used[k][d]) continue;
+      int32_t sem = coll_recv_sem(c, 1 - d, k);
+      TileMirInst in = wait ? tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, sem, 1)
+                            : tile_mir_inst(TILE_MOP_SIGNALR, 0, c->next[1 - d][k], 0, sem, 1);
+      if (wait && work >= 0) tile_mir_mem(&in, work, TILE_MIR_WRITE, 0);
+      add_inst(c, in);
+    }
 }
 
 void coll_ring_reduce_scatter(Coll *c, const CollRing *rings, int n, const CollReduce *r) {

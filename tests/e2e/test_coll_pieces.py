@@ -124,15 +124,18 @@ def test_fused_levels_reduce_scatter(tilec, tmp_path, elem):
 
 
 @pytest.mark.parametrize("op,n,out,most", [("all_reduce", 4194304, 4194304, 152_000),
-                                           ("reduce_scatter", 4194304, 65536, 79_000),
-                                           ("reduce_scatter", 67108864, 1048576, 1_160_000)])
+                                           ("reduce_scatter", 4194304, 65536, 75_000),
+                                           ("reduce_scatter", 67108864, 1048576, 1_110_000)])
 def test_v4_reduce_cycles(tilec, tmp_path, op, n, out, most):
     """16 MiB and 256 MiB per chip on v4-like's 4x4x4 torus (timing only). With each
     level started in its predecessor's last step, the outermost level combining in its
     slots (16 MiB: pieces of 36 and 28 grains, was 2 of 32) and reduce_scatter's first
     strided chunks sent straight from HBM: all_reduce of 16 MiB takes 147,714 cycles
-    (was 167,568), reduce_scatter 76,036 (was 92,586) and 1,141,208 at 256 MiB (was
-    1,373,026); the bounds of docs/perf.md are 128,451, 64,225 and 1,027,604."""
+    (was 167,568). reduce_scatter's pieces also overlap (each sends the next one's first
+    chunks from its last step, the next waits for the tokens after its first step):
+    73,842 cycles at 16 MiB (76,036 with the tokens between pieces, 92,586 before
+    that) and 1,091,351 at 256 MiB (1,141,208; 1,373,026); the bounds of docs/perf.md
+    are 128,451, 64,225 and 1,027,604."""
     attrs = "kind = add, dim = 0, axes = [x, y, z]" if op == "reduce_scatter" else \
         "kind = add, axes = [x, y, z]"
     tile = tmp_path / "c.tile"
@@ -144,3 +147,37 @@ def test_v4_reduce_cycles(tilec, tmp_path, op, n, out, most):
     assert p.returncode == 0, p.stdout + p.stderr
     cycles = int(re.search(r"run: (\d+) cycles", p.stdout).group(1))
     assert cycles < most, cycles
+
+
+@pytest.mark.parametrize("n,elem", [(425984, "f32"), (819200, "i32"), (1048576, "f32"),
+                                    (1572864, "i32")])
+def test_overlapping_pieces_reduce_scatter(tilec, tmp_path, n, elem):
+    """reduce_scatter pieces that overlap (gen_collective.c, rs_piece): on the 4x4 torus
+    through 1 MiB of VMEM a piece holds 12 tiles of every slice (3 a part), and each
+    piece sends the next one's first chunks from its last step, while the next waits
+    for its receivers' tokens only after its first step. Slices of 26 and 50 tiles end
+    in a remainder of 2 tiles, which starts after the tokens as before (2 of 4 parts
+    empty); 64 tiles end in one of 4 tiles, sent ahead too; 96 tiles are 8 pieces and
+    no remainder (a loop of 6 middle pieces)."""
+    x = make_data(np.random.default_rng(n), 16, (n,), elem)
+    y, _ = compile_and_run(tmp_path, (4, 4), f"reduce_scatter %a {{kind = add, dim = 0, "
+                           f"axes = [x, y]}}", (n,), (n // 16,), elem, x,
+                           target=wide_target(tmp_path))
+    for chip, (rank, members) in enumerate(groups((4, 4), [0, 1])):
+        want = np.split(x[members].sum(0), 16)[rank]
+        np.testing.assert_array_equal(y[chip], want, err_msg=f"chip {chip}")
+
+
+def test_overlapping_pieces_reduce_scatter_3d(tilec, tmp_path):
+    """The same on the 4x4x4 torus over all three axes (6 parts, 3 levels: each
+    outermost ring's opposite runs at the middle level), through 2 MiB of VMEM: slices
+    of 18 tiles go as 3 pieces of 6, the middle one both receiving and sending first
+    chunks ahead."""
+    torus, n = (4, 4, 4), 64 * 18 * 1024
+    x = make_data(np.random.default_rng(17), 64, (n,), "f32")
+    y, _ = compile_and_run(tmp_path, torus, f"reduce_scatter %a {{kind = add, dim = 0, "
+                           f"axes = [x, y, z]}}", (n,), (n // 64,), "f32", x,
+                           target=wide_target(tmp_path, "2MiB"))
+    for chip, (rank, members) in enumerate(groups(torus, [0, 1, 2])):
+        want = np.split(x[members].sum(0), 64)[rank]
+        np.testing.assert_array_equal(y[chip], want, err_msg=f"chip {chip}")
