@@ -172,9 +172,14 @@ void coll_ring_reduce_scatter(Coll *c, const CollRing *rings, int n, const CollR
 void coll_exchange(Coll *c, int k, int dir, int32_t src_buf, int32_t src_reg,
                    int32_t dst_buf, int32_t dst_reg, int64_t bytes);
 /* dst[i] := dst[i] OP src[i] over `bytes` (a whole number of tiles of r) at the
- * addresses in the registers, which it leaves moved past the data; vop < 0 copies. */
+ * addresses in the registers, which it leaves moved past the data; vop < 0 copies
+ * (gen_collective_reduce.c). */
 void coll_reduce_into(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
                       int32_t dst_buf, int32_t dst, int64_t bytes);
+/* The same, or with into_src src := dst OP src (the same operands in the same order,
+ * stored over the received data instead). */
+void coll_reduce_span(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
+                      int32_t dst_buf, int32_t dst, int64_t bytes, bool into_src);
 /* The semaphore arrivals from the previous chip of axis k's ring in direction dir
  * count on (one of the band, tile_coll_sem_band). */
 int32_t coll_recv_sem(Coll *c, int dir, int k);

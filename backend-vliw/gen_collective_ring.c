@@ -28,7 +28,7 @@
  * idles for neither the hop latency nor the VPU between steps (sub_count). A level
  * whose data lies in HBM sends its first chunk from there (first_send), so its first
  * transfers wait for no copy; the combining loops take 8 tiles an iteration
- * (REDUCE_UNROLL), so the VPU work between an arrival and the send on is short.
+ * (gen_collective_reduce.c), so the VPU work between an arrival and the send on is short.
  * Consecutive levels overlap: the next level's first sends go during this level's
  * last step, as soon as the chunk they read is final (Level, GLevel below), instead of
  * a hop after the level's last arrival. A level whose chunks come from HBM may combine
@@ -277,63 +277,6 @@ static void remote_wait_sent(Coll *c, const CollRemote *r) {
 }
 
 /* ---- the phases ---- */
-
-/* Tiles per iteration of the combining loop. The scheduler orders a store to dst before
- * the next iteration's load from dst (same buffer), so one tile per iteration runs at
- * the latency of load, op and store (8 cycles a tile on v4-like); with U tiles loaded
- * first and stored last the recurrence is about U + 7 cycles against 2U of loads, so
- * 8 tiles keep the load slot busy. */
-enum { REDUCE_UNROLL = 8 };
-
-/* u tiles from addr (+ i tiles) of buf into fresh vregs v[i] (loads), or from v[i] into
- * them (stores). */
-static void tiles_move(Coll *c, const CollReduce *r, int32_t *v, int32_t addr, int32_t buf,
-                       int u, bool store) {
-  for (int i = 0; i < u; i++) {
-    if (!store) v[i] = tile_mir_vreg(c->m);
-    TileMirInst in = tile_mir_inst(store ? r->store : r->load, v[i], addr, r->stride_reg, 0,
-                                   (int32_t)(i * r->tile_bytes));
-    tile_mir_mem(&in, buf, store ? TILE_MIR_WRITE : TILE_MIR_READ, 0);
-    add_inst(c, in);
-  }
-}
-
-/* One loop of `tiles` iterations of u tiles each (see REDUCE_UNROLL). */
-static void reduce_loop(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
-                        int32_t dst_buf, int32_t dst, int64_t tiles, int u, bool into_src) {
-  TileMir *m = c->m;
-  int32_t a[REDUCE_UNROLL], b[REDUCE_UNROLL], s[REDUCE_UNROLL];
-  tile_mir_loop_begin(m, (int32_t)tiles, TILE_MIR_PIPELINE);
-  tiles_move(c, r, a, src, src_buf, u, false);
-  for (int i = 0; i < u; i++) s[i] = a[i];
-  if (vop >= 0) {
-    tiles_move(c, r, b, dst, dst_buf, u, false);
-    for (int i = 0; i < u; i++) {
-      s[i] = tile_mir_vreg(m);
-      add_inst(c, tile_mir_inst(vop, s[i], b[i], a[i], 0, 0));
-    }
-  }
-  tiles_move(c, r, s, into_src ? src : dst, into_src ? src_buf : dst_buf, u, true);
-  coll_ri(c, TILE_MOP_ADDI, src, src, u * r->tile_bytes);
-  coll_ri(c, TILE_MOP_ADDI, dst, dst, u * r->tile_bytes);
-  tile_mir_loop_end(m);
-}
-
-/* dst := dst OP src, or with into_src src := dst OP src (the same operands in the same
- * order, stored over the received data instead). */
-static void reduce_span(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
-                        int32_t dst_buf, int32_t dst, int64_t bytes, bool into_src) {
-  int64_t tiles = bytes / r->tile_bytes, whole = tiles / REDUCE_UNROLL;
-  if (whole) reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, whole, REDUCE_UNROLL, into_src);
-  if (tiles % REDUCE_UNROLL)
-    reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, 1, (int)(tiles % REDUCE_UNROLL),
-                into_src);
-}
-
-void coll_reduce_into(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
-                        int32_t dst_buf, int32_t dst, int64_t bytes) {
-  reduce_span(c, r, vop, src_buf, src, dst_buf, dst, bytes, false);
-}
 
 /* Per-ring state of one level's step loop. */
 typedef struct Step {
@@ -609,7 +552,7 @@ static void step_body(Coll *c, Level *L, const CollReduce *r, bool send, Level *
       if (g->in_slots) coll_ri(c, TILE_MOP_ADDI, at, g->base, 0);
       else coll_rr(c, TILE_MOP_ADD, at, g->base, st[i].off);
       at_sub(c, at, at, o, j, sub, 0);
-      reduce_span(c, r, r->vop, st[i].slots, in, g->work, at, sub, g->in_slots);
+      coll_reduce_span(c, r, r->vop, st[i].slots, in, g->work, at, sub, g->in_slots);
       if (next) next_first_sends(c, L, next, i, j);
       if (!send) continue;
       remote_wait_sent(c, &st[i].rm);
