@@ -157,11 +157,7 @@ bool coll_all_gather_parts(Coll *c, TileTensorRef x, TileTensorRef y, int64_t ru
 
 /* ---- small shards ---- */
 
-enum { STEP_OVERHEAD = 40 }; /* cycles a step costs besides the transfer (as elsewhere) */
 
-static int64_t ser(const Coll *c, int64_t bytes) {
-  return tile_target_xfer_cycles(c->cx->target, bytes, c->cx->target->ici_bw);
-}
 
 /* Estimated cycles of coll_all_gather_parts and of gather_halfway for shards of `run`
  * bytes (elements of eb). The parts: p - 1 steps per level of 1/nparts of the block,
@@ -179,7 +175,7 @@ static void gather_estimates(const Coll *c, int64_t run, int eb, int nparts, int
     const CollAxis *a = &c->ax[k];
     if (a->p < 2) continue;
     int64_t share = a->wrap ? 1 : 2, step = a->wrap ? hop : (a->p - 1) * hop;
-    *parts += (a->p - 1) * (step + STEP_OVERHEAD + share * ser(c, blk / nparts));
+    *parts += (a->p - 1) * (step + COLL_STEP_OVERHEAD + share * coll_link_cycles(c->cx->target, blk / nparts));
     blk *= a->p;
   }
   blk = run;
@@ -190,9 +186,9 @@ static void gather_estimates(const Coll *c, int64_t run, int eb, int nparts, int
     if (coll_line_gather_applies(c, k))
       *half += coll_line_gather_estimate(c, k, blk, eb);
     else if (a->p == 2)
-      *half += hop + STEP_OVERHEAD + ser(c, blk);
+      *half += hop + COLL_STEP_OVERHEAD + coll_link_cycles(c->cx->target, blk);
     else
-      *half += a->p / 2 * (hop + STEP_OVERHEAD + share * ser(c, blk)) + line;
+      *half += a->p / 2 * (hop + COLL_STEP_OVERHEAD + share * coll_link_cycles(c->cx->target, blk)) + line;
     blk *= a->p;
   }
 }

@@ -22,6 +22,18 @@ typedef struct CollAxis {
   bool wrap;        /* a wraparound link joins its ends: a whole dim that wraps */
 } CollAxis;
 
+/* A line: an axis of more than 2 chips without wraparound, where the line schedules
+ * (gen_collective_line*.c) replace rings whose closing step would cross it. */
+static inline bool coll_is_line(const CollAxis *a) { return !a->wrap && a->p > 2; }
+
+/* For the estimates every schedule is chosen by: cycles `bytes` take over one link, and
+ * what a step costs besides its transfer (issuing the DMA, the waits and address
+ * arithmetic; measured on the emulator: a few dozen cycles). */
+static inline int64_t coll_link_cycles(const TileTarget *t, int64_t bytes) {
+  return tile_target_xfer_cycles(t, bytes, t->ici_bw);
+}
+enum { COLL_STEP_OVERHEAD = 40 };
+
 /* How the VPU combines two partial results. */
 typedef struct CollReduce {
   int vop;          /* vector ALU op (TILE_MOP_VADDF, ...) */

@@ -85,9 +85,10 @@ int64_t coll_line_vmem(int64_t padded, int64_t tile) {
 int64_t coll_line_estimate(const Coll *c, int k, int64_t padded, const CollReduce *r) {
   const TileTarget *t = c->cx->target;
   int64_t p = c->ax[k].p, s = line_subs(padded, r->tile_bytes), sub = padded / s;
-  int64_t hops = p / 2, ser = tile_target_xfer_cycles(t, sub, t->ici_bw);
+  int64_t hops = p / 2, ser = coll_link_cycles(t, sub);
   int64_t vpu = 4 * (sub / r->tile_bytes); /* two combines, two loads a tile each */
-  int64_t phase = hops * (tile_target_hop_cycles(t) + ser + 40) + (s - 1) * (ser + vpu);
+  int64_t phase =
+      hops * (tile_target_hop_cycles(t) + ser + COLL_STEP_OVERHEAD) + (s - 1) * (ser + vpu);
   return 2 * phase;
 }
 
@@ -120,7 +121,7 @@ TileDmaSite coll_line_site(Coll *c, int32_t src_buf, int32_t dst_buf, int64_t by
   TileDmaShape shape = coll_flat(bytes);
   TileDmaSite s = {.sem = sent_sem, .src_buf = src_buf, .dst_buf = dst_buf, .bytes = bytes};
   s.est_cycles = remote ? (int32_t)(t->dma_issue_cycles + tile_target_hop_cycles(t) +
-                                    tile_target_xfer_cycles(t, bytes, t->ici_bw))
+                                    coll_link_cycles(t, bytes))
                         : tile_lower_dma_cycles(t, bytes);
   char name[64];
   snprintf(name, sizeof name, "line%d.%.40s", (int)m->nbufs, m->bufs[dst_buf].name);
@@ -215,10 +216,10 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
   int32_t q = c->coord[k], left = c->next[1][k], right = c->next[0][k];
   int32_t from_l = coll_in_range(c, q, 1, root);      /* phase 1: the left sends here */
   int32_t from_r = coll_in_range(c, q, root, p - 2);  /* phase 1: the right sends here */
-  int32_t go_r = coll_in_range(c, q, 0, root - 1);    /* phase 1: this chip sends right */
+  /* phase 1: this chip sends right (left); phase 2: the result comes from the right
+   * (left), the way its partial went */
+  int32_t go_r = coll_in_range(c, q, 0, root - 1);
   int32_t go_l = coll_in_range(c, q, root + 1, p - 1);
-  int32_t bc_l = coll_in_range(c, q, root + 1, p - 1); /* phase 2: the left sends here */
-  int32_t bc_r = coll_in_range(c, q, 0, root - 1);
   int32_t zero = tile_lower_zero(c->cx), one = coll_li(c, 1), sub_r = coll_li(c, sub);
   int32_t ghost_at = coll_addr(c, ghost, 0), work_at = coll_addr(c, work, 0);
   int32_t in_l = coll_addr(c, in, 0), in_r = coll_addr(c, in, padded);
@@ -253,9 +254,9 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
   coll_wait_sem(c, credits, 2 * S, -1);
 
   /* ---- phase 2: take the result from inside, send it outward ---- */
-  CollCredit s2[2] = {coll_credit(c, bc_l, 0, k, credits), coll_credit(c, bc_r, 1, k, credits)};
-  int32_t out_l = from_l, out_r = from_r; /* who sent here in phase 1 gets the result */
-  int32_t outs[2] = {out_l, out_r}, nb[2] = {left, right};
+  CollCredit s2[2] = {coll_credit(c, go_l, 0, k, credits), coll_credit(c, go_r, 1, k, credits)};
+  /* who sent here in phase 1 gets the result */
+  int32_t outs[2] = {from_l, from_r}, nb[2] = {left, right};
   int32_t dir_sem[2] = {coll_li(c, coll_recv_sem(c, 1, k)), coll_li(c, coll_recv_sem(c, 0, k))};
   TileDmaSite down[2];
   int32_t dbase[2], dstep[2];

@@ -305,7 +305,7 @@ static void side_step(Level *L, Part *x, Chunk *h, int d, int64_t it) {
 enum { LINE_A2A_MIN_CYCLES = 250 };
 static int line_chunks(const Level *L, const Part *x, int64_t sub, int nparts) {
   const TileTarget *t = L->c->cx->target;
-  int64_t ser = tile_target_xfer_cycles(t, x->outer * x->inner * sub, t->ici_bw);
+  int64_t ser = coll_link_cycles(t, x->outer * x->inner * sub);
   int64_t n = ser / LINE_A2A_MIN_CYCLES;
   int64_t fit = L->cap / (4 * nparts);
   if (ser / 2 > tile_target_hop_cycles(t)) fit = (L->cap + 4 * nparts - 1) / (4 * nparts);

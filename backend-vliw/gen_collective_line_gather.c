@@ -61,10 +61,10 @@ enum { LG_SUBS = 4 };
  * nothing, and the rest may go to a later matmul's weights (lower_prefetch.c). Several
  * lines at once take what the target allows: each needs a few sends in flight. */
 enum { LG_INFLIGHT = 2 * LG_SUBS + 2 };
-/* Estimated cycles a hop costs each line besides its latency and transfer (a wait, a few
- * scalar ops and the issue: as STEP_OVERHEAD elsewhere), and what each more sub-chunk
- * adds per line (its sends, credits and waits, in one program order). */
-enum { LG_STEP_OVERHEAD = 40, LG_SUB_OVERHEAD = 12 };
+/* Estimated cycles each more sub-chunk adds per line (its sends, credits and waits, in
+ * one program order); a hop costs each line COLL_STEP_OVERHEAD besides its latency and
+ * transfer. */
+enum { LG_SUB_OVERHEAD = 12 };
 
 /* Sends per direction and line in flight, for n lines at once: what the bound leaves
  * beside two credits. */
@@ -81,23 +81,20 @@ int32_t coll_line_gather_inflight(const Coll *c, int n) {
 
 bool coll_line_gather_applies(const Coll *c, int k) {
   const CollAxis *a = &c->ax[k];
-  return !a->wrap && a->p > 2 &&
+  return coll_is_line(a) &&
          coll_line_gather_inflight(c, 1) <= c->cx->target->dma_outstanding;
 }
 
-static int64_t ser(const Coll *c, int64_t bytes) {
-  return tile_target_xfer_cycles(c->cx->target, bytes, c->cx->target->ici_bw);
-}
 
 /* Estimated cycles of a level of n lines over axes like k with blocks of blk bytes in s
  * sub-chunks: the chain of p - 1 hops, each of one sub-chunk, then the rest of the
  * block; or the link into an end chip, busy with p - 1 blocks, where that is longer. */
 static int64_t level_cycles(const Coll *c, int k, int64_t blk, int64_t s, int n) {
   const CollAxis *a = &c->ax[k];
-  int64_t hop = a->hops * tile_target_hop_cycles(c->cx->target), sub = ser(c, blk / s);
-  int64_t chain = (a->p - 1) * (hop + n * LG_STEP_OVERHEAD + sub) +
+  int64_t hop = a->hops * tile_target_hop_cycles(c->cx->target), sub = coll_link_cycles(c->cx->target, blk / s);
+  int64_t chain = (a->p - 1) * (hop + n * COLL_STEP_OVERHEAD + sub) +
                   (s - 1) * (sub + n * LG_SUB_OVERHEAD);
-  int64_t link = (a->p - 1) * ser(c, blk) + hop + n * LG_STEP_OVERHEAD;
+  int64_t link = (a->p - 1) * coll_link_cycles(c->cx->target, blk) + hop + n * COLL_STEP_OVERHEAD;
   return chain > link ? chain : link;
 }
 

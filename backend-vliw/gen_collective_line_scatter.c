@@ -78,7 +78,6 @@ enum { LRS_MAX_SUBS = 4 };
  * emulator: a few dozen). */
 enum { LRS_OVERHEAD = 40 };
 
-static bool is_line(const CollAxis *a) { return !a->wrap && a->p > 2; }
 /* An axis with wraparound whose slices flow half a ring each way (ring_level). */
 static bool is_half_ring(const CollAxis *a) { return a->wrap && a->p > 2; }
 
@@ -110,9 +109,6 @@ typedef struct LrsPlan {
                                          * half ring */
 } LrsPlan;
 
-static int64_t ser(const TileTarget *t, int64_t bytes) {
-  return tile_target_xfer_cycles(t, bytes, t->ici_bw);
-}
 
 /* Estimated cycles of one level: a line's farthest chunk crossing p - 1 hops a
  * sub-chunk at a time; the link into a chip left of the middle, which carries p - q
@@ -126,22 +122,22 @@ static int64_t level_cycles(const Coll *c, int k, int64_t chunk, int64_t subs,
   const CollAxis *a = &c->ax[k];
   /* a step between neighbours: a->hops torus hops (more on a share of a dim) */
   int64_t hop = a->hops * tile_target_hop_cycles(t), p = a->p;
-  if (!is_line(a) && !is_half_ring(a)) return (p - 1) * (LRS_OVERHEAD + hop + ser(t, chunk));
+  if (!coll_is_line(a) && !is_half_ring(a)) return (p - 1) * (LRS_OVERHEAD + hop + coll_link_cycles(t, chunk));
   int64_t sub = chunk / subs, per = LRS_OVERHEAD + 2 * (sub / grain); /* two loads */
-  int64_t s = ser(t, sub), step = s > per ? s : per;
+  int64_t s = coll_link_cycles(t, sub), step = s > per ? s : per;
   if (is_half_ring(a)) {
     /* a chain of half_hops(p) hops a sub-chunk at a time (its last combine the
      * owner's); the busier link's chunks; the p + 1 events of every chip (a send per
      * chunk but its own, two combines into its own) */
     int64_t n = half_hops(p);
     int64_t chain = n * (hop + s + per) + (subs - 1) * step;
-    int64_t link = hop + ser(t, half_link_halves(p, subs) * chunk / 2) + 2 * per;
+    int64_t link = hop + coll_link_cycles(t, half_link_halves(p, subs) * chunk / 2) + 2 * per;
     int64_t work = (p + 1) * subs * per;
     int64_t most = chain > link ? chain : link;
     return most > work ? most : work;
   }
   int64_t chain = (p - 1) * (hop + s + per) + (subs - 1) * step;
-  int64_t link = ((p - 1) / 2 + 1) * hop + ser(t, p * chunk) + per;
+  int64_t link = ((p - 1) / 2 + 1) * hop + coll_link_cycles(t, p * chunk) + per;
   int64_t work = 2 * (p - 1) * subs * per;
   int64_t most = chain > link ? chain : link;
   return most > work ? most : work;
@@ -181,7 +177,7 @@ static void plan(const Coll *c, int64_t slice, int64_t tile, LrsPlan *pl) {
     region = chunk;
     pl->subs[k] = 1;
     if (a->p < 2) continue;
-    if (!is_line(a) && !is_half_ring(a)) {
+    if (!coll_is_line(a) && !is_half_ring(a)) {
       pl->lines_only = false;
       pl->vmem += chunk * (a->p - 1); /* the ring's receive slots */
       continue;
@@ -212,7 +208,7 @@ static int64_t estimate(const Coll *c, const LrsPlan *pl) {
 
 bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, const CollReduce *r) {
   bool any = false;
-  for (int k = 0; k < c->naxes; k++) any |= is_line(&c->ax[k]) || is_half_ring(&c->ax[k]);
+  for (int k = 0; k < c->naxes; k++) any |= coll_is_line(&c->ax[k]) || is_half_ring(&c->ax[k]);
   if (!any) return false;
   LrsPlan pl;
   plan(c, slice, r->tile_bytes, &pl);
@@ -239,7 +235,7 @@ bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, const Coll
     region /= a->p;
     if (a->p < 2) continue;
     one_way += (a->p - 1) * (LRS_OVERHEAD + a->hops * tile_target_hop_cycles(t) +
-                             ser(t, region));
+                             coll_link_cycles(t, region));
     if (!a->wrap) one_way += (a->p - 2) * tile_target_hop_cycles(t);
   }
   if (one_way < ring) ring = one_way;
@@ -569,7 +565,7 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
     if (ax->p < 2) continue;
     if (is_half_ring(ax)) {
       ring_level(c, k, work, base, pl.chunk[k], pl.subs[k], &grain);
-    } else if (!is_line(ax)) {
+    } else if (!coll_is_line(ax)) {
       CollRing ring = {.k = k, .dir = 0, .work = work, .base = base, .chunk = pl.chunk[k]};
       coll_ring_reduce_scatter(c, &ring, 1, &grain);
     } else {

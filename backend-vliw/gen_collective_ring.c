@@ -239,7 +239,7 @@ static CollRemote remote_make(Coll *c, int32_t src_buf, int32_t dst_buf, int32_t
     r.site.est_cycles = tile_lower_dma_cycles(t, r.site.bytes);
   else
     r.site.est_cycles = (int32_t)(t->dma_issue_cycles + hops * tile_target_hop_cycles(t) +
-                                  tile_target_xfer_cycles(t, r.site.bytes, t->ici_bw));
+                                  coll_link_cycles(t, r.site.bytes));
   char name[64];
   snprintf(name, sizeof name, "coll%d.%.40s", (int)m->nbufs, m->bufs[dst_buf].name);
   r.site.desc = tile_dma_desc_buffer(m, name, src_buf, 0, dst_buf, 0, &shape, sent_sem);

@@ -27,14 +27,6 @@
 
 #include "gen_collective_int.h"
 
-static int64_t ser(const TileTarget *t, int64_t bytes) {
-  return tile_target_xfer_cycles(t, bytes, t->ici_bw);
-}
-
-/* Per step: issuing the DMA, the waits and address arithmetic, about this many cycles
- * besides the transfer itself (measured on the emulator: a few dozen). */
-enum { STEP_OVERHEAD = 40 };
-
 int64_t coll_ring_estimate(const Coll *c, int64_t total, int parts) {
   const TileTarget *t = c->cx->target;
   int64_t hop = tile_target_hop_cycles(t), region = total / parts, cycles = 0;
@@ -43,14 +35,12 @@ int64_t coll_ring_estimate(const Coll *c, int64_t total, int parts) {
     if (a->p < 2) continue;
     int64_t chunk = region / a->p;
     /* Without wraparound both rings' closing steps share the line's links. */
-    int64_t step = STEP_OVERHEAD + hop + ser(t, chunk) * (a->wrap ? 1 : 2);
+    int64_t step = COLL_STEP_OVERHEAD + hop + coll_link_cycles(t, chunk) * (a->wrap ? 1 : 2);
     cycles += 2 * ((a->p - 1) * step + (a->wrap ? 0 : (a->p - 2) * hop));
     region = chunk;
   }
   return cycles + 2 * tile_target_xfer_cycles(t, total, t->hbm_bw);
 }
-
-static bool is_line(const CollAxis *a) { return !a->wrap && a->p > 2; }
 
 /* VMEM of the one-shot exchange: the working copy and, per axis, p_k slots or what the
  * line's reduce and broadcast keep. */
@@ -58,7 +48,7 @@ static int64_t oneshot_vmem(const Coll *c, int64_t padded, const CollReduce *r) 
   int64_t need = padded;
   for (int k = 0; k < c->naxes; k++) {
     const CollAxis *a = &c->ax[k];
-    if (a->p > 1) need += is_line(a) ? coll_line_vmem(padded, r->tile_bytes) : a->p * padded;
+    if (a->p > 1) need += coll_is_line(a) ? coll_line_vmem(padded, r->tile_bytes) : a->p * padded;
   }
   return need;
 }
@@ -71,12 +61,12 @@ int64_t coll_oneshot_estimate(const Coll *c, int64_t bytes, const CollReduce *r)
   for (int k = 0; k < c->naxes; k++) {
     const CollAxis *a = &c->ax[k];
     if (a->p < 2) continue;
-    if (is_line(a)) {
+    if (coll_is_line(a)) {
       cycles += coll_line_estimate(c, k, padded, r);
       continue;
     }
     int64_t steps = a->p / 2; /* ceil((p - 1) / 2) */
-    cycles += steps * (STEP_OVERHEAD + hop + ser(t, padded)) + (a->wrap ? 0 : (a->p - 2) * hop);
+    cycles += steps * (COLL_STEP_OVERHEAD + hop + coll_link_cycles(t, padded)) + (a->wrap ? 0 : (a->p - 2) * hop);
     cycles += a->p * (padded / r->tile_bytes) * 2; /* the sum: two loads per tile */
   }
   return cycles + 2 * tile_target_xfer_cycles(t, padded, t->hbm_bw);
@@ -138,10 +128,10 @@ bool coll_oneshot_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y, const Co
   /* Over lines only, the DMAs in flight stay few (coll_line_inflight), which leaves the
    * rest to a later matmul's weights (lower_prefetch.c). */
   bool lines = true;
-  for (int k = 0; k < c->naxes; k++) lines &= c->ax[k].p < 2 || is_line(&c->ax[k]);
+  for (int k = 0; k < c->naxes; k++) lines &= c->ax[k].p < 2 || coll_is_line(&c->ax[k]);
   if (lines) c->cx->dma_cap = coll_line_inflight(c);
   for (int k = 0; k < c->naxes; k++)
-    if (is_line(&c->ax[k])) coll_line_axis(c, k, work, padded, r);
+    if (coll_is_line(&c->ax[k])) coll_line_axis(c, k, work, padded, r);
     else if (c->ax[k].p > 1) oneshot_axis(c, k, work, padded, r);
   int32_t from = -1;
   if (out_reg >= 0) {

@@ -12,7 +12,6 @@ matches numpy exactly on integer data, whatever the order. With a GPU (skipped
 otherwise): the global sharded programs of test_spmd_run.py assemble the same results as
 the emulator, and every collective alone matches numpy exactly. The plans themselves run
 on the host in tests/unit/cuda/test_cuda_torus.c."""
-import itertools
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ import pytest
 
 import test_spmd_run as spmd
 import tilemach
+from test_collectives import chips_of, groups
 
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all",
                "collective_permute")
@@ -249,31 +249,6 @@ def mesh_decl(torus):
 
 def ttype(shape, elem):
     return f"tensor<{'x'.join(map(str, shape))}x{elem}>"
-
-
-def chips_of(torus):
-    """Coordinates of every chip, in chip-id order (row-major)."""
-    return list(itertools.product(*[range(n) for n in torus]))
-
-
-def groups(torus, axes):
-    """Per chip: its rank over `axes` (first axis major) and its group's chips in rank
-    order."""
-    coords = chips_of(torus)
-    ids = {c: i for i, c in enumerate(coords)}
-    out = []
-    for c in coords:
-        members = []
-        for combo in itertools.product(*[range(torus[a]) for a in axes]):
-            cc = list(c)
-            for a, v in zip(axes, combo):
-                cc[a] = v
-            members.append(ids[tuple(cc)])
-        rank = 0
-        for a in axes:
-            rank = rank * torus[a] + c[a]
-        out.append((rank, members))
-    return out
 
 
 def write(tmp_path, name, text):

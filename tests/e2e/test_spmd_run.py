@@ -151,6 +151,25 @@ def load_result(path):
     return bf16_bits_to_f32(y) if y.dtype.kind == "V" else y
 
 
+def check_result(out, want, what):
+    """The global result in `out` against numpy's `want`, within the matmul tolerance."""
+    got = load_result(out)
+    assert got.shape == want.shape
+    assert np.all(np.isfinite(got))
+    err = tilemach.nmse(want, got)
+    assert err <= MATMUL_NMSE, f"{what}: NMSE {err:.3g}"
+
+
+def run_whole_and_per_chip(tilec, tmp_path, src, args):
+    """The result as a global array and, with --per-chip, as each chip's block."""
+    whole, per_chip = tmp_path / "y.npy", tmp_path / "yb.npy"
+    p = run_tilec(tilec, [src, *args, "--out", f"result={whole}"])
+    assert p.returncode == 0, p.stderr
+    p = run_tilec(tilec, [src, *args, "--per-chip", "--out", f"result={per_chip}"])
+    assert p.returncode == 0, p.stderr
+    return np.load(whole), np.load(per_chip)
+
+
 def write_program(tmp_path, prog, mesh):
     torus, names = MESHES[mesh]
     path = tmp_path / f"{prog}.tile"
@@ -190,12 +209,7 @@ def test_global_program_matches_numpy(tilec, tmp_path, prog, mesh):
     assert "not bound" not in p.stderr
     chips = int(np.prod(MESHES[mesh][0]))
     assert len(re.findall(r"^ +\d+ \([\d,]+\) ", p.stdout, re.M)) == chips, p.stdout
-    want = ref(*arrays.values())
-    got = load_result(out)
-    assert got.shape == want.shape
-    assert np.all(np.isfinite(got))
-    err = tilemach.nmse(want, got)
-    assert err <= MATMUL_NMSE, f"{prog} on {mesh}: NMSE {err:.3g}"
+    check_result(out, ref(*arrays.values()), f"{prog} on {mesh}")
 
 
 def test_per_chip_blocks(tilec, tmp_path):
@@ -207,12 +221,7 @@ def test_per_chip_blocks(tilec, tmp_path):
     blocks = np.stack([x[:, i * 128:(i + 1) * 128] for i in (0, 0, 1, 1)]).astype(np.float32)
     np.save(tmp_path / "xb.npy", blocks)
     args[1] = f"x={tmp_path / 'xb.npy'}"
-    whole, per_chip = tmp_path / "y.npy", tmp_path / "yb.npy"
-    p = run_tilec(tilec, [src, *args, "--out", f"result={whole}"])
-    assert p.returncode == 0, p.stderr
-    p = run_tilec(tilec, [src, *args, "--per-chip", "--out", f"result={per_chip}"])
-    assert p.returncode == 0, p.stderr
-    y, yb = np.load(whole), np.load(per_chip)
+    y, yb = run_whole_and_per_chip(tilec, tmp_path, src, args)
     assert y.shape == (16, 256) and yb.shape == (4, 16, 128)
     # result [-, x]: chip (i, j) holds columns block i; the y replicas agree closely
     for chip, (i, _) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
@@ -307,12 +316,7 @@ def test_global_program_on_full_form_mesh(tilec, tmp_path, prog, mesh):
     out = tmp_path / "y.npy"
     p = run_tilec(tilec, [src, "--target", "tiny", *args, "--out", f"result={out}"])
     assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
-    want = ref(*arrays.values())
-    got = load_result(out)
-    assert got.shape == want.shape
-    assert np.all(np.isfinite(got))
-    err = tilemach.nmse(want, got)
-    assert err <= MATMUL_NMSE, f"{prog} on {mesh}: NMSE {err:.3g}"
+    check_result(out, ref(*arrays.values()), f"{prog} on {mesh}")
 
 
 def test_full_form_blocks_per_chip(tilec, tmp_path):
@@ -323,12 +327,7 @@ def test_full_form_blocks_per_chip(tilec, tmp_path):
     src = tmp_path / "ws2d.tile"
     src.write_text(f"mesh @m = torus<4x4>({decl})\n" + PROGRAMS["ws2d"][0])
     arrays, args = random_inputs(tmp_path, PROGRAMS["ws2d"][1], seed=9)
-    whole, per_chip = tmp_path / "y.npy", tmp_path / "yb.npy"
-    p = run_tilec(tilec, [src, *args, "--out", f"result={whole}"])
-    assert p.returncode == 0, p.stderr
-    p = run_tilec(tilec, [src, *args, "--per-chip", "--out", f"result={per_chip}"])
-    assert p.returncode == 0, p.stderr
-    y, yb = np.load(whole), np.load(per_chip)
+    y, yb = run_whole_and_per_chip(tilec, tmp_path, src, args)
     assert y.shape == (16, 256) and yb.shape == (16, 16, 128)
     for chip in range(16):
         blk = chip % 4 // 2

@@ -183,6 +183,15 @@ static inline TileEmuStatus emu_run(TileEmu *e) {
   return st;
 }
 
+/* Semaphores left non-zero on chips 0 .. chips-1 after a run (a schedule must leave
+ * every count it used at zero, or the next collective would read it). */
+static inline int sems_held(const TileEmu *e, const TileTarget *t, int chips) {
+  int held = 0;
+  for (int c = 0; c < chips; c++)
+    for (int s = 0; s < t->nsems; s++) held += tile_emu_sem(e, c, s) != 0;
+  return held;
+}
+
 /* ---- counting in MIR ---- */
 
 /* How many insts have this op. */

@@ -75,10 +75,7 @@ TEST(GenCollective, ChainRunsAndDrainsSemaphores) {
       for (int k = 0; k < CHIPS; k++) bad += g[c][k * ELEMS + i] != want;
   }
   CHECK_EQ(0, bad);
-  int held = 0;
-  for (int c = 0; c < CHIPS; c++)
-    for (int s = 0; s < t.nsems; s++) held += tile_emu_sem(e, c, s) != 0;
-  CHECK_EQ(0, held);
+  CHECK_EQ(0, sems_held(e, &t, CHIPS));
   tile_emu_free(e);
   tile_object_free(&obj);
 }

@@ -42,9 +42,7 @@ static int64_t run_case(const Case *k, const float *a, float *y, int *held) {
     tile_emu_stats(e, &s);
     cycles = s.cycles;
   }
-  *held = 0;
-  for (int c = 0; c < CHIPS; c++)
-    for (int s = 0; s < t.nsems; s++) *held += tile_emu_sem(e, c, s) != 0;
+  *held = sems_held(e, &t, CHIPS);
   tile_emu_free(e);
   return cycles;
 }
