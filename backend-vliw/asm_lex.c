@@ -121,6 +121,7 @@ bool cur_int(Asm *a, Cursor *c, int64_t *v, bool *ok) {
     *ok = false;
   }
   c->p = p;
+  if (over || mag > (uint64_t)INT64_MAX) mag = 0; /* reported above; negating it would overflow */
   *v = neg ? -(int64_t)mag : (int64_t)mag;
   return true;
 }

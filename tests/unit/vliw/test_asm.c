@@ -230,6 +230,8 @@ TEST(asm, errors) {
   expect_error(".code all\n  jmp end\nend:\n", "p.s:2:7: error: label 'end' is after the last bundle; a branch must target a bundle");
   expect_error(".code all\n  viota v1, 3\n", "p.s:2:13: error: operand 2 of 'viota' must be in 0..2, not 3");
   expect_error(".code all\n  li s1, 4294967296\n", "p.s:2:10: error: operand 2 of 'li' does not fit in 32 bits: 4294967296");
+  expect_error(".code all\n  li s1, -0x8000000000000000\n", "p.s:2:10: error: the number is too large");
+  expect_error(".code all\n  li s1, -0x1ffffffffffffffff\n", "p.s:2:10: error: the number is too large");
   expect_error(".code all\n  vli v1, 1e39\n", "p.s:2:11: error: 1e39 is out of the range of f32");
   expect_error(".code all\n  vli v1, 1.2.3\n", "p.s:2:11: error: '1.2.3' is not a number");
   expect_error("  halt\n", "p.s:1:3: error: ops must follow '.code all' or '.code chip N'");
