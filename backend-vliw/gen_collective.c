@@ -815,6 +815,30 @@ static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
   return true;
 }
 
+/* A gather along an inner dim on lines: the shards are outer runs of `run` bytes each,
+ * p * run apart in the result, and the rings that move such rows route their closing
+ * steps across the line. The line schedules move whole runs, so the shards go whole
+ * (one run of x.bytes each) into HBM scratch in rank order, and one local strided copy
+ * puts their rows in place: it reads and writes p * x.bytes once at HBM rate, far less
+ * than the hops across the line it saves (measured in docs/perf.md, "The layers suite"). */
+static void gather_staged(Coll *c, TileTensorRef x, TileTensorRef y, CollAround a, int64_t run) {
+  int64_t p = chips(c);
+  int eb = tile_lower_elem_bytes((TileElem)x.elem);
+  TileTensorRef flat = x, all;
+  flat.rank = 1;
+  flat.dims[0] = x.bytes / eb;
+  all = flat;
+  char name[64];
+  snprintf(name, sizeof name, "coll.gather.%d", (int)c->m->nbufs);
+  all.buf = tile_mir_buffer(c->m, name, TILE_SPACE_HBM, p * x.bytes, 1, 64);
+  all.dims[0] *= p;
+  all.bytes *= p;
+  coll_all_gather_run(c, flat, all, x.bytes); /* true where lines apply */
+  TileDmaShape place = {.count0 = run, .count1 = a.outer, .count2 = p, .src_stride1 = run,
+                        .src_stride2 = x.bytes, .dst_stride1 = p * run, .dst_stride2 = run};
+  coll_local_copy(c, all.buf, 0, -1, y.buf, 0, -1, place);
+}
+
 /* Gathers straight into the HBM result of every chip (coll_ring_gather_in_place): each
  * shard's place there is written once, so no VMEM copy is needed and the size is bounded
  * by HBM only. A shard that is one run goes split across the axes
@@ -829,6 +853,10 @@ static bool gen_all_gather(Coll *c, TileTensorRef x, TileTensorRef y) {
   int eb = tile_lower_elem_bytes((TileElem)x.elem);
   int64_t run = a.mid * a.inner_bytes, row = p * run;
   if (a.outer == 1 && coll_all_gather_run(c, x, y, run)) return true;
+  if (coll_line_all_gather_applies(c)) {
+    gather_staged(c, x, y, a, run);
+    return true;
+  }
   int32_t base[TILE_MAX_TORUS_RANK + 1];
   int64_t chunk[TILE_MAX_TORUS_RANK + 1];
   levels(c, row, y.buf, 0, chunk, base);

@@ -226,6 +226,13 @@ bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t
     /* the copies to the start of the first collective */
     if (!tile_mir_move_insts(m, at, b.first, b.end)) return false;
     for (int32_t g = b.to + 1; g <= b.from; g++) starts[g].first_inst += n;
+    /* The collectives between a copy and its wait take time the schedule does not see
+     * (each of their waits is one bundle), so the copy's expected latency on that edge
+     * would only pad the schedule with empty bundles after them, stalling on top of
+     * the waits that already took the time. The wait stalls by itself if the copy is
+     * late. */
+    for (int32_t j = at; j < at + n; j++)
+      if (m->insts[j].op == TILE_MOP_DMA) m->insts[j].est_cycles = 1;
     /* a wait per copy after the last collective, naming what the copy writes */
     int32_t from = m->ninsts, waits = 0;
     for (int32_t j = at; j < at + n; j++) {

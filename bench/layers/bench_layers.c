@@ -42,18 +42,26 @@ static const char suite[] = "layers";
 static const char *floors = "bench/floors.txt";
 enum { MAX_ONLY = 32 };
 
-/* The 8B-class model's dims; the rows below pick block, phase, mesh and batch. */
+/* The 8B-class model's dims; the rows below pick block, phase, MLP layout, mesh and batch. */
 #define MODEL .E = 4096, .F = 14336, .H = 32, .Hkv = 8, .D = 128
 
 typedef struct Row {
   const char *name;
   LayerShape s;
+  bool compare; /* shown beside another layout's row; no floor of its own */
 } Row;
 
 static const Row rows[] = {
-    {"mlp_decode_4", {BLOCK_MLP, PHASE_DECODE, 1, 4, 1, MODEL, .B = 8}},
-    {"mlp_decode_16", {BLOCK_MLP, PHASE_DECODE, 4, 4, 1, MODEL, .B = 8}},
-    {"mlp_decode_64", {BLOCK_MLP, PHASE_DECODE, 8, 8, 1, MODEL, .B = 8}},
+    /* decode: gathered (its gather hides w_down's stream; Megatron's all_reduce comes
+     * after the last matmul, with nothing left to overlap it), the Megatron rows beside
+     * them for comparison */
+    {"mlp_decode_4", {BLOCK_MLP, PHASE_DECODE, 1, 4, 1, MODEL, .B = 8, .mlp = MLP_GATHERED}},
+    {"mlp_decode_16", {BLOCK_MLP, PHASE_DECODE, 4, 4, 1, MODEL, .B = 8, .mlp = MLP_GATHERED}},
+    {"mlp_decode_64", {BLOCK_MLP, PHASE_DECODE, 8, 8, 1, MODEL, .B = 8, .mlp = MLP_GATHERED}},
+    {"mlp_decode_4_megatron", {BLOCK_MLP, PHASE_DECODE, 1, 4, 1, MODEL, .B = 8}, true},
+    {"mlp_decode_16_megatron", {BLOCK_MLP, PHASE_DECODE, 4, 4, 1, MODEL, .B = 8}, true},
+    {"mlp_decode_64_megatron", {BLOCK_MLP, PHASE_DECODE, 8, 8, 1, MODEL, .B = 8}, true},
+    /* prefill: Megatron (gathered would move 2048 x 14336 activations) */
     {"mlp_prefill_4", {BLOCK_MLP, PHASE_PREFILL, 1, 4, 1, MODEL, .B = 1, .L = 2048}},
     {"mlp_prefill_16", {BLOCK_MLP, PHASE_PREFILL, 4, 4, 1, MODEL, .B = 1, .L = 2048}},
     {"mlp_prefill_64", {BLOCK_MLP, PHASE_PREFILL, 8, 8, 1, MODEL, .B = 1, .L = 2048}},
@@ -221,7 +229,7 @@ int main(int argc, char **argv) {
 
   printf("layers on %s, one run each in timing mode (%d host threads); bound: the per-chip "
          "program's busiest resource (bench/kernels/bound.h, ici.h)\n", t.name, threads);
-  printf("%-17s %6s %10s %8s %12s %12s %-7s %6s\n", "program", "chips", "compile_s", "run_s",
+  printf("%-22s %6s %10s %8s %12s %12s %-7s %6s\n", "program", "chips", "compile_s", "run_s",
          "cycles", "bound", "binds", "ratio");
   int status = 0;
   static Result res[NROWS];
@@ -234,26 +242,26 @@ int main(int argc, char **argv) {
     measure(row, &t, threads, r);
     int chips = row->s.dsize * row->s.tsize;
     if (!r->ok) {
-      printf("%-17s %6d FAILED: %s\n", row->name, chips, r->failure);
+      printf("%-22s %6d FAILED: %s\n", row->name, chips, r->failure);
       status = 1;
       continue;
     }
     double ratio = (double)r->cycles / r->work.bound;
-    printf("%-17s %6d %10.2f %8.2f %12lld %12.0f %-7s %6.3f\n", row->name, chips, r->compile_s,
+    printf("%-22s %6d %10.2f %8.2f %12lld %12.0f %-7s %6.3f\n", row->name, chips, r->compile_s,
            r->run_s, (long long)r->cycles, r->work.bound,
            bound_resource_name(r->work.binding), ratio);
     fflush(stdout);
     char metric[96];
     snprintf(metric, sizeof metric, "%s_ratio", row->name);
-    status |= check(metric, ratio, true);
+    status |= check(metric, ratio, !row->compare);
     if (strcmp(row->name, "model_decode") == 0) status |= check("model_decode_run_s", r->run_s, true);
   }
-  printf("\nbound terms (cycles per chip on %s)\n%-17s", t.name, "program");
+  printf("\nbound terms (cycles per chip on %s)\n%-22s", t.name, "program");
   for (int k = 0; k < BOUND_COUNT; k++) printf(" %10s", bound_resource_name((BoundResource)k));
   printf("\n");
   for (int i = 0; i < NROWS; i++) {
     if (!res[i].ok) continue;
-    printf("%-17s", rows[i].name);
+    printf("%-22s", rows[i].name);
     for (int k = 0; k < BOUND_COUNT; k++) printf(" %10.0f", res[i].work.cycles[k]);
     printf("\n");
   }

@@ -7,7 +7,10 @@
  * attention), RMS norms, rotary positions. Layout: the mesh is d x t; t splits the
  * heads and the feed-forward width (Megatron: wq/wk/wv/w_gate/w_up by columns, wo and
  * w_down by rows, one all_reduce after each), d splits the batch. The MLP block alone
- * is tensor-parallel over every chip, (d, t) together.
+ * is tensor-parallel over every chip, (d, t) together, Megatron or gathered (w_down by
+ * columns too: one all_gather of the activations between the matmuls, while w_down's
+ * shard streams into VMEM, and the output split by columns, as the next block's
+ * gather or a sequence-parallel residual takes it).
  *
  * Decode: one new token for each of B sequences, attending to a cache of S positions;
  * the layer also returns the token's key and value (roped), what the cache appends.
@@ -152,8 +155,8 @@ static void mlp(Text *t, const LayerShape *s) {
   long T = s->phase == PHASE_DECODE ? s->B : s->B * s->L, E = s->E, F = s->F;
   mesh_line(t, s);
   put(t, "func @mlp(%%x: %s, %%wg: %s {shard = [-, (d, t)]},\n", T2("bf16", T, E), T2("bf16", E, F));
-  put(t, "          %%wu: %s {shard = [-, (d, t)]}, %%wd: %s {shard = [(d, t), -]})\n",
-      T2("bf16", E, F), T2("bf16", F, E));
+  put(t, "          %%wu: %s {shard = [-, (d, t)]}, %%wd: %s {shard = %s})\n",
+      T2("bf16", E, F), T2("bf16", F, E), s->mlp == MLP_GATHERED ? "[-, (d, t)]" : "[(d, t), -]");
   put(t, "    -> %s attributes {mesh = @m} {\n", T2("f32", T, E));
   put(t, "  %%g = matmul %%x, %%wg : %s\n", T2("bf16", T, F));
   put(t, "  %%u = matmul %%x, %%wu : %s\n", T2("bf16", T, F));

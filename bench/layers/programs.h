@@ -8,6 +8,10 @@
 
 typedef enum { BLOCK_MLP, BLOCK_LAYER } LayerBlock;
 typedef enum { PHASE_DECODE, PHASE_PREFILL } LayerPhase;
+/* How the MLP block splits w_down (BLOCK_MLP): by rows, one all_reduce after it
+ * (Megatron), or by columns like w_gate and w_up, one all_gather of the activations
+ * before it and the output split by columns (gathered). */
+typedef enum { MLP_MEGATRON, MLP_GATHERED } MlpLayout;
 
 typedef struct LayerShape {
   LayerBlock block;
@@ -18,6 +22,7 @@ typedef struct LayerShape {
   long B;              /* sequences */
   long S;              /* decode: cached positions */
   long L;              /* prefill: tokens per sequence */
+  MlpLayout mlp;       /* BLOCK_MLP */
 } LayerShape;
 
 /* The program text (malloc'ed, *len bytes), or NULL when out of memory. */

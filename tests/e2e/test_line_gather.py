@@ -92,13 +92,35 @@ def test_line_all_gather_3d(tilec, tmp_path, torus, axes, elems):
 
 
 @pytest.mark.parametrize("torus,axes", [((1, 5), [1]), ((4, 4), [0, 1]), ((2, 4), [1, 0])])
-@pytest.mark.parametrize("shape", [(3, 5), (4, 96, 128)])
-def test_line_all_gather_inner_dim(tilec, tmp_path, torus, axes, shape):
-    """Gathered along dim 1, a shard is several runs of the result: the rings that move
-    strided blocks take it, still right on lines."""
+@pytest.mark.parametrize("shape", [(3, 5), (4, 96, 128), (8, 3, 7)])
+@pytest.mark.parametrize("elem", ["f32", "bf16"])
+def test_line_all_gather_inner_dim(tilec, tmp_path, torus, axes, shape, elem):
+    """Gathered along dim 1, a shard is several runs of the result: the shards go whole
+    by the lines into scratch, and one local strided copy puts their rows in place, so
+    the links carry exactly the lines' bytes (the rings that move strided blocks routed
+    their closing steps across the line)."""
     n = int(np.prod(torus))
-    x = make_data(np.random.default_rng(13), n, shape, "f32")
-    gather(tmp_path, torus, axes, shape, "f32", x, target_file(tmp_path, "never"), dim=1)
+    x = make_data(np.random.default_rng(13), n, shape, elem)
+    out = gather(tmp_path, torus, axes, shape, elem, x, target_file(tmp_path, "never"), dim=1)
+    want = line_bytes(torus, axes, int(np.prod(shape)) * (2 if elem == "bf16" else 4))
+    assert link_bytes(out) == (want, want)
+
+
+def test_line_all_gather_inner_dim_latency(tilec, tmp_path):
+    """The decode MLP's gather of its hidden activations (8 x 14336 bf16, split by
+    columns over 4x4 v5e-like): within 1.25x of the alpha-beta time of lines, their
+    hops plus their bytes (13.6k cycles against 12.6k); the strided rings took 30k."""
+    torus, axes, shape = (4, 4), [0, 1], (8, 896)
+    t = tilemach.load_target("v5e-like", "4x4")
+    x = make_data(np.random.default_rng(31), 16, shape, "bf16")
+    out = gather(tmp_path, torus, axes, shape, "bf16", x, "v5e-like", dim=1)
+    cycles = int(re.search(r"run: (\d+) cycles", out).group(1))
+    latency = 2 * 3 * t.hop_cycles()
+    # the bandwidth term of lines (REFERENCE.md: about 2x a ring's (n - 1)/n V/W), with
+    # the whole result V over both axes' links
+    V = 16 * 8 * 896 * 2
+    bandwidth = 2 * t.xfer_cycles(V * 15 // 16, 2 * 2 * t.ici_bw)
+    assert cycles <= 1.25 * (latency + bandwidth), (cycles, latency, bandwidth)
 
 
 @pytest.mark.parametrize("wrap,torus,axes", [("multiple-of 4", (2, 4), [0, 1]),
