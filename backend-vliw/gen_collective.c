@@ -815,6 +815,27 @@ static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
   return true;
 }
 
+/* x as one flat run of its elements. */
+static TileTensorRef flat_of(TileTensorRef x) {
+  TileTensorRef flat = x;
+  flat.rank = 1;
+  flat.dims[0] = x.bytes / tile_lower_elem_bytes((TileElem)x.elem);
+  return flat;
+}
+
+/* HBM scratch ("coll.<what>.N") for every chip's `flat`, in rank order: a whole
+ * gather's result. */
+static TileTensorRef scratch_of(Coll *c, TileTensorRef flat, const char *what) {
+  int64_t p = chips(c);
+  TileTensorRef all = flat;
+  char name[64];
+  snprintf(name, sizeof name, "coll.%s.%d", what, (int)c->m->nbufs);
+  all.buf = tile_mir_buffer(c->m, name, TILE_SPACE_HBM, p * flat.bytes, 1, 64);
+  all.dims[0] *= p;
+  all.bytes *= p;
+  return all;
+}
+
 /* A gather along an inner dim on lines: the shards are outer runs of `run` bytes each,
  * p * run apart in the result, and the rings that move such rows route their closing
  * steps across the line. The line schedules move whole runs, so the shards go whole
@@ -823,16 +844,7 @@ static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
  * than the hops across the line it saves (measured in docs/perf.md, "The layers suite"). */
 static void gather_staged(Coll *c, TileTensorRef x, TileTensorRef y, CollAround a, int64_t run) {
   int64_t p = chips(c);
-  int eb = tile_lower_elem_bytes((TileElem)x.elem);
-  TileTensorRef flat = x, all;
-  flat.rank = 1;
-  flat.dims[0] = x.bytes / eb;
-  all = flat;
-  char name[64];
-  snprintf(name, sizeof name, "coll.gather.%d", (int)c->m->nbufs);
-  all.buf = tile_mir_buffer(c->m, name, TILE_SPACE_HBM, p * x.bytes, 1, 64);
-  all.dims[0] *= p;
-  all.bytes *= p;
+  TileTensorRef flat = flat_of(x), all = scratch_of(c, flat, "gather");
   coll_all_gather_run(c, flat, all, x.bytes); /* true where lines apply */
   TileDmaShape place = {.count0 = run, .count1 = a.outer, .count2 = p, .src_stride1 = run,
                         .src_stride2 = x.bytes, .dst_stride1 = p * run, .dst_stride2 = run};
@@ -899,15 +911,7 @@ static bool gen_all_gather(Coll *c, TileTensorRef x, TileTensorRef y) {
  * the one from position q - shift: p times the bytes of a shift, correct for any. */
 static bool permute_spanning(Coll *c, TileTensorRef x, TileTensorRef y, int64_t shift) {
   int64_t p = chips(c), s = ((shift % p) + p) % p, unit[TILE_MAX_TORUS_RANK];
-  TileTensorRef flat = x, all;
-  flat.rank = 1;
-  flat.dims[0] = x.bytes / tile_lower_elem_bytes((TileElem)x.elem);
-  all = flat;
-  char name[64];
-  snprintf(name, sizeof name, "coll.permute.%d", (int)c->m->nbufs);
-  all.buf = tile_mir_buffer(c->m, name, TILE_SPACE_HBM, p * x.bytes, 1, 64);
-  all.dims[0] *= p;
-  all.bytes *= p;
+  TileTensorRef flat = flat_of(x), all = scratch_of(c, flat, "permute");
   if (!gen_all_gather(c, flat, all)) return false;
   for (int k = c->naxes - 1, u = 1; k >= 0; k--) { /* this chip's block: its position */
     unit[k] = u * x.bytes;
