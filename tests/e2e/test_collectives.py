@@ -49,14 +49,16 @@ def ttype(shape, elem):
     return f"tensor<{'x'.join(map(str, shape))}x{elem}>"
 
 
-def compile_and_run(tmp_path, torus, body, in_shape, out_shape, elem, data, target="tiny",
-                    stats=False):
-    """Runs `%y = BODY %a : OUT` as a mesh function on every chip; data has a leading
-    chip dimension. Returns (per-chip result as float/int array, stdout)."""
-    decl, _ = mesh_decl(torus)
-    src = (f"{decl}\n\nfunc @f(%a: {ttype(in_shape, elem)}) -> {ttype(out_shape, elem)} "
-           f"attributes {{mesh = @m}} {{\n  %y = {body} : {ttype(out_shape, elem)}\n"
-           f"  return %y\n}}\n")
+def mesh_func(mesh, body, in_shape, out_shape, elem):
+    """The source of `%y = BODY %a : OUT` as a mesh function after the mesh line MESH."""
+    return (f"{mesh}\n\nfunc @f(%a: {ttype(in_shape, elem)}) -> {ttype(out_shape, elem)} "
+            f"attributes {{mesh = @m}} {{\n  %y = {body} : {ttype(out_shape, elem)}\n"
+            f"  return %y\n}}\n")
+
+
+def run_source(tmp_path, src, torus, elem, data, target, stats=False):
+    """Runs the mesh function SRC on every chip; data has a leading chip dimension.
+    Returns (per-chip result as float/int array, stdout)."""
     tile = tmp_path / "coll.tile"
     tile.write_text(src)
     xin, yout = tmp_path / "a.npy", tmp_path / "y.npy"
@@ -71,6 +73,14 @@ def compile_and_run(tmp_path, torus, body, in_shape, out_shape, elem, data, targ
     if elem == "bf16":
         y = bf16_bits_to_f32(y)
     return y, p.stdout
+
+
+def compile_and_run(tmp_path, torus, body, in_shape, out_shape, elem, data, target="tiny",
+                    stats=False):
+    """`%y = BODY %a : OUT` on the torus's mesh (mesh_decl) on every chip."""
+    decl, _ = mesh_decl(torus)
+    return run_source(tmp_path, mesh_func(decl, body, in_shape, out_shape, elem), torus, elem,
+                      data, target, stats)
 
 
 def chips_of(torus):
@@ -473,19 +483,10 @@ def mesh_groups(torus, decl, names):
 
 
 def run_on_mesh(tmp_path, torus, decl, body, in_shape, out_shape, elem, data, target="tiny"):
-    src = (f"mesh @m = torus<{'x'.join(map(str, torus))}>({decl})\n\n"
-           f"func @f(%a: {ttype(in_shape, elem)}) -> {ttype(out_shape, elem)} "
-           f"attributes {{mesh = @m}} {{\n  %y = {body} : {ttype(out_shape, elem)}\n"
-           f"  return %y\n}}\n")
-    tile = tmp_path / "mesh.tile"
-    tile.write_text(src)
-    xin, yout = tmp_path / "a.npy", tmp_path / "y.npy"
-    np.save(xin, f32_to_bf16_bits(data) if elem == "bf16" else data.astype(NP_ELEM[elem]))
-    p = tilemach.run([tilemach.tilec_path(), "run", tile, "--target", target, "--torus",
-                      "x".join(map(str, torus)), "--in", f"a={xin}", "--out", f"result={yout}"])
-    assert p.returncode == 0, f"{src}\n{p.stdout}\n{p.stderr}"
-    y = np.load(yout)
-    return (bf16_bits_to_f32(y) if elem == "bf16" else y), p.stdout
+    """`%y = BODY %a : OUT` on the mesh of axes DECL over the torus, on every chip."""
+    mesh = f"mesh @m = torus<{'x'.join(map(str, torus))}>({decl})"
+    return run_source(tmp_path, mesh_func(mesh, body, in_shape, out_shape, elem), torus, elem,
+                      data, target)
 
 
 SPLIT = "dp = 2 on [0], tp = 2 on [0], y = 4 on [1]"

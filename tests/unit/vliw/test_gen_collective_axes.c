@@ -30,19 +30,30 @@ static const char *shared_src =
 
 static float in_value(int chip, int i) { return (float)((chip * 5 + i * 3) % 19 - 9); }
 
+/* Compiles src for tiny on `torus`, runs it in strict mode on input `a` and reads its
+ * result into `out`. Returns the emulator (its semaphores are still to check), or NULL
+ * after a failed check. */
+static TileEmu *run_tiny(const char *torus, const char *src, const void *a, size_t a_bytes,
+                         void *out, size_t out_bytes, TileTarget *t, TileObject *obj) {
+  if (!CHECK(target_for("tiny", torus, t)) || !CHECK(compile_text(t, src, NULL, NULL, 0, obj)))
+    return NULL;
+  TileEmu *e = emu_for(obj, t);
+  if (CHECK(e) && CHECK(tile_emu_set_input(e, "a", a, a_bytes)) &&
+      CHECK(emu_run(e) == TILE_EMU_OK) && CHECK(tile_emu_get_output(e, "result", out, out_bytes)))
+    return e;
+  tile_emu_free(e);
+  tile_object_free(obj);
+  return NULL;
+}
+
 TEST(GenCollectiveAxes, SharedDimChainRunsAndDrainsSemaphores) {
   TileTarget t;
   TileObject obj;
-  REQUIRE(target_for("tiny", "4x4", &t));
-  REQUIRE(compile_text(&t, shared_src, NULL, NULL, 0, &obj));
-  TileEmu *e = emu_for(&obj, &t);
-  REQUIRE(e);
   static float a[CHIPS][ELEMS], g[CHIPS][4 * ELEMS];
   for (int c = 0; c < CHIPS; c++)
     for (int i = 0; i < ELEMS; i++) a[c][i] = in_value(c, i);
-  CHECK(tile_emu_set_input(e, "a", a, sizeof a));
-  REQUIRE(emu_run(e) == TILE_EMU_OK);
-  CHECK(tile_emu_get_output(e, "result", g, sizeof g));
+  TileEmu *e = run_tiny("4x4", shared_src, a, sizeof a, g, sizeof g, &t, &obj);
+  REQUIRE(e);
   /* Chip (c0, c1) has id 4 c0 + c1; its [dp, tp] group is column c1, rank c0: every
    * rank holds the same value (small integers: sums exact in any order). */
   int bad = 0;
@@ -74,16 +85,11 @@ TEST(GenCollectiveAxes, SpanningAxisPermutesInListedOrder) {
       "}\n";
   TileTarget t;
   TileObject obj;
-  REQUIRE(target_for("tiny", "2x2x2", &t));
-  REQUIRE(compile_text(&t, src, NULL, NULL, 0, &obj));
-  TileEmu *e = emu_for(&obj, &t);
-  REQUIRE(e);
   static float a[8][PELEMS], y[8][PELEMS];
   for (int c = 0; c < 8; c++)
     for (int i = 0; i < PELEMS; i++) a[c][i] = in_value(c, i);
-  CHECK(tile_emu_set_input(e, "a", a, sizeof a));
-  REQUIRE(emu_run(e) == TILE_EMU_OK);
-  CHECK(tile_emu_get_output(e, "result", y, sizeof y));
+  TileEmu *e = run_tiny("2x2x2", src, a, sizeof a, y, sizeof y, &t, &obj);
+  REQUIRE(e);
   int bad = 0;
   for (int c = 0; c < 8; c++) {
     int c0 = c / 4, c1 = c / 2 % 2, c2 = c % 2;
