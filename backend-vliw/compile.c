@@ -105,13 +105,13 @@ static TileFunc *quiet_find_func(const TileModule *m, const char *name) {
  * the partitioned program needs no collective (a batch-sharded layout). */
 static TilePassStatus partition(TileModule *m, TileFunc *f, const TilePassPrint *print,
                                 TileDiag *d) {
-  static const char *const passes[] = {"shard_prop", "spmd"};
+  static const char *const passes[] = {"shard_prop", "spmd", "coll_matmul"};
   if (!tile_attr_get(&f->attrs, "mesh")) {
     TileBuilder b;
     tile_builder_init(&b, m);
     tile_build_func_attr(&b, f, "mesh", tile_attr_symbol(m, tile_vliw_func_mesh(m, f)->name));
   }
-  return tile_run_pipeline(m, passes, 2, print, d);
+  return tile_run_pipeline(m, passes, 3, print, d);
 }
 
 /* The shard attribute shard_prop left on a value: on its parameter or defining op. */

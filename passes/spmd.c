@@ -61,6 +61,14 @@ typedef struct Spmd {
   int n, cap;
   ShardMap map;
   TileOp *op; /* the op being rewritten */
+  /* Values already brought to a layout: a value that several ops read in the same
+   * layout (x by the gate and up projections) gets one collective, not one per use. */
+  struct Reshard {
+    const TileValue *from;
+    Shard to;
+    TileValue *res;
+  } *done;
+  int ndone, capdone;
   bool failed;
   bool internal; /* the failure reported was a compiler bug */
 } Spmd;
@@ -139,17 +147,22 @@ static Layout *collective(Spmd *s, Layout *v, TileOpKind kind, int nattr,
   return l;
 }
 
-/* Reduces the partial axes of v: onto a dim t splits over exactly some of them
- * (reduce_scatter), the rest everywhere (all_reduce). */
+/* Reduces the partial axes of v: onto a dim t splits over some of them after the
+ * axes v already splits it over (reduce_scatter: the chip's block of its local rows
+ * is its position on the new axes, the inner ones of the dim), the rest everywhere
+ * (all_reduce). */
 static Layout *reduce_partial(Spmd *s, Layout *v, const Shard *t) {
   for (int d = 0; d < t->rank && v && v->partial; d++) {
-    uint32_t want = shard_dim_mask(t, d);
-    if (!want || v->cur.n[d] || (want & ~v->partial) != want) continue;
+    int have = v->cur.n[d];
+    if (t->n[d] <= have || memcmp(v->cur.ax[d], t->ax[d], (size_t)have) != 0) continue;
+    uint32_t want = 0;
+    for (int j = have; j < t->n[d]; j++) want |= 1u << t->ax[d][j];
+    if ((want & ~v->partial) != 0) continue;
     Shard next = v->cur;
     shard_copy_dim(&next, d, t, d);
     TileNamedAttr at[3] = {{"kind", tile_attr_ident(s->m, v->kind)},
                            {"dim", tile_attr_int(d)},
-                           {"axes", axes_attr(s, t->n[d], t->ax[d])}};
+                           {"axes", axes_attr(s, t->n[d] - have, t->ax[d] + have)}};
     v = collective(s, v, TILE_OP_REDUCE_SCATTER, 3, at, "rs", &next, v->partial & ~want);
   }
   if (v && v->partial) {
@@ -162,10 +175,8 @@ static Layout *reduce_partial(Spmd *s, Layout *v, const Shard *t) {
   return v;
 }
 
-/* Brings v to layout t (no partial axes), returning the per-chip value. */
-static TileValue *reshard(Spmd *s, TileValue *val, const Shard *t) {
-  Layout *v = layout(s, val);
-  if (!v) return val; /* a scalar */
+/* Brings v to layout t (no partial axes) with new collectives. */
+static TileValue *reshard_new(Spmd *s, Layout *v, const Shard *t) {
   v = reduce_partial(s, v, t);
   /* Axes that move whole from dim d to a dim e that is whole: all_to_all. */
   for (int d = 0; v && d < t->rank; d++) {
@@ -184,10 +195,12 @@ static TileValue *reshard(Spmd *s, TileValue *val, const Shard *t) {
   }
   for (int d = 0; v && d < t->rank; d++) {
     if (!v->cur.n[d] || shard_dim_eq(&v->cur, d, t, d)) continue;
+    /* Axes t keeps at the front of the dim stay split: gather over the ones after. */
+    int keep = t->n[d] < v->cur.n[d] && memcmp(v->cur.ax[d], t->ax[d], t->n[d]) == 0 ? t->n[d] : 0;
     Shard next = v->cur;
-    next.n[d] = 0;
+    next.n[d] = (uint8_t)keep;
     TileNamedAttr at[2] = {{"dim", tile_attr_int(d)},
-                           {"axes", axes_attr(s, v->cur.n[d], v->cur.ax[d])}};
+                           {"axes", axes_attr(s, v->cur.n[d] - keep, v->cur.ax[d] + keep)}};
     v = collective(s, v, TILE_OP_ALL_GATHER, 2, at, "ag", &next, 0);
   }
   for (int d = 0; v && d < t->rank; d++) {
@@ -200,6 +213,30 @@ static TileValue *reshard(Spmd *s, TileValue *val, const Shard *t) {
     v = collective(s, v, TILE_OP_REDUCE_SCATTER, 3, at, "cut", &next, 0);
   }
   return v ? v->v : NULL;
+}
+
+/* Remembers that val in layout t is res (res dominates every later op: the body is
+ * one block, rewritten in order). */
+static void reshard_done(Spmd *s, const TileValue *val, const Shard *t, TileValue *res) {
+  if (s->ndone == s->capdone) {
+    int cap = s->capdone ? 2 * s->capdone : 16;
+    struct Reshard *d = realloc(s->done, sizeof *d * (size_t)cap);
+    if (!d) return; /* only a missed reuse */
+    s->done = d;
+    s->capdone = cap;
+  }
+  s->done[s->ndone++] = (struct Reshard){val, *t, res};
+}
+
+/* Brings v to layout t (no partial axes), returning the per-chip value. */
+static TileValue *reshard(Spmd *s, TileValue *val, const Shard *t) {
+  Layout *v = layout(s, val);
+  if (!v) return val; /* a scalar */
+  for (int i = 0; i < s->ndone; i++)
+    if (s->done[i].from == val && shard_eq(&s->done[i].to, t)) return s->done[i].res;
+  TileValue *res = reshard_new(s, v, t);
+  if (res && res != val) reshard_done(s, val, t, res);
+  return res;
 }
 
 /* ---- what each op wants ---- */
@@ -435,6 +472,7 @@ TilePassStatus tile_pass_spmd(TileModule *m, TileDiag *d) {
     rc = partition(&s);
     tile_names_free(&s.names);
     free(s.lay);
+    free(s.done);
     shard_map_free(&s.map);
   }
   return rc;

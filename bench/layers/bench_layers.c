@@ -61,18 +61,26 @@ static const Row rows[] = {
     {"mlp_decode_4_megatron", {BLOCK_MLP, PHASE_DECODE, 1, 4, 1, MODEL, .B = 8}, true},
     {"mlp_decode_16_megatron", {BLOCK_MLP, PHASE_DECODE, 4, 4, 1, MODEL, .B = 8}, true},
     {"mlp_decode_64_megatron", {BLOCK_MLP, PHASE_DECODE, 8, 8, 1, MODEL, .B = 8}, true},
-    /* prefill: Megatron (gathered would move 2048 x 14336 activations) */
-    {"mlp_prefill_4", {BLOCK_MLP, PHASE_PREFILL, 1, 4, 1, MODEL, .B = 1, .L = 2048}},
-    {"mlp_prefill_16", {BLOCK_MLP, PHASE_PREFILL, 4, 4, 1, MODEL, .B = 1, .L = 2048}},
-    {"mlp_prefill_64", {BLOCK_MLP, PHASE_PREFILL, 8, 8, 1, MODEL, .B = 1, .L = 2048}},
+    /* prefill: sequence-parallel Megatron (gathered would move 2048 x 14336
+     * activations), the Megatron rows beside them */
+    {"mlp_prefill_4", {BLOCK_MLP, PHASE_PREFILL, 1, 4, 1, MODEL, .B = 1, .L = 2048, .mlp = MLP_SEQUENCE}},
+    {"mlp_prefill_16", {BLOCK_MLP, PHASE_PREFILL, 4, 4, 1, MODEL, .B = 1, .L = 2048, .mlp = MLP_SEQUENCE}},
+    {"mlp_prefill_64", {BLOCK_MLP, PHASE_PREFILL, 8, 8, 1, MODEL, .B = 1, .L = 2048, .mlp = MLP_SEQUENCE}},
+    {"mlp_prefill_4_megatron", {BLOCK_MLP, PHASE_PREFILL, 1, 4, 1, MODEL, .B = 1, .L = 2048}, true},
+    {"mlp_prefill_16_megatron", {BLOCK_MLP, PHASE_PREFILL, 4, 4, 1, MODEL, .B = 1, .L = 2048}, true},
+    {"mlp_prefill_64_megatron", {BLOCK_MLP, PHASE_PREFILL, 8, 8, 1, MODEL, .B = 1, .L = 2048}, true},
     /* decode: 8 sequences per d-group, 2048 cached positions */
     {"layer_decode_4", {BLOCK_LAYER, PHASE_DECODE, 1, 4, 1, MODEL, .B = 8, .S = 2048}},
     {"layer_decode_16", {BLOCK_LAYER, PHASE_DECODE, 4, 4, 1, MODEL, .B = 32, .S = 2048}},
     {"layer_decode_64", {BLOCK_LAYER, PHASE_DECODE, 8, 8, 1, MODEL, .B = 64, .S = 2048}},
-    /* prefill: one sequence of 2048 tokens per d-group */
-    {"layer_prefill_4", {BLOCK_LAYER, PHASE_PREFILL, 1, 4, 1, MODEL, .B = 1, .L = 2048}},
-    {"layer_prefill_16", {BLOCK_LAYER, PHASE_PREFILL, 4, 4, 1, MODEL, .B = 4, .L = 2048}},
-    {"layer_prefill_64", {BLOCK_LAYER, PHASE_PREFILL, 8, 8, 1, MODEL, .B = 8, .L = 2048}},
+    /* prefill: one sequence of 2048 tokens per d-group, sequence-parallel (the
+     * residual stream split by rows over t too), the Megatron rows beside them */
+    {"layer_prefill_4", {BLOCK_LAYER, PHASE_PREFILL, 1, 4, 1, MODEL, .B = 1, .L = 2048, .mlp = MLP_SEQUENCE}},
+    {"layer_prefill_16", {BLOCK_LAYER, PHASE_PREFILL, 4, 4, 1, MODEL, .B = 4, .L = 2048, .mlp = MLP_SEQUENCE}},
+    {"layer_prefill_64", {BLOCK_LAYER, PHASE_PREFILL, 8, 8, 1, MODEL, .B = 8, .L = 2048, .mlp = MLP_SEQUENCE}},
+    {"layer_prefill_4_megatron", {BLOCK_LAYER, PHASE_PREFILL, 1, 4, 1, MODEL, .B = 1, .L = 2048}, true},
+    {"layer_prefill_16_megatron", {BLOCK_LAYER, PHASE_PREFILL, 4, 4, 1, MODEL, .B = 4, .L = 2048}, true},
+    {"layer_prefill_64_megatron", {BLOCK_LAYER, PHASE_PREFILL, 8, 8, 1, MODEL, .B = 8, .L = 2048}, true},
     {"model_decode", {BLOCK_LAYER, PHASE_DECODE, 8, 8, 32, MODEL, .B = 64, .S = 2048}},
 };
 enum { NROWS = sizeof rows / sizeof rows[0] };

@@ -76,9 +76,14 @@ static void layer_body(Text *t, const LayerShape *s, const char *sfx, const char
   double scale = 1.0 / __builtin_sqrt((double)D);
   put(t, "  %%n%s = rmsnorm %%%s, %%attn_norm%s {eps = 1e-05} : %s\n", sfx, in, sfx, T2(f32, T, E));
   put(t, "  %%nb%s = convert %%n%s : %s\n", sfx, sfx, T2(b16, T, E));
-  put(t, "  %%q%s = matmul %%nb%s, %%wq%s : %s\n", sfx, sfx, sfx, T2(f32, T, HD));
-  put(t, "  %%k%s = matmul %%nb%s, %%wk%s : %s\n", sfx, sfx, sfx, T2(f32, T, KD));
-  put(t, "  %%v%s = matmul %%nb%s, %%wv%s : %s\n", sfx, sfx, sfx, T2(b16, T, KD));
+  /* Sequence-parallel: the residual stream's rows are split over (d, t), so the
+   * projections say their results are split by columns over t (their input is
+   * gathered over t), and the residual adds bring the partial sums back onto rows. */
+  bool seq = s->mlp == MLP_SEQUENCE;
+  const char *cols = seq ? " {shard = [d, t]}" : "", *rows = seq ? " {shard = [(d, t), -]}" : "";
+  put(t, "  %%q%s = matmul %%nb%s, %%wq%s%s : %s\n", sfx, sfx, sfx, cols, T2(f32, T, HD));
+  put(t, "  %%k%s = matmul %%nb%s, %%wk%s%s : %s\n", sfx, sfx, sfx, cols, T2(f32, T, KD));
+  put(t, "  %%v%s = matmul %%nb%s, %%wv%s%s : %s\n", sfx, sfx, sfx, cols, T2(b16, T, KD));
   /* [tokens, heads * D] -> [B, L, heads, D] -> [B, heads, L, D] */
   const char *names[3] = {"q", "k", "v"};
   long heads[3] = {s->H, s->Hkv, s->Hkv};
@@ -105,15 +110,15 @@ static void layer_body(Text *t, const LayerShape *s, const char *sfx, const char
       T4(b16, B, L, s->H, D));
   put(t, "  %%o2%s = reshape %%ot%s : %s\n", sfx, sfx, T2(b16, T, HD));
   put(t, "  %%proj%s = matmul %%o2%s, %%wo%s : %s\n", sfx, sfx, sfx, T2(f32, T, E));
-  put(t, "  %%h%s = add %%%s, %%proj%s : %s\n", sfx, in, sfx, T2(f32, T, E));
+  put(t, "  %%h%s = add %%%s, %%proj%s%s : %s\n", sfx, in, sfx, rows, T2(f32, T, E));
   put(t, "  %%m%s = rmsnorm %%h%s, %%ffn_norm%s {eps = 1e-05} : %s\n", sfx, sfx, sfx, T2(f32, T, E));
   put(t, "  %%mb%s = convert %%m%s : %s\n", sfx, sfx, T2(b16, T, E));
-  put(t, "  %%g%s = matmul %%mb%s, %%wg%s : %s\n", sfx, sfx, sfx, T2(b16, T, s->F));
-  put(t, "  %%u%s = matmul %%mb%s, %%wu%s : %s\n", sfx, sfx, sfx, T2(b16, T, s->F));
+  put(t, "  %%g%s = matmul %%mb%s, %%wg%s%s : %s\n", sfx, sfx, sfx, cols, T2(b16, T, s->F));
+  put(t, "  %%u%s = matmul %%mb%s, %%wu%s%s : %s\n", sfx, sfx, sfx, cols, T2(b16, T, s->F));
   put(t, "  %%a%s = silu %%g%s : %s\n", sfx, sfx, T2(b16, T, s->F));
   put(t, "  %%hh%s = mul %%a%s, %%u%s : %s\n", sfx, sfx, sfx, T2(b16, T, s->F));
   put(t, "  %%y%s = matmul %%hh%s, %%wd%s : %s\n", sfx, sfx, sfx, T2(f32, T, E));
-  put(t, "  %%%s = add %%h%s, %%y%s : %s\n", out, sfx, sfx, T2(f32, T, E));
+  put(t, "  %%%s = add %%h%s, %%y%s%s : %s\n", out, sfx, sfx, rows, T2(f32, T, E));
 }
 
 static void mesh_line(Text *t, const LayerShape *s) {
@@ -124,8 +129,9 @@ static void layers(Text *t, const LayerShape *s) {
   bool dec = s->phase == PHASE_DECODE;
   long B = s->B, L = dec ? 1 : s->L, T = B * L;
   mesh_line(t, s);
-  put(t, "func @%s(%%x: %s {shard = [d, -]},\n  %%cos: %s, %%sin: %s", s->nlayers > 1 ? "model" : "layer",
-      T2("f32", T, s->E), T2("f32", L, s->D / 2), T2("f32", L, s->D / 2));
+  put(t, "func @%s(%%x: %s {shard = [%s, -]},\n  %%cos: %s, %%sin: %s", s->nlayers > 1 ? "model" : "layer",
+      T2("f32", T, s->E), s->mlp == MLP_SEQUENCE ? "(d, t)" : "d", T2("f32", L, s->D / 2),
+      T2("f32", L, s->D / 2));
   char sfx[16];
   for (int l = 0; l < s->nlayers; l++) {
     snprintf(sfx, sizeof sfx, s->nlayers > 1 ? "_%d" : "", l);
@@ -153,17 +159,24 @@ static void layers(Text *t, const LayerShape *s) {
 
 static void mlp(Text *t, const LayerShape *s) {
   long T = s->phase == PHASE_DECODE ? s->B : s->B * s->L, E = s->E, F = s->F;
+  bool seq = s->mlp == MLP_SEQUENCE;
   mesh_line(t, s);
-  put(t, "func @mlp(%%x: %s, %%wg: %s {shard = [-, (d, t)]},\n", T2("bf16", T, E), T2("bf16", E, F));
+  put(t, "func @mlp(%%x: %s%s, %%wg: %s {shard = [-, (d, t)]},\n", T2("bf16", T, E),
+      seq ? " {shard = [(d, t), -]}" : "", T2("bf16", E, F));
   put(t, "          %%wu: %s {shard = [-, (d, t)]}, %%wd: %s {shard = %s})\n",
       T2("bf16", E, F), T2("bf16", F, E), s->mlp == MLP_GATHERED ? "[-, (d, t)]" : "[(d, t), -]");
   put(t, "    -> %s attributes {mesh = @m} {\n", T2("f32", T, E));
-  put(t, "  %%g = matmul %%x, %%wg : %s\n", T2("bf16", T, F));
-  put(t, "  %%u = matmul %%x, %%wu : %s\n", T2("bf16", T, F));
+  /* With the input split by rows, the projections' results are still split by columns. */
+  const char *cols = seq ? " {shard = [-, (d, t)]}" : "";
+  put(t, "  %%g = matmul %%x, %%wg%s : %s\n", cols, T2("bf16", T, F));
+  put(t, "  %%u = matmul %%x, %%wu%s : %s\n", cols, T2("bf16", T, F));
   put(t, "  %%a = silu %%g : %s\n", T2("bf16", T, F));
   put(t, "  %%h = mul %%a, %%u : %s\n", T2("bf16", T, F));
   put(t, "  %%y = matmul %%h, %%wd : %s\n", T2("f32", T, E));
-  put(t, "  return %%y\n}\n");
+  if (seq) /* the rows split again: a reduce_scatter of the partial sums */
+    put(t, "  %%z = convert %%y {shard = [(d, t), -]} : %s\n  return %%z\n}\n", T2("f32", T, E));
+  else
+    put(t, "  return %%y\n}\n");
 }
 
 char *layer_program(const LayerShape *s, size_t *len) {

@@ -9,9 +9,12 @@
 typedef enum { BLOCK_MLP, BLOCK_LAYER } LayerBlock;
 typedef enum { PHASE_DECODE, PHASE_PREFILL } LayerPhase;
 /* How the MLP block splits w_down (BLOCK_MLP): by rows, one all_reduce after it
- * (Megatron), or by columns like w_gate and w_up, one all_gather of the activations
- * before it and the output split by columns (gathered). */
-typedef enum { MLP_MEGATRON, MLP_GATHERED } MlpLayout;
+ * (Megatron); by columns like w_gate and w_up, one all_gather of the activations
+ * before it and the output split by columns (gathered); or by rows with the block's
+ * input and output split by rows too, an all_gather of the input before w_gate and
+ * w_up and a reduce_scatter after w_down (sequence-parallel Megatron, which the
+ * coll_matmul pass runs as ring steps beside the matmuls). */
+typedef enum { MLP_MEGATRON, MLP_GATHERED, MLP_SEQUENCE } MlpLayout;
 
 typedef struct LayerShape {
   LayerBlock block;
@@ -22,7 +25,8 @@ typedef struct LayerShape {
   long B;              /* sequences */
   long S;              /* decode: cached positions */
   long L;              /* prefill: tokens per sequence */
-  MlpLayout mlp;       /* BLOCK_MLP */
+  MlpLayout mlp;       /* BLOCK_MLP; BLOCK_LAYER: MLP_SEQUENCE splits the residual
+                        * stream by rows (attention's projections gathered too) */
 } LayerShape;
 
 /* The program text (malloc'ed, *len bytes), or NULL when out of memory. */

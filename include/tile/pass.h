@@ -36,7 +36,11 @@ extern "C" {
     "from the annotations forward and backward")                                        \
   X(spmd, tile_pass_spmd,                                                               \
     "rewrite each func on a mesh into the per-chip program on local shapes, with "      \
-    "collectives where shardings change")
+    "collectives where shardings change")                                               \
+  X(coll_matmul, tile_pass_coll_matmul,                                                 \
+    "run a sequence-parallel block (all_gather of rows, row-local matmuls, "            \
+    "reduce_scatter of rows) once per chunk of rows, each step's matmuls beside a "     \
+    "one-hop collective_permute of the next chunk and the running sums")
 
 /* The outcome of a pass, or of a run of passes. The values are the driver's exit
  * codes: the program was bad (errors reported), or the compiler was. */

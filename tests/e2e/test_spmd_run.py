@@ -132,6 +132,21 @@ func @mlp(%x: tensor<8x256xbf16>, %wg: tensor<256x512xbf16> {shard = [-, (x, y)]
   return %y
 }""", {"x": (8, 256), "wg": (256, 512), "wu": (256, 512), "wd": (512, 256)},
         lambda x, wg, wu, wd: bf16(bf16(silu(bf16(x @ wg))) * bf16(x @ wu)) @ wd),
+    # Sequence parallelism inside data-parallel groups: the residual rows split over
+    # (x, y), gathered over y for w1 (by columns) and scattered back over y from w2's
+    # partial sums (by rows) onto rows x already splits.
+    "seq_parallel": ("""
+func @block(%x: tensor<64x256xf32> {shard = [(x, y), -]},
+            %w1: tensor<256x512xbf16> {shard = [-, y]},
+            %w2: tensor<512x256xbf16> {shard = [y, -]}) -> tensor<64x256xf32>
+    attributes {mesh = @m} {
+  %xb = convert %x : tensor<64x256xbf16>
+  %h = matmul %xb, %w1 {shard = [x, y]} : tensor<64x512xbf16>
+  %p = matmul %h, %w2 : tensor<64x256xf32>
+  %y = add %x, %p {shard = [(x, y), -]} : tensor<64x256xf32>
+  return %y
+}""", {"x": (64, 256), "w1": (256, 512), "w2": (512, 256)},
+        lambda x, w1, w2: x + bf16(bf16(x) @ w1) @ w2),
     # Megatron attention of a decode step: query heads (wq by columns) and the
     # key/value cache's heads split over y, the heads reshaped out of and back into
     # the model dim on each chip, wo by rows; one all_reduce of the partial sums.
