@@ -924,23 +924,55 @@ static bool permute_spanning(Coll *c, TileTensorRef x, TileTensorRef y, int64_t 
   return true;
 }
 
+bool tile_coll_permute_one_hop(const TileModule *m, const TileFunc *f, const TileOp *op) {
+  if (op->kind != TILE_OP_COLLECTIVE_PERMUTE || op->nopnd < 1 || op->nres < 1) return false;
+  const TileAttr *ma = tile_attr_get(&op->attrs, "mesh");
+  const TileMesh *mesh = ma && ma->kind == TILE_ATTR_SYMBOL ? tile_module_find_mesh(m, ma->s)
+                                                            : tile_coll_func_mesh(m, f);
+  const TileAttr *a = tile_attr_get(&op->attrs, "axes");
+  if (!a) a = tile_attr_get(&op->attrs, "axis");
+  if (!mesh || !a) return false;
+  if ((a->kind == TILE_ATTR_ARRAY || a->kind == TILE_ATTR_TUPLE) && a->n == 1) a = a->elems;
+  if (a->kind != TILE_ATTR_IDENT) return false;
+  const TileMeshAxis *axis = tile_mesh_find_axis(mesh, a->s);
+  if (!axis || axis->ndims != 1 || axis->size < 2) return false; /* several dims: span */
+  const TileValue *x = op->opnd[0].v;
+  if (x->type.elem == TILE_ELEM_I1 || tile_lower_elem_bytes((TileElem)x->type.elem) == 0 ||
+      tile_type_numel(&x->type) == 0)
+    return false;
+  int64_t shift = 0, p = axis->size;
+  tile_attr_get_int(&op->attrs, "shift", &shift);
+  int64_t s = ((shift % p) + p) % p;
+  return s == 1 || s == p - 1;
+}
+
 /* Hops of one position along the ring the short way round, each into the next chip's
  * copy of a buffer written once per run (HBM scratch between hops, the result at the
  * last), so arrivals count on the band semaphore of that ring: a shift of s positions
  * is min(s, p - s) hops. A direct transfer to the chip s away would cross the same
- * links but signal from a sender no ring uses, which the band has no semaphore for. */
+ * links but signal from a sender no ring uses, which the band has no semaphore for.
+ * A one-hop permute the lowering runs asynchronously (tile_lower_async_sem >= 0,
+ * lower_async.c) only sends here: its waits go to a later group. */
 static bool gen_permute(Coll *c, TileTensorRef x, TileTensorRef y) {
   int64_t shift = 0;
   tile_attr_get_int(&c->op->attrs, "shift", &shift);
-  if (c->span) return permute_spanning(c, x, y, shift);
+  int32_t async_sem = tile_lower_async_sem(c->cx);
   const CollAxis *a = &c->ax[0];
-  int64_t s = ((shift % a->p) + a->p) % a->p;
+  int64_t s = c->span ? 0 : ((shift % a->p) + a->p) % a->p;
+  int dir = s <= a->p - s ? 0 : 1;
+  int64_t hops = dir == 0 ? s : a->p - s;
+  if (async_sem >= 0) {
+    if (c->span || hops != 1) /* the plan took it by tile_coll_permute_one_hop */
+      return tile_lower_error(c->cx, c->op, "internal error: an asynchronous permute of "
+                              "%d hops", (int)hops);
+    coll_exchange_async(c, 0, dir, x.buf, y.buf, x.bytes, async_sem);
+    return true;
+  }
+  if (c->span) return permute_spanning(c, x, y, shift);
   if (s == 0) {
     coll_local_copy(c, x.buf, 0, -1, y.buf, 0, -1, coll_flat(x.bytes));
     return true;
   }
-  int dir = s <= a->p - s ? 0 : 1;
-  int64_t hops = dir == 0 ? s : a->p - s;
   int32_t src = x.buf;
   for (int64_t h = 1; h <= hops; h++) {
     int32_t dst = y.buf;

@@ -19,4 +19,9 @@ const TileMesh *tile_coll_func_mesh(const TileModule *m, const TileFunc *f);
  * lowering numbers every group's own semaphores after them. */
 int32_t tile_coll_sem_band(const TileTarget *t);
 
+/* Whether op is a collective_permute the generator runs as a single send of one hop
+ * (|shift| mod p is 1 or p - 1, on an axis of one torus dim, bytes to move): the ones
+ * whose waits the lowering may defer to a later group (lower_async.c). */
+bool tile_coll_permute_one_hop(const TileModule *m, const TileFunc *f, const TileOp *op);
+
 #endif

@@ -97,6 +97,14 @@ void coll_remote_send(Coll *c, const CollRemote *r, int32_t src_reg, int32_t dst
  * order costs no stall: see remote_wait_arrival in gen_collective_ring.c). */
 void coll_remote_wait(Coll *c, const CollRemote *r);
 
+/* One send of `bytes` from src_buf here to dst_buf on the next chip of axis k's ring in
+ * direction dir, its completion counted on sent_sem (a semaphore of the function, not
+ * of the group); its two waits (the arrival here, then the send) go to the lowering
+ * (tile_lower_async_defer), which places them before the first later group that needs
+ * them (lower_async.c). */
+void coll_exchange_async(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
+                         int64_t bytes, int32_t sent_sem);
+
 /* Local copies: a descriptor from src_buf to dst_buf with `shape`, made once (before a
  * loop that reuses it), and one copy to the addresses in the registers, waited for. */
 CollRemote coll_copy_site(Coll *c, int32_t src_buf, int32_t dst_buf, TileDmaShape shape);

@@ -950,3 +950,25 @@ void coll_exchange(Coll *c, int k, int dir, int32_t src_buf, int32_t src_reg,
   remote_wait_arrival(c, &rm);
   remote_wait_sent(c, &rm);
 }
+
+void coll_exchange_async(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
+                         int64_t bytes, int32_t sent_sem) {
+  CollRemote rm = remote_make(c, src_buf, dst_buf, c->next[dir][k], coll_flat(bytes),
+                              c->ax[k].hops, coll_recv_sem(c, dir, k), sent_sem);
+  /* The groups between this send and its waits take time the schedule of this stretch
+   * does not see: the transfer's expected latency would only pad the stretch the waits
+   * land in with empty bundles (paid again after any stall those groups have), so the
+   * waits stall by themselves if the data is late. */
+  rm.site.est_cycles = 1;
+  coll_remote_send(c, &rm, coll_addr(c, src_buf, 0), coll_addr(c, dst_buf, 0));
+  /* The same two waits as coll_exchange's, in that order: the arrival names the
+   * received buffer, so nothing reads it before; this chip's own send names its
+   * descriptor and its source, so neither is reused before it has landed. */
+  TileMirInst w[2];
+  w[0] = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, rm.dst_sem, 1);
+  tile_mir_mem(&w[0], dst_buf, TILE_MIR_WRITE, 0);
+  w[1] = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, sent_sem, 1);
+  tile_mir_mem(&w[1], rm.site.desc, TILE_MIR_WRITE, 0);
+  tile_mir_mem(&w[1], src_buf, TILE_MIR_WRITE, 0);
+  tile_lower_async_defer(c->cx, w, 2, src_buf, dst_buf, rm.site.desc);
+}

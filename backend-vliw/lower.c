@@ -29,7 +29,9 @@
  * that only other chips signal (tile_coll_sem_band, backend-vliw/gen_collective.h): a
  * peer may run ahead into a collective while this chip is still in an earlier group,
  * so those ids must be no group's own. A function with a prefetch (lower_prefetch.c)
- * sets aside one more, which copies moved across groups signal. */
+ * sets aside one more, which copies moved across groups signal, and one with
+ * asynchronous permutes (lower_async.c) one more, which their sends signal: those waits
+ * run in a later group. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -642,7 +644,7 @@ static void sems_recycle(TileLowerCtx *cx) {
 bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   TileLowerCtx cx = {.m = m, .f = f, .mir = mir, .d = d, .target = mir->target,
                      .sems_base = mir->nsems, .sems_used = mir->nsems, .pf_sem = -1,
-                     .coll_anchor = -1};
+                     .coll_anchor = -1, .async_sem = -1};
   int before = d->nerrors;
   bool ok = false;
   if (f->is_kernel) return tile_lower_kernel(m, f, mir, d); /* backend-vliw/gen_kernel.c */
@@ -669,11 +671,13 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   int32_t nlive = 0;
   for (int32_t k = 0; k < plan.ngroups; k++)
     if (plan.groups[order[k]].nout > 0) live[nlive++] = &plan.groups[order[k]];
-  /* Cross-group prefetch (lower_prefetch.c): a mesh function's groups are classified
-   * first, so the plan sees every group's kind before any is generated. */
+  /* Asynchronous permutes (lower_async.c) and cross-group prefetch (lower_prefetch.c):
+   * a mesh function's groups are classified first, so the plans see every group's kind
+   * before any is generated; the prefetch knows which permutes only send. */
   if (tile_coll_func_mesh(m, f)) {
     for (int32_t k = 0; k < nlive; k++)
       if (!tile_group_classify(&cx, live[k])) goto out;
+    tile_lower_async_plan(&cx, live, nlive);
     tile_lower_prefetch_plan(&cx, live, nlive);
   }
   for (int32_t k = 0; k < nlive; k++) {
@@ -683,11 +687,13 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
     tile_mir_set_source(mir, tile_op_name((TileOpKind)g->ops[0]->kind), g->ops[0]->loc);
     int errs = d->nerrors;
     sems_recycle(&cx);
+    tile_lower_async_enter(&cx, k);
     tile_lower_prefetch_enter(&cx, k, starts);
     cx.dma_cap = 0;
     bool gen_ok = generators[g->kind](&cx, g);
     starts[nstarts - 1].dma_cap = cx.dma_cap;
     tile_lower_prefetch_leave(&cx, k);
+    tile_lower_async_leave(&cx, k, starts[nstarts - 1].first_inst);
     if (!gen_ok || d->nerrors > errs) {
       if (d->nerrors == errs)
         tile_error(d, g->ops[0]->loc, "internal error: the %s generator failed without a "
@@ -704,6 +710,7 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
     tile_error(d, f->loc, "internal error: out of memory moving prefetches");
     goto out;
   }
+  if (!tile_lower_async_place(&cx, starts, nstarts)) goto out; /* reported */
   tile_mir_set_source(mir, "return", plan.ret->loc);
   for (int32_t i = 0; i < ncopies; i++) {
     sems_recycle(&cx); /* each copy waits for its transfer */

@@ -49,6 +49,15 @@ struct TileLowerCtx {
    * generator bounds them (0: not stated; the prefetch then counts every DMA it
    * issues). Generators set it; lower.c records it per group. */
   int32_t dma_cap;
+  /* Asynchronous permutes (lower_async.c): the plan (NULL: none), the semaphore their
+   * sends complete on (-1: none), whether the group being generated is one, and the
+   * target the generators see: the function's, or a copy with dma.outstanding less the
+   * sends of earlier groups still in flight while this one runs. */
+  struct TileAsyncPlan *async;
+  int32_t async_sem;
+  bool async_now;
+  const TileTarget *target_full;
+  TileTarget target_less;
 };
 
 /* Where a group's code and buffers begin (lower_stage.c). */
@@ -88,6 +97,36 @@ void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k);
 /* After all groups: moves each block to its collective and adds its waits, shifting
  * the starts of the groups after; false when out of memory. */
 bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts);
+
+/* ---- asynchronous permutes (lower_async.c) ---- */
+
+/* The plan over a function's live groups in run order (classified): which one-hop
+ * collective_permutes only send in their group, and before which later group their
+ * waits go; takes the semaphore their sends complete on when any does. */
+void tile_lower_async_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n);
+/* Whether live group k is a permute whose waits are deferred. */
+bool tile_lower_async_deferred(const TileLowerCtx *cx, int32_t k);
+/* Sends of earlier groups in flight while live group k runs (0 without a plan). */
+int32_t tile_lower_async_reserve(const TileLowerCtx *cx, int32_t k);
+/* Before generating live group k: the target it sees (fewer DMAs in flight where sends
+ * of earlier groups are), and whether it is a deferred permute. */
+void tile_lower_async_enter(TileLowerCtx *cx, int32_t k);
+/* After generating live group k (its code from first_inst on): its loops record the
+ * DMAs reserved for those sends (LOOP_BEGIN `b`, for the modulo scheduler); the
+ * function's target again. */
+void tile_lower_async_leave(TileLowerCtx *cx, int32_t k, int32_t first_inst);
+/* What the permute generator asks: the semaphore its send completes on when the group
+ * being generated is a deferred permute; -1 otherwise (it then waits as always). */
+int32_t tile_lower_async_sem(TileLowerCtx *cx);
+/* What it answers: the n waits of its send (from src_buf to dst_buf by descriptor
+ * desc), in the order they are to run; the lowering adds them later. */
+void tile_lower_async_defer(TileLowerCtx *cx, const TileMirInst *waits, int32_t n,
+                            int32_t src_buf, int32_t dst_buf, int32_t desc);
+/* After all groups (and the prefetch's moves): puts every deferred wait before the
+ * group the plan chose (or at the end, before the results' copies), shifting the
+ * starts of the groups after; false when out of memory or when code between a send and
+ * its waits touches what they guard (reported). */
+bool tile_lower_async_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts);
 
 /* Open addressing on a value pointer (the placements in lower.c, the kernel compiler's
  * value map in gen_kernel.c): cap slots of `size` bytes, each starting with its key, a

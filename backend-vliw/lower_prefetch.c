@@ -164,7 +164,8 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
     for (int32_t j = i - 1; j >= 0 && i - j <= PF_WINDOW; j--) {
       TileGroupKind k = groups[j]->kind;
       if (k == TILE_GROUP_COLLECTIVE) {
-        cycles += collective_cycles(t, mesh, groups[j]);
+        /* a permute that only sends ends at once (lower_async.c): no time to fill */
+        if (!tile_lower_async_deferred(cx, j)) cycles += collective_cycles(t, mesh, groups[j]);
         to = j;
         if (until < 0) until = j;
       } else if (k != TILE_GROUP_ROWWISE && k != TILE_GROUP_LAYOUT) {
@@ -198,6 +199,7 @@ void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup
     int64_t n = tile_lower_prefetch_dma_count(cx->mir, starts[j].first_inst,
                                               starts[j + 1].first_inst);
     if (starts[j].dma_cap > 0 && starts[j].dma_cap < n) n = starts[j].dma_cap;
+    n += tile_lower_async_reserve(cx, j); /* permutes' sends in flight across it */
     if (n > most) most = n;
   }
   int64_t left = cx->target->dma_outstanding - most;

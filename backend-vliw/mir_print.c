@@ -44,6 +44,7 @@ int mir_format_inst(const TileMir *m, const TileMirInst *in, bool physical, char
   if (size) buf[0] = 0;
   if (in->op == TILE_MIR_LOOP_BEGIN) {
     put(&o, "loop %d%s", (int)in->imm, in->a & TILE_MIR_PIPELINE ? " pipeline" : "");
+    if (in->b > 0) put(&o, " dma-reserve %d", (int)in->b);
     return o.need;
   }
   if (!mir_is_isa_op(in->op)) {

@@ -176,6 +176,10 @@ static bool check_loops(Verifier *v, int32_t *outer_end) {
       if (in->imm < 1)
         return fail(v, i, "a loop runs %d times; trip counts start at 1", (int)in->imm);
       if (in->a & ~TILE_MIR_PIPELINE) return fail(v, i, "unknown loop flags 0x%x", (unsigned)in->a);
+      if (in->b < 0 || (in->b > 0 && in->b >= v->m->target->dma_outstanding))
+        return fail(v, i, "a loop leaves %d of the target's %d DMAs in flight to code before "
+                    "it; it needs 0 to %d", (int)in->b, (int)v->m->target->dma_outstanding,
+                    (int)v->m->target->dma_outstanding - 1);
       stack[depth++] = i;
     } else if (in->op == TILE_MIR_LOOP_END) {
       if (depth == 0) return fail(v, i, "a loop end without a loop begin");

@@ -381,8 +381,12 @@ static bool try_ii(Ims *s, const int32_t *lb) {
 }
 
 /* DMAs in flight in the steady state: each DMA from its issue to the first sem.wait
- * that its edges say waits for it. */
+ * that its edges say waits for it; within dma.outstanding less those code before the
+ * loop keeps in flight across it (its LOOP_BEGIN's `b`). */
 static bool dma_within_limit(const SchedCtx *cx, const SchedGraph *g, const int32_t *t, int32_t ii) {
+  int64_t limit = cx->t->dma_outstanding;
+  if (g->first > 0 && cx->m->insts[g->first - 1].op == TILE_MIR_LOOP_BEGIN)
+    limit -= cx->m->insts[g->first - 1].b;
   int64_t *cnt = sched_calloc((size_t)ii, sizeof(int64_t));
   bool ok = true;
   for (int32_t v = 0; v < g->n && ok; v++) {
@@ -402,7 +406,7 @@ static bool dma_within_limit(const SchedCtx *cx, const SchedGraph *g, const int3
     }
   }
   for (int32_t r = 0; r < ii; r++)
-    if (cnt[r] > cx->t->dma_outstanding) ok = false;
+    if (cnt[r] > limit) ok = false;
   free(cnt);
   return ok;
 }

@@ -71,7 +71,10 @@ extern "C" {
 
 /* Pseudo-ops beyond the ISA table: loop structure. */
 enum {
-  TILE_MIR_LOOP_BEGIN = TILE_MOP_COUNT, /* imm = trip count (>= 1), a = flags */
+  /* imm = trip count (>= 1), a = flags, b = DMAs that code before the loop keeps in
+   * flight while it runs (sends of earlier groups, backend-vliw/lower_async.c): the
+   * modulo scheduler keeps the loop's own within dma.outstanding less these */
+  TILE_MIR_LOOP_BEGIN = TILE_MOP_COUNT,
   TILE_MIR_LOOP_END,
 };
 

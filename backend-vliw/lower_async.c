@@ -1,0 +1,222 @@
+/* Asynchronous permutes: a one-hop collective_permute sends in its own group and waits
+ * where its result is needed, so the groups between run while the data crosses the
+ * link (lower_internal.h).
+ *
+ * Groups run in program order and each drains its DMAs before the next starts (lower.c,
+ * "Semaphores"), so a collective_permute would hold the chip for its whole transfer and
+ * a matmul after it that does not read its result could not overlap it. A permute of
+ * one hop (tile_coll_permute_one_hop: |shift| mod p is 1 or p - 1 along an axis of one
+ * torus dim) is one remote DMA and two waits: for the arrival from the chip before (on
+ * the band semaphore of that ring) and for this chip's own send (coll_exchange). The
+ * plan takes the two waits out of its group and puts them before the first later group
+ * that
+ *   - reads its result (one of the group's inputs; a reshape of it is a group that
+ *     reads it, and every reader of the reshape comes after that group), or
+ *   - is any other collective: collectives count arrivals on the band semaphores, and a
+ *     later one's first wait there would take this permute's arrival. A later deferred
+ *     permute is not one of these: its waits queue behind the earlier ones;
+ * or at the end, before the results' copies, when no group needs it. Waits are placed
+ * in the order the sends were issued (a group that needs a permute's waits takes every
+ * earlier pending send's too), so:
+ *   - arrivals: two deferred permutes on one ring count on one band semaphore, each wait
+ *     for 1. One sender's transfers over one route arrive in the order they were issued
+ *     (the emulator's links serve transfers in the order they reach them, by (cycle,
+ *     source chip, sequence); a later transfer starts on each link only after the
+ *     earlier one has been sent on it, so it is delivered after it, whatever their
+ *     sizes; deliveries of one cycle apply in sequence order), so when the n-th wait
+ *     passes, the n-th transfer has landed. Another collective starts only after every
+ *     deferred wait, so it finds the band semaphores as a synchronous permute would
+ *     leave them: only a peer's early sends on them;
+ *   - sends: they complete on one semaphore of the function (async_sem, below the band,
+ *     as the prefetch's), never a group's own: groups number theirs from sems_base
+ *     again (sems_recycle) and hand them on at zero, which a send still in flight on
+ *     one of them would break. Each wait takes 1 in issue order; every send has landed
+ *     once all have passed;
+ *   - DMAs in flight: at most ASYNC_MAX_PENDING sends cross a group (a deferred permute
+ *     that would make one more first takes the oldest one's waits). A group crossed by
+ *     r of them is generated for a target with r fewer DMAs in flight (the generators
+ *     size their rings by dma.outstanding), and its loops say so to the modulo scheduler
+ *     (LOOP_BEGIN `b`); the prefetch counts them beside the groups it crosses;
+ *   - memory: the arrival wait names the received buffer and the send's wait its
+ *     descriptor and its source, as before. The scheduler keeps DMA-slot ops in program
+ *     order, so the first DMA that reads the result comes after its arrival wait; the
+ *     source and the result are HBM values written once per run (by their producer and
+ *     by the peer), never shared with another buffer, and the descriptor has initial
+ *     contents (live over the whole run); layout keeps every buffer of a DMA live up to
+ *     the last wait that names its descriptor anyway. A received buffer is written by a
+ *     peer that may run ahead, so it is never reused: that holds for every remote
+ *     buffer written once per run, deferred or not. tile_lower_async_place checks on
+ *     the MIR that no op between a send and its waits names its result or descriptor or
+ *     writes its source.
+ * A permute whose first later group would take its waits anyway (and that no earlier
+ * send crosses) stays synchronous, exactly as before; so does every other collective. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen_collective.h"
+#include "lower_internal.h"
+#include "tile/ops.h"
+
+/* Sends in flight across a group, at most: each takes one of the target's DMAs in
+ * flight from the groups it crosses. */
+enum { ASYNC_MAX_PENDING = 2 };
+
+/* One deferred send, as its generator reported it. */
+typedef struct AsyncSend {
+  int32_t group, until;     /* its live group; the group its waits go before (n: the end) */
+  TileMirInst waits[2];
+  int32_t nwaits;
+  int32_t src_buf, dst_buf, desc;
+} AsyncSend;
+
+struct TileAsyncPlan {
+  int32_t n;
+  int32_t *until;   /* per group: -1 (not deferred), or where its waits go (n: the end) */
+  int32_t *reserve; /* per group: deferred sends of earlier groups in flight while it runs */
+  AsyncSend *sends;
+  int32_t nsends;
+  int32_t cur;      /* the group being generated */
+};
+
+static bool reads(const TileGroup *g, const TileValue *v) {
+  for (int32_t i = 0; i < g->nin; i++)
+    if (g->in[i] == v) return true;
+  return false;
+}
+
+void tile_lower_async_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n) {
+  struct TileAsyncPlan *ap = tile_alloc(cx->m, sizeof *ap);
+  ap->n = n;
+  ap->until = tile_alloc(cx->m, sizeof *ap->until * (size_t)(n + 1));
+  ap->reserve = tile_alloc(cx->m, sizeof *ap->reserve * (size_t)(n + 1));
+  ap->sends = tile_alloc(cx->m, sizeof *ap->sends * (size_t)(n + 1));
+  int32_t *fifo = tile_alloc(cx->m, sizeof *fifo * (size_t)(n + 1));
+  bool *crossed = tile_alloc(cx->m, (size_t)n + 1); /* another send was in flight */
+  int32_t nfifo = 0, most = cx->target->dma_outstanding / 4;
+  if (most > ASYNC_MAX_PENDING) most = ASYNC_MAX_PENDING;
+  cx->target_full = cx->target;
+  for (int32_t j = 0; j < n; j++) {
+    const TileGroup *g = groups[j];
+    ap->until[j] = -1;
+    bool one_hop = most > 0 && g->kind == TILE_GROUP_COLLECTIVE && g->nops == 1 &&
+                   tile_coll_permute_one_hop(cx->m, cx->f, g->ops[0]);
+    int32_t drain = 0; /* the first `drain` pending sends take their waits here */
+    if (g->kind == TILE_GROUP_COLLECTIVE && !one_hop) drain = nfifo;
+    for (int32_t i = 0; i < nfifo; i++)
+      if (reads(g, groups[fifo[i]]->ops[0]->res[0])) drain = i + 1;
+    if (one_hop && nfifo - drain >= most) drain = nfifo - most + 1;
+    for (int32_t i = 0; i < drain; i++) ap->until[fifo[i]] = j;
+    memmove(fifo, fifo + drain, sizeof *fifo * (size_t)(nfifo - drain));
+    nfifo -= drain;
+    ap->reserve[j] = nfifo;
+    if (one_hop) {
+      crossed[j] = nfifo > 0;
+      fifo[nfifo++] = j;
+    }
+  }
+  for (int32_t i = 0; i < nfifo; i++) ap->until[fifo[i]] = n;
+  int32_t count = 0;
+  for (int32_t j = 0; j < n; j++) {
+    /* nothing runs between its send and its waits: synchronous, as before */
+    if (ap->until[j] == j + 1 && !crossed[j]) ap->until[j] = -1;
+    count += ap->until[j] >= 0;
+  }
+  cx->async = ap;
+  /* The semaphore is one no group numbers and no peer signals: it takes the first id
+   * of the collectives' band, which moves up by one (as the prefetch's). */
+  if (count > 0) {
+    cx->async_sem = cx->coll_band++;
+    cx->mir->nsems++;
+    cx->sems_base = cx->sems_used = cx->mir->nsems;
+  }
+}
+
+bool tile_lower_async_deferred(const TileLowerCtx *cx, int32_t k) {
+  const struct TileAsyncPlan *ap = cx->async;
+  return ap && k < ap->n && ap->until[k] >= 0;
+}
+
+int32_t tile_lower_async_reserve(const TileLowerCtx *cx, int32_t k) {
+  const struct TileAsyncPlan *ap = cx->async;
+  return ap && k < ap->n ? ap->reserve[k] : 0;
+}
+
+void tile_lower_async_enter(TileLowerCtx *cx, int32_t k) {
+  struct TileAsyncPlan *ap = cx->async;
+  if (!ap || k >= ap->n) return;
+  ap->cur = k;
+  cx->async_now = ap->until[k] >= 0;
+  if (ap->reserve[k] > 0) {
+    cx->target_less = *cx->target_full;
+    cx->target_less.dma_outstanding -= ap->reserve[k];
+    cx->target = &cx->target_less;
+  }
+}
+
+void tile_lower_async_leave(TileLowerCtx *cx, int32_t k, int32_t first_inst) {
+  struct TileAsyncPlan *ap = cx->async;
+  if (!ap || k >= ap->n) return;
+  TileMir *m = cx->mir;
+  if (ap->reserve[k] > 0)
+    for (int32_t i = first_inst; i < m->ninsts; i++)
+      if (m->insts[i].op == TILE_MIR_LOOP_BEGIN) m->insts[i].b = ap->reserve[k];
+  cx->target = cx->target_full;
+  cx->async_now = false;
+}
+
+int32_t tile_lower_async_sem(TileLowerCtx *cx) { return cx->async_now ? cx->async_sem : -1; }
+
+void tile_lower_async_defer(TileLowerCtx *cx, const TileMirInst *waits, int32_t n,
+                            int32_t src_buf, int32_t dst_buf, int32_t desc) {
+  struct TileAsyncPlan *ap = cx->async;
+  AsyncSend *s = &ap->sends[ap->nsends++];
+  *s = (AsyncSend){.group = ap->cur, .until = ap->until[ap->cur], .nwaits = n,
+                   .src_buf = src_buf, .dst_buf = dst_buf, .desc = desc};
+  for (int32_t i = 0; i < n && i < 2; i++) {
+    s->waits[i] = waits[i];
+    s->waits[i].src_name = cx->mir->cur_src_name; /* the permute's */
+    s->waits[i].src_loc = cx->mir->cur_src_loc;
+  }
+}
+
+/* Whether inst `in` touches what a send in flight needs kept: its result (any access),
+ * its descriptor, or its source (a write). */
+static bool touches(const TileMirInst *in, const AsyncSend *s) {
+  for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
+    int32_t b = in->mem[k].buf;
+    if (b < 0) continue;
+    bool writes = in->mem[k].access & TILE_MIR_WRITE;
+    if (b == s->dst_buf || b == s->desc || (b == s->src_buf && writes)) return true;
+  }
+  return false;
+}
+
+bool tile_lower_async_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts) {
+  const struct TileAsyncPlan *ap = cx->async;
+  TileMir *m = cx->mir;
+  for (int32_t i = 0; ap && i < ap->nsends; i++) {
+    const AsyncSend *s = &ap->sends[i];
+    int32_t at = s->until < nstarts ? starts[s->until].first_inst : m->ninsts;
+    int32_t from = s->group + 1 < nstarts ? starts[s->group + 1].first_inst : m->ninsts;
+    for (int32_t j = from; j < at; j++)
+      if (touches(&m->insts[j], s)) {
+        const TileMirInst *in = &m->insts[j];
+        tile_error(cx->d, in->src_loc, "internal error: '%s' touches a buffer of the "
+                   "collective_permute before its deferred waits", in->src_name ? in->src_name
+                   : "?");
+        return false;
+      }
+    int32_t first = m->ninsts;
+    for (int32_t k = 0; k < s->nwaits; k++) {
+      int32_t w = tile_mir_add(m, s->waits[k]);
+      m->insts[w].src_name = s->waits[k].src_name;
+      m->insts[w].src_loc = s->waits[k].src_loc;
+    }
+    if (at < first && !tile_mir_move_insts(m, at, first, m->ninsts)) {
+      tile_error(cx->d, cx->f->loc, "internal error: out of memory placing a permute's waits");
+      return false;
+    }
+    for (int32_t g = s->until; g < nstarts; g++) starts[g].first_inst += s->nwaits;
+  }
+  return true;
+}
