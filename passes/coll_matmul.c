@@ -17,9 +17,9 @@
  *   result = y0 + permute(acc(p-1))
  *
  * The sum of chunk c starts on chip c + 1 (its step 1) and gathers one chip's partial
- * a hop, reaching chip c at the end, where the chip adds its own partial (y0, computed
- * first from its own rows and added last, so the final matmul's epilogue can take the
- * sum). The links carry what the all_gather and the reduce_scatter carried on a ring,
+ * a hop, reaching chip c at the end, where the chip adds its own partial y0. Step 0
+ * runs the ops before the block's last matmul; that matmul and what follows it run
+ * last, while the last hop of the sums is on the link. The links carry what the all_gather and the reduce_scatter carried on a ring,
  * one hop a step, and no chip ever indexes by its position: every step's shapes and
  * buffers are the same on every chip.
  *
@@ -226,11 +226,12 @@ static TileValue *add(Rewrite *w, TileValue *a, TileValue *b, const TileValue *l
   return build(w, TILE_OP_ADD, 2, u, 0, NULL, a->type, like, "acc", s);
 }
 
-/* The region on chunk xb: its ops again on chunk shapes; returns the value the
- * reduce_scatter read. */
-static TileValue *step(Rewrite *w, TileValue *xb, int s) {
+/* Region ops lo .. hi - 1 on chunk xb, their values in map (one map per step, so a
+ * step may be built in two parts); returns the value the reduce_scatter read once it
+ * is built. */
+static TileValue *step(Rewrite *w, TileValue **map, TileValue *xb, int s, int lo, int hi) {
   const Region *R = w->R;
-  for (int i = 0; i < R->n && !w->failed; i++) {
+  for (int i = lo; i < hi && !w->failed; i++) {
     const TileOp *op = R->ops[i];
     TileUse u[8];
     if (op->nopnd > 8) return w->failed = true, NULL;
@@ -242,17 +243,27 @@ static TileValue *step(Rewrite *w, TileValue *xb, int s) {
         continue;
       }
       for (int j = 0; j < i; j++)
-        if (R->ops[j]->res[0] == v) u[k].v = w->map[j];
+        if (R->ops[j]->res[0] == v) u[k].v = map[j];
       if (is_splat(v) && v->type.kind == TILE_TY_TENSOR && v->type.rank && !region_has(R, v))
         u[k].v = build(w, TILE_OP_CONSTANT, 0, NULL, v->def->attrs.n, v->def->attrs.items,
                        chunk_type(w, v->type), v, "s", s);
     }
-    w->map[i] = build(w, (TileOpKind)op->kind, op->nopnd, u, op->attrs.n, op->attrs.items,
-                      chunk_type(w, op->res[0]->type), op->res[0], "s", s);
+    map[i] = build(w, (TileOpKind)op->kind, op->nopnd, u, op->attrs.n, op->attrs.items,
+                   chunk_type(w, op->res[0]->type), op->res[0], "s", s);
   }
-  for (int i = 0; i < R->n; i++)
-    if (R->ops[i]->res[0] == R->rs->opnd[0].v) return w->map[i];
+  for (int i = lo; i < hi; i++)
+    if (R->ops[i]->res[0] == R->rs->opnd[0].v) return map[i];
   return NULL;
+}
+
+/* Where the region's last matmul starts: the chip's own chunk runs the ops before it
+ * first and the rest at the end, so its last matmul runs while the last hop of the
+ * sums is on the link (nothing else is left to do then). */
+static int tail_start(const Region *R) {
+  int k = 0;
+  for (int i = 0; i < R->n; i++)
+    if (R->ops[i]->kind == TILE_OP_MATMUL) k = i;
+  return k;
 }
 
 static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileBuilder *bp) {
@@ -262,7 +273,9 @@ static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileBuilder *bp
   TileNameSet names;
   tile_names_init(&names, m, f);
   Rewrite w = {.m = m, .b = &b, .names = &names, .R = R,
-               .map = calloc((size_t)R->n + 1, sizeof(TileValue *))};
+               .map = calloc(2 * ((size_t)R->n + 1), sizeof(TileValue *))};
+  TileValue **own_map = w.map ? w.map + R->n + 1 : NULL;
+  int tail = tail_start(R);
   TileInsertPoint ip;
   tile_insert_begin(&ip, &b, R->rs);
   /* Each permute is placed as soon as what it sends is made, so it runs beside the
@@ -271,16 +284,17 @@ static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileBuilder *bp
   const TileValue *like = R->rs->res[0];
   for (int s = 0; s < R->p && w.map && !w.failed; s++) {
     TileValue *next = s + 1 < R->p ? hop(&w, xb, x, "x", s + 1) : NULL;
-    TileValue *y = step(&w, xb, s);
     if (s == 0) {
-      own = y;
+      step(&w, own_map, xb, 0, 0, tail);
     } else {
+      TileValue *y = step(&w, w.map, xb, s, 0, R->n);
       TileValue *acc = s == 1 ? y : add(&w, y, recv, like, s);
       recv = acc ? hop(&w, acc, like, "recv", s + 1) : NULL;
     }
     xb = next;
   }
-  TileValue *sum = w.failed ? NULL : add(&w, own, recv, like, (int)R->p);
+  own = w.failed ? NULL : step(&w, own_map, x, 0, tail, R->n);
+  TileValue *sum = w.failed || !own ? NULL : add(&w, own, recv, like, (int)R->p);
   bool ok = !w.failed && sum && w.map;
   tile_insert_end(&ip, &b, ok);
   if (ok) {
