@@ -51,6 +51,17 @@
  *
  * Short blocks (a few row tiles) emit their row steps straight-line, not as loops.
  *
+ * One row tile (T == 1, decode): a block's one push is popped two blocks later
+ * (MmPlan.lag = 2), not by the next block, so the MXU latency (128 cycles on v5e-like)
+ * spans two blocks' weight loads instead of holding each block for it:
+ *
+ *   block j:  weights j | pop j-2, push j               (row-loop form, block)
+ *   block j:  pop j-2, push j-1 | weights j | acc of j-1  (block_one, prefetched weights)
+ *
+ * The drain pops the last two blocks. In block_one a block pushes the block before's
+ * tile, whose weights are in by then, so the weight loads run back to back (73 bundles
+ * a block of 4 units on v5e-like, against 132 with the next block popping each push).
+ *
  * Guarantees: inputs are read from HBM once per column chunk (once in all when one
  * chunk spans N) and each result byte is written once (rows copied again where copies
  * overlap carry the same values); padded K adds zeros; rows and columns past the ends
@@ -88,10 +99,10 @@ static void vstore(Gen *g, int32_t v, bool bf16, int32_t addr, int32_t stride, i
   emit(g, in);
 }
 
-/* A word of block j's record (prev: block j - 1's) into a new sreg. */
-static int32_t rec_word(Gen *g, int word, bool prev) {
+/* A word of the record of block j - back (j: the block rp points at) into a new sreg. */
+static int32_t rec_word(Gen *g, int word, int64_t back) {
   int32_t r = tile_mir_sreg(g->m);
-  TileMirInst in = ins(TILE_MOP_SLD, r, g->rp, 0, 0, (prev ? -g->rec_bytes : 0) + word * 4);
+  TileMirInst in = ins(TILE_MOP_SLD, r, g->rp, 0, 0, -back * g->rec_bytes + word * 4);
   tile_mir_mem(&in, g->rec, TILE_MIR_READ, 0);
   emit(g, in);
   return r;
@@ -216,23 +227,24 @@ typedef struct PopSide {
   PopKind kind;
   int32_t acc, stg, rows[MM_MAX_ROWS];
   int64_t tile; /* the row tile the registers point at */
+  bool loaded;  /* the accumulator tiles are in g->acc_next (block_one) */
 } PopSide;
 
-/* Loads the pop side registers of block j (prev: j - 1) pointing at row tile `tile`. */
-static PopSide pop_side(Gen *g, PopKind kind, bool prev, int64_t tile) {
+/* Loads the pop side registers of block j - back pointing at row tile `tile`. */
+static PopSide pop_side(Gen *g, PopKind kind, int64_t back, int64_t tile) {
   const MmPlan *p = g->p;
   PopSide s = {.kind = kind, .acc = -1, .stg = -1, .tile = tile};
   if (kind == POP_NONE) return s;
   if (g->acc >= 0) {
-    s.acc = rec_word(g, REC_ACC, prev);
+    s.acc = rec_word(g, REC_ACC, back);
     if (tile) addi(g, s.acc, tile * g->acc_row);
   }
   if (kind == POP_LAST) {
-    s.stg = rec_word(g, REC_STAGE, prev);
+    s.stg = rec_word(g, REC_STAGE, back);
     if (tile) addi(g, s.stg, tile * p->sub * p->Nb * p->oe);
-    for (int32_t i = 0; i < p->nrows; i++) s.rows[i] = rec_word(g, REC_ROW0 + i, prev);
+    for (int32_t i = 0; i < p->nrows; i++) s.rows[i] = rec_word(g, REC_ROW0 + i, back);
   } else if (kind == POP_FIRST && p->bias >= 0) {
-    s.rows[p->bias_row] = rec_word(g, REC_ROW0 + p->bias_row, prev);
+    s.rows[p->bias_row] = rec_word(g, REC_ROW0 + p->bias_row, back);
   }
   return s;
 }
@@ -287,6 +299,10 @@ static void step_pop(Gen *g, PopSide *pop, int64_t tile, int64_t k) {
    * an epilogue follows: its vector ops bound that loop, and the join costs none. */
   bool join = add && (straight || (pop->kind == POP_LAST && p->nepi > 0));
   for (int ni = 0; ni < p->nn && add; ni++) {
+    if (pop->loaded) {
+      acc[ni] = g->acc_next[ni];
+      continue;
+    }
     acc[ni] = tile_mir_vreg(m);
     vload(g, acc[ni], false, pop->acc, g->c_tpitch, ni * g->tile_bytes + acc_off, g->acc, so);
   }
@@ -337,14 +353,15 @@ static void pop_skip(Gen *g, PopSide *pop, int64_t n) {
  * stretch the list scheduler packs it into (measured on the decode matmul). */
 static bool short_rows(const MmPlan *p) { return p->T >= 2 && p->T <= MM_SHORT_ROWS; }
 
-/* Whether a one-row-tile block pops before it pushes. Its step pops the block
- * before's tile, but the scheduler pairs a pop with the push before it in the stretch,
- * so pushing first makes every block wait out the MXU latency after its own push (212
- * bundles a block on v5e-like); popping first pairs it with the block before's push,
- * and the latency overlaps this block's weight loads (96 bundles). Only where weights
- * were prefetched (MmPlan.pf): those blocks are bound by this, not by HBM; elsewhere
- * the code stays as it was, so programs without a prefetch do not change. */
-static bool pops_first(const MmPlan *p) { return p->T == 1 && p->pf > 0; }
+/* Whether a one-row-tile block pops before it pushes: the scheduler matches a pop with
+ * the pushes before it in a stretch, so pushing first would make the block wait out the
+ * MXU latency after its own push; its pops are of the results queued before it. */
+static bool pops_first(const MmPlan *p) { return p->T == 1; }
+
+/* Whether blocks of one row tile run as block_one: where weights were prefetched
+ * (MmPlan.pf), so the blocks are bound by their weight loads, not by HBM (measured: on
+ * blocks that wait for HBM the row-loop form is a little faster). */
+static bool one_tile(const MmPlan *p) { return p->lag > 1 && p->pf > 0; }
 
 /* n row-tile steps as one pipelined loop (straight-line in short blocks). */
 static void rows(Gen *g, const PushSide *push, PopSide *pop, int64_t n) {
@@ -482,11 +499,74 @@ static void first_slab(Gen *g, int64_t r) {
  * more the next slab's is neither. */
 static bool a_refills_read(const MmPlan *p) { return !(p->ahold && p->nkp >= 3); }
 
+/* block_one's push of the block before's tile (block j - 1), at the start of block j. */
+static void push_before(Gen *g) {
+  int32_t l = rec_word(g, REC_A, 1);
+  PushSide ps = push_side(g, 0, l, -1);
+  step_push(g, &ps);
+}
+
+static void block_end(Gen *g, int64_t j);
+
+/* Block j of one row tile loads the accumulator tiles the next block's pops add (of
+ * block j + 1 - lag, after this block's pops stored theirs): the vector loads are the
+ * block's bound, and the scheduler puts the weights' first, so a load the pops wait for
+ * in their own block would come last and hold them past the weights. Loaded whatever
+ * the next pops' kind (a first K step's adds nothing and leaves them unread); none where
+ * there is no such block yet. */
+static void load_acc_next(Gen *g, int64_t j) {
+  const MmPlan *p = g->p;
+  if (g->acc < 0 || j + 1 - p->lag < 0) return;
+  int32_t a = rec_word(g, REC_ACC, p->lag - 1);
+  for (int ni = 0; ni < p->nn; ni++)
+    vload(g, g->acc_next[ni], false, a, g->c_tpitch, ni * g->tile_bytes, g->acc, acc_slot(g, 0));
+}
+
+/* Block j of one row tile (lag 2, one_tile), straight-line: the pops of block j - 2,
+ * the push of block j - 1 (pops before pushes: the scheduler matches a pop with the
+ * pushes before it in a stretch), then this block's weights, its copies (the A copy
+ * first: the block ends by waiting for it, and the B copy can only follow the weight
+ * loads, which name the ring) and the next pops' accumulator. Block j - 1's push waits
+ * only for its weights, loaded at the end of block j - 1, so the weight loads of one
+ * block follow those of the block before with no MXU latency between; the body is one
+ * stretch in a one-trip loop, so blocks emitted one after another are scheduled apart
+ * (in one stretch the wait for a B piece would be held for the copy the block before
+ * issued). */
+static void block_one(Gen *g, int64_t j) {
+  const MmPlan *p = g->p;
+  bool first = j == 0;
+  PopKind ka = mm_pop_kind(g, j - p->lag);
+  source(g);
+  int32_t bw = rec_word(g, REC_B, 0);
+  if (ka == POP_LAST) stage_free(g);
+  PopSide pop = pop_side(g, ka, p->lag, 0);
+  pop.loaded = true;
+  step_pop(g, &pop, 0, 0);
+  if (ka == POP_LAST) copy_out(g);
+  if (!first) push_before(g);
+  wait(g, g->blocks[j].edge ? SEM_B_EDGE : SEM_B, g->bbuf);
+  for (int ki = 0; ki < p->nk; ki++) load_weights(g, bw, ki);
+  if (first) {
+    first_slab(g, 0);
+  } else {
+    issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
+    issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+  }
+  load_acc_next(g, j);
+  block_end(g, j);
+}
+
 /* The body of block j (a representative of its kind when the body is a loop's). */
 static void block(Gen *g, int64_t j) {
   const MmPlan *p = g->p;
+  if (one_tile(p)) {
+    tile_mir_loop_begin(g->m, 1, 0);
+    block_one(g, j);
+    tile_mir_loop_end(g->m);
+    return;
+  }
   bool first = j == 0, edge = g->blocks[j].edge;
-  PopKind ka = mm_pop_kind(g, j - 1), kb = mm_pop_kind(g, j);
+  PopKind ka = mm_pop_kind(g, j - p->lag), kb = mm_pop_kind(g, j);
   int64_t T = p->T, D = p->skew, S = T + p->xwin, k0 = p->koff[0];
   int64_t R = switch_step(p, p->nk - 1); /* the last step reading the block before's rows: R - 1 */
   bool fine = j == g->nblocks - 1; /* the final block: smaller copies out */
@@ -497,11 +577,11 @@ static void block(Gen *g, int64_t j) {
   bool late = p->stagger && !first;
   bool defer_a = late && a_refills_read(p), defer_b = late;
   source(g);
-  int32_t bw = rec_word(g, REC_B, false);
-  int32_t lhs = rec_word(g, REC_A, false);
+  int32_t bw = rec_word(g, REC_B, 0);
+  int32_t lhs = rec_word(g, REC_A, 0);
   int32_t old = -1;
   if (late) {
-    old = rec_word(g, REC_A, true);
+    old = rec_word(g, REC_A, 1);
     addi(g, old, (T - switch_step(p, 0)) * p->sub * p->Kb * p->ae);
   }
   wait(g, edge ? SEM_B_EDGE : SEM_B, g->bbuf);
@@ -519,7 +599,7 @@ static void block(Gen *g, int64_t j) {
    * (straight-line around it when staggered); the first block waits for each piece of
    * the first slab before its rows; a last step copies rows out as they are popped. */
   int64_t a0t = p->a0rows / p->sub;
-  PopSide pop = pop_side(g, ka, true, T - D);
+  PopSide pop = pop_side(g, ka, p->lag, T - D);
   int64_t s = 0, c = 0; /* c: pops so far */
   while (s < S || c < T) {
     if (s < S && unrolled(p, s)) {
@@ -556,7 +636,7 @@ static void block(Gen *g, int64_t j) {
     if (first && s < S) first_slab(g, s - k0);
     if (c == D && D < T) {
       if (ka == POP_LAST) copy_out(g);
-      pop = pop_side(g, kb, false, 0);
+      pop = pop_side(g, kb, 0, 0);
     }
     /* pops this stretch may do: up to the pop side's change and the next copy out */
     int64_t climit = c < D ? D : T;
@@ -590,6 +670,14 @@ static void block(Gen *g, int64_t j) {
   /* Staggered, the first group's last rows are pushed after the body: their pieces of
    * the first slab are waited for here. */
   for (int64_t r = S - k0; first && r < T; r++) first_slab(g, r);
+  block_end(g, j);
+}
+
+/* The end of block j: the first block's copies ahead, the wait for the A copy the block
+ * issued, the step to the next record. */
+static void block_end(Gen *g, int64_t j) {
+  const MmPlan *p = g->p;
+  bool first = j == 0;
   /* The B pieces of the blocks after the next only once the first slab is in and the
    * next block's piece nearly: they are needed a block later. From here on each block
    * issues one, so the lead stays. */
@@ -614,11 +702,22 @@ static void drain(Gen *g) {
   const MmPlan *p = g->p;
   int64_t T = p->T, D = p->skew, j = g->nblocks;
   source(g);
+  /* Two blocks behind (lag 2): the block before the last pops as a block would. */
+  for (int64_t back = p->lag; back > 1; back--) {
+    PopKind k = mm_pop_kind(g, j - back);
+    if (k == POP_LAST) stage_free(g);
+    PopSide pb = pop_side(g, k, back, 0);
+    pb.loaded = back == p->lag && one_tile(p);
+    PushSide none = push_side(g, T + p->xwin, -1, -1);
+    rows(g, &none, &pb, T);
+    if (k == POP_LAST) copy_out(g);
+  }
+  if (one_tile(p)) push_before(g);
   if (T <= D) stage_free(g);
-  PopSide pop = pop_side(g, mm_pop_kind(g, j - 1), true, T - D);
+  PopSide pop = pop_side(g, mm_pop_kind(g, j - 1), 1, T - D);
   int32_t old = -1;
   if (p->stagger) {
-    old = rec_word(g, REC_A, true);
+    old = rec_word(g, REC_A, 1);
     addi(g, old, (T - switch_step(p, 0)) * p->sub * p->Kb * p->ae);
   }
   for (int64_t s = 0; s < D;) {
@@ -659,30 +758,46 @@ static void block_rest(Gen *g, int64_t j) { block(g, j); }
 
 /* K step kp of the chunk starting at block c0: its first block, then the others (one
  * kind) as a loop; the final block of all comes after that loop, on its own (its
- * copies out differ). */
+ * copies out differ). With lag 2 the second block pops the step before's last block:
+ * it runs on its own too where that one's kind differs. */
 static void kstep(Gen *g, int64_t j) {
-  int64_t n = g->width;
+  const MmPlan *p = g->p;
+  int64_t n = g->width, k = j + 1, end = j + n;
   bool peel = n > 1 && j + n == g->nblocks;
+  if (peel) end--;
   block(g, j);
-  loop_of(g, n - 1 - (peel ? 1 : 0), j + 1, block_rest);
+  while (k < end && mm_pop_kind(g, k - p->lag) != mm_pop_kind(g, end - 1 - p->lag)) block(g, k++);
+  loop_of(g, end - k, k, block_rest);
   if (peel) block(g, j + n - 1);
 }
 
-/* The middle K steps 2 .. nkp-2 (one kind: mid pops on both sides). */
+/* The middle K steps (one kind: mid pops on both sides). */
 static void kstep_mid(Gen *g, int64_t j) { kstep(g, j); }
 
-/* The chunk starting at block c0, `width` column blocks per K step. */
+/* The chunk starting at block c0, `width` column blocks per K step: kp 0, kp 1 (pops
+ * kp 0's), the middle steps as a loop from the first whose blocks all pop a middle
+ * step's (kp 2, later where lag 2 reaches back past a one-block step), the last step
+ * (maybe padded). */
 static void chunk(Gen *g, int64_t c0, int64_t width) {
   const MmPlan *p = g->p;
-  int64_t nnp = width, nkp = p->nkp;
+  int64_t nnp = width, nkp = p->nkp, kp = 1;
   g->width = width;
   kstep(g, c0);
-  if (nkp >= 3) kstep(g, c0 + nnp);                              /* kp 1: pops kp 0's */
-  if (nkp >= 4) loop_of(g, nkp - 3, c0 + 2 * nnp, kstep_mid);    /* kp 2 .. nkp-2 */
-  if (nkp >= 2) kstep(g, c0 + (nkp - 1) * nnp);                  /* the last, maybe padded */
+  for (; kp < nkp - 1 && (kp < 2 || (kp - 1) * nnp < p->lag); kp++) kstep(g, c0 + kp * nnp);
+  loop_of(g, nkp - 1 - kp, c0 + kp * nnp, kstep_mid);
+  if (nkp >= 2) kstep(g, c0 + (nkp - 1) * nnp);
 }
 
 static void chunk_body(Gen *g, int64_t c0) { chunk(g, c0, g->p->nnp); }
+
+/* Whether the chunks starting at blocks c0 and c1 (n blocks each) pop blocks of the
+ * same kinds, so one can stand for the other in a loop: with lag 2 the first block of
+ * the chunk after the lead chunk may pop a block of another kind (or none). */
+static bool same_pops(const Gen *g, int64_t c0, int64_t c1, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (mm_pop_kind(g, c0 + i - g->p->lag) != mm_pop_kind(g, c1 + i - g->p->lag)) return false;
+  return true;
+}
 
 bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   MmPlan plan;
@@ -703,6 +818,7 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   g->c_bpitch = li(g, p->Nb * p->be);
   g->c_tpitch = li(g, (int64_t)p->dim * 4);
   g->c_spitch = li(g, p->Nb * p->oe);
+  for (int ni = 0; ni < p->nn && one_tile(p); ni++) g->acc_next[ni] = tile_mir_vreg(g->m);
   make_buffers(g);
   mm_prefetch_emit(g);
   load_rows(g);
@@ -726,12 +842,15 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   for (int64_t i = 0; i < 2 * p->nout; i++) issue(g, g->op, &g->odesc, g->scratch, g->scratch, 4);
   if (!zero_first) zero_k_padding(g);
 
-  int64_t per_chunk = p->nkp * p->nnp, lead = p->lead * per_chunk;
-  /* the first chunk (spanning lead column chunks), the middle ones as a loop, the last
-   * chunk on its own: it holds the final block */
+  int64_t per_chunk = p->nkp * p->nnp, c = p->lead * per_chunk, left = p->chunks - p->lead;
+  /* the first chunk (spanning lead column chunks), the middle ones as a loop (from the
+   * first that pops as the ones after it), the last chunk on its own: it holds the
+   * final block */
   chunk(g, 0, p->lead * p->nnp);
-  loop_of(g, p->chunks - p->lead - 1, lead, chunk_body);
-  if (p->chunks > p->lead) chunk(g, lead + (p->chunks - p->lead - 1) * per_chunk, p->nnp);
+  for (; left > 2 && !same_pops(g, c, c + per_chunk, per_chunk); left--, c += per_chunk)
+    chunk(g, c, p->nnp);
+  loop_of(g, left - 1, c, chunk_body);
+  if (left > 0) chunk(g, c + (left - 1) * per_chunk, p->nnp);
   drain(g);
   mm_tables_free(g);
   return true;

@@ -93,6 +93,9 @@ typedef struct MmPlan {
                                * and only the first copies it in (see plan_blocks) */
   /* the pipeline (gen_matmul.c draws it) */
   int64_t skew;               /* row tiles between a push and the pop of its result (<= T) */
+  int64_t lag;                /* blocks between a block and the one that pops its last
+                               * results: 1, or 2 with one row tile (gen_matmul.c, "One
+                               * row tile") */
   /* Staggered weight switches. A block's body runs T + xwin steps; K group ki (its
    * units share an LHS vreg) pushes the previous block's last tiles until step
    * koff[ki] - xwin, loads its weights while the other groups keep pushing (xwin steps),

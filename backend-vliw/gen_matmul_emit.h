@@ -75,6 +75,8 @@ typedef struct Gen {
   DescTable bdesc, adesc, a0desc, odesc;
   /* pointer registers walking the tables */
   int32_t rp, bp, ap, a0, op;
+  int32_t acc_next[16];         /* one row tile (lag 2): the accumulator tiles the next
+                                 * block's pops add, loaded by the block before */
   int64_t nfine;                /* copies out of the final block issued so far */
   /* the prefetch (MmPlan.pf): runs of blocks, each copied by one DMA signalling pf_sem */
   int32_t pf_sem, npf;

@@ -240,6 +240,9 @@ static void plan_pipeline(const TileTarget *t, MmPlan *p) {
     p->skew += last;
   }
   if (p->skew > p->T) p->skew = p->T;
+  /* One row tile: its pops come two blocks later, so the MXU latency spans two blocks'
+   * weight loads (gen_matmul.c, "One row tile") */
+  p->lag = p->T == 1 ? 2 : 1;
   int64_t segs = out_segments(t);
   p->nout = 0;
   if (p->T > p->skew) {
