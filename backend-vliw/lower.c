@@ -254,14 +254,10 @@ TileTensorRef tile_lower_tensor(TileLowerCtx *cx, const TileValue *v) {
 
 /* ---- groups ---- */
 
-static bool is_elementwise(TileOpKind k) {
-  return (k >= TILE_OP_ADD && k <= TILE_OP_SELECT) || k == TILE_OP_CONVERT;
-}
-
 /* Ops a row-wise generator takes: elementwise, last-axis reductions (the generator
  * checks the axis), broadcasts, and the composites it implements whole. */
 static bool is_rowwise(TileOpKind k) {
-  return is_elementwise(k) || k == TILE_OP_REDUCE || k == TILE_OP_BROADCAST ||
+  return tile_op_is_elementwise(k) || k == TILE_OP_REDUCE || k == TILE_OP_BROADCAST ||
          k == TILE_OP_ROPE || k == TILE_OP_SOFTMAX || k == TILE_OP_LAYERNORM ||
          k == TILE_OP_RMSNORM || k == TILE_OP_GELU || k == TILE_OP_SILU;
 }
@@ -630,6 +626,15 @@ static bool place_bound(TileLowerCtx *cx, const Plan *p, Copy *copies, int32_t *
     }
   }
   return true;
+}
+
+/* It takes the first id of the collectives' band, which moves up by one: below it the
+ * function's own, which no group renumbers (sems_base moves past it too). */
+int32_t tile_lower_function_sem(TileLowerCtx *cx) {
+  int32_t sem = cx->coll_band++;
+  cx->mir->nsems++;
+  cx->sems_base = cx->sems_used = cx->mir->nsems;
+  return sem;
 }
 
 /* Ends one group's use of semaphores: the next group numbers its own from the first

@@ -122,13 +122,7 @@ void tile_lower_async_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n
     count += ap->until[j] >= 0;
   }
   cx->async = ap;
-  /* The semaphore is one no group numbers and no peer signals: it takes the first id
-   * of the collectives' band, which moves up by one (as the prefetch's). */
-  if (count > 0) {
-    cx->async_sem = cx->coll_band++;
-    cx->mir->nsems++;
-    cx->sems_base = cx->sems_used = cx->mir->nsems;
-  }
+  if (count > 0) cx->async_sem = tile_lower_function_sem(cx);
 }
 
 bool tile_lower_async_deferred(const TileLowerCtx *cx, int32_t k) {

@@ -89,6 +89,9 @@ void tile_lower_prefetch_block(TileLowerCtx *cx, int32_t first, int32_t end);
 /* The prefetch plan over a function's live groups in run order (classified): which
  * matmul gets a budget, where its copies and their waits go; takes the semaphore when
  * any does. */
+/* A semaphore of the whole function that no group numbers and no peer signals, for
+ * transfers that cross groups (lower.c). */
+int32_t tile_lower_function_sem(TileLowerCtx *cx);
 void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n);
 /* Before generating live group k (starts[0..k] set): its budget and DMAs. */
 void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup *starts);

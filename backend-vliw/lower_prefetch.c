@@ -179,13 +179,7 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
     count++;
   }
   cx->pf = pf;
-  /* The semaphore is one no group numbers and no peer signals: it takes the first id of
-   * the collectives' band, which moves up by one. */
-  if (count > 0) {
-    cx->pf_sem = cx->coll_band++;
-    cx->mir->nsems++;
-    cx->sems_base = cx->sems_used = cx->mir->nsems;
-  }
+  if (count > 0) cx->pf_sem = tile_lower_function_sem(cx);
 }
 
 void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup *starts) {

@@ -46,22 +46,10 @@
  * about 240 on v5e, 230 on v4, 165 on v5p) is below 256. */
 enum { COLL_MM_MIN_ROWS = 256 };
 
-/* Ops that act on each row alone, with every tensor operand of the result's shape. */
+/* Ops that act on each element alone (the pass runs before decompose, so the
+ * elementwise composites are still whole). */
 static bool elementwise(TileOpKind k) {
-  static const TileOpKind ops[] = {
-      TILE_OP_ADD,  TILE_OP_SUB,  TILE_OP_MUL,   TILE_OP_DIV,     TILE_OP_MAX,  TILE_OP_MIN,
-      TILE_OP_POW,  TILE_OP_NEG,  TILE_OP_ABS,   TILE_OP_EXP,     TILE_OP_LOG,  TILE_OP_SQRT,
-      TILE_OP_RSQRT, TILE_OP_RECIP, TILE_OP_TANH, TILE_OP_LOGISTIC, TILE_OP_GELU, TILE_OP_SILU,
-      TILE_OP_CONVERT, TILE_OP_SELECT, TILE_OP_COMPARE};
-  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-    if (ops[i] == k) return true;
-  return false;
-}
-
-static bool is_splat(const TileValue *v) {
-  if (!v->def || v->def->kind != TILE_OP_CONSTANT) return false;
-  const TileAttr *a = tile_attr_get(&v->def->attrs, "value");
-  return a && (a->kind == TILE_ATTR_INT || a->kind == TILE_ATTR_FLOAT);
+  return tile_op_is_elementwise(k) || k == TILE_OP_GELU || k == TILE_OP_SILU;
 }
 
 /* The values of the block between the gather and the reduce_scatter. */
@@ -125,20 +113,18 @@ static bool row_local(const Region *R, const TileOp *op) {
   for (int k = 0; k < op->nopnd; k++) {
     const TileValue *v = op->opnd[k].v;
     if (v->type.kind != TILE_TY_TENSOR) continue;
-    if (!region_has(R, v) && !is_splat(v)) return false;
+    if (!region_has(R, v) && !tile_value_is_splat(v)) return false;
   }
   return true;
 }
 
-/* Whether v is read by an op other than the region's and the reduce_scatter. */
-static bool used_outside(const TileFunc *f, const Region *R, const TileValue *v) {
+/* Whether an op other than the region's and the reduce_scatter reads a region value. */
+static bool read_outside(const TileFunc *f, const Region *R) {
   for (const TileOp *op = f->body->first; op; op = op->next) {
-    if (op == R->rs) continue;
-    bool inside = false;
+    bool inside = op == R->rs;
     for (int i = 0; i < R->n && !inside; i++) inside = R->ops[i] == op;
-    if (inside) continue;
-    for (int k = 0; k < op->nopnd; k++)
-      if (op->opnd[k].v == v) return true;
+    for (int k = 0; k < op->nopnd && !inside; k++)
+      if (region_has(R, op->opnd[k].v)) return true;
   }
   return false;
 }
@@ -170,11 +156,7 @@ static bool find_region(const TileMesh *mesh, const TileFunc *f, TileOp *ag, Reg
     if (!row_local(R, op) || !region_add(R, op)) return false;
     matmul |= op->kind == TILE_OP_MATMUL;
   }
-  if (!R->rs || !matmul || !region_has(R, R->rs->opnd[0].v)) return false;
-  if (used_outside(f, R, ag->res[0])) return false;
-  for (int i = 0; i < R->n; i++)
-    if (used_outside(f, R, R->ops[i]->res[0])) return false;
-  return true;
+  return R->rs && matmul && region_has(R, R->rs->opnd[0].v) && !read_outside(f, R);
 }
 
 /* ---- the rewrite ---- */
@@ -244,7 +226,7 @@ static TileValue *step(Rewrite *w, TileValue **map, TileValue *xb, int s, int lo
       }
       for (int j = 0; j < i; j++)
         if (R->ops[j]->res[0] == v) u[k].v = map[j];
-      if (is_splat(v) && v->type.kind == TILE_TY_TENSOR && v->type.rank && !region_has(R, v))
+      if (tile_value_is_splat(v) && v->type.kind == TILE_TY_TENSOR && v->type.rank)
         u[k].v = build(w, TILE_OP_CONSTANT, 0, NULL, v->def->attrs.n, v->def->attrs.items,
                        chunk_type(w, v->type), v, "s", s);
     }
@@ -266,7 +248,8 @@ static int tail_start(const Region *R) {
   return k;
 }
 
-static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileBuilder *bp) {
+/* Replaces the region by its steps; false (an internal error reported) when they do not build. */
+static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileDiag *d) {
   TileBuilder b;
   tile_builder_init(&b, m);
   tile_builder_set_block(&b, f->body);
@@ -303,9 +286,11 @@ static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileBuilder *bp
     for (int i = R->n - 1; i >= 0; i--) tile_op_erase(R->ops[i]);
     tile_op_erase(R->ag);
   }
+  if (!ok)
+    tile_error(d, R->ag->loc, "internal error: coll_matmul: cannot build the steps: %s",
+               b.diag.nerrors ? b.diag.last : "out of memory");
   free(w.map);
   tile_names_free(&names);
-  *bp = b;
   return ok;
 }
 
@@ -317,11 +302,8 @@ TilePassStatus tile_pass_coll_matmul(TileModule *m, TileDiag *d) {
     for (TileOp *op = f->body->first, *next; op; op = next) {
       next = op->next;
       if (op->kind != TILE_OP_ALL_GATHER || !find_region(mesh, f, op, &R)) continue;
-      TileBuilder b;
-      if (!rewrite(m, f, &R, &b)) {
+      if (!rewrite(m, f, &R, d)) {
         free(R.ops);
-        tile_error(d, op->loc, "internal error: coll_matmul: cannot build the steps: %s",
-                   b.diag.nerrors ? b.diag.last : "out of memory");
         return TILE_PASS_INTERNAL;
       }
       next = f->body->first; /* the steps leave no all_gather behind */

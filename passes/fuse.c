@@ -93,10 +93,6 @@ static int32_t index_of(const Fuse *f, const TileOp *op) {
 
 static int32_t def_of(const Fuse *f, const TileValue *v) { return index_of(f, v->def); }
 
-static bool is_elementwise(TileOpKind k) {
-  return (k >= TILE_OP_ADD && k <= TILE_OP_SELECT) || k == TILE_OP_CONVERT;
-}
-
 /* A reduce over the last axis only. */
 static bool is_row_reduce(const TileOp *op) {
   if (op->kind != TILE_OP_REDUCE) return false;
@@ -111,16 +107,10 @@ static Role role_of(const TileOp *op) {
     return R_NONE;
   if (op->nres != 1) return R_SOLO;
   if (k == TILE_OP_MATMUL || k == TILE_OP_DOT_GENERAL) return R_MATMUL;
-  if (is_elementwise(k) || k == TILE_OP_BROADCAST || is_row_reduce(op)) return R_ROW;
+  if (tile_op_is_elementwise(k) || k == TILE_OP_BROADCAST || is_row_reduce(op)) return R_ROW;
   return R_SOLO;
 }
 
-/* A splat constant: the generators take it as an immediate. */
-static bool is_splat(const TileValue *v) {
-  if (!v->def || v->def->kind != TILE_OP_CONSTANT) return false;
-  const TileAttr *a = tile_attr_get(&v->def->attrs, "value");
-  return a && (a->kind == TILE_ATTR_INT || a->kind == TILE_ATTR_FLOAT);
-}
 
 static bool shape_is(const TileType *t, int rank, const int64_t *dims) {
   if (t->rank != rank) return false;
@@ -305,7 +295,7 @@ static Shape full_shape(const Fuse *f) {
 }
 
 static Cls cls_of(const Shape *s, const TileValue *v) {
-  if (is_splat(v)) return C_SPLAT;
+  if (tile_value_is_splat(v)) return C_SPLAT;
   if (shape_is(&v->type, s->rank, s->dims)) return C_FULL;
   if (shape_is(&v->type, s->rank - 1, s->dims)) return C_ROW;
   return C_TABLE;
@@ -438,7 +428,7 @@ static bool mxu_elem(uint8_t e) { return e == TILE_ELEM_F32 || e == TILE_ELEM_BF
 
 static bool epilogue_bcast_ok(const TileOp *op, int64_t n) {
   const TileValue *a = op->opnd[0].v;
-  if (is_splat(a) || tile_type_numel(&a->type) == 1) return true;
+  if (tile_value_is_splat(a) || tile_type_numel(&a->type) == 1) return true;
   const TileAttr *dims = tile_attr_get(&op->attrs, "dims");
   int q = a->type.rank;
   return is_row_vector(a, n) && dims && dims->kind == TILE_ATTR_ARRAY && q >= 1 && dims->n == q &&
@@ -478,7 +468,7 @@ static bool matmul_ok(Fuse *f, bool strict) {
     if (op->kind == TILE_OP_BROADCAST && !epilogue_bcast_ok(op, n)) return false;
     for (int32_t i = 0; i < op->nopnd; i++) {
       const TileValue *v = op->opnd[i].v;
-      if (is_splat(v) || defined_inside(f, v)) continue;
+      if (tile_value_is_splat(v) || defined_inside(f, v)) continue;
       if (!is_row_vector(v, n) || !mxu_elem(v->type.elem)) return false;
       bool known = false;
       for (int r = 0; r < nrows && !known; r++) known = rows[r] == v;

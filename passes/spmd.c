@@ -147,6 +147,11 @@ static Layout *collective(Spmd *s, Layout *v, TileOpKind kind, int nattr,
   return l;
 }
 
+/* Whether dim d of a is split over b's axes of dim d and then maybe more. */
+static bool dim_starts_with(const Shard *a, const Shard *b, int d) {
+  return a->n[d] >= b->n[d] && memcmp(a->ax[d], b->ax[d], b->n[d]) == 0;
+}
+
 /* Reduces the partial axes of v: onto a dim t splits over some of them after the
  * axes v already splits it over (reduce_scatter: the chip's block of its local rows
  * is its position on the new axes, the inner ones of the dim), the rest everywhere
@@ -154,7 +159,7 @@ static Layout *collective(Spmd *s, Layout *v, TileOpKind kind, int nattr,
 static Layout *reduce_partial(Spmd *s, Layout *v, const Shard *t) {
   for (int d = 0; d < t->rank && v && v->partial; d++) {
     int have = v->cur.n[d];
-    if (t->n[d] <= have || memcmp(v->cur.ax[d], t->ax[d], (size_t)have) != 0) continue;
+    if (t->n[d] <= have || !dim_starts_with(t, &v->cur, d)) continue;
     uint32_t want = 0;
     for (int j = have; j < t->n[d]; j++) want |= 1u << t->ax[d][j];
     if ((want & ~v->partial) != 0) continue;
@@ -196,7 +201,7 @@ static TileValue *reshard_new(Spmd *s, Layout *v, const Shard *t) {
   for (int d = 0; v && d < t->rank; d++) {
     if (!v->cur.n[d] || shard_dim_eq(&v->cur, d, t, d)) continue;
     /* Axes t keeps at the front of the dim stay split: gather over the ones after. */
-    int keep = t->n[d] < v->cur.n[d] && memcmp(v->cur.ax[d], t->ax[d], t->n[d]) == 0 ? t->n[d] : 0;
+    int keep = t->n[d] < v->cur.n[d] && dim_starts_with(&v->cur, t, d) ? t->n[d] : 0;
     Shard next = v->cur;
     next.n[d] = (uint8_t)keep;
     TileNamedAttr at[2] = {{"dim", tile_attr_int(d)},

@@ -211,6 +211,9 @@ struct TileOp {
   TileOp *prev, *next;
 };
 
+/* Whether v is made by a `constant` of one value (an int or float `value`). */
+bool tile_value_is_splat(const TileValue *v);
+
 /* A mesh: named axes over the dims of a torus. In the simple form each axis takes
  * the next torus dim (`torus<4x4>(x, y)`); an axis may also name its dims and size
  * explicitly (see docs/tile-ir.md). size = product of the chip counts it spans. */

@@ -20,6 +20,8 @@
 #ifndef TILE_OPS_H
 #define TILE_OPS_H
 
+#include <stdbool.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -163,6 +165,9 @@ typedef struct TileOpInfo {
 
 extern const TileOpInfo tile_op_info[TILE_OP_COUNT];
 const char *tile_op_name(TileOpKind k);
+/* The core elementwise ops (add .. select in the table, and convert): each result
+ * element depends on the operands' elements at the same index. */
+bool tile_op_is_elementwise(TileOpKind k);
 /* -1 if unknown */
 int tile_op_lookup(const char *name, size_t len);
 

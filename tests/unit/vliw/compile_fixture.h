@@ -103,6 +103,25 @@ static inline void lower_with(Lowered *L, const char *target, const char *src, L
   }
 }
 
+/* lower_with verifying the MIR, the failure's message on stderr; L->ok. */
+static inline bool lower_verified(Lowered *L, const char *target, const char *src) {
+  lower_with(L, target, src, (LowerOptions){.verify = true});
+  if (!L->ok) fprintf(stderr, "%s\n", L->err);
+  return L->ok;
+}
+
+/* Whether the lowering attributed in to the op named op. */
+static inline bool inst_from(const TileMirInst *in, const char *op) {
+  return in->src_name && strcmp(in->src_name, op) == 0;
+}
+
+/* The semaphore a one-descriptor buffer's transfers signal on the sender (word 14,
+ * DESC_SRC_SEM). */
+static inline int32_t desc_sem(const TileMir *m, int32_t desc) {
+  const uint8_t *w = m->bufs[desc].init + 14 * 4;
+  return (int32_t)(w[0] | w[1] << 8 | w[2] << 16 | (uint32_t)w[3] << 24);
+}
+
 /* The plain lowering: first function, last message kept. */
 static inline void lower_text(Lowered *L, const char *target, const char *src) {
   lower_with(L, target, src, (LowerOptions){0});

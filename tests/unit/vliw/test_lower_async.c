@@ -56,9 +56,6 @@ static const char *NEXT =
     "  return %z\n"
     "}\n";
 
-static bool from(const TileMirInst *in, const char *op) {
-  return in->src_name && strcmp(in->src_name, op) == 0;
-}
 
 static int32_t find_buf(const TileMir *m, const char *name) {
   for (int32_t i = 0; i < m->nbufs; i++)
@@ -66,17 +63,12 @@ static int32_t find_buf(const TileMir *m, const char *name) {
   return -1;
 }
 
-/* The semaphore a one-descriptor buffer's transfers signal on the sender (word 14). */
-static int32_t desc_sem(const TileMir *m, int32_t desc) {
-  const uint8_t *w = m->bufs[desc].init + 14 * 4;
-  return (int32_t)(w[0] | w[1] << 8 | w[2] << 16 | (uint32_t)w[3] << 24);
-}
 
 /* First and last inst attributed to op (-1 when none). */
 static void span_of(const TileMir *m, const char *op, int32_t *first, int32_t *last) {
   *first = *last = -1;
   for (int32_t i = 0; i < m->ninsts; i++)
-    if (from(&m->insts[i], op)) {
+    if (inst_from(&m->insts[i], op)) {
       if (*first < 0) *first = i;
       *last = i;
     }
@@ -86,7 +78,7 @@ static void span_of(const TileMir *m, const char *op, int32_t *first, int32_t *l
 static int permute_insts(const TileMir *m, int op, int32_t *at, int max) {
   int n = 0;
   for (int32_t i = 0; i < m->ninsts && n < max; i++)
-    if (m->insts[i].op == op && from(&m->insts[i], "collective_permute")) at[n++] = i;
+    if (m->insts[i].op == op && inst_from(&m->insts[i], "collective_permute")) at[n++] = i;
   return n;
 }
 
@@ -100,7 +92,7 @@ static bool names(const TileMirInst *in, int32_t buf) {
 static bool loops_reserve(const TileMir *m, const char *op, int32_t want) {
   bool any = false;
   for (int32_t i = 0; i < m->ninsts; i++)
-    if (m->insts[i].op == TILE_MIR_LOOP_BEGIN && from(&m->insts[i], op)) {
+    if (m->insts[i].op == TILE_MIR_LOOP_BEGIN && inst_from(&m->insts[i], op)) {
       any = true;
       if (m->insts[i].b != want) return false;
     }
@@ -109,9 +101,7 @@ static bool loops_reserve(const TileMir *m, const char *op, int32_t want) {
 
 TEST(lower_async, waits_move_to_the_reader) {
   Lowered L;
-  lower_with(&L, "v5e-like", ONE, (LowerOptions){.verify = true});
-  if (!L.ok) fprintf(stderr, "%s\n", L.err);
-  REQUIRE(L.ok);
+  REQUIRE(lower_verified(&L, "v5e-like", ONE));
   const TileMir *m = &L.mir;
   int32_t send[4], wait[4], mm0, mm1, add0, add1;
   REQUIRE(permute_insts(m, TILE_MOP_DMA, send, 4) == 1);
@@ -154,9 +144,7 @@ TEST(lower_async, waits_move_to_the_reader) {
 
 TEST(lower_async, waits_in_the_order_of_the_sends) {
   Lowered L;
-  lower_with(&L, "v5e-like", TWO, (LowerOptions){.verify = true});
-  if (!L.ok) fprintf(stderr, "%s\n", L.err);
-  REQUIRE(L.ok);
+  REQUIRE(lower_verified(&L, "v5e-like", TWO));
   const TileMir *m = &L.mir;
   int32_t send[4], wait[8], mm0, mm1, add0, add1;
   REQUIRE(permute_insts(m, TILE_MOP_DMA, send, 4) == 2);
@@ -177,9 +165,7 @@ TEST(lower_async, waits_in_the_order_of_the_sends) {
 
 TEST(lower_async, another_collective_takes_the_waits_first) {
   Lowered L;
-  lower_with(&L, "v5e-like", COLL, (LowerOptions){.verify = true});
-  if (!L.ok) fprintf(stderr, "%s\n", L.err);
-  REQUIRE(L.ok);
+  REQUIRE(lower_verified(&L, "v5e-like", COLL));
   const TileMir *m = &L.mir;
   int32_t wait[4], mm0, mm1, ar0, ar1;
   REQUIRE(permute_insts(m, TILE_MOP_WAIT, wait, 4) == 2);
@@ -194,8 +180,7 @@ TEST(lower_async, another_collective_takes_the_waits_first) {
 
 TEST(lower_async, synchronous_where_nothing_runs_between) {
   Lowered L;
-  lower_with(&L, "v5e-like", NEXT, (LowerOptions){.verify = true});
-  REQUIRE(L.ok);
+  REQUIRE(lower_verified(&L, "v5e-like", NEXT));
   const TileMir *m = &L.mir;
   int32_t send[4], wait[4], add0, add1;
   REQUIRE(permute_insts(m, TILE_MOP_DMA, send, 4) == 1);

@@ -45,21 +45,11 @@ static int count_bufs(const TileMir *m, const char *prefix) {
   return n;
 }
 
-/* The semaphore a one-descriptor buffer's transfers signal (word 14). */
-static int32_t desc_sem(const TileMir *m, int32_t desc) {
-  const uint8_t *w = m->bufs[desc].init + 14 * 4;
-  return (int32_t)(w[0] | w[1] << 8 | w[2] << 16 | (uint32_t)w[3] << 24);
-}
 
-static bool from(const TileMirInst *in, const char *op) {
-  return in->src_name && strcmp(in->src_name, op) == 0;
-}
 
 TEST(lower_prefetch, weight_dma_moves_before_the_collective) {
   Lowered L;
-  lower_with(&L, "v5e-like", PF_MESH, (LowerOptions){.verify = true});
-  if (!L.ok) fprintf(stderr, "%s\n", L.err);
-  REQUIRE(L.ok);
+  REQUIRE(lower_verified(&L, "v5e-like", PF_MESH));
   const TileMir *m = &L.mir;
   int32_t desc = find_buf(m, "matmul.pf");
   REQUIRE(desc >= 0);
@@ -67,7 +57,7 @@ TEST(lower_prefetch, weight_dma_moves_before_the_collective) {
   int32_t first_coll = -1, last_coll = -1, pf_dma = -1, pf_dmas = 0, pf_waits = 0;
   for (int32_t i = 0; i < m->ninsts; i++) {
     const TileMirInst *in = &m->insts[i];
-    if (from(in, "all_reduce")) {
+    if (inst_from(in, "all_reduce")) {
       if (first_coll < 0) first_coll = i;
       last_coll = i;
     }
@@ -75,13 +65,13 @@ TEST(lower_prefetch, weight_dma_moves_before_the_collective) {
         strncmp(m->bufs[in->mem[0].buf].name, "matmul.pf", 9) == 0) {
       if (pf_dma < 0) pf_dma = i;
       pf_dmas++;
-      CHECK(from(in, "matmul"));        /* attributed to the op it is for */
+      CHECK(inst_from(in, "matmul"));        /* attributed to the op it is for */
       CHECK(in->mem[1].buf == find_buf(m, "w")); /* reads the weights ... */
       CHECK(strcmp(m->bufs[in->mem[2].buf].name, "matmul.b") == 0); /* into the ring */
     }
     if (in->op == TILE_MOP_WAIT && in->c == sem) {
       pf_waits++;
-      CHECK(from(in, "matmul"));
+      CHECK(inst_from(in, "matmul"));
       CHECK(i > last_coll);             /* every wait stays in the matmul's group */
     }
     if (in->op == TILE_MOP_SIGNAL) CHECK(in->c != sem);
@@ -98,7 +88,7 @@ TEST(lower_prefetch, weight_dma_moves_before_the_collective) {
         strncmp(m->bufs[b].name, "matmul.pf", 9) != 0)
       CHECK(desc_sem(m, b) != sem);
   for (int32_t i = first_coll; i <= last_coll; i++)
-    if (m->insts[i].op == TILE_MOP_WAIT && from(&m->insts[i], "all_reduce"))
+    if (m->insts[i].op == TILE_MOP_WAIT && inst_from(&m->insts[i], "all_reduce"))
       CHECK(m->insts[i].c != sem);
   TileMirCode code;
   CHECK(schedules(&L, &code));
