@@ -265,6 +265,7 @@ void mm_prefetch_emit(Gen *g) {
   if (!g->npf) return;
   int64_t piece = p->Kb * p->Nb * p->be, cols = p->Nb < p->Nv ? p->Nb : p->Nv;
   int32_t first = m->ninsts;
+  int64_t bytes = 0;
   for (int32_t r = 0; r < g->npf; r++) {
     const Block *k = &g->blocks[g->pf_first[r]];
     int64_t n = g->pf_count[r];
@@ -287,13 +288,14 @@ void mm_prefetch_emit(Gen *g) {
     li.imm_buf = desc;
     tile_mir_add(m, li);
     TileMirInst in = tile_mir_inst(TILE_MOP_DMA, 0, reg, 0, 0, 0);
+    bytes += n * p->Kb * cols * p->be;
     in.est_cycles = tile_lower_dma_cycles(tile_lower_target(g->cx), n * p->Kb * cols * p->be);
     tile_mir_mem(&in, desc, TILE_MIR_READ, 0);
     tile_mir_mem(&in, p->b.buf, TILE_MIR_READ, 0);
     tile_mir_mem(&in, g->bbuf, TILE_MIR_WRITE, 0);
     tile_mir_add(m, in);
   }
-  tile_lower_prefetch_block(g->cx, first, m->ninsts);
+  tile_lower_prefetch_block(g->cx, first, m->ninsts, bytes);
 }
 
 /* VMEM offset of slab s's slot in the A ring (two slots per kind, normal first), and of

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "gen_rowwise.h"
+#include "lower_internal.h"
 
 RwVal *rw_val(Rw *w, const TileValue *v) {
   for (int i = 0; i < w->nvals; i++)
@@ -361,7 +362,20 @@ static bool dma_plan(Rw *w) {
     w->lookahead = w->pieces >= 2 ? 2 : 1;
     w->out_credit = step == 0 ? 2 * w->pieces : w->pieces;
     w->row_credit = step == 0 ? 2 : 1;
-    if (in * w->lookahead + full * w->out_credit + row * w->row_credit <= limit) return true;
+    int64_t streams = in * w->lookahead + full * w->out_credit + row * w->row_credit;
+    if (streams <= limit) {
+      /* Stated to the lowering (TileLowerCtx.dma_cap), so that a prefetch may cross the
+       * group: the streams, or the resident inputs' copies before them (a table's in
+       * runs of half the limit, each waited for; rows in one). */
+      int64_t cap = streams;
+      for (int i = 0; i < w->nvals; i++) {
+        const RwVal *x = &w->vals[i];
+        int64_t res = x->cls == RW_TABLE ? (limit / 2 > 0 ? limit / 2 : 1) : 1;
+        if (x->src == RW_RESIDENT && res > cap) cap = res;
+      }
+      w->cx->dma_cap = (int32_t)cap;
+      return true;
+    }
   }
   return tile_lower_error(w->cx, w->g->ops[0],
                           "the fused group streams %lld input%s and writes %lld output%s, which "

@@ -697,7 +697,7 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
     cx.dma_cap = 0;
     bool gen_ok = generators[g->kind](&cx, g);
     starts[nstarts - 1].dma_cap = cx.dma_cap;
-    tile_lower_prefetch_leave(&cx, k);
+    tile_lower_prefetch_leave(&cx, k, starts[nstarts - 1].first_inst);
     tile_lower_async_leave(&cx, k, starts[nstarts - 1].first_inst);
     if (!gen_ok || d->nerrors > errs) {
       if (d->nerrors == errs)

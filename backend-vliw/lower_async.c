@@ -153,7 +153,7 @@ void tile_lower_async_leave(TileLowerCtx *cx, int32_t k, int32_t first_inst) {
   TileMir *m = cx->mir;
   if (ap->reserve[k] > 0)
     for (int32_t i = first_inst; i < m->ninsts; i++)
-      if (m->insts[i].op == TILE_MIR_LOOP_BEGIN) m->insts[i].b = ap->reserve[k];
+      if (m->insts[i].op == TILE_MIR_LOOP_BEGIN) m->insts[i].b += ap->reserve[k];
   cx->target = cx->target_full;
   cx->async_now = false;
 }

@@ -45,6 +45,7 @@ struct TileLowerCtx {
   int64_t pf_budget;
   int32_t pf_dmas;         /* DMAs the group's prefetch may keep in flight */
   int32_t pf_first, pf_end;
+  int64_t pf_copied;       /* bytes of weights those DMAs copy */
   /* The most DMAs the group being generated keeps in flight at once, where its
    * generator bounds them (0: not stated; the prefetch then counts every DMA it
    * issues). Generators set it; lower.c records it per group. */
@@ -82,9 +83,10 @@ int64_t tile_lower_prefetch_dma_count(const TileMir *m, int32_t first, int32_t e
 /* What the generator answers: insts [first, end) of its code, at loop depth 0 and
  * before any of its own DMA-slot ops, are the prefetch: li of descriptor addresses and
  * `dma`s of bound inputs into its own VMEM (each `dma` naming descriptor, source and
- * destination in that order), on the prefetch semaphore. The lowering moves them into
- * an earlier group and adds their waits before the group that reads them. */
-void tile_lower_prefetch_block(TileLowerCtx *cx, int32_t first, int32_t end);
+ * destination in that order), on the prefetch semaphore, copying `bytes` of weights. The
+ * lowering moves them into an earlier group and adds their waits before the group that
+ * reads them. */
+void tile_lower_prefetch_block(TileLowerCtx *cx, int32_t first, int32_t end, int64_t bytes);
 
 /* The prefetch plan over a function's live groups in run order (classified): which
  * matmul gets a budget, where its copies and their waits go; takes the semaphore when
@@ -95,8 +97,9 @@ int32_t tile_lower_function_sem(TileLowerCtx *cx);
 void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n);
 /* Before generating live group k (starts[0..k] set): its budget and DMAs. */
 void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup *starts);
-/* After generating group k: keeps the block its generator reported. */
-void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k);
+/* After generating group k (its code from first_inst): keeps the block its generator
+ * reported, and marks its loops with the DMAs a later prefetch keeps in flight. */
+void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k, int32_t first_inst);
 /* After all groups: moves each block to its collective and adds its waits, shifting
  * the starts of the groups after; false when out of memory. */
 bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts);

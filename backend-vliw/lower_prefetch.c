@@ -30,6 +30,16 @@
  *     computes lives from the scheduled code);
  *   - their descriptors are single 64-byte ones, never staged (lower_stage.c stages
  *     tables of 256 bytes or more at their group's start).
+ * A matmul that computes from prefetched weights is a second kind of window: its
+ * prefetched blocks run at the pace of their vector loads, with HBM idle once its own
+ * remaining pieces are in (gen_matmul_dma.c, "Prefetch"). A matmul group whose weights
+ * are a parameter and whose walk back (the same window, row-wise and layout groups
+ * between) reaches such a matmul before any collective gets a budget of what HBM moves
+ * while those blocks' weights are loaded into the vector registers: its copies move to
+ * the start of that matmul and their waits go right after it. So a chain of matmuls
+ * (w_gate, w_up, w_down; wq, wk, wv) streams one's weights while the one before
+ * computes from VMEM. The window matmul is generated with dma.outstanding less
+ * MM_WINDOW_DMAS, the copies that cross it, and its loops tell the modulo scheduler.
  * A function without a mesh, or without such a pair, is lowered exactly as before.
  *
  * Expected time of a collective over n chips of its axes (REFERENCE.md, ring α-β): an
@@ -51,6 +61,12 @@ enum { PF_WINDOW = 4 };
  * share links, take longer than the ring model says (a one-shot all_reduce of 128 KiB
  * on 1x4 v5e-like: 17,000 cycles against 12,300). */
 #define PF_MARGIN 2.0
+/* DMAs of a prefetch moved across a matmul window; its generator leaves them free. */
+enum { MM_WINDOW_DMAS = 2 };
+/* The budget over a matmul window's estimate: its blocks take longer than their vector
+ * loads (a block of four units runs 73 bundles for its 64 weight loads on v5e-like),
+ * and a copy that is late only stalls with HBM busy. */
+#define MM_WINDOW_MARGIN 1.3
 
 /* A prefetch: the copies [first, end) group `from` made, to move to the start of group
  * `to`, and their waits after group `until` (live group indices). */
@@ -58,10 +74,22 @@ typedef struct PfBlock {
   int32_t to, until, from, first, end;
 } PfBlock;
 
+/* What the plan knows of one live group. */
+typedef struct PfGroup {
+  int32_t to, until; /* -1, or where its copies and waits go */
+  int64_t budget;    /* bytes (a matmul window's: set when entered) */
+  int32_t reserve;   /* DMAs of a later prefetch in flight across it */
+  int64_t copied;    /* bytes of weights its own prefetch copied */
+  /* a matmul with parameter weights: their element and total bytes, its MXU cycles, the
+   * bytes of its left operand and result, and whether it should copy all its weights */
+  int32_t wsize;
+  int64_t wbytes, busy, traffic;
+  bool whole;
+} PfGroup;
+
 struct TilePfPlan {
   int32_t n;
-  int32_t *to, *until; /* per group: -1, or where its copies and waits go */
-  int64_t *budget;     /* per group: bytes */
+  PfGroup *g;
   PfBlock *blocks;
   int32_t nblocks;
 };
@@ -72,9 +100,10 @@ int64_t tile_lower_prefetch_budget(TileLowerCtx *cx, int32_t *sem, int32_t *dmas
   return cx->pf_sem >= 0 && cx->pf_dmas > 0 ? cx->pf_budget : 0;
 }
 
-void tile_lower_prefetch_block(TileLowerCtx *cx, int32_t first, int32_t end) {
+void tile_lower_prefetch_block(TileLowerCtx *cx, int32_t first, int32_t end, int64_t bytes) {
   cx->pf_first = first;
   cx->pf_end = end;
+  cx->pf_copied = bytes;
 }
 
 int64_t tile_lower_prefetch_dma_count(const TileMir *m, int32_t first, int32_t end) {
@@ -136,14 +165,49 @@ static int64_t collective_cycles(const TileTarget *t, const TileMesh *mesh, cons
   return (int64_t)c;
 }
 
-/* Whether a matmul group's weights (the matmul's right operand) are a parameter. */
-static bool weights_are_parameter(const TileGroup *g) {
+/* A matmul group's weights (the matmul's right operand) when they are a parameter,
+ * else NULL; *mm the matmul. */
+static const TileValue *parameter_weights(const TileGroup *g, const TileOp **mm) {
   for (int32_t i = 0; i < g->nops; i++) {
     const TileOp *op = g->ops[i];
     if (op->kind != TILE_OP_MATMUL && op->kind != TILE_OP_DOT_GENERAL) continue;
-    return op->nopnd >= 2 && op->opnd[1].v->def == NULL;
+    *mm = op;
+    return op->nopnd >= 2 && op->opnd[1].v->def == NULL ? op->opnd[1].v : NULL;
   }
-  return false;
+  return NULL;
+}
+
+/* Cycles of a matmul's MXU work (bench/kernels/bound.c's rate: a push of vreg.sublanes
+ * rows through an mxu.dim square every mxu.push_cycles, on every unit). */
+static int64_t mxu_cycles(const TileTarget *t, const TileOp *mm, const TileValue *w) {
+  int64_t out = tile_type_numel(&mm->res[0]->type), r = w->type.rank;
+  int64_t k = r >= 2 ? w->type.dims[r - 2] : 1;
+  double rate = (double)t->vreg_sublanes * t->mxu_dim * t->mxu_dim / t->mxu_push_cycles *
+                (t->mxu_count > 0 ? t->mxu_count : 1);
+  return rate > 0 ? (int64_t)((double)out * (double)k / rate) : 0;
+}
+
+/* Bytes HBM can move while matmul group j computes from `bytes` of its weights copied
+ * early: the longer of its MXU work and its vector loads of them (a tile of
+ * vreg.sublanes x vreg.lanes elements each), less the time of its own other traffic
+ * (the left operand in, the result out), which takes HBM meanwhile. */
+static int64_t window_bytes(const TileTarget *t, const PfGroup *j, int64_t bytes) {
+  int64_t tile = (int64_t)t->vreg_sublanes * t->vreg_lanes * j->wsize;
+  int64_t slots = t->slots[TILE_SLOT_VLOAD] > 0 ? t->slots[TILE_SLOT_VLOAD] : 1;
+  if (tile <= 0) return 0;
+  int64_t cycles = bytes / tile / slots;
+  if (j->busy > cycles) cycles = j->busy;
+  double moved = (double)cycles * (double)t->hbm_bw / (double)t->clock_hz;
+  moved *= MM_WINDOW_MARGIN;
+  return moved > (double)j->traffic ? (int64_t)(moved - (double)j->traffic) : 0;
+}
+
+/* Whether a budget is expected to copy all of matmul group i's weights early: it covers
+ * them, they fit the eighth of VMEM a prefetch may take (gen_matmul_dma.c), and the
+ * group's other traffic is smaller (a long left operand's slabs take VMEM too, and its
+ * stream keeps HBM busy anyway). */
+static bool covers(const TileTarget *t, const PfGroup *i, int64_t budget) {
+  return budget >= i->wbytes && i->wbytes <= t->vmem_bytes / 8 && i->traffic < i->wbytes;
 }
 
 void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n) {
@@ -151,14 +215,19 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
   const TileMesh *mesh = tile_coll_func_mesh(cx->m, cx->f);
   struct TilePfPlan *pf = tile_alloc(cx->m, sizeof *pf);
   pf->n = n;
-  pf->to = tile_alloc(cx->m, sizeof *pf->to * (size_t)(n + 1));
-  pf->until = tile_alloc(cx->m, sizeof *pf->until * (size_t)(n + 1));
-  pf->budget = tile_alloc(cx->m, sizeof *pf->budget * (size_t)(n + 1));
+  pf->g = tile_alloc(cx->m, sizeof *pf->g * (size_t)(n + 1));
   pf->blocks = tile_alloc(cx->m, sizeof *pf->blocks * (size_t)(n + 1));
   int32_t count = 0;
-  for (int32_t i = 0; i < n; i++) pf->to[i] = pf->until[i] = -1;
+  for (int32_t i = 0; i < n; i++) pf->g[i] = (PfGroup){.to = -1, .until = -1};
   for (int32_t i = 0; i < n && mesh && t->clock_hz > 0; i++) {
-    if (groups[i]->kind != TILE_GROUP_MATMUL || !weights_are_parameter(groups[i])) continue;
+    const TileOp *mm = NULL;
+    const TileValue *w = groups[i]->kind == TILE_GROUP_MATMUL ? parameter_weights(groups[i], &mm) : NULL;
+    if (!w) continue;
+    PfGroup *gi = &pf->g[i];
+    gi->wsize = tile_lower_elem_bytes((TileElem)w->type.elem);
+    gi->wbytes = value_bytes(w);
+    gi->busy = mxu_cycles(t, mm, w);
+    gi->traffic = value_bytes(mm->opnd[0].v) + value_bytes(mm->res[0]);
     int64_t cycles = 0;
     int32_t to = -1, until = -1;
     for (int32_t j = i - 1; j >= 0 && i - j <= PF_WINDOW; j--) {
@@ -168,43 +237,96 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
         if (!tile_lower_async_deferred(cx, j)) cycles += collective_cycles(t, mesh, groups[j]);
         to = j;
         if (until < 0) until = j;
+      } else if (k == TILE_GROUP_MATMUL && to < 0 && pf->g[j].whole) {
+        /* A matmul computing from its prefetch alone: one that streams a remainder
+         * would share HBM with these copies from its start and reach its prefetched
+         * blocks' tail with them done. */
+        to = until = j;
+        pf->g[j].reserve = MM_WINDOW_DMAS;
+        break;
       } else if (k != TILE_GROUP_ROWWISE && k != TILE_GROUP_LAYOUT) {
         break; /* a group that streams HBM itself, or a matmul with its own prefetch */
       }
     }
-    if (to < 0 || cycles <= 0) continue;
-    pf->to[i] = to;
-    pf->until[i] = until;
-    pf->budget[i] = (int64_t)(PF_MARGIN * (double)cycles * (double)t->hbm_bw / (double)t->clock_hz);
+    if (to < 0 || (groups[to]->kind == TILE_GROUP_COLLECTIVE && cycles <= 0)) continue;
+    gi->to = to;
+    gi->until = until;
+    /* a matmul window's budget is what it is expected to give; set when entered */
+    gi->budget = groups[to]->kind == TILE_GROUP_COLLECTIVE
+                     ? (int64_t)(PF_MARGIN * (double)cycles * (double)t->hbm_bw /
+                                 (double)t->clock_hz)
+                     : window_bytes(t, &pf->g[to], pf->g[to].wbytes);
+    gi->whole = covers(t, gi, gi->budget);
     count++;
   }
   cx->pf = pf;
   if (count > 0) cx->pf_sem = tile_lower_function_sem(cx);
 }
 
-void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup *starts) {
-  const struct TilePfPlan *pf = cx->pf;
-  cx->pf_budget = 0;
-  cx->pf_dmas = 0;
-  cx->pf_first = cx->pf_end = 0;
-  if (!pf || k >= pf->n || pf->to[k] < 0) return;
-  int64_t most = 0; /* the groups it crosses, generated before it */
-  for (int32_t j = pf->to[k]; j <= pf->until[k]; j++) {
+/* DMAs the groups [from, to] keep in flight at most, generated by now: each counted as
+ * its generator bounds them, or every DMA it issues, plus the permutes' sends that
+ * cross it. */
+static int64_t most_in_flight(const TileLowerCtx *cx, const TileStageGroup *starts, int32_t from,
+                              int32_t to) {
+  int64_t most = 0;
+  for (int32_t j = from; j <= to; j++) {
     int64_t n = tile_lower_prefetch_dma_count(cx->mir, starts[j].first_inst,
                                               starts[j + 1].first_inst);
     if (starts[j].dma_cap > 0 && starts[j].dma_cap < n) n = starts[j].dma_cap;
-    n += tile_lower_async_reserve(cx, j); /* permutes' sends in flight across it */
+    n += tile_lower_async_reserve(cx, j);
     if (n > most) most = n;
   }
-  int64_t left = cx->target->dma_outstanding - most;
-  cx->pf_dmas = left > 0 ? (int32_t)left : 0;
-  cx->pf_budget = pf->budget[k];
+  return most;
 }
 
-void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k) {
+void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup *starts) {
   struct TilePfPlan *pf = cx->pf;
-  if (pf && k < pf->n && pf->to[k] >= 0 && cx->pf_end > cx->pf_first)
-    pf->blocks[pf->nblocks++] = (PfBlock){pf->to[k], pf->until[k], k, cx->pf_first, cx->pf_end};
+  cx->pf_budget = 0;
+  cx->pf_dmas = 0;
+  cx->pf_first = cx->pf_end = 0;
+  cx->pf_copied = 0;
+  if (!pf || k >= pf->n) return;
+  int32_t to = pf->g[k].to, until = pf->g[k].until;
+  int64_t outstanding = cx->target->dma_outstanding;
+  if (to >= 0) {
+    /* the window: a matmul leaves the DMAs it reserved, a collective what it keeps */
+    bool mm = pf->g[to].reserve > 0;
+    int64_t left = mm ? MM_WINDOW_DMAS : outstanding - most_in_flight(cx, starts, to, until);
+    /* The waits go right before this group when the row-wise and layout groups after
+     * the window leave as many DMAs (or enough for a prefetch's runs): the copies then
+     * run on under them too, where HBM is mostly idle. */
+    if (until + 1 < k) {
+      int64_t rest = outstanding - most_in_flight(cx, starts, until + 1, k - 1);
+      if (rest >= left || rest >= MM_WINDOW_DMAS) {
+        if (rest < left) left = rest;
+        pf->g[k].until = k - 1;
+      }
+    }
+    cx->pf_dmas = left > 0 ? (int32_t)left : 0;
+    if (!mm)
+      cx->pf_budget = pf->g[k].budget;
+    else if (pf->g[to].copied >= pf->g[to].wbytes) /* it did copy all its weights early */
+      cx->pf_budget = window_bytes(cx->target_full, &pf->g[to], pf->g[to].copied);
+  }
+  if (pf->g[k].reserve > 0) { /* a later matmul's copies cross this one */
+    if (cx->target != &cx->target_less) cx->target_less = *cx->target_full;
+    cx->target_less.dma_outstanding -= pf->g[k].reserve;
+    cx->target = &cx->target_less;
+  }
+}
+
+void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k, int32_t first_inst) {
+  struct TilePfPlan *pf = cx->pf;
+  if (pf && k < pf->n && pf->g[k].to >= 0 && cx->pf_end > cx->pf_first) {
+    pf->blocks[pf->nblocks++] = (PfBlock){pf->g[k].to, pf->g[k].until, k, cx->pf_first, cx->pf_end};
+    pf->g[k].copied = cx->pf_copied;
+  }
+  if (pf && k < pf->n && pf->g[k].reserve > 0) {
+    TileMir *m = cx->mir;
+    for (int32_t i = first_inst; i < m->ninsts; i++)
+      if (m->insts[i].op == TILE_MIR_LOOP_BEGIN) m->insts[i].b += pf->g[k].reserve;
+    cx->target = cx->target_full;
+  }
   cx->pf_budget = 0;
   cx->pf_dmas = 0;
 }

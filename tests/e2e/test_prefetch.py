@@ -40,15 +40,7 @@ def write(tmp_path, torus, body=PROGRAM):
 
 
 def inputs(tmp_path, seed):
-    rng = np.random.default_rng(seed)
-    arrays, args = {}, []
-    for name, shape in SHAPES.items():
-        a = rng.standard_normal(shape) / (np.sqrt(shape[0]) if name.startswith("w") else 1)
-        a = tilemach.bf16_round(a.astype(np.float32))
-        np.save(tmp_path / f"{name}.npy", a)
-        arrays[name] = a.astype(np.float64)
-        args += ["--in", f"{name}={tmp_path / (name + '.npy')}"]
-    return arrays, args
+    return tilemach.bf16_inputs(tmp_path, SHAPES, seed)
 
 
 def reference(x, w1, w2):

@@ -384,3 +384,17 @@ def bf16_round(x):
     b = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
     r = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
     return r.astype(np.uint32).view(np.float32)
+
+
+def bf16_inputs(tmp_path, shapes, seed):
+    """Random bf16-valued inputs (weights, names starting with w, scaled by 1/sqrt of
+    their rows), saved as .npy: the arrays in f64 and the `--in` arguments of a run."""
+    rng = np.random.default_rng(seed)
+    arrays, args = {}, []
+    for name, shape in shapes.items():
+        a = rng.standard_normal(shape) / (np.sqrt(shape[0]) if name.startswith("w") else 1)
+        a = bf16_round(a.astype(np.float32))
+        np.save(tmp_path / f"{name}.npy", a)
+        arrays[name] = a.astype(np.float64)
+        args += ["--in", f"{name}={tmp_path / (name + '.npy')}"]
+    return arrays, args
