@@ -649,7 +649,8 @@ static void sems_recycle(TileLowerCtx *cx) {
 bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   TileLowerCtx cx = {.m = m, .f = f, .mir = mir, .d = d, .target = mir->target,
                      .sems_base = mir->nsems, .sems_used = mir->nsems, .pf_sem = -1,
-                     .coll_anchor = -1, .async_sem = -1};
+                     .coll_anchor = -1, .async_sem = -1,
+                     .target_full = mir->target};
   int before = d->nerrors;
   bool ok = false;
   if (f->is_kernel) return tile_lower_kernel(m, f, mir, d); /* backend-vliw/gen_kernel.c */
@@ -692,13 +693,23 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
     tile_mir_set_source(mir, tile_op_name((TileOpKind)g->ops[0]->kind), g->ops[0]->loc);
     int errs = d->nerrors;
     sems_recycle(&cx);
+    cx.dma_reserve = 0;
     tile_lower_async_enter(&cx, k);
     tile_lower_prefetch_enter(&cx, k, starts);
+    if (cx.dma_reserve > 0) { /* other groups' DMAs in flight while this one runs */
+      cx.target_less = *cx.target_full;
+      cx.target_less.dma_outstanding -= cx.dma_reserve;
+      cx.target = &cx.target_less;
+    }
     cx.dma_cap = 0;
     bool gen_ok = generators[g->kind](&cx, g);
     starts[nstarts - 1].dma_cap = cx.dma_cap;
-    tile_lower_prefetch_leave(&cx, k, starts[nstarts - 1].first_inst);
-    tile_lower_async_leave(&cx, k, starts[nstarts - 1].first_inst);
+    tile_lower_prefetch_leave(&cx, k);
+    tile_lower_async_leave(&cx, k);
+    /* its loops record the reserve (LOOP_BEGIN b), for the modulo scheduler */
+    for (int32_t i = starts[nstarts - 1].first_inst; i < mir->ninsts && cx.dma_reserve > 0; i++)
+      if (mir->insts[i].op == TILE_MIR_LOOP_BEGIN) mir->insts[i].b = cx.dma_reserve;
+    cx.target = cx.target_full;
     if (!gen_ok || d->nerrors > errs) {
       if (d->nerrors == errs)
         tile_error(d, g->ops[0]->loc, "internal error: the %s generator failed without a "

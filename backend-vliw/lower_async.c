@@ -94,7 +94,6 @@ void tile_lower_async_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n
   bool *crossed = tile_alloc(cx->m, (size_t)n + 1); /* another send was in flight */
   int32_t nfifo = 0, most = cx->target->dma_outstanding / 4;
   if (most > ASYNC_MAX_PENDING) most = ASYNC_MAX_PENDING;
-  cx->target_full = cx->target;
   for (int32_t j = 0; j < n; j++) {
     const TileGroup *g = groups[j];
     ap->until[j] = -1;
@@ -140,21 +139,12 @@ void tile_lower_async_enter(TileLowerCtx *cx, int32_t k) {
   if (!ap || k >= ap->n) return;
   ap->cur = k;
   cx->async_now = ap->until[k] >= 0;
-  if (ap->reserve[k] > 0) {
-    cx->target_less = *cx->target_full;
-    cx->target_less.dma_outstanding -= ap->reserve[k];
-    cx->target = &cx->target_less;
-  }
+  cx->dma_reserve += ap->reserve[k];
 }
 
-void tile_lower_async_leave(TileLowerCtx *cx, int32_t k, int32_t first_inst) {
+void tile_lower_async_leave(TileLowerCtx *cx, int32_t k) {
   struct TileAsyncPlan *ap = cx->async;
   if (!ap || k >= ap->n) return;
-  TileMir *m = cx->mir;
-  if (ap->reserve[k] > 0)
-    for (int32_t i = first_inst; i < m->ninsts; i++)
-      if (m->insts[i].op == TILE_MIR_LOOP_BEGIN) m->insts[i].b += ap->reserve[k];
-  cx->target = cx->target_full;
   cx->async_now = false;
 }
 

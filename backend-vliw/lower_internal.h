@@ -51,12 +51,15 @@ struct TileLowerCtx {
    * issues). Generators set it; lower.c records it per group. */
   int32_t dma_cap;
   /* Asynchronous permutes (lower_async.c): the plan (NULL: none), the semaphore their
-   * sends complete on (-1: none), whether the group being generated is one, and the
-   * target the generators see: the function's, or a copy with dma.outstanding less the
-   * sends of earlier groups still in flight while this one runs. */
+   * sends complete on (-1: none), whether the group being generated is one. */
   struct TileAsyncPlan *async;
   int32_t async_sem;
   bool async_now;
+  /* DMAs of other groups in flight while the group being generated runs (earlier
+   * permutes' sends, a later matmul's prefetch), which the enter calls add up; lower.c
+   * then has the generators see target_less, the function's target (target_full) with
+   * dma.outstanding less them, and marks the group's loops for the modulo scheduler. */
+  int32_t dma_reserve;
   const TileTarget *target_full;
   TileTarget target_less;
 };
@@ -97,9 +100,8 @@ int32_t tile_lower_function_sem(TileLowerCtx *cx);
 void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n);
 /* Before generating live group k (starts[0..k] set): its budget and DMAs. */
 void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup *starts);
-/* After generating group k (its code from first_inst): keeps the block its generator
- * reported, and marks its loops with the DMAs a later prefetch keeps in flight. */
-void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k, int32_t first_inst);
+/* After generating group k: keeps the block its generator reported. */
+void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k);
 /* After all groups: moves each block to its collective and adds its waits, shifting
  * the starts of the groups after; false when out of memory. */
 bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts);
@@ -117,10 +119,8 @@ int32_t tile_lower_async_reserve(const TileLowerCtx *cx, int32_t k);
 /* Before generating live group k: the target it sees (fewer DMAs in flight where sends
  * of earlier groups are), and whether it is a deferred permute. */
 void tile_lower_async_enter(TileLowerCtx *cx, int32_t k);
-/* After generating live group k (its code from first_inst on): its loops record the
- * DMAs reserved for those sends (LOOP_BEGIN `b`, for the modulo scheduler); the
- * function's target again. */
-void tile_lower_async_leave(TileLowerCtx *cx, int32_t k, int32_t first_inst);
+/* After generating live group k. */
+void tile_lower_async_leave(TileLowerCtx *cx, int32_t k);
 /* What the permute generator asks: the semaphore its send completes on when the group
  * being generated is a deferred permute; -1 otherwise (it then waits as always). */
 int32_t tile_lower_async_sem(TileLowerCtx *cx);

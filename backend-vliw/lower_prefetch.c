@@ -38,8 +38,8 @@
  * while those blocks' weights are loaded into the vector registers: its copies move to
  * the start of that matmul and their waits go right after it. So a chain of matmuls
  * (w_gate, w_up, w_down; wq, wk, wv) streams one's weights while the one before
- * computes from VMEM. The window matmul is generated with dma.outstanding less
- * MM_WINDOW_DMAS, the copies that cross it, and its loops tell the modulo scheduler.
+ * computes from VMEM. The window matmul reserves MM_WINDOW_DMAS, the copies that cross
+ * it (TileLowerCtx.dma_reserve).
  * A function without a mesh, or without such a pair, is lowered exactly as before.
  *
  * Expected time of a collective over n chips of its axes (REFERENCE.md, ring α-β): an
@@ -287,7 +287,7 @@ void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup
   cx->pf_copied = 0;
   if (!pf || k >= pf->n) return;
   int32_t to = pf->g[k].to, until = pf->g[k].until;
-  int64_t outstanding = cx->target->dma_outstanding;
+  int64_t outstanding = cx->target->dma_outstanding - cx->dma_reserve;
   if (to >= 0) {
     /* the window: a matmul leaves the DMAs it reserved, a collective what it keeps */
     bool mm = pf->g[to].reserve > 0;
@@ -306,26 +306,16 @@ void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup
     if (!mm)
       cx->pf_budget = pf->g[k].budget;
     else if (pf->g[to].copied >= pf->g[to].wbytes) /* it did copy all its weights early */
-      cx->pf_budget = window_bytes(cx->target_full, &pf->g[to], pf->g[to].copied);
+      cx->pf_budget = window_bytes(cx->target, &pf->g[to], pf->g[to].copied);
   }
-  if (pf->g[k].reserve > 0) { /* a later matmul's copies cross this one */
-    if (cx->target != &cx->target_less) cx->target_less = *cx->target_full;
-    cx->target_less.dma_outstanding -= pf->g[k].reserve;
-    cx->target = &cx->target_less;
-  }
+  cx->dma_reserve += pf->g[k].reserve; /* a later matmul's copies cross this one */
 }
 
-void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k, int32_t first_inst) {
+void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k) {
   struct TilePfPlan *pf = cx->pf;
   if (pf && k < pf->n && pf->g[k].to >= 0 && cx->pf_end > cx->pf_first) {
     pf->blocks[pf->nblocks++] = (PfBlock){pf->g[k].to, pf->g[k].until, k, cx->pf_first, cx->pf_end};
     pf->g[k].copied = cx->pf_copied;
-  }
-  if (pf && k < pf->n && pf->g[k].reserve > 0) {
-    TileMir *m = cx->mir;
-    for (int32_t i = first_inst; i < m->ninsts; i++)
-      if (m->insts[i].op == TILE_MIR_LOOP_BEGIN) m->insts[i].b += pf->g[k].reserve;
-    cx->target = cx->target_full;
   }
   cx->pf_budget = 0;
   cx->pf_dmas = 0;
