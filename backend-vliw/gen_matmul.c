@@ -771,6 +771,17 @@ static void kstep(Gen *g, int64_t j) {
   if (peel) block(g, j + n - 1);
 }
 
+/* The wait for the prefetch part starting at K step kp of the chunk at block c0, if
+ * one does (gen_matmul_dma.c, "Parts"): the parts land in order, so the first signal
+ * past those of the parts before is this one's. It names the ring, so the scheduler
+ * keeps the blocks' weight loads after it. */
+static void part_wait(Gen *g, int64_t c0, int64_t kp) {
+  if (kp == 0 || mm_part_step(g, c0, kp - 1) != kp) return;
+  TileMirInst in = ins(TILE_MOP_WAIT, 0, 0, 0, g->pf_sem, 1);
+  tile_mir_mem(&in, g->bbuf, TILE_MIR_WRITE, 0);
+  emit(g, in);
+}
+
 /* The middle K steps (one kind: mid pops on both sides). */
 static void kstep_mid(Gen *g, int64_t j) { kstep(g, j); }
 
@@ -783,9 +794,21 @@ static void chunk(Gen *g, int64_t c0, int64_t width) {
   int64_t nnp = width, nkp = p->nkp, kp = 1;
   g->width = width;
   kstep(g, c0);
-  for (; kp < nkp - 1 && (kp < 2 || (kp - 1) * nnp < p->lag); kp++) kstep(g, c0 + kp * nnp);
-  loop_of(g, nkp - 1 - kp, c0 + kp * nnp, kstep_mid);
-  if (nkp >= 2) kstep(g, c0 + (nkp - 1) * nnp);
+  for (; kp < nkp - 1 && (kp < 2 || (kp - 1) * nnp < p->lag); kp++) {
+    part_wait(g, c0, kp);
+    kstep(g, c0 + kp * nnp);
+  }
+  while (kp < nkp - 1) { /* loops cut where a prefetch part starts */
+    int64_t end = mm_part_step(g, c0, kp);
+    if (end > nkp - 1) end = nkp - 1;
+    part_wait(g, c0, kp);
+    loop_of(g, end - kp, c0 + kp * nnp, kstep_mid);
+    kp = end;
+  }
+  if (nkp >= 2) {
+    part_wait(g, c0, nkp - 1);
+    kstep(g, c0 + (nkp - 1) * nnp);
+  }
 }
 
 static void chunk_body(Gen *g, int64_t c0) { chunk(g, c0, g->p->nnp); }

@@ -168,6 +168,15 @@ static int64_t b_src(const MmPlan *p, const Block *k) {
  * of an earlier group (a collective, which leaves HBM idle) and waits for them before
  * this group starts.
  *
+ * Parts. Where the copies take all the weights, on a grid, the K steps come in up to
+ * MM_PF_PARTS DMAs of doubling size instead, and only the first is waited for before
+ * the group; the blocks wait for each later one before its first K step (gen_matmul.c,
+ * chunk). DMAs in flight together share HBM evenly, so the smaller lands first: the
+ * parts land in order, the first after a quarter or so of the copy's time, and a
+ * matmul that starts before the copy is done computes the parts in as they come (with
+ * one DMA it would wait for all of it, then compute). The parts still in flight while
+ * the group runs come out of its B pieces ahead (depth).
+ *
  * The B table then holds the pieces of blocks pf.. first, so the group's own copies
  * start at once; the pf prefetched blocks' turns become placeholders signalling SEM_B
  * at its end. Every block still waits once on SEM_B and issues one entry, so the loops
@@ -178,12 +187,45 @@ static int64_t b_src(const MmPlan *p, const Block *k) {
  * pf + max(depth, lead + 1) slots, and each piece goes to a slot whose last piece has
  * been read when it is issued (ring_slots). Without padded K, so one semaphore counts
  * every piece. */
+
+/* Whether the first `steps` K steps of the first chunk (c blocks each) lie on a grid:
+ * rows of K run on across the steps, and the blocks of a step a constant stride apart
+ * (*stride). */
+static bool on_grid(const Gen *g, int64_t steps, int64_t c) {
+  const MmPlan *p = g->p;
+  if (steps < 2 || steps * c > g->nblocks) return false;
+  int64_t base = b_src(p, &g->blocks[0]), step = c > 1 ? b_src(p, &g->blocks[1]) - base : 1;
+  if (step <= 0 || step > INT32_MAX) return false;
+  for (int64_t kp = 0; kp < steps; kp++)
+    for (int64_t i = 0; i < c; i++)
+      if (b_src(p, &g->blocks[kp * c + i]) != base + kp * p->Kb * p->N * p->be + i * step)
+        return false;
+  return true;
+}
+
+/* Run r: K steps [k0, k1) of the first chunk (c blocks each) as one grid. */
+static void grid_run(Gen *g, int64_t c, int64_t k0, int64_t k1) {
+  g->pf_first[g->npf] = k0 * c;
+  g->pf_count[g->npf] = (k1 - k0) * c;
+  g->pf_steps[g->npf++] = k1 - k0;
+}
+
+/* Parts for all nkp steps (see "Parts"): as many as the DMAs and the B pieces ahead
+ * allow, part r of steps * 2^r / (2^n - 1) K steps (rounded down at the cuts, so the
+ * sizes never shrink); 0 parts where fewer than two fit. */
+static int32_t part_count(const MmPlan *p, int32_t dmas) {
+  int32_t n = dmas < MM_PF_PARTS ? dmas : MM_PF_PARTS;
+  while (n >= 2 && (((int64_t)1 << n) - 1 > p->nkp || p->depth - (n - 1) < 1)) n--;
+  return n >= 2 ? n : 0;
+}
+
 void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dmas) {
   const TileTarget *t = tile_lower_target(g->cx);
   p->pf = 0;
   p->ring = p->depth;
   g->npf = 0;
   g->pf_sem = sem;
+  g->pf_parts = false;
   int32_t runs = dmas < MM_PF_RUNS ? dmas : MM_PF_RUNS;
   if (budget <= 0 || sem < 0 || runs < 1 || p->Kr < p->Kb) return;
   if (g->m->bufs[p->b.buf].bind != TILE_BIND_IN) return; /* weights: no group writes them */
@@ -196,22 +238,20 @@ void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dm
   if (most > room) most = room;
   if (most > g->nblocks) most = g->nblocks;
   int64_t j = 0;
-  /* Whole K steps of the first chunk in one DMA where their blocks lie on a grid: rows
-   * of K run on across the steps, and the blocks of a step a constant stride apart. */
   int64_t c = p->lead * p->nnp, steps = most / c;
   if (steps > p->nkp) steps = p->nkp;
-  if (steps >= 2 && c >= 2) {
-    int64_t base = b_src(p, &g->blocks[0]), step = b_src(p, &g->blocks[1]) - base;
-    bool grid = step > 0 && step <= INT32_MAX && steps * c <= g->nblocks;
-    for (int64_t kp = 0; kp < steps && grid; kp++)
-      for (int64_t i = 0; i < c && grid; i++)
-        grid = b_src(p, &g->blocks[kp * c + i]) == base + kp * p->Kb * p->N * p->be + i * step;
-    if (grid) {
-      g->pf_steps = steps;
-      g->pf_first[0] = 0;
-      g->pf_count[g->npf++] = steps * c;
-      j = steps * c;
-    }
+  int32_t parts = most == g->nblocks && steps * c == most ? part_count(p, dmas) : 0;
+  if (parts > 0 && on_grid(g, steps, c)) {
+    int64_t whole = ((int64_t)1 << parts) - 1;
+    for (int32_t r = 0; r < parts; r++)
+      grid_run(g, c, steps * (((int64_t)1 << r) - 1) / whole,
+               steps * (((int64_t)1 << (r + 1)) - 1) / whole);
+    g->pf_parts = true;
+    p->depth -= parts - 1;
+    j = steps * c;
+  } else if (c >= 2 && on_grid(g, steps, c)) {
+    grid_run(g, c, 0, steps);
+    j = steps * c;
   }
   while (j < most && g->npf < runs) {
     int64_t n = 1;
@@ -222,6 +262,7 @@ void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dm
           if (b_src(p, &g->blocks[j + n]) - b_src(p, &g->blocks[j + n - 1]) != step) break;
     }
     g->pf_first[g->npf] = j;
+    g->pf_steps[g->npf] = 0;
     g->pf_count[g->npf++] = n;
     j += n;
   }
@@ -241,11 +282,13 @@ static void ring_slots(const Gen *g, int64_t *slot) {
   int64_t lead = p->depth < MM_B_AHEAD ? p->depth : MM_B_AHEAD;
   int64_t *reader = xcalloc((size_t)p->ring, sizeof(int64_t)); /* the block reading it */
   for (int64_t s = 0; s < p->ring; s++) reader[s] = -1;
-  for (int64_t j = 0; j < p->pf; j++) {
-    int64_t c = g->pf_steps > 0 ? g->pf_count[0] / g->pf_steps : 0;
-    slot[j] = g->pf_steps > 0 && j < g->pf_count[0] ? (j % c) * g->pf_steps + j / c : j;
-    reader[slot[j]] = j;
-  }
+  for (int32_t r = 0; r < g->npf; r++)
+    for (int64_t i = 0; i < g->pf_count[r]; i++) {
+      int64_t j = g->pf_first[r] + i, steps = g->pf_steps[r];
+      int64_t c = steps > 0 ? g->pf_count[r] / steps : 1;
+      slot[j] = steps > 0 ? g->pf_first[r] + (i % c) * steps + i / c : j;
+      reader[slot[j]] = j;
+    }
   for (int64_t k = p->pf; k < g->nblocks; k++) {
     int64_t e = k - p->pf, done = e <= lead ? -1 : e - lead, s = 0;
     while (s < p->ring && reader[s] > done) s++;
@@ -268,16 +311,16 @@ void mm_prefetch_emit(Gen *g) {
   int64_t bytes = 0;
   for (int32_t r = 0; r < g->npf; r++) {
     const Block *k = &g->blocks[g->pf_first[r]];
-    int64_t n = g->pf_count[r];
+    int64_t n = g->pf_count[r], steps = g->pf_steps[r];
     int64_t step = n > 1 ? b_src(p, k + 1) - b_src(p, k) : 0;
     /* count2 blocks of Kb runs of a block's columns; block i lands in slot first + i */
     TileDmaShape shape = {.count0 = cols * p->be, .count1 = p->Kb, .count2 = n,
                           .src_stride1 = p->N * p->be, .dst_stride1 = p->Nb * p->be,
                           .src_stride2 = step, .dst_stride2 = piece};
-    if (r == 0 && g->pf_steps > 0) /* the grid: c blocks of a step, each steps * Kb rows */
-      shape = (TileDmaShape){.count0 = cols * p->be, .count1 = n / g->pf_steps,
-                             .count2 = g->pf_steps * p->Kb, .src_stride1 = step,
-                             .dst_stride1 = g->pf_steps * piece, .src_stride2 = p->N * p->be,
+    if (steps > 0) /* the grid: c blocks of a step, each steps * Kb rows */
+      shape = (TileDmaShape){.count0 = cols * p->be, .count1 = n / steps,
+                             .count2 = steps * p->Kb, .src_stride1 = step,
+                             .dst_stride1 = steps * piece, .src_stride2 = p->N * p->be,
                              .dst_stride2 = p->Nb * p->be};
     char name[64];
     snprintf(name, sizeof name, "matmul.pf%d", (int)r);
@@ -295,7 +338,13 @@ void mm_prefetch_emit(Gen *g) {
     tile_mir_mem(&in, g->bbuf, TILE_MIR_WRITE, 0);
     tile_mir_add(m, in);
   }
-  tile_lower_prefetch_block(g->cx, first, m->ninsts, bytes);
+  tile_lower_prefetch_block(g->cx, first, m->ninsts, bytes, g->pf_parts ? g->npf - 1 : 0);
+}
+
+int64_t mm_part_step(const Gen *g, int64_t c0, int64_t kp) {
+  for (int32_t r = 1; g->pf_parts && c0 == 0 && r < g->npf; r++)
+    if (g->pf_first[r] / g->width > kp) return g->pf_first[r] / g->width;
+  return INT64_MAX;
 }
 
 /* VMEM offset of slab s's slot in the A ring (two slots per kind, normal first), and of

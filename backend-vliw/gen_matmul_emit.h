@@ -50,8 +50,9 @@ enum { SEM_B, SEM_B_EDGE, SEM_A, SEM_A0, SEM_OUT, SEM_COUNT };
  * are needed sooner. */
 enum { MM_B_AHEAD = 2 };
 
-/* DMAs a prefetch takes at most (fewer when the lowering allows fewer). */
-enum { MM_PF_RUNS = 2 };
+/* DMAs a prefetch takes at most (fewer when the lowering allows fewer): runs of
+ * blocks, or parts that land in order (gen_matmul_dma.c, "Prefetch"). */
+enum { MM_PF_RUNS = 2, MM_PF_PARTS = 4 };
 
 typedef struct Gen {
   TileLowerCtx *cx;
@@ -80,10 +81,13 @@ typedef struct Gen {
   int64_t nfine;                /* copies out of the final block issued so far */
   /* the prefetch (MmPlan.pf): runs of blocks, each copied by one DMA signalling pf_sem */
   int32_t pf_sem, npf;
-  int64_t pf_first[MM_PF_RUNS], pf_count[MM_PF_RUNS];
-  int64_t pf_steps;             /* > 0: run 0 is pf_steps whole K steps of pf_count[0] /
-                                 * pf_steps blocks each, block (kp, i) in slot
-                                 * i * pf_steps + kp; 0: every run in slots pf_first.. */
+  int64_t pf_first[MM_PF_PARTS], pf_count[MM_PF_PARTS];
+  int64_t pf_steps[MM_PF_PARTS]; /* > 0: run r is pf_steps[r] whole K steps of the first
+                                  * chunk, pf_count[r] / pf_steps[r] blocks each, block
+                                  * (kp, i) in slot pf_first[r] + i * pf_steps[r] + kp -
+                                  * its first step; 0: its blocks in slots pf_first.. */
+  bool pf_parts;                 /* the runs are parts landing in order: the lowering
+                                  * waits for the first, the blocks for the others */
 } Gen;
 
 /* The final block's copies out, in issue order: copy c covers row tiles [lo, hi).
@@ -100,6 +104,9 @@ void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dm
 /* Emits the prefetch's DMAs (li and dma per run) and reports them to the lowering,
  * which moves them into an earlier group. Needs the buffers. */
 void mm_prefetch_emit(Gen *g);
+/* The first K step past kp, of the chunk starting at block c0, at which a prefetch part
+ * starts (INT64_MAX: none; only the first chunk has parts). */
+int64_t mm_part_step(const Gen *g, int64_t c0, int64_t kp);
 /* Builds the records and the descriptor tables (and the blocks, if not yet made). */
 void mm_tables(Gen *g);
 void mm_tables_free(Gen *g);

@@ -37,14 +37,15 @@ struct TileLowerCtx {
   int32_t coll_anchor_naxes;
   int64_t coll_anchor_axes[TILE_MAX_TORUS_RANK][3];
   int32_t sems_used;       /* the most semaphores any group has taken, plus the base */
-  /* Cross-group prefetch (lower_prefetch.c): the plan (NULL: none), its semaphore (-1:
-   * none), the budget of the group being generated (bytes of weights, 0: none), and the
+  /* Cross-group prefetch (lower_prefetch.c): the plan (NULL: none), the semaphore of
+   * the group being generated's prefetch (-1: none), the budget of the group being generated (bytes of weights, 0: none), and the
    * block of DMAs its generator reported (insts [pf_first, pf_end); empty when none). */
   struct TilePfPlan *pf;
   int32_t pf_sem;
   int64_t pf_budget;
   int32_t pf_dmas;         /* DMAs the group's prefetch may keep in flight */
   int32_t pf_first, pf_end;
+  int32_t pf_inner;        /* the last of them, which the group waits for itself */
   int64_t pf_copied;       /* bytes of weights those DMAs copy */
   /* The most DMAs the group being generated keeps in flight at once, where its
    * generator bounds them (0: not stated; the prefetch then counts every DMA it
@@ -88,8 +89,10 @@ int64_t tile_lower_prefetch_dma_count(const TileMir *m, int32_t first, int32_t e
  * `dma`s of bound inputs into its own VMEM (each `dma` naming descriptor, source and
  * destination in that order), on the prefetch semaphore, copying `bytes` of weights. The
  * lowering moves them into an earlier group and adds their waits before the group that
- * reads them. */
-void tile_lower_prefetch_block(TileLowerCtx *cx, int32_t first, int32_t end, int64_t bytes);
+ * reads them, but for the last `inner`: the group waits for those itself, and they land
+ * in issue order after the others. */
+void tile_lower_prefetch_block(TileLowerCtx *cx, int32_t first, int32_t end, int64_t bytes,
+                               int32_t inner);
 
 /* The prefetch plan over a function's live groups in run order (classified): which
  * matmul gets a budget, where its copies and their waits go; takes the semaphore when

@@ -230,7 +230,16 @@ static void mem_access(Walk *w, Ref r, int32_t chain, bool writes) {
                      * next wait is for another DMA into the buffer), or with no writer
                      * seen in this stretch (the DMA was issued before it), so later
                      * reads follow it. */
-  if (c->write.node >= 0) edge(w, c->write, r, mem_lat(w, c->write, true, r, writes));
+  if (c->write.node >= 0) {
+    int32_t lat = mem_lat(w, c->write, true, r, writes);
+    /* A DMA that read the buffer after a DMA wrote it did so with that write landed, or
+     * the write went to a peer's copy (a send): a wait after both is the reader's, and
+     * takes the reader's time (its edge below), not the writer's. */
+    if (writes && w->g->ins[r.node].op == TILE_MOP_WAIT && w->g->ins[c->write.node].op == TILE_MOP_DMA)
+      for (int32_t i = c->readers; i >= 0 && lat > 1; i = w->sc->pool[i].next)
+        if (w->g->ins[w->sc->pool[i].r.node].op == TILE_MOP_DMA) lat = 1;
+    edge(w, c->write, r, lat);
+  }
   if (!writes) {
     /* a store before the last writer may still be landing */
     if (c->store.node >= 0 && (c->store.node != c->write.node || c->store.iter != c->write.iter))
