@@ -231,11 +231,10 @@ void coll_line_gather_level(Coll *c, const CollLineBlocks *lines, int n, int32_t
 static bool line_axis(const Coll *c, int k) { return !c->ax[k].wrap && c->ax[k].p >= 2; }
 
 bool coll_line_all_gather_applies(const Coll *c) {
-  int act = 0, longer = 0;
+  int longer = 0;
   for (int k = 0; k < c->naxes; k++) {
     if (c->ax[k].p < 2) continue;
     if (!line_axis(c, k)) return false;
-    act++;
     longer += c->ax[k].p > 2;
   }
   return longer > 0 && coll_line_gather_inflight(c, 1) <= c->cx->target->dma_outstanding;

@@ -12,7 +12,8 @@
  * gets a budget of bytes: what HBM moves in the time those collectives are expected to
  * take (below). Its generator copies that many of its first weight pieces with a few
  * DMAs (gen_matmul_dma.c, "Prefetch") on the prefetch semaphore and reports them. They
- * move to the start of the earliest of those collectives, and their waits, one per DMA
+ * move to the start of the earliest of those collectives (past its operand's load:
+ * after_loads), and their waits, one per DMA
  * naming the copies' destination, go right after the last collective (but for the
  * parts the group waits for itself). So:
  *   - the copies run exactly while the collectives do: the groups between the last
@@ -89,6 +90,7 @@ typedef struct PfGroup {
   int32_t wsize;
   int64_t wbytes, busy, traffic;
   bool whole;
+  bool collective; /* a collective some prefetch moves to */
 } PfGroup;
 
 /* Two semaphores, taken in turn by the prefetches in program order: a matmul window's
@@ -264,6 +266,7 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
     if (to < 0 || (groups[to]->kind == TILE_GROUP_COLLECTIVE && cycles <= 0)) continue;
     gi->to = to;
     gi->until = until;
+    pf->g[to].collective = groups[to]->kind == TILE_GROUP_COLLECTIVE;
     /* a matmul window's budget is what it is expected to give; set when entered */
     gi->budget = groups[to]->kind == TILE_GROUP_COLLECTIVE
                      ? (int64_t)(PF_MARGIN * (double)cycles * (double)t->hbm_bw /
@@ -338,6 +341,34 @@ void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k) {
   cx->pf_dmas = 0;
 }
 
+/* Whether `in` names buffer `buf`. */
+static bool names(const TileMirInst *in, int32_t buf) {
+  for (int k = 0; k < TILE_MIR_MAX_MEM; k++)
+    if (in->mem[k].buf == buf) return true;
+  return false;
+}
+
+/* Where copies moved to the collective whose code is insts [at, end) go: after its
+ * first wait where that wait is for a local copy (it names the copy's source and
+ * destination, as a send's waits do not: the one for its arrival names the
+ * destination, the one for its departure the source), else at its start. That copy is
+ * the collective's operand into VMEM, which its first step waits for; copies in flight
+ * together share HBM evenly (docs/emulator.md), so copies issued beside it would make
+ * it, and the whole collective after it, several times as long. */
+static int32_t after_loads(const TileMir *m, int32_t at, int32_t end) {
+  const TileMirInst *dma = NULL;
+  for (int32_t j = at; j < end; j++) {
+    const TileMirInst *in = &m->insts[j];
+    if (in->op == TILE_MIR_LOOP_BEGIN) break;
+    if (in->op == TILE_MOP_DMA) dma = in;
+    if (in->op != TILE_MOP_WAIT) continue;
+    bool local = dma && dma->mem[1].buf >= 0 && dma->mem[2].buf >= 0 &&
+                 names(in, dma->mem[1].buf) && names(in, dma->mem[2].buf);
+    return local ? j + 1 : at;
+  }
+  return at;
+}
+
 bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts) {
   const struct TilePfPlan *pf = cx->pf;
   TileMir *m = cx->mir;
@@ -347,6 +378,7 @@ bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t
     b.first += added;
     b.end += added;
     int32_t n = b.end - b.first, at = starts[b.to].first_inst;
+    if (pf->g[b.to].collective) at = after_loads(m, at, starts[b.to + 1].first_inst);
     if (n <= 0 || at >= b.first) continue;
     /* the copies to the start of the first collective */
     if (!tile_mir_move_insts(m, at, b.first, b.end)) return false;

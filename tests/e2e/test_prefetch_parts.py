@@ -80,13 +80,13 @@ def test_parts_match_numpy(tilec, tmp_path, k):
 
 @pytest.mark.parametrize("k,parts", [(2048, 2), (8192, 4)])
 def test_matmul_waits_for_each_later_part(tilec, tmp_path, k, parts):
-    """In the MIR: `parts` prefetch DMAs (matmul.pf0..) before the all_gather; on their
+    """In the MIR: `parts` prefetch DMAs (matmul.pf0..) in the all_gather; on their
     semaphore, one wait before the matmul's first op and one inside it per later part,
     each after weight loads of the parts before."""
     lines = compile_mir(tilec, write(tmp_path, PROGRAM, k))
     pf = [i for i, l in enumerate(lines) if re.search(r"\bdma .*\{r matmul\.pf\d+, r w2,", l)]
     coll = [i for i, l in enumerate(lines) if "// all_gather" in l]
-    assert len(pf) == parts and coll and max(pf) < coll[0]
+    assert len(pf) == parts and coll and max(pf) < coll[-1]
     mm = matmul_lines(lines, 5)
     first = min(i for i in mm if i > coll[-1])
     # the lowering's wait: the first wait naming the ring after the collective

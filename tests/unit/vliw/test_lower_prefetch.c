@@ -77,7 +77,15 @@ TEST(lower_prefetch, weight_dma_moves_before_the_collective) {
     if (in->op == TILE_MOP_SIGNAL) CHECK(in->c != sem);
   }
   REQUIRE(first_coll >= 0);
-  CHECK(pf_dma >= 0 && pf_dma < first_coll);
+  /* before every op of the collective but its operand's load into VMEM and the wait for
+   * it (the copies must not share HBM with that load), and before its last op */
+  CHECK(pf_dma >= 0 && pf_dma < last_coll);
+  int32_t coll_dmas = 0, coll_waits = 0;
+  for (int32_t i = first_coll; i < pf_dma; i++) {
+    coll_dmas += m->insts[i].op == TILE_MOP_DMA && inst_from(&m->insts[i], "all_reduce");
+    coll_waits += m->insts[i].op == TILE_MOP_WAIT && inst_from(&m->insts[i], "all_reduce");
+  }
+  CHECK(coll_dmas <= 1 && coll_waits == coll_dmas);
   CHECK(pf_dmas >= 1 && pf_dmas <= 2);
   CHECK_EQ(pf_dmas, pf_waits);
   CHECK_EQ(pf_dmas, count_bufs(m, "matmul.pf"));
