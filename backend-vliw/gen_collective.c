@@ -69,6 +69,17 @@ const TileMesh *tile_coll_func_mesh(const TileModule *m, const TileFunc *f) {
   return NULL;
 }
 
+const TileMesh *tile_coll_op_mesh(const TileModule *m, const TileFunc *f, const TileOp *op) {
+  const TileAttr *a = tile_attr_get(&op->attrs, "mesh");
+  if (a && a->kind == TILE_ATTR_SYMBOL) return tile_module_find_mesh(m, a->s);
+  return tile_coll_func_mesh(m, f);
+}
+
+const TileAttr *tile_coll_axes_attr(const TileOp *op) {
+  const TileAttr *a = tile_attr_get(&op->attrs, "axes");
+  return a ? a : tile_attr_get(&op->attrs, "axis");
+}
+
 /* Bytes of the reduce-scatter's receive buffers: per level k, (p_k - 1) chunks of the
  * level's region (the all-gathers need none: they work in place). */
 static int64_t recv_bytes(const Coll *c, int64_t total) {
@@ -926,11 +937,8 @@ static bool permute_spanning(Coll *c, TileTensorRef x, TileTensorRef y, int64_t 
 
 bool tile_coll_permute_one_hop(const TileModule *m, const TileFunc *f, const TileOp *op) {
   if (op->kind != TILE_OP_COLLECTIVE_PERMUTE || op->nopnd < 1 || op->nres < 1) return false;
-  const TileAttr *ma = tile_attr_get(&op->attrs, "mesh");
-  const TileMesh *mesh = ma && ma->kind == TILE_ATTR_SYMBOL ? tile_module_find_mesh(m, ma->s)
-                                                            : tile_coll_func_mesh(m, f);
-  const TileAttr *a = tile_attr_get(&op->attrs, "axes");
-  if (!a) a = tile_attr_get(&op->attrs, "axis");
+  const TileMesh *mesh = tile_coll_op_mesh(m, f, op);
+  const TileAttr *a = tile_coll_axes_attr(op);
   if (!mesh || !a) return false;
   if ((a->kind == TILE_ATTR_ARRAY || a->kind == TILE_ATTR_TUPLE) && a->n == 1) a = a->elems;
   if (a->kind != TILE_ATTR_IDENT) return false;

@@ -11,6 +11,10 @@
  * the function holds a collective; NULL for a one-chip function. Its parameters and
  * results are then bound per chip (one slice per chip). */
 const TileMesh *tile_coll_func_mesh(const TileModule *m, const TileFunc *f);
+/* The mesh a collective op of f runs over: its own `mesh` attribute, else f's. */
+const TileMesh *tile_coll_op_mesh(const TileModule *m, const TileFunc *f, const TileOp *op);
+/* A collective op's axes: its `axes` attribute, else its `axis` (NULL: neither). */
+const TileAttr *tile_coll_axes_attr(const TileOp *op);
 
 /* Semaphores a mesh function sets aside for arrivals from other chips: per torus dim,
  * one pair (the two ring directions) per ring it can carry at once (one per prime

@@ -30,12 +30,6 @@ int32_t tile_coll_sem_band(const TileTarget *t) { return 2 * dim_slot_base(t, t-
 
 /* ---- the op's mesh and axes ---- */
 
-static const TileMesh *op_mesh(Coll *c) {
-  const TileAttr *a = tile_attr_get(&c->op->attrs, "mesh");
-  if (a && a->kind == TILE_ATTR_SYMBOL) return tile_module_find_mesh(c->cx->m, a->s);
-  return tile_coll_func_mesh(c->cx->m, c->cx->f);
-}
-
 static bool whole_dim(const TileMesh *mesh, const TileMeshAxis *ma) {
   return ma->ndims == 1 && ma->size == mesh->dims[ma->dims[0]];
 }
@@ -120,12 +114,11 @@ static bool check_mesh(Coll *c, const TileMesh *mesh) {
 }
 
 bool coll_resolve_axes(Coll *c) {
-  const TileMesh *mesh = op_mesh(c);
+  const TileMesh *mesh = tile_coll_op_mesh(c->cx->m, c->cx->f, c->op);
   if (!mesh)
     return tile_lower_error(c->cx, c->op, "no mesh: give the function {mesh = @name}");
   if (!check_mesh(c, mesh)) return false;
-  const TileAttr *a = tile_attr_get(&c->op->attrs, "axes");
-  if (!a) a = tile_attr_get(&c->op->attrs, "axis");
+  const TileAttr *a = tile_coll_axes_attr(c->op);
   if (!a) return tile_lower_error(c->cx, c->op, "no axes");
   const TileAttr *names = a;
   int32_t n = 1;

@@ -122,11 +122,14 @@ static void issue(Gen *g, int32_t ptr, const DescTable *t, int32_t src, int32_t 
 /* Waits for the oldest copy on semaphore `sem`, naming the VMEM side it fills or
  * drains (the HBM tensors are shared by every copy of a kind: naming them would order
  * the wait after the newest copy). */
-static void wait(Gen *g, int sem, int32_t buf) {
-  TileMirInst in = ins(TILE_MOP_WAIT, 0, 0, 0, g->sem[sem], 1);
+static void wait_on(Gen *g, int32_t sem_id, int32_t buf) {
+  TileMirInst in = ins(TILE_MOP_WAIT, 0, 0, 0, sem_id, 1);
   tile_mir_mem(&in, buf, TILE_MIR_WRITE, 0);
   emit(g, in);
 }
+
+/* The same on one of the group's own semaphores (SEM_*). */
+static void wait(Gen *g, int sem, int32_t buf) { wait_on(g, g->sem[sem], buf); }
 
 static void source(Gen *g) { tile_mir_set_source(g->m, tile_op_name(g->p->mm->kind), g->p->mm->loc); }
 
@@ -776,10 +779,7 @@ static void kstep(Gen *g, int64_t j) {
  * past those of the parts before is this one's. It names the ring, so the scheduler
  * keeps the blocks' weight loads after it. */
 static void part_wait(Gen *g, int64_t c0, int64_t kp) {
-  if (kp == 0 || mm_part_step(g, c0, kp - 1) != kp) return;
-  TileMirInst in = ins(TILE_MOP_WAIT, 0, 0, 0, g->pf_sem, 1);
-  tile_mir_mem(&in, g->bbuf, TILE_MIR_WRITE, 0);
-  emit(g, in);
+  if (kp > 0 && mm_part_step(g, c0, kp - 1) == kp) wait_on(g, g->pf_sem, g->bbuf);
 }
 
 /* The middle K steps (one kind: mid pops on both sides). */

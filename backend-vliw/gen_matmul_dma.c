@@ -172,10 +172,11 @@ static int64_t b_src(const MmPlan *p, const Block *k) {
  * MM_PF_PARTS DMAs of doubling size instead, and only the first is waited for before
  * the group; the blocks wait for each later one before its first K step (gen_matmul.c,
  * chunk). DMAs in flight together share HBM evenly, so the smaller lands first: the
- * parts land in order, the first after a quarter or so of the copy's time, and a
- * matmul that starts before the copy is done computes the parts in as they come (with
- * one DMA it would wait for all of it, then compute). The parts still in flight while
- * the group runs come out of its B pieces ahead (depth).
+ * parts land in order, the first of n after n / (2^n - 1) of the copy's time (two
+ * thirds with two parts, about a quarter with four), and a matmul that starts before
+ * the copy is done computes the parts in as they come (with one DMA it would wait for
+ * all of it, then compute). The parts still in flight while the group runs come out
+ * of its B pieces ahead (depth).
  *
  * The B table then holds the pieces of blocks pf.. first, so the group's own copies
  * start at once; the pf prefetched blocks' turns become placeholders signalling SEM_B
@@ -189,8 +190,7 @@ static int64_t b_src(const MmPlan *p, const Block *k) {
  * every piece. */
 
 /* Whether the first `steps` K steps of the first chunk (c blocks each) lie on a grid:
- * rows of K run on across the steps, and the blocks of a step a constant stride apart
- * (*stride). */
+ * rows of K run on across the steps, and the blocks of a step a constant stride apart. */
 static bool on_grid(const Gen *g, int64_t steps, int64_t c) {
   const MmPlan *p = g->p;
   if (steps < 2 || steps * c > g->nblocks) return false;
@@ -331,8 +331,9 @@ void mm_prefetch_emit(Gen *g) {
     li.imm_buf = desc;
     tile_mir_add(m, li);
     TileMirInst in = tile_mir_inst(TILE_MOP_DMA, 0, reg, 0, 0, 0);
-    bytes += n * p->Kb * cols * p->be;
-    in.est_cycles = tile_lower_dma_cycles(tile_lower_target(g->cx), n * p->Kb * cols * p->be);
+    int64_t run_bytes = n * p->Kb * cols * p->be;
+    bytes += run_bytes;
+    in.est_cycles = tile_lower_dma_cycles(tile_lower_target(g->cx), run_bytes);
     tile_mir_mem(&in, desc, TILE_MIR_READ, 0);
     tile_mir_mem(&in, p->b.buf, TILE_MIR_READ, 0);
     tile_mir_mem(&in, g->bbuf, TILE_MIR_WRITE, 0);
@@ -342,8 +343,9 @@ void mm_prefetch_emit(Gen *g) {
 }
 
 int64_t mm_part_step(const Gen *g, int64_t c0, int64_t kp) {
+  int64_t c = g->p->lead * g->p->nnp; /* blocks per K step of the first chunk */
   for (int32_t r = 1; g->pf_parts && c0 == 0 && r < g->npf; r++)
-    if (g->pf_first[r] / g->width > kp) return g->pf_first[r] / g->width;
+    if (g->pf_first[r] / c > kp) return g->pf_first[r] / c;
   return INT64_MAX;
 }
 

@@ -37,9 +37,10 @@ struct TileLowerCtx {
   int32_t coll_anchor_naxes;
   int64_t coll_anchor_axes[TILE_MAX_TORUS_RANK][3];
   int32_t sems_used;       /* the most semaphores any group has taken, plus the base */
-  /* Cross-group prefetch (lower_prefetch.c): the plan (NULL: none), the semaphore of
-   * the group being generated's prefetch (-1: none), the budget of the group being generated (bytes of weights, 0: none), and the
-   * block of DMAs its generator reported (insts [pf_first, pf_end); empty when none). */
+  /* Cross-group prefetch (lower_prefetch.c): the plan (NULL: none), and for the group
+   * being generated its prefetch's semaphore (-1: none), its budget (bytes of weights,
+   * 0: none) and the block of DMAs its generator reported (insts [pf_first, pf_end);
+   * empty when none). */
   struct TilePfPlan *pf;
   int32_t pf_sem;
   int64_t pf_budget;
@@ -94,12 +95,12 @@ int64_t tile_lower_prefetch_dma_count(const TileMir *m, int32_t first, int32_t e
 void tile_lower_prefetch_block(TileLowerCtx *cx, int32_t first, int32_t end, int64_t bytes,
                                int32_t inner);
 
-/* The prefetch plan over a function's live groups in run order (classified): which
- * matmul gets a budget, where its copies and their waits go; takes the semaphore when
- * any does. */
 /* A semaphore of the whole function that no group numbers and no peer signals, for
  * transfers that cross groups (lower.c). */
 int32_t tile_lower_function_sem(TileLowerCtx *cx);
+/* The prefetch plan over a function's live groups in run order (classified): which
+ * matmul gets a budget, where its copies and their waits go; takes the semaphores when
+ * any does. */
 void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n);
 /* Before generating live group k (starts[0..k] set): its budget and DMAs. */
 void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup *starts);

@@ -13,9 +13,8 @@
  * take (below). Its generator copies that many of its first weight pieces with a few
  * DMAs (gen_matmul_dma.c, "Prefetch") on the prefetch semaphore and reports them. They
  * move to the start of the earliest of those collectives (past its operand's load:
- * after_loads), and their waits, one per DMA
- * naming the copies' destination, go right after the last collective (but for the
- * parts the group waits for itself). So:
+ * after_loads), and their waits, one per DMA naming the copies' destination, go right
+ * after the last collective (but for the parts the group waits for itself). So:
  *   - the copies run exactly while the collectives do: the groups between the last
  *     collective and the matmul find them landed;
  *   - the semaphore is one of the function's own, below the collectives' band: the
@@ -90,8 +89,11 @@ typedef struct PfGroup {
   int32_t wsize;
   int64_t wbytes, busy, traffic;
   bool whole;
-  bool collective; /* a collective some prefetch moves to */
 } PfGroup;
+
+/* Whether a group copies move to is a matmul window (it reserves DMAs for them), not a
+ * collective. */
+static bool mm_window(const PfGroup *g) { return g->reserve > 0; }
 
 /* Two semaphores, taken in turn by the prefetches in program order: a matmul window's
  * copies (of the next matmul) signal while the window waits for the last parts of its
@@ -145,8 +147,7 @@ static int64_t value_bytes(const TileValue *v) {
 
 /* Chips on the axes an op's `axes` (or `axis`) names; 1 when none is found. */
 static int64_t axes_chips(const TileMesh *mesh, const TileOp *op) {
-  const TileAttr *a = tile_attr_get(&op->attrs, "axes");
-  if (!a) a = tile_attr_get(&op->attrs, "axis");
+  const TileAttr *a = tile_coll_axes_attr(op);
   if (!a) return 1;
   const TileAttr *names = a->kind == TILE_ATTR_IDENT ? a : a->elems;
   int32_t n = a->kind == TILE_ATTR_IDENT ? 1 : a->n;
@@ -266,7 +267,6 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
     if (to < 0 || (groups[to]->kind == TILE_GROUP_COLLECTIVE && cycles <= 0)) continue;
     gi->to = to;
     gi->until = until;
-    pf->g[to].collective = groups[to]->kind == TILE_GROUP_COLLECTIVE;
     /* a matmul window's budget is what it is expected to give; set when entered */
     gi->budget = groups[to]->kind == TILE_GROUP_COLLECTIVE
                      ? (int64_t)(PF_MARGIN * (double)cycles * (double)t->hbm_bw /
@@ -309,7 +309,7 @@ void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup
   int64_t outstanding = cx->target->dma_outstanding - cx->dma_reserve;
   if (to >= 0) {
     /* the window: a matmul leaves the DMAs it reserved, a collective what it keeps */
-    bool mm = pf->g[to].reserve > 0;
+    bool mm = mm_window(&pf->g[to]);
     int64_t left = mm ? MM_WINDOW_DMAS : outstanding - most_in_flight(cx, starts, to, until);
     /* The waits go right before this group when the row-wise and layout groups after
      * the window leave as many DMAs (or enough for a prefetch's runs): the copies then
@@ -378,7 +378,7 @@ bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t
     b.first += added;
     b.end += added;
     int32_t n = b.end - b.first, at = starts[b.to].first_inst;
-    if (pf->g[b.to].collective) at = after_loads(m, at, starts[b.to + 1].first_inst);
+    if (!mm_window(&pf->g[b.to])) at = after_loads(m, at, starts[b.to + 1].first_inst);
     if (n <= 0 || at >= b.first) continue;
     /* the copies to the start of the first collective */
     if (!tile_mir_move_insts(m, at, b.first, b.end)) return false;

@@ -235,9 +235,10 @@ static void mem_access(Walk *w, Ref r, int32_t chain, bool writes) {
     /* A DMA that read the buffer after a DMA wrote it did so with that write landed, or
      * the write went to a peer's copy (a send): a wait after both is the reader's, and
      * takes the reader's time (its edge below), not the writer's. */
-    if (writes && w->g->ins[r.node].op == TILE_MOP_WAIT && w->g->ins[c->write.node].op == TILE_MOP_DMA)
+    const TileMirInst *ins = w->g->ins;
+    if (writes && ins[r.node].op == TILE_MOP_WAIT && ins[c->write.node].op == TILE_MOP_DMA)
       for (int32_t i = c->readers; i >= 0 && lat > 1; i = w->sc->pool[i].next)
-        if (w->g->ins[w->sc->pool[i].r.node].op == TILE_MOP_DMA) lat = 1;
+        if (ins[w->sc->pool[i].r.node].op == TILE_MOP_DMA) lat = 1;
     edge(w, c->write, r, lat);
   }
   if (!writes) {

@@ -211,6 +211,19 @@ static inline int sems_held(const TileEmu *e, const TileTarget *t, int chips) {
   return held;
 }
 
+/* Runs obj on t in strict mode on a fresh emulator: its status (-1 when the emulator
+ * could not be made, printed) and, where held is given, the semaphores left non-zero
+ * on every chip of t's torus. */
+static inline int run_object(const TileObject *obj, const TileTarget *t, int *held) {
+  TileEmu *e = emu_for(obj, t);
+  if (!e) return -1;
+  int st = emu_run(e), chips = 1;
+  for (int d = 0; d < t->torus_rank; d++) chips *= (int)t->torus[d];
+  if (held) *held = sems_held(e, t, chips);
+  tile_emu_free(e);
+  return st;
+}
+
 /* ---- counting in MIR ---- */
 
 /* How many insts have this op. */

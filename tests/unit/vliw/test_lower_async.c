@@ -220,13 +220,9 @@ TEST(lower_async, runs_strict_on_the_torus) {
       if (!ok) fprintf(stderr, "%s %zu: %s\n", cases[i].target, j, err);
       CHECK(ok);
       if (ok) {
-        TileEmu *e = emu_for(&obj, &t);
-        CHECK(e != NULL);
-        if (e) {
-          CHECK_EQ(TILE_EMU_OK, emu_run(e));
-          CHECK_EQ(0, sems_held(e, &t, t.torus[0] * t.torus[1]));
-          tile_emu_free(e);
-        }
+        int held = -1;
+        CHECK_EQ(TILE_EMU_OK, run_object(&obj, &t, &held));
+        CHECK_EQ(0, held);
       }
       tile_object_free(&obj);
     }

@@ -200,14 +200,7 @@ TEST(lower_prefetch, runs_strict_on_the_torus) {
     CHECK(copies >= 1);
     if (!ok) fprintf(stderr, "%s: %s\n", cases[i].target, err);
     CHECK(ok);
-    if (ok) {
-      TileEmu *e = emu_for(&obj, &t);
-      CHECK(e != NULL);
-      if (e) {
-        CHECK_EQ(TILE_EMU_OK, emu_run(e));
-        tile_emu_free(e);
-      }
-    }
+    if (ok) CHECK_EQ(TILE_EMU_OK, run_object(&obj, &t, NULL));
     tile_object_free(&obj);
   }
 }
