@@ -18,8 +18,9 @@
  *
  * The sum of chunk c starts on chip c + 1 (its step 1) and gathers one chip's partial
  * a hop, reaching chip c at the end, where the chip adds its own partial y0. Step 0
- * runs the ops before the block's last matmul; that matmul and what follows it run
- * last, while the last hop of the sums is on the link. The links carry what the all_gather and the reduce_scatter carried on a ring,
+ * is cut in two (tail_start): its first part runs while the first hop is on the link,
+ * the rest last, while the last hop of the sums is. The links carry what the
+ * all_gather and the reduce_scatter carried on a ring,
  * one hop a step, and no chip ever indexes by its position: every step's shapes and
  * buffers are the same on every chip.
  *
@@ -238,14 +239,39 @@ static TileValue *step(Rewrite *w, TileValue **map, TileValue *xb, int s, int lo
   return NULL;
 }
 
-/* Where the region's last matmul starts: the chip's own chunk runs the ops before it
- * first and the rest at the end, so its last matmul runs while the last hop of the
- * sums is on the link (nothing else is left to do then). */
+/* The bytes of one chunk of v. */
+static double chunk_bytes(const Region *R, const TileValue *v) {
+  return (double)tile_type_numel(&v->type) / (double)R->p *
+         (double)tile_elem_bits((TileElem)v->type.elem) / 8.0;
+}
+
+/* Where the chip's own chunk (step 0) is cut: the ops before the cut run first, while
+ * the next chunk's hop is on the link, and the rest at the end, while the last hop of
+ * the sums is. Both hops cross the same link, so the cut splits step 0's matmul work
+ * in the ratio of the bytes the two hops carry (the chunk of x against the chunk of
+ * sums): where the step outlasts both hops, each is then hidden, and where it does
+ * not, neither side waits longer than its share. The cut is made right before a
+ * matmul other than the first, where the FLOPs before it come nearest that share, so
+ * a matmul runs at each end (a block of one matmul runs the ops before it first). */
+static double mm_work(const TileOp *op) {
+  return op->kind == TILE_OP_MATMUL
+             ? (double)tile_type_numel(&op->res[0]->type) * (double)op->opnd[0].v->type.dims[1]
+             : 0;
+}
+
 static int tail_start(const Region *R) {
-  int k = 0;
-  for (int i = 0; i < R->n; i++)
-    if (R->ops[i]->kind == TILE_OP_MATMUL) k = i;
-  return k;
+  double total = 0, xb = chunk_bytes(R, R->ag->res[0]), sb = chunk_bytes(R, R->rs->opnd[0].v);
+  for (int i = 0; i < R->n; i++) total += mm_work(R->ops[i]);
+  double want = total * xb / (xb + sb), head = 0, best = -1;
+  int cut = 0, matmuls = 0;
+  for (int i = 0; i < R->n; i++) {
+    if (R->ops[i]->kind != TILE_OP_MATMUL) continue;
+    double miss = head > want ? head - want : want - head;
+    if (matmuls++ == 0) cut = i; /* one matmul: the ops before it run first */
+    else if (best < 0 || miss < best) best = miss, cut = i;
+    head += mm_work(R->ops[i]);
+  }
+  return cut;
 }
 
 /* Replaces the region by its steps; false (an internal error reported) when they do not build. */
