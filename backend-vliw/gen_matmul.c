@@ -169,6 +169,13 @@ static void make_buffers(Gen *g) {
   }
   g->stage_slot = p->Mb * p->Nb * p->oe;
   g->stage = tile_mir_buffer(g->m, "matmul.out", TILE_SPACE_VMEM, 2 * g->stage_slot, 1, 128);
+  MmPlan *mp = (MmPlan *)p;
+  for (int32_t i = 0; i < p->ntiles; i++) {
+    MmTile *t = &mp->tiles[i];
+    t->vmem = tile_mir_buffer(g->m, "matmul.in", TILE_SPACE_VMEM,
+                              mm_tile_slots(p) * p->Mb * p->Nb * t->esize, 1, 128);
+    g->c_ipitch[i] = li(g, p->Nb * t->esize);
+  }
 }
 
 static int acc_slot(const Gen *g, int64_t tile) {
@@ -228,10 +235,15 @@ static void load_rows(Gen *g) {
 /* The pop side of one block in a loop: its kind and address registers. */
 typedef struct PopSide {
   PopKind kind;
-  int32_t acc, stg, rows[MM_MAX_ROWS];
+  int32_t acc, stg, rows[MM_MAX_ROWS], tiles[MM_MAX_TILES];
   int64_t tile; /* the row tile the registers point at */
   bool loaded;  /* the accumulator tiles are in g->acc_next (block_one) */
 } PopSide;
+
+/* Bytes of one row tile of tile operand i's piece. */
+static int64_t tile_row_bytes(const MmPlan *p, int32_t i) {
+  return (int64_t)p->sub * p->Nb * p->tiles[i].esize;
+}
 
 /* Loads the pop side registers of block j - back pointing at row tile `tile`. */
 static PopSide pop_side(Gen *g, PopKind kind, int64_t back, int64_t tile) {
@@ -246,6 +258,10 @@ static PopSide pop_side(Gen *g, PopKind kind, int64_t back, int64_t tile) {
     s.stg = rec_word(g, REC_STAGE, back);
     if (tile) addi(g, s.stg, tile * p->sub * p->Nb * p->oe);
     for (int32_t i = 0; i < p->nrows; i++) s.rows[i] = rec_word(g, REC_ROW0 + i, back);
+    for (int32_t i = 0; i < p->ntiles; i++) {
+      s.tiles[i] = rec_word(g, rec_tile(p, i), back);
+      if (tile) addi(g, s.tiles[i], tile * tile_row_bytes(p, i));
+    }
   } else if (kind == POP_FIRST && p->bias >= 0) {
     s.rows[p->bias_row] = rec_word(g, REC_ROW0 + p->bias_row, back);
   }
@@ -276,6 +292,16 @@ static void step_push(Gen *g, const PushSide *push) {
         emit(g, ins(TILE_MOP_MXU_PUSH, 0, l[ki], 0, ki * p->nn + ni, 0));
   for (int i = 0; i < 2; i++)
     if (push->ptr[i] >= 0) addi(g, push->ptr[i], (int64_t)p->sub * p->Kb * p->ae);
+}
+
+/* Steps the pop side's registers past n row tiles (popped in straight-line
+ * code, or one step of a loop). */
+static void pop_skip(Gen *g, PopSide *pop, int64_t n) {
+  if (pop->kind == POP_NONE || n == 0) return;
+  if (pop->acc >= 0) addi(g, pop->acc, n * g->acc_row);
+  if (pop->stg >= 0) addi(g, pop->stg, n * g->p->sub * g->p->Nb * g->p->oe);
+  for (int32_t i = 0; i < g->p->ntiles && pop->kind == POP_LAST; i++)
+    addi(g, pop->tiles[i], n * tile_row_bytes(g->p, i));
 }
 
 /* The pops of one row-tile step: side `pop`, row tile `tile` (the acc slot is named
@@ -329,7 +355,11 @@ static void step_pop(Gen *g, PopSide *pop, int64_t tile, int64_t k) {
       v = s;
     }
     if (pop->kind == POP_LAST) {
-      int32_t r = mm_epilogue_emit(g->cx, p, v, pop->rows, g->zero, tile_col(p, ni));
+      int64_t toff[MM_MAX_TILES];
+      for (int32_t i = 0; i < p->ntiles; i++) toff[i] = k * tile_row_bytes(p, i);
+      MmEpiAt at = {.row_addr = pop->rows, .zero_stride = g->zero, .tile_addr = pop->tiles,
+                    .tile_pitch = g->c_ipitch, .tile_off = toff, .tcol = tile_col(p, ni)};
+      int32_t r = mm_epilogue_emit(g->cx, p, v, &at);
       source(g);
       vstore(g, r, p->out_bf16, pop->stg, g->c_spitch, tile_col(p, ni) * p->oe + stg_off,
              g->stage, 0);
@@ -338,15 +368,7 @@ static void step_pop(Gen *g, PopSide *pop, int64_t tile, int64_t k) {
     }
   }
   if (straight) return;
-  if (pop->acc >= 0) addi(g, pop->acc, g->acc_row);
-  if (pop->stg >= 0) addi(g, pop->stg, (int64_t)p->sub * p->Nb * p->oe);
-}
-
-/* Steps the pop side's registers past n row tiles popped in straight-line code. */
-static void pop_skip(Gen *g, PopSide *pop, int64_t n) {
-  if (pop->kind == POP_NONE || n == 0) return;
-  if (pop->acc >= 0) addi(g, pop->acc, n * g->acc_row);
-  if (pop->stg >= 0) addi(g, pop->stg, n * g->p->sub * g->p->Nb * g->p->oe);
+  pop_skip(g, pop, 1);
 }
 
 /* Blocks of at most MM_SHORT_ROWS row tiles (but one) have their row steps
@@ -511,6 +533,24 @@ static void push_before(Gen *g) {
 
 static void block_end(Gen *g, int64_t j);
 
+/* Tile operands (MmPlan.tiles): block j of a last K step waits for its pieces, copied in
+ * by the block before (the first of its step copies its own), then copies in the next
+ * block's, which has this block's time to land. So only one block's pieces are ever in
+ * flight on their semaphore, each waited for by count. The next block's go to a slot
+ * neither this block nor the blocks whose last rows it still pops read. */
+static void tiles_in(Gen *g, int64_t j) {
+  const MmPlan *p = g->p;
+  if (!p->ntiles || mm_pop_kind(g, j) != POP_LAST) return;
+  for (int pass = 0; pass < 2; pass++) {
+    bool copy = pass == 0 ? mm_pop_kind(g, j - 1) != POP_LAST : mm_pop_kind(g, j + 1) == POP_LAST;
+    for (int32_t i = 0; i < p->ntiles && copy; i++) {
+      const MmTile *t = &p->tiles[i];
+      issue(g, g->ip, &g->idesc, t->ref.buf, t->vmem, p->Mv * p->Nb * t->esize);
+    }
+    for (int32_t i = 0; i < p->ntiles && pass == 0; i++) wait(g, SEM_IN, p->tiles[i].vmem);
+  }
+}
+
 /* Block j of one row tile loads the accumulator tiles the next block's pops add (of
  * block j + 1 - lag, after this block's pops stored theirs): the vector loads are the
  * block's bound, and the scheduler puts the weights' first, so a load the pops wait for
@@ -540,6 +580,7 @@ static void block_one(Gen *g, int64_t j) {
   bool first = j == 0;
   PopKind ka = mm_pop_kind(g, j - p->lag);
   source(g);
+  tiles_in(g, j);
   int32_t bw = rec_word(g, REC_B, 0);
   if (ka == POP_LAST) stage_free(g);
   PopSide pop = pop_side(g, ka, p->lag, 0);
@@ -580,6 +621,7 @@ static void block(Gen *g, int64_t j) {
   bool late = p->stagger && !first;
   bool defer_a = late && a_refills_read(p), defer_b = late;
   source(g);
+  tiles_in(g, j);
   int32_t bw = rec_word(g, REC_B, 0);
   int32_t lhs = rec_word(g, REC_A, 0);
   int32_t old = -1;
@@ -766,7 +808,8 @@ static void block_rest(Gen *g, int64_t j) { block(g, j); }
 static void kstep(Gen *g, int64_t j) {
   const MmPlan *p = g->p;
   int64_t n = g->width, k = j + 1, end = j + n;
-  bool peel = n > 1 && j + n == g->nblocks;
+  /* The last block of a last step copies in no tile operand pieces: it runs alone. */
+  bool peel = n > 1 && (j + n == g->nblocks || (p->ntiles && mm_pop_kind(g, j) == POP_LAST));
   if (peel) end--;
   block(g, j);
   while (k < end && mm_pop_kind(g, k - p->lag) != mm_pop_kind(g, end - 1 - p->lag)) block(g, k++);
@@ -857,6 +900,7 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   g->bp = li_buf(g, g->bdesc.buf, 0);
   g->ap = li_buf(g, g->adesc.buf, 0);
   g->op = li_buf(g, g->odesc.buf, 0);
+  if (p->ntiles) g->ip = li_buf(g, g->idesc.buf, 0);
   /* Start-up: the first B piece and the first piece of the first slab alone (the first
    * push waits for both), the placeholder copies out; block 0 issues the rest. */
   g->a0 = li_buf(g, g->a0desc.buf, 0);

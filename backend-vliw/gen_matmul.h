@@ -29,7 +29,7 @@
 
 #include "tile/lower.h"
 
-enum { MM_MAX_EPI = 64, MM_MAX_ROWS = 8 };
+enum { MM_MAX_EPI = 64, MM_MAX_ROWS = 8, MM_MAX_TILES = 2 };
 
 /* Staggered weight switches (MmPlan.koff): a group's switch window (MM_XWIN steps),
  * the straight-line steps before it (MM_PRE: the group's weight loads start during its
@@ -67,6 +67,17 @@ typedef struct MmRow {
   int32_t vmem;     /* VMEM copy of the row */
   int esize;        /* bytes per element (2 for bf16, 4 for f32) */
 } MmRow;
+
+/* A value of the matmul's shape that the epilogue reads (a group input: a residual,
+ * the running sum of a ring's partials, the other half of a gated product). Each
+ * last-step block copies its Mb x Nb piece into a slot of its own (gen_matmul.c,
+ * "Tile operands"). */
+typedef struct MmTile {
+  const TileValue *v;
+  TileTensorRef ref;
+  int32_t vmem;     /* the slots, MM_TILE_SLOTS(p) of Mb x Nb elements */
+  int esize;
+} MmTile;
 
 typedef struct MmPlan {
   const TileOp *mm;           /* the matmul or dot_general */
@@ -125,6 +136,8 @@ typedef struct MmPlan {
   int32_t nepi;
   MmRow rows[MM_MAX_ROWS];
   int32_t nrows;
+  MmTile tiles[MM_MAX_TILES];
+  int32_t ntiles;
   TileEwConsts k;             /* the epilogue's constants, made once before the loops */
   /* Epilogue ops done elsewhere or fused (gen_matmul_epi.c), so the last K step, where
    * the epilogue's vector ops and their chain through a transcendental bound the row
@@ -145,6 +158,13 @@ bool mm_plan(TileLowerCtx *cx, const TileGroup *g, MmPlan *p);
 
 /* The row of the plan that is value v, or -1. */
 int32_t mm_row_index(const MmPlan *p, const TileValue *v);
+/* The tile operand of the plan that is value v, or -1. */
+int32_t mm_tile_index(const MmPlan *p, const TileValue *v);
+
+/* Slots of a tile operand: the block whose pieces are copied in, the one popping, and
+ * the blocks before it whose last rows are still popped (one; two with one row tile,
+ * whose pops trail by two blocks). */
+static inline int64_t mm_tile_slots(const MmPlan *p) { return p->Mb <= p->sub ? 4 : 3; }
 
 /* Finds the epilogue ops done elsewhere or fused (MmPlan.bias, fuse, skip). */
 void mm_plan_folds(MmPlan *p);
@@ -156,10 +176,21 @@ int64_t mm_plan_vmem(const MmPlan *p);
  * p->k: made once instead of a `vli` per result tile in the row loops. */
 void mm_epilogue_consts(TileLowerCtx *cx, MmPlan *p);
 
-/* The epilogue on one result tile: acc holds the f32 matmul tile; row_addr[i] is an
- * sreg with the VMEM address of row i's element for the block's first column and tcol
- * the tile's column within the block. Returns the vreg with the value to store. */
-int32_t mm_epilogue_emit(TileLowerCtx *cx, const MmPlan *p, int32_t acc,
-                         const int32_t *row_addr, int32_t zero_stride, int64_t tcol);
+/* Where the epilogue of one result tile finds its inputs: row_addr[i] is an sreg with
+ * the VMEM address of row i's element for the block's first column; tile_addr[i] one
+ * with tile operand i's piece, tile_off[i] bytes before the tile's first row, and
+ * tile_pitch[i] an sreg with its sublane pitch; tcol is the tile's column within the
+ * block. */
+typedef struct MmEpiAt {
+  const int32_t *row_addr;
+  int32_t zero_stride;
+  const int32_t *tile_addr, *tile_pitch;
+  const int64_t *tile_off;
+  int64_t tcol;
+} MmEpiAt;
+
+/* The epilogue on one result tile: acc holds the f32 matmul tile. Returns the vreg
+ * with the value to store. */
+int32_t mm_epilogue_emit(TileLowerCtx *cx, const MmPlan *p, int32_t acc, const MmEpiAt *at);
 
 #endif

@@ -97,6 +97,7 @@ void mm_tables_free(Gen *g) {
   free(g->adesc.words);
   free(g->a0desc.words);
   free(g->odesc.words);
+  free(g->idesc.words);
 }
 
 PopKind mm_pop_kind(const Gen *g, int64_t j) {
@@ -402,7 +403,7 @@ void mm_tables(Gen *g) {
   }
 
   /* records */
-  int64_t words = REC_ROW0 + p->nrows;
+  int64_t words = REC_ROW0 + p->nrows + p->ntiles;
   g->rec_bytes = words * 4;
   g->rec = tile_mir_buffer(m, "matmul.rec", TILE_SPACE_SMEM, nb * g->rec_bytes, 1, 4);
   int64_t nlast = 0;
@@ -415,8 +416,12 @@ void mm_tables(Gen *g) {
                    false);
     if (g->acc >= 0)
       tile_mir_reloc(m, g->rec, at + REC_ACC * 4, g->acc, k->np * p->nn * g->tile_bytes, false);
-    if (mm_pop_kind(g, j) == POP_LAST)
+    if (mm_pop_kind(g, j) == POP_LAST) {
+      for (int32_t i = 0; i < p->ntiles; i++)
+        tile_mir_reloc(m, g->rec, at + rec_tile(p, i) * 4, p->tiles[i].vmem,
+                       nlast % mm_tile_slots(p) * p->Mb * p->Nb * p->tiles[i].esize, false);
       tile_mir_reloc(m, g->rec, at + REC_STAGE * 4, g->stage, (nlast++ % 2) * g->stage_slot, false);
+    }
     for (int32_t r = 0; r < p->nrows; r++)
       tile_mir_reloc(m, g->rec, at + (REC_ROW0 + r) * 4, p->rows[r].vmem,
                      (k->nstart + k->bcol) * p->rows[r].esize, false);
@@ -493,6 +498,23 @@ void mm_tables(Gen *g) {
     }
     q++;
   }
+  /* tile operands: each last-step block's pieces, in block order (gen_matmul.c, "Tile
+   * operands") */
+  if (p->ntiles) table_init(g, &g->idesc, "matmul.idesc", (int32_t)(nlast * p->ntiles));
+  q = 0;
+  for (int64_t j = 0; j < nb && p->ntiles; j++) {
+    if (mm_pop_kind(g, j) != POP_LAST) continue;
+    const Block *k = &g->blocks[j];
+    for (int32_t i = 0; i < p->ntiles; i++) {
+      const MmTile *t = &p->tiles[i];
+      table_add(g, &g->idesc, t->ref.buf,
+                ((k->b * p->M + k->mstart) * p->N + k->nstart + k->bcol) * t->esize,
+                p->N * t->esize, t->vmem, q % mm_tile_slots(p) * p->Mb * p->Nb * t->esize,
+                p->Nb * t->esize, width * t->esize, p->Mv, g->sem[SEM_IN]);
+    }
+    q++;
+  }
+  if (p->ntiles) table_finish(g, &g->idesc);
   table_finish(g, &g->bdesc);
   table_finish(g, &g->adesc);
   table_finish(g, &g->a0desc);

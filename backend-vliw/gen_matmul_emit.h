@@ -15,8 +15,11 @@
 #include "dma_desc.h"
 #include "gen_matmul.h"
 
-/* The words of a block's record. */
+/* The words of a block's record: then one per epilogue row (its first column), then one
+ * per tile operand (the slot of a last-step block's piece, rec_tile). */
 enum { REC_B, REC_A, REC_ACC, REC_STAGE, REC_ROW0 };
+
+static inline int rec_tile(const MmPlan *p, int32_t i) { return REC_ROW0 + p->nrows + i; }
 
 /* What a block does with its results: the K step decides. */
 typedef enum PopKind {
@@ -42,7 +45,7 @@ typedef struct DescTable {
   uint8_t *words;
 } DescTable;
 
-enum { SEM_B, SEM_B_EDGE, SEM_A, SEM_A0, SEM_OUT, SEM_COUNT };
+enum { SEM_B, SEM_B_EDGE, SEM_A, SEM_A0, SEM_OUT, SEM_IN, SEM_COUNT };
 
 /* B pieces in flight ahead of the block reading one (at most the plan's depth): a
  * piece takes a fraction of a block to copy, so two ahead always arrive in time, and
@@ -60,6 +63,7 @@ typedef struct Gen {
   const MmPlan *p;
   int32_t zero;
   int32_t c_apitch, c_bpitch, c_tpitch, c_spitch;
+  int32_t c_ipitch[MM_MAX_TILES]; /* tile operands' slot pitch */
   /* VMEM: A slabs (two, and two of the padded last step), B pieces (depth, and as
    * many padded), the accumulator (a slot per row tile), staging (two slots) */
   int32_t abuf, aedge, bbuf, bedge, acc, stage;
@@ -73,9 +77,9 @@ typedef struct Gen {
   int64_t width;                /* column blocks per K step of the chunk being emitted */
   int32_t rec;                  /* the records (SMEM) */
   int64_t rec_bytes;
-  DescTable bdesc, adesc, a0desc, odesc;
+  DescTable bdesc, adesc, a0desc, odesc, idesc;
   /* pointer registers walking the tables */
-  int32_t rp, bp, ap, a0, op;
+  int32_t rp, bp, ap, a0, op, ip;
   int32_t acc_next[16];         /* one row tile (lag 2): the accumulator tiles the next
                                  * block's pops add, loaded by the block before */
   int64_t nfine;                /* copies out of the final block issued so far */

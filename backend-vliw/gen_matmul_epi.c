@@ -228,11 +228,9 @@ typedef struct EpiVal {
 typedef struct EpiTile {
   TileMir *m;
   const MmPlan *p;
-  EpiVal vals[MM_MAX_EPI + MM_MAX_ROWS + 1];
+  EpiVal vals[MM_MAX_EPI + MM_MAX_ROWS + MM_MAX_TILES + 1];
   int32_t n;
-  const int32_t *row_addr;
-  int32_t zero_stride;
-  int64_t tcol;
+  const MmEpiAt *at;
 } EpiTile;
 
 static int32_t round_bf16(TileMir *m, int32_t v) {
@@ -251,19 +249,29 @@ static bool lookup(const EpiTile *e, const TileValue *v, int32_t *vreg) {
 }
 
 /* The vreg of value v: computed already, a row (loaded now, with sublane stride 0
- * repeating it down the tile) or a splat (-1). */
+ * repeating it down the tile), a tile operand's tile (loaded now) or a splat (-1). */
 static int32_t value(EpiTile *e, const TileValue *v) {
   const MmPlan *p = e->p;
+  const MmEpiAt *at = e->at;
   int32_t r;
   double s;
   if (lookup(e, v, &r)) return r;
   if (splat_of(v, &s)) return -1;
-  int32_t ri = mm_row_index(p, v);
+  int32_t ri = mm_row_index(p, v), ti = mm_tile_index(p, v);
   r = tile_mir_vreg(e->m);
-  TileMirInst ld = tile_mir_inst(p->rows[ri].esize == 2 ? TILE_MOP_VLDBF : TILE_MOP_VLD, r,
-                                 e->row_addr[ri], e->zero_stride, 0,
-                                 (int32_t)(e->tcol * p->rows[ri].esize));
-  tile_mir_mem(&ld, p->rows[ri].vmem, TILE_MIR_READ, 0);
+  TileMirInst ld;
+  if (ri >= 0) {
+    ld = tile_mir_inst(p->rows[ri].esize == 2 ? TILE_MOP_VLDBF : TILE_MOP_VLD, r,
+                       at->row_addr[ri], at->zero_stride, 0,
+                       (int32_t)(at->tcol * p->rows[ri].esize));
+    tile_mir_mem(&ld, p->rows[ri].vmem, TILE_MIR_READ, 0);
+  } else {
+    const MmTile *t = &p->tiles[ti];
+    ld = tile_mir_inst(t->esize == 2 ? TILE_MOP_VLDBF : TILE_MOP_VLD, r, at->tile_addr[ti],
+                       at->tile_pitch[ti], 0,
+                       (int32_t)(at->tcol * t->esize + at->tile_off[ti]));
+    tile_mir_mem(&ld, t->vmem, TILE_MIR_READ, 0);
+  }
   tile_mir_add(e->m, ld);
   e->vals[e->n++] = (EpiVal){v, r};
   return r;
@@ -309,10 +317,9 @@ static bool only_stored(const MmPlan *p, int32_t i) {
   return true;
 }
 
-int32_t mm_epilogue_emit(TileLowerCtx *cx, const MmPlan *p, int32_t acc,
-                         const int32_t *row_addr, int32_t zero_stride, int64_t tcol) {
+int32_t mm_epilogue_emit(TileLowerCtx *cx, const MmPlan *p, int32_t acc, const MmEpiAt *at) {
   TileMir *m = tile_lower_mir(cx);
-  EpiTile e = {.m = m, .p = p, .row_addr = row_addr, .zero_stride = zero_stride, .tcol = tcol};
+  EpiTile e = {.m = m, .p = p, .at = at};
   e.vals[e.n++] = (EpiVal){p->mm->res[0], p->mm_bf16 && p->nepi ? round_bf16(m, acc) : acc};
   for (int32_t i = 0; i < p->nepi; i++) {
     const TileOp *op = p->epi[i];

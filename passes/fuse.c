@@ -31,8 +31,9 @@
  *   - matmul: one matmul or dot_general whose operands come from outside the group,
  *     then elementwise ops and broadcasts on its result shape or on rows of its N
  *     elements (a bias, its convert), each reading the matmul's result, values of the
- *     group, splats or at most 8 outside rows of N elements; at most 64 such ops; one
- *     value read outside, of the matmul's shape, in f32 or bf16.
+ *     group, splats, at most 8 outside rows of N elements or at most 2 outside values of
+ *     the matmul's shape (f32 or bf16 each; not a permute's result, received()); at
+ *     most 64 such ops; one value read outside, of the matmul's shape, in f32 or bf16.
  *   - attention, gather, argmax, topk, rope, the layout ops (reshape, transpose,
  *     slice, concatenate), other reduces and ops of several results: a group each. */
 #include <stdlib.h>
@@ -43,9 +44,10 @@
 #include "tile/rewrite.h"
 
 /* The generators' limits (RW_MAX_VALS, RW_MAX_PASSES in backend-vliw/gen_rowwise.h;
- * MM_MAX_EPI, MM_MAX_ROWS in gen_matmul.h): a group past them would be refused when
+ * MM_MAX_EPI, MM_MAX_ROWS, MM_MAX_TILES in gen_matmul.h): a group past them would be refused when
  * lowered, too late to split. */
-enum { ROW_MAX_VALUES = 256, ROW_MAX_PASSES = 8, EPI_MAX_OPS = 64, EPI_MAX_ROWS = 8 };
+enum { ROW_MAX_VALUES = 256, ROW_MAX_PASSES = 8, EPI_MAX_OPS = 64, EPI_MAX_ROWS = 8,
+       EPI_MAX_TILES = 2 };
 
 /* The most groups one op merges at once: itself and its producers' (select reads 3). */
 enum { MAX_ROOTS = 8 };
@@ -435,6 +437,14 @@ static bool epilogue_bcast_ok(const TileOp *op, int64_t n) {
          dims->elems[q - 1].i == op->res[0]->type.rank - 1;
 }
 
+/* A collective_permute's result: the VLIW lowering waits for its arrival before the
+ * first group that reads it (lower_async.c), so as an epilogue operand it would hold
+ * the whole matmul until the data lands, where an add of its own waits only for itself
+ * (a ring's running sums arrive while the matmul making the next partial runs). */
+static bool received(const TileValue *v) {
+  return v->def && v->def->kind == TILE_OP_COLLECTIVE_PERMUTE;
+}
+
 /* With strict unset, the one value written is not checked (as for rowwise_ok). */
 static bool matmul_ok(Fuse *f, bool strict) {
   const TileOp *mm = NULL;
@@ -451,8 +461,8 @@ static bool matmul_ok(Fuse *f, bool strict) {
     if (defined_inside(f, mm->opnd[i].v)) return false;
   const TileType *rt = &mm->res[0]->type;
   int64_t n = rt->dims[rt->rank - 1];
-  const TileValue *rows[EPI_MAX_ROWS];
-  int nrows = 0, nepi = 0, nout = 0;
+  const TileValue *rows[EPI_MAX_ROWS + EPI_MAX_TILES];
+  int nrows = 0, ntiles = 0, nepi = 0, nout = 0;
   for (int32_t j = 0; j < f->nmembers; j++) {
     int32_t k = f->members[j];
     const TileOp *op = f->ops[k];
@@ -469,12 +479,16 @@ static bool matmul_ok(Fuse *f, bool strict) {
     for (int32_t i = 0; i < op->nopnd; i++) {
       const TileValue *v = op->opnd[i].v;
       if (tile_value_is_splat(v) || defined_inside(f, v)) continue;
-      if (!is_row_vector(v, n) || !mxu_elem(v->type.elem)) return false;
+      bool row = is_row_vector(v, n), tile = !row && shape_is(&v->type, rt->rank, rt->dims) &&
+                                             !received(v);
+      if ((!row && !tile) || !mxu_elem(v->type.elem)) return false;
       bool known = false;
-      for (int r = 0; r < nrows && !known; r++) known = rows[r] == v;
+      for (int r = 0; r < nrows + ntiles && !known; r++) known = rows[r] == v;
       if (known) continue;
-      if (nrows == EPI_MAX_ROWS) return false;
-      rows[nrows++] = v;
+      if (row ? nrows == EPI_MAX_ROWS : ntiles == EPI_MAX_TILES) return false;
+      rows[nrows + ntiles] = v;
+      if (row) nrows++;
+      else ntiles++;
     }
   }
   return true;
@@ -509,11 +523,23 @@ static void merge(Fuse *f, const int32_t *roots, int nroots) {
   }
 }
 
+/* The position of the first op of the group rooted at r: groups run in about that
+ * order (number_groups). */
+static int32_t group_first(const Fuse *f, int32_t r) {
+  int32_t first = r;
+  for (int32_t k = r; k >= 0; k = f->next[k])
+    if (k < first) first = k;
+  return first;
+}
+
 /* Merges op i with its producers' groups: all at once when that is allowed, else one
- * at a time, each in operand order, until none more joins. */
+ * at a time, the group that runs last first, until none more joins. The op runs after
+ * its last producer anyway; joining a group that runs earlier would hold that whole
+ * group back until the last producer is done (a gated product joins its second
+ * matmul, so the first runs where it stands). */
 static void place_op(Fuse *f, int32_t i) {
   const TileOp *op = f->ops[i];
-  int32_t cand[MAX_ROOTS];
+  int32_t cand[MAX_ROOTS], at[MAX_ROOTS];
   int ncand = 0;
   for (int32_t o = 0; o < op->nopnd && ncand < MAX_ROOTS - 1; o++) {
     int32_t d = def_of(f, op->opnd[o].v);
@@ -521,7 +547,16 @@ static void place_op(Fuse *f, int32_t i) {
     int32_t r = find(f, d);
     bool known = r == find(f, i);
     for (int c = 0; c < ncand && !known; c++) known = cand[c] == r;
-    if (!known) cand[ncand++] = r;
+    if (known) continue;
+    /* insertion by the group's first op, latest first (stable: operand order on ties) */
+    int32_t pos = group_first(f, r);
+    int c = ncand++;
+    for (; c > 0 && at[c - 1] < pos; c--) {
+      cand[c] = cand[c - 1];
+      at[c] = at[c - 1];
+    }
+    cand[c] = r;
+    at[c] = pos;
   }
   if (ncand == 0) return;
   int32_t roots[MAX_ROOTS];

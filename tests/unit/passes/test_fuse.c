@@ -263,7 +263,7 @@ TEST(Fuse, MatmulBiasGeluConvert) {
 
 /* A value read outside its group is still written: the matmul's group writes one value,
  * so with %h read by a reduce too, the epilogue cannot join it and runs row-wise (with
- * the bias broadcast); a residual (a full-size input) is no epilogue operand either. */
+ * the bias broadcast); a residual (a full-size input) is an epilogue operand. */
 TEST(Fuse, MatmulWritesOneValue) {
   TileModule *m = parse(
       "func @f(%x: tensor<16x128xf32>, %w: tensor<128x256xf32>, %b: tensor<256xf32>,"
@@ -282,7 +282,30 @@ TEST(Fuse, MatmulWritesOneValue) {
   CHECK(group_named(f, "y") != group_named(f, "h"));
   CHECK_EQ(group_named(f, "y"), group_named(f, "bb"));
   CHECK(group_named(f, "s") != group_named(f, "h"));
-  CHECK(group_named(f, "r") != group_named(f, "h2"));
+  CHECK_EQ(group_named(f, "r"), group_named(f, "h2"));
+  CHECK(acyclic(f));
+  tile_module_free(m);
+}
+
+/* At most two values of the matmul's shape from outside join its epilogue; a third add
+ * runs row-wise. */
+TEST(Fuse, MatmulTakesTwoFullOperands) {
+  TileModule *m = parse(
+      "func @f(%x: tensor<16x128xf32>, %w: tensor<128x256xf32>, %a: tensor<16x256xf32>,"
+      " %b: tensor<16x256xbf16>, %c: tensor<16x256xf32>) -> tensor<16x256xf32> {\n"
+      "  %h = matmul %x, %w : tensor<16x256xf32>\n"
+      "  %bf = convert %b : tensor<16x256xf32>\n"
+      "  %s1 = add %h, %a : tensor<16x256xf32>\n"
+      "  %s2 = mul %s1, %bf : tensor<16x256xf32>\n"
+      "  %s3 = add %s2, %c : tensor<16x256xf32>\n"
+      "  return %s3\n"
+      "}\n");
+  REQUIRE(m);
+  REQUIRE(run(m, 2));
+  const TileFunc *f = m->funcs;
+  CHECK_EQ(group_named(f, "s1"), group_named(f, "h"));
+  CHECK_EQ(group_named(f, "s2"), group_named(f, "h"));
+  CHECK(group_named(f, "s3") != group_named(f, "h"));
   CHECK(acyclic(f));
   tile_module_free(m);
 }
