@@ -171,7 +171,7 @@ static void make_buffers(Gen *g) {
   g->stage = tile_mir_buffer(g->m, "matmul.out", TILE_SPACE_VMEM, 2 * g->stage_slot, 1, 128);
   MmPlan *mp = (MmPlan *)p;
   for (int32_t i = 0; i < p->ntiles; i++) {
-    MmTile *t = &mp->tiles[i];
+    MmInput *t = &mp->tiles[i];
     t->vmem = tile_mir_buffer(g->m, "matmul.in", TILE_SPACE_VMEM,
                               mm_tile_slots(p) * p->Mb * p->Nb * t->esize, 1, 128);
     g->c_ipitch[i] = li(g, p->Nb * t->esize);
@@ -219,7 +219,7 @@ static TileDmaShape shape2(int64_t run, int64_t runs, int64_t src_stride, int64_
 static void load_rows(Gen *g) {
   MmPlan *p = (MmPlan *)g->p;
   for (int32_t i = 0; i < p->nrows; i++) {
-    MmRow *r = &p->rows[i];
+    MmInput *r = &p->rows[i];
     int64_t n = p->N > p->dim ? p->N : p->dim;
     r->vmem = tile_mir_buffer(g->m, "matmul.row", TILE_SPACE_VMEM, (n * r->esize + 63) / 64 * 64,
                               1, 128);
@@ -533,6 +533,15 @@ static void push_before(Gen *g) {
 
 static void block_end(Gen *g, int64_t j);
 
+/* Issues the copies of one last-step block's tile operand pieces (the next in idesc). */
+static void copy_tiles(Gen *g) {
+  const MmPlan *p = g->p;
+  for (int32_t i = 0; i < p->ntiles; i++) {
+    const MmInput *t = &p->tiles[i];
+    issue(g, g->ip, &g->idesc, t->ref.buf, t->vmem, p->Mv * p->Nb * t->esize);
+  }
+}
+
 /* Tile operands (MmPlan.tiles): block j of a last K step waits for its pieces, copied in
  * by the block before (the first of its step copies its own), then copies in the next
  * block's, which has this block's time to land. So only one block's pieces are ever in
@@ -541,14 +550,9 @@ static void block_end(Gen *g, int64_t j);
 static void tiles_in(Gen *g, int64_t j) {
   const MmPlan *p = g->p;
   if (!p->ntiles || mm_pop_kind(g, j) != POP_LAST) return;
-  for (int pass = 0; pass < 2; pass++) {
-    bool copy = pass == 0 ? mm_pop_kind(g, j - 1) != POP_LAST : mm_pop_kind(g, j + 1) == POP_LAST;
-    for (int32_t i = 0; i < p->ntiles && copy; i++) {
-      const MmTile *t = &p->tiles[i];
-      issue(g, g->ip, &g->idesc, t->ref.buf, t->vmem, p->Mv * p->Nb * t->esize);
-    }
-    for (int32_t i = 0; i < p->ntiles && pass == 0; i++) wait(g, SEM_IN, p->tiles[i].vmem);
-  }
+  if (mm_pop_kind(g, j - 1) != POP_LAST) copy_tiles(g);
+  for (int32_t i = 0; i < p->ntiles; i++) wait(g, SEM_IN, p->tiles[i].vmem);
+  if (mm_pop_kind(g, j + 1) == POP_LAST) copy_tiles(g);
 }
 
 /* Block j of one row tile loads the accumulator tiles the next block's pops add (of

@@ -60,24 +60,16 @@ typedef enum MmFuse {
   MM_FUSE_SCALED,   /* mul by splat s of a fused a*k + c: a * (k*s) + c*s */
 } MmFuse;
 
-/* A row vector the epilogue reads (a group input of shape [N] or [1, N]). */
-typedef struct MmRow {
+/* A group input the epilogue reads: a row vector (shape [N] or [1, N]), copied to VMEM
+ * once, or a tile operand, a value of the matmul's shape (a residual, the other half of
+ * a gated product), of which each last-step block copies its Mb x Nb piece into a slot
+ * of its own (gen_matmul.c, "Tile operands"). */
+typedef struct MmInput {
   const TileValue *v;
   TileTensorRef ref;
-  int32_t vmem;     /* VMEM copy of the row */
+  int32_t vmem;     /* the row; a tile operand's mm_tile_slots(p) slots of Mb x Nb */
   int esize;        /* bytes per element (2 for bf16, 4 for f32) */
-} MmRow;
-
-/* A value of the matmul's shape that the epilogue reads (a group input: a residual,
- * the running sum of a ring's partials, the other half of a gated product). Each
- * last-step block copies its Mb x Nb piece into a slot of its own (gen_matmul.c,
- * "Tile operands"). */
-typedef struct MmTile {
-  const TileValue *v;
-  TileTensorRef ref;
-  int32_t vmem;     /* the slots, MM_TILE_SLOTS(p) of Mb x Nb elements */
-  int esize;
-} MmTile;
+} MmInput;
 
 typedef struct MmPlan {
   const TileOp *mm;           /* the matmul or dot_general */
@@ -134,9 +126,9 @@ typedef struct MmPlan {
   /* epilogue: ops after the matmul, in program order */
   const TileOp *epi[MM_MAX_EPI];
   int32_t nepi;
-  MmRow rows[MM_MAX_ROWS];
+  MmInput rows[MM_MAX_ROWS];
   int32_t nrows;
-  MmTile tiles[MM_MAX_TILES];
+  MmInput tiles[MM_MAX_TILES];
   int32_t ntiles;
   TileEwConsts k;             /* the epilogue's constants, made once before the loops */
   /* Epilogue ops done elsewhere or fused (gen_matmul_epi.c), so the last K step, where

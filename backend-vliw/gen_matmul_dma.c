@@ -358,6 +358,17 @@ static int64_t slab_slot(const Gen *g, const int64_t *kind_index, int64_t s, boo
   return slot * p->Mb * p->Kb * p->ae;
 }
 
+/* The element of the result (and of a tile operand, its shape) at row `row` of block k's
+ * rows and its first column. */
+static int64_t out_elem(const MmPlan *p, const Block *k, int64_t row) {
+  return (k->b * p->M + k->mstart + row) * p->N + k->nstart + k->bcol;
+}
+
+/* VMEM offset of the q-th last-step block's slot of tile operand i. */
+static int64_t tile_slot(const MmPlan *p, int32_t i, int64_t q) {
+  return q % mm_tile_slots(p) * p->Mb * p->Nb * p->tiles[i].esize;
+}
+
 static int64_t a_src(const MmPlan *p, const Block *k, int64_t row) {
   return (k->b * p->M * p->K + (k->mstart + row) * p->K + k->kp * p->Kb) * p->ae;
 }
@@ -419,7 +430,7 @@ void mm_tables(Gen *g) {
     if (mm_pop_kind(g, j) == POP_LAST) {
       for (int32_t i = 0; i < p->ntiles; i++)
         tile_mir_reloc(m, g->rec, at + rec_tile(p, i) * 4, p->tiles[i].vmem,
-                       nlast % mm_tile_slots(p) * p->Mb * p->Nb * p->tiles[i].esize, false);
+                       tile_slot(p, i, nlast), false);
       tile_mir_reloc(m, g->rec, at + REC_STAGE * 4, g->stage, (nlast++ % 2) * g->stage_slot, false);
     }
     for (int32_t r = 0; r < p->nrows; r++)
@@ -475,7 +486,7 @@ void mm_tables(Gen *g) {
   for (int64_t j = 0; j < nb; j++) {
     if (mm_pop_kind(g, j) != POP_LAST) continue;
     const Block *k = &g->blocks[j];
-    int64_t drow = ((k->b * p->M + k->mstart) * p->N + k->nstart + k->bcol) * p->oe;
+    int64_t drow = out_elem(p, k, 0) * p->oe;
     int64_t sbase = (q % 2) * g->stage_slot;
     if (j == nb - 1) {
       for (int64_t c = 0; mm_fine_copy(p, c, &lo, &hi); c++) {
@@ -492,29 +503,28 @@ void mm_tables(Gen *g) {
       int64_t r1 = end * p->sub < p->Mv ? end * p->sub : p->Mv;
       int64_t r0 = r1 - p->q * p->sub > 0 ? r1 - p->q * p->sub : 0;
       table_add(g, &g->odesc, g->stage, (q % 2) * g->stage_slot + r0 * p->Nb * p->oe,
-                p->Nb * p->oe, p->out.buf,
-                ((k->b * p->M + k->mstart + r0) * p->N + k->nstart + k->bcol) * p->oe,
-                p->N * p->oe, width * p->oe, r1 - r0, g->sem[SEM_OUT]);
+                p->Nb * p->oe, p->out.buf, out_elem(p, k, r0) * p->oe, p->N * p->oe,
+                width * p->oe, r1 - r0, g->sem[SEM_OUT]);
     }
     q++;
   }
   /* tile operands: each last-step block's pieces, in block order (gen_matmul.c, "Tile
    * operands") */
-  if (p->ntiles) table_init(g, &g->idesc, "matmul.idesc", (int32_t)(nlast * p->ntiles));
-  q = 0;
-  for (int64_t j = 0; j < nb && p->ntiles; j++) {
-    if (mm_pop_kind(g, j) != POP_LAST) continue;
-    const Block *k = &g->blocks[j];
-    for (int32_t i = 0; i < p->ntiles; i++) {
-      const MmTile *t = &p->tiles[i];
-      table_add(g, &g->idesc, t->ref.buf,
-                ((k->b * p->M + k->mstart) * p->N + k->nstart + k->bcol) * t->esize,
-                p->N * t->esize, t->vmem, q % mm_tile_slots(p) * p->Mb * p->Nb * t->esize,
-                p->Nb * t->esize, width * t->esize, p->Mv, g->sem[SEM_IN]);
+  if (p->ntiles) {
+    table_init(g, &g->idesc, "matmul.idesc", (int32_t)(nlast * p->ntiles));
+    q = 0;
+    for (int64_t j = 0; j < nb; j++) {
+      if (mm_pop_kind(g, j) != POP_LAST) continue;
+      for (int32_t i = 0; i < p->ntiles; i++) {
+        const MmInput *t = &p->tiles[i];
+        table_add(g, &g->idesc, t->ref.buf, out_elem(p, &g->blocks[j], 0) * t->esize,
+                  p->N * t->esize, t->vmem, tile_slot(p, i, q), p->Nb * t->esize,
+                  width * t->esize, p->Mv, g->sem[SEM_IN]);
+      }
+      q++;
     }
-    q++;
+    table_finish(g, &g->idesc);
   }
-  if (p->ntiles) table_finish(g, &g->idesc);
   table_finish(g, &g->bdesc);
   table_finish(g, &g->adesc);
   table_finish(g, &g->a0desc);

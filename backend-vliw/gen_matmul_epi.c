@@ -266,7 +266,7 @@ static int32_t value(EpiTile *e, const TileValue *v) {
                        (int32_t)(at->tcol * p->rows[ri].esize));
     tile_mir_mem(&ld, p->rows[ri].vmem, TILE_MIR_READ, 0);
   } else {
-    const MmTile *t = &p->tiles[ti];
+    const MmInput *t = &p->tiles[ti];
     ld = tile_mir_inst(t->esize == 2 ? TILE_MOP_VLDBF : TILE_MOP_VLD, r, at->tile_addr[ti],
                        at->tile_pitch[ti], 0,
                        (int32_t)(at->tcol * t->esize + at->tile_off[ti]));

@@ -85,32 +85,33 @@ static bool is_row(const TileValue *v, int64_t N) {
   return tile_type_numel(t) == N;
 }
 
-int32_t mm_row_index(const MmPlan *p, const TileValue *v) {
-  for (int32_t i = 0; i < p->nrows; i++)
-    if (p->rows[i].v == v) return i;
+static int32_t input_index(const MmInput *list, int32_t n, const TileValue *v) {
+  for (int32_t i = 0; i < n; i++)
+    if (list[i].v == v) return i;
   return -1;
+}
+
+int32_t mm_row_index(const MmPlan *p, const TileValue *v) {
+  return input_index(p->rows, p->nrows, v);
 }
 
 int32_t mm_tile_index(const MmPlan *p, const TileValue *v) {
-  for (int32_t i = 0; i < p->ntiles; i++)
-    if (p->tiles[i].v == v) return i;
-  return -1;
+  return input_index(p->tiles, p->ntiles, v);
 }
 
-/* A group input of the matmul's shape becomes a tile operand. */
-static bool epi_tile(TileLowerCtx *cx, MmPlan *p, const TileOp *op, const TileValue *v) {
-  if (mm_tile_index(p, v) >= 0) return true;
-  if (p->ntiles == MM_MAX_TILES)
-    return tile_lower_error(cx, op, "cannot lower a matmul epilogue reading more than %d "
-                                    "values of the matmul's shape", MM_MAX_TILES);
+/* Adds group input v, once, to the plan's inputs of one kind (`one`, `many`: row and
+ * rows, or operand and values of the matmul's shape). */
+static bool take_input(TileLowerCtx *cx, const TileOp *op, const TileValue *v, MmInput *list,
+                       int32_t *n, int32_t max, const char *one, const char *many) {
+  if (input_index(list, *n, v) >= 0) return true;
+  if (*n == max)
+    return tile_lower_error(cx, op, "cannot lower a matmul epilogue reading more than %d %s",
+                            max, many);
   if (!mxu_elem(v->type.elem))
-    return tile_lower_error(cx, op, "cannot lower a matmul epilogue operand of %s (bf16 or "
-                                    "f32 only)", tile_elem_name(v->type.elem));
-  MmTile *t = &p->tiles[p->ntiles++];
-  t->v = v;
-  t->ref = tile_lower_tensor(cx, v);
-  t->esize = elem_bytes(v->type.elem);
-  t->vmem = -1;
+    return tile_lower_error(cx, op, "cannot lower a matmul epilogue %s of %s (bf16 or f32 only)",
+                            one, tile_elem_name(v->type.elem));
+  list[(*n)++] = (MmInput){.v = v, .ref = tile_lower_tensor(cx, v),
+                           .esize = elem_bytes(v->type.elem), .vmem = -1};
   return true;
 }
 
@@ -124,27 +125,17 @@ static bool epi_operand(TileLowerCtx *cx, const TileGroup *g, MmPlan *p, const T
                         const TileValue *v) {
   double s;
   if (tile_lower_splat(v, &s) || v == p->mm->res[0] || in_group(g, v)) return true;
-  if (!is_row(v, p->N) && same_shape(v, p->mm->res[0])) return epi_tile(cx, p, op, v);
-  if (!is_row(v, p->N))
-    return tile_lower_error(cx, op,
-                            "cannot lower %s in a matmul epilogue: operand %s must be the "
-                            "matmul's result, a value of its shape, a splat or a row vector "
-                            "of %lld elements",
-                            tile_op_name(op->kind), v->name ? v->name : "(unnamed)",
-                            (long long)p->N);
-  if (mm_row_index(p, v) >= 0) return true;
-  if (p->nrows == MM_MAX_ROWS)
-    return tile_lower_error(cx, op, "cannot lower a matmul epilogue reading more than %d rows",
-                            MM_MAX_ROWS);
-  if (!mxu_elem(v->type.elem))
-    return tile_lower_error(cx, op, "cannot lower a matmul epilogue row of %s (bf16 or f32 only)",
-                            tile_elem_name(v->type.elem));
-  MmRow *r = &p->rows[p->nrows++];
-  r->v = v;
-  r->ref = tile_lower_tensor(cx, v);
-  r->esize = elem_bytes(v->type.elem);
-  r->vmem = -1;
-  return true;
+  if (is_row(v, p->N))
+    return take_input(cx, op, v, p->rows, &p->nrows, MM_MAX_ROWS, "row", "rows");
+  if (same_shape(v, p->mm->res[0]))
+    return take_input(cx, op, v, p->tiles, &p->ntiles, MM_MAX_TILES, "operand",
+                      "values of the matmul's shape");
+  return tile_lower_error(cx, op,
+                          "cannot lower %s in a matmul epilogue: operand %s must be the "
+                          "matmul's result, a value of its shape, a splat or a row vector "
+                          "of %lld elements",
+                          tile_op_name(op->kind), v->name ? v->name : "(unnamed)",
+                          (long long)p->N);
 }
 
 static bool plan_epilogue(TileLowerCtx *cx, const TileGroup *g, MmPlan *p) {
@@ -268,8 +259,8 @@ static void plan_pipeline(const TileTarget *t, MmPlan *p) {
   p->xwin = p->pre = p->post = 0;
   /* (the pop side changes block after the last straight-line stretch: its pops are of
    * the block before) */
-  p->stagger = p->nk >= 2 && (p->nepi == 0 || p->nkp >= MM_STAGGER_EPI_STEPS) && p->skew > xw + post + 1 &&
-               p->T >= last + xw + post + p->skew;
+  p->stagger = p->nk >= 2 && (p->nepi == 0 || p->nkp >= MM_STAGGER_EPI_STEPS) &&
+               p->skew > xw + post + 1 && p->T >= last + xw + post + p->skew;
   if (p->stagger) {
     p->xwin = xw;
     p->pre = pre;
@@ -366,7 +357,8 @@ static bool plan_blocks(TileLowerCtx *cx, MmPlan *p) {
   p->Kr = p->K - (p->nkp - 1) * p->Kb;
   p->Nb = (int64_t)p->nn * p->dim;
   /* A tile operand's copies (one per operand) fly beside the B pieces. */
-  p->depth = plan_depth(t) - p->ntiles > 0 ? plan_depth(t) - p->ntiles : 1;
+  int64_t depth = plan_depth(t) - p->ntiles;
+  p->depth = depth > 0 ? depth : 1;
   p->ring = p->depth;
   /* Half of VMEM: the rest is for other groups' buffers and register spills. */
   int64_t budget = t->vmem_bytes / 2;

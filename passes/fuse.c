@@ -44,8 +44,8 @@
 #include "tile/rewrite.h"
 
 /* The generators' limits (RW_MAX_VALS, RW_MAX_PASSES in backend-vliw/gen_rowwise.h;
- * MM_MAX_EPI, MM_MAX_ROWS, MM_MAX_TILES in gen_matmul.h): a group past them would be refused when
- * lowered, too late to split. */
+ * MM_MAX_EPI, MM_MAX_ROWS, MM_MAX_TILES in gen_matmul.h): a group past them would be
+ * refused when lowered, too late to split. */
 enum { ROW_MAX_VALUES = 256, ROW_MAX_PASSES = 8, EPI_MAX_OPS = 64, EPI_MAX_ROWS = 8,
        EPI_MAX_TILES = 2 };
 
@@ -461,7 +461,7 @@ static bool matmul_ok(Fuse *f, bool strict) {
     if (defined_inside(f, mm->opnd[i].v)) return false;
   const TileType *rt = &mm->res[0]->type;
   int64_t n = rt->dims[rt->rank - 1];
-  const TileValue *rows[EPI_MAX_ROWS + EPI_MAX_TILES];
+  const TileValue *inputs[EPI_MAX_ROWS + EPI_MAX_TILES]; /* outside rows and tiles */
   int nrows = 0, ntiles = 0, nepi = 0, nout = 0;
   for (int32_t j = 0; j < f->nmembers; j++) {
     int32_t k = f->members[j];
@@ -483,10 +483,10 @@ static bool matmul_ok(Fuse *f, bool strict) {
                                              !received(v);
       if ((!row && !tile) || !mxu_elem(v->type.elem)) return false;
       bool known = false;
-      for (int r = 0; r < nrows + ntiles && !known; r++) known = rows[r] == v;
+      for (int r = 0; r < nrows + ntiles && !known; r++) known = inputs[r] == v;
       if (known) continue;
       if (row ? nrows == EPI_MAX_ROWS : ntiles == EPI_MAX_TILES) return false;
-      rows[nrows + ntiles] = v;
+      inputs[nrows + ntiles] = v;
       if (row) nrows++;
       else ntiles++;
     }

@@ -14,12 +14,9 @@ import pytest
 
 import kernel_specs as ks
 import tilemach
+from test_spmd_run import silu
 
 MATMUL_NMSE = 5e-4  # REFERENCE.md: matmul (bf16 in, f32 acc)
-
-
-def silu(x):
-    return x / (1.0 + np.exp(-x))
 
 # name: (result type, body after %h (the matmul's f32 result), numpy of h and the
 # operands r (f32, shape of h) and s (bf16, shape of h))

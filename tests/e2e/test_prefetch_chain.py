@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tilemach
+from test_prefetch import torus_arg
 
 MATMUL_NMSE = 5e-4  # REFERENCE.md: matmul (bf16 in, f32 acc)
 
@@ -47,10 +48,6 @@ def inputs(tmp_path, seed):
 def reference(x, w1, w2, w3):
     bf = lambda a: tilemach.bf16_round(a.astype(np.float32)).astype(np.float64)
     return bf(bf(x @ w1) @ w2) @ w3
-
-
-def torus_arg(torus):
-    return f"{torus[0]}x{torus[1]}"
 
 
 @pytest.mark.parametrize("target,torus", CASES)
