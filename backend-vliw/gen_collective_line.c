@@ -9,8 +9,11 @@
  *   phase 1 (reduce): chips left of r send their partial sum rightward, chips right of
  *     r leftward; each adds what arrives from outside it (left, then right) to its own
  *     operand before sending on, so the root ends with the whole reduction;
- *   phase 2 (broadcast): the root sends the result both ways; every other chip takes it
- *     from its inner neighbour and passes it outward.
+ *   phase 2 (broadcast): every chip but the root takes the result from its inner
+ *     neighbour and passes it outward. The root sends each sub-chunk of the result both
+ *     ways in phase 1, as soon as it has combined it: waiting for the whole sum first
+ *     would hold every sub-chunk but the last for the operand's transfer time (3.8k
+ *     cycles of a 128 KiB all_reduce on v5e-like).
  *
  * Each phase is ceil((p - 1) / 2) hops long, so the whole takes about p hop latencies
  * where the ring exchange takes (p / 2) (p - 1). The operand goes as up to LINE_SUBS
@@ -24,8 +27,10 @@
  * phase 2. The code stays uniform by choosing at run time, from the chip's position,
  * what each of its DMAs does:
  *   - a send with no receiver goes to a scratch buffer on this chip and signals no one
- *     (a "ghost"): descriptor peer, destination and arrival semaphore are words stored
- *     from registers (the descriptor layout of docs/emulator.md);
+ *     (a "ghost", a VMEM copy that takes no HBM): descriptor peer, destination and
+ *     arrival semaphore are words stored from registers (the descriptor layout of
+ *     docs/emulator.md); in phase 1 the root's inward send and the other chips'
+ *     broadcasts are ghosts;
  *   - a side with nothing to combine reads an identity buffer (0 for add, 1 for mul,
  *     -inf for max, +inf for min), so the combine is the same code;
  *   - every chip waits for one arrival from each side per sub-chunk and phase; on a side
@@ -87,9 +92,9 @@ int64_t coll_line_estimate(const Coll *c, int k, int64_t padded, const CollReduc
   int64_t p = c->ax[k].p, s = line_subs(padded, r->tile_bytes), sub = padded / s;
   int64_t hops = p / 2, ser = coll_link_cycles(t, sub);
   int64_t vpu = 4 * (sub / r->tile_bytes); /* two combines, two loads a tile each */
-  int64_t phase =
-      hops * (tile_target_hop_cycles(t) + ser + COLL_STEP_OVERHEAD) + (s - 1) * (ser + vpu);
-  return 2 * phase;
+  /* the sub-chunks stream through both phases: the root sends each on once summed */
+  return 2 * hops * (tile_target_hop_cycles(t) + ser + COLL_STEP_OVERHEAD) +
+         (s - 1) * (ser + vpu);
 }
 
 int32_t coll_sel(Coll *c, int32_t cond, int32_t a, int32_t b) {
@@ -188,6 +193,26 @@ int32_t coll_at(Coll *c, int32_t base, int32_t step, int64_t j) {
   return d;
 }
 
+/* Where the result's sub-chunks live: this chip's working copy (buffer work, its
+ * address in work_at), sub bytes apart; ghost_at is the scratch of sends with no
+ * receiver. */
+typedef struct LineResult {
+  int32_t work, work_at, ghost_at, sub_r, zero;
+  int64_t sub;
+} LineResult;
+
+/* A send of the result's sub-chunks into the same place on peer nb, arriving on its
+ * semaphore sem, or where real is 0 a ghost; *base and *step give sub-chunk j's
+ * destination. */
+static TileDmaSite result_site(Coll *c, const LineResult *lr, int32_t real, int32_t nb,
+                               int32_t sem, int32_t sent, int32_t *base, int32_t *step) {
+  int32_t peer = coll_sel(c, real, nb, c->chipid);
+  int32_t dst_sem = coll_sel(c, real, sem, coll_li(c, -1));
+  *base = coll_sel(c, real, lr->work_at, lr->ghost_at);
+  *step = coll_sel(c, real, lr->sub_r, lr->zero);
+  return coll_line_site(c, lr->work, lr->work, lr->sub, peer, dst_sem, sent, true);
+}
+
 void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollReduce *r) {
   TileMir *m = c->m;
   const CollAxis *a = &c->ax[k];
@@ -224,12 +249,14 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
   int32_t ghost_at = coll_addr(c, ghost, 0), work_at = coll_addr(c, work, 0);
   int32_t in_l = coll_addr(c, in, 0), in_r = coll_addr(c, in, padded);
   int32_t ident = coll_addr(c, in, 2 * padded);
+  const LineResult lr = {work, work_at, ghost_at, sub_r, zero, sub};
 
   /* ---- phase 1: combine what comes from outside, send inward ---- */
   CollCredit s1[2] = {coll_credit(c, from_l, 0, k, credits), coll_credit(c, from_r, 1, k, credits)};
   int32_t src_base[2] = {coll_sel(c, from_l, in_l, ident), coll_sel(c, from_r, in_r, ident)};
   int32_t src_step[2] = {coll_sel(c, from_l, sub_r, zero), coll_sel(c, from_r, sub_r, zero)};
   int32_t sends = coll_sel(c, go_r, one, go_l); /* 0 only at the root */
+  int32_t at_root = coll_sel(c, sends, zero, one);
   int32_t peer1 = coll_sel(c, go_r, right, coll_sel(c, go_l, left, c->chipid));
   int32_t sem1 = coll_sel(c, go_r, coll_li(c, coll_recv_sem(c, 0, k)),
                      coll_sel(c, go_l, coll_li(c, coll_recv_sem(c, 1, k)), coll_li(c, -1)));
@@ -237,7 +264,20 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
   int32_t dst1 = coll_sel(c, sends, coll_sel(c, go_r, in_l, in_r), ghost_at);
   int32_t step1 = coll_sel(c, sends, sub_r, zero);
   TileDmaSite up = coll_line_site(c, work, in, sub, peer1, sem1, c->sem_sent[0], true);
-  int64_t depth1 = dmas < 1 ? 1 : dmas;
+  /* The result goes back to who sent here in phase 1, each way (d = 0: to the left,
+   * arriving on the receiver's semaphore from its right): from the root in phase 1,
+   * from every other chip in phase 2. */
+  int32_t outs[2] = {from_l, from_r}, nb[2] = {left, right};
+  int32_t dir_sem[2] = {coll_li(c, coll_recv_sem(c, 1, k)), coll_li(c, coll_recv_sem(c, 0, k))};
+  TileDmaSite bcast[2];
+  int32_t bbase[2], bstep[2];
+  for (int d = 0; d < 2; d++) {
+    int32_t real = coll_sel(c, at_root, outs[d], zero);
+    bcast[d] = result_site(c, &lr, real, nb[d], dir_sem[d], c->sem_sent[0], &bbase[d], &bstep[d]);
+  }
+  /* Three DMAs a sub-chunk (two of them ghosts, which land at once) on one sent
+   * semaphore, waited for by count so that at most `dmas` are in flight. */
+  int64_t issued = 0, landed = 0;
   for (int64_t j = 0; j < S; j++) {
     int32_t from = tile_mir_sreg(m);
     coll_ri(c, TILE_MOP_ADDI, from, work_at, j * sub);
@@ -247,25 +287,26 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
       coll_ri(c, TILE_MOP_ADDI, to, work_at, j * sub);
       coll_reduce_into(c, r, r->vop, in, src, work, to, sub);
     }
-    if (j >= depth1) coll_wait_sem(c, c->sem_sent[0], 1, up.desc);
+    if (issued + 3 - landed > dmas) {
+      int64_t n = issued + 3 - dmas - landed;
+      coll_wait_sem(c, c->sem_sent[0], n, up.desc);
+      landed += n;
+    }
     tile_dma_issue(c->cx, &up, from, 0, coll_at(c, dst1, step1, j), 0);
+    for (int d = 0; d < 2; d++)
+      tile_dma_issue(c->cx, &bcast[d], from, 0, coll_at(c, bbase[d], bstep[d], j), 0);
+    issued += 3;
   }
-  for (int64_t j = S > depth1 ? S - depth1 : 0; j < S; j++) coll_wait_sem(c, c->sem_sent[0], 1, up.desc);
+  coll_wait_sem(c, c->sem_sent[0], issued - landed, up.desc);
   coll_wait_sem(c, credits, 2 * S, -1);
 
   /* ---- phase 2: take the result from inside, send it outward ---- */
   CollCredit s2[2] = {coll_credit(c, go_l, 0, k, credits), coll_credit(c, go_r, 1, k, credits)};
-  /* who sent here in phase 1 gets the result */
-  int32_t outs[2] = {from_l, from_r}, nb[2] = {left, right};
-  int32_t dir_sem[2] = {coll_li(c, coll_recv_sem(c, 1, k)), coll_li(c, coll_recv_sem(c, 0, k))};
   TileDmaSite down[2];
   int32_t dbase[2], dstep[2];
-  for (int d = 0; d < 2; d++) { /* d = 0: to the left (arrives from its right) */
-    int32_t peer = coll_sel(c, outs[d], nb[d], c->chipid);
-    int32_t sem = coll_sel(c, outs[d], dir_sem[d], coll_li(c, -1));
-    down[d] = coll_line_site(c, work, work, sub, peer, sem, c->sem_sent[1], true);
-    dbase[d] = coll_sel(c, outs[d], work_at, ghost_at);
-    dstep[d] = coll_sel(c, outs[d], sub_r, zero);
+  for (int d = 0; d < 2; d++) { /* the root's went in phase 1 */
+    int32_t real = coll_sel(c, sends, outs[d], zero);
+    down[d] = result_site(c, &lr, real, nb[d], dir_sem[d], c->sem_sent[1], &dbase[d], &dstep[d]);
   }
   int64_t depth2 = (dmas + 1) / 2 < 1 ? 1 : (dmas + 1) / 2; /* no copy runs here */
   for (int64_t j = 0; j < S; j++) {

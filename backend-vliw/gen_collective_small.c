@@ -57,7 +57,10 @@ int64_t coll_oneshot_estimate(const Coll *c, int64_t bytes, const CollReduce *r)
   const TileTarget *t = c->cx->target;
   int64_t hop = tile_target_hop_cycles(t), cycles = 0;
   int64_t padded = (bytes + r->tile_bytes - 1) / r->tile_bytes * r->tile_bytes;
-  if (oneshot_vmem(c, padded, r) > t->vmem_bytes) return INT64_MAX; /* the rings, then */
+  /* The exchange keeps its operand several times in VMEM, beside what later groups
+   * hold there (a prefetch's weights, a matmul's rings): past a quarter of VMEM the
+   * rings, which go through VMEM in pieces, are taken instead. */
+  if (oneshot_vmem(c, padded, r) > t->vmem_bytes / 4) return INT64_MAX;
   for (int k = 0; k < c->naxes; k++) {
     const CollAxis *a = &c->ax[k];
     if (a->p < 2) continue;

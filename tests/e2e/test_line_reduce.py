@@ -115,3 +115,24 @@ def test_line_all_reduce_threads(tilec, tmp_path):
         runs.append((re.search(r"run: (\d+) cycles", p.stdout).group(1),
                      np.load(yout).view(np.uint32).tobytes()))
     assert runs[0] == runs[1] == runs[2]
+
+
+@pytest.mark.parametrize("p", [8, 5, 2])
+def test_line_root_sends_while_it_sums(tilec, tmp_path, p):
+    """The root sends each sub-chunk of the result on as soon as it has summed it: its
+    first send of the result leaves before the last partial from a neighbour lands."""
+    from test_prefetch import dma_slices
+    root, elems = (p - 1) // 2, 32 * 1024  # 128 KiB: eight sub-chunks
+    src = (f"mesh @m = torus<1x{p}>(x, y)\n\nfunc @f(%a: tensor<{elems}xf32>) -> "
+           f"tensor<{elems}xf32> attributes {{mesh = @m}} {{\n  %y = all_reduce %a "
+           f"{{kind = add, axes = [y]}} : tensor<{elems}xf32>\n  return %y\n}}\n")
+    tile, trace = tmp_path / "ar.tile", tmp_path / "t.json"
+    tile.write_text(src)
+    run = tilemach.run([tilec, "run", tile, "--target", "v5e-like", "--torus", f"1x{p}",
+                        "--mode", "timing", "--trace", trace], timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    into_root = [d[0] + d[1] for chip in (root - 1, root + 1) if 0 <= chip < p
+                 for d in dma_slices(trace, chip) if d[3] == root]
+    from_root = [d for d in dma_slices(trace, root) if d[3] >= 0]
+    assert into_root and from_root
+    assert min(d[0] for d in from_root) < max(into_root), (from_root, into_root)
