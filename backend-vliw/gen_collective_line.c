@@ -213,6 +213,32 @@ static TileDmaSite result_site(Coll *c, const LineResult *lr, int32_t real, int3
   return coll_line_site(c, lr->work, lr->work, lr->sub, peer, dst_sem, sent, true);
 }
 
+/* The sends in flight of both phases, each phase's counted on its own sent semaphore
+ * (sem), all of them `cap` at most. A chip's phase 2 starts while its last sends of
+ * phase 1 are on the links: waiting for them first held the root's neighbours, whose
+ * results were arriving meanwhile, for a hop. */
+typedef struct LineFlight {
+  int64_t issued[2], landed[2];
+  int32_t sem[2];
+  int64_t cap;
+  int32_t names; /* a descriptor the waits name, to order them after the sends */
+} LineFlight;
+
+/* Makes room for n more DMAs of phase ph: waits for the oldest sends, phase 1's
+ * (which left first) before phase 2's. */
+static void flight_room(Coll *c, LineFlight *f, int ph, int64_t n) {
+  int64_t over = f->issued[0] - f->landed[0] + f->issued[1] - f->landed[1] + n - f->cap;
+  for (int q = 0; q < 2 && over > 0; q++) {
+    int64_t w = f->issued[q] - f->landed[q];
+    if (w > over) w = over;
+    if (w <= 0) continue;
+    coll_wait_sem(c, f->sem[q], w, f->names);
+    f->landed[q] += w;
+    over -= w;
+  }
+  f->issued[ph] += n;
+}
+
 void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollReduce *r) {
   TileMir *m = c->m;
   const CollAxis *a = &c->ax[k];
@@ -276,8 +302,9 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
     bcast[d] = result_site(c, &lr, real, nb[d], dir_sem[d], c->sem_sent[0], &bbase[d], &bstep[d]);
   }
   /* Three DMAs a sub-chunk (two of them ghosts, which land at once) on one sent
-   * semaphore, waited for by count so that at most `dmas` are in flight. */
-  int64_t issued = 0, landed = 0;
+   * semaphore, waited for by count so that at most `dmas` are in flight, counted with
+   * phase 2's (which starts with this phase's last sends still on the links). */
+  LineFlight fl = {{0, 0}, {0, 0}, {c->sem_sent[0], c->sem_sent[1]}, dmas, up.desc};
   for (int64_t j = 0; j < S; j++) {
     int32_t from = tile_mir_sreg(m);
     coll_ri(c, TILE_MOP_ADDI, from, work_at, j * sub);
@@ -287,17 +314,11 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
       coll_ri(c, TILE_MOP_ADDI, to, work_at, j * sub);
       coll_reduce_into(c, r, r->vop, in, src, work, to, sub);
     }
-    if (issued + 3 - landed > dmas) {
-      int64_t n = issued + 3 - dmas - landed;
-      coll_wait_sem(c, c->sem_sent[0], n, up.desc);
-      landed += n;
-    }
+    flight_room(c, &fl, 0, 3);
     tile_dma_issue(c->cx, &up, from, 0, coll_at(c, dst1, step1, j), 0);
     for (int d = 0; d < 2; d++)
       tile_dma_issue(c->cx, &bcast[d], from, 0, coll_at(c, bbase[d], bstep[d], j), 0);
-    issued += 3;
   }
-  coll_wait_sem(c, c->sem_sent[0], issued - landed, up.desc);
   coll_wait_sem(c, credits, 2 * S, -1);
 
   /* ---- phase 2: take the result from inside, send it outward ---- */
@@ -308,17 +329,15 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
     int32_t real = coll_sel(c, sends, outs[d], zero);
     down[d] = result_site(c, &lr, real, nb[d], dir_sem[d], c->sem_sent[1], &dbase[d], &dstep[d]);
   }
-  int64_t depth2 = (dmas + 1) / 2 < 1 ? 1 : (dmas + 1) / 2; /* no copy runs here */
   for (int64_t j = 0; j < S; j++) {
     for (int d = 0; d < 2; d++) coll_credit_wait(c, &s2[d]);
     int32_t src = tile_mir_sreg(m);
     coll_ri(c, TILE_MOP_ADDI, src, work_at, j * sub);
-    for (int d = 0; d < 2; d++) {
-      if (j >= depth2) coll_wait_sem(c, c->sem_sent[1], 1, down[d].desc);
+    flight_room(c, &fl, 1, 2);
+    for (int d = 0; d < 2; d++)
       tile_dma_issue(c->cx, &down[d], src, 0, coll_at(c, dbase[d], dstep[d], j), 0);
-    }
   }
-  for (int64_t j = S > depth2 ? S - depth2 : 0; j < S; j++)
-    for (int d = 0; d < 2; d++) coll_wait_sem(c, c->sem_sent[1], 1, down[d].desc);
+  for (int ph = 0; ph < 2; ph++)
+    coll_wait_sem(c, fl.sem[ph], fl.issued[ph] - fl.landed[ph], fl.names);
   coll_wait_sem(c, credits, 2 * S, -1);
 }

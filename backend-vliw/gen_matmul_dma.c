@@ -179,16 +179,21 @@ static int64_t b_src(const MmPlan *p, const Block *k) {
  * all of it, then compute). The parts still in flight while the group runs come out
  * of its B pieces ahead (depth).
  *
- * The B table then holds the pieces of blocks pf.. first, so the group's own copies
- * start at once; the pf prefetched blocks' turns become placeholders signalling SEM_B
- * at its end. Every block still waits once on SEM_B and issues one entry, so the loops
- * stay uniform, and block j's wait passes only once its piece is in: the B pieces
- * complete in issue order, and the signals that can come before piece j's are those of
- * the pieces before it (j - pf) and the placeholders (pf), j in all. Block j waits for
- * the (j + 1)th signal, so it reads a piece issued pf blocks before: the ring has
- * pf + max(depth, lead + 1) slots, and each piece goes to a slot whose last piece has
- * been read when it is issued (ring_slots). Without padded K, so one semaphore counts
- * every piece. */
+ * The B table then holds the pieces of blocks pf.., the first of them first, so the
+ * group's own copies start at once; the pf prefetched blocks' turns become placeholders
+ * signalling SEM_B, spread evenly between the pieces after the first (pf_entries), the
+ * last entry a piece. Every block still waits once on SEM_B and issues one entry, so
+ * the loops stay uniform, and block j's wait passes only once its piece is in: the B
+ * pieces complete in issue order, and the signals that can come before piece j's are
+ * those of the pieces before it (j - pf) and the placeholders (pf at most), j in all.
+ * Block j waits for the (j + 1)th signal, so the blocks run at the pace the pieces
+ * land with the prefetched ones spread among them, and the last runs right after the
+ * last piece lands (with the placeholders last, the prefetched blocks' turns came
+ * after it, with HBM idle: 2.2k cycles of a decode w_up on v5e-like). At most lead
+ * pieces are in flight, as without a prefetch: a block issues an entry only once the
+ * signals of all but lead of those before it are in. The ring has pf + max(depth,
+ * lead + 1) slots, and each piece goes to a slot whose last piece has been read when
+ * it is issued (ring_slots). Without padded K, so one semaphore counts every piece. */
 
 /* Whether the first `steps` K steps of the first chunk (c blocks each) lie on a grid:
  * rows of K run on across the steps, and the blocks of a step a constant stride apart. */
@@ -272,13 +277,24 @@ void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dm
   p->ring = j + (p->depth > lead + 1 ? p->depth : lead + 1);
 }
 
+/* The B table's entry of each later block's piece (entry[pf..nb-1]): the first piece
+ * first, then the pf placeholders spread evenly after each piece but the last
+ * ("Prefetch"); nb entries in all. */
+static void pf_entries(const Gen *g, int64_t *entry) {
+  int64_t pf = g->p->pf, own = g->nblocks - pf, e = 0;
+  for (int64_t o = 0; o < own; o++) {
+    entry[pf + o] = e++;
+    if (o + 1 < own) e += (o + 1) * pf / (own - 1) - o * pf / (own - 1);
+  }
+}
+
 /* The ring slot of every block's piece with a prefetch: the prefetched blocks' where
  * their DMAs put them; each later piece the lowest slot whose piece has been read when
- * the piece is issued. Entry e of the table (block pf + e's piece) is issued at the
- * start or by block 0 for e <= lead, else by block e - lead after it read its own, so
- * pf + lead pieces at most are unread then: depth + pf >= pf + lead + 1 slots always
- * leave one. */
-static void ring_slots(const Gen *g, int64_t *slot) {
+ * the piece is issued. Table entry e is issued at the start or by block 0 for
+ * e <= lead, else by block e - lead after it read its own; the pieces unread then are
+ * the pf prefetched ones and those of entries past block e - lead's, lead at most:
+ * depth + pf >= pf + lead + 1 slots always leave one. */
+static void ring_slots(const Gen *g, const int64_t *entry, int64_t *slot) {
   const MmPlan *p = g->p;
   int64_t lead = p->depth < MM_B_AHEAD ? p->depth : MM_B_AHEAD;
   int64_t *reader = xcalloc((size_t)p->ring, sizeof(int64_t)); /* the block reading it */
@@ -291,7 +307,7 @@ static void ring_slots(const Gen *g, int64_t *slot) {
       reader[slot[j]] = j;
     }
   for (int64_t k = p->pf; k < g->nblocks; k++) {
-    int64_t e = k - p->pf, done = e <= lead ? -1 : e - lead, s = 0;
+    int64_t e = entry[k], done = e <= lead ? -1 : e - lead, s = 0;
     while (s < p->ring && reader[s] > done) s++;
     if (s == p->ring) {
       fprintf(stderr, "tilec: internal error: matmul prefetch ring has no free slot\n");
@@ -309,7 +325,7 @@ void mm_prefetch_emit(Gen *g) {
   if (!g->npf) return;
   int64_t piece = p->Kb * p->Nb * p->be, cols = p->Nb < p->Nv ? p->Nb : p->Nv;
   int32_t first = m->ninsts;
-  int64_t bytes = 0;
+  int64_t bytes = 0, run_bytes = 0;
   for (int32_t r = 0; r < g->npf; r++) {
     const Block *k = &g->blocks[g->pf_first[r]];
     int64_t n = g->pf_count[r], steps = g->pf_steps[r];
@@ -332,7 +348,7 @@ void mm_prefetch_emit(Gen *g) {
     li.imm_buf = desc;
     tile_mir_add(m, li);
     TileMirInst in = tile_mir_inst(TILE_MOP_DMA, 0, reg, 0, 0, 0);
-    int64_t run_bytes = n * p->Kb * cols * p->be;
+    run_bytes = n * p->Kb * cols * p->be;
     bytes += run_bytes;
     in.est_cycles = tile_lower_dma_cycles(tile_lower_target(g->cx), run_bytes);
     tile_mir_mem(&in, desc, TILE_MIR_READ, 0);
@@ -340,7 +356,9 @@ void mm_prefetch_emit(Gen *g) {
     tile_mir_mem(&in, g->bbuf, TILE_MIR_WRITE, 0);
     tile_mir_add(m, in);
   }
-  tile_lower_prefetch_block(g->cx, first, m->ninsts, bytes, g->pf_parts ? g->npf - 1 : 0);
+  /* with parts, the blocks of the last one run after the group's last wait */
+  tile_lower_prefetch_block(g->cx, first, m->ninsts, bytes, g->pf_parts ? g->npf - 1 : 0,
+                            g->pf_parts ? run_bytes : bytes);
 }
 
 int64_t mm_part_step(const Gen *g, int64_t c0, int64_t kp) {
@@ -402,9 +420,12 @@ void mm_tables(Gen *g) {
   int64_t *slab_kind = xcalloc((size_t)nslabs, sizeof(int64_t));
   int64_t *piece_kind = xcalloc((size_t)nb, sizeof(int64_t));
   int64_t *pf_slot = NULL; /* with a prefetch (no padded K): every block's slot */
+  int64_t *pf_entry = NULL; /* and every later block's entry in the B table */
   if (p->pf > 0) {
     pf_slot = xcalloc((size_t)nb, sizeof(int64_t));
-    ring_slots(g, pf_slot);
+    pf_entry = xcalloc((size_t)nb, sizeof(int64_t));
+    pf_entries(g, pf_entry);
+    ring_slots(g, pf_entry, pf_slot);
   }
   int64_t counts[2] = {0, 0}, pcounts[2] = {0, 0};
   for (int64_t j = 0; j < nb; j++) {
@@ -441,18 +462,22 @@ void mm_tables(Gen *g) {
   tile_mir_data(m, g->rec, zeros, nb * g->rec_bytes);
   free(zeros);
 
-  /* B pieces (those the prefetch copies left out, see "Prefetch"), the prefetched
-   * blocks' signals, then placeholders for the issues past the last block */
+  /* B pieces (those the prefetch copies left out) with the prefetched blocks' signals
+   * between them ("Prefetch"), then placeholders for the issues past the last block */
   table_init(g, &g->bdesc, "matmul.bdesc", (int32_t)(nb + p->depth));
-  for (int64_t j = p->pf; j < nb; j++) {
-    const Block *k = &g->blocks[j];
-    int64_t bslot = pf_slot ? pf_slot[j] : (k->edge ? p->ring : 0) + piece_kind[j] % p->ring;
+  for (int64_t j = p->pf, e = 0; j < nb || e < nb; e++) {
+    if (j == nb || (pf_entry && pf_entry[j] > e)) {
+      table_placeholder(g, &g->bdesc, g->sem[SEM_B]);
+      continue;
+    }
+    int64_t b = j++;
+    const Block *k = &g->blocks[b];
+    int64_t bslot = pf_slot ? pf_slot[b] : (k->edge ? p->ring : 0) + piece_kind[b] % p->ring;
     int64_t kr = k->edge ? p->Kr : p->Kb, cols = p->Nb < p->Nv ? p->Nb : p->Nv;
     table_add(g, &g->bdesc, p->b.buf, b_src(p, k), p->N * p->be, g->bbuf,
               bslot * p->Kb * p->Nb * p->be, p->Nb * p->be, cols * p->be, kr,
               g->sem[k->edge ? SEM_B_EDGE : SEM_B]);
   }
-  for (int64_t i = 0; i < p->pf; i++) table_placeholder(g, &g->bdesc, g->sem[SEM_B]);
   for (int64_t i = 0; i < p->depth; i++) table_placeholder(g, &g->bdesc, -1);
 
   /* the first slab, then one A copy per block: piece np of the next slab */
@@ -532,4 +557,5 @@ void mm_tables(Gen *g) {
   free(slab_kind);
   free(piece_kind);
   free(pf_slot);
+  free(pf_entry);
 }

@@ -48,6 +48,7 @@ struct TileLowerCtx {
   int32_t pf_first, pf_end;
   int32_t pf_inner;        /* the last of them, which the group waits for itself */
   int64_t pf_copied;       /* bytes of weights those DMAs copy */
+  int64_t pf_tail;         /* those computed after the group's last wait for a part */
   /* The most DMAs the group being generated keeps in flight at once, where its
    * generator bounds them (0: not stated; the prefetch then counts every DMA it
    * issues). Generators set it; lower.c records it per group. */
@@ -91,9 +92,10 @@ int64_t tile_lower_prefetch_dma_count(const TileMir *m, int32_t first, int32_t e
  * destination in that order), on the prefetch semaphore, copying `bytes` of weights. The
  * lowering moves them into an earlier group and adds their waits before the group that
  * reads them, but for the last `inner`: the group waits for those itself, and they land
- * in issue order after the others. */
+ * in issue order after the others. `tail` bytes of them the group computes after its
+ * last wait for a part (all of them where it waits for none itself). */
 void tile_lower_prefetch_block(TileLowerCtx *cx, int32_t first, int32_t end, int64_t bytes,
-                               int32_t inner);
+                               int32_t inner, int64_t tail);
 
 /* A semaphore of the whole function that no group numbers and no peer signals, for
  * transfers that cross groups (lower.c). */

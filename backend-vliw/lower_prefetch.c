@@ -84,6 +84,8 @@ typedef struct PfGroup {
   int64_t budget;    /* bytes (a matmul window's: set when entered) */
   int32_t reserve;   /* DMAs of a later prefetch in flight across it */
   int64_t copied;    /* bytes of weights its own prefetch copied */
+  int64_t tail;      /* those it computes after its last wait for them */
+  int32_t sem;       /* the semaphore of its prefetch */
   /* a matmul with parameter weights: their element and total bytes, its MXU cycles, the
    * bytes of its left operand and result, and whether it should copy all its weights */
   int32_t wsize;
@@ -115,11 +117,12 @@ int64_t tile_lower_prefetch_budget(TileLowerCtx *cx, int32_t *sem, int32_t *dmas
 }
 
 void tile_lower_prefetch_block(TileLowerCtx *cx, int32_t first, int32_t end, int64_t bytes,
-                               int32_t inner) {
+                               int32_t inner, int64_t tail) {
   cx->pf_first = first;
   cx->pf_end = end;
   cx->pf_copied = bytes;
   cx->pf_inner = inner;
+  cx->pf_tail = tail;
 }
 
 int64_t tile_lower_prefetch_dma_count(const TileMir *m, int32_t first, int32_t end) {
@@ -205,16 +208,18 @@ static int64_t mxu_cycles(const TileTarget *t, const TileOp *mm, const TileValue
 /* Bytes HBM can move while matmul group j computes from `bytes` of its weights copied
  * early: the longer of its MXU work and its vector loads of them (a tile of
  * vreg.sublanes x vreg.lanes elements each), less the time of its own other traffic
- * (the left operand in, the result out), which takes HBM meanwhile. */
+ * (the left operand in, the result out), which takes HBM meanwhile; the MXU work and
+ * the traffic in the share of its weights those bytes are. */
 static int64_t window_bytes(const TileTarget *t, const PfGroup *j, int64_t bytes) {
   int64_t tile = (int64_t)t->vreg_sublanes * t->vreg_lanes * j->wsize;
   int64_t slots = t->slots[TILE_SLOT_VLOAD] > 0 ? t->slots[TILE_SLOT_VLOAD] : 1;
-  if (tile <= 0) return 0;
-  int64_t cycles = bytes / tile / slots;
-  if (j->busy > cycles) cycles = j->busy;
-  double moved = (double)cycles * (double)t->hbm_bw / (double)t->clock_hz;
-  moved *= MM_WINDOW_MARGIN;
-  return moved > (double)j->traffic ? (int64_t)(moved - (double)j->traffic) : 0;
+  if (tile <= 0 || j->wbytes <= 0) return 0;
+  double share = (double)bytes / (double)j->wbytes;
+  double cycles = (double)(bytes / tile / slots), busy = share * (double)j->busy;
+  if (busy > cycles) cycles = busy;
+  double moved = cycles * (double)t->hbm_bw / (double)t->clock_hz * MM_WINDOW_MARGIN;
+  double traffic = share * (double)j->traffic;
+  return moved > traffic ? (int64_t)(moved - traffic) : 0;
 }
 
 /* Whether a budget is expected to copy all of matmul group i's weights early: it covers
@@ -301,7 +306,7 @@ void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup
   cx->pf_budget = 0;
   cx->pf_dmas = 0;
   cx->pf_first = cx->pf_end = cx->pf_inner = 0;
-  cx->pf_copied = 0;
+  cx->pf_copied = cx->pf_tail = 0;
   cx->pf_sem = -1;
   if (!pf || k >= pf->n) return;
   cx->pf_sem = pf->sems[pf->nblocks % 2];
@@ -325,7 +330,7 @@ void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup
     if (!mm)
       cx->pf_budget = pf->g[k].budget;
     else if (pf->g[to].copied >= pf->g[to].wbytes) /* it did copy all its weights early */
-      cx->pf_budget = window_bytes(cx->target, &pf->g[to], pf->g[to].copied);
+      cx->pf_budget = window_bytes(cx->target, &pf->g[to], pf->g[to].tail);
   }
   cx->dma_reserve += pf->g[k].reserve; /* a later matmul's copies cross this one */
 }
@@ -336,6 +341,8 @@ void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k) {
     pf->blocks[pf->nblocks++] = (PfBlock){pf->g[k].to, pf->g[k].until, k, cx->pf_first,
                                           cx->pf_end, cx->pf_inner, cx->pf_sem};
     pf->g[k].copied = cx->pf_copied;
+    pf->g[k].tail = cx->pf_tail;
+    pf->g[k].sem = cx->pf_sem;
   }
   cx->pf_budget = 0;
   cx->pf_dmas = 0;
@@ -369,6 +376,22 @@ static int32_t after_loads(const TileMir *m, int32_t at, int32_t end) {
   return at;
 }
 
+/* Where copies moved to the matmul window whose code is insts [at, end) go: after its
+ * last wait for a part of its own prefetch (on semaphore sem, outside its loops), else
+ * at its start. Before that wait its own parts are landing, and copies issued beside
+ * them would share HBM with them and hold the blocks that wait; after it the window
+ * computes its last part with HBM idle (the budget is that part's time, tail). */
+static int32_t after_parts(const TileMir *m, int32_t at, int32_t end, int32_t sem) {
+  int32_t depth = 0, last = at;
+  for (int32_t j = at; j < end && sem >= 0; j++) {
+    const TileMirInst *in = &m->insts[j];
+    if (in->op == TILE_MIR_LOOP_BEGIN) depth++;
+    else if (in->op == TILE_MIR_LOOP_END) depth--;
+    else if (in->op == TILE_MOP_WAIT && depth == 0 && in->c == sem) last = j + 1;
+  }
+  return last;
+}
+
 bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts) {
   const struct TilePfPlan *pf = cx->pf;
   TileMir *m = cx->mir;
@@ -379,6 +402,7 @@ bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t
     b.end += added;
     int32_t n = b.end - b.first, at = starts[b.to].first_inst;
     if (!mm_window(&pf->g[b.to])) at = after_loads(m, at, starts[b.to + 1].first_inst);
+    else at = after_parts(m, at, starts[b.to + 1].first_inst, pf->g[b.to].sem);
     if (n <= 0 || at >= b.first) continue;
     /* the copies to the start of the first collective */
     if (!tile_mir_move_insts(m, at, b.first, b.end)) return false;
