@@ -64,10 +64,11 @@
  * waits for one sub-chunk), and each adds a few DMAs and waits. */
 enum { LINE_SUBS = 8 };
 
-/* The most DMAs a line keeps in flight (where dma.outstanding allows, less the two it
- * keeps for local copies as coll_depth does): its sends, two credits and one local
- * copy. Stated to the lowering (TileLowerCtx.dma_cap) so that the weights of a later
- * matmul may stream beside it (lower_prefetch.c). */
+/* The most DMAs a line collective keeps in flight (where dma.outstanding allows, less
+ * the two it keeps for local copies as coll_depth does): its sends beside one credit
+ * here, beside two credits and a local copy in a reduce_scatter's levels. Stated to the
+ * lowering (TileLowerCtx.dma_cap) so that the weights of a later matmul may stream
+ * beside it (lower_prefetch.c). */
 enum { LINE_INFLIGHT = 10 };
 
 int32_t coll_line_inflight(const Coll *c) {
@@ -244,7 +245,8 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
   const CollAxis *a = &c->ax[k];
   const int64_t p = a->p, root = (p - 1) / 2, S = line_subs(padded, r->tile_bytes);
   const int64_t sub = padded / S;
-  const int64_t dmas = coll_line_inflight(c) - 3; /* credits, a local copy */
+  /* sends: all the line keeps in flight but one credit (each is waited for at once) */
+  const int64_t dmas = coll_line_inflight(c) - 1;
   char name[64];
   snprintf(name, sizeof name, "line.%s.%d", a->name, (int)m->nbufs);
   /* [0, padded): from the left; [padded, 2 padded): from the right; then the identity */

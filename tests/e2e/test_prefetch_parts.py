@@ -101,8 +101,9 @@ def test_matmul_waits_for_each_later_part(tilec, tmp_path, k, parts):
 
 
 def test_chain_across_parts_matches_numpy(tilec, tmp_path):
-    """w3's copies move to the start of w2's matmul and land while it waits for its own
-    parts: on the other semaphore, so no wait of one counts the other's copies."""
+    """w3's copies move into w2's matmul, right after its wait for its last part (before
+    it, they would share HBM with w2's parts still landing), and signal the other
+    semaphore, so no wait of one counts the other's copies."""
     k = 8192
     src = write(tmp_path, CHAIN, k)
     lines = compile_mir(tilec, src)
@@ -117,6 +118,8 @@ def test_chain_across_parts_matches_numpy(tilec, tmp_path):
     sem = re.search(r"sem\.wait (sem\d+),", ring[0]).group(1)
     assert ring[0].endswith(":6")
     assert not [l for l in lines if f"sem.wait {sem}, " in l and l.endswith(":7")]
+    parts = [i for i in w2 if f"sem.wait {sem}, " in lines[i]]
+    assert len(parts) == 4 and parts[-1] < w3[0], (parts, w3)  # four parts, one wait each
     shapes = {"x": (8, 512), "w1": (512, k), "w2": (k, 512), "w3": (k, 512)}
     arrays, args = tilemach.bf16_inputs(tmp_path, shapes, seed=3)
     outs = {"result": tmp_path / "y.npy", "result1": tmp_path / "z.npy"}
