@@ -279,7 +279,7 @@ void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dm
 
 /* The B table's entry of each later block's piece (entry[pf..nb-1]): the first piece
  * first, then the pf placeholders spread evenly after each piece but the last
- * ("Prefetch"); nb entries in all. */
+ * ("Prefetch"); nb entries in all (without a prefetch, block j's piece is entry j). */
 static void pf_entries(const Gen *g, int64_t *entry) {
   int64_t pf = g->p->pf, own = g->nblocks - pf, e = 0;
   for (int64_t o = 0; o < own; o++) {
@@ -419,13 +419,12 @@ void mm_tables(Gen *g) {
   /* slot numbers per kind (normal / padded) of slabs and B pieces */
   int64_t *slab_kind = xcalloc((size_t)nslabs, sizeof(int64_t));
   int64_t *piece_kind = xcalloc((size_t)nb, sizeof(int64_t));
+  int64_t *entry = xcalloc((size_t)nb, sizeof(int64_t)); /* of each piece in the B table */
+  pf_entries(g, entry);
   int64_t *pf_slot = NULL; /* with a prefetch (no padded K): every block's slot */
-  int64_t *pf_entry = NULL; /* and every later block's entry in the B table */
   if (p->pf > 0) {
     pf_slot = xcalloc((size_t)nb, sizeof(int64_t));
-    pf_entry = xcalloc((size_t)nb, sizeof(int64_t));
-    pf_entries(g, pf_entry);
-    ring_slots(g, pf_entry, pf_slot);
+    ring_slots(g, entry, pf_slot);
   }
   int64_t counts[2] = {0, 0}, pcounts[2] = {0, 0};
   for (int64_t j = 0; j < nb; j++) {
@@ -466,7 +465,7 @@ void mm_tables(Gen *g) {
    * between them ("Prefetch"), then placeholders for the issues past the last block */
   table_init(g, &g->bdesc, "matmul.bdesc", (int32_t)(nb + p->depth));
   for (int64_t j = p->pf, e = 0; j < nb || e < nb; e++) {
-    if (j == nb || (pf_entry && pf_entry[j] > e)) {
+    if (j == nb || entry[j] > e) {
       table_placeholder(g, &g->bdesc, g->sem[SEM_B]);
       continue;
     }
@@ -557,5 +556,5 @@ void mm_tables(Gen *g) {
   free(slab_kind);
   free(piece_kind);
   free(pf_slot);
-  free(pf_entry);
+  free(entry);
 }

@@ -73,11 +73,11 @@ enum { MM_WINDOW_DMAS = 2 };
  * 1.3, 146,196 at 1.8). */
 #define MM_WINDOW_MARGIN 1.8
 
-/* A prefetch: the copies [first, end) group `from` made on semaphore `sem`, to move to
- * the start of group `to`, and the waits for all but the last `inner` of them after
+/* A prefetch: the copies [first, end) group `from` made (on its PfGroup.sem), to move
+ * to the start of group `to`, and the waits for all but the last `inner` of them after
  * group `until` (live group indices). */
 typedef struct PfBlock {
-  int32_t to, until, from, first, end, inner, sem;
+  int32_t to, until, from, first, end, inner;
 } PfBlock;
 
 /* What the plan knows of one live group. */
@@ -341,7 +341,7 @@ void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k) {
   struct TilePfPlan *pf = cx->pf;
   if (pf && k < pf->n && pf->g[k].to >= 0 && cx->pf_end > cx->pf_first) {
     pf->blocks[pf->nblocks++] = (PfBlock){pf->g[k].to, pf->g[k].until, k, cx->pf_first,
-                                          cx->pf_end, cx->pf_inner, cx->pf_sem};
+                                          cx->pf_end, cx->pf_inner};
     pf->g[k].copied = cx->pf_copied;
     pf->g[k].tail = cx->pf_tail;
     pf->g[k].sem = cx->pf_sem;
@@ -423,7 +423,7 @@ bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t
     for (int32_t j = at; j < at + n && waits < outer; j++) {
       const TileMirInst *dma = &m->insts[j];
       if (dma->op != TILE_MOP_DMA) continue;
-      TileMirInst w = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, b.sem, 1);
+      TileMirInst w = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, pf->g[b.from].sem, 1);
       tile_mir_mem(&w, dma->mem[2].buf, TILE_MIR_WRITE, 0);
       int32_t k = tile_mir_add(m, w);
       m->insts[k].src_name = m->insts[j].src_name; /* the matmul's */
