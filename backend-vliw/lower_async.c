@@ -73,6 +73,7 @@ struct TileAsyncPlan {
   int32_t n;
   int32_t *until;   /* per group: -1 (not deferred), or where its waits go (n: the end) */
   int32_t *reserve; /* per group: deferred sends of earlier groups in flight while it runs */
+  bool *inside;     /* per group: waits may go before its first touch (not a collective) */
   AsyncSend *sends;
   int32_t nsends;
   int32_t cur;      /* the group being generated */
@@ -90,6 +91,7 @@ void tile_lower_async_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n
   ap->until = tile_alloc(cx->m, sizeof *ap->until * (size_t)(n + 1));
   ap->reserve = tile_alloc(cx->m, sizeof *ap->reserve * (size_t)(n + 1));
   ap->sends = tile_alloc(cx->m, sizeof *ap->sends * (size_t)(n + 1));
+  ap->inside = tile_alloc(cx->m, (size_t)n + 1);
   int32_t *fifo = tile_alloc(cx->m, sizeof *fifo * (size_t)(n + 1));
   bool *crossed = tile_alloc(cx->m, (size_t)n + 1); /* another send was in flight */
   int32_t nfifo = 0, most = cx->target->dma_outstanding / 4;
@@ -107,7 +109,11 @@ void tile_lower_async_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n
     for (int32_t i = 0; i < drain; i++) ap->until[fifo[i]] = j;
     memmove(fifo, fifo + drain, sizeof *fifo * (size_t)(nfifo - drain));
     nfifo -= drain;
-    ap->reserve[j] = nfifo;
+    /* a collective counts on the band semaphores from its start: the waits go first;
+     * any other group takes them at its first touch, so the sends stay in flight over
+     * its start */
+    ap->inside[j] = g->kind != TILE_GROUP_COLLECTIVE;
+    ap->reserve[j] = nfifo + (ap->inside[j] ? drain : 0);
     if (one_hop) {
       crossed[j] = nfifo > 0;
       fifo[nfifo++] = j;
@@ -175,12 +181,33 @@ static bool touches(const TileMirInst *in, const AsyncSend *s) {
   return false;
 }
 
+/* Where in group g (insts from .. end - 1) send s's waits go: before the first inst
+ * that touches its buffers, or before the outermost loop holding that inst (a wait in
+ * a loop would take a count every iteration); the group's start when none does. A
+ * matmul whose epilogue reads the permute's result first copies it in for its last K
+ * step, so the steps before run while the data crosses the link. */
+static int32_t first_touch(const TileMir *m, const AsyncSend *s, int32_t from, int32_t end) {
+  int32_t depth = 0, outer = from;
+  for (int32_t j = from; j < end; j++) {
+    const TileMirInst *in = &m->insts[j];
+    if (in->op == TILE_MIR_LOOP_BEGIN && depth++ == 0) outer = j;
+    if (in->op == TILE_MIR_LOOP_END) depth--;
+    if (touches(in, s)) return depth > 0 ? outer : j;
+  }
+  return from;
+}
+
 bool tile_lower_async_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts) {
   const struct TileAsyncPlan *ap = cx->async;
   TileMir *m = cx->mir;
+  int32_t after = 0; /* the end of the waits placed last: waits keep the sends' order */
   for (int32_t i = 0; ap && i < ap->nsends; i++) {
     const AsyncSend *s = &ap->sends[i];
-    int32_t at = s->until < nstarts ? starts[s->until].first_inst : m->ninsts;
+    int32_t start = s->until < nstarts ? starts[s->until].first_inst : m->ninsts;
+    int32_t end = s->until + 1 < nstarts ? starts[s->until + 1].first_inst : m->ninsts;
+    int32_t at = s->until < nstarts && ap->inside[s->until] ? first_touch(m, s, start, end)
+                                                             : start;
+    if (at < after) at = after;
     int32_t from = s->group + 1 < nstarts ? starts[s->group + 1].first_inst : m->ninsts;
     for (int32_t j = from; j < at; j++)
       if (touches(&m->insts[j], s)) {
@@ -200,7 +227,9 @@ bool tile_lower_async_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t ns
       tile_error(cx->d, cx->f->loc, "internal error: out of memory placing a permute's waits");
       return false;
     }
-    for (int32_t g = s->until; g < nstarts; g++) starts[g].first_inst += s->nwaits;
+    after = at + s->nwaits;
+    for (int32_t g = s->until; g < nstarts; g++) /* waits before a group come before it */
+      if (g > s->until || starts[g].first_inst == at) starts[g].first_inst += s->nwaits;
   }
   return true;
 }

@@ -196,12 +196,17 @@ static TileValue *build(Rewrite *w, TileOpKind kind, int n, TileUse *opnds, int 
   return op->res[0];
 }
 
-/* One hop round the axis's ring: what the chip before holds. */
-static TileValue *hop(Rewrite *w, TileValue *v, const TileValue *like, const char *what, int s) {
-  TileNamedAttr at[2] = {{"axis", tile_attr_ident(w->m, w->R->axis->name)},
-                         {"shift", tile_attr_int(1)}};
+/* One hop round the axis's ring: what the chip before holds. A `late` hop is expected
+ * to land only as the work after it ends (the last hop of the sums, which the end of
+ * step 0 is cut to cover): the fuse pass keeps its reader out of a matmul's epilogue,
+ * which would wait for it in the middle of the matmul. */
+static TileValue *hop(Rewrite *w, TileValue *v, const TileValue *like, const char *what, int s,
+                      bool late) {
+  TileNamedAttr at[3] = {{"axis", tile_attr_ident(w->m, w->R->axis->name)},
+                         {"shift", tile_attr_int(1)},
+                         {"late", tile_attr_int(1)}};
   TileUse u = {.v = v};
-  return build(w, TILE_OP_COLLECTIVE_PERMUTE, 1, &u, 2, at, v->type, like, what, s);
+  return build(w, TILE_OP_COLLECTIVE_PERMUTE, 1, &u, late ? 3 : 2, at, v->type, like, what, s);
 }
 
 static TileValue *add(Rewrite *w, TileValue *a, TileValue *b, const TileValue *like, int s) {
@@ -292,13 +297,13 @@ static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileDiag *d) {
   TileValue *x = R->ag->opnd[0].v, *xb = x, *own = NULL, *recv = NULL;
   const TileValue *like = R->rs->res[0];
   for (int s = 0; s < R->p && w.map && !w.failed; s++) {
-    TileValue *next = s + 1 < R->p ? hop(&w, xb, x, "x", s + 1) : NULL;
+    TileValue *next = s + 1 < R->p ? hop(&w, xb, x, "x", s + 1, false) : NULL;
     if (s == 0) {
       step(&w, own_map, xb, 0, 0, tail);
     } else {
       TileValue *y = step(&w, w.map, xb, s, 0, R->n);
       TileValue *acc = s == 1 ? y : add(&w, y, recv, like, s);
-      recv = acc ? hop(&w, acc, like, "recv", s + 1) : NULL;
+      recv = acc ? hop(&w, acc, like, "recv", s + 1, s + 1 == R->p) : NULL;
     }
     xb = next;
   }

@@ -32,7 +32,7 @@
  *     then elementwise ops and broadcasts on its result shape or on rows of its N
  *     elements (a bias, its convert), each reading the matmul's result, values of the
  *     group, splats, at most 8 outside rows of N elements or at most 2 outside values of
- *     the matmul's shape (f32 or bf16 each; not a permute's result, received()); at
+ *     the matmul's shape (f32 or bf16 each; not a late permute's result, received()); at
  *     most 64 such ops; one value read outside, of the matmul's shape, in f32 or bf16.
  *   - attention, gather, argmax, topk, rope, the layout ops (reshape, transpose,
  *     slice, concatenate), other reduces and ops of several results: a group each. */
@@ -437,12 +437,14 @@ static bool epilogue_bcast_ok(const TileOp *op, int64_t n) {
          dims->elems[q - 1].i == op->res[0]->type.rank - 1;
 }
 
-/* A collective_permute's result: the VLIW lowering waits for its arrival before the
- * first group that reads it (lower_async.c), so as an epilogue operand it would hold
- * the whole matmul until the data lands, where an add of its own waits only for itself
- * (a ring's running sums arrive while the matmul making the next partial runs). */
+/* A collective_permute's result that its maker expects to land late (`late`, the last
+ * hop of coll_matmul's sums). The VLIW lowering waits for a permute's arrival right
+ * before the first copy of its result (lower_async.c): in a matmul epilogue that is the
+ * last K step, so an early permute lands while the steps before run, but a late one
+ * would hold most of the matmul, where an add of its own waits only for itself. */
 static bool received(const TileValue *v) {
-  return v->def && v->def->kind == TILE_OP_COLLECTIVE_PERMUTE;
+  return v->def && v->def->kind == TILE_OP_COLLECTIVE_PERMUTE &&
+         tile_attr_get(&v->def->attrs, "late");
 }
 
 /* With strict unset, the one value written is not checked (as for rowwise_ok). */

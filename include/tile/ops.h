@@ -110,7 +110,7 @@ extern "C" {
     "split_dim:int concat_dim:int axes:axes mesh?:sym",                                  \
     "split split_dim over the axes, exchange, concatenate along concat_dim")            \
   X(COLLECTIVE_PERMUTE, "collective_permute", COLLECTIVE, "t", 1, PERMUTE,               \
-    "axis:ident shift:int mesh?:sym",                                                    \
+    "axis:ident shift:int mesh?:sym late?:int",                                          \
     "send to the chip shift steps along axis (with wraparound)")                         \
   /* ---- tile ops on buffers ---- */                                                   \
   X(ALLOC, "alloc", TILE, "", 1, ALLOC, "", "a buffer in vmem or smem; result type given") \

@@ -146,10 +146,15 @@ def test_timing_only_and_threads_agree(tilec, tmp_path, target, kind):
     assert one == two == functional
 
 
+def first_read(lines, buf):
+    """The first MIR line of a DMA that reads buf."""
+    return next(i for i, l in enumerate(lines) if re.search(r"\bdma .*\br %s\b" % buf, l))
+
+
 def test_waits_move_past_the_matmul(tilec, tmp_path):
     """In the MIR the permute's two waits (its arrival, then its own send) come after the
-    matmul's last op and before the add's first; with the add right after the permute,
-    they stay in the permute's group."""
+    matmul's last op, right before the add's first copy of the received buffer; with the
+    add right after the permute, they stay in the permute's group."""
     src = write(tmp_path)
     p = tilemach.run([tilec, src, "--target", "v5e-like", "--torus", "1x4", "--emit=mir"])
     assert p.returncode == 0, p.stderr
@@ -160,7 +165,10 @@ def test_waits_move_past_the_matmul(tilec, tmp_path):
     add = [i for i, l in enumerate(lines) if "// add" in l]
     send = [i for i, l in enumerate(lines) if re.search(r"\bdma .*// collective_permute", l)]
     assert len(waits) == 2 and len(send) == 1 and mm and add, p.stdout[-3000:]
-    assert send[0] < mm[0] and mm[-1] < waits[0] < waits[1] < add[0]
+    # inside the add's group, right before its first copy of the received buffer
+    read = first_read(lines, "y0")
+    assert send[0] < mm[0] and add[0] < waits[0] < waits[1] < read
+    assert all(i < waits[0] for i in mm if i < read)
     assert "{w y0}" in lines[waits[0]]  # the arrival names the received buffer
     assert "loop" in p.stdout and "dma-reserve 1" in p.stdout
     body = program("f32", 1, 1).replace(
@@ -211,7 +219,7 @@ def test_sends_of_different_sizes_arrive_in_order(tilec, tmp_path, target, kind)
     assert len(waits) == 4 and "{w y1}" in lines[waits[0]] and "{w y2}" in lines[waits[2]]
     # one band semaphore for both arrivals
     assert lines[waits[0]].split(",")[0] == lines[waits[2]].split(",")[0]
-    assert waits[1] < adds[0] and mm[-1] < waits[2] < adds[-1] and waits[1] < mm[-1]
+    assert waits[1] < first_read(lines, "y1") < mm[-1] < waits[2] < first_read(lines, "y2")
     rng = np.random.default_rng(3)
     arrays = {"big": rng.integers(-8, 8, (CHIPS, 256, 256)).astype(np.float32),
               "small": rng.integers(-8, 8, (CHIPS, 8, 128)).astype(np.float32)}

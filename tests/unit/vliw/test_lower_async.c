@@ -88,6 +88,13 @@ static bool names(const TileMirInst *in, int32_t buf) {
   return false;
 }
 
+/* The first inst of lo .. hi but a wait that names buf (-1: none). */
+static int32_t first_use(const TileMir *m, int32_t lo, int32_t hi, int32_t buf) {
+  for (int32_t i = lo; i <= hi; i++)
+    if (m->insts[i].op != TILE_MOP_WAIT && names(&m->insts[i], buf)) return i;
+  return -1;
+}
+
 /* Every LOOP_BEGIN attributed to op has b == want. */
 static bool loops_reserve(const TileMir *m, const char *op, int32_t want) {
   bool any = false;
@@ -110,8 +117,9 @@ TEST(lower_async, waits_move_to_the_reader) {
   span_of(m, "add", &add0, &add1);
   REQUIRE(mm0 >= 0 && add0 >= 0);
   CHECK(send[0] < mm0);                      /* the send stays before the matmul */
-  CHECK(mm1 < wait[0] && wait[1] < add0);    /* its waits come after it, before the add */
   int32_t y = m->insts[send[0]].mem[2].buf, desc = m->insts[send[0]].mem[0].buf;
+  /* its waits come after it, right before the add first copies the result in */
+  CHECK(mm1 < wait[0] && wait[1] < first_use(m, add0, add1, y));
   int32_t x = find_buf(m, "x");
   CHECK(names(&m->insts[wait[0]], y));       /* the arrival guards the result */
   CHECK(names(&m->insts[wait[1]], desc) && names(&m->insts[wait[1]], x));
@@ -151,8 +159,11 @@ TEST(lower_async, waits_in_the_order_of_the_sends) {
   REQUIRE(permute_insts(m, TILE_MOP_WAIT, wait, 8) == 4);
   span_of(m, "matmul", &mm0, &mm1);
   span_of(m, "add", &add0, &add1);
-  CHECK(send[1] < mm0 && mm1 < wait[0] && wait[3] < add0);
   int32_t y = m->insts[send[0]].mem[2].buf, v = m->insts[send[1]].mem[2].buf;
+  /* after the matmul, each right before the add first copies its result in */
+  CHECK(send[1] < mm0 && mm1 < wait[0]);
+  CHECK(wait[1] < first_use(m, add0, add1, y) && wait[3] < first_use(m, add0, add1, v));
+  CHECK(first_use(m, add0, add1, y) < wait[2]);
   /* one band semaphore: the first arrival waited for is the first sent */
   CHECK_EQ(m->insts[wait[0]].c, m->insts[wait[2]].c);
   CHECK(names(&m->insts[wait[0]], y) && names(&m->insts[wait[2]], v));
