@@ -32,7 +32,7 @@
  *     then elementwise ops and broadcasts on its result shape or on rows of its N
  *     elements (a bias, its convert), each reading the matmul's result, values of the
  *     group, splats, at most 8 outside rows of N elements or at most 2 outside values of
- *     the matmul's shape (f32 or bf16 each; not a late permute's result, received()); at
+ *     the matmul's shape (f32 or bf16 each; not a late permute's result, late_permute()); at
  *     most 64 such ops; one value read outside, of the matmul's shape, in f32 or bf16.
  *   - attention, gather, argmax, topk, rope, the layout ops (reshape, transpose,
  *     slice, concatenate), other reduces and ops of several results: a group each. */
@@ -442,7 +442,7 @@ static bool epilogue_bcast_ok(const TileOp *op, int64_t n) {
  * before the first copy of its result (lower_async.c): in a matmul epilogue that is the
  * last K step, so an early permute lands while the steps before run, but a late one
  * would hold most of the matmul, where an add of its own waits only for itself. */
-static bool received(const TileValue *v) {
+static bool late_permute(const TileValue *v) {
   return v->def && v->def->kind == TILE_OP_COLLECTIVE_PERMUTE &&
          tile_attr_get(&v->def->attrs, "late");
 }
@@ -482,7 +482,7 @@ static bool matmul_ok(Fuse *f, bool strict) {
       const TileValue *v = op->opnd[i].v;
       if (tile_value_is_splat(v) || defined_inside(f, v)) continue;
       bool row = is_row_vector(v, n), tile = !row && shape_is(&v->type, rt->rank, rt->dims) &&
-                                             !received(v);
+                                             !late_permute(v);
       if ((!row && !tile) || !mxu_elem(v->type.elem)) return false;
       bool known = false;
       for (int r = 0; r < nrows + ntiles && !known; r++) known = inputs[r] == v;
