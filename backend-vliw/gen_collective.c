@@ -783,12 +783,12 @@ static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
   if (!make_reduce(c, (TileElem)x.elem, &r)) return false;
   int64_t dim = 0, p = chips(c);
   tile_attr_get_int(&c->op->attrs, "dim", &dim);
-  /* Small and medium operands, where the estimate wins: each slice's reduction flows
-   * toward its owner from both ends of a line, or from both sides half a ring round on
-   * an axis with wraparound (gen_collective_line_scatter.c). */
-  if (coll_line_rs_wins(c, x.bytes, y.bytes, &r))
-    return coll_line_reduce_scatter(c, x, y, &r, dim);
+  /* Where the estimate wins (small and medium operands, large ones over one line): each
+   * slice's reduction flows toward its owner from both ends of a line, or from both
+   * sides half a ring round on an axis with wraparound (gen_collective_line_scatter.c). */
   CollAround a = coll_around(&y, dim);
+  if (coll_line_rs_wins(c, x.bytes, y.bytes, a.outer == 1, &r))
+    return coll_line_reduce_scatter(c, x, y, &r, dim);
   int64_t slice = y.bytes, padded = (slice + r.tile_bytes - 1) / r.tile_bytes * r.tile_bytes;
   int64_t total = padded * p, run = a.mid * a.inner_bytes;
   bool failed = false, small =

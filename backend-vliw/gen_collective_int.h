@@ -347,11 +347,12 @@ void coll_line_a2a_level(Coll *c, const CollLinePart *parts, int n, int32_t src,
 
 /* ---- reduce_scatter over lines and half rings (gen_collective_line_scatter.c) ---- */
 
-/* Whether the reduce_scatter of an `operand`-byte operand into `slice`-byte slices is
- * estimated quicker by coll_line_reduce_scatter than by the one-shot all_reduce and the
- * rings: some axis is longer than 2 (a line, or a ring it runs as half rings) and it
- * fits VMEM. */
-bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, const CollReduce *r);
+/* Whether the reduce_scatter of an `operand`-byte operand into `slice`-byte slices
+ * (whole: each one run of the operand) is estimated quicker by coll_line_reduce_scatter
+ * than by the one-shot all_reduce and the rings: some axis is longer than 2 (a line, or
+ * a ring it runs as half rings) and it fits VMEM. */
+bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, bool whole,
+                       const CollReduce *r);
 /* reduce_scatter of x along `dim` into y: per axis in turn, on this chip's chunk of the
  * levels before, each slice's reduction flows toward its owner from both ends of a
  * line (p - 1 hop latencies) or, on an axis with wraparound, from both sides half the

@@ -1,6 +1,7 @@
-/* reduce_scatter for small and medium operands (gen_collective_int.h), an axis at a
- * time. Over an axis without wraparound (a line) every slice's reduction flows along
- * the line from both ends toward the chip that keeps it, so a level costs p - 1 hop
+/* reduce_scatter for small and medium operands, and large ones over one line
+ * (gen_collective_int.h), an axis at a time. Over an axis without wraparound (a line)
+ * every slice's reduction flows along the line from both ends toward the chip that
+ * keeps it, so a level costs p - 1 hop
  * latencies and each link direction carries at most (p - 1) / p of the level's data,
  * once. Over one with wraparound it flows toward its owner from both sides, half the
  * ring each ("half rings", below): floor(p / 2) hop latencies, about half the level's
@@ -21,23 +22,29 @@
  *   leftward (L), the mirror image, event i for chunk j = i: chip q adds what came
  *     from its right (real when j <= q <= p - 2) and sends left when q > j.
  *
- * Chip q's R arrivals start about q hops after the level starts, its L arrivals about
- * p - 1 - q hops after, so no one order of the two flows suits every chip: a loop
- * taking both flows' event i in turn costs 2 (p - 1) hops (each end waits for what the
- * other end sends last). Each chip works through 2 (p - 1) slots in an order of its own
- * instead, read from a table by its position (chip_order): first the events that send
- * on, of the flow that reaches it first and then of the other, so that no send waits
- * behind an arrival it does not carry; then the events that only combine into the
- * chunk it keeps; last those with nothing to do. Every chip runs the same code: what a
+ * A chunk goes as up to LRS_MAX_SUBS sub-chunks, each combined and sent on as soon as
+ * it has arrived, so a hop costs one sub-chunk's transfer. Chip q's R arrivals start
+ * about q hops after the level starts, its L arrivals about p - 1 - q hops after, and
+ * then each flow brings a sub-chunk per sub-chunk's transfer, so no one order of the two
+ * flows suits every chip: a loop taking both flows' event i in turn costs 2 (p - 1)
+ * hops (each end waits for what the other end sends last), and one flow's events before
+ * the other's hold the second flow back on every chip it passes. Each chip works
+ * through 2 (p - 1) subs slots (a sub-chunk of an event each) in an order of its own
+ * instead, read from a table by its position (chip_order): first the slots that send
+ * on, in the order their arrivals are expected, then those that only combine into the
+ * chunk it keeps, last those with nothing to do. Every chip runs the same code: what a
  * slot does is chosen at run time (as in gen_collective_line.c):
- *   - its flow and event: the chunk, the receive slot, whether something arrives and
- *     whether the partial goes on (table words);
+ *   - its flow, event and sub-chunk: the offsets, whether something arrives and whether
+ *     the partial goes on (table words);
  *   - a combine without an arrival reads and writes a junk scratch area instead of the
  *     chunk, so a chunk is never rewritten while a send of it is in flight;
  *   - a send with no receiver is a ghost: from a scratch area that nothing stores to,
  *     into another, signalling no one.
- * A chunk is combined and sent as up to LRS_MAX_SUBS sub-chunks, each sent on as soon
- * as it has arrived and been combined, so a hop costs one sub-chunk's transfer.
+ * Where the first level is a line and each slice is one run of the operand (so the
+ * working copy is the operand's bytes as they lie), the working copy fills a sub-chunk
+ * at a time, in the order the chip's slots first read them, one copy in flight: the
+ * first sends wait for one sub-chunk's copy instead of the whole operand's (62k cycles
+ * for 32 MiB on v5e-like), and the rest land under the transfers.
  *
  * Each slice has one owner, which adds in an order fixed by its position (its own
  * chunk, then the partial of the flow that reaches it first, then the other's), so the
@@ -45,8 +52,8 @@
  *
  * Semaphores: arrivals from the left count on coll_recv_sem(c, 0, k), from the right on
  * coll_recv_sem(c, 1, k): one sender on another chip each, whose transfers arrive in
- * order. Every slot and sub-chunk waits once on each side; a side with no arrival for
- * it gets a credit first (coll_credit_wait: issued just before its own wait). A flow's
+ * order. Every slot waits once on each side; a side with no arrival for it gets a
+ * credit first (coll_credit_wait: issued just before its own wait). A flow's
  * real arrivals keep the order its sender sends them in, but on one semaphore credits
  * may come before, between and after them. That is sound because each credit is
  * issued immediately before the wait it is for: when a chip's n-th wait on a semaphore
@@ -67,6 +74,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "dma_desc.h"
 #include "gen_collective_int.h"
 
 /* Sub-chunks per chunk at most: more overlap each hop with less of the transfer, each
@@ -107,22 +115,28 @@ typedef struct LrsPlan {
   bool lines_only;                      /* no level of more than one chip runs a ring of
                                          * gen_collective_ring.c: each is a line or a
                                          * half ring */
+  /* The first level is a line and the working copy is the operand's bytes as they lie
+   * (each slice one run, not padded): it copies its sub-chunks in as its slots need
+   * them (LrsLevel.fetch), so its first sends wait for one sub-chunk's copy, not the
+   * whole operand's. */
+  bool fetch;
+  int first; /* the first level of more than one chip */
 } LrsPlan;
 
 
 /* Estimated cycles of one level: a line's farthest chunk crossing p - 1 hops a
- * sub-chunk at a time; the link into a chip left of the middle, which carries p - q
- * chunks of its first flow before the chip turns to the second and sends q chunks on
- * (q + 1 hops and p chunks through one link, most at the middle); and the events every
- * chip works through: whichever is the longest. A half ring's the same three, over
- * floor(p / 2) hops. A ring's p - 1 steps. */
+ * sub-chunk at a time; the links at its ends, each carrying p - 1 chunks of the flow
+ * that starts there (chip_order keeps them busy), and the hops to the middle; and the
+ * slots every chip works through: whichever is the longest. A half
+ * ring's the same three, over floor(p / 2) hops. A ring's p - 1 steps. */
 static int64_t level_cycles(const Coll *c, int k, int64_t chunk, int64_t subs,
                             int64_t grain) {
   const TileTarget *t = c->cx->target;
   const CollAxis *a = &c->ax[k];
   /* a step between neighbours: a->hops torus hops (more on a share of a dim) */
   int64_t hop = a->hops * tile_target_hop_cycles(t), p = a->p;
-  if (!coll_is_line(a) && !is_half_ring(a)) return (p - 1) * (LRS_OVERHEAD + hop + coll_link_cycles(t, chunk));
+  if (!coll_is_line(a) && !is_half_ring(a))
+    return (p - 1) * (LRS_OVERHEAD + hop + coll_link_cycles(t, chunk));
   int64_t sub = chunk / subs, per = LRS_OVERHEAD + 2 * (sub / grain); /* two loads */
   int64_t s = coll_link_cycles(t, sub), step = s > per ? s : per;
   if (is_half_ring(a)) {
@@ -137,10 +151,26 @@ static int64_t level_cycles(const Coll *c, int k, int64_t chunk, int64_t subs,
     return most > work ? most : work;
   }
   int64_t chain = (p - 1) * (hop + s + per) + (subs - 1) * step;
-  int64_t link = ((p - 1) / 2 + 1) * hop + coll_link_cycles(t, p * chunk) + per;
+  int64_t link = ((p - 1) / 2 + 1) * hop + coll_link_cycles(t, (p - 1) * chunk) + per;
   int64_t work = 2 * (p - 1) * subs * per;
   int64_t most = chain > link ? chain : link;
   return most > work ? most : work;
+}
+
+/* The pace of a line level's flows (chip_order): each flow's first chip sends a chunk
+ * every `every` cycles, a sub-chunk every `step`, and a sub-chunk moves on a hop every
+ * `hop` (R's events start at chip 0, L's at chip p - 1). */
+typedef struct LrsPace {
+  int64_t every, step, hop;
+} LrsPace;
+
+/* A sub-chunk every sub-chunk's transfer or combine, whichever is longer; a hop its
+ * latency, transfer and combine. */
+static LrsPace line_pace(const Coll *c, int k, int64_t chunk, int64_t subs, int64_t grain) {
+  const TileTarget *t = c->cx->target;
+  int64_t sub = chunk / subs, per = LRS_OVERHEAD + 2 * (sub / grain);
+  int64_t s = coll_link_cycles(t, sub), step = s > per ? s : per;
+  return (LrsPace){subs * step, step, c->ax[k].hops * tile_target_hop_cycles(t) + s + per};
 }
 
 /* Sends a level keeps in flight: beside two credits and a local copy, what
@@ -158,8 +188,11 @@ static CollReduce row_reduce(const Coll *c, const CollReduce *r) {
   return rr;
 }
 
-/* tile: the bytes of a vreg tile of the element type */
-static void plan(const Coll *c, int64_t slice, int64_t tile, LrsPlan *pl) {
+static int64_t line_smem(int64_t p, int64_t subs);
+
+/* tile: the bytes of a vreg tile of the element type; whole: each slice is one run of
+ * the operand */
+static void plan(const Coll *c, int64_t slice, int64_t tile, bool whole, LrsPlan *pl) {
   int64_t n = 1;
   for (int k = 0; k < c->naxes; k++) n *= c->ax[k].p;
   int64_t row = tile / c->cx->target->vreg_sublanes;
@@ -170,6 +203,10 @@ static void plan(const Coll *c, int64_t slice, int64_t tile, LrsPlan *pl) {
   pl->scratch = 0; /* no line: none */
   pl->vmem = pl->total;
   pl->lines_only = true;
+  pl->first = 0;
+  while (pl->first < c->naxes && c->ax[pl->first].p < 2) pl->first++;
+  pl->fetch = pl->first < c->naxes && coll_is_line(&c->ax[pl->first]) && whole &&
+              pl->padded == slice;
   int64_t region = pl->total;
   for (int k = 0; k < c->naxes; k++) {
     const CollAxis *a = &c->ax[k];
@@ -184,6 +221,8 @@ static void plan(const Coll *c, int64_t slice, int64_t tile, LrsPlan *pl) {
     }
     for (int64_t s = 1; s <= LRS_MAX_SUBS; s++) {
       if ((chunk / pl->grain) % s) continue;
+      if (s > 1 && !is_half_ring(a) && line_smem(a->p, s) > c->cx->target->smem_bytes / 4)
+        continue;
       int64_t e = level_cycles(c, k, chunk, s, pl->grain);
       if (e < best) best = e, pl->subs[k] = s;
     }
@@ -200,18 +239,23 @@ static void plan(const Coll *c, int64_t slice, int64_t tile, LrsPlan *pl) {
 
 static int64_t estimate(const Coll *c, const LrsPlan *pl) {
   const TileTarget *t = c->cx->target;
-  int64_t cycles = 2 * tile_target_xfer_cycles(t, pl->total, t->hbm_bw);
+  /* the copies in and out; a fetching first level copies in under its transfers, all
+   * but one sub-chunk */
+  int64_t copied = pl->fetch ? pl->chunk[pl->first] / pl->subs[pl->first] + pl->padded
+                             : 2 * pl->total;
+  int64_t cycles = tile_target_xfer_cycles(t, copied, t->hbm_bw);
   for (int k = 0; k < c->naxes; k++)
     if (c->ax[k].p > 1) cycles += level_cycles(c, k, pl->chunk[k], pl->subs[k], pl->grain);
   return cycles;
 }
 
-bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, const CollReduce *r) {
+bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, bool whole,
+                       const CollReduce *r) {
   bool any = false;
   for (int k = 0; k < c->naxes; k++) any |= coll_is_line(&c->ax[k]) || is_half_ring(&c->ax[k]);
   if (!any) return false;
   LrsPlan pl;
-  plan(c, slice, r->tile_bytes, &pl);
+  plan(c, slice, r->tile_bytes, whole, &pl);
   if (pl.vmem > c->cx->target->vmem_bytes) return false;
   int64_t line = estimate(c, &pl);
   /* The others: the one-shot all_reduce keeping a slice, and the rings (one direction
@@ -245,76 +289,132 @@ bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, const Coll
 
 /* ---- the order of events ----
  *
- * Every chip works through 2 (p - 1) slots, each one event of one flow; which event a
- * slot is depends on the chip's position. Per position and slot a table word says
- * what the event does: */
+ * Every chip works through 2 (p - 1) subs slots, each a sub-chunk of one event of one
+ * flow; which it is depends on the chip's position. Per position and slot a table word
+ * says what the slot does: */
 enum {
   W_REAL_L, /* 1: a transfer arrives from the left (R flow) */
   W_REAL_R, /* 1: one arrives from the right (L flow) */
   W_SEND_R, /* 1: the partial goes to the right neighbour */
   W_SEND_L, /* 1: to the left one */
-  W_OWN,    /* offset of the chunk in the level's region */
-  W_SLOT,   /* offset of the event's receive slot (R slots, then L slots) */
+  W_OWN,    /* offset of the sub-chunk in the level's region */
+  W_SLOT,   /* offset of its receive slot (R slots, then L slots) */
+  W_FETCH,  /* the offset of the s-th sub-chunk copied in from the operand (fetch_order) */
   W_WORDS
 };
 
-typedef struct LrsEvent {
+/* The SMEM a line level of p chips in subs sub-chunks takes: per slot its row of the
+ * table for every position and its DMA descriptors (a send, two credits and their
+ * words). plan() splits chunks no further where it would pass a quarter of SMEM. */
+static int64_t line_smem(int64_t p, int64_t subs) {
+  return 2 * (p - 1) * subs * (p * W_WORDS * 4 + 3 * DESC_WORDS * 4 + 2 * 8);
+}
+
+typedef struct LrsSlot {
   bool r;     /* the R flow (else L) */
   int64_t i;  /* its event */
-} LrsEvent;
+  int64_t j;  /* the sub-chunk */
+} LrsSlot;
 
-/* What event i of flow r does on the chip at q (module comment). */
-static void event_words(int64_t p, int64_t q, LrsEvent e, int64_t chunk, int32_t *w) {
+/* What sub-chunk j of event i of flow r does on the chip at q (module comment). */
+static void slot_words(int64_t p, int64_t q, LrsSlot e, int64_t chunk, int64_t sub,
+                       int32_t *w) {
   int64_t i = e.i;
   w[W_REAL_L] = e.r && q >= 1 && q <= p - 1 - i;
   w[W_REAL_R] = !e.r && q >= i && q <= p - 2;
   w[W_SEND_R] = e.r && q <= p - 2 - i;
   w[W_SEND_L] = !e.r && q >= i + 1;
-  w[W_OWN] = (int32_t)((e.r ? p - 1 - i : i) * chunk);
-  w[W_SLOT] = (int32_t)((e.r ? i : p - 1 + i) * chunk);
+  w[W_OWN] = (int32_t)((e.r ? p - 1 - i : i) * chunk + e.j * sub);
+  w[W_SLOT] = (int32_t)((e.r ? i : p - 1 + i) * chunk + e.j * sub);
 }
 
-/* The slots of the chip at q, in order: the events that send, of the flow whose
- * arrivals come first (R left of the middle, L right of it) and then of the other
- * (each waits only for the arrival it forwards, so no send waits behind an arrival it
- * does not need); then the events that only combine (the chunk this chip keeps), and
- * last those with nothing to do. Each flow's events keep their order, which is the
- * order its sender sends them in. */
-static void chip_order(int64_t p, int64_t q, LrsEvent *order) {
+/* When the chip at q can forward slot e at the earliest. */
+static int64_t ready_at(int64_t p, int64_t q, LrsSlot e, LrsPace pace) {
+  return e.i * pace.every + e.j * pace.step + (e.r ? q : p - 1 - q) * pace.hop;
+}
+
+/* The slots of the chip at q, in order: those that send, in the order their arrivals
+ * are expected (ready_at; on a tie the flow that reaches the chip first, R left of the
+ * middle, L right of it), so that in steady state the chip forwards both flows at their
+ * pace and no send waits long behind an arrival it does not carry; then those that
+ * only combine (the chunk this chip keeps), and last those with nothing to do. Each
+ * flow's slots keep their order, which is the order its sender sends them in. No chip
+ * waits for itself through its neighbours: a slot waits for the slots before it, whose
+ * arrivals are expected no later, and for a neighbour's send of the same sub-chunk,
+ * expected a hop earlier. */
+static void chip_order(int64_t p, int64_t q, int64_t subs, LrsPace pace, LrsSlot *order) {
   bool r_first = q <= (p - 1) / 2;
   int n = 0;
-  for (int cls = 0; cls < 3; cls++)
+  for (int cls = 0; cls < 3; cls++) {
+    int first = n;
     for (int f = 0; f < 2; f++) {
       bool r = f == 0 ? r_first : !r_first;
-      for (int64_t i = 0; i + 1 < p; i++) {
-        int32_t w[W_WORDS];
-        event_words(p, q, (LrsEvent){r, i}, 1, w);
-        bool send = w[W_SEND_R] || w[W_SEND_L], real = w[W_REAL_L] || w[W_REAL_R];
-        int c = send ? 0 : real ? 1 : 2;
-        if (c == cls) order[n++] = (LrsEvent){r, i};
-      }
+      for (int64_t i = 0; i + 1 < p; i++)
+        for (int64_t j = 0; j < subs; j++) {
+          int32_t w[W_WORDS];
+          slot_words(p, q, (LrsSlot){r, i, j}, 1, 1, w);
+          bool send = w[W_SEND_R] || w[W_SEND_L], real = w[W_REAL_L] || w[W_REAL_R];
+          int c = send ? 0 : real ? 1 : 2;
+          if (c == cls) order[n++] = (LrsSlot){r, i, j};
+        }
     }
+    if (cls) continue;
+    /* the sends by expected arrival: an insertion sort, stable, so ties keep the
+     * first-reaching flow's slots first */
+    for (int a = first + 1; a < n; a++) {
+      LrsSlot e = order[a];
+      int b = a;
+      for (; b > first && ready_at(p, q, order[b - 1], pace) > ready_at(p, q, e, pace); b--)
+        order[b] = order[b - 1];
+      order[b] = e;
+    }
+  }
+}
+
+/* The sub-chunks of the chip at q (p subs of them) in the order its slots first read
+ * them (a combine with an arrival or a send; every sub-chunk is one or the other: the
+ * owner combines, the others send), as offsets into fetch. The first level copies them
+ * in from the operand one at a time in this order, and slot s waits for the s-th: the
+ * s-th sub-chunk read is first read in slot s or later. */
+static void fetch_order(int64_t p, int64_t q, int64_t chunk, int64_t sub, const LrsSlot *order,
+                        int64_t nslots, int32_t *fetch) {
+  int64_t n = 0, subs = chunk / sub;
+  for (int64_t s = 0; s < nslots && n < p * subs; s++) {
+    int32_t w[W_WORDS];
+    slot_words(p, q, order[s], chunk, sub, w);
+    bool use = w[W_SEND_R] || w[W_SEND_L] || w[W_REAL_L] || w[W_REAL_R], seen = false;
+    for (int64_t k = 0; k < n; k++) seen |= fetch[k] == w[W_OWN];
+    if (use && !seen) fetch[n++] = w[W_OWN];
+  }
 }
 
 /* The table: words of slot s for the chip at q at ((s * p + q) * W_WORDS) * 4. */
-static int32_t event_table(Coll *c, int64_t p, int64_t chunk) {
-  int64_t slots = 2 * (p - 1), n = slots * p * W_WORDS;
-  int32_t *w = calloc((size_t)n, sizeof *w);
-  LrsEvent order[2 * 64];
-  if (!w || p > 64) {
+static int32_t slot_table(Coll *c, int64_t p, int64_t chunk, int64_t subs, LrsPace pace) {
+  int64_t slots = 2 * (p - 1) * subs, n = slots * p * W_WORDS;
+  int32_t *w = calloc((size_t)n, sizeof *w), *fetch = calloc((size_t)(p * subs), sizeof *w);
+  LrsSlot *order = calloc((size_t)slots, sizeof *order);
+  if (!w || !fetch || !order) {
     free(w);
+    free(fetch);
+    free(order);
     return -1;
   }
   for (int64_t q = 0; q < p; q++) {
-    chip_order(p, q, order);
-    for (int64_t s = 0; s < slots; s++)
-      event_words(p, q, order[s], chunk, w + (s * p + q) * W_WORDS);
+    chip_order(p, q, subs, pace, order);
+    fetch_order(p, q, chunk, chunk / subs, order, slots, fetch);
+    for (int64_t s = 0; s < slots; s++) {
+      int32_t *ws = w + (s * p + q) * W_WORDS;
+      slot_words(p, q, order[s], chunk, chunk / subs, ws);
+      ws[W_FETCH] = s < p * subs ? fetch[s] : 0;
+    }
   }
   char name[64];
-  snprintf(name, sizeof name, "lrs.events.%d", (int)c->m->nbufs);
+  snprintf(name, sizeof name, "lrs.slots.%d", (int)c->m->nbufs);
   int32_t buf = tile_mir_buffer(c->m, name, TILE_SPACE_SMEM, n * 4, 1, 4);
   tile_mir_data(c->m, buf, w, n * 4);
   free(w);
+  free(fetch);
+  free(order);
   return buf;
 }
 
@@ -328,6 +428,11 @@ typedef struct LrsLevel {
   int32_t credits;           /* semaphore the credits complete on */
   int64_t depth, sends, ncredits;
   const CollReduce *r;
+  /* The first level over a line may copy its sub-chunks in from the operand as it goes
+   * (fetch_order), where the working copy is the operand's bytes as they lie. */
+  bool fetch;
+  CollRemote fetch_site;
+  int32_t operand; /* sreg: the operand's address */
 } LrsLevel;
 
 static int32_t table_word(Coll *c, const LrsLevel *lv, int64_t s, int w) {
@@ -339,26 +444,37 @@ static int32_t table_word(Coll *c, const LrsLevel *lv, int64_t s, int w) {
   return d;
 }
 
-/* Slot s on this chip: its event's words from the table, then per sub-chunk the two
- * waits, the combine and the send (module comment). */
+/* Starts copy i of the sub-chunks (fetch_order). */
+static void fetch_issue(Coll *c, LrsLevel *lv, int64_t i) {
+  int32_t off = table_word(c, lv, i, W_FETCH);
+  coll_remote_send(c, &lv->fetch_site, coll_plus(c, off, lv->operand),
+                   coll_plus(c, off, lv->base));
+}
+
+/* Slot s on this chip: its words from the table, the two waits, the combine and the
+ * send (module comment). */
 static void line_slot(Coll *c, LrsLevel *lv, int64_t s) {
   const int64_t sub = lv->sub;
   const int k = lv->k;
+  /* copy s has landed and copy s + 1 starts, one at a time so that each lands at HBM's
+   * whole rate. The wait names nothing: the combine after it is a loop, which no
+   * instruction crosses. */
+  if (lv->fetch && s < lv->p * lv->subs) {
+    coll_wait_sem(c, lv->fetch_site.site.sem, 1, -1);
+    if (s + 1 < lv->p * lv->subs) fetch_issue(c, lv, s + 1);
+  }
   int32_t real_l = table_word(c, lv, s, W_REAL_L), real_r = table_word(c, lv, s, W_REAL_R);
   int32_t send_r = table_word(c, lv, s, W_SEND_R), send_l = table_word(c, lv, s, W_SEND_L);
   int32_t own = table_word(c, lv, s, W_OWN), slot = table_word(c, lv, s, W_SLOT);
   coll_rr(c, TILE_MOP_ADD, own, own, lv->base);
   coll_rr(c, TILE_MOP_ADD, slot, slot, coll_addr(c, lv->in, 0));
   int32_t real = coll_plus(c, real_l, real_r), send = coll_plus(c, send_r, send_l);
-  int32_t zero = tile_lower_zero(c->cx), sub_r = coll_li(c, sub);
   /* scratch: [0, sub) read by ghosts and junk combines, never stored to; [sub, 2 sub)
    * where ghosts land; [2 sub, 3 sub) junk, stored to by combines without an arrival */
   int32_t never = coll_addr(c, lv->scratch, 0), junk = coll_addr(c, lv->scratch, 2 * sub);
   int32_t csrc = coll_sel(c, real, slot, never), cdst = coll_sel(c, real, own, junk);
-  int32_t cstep = coll_sel(c, real, sub_r, zero);
   int32_t ssrc = coll_sel(c, send, own, never);
   int32_t sdst = coll_sel(c, send, slot, coll_addr(c, lv->scratch, sub));
-  int32_t sstep = coll_sel(c, send, sub_r, zero);
   int32_t peer = coll_sel(c, send_r, c->next[0][k], coll_sel(c, send_l, c->next[1][k],
                                                            c->chipid));
   /* a rightward send counts on the receiver's semaphore from its left, a leftward one
@@ -369,18 +485,15 @@ static void line_slot(Coll *c, LrsLevel *lv, int64_t s) {
   CollCredit cr[2] = {coll_credit(c, real_l, 0, k, lv->credits),
                       coll_credit(c, real_r, 1, k, lv->credits)};
   TileDmaSite site = coll_line_site(c, lv->work, lv->in, sub, peer, sem, c->sem_sent[0], true);
-  for (int64_t j = 0; j < lv->subs; j++) {
-    for (int d = 0; d < 2; d++) coll_credit_wait(c, &cr[d]);
-    lv->ncredits += 2;
-    coll_reduce_into(c, lv->r, lv->r->vop, lv->in, coll_at(c, csrc, cstep, j), lv->work,
-                     coll_at(c, cdst, cstep, j), sub);
-    /* at most depth sends in flight: the wait names nothing, so the scheduler puts no
-     * static gap before it (DMA-slot ops keep their order, and a descriptor is read when
-     * its DMA issues, so the next one may be rewritten at once) */
-    if (lv->sends >= lv->depth) coll_wait_sem(c, c->sem_sent[0], 1, -1);
-    tile_dma_issue(c->cx, &site, coll_at(c, ssrc, sstep, j), 0, coll_at(c, sdst, sstep, j), 0);
-    lv->sends++;
-  }
+  for (int d = 0; d < 2; d++) coll_credit_wait(c, &cr[d]);
+  lv->ncredits += 2;
+  coll_reduce_into(c, lv->r, lv->r->vop, lv->in, csrc, lv->work, cdst, sub);
+  /* at most depth sends in flight: the wait names nothing, so the scheduler puts no
+   * static gap before it (DMA-slot ops keep their order, and a descriptor is read when
+   * its DMA issues, so the next one may be rewritten at once) */
+  if (lv->sends >= lv->depth) coll_wait_sem(c, c->sem_sent[0], 1, -1);
+  tile_dma_issue(c->cx, &site, ssrc, 0, sdst, 0);
+  lv->sends++;
 }
 
 /* One line level: its slots, then the waits for its sends and credits. */
@@ -388,7 +501,8 @@ static void line_level(Coll *c, LrsLevel *lv) {
   lv->row = tile_mir_sreg(c->m);
   coll_ri(c, TILE_MOP_MULI, lv->row, c->coord[lv->k], W_WORDS * 4);
   coll_rr(c, TILE_MOP_ADD, lv->row, lv->row, coll_addr(c, lv->table, 0));
-  for (int64_t s = 0; s < 2 * (lv->p - 1); s++) line_slot(c, lv, s);
+  if (lv->fetch) fetch_issue(c, lv, 0);
+  for (int64_t s = 0; s < 2 * (lv->p - 1) * lv->subs; s++) line_slot(c, lv, s);
   int64_t left = lv->sends < lv->depth ? lv->sends : lv->depth;
   if (left) coll_wait_sem(c, c->sem_sent[0], left, -1);
   coll_wait_sem(c, lv->credits, lv->ncredits, -1);
@@ -533,7 +647,9 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
                               int64_t dim) {
   TileMir *m = c->m;
   LrsPlan pl;
-  plan(c, y.bytes, r->tile_bytes, &pl);
+  CollAround a = coll_around(&y, dim);
+  int64_t run = a.mid * a.inner_bytes;
+  plan(c, y.bytes, r->tile_bytes, a.outer == 1, &pl);
   CollReduce grain = pl.rows ? row_reduce(c, r) : *r; /* what every combine uses */
   if (pl.vmem > c->cx->target->vmem_bytes)
     return tile_lower_error(c->cx, c->op, "needs %lld bytes of VMEM for its working copy "
@@ -541,8 +657,6 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
                             (long long)pl.vmem, (long long)c->cx->target->vmem_bytes,
                             c->cx->target->name);
   int64_t n = pl.total / pl.padded;
-  CollAround a = coll_around(&y, dim);
-  int64_t run = a.mid * a.inner_bytes;
   char name[64];
   snprintf(name, sizeof name, "lrs.work.%d", (int)m->nbufs);
   int32_t work = tile_mir_buffer(m, name, TILE_SPACE_VMEM, pl.total, 1, 64);
@@ -551,10 +665,11 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
     snprintf(name, sizeof name, "lrs.scratch.%d", (int)m->nbufs);
     scratch = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 3 * pl.scratch, 1, 64);
   }
-  /* Slice j of the input ([outer, j * mid .. (j + 1) * mid, inner]) to block j. */
+  /* Slice j of the input ([outer, j * mid .. (j + 1) * mid, inner]) to block j: all at
+   * once, or a sub-chunk at a time as the first level's slots need them (LrsPlan.fetch). */
   TileDmaShape in = {.count0 = run, .count1 = n, .count2 = a.outer, .src_stride1 = run,
                      .src_stride2 = n * run, .dst_stride1 = pl.padded, .dst_stride2 = run};
-  coll_local_copy(c, x.buf, 0, -1, work, 0, -1, in);
+  if (!pl.fetch) coll_local_copy(c, x.buf, 0, -1, work, 0, -1, in);
   /* Over lines only, the DMAs in flight stay few, which leaves the rest to a later
    * matmul's weights (lower_prefetch.c). */
   if (pl.lines_only) c->cx->dma_cap = coll_line_inflight(c);
@@ -575,9 +690,15 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
                      .r = &grain};
       lv.sub = lv.chunk / lv.subs;
       lv.in = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 2 * (ax->p - 1) * lv.chunk, 1, 64);
-      lv.table = event_table(c, ax->p, lv.chunk);
+      lv.table = slot_table(c, ax->p, lv.chunk, lv.subs,
+                            line_pace(c, k, lv.chunk, lv.subs, pl.grain));
       if (lv.table < 0) return tile_lower_error(c->cx, c->op, "out of memory");
       lv.depth = send_depth(c);
+      if (pl.fetch && k == pl.first) {
+        lv.fetch = true;
+        lv.fetch_site = coll_copy_site(c, x.buf, work, coll_flat(lv.sub));
+        lv.operand = coll_addr(c, x.buf, 0);
+      }
       line_level(c, &lv);
     }
     /* the next level works on this chip's chunk */

@@ -216,6 +216,45 @@ def test_line_scatter_latency(tilec, tmp_path, operand):
     assert cycles <= 1.5 * latency, (cycles, latency)
 
 
+@pytest.mark.parametrize("torus,axes", [((1, 4), [1]), ((1, 8), [1]), ((4, 4), [0, 1])],
+                         ids=["1x4", "1x8", "4x4"])
+@pytest.mark.parametrize("elem", ["i32", "f32"])
+def test_line_scatter_fetch(tilec, tmp_path, torus, axes, elem):
+    """Where the first level is a line and each slice is one run of the operand, the
+    working copy fills a sub-chunk at a time in the order the chip's slots read them
+    (one copy per sub-chunk, at least one per chunk, not one of the whole operand);
+    every element is still the sum's."""
+    p = int(np.prod([torus[a] for a in axes]))
+    shape, dim = full_shape((64, 128), 0, p), 0
+    assert runs_line(tmp_path, torus, axes, shape, dim, elem, "v5e-like")
+    copies = re.findall(r"^\s*dma [^\n]*\{r coll\d+\.lrs\.work\.\d+, r a, w lrs\.work",
+                        (tmp_path / "which.mir").read_text(), re.M)
+    assert len(copies) >= torus[axes[0]], copies
+    n = int(np.prod(torus))
+    x = make_data(np.random.default_rng(p + 11), n, shape, elem)
+    check_rs(tmp_path, torus, axes, shape, dim, elem, x, "v5e-like")
+
+
+@pytest.mark.parametrize("p", [4, 8])
+def test_line_scatter_bandwidth(tilec, tmp_path, p):
+    """32 MiB over a line of v5e-like is bound by the links at its ends, which carry
+    (p - 1) / p of the operand one way: the line schedule takes at most 1.05 times that
+    (in timing mode; its first sends wait for one sub-chunk's copy, not the operand's,
+    and each chip forwards both flows in the order their sub-chunks arrive; the slice's
+    copy out comes after). The rings in parts took 1.15 times on 8 chips."""
+    t = tilemach.load_target("v5e-like", f"1x{p}")
+    rows = 2048
+    src = source((1, p), [1], (rows, 4096), 0, "f32")
+    tile = tmp_path / "big.tile"
+    tile.write_text(src)
+    r = tilemach.run([tilemach.tilec_path(), "run", tile, "--target", "v5e-like", "--torus",
+                      f"1x{p}", "--mode", "timing"])
+    assert r.returncode == 0, r.stderr
+    cycles = int(re.search(r"run: (\d+) cycles", r.stdout).group(1))
+    link = t.xfer_cycles((p - 1) * rows * 4096 * 4 // p, t.ici_bw)
+    assert cycles <= 1.05 * link, (cycles, link)
+
+
 def check_in_sequence(tmp_path, torus, axes, target, seed):
     """Collectives one after another on the same axes, so a chip that finishes one early
     sends into the next while its neighbours still wait in the one before (their
