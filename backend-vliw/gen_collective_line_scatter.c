@@ -371,11 +371,11 @@ static void chip_order(int64_t p, int64_t q, int64_t subs, LrsPace pace, LrsSlot
   }
 }
 
-/* The sub-chunks of the chip at q (p subs of them) in the order its slots first read
- * them (a combine with an arrival or a send; every sub-chunk is one or the other: the
- * owner combines, the others send), as offsets into fetch. The first level copies them
- * in from the operand one at a time in this order, and slot s waits for the s-th: the
- * s-th sub-chunk read is first read in slot s or later. */
+/* The offsets of the chip at q's p * subs sub-chunks, into fetch, in the order its
+ * slots first read them (a combine with an arrival or a send; every sub-chunk is one or
+ * the other: the owner combines, the others send). The first level copies them in from
+ * the operand one at a time in this order, and slot s waits for the s-th: each slot
+ * reads one sub-chunk, so the s-th is first read in slot s or later. */
 static void fetch_order(int64_t p, int64_t q, int64_t chunk, int64_t sub, const LrsSlot *order,
                         int64_t nslots, int32_t *fetch) {
   int64_t n = 0, subs = chunk / sub;
