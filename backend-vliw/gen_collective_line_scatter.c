@@ -123,12 +123,28 @@ typedef struct LrsPlan {
   int first; /* the first level of more than one chip */
 } LrsPlan;
 
+/* The pace of a level's flows a sub-chunk at a time (level_cycles, chip_order): each
+ * flow's first chip sends a chunk every `every` cycles and a sub-chunk every `step`
+ * (its transfer or its combine, whichever is longer), and a sub-chunk moves on a hop
+ * every `hop` (the latency, its transfer and its combine, `combine` cycles with two
+ * loads a vreg). */
+typedef struct LrsPace {
+  int64_t every, step, hop, combine;
+} LrsPace;
+
+static LrsPace level_pace(const Coll *c, int k, int64_t chunk, int64_t subs, int64_t grain) {
+  const TileTarget *t = c->cx->target;
+  int64_t sub = chunk / subs, per = LRS_OVERHEAD + 2 * (sub / grain);
+  int64_t s = coll_link_cycles(t, sub), step = s > per ? s : per;
+  int64_t hop = c->ax[k].hops * tile_target_hop_cycles(t) + s + per;
+  return (LrsPace){subs * step, step, hop, per};
+}
 
 /* Estimated cycles of one level: a line's farthest chunk crossing p - 1 hops a
  * sub-chunk at a time; the links at its ends, each carrying p - 1 chunks of the flow
  * that starts there (chip_order keeps them busy), and the hops to the middle; and the
- * slots every chip works through: whichever is the longest. A half
- * ring's the same three, over floor(p / 2) hops. A ring's p - 1 steps. */
+ * slots every chip works through: whichever is the longest. A half ring's the same
+ * three, over floor(p / 2) hops. A ring's p - 1 steps. */
 static int64_t level_cycles(const Coll *c, int k, int64_t chunk, int64_t subs,
                             int64_t grain) {
   const TileTarget *t = c->cx->target;
@@ -137,40 +153,24 @@ static int64_t level_cycles(const Coll *c, int k, int64_t chunk, int64_t subs,
   int64_t hop = a->hops * tile_target_hop_cycles(t), p = a->p;
   if (!coll_is_line(a) && !is_half_ring(a))
     return (p - 1) * (LRS_OVERHEAD + hop + coll_link_cycles(t, chunk));
-  int64_t sub = chunk / subs, per = LRS_OVERHEAD + 2 * (sub / grain); /* two loads */
-  int64_t s = coll_link_cycles(t, sub), step = s > per ? s : per;
+  const LrsPace pace = level_pace(c, k, chunk, subs, grain);
+  const int64_t per = pace.combine;
   if (is_half_ring(a)) {
     /* a chain of half_hops(p) hops a sub-chunk at a time (its last combine the
      * owner's); the busier link's chunks; the p + 1 events of every chip (a send per
      * chunk but its own, two combines into its own) */
     int64_t n = half_hops(p);
-    int64_t chain = n * (hop + s + per) + (subs - 1) * step;
+    int64_t chain = n * pace.hop + (subs - 1) * pace.step;
     int64_t link = hop + coll_link_cycles(t, half_link_halves(p, subs) * chunk / 2) + 2 * per;
     int64_t work = (p + 1) * subs * per;
     int64_t most = chain > link ? chain : link;
     return most > work ? most : work;
   }
-  int64_t chain = (p - 1) * (hop + s + per) + (subs - 1) * step;
+  int64_t chain = (p - 1) * pace.hop + (subs - 1) * pace.step;
   int64_t link = ((p - 1) / 2 + 1) * hop + coll_link_cycles(t, (p - 1) * chunk) + per;
   int64_t work = 2 * (p - 1) * subs * per;
   int64_t most = chain > link ? chain : link;
   return most > work ? most : work;
-}
-
-/* The pace of a line level's flows (chip_order): each flow's first chip sends a chunk
- * every `every` cycles, a sub-chunk every `step`, and a sub-chunk moves on a hop every
- * `hop` (R's events start at chip 0, L's at chip p - 1). */
-typedef struct LrsPace {
-  int64_t every, step, hop;
-} LrsPace;
-
-/* A sub-chunk every sub-chunk's transfer or combine, whichever is longer; a hop its
- * latency, transfer and combine. */
-static LrsPace line_pace(const Coll *c, int k, int64_t chunk, int64_t subs, int64_t grain) {
-  const TileTarget *t = c->cx->target;
-  int64_t sub = chunk / subs, per = LRS_OVERHEAD + 2 * (sub / grain);
-  int64_t s = coll_link_cycles(t, sub), step = s > per ? s : per;
-  return (LrsPace){subs * step, step, c->ax[k].hops * tile_target_hop_cycles(t) + s + per};
 }
 
 /* Sends a level keeps in flight: beside two credits and a local copy, what
@@ -399,12 +399,13 @@ static int32_t slot_table(Coll *c, int64_t p, int64_t chunk, int64_t subs, LrsPa
     free(order);
     return -1;
   }
+  const int64_t sub = chunk / subs;
   for (int64_t q = 0; q < p; q++) {
     chip_order(p, q, subs, pace, order);
-    fetch_order(p, q, chunk, chunk / subs, order, slots, fetch);
+    fetch_order(p, q, chunk, sub, order, slots, fetch);
     for (int64_t s = 0; s < slots; s++) {
       int32_t *ws = w + (s * p + q) * W_WORDS;
-      slot_words(p, q, order[s], chunk, chunk / subs, ws);
+      slot_words(p, q, order[s], chunk, sub, ws);
       ws[W_FETCH] = s < p * subs ? fetch[s] : 0;
     }
   }
@@ -691,7 +692,7 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
       lv.sub = lv.chunk / lv.subs;
       lv.in = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 2 * (ax->p - 1) * lv.chunk, 1, 64);
       lv.table = slot_table(c, ax->p, lv.chunk, lv.subs,
-                            line_pace(c, k, lv.chunk, lv.subs, pl.grain));
+                            level_pace(c, k, lv.chunk, lv.subs, pl.grain));
       if (lv.table < 0) return tile_lower_error(c->cx, c->op, "out of memory");
       lv.depth = send_depth(c);
       if (pl.fetch && k == pl.first) {
