@@ -273,6 +273,9 @@ int32_t coll_in_range(Coll *c, int32_t q, int64_t lo, int64_t hi);
  * first bundle). Address words are stored per transfer (tile_dma_issue). */
 TileDmaSite coll_line_site(Coll *c, int32_t src_buf, int32_t dst_buf, int64_t bytes,
                            int32_t peer, int32_t dst_sem, int32_t sent_sem, bool remote);
+/* Stores reg into word `word` of site s's descriptor (dma_desc.h), for the transfers
+ * issued after it: what a site's shape or peer is chosen at run time by. */
+void coll_store_desc_word(Coll *c, const TileDmaSite *s, int32_t reg, int word);
 /* Waits for n counts on sem; the wait names buffer `names` (-1: none) for the scheduler. */
 void coll_wait_sem(Coll *c, int32_t sem, int64_t n, int32_t names);
 /* A credit: where no peer sends this chip on side dir of axis k (real == 0), a 4-byte

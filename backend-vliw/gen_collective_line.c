@@ -114,7 +114,7 @@ int32_t coll_in_range(Coll *c, int32_t q, int64_t lo, int64_t hi) {
   return a;
 }
 
-static void store_desc_word(Coll *c, const TileDmaSite *s, int32_t reg, int word) {
+void coll_store_desc_word(Coll *c, const TileDmaSite *s, int32_t reg, int word) {
   TileMirInst st = tile_mir_inst(TILE_MOP_SST, reg, s->desc_reg, 0, 0, word * 4);
   tile_mir_mem(&st, s->desc, TILE_MIR_WRITE, 0);
   tile_mir_add(c->m, st);
@@ -133,8 +133,8 @@ TileDmaSite coll_line_site(Coll *c, int32_t src_buf, int32_t dst_buf, int64_t by
   snprintf(name, sizeof name, "line%d.%.40s", (int)m->nbufs, m->bufs[dst_buf].name);
   s.desc = tile_dma_desc_buffer(m, name, src_buf, 0, dst_buf, 0, &shape, sent_sem);
   s.desc_reg = coll_addr(c, s.desc, 0);
-  store_desc_word(c, &s, peer, DESC_PEER);
-  store_desc_word(c, &s, dst_sem, DESC_DST_SEM);
+  coll_store_desc_word(c, &s, peer, DESC_PEER);
+  coll_store_desc_word(c, &s, dst_sem, DESC_DST_SEM);
   if (remote) coll_mark_remote(c, dst_buf);
   return s;
 }

@@ -86,6 +86,9 @@ enum { LRS_MAX_SUBS = 4 };
  * emulator: a few dozen). */
 enum { LRS_OVERHEAD = 40 };
 
+/* Parts at most (LrsPlan.nparts): one per axis of a mesh of two lines. */
+enum { LRS_MAX_PARTS = 2 };
+
 /* An axis with wraparound whose slices flow half a ring each way (ring_level). */
 static bool is_half_ring(const CollAxis *a) { return a->wrap && a->p > 2; }
 
@@ -121,6 +124,14 @@ typedef struct LrsPlan {
    * whole operand's. */
   bool fetch;
   int first; /* the first level of more than one chip */
+  /* Over two lines of as many chips (plan_parts): the data in two parts, bytes
+   * [i * len, (i + 1) * len) of every slice in part i, which takes the axes in its own
+   * order, act[i] then act[1 - i], so both axes' links carry data at once. Phase l runs
+   * every part's level l, their slots in one order per chip; chunk and subs are then
+   * per phase, not per axis. nparts 1: a level per axis, one after the other. */
+  int nparts;
+  int act[LRS_MAX_PARTS];
+  int64_t len;
 } LrsPlan;
 
 /* The pace of a level's flows a sub-chunk at a time (level_cycles, chip_order): each
@@ -143,10 +154,11 @@ static LrsPace level_pace(const Coll *c, int k, int64_t chunk, int64_t subs, int
 /* Estimated cycles of one level: a line's farthest chunk crossing p - 1 hops a
  * sub-chunk at a time; the links at its ends, each carrying p - 1 chunks of the flow
  * that starts there (chip_order keeps them busy), and the hops to the middle; and the
- * slots every chip works through: whichever is the longest. A half ring's the same
+ * slots every chip works through (those of nparts parts, each on its own axis):
+ * whichever is the longest. A half ring's the same
  * three, over floor(p / 2) hops. A ring's p - 1 steps. */
 static int64_t level_cycles(const Coll *c, int k, int64_t chunk, int64_t subs,
-                            int64_t grain) {
+                            int64_t grain, int nparts) {
   const TileTarget *t = c->cx->target;
   const CollAxis *a = &c->ax[k];
   /* a step between neighbours: a->hops torus hops (more on a share of a dim) */
@@ -168,15 +180,15 @@ static int64_t level_cycles(const Coll *c, int k, int64_t chunk, int64_t subs,
   }
   int64_t chain = (p - 1) * pace.hop + (subs - 1) * pace.step;
   int64_t link = ((p - 1) / 2 + 1) * hop + coll_link_cycles(t, (p - 1) * chunk) + per;
-  int64_t work = 2 * (p - 1) * subs * per;
+  int64_t work = nparts * 2 * (p - 1) * subs * per;
   int64_t most = chain > link ? chain : link;
   return most > work ? most : work;
 }
 
-/* Sends a level keeps in flight: beside two credits and a local copy, what
+/* Sends a level keeps in flight: beside two credits per part and a local copy, what
  * coll_line_inflight allows. */
-static int64_t send_depth(const Coll *c) {
-  int64_t d = coll_line_inflight(c) - 3;
+static int64_t send_depth(const Coll *c, int nparts) {
+  int64_t d = coll_line_inflight(c) - 1 - 2 * nparts;
   return d < 1 ? 1 : d;
 }
 
@@ -188,11 +200,11 @@ static CollReduce row_reduce(const Coll *c, const CollReduce *r) {
   return rr;
 }
 
-static int64_t line_smem(int64_t p, int64_t subs);
+static int64_t line_smem(int64_t p, int64_t subs, int nparts);
 
 /* tile: the bytes of a vreg tile of the element type; whole: each slice is one run of
  * the operand */
-static void plan(const Coll *c, int64_t slice, int64_t tile, bool whole, LrsPlan *pl) {
+static void plan_levels(const Coll *c, int64_t slice, int64_t tile, bool whole, LrsPlan *pl) {
   int64_t n = 1;
   for (int k = 0; k < c->naxes; k++) n *= c->ax[k].p;
   int64_t row = tile / c->cx->target->vreg_sublanes;
@@ -203,6 +215,7 @@ static void plan(const Coll *c, int64_t slice, int64_t tile, bool whole, LrsPlan
   pl->scratch = 0; /* no line: none */
   pl->vmem = pl->total;
   pl->lines_only = true;
+  pl->nparts = 1;
   pl->first = 0;
   while (pl->first < c->naxes && c->ax[pl->first].p < 2) pl->first++;
   pl->fetch = pl->first < c->naxes && coll_is_line(&c->ax[pl->first]) && whole &&
@@ -221,9 +234,9 @@ static void plan(const Coll *c, int64_t slice, int64_t tile, bool whole, LrsPlan
     }
     for (int64_t s = 1; s <= LRS_MAX_SUBS; s++) {
       if ((chunk / pl->grain) % s) continue;
-      if (s > 1 && !is_half_ring(a) && line_smem(a->p, s) > c->cx->target->smem_bytes / 4)
+      if (s > 1 && !is_half_ring(a) && line_smem(a->p, s, 1) > c->cx->target->smem_bytes / 4)
         continue;
-      int64_t e = level_cycles(c, k, chunk, s, pl->grain);
+      int64_t e = level_cycles(c, k, chunk, s, pl->grain, 1);
       if (e < best) best = e, pl->subs[k] = s;
     }
     if (is_half_ring(a)) {
@@ -241,12 +254,66 @@ static int64_t estimate(const Coll *c, const LrsPlan *pl) {
   const TileTarget *t = c->cx->target;
   /* the copies in and out; a fetching first level copies in under its transfers, all
    * but one sub-chunk */
-  int64_t copied = pl->fetch ? pl->chunk[pl->first] / pl->subs[pl->first] + pl->padded
-                             : 2 * pl->total;
+  int l0 = pl->nparts > 1 ? 0 : pl->first;
+  int64_t copied = pl->fetch ? pl->chunk[l0] / pl->subs[l0] + pl->padded : 2 * pl->total;
   int64_t cycles = tile_target_xfer_cycles(t, copied, t->hbm_bw);
+  if (pl->nparts > 1) {
+    for (int l = 0; l < pl->nparts; l++)
+      cycles += level_cycles(c, pl->act[0], pl->chunk[l], pl->subs[l], pl->grain, pl->nparts);
+    return cycles;
+  }
   for (int k = 0; k < c->naxes; k++)
-    if (c->ax[k].p > 1) cycles += level_cycles(c, k, pl->chunk[k], pl->subs[k], pl->grain);
+    if (c->ax[k].p > 1) cycles += level_cycles(c, k, pl->chunk[k], pl->subs[k], pl->grain, 1);
   return cycles;
+}
+
+/* The parts of two lines (LrsPlan.nparts) where they apply: exactly two axes of more
+ * than one chip, both lines of p chips, and slices of whole tiles, one run of the
+ * operand each, that halve into whole tiles. Part i's working region (n * len bytes
+ * at i * n * len) lays its slices out by their chips' coordinates in its axis order,
+ * [j on act[i]][j on act[1 - i]][len]: phase 0's chunk j is the p slices at j on
+ * act[i] (p * len bytes), phase 1's the one at j on the other axis of the chunk phase 0
+ * kept. A sub-chunk of phase 0 is p / subs whole slices, so it copies in from the
+ * operand as one strided DMA. */
+static bool plan_parts(const Coll *c, const LrsPlan *seq, LrsPlan *pl) {
+  int act[TILE_MAX_TORUS_RANK], nact = 0;
+  for (int k = 0; k < c->naxes; k++)
+    if (c->ax[k].p > 1) act[nact++] = k;
+  if (nact != LRS_MAX_PARTS || !seq->fetch || seq->rows) return false;
+  const CollAxis *a = &c->ax[act[0]], *b = &c->ax[act[1]];
+  int64_t p = a->p, len = seq->padded / LRS_MAX_PARTS;
+  if (!coll_is_line(a) || !coll_is_line(b) || b->p != p || len % seq->grain) return false;
+  *pl = *seq;
+  pl->nparts = LRS_MAX_PARTS;
+  pl->act[0] = act[0];
+  pl->act[1] = act[1];
+  pl->len = len;
+  pl->vmem = pl->total;
+  pl->scratch = pl->grain;
+  for (int l = 0; l < LRS_MAX_PARTS; l++) {
+    int64_t chunk = pl->chunk[l] = l == 0 ? p * len : len, best = INT64_MAX;
+    pl->subs[l] = 1;
+    for (int64_t s = 1; s <= LRS_MAX_SUBS; s++) {
+      bool whole = l == 0 ? p % s == 0 : (chunk / pl->grain) % s == 0;
+      if (!whole || (s > 1 && line_smem(p, s, pl->nparts) > c->cx->target->smem_bytes / 4))
+        continue;
+      int64_t e = level_cycles(c, act[0], chunk, s, pl->grain, pl->nparts);
+      if (e < best) best = e, pl->subs[l] = s;
+    }
+    pl->vmem += pl->nparts * 2 * (p - 1) * chunk;
+    if (chunk / pl->subs[l] > pl->scratch) pl->scratch = chunk / pl->subs[l];
+  }
+  pl->vmem += 3 * pl->scratch;
+  return true;
+}
+
+/* A level per axis, or the parts where they apply and are estimated quicker. */
+static void plan(const Coll *c, int64_t slice, int64_t tile, bool whole, LrsPlan *pl) {
+  plan_levels(c, slice, tile, whole, pl);
+  LrsPlan pp;
+  if (plan_parts(c, pl, &pp) && pp.vmem <= c->cx->target->vmem_bytes &&
+      estimate(c, &pp) < estimate(c, pl))
+    *pl = pp;
 }
 
 bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, bool whole,
@@ -289,34 +356,48 @@ bool coll_line_rs_wins(const Coll *c, int64_t operand, int64_t slice, bool whole
 
 /* ---- the order of events ----
  *
- * Every chip works through 2 (p - 1) subs slots, each a sub-chunk of one event of one
- * flow; which it is depends on the chip's position. Per position and slot a table word
- * says what the slot does: */
+ * Every chip works through 2 (p - 1) subs slots per part, each a sub-chunk of one event
+ * of one flow of one part; which it is depends on the chip's position. Per position
+ * and slot a table word says what the slot does: */
 enum {
-  W_REAL_L, /* 1: a transfer arrives from the left (R flow) */
-  W_REAL_R, /* 1: one arrives from the right (L flow) */
-  W_SEND_R, /* 1: the partial goes to the right neighbour */
-  W_SEND_L, /* 1: to the left one */
-  W_OWN,    /* offset of the sub-chunk in the level's region */
-  W_SLOT,   /* offset of its receive slot (R slots, then L slots) */
-  W_FETCH,  /* the offset of the s-th sub-chunk copied in from the operand (fetch_order) */
+  W_REAL_L,       /* 1: a transfer arrives from the left (R flow) */
+  W_REAL_R,       /* 1: one arrives from the right (L flow) */
+  W_SEND_R,       /* 1: the partial goes to the right neighbour */
+  W_SEND_L,       /* 1: to the left one */
+  W_PART,         /* the part (its axis, its region) */
+  W_OWN,          /* offset of the sub-chunk in its part's region of the level */
+  W_SLOT,         /* offset of its receive slot (per part, R slots, then L slots) */
+  /* the s-th sub-chunk copied in from the operand (fetch_order): its offsets in the
+   * operand and in the working copy, and the operand's bytes between its slices */
+  W_FETCH_SRC,
+  W_FETCH_DST,
+  W_FETCH_STRIDE,
   W_WORDS
 };
 
-/* The SMEM a line level of p chips in subs sub-chunks takes: per slot its row of the
- * table for every position and its DMA descriptors (a send, two credits and their
- * words). plan() splits chunks no further where it would pass a quarter of SMEM. */
-static int64_t line_smem(int64_t p, int64_t subs) {
-  return 2 * (p - 1) * subs * (p * W_WORDS * 4 + 3 * DESC_WORDS * 4 + 2 * 8);
+/* Positions a level's table has a row for: p per part (a chip's order depends on its
+ * place on every part's axis). */
+static int64_t table_rows(int64_t p, int nparts) { return nparts > 1 ? p * p : p; }
+
+/* The SMEM a line level of p chips in subs sub-chunks per part takes: per slot its row
+ * of the table for every position and its DMA descriptors (a send, two credits a part
+ * and their words). plan() splits chunks no further where it would pass a quarter of
+ * SMEM. */
+static int64_t line_smem(int64_t p, int64_t subs, int nparts) {
+  return nparts * 2 * (p - 1) * subs *
+         (table_rows(p, nparts) * W_WORDS * 4 + (1 + 2 * nparts) * DESC_WORDS * 4 +
+          2 * nparts * 8);
 }
 
 typedef struct LrsSlot {
+  int part;
   bool r;     /* the R flow (else L) */
   int64_t i;  /* its event */
   int64_t j;  /* the sub-chunk */
 } LrsSlot;
 
-/* What sub-chunk j of event i of flow r does on the chip at q (module comment). */
+/* What sub-chunk j of event i of flow r does on the chip at q of its part's axis
+ * (module comment). */
 static void slot_words(int64_t p, int64_t q, LrsSlot e, int64_t chunk, int64_t sub,
                        int32_t *w) {
   int64_t i = e.i;
@@ -324,8 +405,9 @@ static void slot_words(int64_t p, int64_t q, LrsSlot e, int64_t chunk, int64_t s
   w[W_REAL_R] = !e.r && q >= i && q <= p - 2;
   w[W_SEND_R] = e.r && q <= p - 2 - i;
   w[W_SEND_L] = !e.r && q >= i + 1;
+  w[W_PART] = e.part;
   w[W_OWN] = (int32_t)((e.r ? p - 1 - i : i) * chunk + e.j * sub);
-  w[W_SLOT] = (int32_t)((e.r ? i : p - 1 + i) * chunk + e.j * sub);
+  w[W_SLOT] = (int32_t)((e.part * 2 * (p - 1) + (e.r ? i : p - 1 + i)) * chunk + e.j * sub);
 }
 
 /* When the chip at q can forward slot e at the earliest. */
@@ -333,80 +415,137 @@ static int64_t ready_at(int64_t p, int64_t q, LrsSlot e, LrsPace pace) {
   return e.i * pace.every + e.j * pace.step + (e.r ? q : p - 1 - q) * pace.hop;
 }
 
-/* The slots of the chip at q, in order: those that send, in the order their arrivals
- * are expected (ready_at; on a tie the flow that reaches the chip first, R left of the
- * middle, L right of it), so that in steady state the chip forwards both flows at their
- * pace and no send waits long behind an arrival it does not carry; then those that
- * only combine (the chunk this chip keeps), and last those with nothing to do. Each
- * flow's slots keep their order, which is the order its sender sends them in. No chip
- * waits for itself through its neighbours: a slot waits for the slots before it, whose
- * arrivals are expected no later, and for a neighbour's send of the same sub-chunk,
- * expected a hop earlier. */
-static void chip_order(int64_t p, int64_t q, int64_t subs, LrsPace pace, LrsSlot *order) {
-  bool r_first = q <= (p - 1) / 2;
+/* The slots of a chip, at q[i] on part i's axis, in order: those that send, in the
+ * order their arrivals are expected (ready_at; on a tie the earlier part's, then the
+ * flow that reaches the chip first, R left of the middle, L right of it), so that in
+ * steady state the chip forwards every flow at its pace and no send waits long behind
+ * an arrival it does not carry; then those that only combine (the chunks this chip
+ * keeps), and last those with nothing to do. Each flow's slots keep their order, which
+ * is the order its sender sends them in. No chip waits for itself through its
+ * neighbours: a slot waits for the slots before it, whose arrivals are expected no
+ * later, and for a neighbour's send of the same sub-chunk, expected a hop earlier. */
+static void chip_order(int64_t p, int nparts, const int64_t *q, int64_t subs, LrsPace pace,
+                       LrsSlot *order) {
   int n = 0;
   for (int cls = 0; cls < 3; cls++) {
     int first = n;
-    for (int f = 0; f < 2; f++) {
-      bool r = f == 0 ? r_first : !r_first;
-      for (int64_t i = 0; i + 1 < p; i++)
-        for (int64_t j = 0; j < subs; j++) {
-          int32_t w[W_WORDS];
-          slot_words(p, q, (LrsSlot){r, i, j}, 1, 1, w);
-          bool send = w[W_SEND_R] || w[W_SEND_L], real = w[W_REAL_L] || w[W_REAL_R];
-          int c = send ? 0 : real ? 1 : 2;
-          if (c == cls) order[n++] = (LrsSlot){r, i, j};
-        }
+    for (int part = 0; part < nparts; part++) {
+      bool r_first = q[part] <= (p - 1) / 2;
+      for (int f = 0; f < 2; f++) {
+        bool r = f == 0 ? r_first : !r_first;
+        for (int64_t i = 0; i + 1 < p; i++)
+          for (int64_t j = 0; j < subs; j++) {
+            LrsSlot e = {part, r, i, j};
+            int32_t w[W_WORDS];
+            slot_words(p, q[part], e, 1, 1, w);
+            bool send = w[W_SEND_R] || w[W_SEND_L], real = w[W_REAL_L] || w[W_REAL_R];
+            int c = send ? 0 : real ? 1 : 2;
+            if (c == cls) order[n++] = e;
+          }
+      }
     }
     if (cls) continue;
     /* the sends by expected arrival: an insertion sort, stable, so ties keep the
-     * first-reaching flow's slots first */
+     * order above */
     for (int a = first + 1; a < n; a++) {
       LrsSlot e = order[a];
+      int64_t at = ready_at(p, q[e.part], e, pace);
       int b = a;
-      for (; b > first && ready_at(p, q, order[b - 1], pace) > ready_at(p, q, e, pace); b--)
+      for (; b > first && ready_at(p, q[order[b - 1].part], order[b - 1], pace) > at; b--)
         order[b] = order[b - 1];
       order[b] = e;
     }
   }
 }
 
-/* The offsets of the chip at q's p * subs sub-chunks, into fetch, in the order its
- * slots first read them (a combine with an arrival or a send; every sub-chunk is one or
- * the other: the owner combines, the others send). The first level copies them in from
- * the operand one at a time in this order, and slot s waits for the s-th: each slot
- * reads one sub-chunk, so the s-th is first read in slot s or later. */
-static void fetch_order(int64_t p, int64_t q, int64_t chunk, int64_t sub, const LrsSlot *order,
-                        int64_t nslots, int32_t *fetch) {
-  int64_t n = 0, subs = chunk / sub;
-  for (int64_t s = 0; s < nslots && n < p * subs; s++) {
-    int32_t w[W_WORDS];
-    slot_words(p, q, order[s], chunk, sub, w);
+/* Where the sub-chunks a level copies in from the operand lie (LrsLevel.fetch): one
+ * part's region of the working copy starts at dst0 and holds entries of len bytes,
+ * entry e = j0 * p1 + j1 being the operand's bytes at src0 + j0 * unit0 + j1 * unit1.
+ * With p1 = 1, unit0 = len and src0 = dst0 the region is the operand as it lies. */
+typedef struct LrsFetch {
+  int64_t dst0, src0, len, p1, unit0, unit1;
+} LrsFetch;
+
+/* The words of the copy of the sub-chunk at offset own of part g's region. */
+static void fetch_words(const LrsFetch *g, int64_t own, int32_t *w) {
+  int64_t e = own / g->len, j0 = e / g->p1, j1 = e % g->p1;
+  w[W_FETCH_SRC] = (int32_t)(g->src0 + j0 * g->unit0 + j1 * g->unit1 + own % g->len);
+  w[W_FETCH_DST] = (int32_t)(g->dst0 + own);
+  w[W_FETCH_STRIDE] = (int32_t)g->unit1;
+}
+
+/* The chip's p * subs sub-chunks per part, into fetch (their slots' words), in the
+ * order its slots first read them (a combine with an arrival or a send; every
+ * sub-chunk is one or the other: the owner combines, the others send). The first level
+ * copies them in from the operand one at a time in this order, and slot s waits for
+ * the s-th: each slot reads one sub-chunk, so the s-th is first read in slot s or
+ * later. */
+static void fetch_order(const int32_t *words, int64_t nslots, int64_t nfetch,
+                        LrsSlot *fetch) {
+  int64_t n = 0;
+  for (int64_t s = 0; s < nslots && n < nfetch; s++) {
+    const int32_t *w = words + s * W_WORDS;
     bool use = w[W_SEND_R] || w[W_SEND_L] || w[W_REAL_L] || w[W_REAL_R], seen = false;
-    for (int64_t k = 0; k < n; k++) seen |= fetch[k] == w[W_OWN];
-    if (use && !seen) fetch[n++] = w[W_OWN];
+    for (int64_t k = 0; k < n; k++)
+      seen |= fetch[k].part == w[W_PART] && fetch[k].i == w[W_OWN];
+    if (use && !seen) fetch[n++] = (LrsSlot){.part = w[W_PART], .i = w[W_OWN]};
   }
 }
 
-/* The table: words of slot s for the chip at q at ((s * p + q) * W_WORDS) * 4. */
-static int32_t slot_table(Coll *c, int64_t p, int64_t chunk, int64_t subs, LrsPace pace) {
-  int64_t slots = 2 * (p - 1) * subs, n = slots * p * W_WORDS;
-  int32_t *w = calloc((size_t)n, sizeof *w), *fetch = calloc((size_t)(p * subs), sizeof *w);
+/* A line level, and what its slots share: the sends in flight and the credits. Its
+ * nparts parts run one over each of their axes k[i], in their regions at base[i]. */
+typedef struct LrsLevel {
+  int nparts;
+  int k[LRS_MAX_PARTS];
+  int rowax[LRS_MAX_PARTS];    /* the axes the table's rows go by, the first major */
+  int64_t p, chunk, sub, subs;
+  int32_t work, in, scratch, table; /* buffers */
+  int32_t base[LRS_MAX_PARTS]; /* sregs: each part's region */
+  int32_t row;                 /* sreg: this chip's words of slot 0 in the table */
+  int32_t credits;             /* semaphore the credits complete on */
+  int64_t depth, sends, ncredits;
+  const CollReduce *r;
+  /* The first level may copy its sub-chunks in from the operand as it goes
+   * (fetch_order), where the working copy holds the operand's slices whole. */
+  bool fetch;
+  LrsFetch geo[LRS_MAX_PARTS];
+  CollRemote fetch_site;
+  int32_t operand, work0; /* sregs: the operand's and the working copy's addresses */
+} LrsLevel;
+
+static int64_t level_slots(const LrsLevel *lv) {
+  return lv->nparts * 2 * (lv->p - 1) * lv->subs;
+}
+
+/* The table: words of slot s for the chip in row q at ((s * rows + q) * W_WORDS) * 4,
+ * q the chip's positions on rowax, the first major. */
+static int32_t slot_table(Coll *c, const LrsLevel *lv, LrsPace pace) {
+  const int64_t p = lv->p, rows = table_rows(p, lv->nparts), slots = level_slots(lv);
+  const int64_t n = slots * rows * W_WORDS, nfetch = lv->nparts * p * lv->subs;
+  int32_t *w = calloc((size_t)n, sizeof *w), *mine = calloc((size_t)slots * W_WORDS, 4);
   LrsSlot *order = calloc((size_t)slots, sizeof *order);
-  if (!w || !fetch || !order) {
+  LrsSlot *fetch = calloc((size_t)nfetch, sizeof *fetch);
+  if (!w || !mine || !order || !fetch) {
     free(w);
-    free(fetch);
+    free(mine);
     free(order);
+    free(fetch);
     return -1;
   }
-  const int64_t sub = chunk / subs;
-  for (int64_t q = 0; q < p; q++) {
-    chip_order(p, q, subs, pace, order);
-    fetch_order(p, q, chunk, sub, order, slots, fetch);
+  for (int64_t row = 0; row < rows; row++) {
+    int64_t q[LRS_MAX_PARTS];
+    for (int i = 0; i < lv->nparts; i++) {
+      int m = lv->rowax[0] == lv->k[i] ? 0 : 1; /* where part i's axis is in the row */
+      q[i] = lv->nparts > 1 ? (m == 0 ? row / p : row % p) : row;
+    }
+    chip_order(p, lv->nparts, q, lv->subs, pace, order);
+    for (int64_t s = 0; s < slots; s++)
+      slot_words(p, q[order[s].part], order[s], lv->chunk, lv->sub, mine + s * W_WORDS);
+    if (lv->fetch) fetch_order(mine, slots, nfetch, fetch);
     for (int64_t s = 0; s < slots; s++) {
-      int32_t *ws = w + (s * p + q) * W_WORDS;
-      slot_words(p, q, order[s], chunk, sub, ws);
-      ws[W_FETCH] = s < p * subs ? fetch[s] : 0;
+      int32_t *ws = w + (s * rows + row) * W_WORDS;
+      for (int k = 0; k < W_WORDS; k++) ws[k] = mine[s * W_WORDS + k];
+      if (lv->fetch && s < nfetch) fetch_words(&lv->geo[fetch[s].part], fetch[s].i, ws);
     }
   }
   char name[64];
@@ -414,60 +553,58 @@ static int32_t slot_table(Coll *c, int64_t p, int64_t chunk, int64_t subs, LrsPa
   int32_t buf = tile_mir_buffer(c->m, name, TILE_SPACE_SMEM, n * 4, 1, 4);
   tile_mir_data(c->m, buf, w, n * 4);
   free(w);
-  free(fetch);
+  free(mine);
   free(order);
+  free(fetch);
   return buf;
 }
 
-/* A line level, and what its slots share: the sends in flight and the credits. */
-typedef struct LrsLevel {
-  int k;
-  int64_t p, chunk, sub, subs;
-  int32_t work, in, scratch, table; /* buffers */
-  int32_t base;              /* sreg: the level's region */
-  int32_t row;               /* sreg: this chip's words of slot 0 in the table */
-  int32_t credits;           /* semaphore the credits complete on */
-  int64_t depth, sends, ncredits;
-  const CollReduce *r;
-  /* The first level over a line may copy its sub-chunks in from the operand as it goes
-   * (fetch_order), where the working copy is the operand's bytes as they lie. */
-  bool fetch;
-  CollRemote fetch_site;
-  int32_t operand; /* sreg: the operand's address */
-} LrsLevel;
-
 static int32_t table_word(Coll *c, const LrsLevel *lv, int64_t s, int w) {
   int32_t d = tile_mir_sreg(c->m);
+  int64_t rows = table_rows(lv->p, lv->nparts);
   TileMirInst in = tile_mir_inst(TILE_MOP_SLD, d, lv->row, 0, 0,
-                                 (int32_t)((s * lv->p * W_WORDS + w) * 4));
+                                 (int32_t)((s * rows * W_WORDS + w) * 4));
   tile_mir_mem(&in, lv->table, TILE_MIR_READ, 0);
   tile_mir_add(c->m, in);
   return d;
 }
 
-/* Starts copy i of the sub-chunks (fetch_order). */
+/* Starts copy i of the sub-chunks (fetch_order); with parts, the operand's stride
+ * between the slices of a sub-chunk is its part's. */
 static void fetch_issue(Coll *c, LrsLevel *lv, int64_t i) {
-  int32_t off = table_word(c, lv, i, W_FETCH);
-  coll_remote_send(c, &lv->fetch_site, coll_plus(c, off, lv->operand),
-                   coll_plus(c, off, lv->base));
+  int32_t src = table_word(c, lv, i, W_FETCH_SRC), dst = src; /* one part: the same */
+  if (lv->nparts > 1) {
+    dst = table_word(c, lv, i, W_FETCH_DST);
+    coll_store_desc_word(c, &lv->fetch_site.site, table_word(c, lv, i, W_FETCH_STRIDE),
+                         DESC_SRC_STRIDE1);
+  }
+  coll_remote_send(c, &lv->fetch_site, coll_plus(c, src, lv->operand),
+                   coll_plus(c, dst, lv->work0));
 }
 
-/* Slot s on this chip: its words from the table, the two waits, the combine and the
- * send (module comment). */
+/* v[part]: the value of the slot's part (part: its sreg, 0 or 1; unused with one). */
+static int32_t by_part(Coll *c, const LrsLevel *lv, int32_t part, const int32_t *v) {
+  return lv->nparts > 1 ? coll_sel(c, part, v[1], v[0]) : v[0];
+}
+
+/* Slot s on this chip: its words from the table, the waits (one on each side of every
+ * part's axis), the combine and the send (module comment). */
 static void line_slot(Coll *c, LrsLevel *lv, int64_t s) {
   const int64_t sub = lv->sub;
-  const int k = lv->k;
+  const int np = lv->nparts;
   /* copy s has landed and copy s + 1 starts, one at a time so that each lands at HBM's
    * whole rate. The wait names nothing: the combine after it is a loop, which no
    * instruction crosses. */
-  if (lv->fetch && s < lv->p * lv->subs) {
+  int64_t nfetch = np * lv->p * lv->subs;
+  if (lv->fetch && s < nfetch) {
     coll_wait_sem(c, lv->fetch_site.site.sem, 1, -1);
-    if (s + 1 < lv->p * lv->subs) fetch_issue(c, lv, s + 1);
+    if (s + 1 < nfetch) fetch_issue(c, lv, s + 1);
   }
   int32_t real_l = table_word(c, lv, s, W_REAL_L), real_r = table_word(c, lv, s, W_REAL_R);
   int32_t send_r = table_word(c, lv, s, W_SEND_R), send_l = table_word(c, lv, s, W_SEND_L);
   int32_t own = table_word(c, lv, s, W_OWN), slot = table_word(c, lv, s, W_SLOT);
-  coll_rr(c, TILE_MOP_ADD, own, own, lv->base);
+  int32_t part = np > 1 ? table_word(c, lv, s, W_PART) : -1;
+  coll_rr(c, TILE_MOP_ADD, own, own, by_part(c, lv, part, lv->base));
   coll_rr(c, TILE_MOP_ADD, slot, slot, coll_addr(c, lv->in, 0));
   int32_t real = coll_plus(c, real_l, real_r), send = coll_plus(c, send_r, send_l);
   /* scratch: [0, sub) read by ghosts and junk combines, never stored to; [sub, 2 sub)
@@ -476,18 +613,34 @@ static void line_slot(Coll *c, LrsLevel *lv, int64_t s) {
   int32_t csrc = coll_sel(c, real, slot, never), cdst = coll_sel(c, real, own, junk);
   int32_t ssrc = coll_sel(c, send, own, never);
   int32_t sdst = coll_sel(c, send, slot, coll_addr(c, lv->scratch, sub));
-  int32_t peer = coll_sel(c, send_r, c->next[0][k], coll_sel(c, send_l, c->next[1][k],
-                                                           c->chipid));
-  /* a rightward send counts on the receiver's semaphore from its left, a leftward one
-   * on the one from its right */
-  int32_t sem = coll_sel(c, send_r, coll_li(c, coll_recv_sem(c, 0, k)),
-                         coll_sel(c, send_l, coll_li(c, coll_recv_sem(c, 1, k)),
-                                  coll_li(c, -1)));
-  CollCredit cr[2] = {coll_credit(c, real_l, 0, k, lv->credits),
-                      coll_credit(c, real_r, 1, k, lv->credits)};
+  /* per part: the neighbours on its axis, and a rightward send counts on the
+   * receiver's semaphore from its left, a leftward one on the one from its right */
+  int32_t right[LRS_MAX_PARTS] = {0}, left[LRS_MAX_PARTS] = {0};
+  int32_t sem_r[LRS_MAX_PARTS] = {0}, sem_l[LRS_MAX_PARTS] = {0};
+  for (int i = 0; i < np; i++) {
+    right[i] = c->next[0][lv->k[i]];
+    left[i] = c->next[1][lv->k[i]];
+    sem_r[i] = coll_li(c, coll_recv_sem(c, 0, lv->k[i]));
+    sem_l[i] = coll_li(c, coll_recv_sem(c, 1, lv->k[i]));
+  }
+  int32_t peer = coll_sel(c, send_r, by_part(c, lv, part, right),
+                          coll_sel(c, send_l, by_part(c, lv, part, left), c->chipid));
+  int32_t sem = coll_sel(c, send_r, by_part(c, lv, part, sem_r),
+                         coll_sel(c, send_l, by_part(c, lv, part, sem_l), coll_li(c, -1)));
+  CollCredit cr[2 * LRS_MAX_PARTS];
+  int32_t zero = np > 1 ? coll_li(c, 0) : -1;
+  for (int i = 0; i < np; i++) {
+    int32_t rl = real_l, rr = real_r; /* what arrives on part i's axis */
+    if (np > 1) {
+      rl = i ? coll_sel(c, part, real_l, zero) : coll_sel(c, part, zero, real_l);
+      rr = i ? coll_sel(c, part, real_r, zero) : coll_sel(c, part, zero, real_r);
+    }
+    cr[2 * i] = coll_credit(c, rl, 0, lv->k[i], lv->credits);
+    cr[2 * i + 1] = coll_credit(c, rr, 1, lv->k[i], lv->credits);
+  }
   TileDmaSite site = coll_line_site(c, lv->work, lv->in, sub, peer, sem, c->sem_sent[0], true);
-  for (int d = 0; d < 2; d++) coll_credit_wait(c, &cr[d]);
-  lv->ncredits += 2;
+  for (int d = 0; d < 2 * np; d++) coll_credit_wait(c, &cr[d]);
+  lv->ncredits += 2 * np;
   coll_reduce_into(c, lv->r, lv->r->vop, lv->in, csrc, lv->work, cdst, sub);
   /* at most depth sends in flight: the wait names nothing, so the scheduler puts no
    * static gap before it (DMA-slot ops keep their order, and a descriptor is read when
@@ -500,10 +653,12 @@ static void line_slot(Coll *c, LrsLevel *lv, int64_t s) {
 /* One line level: its slots, then the waits for its sends and credits. */
 static void line_level(Coll *c, LrsLevel *lv) {
   lv->row = tile_mir_sreg(c->m);
-  coll_ri(c, TILE_MOP_MULI, lv->row, c->coord[lv->k], W_WORDS * 4);
+  coll_ri(c, TILE_MOP_MULI, lv->row, c->coord[lv->rowax[0]], lv->nparts > 1 ? lv->p : 1);
+  if (lv->nparts > 1) coll_rr(c, TILE_MOP_ADD, lv->row, lv->row, c->coord[lv->rowax[1]]);
+  coll_ri(c, TILE_MOP_MULI, lv->row, lv->row, W_WORDS * 4);
   coll_rr(c, TILE_MOP_ADD, lv->row, lv->row, coll_addr(c, lv->table, 0));
   if (lv->fetch) fetch_issue(c, lv, 0);
-  for (int64_t s = 0; s < 2 * (lv->p - 1) * lv->subs; s++) line_slot(c, lv, s);
+  for (int64_t s = 0; s < level_slots(lv); s++) line_slot(c, lv, s);
   int64_t left = lv->sends < lv->depth ? lv->sends : lv->depth;
   if (left) coll_wait_sem(c, c->sem_sent[0], left, -1);
   coll_wait_sem(c, lv->credits, lv->ncredits, -1);
@@ -644,6 +799,76 @@ static void ring_level(Coll *c, int k, int32_t work, int32_t base, int64_t chunk
   }
 }
 
+/* A line level's buffers and table: nparts parts (each on its axis k[i], rows of the
+ * table by rowax), chunks of `chunk` bytes in subs sub-chunks; false where out of
+ * memory. */
+static bool level_make(Coll *c, LrsLevel *lv, int64_t grain) {
+  TileMir *m = c->m;
+  char name[64];
+  if (lv->nparts > 1)
+    snprintf(name, sizeof name, "lrs.parts.%d", (int)m->nbufs);
+  else
+    snprintf(name, sizeof name, "lrs.%s.%d", c->ax[lv->k[0]].name, (int)m->nbufs);
+  lv->sub = lv->chunk / lv->subs;
+  lv->in = tile_mir_buffer(m, name, TILE_SPACE_VMEM, lv->nparts * 2 * (lv->p - 1) * lv->chunk,
+                           1, 64);
+  lv->table = slot_table(c, lv, level_pace(c, lv->k[0], lv->chunk, lv->subs, grain));
+  lv->depth = send_depth(c, lv->nparts);
+  return lv->table >= 0;
+}
+
+/* The fetching first level's copy site (lv->fetch set before level_make, whose table
+ * holds the copies' words): a sub-chunk flat, or with parts p / subs slices of len
+ * bytes, the operand's stride between them stored per copy. */
+static void fetch_make(Coll *c, LrsLevel *lv, TileTensorRef x, int64_t len) {
+  TileDmaShape sh = coll_flat(lv->sub);
+  if (lv->nparts > 1)
+    sh = (TileDmaShape){.count0 = len, .count1 = lv->sub / len, .count2 = 1,
+                        .src_stride1 = len, .dst_stride1 = len};
+  lv->fetch_site = coll_copy_site(c, x.buf, lv->work, sh);
+  lv->operand = coll_addr(c, x.buf, 0);
+  lv->work0 = coll_addr(c, lv->work, 0);
+}
+
+/* The parts over two lines (LrsPlan.nparts): phase 0 runs part i over act[i], phase 1
+ * over the other axis, each phase's slots in one order per chip; then each part's
+ * kept len bytes to its place in y. */
+static bool parts_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const LrsPlan *pl,
+                                 const CollReduce *grain, int32_t work, int32_t scratch,
+                                 int32_t credits) {
+  const int np = pl->nparts;
+  const int64_t p = c->ax[pl->act[0]].p, n = pl->total / pl->padded, len = pl->len;
+  int64_t unit[TILE_MAX_TORUS_RANK], u = pl->padded; /* the operand's bytes per step */
+  for (int k = c->naxes - 1; k >= 0; k--) {
+    unit[k] = u;
+    u *= c->ax[k].p;
+  }
+  int32_t base[LRS_MAX_PARTS];
+  for (int i = 0; i < np; i++) base[i] = coll_addr(c, work, i * n * len);
+  for (int l = 0; l < np; l++) {
+    LrsLevel lv = {.nparts = np, .p = p, .chunk = pl->chunk[l], .subs = pl->subs[l],
+                   .work = work, .scratch = scratch, .credits = credits, .r = grain};
+    for (int i = 0; i < np; i++) {
+      int a0 = pl->act[i], a1 = pl->act[(i + 1) % np];
+      lv.k[i] = l == 0 ? a0 : a1;
+      lv.rowax[i] = pl->act[i];
+      lv.base[i] = base[i];
+      lv.geo[i] = (LrsFetch){.dst0 = i * n * len, .src0 = i * len, .len = len, .p1 = p,
+                             .unit0 = unit[a0], .unit1 = unit[a1]};
+    }
+    lv.fetch = l == 0;
+    if (!level_make(c, &lv, pl->grain)) return tile_lower_error(c->cx, c->op, "out of memory");
+    if (lv.fetch) fetch_make(c, &lv, x, len);
+    line_level(c, &lv);
+    for (int i = 0; i < np; i++) base[i] = coll_plus(c, base[i], coll_times(c, c->coord[lv.k[i]], lv.chunk));
+  }
+  /* The slices to y (the wait names y alone, as below). */
+  CollRemote out = coll_copy_site(c, work, y.buf, coll_flat(len));
+  for (int i = 0; i < np; i++) coll_remote_send(c, &out, base[i], coll_addr(c, y.buf, i * len));
+  coll_wait_sem(c, out.site.sem, np, y.buf);
+  return true;
+}
+
 bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const CollReduce *r,
                               int64_t dim) {
   TileMir *m = c->m;
@@ -675,6 +900,7 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
    * matmul's weights (lower_prefetch.c). */
   if (pl.lines_only) c->cx->dma_cap = coll_line_inflight(c);
   if (pl.scratch) credits = tile_mir_sem(m);
+  if (pl.nparts > 1) return parts_reduce_scatter(c, x, y, &pl, &grain, work, scratch, credits);
   int32_t base = coll_addr(c, work, 0);
   for (int k = 0; k < c->naxes; k++) {
     const CollAxis *ax = &c->ax[k];
@@ -685,21 +911,13 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
       CollRing ring = {.k = k, .dir = 0, .work = work, .base = base, .chunk = pl.chunk[k]};
       coll_ring_reduce_scatter(c, &ring, 1, &grain);
     } else {
-      snprintf(name, sizeof name, "lrs.%s.%d", ax->name, (int)m->nbufs);
-      LrsLevel lv = {.k = k, .p = ax->p, .chunk = pl.chunk[k], .subs = pl.subs[k],
-                     .work = work, .scratch = scratch, .base = base, .credits = credits,
-                     .r = &grain};
-      lv.sub = lv.chunk / lv.subs;
-      lv.in = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 2 * (ax->p - 1) * lv.chunk, 1, 64);
-      lv.table = slot_table(c, ax->p, lv.chunk, lv.subs,
-                            level_pace(c, k, lv.chunk, lv.subs, pl.grain));
-      if (lv.table < 0) return tile_lower_error(c->cx, c->op, "out of memory");
-      lv.depth = send_depth(c);
-      if (pl.fetch && k == pl.first) {
-        lv.fetch = true;
-        lv.fetch_site = coll_copy_site(c, x.buf, work, coll_flat(lv.sub));
-        lv.operand = coll_addr(c, x.buf, 0);
-      }
+      LrsLevel lv = {.nparts = 1, .k = {k}, .rowax = {k}, .p = ax->p, .chunk = pl.chunk[k],
+                     .subs = pl.subs[k], .work = work, .scratch = scratch, .base = {base},
+                     .credits = credits, .r = &grain};
+      lv.geo[0] = (LrsFetch){.len = lv.chunk / lv.subs, .p1 = 1, .unit0 = lv.chunk / lv.subs};
+      lv.fetch = pl.fetch && k == pl.first;
+      if (!level_make(c, &lv, pl.grain)) return tile_lower_error(c->cx, c->op, "out of memory");
+      if (lv.fetch) fetch_make(c, &lv, x, 0);
       line_level(c, &lv);
     }
     /* the next level works on this chip's chunk */
