@@ -46,6 +46,18 @@
  * first sends wait for one sub-chunk's copy instead of the whole operand's (62k cycles
  * for 32 MiB on v5e-like), and the rest land under the transfers.
  *
+ * Over two lines of as many chips (and no other axis) a level per axis would leave one
+ * axis's links idle while the other's carry the whole operand. There the data goes in
+ * two parts instead (plan_parts): part i is bytes [i * len, (i + 1) * len) of every
+ * slice and takes the axes in its own order, act[i] then the other, so in phase 0 each
+ * axis's links carry one half and in phase 1 each carries 1/p of the other half. A
+ * phase's slots of both parts run in one order per chip (chip_order over both, by
+ * expected arrival), read from a table by both coordinates (a chip's order depends on
+ * its place on both lines); each slot waits on both sides of both axes, with credits
+ * for the three that bring it nothing. 32 MiB f32 over v5e-like's 8x8: 582,749
+ * cycles, 1.06 times its busiest link's bytes (the levels one axis after the other:
+ * 1,128,904; the rings in parts: 680,746).
+ *
  * Each slice has one owner, which adds in an order fixed by its position (its own
  * chunk, then the partial of the flow that reaches it first, then the other's), so the
  * bits are the same on every run.

@@ -311,15 +311,14 @@ def test_line_scatter_parts_bandwidth(tilec, tmp_path):
     assert cycles[0] <= 1.08 * link, (cycles[0], link)
 
 
-def check_in_sequence(tmp_path, torus, axes, target, seed):
+def check_in_sequence(tmp_path, torus, axes, target, seed, m=256):
     """Collectives one after another on the same axes, so a chip that finishes one early
     sends into the next while its neighbours still wait in the one before (their
     semaphores must count only what each wait is for): reduce_scatter, all_gather (the
     all_reduce, now on every chip), all_reduce, reduce_scatter again. target: a name or
-    a target file."""
+    a target file; m: elements of a slice."""
     p = int(np.prod([torus[a] for a in axes]))
     n = int(np.prod(torus))
-    m = 256
     names = ", ".join("xyz"[: len(torus)])
     ax = axes_attr(axes)
     full, part = f"tensor<{m * p}xf32>", f"tensor<{m}xf32>"
@@ -344,12 +343,17 @@ def check_in_sequence(tmp_path, torus, axes, target, seed):
         np.testing.assert_array_equal(y[chip], want, err_msg=f"chip {chip}")
 
 
-@pytest.mark.parametrize("torus,axes,target", [((1, 8), [1], "v5e-like"),
-                                               ((4, 4), [0, 1], "v5e-like"),
-                                               ((1, 5), [1], "slow")])
-def test_line_scatter_in_sequence(tilec, tmp_path, torus, axes, target):
+@pytest.mark.parametrize("torus,axes,target,m", [((1, 8), [1], "v5e-like", 256),
+                                                 ((4, 4), [0, 1], "v5e-like", 256),
+                                                 ((4, 4), [0, 1], "v5e-like", 16384),
+                                                 ((1, 5), [1], "slow", 256)])
+def test_line_scatter_in_sequence(tilec, tmp_path, torus, axes, target, m):
+    """m = 16384 on 4x4: the reduce_scatters run in parts (test_line_scatter_parts), whose
+    phases share each axis's semaphores with the other part's."""
+    if m > 256:
+        assert runs_parts(tmp_path, torus, axes, (m * 16,), "f32")
     check_in_sequence(tmp_path, torus, axes,
-                      slow_target(tmp_path) if target == "slow" else target, 43)
+                      slow_target(tmp_path) if target == "slow" else target, 43, m)
 
 
 @pytest.mark.parametrize("torus,decl,names", [((1, 6), "u = 1 on [0], a = 2 on [1], b = 3 on [1]",
