@@ -265,7 +265,7 @@ def runs_parts(tmp_path, torus, axes, shape, elem):
 
 
 @pytest.mark.parametrize("torus,axes", PARTS, ids=PARTS_IDS)
-@pytest.mark.parametrize("elem", ["i32", "f32"])
+@pytest.mark.parametrize("elem", ["i32", "f32", "bf16"])
 def test_line_scatter_parts(tilec, tmp_path, torus, axes, elem):
     """Over two lines of as many chips each slice goes in two halves, each taking the
     axes in its own order, both phases' slots in one order per chip (a table by both
