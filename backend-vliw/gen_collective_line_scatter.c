@@ -280,7 +280,7 @@ static int64_t estimate(const Coll *c, const LrsPlan *pl) {
 }
 
 /* The parts of two lines (LrsPlan.nparts) where they apply: exactly two axes of more
- * than one chip, both lines of p chips, and slices of whole tiles, one run of the
+ * than one chip, both lines of p chips on two torus dims, and slices of whole tiles, one run of the
  * operand each, that halve into whole tiles. Part i's working region (n * len bytes
  * at i * n * len) lays its slices out by their chips' coordinates in its axis order,
  * [j on act[i]][j on act[1 - i]][len]: phase 0's chunk j is the p slices at j on
@@ -294,7 +294,9 @@ static bool plan_parts(const Coll *c, const LrsPlan *seq, LrsPlan *pl) {
   if (nact != LRS_MAX_PARTS || !seq->fetch || seq->rows) return false;
   const CollAxis *a = &c->ax[act[0]], *b = &c->ax[act[1]];
   int64_t p = a->p, len = seq->padded / LRS_MAX_PARTS;
-  if (!coll_is_line(a) || !coll_is_line(b) || b->p != p || len % seq->grain) return false;
+  /* on two torus dims, so that the parts' links are not the same */
+  if (!coll_is_line(a) || !coll_is_line(b) || b->p != p || a->dim == b->dim || len % seq->grain)
+    return false;
   *pl = *seq;
   pl->nparts = LRS_MAX_PARTS;
   pl->act[0] = act[0];

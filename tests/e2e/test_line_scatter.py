@@ -364,10 +364,11 @@ def test_line_scatter_in_sequence(tilec, tmp_path, torus, axes, target, m):
                                                ["a"]),
                                               ((4, 4), SPLIT, ["dp", "y"]),
                                               ((4, 4), "x = 16 on [0, 1]", ["x"])])
-@pytest.mark.parametrize("slice_elems", [5, 2048])
+@pytest.mark.parametrize("slice_elems", [5, 2048, 16384])
 def test_line_scatter_mesh_axes(tilec, tmp_path, torus, decl, names, slice_elems):
     """Axes that share a torus dim (neighbours `inner` chips apart, each a line of its
-    own) or span several dims, on v5e-like, where none wraps."""
+    own) or span several dims, on v5e-like, where none wraps (the span of 4x4 with
+    64 KiB slices in parts, one per dim)."""
     sizes = dict((n, int(s)) for n, s in re.findall(r"(\w+) = (\d+) on", decl))
     p = int(np.prod([sizes[n] for n in names]))
     x = make_data(np.random.default_rng(47), int(np.prod(torus)), (slice_elems * p,), "f32")
