@@ -280,13 +280,13 @@ static int64_t estimate(const Coll *c, const LrsPlan *pl) {
 }
 
 /* The parts of two lines (LrsPlan.nparts) where they apply: exactly two axes of more
- * than one chip, both lines of p chips on two torus dims, and slices of whole tiles, one run of the
- * operand each, that halve into whole tiles. Part i's working region (n * len bytes
- * at i * n * len) lays its slices out by their chips' coordinates in its axis order,
- * [j on act[i]][j on act[1 - i]][len]: phase 0's chunk j is the p slices at j on
- * act[i] (p * len bytes), phase 1's the one at j on the other axis of the chunk phase 0
- * kept. A sub-chunk of phase 0 is p / subs whole slices, so it copies in from the
- * operand as one strided DMA. */
+ * than one chip, both lines of p chips on two torus dims, and slices of whole tiles,
+ * one run of the operand each, that halve into whole tiles. Part i's working region
+ * (n * len bytes at i * n * len) lays its slices out by their chips' coordinates in its
+ * axis order, [j on act[i]][j on act[1 - i]][len]: phase 0's chunk j is the p slices at
+ * j on act[i] (p * len bytes), phase 1's the one at j on the other axis of the chunk
+ * phase 0 kept. A sub-chunk of phase 0 is p / subs whole slices, so it copies in from
+ * the operand as one strided DMA. */
 static bool plan_parts(const Coll *c, const LrsPlan *seq, LrsPlan *pl) {
   int act[TILE_MAX_TORUS_RANK], nact = 0;
   for (int k = 0; k < c->naxes; k++)
@@ -874,7 +874,8 @@ static bool parts_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, cons
     if (!level_make(c, &lv, pl->grain)) return tile_lower_error(c->cx, c->op, "out of memory");
     if (lv.fetch) fetch_make(c, &lv, x, len);
     line_level(c, &lv);
-    for (int i = 0; i < np; i++) base[i] = coll_plus(c, base[i], coll_times(c, c->coord[lv.k[i]], lv.chunk));
+    for (int i = 0; i < np; i++) /* the next phase works on this chip's chunk */
+      base[i] = coll_plus(c, base[i], coll_times(c, c->coord[lv.k[i]], lv.chunk));
   }
   /* The slices to y (the wait names y alone, as below). */
   CollRemote out = coll_copy_site(c, work, y.buf, coll_flat(len));
