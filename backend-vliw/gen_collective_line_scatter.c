@@ -214,6 +214,25 @@ static CollReduce row_reduce(const Coll *c, const CollReduce *r) {
 
 static int64_t line_smem(int64_t p, int64_t subs, int nparts);
 
+/* The sub-chunks per chunk the estimate makes quickest for a line or half ring level
+ * on axis k (nparts parts, each with its own axis, for a line): a divisor of `units`
+ * (the whole pieces a chunk may split into) up to LRS_MAX_SUBS whose line table stays
+ * within a quarter of SMEM. */
+static int64_t best_subs(const Coll *c, int k, int64_t chunk, int64_t units, int64_t grain,
+                         int nparts) {
+  const CollAxis *a = &c->ax[k];
+  int64_t subs = 1, best = INT64_MAX;
+  for (int64_t s = 1; s <= LRS_MAX_SUBS; s++) {
+    if (units % s) continue;
+    if (s > 1 && !is_half_ring(a) &&
+        line_smem(a->p, s, nparts) > c->cx->target->smem_bytes / 4)
+      continue;
+    int64_t e = level_cycles(c, k, chunk, s, grain, nparts);
+    if (e < best) best = e, subs = s;
+  }
+  return subs;
+}
+
 /* tile: the bytes of a vreg tile of the element type; whole: each slice is one run of
  * the operand */
 static void plan_levels(const Coll *c, int64_t slice, int64_t tile, bool whole, LrsPlan *pl) {
@@ -235,7 +254,7 @@ static void plan_levels(const Coll *c, int64_t slice, int64_t tile, bool whole, 
   int64_t region = pl->total;
   for (int k = 0; k < c->naxes; k++) {
     const CollAxis *a = &c->ax[k];
-    int64_t chunk = pl->chunk[k] = region / a->p, best = INT64_MAX;
+    int64_t chunk = pl->chunk[k] = region / a->p;
     region = chunk;
     pl->subs[k] = 1;
     if (a->p < 2) continue;
@@ -244,13 +263,7 @@ static void plan_levels(const Coll *c, int64_t slice, int64_t tile, bool whole, 
       pl->vmem += chunk * (a->p - 1); /* the ring's receive slots */
       continue;
     }
-    for (int64_t s = 1; s <= LRS_MAX_SUBS; s++) {
-      if ((chunk / pl->grain) % s) continue;
-      if (s > 1 && !is_half_ring(a) && line_smem(a->p, s, 1) > c->cx->target->smem_bytes / 4)
-        continue;
-      int64_t e = level_cycles(c, k, chunk, s, pl->grain, 1);
-      if (e < best) best = e, pl->subs[k] = s;
-    }
+    pl->subs[k] = best_subs(c, k, chunk, chunk / pl->grain, pl->grain, 1);
     if (is_half_ring(a)) {
       pl->vmem += 2 * half_hops(a->p) * chunk; /* a receive slot per event */
       continue;
@@ -305,15 +318,10 @@ static bool plan_parts(const Coll *c, const LrsPlan *seq, LrsPlan *pl) {
   pl->vmem = pl->total;
   pl->scratch = pl->grain;
   for (int l = 0; l < LRS_MAX_PARTS; l++) {
-    int64_t chunk = pl->chunk[l] = l == 0 ? p * len : len, best = INT64_MAX;
-    pl->subs[l] = 1;
-    for (int64_t s = 1; s <= LRS_MAX_SUBS; s++) {
-      bool whole = l == 0 ? p % s == 0 : (chunk / pl->grain) % s == 0;
-      if (!whole || (s > 1 && line_smem(p, s, pl->nparts) > c->cx->target->smem_bytes / 4))
-        continue;
-      int64_t e = level_cycles(c, act[0], chunk, s, pl->grain, pl->nparts);
-      if (e < best) best = e, pl->subs[l] = s;
-    }
+    /* phase 0's sub-chunks are whole slices (its copies in), phase 1's whole tiles */
+    int64_t chunk = pl->chunk[l] = l == 0 ? p * len : len;
+    pl->subs[l] = best_subs(c, act[0], chunk, l == 0 ? p : len / pl->grain, pl->grain,
+                            pl->nparts);
     pl->vmem += pl->nparts * 2 * (p - 1) * chunk;
     if (chunk / pl->subs[l] > pl->scratch) pl->scratch = chunk / pl->subs[l];
   }
@@ -814,8 +822,8 @@ static void ring_level(Coll *c, int k, int32_t work, int32_t base, int64_t chunk
 }
 
 /* A line level's buffers and table: nparts parts (each on its axis k[i], rows of the
- * table by rowax), chunks of `chunk` bytes in subs sub-chunks; false where out of
- * memory. */
+ * table by rowax), chunks of `chunk` bytes in subs sub-chunks; false (reported) where
+ * out of memory. */
 static bool level_make(Coll *c, LrsLevel *lv, int64_t grain) {
   TileMir *m = c->m;
   char name[64];
@@ -828,7 +836,7 @@ static bool level_make(Coll *c, LrsLevel *lv, int64_t grain) {
                            1, 64);
   lv->table = slot_table(c, lv, level_pace(c, lv->k[0], lv->chunk, lv->subs, grain));
   lv->depth = send_depth(c, lv->nparts);
-  return lv->table >= 0;
+  return lv->table >= 0 || tile_lower_error(c->cx, c->op, "out of memory");
 }
 
 /* The fetching first level's copy site (lv->fetch set before level_make, whose table
@@ -871,7 +879,7 @@ static bool parts_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, cons
                              .unit0 = unit[a0], .unit1 = unit[a1]};
     }
     lv.fetch = l == 0;
-    if (!level_make(c, &lv, pl->grain)) return tile_lower_error(c->cx, c->op, "out of memory");
+    if (!level_make(c, &lv, pl->grain)) return false;
     if (lv.fetch) fetch_make(c, &lv, x, len);
     line_level(c, &lv);
     for (int i = 0; i < np; i++) /* the next phase works on this chip's chunk */
@@ -931,7 +939,7 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
                      .credits = credits, .r = &grain};
       lv.geo[0] = (LrsFetch){.len = lv.chunk / lv.subs, .p1 = 1, .unit0 = lv.chunk / lv.subs};
       lv.fetch = pl.fetch && k == pl.first;
-      if (!level_make(c, &lv, pl.grain)) return tile_lower_error(c->cx, c->op, "out of memory");
+      if (!level_make(c, &lv, pl.grain)) return false;
       if (lv.fetch) fetch_make(c, &lv, x, 0);
       line_level(c, &lv);
     }

@@ -257,21 +257,17 @@ static int32_t value(EpiTile *e, const TileValue *v) {
   double s;
   if (lookup(e, v, &r)) return r;
   if (splat_of(v, &s)) return -1;
+  /* a row repeats down the tile (sublane stride 0); a tile operand's rows lie a pitch
+   * apart, tile_off before the tile */
   int32_t ri = mm_row_index(p, v), ti = mm_tile_index(p, v);
+  const MmInput *in = ri >= 0 ? &p->rows[ri] : &p->tiles[ti];
+  int32_t addr = ri >= 0 ? at->row_addr[ri] : at->tile_addr[ti];
+  int32_t stride = ri >= 0 ? at->zero_stride : at->tile_pitch[ti];
+  int64_t off = at->tcol * in->esize + (ri >= 0 ? 0 : at->tile_off[ti]);
   r = tile_mir_vreg(e->m);
-  TileMirInst ld;
-  if (ri >= 0) {
-    ld = tile_mir_inst(p->rows[ri].esize == 2 ? TILE_MOP_VLDBF : TILE_MOP_VLD, r,
-                       at->row_addr[ri], at->zero_stride, 0,
-                       (int32_t)(at->tcol * p->rows[ri].esize));
-    tile_mir_mem(&ld, p->rows[ri].vmem, TILE_MIR_READ, 0);
-  } else {
-    const MmInput *t = &p->tiles[ti];
-    ld = tile_mir_inst(t->esize == 2 ? TILE_MOP_VLDBF : TILE_MOP_VLD, r, at->tile_addr[ti],
-                       at->tile_pitch[ti], 0,
-                       (int32_t)(at->tcol * t->esize + at->tile_off[ti]));
-    tile_mir_mem(&ld, t->vmem, TILE_MIR_READ, 0);
-  }
+  TileMirInst ld = tile_mir_inst(in->esize == 2 ? TILE_MOP_VLDBF : TILE_MOP_VLD, r, addr,
+                                 stride, 0, (int32_t)off);
+  tile_mir_mem(&ld, in->vmem, TILE_MIR_READ, 0);
   tile_mir_add(e->m, ld);
   e->vals[e->n++] = (EpiVal){v, r};
   return r;
