@@ -358,6 +358,10 @@ static void all_reduce_piece(Coll *c, AllReduce *a, bool first_sent, bool then) 
  * rotation of the axis order (so each level keeps every axis busy), and where the
  * axes are longer than 2, each rotation twice, toward +coordinate and toward - (an
  * axis of 2 joins its chips by one link pair, which one direction already fills). */
+static bool all_reduce_composed(Coll *c, TileTensorRef x, TileTensorRef y,
+                                const CollReduce *r);
+static TileTensorRef flat_of(TileTensorRef x);
+
 static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
   CollReduce r;
   if (!make_reduce(c, (TileElem)x.elem, &r)) return false;
@@ -414,6 +418,7 @@ static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
                             "has; an operand of a whole multiple of %" PRId64 " bytes streams "
                             "through VMEM in pieces", piece_vmem(c, piece, p0v),
                             (int64_t)vmem, c->cx->target->name, grain);
+  if (pieces > 1 && slotted) return all_reduce_composed(c, x, y, &r);
   /* Parts are whole grains, and the rings of a level run in step, so a level takes as
    * long as its largest part: where a piece's grains do not split evenly (8 MiB in 6
    * parts: 6, 6, 5, 5, 5, 5 grains) every piece pays for parts of the larger size.
@@ -525,6 +530,7 @@ typedef struct RsPiece {
   int64_t next_off[COLL_MAX_RINGS + 1]; /* the same for the next piece (RsLink.then) */
   int64_t size;   /* bytes of every slice in this piece */
   int32_t work, at;
+  int32_t yat; /* sreg: the address of this chip's slice in y */
   int32_t slots[TILE_MAX_TORUS_RANK][COLL_MAX_RINGS]; /* level l, part i: -1 until made */
   /* The outer level combines in its slots (CollRing.in_slots), work holding one
    * staging chunk per part (1/p0 of its region), the inner levels in the chunk it
@@ -638,7 +644,8 @@ static void rs_piece(Coll *c, RsPiece *s, RsLink lk) {
   if (lk.signal && !late) coll_ring_tokens(c, s->used, false, -1);
   for (int u = 0; u < nuse; u++) {
     int i = use[u];
-    int32_t to = coll_addr(c, s->y.buf, off[i]);
+    int32_t to = tile_mir_sreg(c->m);
+    coll_ri(c, TILE_MOP_ADDI, to, s->yat, off[i]);
     coll_rr(c, TILE_MOP_ADD, to, to, s->at);
     coll_local_copy(c, keptbuf[i], 0, kept[i], s->y.buf, 0, to, coll_flat(off[i + 1] - off[i]));
   }
@@ -673,10 +680,10 @@ static bool rs_may_overlap(const Coll *c, const CollParts *pp, bool slotted) {
  * last one is its own slice's part. The outermost level copies its chunks in from the
  * operand (a strided gather of runs) just before combining into them. Slices larger
  * than VMEM allows go in pieces, each a range of every slice, with tokens between them
- * (piece_tokens). False (nothing emitted)
- * where a slice is not whole vreg tiles for every part. */
-static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, const CollReduce *r,
-                                 bool *failed) {
+ * (piece_tokens). This chip's slice goes to yat in y.buf (an sreg; -1: y's start).
+ * False (nothing emitted) where a slice is not whole vreg tiles for every part. */
+static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, int32_t yat,
+                                 const CollReduce *r, bool *failed) {
   const TileTarget *t = c->cx->target;
   int64_t S = y.bytes, n = chips(c);
   CollParts pp = coll_parts(c, S);
@@ -726,7 +733,7 @@ static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, cons
   }
   RsPiece rp = {.x = x, .y = y, .r = r, .pp = pp, .n = n, .slotted = slotted, .p0 = p0,
                 .work = vmem_buffer(c, "work", slotted ? n * sp / p0 : n * sp),
-                .at = coll_li(c, 0)};
+                .at = coll_li(c, 0), .yat = yat >= 0 ? yat : coll_addr(c, y.buf, 0)};
   memset(rp.slots, 0xff, sizeof rp.slots);
   /* Which (axis, direction) rings run: after every piece but the last, each chip sends
    * the chips before it on these a token, and the next piece waits for them (see
@@ -777,6 +784,35 @@ static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, cons
   return true;
 }
 
+/* all_reduce of an operand that streams through VMEM in pieces over axes that wrap: the
+ * reduce_scatter of it into this chip's slice of the result (in pieces that overlap,
+ * reduce_scatter_parts), then the all_gather of the slices in place there
+ * (coll_all_gather_parts), so the gather runs once, from HBM to HBM, rather than in
+ * every piece: the pieces' inner levels pay their hops in the reduce-scatter alone, and
+ * the gather needs no VMEM. Slice j of the operand, S bytes at j * S, is the sum that
+ * chip j (by rank) keeps, which is where a gather puts shard j. On v4-like's 4x4x4
+ * torus this took 16 MiB from 147,714 to 142,5xx cycles and 256 MiB from 2,200,745 to
+ * 2,125,5xx (docs/perf.md). The caller has checked that slices are whole tiles for
+ * every part. */
+static bool all_reduce_composed(Coll *c, TileTensorRef x, TileTensorRef y,
+                                const CollReduce *r) {
+  int64_t S = x.bytes / chips(c);
+  CollParts pp = coll_parts(c, S);
+  TileTensorRef slice = flat_of(y);
+  slice.dims[0] = S / tile_lower_elem_bytes((TileElem)y.elem);
+  slice.bytes = S;
+  int32_t mine = coll_rank_sum(c, pp.stride);
+  coll_rr(c, TILE_MOP_ADD, mine, mine, coll_addr(c, y.buf, 0));
+  bool failed = false;
+  if (!reduce_scatter_parts(c, flat_of(x), slice, mine, r, &failed))
+    return failed ? false : tile_lower_error(c->cx, c->op, "internal error: an all_reduce "
+                                             "in pieces whose slices are not whole tiles");
+  if (!coll_all_gather_parts(c, slice, flat_of(y), S))
+    return tile_lower_error(c->cx, c->op, "internal error: the gather of an all_reduce's "
+                            "slices found fewer granules than parts");
+  return true;
+}
+
 /* One direction: the slice a chip keeps must be where its coordinates put it. */
 static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
   CollReduce r;
@@ -794,7 +830,7 @@ static bool gen_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y) {
   bool failed = false, small =
       coll_oneshot_estimate(c, x.bytes, &r) < coll_ring_estimate(c, total, 1) / 2;
   if (a.outer == 1 && !small) {
-    if (reduce_scatter_parts(c, x, y, &r, &failed)) return true;
+    if (reduce_scatter_parts(c, x, y, -1, &r, &failed)) return true;
     if (failed) return false;
   }
   /* Small operands: the one-shot all_reduce (half its estimate's rings would be this

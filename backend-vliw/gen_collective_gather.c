@@ -118,7 +118,7 @@ bool coll_all_gather_parts(Coll *c, TileTensorRef x, TileTensorRef y, int64_t ru
     coll_ri(c, TILE_MOP_MULI, t, c->coord[k], stride[k]);
     coll_rr(c, TILE_MOP_ADD, mine, mine, t);
   }
-  coll_local_copy(c, x.buf, 0, -1, y.buf, 0, mine, coll_flat(run));
+  if (x.buf != y.buf) coll_local_copy(c, x.buf, 0, -1, y.buf, 0, mine, coll_flat(run));
   for (int l = 0; l < nact; l++) {
     CollRing rings[COLL_MAX_RINGS];
     TileDmaShape shapes[COLL_MAX_RINGS];

@@ -223,7 +223,8 @@ void coll_ring_gather_in_place(Coll *c, const CollRing *rings, int n, const Tile
                                int eb, int64_t steps);
 /* all_gather of shards that are one contiguous run of `run` bytes in the result, split
  * across the axes and both directions; false (nothing emitted) where the shard has
- * fewer elements than parts. */
+ * fewer elements than parts. With x.buf == y.buf this chip's shard is already in its
+ * place in y (all_reduce's reduce-scatter put it there). */
 bool coll_all_gather_parts(Coll *c, TileTensorRef x, TileTensorRef y, int64_t run);
 
 /* How a collective over c's axes splits its data so that every link carries some at
