@@ -17,11 +17,11 @@
  *                   level before left this chip), then all-gather in place in reverse
  *                   order, the outermost level straight into the result (every level
  *                   when the operand streams), each level starting in the last step of
- *                   the one before. Operands larger than VMEM allows stream through it
- *                   in pieces, of parts of one size where the estimates say so, with a
- *                   last piece for what is left; on axes that wrap the outermost level
- *                   combines in its receive slots (larger pieces) and each piece sends
- *                   the next one's first chunks from its last all-gather step. Small
+ *                   the one before. On axes that wrap the outermost level combines in
+ *                   its receive slots, and an operand larger than VMEM then allows runs
+ *                   as reduce_scatter (in pieces) and all_gather; elsewhere such
+ *                   operands stream through VMEM in pieces, of parts of one size where
+ *                   the estimates say so, with a last piece for what is left. Small
  *                   operands, where the estimates of gen_collective_small.c say so,
  *                   take the one-shot exchange there instead (whole operands along
  *                   each axis, summed on every chip);
@@ -202,9 +202,7 @@ typedef struct AllReduce {
   /* Level l's receive slots of part i, made by the first piece's code (the largest
    * parts) and reused by the remainder's: -1 until made. */
   int32_t slots[TILE_MAX_TORUS_RANK][COLL_MAX_RINGS];
-  int64_t piece;
   int64_t part_off[COLL_MAX_RINGS + 1]; /* part i: [part_off[i], part_off[i + 1]) */
-  int64_t next_off[COLL_MAX_RINGS + 1]; /* the same for the next piece (`then`) */
   int32_t work, x, y, at;
   /* x and y hold whole pieces: the outer level copies chunks from x under its
    * transfers and the all-gather works in y */
@@ -223,23 +221,8 @@ static CollRing outer_ring(Coll *c, const AllReduce *a, CollRing g, int i, int32
   return g;
 }
 
-/* The same for the next piece (a->next_off, a piece further on in x): its part i's
- * chunk and staging place. */
-static CollRing next_outer_ring(Coll *c, const AllReduce *a, CollRing g, int i) {
-  int64_t p = c->ax[g.k].p, len = a->next_off[i + 1] - a->next_off[i];
-  g.chunk = len / p;
-  g.base = coll_addr(c, a->work, a->slotted ? a->next_off[i] / p : a->next_off[i]);
-  g.has_hbm = true;
-  g.hbm = a->x;
-  g.hbm_base = coll_addr(c, a->x, a->next_off[i] + a->piece);
-  coll_rr(c, TILE_MOP_ADD, g.hbm_base, g.hbm_base, a->at);
-  return g;
-}
-
-/* One piece. first_sent: the piece before sent this one's first chunks (`then` of
- * coll_ring_gather_levels); then: this piece sends those of the next (parts at
- * a->next_off, every one holding data). Both only where x and y hold whole pieces. */
-static void all_reduce_piece(Coll *c, AllReduce *a, bool first_sent, bool then) {
+/* One piece. */
+static void all_reduce_piece(Coll *c, AllReduce *a) {
   /* Part i: rotation i / ndir, direction i % ndir; ring[i][L] its ring at level L.
    * slotted: ybase[i][L] is the level's region in y, and this chip's innermost chunk
    * ends at own[i] in buffer ownbuf[i], its place in y at yown[i]. */
@@ -303,12 +286,7 @@ static void all_reduce_piece(Coll *c, AllReduce *a, bool first_sent, bool then) 
           a->stream && l == 0 ? outer_ring(c, a, ring[i][l], i, a->x) : ring[i][l];
       slots[l * n + u] = a->slots[l][i];
     }
-  coll_ring_reduce_scatter_levels(c, levels_rs, a->nact, n, a->r, slots, first_sent);
-  /* The next piece's outermost rings: this piece's, on its parts further on in x
-   * (every part of both pieces holds data). */
-  CollRing next[COLL_MAX_RINGS];
-  CollNextPiece np = {.rings = next, .after = levels_rs + n, .slots = slots, .r = a->r};
-  for (int u = 0; then && u < n; u++) next[u] = next_outer_ring(c, a, ring[use[u]][0], use[u]);
+  coll_ring_reduce_scatter_levels(c, levels_rs, a->nact, n, a->r, slots);
   /* All-gather in place (coll_ring_gather_in_place): each level's chunks go straight
    * into the next chip's copy of the same place. When x and y hold whole pieces, every
    * level works in y (HBM): this chip's own innermost chunk is copied there (1/N of the
@@ -349,7 +327,7 @@ static void all_reduce_piece(Coll *c, AllReduce *a, bool first_sent, bool then) 
       g->base = ybase[use[u]][l];
     }
   coll_ring_gather_levels(c, levels_ag, a->nact, n, eb,
-                          a->stream && !a->slotted ? a->y : -1, delta, then ? &np : NULL);
+                          a->stream && !a->slotted ? a->y : -1, delta);
 }
 
 /* The data in parts, each reduce-scattered over the axes in its own order and
@@ -389,17 +367,15 @@ static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
   if (coll_oneshot_estimate(c, x.bytes, &r) < coll_ring_estimate(c, total, nparts))
     return coll_oneshot_all_reduce(c, x, y, &r, -1, coll_flat(y.bytes));
   /* An operand whose working copy and receive buffers do not fit VMEM streams through
-   * it in pieces, each all-reduced in turn by the same code (a loop): the fewest
-   * pieces, whole multiples of unit, that fit. Buffers are reused from piece to piece:
-   * a chip can only start piece i + 1 once every chip it receives from has sent it all
-   * of piece i, by when it has combined what it received (see the top of
-   * gen_collective_ring.c), so an early sender never overwrites a slot still in use.
-   * The next piece's first sends, which go during the last all-gather step, write only
-   * the first slot of the outermost level, and only once the block from their receiver
-   * has arrived, which it sent after its whole reduce-scatter of this piece. */
-  /* Where x and y hold whole pieces and every axis wraps, the outer level combines in
-   * its slots (AllReduce.slotted): a piece then needs a 1/p0 of itself beside its
-   * slots instead of a whole working copy, so pieces are larger and fewer. */
+   * it in pieces: the fewest pieces, whole multiples of unit, that fit. Where every
+   * axis wraps, the outer level combines in its slots (AllReduce.slotted): a piece then
+   * needs a 1/p0 of itself beside its slots instead of a whole working copy, and an
+   * operand that still needs pieces runs as reduce_scatter and all_gather
+   * (all_reduce_composed). Otherwise (lines) each piece is all-reduced in turn by the
+   * same code (a loop), its buffers reused from piece to piece: a chip can only start
+   * piece i + 1 once every chip it receives from has sent it all of piece i, by when it
+   * has combined what it received (see the top of gen_collective_ring.c), so an early
+   * sender never overwrites a slot still in use. */
   const int64_t vmem = c->cx->target->vmem_bytes;
   bool wraps = true;
   for (int k = 0; k < c->naxes; k++) wraps &= c->ax[k].p < 2 || c->ax[k].wrap;
@@ -424,19 +400,7 @@ static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
    * parts: 6, 6, 5, 5, 5, 5 grains) every piece pays for parts of the larger size.
    * Pieces of a whole multiple of nparts grains, and one more piece for what is left,
    * avoid that where the estimates say it is quicker (the extra piece costs its hops). */
-  int64_t most = piece / grain; /* slotted: the most grains a piece can hold */
-  while (slotted && pieces > 1 && most < grains &&
-         piece_vmem(c, (most + 1) * grain, p0v) <= vmem)
-    most++;
-  int64_t even = most / nparts * nparts, rest = 0;
-  while (even && piece_vmem(c, even * grain, p0v) > vmem) even -= nparts;
-  /* slotted: as few pieces as fit, as equal as whole multiples of nparts grains go (64
-   * grains in 6 parts: 36 + 28 rather than 48 + 16, whose small last piece paid its
-   * hops for little data). */
-  if (slotted && even) {
-    int64_t n = (grains + even - 1) / even, g = (grains + n - 1) / n;
-    if ((g + nparts - 1) / nparts * nparts < even) even = (g + nparts - 1) / nparts * nparts;
-  }
+  int64_t even = piece / grain / nparts * nparts, rest = 0;
   if (pieces > 1 && even && (even != piece / grain || (piece / grain) % nparts)) {
     int64_t cost = pieces * coll_ring_estimate(c, (piece / grain + nparts - 1) / nparts *
                                                        nparts * grain, nparts);
@@ -457,37 +421,18 @@ static bool gen_all_reduce(Coll *c, TileTensorRef x, TileTensorRef y) {
   a.work = vmem_buffer(c, "work", slotted ? piece / p0 : piece);
   a.at = coll_li(c, 0);
   if (!a.stream) coll_local_copy(c, x.buf, 0, -1, a.work, 0, -1, coll_flat(x.bytes));
-  /* The pieces, then the remainder's own code with its own parts (the first pieces'
-   * slots serve it: its parts are no larger). Where x and y hold whole pieces and every
-   * axis wraps, each piece but the last
-   * sends the next one's first chunks from its last all-gather step, so the links do
-   * not idle for a hop between pieces (the remainder too, where each of its parts
-   * holds data): the first piece, a loop of the middle ones, the last full one, the
-   * remainder. (On lines the closing steps route over other links, and the early sends
-   * did not pay.) */
-  bool ahead = a.stream && wraps && pieces + (rest > 0) > 1;
-  bool rest_ahead = ahead && rest / grain >= nparts;
-  struct {
+  /* The pieces (a loop), then the remainder's own code with its own parts (the first
+   * pieces' slots serve it: its parts are no larger). */
+  const struct {
     int64_t size, count;
-    bool first_sent, then;
-  } runs[4] = {{piece, ahead ? 1 : pieces, false, ahead && (pieces > 1 || rest_ahead)},
-               {piece, ahead && pieces > 2 ? pieces - 2 : 0, true, true},
-               {piece, ahead && pieces > 1 ? 1 : 0, true, rest_ahead},
-               {rest, rest ? 1 : 0, rest_ahead, false}};
-  for (int k = 0; k < 4; k++) {
+  } runs[2] = {{piece, pieces}, {rest, rest ? 1 : 0}};
+  for (int k = 0; k < 2; k++) {
     int64_t size = runs[k].size, g = size / grain;
     if (!runs[k].count) continue;
-    a.piece = size;
     for (int i = 0; i < nparts; i++)
       a.part_off[i + 1] = a.part_off[i] + (g / nparts + (i < g % nparts)) * grain;
-    /* The next piece: another full one, or the remainder (runs 0 and 2 may be the
-     * last full one). */
-    bool to_rest = k == 2 || (k == 0 && pieces == 1);
-    int64_t gn = to_rest ? rest / grain : g;
-    for (int i = 0; i < nparts; i++)
-      a.next_off[i + 1] = a.next_off[i] + (gn / nparts + (i < gn % nparts)) * grain;
     if (runs[k].count > 1) tile_mir_loop_begin(c->m, (int32_t)runs[k].count, 0);
-    all_reduce_piece(c, &a, runs[k].first_sent, runs[k].then);
+    all_reduce_piece(c, &a);
     if (pieces > 1 || rest) coll_ri(c, TILE_MOP_ADDI, a.at, a.at, size);
     if (runs[k].count > 1) tile_mir_loop_end(c->m);
   }

@@ -381,16 +381,13 @@ void coll_ring_reduce_scatter_in(Coll *c, const CollRing *rings, int n, const Co
  * coll_ring_reduce_scatter_in per level, but where ring i's next level runs on another
  * axis in the same direction from VMEM, its first sends go during this level's last
  * step, as soon as the chunk they read is final (gen_collective_ring.c, Level). Every
- * level's axis has at least 2 chips. first_sent: the first level's first sends have
- * gone already (coll_ring_gather_levels, `then`). */
+ * level's axis has at least 2 chips. */
 void coll_ring_reduce_scatter_levels(Coll *c, const CollRing *rings, int nlev, int n,
-                                     const CollReduce *r, const int32_t *slots,
-                                     bool first_sent);
-/* The next piece of all_reduce, whose first sends the last all-gather level of this
- * piece issues: its outermost reduce-scatter rings (each on the same axis and in the
- * same direction as this piece's outermost all-gather ring i), their slots, the
- * r of the reduction and the rings of the level after (which fix the order of
- * sub-chunks, as coll_ring_reduce_scatter_levels's). */
+                                     const CollReduce *r, const int32_t *slots);
+/* The next piece of a reduce_scatter, whose first sends the last level of this piece
+ * issues: its outermost rings (each in the same direction as this piece's last-level
+ * ring i), their slots, the r of the reduction and the rings of the level after (which
+ * fix the order of sub-chunks, as coll_ring_reduce_scatter_levels's). */
 typedef struct CollNextPiece {
   const CollRing *rings, *after;
   const int32_t *slots;
@@ -402,11 +399,9 @@ typedef struct CollNextPiece {
  * bytes), innermost first, each level's region the next level's block: the next
  * level's first sends go during this level's last step where it runs on another axis
  * in the same direction (gen_collective_ring.c, "all-gather levels in one run"). With
- * buf >= 0 every level works in buf instead, at base plus the sreg delta. With `then`,
- * the last level's last step also issues the next piece's first sends, once the block
- * it receives from the next chip shows that chip done with this piece's slots. */
+ * buf >= 0 every level works in buf instead, at base plus the sreg delta. */
 void coll_ring_gather_levels(Coll *c, const CollRing *rings, int nlev, int n, int eb,
-                             int32_t buf, int32_t delta, const CollNextPiece *then);
+                             int32_t buf, int32_t delta);
 
 /* ---- reduce_scatter pieces that overlap (gen_collective_ring.c) ---- */
 

@@ -51,13 +51,11 @@
  * when a wait finds the count positive, every earlier transfer from that sender has
  * landed. Receive buffers are written once per run, so an early arrival overwrites
  * nothing (an operand that streams through VMEM in pieces reuses them from piece to
- * piece: a chip starts piece i + 1 only after all of piece i has reached it, which
- * needs every chip's last contribution to piece i, sent only once that chip has
- * combined everything it received in piece i; all_reduce's next piece's first sends go
- * a little earlier, once the block that shows the receiver done with its slots has
- * arrived: coll_ring_gather_levels; a reduce_scatter alone has its receivers say so
- * with tokens, and overlapping pieces send into slots the receiver read early in
- * piece i before their tokens: gen_collective.c, rs_piece). Completions of this chip's
+ * piece: all_reduce's piece i + 1 starts only after all of piece i has reached this
+ * chip, which needs every chip's last contribution to piece i, sent only once that
+ * chip has combined everything it received in piece i; a reduce_scatter has its
+ * receivers say so with tokens, and overlapping pieces send into slots the receiver
+ * read early in piece i before their tokens: gen_collective.c, rs_piece). Completions of this chip's
  * own sends count on ordinary semaphores of the group, which drain before it ends. */
 #include <string.h>
 
@@ -691,9 +689,8 @@ void coll_ring_reduce_scatter_piece(Coll *c, const CollRing *rings, int nlev, in
 }
 
 void coll_ring_reduce_scatter_levels(Coll *c, const CollRing *rings, int nlev, int n,
-                                     const CollReduce *r, const int32_t *slots,
-                                     bool first_sent) {
-  CollRsPiece pc = {.first_sent = first_sent};
+                                     const CollReduce *r, const int32_t *slots) {
+  CollRsPiece pc = {.first_sent = false};
   coll_ring_reduce_scatter_piece(c, rings, nlev, n, r, slots, &pc);
 }
 
@@ -716,7 +713,7 @@ void coll_ring_reduce_scatter(Coll *c, const CollRing *rings, int n, const CollR
 void coll_ring_reduce_scatter_in(Coll *c, const CollRing *rings, int n, const CollReduce *r,
                                  const int32_t *slots) {
   if (c->ax[rings[0].k].p < 2) return; /* one chip: its chunk is the whole answer */
-  coll_ring_reduce_scatter_levels(c, rings, 1, n, r, slots, false);
+  coll_ring_reduce_scatter_levels(c, rings, 1, n, r, slots);
 }
 
 
@@ -825,23 +822,8 @@ static void gnext(Coll *c, GLevel *G, GLevel *B, int i, int64_t jb, int64_t end,
   }
 }
 
-/* T's (the next piece's) first sends of ring i from sub-chunk jb on to before `end`,
- * as gnext. */
-static void tnext(Coll *c, GLevel *G, Level *T, int i, int64_t jb, int64_t end,
-                  int64_t *carried) {
-  for (; jb < end; jb++) {
-    if (carried[i] > 0) {
-      const Step *s = &T->st[i];
-      gwait(c, G->rm[i][0].site.sem, s->first_direct ? s->first.site.desc : s->rm.site.desc,
-            -1);
-      carried[i]--;
-    }
-    first_sends(c, T, i, jb);
-  }
-}
-
 void coll_ring_gather_levels(Coll *c, const CollRing *rings, int nlev, int n, int eb,
-                             int32_t buf, int32_t delta, const CollNextPiece *then) {
+                             int32_t buf, int32_t delta) {
   GLevel lv[2];
   bool begun = false;
   for (int l = 0; l < nlev; l++) {
@@ -874,19 +856,6 @@ void coll_ring_gather_levels(Coll *c, const CollRing *rings, int nlev, int n, in
       glevel_begin(c, B, nx, n, eb, l + 2 < nlev ? nx + n : NULL, buf, delta);
       for (int i = 0; i < n; i++) B->rot[i] = rot_reg(c, &g[i], B->m);
     }
-    /* The next piece's first sends, from the last level's last step (see the header):
-     * the block ring i receives there is the next chip's own, which it sent only once
-     * it had read all of its slots of this piece's outermost reduce-scatter level,
-     * the ones these sends write. */
-    Level T;
-    bool early = !nx && then;
-    if (early) {
-      level_begin(c, &T, then->rings, n, then->r, then->slots, then->after);
-      for (int i = 0; i < n; i++)
-        if (then->rings[i].k != g[i].k || then->rings[i].dir != g[i].dir)
-          tile_lower_error(c->cx, c->op, "internal error: the next piece's outermost "
-                           "rings are not this piece's");
-    }
     for (int i = 0; i < n; i++) gstep(c, G, i);
     for (int64_t j = 0; j < G->m; j++)
       for (int i = 0; i < n; i++) {
@@ -895,9 +864,7 @@ void coll_ring_gather_levels(Coll *c, const CollRing *rings, int nlev, int n, in
          * scheduler would hold such a wait until their estimated end; the last
          * level's name it). */
         gwait(c, G->rm[i][j].dst_sem, G->rm[i][j].site.desc,
-              G->fuse || early ? -1 : G->rings[i].work);
-        if (early && j == 0) tnext(c, G, &T, i, 0, 1, carried);
-        if (early && j + 1 == G->m) tnext(c, G, &T, i, 1, T.m, carried);
+              G->fuse ? -1 : G->rings[i].work);
         if (!G->fuse) continue;
         if (j == 0) gnext(c, G, B, i, 0, 1, carried);
         if (j + 1 == G->m) gnext(c, G, B, i, 1, B->m, carried);
