@@ -403,6 +403,41 @@ typedef struct CollNextPiece {
 void coll_ring_gather_levels(Coll *c, const CollRing *rings, int nlev, int n, int eb,
                              int32_t buf, int32_t delta);
 
+/* ---- the last reduce-scatter level from both sides (gen_collective_half.c) ---- */
+
+/* Whether coll_half_level can run these rings: every one on an axis of 4 chips that
+ * wraps, laid out by coordinate in VMEM (not by_position, no HBM copies, no combining
+ * in slots), each the only ring of its axis and direction and with a partner in the
+ * other direction on its axis, and at most (dma_outstanding - 2) / 2 of them. */
+bool coll_half_applies(const Coll *c, const CollRing *rings, int n);
+/* A reduce-scatter level of these rings in 2 steps instead of 3: each chunk's partial
+ * sums come to their owner from both sides (two from one side, one from the other), with
+ * the same bytes on every link as the ring. coll_half_begin makes its descriptors and
+ * takes its receive slots as coll_ring_slots makes them (slots[i], or new ones where
+ * slots is NULL); coll_half_first sends ring i's first chunk (F), which the level before
+ * may do as soon as that chunk is final, once per ring, before any other send of this
+ * level; coll_half_second sends ring i's M, which the level before may do once the
+ * chunk it sends is final, after every F (m_sent); coll_half_rest runs the second step
+ * and adds the M's, and leaves n of this level's sends in flight, which coll_half_drain
+ * waits for; coll_half_end adds each P as it arrives. The next piece's first sends may
+ * go before the drain (n of them) and the end. The caller waits for one send of the
+ * level before to land ahead of each F and M it sends, and every send of this level,
+ * those too, has landed after coll_half_drain. */
+typedef struct CollHalf {
+  const CollRing *rings;
+  int n;
+  const CollReduce *r;
+  CollRemote f[COLL_MAX_RINGS], m[COLL_MAX_RINGS], p[COLL_MAX_RINGS];
+  int32_t slots[COLL_MAX_RINGS];
+} CollHalf;
+void coll_half_begin(Coll *c, CollHalf *h, const CollRing *rings, int n, const CollReduce *r,
+                     const int32_t *slots);
+void coll_half_first(Coll *c, const CollHalf *h, int i);
+void coll_half_second(Coll *c, const CollHalf *h, int i);
+void coll_half_rest(Coll *c, const CollHalf *h, bool m_sent);
+void coll_half_drain(Coll *c, const CollHalf *h);
+void coll_half_end(Coll *c, const CollHalf *h);
+
 /* ---- reduce_scatter pieces that overlap (gen_collective_ring.c) ---- */
 
 /* Tokens between the pieces of a reduce_scatter alone, for the rings used[k][d] that

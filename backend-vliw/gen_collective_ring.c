@@ -306,6 +306,12 @@ typedef struct Level {
   int n;
   int64_t p, m, depth;
   bool fuse;       /* the next level's first sends go from this level's last step */
+  /* Before a level from both sides (coll_half_level): at its last step, after sub-chunk
+   * half_j of ring i, that level's first send of ring i (its chunk q + 2 is final). */
+  int64_t half_j;
+  /* With m >= 2 and depth >= 2 (every F then goes before every M): the second first
+   * send, M, after ring i's last sub-chunk. */
+  bool half_second;
   Step st[COLL_MAX_RINGS];
 } Level;
 
@@ -531,7 +537,8 @@ static void next_first_sends(Coll *c, const Level *L, Level *B, int i, int64_t j
  * next slot (after one of this ring's earlier sends has landed). At the last step of a
  * fused level, `next` is the next level, whose first sends go as soon as its first
  * chunk is final (next_first_sends). */
-static void step_body(Coll *c, Level *L, const CollReduce *r, bool send, Level *next) {
+static void step_body(Coll *c, Level *L, const CollReduce *r, bool send, Level *next,
+                      const CollHalf *half) {
   const CollRing *rings = L->rings;
   Step *st = L->st;
   int64_t m = L->m;
@@ -552,6 +559,14 @@ static void step_body(Coll *c, Level *L, const CollReduce *r, bool send, Level *
       at_sub(c, at, at, o, j, sub, 0);
       coll_reduce_span(c, r, r->vop, st[i].slots, in, g->work, at, sub, g->in_slots);
       if (next) next_first_sends(c, L, next, i, j);
+      if (half && j == L->half_j) { /* in place of one of L's trailing waits */
+        wait_sent_naming(c, &L->st[i].rm, half->f[i].site.desc);
+        coll_half_first(c, half, i);
+      }
+      if (half && L->half_second && j + 1 == L->m) { /* the same, once the chunk is final */
+        wait_sent_naming(c, &L->st[i].rm, half->m[i].site.desc);
+        coll_half_second(c, half, i);
+      }
       if (!send) continue;
       remote_wait_sent(c, &st[i].rm);
       sub_send(c, g, &st[i], m, j, sub, g->chunk);
@@ -588,6 +603,8 @@ static void level_begin(Coll *c, Level *L, const CollRing *rings, int n, const C
   L->m = sub_count(c, rings, n, r);
   L->depth = coll_depth(c, n, L->m);
   L->fuse = nx != NULL;
+  L->half_j = 0;
+  L->half_second = false;
   for (int i = 0; i < n && L->fuse; i++)
     L->fuse = !nx[i].has_hbm && nx[i].dir == rings[i].dir && nx[i].k != rings[i].k &&
               c->ax[nx[i].k].p % L->m == 0 && c->ax[nx[i].k].wrap;
@@ -632,24 +649,60 @@ static void level_begin(Coll *c, Level *L, const CollRing *rings, int n, const C
   }
 }
 
+/* Level L comes before the level from both sides hr (coll_half_level, on axes of 4):
+ * its sub-chunks go in an order that starts with the one holding hr's first chunk
+ * (q + 2 of hr's axis), as a fused level's do, so that its last step sends that chunk
+ * on as soon as it is final (Level.half_j 0). That order depends on hr's axis only, so
+ * every chip of one of L's rings computes the same. Where m does not divide 4 or L runs
+ * on hr's axis, the order stays and the first sends wait for the last sub-chunk. */
+static void half_order(Coll *c, Level *L, const CollRing *hr) {
+  L->half_j = 0;
+  if (L->m == 1) return;
+  bool ok = 4 % L->m == 0;
+  for (int i = 0; i < L->n; i++) ok &= hr[i].k != L->rings[i].k;
+  L->half_j = L->m - 1;
+  if (!ok) return;
+  for (int i = 0; i < L->n; i++) {
+    int32_t f = tile_mir_sreg(c->m), past = tile_mir_sreg(c->m);
+    coll_ri(c, TILE_MOP_ADDI, f, coll_ring_index(c, &hr[i]), 2);
+    coll_rr(c, TILE_MOP_SLT, past, coll_li(c, 3), f);
+    coll_ri(c, TILE_MOP_MULI, past, past, 4);
+    coll_rr(c, TILE_MOP_SUB, f, f, past);
+    if (!coll_divi(c, f, f, 4 / L->m, 4))
+      tile_lower_error(c->cx, c->op, "internal error: no sub-chunk order for a level before "
+                       "one from both sides");
+    L->st[i].rot = f;
+  }
+  L->half_j = 0;
+  L->half_second = L->depth >= 2;
+}
+
 /* The p - 1 steps of each level's rings: the first step's sends, then p - 2 steps that
  * receive and send on, a last one that only receives (and, fused, starts the next
  * level), and the waits for the sends still in flight. With pc->tokens, level 0's
  * first of those p - 2 steps runs alone, then the wait for the tokens (every send
  * after it may write a slot the piece before still read); with pc->then, the last
  * level's last step starts the next piece's level 0 as a fused level starts the next
- * level (next_first_sends), the two in the same directions. */
+ * level (next_first_sends), the two in the same directions. A last level after the
+ * first that coll_half_applies to runs from both sides instead (coll_half_level, 2
+ * steps instead of 3), after the level before has ended; the next piece's first sends
+ * then follow it. */
 void coll_ring_reduce_scatter_piece(Coll *c, const CollRing *rings, int nlev, int n,
                                     const CollReduce *r, const int32_t *slots,
                                     const CollRsPiece *pc) {
   Level lv[2], T;
   bool begun = false;
-  for (int l = 0; l < nlev; l++) {
+  bool half = nlev >= 2 && coll_half_applies(c, rings + (size_t)(nlev - 1) * n, n);
+  int nring = half ? nlev - 1 : nlev; /* the levels that run as rings */
+  const CollRing *hr = rings + (size_t)nring * n;
+  CollHalf H;
+  for (int l = 0; l < nring; l++) {
     Level *L = &lv[l & 1], *B = &lv[(l + 1) & 1];
-    const CollRing *g = rings + (size_t)l * n, *nx = l + 1 < nlev ? g + n : NULL;
+    const CollRing *g = rings + (size_t)l * n, *nx = l + 1 < nring ? g + n : NULL;
     const int32_t *sl = slots ? slots + (size_t)l * n : NULL;
     if (!begun) {
       level_begin(c, L, g, n, r, sl, nx);
+      if (half && l == nring - 1) half_order(c, L, hr);
       for (int64_t j = 0; j < L->m && !(l == 0 && pc->first_sent); j++)
         for (int i = 0; i < n; i++) first_sends(c, L, i, j);
     }
@@ -658,20 +711,21 @@ void coll_ring_reduce_scatter_piece(Coll *c, const CollRing *rings, int nlev, in
       if (!pc->first_sent || L->p < 4)
         tile_lower_error(c->cx, c->op, "internal error: a piece waits for tokens within "
                          "its first level only after first sends, on rings of 4 or more");
-      step_body(c, L, r, true, NULL);
+      step_body(c, L, r, true, NULL, NULL);
       coll_ring_tokens(c, pc->tokens, true, -1);
       loop--;
     }
     if (loop > 0) {
       tile_mir_loop_begin(c->m, (int32_t)loop, 0);
-      step_body(c, L, r, true, NULL);
+      step_body(c, L, r, true, NULL, NULL);
       tile_mir_loop_end(c->m);
     }
     Level *F = NULL; /* the level this one's last step starts */
     if (L->fuse) {
-      level_begin(c, B, nx, n, r, sl ? sl + n : NULL, l + 2 < nlev ? nx + n : NULL);
+      level_begin(c, B, nx, n, r, sl ? sl + n : NULL, l + 2 < nring ? nx + n : NULL);
+      if (half && l + 1 == nring - 1) half_order(c, B, hr);
       F = B;
-    } else if (!nx && pc->then) {
+    } else if (!nx && pc->then && !half) {
       const CollNextPiece *t = pc->then;
       level_begin(c, &T, t->rings, n, t->r, t->slots, t->after);
       for (int i = 0; i < n; i++)
@@ -680,12 +734,32 @@ void coll_ring_reduce_scatter_piece(Coll *c, const CollRing *rings, int nlev, in
                            "are not in this piece's last directions");
       F = &T;
     }
-    step_body(c, L, r, false, F);
-    int64_t done = F ? (F->m < L->depth ? F->m : L->depth) : 0;
+    bool last = half && l == nring - 1;
+    if (last) coll_half_begin(c, &H, hr, n, r, slots ? slots + (size_t)nring * n : NULL);
+    step_body(c, L, r, false, F, last ? &H : NULL);
+    int64_t done = F ? (F->m < L->depth ? F->m : L->depth) : last ? 1 + L->half_second : 0;
     for (int64_t j = done; j < L->depth; j++)
       for (int i = 0; i < n; i++) remote_wait_sent(c, &L->st[i].rm);
     begun = L->fuse;
   }
+  if (!half) return;
+  coll_half_rest(c, &H, lv[(nring - 1) & 1].half_second);
+  if (!pc->then) {
+    coll_half_end(c, &H);
+    coll_half_drain(c, &H);
+    return;
+  }
+  /* The next piece's first sends, the first sub-chunks while this level's last sends
+   * still land, the rest after them, all before the last adds. */
+  const CollNextPiece *t = pc->then;
+  level_begin(c, &T, t->rings, n, t->r, t->slots, t->after);
+  if (nring == 1) half_order(c, &T, hr); /* the next piece's level 0 comes before hr */
+  for (int64_t j = 0; j < T.m; j++) {
+    if (j == 1) coll_half_drain(c, &H);
+    for (int i = 0; i < n; i++) first_sends(c, &T, i, j);
+  }
+  if (T.m == 1) coll_half_drain(c, &H);
+  coll_half_end(c, &H);
 }
 
 void coll_ring_reduce_scatter_levels(Coll *c, const CollRing *rings, int nlev, int n,

@@ -123,19 +123,22 @@ def test_fused_levels_reduce_scatter(tilec, tmp_path, elem):
 
 
 @pytest.mark.parametrize("op,n,out,most", [("all_reduce", 4194304, 4194304, 142_723),
-                                           ("reduce_scatter", 4194304, 65536, 75_000),
-                                           ("reduce_scatter", 67108864, 1048576, 1_110_000)])
+                                           ("reduce_scatter", 4194304, 65536, 71_361),
+                                           ("reduce_scatter", 67108864, 1048576, 1_080_000)])
 def test_v4_reduce_cycles(tilec, tmp_path, op, n, out, most):
     """16 MiB and 256 MiB per chip on v4-like's 4x4x4 torus (timing only). With each
     level started in its predecessor's last step, the outermost level combining in its
     slots (16 MiB: pieces of 36 and 28 grains, was 2 of 32) and reduce_scatter's first
     strided chunks sent straight from HBM: all_reduce of 16 MiB took 147,714 cycles
-    (was 167,568), and as reduce_scatter then all_gather takes 142,483, within the
-    floor's 142,723 (0.90 of the bound). reduce_scatter's pieces also overlap (each sends the next one's first
+    (was 167,568), and as reduce_scatter then all_gather 142,483, within the floor's
+    142,723 (0.90 of the bound); 139,713 with the last level from both sides.
+    reduce_scatter's pieces also overlap (each sends the next one's first
     chunks from its last step, the next waits for the tokens after its first step):
     73,842 cycles at 16 MiB (76,036 with the tokens between pieces, 92,586 before
-    that) and 1,091,351 at 256 MiB (1,141,208; 1,373,026); the bounds of docs/perf.md
-    are 128,451, 64,225 and 1,027,604."""
+    that) and 1,091,351 at 256 MiB (1,141,208; 1,373,026). With each piece's last level
+    from both sides (gen_collective_half.c): 71,076 and 1,063,963, within the 16 MiB
+    floor's 71,361 (0.90 of the bound). The bounds of docs/perf.md are 128,451, 64,225
+    and 1,027,604."""
     attrs = "kind = add, dim = 0, axes = [x, y, z]" if op == "reduce_scatter" else \
         "kind = add, axes = [x, y, z]"
     tile = tmp_path / "c.tile"
@@ -192,6 +195,31 @@ def test_all_reduce_composed(tilec, tmp_path, torus, axes, rows, vmem):
         np.testing.assert_array_equal(y[chip].view(np.uint32), y[0].view(np.uint32),
                                       err_msg=f"chip {chip}")
     np.testing.assert_allclose(y[0], x.astype(np.float64).sum(0), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("torus,axes,n,vmem,elem", [
+    ((4, 4), "[y, x]", 16 * 16 * 1024, "1MiB", "f32"),
+    ((4, 4), "[x, y]", 16 * 8 * 1024, "8MiB", "i32"),
+    ((8, 4), "[x, y]", 32 * 12 * 1024, "1MiB", "i32"),
+    ((8, 4), "[y, x]", 32 * 12 * 1024, "8MiB", "f32"),
+    ((4, 8), "[x, y]", 32 * 6 * 1024, "1MiB", "f32"),
+    ((4, 4, 4), "[z, x, y]", 64 * 6 * 1024, "2MiB", "i32")])
+def test_half_level_reduce_scatter(tilec, tmp_path, torus, axes, n, vmem, elem):
+    """reduce_scatter whose last level runs from both sides (gen_collective_half.c): on
+    an axis of 4 that wraps, each chunk's partials reach their owner in 2 steps, its
+    first sends going from the level before's last step. Rings of either direction,
+    the axes in either order, a last axis of 4 after one of 8 and the reverse (which
+    keeps the ring), one piece or several (the next piece's first sends after the last
+    level), 2 and 3 levels. Every element is exactly the sum."""
+    chips = int(np.prod(torus))
+    names = [a.strip() for a in axes.strip("[]").split(",")]
+    x = make_data(np.random.default_rng(n + len(torus)), chips, (n,), elem)
+    y, _ = compile_and_run(tmp_path, torus, f"reduce_scatter %a {{kind = add, dim = 0, "
+                           f"axes = {axes}}}", (n,), (n // chips,), elem, x,
+                           target=wide_target(tmp_path, vmem))
+    for chip, (rank, members) in enumerate(groups(torus, ["xyz".index(a) for a in names])):
+        want = np.split(x[members].sum(0), chips)[rank]
+        np.testing.assert_array_equal(y[chip], want, err_msg=f"chip {chip}")
 
 
 def test_overlapping_pieces_reduce_scatter_3d(tilec, tmp_path):
