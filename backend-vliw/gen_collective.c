@@ -29,7 +29,9 @@
  *                   into an order where each level leaves a chip its own chunk (for
  *                   slices that are one run each, in pieces like all_reduce's, with
  *                   tokens between them, each piece on axes that wrap sending the
- *                   next one's first chunks from its last step; otherwise one
+ *                   next one's first chunks from its last step, and the last level
+ *                   on an axis of 4 that wraps running from both sides
+ *                   (gen_collective_half.c); otherwise one
  *                   direction on the input rearranged so that each slice is one
  *                   block); for small operands each slice's partials flow toward its
  *                   owner from both ends of a line or both sides of a ring
@@ -736,8 +738,8 @@ static bool reduce_scatter_parts(Coll *c, TileTensorRef x, TileTensorRef y, int3
  * every piece: the pieces' inner levels pay their hops in the reduce-scatter alone, and
  * the gather needs no VMEM. Slice j of the operand, S bytes at j * S, is the sum that
  * chip j (by rank) keeps, which is where a gather puts shard j. On v4-like's 4x4x4
- * torus this took 16 MiB from 147,714 to 142,5xx cycles and 256 MiB from 2,200,745 to
- * 2,125,5xx (docs/perf.md). The caller has checked that slices are whole tiles for
+ * torus this took 16 MiB from 147,714 to 142,483 cycles and 256 MiB from 2,200,745 to
+ * 2,121,870 (docs/perf.md). The caller has checked that slices are whole tiles for
  * every part. */
 static bool all_reduce_composed(Coll *c, TileTensorRef x, TileTensorRef y,
                                 const CollReduce *r) {
