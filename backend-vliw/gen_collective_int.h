@@ -405,7 +405,7 @@ void coll_ring_gather_levels(Coll *c, const CollRing *rings, int nlev, int n, in
 
 /* ---- the last reduce-scatter level from both sides (gen_collective_half.c) ---- */
 
-/* Whether coll_half_level can run these rings: every one on an axis of 4 chips that
+/* Whether these rings can run as a level from both sides: every one on an axis of 4 chips that
  * wraps, laid out by coordinate in VMEM (not by_position, no HBM copies, no combining
  * in slots), each the only ring of its axis and direction and with a partner in the
  * other direction on its axis, and at most (dma_outstanding - 2) / 2 of them. */

@@ -55,8 +55,9 @@
  * chip, which needs every chip's last contribution to piece i, sent only once that
  * chip has combined everything it received in piece i; a reduce_scatter has its
  * receivers say so with tokens, and overlapping pieces send into slots the receiver
- * read early in piece i before their tokens: gen_collective.c, rs_piece). Completions of this chip's
- * own sends count on ordinary semaphores of the group, which drain before it ends. */
+ * read early in piece i before their tokens: gen_collective.c, rs_piece). Completions
+ * of this chip's own sends count on ordinary semaphores of the group, which drain
+ * before it ends. */
 #include <string.h>
 
 #include "dma_desc.h"
@@ -306,11 +307,12 @@ typedef struct Level {
   int n;
   int64_t p, m, depth;
   bool fuse;       /* the next level's first sends go from this level's last step */
-  /* Before a level from both sides (coll_half_level): at its last step, after sub-chunk
-   * half_j of ring i, that level's first send of ring i (its chunk q + 2 is final). */
+  /* Before a level from both sides (gen_collective_half.c): at its last step, after
+   * sub-chunk half_j of ring i, that level's first send F of ring i (its chunk q + 2
+   * is final then). */
   int64_t half_j;
-  /* With m >= 2 and depth >= 2 (every F then goes before every M): the second first
-   * send, M, after ring i's last sub-chunk. */
+  /* Where F goes after sub-chunk 0 of m >= 2 (so every F goes before every M) and
+   * depth >= 2: that level's other first send, M, after ring i's last sub-chunk. */
   bool half_second;
   Step st[COLL_MAX_RINGS];
 } Level;
@@ -649,7 +651,7 @@ static void level_begin(Coll *c, Level *L, const CollRing *rings, int n, const C
   }
 }
 
-/* Level L comes before the level from both sides hr (coll_half_level, on axes of 4):
+/* Level L comes before the level from both sides hr (gen_collective_half.c):
  * its sub-chunks go in an order that starts with the one holding hr's first chunk
  * (q + 2 of hr's axis), as a fused level's do, so that its last step sends that chunk
  * on as soon as it is final (Level.half_j 0). That order depends on hr's axis only, so
@@ -684,9 +686,9 @@ static void half_order(Coll *c, Level *L, const CollRing *hr) {
  * after it may write a slot the piece before still read); with pc->then, the last
  * level's last step starts the next piece's level 0 as a fused level starts the next
  * level (next_first_sends), the two in the same directions. A last level after the
- * first that coll_half_applies to runs from both sides instead (coll_half_level, 2
- * steps instead of 3), after the level before has ended; the next piece's first sends
- * then follow it. */
+ * first that coll_half_applies to runs from both sides instead (gen_collective_half.c,
+ * 2 steps instead of 3): the level before's last step sends its first chunks
+ * (half_order), and the next piece's first sends go before its last adds. */
 void coll_ring_reduce_scatter_piece(Coll *c, const CollRing *rings, int nlev, int n,
                                     const CollReduce *r, const int32_t *slots,
                                     const CollRsPiece *pc) {
