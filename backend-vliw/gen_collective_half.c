@@ -59,15 +59,6 @@ static int32_t chunk_at(Coll *c, const CollRing *g, int64_t x) {
   return at;
 }
 
-/* sem.wait sem, count, naming `buf` (>= 0) as written: what orders it (see the top of
- * gen_collective_ring.c: an arrival names nothing, since the loop that reads the slot
- * follows it; a send names its descriptor). */
-static void wait_on(Coll *c, int32_t sem, int32_t buf, int32_t count) {
-  TileMirInst in = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, sem, count);
-  if (buf >= 0) tile_mir_mem(&in, buf, TILE_MIR_WRITE, 0);
-  tile_mir_add(c->m, in);
-}
-
 /* The ring on ring i's axis in the other direction. */
 static int partner(const CollHalf *h, int i) {
   int j = 0;
@@ -117,28 +108,28 @@ void coll_half_rest(Coll *c, const CollHalf *h, bool m_sent) {
   for (int i = 0; i < n; i++) {
     const CollRing *g = &rings[i];
     int32_t at = chunk_at(c, g, g->dir ? -1 : 1);
-    wait_on(c, h->f[i].dst_sem, -1, 1);
+    coll_wait_sem(c, h->f[i].dst_sem, 1, -1); /* names nothing: the loop after reads it */
     add_slot(c, g, h->r, h->slots[i], 0, at);
-    wait_on(c, h->f[i].site.sem, h->p[i].site.desc, 1);
+    coll_wait_sem(c, h->f[i].site.sem, 1, h->p[i].site.desc);
     coll_remote_send(c, &h->p[i], at, coll_addr(c, h->slots[i], 2 * g->chunk));
   }
   /* On each link's semaphore the partner's M, added while the P's still travel; and
    * one more of this chip's sends landed per ring, which leaves n in flight. */
   for (int i = 0; i < n; i++) {
     int j = partner(h, i);
-    wait_on(c, h->p[i].dst_sem, -1, 1);
+    coll_wait_sem(c, h->p[i].dst_sem, 1, -1);
     add_slot(c, &rings[j], h->r, h->slots[j], 1, chunk_at(c, &rings[j], 0));
   }
-  for (int i = 0; i < n; i++) wait_on(c, h->m[i].site.sem, h->m[i].site.desc, 1);
+  for (int i = 0; i < n; i++) coll_wait_sem(c, h->m[i].site.sem, 1, h->m[i].site.desc);
 }
 
 void coll_half_drain(Coll *c, const CollHalf *h) {
-  for (int i = 0; i < h->n; i++) wait_on(c, h->p[i].site.sem, h->p[i].site.desc, 1);
+  for (int i = 0; i < h->n; i++) coll_wait_sem(c, h->p[i].site.sem, 1, h->p[i].site.desc);
 }
 
 void coll_half_end(Coll *c, const CollHalf *h) {
   for (int i = 0; i < h->n; i++) { /* each P, last on its link's semaphore, as it lands */
-    wait_on(c, h->p[i].dst_sem, -1, 1);
+    coll_wait_sem(c, h->p[i].dst_sem, 1, -1);
     add_slot(c, &h->rings[i], h->r, h->slots[i], 2, chunk_at(c, &h->rings[i], 0));
   }
 }

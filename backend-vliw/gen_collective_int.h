@@ -100,7 +100,7 @@ void coll_remote_wait(Coll *c, const CollRemote *r);
 /* One send of `bytes` from src_buf here to dst_buf on the next chip of axis k's ring in
  * direction dir, its completion counted on sent_sem (a semaphore of the function, not
  * of the group); its two waits (the arrival here, then the send) go to the lowering
- * (tile_lower_async_defer), which places them before the first later group that needs
+ * (tile_lower_async_defer), which places them in the first later group that needs
  * them (lower_async.c). */
 void coll_exchange_async(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
                          int64_t bytes, int32_t sent_sem);

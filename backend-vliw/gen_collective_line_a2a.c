@@ -105,12 +105,6 @@ typedef struct Level {
   int64_t credits;       /* credits issued: each completes on sem_sent[1] */
 } Level;
 
-static void put_word(Coll *c, const TileDmaSite *s, int32_t reg, int word) {
-  TileMirInst st = tile_mir_inst(TILE_MOP_SST, reg, s->desc_reg, 0, 0, word * 4);
-  tile_mir_mem(&st, s->desc, TILE_MIR_WRITE, 0);
-  tile_mir_add(c->m, st);
-}
-
 /* A fresh sreg: groups a send of side d carries, head included: p - 1 - q rightward,
  * q leftward. */
 static int32_t side_groups(Coll *c, const Part *x, int d) {
@@ -147,7 +141,8 @@ static TileDmaSite side_site(Level *L, const Part *x, int d, int32_t src, int32_
  * (a tail with no groups). */
 static void put_counts(Coll *c, const TileDmaSite *s, int32_t full, const int32_t cnt[3]) {
   int32_t one = coll_li(c, 1);
-  for (int i = 0; i < 3; i++) put_word(c, s, coll_sel(c, full, cnt[i], one), DESC_COUNT0 + i);
+  for (int i = 0; i < 3; i++)
+    coll_store_desc_word(c, s, coll_sel(c, full, cnt[i], one), DESC_COUNT0 + i);
 }
 
 /* A fresh sreg: 1 where this chip's tails on side d carry groups (n > 1), else 0. */
@@ -186,7 +181,7 @@ static void side_begin(Level *L, Part *x, Chunk *h, int d) {
   init_word(c, &s->tail0, L->blk, DESC_SRC_STRIDE1);
   init_word(c, &s->tail0, x->ostride, DESC_SRC_STRIDE2);
   init_word(c, &s->tail0, h->sub, DESC_DST_STRIDE1);
-  put_word(c, &s->tail0, coll_times(c, n1, h->run), DESC_DST_STRIDE2);
+  coll_store_desc_word(c, &s->tail0, coll_times(c, n1, h->run), DESC_DST_STRIDE2);
 }
 
 /* The descriptors of the later iterations, which read the receive buffer: made after
@@ -204,14 +199,14 @@ static void side_later(Level *L, Part *x, Chunk *h, int d) {
   init_word(c, &s->head, x->inner, DESC_COUNT1);
   init_word(c, &s->head, x->outer, DESC_COUNT2);
   init_word(c, &s->head, h->sub, DESC_SRC_STRIDE1);
-  put_word(c, &s->head, n_run, DESC_SRC_STRIDE2);
+  coll_store_desc_word(c, &s->head, n_run, DESC_SRC_STRIDE2);
   init_word(c, &s->head, L->blk, DESC_DST_STRIDE1);
   init_word(c, &s->head, x->ostride, DESC_DST_STRIDE2);
   /* tail from a bundle: n - 1 groups per outer index, packed again */
   int32_t cnt[3] = {n1_run, coll_li(c, x->outer), coll_li(c, 1)};
   put_counts(c, &s->tail, tails_full(c, n), cnt);
-  put_word(c, &s->tail, n_run, DESC_SRC_STRIDE1);
-  put_word(c, &s->tail, n1_run, DESC_DST_STRIDE1);
+  coll_store_desc_word(c, &s->tail, n_run, DESC_SRC_STRIDE1);
+  coll_store_desc_word(c, &s->tail, n1_run, DESC_DST_STRIDE1);
 }
 
 /* One transfer of site s from src_at to dst_at where `real`; elsewhere the level's
@@ -219,8 +214,8 @@ static void side_later(Level *L, Part *x, Chunk *h, int d) {
  * takes its place: the dma reads the descriptor whose address a register selects. */
 static void send(Level *L, const TileDmaSite *s, int32_t real, int32_t src_at, int32_t dst_at) {
   Coll *c = L->c;
-  put_word(c, s, src_at, DESC_SRC_LO);
-  put_word(c, s, dst_at, DESC_DST_LO);
+  coll_store_desc_word(c, s, src_at, DESC_SRC_LO);
+  coll_store_desc_word(c, s, dst_at, DESC_DST_LO);
   TileDmaSite at = *s;
   at.desc_reg = coll_sel(c, real, s->desc_reg, coll_addr(c, L->ghost_desc, 0));
   if (L->inflight >= L->cap) { /* one of this chip's sends lands first */

@@ -137,13 +137,13 @@ typedef struct LrsPlan {
   bool fetch;
   int first; /* the first level of more than one chip */
   /* Over two lines of as many chips (plan_parts): the data in two parts, bytes
-   * [i * len, (i + 1) * len) of every slice in part i, which takes the axes in its own
+   * [i * len, (i + 1) * len) of every slice in part i (len = padded / nparts), which
+   * takes the axes in its own
    * order, act[i] then act[1 - i], so both axes' links carry data at once. Phase l runs
    * every part's level l, their slots in one order per chip; chunk and subs are then
    * per phase, not per axis. nparts 1: a level per axis, one after the other. */
   int nparts;
   int act[LRS_MAX_PARTS];
-  int64_t len;
 } LrsPlan;
 
 /* The pace of a level's flows a sub-chunk at a time (level_cycles, chip_order): each
@@ -301,20 +301,18 @@ static int64_t estimate(const Coll *c, const LrsPlan *pl) {
  * phase 0 kept. A sub-chunk of phase 0 is p / subs whole slices, so it copies in from
  * the operand as one strided DMA. */
 static bool plan_parts(const Coll *c, const LrsPlan *seq, LrsPlan *pl) {
-  int act[TILE_MAX_TORUS_RANK], nact = 0;
-  for (int k = 0; k < c->naxes; k++)
-    if (c->ax[k].p > 1) act[nact++] = k;
-  if (nact != LRS_MAX_PARTS || !seq->fetch || seq->rows) return false;
+  CollParts cp = coll_parts(c, seq->padded);
+  const int *act = cp.act;
+  if (cp.nact != LRS_MAX_PARTS || !seq->fetch || seq->rows) return false;
+  /* fetch: the first axis, act[0], is a line */
   const CollAxis *a = &c->ax[act[0]], *b = &c->ax[act[1]];
   int64_t p = a->p, len = seq->padded / LRS_MAX_PARTS;
   /* on two torus dims, so that the parts' links are not the same */
-  if (!coll_is_line(a) || !coll_is_line(b) || b->p != p || a->dim == b->dim || len % seq->grain)
-    return false;
+  if (!coll_is_line(b) || b->p != p || a->dim == b->dim || len % seq->grain) return false;
   *pl = *seq;
   pl->nparts = LRS_MAX_PARTS;
   pl->act[0] = act[0];
   pl->act[1] = act[1];
-  pl->len = len;
   pl->vmem = pl->total;
   pl->scratch = pl->grain;
   for (int l = 0; l < LRS_MAX_PARTS; l++) {
@@ -840,16 +838,28 @@ static bool level_make(Coll *c, LrsLevel *lv, int64_t grain) {
 }
 
 /* The fetching first level's copy site (lv->fetch set before level_make, whose table
- * holds the copies' words): a sub-chunk flat, or with parts p / subs slices of len
- * bytes, the operand's stride between them stored per copy. */
-static void fetch_make(Coll *c, LrsLevel *lv, TileTensorRef x, int64_t len) {
+ * holds the copies' words): a sub-chunk flat, or with parts p / subs slices of
+ * geo[0].len bytes, the operand's stride between them stored per copy. */
+static void fetch_make(Coll *c, LrsLevel *lv, TileTensorRef x) {
   TileDmaShape sh = coll_flat(lv->sub);
+  int64_t len = lv->geo[0].len;
   if (lv->nparts > 1)
     sh = (TileDmaShape){.count0 = len, .count1 = lv->sub / len, .count2 = 1,
                         .src_stride1 = len, .dst_stride1 = len};
   lv->fetch_site = coll_copy_site(c, x.buf, lv->work, sh);
   lv->operand = coll_addr(c, x.buf, 0);
   lv->work0 = coll_addr(c, lv->work, 0);
+}
+
+/* The n kept runs of len bytes at from[i] in work to y, one after the other. The wait
+ * names y alone: naming work would hold it an estimated hop after the last send into
+ * it (every level waited for its sends to land already), and nothing writes work after
+ * the copies. */
+static void kept_to_y(Coll *c, int32_t work, TileTensorRef y, const int32_t *from, int n,
+                      int64_t len) {
+  CollRemote out = coll_copy_site(c, work, y.buf, coll_flat(len));
+  for (int i = 0; i < n; i++) coll_remote_send(c, &out, from[i], coll_addr(c, y.buf, i * len));
+  coll_wait_sem(c, out.site.sem, n, y.buf);
 }
 
 /* The parts over two lines (LrsPlan.nparts): phase 0 runs part i over act[i], phase 1
@@ -859,12 +869,8 @@ static bool parts_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, cons
                                  const CollReduce *grain, int32_t work, int32_t scratch,
                                  int32_t credits) {
   const int np = pl->nparts;
-  const int64_t p = c->ax[pl->act[0]].p, n = pl->total / pl->padded, len = pl->len;
-  int64_t unit[TILE_MAX_TORUS_RANK], u = pl->padded; /* the operand's bytes per step */
-  for (int k = c->naxes - 1; k >= 0; k--) {
-    unit[k] = u;
-    u *= c->ax[k].p;
-  }
+  const int64_t p = c->ax[pl->act[0]].p, n = pl->total / pl->padded, len = pl->padded / np;
+  const int64_t *unit = coll_parts(c, pl->padded).stride; /* the operand's bytes per step */
   int32_t base[LRS_MAX_PARTS];
   for (int i = 0; i < np; i++) base[i] = coll_addr(c, work, i * n * len);
   for (int l = 0; l < np; l++) {
@@ -880,15 +886,12 @@ static bool parts_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, cons
     }
     lv.fetch = l == 0;
     if (!level_make(c, &lv, pl->grain)) return false;
-    if (lv.fetch) fetch_make(c, &lv, x, len);
+    if (lv.fetch) fetch_make(c, &lv, x);
     line_level(c, &lv);
     for (int i = 0; i < np; i++) /* the next phase works on this chip's chunk */
       base[i] = coll_plus(c, base[i], coll_times(c, c->coord[lv.k[i]], lv.chunk));
   }
-  /* The slices to y (the wait names y alone, as below). */
-  CollRemote out = coll_copy_site(c, work, y.buf, coll_flat(len));
-  for (int i = 0; i < np; i++) coll_remote_send(c, &out, base[i], coll_addr(c, y.buf, i * len));
-  coll_wait_sem(c, out.site.sem, np, y.buf);
+  kept_to_y(c, work, y, base, np, len);
   return true;
 }
 
@@ -940,20 +943,12 @@ bool coll_line_reduce_scatter(Coll *c, TileTensorRef x, TileTensorRef y, const C
       lv.geo[0] = (LrsFetch){.len = lv.chunk / lv.subs, .p1 = 1, .unit0 = lv.chunk / lv.subs};
       lv.fetch = pl.fetch && k == pl.first;
       if (!level_make(c, &lv, pl.grain)) return false;
-      if (lv.fetch) fetch_make(c, &lv, x, 0);
+      if (lv.fetch) fetch_make(c, &lv, x);
       line_level(c, &lv);
     }
     /* the next level works on this chip's chunk */
-    int32_t off = tile_mir_sreg(m), next = tile_mir_sreg(m);
-    coll_ri(c, TILE_MOP_MULI, off, c->coord[k], pl.chunk[k]);
-    coll_rr(c, TILE_MOP_ADD, next, base, off);
-    base = next;
+    base = coll_plus(c, base, coll_times(c, c->coord[k], pl.chunk[k]));
   }
-  /* The slice to y. The wait names y alone: naming work would hold it an estimated hop
-   * after the last send into it (every level waited for its sends to land already),
-   * and nothing writes work after the copy. */
-  CollRemote out = coll_copy_site(c, work, y.buf, coll_flat(y.bytes));
-  coll_remote_send(c, &out, base, coll_addr(c, y.buf, 0));
-  coll_wait_sem(c, out.site.sem, 1, y.buf);
+  kept_to_y(c, work, y, &base, 1, y.bytes);
   return true;
 }

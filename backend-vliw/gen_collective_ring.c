@@ -757,10 +757,9 @@ void coll_ring_reduce_scatter_piece(Coll *c, const CollRing *rings, int nlev, in
   level_begin(c, &T, t->rings, n, t->r, t->slots, t->after);
   if (nring == 1) half_order(c, &T, hr); /* the next piece's level 0 comes before hr */
   for (int64_t j = 0; j < T.m; j++) {
-    if (j == 1) coll_half_drain(c, &H);
     for (int i = 0; i < n; i++) first_sends(c, &T, i, j);
+    if (j == 0) coll_half_drain(c, &H);
   }
-  if (T.m == 1) coll_half_drain(c, &H);
   coll_half_end(c, &H);
 }
 

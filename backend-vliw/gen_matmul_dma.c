@@ -416,21 +416,19 @@ void mm_tables(Gen *g) {
   g->scratch = tile_mir_buffer(m, "matmul.scratch", TILE_SPACE_SMEM, 8, 1, 4);
   for (int i = 0; i < SEM_COUNT; i++) g->sem[i] = tile_mir_sem(m);
 
-  /* slot numbers per kind (normal / padded) of slabs and B pieces */
+  /* slot numbers per kind (normal / padded) of slabs; each B piece's slot in its ring:
+   * with a prefetch (no padded K) where ring_slots puts it, else per kind in turn */
   int64_t *slab_kind = xcalloc((size_t)nslabs, sizeof(int64_t));
-  int64_t *piece_kind = xcalloc((size_t)nb, sizeof(int64_t));
+  int64_t *slot_of = xcalloc((size_t)nb, sizeof(int64_t));
   int64_t *entry = xcalloc((size_t)nb, sizeof(int64_t)); /* of each piece in the B table */
   pf_entries(g, entry);
-  int64_t *pf_slot = NULL; /* with a prefetch (no padded K): every block's slot */
-  if (p->pf > 0) {
-    pf_slot = xcalloc((size_t)nb, sizeof(int64_t));
-    ring_slots(g, entry, pf_slot);
-  }
+  if (p->pf > 0) ring_slots(g, entry, slot_of);
   int64_t counts[2] = {0, 0}, pcounts[2] = {0, 0};
   for (int64_t j = 0; j < nb; j++) {
     const Block *k = &g->blocks[j];
     if (g->slab_first[k->slab] == j) slab_kind[k->slab] = counts[k->edge]++;
-    piece_kind[j] = pcounts[k->edge]++;
+    int64_t kind = pcounts[k->edge]++;
+    if (p->pf <= 0) slot_of[j] = (k->edge ? p->ring : 0) + kind % p->ring;
   }
 
   /* records */
@@ -441,8 +439,8 @@ void mm_tables(Gen *g) {
   for (int64_t j = 0; j < nb; j++) {
     const Block *k = &g->blocks[j];
     int64_t at = j * g->rec_bytes;
-    int64_t bslot = pf_slot ? pf_slot[j] : (k->edge ? p->ring : 0) + piece_kind[j] % p->ring;
-    tile_mir_reloc(m, g->rec, at + REC_B * 4, g->bbuf, bslot * p->Kb * p->Nb * p->be, false);
+    tile_mir_reloc(m, g->rec, at + REC_B * 4, g->bbuf, slot_of[j] * p->Kb * p->Nb * p->be,
+                   false);
     tile_mir_reloc(m, g->rec, at + REC_A * 4, g->abuf, slab_slot(g, slab_kind, k->slab, k->edge),
                    false);
     if (g->acc >= 0)
@@ -471,10 +469,9 @@ void mm_tables(Gen *g) {
     }
     int64_t b = j++;
     const Block *k = &g->blocks[b];
-    int64_t bslot = pf_slot ? pf_slot[b] : (k->edge ? p->ring : 0) + piece_kind[b] % p->ring;
     int64_t kr = k->edge ? p->Kr : p->Kb, cols = p->Nb < p->Nv ? p->Nb : p->Nv;
     table_add(g, &g->bdesc, p->b.buf, b_src(p, k), p->N * p->be, g->bbuf,
-              bslot * p->Kb * p->Nb * p->be, p->Nb * p->be, cols * p->be, kr,
+              slot_of[b] * p->Kb * p->Nb * p->be, p->Nb * p->be, cols * p->be, kr,
               g->sem[k->edge ? SEM_B_EDGE : SEM_B]);
   }
   for (int64_t i = 0; i < p->depth; i++) table_placeholder(g, &g->bdesc, -1);
@@ -554,7 +551,6 @@ void mm_tables(Gen *g) {
   table_finish(g, &g->a0desc);
   table_finish(g, &g->odesc);
   free(slab_kind);
-  free(piece_kind);
-  free(pf_slot);
+  free(slot_of);
   free(entry);
 }

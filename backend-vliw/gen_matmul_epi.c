@@ -257,13 +257,20 @@ static int32_t value(EpiTile *e, const TileValue *v) {
   double s;
   if (lookup(e, v, &r)) return r;
   if (splat_of(v, &s)) return -1;
-  /* a row repeats down the tile (sublane stride 0); a tile operand's rows lie a pitch
-   * apart, tile_off before the tile */
-  int32_t ri = mm_row_index(p, v), ti = mm_tile_index(p, v);
-  const MmInput *in = ri >= 0 ? &p->rows[ri] : &p->tiles[ti];
-  int32_t addr = ri >= 0 ? at->row_addr[ri] : at->tile_addr[ti];
-  int32_t stride = ri >= 0 ? at->zero_stride : at->tile_pitch[ti];
-  int64_t off = at->tcol * in->esize + (ri >= 0 ? 0 : at->tile_off[ti]);
+  int32_t ri = mm_row_index(p, v), ti = mm_tile_index(p, v), addr, stride;
+  const MmInput *in;
+  int64_t off;
+  if (ri >= 0) { /* a row repeats down the tile (sublane stride 0) */
+    in = &p->rows[ri];
+    addr = at->row_addr[ri];
+    stride = at->zero_stride;
+    off = at->tcol * in->esize;
+  } else { /* a tile operand's rows lie a pitch apart, tile_off before the tile */
+    in = &p->tiles[ti];
+    addr = at->tile_addr[ti];
+    stride = at->tile_pitch[ti];
+    off = at->tcol * in->esize + at->tile_off[ti];
+  }
   r = tile_mir_vreg(e->m);
   TileMirInst ld = tile_mir_inst(in->esize == 2 ? TILE_MOP_VLDBF : TILE_MOP_VLD, r, addr,
                                  stride, 0, (int32_t)off);

@@ -8,15 +8,17 @@
  * one hop (tile_coll_permute_one_hop: |shift| mod p is 1 or p - 1 along an axis of one
  * torus dim) is one remote DMA and two waits: for the arrival from the chip before (on
  * the band semaphore of that ring) and for this chip's own send (coll_exchange). The
- * plan takes the two waits out of its group and puts them before the first later group
+ * plan takes the two waits out of its group and puts them in the first later group
  * that
  *   - reads its result (one of the group's inputs; a reshape of it is a group that
  *     reads it, and every reader of the reshape comes after that group), or
  *   - is any other collective: collectives count arrivals on the band semaphores, and a
  *     later one's first wait there would take this permute's arrival. A later deferred
  *     permute is not one of these: its waits queue behind the earlier ones;
- * or at the end, before the results' copies, when no group needs it. Waits are placed
- * in the order the sends were issued (a group that needs a permute's waits takes every
+ * or at the end, before the results' copies, when no group needs it: at the start of a
+ * collective, elsewhere before the group's first instruction that touches the permute's
+ * buffers or the outermost loop holding it (first_touch). Waits are placed in the order
+ * the sends were issued (a group that needs a permute's waits takes every
  * earlier pending send's too), so:
  *   - arrivals: two deferred permutes on one ring count on one band semaphore, each wait
  *     for 1. One sender's transfers over one route arrive in the order they were issued
@@ -34,8 +36,9 @@
  *     once all have passed;
  *   - DMAs in flight: at most ASYNC_MAX_PENDING sends cross a group (a deferred permute
  *     that would make one more first takes the oldest one's waits). A group crossed by
- *     r of them is generated for a target with r fewer DMAs in flight (the generators
- *     size their rings by dma.outstanding), and its loops say so to the modulo scheduler
+ *     r of them, the ones whose waits it takes at its first touch included, is
+ *     generated for a target with r fewer DMAs in flight (the generators size their
+ *     rings by dma.outstanding), and its loops say so to the modulo scheduler
  *     (LOOP_BEGIN `b`); the prefetch counts them beside the groups it crosses;
  *   - memory: the arrival wait names the received buffer and the send's wait its
  *     descriptor and its source, as before. The scheduler keeps DMA-slot ops in program
@@ -228,8 +231,8 @@ bool tile_lower_async_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t ns
       return false;
     }
     after = at + s->nwaits;
-    for (int32_t g = s->until; g < nstarts; g++) /* waits before a group come before it */
-      if (g > s->until || starts[g].first_inst == at) starts[g].first_inst += s->nwaits;
+    /* the groups after move; the chosen one too where the waits go at its start */
+    for (int32_t g = s->until + (at != start); g < nstarts; g++) starts[g].first_inst += s->nwaits;
   }
   return true;
 }

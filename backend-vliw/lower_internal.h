@@ -134,9 +134,10 @@ int32_t tile_lower_async_sem(TileLowerCtx *cx);
  * desc), in the order they are to run; the lowering adds them later. */
 void tile_lower_async_defer(TileLowerCtx *cx, const TileMirInst *waits, int32_t n,
                             int32_t src_buf, int32_t dst_buf, int32_t desc);
-/* After all groups (and the prefetch's moves): puts every deferred wait before the
- * group the plan chose (or at the end, before the results' copies), shifting the
- * starts of the groups after; false when out of memory or when code between a send and
+/* After all groups (and the prefetch's moves): puts every deferred wait into the group
+ * the plan chose, at its start (a collective) or before its first touch of the
+ * permute's buffers (lower_async.c, first_touch), or at the end before the results'
+ * copies, shifting the starts of the groups after; false when out of memory or when code between a send and
  * its waits touches what they guard (reported). */
 bool tile_lower_async_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts);
 

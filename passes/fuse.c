@@ -443,8 +443,9 @@ static bool epilogue_bcast_ok(const TileOp *op, int64_t n) {
  * last K step, so an early permute lands while the steps before run, but a late one
  * would hold most of the matmul, where an add of its own waits only for itself. */
 static bool late_permute(const TileValue *v) {
+  int64_t late = 0;
   return v->def && v->def->kind == TILE_OP_COLLECTIVE_PERMUTE &&
-         tile_attr_get(&v->def->attrs, "late");
+         tile_attr_get_int(&v->def->attrs, "late", &late) && late;
 }
 
 /* With strict unset, the one value written is not checked (as for rowwise_ok). */

@@ -1,6 +1,7 @@
 """Asynchronous permutes (backend-vliw/lower_async.c, docs/compiler.md "Async permutes"):
-a one-hop collective_permute sends in its own group and waits before the first later
-group that reads its result (or another collective), so an independent matmul between
+a one-hop collective_permute sends in its own group and waits in the first later group
+that reads its result (before its first touch) or at another collective's start, so an
+independent matmul between
 runs while the data crosses the link. Mesh programs on 1x4 (a ring on tiny, a line on
 v5e-like), run in strict emulation: every chip's values against numpy, for shift 1 and
 -1 and a chain of three permutes, f32 and bf16; the matmul's MXU work happens while the
