@@ -240,12 +240,20 @@ static void flight_room(Coll *c, LineFlight *f, int ph, int64_t n) {
   f->issued[ph] += n;
 }
 
+/* coll_credit_wait, then the wait for the credit itself to land (a few cycles), so that
+ * no more than one is in flight beside the sends. */
+static void line_credit(Coll *c, const CollCredit *cr, int32_t credits) {
+  coll_credit_wait(c, cr);
+  coll_wait_sem(c, credits, 1, -1);
+}
+
 void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollReduce *r) {
   TileMir *m = c->m;
   const CollAxis *a = &c->ax[k];
   const int64_t p = a->p, root = (p - 1) / 2, S = line_subs(padded, r->tile_bytes);
   const int64_t sub = padded / S;
-  /* sends: all the line keeps in flight but one credit (each is waited for at once) */
+  /* sends: all the line keeps in flight but one credit (each is waited for as it lands,
+   * line_credit) */
   const int64_t dmas = coll_line_inflight(c) - 1;
   char name[64];
   snprintf(name, sizeof name, "line.%s.%d", a->name, (int)m->nbufs);
@@ -311,7 +319,7 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
     int32_t from = tile_mir_sreg(m);
     coll_ri(c, TILE_MOP_ADDI, from, work_at, j * sub);
     for (int d = 0; d < 2; d++) {
-      coll_credit_wait(c, &s1[d]);
+      line_credit(c, &s1[d], credits);
       int32_t src = coll_at(c, src_base[d], src_step[d], j), to = tile_mir_sreg(m);
       coll_ri(c, TILE_MOP_ADDI, to, work_at, j * sub);
       coll_reduce_into(c, r, r->vop, in, src, work, to, sub);
@@ -321,7 +329,6 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
     for (int d = 0; d < 2; d++)
       tile_dma_issue(c->cx, &bcast[d], from, 0, coll_at(c, bbase[d], bstep[d], j), 0);
   }
-  coll_wait_sem(c, credits, 2 * S, -1);
 
   /* ---- phase 2: take the result from inside, send it outward ---- */
   CollCredit s2[2] = {coll_credit(c, go_l, 0, k, credits), coll_credit(c, go_r, 1, k, credits)};
@@ -332,7 +339,7 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
     down[d] = result_site(c, &lr, real, nb[d], dir_sem[d], c->sem_sent[1], &dbase[d], &dstep[d]);
   }
   for (int64_t j = 0; j < S; j++) {
-    for (int d = 0; d < 2; d++) coll_credit_wait(c, &s2[d]);
+    for (int d = 0; d < 2; d++) line_credit(c, &s2[d], credits);
     int32_t src = tile_mir_sreg(m);
     coll_ri(c, TILE_MOP_ADDI, src, work_at, j * sub);
     flight_room(c, &fl, 1, 2);
@@ -341,5 +348,4 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
   }
   for (int ph = 0; ph < 2; ph++)
     coll_wait_sem(c, fl.sem[ph], fl.issued[ph] - fl.landed[ph], fl.names);
-  coll_wait_sem(c, credits, 2 * S, -1);
 }

@@ -7,6 +7,7 @@ end chips, the root and the chips between different roles from one program.
 Integer data check every element exactly; random reals check that every chip of a group
 holds the same bits (only the root's sum is kept) and that a second run gives the same
 bits again."""
+import json
 import re
 
 import numpy as np
@@ -136,3 +137,39 @@ def test_line_root_sends_while_it_sums(tilec, tmp_path, p):
     from_root = [d for d in dma_slices(trace, root) if d[3] >= 0]
     assert into_root and from_root
     assert min(d[0] for d in from_root) < max(into_root), (from_root, into_root)
+
+
+@pytest.mark.parametrize("torus,axes,elems", [((1, 8), [1], 16 * 1024), ((1, 8), [1], 64 * 1024),
+                                              ((4, 4), [0, 1], 16 * 1024), ((1, 5), [1], 4096)])
+def test_line_all_reduce_dmas_in_flight(tilec, tmp_path, torus, axes, elems):
+    """A line all_reduce states to the prefetch that it keeps at most 10 DMAs in flight
+    (coll_line_inflight on v5e-like, TileLowerCtx.dma_cap), and a prefetch fills the rest
+    of dma.outstanding: every chip's trace, its sends, credits and copies together,
+    stays within that bound at every cycle."""
+    n = int(np.prod(torus))
+    shape = "x".join(map(str, torus))
+    tile, trace = tmp_path / "ar.tile", tmp_path / "t.json"
+    tile.write_text(f"mesh @m = torus<{shape}>(x, y)\n\nfunc @f(%a: tensor<{elems}xf32>) -> "
+                    f"tensor<{elems}xf32> attributes {{mesh = @m}} {{\n  %y = all_reduce %a "
+                    f"{{kind = add, axes = {axes_attr(axes)}}} : tensor<{elems}xf32>\n"
+                    f"  return %y\n}}\n")
+    p = tilemach.run([tilemach.tilec_path(), "run", tile, "--target", "v5e-like", "--torus",
+                      shape, "--mode", "timing", "--trace", trace])
+    assert p.returncode == 0, p.stdout + p.stderr
+    ev = json.loads(trace.read_text())["traceEvents"]
+    lanes = {(e["pid"], e["tid"]) for e in ev if e.get("ph") == "M"
+             and e.get("name") == "thread_name" and e["args"]["name"].startswith("dma lane")}
+    most = []
+    for chip in range(n):
+        edges = sorted(edge for e in ev if e.get("ph") == "X" and (e["pid"], e["tid"]) in lanes
+                       and e["pid"] == chip
+                       for edge in ((e["args"]["cycle"], 1),
+                                    (e["args"]["cycle"] + max(e["args"]["cycles"], 1), -1)))
+        assert edges, f"chip {chip} issued no DMA"
+        level = peak = 0
+        for _, step in sorted(edges, key=lambda t: (t[0], t[1])):
+            level += step
+            peak = max(peak, level)
+        most.append(peak)
+    assert max(most) <= 10, most
+    assert max(most) >= 3, most  # the sends pipeline: several in flight at once
