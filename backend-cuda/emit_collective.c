@@ -308,6 +308,13 @@ bool ce_emit_collective(CudaEmit *e, TileOp *op) {
     c.dim = (int32_t)v;
   if (tile_attr_get_int(&op->attrs, "concat_dim", &v)) c.concat_dim = (int32_t)v;
   if (tile_attr_get_int(&op->attrs, "shift", &v)) c.shift = v;
+  if (tile_attr_get_int(&op->attrs, "halves", &v)) c.halves = v != 0;
+  const TileAttr *cyc = tile_attr_get(&op->attrs, "cycle");
+  if (c.kind == TILE_CUDA_COLL_PERMUTE && cyc && cyc->kind == TILE_ATTR_IDENT) {
+    /* Second in axes, so that it passes the checks of every axis. */
+    if (!add_axis(e, op, ce_func_mesh(e->m, e->f), cyc->s, &c)) return false;
+    c.cycle = 1;
+  }
   if (c.kind == TILE_CUDA_COLL_ALL_REDUCE || c.kind == TILE_CUDA_COLL_REDUCE_SCATTER) {
     const TileAttr *k = tile_attr_get(&op->attrs, "kind");
     const char *kind = k && k->kind == TILE_ATTR_IDENT ? k->s : "?";

@@ -218,6 +218,10 @@ TilePassStatus tile_vliw_compile(TileModule *m, const TileVliwOptions *o, TileOb
   Job j = {.o = o, .r = {.module = m}};
   if (obj) memset(obj, 0, sizeof *obj);
   m->keep_composites = vliw_keeps;
+  const TileTarget *t = o->target;
+  m->hbm_per_link = t && t->ici_bw > 0 ? (double)t->hbm_bw / (double)t->ici_bw : 0;
+  m->wrap_dims = 0;
+  for (int d = 0; t && d < t->torus_rank; d++) m->wrap_dims |= (uint32_t)t->wrap[d] << d;
   TileFunc *global = quiet_find_func(m, o->func);
   TilePassStatus st = TILE_PASS_OK;
   if (global && tile_vliw_func_is_global(m, global)) st = partition(m, global, o->print, d);

@@ -43,9 +43,11 @@
  *                   round each axis both ways; otherwise innermost axis first, half of
  *                   each shard each way round;
  *   all_to_all      one store-and-forward exchange per axis (gen_collective_a2a.c);
- *   collective_permute  min(s, p - s) one-position hops the short way round; along
- *                   an axis over several dims, an all_gather over them and the block
- *                   of position q - s.
+ *   collective_permute  min(s, p - s) one-position hops the short way round (round
+ *                   the cycle through two axes with `cycle`, gen_collective_cycle.c;
+ *                   with `halves` the second half of dim 0 the other way at once);
+ *                   along an axis over several dims, an all_gather over them and the
+ *                   block of position q - s.
  * On an axis without wraparound (any but a whole dim that wraps) the small and
  * latency-bound schedules run as lines (gen_collective_line*.c), and the rings, for
  * large data, route their closing step across the dim. The rank of a chip over several axes is
@@ -921,20 +923,31 @@ static bool permute_spanning(Coll *c, TileTensorRef x, TileTensorRef y, int64_t 
 bool tile_coll_permute_one_hop(const TileModule *m, const TileFunc *f, const TileOp *op) {
   if (op->kind != TILE_OP_COLLECTIVE_PERMUTE || op->nopnd < 1 || op->nres < 1) return false;
   const TileMesh *mesh = tile_coll_op_mesh(m, f, op);
-  const TileAttr *a = tile_coll_axes_attr(op);
+  const TileAttr *a = tile_coll_axes_attr(op), *cyc = tile_attr_get(&op->attrs, "cycle");
   if (!mesh || !a) return false;
   if ((a->kind == TILE_ATTR_ARRAY || a->kind == TILE_ATTR_TUPLE) && a->n == 1) a = a->elems;
   if (a->kind != TILE_ATTR_IDENT) return false;
   const TileMeshAxis *axis = tile_mesh_find_axis(mesh, a->s);
-  if (!axis || axis->ndims != 1 || axis->size < 2) return false; /* several dims: span */
+  const TileMeshAxis *other = cyc && cyc->kind == TILE_ATTR_IDENT
+                                  ? tile_mesh_find_axis(mesh, cyc->s) : NULL;
+  if (!axis || axis->ndims != 1) return false; /* several dims: span */
+  if (cyc && (!other || other->ndims != 1)) return false;
+  int64_t p = axis->size * (other ? other->size : 1);
+  if (p < 2) return false;
   const TileValue *x = op->opnd[0].v;
   if (x->type.elem == TILE_ELEM_I1 || tile_lower_elem_bytes((TileElem)x->type.elem) == 0 ||
       tile_type_numel(&x->type) == 0)
     return false;
-  int64_t shift = 0, p = axis->size;
+  int64_t shift = 0;
   tile_attr_get_int(&op->attrs, "shift", &shift);
   int64_t s = ((shift % p) + p) % p;
   return s == 1 || s == p - 1;
+}
+
+int tile_coll_permute_sends(const TileOp *op) {
+  int64_t halves = 0;
+  tile_attr_get_int(&op->attrs, "halves", &halves);
+  return halves ? 2 : 1;
 }
 
 /* Hops of one position along the ring the short way round, each into the next chip's
@@ -942,23 +955,32 @@ bool tile_coll_permute_one_hop(const TileModule *m, const TileFunc *f, const Til
  * last), so arrivals count on the band semaphore of that ring: a shift of s positions
  * is min(s, p - s) hops. A direct transfer to the chip s away would cross the same
  * links but signal from a sender no ring uses, which the band has no semaphore for.
- * A one-hop permute the lowering runs asynchronously (tile_lower_async_sem >= 0,
- * lower_async.c) only sends here: its waits go to a later group. */
+ * With a `cycle` axis the ring is the cycle through both axes (gen_collective_cycle.c).
+ * With `halves` the second half of dim 0 takes the same hops the other way round at
+ * once: each direction of the links carries half. A one-hop permute the lowering runs
+ * asynchronously (tile_lower_async_sem >= 0, lower_async.c) only sends here: its waits
+ * go to a later group. */
 static bool gen_permute(Coll *c, TileTensorRef x, TileTensorRef y) {
-  int64_t shift = 0;
+  int64_t shift = 0, halves = 0;
   tile_attr_get_int(&c->op->attrs, "shift", &shift);
+  tile_attr_get_int(&c->op->attrs, "halves", &halves);
+  if (tile_attr_get(&c->op->attrs, "cycle") && !coll_cycle_ring(c)) return false;
   int32_t async_sem = tile_lower_async_sem(c->cx);
   const CollAxis *a = &c->ax[0];
   int64_t s = c->span ? 0 : ((shift % a->p) + a->p) % a->p;
-  int dir = s <= a->p - s ? 0 : 1;
-  int64_t hops = dir == 0 ? s : a->p - s;
+  int dir = s <= a->p - s ? 0 : 1, nparts = halves ? 2 : 1;
+  int64_t hops = dir == 0 ? s : a->p - s, part = x.bytes / nparts;
   if (async_sem >= 0) {
     if (c->span || hops != 1) /* the plan took it by tile_coll_permute_one_hop */
       return tile_lower_error(c->cx, c->op, "internal error: an asynchronous permute of "
                               "%d hops", (int)hops);
-    coll_exchange_async(c, 0, dir, x.buf, y.buf, x.bytes, async_sem);
+    for (int h = 0; h < nparts; h++)
+      coll_exchange_async(c, 0, dir ^ h, x.buf, y.buf, h * part, part, async_sem);
     return true;
   }
+  if (c->span && halves)
+    return tile_lower_error(c->cx, c->op, "halves = 1 along an axis over several torus dims "
+                            "is not supported; shift each half with a permute of its own");
   if (c->span) return permute_spanning(c, x, y, shift);
   if (s == 0) {
     coll_local_copy(c, x.buf, 0, -1, y.buf, 0, -1, coll_flat(x.bytes));
@@ -972,7 +994,12 @@ static bool gen_permute(Coll *c, TileTensorRef x, TileTensorRef y) {
       snprintf(name, sizeof name, "coll.hop%d.%d", (int)h, (int)c->m->nbufs);
       dst = tile_mir_buffer(c->m, name, TILE_SPACE_HBM, x.bytes, 1, 64);
     }
-    coll_exchange(c, 0, dir, src, coll_addr(c, src, 0), dst, coll_addr(c, dst, 0), x.bytes);
+    CollRemote rm[2];
+    for (int k = 0; k < nparts; k++) {
+      rm[k] = coll_remote(c, 0, dir ^ k, src, dst, coll_flat(part));
+      coll_remote_send(c, &rm[k], coll_addr(c, src, k * part), coll_addr(c, dst, k * part));
+    }
+    for (int k = 0; k < nparts; k++) coll_remote_wait(c, &rm[k]);
     src = dst;
   }
   return true;

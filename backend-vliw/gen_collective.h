@@ -24,8 +24,12 @@ const TileAttr *tile_coll_axes_attr(const TileOp *op);
 int32_t tile_coll_sem_band(const TileTarget *t);
 
 /* Whether op is a collective_permute the generator runs as a single send of one hop
- * (|shift| mod p is 1 or p - 1, on an axis of one torus dim, bytes to move): the ones
- * whose waits the lowering may defer to a later group (lower_async.c). */
+ * (|shift| mod p is 1 or p - 1, on an axis of one torus dim or a cycle through two such,
+ * bytes to move; with halves one such send each way): the ones whose waits the
+ * lowering may defer to a later group (lower_async.c). */
 bool tile_coll_permute_one_hop(const TileModule *m, const TileFunc *f, const TileOp *op);
+
+/* The sends of such a permute: 2 with halves (one each way round), else 1. */
+int tile_coll_permute_sends(const TileOp *op);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "gen_collective.h"
 #include "gen_collective_int.h"
+#include "tile/ops.h"
 
 /* Rings a torus dim of `size` chips can carry at once: one per axis on it, and an axis
  * has at least 2 chips, so at most the number of prime factors of size. */
@@ -153,5 +154,15 @@ bool coll_resolve_axes(Coll *c) {
   for (int32_t i = 0; i < n; i++)
     if (!add_axis(c, mesh, ma[i])) return false;
   c->span = n == 1 && ma[0]->ndims > 1;
-  return true;
+  /* A permute along a cycle (gen_collective_cycle.c) takes its second axis too; the
+   * cycle steps one position on one axis at a time, a chip-id stride on each. */
+  const TileAttr *cyc = tile_attr_get(&c->op->attrs, "cycle");
+  if (!cyc || c->op->kind != TILE_OP_COLLECTIVE_PERMUTE) return true;
+  const TileMeshAxis *cm = cyc->kind == TILE_ATTR_IDENT ? tile_mesh_find_axis(mesh, cyc->s) : NULL;
+  if (!cm) return tile_lower_error(c->cx, c->op, "the cycle must name an axis of mesh @%s",
+                                   mesh->name);
+  if (c->span || cm->ndims != 1)
+    return tile_lower_error(c->cx, c->op, "a permute along a cycle runs over two axes of one "
+                            "torus dim each; '%s' spans several", c->span ? names[0].s : cyc->s);
+  return add_axis(c, mesh, cm);
 }

@@ -77,6 +77,12 @@ CollAround coll_around(const TileTensorRef *t, int64_t dim);
  * diagnostic at the op where the mesh or an axis does not fit the target's torus. */
 bool coll_resolve_axes(Coll *c);
 
+/* ---- a permute's cycle (gen_collective_cycle.c) ---- */
+
+/* For a collective_permute with a `cycle` axis (ax[0] its axis, ax[1] the cycle axis,
+ * after coll_setup): makes axis 0's ring the cycle through both (next, p), one axis. */
+bool coll_cycle_ring(Coll *c);
+
 /* ---- memory (gen_collective_ring.c) ---- */
 
 /* Marks buf as one that peers write (layout keeps it from c's anchor on). */
@@ -97,13 +103,13 @@ void coll_remote_send(Coll *c, const CollRemote *r, int32_t src_reg, int32_t dst
  * order costs no stall: see remote_wait_arrival in gen_collective_ring.c). */
 void coll_remote_wait(Coll *c, const CollRemote *r);
 
-/* One send of `bytes` from src_buf here to dst_buf on the next chip of axis k's ring in
- * direction dir, its completion counted on sent_sem (a semaphore of the function, not
- * of the group); its two waits (the arrival here, then the send) go to the lowering
+/* One send of `bytes` at offset `off` of src_buf here to the same offset of dst_buf on
+ * the next chip of axis k's ring in direction dir, its completion counted on sent_sem
+ * (a semaphore of the function, not of the group); its two waits (the arrival here, then the send) go to the lowering
  * (tile_lower_async_defer), which places them in the first later group that needs
  * them (lower_async.c). */
 void coll_exchange_async(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
-                         int64_t bytes, int32_t sent_sem);
+                         int64_t off, int64_t bytes, int32_t sent_sem);
 
 /* Local copies: a descriptor from src_buf to dst_buf with `shape`, made once (before a
  * loop that reuses it), and one copy to the addresses in the registers, waited for. */

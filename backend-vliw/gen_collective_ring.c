@@ -994,7 +994,7 @@ void coll_exchange(Coll *c, int k, int dir, int32_t src_buf, int32_t src_reg,
 }
 
 void coll_exchange_async(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
-                         int64_t bytes, int32_t sent_sem) {
+                         int64_t off, int64_t bytes, int32_t sent_sem) {
   CollRemote rm = remote_make(c, src_buf, dst_buf, c->next[dir][k], coll_flat(bytes),
                               c->ax[k].hops, coll_recv_sem(c, dir, k), sent_sem);
   /* The groups between this send and its waits take time the schedule of this stretch
@@ -1002,7 +1002,7 @@ void coll_exchange_async(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_b
    * land in with empty bundles (paid again after any stall those groups have), so the
    * waits stall by themselves if the data is late. */
   rm.site.est_cycles = 1;
-  coll_remote_send(c, &rm, coll_addr(c, src_buf, 0), coll_addr(c, dst_buf, 0));
+  coll_remote_send(c, &rm, coll_addr(c, src_buf, off), coll_addr(c, dst_buf, off));
   /* The same two waits as coll_exchange's, in that order: the arrival names the
    * received buffer, so nothing reads it before; this chip's own send names its
    * descriptor and its source, so neither is reused before it has landed. */

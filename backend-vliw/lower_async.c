@@ -34,12 +34,13 @@
  *     again (sems_recycle) and hand them on at zero, which a send still in flight on
  *     one of them would break. Each wait takes 1 in issue order; every send has landed
  *     once all have passed;
- *   - DMAs in flight: at most ASYNC_MAX_PENDING sends cross a group (a deferred permute
- *     that would make one more first takes the oldest one's waits). A group crossed by
- *     r of them, the ones whose waits it takes at its first touch included, is
- *     generated for a target with r fewer DMAs in flight (the generators size their
- *     rings by dma.outstanding), and its loops say so to the modulo scheduler
- *     (LOOP_BEGIN `b`); the prefetch counts them beside the groups it crosses;
+ *   - DMAs in flight: at most ASYNC_MAX_PENDING permutes cross a group (a deferred
+ *     permute that would make one more first takes the oldest one's waits), each one
+ *     send, or two with halves (one each way round). A group crossed by r sends, the
+ *     ones whose waits it takes at its first touch included, is generated for a target
+ *     with r fewer DMAs in flight (the generators size their rings by dma.outstanding),
+ *     and its loops say so to the modulo scheduler (LOOP_BEGIN `b`); the prefetch
+ *     counts them beside the groups it crosses;
  *   - memory: the arrival wait names the received buffer and the send's wait its
  *     descriptor and its source, as before. The scheduler keeps DMA-slot ops in program
  *     order, so the first DMA that reads the result comes after its arrival wait; the
@@ -60,16 +61,17 @@
 #include "lower_internal.h"
 #include "tile/ops.h"
 
-/* Sends in flight across a group, at most: each takes one of the target's DMAs in
- * flight from the groups it crosses. */
+/* Permutes in flight across a group, at most: each send takes one of the target's DMAs
+ * in flight from the groups it crosses. */
 enum { ASYNC_MAX_PENDING = 2 };
 
-/* One deferred send, as its generator reported it. */
+/* One deferred permute's sends (two with halves, over one buffer pair), as its
+ * generator reported them. */
 typedef struct AsyncSend {
   int32_t group, until;     /* its live group; the group its waits go before (n: the end) */
-  TileMirInst waits[2];
+  TileMirInst waits[4];
   int32_t nwaits;
-  int32_t src_buf, dst_buf, desc;
+  int32_t src_buf, dst_buf, desc[2]; /* desc[1]: the second half's, or -1 */
 } AsyncSend;
 
 struct TileAsyncPlan {
@@ -97,6 +99,7 @@ void tile_lower_async_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n
   ap->inside = tile_alloc(cx->m, (size_t)n + 1);
   int32_t *fifo = tile_alloc(cx->m, sizeof *fifo * (size_t)(n + 1));
   bool *crossed = tile_alloc(cx->m, (size_t)n + 1); /* another send was in flight */
+  int32_t *nsend = tile_alloc(cx->m, sizeof *nsend * (size_t)(n + 1)); /* DMAs of each */
   int32_t nfifo = 0, most = cx->target->dma_outstanding / 4;
   if (most > ASYNC_MAX_PENDING) most = ASYNC_MAX_PENDING;
   for (int32_t j = 0; j < n; j++) {
@@ -109,15 +112,20 @@ void tile_lower_async_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n
     for (int32_t i = 0; i < nfifo; i++)
       if (reads(g, groups[fifo[i]]->ops[0]->res[0])) drain = i + 1;
     if (one_hop && nfifo - drain >= most) drain = nfifo - most + 1;
-    for (int32_t i = 0; i < drain; i++) ap->until[fifo[i]] = j;
+    int32_t dmas = 0, drained = 0; /* the DMAs of the pending sends and of those drained */
+    for (int32_t i = 0; i < nfifo; i++) {
+      if (i < drain) ap->until[fifo[i]] = j, drained += nsend[fifo[i]];
+      else dmas += nsend[fifo[i]];
+    }
     memmove(fifo, fifo + drain, sizeof *fifo * (size_t)(nfifo - drain));
     nfifo -= drain;
     /* a collective counts on the band semaphores from its start: the waits go first;
      * any other group takes them at its first touch, so the sends stay in flight over
      * its start */
     ap->inside[j] = g->kind != TILE_GROUP_COLLECTIVE;
-    ap->reserve[j] = nfifo + (ap->inside[j] ? drain : 0);
+    ap->reserve[j] = dmas + (ap->inside[j] ? drained : 0);
     if (one_hop) {
+      nsend[j] = tile_coll_permute_sends(g->ops[0]);
       crossed[j] = nfifo > 0;
       fifo[nfifo++] = j;
     }
@@ -162,13 +170,20 @@ int32_t tile_lower_async_sem(TileLowerCtx *cx) { return cx->async_now ? cx->asyn
 void tile_lower_async_defer(TileLowerCtx *cx, const TileMirInst *waits, int32_t n,
                             int32_t src_buf, int32_t dst_buf, int32_t desc) {
   struct TileAsyncPlan *ap = cx->async;
-  AsyncSend *s = &ap->sends[ap->nsends++];
-  *s = (AsyncSend){.group = ap->cur, .until = ap->until[ap->cur], .nwaits = n,
-                   .src_buf = src_buf, .dst_buf = dst_buf, .desc = desc};
-  for (int32_t i = 0; i < n && i < 2; i++) {
-    s->waits[i] = waits[i];
-    s->waits[i].src_name = cx->mir->cur_src_name; /* the permute's */
-    s->waits[i].src_loc = cx->mir->cur_src_loc;
+  AsyncSend *s = &ap->sends[ap->nsends - 1];
+  /* the second half's send joins the first's: one buffer pair, waits placed together */
+  if (ap->nsends == 0 || s->group != ap->cur) {
+    s = &ap->sends[ap->nsends++];
+    *s = (AsyncSend){.group = ap->cur, .until = ap->until[ap->cur], .src_buf = src_buf,
+                     .dst_buf = dst_buf, .desc = {desc, -1}};
+  } else {
+    s->desc[1] = desc;
+  }
+  for (int32_t i = 0; i < n && s->nwaits < 4; i++) {
+    TileMirInst *w = &s->waits[s->nwaits++];
+    *w = waits[i];
+    w->src_name = cx->mir->cur_src_name; /* the permute's */
+    w->src_loc = cx->mir->cur_src_loc;
   }
 }
 
@@ -179,7 +194,8 @@ static bool touches(const TileMirInst *in, const AsyncSend *s) {
     int32_t b = in->mem[k].buf;
     if (b < 0) continue;
     bool writes = in->mem[k].access & TILE_MIR_WRITE;
-    if (b == s->dst_buf || b == s->desc || (b == s->src_buf && writes)) return true;
+    if (b == s->dst_buf || b == s->desc[0] || b == s->desc[1] || (b == s->src_buf && writes))
+      return true;
   }
   return false;
 }

@@ -79,6 +79,15 @@ const TileMeshAxis *tile_mesh_find_axis(const TileMesh *mesh, const char *name) 
   return NULL;
 }
 
+int64_t tile_mesh_cycle_pos(int64_t x, int64_t y, int64_t i, int64_t j) {
+  if (y == 1) return i;
+  if (x == 1) return j;
+  if (x % 2) return y % 2 ? -1 : tile_mesh_cycle_pos(y, x, j, i);
+  if (i == 0) return j;
+  if (j == 0) return x * y - i; /* column 0, upward, closes the cycle */
+  return y + (i - 1) * (y - 1) + (i % 2 ? y - 1 - j : j - 1);
+}
+
 const TileAttr *tile_attr_get(const TileAttrDict *d, const char *name) {
   for (int i = 0; i < d->n; i++)
     if (strcmp(d->items[i].name, name) == 0) return &d->items[i].val;

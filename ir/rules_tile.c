@@ -72,9 +72,26 @@ bool rule_PERMUTE(RuleCtx *c) {
   const TileMesh *mesh = rule_mesh(c);
   if (!mesh) return false;
   const char *axis = attr(c, "axis")->s;
-  if (!verify_mesh_axis(mesh, axis))
-    return rule_error(c, "axis '%s' is not an axis of mesh @%s", axis, mesh->name);
-  c->out[0] = *opnd_type(c, 0);
+  const TileMeshAxis *a = verify_mesh_axis(mesh, axis);
+  if (!a) return rule_error(c, "axis '%s' is not an axis of mesh @%s", axis, mesh->name);
+  const TileAttr *cyc = tile_attr_get(&c->op->attrs, "cycle");
+  if (cyc) {
+    const TileMeshAxis *b = verify_mesh_axis(mesh, cyc->s);
+    if (!b) return rule_error(c, "cycle axis '%s' is not an axis of mesh @%s", cyc->s, mesh->name);
+    if (b == a) return rule_error(c, "cycle axis '%s' is the permute's axis", cyc->s);
+    if (tile_mesh_cycle_pos(a->size, b->size, 0, 0) < 0)
+      return rule_error(c, "no cycle through %lld x %lld chips moves one step at a time: "
+                        "one of axes '%s' and '%s' needs an even size", (long long)a->size,
+                        (long long)b->size, axis, cyc->s);
+  }
+  const TileType *t = opnd_type(c, 0);
+  int64_t halves = 0;
+  if (tile_attr_get_int(&c->op->attrs, "halves", &halves) && halves != 0) {
+    if (halves != 1) return rule_error(c, "halves must be 0 or 1, got %lld", (long long)halves);
+    if (t->rank < 1 || t->dims[0] % 2)
+      return rule_error(c, "halves = 1 needs an even dim 0, got %s", TY(t));
+  }
+  c->out[0] = *t;
   return true;
 }
 

@@ -24,12 +24,23 @@
  * one hop a step, and no chip ever indexes by its position: every step's shapes and
  * buffers are the same on every chip.
  *
+ * Over two mesh axes (a gather and a reduce_scatter over [a, b], each on one torus dim)
+ * the ring is the cycle through both (collective_permute's `cycle`): every step is one
+ * hop, also where neither axis wraps. Its permutes take `halves`: the first half of
+ * each chunk's rows goes round one way and the second the other way, so each step puts
+ * half the bytes on each direction of the links (a ring over lines would send its
+ * closing step back across the line, which the cycle has none of).
+ *
  * Needs: a verified module after spmd (per-chip shapes; collectives over mesh axes).
  * Guarantees: the same values as the block it replaces, up to the order of the
  * partial sums' additions. Taken only where it pays:
- *   - one mesh axis of p >= 2 chips, on one torus dim (its ring is one hop a step);
- *   - chunks of at least COLL_MM_MIN_ROWS rows: each step reads every weight of the
- *     block again, and below that a step's matmuls would wait for HBM;
+ *   - one mesh axis of p >= 2 chips, on one torus dim (its ring is one hop a step),
+ *     with chunks of at least COLL_MM_MIN_ROWS rows: each step reads every weight of
+ *     the block again, and below that a step's matmuls would wait for HBM;
+ *   - or two such axes with a cycle through them, chunks of at least
+ *     COLL_MM_CYCLE_MIN_ROWS rows (an even number), and a step's weights read from HBM
+ *     taking no longer than its hops (cycle_pays: the steps then run at the links'
+ *     pace, which the collectives alone need);
  *   - every value between the gather and the reduce_scatter is used only there, so
  *     nothing needs the whole rows. */
 #include <stdio.h>
@@ -46,6 +57,12 @@
  * byte of weights: the critical intensity of the targets (FLOP/s over HBM bytes/s,
  * about 240 on v5e, 230 on v4, 165 on v5p) is below 256. */
 enum { COLL_MM_MIN_ROWS = 256 };
+/* Rows per chunk from which a cycle is taken: there a step runs at the links' pace
+ * (cycle_pays), but its matmuls load every weight tile into the MXUs for its rows, and
+ * below the MXUs' 128 rows (every target's mxu.dim) those loads outnumber the rows
+ * pushed. mlp_prefill_64 on v5e-like (32 rows a chip): 1,014,999 cycles with the
+ * collectives, 1,022,347 round the cycle. */
+enum { COLL_MM_CYCLE_MIN_ROWS = 128 };
 
 /* Ops that act on each element alone (the pass runs before decompose, so the
  * elementwise composites are still whole). */
@@ -58,8 +75,8 @@ typedef struct Region {
   TileOp **ops;        /* in program order */
   int n, cap;
   TileOp *ag, *rs;
-  const TileMeshAxis *axis;
-  int64_t p, rows;     /* chips on the axis; rows of a chunk */
+  const TileMeshAxis *axis, *cycle; /* cycle: the second axis of a two-axis ring, or NULL */
+  int64_t p, rows;     /* chips on the ring; rows of a chunk */
 } Region;
 
 static bool region_has(const Region *R, const TileValue *v) {
@@ -81,13 +98,21 @@ static bool region_add(Region *R, TileOp *op) {
   return true;
 }
 
-/* The one mesh axis a collective runs over, when it is on one torus dim. */
-static const TileMeshAxis *one_axis(const TileMesh *mesh, const TileOp *op) {
+/* The ring a collective runs round: its one mesh axis, or its two with a cycle through
+ * them (*cycle the second), each on one torus dim; false for any other axes. */
+static bool ring_of(const TileMesh *mesh, const TileOp *op, const TileMeshAxis **axis,
+                    const TileMeshAxis **cycle) {
   const TileAttr *a = tile_attr_get(&op->attrs, "axes");
-  if (!a || a->kind != TILE_ATTR_ARRAY || a->n != 1 || a->elems[0].kind != TILE_ATTR_IDENT)
-    return NULL;
-  const TileMeshAxis *ax = tile_mesh_find_axis(mesh, a->elems[0].s);
-  return ax && ax->ndims == 1 && ax->size >= 2 ? ax : NULL;
+  if (!a || a->kind != TILE_ATTR_ARRAY || a->n < 1 || a->n > 2) return false;
+  const TileMeshAxis *ax[2] = {NULL, NULL};
+  for (int i = 0; i < a->n; i++) {
+    if (a->elems[i].kind != TILE_ATTR_IDENT) return false;
+    ax[i] = tile_mesh_find_axis(mesh, a->elems[i].s);
+    if (!ax[i] || ax[i]->ndims != 1 || ax[i]->size < 2) return false;
+  }
+  *axis = ax[0];
+  *cycle = ax[1];
+  return !ax[1] || tile_mesh_cycle_pos(ax[0]->size, ax[1]->size, 0, 0) >= 0;
 }
 
 static bool attr_is(const TileOp *op, const char *name, int64_t v) {
@@ -130,26 +155,58 @@ static bool read_outside(const TileFunc *f, const Region *R) {
   return false;
 }
 
+/* The bytes of one chunk of v. */
+static double chunk_bytes(const Region *R, const TileValue *v) {
+  return (double)tile_type_numel(&v->type) / (double)R->p *
+         (double)tile_elem_bits((TileElem)v->type.elem) / 8.0;
+}
+
+/* Whether the steps round a cycle run at the links' pace: a step reads the block's
+ * weights (the matmuls' right operands) from HBM and puts half a chunk of x and half a
+ * chunk of sums on each direction of a link, so the weights' bytes must be at most
+ * hbm_per_link times those. And only on lines: where a dim wraps, the collectives run a
+ * ring on each of its links and the cycle would leave half of a chip's links idle
+ * (mlp_prefill_16 on v5p-like's wrapped 4x4: 516,318 cycles with the collectives,
+ * 522,175 round the cycle). */
+static bool cycle_pays(const TileModule *m, const Region *R) {
+  if (m->wrap_dims >> R->axis->dims[0] & 1 || m->wrap_dims >> R->cycle->dims[0] & 1)
+    return false;
+  double weights = 0;
+  for (int i = 0; i < R->n; i++) {
+    if (R->ops[i]->kind != TILE_OP_MATMUL) continue;
+    const TileType *w = &R->ops[i]->opnd[1].v->type;
+    weights += (double)tile_type_numel(w) * tile_elem_bits((TileElem)w->elem) / 8;
+  }
+  double hop = (chunk_bytes(R, R->ag->res[0]) + chunk_bytes(R, R->rs->opnd[0].v)) / 2;
+  return m->hbm_per_link > 0 && weights <= m->hbm_per_link * hop;
+}
+
 /* Collects the region that starts at the all_gather ag; false when the block is not
  * one the decomposition takes. */
-static bool find_region(const TileMesh *mesh, const TileFunc *f, TileOp *ag, Region *R) {
+static bool find_region(const TileModule *m, const TileMesh *mesh, const TileFunc *f,
+                        TileOp *ag, Region *R) {
   R->n = 0;
   R->ag = ag;
   R->rs = NULL;
-  R->axis = one_axis(mesh, ag);
   const TileType *in = &ag->opnd[0].v->type, *out = &ag->res[0]->type;
-  if (!R->axis || !attr_is(ag, "dim", 0) || in->rank != 2 || in->dims[0] <= 0) return false;
+  if (!ring_of(mesh, ag, &R->axis, &R->cycle) || !attr_is(ag, "dim", 0) || in->rank != 2 ||
+      in->dims[0] <= 0)
+    return false;
   R->rows = in->dims[0];
   R->p = out->dims[0] / in->dims[0];
-  if (R->p != R->axis->size || R->rows < COLL_MM_MIN_ROWS) return false;
+  if (R->p != R->axis->size * (R->cycle ? R->cycle->size : 1)) return false;
+  if (R->rows < (R->cycle ? COLL_MM_CYCLE_MIN_ROWS : COLL_MM_MIN_ROWS) || R->rows % 2)
+    return false;
   bool matmul = false;
   for (TileOp *op = ag->next; op; op = op->next) {
     bool reads = false;
     for (int k = 0; k < op->nopnd && !reads; k++) reads = region_has(R, op->opnd[k].v);
     if (!reads) continue;
     if (op->kind == TILE_OP_REDUCE_SCATTER) {
-      if (R->rs || one_axis(mesh, op) != R->axis || !attr_is(op, "dim", 0) ||
-          !kind_is(op, "add") || op->res[0]->type.dims[0] != R->rows)
+      const TileMeshAxis *axis, *cycle;
+      if (R->rs || !ring_of(mesh, op, &axis, &cycle) || axis != R->axis ||
+          cycle != R->cycle || !attr_is(op, "dim", 0) || !kind_is(op, "add") ||
+          op->res[0]->type.dims[0] != R->rows)
         return false;
       R->rs = op;
       continue;
@@ -157,7 +214,8 @@ static bool find_region(const TileMesh *mesh, const TileFunc *f, TileOp *ag, Reg
     if (!row_local(R, op) || !region_add(R, op)) return false;
     matmul |= op->kind == TILE_OP_MATMUL;
   }
-  return R->rs && matmul && region_has(R, R->rs->opnd[0].v) && !read_outside(f, R);
+  return R->rs && matmul && region_has(R, R->rs->opnd[0].v) && !read_outside(f, R) &&
+         (!R->cycle || cycle_pays(m, R));
 }
 
 /* ---- the rewrite ---- */
@@ -196,17 +254,24 @@ static TileValue *build(Rewrite *w, TileOpKind kind, int n, TileUse *opnds, int 
   return op->res[0];
 }
 
-/* One hop round the axis's ring: what the chip before holds. A `late` hop is expected
- * to land only as the work after it ends (the last hop of the sums, which the end of
- * step 0 is cut to cover): the fuse pass keeps its reader out of a matmul's epilogue,
- * which would wait for it in the middle of the matmul. */
+/* One hop round the ring: what the chip before holds (on a cycle, the first half of
+ * the rows from the chip before, the second from the chip after). A `late` hop is
+ * expected to land only as the work after it ends (the last hop of the sums, which the
+ * end of step 0 is cut to cover): the fuse pass keeps its reader out of a matmul's
+ * epilogue, which would wait for it in the middle of the matmul. */
 static TileValue *hop(Rewrite *w, TileValue *v, const TileValue *like, const char *what, int s,
                       bool late) {
-  TileNamedAttr at[3] = {{"axis", tile_attr_ident(w->m, w->R->axis->name)},
-                         {"shift", tile_attr_int(1)},
-                         {"late", tile_attr_int(1)}};
+  const Region *R = w->R;
+  TileNamedAttr at[5] = {{"axis", tile_attr_ident(w->m, R->axis->name)},
+                         {"shift", tile_attr_int(1)}};
+  int n = 2;
+  if (R->cycle) {
+    at[n++] = (TileNamedAttr){"cycle", tile_attr_ident(w->m, R->cycle->name)};
+    at[n++] = (TileNamedAttr){"halves", tile_attr_int(1)};
+  }
+  if (late) at[n++] = (TileNamedAttr){"late", tile_attr_int(1)};
   TileUse u = {.v = v};
-  return build(w, TILE_OP_COLLECTIVE_PERMUTE, 1, &u, late ? 3 : 2, at, v->type, like, what, s);
+  return build(w, TILE_OP_COLLECTIVE_PERMUTE, 1, &u, n, at, v->type, like, what, s);
 }
 
 static TileValue *add(Rewrite *w, TileValue *a, TileValue *b, const TileValue *like, int s) {
@@ -242,12 +307,6 @@ static TileValue *step(Rewrite *w, TileValue **map, TileValue *xb, int s, int lo
   for (int i = lo; i < hi; i++)
     if (R->ops[i]->res[0] == R->rs->opnd[0].v) return map[i];
   return NULL;
-}
-
-/* The bytes of one chunk of v. */
-static double chunk_bytes(const Region *R, const TileValue *v) {
-  return (double)tile_type_numel(&v->type) / (double)R->p *
-         (double)tile_elem_bits((TileElem)v->type.elem) / 8.0;
 }
 
 /* Where the chip's own chunk (step 0) is cut: the ops before the cut run first, while
@@ -332,7 +391,7 @@ TilePassStatus tile_pass_coll_matmul(TileModule *m, TileDiag *d) {
     Region R = {0};
     for (TileOp *op = f->body->first, *next; op; op = next) {
       next = op->next;
-      if (op->kind != TILE_OP_ALL_GATHER || !find_region(mesh, f, op, &R)) continue;
+      if (op->kind != TILE_OP_ALL_GATHER || !find_region(m, mesh, f, op, &R)) continue;
       if (!rewrite(m, f, &R, d)) {
         free(R.ops);
         return TILE_PASS_INTERNAL;

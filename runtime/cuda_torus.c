@@ -14,7 +14,8 @@
  *                   each shard each way round;
  *   all_to_all      the blocks rearranged block-major, one store-and-forward exchange
  *                   per axis, the slots placed along concat_dim;
- *   collective_permute  min(s, p - s) one-position hops the short way round.
+ *   collective_permute  min(s, p - s) one-position hops the short way round; along a
+ *                   cycle or in halves, a direct copy to each receiver instead.
  * A ring step is, for every ring and chip, a copy into the next chip's receive slot on
  * the sender's stream (an event recorded after it), then for every chip a wait on the
  * event of the copy coming to it and the combine (a reduce kernel) or the copy into
@@ -556,8 +557,52 @@ static void plan_all_to_all(Builder *b) {
              run_c * es, P * run_c * es, 0);
 }
 
+/* Links a copy from position q to position r crosses: the short way round, as
+ * consecutive positions are one link apart and so are the last and the first (a cycle
+ * through two axes above 1 closes within the grid); but on one axis without wraparound,
+ * the line between them. */
+static int32_t permute_hops(const Builder *b, int64_t q, int64_t r, int64_t P) {
+  const bool grid = b->c->cycle && b->ax[0].p > 1 && b->ax[1].p > 1;
+  const int k = b->c->cycle && b->ax[0].p == 1 ? 1 : 0;
+  const int64_t d = mod(r - q, P);
+  if (!grid && !b->ax[k].wrap) return (int32_t)(q > r ? q - r : r - q);
+  return (int32_t)(d < P - d ? d : P - d);
+}
+
+/* A permute along a cycle or in halves: each chip copies its operand straight into the
+ * result of the chip shift positions on (with halves, the second half into that of the
+ * chip shift positions back), one transfer rather than hop by hop; each receiver then
+ * waits for what comes to it. */
+static void plan_permute_direct(Builder *b) {
+  const TileCudaCollective *c = b->c;
+  const int64_t X = b->ax[0].p, Y = c->cycle ? b->ax[1].p : 1, P = X * Y;
+  const int64_t chips = b->plan->nchips, nparts = c->halves ? 2 : 1;
+  const int64_t part = numel(c->rank, c->in_dims) / nparts * b->es;
+  /* at[r]: the chip at position r less the chip at position 0, the same on every ring
+   * (P <= chips, so a per-chip vector holds it). */
+  int64_t *at = vec(b), *ev[2] = {vec(b), vec(b)};
+  if (b->failed) return;
+  const int64_t jstride = c->cycle ? b->ax[1].stride : 0;
+  for (int64_t i = 0; i < X; i++)
+    for (int64_t j = 0; j < Y; j++)
+      at[tile_mesh_cycle_pos(X, Y, i, j)] = i * b->ax[0].stride + j * jstride;
+  for (int64_t k = 0; k < nparts; k++)
+    for (int64_t ch = 0; ch < chips; ch++) {
+      int64_t q = tile_mesh_cycle_pos(X, Y, coord(b, 0, ch), c->cycle ? coord(b, 1, ch) : 0);
+      int64_t r = mod(k ? q - c->shift : q + c->shift, P), to = ch - at[q] + at[r];
+      ev[k][to] = copy(b, ref(ch, c->src, k * part), ref(to, c->dst, k * part), part,
+                       permute_hops(b, q, r, P));
+    }
+  for (int64_t ch = 0; ch < chips; ch++)
+    for (int64_t k = 0; k < nparts; k++) wait(b, ch, (int32_t)ev[k][ch]);
+}
+
 static void plan_permute(Builder *b) {
   const TileCudaCollective *c = b->c;
+  if (c->cycle || c->halves) {
+    plan_permute_direct(b);
+    return;
+  }
   const int64_t n = numel(c->rank, c->in_dims), p = b->ax[0].p, chips = b->plan->nchips;
   const int64_t s = mod(c->shift, p);
   if (s == 0) {
@@ -621,7 +666,14 @@ static bool check_collective(Builder *b) {
       return bad(b, "all_reduce needs a reduce kind and a result of the operand's shape");
     return true;
   case TILE_CUDA_COLL_PERMUTE:
-    if (c->naxes != 1 || nin != nout) return bad(b, "collective_permute takes one axis");
+    if (c->cycle > 1 || c->halves > 1)
+      return bad(b, "collective_permute's cycle and halves are 0 or 1");
+    if (c->naxes != 1 + c->cycle || nin != nout)
+      return bad(b, "collective_permute takes one axis, and a second with cycle");
+    if (c->cycle && tile_mesh_cycle_pos(b->ax[0].p, b->ax[1].p, 0, 0) < 0)
+      return bad(b, "collective_permute's cycle needs an axis of even size");
+    if (c->halves && (c->rank < 1 || c->in_dims[0] % 2 || c->out_dims[0] != c->in_dims[0]))
+      return bad(b, "collective_permute with halves needs an even dim 0");
     return true;
   case TILE_CUDA_COLL_ALL_GATHER:
   case TILE_CUDA_COLL_REDUCE_SCATTER: {

@@ -4,7 +4,10 @@
  *   (N = prod n_i):  T = max(alpha * sum_i hops_i, (1 - 1/N) V / sum_i W_i)
  *   all-reduce:      2 T (reduce-scatter, then all-gather)
  *   all-to-all:      the bandwidth term / 4 (a bidirectional ring), the same hops
- *   permute:         V / b + alpha * hops of the shift
+ *   permute:         V / b + alpha * hops of the shift; along the cycle through two
+ *                    axes (P = n_1 n_2 positions, each one hop from the next, the last
+ *                    from the first too) the shift s is min(s, P - s) hops; with halves
+ *                    each half goes its own way at once, V / 2b
  *
  * b is one link's one-way bandwidth and alpha the per-hop latency. An axis with
  * wraparound is a ring: each chip receives on two links (W = 2b) and the farthest chip
@@ -71,6 +74,14 @@ bool ici_collective_cycles(const TileOp *op, const TileMesh *mesh, const TileTar
     ax[i] = (IciAxis){(double)a->size, axis_wraps(a, t)};
     chips *= (double)a->size;
   }
+  const TileAttr *cyc = tile_attr_get(&op->attrs, "cycle");
+  const TileMeshAxis *ca = cyc && cyc->kind == TILE_ATTR_IDENT ? find_axis(mesh, cyc->s) : NULL;
+  if (cyc && !ca) {
+    tile_error(d, op->loc, "the bound finds no mesh axis '%s' on mesh @%s",
+               cyc->kind == TILE_ATTR_IDENT ? cyc->s : "?", mesh->name);
+    return false;
+  }
+  if (ca) chips *= (double)ca->size;
   if (chips <= 1) {
     *cycles = 0;
     return true;
@@ -88,10 +99,12 @@ bool ici_collective_cycles(const TileOp *op, const TileMesh *mesh, const TileTar
     *cycles = bw / 4 > lat ? bw / 4 : lat;
     return true;
   case TILE_OP_COLLECTIVE_PERMUTE: {
-    int64_t shift = 0;
+    int64_t shift = 0, halves = 0, p = (int64_t)chips;
     tile_attr_get_int(&op->attrs, "shift", &shift);
-    double s = (double)(shift < 0 ? -shift : shift);
-    *cycles = in / link + alpha * s;
+    tile_attr_get_int(&op->attrs, "halves", &halves);
+    int64_t s = ca ? ((shift % p) + p) % p : shift < 0 ? -shift : shift;
+    if (ca && p - s < s) s = p - s;
+    *cycles = (halves ? in / 2 : in) / link + alpha * (double)s;
     return true;
   }
   default:

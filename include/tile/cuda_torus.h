@@ -13,7 +13,8 @@
  * The plan. Every chip gets its own copy of every buffer: one allocation per buffer,
  * chip c's slice at c * stride. Every chip gets a stream. Kernels launch once per chip
  * on the chip's stream, with the chip's slices as arguments. A collective expands into
- * the ring steps of the VLIW schedule (backend-vliw/gen_collective*.c): per ring step,
+ * the ring steps of the VLIW schedule (backend-vliw/gen_collective*.c; a permute along a
+ * cycle or in halves: one copy per chip and part straight to its receiver): per ring step,
  * each chip's send is a device-to-device copy into the receiver's receive slot, issued
  * on the sender's stream with an event recorded after it; the receiver's stream waits
  * on that event, then combines the chunk into its partial (a reduce kernel) or copies
@@ -106,13 +107,18 @@ struct TileCudaCollective {
   uint8_t reduce; /* TileCudaReduceKind (all_reduce, reduce_scatter), else NONE */
   uint8_t elem;   /* TileElem of operand and result */
   int32_t naxes;  /* in the op's order: a chip's rank over them is row-major, the
-                   * first axis major (collective_permute: its one axis) */
+                   * first axis major (collective_permute: its axis, then its cycle
+                   * axis if it has one) */
   TileCudaCollAxis axes[TILE_MAX_RANK];
   int32_t rank;   /* of operand and result */
   int64_t in_dims[TILE_MAX_RANK], out_dims[TILE_MAX_RANK];
   int32_t dim;        /* all_gather, reduce_scatter: dim; all_to_all: split_dim */
   int32_t concat_dim; /* all_to_all */
-  int64_t shift;      /* collective_permute */
+  int64_t shift;      /* collective_permute: chip at position q gets position q - shift */
+  uint8_t cycle;      /* collective_permute, 1: positions are those on the cycle through
+                       * axes[0] x axes[1] (tile_mesh_cycle_pos); 0: coordinates on axes[0] */
+  uint8_t halves;     /* collective_permute, 1: the second half of dim 0 comes from
+                       * position q + shift instead */
   int32_t src, dst;   /* buffer indices: the operand, the result */
   int32_t at_launch;
   char reduce_kernel[64]; /* the kernel combining two chunks; "" when none */

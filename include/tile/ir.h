@@ -258,6 +258,12 @@ typedef struct TileModule {
    * (TILE_OP_COUNT entries). A backend with its own code for a composite sets it
    * (the VLIW compile keeps attention and rope); NULL decomposes every composite. */
   const bool *keep_composites;
+  /* What the passes see of the machine the module is compiled for (a backend sets
+   * them; 0: no machine in view): its HBM bandwidth over one ICI link's one-way
+   * bandwidth, and a bit per torus dim with wraparound links. coll_matmul weighs a
+   * step's weight reads against its hops by the first, and rings by the second. */
+  double hbm_per_link;
+  uint32_t wrap_dims;
 } TileModule;
 
 TileModule *tile_module_new(const char *filename);
@@ -265,6 +271,14 @@ void tile_module_free(TileModule *m);
 TileMesh *tile_module_find_mesh(const TileModule *m, const char *name);
 TileFunc *tile_module_find_func(const TileModule *m, const char *name);
 const TileMeshAxis *tile_mesh_find_axis(const TileMesh *mesh, const char *name);
+/* The position of chip (i, j) of an x-by-y grid of mesh positions (i on the first axis)
+ * on the cycle that a collective_permute with a `cycle` axis runs along: consecutive
+ * positions differ by one step on one axis, and so does the last from the first, so
+ * where both axes are whole torus dims every step is one hop. Row 0 left to right, the
+ * rows below it snaking over columns 1 .. y - 1, then column 0 back up (x even; for x
+ * odd and y even the same with the axes' roles swapped; an axis of 1 leaves the other
+ * axis's positions). -1 where x and y are both odd and above 1: no such cycle exists. */
+int64_t tile_mesh_cycle_pos(int64_t x, int64_t y, int64_t i, int64_t j);
 
 /* Arena allocation; memory is zeroed. */
 void *tile_alloc(TileModule *m, size_t size);

@@ -110,8 +110,8 @@ extern "C" {
     "split_dim:int concat_dim:int axes:axes mesh?:sym",                                  \
     "split split_dim over the axes, exchange, concatenate along concat_dim")            \
   X(COLLECTIVE_PERMUTE, "collective_permute", COLLECTIVE, "t", 1, PERMUTE,               \
-    "axis:ident shift:int mesh?:sym late?:int",                                          \
-    "send to the chip shift steps along axis (with wraparound)")                         \
+    "axis:ident shift:int mesh?:sym late?:int cycle?:ident halves?:int",                 \
+    "send to the chip shift steps along axis (with wraparound), or along the cycle through axis x cycle; halves = 1: the second half of dim 0 goes shift steps back") \
   /* ---- tile ops on buffers ---- */                                                   \
   X(ALLOC, "alloc", TILE, "", 1, ALLOC, "", "a buffer in vmem or smem; result type given") \
   X(LOAD, "load", TILE, "a", 1, LOAD, "",                                                \

@@ -5,7 +5,9 @@ matmuls -> reduce_scatter, which the pass runs as p steps with one-hop permutes 
 next chunk and of the running sums. Each program runs on the emulator and is checked
 against numpy within REFERENCE.md's matmul tolerance, on rings and on v5e-like's lines;
 that the pass took the block (or left it, where chunks are small) is read from
-`--emit=fused`."""
+`--emit=fused`. Over two axes the ring is the cycle through both (collective_permute's
+`cycle`) with the rows of each chunk going both ways round (`halves`), taken where a
+step's weights read from HBM take no longer than its hops."""
 import re
 
 import numpy as np
@@ -52,6 +54,16 @@ MESHES = {
 }
 
 
+# The block over both axes, (x, y), on v5e-like's lines: the ring is the cycle through
+# them. Chunks of 128 rows pay (weights of 3 x 128 x 256 / p bf16 against 128 rows of x
+# and sums, half each way: HBM is 18x a link).
+CYCLES = {
+    "2x2 cycle": ((2, 2), ("x", "y"), 4, "v5e-like"),
+    "4x4 cycle": ((4, 4), ("x", "y"), 16, "v5e-like"),
+    "2x4 cycle": ((2, 4), ("x", "y"), 8, "v5e-like"),
+}
+
+
 def fused(tilec, src, target):
     p = tilemach.run([tilec, str(src), "--target", target, "--emit=fused"], timeout=120)
     assert p.returncode == 0, p.stderr
@@ -76,6 +88,40 @@ def test_decomposed_block_matches_numpy(tilec, tmp_path, mesh):
     check_result(out, reference(*arrays.values()), f"sequence-parallel MLP on {mesh}")
 
 
+@pytest.mark.parametrize("mesh", sorted(CYCLES))
+def test_cycle_block_matches_numpy(tilec, tmp_path, mesh):
+    torus, names, p, target = CYCLES[mesh]
+    rows = 128 * p
+    src = tmp_path / "sp.tile"
+    src.write_text(sp_mlp(torus, names, f"({names[0]}, {names[1]})", rows))
+    ir = fused(tilec, src, target)
+    hops = re.findall(r"= collective_permute .*", ir)
+    assert len(hops) == 2 * (p - 1), ir
+    assert all(f"cycle = {names[1]}" in h and "halves = 1" in h for h in hops), hops
+    assert "all_gather" not in ir and "reduce_scatter" not in ir, ir
+    arrays, args = random_inputs(tmp_path, shapes(rows), seed=p * 7 + len(mesh))
+    out = tmp_path / "y.npy"
+    run = run_tilec(tilec, [src, "--target", target, *args, "--out", f"result={out}"])
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+    check_result(out, reference(*arrays.values()), f"sequence-parallel MLP on {mesh}")
+
+
+@pytest.mark.parametrize("torus,target,rows,f", [((4, 4), "v5e-like", 128 * 16, 65536),
+                                                 ((4, 4), "v5e-like", 64 * 16, 256),
+                                                 ((2, 2), "tiny", 128 * 4, 256)])
+def test_cycle_that_does_not_pay_keeps_the_collectives(tilec, tmp_path, torus, target, rows,
+                                                       f):
+    """128 rows a chip against 65536 / 16 columns of each weight (a step would read
+    more weights from HBM than its hops carry), 64 rows a chip (fewer than the MXUs
+    take), or dims that wrap (the collectives' rings use every link, the cycle half):
+    the collectives stay."""
+    src = tmp_path / "sp.tile"
+    src.write_text(sp_mlp(torus, ("x", "y"), "(x, y)", rows, f=f))
+    ir = fused(tilec, src, target)
+    assert "collective_permute" not in ir
+    assert "all_gather" in ir and "reduce_scatter" in ir
+
+
 def test_small_chunks_keep_the_collectives(tilec, tmp_path):
     """128 rows a chip: each step would read the weights again for too few rows, so
     the block keeps its all_gather and reduce_scatter, and still computes the same."""
@@ -91,11 +137,12 @@ def test_small_chunks_keep_the_collectives(tilec, tmp_path):
     check_result(out, reference(*arrays.values()), "small chunks")
 
 
-def test_same_bits_and_cycles_every_run(tilec, tmp_path):
+@pytest.mark.parametrize("torus,axis,rows", [((1, 4), "y", 1024), ((4, 4), "(x, y)", 2048)])
+def test_same_bits_and_cycles_every_run(tilec, tmp_path, torus, axis, rows):
     """Two runs, on one and on two host threads, give the same bits and cycles."""
     src = tmp_path / "sp.tile"
-    src.write_text(sp_mlp((1, 4), ("x", "y"), "y", 1024))
-    _, args = random_inputs(tmp_path, shapes(1024), seed=9)
+    src.write_text(sp_mlp(torus, ("x", "y"), axis, rows))
+    _, args = random_inputs(tmp_path, shapes(rows), seed=9)
     results = []
     for threads in ("1", "2"):
         out = tmp_path / f"y{threads}.npy"

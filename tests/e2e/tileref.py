@@ -898,13 +898,48 @@ def _mesh_all_to_all(op, vals, chips, axes):
             for c in range(len(chips))]
 
 
+def cycle_pos(x, y, i, j):
+    """The position of chip (i, j) of an x-by-y grid on the cycle a collective_permute
+    with a `cycle` axis runs along (tile_mesh_cycle_pos, ir/module.c); -1 where x and y
+    are both odd and above 1."""
+    if y == 1:
+        return i
+    if x == 1:
+        return j
+    if x % 2:
+        return -1 if y % 2 else cycle_pos(y, x, j, i)
+    if i == 0:
+        return j
+    if j == 0:
+        return x * y - i
+    return y + (i - 1) * (y - 1) + (y - 1 - j if i % 2 else j - 1)
+
+
 def _mesh_permute(op, vals, chips, axes):
-    axis, shift = op.attrs["axis"], op.attrs["shift"]
-    out = []
-    for c, me in enumerate(chips):
+    """Chip at position q gets the operand of position q - shift; with halves, the rows
+    [n/2, n) of dim 0 from position q + shift. Positions are the coordinates on `axis`,
+    or with `cycle` the places on the cycle through axis x cycle; other axes agree."""
+    axis, shift, cyc = op.attrs["axis"], op.attrs["shift"], op.attrs.get("cycle")
+    x, y = axes[axis], axes[cyc] if cyc else 1
+    at = {cycle_pos(x, y, i, j): (i, j) for i in range(x) for j in range(y)}
+    if -1 in at:
+        raise TileRefError("%s: %s: no cycle through %d x %d chips moves one step at a time"
+                           % (op.where, op.name, x, y))
+
+    def operand_at(me, q):
         src = dict(me)
-        src[axis] = (me[axis] - shift) % axes[axis]
-        out.append(vals[chips.index(src)])
+        src[axis], j = at[q % (x * y)]
+        if cyc:
+            src[cyc] = j
+        return vals[chips.index(src)]
+    out = []
+    for me in chips:
+        q = cycle_pos(x, y, me[axis], me[cyc] if cyc else 0)
+        got = operand_at(me, q - shift)
+        if op.attrs.get("halves", 0):
+            n = got.shape[0] // 2
+            got = np.concatenate([got[:n], operand_at(me, q + shift)[n:]])
+        out.append(got)
     return out
 
 

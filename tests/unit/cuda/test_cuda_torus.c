@@ -3,7 +3,8 @@
  * plan of every collective, run by the host interpreter on random data, gives what a
  * reference written here from the ops' definitions gives (exactly: data are small
  * integers, so sums are exact in any order), on 1x4, 2x2, 4x4 and 2x2x2 meshes, with
- * and without wraparound, for add, max and min; the checker finds every two steps that
+ * and without wraparound, for add, max and min, and permutes along a cycle through two
+ * axes and in halves (on 2x4, 4x2 and 3x4 too); the checker finds every two steps that
  * touch the same bytes ordered by streams and events; the plan is the same every time;
  * and with the VLIW target's tile as the padding granule, f32 and bf16 sums of random
  * reals add in the emulator's order: the bits are the emulator's. */
@@ -30,6 +31,8 @@ typedef struct Case {
   int64_t dims[3];        /* the operand */
   int dim, concat_dim;    /* all_gather / reduce_scatter dim; all_to_all split, concat */
   int shift;
+  const char *cycle;      /* collective_permute's cycle axis, or NULL */
+  int halves;
 } Case;
 
 typedef struct Mesh {
@@ -125,7 +128,9 @@ static char *source_of(const Case *c) {
   else if (!strcmp(c->op, "all_to_all"))
     snprintf(attrs, sizeof attrs, "split_dim = %d, concat_dim = %d, axes = [%s]", c->dim,
              c->concat_dim, c->axes);
-  else snprintf(attrs, sizeof attrs, "axis = %s, shift = %d", c->axes, c->shift);
+  else snprintf(attrs, sizeof attrs, "axis = %s, shift = %d%s%s%s", c->axes, c->shift,
+                c->cycle ? ", cycle = " : "", c->cycle ? c->cycle : "",
+                c->halves ? ", halves = 1" : "");
   static const char *names[] = {"x", "x, y", "x, y, z"};
   char *src = malloc(1024);
   snprintf(src, 1024, "mesh @m = torus<%s>(%s)\n"
@@ -136,6 +141,36 @@ static char *source_of(const Case *c) {
 }
 
 /* ---- the reference ---- */
+
+static int64_t stride_of(const Mesh *m, int dim) {
+  int64_t stride = 1;
+  for (int d = dim + 1; d < m->rank; d++) stride *= m->dims[d];
+  return stride;
+}
+
+/* The place of chip (i, j) of an x-by-y grid on a permute's cycle, as ops.h defines it
+ * (written out here, not taken from ir/module.c). */
+static int64_t cycle_pos(int64_t x, int64_t y, int64_t i, int64_t j) {
+  if (y == 1) return i;
+  if (x == 1) return j;
+  if (x % 2) return y % 2 ? -1 : cycle_pos(y, x, j, i);
+  if (i == 0) return j;
+  if (j == 0) return x * y - i;
+  return y + (i - 1) * (y - 1) + (i % 2 ? y - 1 - j : j - 1);
+}
+
+/* The chip at position q of the permute ring of chip: along torus dim a, or along the
+ * cycle through dims a x b (b < 0: none). */
+static int permute_peer(const Mesh *m, int chip, int a, int b, int64_t q) {
+  const int64_t x = m->dims[a], y = b >= 0 ? m->dims[b] : 1;
+  const int64_t ci = coordinate(m, chip, a), cj = b >= 0 ? coordinate(m, chip, b) : 0;
+  q = ((q % (x * y)) + x * y) % (x * y);
+  for (int64_t i = 0; i < x; i++)
+    for (int64_t j = 0; j < y; j++)
+      if (cycle_pos(x, y, i, j) == q)
+        return (int)(chip + (i - ci) * stride_of(m, a) + (b >= 0 ? (j - cj) * stride_of(m, b) : 0));
+  return -1;
+}
 
 typedef struct Around {
   int64_t outer, mid, inner;
@@ -207,11 +242,16 @@ static void reference(const Case *c, TileElem el, int es, const uint8_t *in, int
           memcpy(y + (q * P + r) * run_c * es, piece + q * run_c * es, (size_t)(run_c * es));
       }
       free(piece);
-    } else { /* collective_permute: from the chip shift back along the axis */
-      int dim = ax[0], p = m.dims[dim], stride = 1;
-      for (int d = dim + 1; d < m.rank; d++) stride *= m.dims[d];
-      int q = (int)coordinate(&m, chip, dim), from = (((q - c->shift) % p) + p) % p;
-      memcpy(y, in + (size_t)(chip + (from - q) * stride) * (size_t)(nin * es), (size_t)(nin * es));
+    } else { /* collective_permute: from the chip shift positions back; with halves, the
+              * second half of dim 0 from the chip shift positions on */
+      int b = c->cycle ? axis_dim(c->cycle[0]) : -1;
+      int64_t q = cycle_pos(m.dims[ax[0]], b >= 0 ? m.dims[b] : 1, coordinate(&m, chip, ax[0]),
+                            b >= 0 ? coordinate(&m, chip, b) : 0);
+      int64_t half = c->halves ? nin / 2 * es : nin * es;
+      int back = permute_peer(&m, chip, ax[0], b, q - c->shift);
+      int on = permute_peer(&m, chip, ax[0], b, q + c->shift);
+      memcpy(y, in + (size_t)back * (size_t)(nin * es), (size_t)half);
+      memcpy(y + half, in + (size_t)on * (size_t)(nin * es) + half, (size_t)(nin * es - half));
     }
   }
   free(whole);
@@ -331,6 +371,19 @@ static const Case cases[] = {
     {"4x4", "collective_permute", "x", "i32", "", 1, {64}, 0, 0, 2},
     {"2x2x2", "collective_permute", "z", "f32", "", 2, {2, 2}, 0, 0, -1},
     {"4x4", "collective_permute", "y", "f32", "", 2, {512, 512}, 0, 0, 0},
+    /* ... along the cycle through x and y (positions tile_mesh_cycle_pos), in halves */
+    {"2x2", "collective_permute", "x", "f32", "", 1, {6}, 0, 0, 1, "y"},
+    {"2x4", "collective_permute", "x", "i32", "", 2, {4, 3}, 0, 0, -1, "y"},
+    {"4x2", "collective_permute", "x", "bf16", "", 2, {2, 8}, 0, 0, 2, "y", 1},
+    {"3x4", "collective_permute", "x", "f32", "", 2, {4, 5}, 0, 0, 1, "y", 1},
+    {"3x4", "collective_permute", "x", "i32", "", 1, {7}, 0, 0, 5, "y"},
+    {"4x4", "collective_permute", "y", "f32", "", 2, {8, 4}, 0, 0, -3, "x", 1},
+    {"2x2x2", "collective_permute", "z", "i32", "", 2, {2, 3}, 0, 0, 3, "x", 1},
+    {"1x4", "collective_permute", "x", "f32", "", 1, {3}, 0, 0, 1, "y"},
+    {"2x4", "collective_permute", "x", "f32", "", 1, {5}, 0, 0, 8, "y"},
+    {"1x4", "collective_permute", "y", "bf16", "", 2, {4, 3}, 0, 0, 1, NULL, 1},
+    {"4x4", "collective_permute", "x", "f32", "", 1, {64}, 0, 0, 2, NULL, 1},
+    {"2x2x2", "collective_permute", "y", "i32", "", 2, {2, 2}, 0, 0, 0, NULL, 1},
 };
 
 TEST(cuda_torus, every_collective_matches_the_reference) {
@@ -499,6 +552,79 @@ TEST(cuda_torus, plan_is_deterministic_and_its_order_is_checked) {
   tile_cuda_torus_plan_free(&p1);
   tile_cuda_torus_plan_free(&p2);
   tile_cuda_torus_plan_free(&p3);
+  done(&e);
+  free(src);
+}
+
+/* A permute along a cycle or in halves copies straight to its receivers, one copy per
+ * chip and part, crossing the positions between them the short way round: a cycle
+ * through two axes closes within the grid and needs no wraparound, one axis without it
+ * is a line. */
+TEST(cuda_torus, permute_along_a_cycle_or_in_halves_copies_straight_to_the_receiver) {
+  static const struct {
+    Case c;
+    int copies, longest_line, longest_ring;
+  } cases[] = {
+      {{"2x4", "collective_permute", "x", "f32", "", 1, {8}, 0, 0, 1, "y"}, 8, 1, 1},
+      {{"2x4", "collective_permute", "x", "f32", "", 1, {8}, 0, 0, 5, "y", 1}, 16, 3, 3},
+      {{"4x4", "collective_permute", "y", "f32", "", 1, {8}, 0, 0, -7, "x", 1}, 32, 7, 7},
+      {{"1x4", "collective_permute", "y", "f32", "", 1, {8}, 0, 0, 1, NULL, 1}, 8, 3, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *src = source_of(&cases[i].c);
+    Emitted e;
+    emit(src, "sm_90", &e);
+    if (!e.ok) fprintf(stderr, "%s\n%s", src, e.msgs);
+    REQUIRE(e.ok);
+    for (int wrap = 0; wrap < 2; wrap++) {
+      TileCudaTorusOptions o;
+      tile_cuda_torus_options_default(&o);
+      for (int k = 0; k < TILE_MAX_RANK; k++) o.wrap[k] = wrap;
+      TileCudaTorusPlan plan;
+      TileDiag d;
+      tile_diag_init(&d, stderr, "plan", NULL, 0);
+      REQUIRE(tile_cuda_torus_plan(&e.p, &o, &plan, &d));
+      int copies = 0, longest = 0;
+      for (int s = 0; s < plan.nsteps; s++)
+        if (plan.steps[s].kind == TILE_TORUS_COPY && plan.steps[s].event >= 0) {
+          copies++;
+          longest = plan.steps[s].hops > longest ? plan.steps[s].hops : longest;
+        }
+      CHECK_EQ(cases[i].copies, copies);
+      CHECK_EQ(wrap ? cases[i].longest_ring : cases[i].longest_line, longest);
+      CHECK_EQ((int64_t)plan.nchips * 8 * 4, plan.coll_bytes[0]);
+      tile_cuda_torus_plan_free(&plan);
+    }
+    done(&e);
+    free(src);
+  }
+}
+
+TEST(cuda_torus, malformed_permutes_are_refused_by_the_plan) {
+  Case c = {"3x4", "collective_permute", "x", "f32", "", 2, {3, 4}, 0, 0, 1, "y"};
+  char *src = source_of(&c);
+  Emitted e;
+  emit(src, "sm_90", &e);
+  REQUIRE(e.ok && e.p.ncolls == 1 && e.p.colls[0].cycle && e.p.colls[0].naxes == 2);
+  static const char *const why[] = {"cycle and halves are 0 or 1",
+                                    "takes one axis, and a second with cycle",
+                                    "needs an even dim 0", "cycle needs an axis of even size"};
+  for (int i = 0; i < 4; i++) {
+    TileCudaCollective *k = &e.p.colls[0], saved = *k;
+    int32_t torus = e.p.torus[1];
+    if (i == 0) k->halves = 2;
+    if (i == 1) k->cycle = 0;
+    if (i == 2) k->halves = 1; /* dim 0 is 3 */
+    if (i == 3) e.p.torus[1] = k->axes[1].size = 3;
+    TileCudaTorusPlan plan;
+    TileDiag quiet;
+    tile_diag_init(&quiet, NULL, "plan", NULL, 0);
+    CHECK(!tile_cuda_torus_plan(&e.p, NULL, &plan, &quiet));
+    CHECK(strstr(quiet.last, "malformed collective") != NULL);
+    CHECK(strstr(quiet.last, why[i]) != NULL);
+    *k = saved;
+    e.p.torus[1] = torus;
+  }
   done(&e);
   free(src);
 }
