@@ -105,9 +105,9 @@ void coll_remote_wait(Coll *c, const CollRemote *r);
 
 /* One send of `bytes` at offset `off` of src_buf here to the same offset of dst_buf on
  * the next chip of axis k's ring in direction dir, its completion counted on sent_sem
- * (a semaphore of the function, not of the group); its two waits (the arrival here, then the send) go to the lowering
- * (tile_lower_async_defer), which places them in the first later group that needs
- * them (lower_async.c). */
+ * (a semaphore of the function, not of the group); its two waits (the arrival here,
+ * then the send) go to the lowering (tile_lower_async_defer), which places them in the
+ * first later group that needs them (lower_async.c). */
 void coll_exchange_async(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
                          int64_t off, int64_t bytes, int32_t sent_sem);
 
@@ -191,12 +191,6 @@ typedef struct CollRing {
  * sender cannot start the next piece early), never in a peer's working data, so no
  * chip overwrites what a slower peer still reads. */
 void coll_ring_reduce_scatter(Coll *c, const CollRing *rings, int n, const CollReduce *r);
-/* One transfer of `bytes` from src_buf (at the address in src_reg) to the next chip of
- * axis k's ring in direction dir, into dst_buf (dst_reg: the address there, the same on
- * every chip), then waits until it has landed there and until the one from the
- * previous chip has landed here. */
-void coll_exchange(Coll *c, int k, int dir, int32_t src_buf, int32_t src_reg,
-                   int32_t dst_buf, int32_t dst_reg, int64_t bytes);
 /* dst[i] := dst[i] OP src[i] over `bytes` (a whole number of tiles of r) at the
  * addresses in the registers, which it leaves moved past the data; vop < 0 copies
  * (gen_collective_reduce.c). */

@@ -985,14 +985,6 @@ void coll_local_copy(Coll *c, int32_t src_buf, int64_t src_off, int32_t src_reg,
             dst_reg >= 0 ? dst_reg : coll_addr(c, dst_buf, dst_off));
 }
 
-void coll_exchange(Coll *c, int k, int dir, int32_t src_buf, int32_t src_reg,
-                   int32_t dst_buf, int32_t dst_reg, int64_t bytes) {
-  CollRemote rm = coll_remote(c, k, dir, src_buf, dst_buf, coll_flat(bytes));
-  coll_remote_send(c, &rm, src_reg, dst_reg);
-  remote_wait_arrival(c, &rm);
-  remote_wait_sent(c, &rm);
-}
-
 void coll_exchange_async(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_buf,
                          int64_t off, int64_t bytes, int32_t sent_sem) {
   CollRemote rm = remote_make(c, src_buf, dst_buf, c->next[dir][k], coll_flat(bytes),
@@ -1003,7 +995,7 @@ void coll_exchange_async(Coll *c, int k, int dir, int32_t src_buf, int32_t dst_b
    * waits stall by themselves if the data is late. */
   rm.site.est_cycles = 1;
   coll_remote_send(c, &rm, coll_addr(c, src_buf, off), coll_addr(c, dst_buf, off));
-  /* The same two waits as coll_exchange's, in that order: the arrival names the
+  /* The same two waits as coll_remote_wait's, in that order: the arrival names the
    * received buffer, so nothing reads it before; this chip's own send names its
    * descriptor and its source, so neither is reused before it has landed. */
   TileMirInst w[2];

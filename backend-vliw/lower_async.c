@@ -170,9 +170,9 @@ int32_t tile_lower_async_sem(TileLowerCtx *cx) { return cx->async_now ? cx->asyn
 void tile_lower_async_defer(TileLowerCtx *cx, const TileMirInst *waits, int32_t n,
                             int32_t src_buf, int32_t dst_buf, int32_t desc) {
   struct TileAsyncPlan *ap = cx->async;
-  AsyncSend *s = &ap->sends[ap->nsends - 1];
+  AsyncSend *s = ap->nsends ? &ap->sends[ap->nsends - 1] : NULL;
   /* the second half's send joins the first's: one buffer pair, waits placed together */
-  if (ap->nsends == 0 || s->group != ap->cur) {
+  if (!s || s->group != ap->cur) {
     s = &ap->sends[ap->nsends++];
     *s = (AsyncSend){.group = ap->cur, .until = ap->until[ap->cur], .src_buf = src_buf,
                      .dst_buf = dst_buf, .desc = {desc, -1}};

@@ -1,7 +1,7 @@
 """collective_permute with `cycle` and `halves` (ops.h) in the reference evaluator
 (tileref.Module.run_spmd), on hand-written per-chip programs: with `cycle = c` a chip's
 position is its place on the cycle through the grid of axis x c (tile_mesh_cycle_pos,
-written out again below), and the chip at position q receives the operand of position
+walked again below), and the chip at position q receives the operand of position
 q - shift; with `halves = 1` rows [n/2, n) of dim 0 come from position q + shift
 instead. Every chip's operand is distinct, so each result names its sender. The cycle
 itself: a bijection onto 0 .. P-1 whose consecutive places (the last and the first too)
@@ -12,19 +12,25 @@ import pytest
 import tileref
 
 
-def cycle_pos(x, y, i, j):
-    """tile_mesh_cycle_pos of ir/module.c."""
-    if y == 1:
-        return i
-    if x == 1:
-        return j
+def cycle_walk(x, y):
+    """The cycle's places in order, walked the way ops.h describes it (not from
+    tile_mesh_cycle_pos's formula): row 0 left to right, the rows below snaking over
+    columns 1 .. y-1, column 0 back up; an odd first axis walks the transposed grid; an
+    axis of one leaves the other's ring. None where no such cycle exists."""
+    if x == 1 or y == 1:
+        return [(i, j) for i in range(x) for j in range(y)]
     if x % 2:
-        return -1 if y % 2 else cycle_pos(y, x, j, i)
-    if i == 0:
-        return j
-    if j == 0:
-        return x * y - i
-    return y + (i - 1) * (y - 1) + (y - 1 - j if i % 2 else j - 1)
+        return None if y % 2 else [(i, j) for j, i in cycle_walk(y, x)]
+    walk = [(0, j) for j in range(y)]
+    for i in range(1, x):
+        walk += [(i, j) for j in (range(y - 1, 0, -1) if i % 2 else range(1, y))]
+    return walk + [(i, 0) for i in range(x - 1, 0, -1)]
+
+
+def cycle_pos(x, y, i, j):
+    """The place of (i, j) on the walk; -1 where there is no cycle."""
+    walk = cycle_walk(x, y)
+    return -1 if walk is None else walk.index((i, j))
 
 
 # Places on small grids, by hand: row 0 left to right, a snake over columns 1 .. y-1,

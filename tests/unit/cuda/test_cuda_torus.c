@@ -289,6 +289,16 @@ static int find_buf(const TileCudaProgram *p, const char *name) {
   return -1;
 }
 
+/* Plans the emitted program p with wraparound on every axis or none. */
+static void plan_wrapped(const TileCudaProgram *p, bool wrap, TileCudaTorusPlan *plan) {
+  TileCudaTorusOptions o;
+  tile_cuda_torus_options_default(&o);
+  for (int k = 0; k < TILE_MAX_RANK; k++) o.wrap[k] = wrap;
+  TileDiag d;
+  tile_diag_init(&d, stderr, "plan", NULL, 0);
+  REQUIRE(tile_cuda_torus_plan(p, &o, plan, &d));
+}
+
 /* Emits the case, plans it (wrap on every axis or none), checks the order, runs it on
  * the host and compares every chip's result with the reference. */
 static void run_case(const Case *c, bool wrap) {
@@ -297,13 +307,10 @@ static void run_case(const Case *c, bool wrap) {
   emit(src, "sm_90", &e);
   if (!e.ok) fprintf(stderr, "%s\n%s", src, e.msgs);
   REQUIRE(e.ok);
-  TileCudaTorusOptions o;
-  tile_cuda_torus_options_default(&o);
-  for (int k = 0; k < TILE_MAX_RANK; k++) o.wrap[k] = wrap;
   TileCudaTorusPlan plan;
+  plan_wrapped(&e.p, wrap, &plan);
   TileDiag d;
   tile_diag_init(&d, stderr, "plan", NULL, 0);
-  REQUIRE(tile_cuda_torus_plan(&e.p, &o, &plan, &d));
   CHECK(tile_cuda_torus_check(&e.p, &plan, &d));
   const int a = find_buf(&e.p, "a"), y = find_buf(&e.p, "result");
   REQUIRE(a >= 0 && y >= 0);
@@ -577,13 +584,8 @@ TEST(cuda_torus, permute_along_a_cycle_or_in_halves_copies_straight_to_the_recei
     if (!e.ok) fprintf(stderr, "%s\n%s", src, e.msgs);
     REQUIRE(e.ok);
     for (int wrap = 0; wrap < 2; wrap++) {
-      TileCudaTorusOptions o;
-      tile_cuda_torus_options_default(&o);
-      for (int k = 0; k < TILE_MAX_RANK; k++) o.wrap[k] = wrap;
       TileCudaTorusPlan plan;
-      TileDiag d;
-      tile_diag_init(&d, stderr, "plan", NULL, 0);
-      REQUIRE(tile_cuda_torus_plan(&e.p, &o, &plan, &d));
+      plan_wrapped(&e.p, wrap, &plan);
       int copies = 0, longest = 0;
       for (int s = 0; s < plan.nsteps; s++)
         if (plan.steps[s].kind == TILE_TORUS_COPY && plan.steps[s].event >= 0) {
