@@ -148,6 +148,16 @@ static int64_t a_bytes(const MmPlan *p) { return p->arows * p->Kb * p->ae; }
 static int64_t a0_bytes(const MmPlan *p) { return p->a0rows * p->Kb * p->ae; }
 static int64_t out_bytes(const MmPlan *p) { return p->q * p->sub * p->Nb * p->oe; }
 
+/* The next B piece's copy, and the wait for a block's piece (edge: the padded K step's):
+ * none where the group reads resident weights another group copied. */
+static void issue_b(Gen *g) {
+  if (!g->share) issue(g, g->bp, &g->bdesc, g->p->b.buf, g->bbuf, b_bytes(g->p));
+}
+
+static void wait_b(Gen *g, bool edge) {
+  if (!g->share) wait(g, edge ? SEM_B_EDGE : SEM_B, g->bbuf);
+}
+
 /* ---- setup ---- */
 
 static void make_buffers(Gen *g) {
@@ -155,7 +165,9 @@ static void make_buffers(Gen *g) {
   int64_t edge = p->Kr < p->Kb ? 2 : 1;
   int64_t aslots = p->ahold ? p->nkp : edge * 2;
   g->abuf = tile_mir_buffer(g->m, "matmul.a", TILE_SPACE_VMEM, aslots * p->Mb * p->Kb * p->ae, 1, 128);
-  g->bbuf = tile_mir_buffer(g->m, "matmul.b", TILE_SPACE_VMEM, edge * p->ring * b_bytes(p), 1, 128);
+  g->bbuf = g->share ? g->res->vmem
+                     : tile_mir_buffer(g->m, g->own ? "matmul.b.resident" : "matmul.b",
+                                       TILE_SPACE_VMEM, edge * p->ring * b_bytes(p), 1, 128);
   g->tile_bytes = (int64_t)p->sub * p->dim * 4;
   g->acc_row = p->nnp * p->lead * p->nn * g->tile_bytes;
   g->acc = -1;
@@ -198,7 +210,9 @@ static void zero_k_padding(Gen *g) {
     vstore(g, z, p->ae == 2, ap, g->c_apitch, c * p->dim * p->ae, g->abuf, 0);
   addi(g, ap, (int64_t)p->sub * p->Kb * p->ae);
   tile_mir_loop_end(g->m);
-  /* B: the row groups from the one holding K's end, every column tile of every slot. */
+  /* B: the row groups from the one holding K's end, every column tile of every slot
+   * (the owner's slots, where the weights are resident in another group's buffer). */
+  if (g->share) return;
   int64_t r0 = p->Kr / p->sub * p->sub;
   for (int64_t s = 0; s < p->ring; s++) {
     int32_t bp = li_buf(g, g->bbuf, (p->ring + s) * b_bytes(p) + r0 * p->Nb * p->be);
@@ -514,7 +528,7 @@ static void first_slab(Gen *g, int64_t r) {
   if (piece == 0 && p->a0pieces > 1) issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
   if (piece + 2 < p->a0pieces) issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
   if (piece == (p->a0pieces > 3 ? p->a0pieces - 3 : 0)) {
-    issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+    issue_b(g);
     if (p->lead == 1) issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
   }
 }
@@ -592,13 +606,13 @@ static void block_one(Gen *g, int64_t j) {
   step_pop(g, &pop, 0, 0);
   if (ka == POP_LAST) copy_out(g);
   if (!first) push_before(g);
-  wait(g, g->blocks[j].edge ? SEM_B_EDGE : SEM_B, g->bbuf);
+  wait_b(g, g->blocks[j].edge);
   for (int ki = 0; ki < p->nk; ki++) load_weights(g, bw, ki);
   if (first) {
     first_slab(g, 0);
   } else {
     issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
-    issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+    issue_b(g);
   }
   load_acc_next(g, j);
   block_end(g, j);
@@ -633,14 +647,14 @@ static void block(Gen *g, int64_t j) {
     old = rec_word(g, REC_A, 1);
     addi(g, old, (T - switch_step(p, 0)) * p->sub * p->Kb * p->ae);
   }
-  wait(g, edge ? SEM_B_EDGE : SEM_B, g->bbuf);
+  wait_b(g, edge);
   if (!p->stagger)
     for (int ki = 0; ki < p->nk; ki++) load_weights(g, bw, ki);
   /* The first block issues the next slab's copy with the next B piece (first_slab):
    * earlier, it would share HBM with the first slab's pieces its own rows wait for. In
    * a lead chunk the next slab is read a block later: its copy waits for the block's
    * end, so the next B piece has HBM to itself. */
-  if (!first && !defer_b) issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+  if (!first && !defer_b) issue_b(g);
   if (!first && !defer_a) issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
   if ((T > D && kb == POP_LAST) || (T <= D && ka == POP_LAST)) stage_free(g);
 
@@ -674,7 +688,7 @@ static void block(Gen *g, int64_t j) {
       for (int64_t t = s; t <= e; t++) {
         for (int ki = 0; ki < p->nk; ki++)
           if (t == switch_step(p, ki)) load_weights(g, bw, ki);
-        if (defer_b && t == R) issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+        if (defer_b && t == R) issue_b(g);
         if (defer_a && t == R) issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
         PushSide ps = push_side(g, t, lhs, first ? -1 : old);
         step_push(g, &ps);
@@ -733,7 +747,7 @@ static void block_end(Gen *g, int64_t j) {
   if (first && p->lead > 1) issue(g, g->ap, &g->adesc, p->a.buf, g->abuf, a_bytes(p));
   if (first)
     for (int64_t i = 1; i < p->depth && i < MM_B_AHEAD; i++)
-      issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+      issue_b(g);
   /* The A copy this block issued: the next slab's rows are in before its first block.
    * A K step of the lead chunk waits for its blocks' copies after its last block (the
    * slab's first reader is the step after), with only those in flight, so the waits
@@ -880,9 +894,10 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   g->p = &plan;
   const MmPlan *p = &plan;
   source(g);
+  mm_resident_plan(g, &plan);
   int32_t pf_sem = -1, pf_dmas = 0;
   int64_t pf_budget = tile_lower_prefetch_budget(cx, &pf_sem, &pf_dmas);
-  if (pf_budget > 0) mm_prefetch_plan(g, &plan, pf_budget, pf_sem, pf_dmas);
+  if (pf_budget > 0 && !g->res) mm_prefetch_plan(g, &plan, pf_budget, pf_sem, pf_dmas);
   g->zero = tile_lower_zero(cx);
   g->c_apitch = li(g, p->Kb * p->ae);
   g->c_bpitch = li(g, p->Nb * p->be);
@@ -901,14 +916,14 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   if (zero_first) zero_k_padding(g);
   source(g);
   g->rp = li_buf(g, g->rec, 0);
-  g->bp = li_buf(g, g->bdesc.buf, 0);
+  if (!g->share) g->bp = li_buf(g, g->bdesc.buf, 0);
   g->ap = li_buf(g, g->adesc.buf, 0);
   g->op = li_buf(g, g->odesc.buf, 0);
   if (p->ntiles) g->ip = li_buf(g, g->idesc.buf, 0);
   /* Start-up: the first B piece and the first piece of the first slab alone (the first
    * push waits for both), the placeholder copies out; block 0 issues the rest. */
   g->a0 = li_buf(g, g->a0desc.buf, 0);
-  issue(g, g->bp, &g->bdesc, p->b.buf, g->bbuf, b_bytes(p));
+  issue_b(g);
   issue(g, g->a0, &g->a0desc, p->a.buf, g->abuf, a0_bytes(p));
   for (int64_t i = 0; i < 2 * p->nout; i++) issue(g, g->op, &g->odesc, g->scratch, g->scratch, 4);
   if (!zero_first) zero_k_padding(g);

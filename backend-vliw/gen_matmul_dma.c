@@ -94,6 +94,7 @@ void mm_tables_free(Gen *g) {
   free(g->blocks);
   free(g->slab_first);
   free(g->bdesc.words);
+  free(g->bslot);
   free(g->adesc.words);
   free(g->a0desc.words);
   free(g->odesc.words);
@@ -157,6 +158,67 @@ void mm_blocks(Gen *g) {
 static int64_t b_src(const MmPlan *p, const Block *k) {
   return ((p->b_batched ? k->b * p->K * p->N : 0) + k->kp * p->Kb * p->N + k->nstart + k->bcol) *
          p->be;
+}
+
+/* ---- Resident ----
+ *
+ * Weights that several matmul groups read stay in VMEM (lower_resident.c). The first
+ * group that may (its owner: one chunk of rows, so each piece comes once) has a ring
+ * with a slot for every block's piece, in each kind (normal, padded K), so no piece
+ * overwrites another, and records which HBM piece lies where. A later group whose
+ * pieces are all there (the same blocking) points each block's record at its piece in
+ * the owner's buffer and has no B table: it issues and waits for no B copy. Neither
+ * takes a prefetch: the owner's ring is laid out by piece, and the later groups copy
+ * nothing. */
+
+void mm_resident_plan(Gen *g, MmPlan *p) {
+  TileResident *r = tile_lower_resident(g->cx, p->mm->opnd[1].v);
+  if (!r) return;
+  mm_blocks(g);
+  if (r->vmem >= 0) {
+    if (r->Kb != p->Kb || r->Nb != p->Nb || r->Kr != p->Kr || r->N != p->N || r->be != p->be)
+      return;
+    int64_t *slot = xcalloc((size_t)g->nblocks, sizeof(int64_t));
+    for (int64_t j = 0; j < g->nblocks; j++) {
+      slot[j] = tile_lower_resident_find(r, b_src(p, &g->blocks[j]), g->blocks[j].edge);
+      if (slot[j] < 0) {
+        free(slot);
+        return;
+      }
+    }
+    g->res = r;
+    g->share = true;
+    g->bslot = slot;
+    return;
+  }
+  if (p->MC != 1 || (p->batch > 1 && !p->b_batched)) return;
+  int64_t counts[2] = {0, 0};
+  for (int64_t j = 0; j < g->nblocks; j++) counts[g->blocks[j].edge]++;
+  int64_t ring = counts[0] > counts[1] ? counts[0] : counts[1];
+  if (ring < p->depth) ring = p->depth;
+  int64_t edge = p->Kr < p->Kb ? 2 : 1;
+  if (!tile_lower_resident_own(g->cx, r, edge * ring * p->Kb * p->Nb * p->be)) return;
+  g->res = r;
+  g->own = true;
+  p->ring = ring;
+}
+
+/* The owner's record of where its pieces lie (slot_of: each block's ring slot). */
+static void resident_record(Gen *g, const int64_t *slot_of) {
+  const MmPlan *p = g->p;
+  TileResident *r = g->res;
+  TileModule *mod = g->cx->m;
+  size_t n = (size_t)g->nblocks;
+  *r = (TileResident){.w = r->w, .uses = r->uses, .vmem = g->bbuf, .Kb = p->Kb, .Nb = p->Nb,
+                      .Kr = p->Kr, .N = p->N, .be = p->be, .npieces = g->nblocks,
+                      .src = tile_alloc(mod, sizeof(int64_t) * n),
+                      .dst = tile_alloc(mod, sizeof(int64_t) * n),
+                      .edge = tile_alloc(mod, sizeof(bool) * n)};
+  for (int64_t j = 0; j < g->nblocks; j++) {
+    r->src[j] = b_src(p, &g->blocks[j]);
+    r->dst[j] = slot_of[j] * p->Kb * p->Nb * p->be;
+    r->edge[j] = g->blocks[j].edge;
+  }
 }
 
 /* ---- Prefetch ----
@@ -439,8 +501,8 @@ void mm_tables(Gen *g) {
   for (int64_t j = 0; j < nb; j++) {
     const Block *k = &g->blocks[j];
     int64_t at = j * g->rec_bytes;
-    tile_mir_reloc(m, g->rec, at + REC_B * 4, g->bbuf, slot_of[j] * p->Kb * p->Nb * p->be,
-                   false);
+    tile_mir_reloc(m, g->rec, at + REC_B * 4, g->bbuf,
+                   g->share ? g->bslot[j] : slot_of[j] * p->Kb * p->Nb * p->be, false);
     tile_mir_reloc(m, g->rec, at + REC_A * 4, g->abuf, slab_slot(g, slab_kind, k->slab, k->edge),
                    false);
     if (g->acc >= 0)
@@ -459,10 +521,13 @@ void mm_tables(Gen *g) {
   tile_mir_data(m, g->rec, zeros, nb * g->rec_bytes);
   free(zeros);
 
+  if (g->own) resident_record(g, slot_of);
+
   /* B pieces (those the prefetch copies left out) with the prefetched blocks' signals
-   * between them ("Prefetch"), then placeholders for the issues past the last block */
-  table_init(g, &g->bdesc, "matmul.bdesc", (int32_t)(nb + p->depth));
-  for (int64_t j = p->pf, e = 0; j < nb || e < nb; e++) {
+   * between them ("Prefetch"), then placeholders for the issues past the last block;
+   * none where the weights are another group's ("Resident") */
+  if (!g->share) table_init(g, &g->bdesc, "matmul.bdesc", (int32_t)(nb + p->depth));
+  for (int64_t j = p->pf, e = 0; !g->share && (j < nb || e < nb); e++) {
     if (j == nb || entry[j] > e) {
       table_placeholder(g, &g->bdesc, g->sem[SEM_B]);
       continue;
@@ -474,7 +539,7 @@ void mm_tables(Gen *g) {
               slot_of[b] * p->Kb * p->Nb * p->be, p->Nb * p->be, cols * p->be, kr,
               g->sem[k->edge ? SEM_B_EDGE : SEM_B]);
   }
-  for (int64_t i = 0; i < p->depth; i++) table_placeholder(g, &g->bdesc, -1);
+  for (int64_t i = 0; i < p->depth && !g->share; i++) table_placeholder(g, &g->bdesc, -1);
 
   /* the first slab, then one A copy per block: piece np of the next slab */
   table_init(g, &g->a0desc, "matmul.a0desc", (int32_t)p->a0pieces);
@@ -546,7 +611,7 @@ void mm_tables(Gen *g) {
     }
     table_finish(g, &g->idesc);
   }
-  table_finish(g, &g->bdesc);
+  if (!g->share) table_finish(g, &g->bdesc);
   table_finish(g, &g->adesc);
   table_finish(g, &g->a0desc);
   table_finish(g, &g->odesc);

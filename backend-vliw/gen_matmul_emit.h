@@ -92,6 +92,13 @@ typedef struct Gen {
                                   * its first step; 0: its blocks in slots pf_first.. */
   bool pf_parts;                 /* the runs are parts landing in order: the lowering
                                   * waits for the first, the blocks for the others */
+  /* Weights kept in VMEM (gen_matmul_dma.c, "Resident"; res NULL: not): own, the group
+   * copies every piece into a slot no other piece takes and records them in res; share,
+   * it reads them from res's buffer (bbuf), block j's piece at offset bslot[j], and
+   * copies and waits for none. */
+  struct TileResident *res;
+  bool own, share;
+  int64_t *bslot;
 } Gen;
 
 /* The final block's copies out, in issue order: copy c covers row tiles [lo, hi).
@@ -105,6 +112,9 @@ void mm_blocks(Gen *g);
  * none when budget is 0, K is padded, B is not a bound input, or VMEM has no room.
  * Needs the blocks. */
 void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dmas);
+/* Whether the weights stay in VMEM across groups, and this group's part (g->res, own,
+ * share; p->ring for an owner). Needs nothing but the plan. */
+void mm_resident_plan(Gen *g, MmPlan *p);
 /* Emits the prefetch's DMAs (li and dma per run) and reports them to the lowering,
  * which moves them into an earlier group. Needs the buffers. */
 void mm_prefetch_emit(Gen *g);

@@ -677,12 +677,14 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
   int32_t nlive = 0;
   for (int32_t k = 0; k < plan.ngroups; k++)
     if (plan.groups[order[k]].nout > 0) live[nlive++] = &plan.groups[order[k]];
-  /* Asynchronous permutes (lower_async.c) and cross-group prefetch (lower_prefetch.c):
-   * a mesh function's groups are classified first, so the plans see every group's kind
-   * before any is generated; the prefetch knows which permutes only send. */
+  /* Weights kept in VMEM (lower_resident.c), asynchronous permutes (lower_async.c) and
+   * cross-group prefetch (lower_prefetch.c): the groups are classified first, so the
+   * plans see every group's kind before any is generated; the prefetch knows which
+   * permutes only send and which weights stay in VMEM. */
+  for (int32_t k = 0; k < nlive; k++)
+    if (!tile_group_classify(&cx, live[k])) goto out;
+  tile_lower_resident_plan(&cx, live, nlive);
   if (tile_coll_func_mesh(m, f)) {
-    for (int32_t k = 0; k < nlive; k++)
-      if (!tile_group_classify(&cx, live[k])) goto out;
     tile_lower_async_plan(&cx, live, nlive);
     tile_lower_prefetch_plan(&cx, live, nlive);
   }

@@ -65,6 +65,8 @@ struct TileLowerCtx {
   int32_t dma_reserve;
   const TileTarget *target_full;
   TileTarget target_less;
+  /* Weights kept in VMEM across matmul groups (lower_resident.c; NULL: none). */
+  struct TileResPlan *res;
 };
 
 /* Where a group's code and buffers begin (lower_stage.c). */
@@ -111,6 +113,44 @@ void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k);
 /* After all groups: moves each block to its collective and adds its waits, shifting
  * the starts of the groups after; false when out of memory. */
 bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t nstarts);
+
+/* ---- weights kept in VMEM across matmul groups (lower_resident.c) ---- */
+
+/* A parameter that several matmul groups read as weights. Its owner, the first group
+ * that copies all of it into VMEM, sets vmem and where each piece lies: npieces pieces
+ * of Kb rows by Nb columns (be bytes each) of the [.., K, N] weights, piece i from HBM
+ * offset src[i] (edge[i]: the padded last K step, Kr rows valid) at VMEM offset dst[i]
+ * of buffer vmem. */
+typedef struct TileResident {
+  const TileValue *w;
+  int32_t uses;            /* matmul groups reading it */
+  int32_t vmem;            /* the owner's buffer; -1 until a group owns it */
+  int64_t Kb, Nb, Kr, N;
+  int32_t be;
+  int64_t npieces;
+  int64_t *src, *dst;
+  bool *edge;
+} TileResident;
+
+struct TileResPlan {
+  TileResident *e;
+  int32_t n;
+  int64_t room, used;      /* VMEM bytes resident weights may take, and have taken */
+};
+
+/* A matmul group's weights (its matmul's right operand, *mm the matmul) when they are
+ * a parameter, else NULL. */
+const TileValue *tile_lower_group_weights(const TileGroup *g, const TileOp **mm);
+/* The plan over a function's live groups (classified): which parameters are read by
+ * more than one matmul group and fit the VMEM kept for them. */
+void tile_lower_resident_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n);
+/* The plan's entry for weights w, or NULL. */
+TileResident *tile_lower_resident(TileLowerCtx *cx, const TileValue *w);
+/* Whether the group being generated may own r with a buffer of `bytes`: none owns it
+ * yet and the VMEM kept for resident weights has room (which it then takes). */
+bool tile_lower_resident_own(TileLowerCtx *cx, TileResident *r, int64_t bytes);
+/* The VMEM offset of r's piece from HBM offset src (edge: of the padded K step), or -1. */
+int64_t tile_lower_resident_find(const TileResident *r, int64_t src, bool edge);
 
 /* ---- asynchronous permutes (lower_async.c) ---- */
 

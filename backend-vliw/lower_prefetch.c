@@ -185,16 +185,11 @@ static int64_t collective_cycles(const TileTarget *t, const TileMesh *mesh, cons
   return (int64_t)c;
 }
 
-/* A matmul group's weights (the matmul's right operand) when they are a parameter,
- * else NULL; *mm the matmul. */
-static const TileValue *parameter_weights(const TileGroup *g, const TileOp **mm) {
-  for (int32_t i = 0; i < g->nops; i++) {
-    const TileOp *op = g->ops[i];
-    if (op->kind != TILE_OP_MATMUL && op->kind != TILE_OP_DOT_GENERAL) continue;
-    *mm = op;
-    return op->nopnd >= 2 && op->opnd[1].v->def == NULL ? op->opnd[1].v : NULL;
-  }
-  return NULL;
+/* The weights of a matmul group that may copy them early: a parameter that does not
+ * stay in VMEM (lower_resident.c; its owner copies all of it for the groups after). */
+static const TileValue *streamed_weights(TileLowerCtx *cx, const TileGroup *g, const TileOp **mm) {
+  const TileValue *w = tile_lower_group_weights(g, mm);
+  return w && !tile_lower_resident(cx, w) ? w : NULL;
 }
 
 /* Cycles of a matmul's MXU work (bench/kernels/bound.c's rate: a push of vreg.sublanes
@@ -244,7 +239,7 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
   pf->sems[0] = pf->sems[1] = -1;
   for (int32_t i = 0; i < n && mesh && t->clock_hz > 0; i++) {
     const TileOp *mm = NULL;
-    const TileValue *w = groups[i]->kind == TILE_GROUP_MATMUL ? parameter_weights(groups[i], &mm) : NULL;
+    const TileValue *w = streamed_weights(cx, groups[i], &mm);
     if (!w) continue;
     PfGroup *gi = &pf->g[i];
     gi->wsize = tile_lower_elem_bytes((TileElem)w->type.elem);
