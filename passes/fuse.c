@@ -26,15 +26,16 @@
  *     that shape, one number per row (the full shape without its last dim), a splat, or
  *     a smaller table that a broadcast spreads along rows; elementwise ops keep their
  *     operands' class; reduces go from full rows to one number per row (add, max or min,
- *     on floats); values read outside are full or per-row; at most 8 passes over a row
- *     (one per chained reduction) and 256 values.
+ *     on floats); rope on the full shape, its cos and sin read from outside; values
+ *     read outside are full or per-row; at most 8 passes over a row (one per chained
+ *     reduction) and 256 values.
  *   - matmul: one matmul or dot_general whose operands come from outside the group,
  *     then elementwise ops and broadcasts on its result shape or on rows of its N
  *     elements (a bias, its convert), each reading the matmul's result, values of the
  *     group, splats, at most 8 outside rows of N elements or at most 2 outside values of
  *     the matmul's shape (f32 or bf16 each; not a late permute's result, late_permute()); at
  *     most 64 such ops; one value read outside, of the matmul's shape, in f32 or bf16.
- *   - attention, gather, argmax, topk, rope, the layout ops (reshape, transpose,
+ *   - attention, gather, argmax, topk, the layout ops (reshape, transpose,
  *     slice, concatenate), other reduces and ops of several results: a group each. */
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +110,9 @@ static Role role_of(const TileOp *op) {
     return R_NONE;
   if (op->nres != 1) return R_SOLO;
   if (k == TILE_OP_MATMUL || k == TILE_OP_DOT_GENERAL) return R_MATMUL;
-  if (tile_op_is_elementwise(k) || k == TILE_OP_BROADCAST || is_row_reduce(op)) return R_ROW;
+  if (tile_op_is_elementwise(k) || k == TILE_OP_BROADCAST || is_row_reduce(op) ||
+      k == TILE_OP_ROPE)
+    return R_ROW;
   return R_SOLO;
 }
 
@@ -332,8 +335,13 @@ static bool reduce_kind_ok(const TileOp *op) {
          tile_elem_is_float((TileElem)op->opnd[0].v->type.elem);
 }
 
-static bool row_op_ok(const Shape *s, const TileOp *op) {
+static bool row_op_ok(const Fuse *f, const Shape *s, const TileOp *op) {
   Cls r = cls_of(s, op->res[0]);
+  /* rope rotates halves of the row by tables of its rows, which the generator copies
+   * in: they come from outside the group */
+  if (op->kind == TILE_OP_ROPE)
+    return r == C_FULL && cls_of(s, op->opnd[0].v) == C_FULL &&
+           !defined_inside(f, op->opnd[1].v) && !defined_inside(f, op->opnd[2].v);
   if (op->kind == TILE_OP_REDUCE)
     return cls_of(s, op->opnd[0].v) == C_FULL && r == C_ROW && reduce_kind_ok(op);
   if (op->kind == TILE_OP_BROADCAST) {
@@ -378,7 +386,7 @@ static int32_t count_values(const Fuse *f) {
 static bool rowwise_ok(Fuse *f, bool strict) {
   Shape s = full_shape(f);
   for (int32_t j = 0; j < f->nmembers; j++)
-    if (f->role[f->members[j]] != R_ROW || !row_op_ok(&s, f->ops[f->members[j]])) return false;
+    if (f->role[f->members[j]] != R_ROW || !row_op_ok(f, &s, f->ops[f->members[j]])) return false;
   /* Tables made in the group must reach a broadcast (the generator learns their layout
    * from it); walking back, a fed table feeds its table operands. */
   f->epoch++;
@@ -456,7 +464,8 @@ static bool matmul_ok(Fuse *f, bool strict) {
     if (f->role[k] == R_MATMUL) {
       if (mm) return false;
       mm = f->ops[k];
-    } else if (f->role[k] != R_ROW || f->ops[k]->kind == TILE_OP_REDUCE) {
+    } else if (f->role[k] != R_ROW || f->ops[k]->kind == TILE_OP_REDUCE ||
+               f->ops[k]->kind == TILE_OP_ROPE) {
       return false;
     }
   }
