@@ -405,7 +405,7 @@ bool tile_mir_regalloc(TileMir *m, TileMirCode *code, TileDiag *d) {
     ra_ops_free(&rc);
     return false;
   }
-  RaSpill sp = {.addr_reg = -1, .vbuf = -1, .sbuf = -1};
+  RaSpill sp = {.addr_reg = -1, .sbuf = -1};
   bool ok = ra_loops_build(&rc), synced = true; /* rc.ops describe the code */
   int32_t *phys = NULL;
   while (ok) {

@@ -102,9 +102,10 @@ typedef struct RaLive RaLive; /* live ranges (below) */
 /* The spill state of one allocation: where spilled values live. */
 typedef struct RaSpill {
   int32_t addr_reg;   /* the sreg holding the spill address base (-1 until needed) */
-  int32_t vbuf, sbuf; /* the VMEM and SMEM spill buffers (-1 until needed) */
-  int32_t nvslots, nsslots;
-  int32_t *slot;     /* per virtual register: its spill slot, -1 if not spilled */
+  int32_t sbuf;       /* the SMEM spill buffer (-1 until needed) */
+  int32_t nsslots;
+  int32_t *slot;     /* per virtual register, -1 if not spilled: a vreg's VMEM buffer,
+                      * an sreg's word in sbuf */
   uint8_t *no_spill; /* per virtual register: a spill temporary or the address base */
   int32_t cap;
   int64_t inserted; /* bundles added */

@@ -9,9 +9,13 @@
  * inside a loop the body grows by one bundle (the `loop` op's length follows) and a
  * software-pipelined kernel's initiation interval by one cycle.
  *
- * Vector registers go to a VMEM buffer of one 4 KiB slot each (vst/vld of a whole
- * register, sublane stride lanes * 4 bytes), scalar registers to an SMEM buffer of one
- * word each (sst/sld). For a spilled register X:
+ * Vector registers go to VMEM, each to a buffer of its own of one register (vst/vld of a
+ * whole register, sublane stride lanes * 4 bytes): the buffer lives only from the
+ * register's first spill op to its last, so layout puts one group's spills where other
+ * groups' buffers are (one buffer for all spanned the function and kept its bytes from
+ * every group: a prefill layer on v5p-like spilled 5.4 MiB beside 272 MiB of buffers
+ * live across it). Scalar registers go to an SMEM buffer of one word each (sst/sld). For
+ * a spilled register X:
  *   - each write of X goes to a fresh temporary T; once T lands (the write's latency
  *     later, in the same region: a run of bundles directly inside one loop) a store puts
  *     it in X's slot. Stores of X in a region keep the order of its writes, so the slot
@@ -67,9 +71,7 @@ static int64_t vreg_bytes(const TileTarget *t) {
 static void give_slot(TileMir *m, RaSpill *sp, int32_t r) {
   const TileTarget *t = m->target;
   if (m->reg_class[r] == TILE_MIR_VREG) {
-    if (sp->vbuf < 0) sp->vbuf = tile_mir_buffer(m, "spill.vregs", TILE_SPACE_VMEM, 0, 1, 64);
-    sp->slot[r] = sp->nvslots++;
-    m->bufs[sp->vbuf].bytes = sp->nvslots * vreg_bytes(t);
+    sp->slot[r] = tile_mir_buffer(m, "spill.vregs", TILE_SPACE_VMEM, vreg_bytes(t), 1, 64);
   } else {
     if (sp->sbuf < 0) sp->sbuf = tile_mir_buffer(m, "spill.sregs", TILE_SPACE_SMEM, 0, 1, 4);
     sp->slot[r] = sp->nsslots++;
@@ -165,8 +167,8 @@ static TileMirInst spill_op(const Rewrite *w, bool store, int32_t x, int32_t reg
   const TileTarget *t = w->rc->m->target;
   bool vec = cls_index(w, x);
   int64_t stride = (int64_t)t->vreg_lanes * 4;
-  int32_t buf = vec ? sp->vbuf : sp->sbuf;
-  int64_t off = (int64_t)sp->slot[x] * (vec ? vreg_bytes(t) : 4);
+  int32_t buf = vec ? sp->slot[x] : sp->sbuf;
+  int64_t off = vec ? 0 : (int64_t)sp->slot[x] * 4;
   int op = vec ? (store ? TILE_MOP_VST : TILE_MOP_VLD) : (store ? TILE_MOP_SST : TILE_MOP_SLD);
   TileMirInst in =
       tile_mir_inst(op, reg, sp->addr_reg, vec ? sp->addr_reg : 0, 0, (int32_t)(off - stride));
