@@ -9,13 +9,13 @@
  * inside a loop the body grows by one bundle (the `loop` op's length follows) and a
  * software-pipelined kernel's initiation interval by one cycle.
  *
- * Vector registers go to VMEM, each to a buffer of its own of one register (vst/vld of a
- * whole register, sublane stride lanes * 4 bytes): the buffer lives only from the
- * register's first spill op to its last, so layout puts one group's spills where other
- * groups' buffers are (one buffer for all spanned the function and kept its bytes from
- * every group: a prefill layer on v5p-like spilled 5.4 MiB beside 272 MiB of buffers
- * live across it). Scalar registers go to an SMEM buffer of one word each (sst/sld). For
- * a spilled register X:
+ * Vector registers go to VMEM, each to a buffer of one register of its own
+ * (spill.vregs.N for virtual register N; vst/vld of the whole register, sublane stride
+ * lanes * 4 bytes): the buffer lives only from the register's first spill op to its
+ * last, so layout puts one group's spills where other groups' buffers are (one buffer
+ * for all spanned the function and kept its bytes from every group: a prefill layer on
+ * v5p-like spilled 5.4 MiB beside 272 MiB of buffers live across it). Scalar registers
+ * go to an SMEM buffer of one word each (sst/sld). For a spilled register X:
  *   - each write of X goes to a fresh temporary T; once T lands (the write's latency
  *     later, in the same region: a run of bundles directly inside one loop) a store puts
  *     it in X's slot. Stores of X in a region keep the order of its writes, so the slot
@@ -29,6 +29,7 @@
  * Both address forms use one scalar register R holding lanes * 4, set once in bundle 0:
  * `vld U, R, R, off - R` reads sublane s at slot + s * (lanes * 4), and
  * `sld U, R, off - R` the word at the slot (imm relative to the spill buffer). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,7 +72,9 @@ static int64_t vreg_bytes(const TileTarget *t) {
 static void give_slot(TileMir *m, RaSpill *sp, int32_t r) {
   const TileTarget *t = m->target;
   if (m->reg_class[r] == TILE_MIR_VREG) {
-    sp->slot[r] = tile_mir_buffer(m, "spill.vregs", TILE_SPACE_VMEM, vreg_bytes(t), 1, 64);
+    char name[32];
+    snprintf(name, sizeof name, "spill.vregs.%d", (int)r);
+    sp->slot[r] = tile_mir_buffer(m, name, TILE_SPACE_VMEM, vreg_bytes(t), 1, 64);
   } else {
     if (sp->sbuf < 0) sp->sbuf = tile_mir_buffer(m, "spill.sregs", TILE_SPACE_SMEM, 0, 1, 4);
     sp->slot[r] = sp->nsslots++;

@@ -20,9 +20,10 @@ static int32_t vmem_data(TileMir *m, const char *name, int n, float (*f)(int)) {
   return b;
 }
 
-static bool has_buffer(const TileMir *m, const char *name) {
+/* Whether a buffer's name starts with prefix (spills: one buffer per register). */
+static bool has_buffer(const TileMir *m, const char *prefix) {
   for (int32_t b = 0; b < m->nbufs; b++)
-    if (strcmp(m->bufs[b].name, name) == 0) return true;
+    if (strncmp(m->bufs[b].name, prefix, strlen(prefix)) == 0) return true;
   return false;
 }
 

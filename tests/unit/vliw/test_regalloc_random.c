@@ -130,7 +130,7 @@ static void random_programs(const char *target, uint64_t seed0, int count) {
       fprintf(stderr, "program %d (seed %llu) failed to compile\n", n, (unsigned long long)seed0);
     } else {
       bool any = false; /* a buffer per spilled vector register */
-      for (int32_t b = 0; b < m.nbufs; b++) any |= strcmp(m.bufs[b].name, "spill.vregs") == 0;
+      for (int32_t b = 0; b < m.nbufs; b++) any |= strncmp(m.bufs[b].name, "spill.vregs.", 12) == 0;
       spilled += any;
       TileEmu *e = af_run(&obj, &t, NULL, 0, NULL, 0);
       if (CHECK(e != NULL)) {
