@@ -167,7 +167,9 @@ static void make_buffers(Gen *g) {
   g->abuf = tile_mir_buffer(g->m, "matmul.a", TILE_SPACE_VMEM, aslots * p->Mb * p->Kb * p->ae, 1, 128);
   g->bbuf = g->share ? g->res->vmem
                      : tile_mir_buffer(g->m, g->own ? "matmul.b.resident" : "matmul.b",
-                                       TILE_SPACE_VMEM, edge * p->ring * b_bytes(p), 1, 128);
+                                       TILE_SPACE_VMEM,
+                                       (p->ring + (edge > 1 ? p->eslots : 0)) * b_bytes(p), 1,
+                                       128);
   g->tile_bytes = (int64_t)p->sub * p->dim * 4;
   g->acc_row = p->nnp * p->lead * p->nn * g->tile_bytes;
   g->acc = -1;
@@ -214,7 +216,7 @@ static void zero_k_padding(Gen *g) {
    * (the owner's slots, where the weights are resident in another group's buffer). */
   if (g->share) return;
   int64_t r0 = p->Kr / p->sub * p->sub;
-  for (int64_t s = 0; s < p->ring; s++) {
+  for (int64_t s = 0; s < p->eslots; s++) {
     int32_t bp = li_buf(g, g->bbuf, (p->ring + s) * b_bytes(p) + r0 * p->Nb * p->be);
     tile_mir_loop_begin(g->m, (int32_t)((p->Kb - r0) / p->sub), 0);
     for (int ni = 0; ni < p->nn; ni++)

@@ -116,6 +116,9 @@ typedef struct MmPlan {
    * then has pf + max(depth, lead + 1) slots, since the blocks after read pieces pf
    * blocks behind their copies. Without one: pf 0, ring = depth slots per kind. */
   int64_t pf, ring;
+  int64_t eslots;             /* slots of the padded last K step's pieces, after the ring's
+                               * (the ring's size but where an owner of resident weights
+                               * has one per piece of each kind, gen_matmul_dma.c) */
   int64_t apieces, arows;     /* pieces (and rows in each) an A slab is copied in */
   int64_t a0pieces, a0rows;   /* the same for the first slab, copied before the first block */
   int64_t q, nout;            /* row tiles per copy out, copies per last-step block */

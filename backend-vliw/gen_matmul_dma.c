@@ -194,13 +194,14 @@ void mm_resident_plan(Gen *g, MmPlan *p) {
   if (p->MC != 1 || (p->batch > 1 && !p->b_batched)) return;
   int64_t counts[2] = {0, 0};
   for (int64_t j = 0; j < g->nblocks; j++) counts[g->blocks[j].edge]++;
-  int64_t ring = counts[0] > counts[1] ? counts[0] : counts[1];
-  if (ring < p->depth) ring = p->depth;
-  int64_t edge = p->Kr < p->Kb ? 2 : 1;
-  if (!tile_lower_resident_own(g->cx, r, edge * ring * p->Kb * p->Nb * p->be)) return;
+  /* a slot per piece of each kind: every piece's slot is its own, whatever the lead */
+  int64_t ring = counts[0] > 1 ? counts[0] : 1;
+  int64_t eslots = p->Kr < p->Kb ? (counts[1] > 1 ? counts[1] : 1) : 0;
+  if (!tile_lower_resident_own(g->cx, r, (ring + eslots) * p->Kb * p->Nb * p->be)) return;
   g->res = r;
   g->own = true;
   p->ring = ring;
+  p->eslots = eslots > 0 ? eslots : p->eslots;
 }
 
 /* The owner's record of where its pieces lie (slot_of: each block's ring slot). */
@@ -290,7 +291,7 @@ static int32_t part_count(const MmPlan *p, int32_t dmas) {
 void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dmas) {
   const TileTarget *t = tile_lower_target(g->cx);
   p->pf = 0;
-  p->ring = p->depth;
+  p->ring = p->eslots = p->depth;
   g->npf = 0;
   g->pf_sem = sem;
   g->pf_parts = false;
@@ -490,7 +491,7 @@ void mm_tables(Gen *g) {
     const Block *k = &g->blocks[j];
     if (g->slab_first[k->slab] == j) slab_kind[k->slab] = counts[k->edge]++;
     int64_t kind = pcounts[k->edge]++;
-    if (p->pf <= 0) slot_of[j] = (k->edge ? p->ring : 0) + kind % p->ring;
+    if (p->pf <= 0) slot_of[j] = k->edge ? p->ring + kind % p->eslots : kind % p->ring;
   }
 
   /* records */

@@ -215,7 +215,7 @@ enum { MM_STAGGER_EPI_STEPS = 8 };
 int64_t mm_plan_vmem(const MmPlan *p) {
   int64_t edge = p->Kr < p->Kb ? 2 : 1;
   int64_t a = (p->ahold ? p->nkp : edge * 2) * p->Mb * p->Kb * p->ae;
-  int64_t b = edge * p->ring * p->Kb * p->Nb * p->be;
+  int64_t b = (p->ring + (edge > 1 ? p->eslots : 0)) * p->Kb * p->Nb * p->be;
   int64_t acc = (p->nkp > 1 ? 1 : 0) * p->Mb * p->nnp * (p->lead > 1 ? p->lead : 1) * p->Nb * 4;
   int64_t stage = 2 * p->Mb * p->Nb * p->oe;
   int64_t rows = 0;
@@ -359,7 +359,7 @@ static bool plan_blocks(TileLowerCtx *cx, MmPlan *p) {
   /* A tile operand's copies (one per operand) fly beside the B pieces. */
   int64_t depth = plan_depth(t) - p->ntiles;
   p->depth = depth > 0 ? depth : 1;
-  p->ring = p->depth;
+  p->ring = p->eslots = p->depth;
   /* Half of VMEM: the rest is for other groups' buffers and register spills. */
   int64_t budget = t->vmem_bytes / 2;
   int64_t full = ceil_div(p->N, p->Nb) * p->Nb;
