@@ -105,13 +105,13 @@ static TileFunc *quiet_find_func(const TileModule *m, const char *name) {
  * the partitioned program needs no collective (a batch-sharded layout). */
 static TilePassStatus partition(TileModule *m, TileFunc *f, const TilePassPrint *print,
                                 TileDiag *d) {
-  static const char *const passes[] = {"shard_prop", "spmd", "coll_matmul"};
+  static const char *const passes[] = {"shard_prop", "spmd", "coll_matmul", "coll_split"};
   if (!tile_attr_get(&f->attrs, "mesh")) {
     TileBuilder b;
     tile_builder_init(&b, m);
     tile_build_func_attr(&b, f, "mesh", tile_attr_symbol(m, tile_vliw_func_mesh(m, f)->name));
   }
-  return tile_run_pipeline(m, passes, 3, print, d);
+  return tile_run_pipeline(m, passes, (int)(sizeof passes / sizeof passes[0]), print, d);
 }
 
 /* The shard attribute shard_prop left on a value: on its parameter or defining op. */
@@ -221,6 +221,7 @@ TilePassStatus tile_vliw_compile(TileModule *m, const TileVliwOptions *o, TileOb
   const TileTarget *t = o->target;
   m->hbm_per_link = t && t->ici_bw > 0 ? (double)t->hbm_bw / (double)t->ici_bw : 0;
   m->wrap_dims = 0;
+  m->vmem_bytes = t ? t->vmem_bytes : 0;
   for (int d = 0; t && d < t->torus_rank; d++) m->wrap_dims |= (uint32_t)t->wrap[d] << d;
   TileFunc *global = quiet_find_func(m, o->func);
   TilePassStatus st = TILE_PASS_OK;

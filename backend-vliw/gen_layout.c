@@ -177,7 +177,12 @@ static bool gen_concatenate(TileLowerCtx *cx, const TileOp *op) {
   tile_attr_get_int(&op->attrs, "dim", &dim);
   int64_t eb = elem_bytes(&dst), ds[TILE_MAX_RANK], at = 0;
   row_major_strides(dst.rank, dst.dims, eb, ds);
+  /* Each copy is waited for before the next issues (strided_copy), so they take turns
+   * on one semaphore (tile_mir_sem hands out the cursor): a concatenate of many pieces
+   * (coll_split's) needs no more semaphores than one of two. */
+  int32_t sems = cx->mir->nsems;
   for (int32_t j = 0; j < op->nopnd; j++) {
+    cx->mir->nsems = sems;
     TileTensorRef src = tile_lower_tensor(cx, op->opnd[j].v);
     int64_t ss[TILE_MAX_RANK];
     row_major_strides(src.rank, src.dims, eb, ss);

@@ -261,9 +261,11 @@ typedef struct TileModule {
   /* What the passes see of the machine the module is compiled for (a backend sets
    * them; 0: no machine in view): its HBM bandwidth over one ICI link's one-way
    * bandwidth, and a bit per torus dim with wraparound links. coll_matmul weighs a
-   * step's weight reads against its hops by the first, and rings by the second. */
+   * step's weight reads against its hops by the first, and rings by the second. Its
+   * VMEM bytes: coll_split cuts collectives whose receive slots would crowd it. */
   double hbm_per_link;
   uint32_t wrap_dims;
+  int64_t vmem_bytes;
 } TileModule;
 
 TileModule *tile_module_new(const char *filename);

@@ -40,7 +40,10 @@ extern "C" {
   X(coll_matmul, tile_pass_coll_matmul,                                                 \
     "run a sequence-parallel block (all_gather of rows, row-local matmuls, "            \
     "reduce_scatter of rows) once per chunk of rows, each step's matmuls beside a "     \
-    "one-hop collective_permute of the next chunk and the running sums")
+    "one-hop collective_permute of the next chunk and the running sums")                \
+  X(coll_split, tile_pass_coll_split,                                                   \
+    "cut an all_reduce, reduce_scatter or all_gather whose receive slots would crowd "  \
+    "VMEM into pieces along a dim it does not gather or scatter, one collective each")
 
 /* The outcome of a pass, or of a run of passes. The values are the driver's exit
  * codes: the program was bad (errors reported), or the compiler was. */
