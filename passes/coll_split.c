@@ -1,9 +1,10 @@
 /* coll_split: collectives too large for the chip's memory run in pieces.
  *
  * A ring collective receives each step's chunk into a slot of its own (a peer may run
- * ahead by a step, so a slot is not reused within the collective): a reduce_scatter of
- * V bytes over p chips keeps about (p - 1) / p * V of receive slots in VMEM, an
- * all_gather as much of its result, an all_reduce (both phases) twice that. On v4-like's 16 MiB of VMEM the
+ * ahead by a step, so a slot is not reused within the collective): an all_reduce or a
+ * reduce_scatter of V bytes over p chips keeps about (p - 1) / p * V of receive slots
+ * in VMEM (an all_reduce's gather phase as much again where its schedule keeps slots
+ * for it), an all_gather as much of its result. On v4-like's 16 MiB of VMEM the
  * sequence-parallel MLP's reduce_scatter of 32 MiB of f32 sums over 16 chips needs
  * 30 MiB and does not compile. This pass cuts such a collective along a dim it does not
  * gather or scatter into k pieces (slices of its operand), runs one collective per
@@ -34,8 +35,11 @@
 /* A collective is cut when its receive slots would take more than this share of VMEM
  * (the groups around it keep their own buffers), into pieces of at most the second
  * share each (two pieces' slots are live at once). Cutting costs a copy of the operand
- * and of the result and a hop latency a piece: a reduce_scatter of 30 MiB of slots
- * runs whole in v5p-like's 64 MiB (mlp_prefill_16: 516,318 cycles, 544,339 in pieces). */
+ * and of the result and a hop latency a piece, so only what would not fit is cut: on
+ * v5p-like (64 MiB) a reduce_scatter of 30 MiB of slots runs whole (mlp_prefill_16:
+ * 516,318 cycles, 544,339 in pieces), and so do the Megatron MLPs' all_reduces of 24 to
+ * 31.5 MiB (414,789 cycles over 8x8, 705,515 in pieces, had their gather phases
+ * counted twice). */
 #define COLL_SPLIT_SHARE 0.5
 #define COLL_SPLIT_PIECE 0.125
 /* Pieces at most: each is a collective with its own code and semaphores. */
@@ -69,8 +73,7 @@ static int64_t slot_bytes(const TileMesh *mesh, const TileOp *op) {
   default: return 0;
   }
   int64_t p = span(mesh, op);
-  int64_t phases = op->kind == TILE_OP_ALL_REDUCE ? 2 : 1;
-  return p > 1 ? phases * (value_bytes(v) / p * (p - 1)) : 0;
+  return p > 1 ? value_bytes(v) / p * (p - 1) : 0;
 }
 
 /* The dim to cut (the last one the collective does not gather or scatter along) and the

@@ -2,9 +2,8 @@
 all_reduce, reduce_scatter or all_gather whose receive slots would take more than half
 of the target's VMEM is cut along a dim it does not gather or scatter, one collective
 per piece, the results joined. On tiny (1 MiB of VMEM) over 2x2, the three collectives
-of 1024 x 256 f32 (768 KiB of slots, 1.5 MiB for the all_reduce's two phases) run in
-pieces of equal columns and give numpy's values; on v5e-like (128 MiB) they stay
-whole. The sequence-parallel
+of 1024 x 256 f32 (768 KiB of slots) run in pieces of equal columns and give numpy's
+values; on v5e-like (128 MiB) they stay whole. The sequence-parallel
 MLP of the layers bench on v4-like (16 MiB), whose reduce_scatter of 32 MiB of f32
 sums over 16 chips needs 30 MiB of slots, compiles and runs."""
 import re
