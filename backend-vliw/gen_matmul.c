@@ -899,7 +899,7 @@ bool tile_gen_matmul(TileLowerCtx *cx, const TileGroup *grp) {
   mm_resident_plan(g, &plan);
   int32_t pf_sem = -1, pf_dmas = 0;
   int64_t pf_budget = tile_lower_prefetch_budget(cx, &pf_sem, &pf_dmas);
-  if (pf_budget > 0 && !g->res) mm_prefetch_plan(g, &plan, pf_budget, pf_sem, pf_dmas);
+  if (pf_budget > 0) mm_prefetch_plan(g, &plan, pf_budget, pf_sem, pf_dmas);
   g->zero = tile_lower_zero(cx);
   g->c_apitch = li(g, p->Kb * p->ae);
   g->c_bpitch = li(g, p->Nb * p->be);

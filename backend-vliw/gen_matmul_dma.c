@@ -168,8 +168,8 @@ static int64_t b_src(const MmPlan *p, const Block *k) {
  * overwrites another, and records which HBM piece lies where. A later group whose
  * pieces are all there (the same blocking) points each block's record at its piece in
  * the owner's buffer and has no B table: it issues and waits for no B copy. Neither
- * takes a prefetch: the owner's ring is laid out by piece, and the later groups copy
- * nothing. */
+ * takes a prefetch (lower_prefetch.c gives resident weights no budget): the owner's
+ * ring is laid out by piece, and the later groups copy nothing. */
 
 void mm_resident_plan(Gen *g, MmPlan *p) {
   TileResident *r = tile_lower_resident(g->cx, p->mm->opnd[1].v);
@@ -180,7 +180,7 @@ void mm_resident_plan(Gen *g, MmPlan *p) {
       return;
     int64_t *slot = xcalloc((size_t)g->nblocks, sizeof(int64_t));
     for (int64_t j = 0; j < g->nblocks; j++) {
-      slot[j] = tile_lower_resident_find(r, b_src(p, &g->blocks[j]), g->blocks[j].edge);
+      slot[j] = tile_lower_resident_find(r, b_src(p, &g->blocks[j]));
       if (slot[j] < 0) {
         free(slot);
         return;
@@ -213,12 +213,10 @@ static void resident_record(Gen *g, const int64_t *slot_of) {
   *r = (TileResident){.w = r->w, .uses = r->uses, .vmem = g->bbuf, .Kb = p->Kb, .Nb = p->Nb,
                       .Kr = p->Kr, .N = p->N, .be = p->be, .npieces = g->nblocks,
                       .src = tile_alloc(mod, sizeof(int64_t) * n),
-                      .dst = tile_alloc(mod, sizeof(int64_t) * n),
-                      .edge = tile_alloc(mod, sizeof(bool) * n)};
+                      .dst = tile_alloc(mod, sizeof(int64_t) * n)};
   for (int64_t j = 0; j < g->nblocks; j++) {
     r->src[j] = b_src(p, &g->blocks[j]);
     r->dst[j] = slot_of[j] * p->Kb * p->Nb * p->be;
-    r->edge[j] = g->blocks[j].edge;
   }
 }
 

@@ -119,8 +119,8 @@ bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t
 /* A parameter that several matmul groups read as weights. Its owner, the first group
  * that copies all of it into VMEM, sets vmem and where each piece lies: npieces pieces
  * of Kb rows by Nb columns (be bytes each) of the [.., K, N] weights, piece i from HBM
- * offset src[i] (edge[i]: the padded last K step, Kr rows valid) at VMEM offset dst[i]
- * of buffer vmem. */
+ * offset src[i] at VMEM offset dst[i] of buffer vmem. (Under the same blocking a
+ * piece's offset fixes its K step, so whether it is the padded last one.) */
 typedef struct TileResident {
   const TileValue *w;
   int32_t uses;            /* matmul groups reading it */
@@ -129,7 +129,6 @@ typedef struct TileResident {
   int32_t be;
   int64_t npieces;
   int64_t *src, *dst;
-  bool *edge;
 } TileResident;
 
 struct TileResPlan {
@@ -149,8 +148,8 @@ TileResident *tile_lower_resident(TileLowerCtx *cx, const TileValue *w);
 /* Whether the group being generated may own r with a buffer of `bytes`: none owns it
  * yet and the VMEM kept for resident weights has room (which it then takes). */
 bool tile_lower_resident_own(TileLowerCtx *cx, TileResident *r, int64_t bytes);
-/* The VMEM offset of r's piece from HBM offset src (edge: of the padded K step), or -1. */
-int64_t tile_lower_resident_find(const TileResident *r, int64_t src, bool edge);
+/* The VMEM offset of r's piece from HBM offset src, or -1. */
+int64_t tile_lower_resident_find(const TileResident *r, int64_t src);
 
 /* ---- asynchronous permutes (lower_async.c) ---- */
 

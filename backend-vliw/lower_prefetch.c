@@ -150,25 +150,11 @@ static int64_t value_bytes(const TileValue *v) {
   return tile_type_numel(&v->type) * tile_lower_elem_bytes((TileElem)v->type.elem);
 }
 
-/* Chips on the axes an op's `axes` (or `axis`) names; 1 when none is found. */
-static int64_t axes_chips(const TileMesh *mesh, const TileOp *op) {
-  const TileAttr *a = tile_coll_axes_attr(op);
-  if (!a) return 1;
-  const TileAttr *names = a->kind == TILE_ATTR_IDENT ? a : a->elems;
-  int32_t n = a->kind == TILE_ATTR_IDENT ? 1 : a->n;
-  int64_t chips = 1;
-  for (int32_t i = 0; i < n; i++) {
-    if (names[i].kind != TILE_ATTR_IDENT) continue;
-    for (int32_t k = 0; k < mesh->naxes; k++)
-      if (strcmp(mesh->axes[k].name, names[i].s) == 0) chips *= mesh->axes[k].size;
-  }
-  return chips;
-}
-
 /* Expected cycles of a collective group (its one op; see the top). */
 static int64_t collective_cycles(const TileTarget *t, const TileMesh *mesh, const TileGroup *g) {
   const TileOp *op = g->ops[0];
-  int64_t n = axes_chips(mesh, op);
+  const TileAttr *axes = tile_coll_axes_attr(op);
+  int64_t n = axes ? tile_mesh_axes_size(mesh, axes) : 1;
   if (n <= 1 || op->nopnd < 1 || op->nres < 1) return 0;
   int64_t v = value_bytes(op->opnd[0].v), r = value_bytes(op->res[0]);
   if (r > v) v = r; /* an all_gather moves its result */

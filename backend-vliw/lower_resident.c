@@ -52,8 +52,7 @@ void tile_lower_resident_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
   /* in the order of first use, those read more than once while they fit */
   int32_t kept = 0;
   for (int32_t k = 0; k < rp->n; k++) {
-    int64_t bytes = tile_type_numel(&rp->e[k].w->type) *
-                    tile_lower_elem_bytes((TileElem)rp->e[k].w->type.elem);
+    int64_t bytes = tile_lower_tensor(cx, rp->e[k].w).bytes;
     if (rp->e[k].uses < 2 || planned + bytes > rp->room) continue;
     planned += bytes;
     rp->e[kept++] = rp->e[k];
@@ -73,8 +72,8 @@ bool tile_lower_resident_own(TileLowerCtx *cx, TileResident *r, int64_t bytes) {
   return true;
 }
 
-int64_t tile_lower_resident_find(const TileResident *r, int64_t src, bool edge) {
+int64_t tile_lower_resident_find(const TileResident *r, int64_t src) {
   for (int64_t i = 0; i < r->npieces; i++)
-    if (r->src[i] == src && r->edge[i] == edge) return r->dst[i];
+    if (r->src[i] == src) return r->dst[i];
   return -1;
 }

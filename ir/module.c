@@ -79,6 +79,20 @@ const TileMeshAxis *tile_mesh_find_axis(const TileMesh *mesh, const char *name) 
   return NULL;
 }
 
+int64_t tile_mesh_axes_size(const TileMesh *mesh, const TileAttr *axes) {
+  bool one = axes->kind == TILE_ATTR_IDENT;
+  const TileAttr *names = one ? axes : axes->elems;
+  int32_t n = one ? 1 : axes->n;
+  int64_t chips = 1;
+  for (int32_t i = 0; i < n; i++) {
+    const TileMeshAxis *ax =
+        names[i].kind == TILE_ATTR_IDENT ? tile_mesh_find_axis(mesh, names[i].s) : NULL;
+    if (!ax) return 0;
+    chips *= ax->size;
+  }
+  return chips;
+}
+
 int64_t tile_mesh_cycle_pos(int64_t x, int64_t y, int64_t i, int64_t j) {
   if (y == 1) return i;
   if (x == 1) return j;

@@ -167,7 +167,8 @@ static double chunk_bytes(const Region *R, const TileValue *v) {
  * hbm_per_link times those. And only on lines: where a dim wraps, the collectives run a
  * ring on each of its links and the cycle would leave half of a chip's links idle
  * (mlp_prefill_16 on v5p-like's wrapped 4x4: 516,318 cycles with the collectives,
- * 522,175 round the cycle). */
+ * 522,175 round the cycle). The VLIW lowering keeps weights that several steps read in
+ * VMEM where they fit (lower_resident.c), so this errs toward the collectives. */
 static bool cycle_pays(const TileModule *m, const Region *R) {
   if (m->wrap_dims >> R->axis->dims[0] & 1 || m->wrap_dims >> R->cycle->dims[0] & 1)
     return false;

@@ -49,20 +49,6 @@ static int64_t value_bytes(const TileValue *v) {
   return tile_type_numel(&v->type) * tile_elem_bits((TileElem)v->type.elem) / 8;
 }
 
-/* Chips the collective spans: the product of its axes' sizes (0: not a mesh axis). */
-static int64_t span(const TileMesh *mesh, const TileOp *op) {
-  const TileAttr *a = tile_attr_get(&op->attrs, "axes");
-  if (!a || a->kind != TILE_ATTR_ARRAY) return 0;
-  int64_t p = 1;
-  for (int i = 0; i < a->n; i++) {
-    const TileMeshAxis *ax =
-        a->elems[i].kind == TILE_ATTR_IDENT ? tile_mesh_find_axis(mesh, a->elems[i].s) : NULL;
-    if (!ax) return 0;
-    p *= ax->size;
-  }
-  return p;
-}
-
 /* The bytes of receive slots op keeps, or 0 for a collective this pass leaves alone. */
 static int64_t slot_bytes(const TileMesh *mesh, const TileOp *op) {
   const TileValue *v;
@@ -72,7 +58,8 @@ static int64_t slot_bytes(const TileMesh *mesh, const TileOp *op) {
   case TILE_OP_ALL_GATHER: v = op->res[0]; break;
   default: return 0;
   }
-  int64_t p = span(mesh, op);
+  const TileAttr *axes = tile_attr_get(&op->attrs, "axes");
+  int64_t p = axes ? tile_mesh_axes_size(mesh, axes) : 0;
   return p > 1 ? value_bytes(v) / p * (p - 1) : 0;
 }
 
@@ -125,7 +112,7 @@ static bool cut(TileModule *m, TileFunc *f, TileOp *op, int dim, int64_t k, Tile
   int64_t w = in->dims[dim] / k;
   TileValue *parts[COLL_SPLIT_MAX];
   TileUse uses[COLL_SPLIT_MAX];
-  bool ok = k <= COLL_SPLIT_MAX;
+  bool ok = true; /* k <= COLL_SPLIT_MAX (choose_cut) */
   for (int64_t j = 0; j < k && ok; j++) {
     int64_t start[TILE_MAX_RANK], limit[TILE_MAX_RANK];
     for (int i = 0; i < in->rank; i++) {
@@ -158,7 +145,7 @@ static bool cut(TileModule *m, TileFunc *f, TileOp *op, int dim, int64_t k, Tile
     tile_op_erase(op);
   } else {
     tile_error(d, op->loc, "internal error: coll_split: cannot build the pieces: %s",
-               b.diag.nerrors ? b.diag.last : "too many pieces");
+               b.diag.nerrors ? b.diag.last : "out of memory");
   }
   tile_names_free(&names);
   return ok;

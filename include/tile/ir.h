@@ -273,6 +273,9 @@ void tile_module_free(TileModule *m);
 TileMesh *tile_module_find_mesh(const TileModule *m, const char *name);
 TileFunc *tile_module_find_func(const TileModule *m, const char *name);
 const TileMeshAxis *tile_mesh_find_axis(const TileMesh *mesh, const char *name);
+/* Chips on the mesh axes an `axes` attribute names (one ident, or an array or tuple of
+ * them): the product of their sizes; 0 when one is not an axis of mesh. */
+int64_t tile_mesh_axes_size(const TileMesh *mesh, const TileAttr *axes);
 /* The position of chip (i, j) of an x-by-y grid of mesh positions (i on the first axis)
  * on the cycle that a collective_permute with a `cycle` axis runs along: consecutive
  * positions differ by one step on one axis, and so does the last from the first, so
