@@ -111,7 +111,8 @@ static bool check_op(Attn *a, const TileGroup *g) {
   a->D = q->dims[3];
   a->Hkv = k->dims[1];
   a->Sk = k->dims[2];
-  a->G = a->Hq / a->Hkv;
+  a->G = a->Gq = a->Hq / a->Hkv;
+  a->parts = 1;
   a->esz = q->elem == TILE_ELEM_BF16 ? 2 : 4;
   a->osz = r->elem == TILE_ELEM_BF16 ? 2 : 4;
   a->bf16_in = a->esz == 2;
@@ -148,11 +149,6 @@ static bool check_op(Attn *a, const TileGroup *g) {
   return true;
 }
 
-/* The HBM byte offset of element [b, h, 0, 0] of a [B, H, S, D] tensor. */
-static int64_t head_offset(int64_t b, int64_t h, int64_t H, int64_t S, int64_t D, int esz) {
-  return ((b * H + h) * S) * D * esz;
-}
-
 static bool fits_imm(Attn *a, int64_t x, const char *what) {
   if (x >= 0 && x <= INT32_MAX) return true;
   return tile_lower_error(a->cx, a->op, "%s (%" PRId64 " bytes) is past the 2 GiB that an "
@@ -174,37 +170,57 @@ static void make_buffers(Attn *a, int npar) {
   }
 }
 
-/* Sizes of one (b, kvh) set and the choice of one or two sets. Returns false (with a
- * diagnostic) when even one set does not fit VMEM. */
-static bool plan_vmem(Attn *a) {
+/* Sizes of one (b, kvh) set for G query heads at a time, and the choice of one or two
+ * sets: true (with the buffers made) when they fit the VMEM the kernel may take. */
+static bool fit_sets(Attn *a, int64_t avail, int64_t *need) {
   int64_t rows = a->block ? a->sub : a->G * a->ntq * a->sub;
   a->qbytes = rows * a->lanes * a->esz;
   a->ktbytes = a->D * a->Skp * a->esz;
   a->vbytes = a->Skp * a->lanes * a->esz;
   a->obytes = rows * a->lanes * a->osz;
-  if (!a->block) {
-    if (!attn_rows_plan(a)) return false;
-    a->obytes += attn_rows_extra_out(a);
-  }
+  if (!a->block) a->obytes += attn_rows_extra_out(a);
   int64_t set = a->qbytes + a->ktbytes + a->vbytes + a->obytes;
-  /* Leave room for the other groups' buffers and register spills. */
-  int64_t avail = a->t->vmem_bytes - a->t->vmem_bytes / 8;
   /* Two sets let the next K/V head's loads run under this one's compute (the rows
    * kernel then keeps two sets of its state too). */
-  int64_t kernel = 0;
   for (int np = a->B * a->Hkv > 1 ? 2 : 1; np >= 1; np--) {
-    kernel = a->block ? attn_block_vmem(a) : attn_rows_vmem(a, np);
-    if (kernel + np * set <= avail) {
+    int64_t kernel = a->block ? attn_block_vmem(a) : attn_rows_vmem(a, np);
+    *need = kernel + np * set;
+    if (*need <= avail) {
       make_buffers(a, np);
       return true;
     }
   }
+  return false;
+}
+
+/* Plans the buffers. The rows kernel keeps a running state per query tile of the G
+ * heads that read a K/V head, so its VMEM grows with G: where a K/V head's Gq heads do
+ * not fit together, the kernel takes them Gq / s at a time (the least s dividing Gq
+ * that fits), one run over every K/V head per part, reading K and V again in each.
+ * Returns false (with a diagnostic) when even one head at a time does not fit. */
+static bool plan_vmem(Attn *a) {
+  /* Leave room for the other groups' buffers and register spills. */
+  int64_t avail = a->t->vmem_bytes - a->t->vmem_bytes / 8, need = 0;
+  for (int64_t s = 1; s <= a->Gq; s++) {
+    if (a->Gq % s != 0) continue;
+    bool last = a->block || s == a->Gq;
+    a->G = a->Gq / s;
+    a->parts = (int)s;
+    if (!a->block && !attn_rows_plan(a, last)) {
+      if (last) return false;
+      continue;
+    }
+    if (fit_sets(a, avail, &need)) return true;
+    if (last) break;
+    attn_rows_free(a);
+  }
   return tile_lower_error(
       a->cx, a->op,
-      "one K/V head needs %" PRId64 " bytes of VMEM (Q %" PRId64 ", K^T %" PRId64 ", V %" PRId64
-      ", O %" PRId64 ", state %" PRId64 "), more than the %" PRId64 " the target '%s' leaves; "
-      "use fewer query heads per K/V head or shorter sequences",
-      kernel + set, a->qbytes, a->ktbytes, a->vbytes, a->obytes, kernel, avail, a->t->name);
+      "one K/V head needs %" PRId64 " bytes of VMEM with %" PRId64 " of its query heads at a "
+      "time (Q %" PRId64 ", K^T %" PRId64 ", V %" PRId64 ", O %" PRId64 ", state %" PRId64
+      "), more than the %" PRId64 " the target '%s' leaves; use shorter sequences",
+      need, a->G, a->qbytes, a->ktbytes, a->vbytes, a->obytes,
+      need - a->qbytes - a->ktbytes - a->vbytes - a->obytes, avail, a->t->name);
 }
 
 /* ---- the DMA driver ---- */
@@ -252,10 +268,9 @@ static void make_sites(Attn *a, AttnSites *s) {
 
 /* Starts the loads of K/V head n (= b * Hkv + kvh) into set p. */
 void attn_issue_loads(Attn *a, AttnSites *s, int64_t n, int p) {
-  int64_t b = n / a->Hkv, kvh = n % a->Hkv;
-  int32_t qa = attn_li(a, head_offset(b, kvh * a->G, a->Hq, a->Sq, a->D, a->esz), a->q.buf);
+  int32_t qa = attn_li(a, attn_q_elem(a, n) * a->esz, a->q.buf);
   tile_dma_issue(a->cx, &s->q[p], qa, 0, -1, 0);
-  int64_t ko = head_offset(b, kvh, a->Hkv, a->Sk, a->D, a->esz);
+  int64_t ko = n * a->Sk * a->D * a->esz; /* k and v are [B, Hkv, Sk, D] */
   int32_t ka = attn_li(a, ko, a->k.buf);
   tile_dma_issue(a->cx, &s->kt[p], ka, 0, -1, 0);
   int32_t va = attn_li(a, ko, a->v.buf);
@@ -269,8 +284,7 @@ void attn_wait_loads(Attn *a, AttnSites *s, int p) {
 }
 
 void attn_issue_store(Attn *a, AttnSites *s, int64_t n, int p) {
-  int64_t b = n / a->Hkv, kvh = n % a->Hkv;
-  int32_t oa = attn_li(a, head_offset(b, kvh * a->G, a->Hq, a->Sq, a->D, a->osz), a->o.buf);
+  int32_t oa = attn_li(a, attn_q_elem(a, n) * a->osz, a->o.buf);
   tile_dma_issue(a->cx, &s->o[p], -1, 0, oa, 0);
 }
 
@@ -326,26 +340,26 @@ void attn_addr_loads(Attn *a, AttnSites *s, const AttnAddr *r, int p) {
   tile_dma_issue(a->cx, &s->q[p], r->q, 0, -1, 0);
   tile_dma_issue(a->cx, &s->kt[p], r->k, 0, -1, 0);
   tile_dma_issue(a->cx, &s->v[p], r->v, 0, -1, 0);
-  step_addr(a, r->q, a->G * a->Sq * a->D * a->esz);
+  step_addr(a, r->q, a->Gq * a->Sq * a->D * a->esz);
   step_addr(a, r->k, a->Sk * a->D * a->esz);
   step_addr(a, r->v, a->Sk * a->D * a->esz);
 }
 
 void attn_addr_store(Attn *a, AttnSites *s, const AttnAddr *r, int p) {
   tile_dma_issue(a->cx, &s->o[p], -1, 0, r->o, 0);
-  step_addr(a, r->o, a->G * a->Sq * a->D * a->osz);
+  step_addr(a, r->o, a->Gq * a->Sq * a->D * a->osz);
 }
 
 /* Issues the first head's loads (from addresses made on the spot, so the first DMA
  * starts as early as it can) and returns the registers for the heads after it. */
 static AttnAddr block_first_loads(Attn *a, AttnSites *s) {
   attn_issue_loads(a, s, 0, 0);
-  int64_t qh = a->G * a->Sq * a->D, kh = a->Sk * a->D;
+  int64_t kh = a->Sk * a->D;
   AttnAddr r;
-  r.q = attn_li(a, qh * a->esz, a->q.buf);
+  r.q = attn_li(a, attn_q_elem(a, 1) * a->esz, a->q.buf);
   r.k = attn_li(a, kh * a->esz, a->k.buf);
   r.v = attn_li(a, kh * a->esz, a->v.buf);
-  r.o = attn_li(a, 0, a->o.buf);
+  r.o = attn_li(a, attn_q_elem(a, 0) * a->osz, a->o.buf);
   return r;
 }
 
@@ -420,7 +434,11 @@ bool tile_gen_attention(TileLowerCtx *cx, const TileGroup *g) {
   AttnSites s;
   make_sites(&a, &s);
   if (!a.block) {
-    attn_rows_run(&a, &s);
+    for (int p = 0; p < a.parts; p++) {
+      a.qh0 = p * a.G;
+      attn_rows_run(&a, &s);
+    }
+    attn_rows_free(&a);
     return true;
   }
   block_drive(&a, &s);

@@ -45,8 +45,11 @@ typedef struct Attn {
   TileMir *m;
   const TileTarget *t;
   const TileOp *op;
-  /* shape */
+  /* shape: G of the Gq query heads that read a K/V head are taken at a time, from
+   * head qh0 of each K/V head's on (plan_vmem: parts of a K/V head's heads) */
   int64_t B, Hq, Hkv, G, Sq, Sk, D;
+  int64_t Gq, qh0;
+  int parts;              /* Gq / G runs of the kernel over every K/V head */
   int64_t nkb, Skp;       /* key blocks of `dim` keys; keys padded to whole blocks */
   int64_t ntq;            /* 8-row query tiles per head (rows path) */
   int esz, osz;           /* bytes per element of q/k/v and of the result */
@@ -83,6 +86,12 @@ typedef struct Attn {
  * vregs): the running max pm, the running sum l, the latest alpha, the accumulator. */
 static inline int64_t attn_vreg_bytes(const Attn *a) { return (int64_t)a->sub * a->lanes * 4; }
 enum { ATTN_ST_MAX = 0, ATTN_ST_L = 1, ATTN_ST_ALPHA = 2, ATTN_ST_ACC = 3, ATTN_ST_N = 4 };
+
+/* The element offset in q (and in the result) of the first query head this run takes
+ * of K/V head n (= b * Hkv + kvh): linear in n, as Hq = Gq * Hkv. */
+static inline int64_t attn_q_elem(const Attn *a, int64_t n) {
+  return (n * a->Gq + a->qh0) * a->Sq * a->D;
+}
 
 /* The DMA sites of the driver, one per buffer set, and the transfers of K/V head n
  * (= b * Hkv + kvh) through them (gen_attention.c). */
@@ -140,16 +149,17 @@ int32_t attn_rot_next(AttnRot *r);
 
 /* VMEM each kernel needs beyond the driver's Q/K^T/V/O sets, and its set-up (tables,
  * constants) emitted once before the first (b, kvh). */
-/* The rows kernel plans its visit sequence first (false with a diagnostic when its
- * table does not fit SMEM), then sizes its VMEM, sets up, and runs every K/V head
- * itself: its loads, compute and stores interleave across heads (gen_attention_rows.c). */
-bool attn_rows_plan(Attn *a);
+/* The rows kernel plans its visit sequence first (false when its table does not fit
+ * SMEM, with a diagnostic if `report`), then sizes its VMEM, sets up, and runs every
+ * K/V head itself, once per part of their query heads: its loads, compute and stores
+ * interleave across heads (gen_attention_rows.c). attn_rows_free frees the plan. */
+bool attn_rows_plan(Attn *a, bool report);
 /* VMEM of the kernel's state and tables with nsets buffer sets (the last call sets the
  * number the kernel uses). */
 int64_t attn_rows_vmem(Attn *a, int nsets);
 int64_t attn_rows_extra_out(const Attn *a); /* O staging bytes beyond the tiles */
 void attn_rows_setup(Attn *a);
-void attn_rows_run(Attn *a, AttnSites *s); /* frees what attn_rows_plan made */
+void attn_rows_run(Attn *a, AttnSites *s);
 void attn_rows_free(Attn *a);
 
 int64_t attn_block_vmem(const Attn *a);

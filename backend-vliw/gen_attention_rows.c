@@ -155,7 +155,7 @@ static void plan_sequence(Attn *a, AttnRows *R) {
   R->entries = n + most;
 }
 
-bool attn_rows_plan(Attn *a) {
+bool attn_rows_plan(Attn *a, bool report) {
   AttnRows *R = xcalloc(1, sizeof *R);
   a->rows = R;
   const TileTarget *t = a->t;
@@ -182,12 +182,15 @@ bool attn_rows_plan(Attn *a) {
   /* The value stage's records by visit, when SMEM has room: with it a value stage
    * runs on across a group's end, which is no segment boundary then. */
   R->by_visit = bytes + R->len * 8 <= t->smem_bytes / 4;
-  if (bytes > t->smem_bytes / 4)
-    return tile_lower_error(a->cx, a->op,
-                            "%" PRId64 " query tiles per K/V head need a %" PRId64 "-byte "
-                            "table, more than a quarter of the target's %" PRId64
-                            " bytes of SMEM; use shorter sequences or fewer query heads per "
-                            "K/V head", ntiles(a), bytes, t->smem_bytes);
+  if (bytes > t->smem_bytes / 4) {
+    if (report)
+      tile_lower_error(a->cx, a->op,
+                       "%" PRId64 " query tiles of one query head need a %" PRId64 "-byte "
+                       "table, more than a quarter of the target's %" PRId64 " bytes of SMEM; "
+                       "use shorter sequences", ntiles(a), bytes, t->smem_bytes);
+    attn_rows_free(a);
+    return false;
+  }
   R->recb = ATTN_ST_N * attn_vreg_bytes(a);
   R->setb = (ntiles(a) + 2) * R->recb; /* the tiles, the junk and the constant record */
   return true;
@@ -644,8 +647,7 @@ static void finish_loop(Attn *a, const Run *run, int64_t n, int64_t t0, int64_t 
 enum { TAIL_PIECES = 8 };
 static void finish_last(Attn *a, const Run *run, int64_t n, int64_t *stores, TileDmaSite *site) {
   int64_t per = (a->ntq + TAIL_PIECES - 1) / TAIL_PIECES, row = (int64_t)a->lanes * a->osz;
-  int64_t b = n / a->Hkv, kvh = n % a->Hkv;
-  int64_t head = ((b * a->Hq + kvh * a->G) * a->Sq) * a->D * a->osz;
+  int64_t head = attn_q_elem(a, n) * a->osz;
   int32_t obuf = a->obuf[n % a->npar];
   for (int64_t p0 = 0; p0 < a->ntq; p0 += per) {
     int64_t p1 = p0 + per < a->ntq ? p0 + per : a->ntq;
@@ -695,7 +697,8 @@ static void early_make(Attn *a, Early *E) {
                        .src_stride1 = a->D * e, .src_stride2 = a->Sq * a->D * e,
                        .dst_stride1 = row, .dst_stride2 = a->ntq * a->sub * row};
     E->qstart[E->nq] = p0;
-    E->q[E->nq++] = tile_dma_site(a->cx, a->q.buf, r0 * a->D * e, a->qbuf[0], r0 * row, sh);
+    E->q[E->nq++] = tile_dma_site(a->cx, a->q.buf, (attn_q_elem(a, 0) + r0 * a->D) * e,
+                                  a->qbuf[0], r0 * row, sh);
   }
   int64_t k1 = (int64_t)R->nkg[0] * a->dim < a->Sk ? (int64_t)R->nkg[0] * a->dim : a->Sk;
   E->kv_rest = R->ngroups > 1; /* keys no row sees are never read: not loaded */
@@ -871,11 +874,11 @@ static void run_heads(Attn *a, AttnSites *S, Early *E, int64_t n0, int64_t n1,
     /* pass 1 is emitted (heads 1 and 2: loads of heads 2 and 3, stores of heads 0 and
      * 1); the registers start at those heads. Made here, where the set-up leaves the
      * scalar slots free, rather than in bundles of their own before the loop. */
-    int64_t qh = a->G * a->Sq * a->D, kh = a->Sk * a->D;
-    ha.r.q = attn_li(a, 2 * qh * a->esz, a->q.buf);
+    int64_t kh = a->Sk * a->D;
+    ha.r.q = attn_li(a, attn_q_elem(a, 2) * a->esz, a->q.buf);
     ha.r.k = attn_li(a, 2 * kh * a->esz, a->k.buf);
     ha.r.v = attn_li(a, 2 * kh * a->esz, a->v.buf);
-    ha.r.o = attn_li(a, 0, a->o.buf);
+    ha.r.o = attn_li(a, attn_q_elem(a, 0) * a->osz, a->o.buf);
   }
   Kind pk[3] = {{-1, -1, false}, {-1, -1, false}, {-1, -1, false}};
   while (j < end) {
@@ -956,5 +959,4 @@ void attn_rows_run(Attn *a, AttnSites *S) {
   for (int k = 0; k < 2; k++)
     for (int64_t i = 0; i < E.tail_stores[k]; i++) tile_dma_wait(a->cx, &E.tail[k], 0, 0);
   free(pending);
-  attn_rows_free(a);
 }
