@@ -292,8 +292,9 @@ CollCredit coll_credit(Coll *c, int32_t real, int dir, int k, int32_t credits);
 void coll_credit_wait(Coll *c, const CollCredit *cr);
 
 /* Axis k of p > 2 chips without wraparound: work (padded bytes, whole tiles of r) :=
- * its reduction over the axis, by a reduce toward the middle chip and a broadcast back,
- * the same bits on every chip. */
+ * its reduction over the axis, by a reduce toward the middle chip (the two middle chips
+ * of an even line, which exchange their halves) and a broadcast back, the same value on
+ * every chip. */
 void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollReduce *r);
 /* Its VMEM besides work, and its estimated cycles. */
 int64_t coll_line_vmem(int64_t padded, int64_t tile);

@@ -1,41 +1,53 @@
 /* The latency-optimized all_reduce over an axis without wraparound (a line): reduce
- * toward the middle chip, then broadcast from it (gen_collective_int.h).
+ * toward the middle, then broadcast from it (gen_collective_int.h).
  *
  * On a line of p chips the exchange of gen_collective_small.c, whole operands going
  * halfway round a ring, routes its closing step across the line, p - 1 hops per step:
  * on a line of 8 each of its 4 steps pays 7 hop latencies. Here the operand flows along
- * the line only. With the root r = floor((p - 1) / 2) and this chip at q:
+ * the line only. With the roots r0 = floor((p - 1) / 2) and r1 = floor(p / 2) (one chip
+ * where p is odd, the two middle chips where it is even) and this chip at q:
  *
- *   phase 1 (reduce): chips left of r send their partial sum rightward, chips right of
- *     r leftward; each adds what arrives from outside it (left, then right) to its own
- *     operand before sending on, so the root ends with the whole reduction;
- *   phase 2 (broadcast): every chip but the root takes the result from its inner
- *     neighbour and passes it outward. The root sends each sub-chunk of the result both
- *     ways in phase 1, as soon as it has combined it: waiting for the whole sum first
- *     would hold every sub-chunk but the last for the operand's transfer time (3.8k
- *     cycles of a 128 KiB all_reduce on v5e-like).
+ *   phase 1 (reduce): chips left of r1 send their partial sum rightward, chips right of
+ *     r0 leftward; each adds what arrives from outside it to its own operand before
+ *     sending on (from the left, then on rightward; from the right, then on leftward),
+ *     so an odd line's root ends with the whole reduction, and on an even line r0 with
+ *     the left half and r1 with the right half, which they exchange across the link
+ *     between them and add: r0 as left + right, r1 as right + left, the same value
+ *     (IEEE addition and multiplication commute, and so do max and min but for which
+ *     NaN's payload they keep);
+ *   phase 2 (broadcast): every chip but the roots takes the result from its inner
+ *     neighbour and passes it outward. The roots send each sub-chunk of the result
+ *     outward in phase 1, as soon as they have combined it: waiting for the whole sum
+ *     first would hold every sub-chunk but the last for the operand's transfer time
+ *     (3.8k cycles of a 128 KiB all_reduce on v5e-like). The exchanged halves are added
+ *     a few sub-chunks behind the roots' own sends (about the hop they take), so no
+ *     root's next send waits for the other root.
  *
- * Each phase is ceil((p - 1) / 2) hops long, so the whole takes about p hop latencies
- * where the ring exchange takes (p / 2) (p - 1). The operand goes as up to LINE_SUBS
- * sub-chunks, each sent on as soon as it has arrived and been combined, so a phase costs
- * one sub-chunk's transfer per hop plus the operand once. Only the root's sum is kept
+ * The result reaches the ends p - 1 hops after the ends sent (r0's chain, the exchange,
+ * r1's broadcast): on an even line one hop fewer than one root would take (a root at
+ * r0 is p / 2 hops from the right end, there and back), 1.4k cycles of a small
+ * all_reduce over 8 chips on v5e-like. The operand goes as up to LINE_SUBS sub-chunks,
+ * each sent on as soon as it has arrived and been combined, so a phase costs one
+ * sub-chunk's transfer per hop plus the operand once. Only the roots' sums are kept
  * (every other chip overwrites its partial with the broadcast), so every chip ends with
- * the same bits, summed in the same order on every run.
+ * the same value, summed in the same order on every run.
  *
  * Every chip runs the same code (SPMD), but chips do different work here: the ends
  * receive nothing in phase 1, the root sends nothing in it and receives nothing in
  * phase 2. The code stays uniform by choosing at run time, from the chip's position,
  * what each of its DMAs does:
  *   - a send with no receiver goes to a scratch buffer on this chip and signals no one
- *     (a "ghost", a VMEM copy that takes no HBM): descriptor peer, destination and
- *     arrival semaphore are words stored from registers (the descriptor layout of
- *     docs/emulator.md); in phase 1 the root's inward send and the other chips'
- *     broadcasts are ghosts;
- *   - a side with nothing to combine reads an identity buffer (0 for add, 1 for mul,
- *     -inf for max, +inf for min), so the combine is the same code;
- *   - every chip waits for one arrival from each side per sub-chunk and phase; on a side
- *     where no peer sends in that phase the chip first gives itself the count, a 4-byte
- *     local DMA whose arrival semaphore is that side's or none ("credit").
+ *     (a "ghost", a VMEM copy of the identity that takes no HBM): descriptor peer,
+ *     destination and arrival semaphore are words stored from registers (the
+ *     descriptor layout of docs/emulator.md); in phase 1 a chip's send toward the side
+ *     it is not on and the non-roots' broadcasts are ghosts;
+ *   - a side with nothing to combine combines the identity (0 for add, 1 for mul, -inf
+ *     for max, +inf for min) into a scratch buffer no one reads, so the combine is the
+ *     same code and writes nothing a chip may by then be receiving;
+ *   - every chip waits for one arrival from each side per sub-chunk and phase, and on an
+ *     even line one more from each side for the roots' exchange; where no peer sends
+ *     at such a wait the chip first gives itself the count, a 4-byte local DMA whose
+ *     arrival semaphore is that side's or none ("credit").
  *
  * Semaphores: arrivals from the left count on the band semaphore of rings toward +
  * (whose previous chip is the left neighbour), those from the right on the one toward -
@@ -52,8 +64,10 @@
  * Buffers: the receive buffer (left half, right half, then the identity) and this
  * chip's working copy are written once per run; the broadcast overwrites a chip's
  * partial only after its own send of it has landed (the result comes back through the
- * chip it was sent to). Ghost writes go to a buffer no op names, so layout keeps it for
- * the whole run and gives its bytes to no one. */
+ * chip it was sent to; a remote DMA reads its source as it issues, docs/emulator.md, so
+ * a root adds the other half into the copy it has just sent). Ghost writes go to a
+ * buffer no op names, so layout keeps it for the whole run and gives its bytes to no
+ * one. */
 #include <math.h>
 #include <string.h>
 
@@ -85,16 +99,16 @@ static int64_t line_subs(int64_t padded, int64_t tile) {
 
 int64_t coll_line_vmem(int64_t padded, int64_t tile) {
   int64_t sub = padded / line_subs(padded, tile);
-  return 2 * padded + 2 * sub; /* receive halves, identity, ghost */
+  return 2 * padded + 3 * sub; /* receive halves, identity, ghost, junk */
 }
 
 int64_t coll_line_estimate(const Coll *c, int k, int64_t padded, const CollReduce *r) {
   const TileTarget *t = c->cx->target;
   int64_t p = c->ax[k].p, s = line_subs(padded, r->tile_bytes), sub = padded / s;
-  int64_t hops = p / 2, ser = coll_link_cycles(t, sub);
+  int64_t hops = p - 1, ser = coll_link_cycles(t, sub);
   int64_t vpu = 4 * (sub / r->tile_bytes); /* two combines, two loads a tile each */
   /* the sub-chunks stream through both phases: the root sends each on once summed */
-  return 2 * hops * (tile_target_hop_cycles(t) + ser + COLL_STEP_OVERHEAD) +
+  return hops * (tile_target_hop_cycles(t) + ser + COLL_STEP_OVERHEAD) +
          (s - 1) * (ser + vpu);
 }
 
@@ -196,22 +210,23 @@ int32_t coll_at(Coll *c, int32_t base, int32_t step, int64_t j) {
 
 /* Where the result's sub-chunks live: this chip's working copy (buffer work, its
  * address in work_at), sub bytes apart; ghost_at is the scratch of sends with no
- * receiver. */
+ * receiver, junk_at the scratch of combines whose result no one reads. */
 typedef struct LineResult {
-  int32_t work, work_at, ghost_at, sub_r, zero;
+  int32_t work, work_at, ghost_at, junk_at, sub_r, zero;
   int64_t sub;
 } LineResult;
 
-/* A send of the result's sub-chunks into the same place on peer nb, arriving on its
- * semaphore sem, or where real is 0 a ghost; *base and *step give sub-chunk j's
- * destination. */
-static TileDmaSite result_site(Coll *c, const LineResult *lr, int32_t real, int32_t nb,
-                               int32_t sem, int32_t sent, int32_t *base, int32_t *step) {
+/* A send of sub-chunks from work to peer nb's buffer dst_buf (sub-chunk j at
+ * dst_at + j * sub there), arriving on its semaphore sem, or where real is 0 a ghost;
+ * *base and *step give sub-chunk j's destination. */
+static TileDmaSite send_site(Coll *c, const LineResult *lr, int32_t real, int32_t nb,
+                             int32_t sem, int32_t sent, int32_t dst_buf, int32_t dst_at,
+                             int32_t *base, int32_t *step) {
   int32_t peer = coll_sel(c, real, nb, c->chipid);
   int32_t dst_sem = coll_sel(c, real, sem, coll_li(c, -1));
-  *base = coll_sel(c, real, lr->work_at, lr->ghost_at);
+  *base = coll_sel(c, real, dst_at, lr->ghost_at);
   *step = coll_sel(c, real, lr->sub_r, lr->zero);
-  return coll_line_site(c, lr->work, lr->work, lr->sub, peer, dst_sem, sent, true);
+  return coll_line_site(c, lr->work, dst_buf, lr->sub, peer, dst_sem, sent, true);
 }
 
 /* The sends in flight of both phases, each phase's counted on its own sent semaphore
@@ -247,10 +262,24 @@ static void line_credit(Coll *c, const CollCredit *cr, int32_t credits) {
   coll_wait_sem(c, credits, 1, -1);
 }
 
+/* One combine of sub-chunk j: where real, work's sub-chunk := itself (op) the in
+ * buffer's at in_base + j * sub; elsewhere the junk scratch := itself (op) the identity,
+ * which writes nothing anyone reads (work may be receiving the result by then). */
+static void combine(Coll *c, const LineResult *lr, const CollReduce *r, int32_t in,
+                    int32_t real, int32_t in_base, int32_t ident, int64_t j) {
+  int32_t src = coll_sel(c, real, coll_at(c, in_base, lr->sub_r, j), ident);
+  int32_t to = tile_mir_sreg(c->m);
+  coll_ri(c, TILE_MOP_ADDI, to, lr->work_at, j * lr->sub);
+  to = coll_sel(c, real, to, lr->junk_at);
+  coll_reduce_into(c, r, r->vop, in, src, lr->work, to, lr->sub);
+}
+
 void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollReduce *r) {
   TileMir *m = c->m;
   const CollAxis *a = &c->ax[k];
-  const int64_t p = a->p, root = (p - 1) / 2, S = line_subs(padded, r->tile_bytes);
+  const int64_t p = a->p, S = line_subs(padded, r->tile_bytes);
+  const int64_t root_l = (p - 1) / 2, root_r = p / 2; /* one root where p is odd */
+  const bool two = root_l != root_r;
   const int64_t sub = padded / S;
   /* sends: all the line keeps in flight but one credit (each is waited for as it lands,
    * line_credit) */
@@ -261,6 +290,8 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
   int32_t in = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 2 * padded + sub, 1, 64);
   snprintf(name, sizeof name, "line.ghost.%d", (int)m->nbufs);
   int32_t ghost = tile_mir_buffer(m, name, TILE_SPACE_VMEM, sub, 1, 64);
+  snprintf(name, sizeof name, "line.junk.%d", (int)m->nbufs);
+  int32_t junk = tile_mir_buffer(m, name, TILE_SPACE_VMEM, sub, 1, 64);
   int32_t credits = tile_mir_sem(m);
 
   /* the identity, for sides with nothing to combine */
@@ -273,73 +304,100 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
   coll_ri(c, TILE_MOP_ADDI, id, id, r->tile_bytes);
   tile_mir_loop_end(m);
 
-  /* Roles from the position q. */
+  /* Roles from the position q (see the top). */
   int32_t q = c->coord[k], left = c->next[1][k], right = c->next[0][k];
-  int32_t from_l = coll_in_range(c, q, 1, root);      /* phase 1: the left sends here */
-  int32_t from_r = coll_in_range(c, q, root, p - 2);  /* phase 1: the right sends here */
-  /* phase 1: this chip sends right (left); phase 2: the result comes from the right
-   * (left), the way its partial went */
-  int32_t go_r = coll_in_range(c, q, 0, root - 1);
-  int32_t go_l = coll_in_range(c, q, root + 1, p - 1);
-  int32_t zero = tile_lower_zero(c->cx), one = coll_li(c, 1), sub_r = coll_li(c, sub);
+  int32_t from_l = coll_in_range(c, q, 1, root_l);     /* phase 1: the left sends here */
+  int32_t late_l = coll_in_range(c, q, root_r, two ? root_r : -1); /* r1: the left half */
+  int32_t go_r = coll_in_range(c, q, 0, root_r - 1);     /* phase 1: sends right */
+  int32_t go_l = coll_in_range(c, q, root_l + 1, p - 1); /* phase 1: sends left */
+  int32_t zero = tile_lower_zero(c->cx), sub_r = coll_li(c, sub);
   int32_t ghost_at = coll_addr(c, ghost, 0), work_at = coll_addr(c, work, 0);
+  int32_t junk_at = coll_addr(c, junk, 0);
   int32_t in_l = coll_addr(c, in, 0), in_r = coll_addr(c, in, padded);
   int32_t ident = coll_addr(c, in, 2 * padded);
-  const LineResult lr = {work, work_at, ghost_at, sub_r, zero, sub};
+  const LineResult lr = {work, work_at, ghost_at, junk_at, sub_r, zero, sub};
+  /* arrivals from the left count on the semaphore of rings toward +, from the right on
+   * the one toward - */
+  int32_t sem_l = coll_li(c, coll_recv_sem(c, 0, k)), sem_r = coll_li(c, coll_recv_sem(c, 1, k));
 
-  /* ---- phase 1: combine what comes from outside, send inward ---- */
-  CollCredit s1[2] = {coll_credit(c, from_l, 0, k, credits), coll_credit(c, from_r, 1, k, credits)};
-  int32_t src_base[2] = {coll_sel(c, from_l, in_l, ident), coll_sel(c, from_r, in_r, ident)};
-  int32_t src_step[2] = {coll_sel(c, from_l, sub_r, zero), coll_sel(c, from_r, sub_r, zero)};
-  int32_t sends = coll_sel(c, go_r, one, go_l); /* 0 only at the root */
-  int32_t at_root = coll_sel(c, sends, zero, one);
-  int32_t peer1 = coll_sel(c, go_r, right, coll_sel(c, go_l, left, c->chipid));
-  int32_t sem1 = coll_sel(c, go_r, coll_li(c, coll_recv_sem(c, 0, k)),
-                     coll_sel(c, go_l, coll_li(c, coll_recv_sem(c, 1, k)), coll_li(c, -1)));
+  /* ---- phase 1: combine what comes from outside, send it inward; the roots combine
+   * the halves and send the result back out ---- */
+  /* the right root's own half comes from the right only (the left root's is exchanged
+   * after) */
+  int32_t from_r1 = coll_in_range(c, q, root_r, p - 2);
+  CollCredit w1[2] = {coll_credit(c, from_l, 0, k, credits), coll_credit(c, from_r1, 1, k, credits)};
   /* a rightward send lands in the receiver's left half, a leftward one in its right */
-  int32_t dst1 = coll_sel(c, sends, coll_sel(c, go_r, in_l, in_r), ghost_at);
-  int32_t step1 = coll_sel(c, sends, sub_r, zero);
-  TileDmaSite up = coll_line_site(c, work, in, sub, peer1, sem1, c->sem_sent[0], true);
-  /* The result goes back to who sent here in phase 1, each way (d = 0: to the left,
-   * arriving on the receiver's semaphore from its right): from the root in phase 1,
-   * from every other chip in phase 2. */
-  int32_t outs[2] = {from_l, from_r}, nb[2] = {left, right};
-  int32_t dir_sem[2] = {coll_li(c, coll_recv_sem(c, 1, k)), coll_li(c, coll_recv_sem(c, 0, k))};
+  int32_t ub[2], us[2], ureal[2] = {go_r, go_l};
+  TileDmaSite up[2] = {
+      send_site(c, &lr, go_r, right, sem_l, c->sem_sent[0], in, in_l, &ub[0], &us[0]),
+      send_site(c, &lr, go_l, left, sem_r, c->sem_sent[0], in, in_r, &ub[1], &us[1])};
+  /* The result goes back out (d = 0: to the left, arriving on the receiver's semaphore
+   * from its right): from a root in phase 1, from every other chip in phase 2. */
+  int32_t nb[2] = {left, right}, dir_sem[2] = {sem_r, sem_l};
+  int32_t bout[2] = {coll_in_range(c, q, root_l > 0 ? root_l : 1, root_l),
+                     coll_in_range(c, q, root_r, root_r < p - 1 ? root_r : -1)};
   TileDmaSite bcast[2];
   int32_t bbase[2], bstep[2];
-  for (int d = 0; d < 2; d++) {
-    int32_t real = coll_sel(c, at_root, outs[d], zero);
-    bcast[d] = result_site(c, &lr, real, nb[d], dir_sem[d], c->sem_sent[0], &bbase[d], &bstep[d]);
+  for (int d = 0; d < 2; d++)
+    bcast[d] = send_site(c, &lr, bout[d], nb[d], dir_sem[d], c->sem_sent[0], work, work_at,
+                         &bbase[d], &bstep[d]);
+  /* DMAs on one sent semaphore (ghosts, which land at once, where a chip has no such
+   * send), waited for by count so that at most `dmas` are in flight, counted with phase
+   * 2's (which starts with this phase's last sends still on the links). A ghost copies
+   * the identity, which nothing writes: work may be stored to while a local copy of it
+   * is under way. */
+  LineFlight fl = {{0, 0}, {0, 0}, {c->sem_sent[0], c->sem_sent[1]}, dmas, up[0].desc};
+  /* Two roots: each adds the other's half, which crossed the link between them while
+   * it sent its own, `lag` sub-chunks behind its own sends: about the hop that half
+   * takes, so the wait for it is short and no root's next send waits for it. */
+  CollCredit x[2];
+  int32_t at_root = -1, xbase = -1;
+  if (two) {
+    x[0] = coll_credit(c, late_l, 0, k, credits);
+    x[1] = coll_credit(c, coll_in_range(c, q, root_l, root_l), 1, k, credits);
+    /* the other root's half: r1's came from the left, r0's from the right */
+    at_root = coll_in_range(c, q, root_l, root_r);
+    xbase = coll_sel(c, late_l, in_l, in_r);
   }
-  /* Three DMAs a sub-chunk (two of them ghosts, which land at once) on one sent
-   * semaphore, waited for by count so that at most `dmas` are in flight, counted with
-   * phase 2's (which starts with this phase's last sends still on the links). */
-  LineFlight fl = {{0, 0}, {0, 0}, {c->sem_sent[0], c->sem_sent[1]}, dmas, up.desc};
-  for (int64_t j = 0; j < S; j++) {
-    int32_t from = tile_mir_sreg(m);
-    coll_ri(c, TILE_MOP_ADDI, from, work_at, j * sub);
-    for (int d = 0; d < 2; d++) {
-      line_credit(c, &s1[d], credits);
-      int32_t src = coll_at(c, src_base[d], src_step[d], j), to = tile_mir_sreg(m);
-      coll_ri(c, TILE_MOP_ADDI, to, work_at, j * sub);
-      coll_reduce_into(c, r, r->vop, in, src, work, to, sub);
+  const TileTarget *t = c->cx->target;
+  int64_t per = coll_link_cycles(t, sub) + COLL_STEP_OVERHEAD;
+  int64_t lag = two ? (tile_target_hop_cycles(t) + per + per - 1) / per : 0;
+  if (lag > S) lag = S;
+  for (int64_t i = 0; i < S + lag; i++) {
+    if (i < S) { /* from the left, then on rightward; from the right, then on leftward */
+      int32_t from = coll_plus(c, work_at, coll_li(c, i * sub));
+      for (int d = 0; d < 2; d++) {
+        line_credit(c, &w1[d], credits);
+        combine(c, &lr, r, in, d ? from_r1 : from_l, d ? in_r : in_l, ident, i);
+        flight_room(c, &fl, 0, 1);
+        tile_dma_issue(c->cx, &up[d], coll_sel(c, ureal[d], from, ident), 0,
+                       coll_at(c, ub[d], us[d], i), 0);
+      }
     }
-    flight_room(c, &fl, 0, 3);
-    tile_dma_issue(c->cx, &up, from, 0, coll_at(c, dst1, step1, j), 0);
+    int64_t j = two ? i - lag : i; /* the sub-chunk whose result goes out */
+    if (j < 0 || j >= S) continue;
+    if (two) {
+      for (int d = 0; d < 2; d++) line_credit(c, &x[d], credits);
+      combine(c, &lr, r, in, at_root, xbase, ident, j);
+    }
+    int32_t from = coll_plus(c, work_at, coll_li(c, j * sub));
+    flight_room(c, &fl, 0, 2);
     for (int d = 0; d < 2; d++)
-      tile_dma_issue(c->cx, &bcast[d], from, 0, coll_at(c, bbase[d], bstep[d], j), 0);
+      tile_dma_issue(c->cx, &bcast[d], coll_sel(c, bout[d], from, ident), 0,
+                     coll_at(c, bbase[d], bstep[d], j), 0);
   }
 
   /* ---- phase 2: take the result from inside, send it outward ---- */
-  CollCredit s2[2] = {coll_credit(c, go_l, 0, k, credits), coll_credit(c, go_r, 1, k, credits)};
+  CollCredit w2[2] = {coll_credit(c, coll_in_range(c, q, root_r + 1, p - 1), 0, k, credits),
+                      coll_credit(c, coll_in_range(c, q, 0, root_l - 1), 1, k, credits)};
+  int32_t dout[2] = {coll_in_range(c, q, 1, root_l - 1), coll_in_range(c, q, root_r + 1, p - 2)};
   TileDmaSite down[2];
   int32_t dbase[2], dstep[2];
-  for (int d = 0; d < 2; d++) { /* the root's went in phase 1 */
-    int32_t real = coll_sel(c, sends, outs[d], zero);
-    down[d] = result_site(c, &lr, real, nb[d], dir_sem[d], c->sem_sent[1], &dbase[d], &dstep[d]);
-  }
+  for (int d = 0; d < 2; d++)
+    down[d] = send_site(c, &lr, dout[d], nb[d], dir_sem[d], c->sem_sent[1], work, work_at,
+                        &dbase[d], &dstep[d]);
   for (int64_t j = 0; j < S; j++) {
-    for (int d = 0; d < 2; d++) line_credit(c, &s2[d], credits);
+    for (int d = 0; d < 2; d++) line_credit(c, &w2[d], credits);
     int32_t src = tile_mir_sreg(m);
     coll_ri(c, TILE_MOP_ADDI, src, work_at, j * sub);
     flight_room(c, &fl, 1, 2);

@@ -1,8 +1,9 @@
 """all_reduce over axes without wraparound (lines) by reduce-toward-the-middle and
 broadcast (backend-vliw/gen_collective_line.c), on tiny with `torus.wrap = never` and on
-v5e-like (whose slices below 16 chips do not wrap). Lines of 3 to 8 chips put the root at
-every kind of position (the middle of an odd or even line, next to an end) and give the
-end chips, the root and the chips between different roles from one program.
+v5e-like (whose slices below 16 chips do not wrap). Lines of 2 to 8 chips put the roots at
+every kind of position (the middle chip of an odd line, the two middle chips of an even
+one, next to an end or at both ends) and give the end chips, the roots and the chips
+between different roles from one program.
 
 Integer data check every element exactly; random reals check that every chip of a group
 holds the same bits (only the root's sum is kept) and that a second run gives the same
@@ -118,25 +119,44 @@ def test_line_all_reduce_threads(tilec, tmp_path):
     assert runs[0] == runs[1] == runs[2]
 
 
-@pytest.mark.parametrize("p", [8, 5, 2])
+def ar_src(p, elems):
+    return (f"mesh @m = torus<1x{p}>(x, y)\n\nfunc @f(%a: tensor<{elems}xf32>) -> "
+            f"tensor<{elems}xf32> attributes {{mesh = @m}} {{\n  %y = all_reduce %a "
+            f"{{kind = add, axes = [y]}} : tensor<{elems}xf32>\n  return %y\n}}\n")
+
+
+@pytest.mark.parametrize("p", [8, 5])
 def test_line_root_sends_while_it_sums(tilec, tmp_path, p):
-    """The root sends each sub-chunk of the result on as soon as it has summed it: its
-    first send of the result leaves before the last partial from a neighbour lands."""
+    """The (left) root sends each sub-chunk of the result on as soon as it has summed it:
+    its first send of the result to its left neighbour leaves before that neighbour's
+    last partial lands."""
     from test_prefetch import dma_slices
     root, elems = (p - 1) // 2, 32 * 1024  # 128 KiB: eight sub-chunks
-    src = (f"mesh @m = torus<1x{p}>(x, y)\n\nfunc @f(%a: tensor<{elems}xf32>) -> "
-           f"tensor<{elems}xf32> attributes {{mesh = @m}} {{\n  %y = all_reduce %a "
-           f"{{kind = add, axes = [y]}} : tensor<{elems}xf32>\n  return %y\n}}\n")
     tile, trace = tmp_path / "ar.tile", tmp_path / "t.json"
-    tile.write_text(src)
+    tile.write_text(ar_src(p, elems))
     run = tilemach.run([tilec, "run", tile, "--target", "v5e-like", "--torus", f"1x{p}",
                         "--mode", "timing", "--trace", trace], timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
-    into_root = [d[0] + d[1] for chip in (root - 1, root + 1) if 0 <= chip < p
-                 for d in dma_slices(trace, chip) if d[3] == root]
-    from_root = [d for d in dma_slices(trace, root) if d[3] >= 0]
+    into_root = [d[0] + d[1] for d in dma_slices(trace, root - 1) if d[3] == root]
+    from_root = [d for d in dma_slices(trace, root) if d[3] == root - 1]
     assert into_root and from_root
     assert min(d[0] for d in from_root) < max(into_root), (from_root, into_root)
+
+
+def test_even_line_takes_one_hop_fewer(tilec, tmp_path):
+    """The two middle chips of an even line each hold one half and exchange it, so the
+    result reaches the ends p - 1 hops after they sent, as on the odd line one chip
+    shorter: a single root would be p / 2 hops from the far end, there and back."""
+    t = tilemach.load_target("v5e-like", "1x8")
+    cycles = {}
+    for p in (7, 8):
+        tile = tmp_path / f"ar{p}.tile"
+        tile.write_text(ar_src(p, 1024))
+        run = tilemach.run([tilec, "run", tile, "--target", "v5e-like", "--torus", f"1x{p}",
+                            "--mode", "timing"], timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+        cycles[p] = int(re.search(r"run: (\d+) cycles", run.stdout).group(1))
+    assert cycles[8] - cycles[7] < 1.5 * t.hop_cycles(), cycles
 
 
 @pytest.mark.parametrize("torus,axes,elems", [((1, 8), [1], 16 * 1024), ((1, 8), [1], 64 * 1024),
