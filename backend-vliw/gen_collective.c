@@ -1038,6 +1038,53 @@ static void anchor_set(const Coll *c) {
   }
 }
 
+/* A peer may deliver into this chip's receive buffers before this chip reaches the
+ * collective, so layout keeps them from the anchor on (TileMirBuffer.remote_after), or
+ * from the first bundle where there is none: over every group since, whose VMEM they
+ * then may not share. Where that is much (the buffers made since the anchor and the
+ * operand each over a quarter of VMEM: a prefill layer's all_reduce after its MLP's
+ * matmuls) and every axis is a ring, the collective first meets its neighbours, the
+ * only chips that write into it: a 4-byte signal to each neighbour, on the semaphore
+ * its arrivals from this chip count on, and a wait for theirs. A neighbour sends data
+ * only after this chip's signal, which is where the buffers' lives then begin: the
+ * meeting anchors the collective. It costs about a hop. (Lines, whose end chips lack a
+ * neighbour, keep the old anchor.) */
+static bool wants_meeting(const Coll *c, const TileTensorRef *x, const TileTensorRef *y) {
+  TileOpKind kind = c->op->kind;
+  if (kind != TILE_OP_ALL_REDUCE && kind != TILE_OP_REDUCE_SCATTER && kind != TILE_OP_ALL_GATHER)
+    return false;
+  for (int k = 0; k < c->naxes; k++)
+    if (coll_is_line(&c->ax[k])) return false;
+  const TileLowerCtx *cx = c->cx;
+  int64_t quarter = cx->target->vmem_bytes / 4, since = 0;
+  if ((x->bytes > y->bytes ? x->bytes : y->bytes) <= quarter) return false;
+  for (int32_t b = cx->coll_anchor >= 0 ? cx->coll_anchor + cx->coll_anchor_n : 0;
+       b < c->m->nbufs; b++)
+    if (c->m->bufs[b].space == TILE_SPACE_VMEM) since += c->m->bufs[b].bytes * c->m->bufs[b].nslots;
+  return since > quarter;
+}
+
+static void meet(Coll *c) {
+  TileMir *m = c->m;
+  char name[64];
+  snprintf(name, sizeof name, "meet.%d", (int)m->nbufs);
+  int32_t buf = tile_mir_buffer(m, name, TILE_SPACE_VMEM, 64, 1, 64);
+  int32_t sent = tile_mir_sem(m), n = 0, names = -1;
+  for (int k = 0; k < c->naxes; k++)
+    for (int d = 0; d < 2 && c->ax[k].p > 1; d++) {
+      TileDmaSite s = coll_line_site(c, buf, buf, 4, c->next[d][k],
+                                     coll_li(c, coll_recv_sem(c, d, k)), sent, true);
+      tile_dma_issue(c->cx, &s, -1, 0, -1, 0);
+      names = s.desc;
+      n++;
+    }
+  for (int k = 0; k < c->naxes; k++)
+    for (int d = 0; d < 2 && c->ax[k].p > 1; d++) coll_wait_sem(c, coll_recv_sem(c, d, k), 1, -1);
+  coll_wait_sem(c, sent, n, names);
+  c->anchor = buf;
+  c->anchor_n = 1;
+}
+
 static bool gen_op(Coll *c, TileTensorRef x, TileTensorRef y) {
   switch (c->op->kind) {
   case TILE_OP_ALL_REDUCE: return gen_all_reduce(c, x, y);
@@ -1068,6 +1115,7 @@ bool tile_gen_collective(TileLowerCtx *cx, const TileGroup *g) {
   c.anchor_n = covered ? cx->coll_anchor_n : 0;
   c.first_buf = cx->mir->nbufs;
   c.exchanges = false;
+  if (wants_meeting(&c, &x, &y)) meet(&c);
   if (!gen_op(&c, x, y)) return false;
   anchor_set(&c);
   return true;
