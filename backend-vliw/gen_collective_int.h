@@ -200,6 +200,9 @@ void coll_reduce_into(Coll *c, const CollReduce *r, int vop, int32_t src_buf, in
  * stored over the received data instead). */
 void coll_reduce_span(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
                       int32_t dst_buf, int32_t dst, int64_t bytes, bool into_src);
+/* out := b OP a, three addresses (out may be a's or b's register, or one of its own). */
+void coll_reduce_to(Coll *c, const CollReduce *r, int vop, int32_t a_buf, int32_t a,
+                    int32_t b_buf, int32_t b, int32_t out_buf, int32_t out, int64_t bytes);
 /* The semaphore arrivals from the previous chip of axis k's ring in direction dir
  * count on (one of the band, tile_coll_sem_band). */
 int32_t coll_recv_sem(Coll *c, int dir, int k);
@@ -293,7 +296,7 @@ void coll_credit_wait(Coll *c, const CollCredit *cr);
 
 /* Axis k of p > 2 chips without wraparound: work (padded bytes, whole tiles of r) :=
  * its reduction over the axis, by a reduce toward the middle chip (the two middle chips
- * of an even line, which exchange their halves) and a broadcast back, the same value on
+ * of an even line, which exchange their halves) and a broadcast back, the same bits on
  * every chip. */
 void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollReduce *r);
 /* Its VMEM besides work, and its estimated cycles. */

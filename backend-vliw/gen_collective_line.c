@@ -12,9 +12,7 @@
  *     sending on (from the left, then on rightward; from the right, then on leftward),
  *     so an odd line's root ends with the whole reduction, and on an even line r0 with
  *     the left half and r1 with the right half, which they exchange across the link
- *     between them and add: r0 as left + right, r1 as right + left, the same value
- *     (IEEE addition and multiplication commute, and so do max and min but for which
- *     NaN's payload they keep);
+ *     between them and combine, both as left half OP right half (the same bits);
  *   phase 2 (broadcast): every chip but the roots takes the result from its inner
  *     neighbour and passes it outward. The roots send each sub-chunk of the result
  *     outward in phase 1, as soon as they have combined it: waiting for the whole sum
@@ -30,7 +28,7 @@
  * each sent on as soon as it has arrived and been combined, so a phase costs one
  * sub-chunk's transfer per hop plus the operand once. Only the roots' sums are kept
  * (every other chip overwrites its partial with the broadcast), so every chip ends with
- * the same value, summed in the same order on every run.
+ * the same bits, summed in the same order on every run.
  *
  * Every chip runs the same code (SPMD), but chips do different work here: the ends
  * receive nothing in phase 1, the root sends nothing in it and receives nothing in
@@ -351,13 +349,11 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
    * it sent its own, `lag` sub-chunks behind its own sends: about the hop that half
    * takes, so the wait for it is short and no root's next send waits for it. */
   CollCredit x[2];
-  int32_t at_root = -1, xbase = -1;
-  if (two) {
+  int32_t at_root = -1;
+  if (two) { /* r1 waits for r0's half from the left, r0 for r1's from the right */
     x[0] = coll_credit(c, late_l, 0, k, credits);
     x[1] = coll_credit(c, coll_in_range(c, q, root_l, root_l), 1, k, credits);
-    /* the other root's half: r1's came from the left, r0's from the right */
     at_root = coll_in_range(c, q, root_l, root_r);
-    xbase = coll_sel(c, late_l, in_l, in_r);
   }
   const TileTarget *t = c->cx->target;
   int64_t per = coll_link_cycles(t, sub) + COLL_STEP_OVERHEAD;
@@ -376,11 +372,15 @@ void coll_line_axis(Coll *c, int k, int32_t work, int64_t padded, const CollRedu
     }
     int64_t j = two ? i - lag : i; /* the sub-chunk whose result goes out */
     if (j < 0 || j >= S) continue;
-    if (two) {
-      for (int d = 0; d < 2; d++) line_credit(c, &x[d], credits);
-      combine(c, &lr, r, in, at_root, xbase, ident, j);
-    }
     int32_t from = coll_plus(c, work_at, coll_li(c, j * sub));
+    if (two) { /* left half OP right half on both roots: r0 holds the left, r1 the right */
+      for (int d = 0; d < 2; d++) line_credit(c, &x[d], credits);
+      int32_t hl = coll_at(c, in_l, sub_r, j), hr = coll_at(c, in_r, sub_r, j);
+      int32_t b = coll_sel(c, late_l, hl, coll_sel(c, at_root, from, junk_at));
+      int32_t a2 = coll_sel(c, late_l, from, coll_sel(c, at_root, hr, ident));
+      int32_t out = coll_sel(c, at_root, from, junk_at);
+      coll_reduce_to(c, r, r->vop, in, a2, work, b, work, out, sub);
+    }
     flight_room(c, &fl, 0, 2);
     for (int d = 0; d < 2; d++)
       tile_dma_issue(c->cx, &bcast[d], coll_sel(c, bout[d], from, ident), 0,

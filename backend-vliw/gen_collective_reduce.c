@@ -24,9 +24,11 @@ static void tiles_move(Coll *c, const CollReduce *r, int32_t *v, int32_t addr, i
   }
 }
 
-/* One loop of `tiles` iterations of u tiles each (see REDUCE_UNROLL). */
+/* One loop of `tiles` iterations of u tiles each (see REDUCE_UNROLL): out := dst OP src,
+ * out being the src or dst register or one of its own. */
 static void reduce_loop(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
-                        int32_t dst_buf, int32_t dst, int64_t tiles, int u, bool into_src) {
+                        int32_t dst_buf, int32_t dst, int32_t out_buf, int32_t out,
+                        int64_t tiles, int u) {
   TileMir *m = c->m;
   int32_t a[REDUCE_UNROLL], b[REDUCE_UNROLL], s[REDUCE_UNROLL];
   tile_mir_loop_begin(m, (int32_t)tiles, TILE_MIR_PIPELINE);
@@ -39,22 +41,36 @@ static void reduce_loop(Coll *c, const CollReduce *r, int vop, int32_t src_buf, 
       tile_mir_add(m, tile_mir_inst(vop, s[i], b[i], a[i], 0, 0));
     }
   }
-  tiles_move(c, r, s, into_src ? src : dst, into_src ? src_buf : dst_buf, u, true);
+  tiles_move(c, r, s, out, out_buf, u, true);
   coll_ri(c, TILE_MOP_ADDI, src, src, u * r->tile_bytes);
   coll_ri(c, TILE_MOP_ADDI, dst, dst, u * r->tile_bytes);
+  if (out != src && out != dst) coll_ri(c, TILE_MOP_ADDI, out, out, u * r->tile_bytes);
   tile_mir_loop_end(m);
+}
+
+static void reduce_loops(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
+                         int32_t dst_buf, int32_t dst, int32_t out_buf, int32_t out,
+                         int64_t bytes) {
+  int64_t tiles = bytes / r->tile_bytes, whole = tiles / REDUCE_UNROLL;
+  if (whole)
+    reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, out_buf, out, whole, REDUCE_UNROLL);
+  if (tiles % REDUCE_UNROLL)
+    reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, out_buf, out, 1,
+                (int)(tiles % REDUCE_UNROLL));
 }
 
 void coll_reduce_span(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
                         int32_t dst_buf, int32_t dst, int64_t bytes, bool into_src) {
-  int64_t tiles = bytes / r->tile_bytes, whole = tiles / REDUCE_UNROLL;
-  if (whole) reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, whole, REDUCE_UNROLL, into_src);
-  if (tiles % REDUCE_UNROLL)
-    reduce_loop(c, r, vop, src_buf, src, dst_buf, dst, 1, (int)(tiles % REDUCE_UNROLL),
-                into_src);
+  reduce_loops(c, r, vop, src_buf, src, dst_buf, dst, into_src ? src_buf : dst_buf,
+               into_src ? src : dst, bytes);
 }
 
 void coll_reduce_into(Coll *c, const CollReduce *r, int vop, int32_t src_buf, int32_t src,
                         int32_t dst_buf, int32_t dst, int64_t bytes) {
   coll_reduce_span(c, r, vop, src_buf, src, dst_buf, dst, bytes, false);
+}
+
+void coll_reduce_to(Coll *c, const CollReduce *r, int vop, int32_t a_buf, int32_t a,
+                    int32_t b_buf, int32_t b, int32_t out_buf, int32_t out, int64_t bytes) {
+  reduce_loops(c, r, vop, a_buf, a, b_buf, b, out_buf, out, bytes);
 }

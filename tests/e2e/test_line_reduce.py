@@ -193,3 +193,20 @@ def test_line_all_reduce_dmas_in_flight(tilec, tmp_path, torus, axes, elems):
         most.append(peak)
     assert max(most) <= 10, most
     assert max(most) >= 3, most  # the sends pipeline: several in flight at once
+
+
+@pytest.mark.parametrize("p", [8, 4])
+def test_even_line_nan_bits(tilec, tmp_path, p):
+    """The two roots of an even line combine the halves in one order (left half OP right
+    half), so every chip holds the same bits even where both halves are NaNs of
+    different payloads (which NaN an add keeps depends on the order of its operands)."""
+    x = np.ones((p, 8, 128), np.float32)
+    bits = x.view(np.uint32)
+    for chip in range(p):
+        bits[chip, 0, :] = 0x7FC00000 | (chip + 1)  # a quiet NaN, a payload per chip
+    y, _ = compile_and_run(tmp_path, (1, p), "all_reduce %a {kind = add, axes = [y]}",
+                           (8, 128), (8, 128), "f32", x, target="v5e-like")
+    for chip in range(1, p):
+        np.testing.assert_array_equal(y[chip].view(np.uint32), y[0].view(np.uint32),
+                                      err_msg=f"chip {chip}")
+    assert np.isnan(y[:, 0]).all() and (y[:, 1:] == p).all()
