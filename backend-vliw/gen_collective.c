@@ -961,14 +961,13 @@ int tile_coll_permute_sends(const TileOp *op) {
  * asynchronously (tile_lower_async_sem >= 0, lower_async.c) only sends here: its waits
  * go to a later group. */
 static bool gen_permute(Coll *c, TileTensorRef x, TileTensorRef y) {
-  int64_t shift = 0, halves = 0;
+  int64_t shift = 0;
   tile_attr_get_int(&c->op->attrs, "shift", &shift);
-  tile_attr_get_int(&c->op->attrs, "halves", &halves);
   if (tile_attr_get(&c->op->attrs, "cycle") && !coll_cycle_ring(c)) return false;
   int32_t async_sem = tile_lower_async_sem(c->cx);
   const CollAxis *a = &c->ax[0];
   int64_t s = c->span ? 0 : ((shift % a->p) + a->p) % a->p;
-  int dir = s <= a->p - s ? 0 : 1, nparts = halves ? 2 : 1;
+  int dir = s <= a->p - s ? 0 : 1, nparts = tile_coll_permute_sends(c->op);
   int64_t hops = dir == 0 ? s : a->p - s, part = x.bytes / nparts;
   if (async_sem >= 0) {
     if (c->span || hops != 1) /* the plan took it by tile_coll_permute_one_hop */
@@ -978,7 +977,7 @@ static bool gen_permute(Coll *c, TileTensorRef x, TileTensorRef y) {
       coll_exchange_async(c, 0, dir ^ h, x.buf, y.buf, h * part, part, async_sem);
     return true;
   }
-  if (c->span && halves)
+  if (c->span && nparts > 1)
     return tile_lower_error(c->cx, c->op, "halves = 1 along an axis over several torus dims "
                             "is not supported; shift each half with a permute of its own");
   if (c->span) return permute_spanning(c, x, y, shift);

@@ -167,9 +167,7 @@ static void make_buffers(Gen *g) {
   g->abuf = tile_mir_buffer(g->m, "matmul.a", TILE_SPACE_VMEM, aslots * p->Mb * p->Kb * p->ae, 1, 128);
   g->bbuf = g->share ? g->res->vmem
                      : tile_mir_buffer(g->m, g->own ? "matmul.b.resident" : "matmul.b",
-                                       TILE_SPACE_VMEM,
-                                       (p->ring + (edge > 1 ? p->eslots : 0)) * b_bytes(p), 1,
-                                       128);
+                                       TILE_SPACE_VMEM, mm_b_slots(p) * b_bytes(p), 1, 128);
   g->tile_bytes = (int64_t)p->sub * p->dim * 4;
   g->acc_row = p->nnp * p->lead * p->nn * g->tile_bytes;
   g->acc = -1;

@@ -161,6 +161,12 @@ int32_t mm_tile_index(const MmPlan *p, const TileValue *v);
  * whose pops trail by two blocks). */
 static inline int64_t mm_tile_slots(const MmPlan *p) { return p->Mb <= p->sub ? 4 : 3; }
 
+/* B slots of Kb x Nb pieces: the ring's, then the padded last K step's (eslots) where K
+ * is padded. */
+static inline int64_t mm_b_slots(const MmPlan *p) {
+  return p->ring + (p->Kr < p->Kb ? p->eslots : 0);
+}
+
 /* Finds the epilogue ops done elsewhere or fused (MmPlan.bias, fuse, skip). */
 void mm_plan_folds(MmPlan *p);
 

@@ -215,7 +215,7 @@ enum { MM_STAGGER_EPI_STEPS = 8 };
 int64_t mm_plan_vmem(const MmPlan *p) {
   int64_t edge = p->Kr < p->Kb ? 2 : 1;
   int64_t a = (p->ahold ? p->nkp : edge * 2) * p->Mb * p->Kb * p->ae;
-  int64_t b = (p->ring + (edge > 1 ? p->eslots : 0)) * p->Kb * p->Nb * p->be;
+  int64_t b = mm_b_slots(p) * p->Kb * p->Nb * p->be;
   int64_t acc = (p->nkp > 1 ? 1 : 0) * p->Mb * p->nnp * (p->lead > 1 ? p->lead : 1) * p->Nb * 4;
   int64_t stage = 2 * p->Mb * p->Nb * p->oe;
   int64_t rows = 0;

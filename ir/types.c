@@ -64,6 +64,10 @@ int64_t tile_type_numel(const TileType *t) {
   return n;
 }
 
+int64_t tile_type_bytes(const TileType *t) {
+  return tile_type_numel(t) * tile_elem_bits((TileElem)t->elem) / 8;
+}
+
 int tile_type_format(const TileType *t, char *buf, size_t size) {
   char shape[TILE_MAX_RANK * 21 + 1];
   size_t k = 0;

@@ -157,8 +157,7 @@ static bool read_outside(const TileFunc *f, const Region *R) {
 
 /* The bytes of one chunk of v. */
 static double chunk_bytes(const Region *R, const TileValue *v) {
-  return (double)tile_type_numel(&v->type) / (double)R->p *
-         (double)tile_elem_bits((TileElem)v->type.elem) / 8.0;
+  return (double)tile_type_bytes(&v->type) / (double)R->p;
 }
 
 /* Whether the steps round a cycle run at the links' pace: a step reads the block's
@@ -175,8 +174,7 @@ static bool cycle_pays(const TileModule *m, const Region *R) {
   double weights = 0;
   for (int i = 0; i < R->n; i++) {
     if (R->ops[i]->kind != TILE_OP_MATMUL) continue;
-    const TileType *w = &R->ops[i]->opnd[1].v->type;
-    weights += (double)tile_type_numel(w) * tile_elem_bits((TileElem)w->elem) / 8;
+    weights += (double)tile_type_bytes(&R->ops[i]->opnd[1].v->type);
   }
   double hop = (chunk_bytes(R, R->ag->res[0]) + chunk_bytes(R, R->rs->opnd[0].v)) / 2;
   return m->hbm_per_link > 0 && weights <= m->hbm_per_link * hop;

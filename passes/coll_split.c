@@ -45,10 +45,6 @@
 /* Pieces at most: each is a collective with its own code and semaphores. */
 enum { COLL_SPLIT_MAX = 64 };
 
-static int64_t value_bytes(const TileValue *v) {
-  return tile_type_numel(&v->type) * tile_elem_bits((TileElem)v->type.elem) / 8;
-}
-
 /* The bytes of receive slots op keeps, or 0 for a collective this pass leaves alone. */
 static int64_t slot_bytes(const TileMesh *mesh, const TileOp *op) {
   const TileValue *v;
@@ -60,7 +56,7 @@ static int64_t slot_bytes(const TileMesh *mesh, const TileOp *op) {
   }
   const TileAttr *axes = tile_attr_get(&op->attrs, "axes");
   int64_t p = axes ? tile_mesh_axes_size(mesh, axes) : 0;
-  return p > 1 ? value_bytes(v) / p * (p - 1) : 0;
+  return p > 1 ? tile_type_bytes(&v->type) / p * (p - 1) : 0;
 }
 
 /* The dim to cut (the last one the collective does not gather or scatter along) and the

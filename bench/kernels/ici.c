@@ -16,16 +16,9 @@
  * V is the whole array a chip holds after an all-gather or before a reduce-scatter or
  * all-reduce: the larger of the op's operand and result; an all-to-all exchanges N
  * blocks of its operand's size. */
-#include <string.h>
 
 #include "ici.h"
 #include "tile/ops.h"
-
-static const TileMeshAxis *find_axis(const TileMesh *mesh, const char *name) {
-  for (int i = 0; i < mesh->naxes; i++)
-    if (strcmp(mesh->axes[i].name, name) == 0) return &mesh->axes[i];
-  return NULL;
-}
 
 static double type_bytes(const TileType *ty) {
   int bits = tile_elem_bits((TileElem)ty->elem);
@@ -65,7 +58,7 @@ bool ici_collective_cycles(const TileOp *op, const TileMesh *mesh, const TileTar
   double chips = 1;
   for (int i = 0; i < naxes && i < TILE_MAX_MESH_AXES; i++) {
     const TileAttr *name = axes ? &axes->elems[i] : one;
-    const TileMeshAxis *a = name->kind == TILE_ATTR_IDENT ? find_axis(mesh, name->s) : NULL;
+    const TileMeshAxis *a = name->kind == TILE_ATTR_IDENT ? tile_mesh_find_axis(mesh, name->s) : NULL;
     if (!a) {
       tile_error(d, op->loc, "the bound finds no mesh axis '%s' on mesh @%s",
                  name->kind == TILE_ATTR_IDENT ? name->s : "?", mesh->name);
@@ -75,7 +68,7 @@ bool ici_collective_cycles(const TileOp *op, const TileMesh *mesh, const TileTar
     chips *= (double)a->size;
   }
   const TileAttr *cyc = tile_attr_get(&op->attrs, "cycle");
-  const TileMeshAxis *ca = cyc && cyc->kind == TILE_ATTR_IDENT ? find_axis(mesh, cyc->s) : NULL;
+  const TileMeshAxis *ca = cyc && cyc->kind == TILE_ATTR_IDENT ? tile_mesh_find_axis(mesh, cyc->s) : NULL;
   if (cyc && !ca) {
     tile_error(d, op->loc, "the bound finds no mesh axis '%s' on mesh @%s",
                cyc->kind == TILE_ATTR_IDENT ? cyc->s : "?", mesh->name);

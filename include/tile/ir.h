@@ -100,6 +100,9 @@ TileType tile_type_sem(void);
 TileType tile_type_token(void);
 bool tile_type_eq(const TileType *a, const TileType *b);
 int64_t tile_type_numel(const TileType *t); /* 1 for scalars */
+/* Bytes of its elements at their bit widths (what a pass weighs; a backend may store
+ * narrow elements wider). */
+int64_t tile_type_bytes(const TileType *t);
 /* Writes the type as text ("tensor<8x128xbf16>"); returns the length it needs. */
 int tile_type_format(const TileType *t, char *buf, size_t size);
 
