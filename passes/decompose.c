@@ -6,7 +6,8 @@
  * code for them), and that each was replaced in place by core ops computing the semantics
  * of its row in include/tile/ops.h: softmax max-subtracted; the norms over the last
  * dim, layernorm with the two-pass (centered) variance, both through rsqrt; gelu in
- * its tanh form; rope by rotating halves with cos/sin broadcast over the leading
+ * its tanh form, silu as h + h tanh(h) with h = x / 2 (x logistic(x), with one
+ * transcendental); rope by rotating halves with cos/sin broadcast over the leading
  * dims; attention as q k^T (dot_general), scale, an optional causal mask, the
  * softmax above and a contraction with v. The arithmetic is f32: operands of a
  * narrower float type (bf16, f16, f8) are converted to f32 first and the result is
@@ -245,10 +246,14 @@ static TileValue *decompose_gelu(Rw *r) {
   return convert(r, "out", y, result_elem(r));
 }
 
-/* x * logistic(x) */
+/* x * logistic(x) = h + h tanh(h) with h = x / 2 */
 static TileValue *decompose_silu(Rw *r) {
   TileValue *x = convert(r, "in", operand(r, 0), WORK);
-  TileValue *y = binary(r, "f32", TILE_OP_MUL, x, unary(r, "sigmoid", TILE_OP_LOGISTIC, x));
+  TileType t = with_elem(r->op->res[0]->type, WORK);
+  TileValue *h = binary(r, "half_x", TILE_OP_MUL, x, splat(r, "half", t, 0.5));
+  TileValue *th = unary(r, "tanh", TILE_OP_TANH, h);
+  TileValue *hth = binary(r, "h_tanh", TILE_OP_MUL, h, th);
+  TileValue *y = binary(r, "f32", TILE_OP_ADD, h, hth);
   return convert(r, "out", y, result_elem(r));
 }
 

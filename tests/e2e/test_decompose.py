@@ -121,6 +121,16 @@ def zero_first(args):
     return [np.zeros_like(args[0])] + list(args[1:])
 
 
+def tails(args):
+    """The first operand from the far tails of an activation and +inf: where gelu and
+    silu go to 0 or to x through the saturated tanh (silu's h + h tanh(h) cancels to
+    0 below about -17, where x logistic(x) is tiny), never NaN."""
+    x = np.array(args[0], np.float64)
+    pattern = np.array([-1e4, -100, -30, -20, -17, -10, -3, 3, 10, 17, 20, 30, 100, 1e4, np.inf])
+    flat = np.resize(pattern, x.size).reshape(x.shape)
+    return [flat] + list(args[1:])
+
+
 def masked_rows(dim):
     """-inf at random places of the first operand, one finite entry kept in every
     slice along dim (a softmax input with a mask applied)."""
@@ -182,7 +192,7 @@ ELEMENTWISE_SHAPES = [(8, 32), (3, 4, 5), None]
 def test_activation(tilec, tmp_path, op, elem, shape):
     text = program(op, [(shape, elem)])
     big = 1e15 if elem != "f16" else 8e3  # f16 tops out at 65504
-    sets = arg_sets(text, scales=(1.0, 8.0, big), edits=[("zeros", zeros)])
+    sets = arg_sets(text, scales=(1.0, 8.0, big), edits=[("zeros", zeros), ("tails", tails)])
     compare(tilec, tmp_path, text, "f", sets, ELEMENTWISE_NMSE)
 
 
