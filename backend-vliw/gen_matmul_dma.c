@@ -225,10 +225,11 @@ static void resident_record(Gen *g, const int64_t *slot_of) {
  * The lowering may give a matmul group a budget of weight bytes to copy early, a
  * semaphore of its own and a number of DMAs (lower_prefetch.c): the first pf blocks'
  * pieces then come by at most that many DMAs (whole K steps of the first chunk in one
- * when their blocks lie on a grid, else runs of blocks whose pieces lie a constant
- * stride apart in HBM) into ring slots, and the lowering moves those DMAs to the start
- * of an earlier group (a collective, which leaves HBM idle) and waits for them before
- * this group starts.
+ * when their blocks lie on a grid, all K steps of chunks of one block a step in one
+ * when the chunks lie a constant stride apart, else runs of blocks whose pieces lie a
+ * constant stride apart in HBM) into ring slots, and the lowering moves those DMAs to
+ * the start of an earlier group (a collective, which leaves HBM idle) and waits for
+ * them before this group starts.
  *
  * Parts. Where the copies take all the weights, on a grid, the K steps come in up to
  * MM_PF_PARTS DMAs of doubling size instead, and only the first is waited for before
@@ -268,6 +269,23 @@ static bool on_grid(const Gen *g, int64_t steps, int64_t c) {
       if (b_src(p, &g->blocks[kp * c + i]) != base + kp * p->Kb * p->N * p->be + i * step)
         return false;
   return true;
+}
+
+/* Whole chunks from block 0 within the first `most` blocks whose pieces lie on a grid,
+ * where every chunk has one block a K step (nkp blocks, rows of K running on) and the
+ * chunks lie a constant stride apart: a decode wo, one column block a chunk, whose
+ * runs of constant stride are one chunk's K steps. 0 where fewer than two. */
+static int64_t chunk_grid(const Gen *g, int64_t most) {
+  const MmPlan *p = g->p;
+  int64_t nk = p->nkp, chunks = most / nk;
+  if (chunks < 2) return 0;
+  int64_t base = b_src(p, &g->blocks[0]), stride = b_src(p, &g->blocks[nk]) - base;
+  if (stride <= 0 || stride > INT32_MAX) return 0;
+  for (int64_t c = 0; c < chunks; c++)
+    for (int64_t kp = 0; kp < nk; kp++)
+      if (b_src(p, &g->blocks[c * nk + kp]) != base + c * stride + kp * p->Kb * p->N * p->be)
+        return c >= 2 ? c : 0;
+  return chunks;
 }
 
 /* Run r: K steps [k0, k1) of the first chunk (c blocks each) as one grid. */
@@ -319,6 +337,14 @@ void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dm
   } else if (c >= 2 && on_grid(g, steps, c)) {
     grid_run(g, c, 0, steps);
     j = steps * c;
+  } else if (c == 1 && p->nnp == 1 && runs >= 1) {
+    int64_t chunks = chunk_grid(g, most);
+    if (chunks >= 2) {
+      g->pf_first[g->npf] = 0;
+      g->pf_count[g->npf] = chunks * p->nkp;
+      g->pf_steps[g->npf++] = -p->nkp;
+      j = chunks * p->nkp;
+    }
   }
   while (j < most && g->npf < runs) {
     int64_t n = 1;
@@ -400,6 +426,12 @@ void mm_prefetch_emit(Gen *g) {
                              .count2 = steps * p->Kb, .src_stride1 = step,
                              .dst_stride1 = steps * piece, .src_stride2 = p->N * p->be,
                              .dst_stride2 = p->Nb * p->be};
+    else if (steps < 0) /* chunks: each -steps * Kb rows of one block's columns */
+      shape = (TileDmaShape){.count0 = cols * p->be, .count1 = -steps * p->Kb,
+                             .count2 = n / -steps, .src_stride1 = p->N * p->be,
+                             .dst_stride1 = p->Nb * p->be,
+                             .src_stride2 = b_src(p, k - steps) - b_src(p, k),
+                             .dst_stride2 = -steps * piece};
     char name[64];
     snprintf(name, sizeof name, "matmul.pf%d", (int)r);
     int32_t desc = tile_dma_desc_buffer(m, name, p->b.buf, b_src(p, k), g->bbuf,

@@ -89,7 +89,9 @@ typedef struct Gen {
   int64_t pf_steps[MM_PF_PARTS]; /* > 0: run r is pf_steps[r] whole K steps of the first
                                   * chunk, pf_count[r] / pf_steps[r] blocks each, block
                                   * (kp, i) in slot pf_first[r] + i * pf_steps[r] + kp -
-                                  * its first step; 0: its blocks in slots pf_first.. */
+                                  * its first step; < 0: -pf_steps[r] K steps of each of
+                                  * pf_count[r] / -pf_steps[r] chunks of one block a step,
+                                  * and 0: its blocks in slots pf_first.. in order */
   bool pf_parts;                 /* the runs are parts landing in order: the lowering
                                   * waits for the first, the blocks for the others */
   /* Weights kept in VMEM (gen_matmul_dma.c, "Resident"; res NULL: not): own, the group

@@ -43,6 +43,9 @@
  * (w_gate, w_up, w_down; wq, wk, wv) streams one's weights while the one before
  * computes from VMEM. The window matmul reserves MM_WINDOW_DMAS, the copies that cross
  * it (TileLowerCtx.dma_reserve).
+ * The matmuls after a collective's first one may join its window where what the
+ * collective is expected to leave HBM covers their weights too ("joinable"): one DMA
+ * each, in the collective, waited for right after it.
  * A function without a mesh, or without such a pair, is lowered exactly as before.
  *
  * Expected time of a collective over n chips of its axes (REFERENCE.md, ring α-β): an
@@ -60,6 +63,9 @@
 
 /* Groups between a matmul and the collective its prefetch is moved to, at most. */
 enum { PF_WINDOW = 4 };
+/* Groups between a matmul that joins the window of an earlier one and that matmul, at
+ * most (wo after wv: the layout groups, ropes and attention of a decode layer). */
+enum { PF_JOIN_WINDOW = 12 };
 /* The budget over the estimate: collectives on axes without wraparound, and sends that
  * share links, take longer than the ring model says (a one-shot all_reduce of 128 KiB
  * on 1x4 v5e-like: 17,000 cycles against 12,300). */
@@ -93,6 +99,11 @@ typedef struct PfGroup {
   int32_t wsize;
   int64_t wbytes, busy, traffic;
   bool whole;
+  bool joins;        /* it shares the collective window of the matmul before it */
+  /* a collective window: the budget no matmul has taken yet, the DMAs its copies took,
+   * and its first matmul (whose semaphore the ones joining it leave alone) */
+  int64_t spare;
+  int32_t used, first;
 } PfGroup;
 
 /* Whether a group copies move to is a matmul window (it reserves DMAs for them), not a
@@ -213,6 +224,23 @@ static bool covers(const TileTarget *t, const PfGroup *i, int64_t budget) {
   return budget >= i->wbytes && i->wbytes <= t->vmem_bytes / 8 && i->traffic < i->wbytes;
 }
 
+/* Whether matmul group i may join the collective window of matmul group j, the group
+ * right before it (with the row-wise and layout groups between): j copies all its
+ * weights during that window, and what the window is expected to move beyond them
+ * covers all of i's. A collective often lasts longer than the copies of the one matmul
+ * after it (the all_reduce that ends a decode layer: 19.3k cycles on 8x8 v5e-like, wq's
+ * shard 7.8k), and the matmuls after that one would stream their weights later with
+ * HBM idle now. The copies of a matmul that joins are all waited for right after the
+ * collective, on the semaphore its first matmul's do not use (that one may wait for
+ * parts of its own inside its code), so they are done before any later prefetch
+ * starts. */
+static bool joinable(const TileTarget *t, TileGroup *const *groups, const struct TilePfPlan *pf,
+                     int32_t j, const PfGroup *i) {
+  const PfGroup *g = &pf->g[j];
+  if (!g->whole || g->to < 0 || groups[g->to]->kind != TILE_GROUP_COLLECTIVE) return false;
+  return covers(t, i, pf->g[g->to].spare);
+}
+
 void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n) {
   const TileTarget *t = cx->target;
   const TileMesh *mesh = tile_coll_func_mesh(cx->m, cx->f);
@@ -221,7 +249,7 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
   pf->g = tile_alloc(cx->m, sizeof *pf->g * (size_t)(n + 1));
   pf->blocks = tile_alloc(cx->m, sizeof *pf->blocks * (size_t)(n + 1));
   int32_t count = 0;
-  for (int32_t i = 0; i < n; i++) pf->g[i] = (PfGroup){.to = -1, .until = -1};
+  for (int32_t i = 0; i < n; i++) pf->g[i] = (PfGroup){.to = -1, .until = -1, .first = -1};
   pf->sems[0] = pf->sems[1] = -1;
   for (int32_t i = 0; i < n && mesh && t->clock_hz > 0; i++) {
     const TileOp *mm = NULL;
@@ -236,6 +264,11 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
     int32_t to = -1, until = -1;
     for (int32_t j = i - 1; j >= 0 && i - j <= PF_WINDOW; j--) {
       TileGroupKind k = groups[j]->kind;
+      if (k == TILE_GROUP_MATMUL && to < 0 && joinable(t, groups, pf, j, gi)) {
+        to = until = pf->g[j].to;
+        gi->joins = true;
+        break;
+      }
       if (k == TILE_GROUP_COLLECTIVE) {
         /* a permute that only sends ends at once (lower_async.c): no time to fill */
         if (!tile_lower_async_deferred(cx, j)) cycles += collective_cycles(t, mesh, groups[j]);
@@ -252,15 +285,40 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
         break; /* a group that streams HBM itself, or a matmul with its own prefetch */
       }
     }
-    if (to < 0 || (groups[to]->kind == TILE_GROUP_COLLECTIVE && cycles <= 0)) continue;
+    /* Past a group that streams HBM itself (the attention between wv and wo), a matmul
+     * may still join: its copies land before that group starts. */
+    for (int32_t j = i - 1; to < 0 && j >= 0 && i - j <= PF_JOIN_WINDOW; j--) {
+      TileGroupKind k = groups[j]->kind;
+      if (k == TILE_GROUP_MATMUL) {
+        if (joinable(t, groups, pf, j, gi)) {
+          to = until = pf->g[j].to;
+          gi->joins = true;
+        }
+        break;
+      }
+      if (k != TILE_GROUP_ROWWISE && k != TILE_GROUP_LAYOUT && k != TILE_GROUP_ATTENTION) break;
+    }
+    if (to < 0 || (!gi->joins && groups[to]->kind == TILE_GROUP_COLLECTIVE && cycles <= 0))
+      continue;
     gi->to = to;
     gi->until = until;
     /* a matmul window's budget is what it is expected to give; set when entered */
-    gi->budget = groups[to]->kind == TILE_GROUP_COLLECTIVE
-                     ? (int64_t)(PF_MARGIN * (double)cycles * (double)t->hbm_bw /
-                                 (double)t->clock_hz)
-                     : window_bytes(t, &pf->g[to], pf->g[to].wbytes);
+    if (gi->joins)
+      gi->budget = pf->g[to].spare;
+    else if (groups[to]->kind == TILE_GROUP_COLLECTIVE)
+      gi->budget = (int64_t)(PF_MARGIN * (double)cycles * (double)t->hbm_bw / (double)t->clock_hz);
+    else
+      gi->budget = window_bytes(t, &pf->g[to], pf->g[to].wbytes);
     gi->whole = covers(t, gi, gi->budget);
+    if (groups[to]->kind == TILE_GROUP_COLLECTIVE && !gi->joins) {
+      /* what the collective is expected to leave HBM for beyond the first matmul's
+       * copies, without the margin: copies that join wait right after it */
+      pf->g[to].first = i;
+      int64_t expected = (int64_t)((double)gi->budget / PF_MARGIN);
+      pf->g[to].spare = gi->whole && expected > gi->wbytes ? expected - gi->wbytes : 0;
+    } else if (gi->joins) {
+      pf->g[to].spare -= gi->wbytes;
+    }
     count++;
   }
   cx->pf = pf;
@@ -295,7 +353,14 @@ void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup
   cx->pf_sem = pf->sems[pf->nblocks % 2];
   int32_t to = pf->g[k].to, until = pf->g[k].until;
   int64_t outstanding = cx->target->dma_outstanding - cx->dma_reserve;
-  if (to >= 0) {
+  if (to >= 0 && pf->g[k].joins) {
+    /* one DMA beside the window's others, waited for right after it ("joinable") */
+    int32_t first = pf->g[to].first;
+    int64_t left = outstanding - most_in_flight(cx, starts, to, until) - pf->g[to].used;
+    cx->pf_sem = first >= 0 && pf->g[first].sem == pf->sems[0] ? pf->sems[1] : pf->sems[0];
+    cx->pf_dmas = left > 0 ? 1 : 0;
+    cx->pf_budget = pf->g[k].budget;
+  } else if (to >= 0) {
     /* the window: a matmul leaves the DMAs it reserved, a collective what it keeps */
     bool mm = mm_window(&pf->g[to]);
     int64_t left = mm ? MM_WINDOW_DMAS : outstanding - most_in_flight(cx, starts, to, until);
@@ -326,6 +391,9 @@ void tile_lower_prefetch_leave(TileLowerCtx *cx, int32_t k) {
     pf->g[k].copied = cx->pf_copied;
     pf->g[k].tail = cx->pf_tail;
     pf->g[k].sem = cx->pf_sem;
+    int32_t to = pf->g[k].to;
+    if (!mm_window(&pf->g[to]))
+      pf->g[to].used += (int32_t)tile_lower_prefetch_dma_count(cx->mir, cx->pf_first, cx->pf_end);
   }
   cx->pf_budget = 0;
   cx->pf_dmas = 0;

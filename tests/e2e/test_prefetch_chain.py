@@ -17,20 +17,22 @@ MATMUL_NMSE = 5e-4  # REFERENCE.md: matmul (bf16 in, f32 acc)
 
 # A row-sharded projection (partial sums, one all_reduce over y), then two matmuls by
 # replicated weights: w2 (512 KiB) is copied whole during the all_reduce, w3's first
-# pieces while the w2 matmul computes from VMEM.
+# pieces while the w2 matmul computes from VMEM (w3, 8 MiB, is more than the
+# all_reduce is expected to leave HBM after w2, so its copies do not join w2's there:
+# test_prefetch_join.py).
 PROGRAM = """
 func @f(%x: tensor<8x512xbf16> {shard = [-, y]}, %w1: tensor<512x256xbf16> {shard = [y, -]},
-        %w2: tensor<256x1024xbf16>, %w3: tensor<1024x512xbf16>) -> tensor<8x512xf32>
+        %w2: tensor<256x1024xbf16>, %w3: tensor<1024x4096xbf16>) -> tensor<8x4096xf32>
     attributes {mesh = @m} {
   %h = matmul %x, %w1 : tensor<8x256xf32>
   %hb = convert %h : tensor<8x256xbf16>
   %y = matmul %hb, %w2 : tensor<8x1024xf32>
   %yb = convert %y : tensor<8x1024xbf16>
-  %z = matmul %yb, %w3 : tensor<8x512xf32>
+  %z = matmul %yb, %w3 : tensor<8x4096xf32>
   return %z
 }
 """
-SHAPES = {"x": (8, 512), "w1": (512, 256), "w2": (256, 1024), "w3": (1024, 512)}
+SHAPES = {"x": (8, 512), "w1": (512, 256), "w2": (256, 1024), "w3": (1024, 4096)}
 CASES = [("tiny", (1, 4)), ("tiny", (2, 2)), ("v5e-like", (1, 4))]
 W2_LINE, W3_LINE = 7, 9  # the matmuls' lines in the file (the mesh line first)
 
