@@ -46,6 +46,8 @@
  * The matmuls after a collective's first one may join its window where what the
  * collective is expected to leave HBM covers their weights too ("joinable"): one DMA
  * each, in the collective, waited for right after it.
+ * A matmul computing from its prefetch alone right before a collective starts the
+ * window of the matmul after that collective (`ext`): its copies start at it.
  * A function without a mesh, or without such a pair, is lowered exactly as before.
  *
  * Expected time of a collective over n chips of its axes (REFERENCE.md, ring α-β): an
@@ -100,6 +102,7 @@ typedef struct PfGroup {
   int64_t wbytes, busy, traffic;
   bool whole;
   bool joins;        /* it shares the collective window of the matmul before it */
+  bool extends;      /* its window is a matmul and the collectives right after it */
   /* a collective window: the budget no matmul has taken yet, the DMAs its copies took,
    * and its first matmul (whose semaphore the ones joining it leave alone) */
   int64_t spare;
@@ -261,12 +264,19 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
     gi->busy = mxu_cycles(t, mm, w);
     gi->traffic = value_bytes(mm->opnd[0].v) + value_bytes(mm->res[0]);
     int64_t cycles = 0;
-    int32_t to = -1, until = -1;
+    int32_t to = -1, until = -1, ext = -1;
     for (int32_t j = i - 1; j >= 0 && i - j <= PF_WINDOW; j--) {
       TileGroupKind k = groups[j]->kind;
       if (k == TILE_GROUP_MATMUL && to < 0 && joinable(t, groups, pf, j, gi)) {
         to = until = pf->g[j].to;
         gi->joins = true;
+        break;
+      }
+      if (k == TILE_GROUP_MATMUL && to == j + 1 && pf->g[j].whole) {
+        /* A matmul computing from its prefetch alone right before the collective: the
+         * copies start there, HBM idle in both (a decode layer's wo before the
+         * attention's all_reduce, w_gate's copies). */
+        ext = j;
         break;
       }
       if (k == TILE_GROUP_COLLECTIVE) {
@@ -303,6 +313,16 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
     gi->to = to;
     gi->until = until;
     /* a matmul window's budget is what it is expected to give; set when entered */
+    if (ext >= 0 && cycles > 0) {
+      gi->budget = (int64_t)(PF_MARGIN * (double)cycles * (double)t->hbm_bw / (double)t->clock_hz) +
+                   window_bytes(t, &pf->g[ext], pf->g[ext].wbytes);
+      gi->whole = covers(t, gi, gi->budget);
+      gi->to = ext;
+      gi->extends = true;
+      pf->g[ext].reserve = MM_WINDOW_DMAS;
+      count++;
+      continue;
+    }
     if (gi->joins)
       gi->budget = pf->g[to].spare;
     else if (groups[to]->kind == TILE_GROUP_COLLECTIVE)
@@ -364,6 +384,10 @@ void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup
     /* the window: a matmul leaves the DMAs it reserved, a collective what it keeps */
     bool mm = mm_window(&pf->g[to]);
     int64_t left = mm ? MM_WINDOW_DMAS : outstanding - most_in_flight(cx, starts, to, until);
+    if (mm && until > to) { /* the copies cross the collectives after the matmul too */
+      int64_t coll = outstanding - most_in_flight(cx, starts, to + 1, until);
+      if (coll < left) left = coll;
+    }
     /* The waits go right before this group when the row-wise and layout groups after
      * the window leave as many DMAs (or enough for a prefetch's runs): the copies then
      * run on under them too, where HBM is mostly idle. */
@@ -375,7 +399,7 @@ void tile_lower_prefetch_enter(TileLowerCtx *cx, int32_t k, const TileStageGroup
       }
     }
     cx->pf_dmas = left > 0 ? (int32_t)left : 0;
-    if (!mm)
+    if (!mm || pf->g[k].extends)
       cx->pf_budget = pf->g[k].budget;
     else if (pf->g[to].copied >= pf->g[to].wbytes) /* it did copy all its weights early */
       cx->pf_budget = window_bytes(cx->target, &pf->g[to], pf->g[to].tail);

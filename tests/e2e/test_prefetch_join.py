@@ -3,7 +3,9 @@ docs/compiler.md "Prefetch"): where the matmul after a collective copies all its
 weights during it and the collective is expected to leave HBM idle beyond them, the
 matmuls after that one (here w3 right after it, and w4 past an attention, which
 streams its own operands) copy all their weights during the collective too, on the
-other prefetch semaphore, and wait for them right after it. The program computes the
+other prefetch semaphore, and wait for them right after it. And where such a matmul,
+computing from VMEM, comes right before the next collective, the copies of the matmul
+after that collective start at it (EXTEND). The programs compute the
 right values (strict emulation, against numpy), the copies and waits sit where they
 should in the MIR, timing-only runs take the cycles functional runs do, and the
 cycles do not depend on the number of host threads."""
@@ -44,9 +46,32 @@ CASES = [("tiny", (1, 4)), ("tiny", (2, 2)), ("v5e-like", (1, 4))]
 W2_LINE, W3_LINE, W4_LINE = 8, 9, 12  # the matmuls' lines in the file (the mesh line first)
 
 
-def write(tmp_path, torus):
+# Two all_reduces: w2 copies during the first, w4 (row-sharded, so its product needs
+# the second) joins it, and w5's copies start at w4's matmul, which computes from VMEM
+# right before the second all_reduce, and are waited for after that.
+EXTEND = """
+func @f(%x: tensor<8x512xbf16> {shard = [-, y]}, %w1: tensor<512x256xbf16> {shard = [y, -]},
+        %w2: tensor<256x1024xbf16> {shard = [-, y]}, %w4: tensor<1024x1024xbf16> {shard = [y, -]},
+        %w5: tensor<1024x512xbf16>) -> tensor<8x512xf32> attributes {mesh = @m} {
+  %h = matmul %x, %w1 : tensor<8x256xf32>
+  %hb = convert %h : tensor<8x256xbf16>
+  %y = matmul %hb, %w2 : tensor<8x1024xf32>
+  %yb = convert %y : tensor<8x1024xbf16>
+  %u = matmul %yb, %w4 : tensor<8x1024xf32>
+  %ub = convert %u : tensor<8x1024xbf16>
+  %v = matmul %ub, %w5 : tensor<8x512xf32>
+  return %v
+}
+"""
+EXTEND_SHAPES = {"x": (8, 512), "w1": (512, 256), "w2": (256, 1024), "w4": (1024, 1024),
+                 "w5": (1024, 512)}
+# the lines of the ops the two all_reduces feed, of w4's and of w5's matmul
+AR1_LINE, AR2_LINE, EXT_W4_LINE, EXT_W5_LINE = 6, 10, 9, 11
+
+
+def write(tmp_path, torus, body=PROGRAM):
     path = tmp_path / "join.tile"
-    path.write_text(f"mesh @m = torus<{torus[0]}x{torus[1]}>(x, y)" + PROGRAM)
+    path.write_text(f"mesh @m = torus<{torus[0]}x{torus[1]}>(x, y)" + body)
     return path
 
 
@@ -141,3 +166,48 @@ def test_joined_copy_takes_all_of_w4_in_one_dma(tilec, tmp_path):
     assert len(whole) == 1 and sends, [e["name"] for e in dmas][:20]
     start, end = whole[0]["ts"], whole[0]["ts"] + whole[0]["dur"]
     assert any(s["ts"] < end and s["ts"] + s["dur"] > start for s in sends)
+
+
+def extend_reference(a):
+    hb = bf(a["x"] @ a["w1"])
+    yb = bf(hb @ a["w2"])
+    return bf(yb @ a["w4"]) @ a["w5"]
+
+
+@pytest.mark.parametrize("target,torus", CASES)
+def test_extended_window_matches_numpy(tilec, tmp_path, target, torus):
+    src = write(tmp_path, torus, EXTEND)
+    arrays, args = tilemach.bf16_inputs(tmp_path, EXTEND_SHAPES, seed=torus[0] + 7 * torus[1])
+    out = tmp_path / "v.npy"
+    p = tilemach.run([tilec, "run", src, "--target", target, "--torus", torus_arg(torus), *args,
+                      "--out", f"result={out}"], timeout=300)
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+    got = np.load(out)
+    err = tilemach.nmse(extend_reference(arrays), got)
+    assert np.all(np.isfinite(got)) and err <= MATMUL_NMSE, f"{target} {torus}: NMSE {err:.3g}"
+    cycles = []
+    for threads in ("1", "2"):
+        p = tilemach.run([tilec, "run", src, "--target", target, "--torus", torus_arg(torus),
+                          "--threads", threads, "--mode", "timing"], timeout=300)
+        assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+        cycles.append(re.search(r"^run: (\d+) cycles", p.stdout, re.M).group(1))
+    assert cycles[0] == cycles[1]
+
+
+def test_extended_window_starts_at_the_matmul(tilec, tmp_path):
+    """In the MIR on v5e-like 1x4: w4's copy is in the first all_reduce; w5's is in
+    w4's matmul code, before the second all_reduce, and w5's matmul first waits for its
+    ring after that all_reduce."""
+    src = write(tmp_path, (1, 4), EXTEND)
+    p = tilemach.run([tilec, src, "--target", "v5e-like", "--torus", "1x4", "--emit=mir"])
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    at = lambda pat: [i for i, l in enumerate(lines) if re.search(pat, l)]
+    ar1, ar2 = at(rf"// all_reduce @\S+:{AR1_LINE}$"), at(rf"// all_reduce @\S+:{AR2_LINE}$")
+    pf4, pf5 = at(r"\bdma .*\{r matmul\.pf\d+, r w4,"), at(r"\bdma .*\{r matmul\.pf\d+, r w5,")
+    assert ar1 and ar2 and pf4 and pf5
+    assert all(ar1[0] < i < ar1[-1] for i in pf4)
+    w4_ops = [i for i in at(rf"// matmul @\S+:{EXT_W4_LINE}$") if i > ar1[-1]]
+    assert all(w4_ops[0] < i < ar2[0] for i in pf5), (w4_ops[0], pf5, ar2[0])
+    w5_waits = at(rf"sem\.wait sem\d+, 1  \{{w matmul\.b\}}  // matmul @\S+:{EXT_W5_LINE}$")
+    assert w5_waits and w5_waits[0] > ar2[-1]
