@@ -90,13 +90,6 @@ def test_second_copy_crosses_the_first_matmul(tilec, tmp_path):
 
 @pytest.mark.parametrize("target,torus", CASES)
 def test_timing_only_cycles_equal_functional(tilec, tmp_path, target, torus):
-    src = write(tmp_path, torus)
     _, args = inputs(tmp_path, seed=5)
-    cycles = []
-    for mode, threads in (("functional", "1"), ("timing", "1"), ("timing", "2")):
-        extra = args if mode == "functional" else ["--mode", "timing"]
-        p = tilemach.run([tilec, "run", src, "--target", target, "--torus", torus_arg(torus),
-                          "--threads", threads, *extra], timeout=300)
-        assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
-        cycles.append(re.search(r"^run: (\d+) cycles", p.stdout, re.M).group(1))
+    cycles = tilemach.run_cycles(tilec, write(tmp_path, torus), target, torus, args)
     assert cycles[0] == cycles[1] == cycles[2]

@@ -137,15 +137,8 @@ def test_joined_copies_go_in_the_collective(tilec, tmp_path):
 
 @pytest.mark.parametrize("target,torus", CASES)
 def test_timing_only_cycles_equal_functional(tilec, tmp_path, target, torus):
-    src = write(tmp_path, torus)
     _, args = tilemach.bf16_inputs(tmp_path, SHAPES, seed=5)
-    cycles = []
-    for mode, threads in (("functional", "1"), ("timing", "1"), ("timing", "2")):
-        extra = args if mode == "functional" else ["--mode", "timing"]
-        p = tilemach.run([tilec, "run", src, "--target", target, "--torus", torus_arg(torus),
-                          "--threads", threads, *extra], timeout=300)
-        assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
-        cycles.append(re.search(r"^run: (\d+) cycles", p.stdout, re.M).group(1))
+    cycles = tilemach.run_cycles(tilec, write(tmp_path, torus), target, torus, args)
     assert cycles[0] == cycles[1] == cycles[2]
 
 
@@ -185,12 +178,8 @@ def test_extended_window_matches_numpy(tilec, tmp_path, target, torus):
     got = np.load(out)
     err = tilemach.nmse(extend_reference(arrays), got)
     assert np.all(np.isfinite(got)) and err <= MATMUL_NMSE, f"{target} {torus}: NMSE {err:.3g}"
-    cycles = []
-    for threads in ("1", "2"):
-        p = tilemach.run([tilec, "run", src, "--target", target, "--torus", torus_arg(torus),
-                          "--threads", threads, "--mode", "timing"], timeout=300)
-        assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
-        cycles.append(re.search(r"^run: (\d+) cycles", p.stdout, re.M).group(1))
+    cycles = tilemach.run_cycles(tilec, src, target, torus, args,
+                                 runs=(("functional", "1"), ("timing", "2")))
     assert cycles[0] == cycles[1]
 
 

@@ -386,6 +386,20 @@ def bf16_round(x):
     return r.astype(np.uint32).view(np.float32)
 
 
+def run_cycles(tilec, src, target, torus, args, runs=(("functional", "1"), ("timing", "1"),
+                                                     ("timing", "2"))):
+    """The cycles of `tilec run` of src for each (mode, host threads) in runs; args are
+    the inputs a functional run binds (a timing run needs none)."""
+    cycles = []
+    for mode, threads in runs:
+        extra = args if mode == "functional" else ["--mode", "timing"]
+        p = run([tilec, "run", src, "--target", target, "--torus", "x".join(map(str, torus)),
+                 "--threads", threads, *extra], timeout=300)
+        assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+        cycles.append(re.search(r"^run: (\d+) cycles", p.stdout, re.M).group(1))
+    return cycles
+
+
 def bf16_inputs(tmp_path, shapes, seed):
     """Random bf16-valued inputs (weights, names starting with w, scaled by 1/sqrt of
     their rows), saved as .npy: the arrays in f64 and the `--in` arguments of a run."""
