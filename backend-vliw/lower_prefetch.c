@@ -227,6 +227,12 @@ static bool covers(const TileTarget *t, const PfGroup *i, int64_t budget) {
   return budget >= i->wbytes && i->wbytes <= t->vmem_bytes / 8 && i->traffic < i->wbytes;
 }
 
+/* The budget of copies during collectives expected to take `cycles`: what HBM moves in
+ * that time, with the margin. */
+static int64_t collective_budget(const TileTarget *t, int64_t cycles) {
+  return (int64_t)(PF_MARGIN * (double)cycles * (double)t->hbm_bw / (double)t->clock_hz);
+}
+
 /* Whether matmul group i may join the collective window of matmul group j, the group
  * right before it (with the row-wise and layout groups between): j copies all its
  * weights during that window, and what the window is expected to move beyond them
@@ -314,8 +320,7 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
     gi->until = until;
     /* a matmul window's budget is what it is expected to give; set when entered */
     if (ext >= 0 && cycles > 0) {
-      gi->budget = (int64_t)(PF_MARGIN * (double)cycles * (double)t->hbm_bw / (double)t->clock_hz) +
-                   window_bytes(t, &pf->g[ext], pf->g[ext].wbytes);
+      gi->budget = collective_budget(t, cycles) + window_bytes(t, &pf->g[ext], pf->g[ext].wbytes);
       gi->whole = covers(t, gi, gi->budget);
       gi->to = ext;
       gi->extends = true;
@@ -326,7 +331,7 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
     if (gi->joins)
       gi->budget = pf->g[to].spare;
     else if (groups[to]->kind == TILE_GROUP_COLLECTIVE)
-      gi->budget = (int64_t)(PF_MARGIN * (double)cycles * (double)t->hbm_bw / (double)t->clock_hz);
+      gi->budget = collective_budget(t, cycles);
     else
       gi->budget = window_bytes(t, &pf->g[to], pf->g[to].wbytes);
     gi->whole = covers(t, gi, gi->budget);
