@@ -337,7 +337,7 @@ void mm_prefetch_plan(Gen *g, MmPlan *p, int64_t budget, int32_t sem, int32_t dm
   } else if (c >= 2 && on_grid(g, steps, c)) {
     grid_run(g, c, 0, steps);
     j = steps * c;
-  } else if (c == 1 && p->nnp == 1 && runs >= 1) {
+  } else if (c == 1) {
     int64_t chunks = chunk_grid(g, most);
     if (chunks >= 2) {
       g->pf_first[g->npf] = 0;

@@ -227,6 +227,11 @@ static bool covers(const TileTarget *t, const PfGroup *i, int64_t budget) {
   return budget >= i->wbytes && i->wbytes <= t->vmem_bytes / 8 && i->traffic < i->wbytes;
 }
 
+/* What HBM moves in `cycles`. */
+static int64_t hbm_bytes(const TileTarget *t, int64_t cycles) {
+  return (int64_t)((double)cycles * (double)t->hbm_bw / (double)t->clock_hz);
+}
+
 /* The budget of copies during collectives expected to take `cycles`: what HBM moves in
  * that time, with the margin. */
 static int64_t collective_budget(const TileTarget *t, int64_t cycles) {
@@ -250,6 +255,19 @@ static bool joinable(const TileTarget *t, TileGroup *const *groups, const struct
   return covers(t, i, pf->g[g->to].spare);
 }
 
+/* The matmul whose collective window matmul group i joins, or -1: the first matmul
+ * before i, over row-wise and layout groups and past an attention (which streams its
+ * own operands, after the joined copies have landed), if i may join its window. */
+static int32_t join_host(const TileTarget *t, TileGroup *const *groups,
+                         const struct TilePfPlan *pf, int32_t i) {
+  for (int32_t j = i - 1; j >= 0 && i - j <= PF_JOIN_WINDOW; j--) {
+    TileGroupKind k = groups[j]->kind;
+    if (k == TILE_GROUP_MATMUL) return joinable(t, groups, pf, j, &pf->g[i]) ? j : -1;
+    if (k != TILE_GROUP_ROWWISE && k != TILE_GROUP_LAYOUT && k != TILE_GROUP_ATTENTION) break;
+  }
+  return -1;
+}
+
 void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_t n) {
   const TileTarget *t = cx->target;
   const TileMesh *mesh = tile_coll_func_mesh(cx->m, cx->f);
@@ -270,14 +288,13 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
     gi->busy = mxu_cycles(t, mm, w);
     gi->traffic = value_bytes(mm->opnd[0].v) + value_bytes(mm->res[0]);
     int64_t cycles = 0;
-    int32_t to = -1, until = -1, ext = -1;
-    for (int32_t j = i - 1; j >= 0 && i - j <= PF_WINDOW; j--) {
+    int32_t to = -1, until = -1, ext = -1, host = join_host(t, groups, pf, i);
+    if (host >= 0) {
+      to = until = pf->g[host].to;
+      gi->joins = true;
+    }
+    for (int32_t j = i - 1; !gi->joins && j >= 0 && i - j <= PF_WINDOW; j--) {
       TileGroupKind k = groups[j]->kind;
-      if (k == TILE_GROUP_MATMUL && to < 0 && joinable(t, groups, pf, j, gi)) {
-        to = until = pf->g[j].to;
-        gi->joins = true;
-        break;
-      }
       if (k == TILE_GROUP_MATMUL && to == j + 1 && pf->g[j].whole) {
         /* A matmul computing from its prefetch alone right before the collective: the
          * copies start there, HBM idle in both (a decode layer's wo before the
@@ -301,48 +318,31 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
         break; /* a group that streams HBM itself, or a matmul with its own prefetch */
       }
     }
-    /* Past a group that streams HBM itself (the attention between wv and wo), a matmul
-     * may still join: its copies land before that group starts. */
-    for (int32_t j = i - 1; to < 0 && j >= 0 && i - j <= PF_JOIN_WINDOW; j--) {
-      TileGroupKind k = groups[j]->kind;
-      if (k == TILE_GROUP_MATMUL) {
-        if (joinable(t, groups, pf, j, gi)) {
-          to = until = pf->g[j].to;
-          gi->joins = true;
-        }
-        break;
-      }
-      if (k != TILE_GROUP_ROWWISE && k != TILE_GROUP_LAYOUT && k != TILE_GROUP_ATTENTION) break;
-    }
     if (to < 0 || (!gi->joins && groups[to]->kind == TILE_GROUP_COLLECTIVE && cycles <= 0))
       continue;
-    gi->to = to;
+    gi->to = ext >= 0 ? ext : to;
     gi->until = until;
+    gi->extends = ext >= 0;
     /* a matmul window's budget is what it is expected to give; set when entered */
-    if (ext >= 0 && cycles > 0) {
-      gi->budget = collective_budget(t, cycles) + window_bytes(t, &pf->g[ext], pf->g[ext].wbytes);
-      gi->whole = covers(t, gi, gi->budget);
-      gi->to = ext;
-      gi->extends = true;
+    if (gi->extends) {
       pf->g[ext].reserve = MM_WINDOW_DMAS;
-      count++;
-      continue;
-    }
-    if (gi->joins)
+      gi->budget = collective_budget(t, cycles) + window_bytes(t, &pf->g[ext], pf->g[ext].wbytes);
+    } else if (gi->joins) {
       gi->budget = pf->g[to].spare;
-    else if (groups[to]->kind == TILE_GROUP_COLLECTIVE)
+    } else if (groups[to]->kind == TILE_GROUP_COLLECTIVE) {
       gi->budget = collective_budget(t, cycles);
-    else
+    } else {
       gi->budget = window_bytes(t, &pf->g[to], pf->g[to].wbytes);
+    }
     gi->whole = covers(t, gi, gi->budget);
-    if (groups[to]->kind == TILE_GROUP_COLLECTIVE && !gi->joins) {
+    if (gi->joins) {
+      pf->g[to].spare -= gi->wbytes;
+    } else if (!gi->extends && groups[to]->kind == TILE_GROUP_COLLECTIVE) {
       /* what the collective is expected to leave HBM for beyond the first matmul's
        * copies, without the margin: copies that join wait right after it */
       pf->g[to].first = i;
-      int64_t expected = (int64_t)((double)gi->budget / PF_MARGIN);
+      int64_t expected = hbm_bytes(t, cycles);
       pf->g[to].spare = gi->whole && expected > gi->wbytes ? expected - gi->wbytes : 0;
-    } else if (gi->joins) {
-      pf->g[to].spare -= gi->wbytes;
     }
     count++;
   }
