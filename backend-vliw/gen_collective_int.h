@@ -135,6 +135,10 @@ void coll_step_on(Coll *c, int32_t off, int64_t chunk, int64_t region);
 /* A fresh sreg: sum over axes k of coord[k] * unit[k] (unit 0 skips the axis). */
 int32_t coll_rank_sum(Coll *c, const int64_t *unit);
 
+/* A fresh sreg: this chip's position on axis a, (coord[dim] / inner) mod p; the
+ * coordinate itself for a whole dim (also what ring_slice and ring_concat read,
+ * gen_layout_ring.c). */
+int32_t coll_position(Coll *c, const CollAxis *a);
 /* Reads coordinates and ring neighbours of every axis (the collective's first code);
  * sets up the semaphores remote transfers use, above every id an earlier group took. */
 void coll_setup(Coll *c);

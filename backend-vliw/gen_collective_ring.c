@@ -131,9 +131,7 @@ static bool coll_divi(Coll *c, int32_t d, int32_t a, int64_t div, int64_t amax) 
   return false;
 }
 
-/* A fresh sreg: this chip's position on axis a, (coord[dim] / inner) mod p; the
- * coordinate itself for a whole dim. */
-static int32_t position_reg(Coll *c, const CollAxis *a) {
+int32_t coll_position(Coll *c, const CollAxis *a) {
   int64_t size = c->cx->target->torus[a->dim];
   int32_t q = tile_mir_sreg(c->m);
   add_inst(c, tile_mir_inst(TILE_MOP_COORD, q, 0, 0, 0, a->dim));
@@ -158,7 +156,7 @@ void coll_setup(Coll *c) {
   add_inst(c, tile_mir_inst(TILE_MOP_CHIPID, c->chipid, 0, 0, 0, 0));
   for (int k = 0; k < c->naxes; k++) {
     const CollAxis *a = &c->ax[k];
-    int32_t q = c->coord[k] = position_reg(c, a);
+    int32_t q = c->coord[k] = coll_position(c, a);
     /* Toward +: next = chipid + stride, less p * stride at the last position (the ring
      * stays within its block of p * inner coordinates). */
     int32_t last = coll_li(c, a->p - 1), at_end = tile_mir_sreg(m), back = tile_mir_sreg(m);

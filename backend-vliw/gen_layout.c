@@ -1,5 +1,6 @@
 /* The layout generator: reshape, transpose, slice, concatenate and a lone convert
- * (a LAYOUT fusion group, include/tile/lower.h).
+ * (a LAYOUT fusion group, include/tile/lower.h); ring_slice and ring_concat, copies
+ * that the chip's position picks, are in gen_layout_ring.c.
  *
  * Data movement is DMA from HBM to HBM: every one of these ops is a strided copy, and
  * a descriptor moves up to three dimensions of one (count0 contiguous bytes, count1
@@ -300,7 +301,8 @@ typedef bool LayoutFn(TileLowerCtx *cx, const TileOp *op);
 static LayoutFn *const layout_ops[TILE_OP_COUNT] = {
     [TILE_OP_RESHAPE] = gen_reshape,         [TILE_OP_TRANSPOSE] = gen_transpose,
     [TILE_OP_SLICE] = gen_slice,             [TILE_OP_CONCATENATE] = gen_concatenate,
-    [TILE_OP_CONVERT] = gen_convert,
+    [TILE_OP_CONVERT] = gen_convert,         [TILE_OP_RING_SLICE] = tile_gen_ring_slice,
+    [TILE_OP_RING_CONCAT] = tile_gen_ring_concat,
 };
 
 bool tile_gen_layout(TileLowerCtx *cx, const TileGroup *g) {

@@ -262,9 +262,11 @@ static bool is_rowwise(TileOpKind k) {
          k == TILE_OP_RMSNORM || k == TILE_OP_GELU || k == TILE_OP_SILU;
 }
 
+/* ring_slice and ring_concat read the chip's position but move nothing between chips:
+ * local copies, not collective groups (gen_layout_ring.c says why). */
 static bool is_layout(TileOpKind k) {
   return k == TILE_OP_RESHAPE || k == TILE_OP_TRANSPOSE || k == TILE_OP_SLICE ||
-         k == TILE_OP_CONCATENATE;
+         k == TILE_OP_CONCATENATE || k == TILE_OP_RING_SLICE || k == TILE_OP_RING_CONCAT;
 }
 
 /* The kind an op alone asks for; -1 for an op no generator takes. */
@@ -352,8 +354,9 @@ bool tile_group_classify(TileLowerCtx *cx, TileGroup *g) {
   for (int32_t i = 0; i < g->nops; i++)
     if (is_layout((TileOpKind)g->ops[i]->kind))
       return tile_lower_error(cx, g->ops[i], "layout ops (reshape, transpose, slice, "
-                              "concatenate) are fusion groups of their own; this one shares "
-                              "group %d with elementwise ops", (int)g->id);
+                              "concatenate, ring_slice, ring_concat) are fusion groups of "
+                              "their own; this one shares group %d with elementwise ops",
+                              (int)g->id);
   return tile_lower_error(cx, g->ops[0], "no generator takes this fusion group");
 }
 

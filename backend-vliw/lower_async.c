@@ -14,7 +14,8 @@
  *     reads it, and every reader of the reshape comes after that group), or
  *   - is any other collective: collectives count arrivals on the band semaphores, and a
  *     later one's first wait there would take this permute's arrival. A later deferred
- *     permute is not one of these: its waits queue behind the earlier ones;
+ *     permute is not one of these: its waits queue behind the earlier ones; nor are
+ *     ring_slice and ring_concat, local copies in layout groups (gen_layout_ring.c);
  * or at the end, before the results' copies, when no group needs it: at the start of a
  * collective, elsewhere before the group's first instruction that touches the permute's
  * buffers or the outermost loop holding it (first_touch). Waits are placed in the order

@@ -1,4 +1,4 @@
-/* The lowering's own state, shared by lower.c, lower_dma.c and gen_layout.c. Generators
+/* The lowering's own state, shared by lower.c, lower_dma.c and gen_layout*.c. Generators
  * written elsewhere see only include/tile/lower.h. */
 #ifndef TILE_LOWER_INTERNAL_H
 #define TILE_LOWER_INTERNAL_H
@@ -188,6 +188,11 @@ void *tile_vmap_find(void *slots, size_t cap, size_t size, const TileValue *v);
  * first_cap slots, so that it stays at most half full. */
 void *tile_vmap_slot(void **slots, size_t *cap, size_t *n, size_t size, size_t first_cap,
                      const TileValue *v);
+
+/* ring_slice and ring_concat: copies of chunks that this chip's position on the op's
+ * axis picks (gen_layout_ring.c, for gen_layout.c's table of layout ops). */
+bool tile_gen_ring_slice(TileLowerCtx *cx, const TileOp *op);
+bool tile_gen_ring_concat(TileLowerCtx *cx, const TileOp *op);
 
 /* Copies bytes from src_buf + src_off to dst_buf + dst_off with one DMA (gen_layout.c). */
 void tile_lower_copy(TileLowerCtx *cx, int32_t src_buf, int64_t src_off, int32_t dst_buf,

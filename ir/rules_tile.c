@@ -95,6 +95,50 @@ bool rule_PERMUTE(RuleCtx *c) {
   return true;
 }
 
+/* The chips on the axis a ring op names (one of its mesh's axes), in *p. */
+static bool ring_axis(RuleCtx *c, int64_t *p) {
+  const TileMesh *mesh = rule_mesh(c);
+  if (!mesh) return false;
+  const char *axis = attr(c, "axis")->s;
+  const TileMeshAxis *a = verify_mesh_axis(mesh, axis);
+  if (!a) return rule_error(c, "axis '%s' is not an axis of mesh @%s", axis, mesh->name);
+  *p = a->size;
+  return true;
+}
+
+bool rule_RING_SLICE(RuleCtx *c) {
+  const TileType *a = opnd_type(c, 0);
+  int64_t p = 0, step = attr(c, "step")->i;
+  if (!ring_axis(c, &p)) return false;
+  if (step < 0 || step >= p)
+    return rule_error(c, "step %lld is not a step of a ring of %lld chips (0 .. %lld)",
+                      (long long)step, (long long)p, (long long)(p - 1));
+  if (a->rank < 1) return rule_error(c, "needs a tensor of rank 1 or more, got %s", TY(a));
+  TileType r = *a;
+  if (!split_dim(c, &r, 0, p)) return false;
+  c->out[0] = r;
+  return true;
+}
+
+bool rule_RING_CONCAT(RuleCtx *c) {
+  const TileType *a = opnd_type(c, 0);
+  int64_t p = 0;
+  if (!ring_axis(c, &p)) return false;
+  if (c->op->nopnd != p)
+    return rule_error(c, "takes one operand per chip on its axis: %lld, got %d", (long long)p,
+                      c->op->nopnd);
+  if (a->rank < 1) return rule_error(c, "needs tensors of rank 1 or more, got %s", TY(a));
+  for (int k = 1; k < c->op->nopnd; k++)
+    if (!tile_type_eq(opnd_type(c, k), a))
+      return rule_error_at(c, opnd_loc(c, k), "operand %d %s must have the type of operand 1 %s",
+                           k + 1, TY(opnd_type(c, k)), TY(a));
+  TileType r = *a;
+  if (__builtin_mul_overflow(a->dims[0], p, &r.dims[0]))
+    return rule_error(c, "the joined dim 0 is too large");
+  c->out[0] = r;
+  return true;
+}
+
 /* ---- tile ops on buffers ---- */
 
 /* load and store touch only the core's own memories; hbm is reached by DMA. */

@@ -9,6 +9,7 @@
  *     tile loaded into a vreg once and each result tile stored once; a gather moves
  *     only the rows it takes, HBM to HBM, and the emulator charges such a DMA's bytes
  *     once against hbm.bw (docs/emulator.md, DMA timing), so they count once;
+ *     ring_slice and ring_concat are such copies, of their result's bytes;
  *   - the matrix units do only the real MACs (no padding), on every unit at once;
  *   - a vector op handles one tile; the composites count the fewest ops a careful
  *     kernel needs per tile (the table in docs/perf.md), using vfma where it merges
@@ -118,8 +119,14 @@ static void attention_work(const TileOp *op, const TileTarget *t, KernelWork *w)
   w->xlu_ops += 2 * b * h * ceil_div(sq, t->vreg_sublanes);
 }
 
+/* ring_slice and ring_concat read the chip's position on an axis (so they are of the
+ * COLLECTIVE family) but move nothing between chips: local copies, not ICI work. */
+static bool is_ring_copy(TileOpKind k) {
+  return k == TILE_OP_RING_SLICE || k == TILE_OP_RING_CONCAT;
+}
+
 static bool is_collective(TileOpKind k) {
-  return tile_op_info[k].family == TILE_FAMILY_COLLECTIVE;
+  return tile_op_info[k].family == TILE_FAMILY_COLLECTIVE && !is_ring_copy(k);
 }
 
 static bool op_work(const TileOp *op, const TileMesh *mesh, const TileTarget *t, KernelWork *w,
@@ -133,6 +140,12 @@ static bool op_work(const TileOp *op, const TileMesh *mesh, const TileTarget *t,
     return false;
   }
   if (kind == TILE_OP_RETURN || is_free(kind) || kind == TILE_OP_GATHER) return true;
+  if (is_ring_copy(kind)) {
+    /* HBM to HBM, one DMA per chunk (backend-vliw/gen_layout_ring.c): the result's
+     * bytes read and written by DMAs the machine charges once against hbm.bw */
+    w->hbm_bytes += type_bytes(res);
+    return true;
+  }
   if (is_collective(kind)) {
     double c = 0;
     if (!mesh) {

@@ -41,7 +41,7 @@ extern "C" {
   X(ATTENTION, "attention", tile_gen_attention)    /* attention, prefill or decode */ \
   X(GATHER, "gather", tile_gen_gather)             /* embedding lookup */ \
   X(SELECT_TOP, "select_top", tile_gen_select_top) /* argmax, topk */ \
-  X(LAYOUT, "layout", tile_gen_layout)             /* reshape, transpose, slice, concat, convert */ \
+  X(LAYOUT, "layout", tile_gen_layout)             /* reshape, transpose, slice, concat, convert, ring ops */ \
   X(COLLECTIVE, "collective", tile_gen_collective) /* all_reduce, all_gather, ... on the torus */
 
 typedef enum TileGroupKind {

@@ -696,6 +696,7 @@ OPS = {
     # not evaluated
     "all_reduce": _COLLECTIVE, "all_gather": _COLLECTIVE, "reduce_scatter": _COLLECTIVE,
     "all_to_all": _COLLECTIVE, "collective_permute": _COLLECTIVE,
+    "ring_slice": _COLLECTIVE, "ring_concat": _COLLECTIVE,
     "alloc": _TILE, "load": _TILE, "store": _TILE, "tile_matmul": _TILE, "dma_start": _TILE,
     "dma_wait": _TILE, "semaphore": _TILE, "sem_signal": _TILE, "sem_wait": _TILE,
 }
@@ -801,7 +802,13 @@ class Module:
                 if op.name == "return":
                     outs = [[env[u.name] for u in op.operands] for env in envs]
                     break
-                if op.name in _MESH_OPS:
+                if op.name in _RING_OPS:
+                    for me, env in zip(chips, envs):
+                        x = _RING_OPS[op.name](op, [widen(env[u.name]) for u in op.operands],
+                                               me[op.attrs["axis"]], axes[op.attrs["axis"]])
+                        env[op.results[0][0]] = fit(x, op.results[0][1],
+                                                    "%s: %%%s" % (op.where, op.results[0][0]))
+                elif op.name in _MESH_OPS:
                     vals = [widen(env[op.operands[0].name]) for env in envs]
                     res = _MESH_OPS[op.name](op, vals, chips, axes)
                     for env, x in zip(envs, res):
@@ -946,6 +953,20 @@ def _mesh_permute(op, vals, chips, axes):
 _MESH_OPS = {"all_reduce": _mesh_all_reduce, "all_gather": _mesh_all_gather,
              "reduce_scatter": _mesh_reduce_scatter, "all_to_all": _mesh_all_to_all,
              "collective_permute": _mesh_permute}
+
+
+def _ring_slice(op, args, r, p):
+    """Chunk (r - step) mod p of dim 0, r this chip's position on the axis."""
+    return np.split(args[0], p, axis=0)[(r - op.attrs["step"]) % p]
+
+
+def _ring_concat(op, args, r, p):
+    """Operand s at chunk (r - s) mod p of dim 0."""
+    return np.concatenate([args[(r - j) % p] for j in range(p)], axis=0)
+
+
+# Per-chip ops that read the chip's position on an axis: (op, operands, position, chips).
+_RING_OPS = {"ring_slice": _ring_slice, "ring_concat": _ring_concat}
 
 
 def parse(text, filename="<text>"):

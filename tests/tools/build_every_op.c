@@ -156,6 +156,9 @@ static void build_collectives(TileValue *a) {
       NULL);
   op1(TILE_OP_COLLECTIVE_PERMUTE, VALS(a), ATTRS({"axis", ident("y")}, {"shift", tile_attr_int(1)}),
       NULL);
+  TileValue *chunk = op1(TILE_OP_RING_SLICE, VALS(a),
+                         ATTRS({"axis", ident("y")}, {"step", tile_attr_int(1)}), NULL);
+  op1(TILE_OP_RING_CONCAT, VALS(chunk, chunk), ATTRS({"axis", ident("y")}), NULL);
 }
 
 /* for with a carried value around a call, then an if with a result. */
