@@ -42,7 +42,10 @@
  *     taking no longer than its hops (cycle_pays: the steps then run at the links'
  *     pace, which the collectives alone need);
  *   - every value between the gather and the reduce_scatter is used only there, so
- *     nothing needs the whole rows. */
+ *     nothing needs the whole rows.
+ * Where the block is not row-local, its gather end alone may run as steps (a gather
+ * ring, below: one axis, the same rows), each of the values read after it joined with
+ * ring_concat: the values the gather and the ops gave. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +66,8 @@ enum { COLL_MM_MIN_ROWS = 256 };
  * pushed. mlp_prefill_64 on v5e-like (32 rows a chip): 1,014,999 cycles with the
  * collectives, 1,022,347 round the cycle. */
 enum { COLL_MM_CYCLE_MIN_ROWS = 128 };
+/* Values a gather ring joins, at most (a block's few matmuls). */
+enum { REGION_MAX_VALUES = 8 };
 
 /* Ops that act on each element alone (the pass runs before decompose, so the
  * elementwise composites are still whole). */
@@ -74,9 +79,13 @@ static bool elementwise(TileOpKind k) {
 typedef struct Region {
   TileOp **ops;        /* in program order */
   int n, cap;
-  TileOp *ag, *rs;
+  TileOp *ag, *rs;     /* rs NULL: a gather ring */
   const TileMeshAxis *axis, *cycle; /* cycle: the second axis of a two-axis ring, or NULL */
   int64_t p, rows;     /* chips on the ring; rows of a chunk */
+  /* A gather ring's values that ops after it read (each joined by ring_concat). */
+  TileValue *exits[REGION_MAX_VALUES];
+  int nexits;
+  TileOp *at;          /* a gather ring: the first op after it that reads its values */
 } Region;
 
 static bool region_has(const Region *R, const TileValue *v) {
@@ -184,9 +193,7 @@ static bool cycle_pays(const TileModule *m, const Region *R) {
  * one the decomposition takes. */
 static bool find_region(const TileModule *m, const TileMesh *mesh, const TileFunc *f,
                         TileOp *ag, Region *R) {
-  R->n = 0;
-  R->ag = ag;
-  R->rs = NULL;
+  *R = (Region){.ops = R->ops, .cap = R->cap, .ag = ag};
   const TileType *in = &ag->opnd[0].v->type, *out = &ag->res[0]->type;
   if (!ring_of(mesh, ag, &R->axis, &R->cycle) || !attr_is(ag, "dim", 0) || in->rank != 2 ||
       in->dims[0] <= 0)
@@ -215,6 +222,71 @@ static bool find_region(const TileModule *m, const TileMesh *mesh, const TileFun
   }
   return R->rs && matmul && region_has(R, R->rs->opnd[0].v) && !read_outside(f, R) &&
          (!R->cycle || cycle_pays(m, R));
+}
+
+/* ---- gather rings ---- */
+
+/* Where a block's rows are not all local (attention reads every row's keys), the whole
+ * ring does not apply, but its gather end still does: the row-local ops right after the
+ * gather (the q, k and v projections) run one chunk a step while the next chunk
+ * travels, and each of their values read after them is joined from its chunks in row
+ * order (ring_concat, which reads the chip's position: one axis). The scatter end was
+ * tried the same way (the output projection on chunk (r - s) of its rows at step s,
+ * ring_slice) and lost: its steps are a few matmul blocks against a hop of f32 sums,
+ * and each hop then waits for the add of the one before in HBM, where the line
+ * reduce_scatter adds in VMEM as the chunks stream (layer_prefill_4 on v5e-like
+ * 3,458,196 cycles -> 3,461,172, layer_prefill_64 3,416,393 -> 3,540,066). */
+
+/* Whether any op of f outside R reads v. */
+static bool used_outside(const TileFunc *f, const Region *R, const TileValue *v) {
+  for (const TileOp *op = f->body->first; op; op = op->next) {
+    bool inside = false;
+    for (int i = 0; i < R->n && !inside; i++) inside = R->ops[i] == op;
+    for (int k = 0; k < op->nopnd && !inside; k++)
+      if (op->opnd[k].v == v) return true;
+  }
+  return false;
+}
+
+static bool single_axis_ring(const TileMesh *mesh, const TileOp *op, Region *R) {
+  return ring_of(mesh, op, &R->axis, &R->cycle) && !R->cycle && attr_is(op, "dim", 0);
+}
+
+static bool has_matmul(const Region *R) {
+  for (int i = 0; i < R->n; i++)
+    if (R->ops[i]->kind == TILE_OP_MATMUL) return true;
+  return false;
+}
+
+/* The row-local ops after the gather ag up to the first op that reads their values
+ * and is not row-local (R->at); their values read after it are the exits. */
+static bool find_gather_ring(const TileModule *m, const TileMesh *mesh, const TileFunc *f,
+                             TileOp *ag, Region *R) {
+  *R = (Region){.ops = R->ops, .cap = R->cap, .ag = ag};
+  const TileType *in = &ag->opnd[0].v->type, *out = &ag->res[0]->type;
+  if (!single_axis_ring(mesh, ag, R) || in->rank != 2 || in->dims[0] <= 0) return false;
+  /* Its hops go one way round; where the dim wraps, the all_gather runs rings both
+   * ways and moves the chunks in half the time (layer_prefill_4 on v4-like: 2,216,552
+   * cycles with the all_gather, 2,223,850 with the ring; on v5e-like's lines the ring
+   * takes what the line all_gather took). */
+  if (m->wrap_dims >> R->axis->dims[0] & 1) return false;
+  R->rows = in->dims[0];
+  R->p = out->dims[0] / in->dims[0];
+  if (R->p != R->axis->size || R->rows < COLL_MM_MIN_ROWS) return false;
+  for (TileOp *op = ag->next; op && !R->at; op = op->next) {
+    bool reads = false;
+    for (int k = 0; k < op->nopnd && !reads; k++) reads = region_has(R, op->opnd[k].v);
+    if (!reads) continue;
+    if (!row_local(R, op)) R->at = op;
+    else if (!region_add(R, op)) return false;
+  }
+  if (!R->at || !has_matmul(R) || used_outside(f, R, ag->res[0])) return false;
+  for (int i = 0; i < R->n; i++) {
+    if (!used_outside(f, R, R->ops[i]->res[0])) continue;
+    if (R->nexits == REGION_MAX_VALUES) return false;
+    R->exits[R->nexits++] = R->ops[i]->res[0];
+  }
+  return R->nexits > 0;
 }
 
 /* ---- the rewrite ---- */
@@ -303,7 +375,7 @@ static TileValue *step(Rewrite *w, TileValue **map, TileValue *xb, int s, int lo
     map[i] = build(w, (TileOpKind)op->kind, op->nopnd, u, op->attrs.n, op->attrs.items,
                    chunk_type(w, op->res[0]->type), op->res[0], "s", s);
   }
-  for (int i = lo; i < hi; i++)
+  for (int i = lo; i < hi && R->rs; i++) /* a gather ring has no sum */
     if (R->ops[i]->res[0] == R->rs->opnd[0].v) return map[i];
   return NULL;
 }
@@ -337,7 +409,61 @@ static int tail_start(const Region *R) {
   return cut;
 }
 
-/* Replaces the region by its steps; false (an internal error reported) when they do not build. */
+/* A whole ring's steps, built before the reduce_scatter; false when they do not build. */
+static bool whole_steps(Rewrite *w, TileFunc *f) {
+  const Region *R = w->R;
+  TileValue **own_map = w->map + R->n + 1;
+  int tail = tail_start(R);
+  /* Each permute is placed as soon as what it sends is made, so it runs beside the
+   * matmuls that follow it. */
+  TileValue *x = R->ag->opnd[0].v, *xb = x, *recv = NULL;
+  const TileValue *like = R->rs->res[0];
+  for (int s = 0; s < R->p && !w->failed; s++) {
+    TileValue *next = s + 1 < R->p ? hop(w, xb, x, "x", s + 1, false) : NULL;
+    if (s == 0) {
+      step(w, own_map, xb, 0, 0, tail);
+    } else {
+      TileValue *y = step(w, w->map, xb, s, 0, R->n);
+      TileValue *acc = s == 1 ? y : add(w, y, recv, like, s);
+      recv = acc ? hop(w, acc, like, "recv", s + 1, s + 1 == R->p) : NULL;
+    }
+    xb = next;
+  }
+  TileValue *own = w->failed ? NULL : step(w, own_map, x, 0, tail, R->n);
+  TileValue *sum = w->failed || !own ? NULL : add(w, own, recv, like, (int)R->p);
+  if (!sum) return false;
+  tile_replace_all_uses(f, R->rs->res[0], sum);
+  return true;
+}
+
+/* A gather ring's steps, built before R->at: step s runs the region on the chunk that
+ * travelled s hops while the next one travels; each exit joins its p chunks in row
+ * order. False when they do not build. */
+static bool gather_steps(Rewrite *w, TileFunc *f) {
+  const Region *R = w->R;
+  TileUse *parts = calloc((size_t)(R->nexits * R->p), sizeof *parts);
+  TileValue *x = R->ag->opnd[0].v, *xb = x;
+  for (int s = 0; s < R->p && parts && !w->failed; s++) {
+    TileValue *next = s + 1 < R->p ? hop(w, xb, x, "x", s + 1, false) : NULL;
+    step(w, w->map, xb, s, 0, R->n);
+    for (int e = 0; e < R->nexits; e++)
+      for (int i = 0; i < R->n; i++)
+        if (R->ops[i]->res[0] == R->exits[e]) parts[e * R->p + s].v = w->map[i];
+    xb = next;
+  }
+  TileValue *joined[REGION_MAX_VALUES] = {0};
+  TileNamedAttr axis = {"axis", tile_attr_ident(w->m, R->axis->name)};
+  for (int e = 0; e < R->nexits && parts && !w->failed; e++)
+    joined[e] = build(w, TILE_OP_RING_CONCAT, (int)R->p, parts + e * R->p, 1, &axis,
+                      R->exits[e]->type, R->exits[e], "j", 0);
+  bool ok = parts && !w->failed;
+  free(parts);
+  for (int e = 0; e < R->nexits && ok; e++) tile_replace_all_uses(f, R->exits[e], joined[e]);
+  return ok;
+}
+
+/* Replaces the region by its steps (a whole ring's, or a gather ring's where R->rs is
+ * NULL); false (an internal error reported) when they do not build. */
 static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileDiag *d) {
   TileBuilder b;
   tile_builder_init(&b, m);
@@ -346,38 +472,18 @@ static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileDiag *d) {
   tile_names_init(&names, m, f);
   Rewrite w = {.m = m, .b = &b, .names = &names, .R = R,
                .map = calloc(2 * ((size_t)R->n + 1), sizeof(TileValue *))};
-  TileValue **own_map = w.map ? w.map + R->n + 1 : NULL;
-  int tail = tail_start(R);
   TileInsertPoint ip;
-  tile_insert_begin(&ip, &b, R->rs);
-  /* Each permute is placed as soon as what it sends is made, so it runs beside the
-   * matmuls that follow it. */
-  TileValue *x = R->ag->opnd[0].v, *xb = x, *own = NULL, *recv = NULL;
-  const TileValue *like = R->rs->res[0];
-  for (int s = 0; s < R->p && w.map && !w.failed; s++) {
-    TileValue *next = s + 1 < R->p ? hop(&w, xb, x, "x", s + 1, false) : NULL;
-    if (s == 0) {
-      step(&w, own_map, xb, 0, 0, tail);
-    } else {
-      TileValue *y = step(&w, w.map, xb, s, 0, R->n);
-      TileValue *acc = s == 1 ? y : add(&w, y, recv, like, s);
-      recv = acc ? hop(&w, acc, like, "recv", s + 1, s + 1 == R->p) : NULL;
-    }
-    xb = next;
-  }
-  own = w.failed ? NULL : step(&w, own_map, x, 0, tail, R->n);
-  TileValue *sum = w.failed || !own ? NULL : add(&w, own, recv, like, (int)R->p);
-  bool ok = !w.failed && sum && w.map;
+  tile_insert_begin(&ip, &b, R->rs ? R->rs : R->at);
+  bool ok = w.map && (R->rs ? whole_steps(&w, f) : gather_steps(&w, f)) && !w.failed;
   tile_insert_end(&ip, &b, ok);
   if (ok) {
-    tile_replace_all_uses(f, R->rs->res[0], sum);
-    tile_op_erase(R->rs);
+    if (R->rs) tile_op_erase(R->rs);
     for (int i = R->n - 1; i >= 0; i--) tile_op_erase(R->ops[i]);
     tile_op_erase(R->ag);
-  }
-  if (!ok)
+  } else {
     tile_error(d, R->ag->loc, "internal error: coll_matmul: cannot build the steps: %s",
                b.diag.nerrors ? b.diag.last : "out of memory");
+  }
   free(w.map);
   tile_names_free(&names);
   return ok;
@@ -390,12 +496,13 @@ TilePassStatus tile_pass_coll_matmul(TileModule *m, TileDiag *d) {
     Region R = {0};
     for (TileOp *op = f->body->first, *next; op; op = next) {
       next = op->next;
-      if (op->kind != TILE_OP_ALL_GATHER || !find_region(m, mesh, f, op, &R)) continue;
+      if (op->kind != TILE_OP_ALL_GATHER) continue;
+      if (!find_region(m, mesh, f, op, &R) && !find_gather_ring(m, mesh, f, op, &R)) continue;
       if (!rewrite(m, f, &R, d)) {
         free(R.ops);
         return TILE_PASS_INTERNAL;
       }
-      next = f->body->first; /* the steps leave no all_gather behind */
+      next = f->body->first; /* the steps leave the collective behind */
     }
     free(R.ops);
   }

@@ -152,10 +152,15 @@ def test_same_bits_and_cycles_every_run(tilec, tmp_path, torus, axis, rows):
     src = tmp_path / "sp.tile"
     src.write_text(sp_mlp(torus, ("x", "y"), axis, rows))
     _, args = random_inputs(tmp_path, shapes(rows), seed=9)
+    assert_threads_agree(tilec, tmp_path, src, args, "v5e-like")
+
+
+def assert_threads_agree(tilec, tmp_path, src, args, target):
+    """Runs of src on one and on two host threads give the same bits and cycles."""
     results = []
     for threads in ("1", "2"):
         out = tmp_path / f"y{threads}.npy"
-        run = run_tilec(tilec, [src, "--target", "v5e-like", "--threads", threads, *args,
+        run = run_tilec(tilec, [src, "--target", target, "--threads", threads, *args,
                                 "--out", f"result={out}"])
         assert run.returncode == 0, run.stderr
         cycles = re.search(r"run: (\d+) cycles", run.stdout + run.stderr).group(1)
