@@ -2,12 +2,18 @@
  * them) that read this chip's position on a mesh axis.
  *
  * Both move nothing between chips. With p chips on the op's axis and r this chip's
- * position there, ring_slice copies chunk (r - step) mod p of its operand's dim 0, and
- * ring_concat copies its operand s to chunk (r - s) mod p of its result. A chunk is a
- * run of dim-0 rows of a row-major tensor, so each copy is one contiguous HBM-to-HBM
- * DMA whose chunk address is computed at run time in scalar registers: r from `coord`
- * ((coord / inner) mod p on the axis's torus dim: coll_position, gen_collective_ring.c),
- * then (r - s) mod p times the chunk's bytes plus the buffer's base.
+ * position there, ring_slice copies chunk (r - step) mod p of its operand's dim `dim`
+ * (default 0), and ring_concat copies its operand s to chunk (r - s) mod p of its
+ * result's. Around that dim a row-major tensor is outer x dims[dim] x inner (the
+ * products of the dims before and after it, coll_around), so a chunk is `outer` runs of
+ * dims[dim] / p x inner elements, p runs apart in the whole tensor and one run apart in
+ * the chunk: one DMA of count0 = the run's bytes and count1 = outer with those two
+ * strides (the dims before dim are row-major on both sides, so they always merge into
+ * one level), contiguous where outer is 1 (dim 0, or leading dims of size 1) or p is 1.
+ * Each copy is HBM to HBM, its chunk address computed at run time in scalar registers:
+ * r from `coord` ((coord / inner) mod p on the axis's torus dim: coll_position,
+ * gen_collective_ring.c), then (r - s) mod p times the run's bytes plus the whole
+ * tensor's base.
  *
  * They are layout groups, not collective groups, on purpose: they count no arrivals on
  * the band semaphores, and lower_async.c takes every pending one-hop permute's waits at
@@ -27,16 +33,20 @@
  * flight at most). */
 enum { RING_MAX_BATCH = 16 };
 
-/* What a ring op's copies need: its axis, the chunk, this chip's position. */
+/* What a ring op's copies need: its axis, the chunk's runs, this chip's position. */
 typedef struct Ring {
   Coll c;           /* the axis (c.ax[0]) and the scalar helpers' state */
-  int64_t p, chunk; /* chips on the axis; bytes of one chunk of dim 0 */
+  int64_t p;        /* chips on the axis */
+  int64_t run;      /* bytes of one run of a chunk: dims[dim] / p x inner elements; also
+                     * the step from one chunk's first run to the next chunk's */
+  int64_t outer;    /* runs per chunk: the dims before dim */
   int32_t pos;      /* sreg: this chip's position on the axis */
 } Ring;
 
 /* Reads the op's axis (one torus dim of the target's torus, as the collectives check
- * it) and emits the position; `whole` is the bytes of the tensor cut in p chunks. */
-static bool ring_begin(TileLowerCtx *cx, const TileOp *op, int64_t whole, Ring *r) {
+ * it) and dim, and emits the position; `whole` is the tensor cut in p chunks. */
+static bool ring_begin(TileLowerCtx *cx, const TileOp *op, const TileTensorRef *whole,
+                       Ring *r) {
   *r = (Ring){.c = {.cx = cx, .m = cx->mir, .op = op}};
   Coll *c = &r->c;
   if (!coll_resolve_axes(c)) return false;
@@ -45,21 +55,26 @@ static bool ring_begin(TileLowerCtx *cx, const TileOp *op, int64_t whole, Ring *
                             "ring_concat run over an axis of one torus dim (or a share of one)",
                             c->ax[0].name, (int)c->naxes);
   r->p = c->ax[0].p;
-  /* chunk offsets and the region are 32-bit immediates and registers */
-  if (whole > INT32_MAX)
+  /* chunk offsets, strides and the region are 32-bit immediates and registers */
+  if (whole->bytes > INT32_MAX)
     return tile_lower_error(cx, op, "the tensor cut in chunks takes %lld bytes; ring ops "
                             "address chunks with 32-bit arithmetic (below 2 GiB)",
-                            (long long)whole);
-  r->chunk = whole / r->p;
+                            (long long)whole->bytes);
+  int64_t dim = 0;
+  tile_attr_get_int(&op->attrs, "dim", &dim); /* the verifier keeps it in range */
+  CollAround a = coll_around(whole, dim);
+  r->run = a.mid / r->p * a.inner_bytes;
+  r->outer = a.outer;
   r->pos = coll_position(c, &c->ax[0]);
   return true;
 }
 
-/* For s = 0, off := pos times the chunk; else off := off less s chunks, mod the p
- * chunks' region: so after (0, s), off is (pos - s) mod p times the chunk. */
+/* For s = 0, off := pos times the run; else off := off less s runs, mod the p runs'
+ * region: so after (0, s), off is (pos - s) mod p times the run, the offset of chunk
+ * (pos - s) mod p's first run in the whole tensor. */
 static void chunk_offset(Ring *r, int32_t off, int64_t s) {
-  if (s == 0) coll_ri(&r->c, TILE_MOP_MULI, off, r->pos, r->chunk);
-  else coll_step_back(&r->c, off, s * r->chunk, r->p * r->chunk);
+  if (s == 0) coll_ri(&r->c, TILE_MOP_MULI, off, r->pos, r->run);
+  else coll_step_back(&r->c, off, s * r->run, r->p * r->run);
 }
 
 /* A fresh sreg: buf's address plus off. */
@@ -69,8 +84,15 @@ static int32_t chunk_addr(Ring *r, int32_t buf, int32_t off) {
   return a;
 }
 
-static TileDmaShape chunk_shape(const Ring *r) {
-  return (TileDmaShape){.count0 = r->chunk, .count1 = 1, .count2 = 1};
+/* A chunk's copy: outer runs, p runs apart on the whole tensor's side (the source for
+ * ring_slice, the destination for ring_concat) and one run apart on the chunk's. */
+static TileDmaShape chunk_shape(const Ring *r, bool from_whole) {
+  if (r->outer == 1 || r->p == 1)
+    return (TileDmaShape){.count0 = r->outer * r->run, .count1 = 1, .count2 = 1};
+  int64_t whole = r->p * r->run;
+  return (TileDmaShape){.count0 = r->run, .count1 = r->outer, .count2 = 1,
+                        .src_stride1 = from_whole ? whole : r->run,
+                        .dst_stride1 = from_whole ? r->run : whole};
 }
 
 bool tile_gen_ring_slice(TileLowerCtx *cx, const TileOp *op) {
@@ -79,11 +101,11 @@ bool tile_gen_ring_slice(TileLowerCtx *cx, const TileOp *op) {
   int64_t step = 0;
   tile_attr_get_int(&op->attrs, "step", &step);
   Ring r;
-  if (!ring_begin(cx, op, src.bytes, &r)) return false;
+  if (!ring_begin(cx, op, &src, &r)) return false;
   int32_t off = tile_mir_sreg(cx->mir);
   chunk_offset(&r, off, 0);
   if (step > 0) chunk_offset(&r, off, step); /* the verifier keeps it below p */
-  TileDmaSite site = tile_dma_site(cx, src.buf, 0, dst.buf, 0, chunk_shape(&r));
+  TileDmaSite site = tile_dma_site(cx, src.buf, 0, dst.buf, 0, chunk_shape(&r, true));
   tile_dma_issue(cx, &site, chunk_addr(&r, src.buf, off), 0, -1, 0);
   tile_dma_wait(cx, &site, 0, 0);
   return true;
@@ -102,7 +124,7 @@ static int32_t batch_size(const TileLowerCtx *cx, int64_t p) {
 bool tile_gen_ring_concat(TileLowerCtx *cx, const TileOp *op) {
   TileTensorRef dst = tile_lower_tensor(cx, op->res[0]);
   Ring r;
-  if (!ring_begin(cx, op, dst.bytes, &r)) return false;
+  if (!ring_begin(cx, op, &dst, &r)) return false;
   if (op->nopnd != r.p)
     return tile_lower_error(cx, op, "%d operands for the %lld chips of axis '%s'",
                             (int)op->nopnd, (long long)r.p, r.c.ax[0].name);
@@ -115,7 +137,7 @@ bool tile_gen_ring_concat(TileLowerCtx *cx, const TileOp *op) {
     for (int32_t i = 0; i < n; i++) {
       chunk_offset(&r, off, s0 + i > 0); /* operand s: one chunk back from s - 1's */
       TileTensorRef src = tile_lower_tensor(cx, op->opnd[s0 + i].v);
-      site[i] = tile_dma_site(cx, src.buf, 0, dst.buf, 0, chunk_shape(&r));
+      site[i] = tile_dma_site(cx, src.buf, 0, dst.buf, 0, chunk_shape(&r, false));
       tile_dma_issue(cx, &site[i], -1, 0, chunk_addr(&r, dst.buf, off), 0);
     }
     for (int32_t i = 0; i < n; i++) tile_dma_wait(cx, &site[i], 0, 0);

@@ -114,8 +114,10 @@ bool rule_RING_SLICE(RuleCtx *c) {
     return rule_error(c, "step %lld is not a step of a ring of %lld chips (0 .. %lld)",
                       (long long)step, (long long)p, (long long)(p - 1));
   if (a->rank < 1) return rule_error(c, "needs a tensor of rank 1 or more, got %s", TY(a));
+  int64_t dim = attr_int_or(c, "dim", 0);
+  if (!rule_check_dim(c, "dim", dim, a->rank, a)) return false;
   TileType r = *a;
-  if (!split_dim(c, &r, 0, p)) return false;
+  if (!split_dim(c, &r, dim, p)) return false;
   c->out[0] = r;
   return true;
 }
@@ -128,13 +130,15 @@ bool rule_RING_CONCAT(RuleCtx *c) {
     return rule_error(c, "takes one operand per chip on its axis: %lld, got %d", (long long)p,
                       c->op->nopnd);
   if (a->rank < 1) return rule_error(c, "needs tensors of rank 1 or more, got %s", TY(a));
+  int64_t dim = attr_int_or(c, "dim", 0);
+  if (!rule_check_dim(c, "dim", dim, a->rank, a)) return false;
   for (int k = 1; k < c->op->nopnd; k++)
     if (!tile_type_eq(opnd_type(c, k), a))
       return rule_error_at(c, opnd_loc(c, k), "operand %d %s must have the type of operand 1 %s",
                            k + 1, TY(opnd_type(c, k)), TY(a));
   TileType r = *a;
-  if (__builtin_mul_overflow(a->dims[0], p, &r.dims[0]))
-    return rule_error(c, "the joined dim 0 is too large");
+  if (__builtin_mul_overflow(a->dims[dim], p, &r.dims[dim]))
+    return rule_error(c, "the joined dim %lld is too large", (long long)dim);
   c->out[0] = r;
   return true;
 }

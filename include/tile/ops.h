@@ -112,12 +112,16 @@ extern "C" {
   X(COLLECTIVE_PERMUTE, "collective_permute", COLLECTIVE, "t", 1, PERMUTE,               \
     "axis:ident shift:int mesh?:sym late?:int cycle?:ident halves?:int",                 \
     "send to the chip shift steps along axis (with wraparound), or along the cycle through axis x cycle; halves = 1: the second half of dim 0 goes shift steps back") \
-  X(RING_SLICE, "ring_slice", COLLECTIVE, "t", 1, RING_SLICE, "axis:ident step:int mesh?:sym", \
-    "the chunk of dim 0 (p equal chunks, p chips on axis) that step `step` of a shift-1 " \
-    "ring holds: chunk (r - step) mod p, r this chip's position on axis; moves nothing between chips") \
-  X(RING_CONCAT, "ring_concat", COLLECTIVE, "tt*", 1, RING_CONCAT, "axis:ident mesh?:sym", \
-    "the p operands (p chips on axis) along dim 0, operand s at chunk (r - s) mod p, r this " \
-    "chip's position: the whole of what a shift-1 ring's steps held; moves nothing between chips") \
+  X(RING_SLICE, "ring_slice", COLLECTIVE, "t", 1, RING_SLICE,                          \
+    "axis:ident step:int dim?:int mesh?:sym",                                            \
+    "the chunk of dim `dim` (default 0; p equal chunks, p chips on axis) that step "     \
+    "`step` of a shift-1 ring holds: chunk (r - step) mod p, r this chip's position on " \
+    "axis; moves nothing between chips")                                                 \
+  X(RING_CONCAT, "ring_concat", COLLECTIVE, "tt*", 1, RING_CONCAT,                       \
+    "axis:ident dim?:int mesh?:sym",                                                     \
+    "the p operands (p chips on axis) along dim `dim` (default 0), operand s at chunk "  \
+    "(r - s) mod p, r this chip's position: the whole of what a shift-1 ring's steps "   \
+    "held; moves nothing between chips")                                                 \
   /* ---- tile ops on buffers ---- */                                                   \
   X(ALLOC, "alloc", TILE, "", 1, ALLOC, "", "a buffer in vmem or smem; result type given") \
   X(LOAD, "load", TILE, "a", 1, LOAD, "",                                                \

@@ -5,7 +5,9 @@ whose axes share a torus dim (1x6 as 2 x 3, 1x8 as 2 x 2 x 2: positions by divis
 remainder) and on 1x16 (ring_concat's copies in batches of what may be in flight), for
 f32, bf16 and i32 of ranks 1 to 3 and every step, checked bit for bit against numpy
 from each chip's position; ring_slice of a ring_concat and ring_concat of every step's
-ring_slice give back their operands. A ring of async permutes with ring ops between
+ring_slice give back their operands. With `dim`, chunks of a later dim (strided copies:
+outer runs, p runs apart in the whole tensor) on 1x4 and 1x6, ranks 2 to 4, the same
+element types, every step. A ring of async permutes with ring ops between
 keeps its sends in flight over them (they are layout groups, not collectives) and
 gathers what tileref.run_spmd gathers. One and two host threads give the same bits and
 cycles; the CUDA backend refuses the ops with a located error. (Verifier and lowering
@@ -29,8 +31,12 @@ MESHES = {
     "1x16": ("tiny", (1, 16), [("x", 1, 0), ("y", 16, 1)]),
 }
 ELEMS = {"f32": np.uint32, "bf16": np.uint16, "i32": np.int32}
-# The dims after dim 0: odd sizes, so bf16 chunks start off 4-byte boundaries.
-INNER = {1: (), 2: (5,), 3: (3, 7)}
+# The dims besides the cut one (rows go in at `dim`): odd sizes, so bf16 chunks and
+# their runs start off 4-byte boundaries.
+INNER = {1: (), 2: (5,), 3: (3, 7), 4: (3, 5, 3)}
+# (rank, dim) of the cuts along a later dim: each place of the cut dim, the last too
+# (runs of chunk-rows elements, one per index of every dim before it).
+DIM_CUTS = [(2, 1), (3, 1), (3, 2), (4, 1), (4, 2), (4, 3)]
 
 
 def mesh_decl(torus, axes):
@@ -55,14 +61,18 @@ def ttype(shape, elem):
 class Ring:
     """The program: per axis t of p chips, every step's ring_slice of x and their
     ring_concat (x again); a ring_concat of p parameters and every step's ring_slice of
-    it (the parameters again). Results in that order; `expected` gives them per chip."""
+    it (the parameters again). Results in that order; `expected` gives them per chip.
+    dim: the dim the ops cut and join (None: the attribute left out, dim 0)."""
 
-    def __init__(self, mesh, elem, rank):
+    def __init__(self, mesh, elem, rank, dim=None):
         self.target, self.torus, self.axes = MESHES[mesh]
         self.elem, self.rank = elem, rank
+        self.dim = dim or 0
+        self.attr = "" if dim is None else f", dim = {dim}"
         self.chips = int(np.prod(self.torus))
         rows = 3 * int(np.lcm.reduce([s for _, s, _ in self.axes]))
-        self.x_shape = (rows,) + INNER[rank]
+        other = INNER[rank]
+        self.x_shape = other[:self.dim] + (rows,) + other[self.dim:]
         self.params = {"x": self.x_shape}
         for t, p, _ in self.axes:
             for s in range(p):
@@ -71,24 +81,27 @@ class Ring:
         self.text = self._text()
 
     def chunk(self, p):
-        return (self.x_shape[0] // p,) + self.x_shape[1:]
+        sh = list(self.x_shape)
+        sh[self.dim] //= p
+        return tuple(sh)
 
     def _text(self):
-        e, body = self.elem, []
+        e, a, body = self.elem, self.attr, []
         xt = ttype(self.x_shape, e)
         for t, p, _ in self.axes:
             ct = ttype(self.chunk(p), e)
             for s in range(p):
-                body.append(f"  %s_{t}{s} = ring_slice %x {{axis = {t}, step = {s}}} : {ct}")
+                body.append(f"  %s_{t}{s} = ring_slice %x {{axis = {t}, step = {s}{a}}} : {ct}")
                 self.results.append((f"s_{t}{s}", self.chunk(p)))
             sl = ", ".join(f"%s_{t}{s}" for s in range(p))
-            body.append(f"  %j_{t} = ring_concat {sl} {{axis = {t}}} : {xt}")
+            body.append(f"  %j_{t} = ring_concat {sl} {{axis = {t}{a}}} : {xt}")
             self.results.append((f"j_{t}", self.x_shape))
             ps = ", ".join(f"%in_{t}{s}" for s in range(p))
-            body.append(f"  %c_{t} = ring_concat {ps} {{axis = {t}}} : {xt}")
+            body.append(f"  %c_{t} = ring_concat {ps} {{axis = {t}{a}}} : {xt}")
             self.results.append((f"c_{t}", self.x_shape))
             for s in range(p):
-                body.append(f"  %r_{t}{s} = ring_slice %c_{t} {{axis = {t}, step = {s}}} : {ct}")
+                body.append(f"  %r_{t}{s} = ring_slice %c_{t} {{axis = {t}, step = {s}{a}}} "
+                            f": {ct}")
                 self.results.append((f"r_{t}{s}", self.chunk(p)))
         params = ", ".join(f"%{n}: {ttype(sh, e)}" for n, sh in self.params.items())
         types = ", ".join(ttype(sh, e) for _, sh in self.results)
@@ -107,15 +120,16 @@ class Ring:
 
     def expected(self, ins):
         """Per result, the per-chip arrays numpy gives from each chip's position."""
-        want = []
+        want, d = [], self.dim
         for t, p, _ in self.axes:
             pos = [position(self.torus, self.axes, c, t) for c in range(self.chips)]
             x = ins["x"]
-            want += [np.stack([np.split(x[c], p)[(pos[c] - s) % p] for c in range(self.chips)])
+            want += [np.stack([np.split(x[c], p, axis=d)[(pos[c] - s) % p]
+                               for c in range(self.chips)])
                      for s in range(p)]
             want.append(x)
             want.append(np.stack([np.concatenate([ins[f"in_{t}{(pos[c] - j) % p}"][c]
-                                                  for j in range(p)])
+                                                  for j in range(p)], axis=d)
                                   for c in range(self.chips)]))
             want += [ins[f"in_{t}{s}"] for s in range(p)]
         return want
@@ -147,22 +161,45 @@ def run_ring(tilec, tmp_path, ring, seed, extra=()):
     return ins, [npy_out(np.load(o), ring.elem) for o in outs], cycles
 
 
+def check_chunks(ring, ins, got):
+    for (name, _), g, w in zip(ring.results, got, ring.expected(ins)):
+        for c in range(ring.chips):
+            np.testing.assert_array_equal(
+                g[c], w[c], err_msg=f"{ring.torus} {ring.elem} dim {ring.dim} %{name} chip {c}")
+
+
 @pytest.mark.parametrize("mesh", list(MESHES))
 @pytest.mark.parametrize("elem", list(ELEMS))
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_chunks_follow_the_position(tilec, tmp_path, mesh, elem, rank):
     ring = Ring(mesh, elem, rank)
     ins, got, _ = run_ring(tilec, tmp_path, ring, seed=rank * 7 + len(elem))
-    for (name, _), g, w in zip(ring.results, got, ring.expected(ins)):
-        for c in range(ring.chips):
-            np.testing.assert_array_equal(g[c], w[c], err_msg=f"{mesh} {elem} %{name} chip {c}")
+    check_chunks(ring, ins, got)
 
 
-def test_numpy_reference_matches_tileref():
+@pytest.mark.parametrize("mesh", ["1x4", "1x6"])
+@pytest.mark.parametrize("elem", list(ELEMS))
+@pytest.mark.parametrize("rank,dim", DIM_CUTS)
+def test_chunks_of_a_later_dim(tilec, tmp_path, mesh, elem, rank, dim):
+    """Chunks of dim `dim`: one DMA each, `outer` runs of chunk-rows x inner elements."""
+    ring = Ring(mesh, elem, rank, dim)
+    ins, got, _ = run_ring(tilec, tmp_path, ring, seed=rank * 11 + dim + len(elem))
+    check_chunks(ring, ins, got)
+
+
+def test_explicit_dim_0_is_the_default(tilec, tmp_path):
+    """`dim = 0` written out gives the bits and cycles of the attribute left out."""
+    runs = [run_ring(tilec, tmp_path, Ring("1x6", "bf16", 3, d), seed=3) for d in (None, 0)]
+    assert runs[0][2] == runs[1][2]
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(runs[0][1], runs[1][1]))
+
+
+@pytest.mark.parametrize("dim", [None, 1, 2])
+def test_numpy_reference_matches_tileref(dim):
     """The positions and chunks above are tileref.run_spmd's: per chip x and the
     parameters as blocks of dim 0 split over every axis (chip-id order)."""
     for mesh in MESHES:
-        ring = Ring(mesh, "f32", 2)
+        ring = Ring(mesh, "f32", 3, dim)
         mod = tileref.parse(ring.text)
         ins = {n: (a % 1000).astype(np.float32) for n, a in ring.inputs(seed=1).items()}
         names = tuple(a[0] for a in ring.axes)

@@ -956,13 +956,14 @@ _MESH_OPS = {"all_reduce": _mesh_all_reduce, "all_gather": _mesh_all_gather,
 
 
 def _ring_slice(op, args, r, p):
-    """Chunk (r - step) mod p of dim 0, r this chip's position on the axis."""
-    return np.split(args[0], p, axis=0)[(r - op.attrs["step"]) % p]
+    """Chunk (r - step) mod p of dim `dim` (default 0), r this chip's position on the
+    axis."""
+    return np.split(args[0], p, axis=op.attrs.get("dim", 0))[(r - op.attrs["step"]) % p]
 
 
 def _ring_concat(op, args, r, p):
-    """Operand s at chunk (r - s) mod p of dim 0."""
-    return np.concatenate([args[(r - j) % p] for j in range(p)], axis=0)
+    """Operand s at chunk (r - s) mod p of dim `dim` (default 0)."""
+    return np.concatenate([args[(r - j) % p] for j in range(p)], axis=op.attrs.get("dim", 0))
 
 
 # Per-chip ops that read the chip's position on an axis: (op, operands, position, chips).
