@@ -78,13 +78,16 @@ static bool elementwise(TileOpKind k) {
 /* The values of the block between the gather and the reduce_scatter. */
 typedef struct Region {
   TileOp **ops;        /* in program order */
+  int *rdim;           /* the dim of each op's result that holds the rows */
   int n, cap;
   TileOp *ag, *rs;     /* rs NULL: a gather ring */
   const TileMeshAxis *axis, *cycle; /* cycle: the second axis of a two-axis ring, or NULL */
   int64_t p, rows;     /* chips on the ring; rows of a chunk */
-  /* A gather ring's values that ops after it read (each joined by ring_concat). */
-  TileValue *exits[REGION_MAX_VALUES];
-  int nexits;
+  /* A gather ring's values that ops after it read (each joined by ring_concat), and
+   * the whole-row values its ops read beside the chunk (rope's tables: each step
+   * slices its chunk of them, ring_slice). */
+  TileValue *exits[REGION_MAX_VALUES], *ins[REGION_MAX_VALUES];
+  int nexits, nins;
   TileOp *at;          /* a gather ring: the first op after it that reads its values */
 } Region;
 
@@ -95,14 +98,17 @@ static bool region_has(const Region *R, const TileValue *v) {
   return false;
 }
 
-static bool region_add(Region *R, TileOp *op) {
+static bool region_add(Region *R, TileOp *op, int rdim) {
   if (R->n == R->cap) {
     int cap = R->cap ? 2 * R->cap : 16;
     TileOp **o = realloc(R->ops, sizeof *o * (size_t)cap);
-    if (!o) return false;
-    R->ops = o;
+    if (o) R->ops = o;
+    int *d = o ? realloc(R->rdim, sizeof *d * (size_t)cap) : NULL;
+    if (!d) return false;
+    R->rdim = d;
     R->cap = cap;
   }
+  R->rdim[R->n] = rdim;
   R->ops[R->n++] = op;
   return true;
 }
@@ -193,7 +199,7 @@ static bool cycle_pays(const TileModule *m, const Region *R) {
  * one the decomposition takes. */
 static bool find_region(const TileModule *m, const TileMesh *mesh, const TileFunc *f,
                         TileOp *ag, Region *R) {
-  *R = (Region){.ops = R->ops, .cap = R->cap, .ag = ag};
+  *R = (Region){.ops = R->ops, .rdim = R->rdim, .cap = R->cap, .ag = ag};
   const TileType *in = &ag->opnd[0].v->type, *out = &ag->res[0]->type;
   if (!ring_of(mesh, ag, &R->axis, &R->cycle) || !attr_is(ag, "dim", 0) || in->rank != 2 ||
       in->dims[0] <= 0)
@@ -217,7 +223,7 @@ static bool find_region(const TileModule *m, const TileMesh *mesh, const TileFun
       R->rs = op;
       continue;
     }
-    if (!row_local(R, op) || !region_add(R, op)) return false;
+    if (!row_local(R, op) || !region_add(R, op, 0)) return false;
     matmul |= op->kind == TILE_OP_MATMUL;
   }
   return R->rs && matmul && region_has(R, R->rs->opnd[0].v) && !read_outside(f, R) &&
@@ -227,15 +233,23 @@ static bool find_region(const TileModule *m, const TileMesh *mesh, const TileFun
 /* ---- gather rings ---- */
 
 /* Where a block's rows are not all local (attention reads every row's keys), the whole
- * ring does not apply, but its gather end still does: the row-local ops right after the
- * gather (the q, k and v projections) run one chunk a step while the next chunk
- * travels, and each of their values read after them is joined from its chunks in row
- * order (ring_concat, which reads the chip's position: one axis). The scatter end was
+ * ring does not apply, but its gather end still does: the ops right after the gather
+ * that work on each row alone (the q, k and v projections, their reshapes and
+ * transposes to heads, the ropes on the step's chunk of their tables) run one chunk a
+ * step while the next chunk travels, and each of their values read after them is
+ * joined from its chunks in row order along the dim that holds the rows (ring_concat,
+ * which reads the chip's position: one axis). The scatter end was
  * tried the same way (the output projection on chunk (r - s) of its rows at step s,
  * ring_slice) and lost: its steps are a few matmul blocks against a hop of f32 sums,
  * and each hop then waits for the add of the one before in HBM, where the line
  * reduce_scatter adds in VMEM as the chunks stream (layer_prefill_4 on v5e-like
  * 3,458,196 cycles -> 3,461,172, layer_prefill_64 3,416,393 -> 3,540,066). */
+
+static int input_index(const Region *R, const TileValue *v) {
+  for (int i = 0; i < R->nins; i++)
+    if (R->ins[i] == v) return i;
+  return -1;
+}
 
 /* Whether any op of f outside R reads v. */
 static bool used_outside(const TileFunc *f, const Region *R, const TileValue *v) {
@@ -258,11 +272,72 @@ static bool has_matmul(const Region *R) {
   return false;
 }
 
-/* The row-local ops after the gather ag up to the first op that reads their values
- * and is not row-local (R->at); their values read after it are the exits. */
+/* The dim of v that holds the rows, for the gathered value and the region's; -1 for
+ * any other value. */
+static int row_dim_of(const Region *R, const TileValue *v) {
+  if (v == R->ag->res[0]) return 0;
+  for (int i = 0; i < R->n; i++)
+    if (R->ops[i]->res[0] == v) return R->rdim[i];
+  return -1;
+}
+
+static int64_t dims_product(const TileType *t, int from, int to) {
+  int64_t n = 1;
+  for (int i = from; i < to; i++) n *= t->dims[i];
+  return n;
+}
+
+/* Whether v is a whole-row table a step slices along dim 0 (rope's cos and sin). */
+static bool whole_rows(const Region *R, const TileValue *v) {
+  return row_dim_of(R, v) < 0 && v->type.kind == TILE_TY_TENSOR && v->type.rank == 2 &&
+         v->type.dims[0] == R->p * R->rows;
+}
+
+/* The dim of op's result that holds the rows where op can run on a chunk of them, -1
+ * where it cannot: a matmul of rows (dim 0) by a value from outside, an elementwise op
+ * on values with their rows in one dim (and splats), a reshape that keeps the rows'
+ * dim whole with the same elements before and after it, a transpose, and a rope over
+ * the rows (dim rank - 2) by whole-row tables. */
+static int gather_row_dim(const Region *R, const TileOp *op) {
+  if (op->nres != 1 || op->nregion || op->res[0]->type.kind != TILE_TY_TENSOR) return -1;
+  const TileType *t = &op->res[0]->type, *a = &op->opnd[0].v->type;
+  int k = row_dim_of(R, op->opnd[0].v), d = -1;
+  switch (op->kind) {
+  case TILE_OP_MATMUL:
+    if (k == 0 && t->rank == 2 && a->rank == 2 && row_dim_of(R, op->opnd[1].v) < 0) d = 0;
+    break;
+  case TILE_OP_RESHAPE:
+    for (int j = 0; k >= 0 && j < t->rank && d < 0; j++)
+      if (t->dims[j] == a->dims[k] && dims_product(t, 0, j) == dims_product(a, 0, k)) d = j;
+    break;
+  case TILE_OP_TRANSPOSE: {
+    const TileAttr *perm = tile_attr_get(&op->attrs, "perm");
+    for (int j = 0; k >= 0 && perm && j < perm->n; j++)
+      if (perm->elems[j].i == k) d = j;
+    break;
+  }
+  case TILE_OP_ROPE:
+    if (k == a->rank - 2 && whole_rows(R, op->opnd[1].v) && whole_rows(R, op->opnd[2].v)) d = k;
+    break;
+  default:
+    if (!elementwise((TileOpKind)op->kind)) return -1;
+    for (int j = 0; j < op->nopnd; j++) {
+      const TileValue *v = op->opnd[j].v;
+      if (v->type.kind != TILE_TY_TENSOR || tile_value_is_splat(v)) continue;
+      int e = row_dim_of(R, v);
+      if (e < 0 || (d >= 0 && e != d)) return -1;
+      d = e;
+    }
+  }
+  return d >= 0 && t->dims[d] == R->p * R->rows ? d : -1;
+}
+
+/* The ops after the gather ag that can run on a chunk of its rows, up to the first op
+ * that reads their values and cannot (R->at); their values read after it are the
+ * exits, rope's tables the inputs. */
 static bool find_gather_ring(const TileModule *m, const TileMesh *mesh, const TileFunc *f,
                              TileOp *ag, Region *R) {
-  *R = (Region){.ops = R->ops, .cap = R->cap, .ag = ag};
+  *R = (Region){.ops = R->ops, .rdim = R->rdim, .cap = R->cap, .ag = ag};
   const TileType *in = &ag->opnd[0].v->type, *out = &ag->res[0]->type;
   if (!single_axis_ring(mesh, ag, R) || in->rank != 2 || in->dims[0] <= 0) return false;
   /* Its hops go one way round; where the dim wraps, the all_gather runs rings both
@@ -275,16 +350,23 @@ static bool find_gather_ring(const TileModule *m, const TileMesh *mesh, const Ti
   if (R->p != R->axis->size || R->rows < COLL_MM_MIN_ROWS) return false;
   for (TileOp *op = ag->next; op && !R->at; op = op->next) {
     bool reads = false;
-    for (int k = 0; k < op->nopnd && !reads; k++) reads = region_has(R, op->opnd[k].v);
+    for (int k = 0; k < op->nopnd && !reads; k++) reads = row_dim_of(R, op->opnd[k].v) >= 0;
     if (!reads) continue;
-    if (!row_local(R, op)) R->at = op;
-    else if (!region_add(R, op)) return false;
+    int d = gather_row_dim(R, op);
+    if (d < 0) R->at = op;
+    else if (!region_add(R, op, d)) return false;
   }
   if (!R->at || !has_matmul(R) || used_outside(f, R, ag->res[0])) return false;
   for (int i = 0; i < R->n; i++) {
-    if (!used_outside(f, R, R->ops[i]->res[0])) continue;
+    const TileOp *op = R->ops[i];
+    for (int k = 1; op->kind == TILE_OP_ROPE && k < 3; k++) {
+      if (input_index(R, op->opnd[k].v) >= 0) continue;
+      if (R->nins == REGION_MAX_VALUES) return false;
+      R->ins[R->nins++] = op->opnd[k].v;
+    }
+    if (!used_outside(f, R, op->res[0])) continue;
     if (R->nexits == REGION_MAX_VALUES) return false;
-    R->exits[R->nexits++] = R->ops[i]->res[0];
+    R->exits[R->nexits++] = op->res[0];
   }
   return R->nexits > 0;
 }
@@ -297,11 +379,13 @@ typedef struct Rewrite {
   TileNameSet *names;
   const Region *R;
   TileValue **map; /* region op i's value in the step being built */
+  TileValue *sliced[REGION_MAX_VALUES]; /* the step's chunk of each input, once made */
   bool failed;
 } Rewrite;
 
-static TileType chunk_type(const Rewrite *w, TileType t) {
-  t.dims[0] = w->R->rows;
+/* t with a chunk of the rows in dim d. */
+static TileType chunk_type(const Rewrite *w, TileType t, int d) {
+  t.dims[d] = w->R->rows;
   return t;
 }
 
@@ -350,11 +434,21 @@ static TileValue *add(Rewrite *w, TileValue *a, TileValue *b, const TileValue *l
   return build(w, TILE_OP_ADD, 2, u, 0, NULL, a->type, like, "acc", s);
 }
 
+/* The chunk of whole-row table v (rows in dim 0) that step s holds: chunk (r - s) mod
+ * p, the rows that travelled s hops. */
+static TileValue *ring_slice(Rewrite *w, TileValue *v, int s) {
+  TileNamedAttr at[2] = {{"axis", tile_attr_ident(w->m, w->R->axis->name)},
+                         {"step", tile_attr_int(s)}};
+  TileUse u = {.v = v};
+  return build(w, TILE_OP_RING_SLICE, 1, &u, 2, at, chunk_type(w, v->type, 0), v, "c", s);
+}
+
 /* Region ops lo .. hi - 1 on chunk xb, their values in map (one map per step, so a
  * step may be built in two parts); returns the value the reduce_scatter read once it
  * is built. */
 static TileValue *step(Rewrite *w, TileValue **map, TileValue *xb, int s, int lo, int hi) {
   const Region *R = w->R;
+  if (lo == 0) memset(w->sliced, 0, sizeof w->sliced);
   for (int i = lo; i < hi && !w->failed; i++) {
     const TileOp *op = R->ops[i];
     TileUse u[8];
@@ -368,12 +462,15 @@ static TileValue *step(Rewrite *w, TileValue **map, TileValue *xb, int s, int lo
       }
       for (int j = 0; j < i; j++)
         if (R->ops[j]->res[0] == v) u[k].v = map[j];
+      int in = input_index(R, v);
+      if (in >= 0 && !w->sliced[in]) w->sliced[in] = ring_slice(w, R->ins[in], s);
+      if (in >= 0) u[k].v = w->sliced[in];
       if (tile_value_is_splat(v) && v->type.kind == TILE_TY_TENSOR && v->type.rank)
         u[k].v = build(w, TILE_OP_CONSTANT, 0, NULL, v->def->attrs.n, v->def->attrs.items,
-                       chunk_type(w, v->type), v, "s", s);
+                       chunk_type(w, v->type, R->rdim[i]), v, "s", s);
     }
     map[i] = build(w, (TileOpKind)op->kind, op->nopnd, u, op->attrs.n, op->attrs.items,
-                   chunk_type(w, op->res[0]->type), op->res[0], "s", s);
+                   chunk_type(w, op->res[0]->type, R->rdim[i]), op->res[0], "s", s);
   }
   for (int i = lo; i < hi && R->rs; i++) /* a gather ring has no sum */
     if (R->ops[i]->res[0] == R->rs->opnd[0].v) return map[i];
@@ -452,10 +549,13 @@ static bool gather_steps(Rewrite *w, TileFunc *f) {
     xb = next;
   }
   TileValue *joined[REGION_MAX_VALUES] = {0};
-  TileNamedAttr axis = {"axis", tile_attr_ident(w->m, R->axis->name)};
-  for (int e = 0; e < R->nexits && parts && !w->failed; e++)
-    joined[e] = build(w, TILE_OP_RING_CONCAT, (int)R->p, parts + e * R->p, 1, &axis,
+  for (int e = 0; e < R->nexits && parts && !w->failed; e++) {
+    int d = row_dim_of(R, R->exits[e]);
+    TileNamedAttr at[2] = {{"axis", tile_attr_ident(w->m, R->axis->name)},
+                           {"dim", tile_attr_int(d)}};
+    joined[e] = build(w, TILE_OP_RING_CONCAT, (int)R->p, parts + e * R->p, d ? 2 : 1, at,
                       R->exits[e]->type, R->exits[e], "j", 0);
+  }
   bool ok = parts && !w->failed;
   free(parts);
   for (int e = 0; e < R->nexits && ok; e++) tile_replace_all_uses(f, R->exits[e], joined[e]);
@@ -500,11 +600,13 @@ TilePassStatus tile_pass_coll_matmul(TileModule *m, TileDiag *d) {
       if (!find_region(m, mesh, f, op, &R) && !find_gather_ring(m, mesh, f, op, &R)) continue;
       if (!rewrite(m, f, &R, d)) {
         free(R.ops);
+        free(R.rdim);
         return TILE_PASS_INTERNAL;
       }
       next = f->body->first; /* the steps leave the collective behind */
     }
     free(R.ops);
+    free(R.rdim);
   }
   return TILE_PASS_OK;
 }

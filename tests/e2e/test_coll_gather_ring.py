@@ -2,8 +2,10 @@
 end: a sequence-parallel attention block (rows split over an axis, q, k and v by
 columns, the output projection by rows) partitions into all_gather -> projections ->
 attention -> output projection -> reduce_scatter. Attention reads every row's keys, so
-the whole ring does not apply; the projections after the gather run one chunk a step
-beside the hops of the next chunk, their chunks joined in row order by ring_concat.
+the whole ring does not apply; the projections after the gather, their transposes to
+heads and the ropes (on each step's chunk of the tables, ring_slice) run one chunk a
+step beside the hops of the next chunk, their chunks joined in row order by
+ring_concat.
 Each program runs on the emulator against tileref's evaluation of the global program,
 within REFERENCE.md's matmul tolerance."""
 import re
@@ -76,10 +78,13 @@ def test_gather_ring_matches_the_global_program(tilec, tmp_path, mesh):
     src.write_text(attention_block(torus, names, axis, rows))
     ir = fused(tilec, src, target)
     assert "all_gather" not in ir and "reduce_scatter" in ir, ir
-    # p - 1 hops of the chunks, p steps of three projections, three joins
+    # p - 1 hops of the chunks; p steps of three projections and two ropes, each on its
+    # chunk of cos and sin; the rope results and v joined along the rows' dim
     assert len(re.findall(r"= collective_permute ", ir)) == p - 1, ir
     assert len(re.findall(r"= matmul ", ir)) == 3 * p + 1, ir
-    assert len(re.findall(r"= ring_concat ", ir)) == 3, ir
+    assert len(re.findall(r"= rope ", ir)) == 2 * p, ir
+    assert len(re.findall(r"= ring_slice ", ir)) == 2 * p, ir
+    assert len(re.findall(r"= ring_concat .*dim = 2", ir)) == 3, ir
     arrays, args = random_inputs(tmp_path, shapes(rows), seed=p * 13 + len(mesh))
     want, = tileref.load(src).run("blk", *arrays.values())
     out = tmp_path / "h.npy"
