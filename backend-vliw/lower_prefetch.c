@@ -207,6 +207,11 @@ static int64_t mxu_cycles(const TileTarget *t, const TileOp *mm, const TileValue
   return rate > 0 ? (int64_t)((double)out * (double)k / rate) : 0;
 }
 
+/* Bytes HBM moves in `cycles`. */
+static double hbm_moved(const TileTarget *t, double cycles) {
+  return cycles * (double)t->hbm_bw / (double)t->clock_hz;
+}
+
 /* Bytes HBM can move while matmul group j computes from `bytes` of its weights copied
  * early: the longer of its MXU work and its vector loads of them (a tile of
  * vreg.sublanes x vreg.lanes elements each), less the time of its own other traffic
@@ -219,7 +224,7 @@ static int64_t window_bytes(const TileTarget *t, const PfGroup *j, int64_t bytes
   double share = (double)bytes / (double)j->wbytes;
   double cycles = (double)(bytes / tile / slots), busy = share * (double)j->busy;
   if (busy > cycles) cycles = busy;
-  double moved = cycles * (double)t->hbm_bw / (double)t->clock_hz * MM_WINDOW_MARGIN;
+  double moved = hbm_moved(t, cycles) * MM_WINDOW_MARGIN;
   double traffic = share * (double)j->traffic;
   return moved > traffic ? (int64_t)(moved - traffic) : 0;
 }
@@ -232,15 +237,10 @@ static bool covers(const TileTarget *t, const PfGroup *i, int64_t budget) {
   return budget >= i->wbytes && i->wbytes <= t->vmem_bytes / 8 && i->traffic < i->wbytes;
 }
 
-/* What HBM moves in `cycles`. */
-static int64_t hbm_bytes(const TileTarget *t, int64_t cycles) {
-  return (int64_t)((double)cycles * (double)t->hbm_bw / (double)t->clock_hz);
-}
-
 /* The budget of copies during collectives expected to take `cycles`: what HBM moves in
  * that time, with the margin. */
 static int64_t collective_budget(const TileTarget *t, int64_t cycles) {
-  return (int64_t)(PF_MARGIN * (double)cycles * (double)t->hbm_bw / (double)t->clock_hz);
+  return (int64_t)(PF_MARGIN * hbm_moved(t, (double)cycles));
 }
 
 /* Whether matmul group i may join the collective window of matmul group j, the group
@@ -346,7 +346,7 @@ void tile_lower_prefetch_plan(TileLowerCtx *cx, TileGroup *const *groups, int32_
       /* what the collective is expected to leave HBM for beyond the first matmul's
        * copies, without the margin: copies that join wait right after it */
       pf->g[to].first = i;
-      int64_t expected = hbm_bytes(t, cycles);
+      int64_t expected = (int64_t)hbm_moved(t, (double)cycles);
       pf->g[to].spare = gi->whole && expected > gi->wbytes ? expected - gi->wbytes : 0;
     }
     count++;

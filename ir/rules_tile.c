@@ -68,12 +68,19 @@ bool rule_ALL_TO_ALL(RuleCtx *c) {
   return true;
 }
 
-bool rule_PERMUTE(RuleCtx *c) {
-  const TileMesh *mesh = rule_mesh(c);
-  if (!mesh) return false;
+/* The axis of mesh that the op's `axis` attribute names; NULL (reported) for none. */
+static const TileMeshAxis *named_axis(RuleCtx *c, const TileMesh *mesh) {
   const char *axis = attr(c, "axis")->s;
   const TileMeshAxis *a = verify_mesh_axis(mesh, axis);
-  if (!a) return rule_error(c, "axis '%s' is not an axis of mesh @%s", axis, mesh->name);
+  if (!a) rule_error(c, "axis '%s' is not an axis of mesh @%s", axis, mesh->name);
+  return a;
+}
+
+bool rule_PERMUTE(RuleCtx *c) {
+  const TileMesh *mesh = rule_mesh(c);
+  const TileMeshAxis *a = mesh ? named_axis(c, mesh) : NULL;
+  if (!a) return false;
+  const char *axis = attr(c, "axis")->s;
   const TileAttr *cyc = tile_attr_get(&c->op->attrs, "cycle");
   if (cyc) {
     const TileMeshAxis *b = verify_mesh_axis(mesh, cyc->s);
@@ -98,10 +105,8 @@ bool rule_PERMUTE(RuleCtx *c) {
 /* The chips on the axis a ring op names (one of its mesh's axes), in *p. */
 static bool ring_axis(RuleCtx *c, int64_t *p) {
   const TileMesh *mesh = rule_mesh(c);
-  if (!mesh) return false;
-  const char *axis = attr(c, "axis")->s;
-  const TileMeshAxis *a = verify_mesh_axis(mesh, axis);
-  if (!a) return rule_error(c, "axis '%s' is not an axis of mesh @%s", axis, mesh->name);
+  const TileMeshAxis *a = mesh ? named_axis(c, mesh) : NULL;
+  if (!a) return false;
   *p = a->size;
   return true;
 }

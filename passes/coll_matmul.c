@@ -83,20 +83,25 @@ typedef struct Region {
   TileOp *ag, *rs;     /* rs NULL: a gather ring */
   const TileMeshAxis *axis, *cycle; /* cycle: the second axis of a two-axis ring, or NULL */
   int64_t p, rows;     /* chips on the ring; rows of a chunk */
-  /* A gather ring's values that ops after it read (each joined by ring_concat), and
-   * the whole-row values its ops read beside the chunk (rope's tables: each step
+  /* A gather ring's ops whose values ops after it read (each joined by ring_concat),
+   * and the whole-row values its ops read beside the chunk (rope's tables: each step
    * slices its chunk of them, ring_slice). */
-  TileValue *exits[REGION_MAX_VALUES], *ins[REGION_MAX_VALUES];
+  int exits[REGION_MAX_VALUES];
+  TileValue *ins[REGION_MAX_VALUES];
   int nexits, nins;
   TileOp *at;          /* a gather ring: the first op after it that reads its values */
 } Region;
 
-static bool region_has(const Region *R, const TileValue *v) {
-  if (v == R->ag->res[0]) return true;
+/* The dim of v that holds the rows, for the gathered value and the region's; -1 for
+ * any other value. */
+static int row_dim_of(const Region *R, const TileValue *v) {
+  if (v == R->ag->res[0]) return 0;
   for (int i = 0; i < R->n; i++)
-    if (R->ops[i]->res[0] == v) return true;
-  return false;
+    if (R->ops[i]->res[0] == v) return R->rdim[i];
+  return -1;
 }
+
+static bool region_has(const Region *R, const TileValue *v) { return row_dim_of(R, v) >= 0; }
 
 static bool region_add(Region *R, TileOp *op, int rdim) {
   if (R->n == R->cap) {
@@ -159,14 +164,22 @@ static bool row_local(const Region *R, const TileOp *op) {
   return true;
 }
 
-/* Whether an op other than the region's and the reduce_scatter reads a region value. */
-static bool read_outside(const TileFunc *f, const Region *R) {
+/* Whether an op of f other than R's and the reduce_scatter reads v. */
+static bool used_outside(const TileFunc *f, const Region *R, const TileValue *v) {
   for (const TileOp *op = f->body->first; op; op = op->next) {
     bool inside = op == R->rs;
     for (int i = 0; i < R->n && !inside; i++) inside = R->ops[i] == op;
     for (int k = 0; k < op->nopnd && !inside; k++)
-      if (region_has(R, op->opnd[k].v)) return true;
+      if (op->opnd[k].v == v) return true;
   }
+  return false;
+}
+
+/* Whether an op other than the region's and the reduce_scatter reads a region value. */
+static bool read_outside(const TileFunc *f, const Region *R) {
+  if (used_outside(f, R, R->ag->res[0])) return true;
+  for (int i = 0; i < R->n; i++)
+    if (used_outside(f, R, R->ops[i]->res[0])) return true;
   return false;
 }
 
@@ -251,17 +264,6 @@ static int input_index(const Region *R, const TileValue *v) {
   return -1;
 }
 
-/* Whether any op of f outside R reads v. */
-static bool used_outside(const TileFunc *f, const Region *R, const TileValue *v) {
-  for (const TileOp *op = f->body->first; op; op = op->next) {
-    bool inside = false;
-    for (int i = 0; i < R->n && !inside; i++) inside = R->ops[i] == op;
-    for (int k = 0; k < op->nopnd && !inside; k++)
-      if (op->opnd[k].v == v) return true;
-  }
-  return false;
-}
-
 static bool single_axis_ring(const TileMesh *mesh, const TileOp *op, Region *R) {
   return ring_of(mesh, op, &R->axis, &R->cycle) && !R->cycle && attr_is(op, "dim", 0);
 }
@@ -270,15 +272,6 @@ static bool has_matmul(const Region *R) {
   for (int i = 0; i < R->n; i++)
     if (R->ops[i]->kind == TILE_OP_MATMUL) return true;
   return false;
-}
-
-/* The dim of v that holds the rows, for the gathered value and the region's; -1 for
- * any other value. */
-static int row_dim_of(const Region *R, const TileValue *v) {
-  if (v == R->ag->res[0]) return 0;
-  for (int i = 0; i < R->n; i++)
-    if (R->ops[i]->res[0] == v) return R->rdim[i];
-  return -1;
 }
 
 static int64_t dims_product(const TileType *t, int from, int to) {
@@ -366,7 +359,7 @@ static bool find_gather_ring(const TileModule *m, const TileMesh *mesh, const Ti
     }
     if (!used_outside(f, R, op->res[0])) continue;
     if (R->nexits == REGION_MAX_VALUES) return false;
-    R->exits[R->nexits++] = op->res[0];
+    R->exits[R->nexits++] = i;
   }
   return R->nexits > 0;
 }
@@ -543,22 +536,22 @@ static bool gather_steps(Rewrite *w, TileFunc *f) {
   for (int s = 0; s < R->p && parts && !w->failed; s++) {
     TileValue *next = s + 1 < R->p ? hop(w, xb, x, "x", s + 1, false) : NULL;
     step(w, w->map, xb, s, 0, R->n);
-    for (int e = 0; e < R->nexits; e++)
-      for (int i = 0; i < R->n; i++)
-        if (R->ops[i]->res[0] == R->exits[e]) parts[e * R->p + s].v = w->map[i];
+    for (int e = 0; e < R->nexits; e++) parts[e * R->p + s].v = w->map[R->exits[e]];
     xb = next;
   }
   TileValue *joined[REGION_MAX_VALUES] = {0};
   for (int e = 0; e < R->nexits && parts && !w->failed; e++) {
-    int d = row_dim_of(R, R->exits[e]);
+    const TileValue *v = R->ops[R->exits[e]]->res[0];
+    int d = R->rdim[R->exits[e]];
     TileNamedAttr at[2] = {{"axis", tile_attr_ident(w->m, R->axis->name)},
                            {"dim", tile_attr_int(d)}};
     joined[e] = build(w, TILE_OP_RING_CONCAT, (int)R->p, parts + e * R->p, d ? 2 : 1, at,
-                      R->exits[e]->type, R->exits[e], "j", 0);
+                      v->type, v, "j", 0);
   }
   bool ok = parts && !w->failed;
   free(parts);
-  for (int e = 0; e < R->nexits && ok; e++) tile_replace_all_uses(f, R->exits[e], joined[e]);
+  for (int e = 0; e < R->nexits && ok; e++)
+    tile_replace_all_uses(f, R->ops[R->exits[e]]->res[0], joined[e]);
   return ok;
 }
 
