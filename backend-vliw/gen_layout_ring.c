@@ -19,8 +19,8 @@
  * the band semaphores, and lower_async.c takes every pending one-hop permute's waits at
  * the start of any collective group (a collective counts arrivals there from its
  * start) but a layout group's only at its first touch of the permute's buffers, so a
- * ring's sends stay in flight over copies that need none of them (a ring_slice of the
- * next step's rows between a ring's steps).
+ * ring's sends stay in flight over copies that need none of them (coll_matmul's gather
+ * ring slices rope's tables with ring_slice between its hops).
  *
  * ring_concat's p copies overlap: a batch of them issues, each on a semaphore of its
  * own (so every wait is for its own copy), then the batch is waited for. A batch is at
