@@ -133,6 +133,17 @@ static bool set_table(Rw *w, const TileOp *op, RwVal *t, int64_t period, int64_t
   return true;
 }
 
+/* Whether v is made by the group or read by one of its ops before op i. */
+static bool read_before(const Rw *w, int32_t i, const TileValue *v) {
+  for (int32_t k = 0; k < w->g->nops; k++) {
+    const TileOp *op = w->g->ops[k];
+    if (op->nres == 1 && op->res[0] == v) return true;
+    for (int32_t j = 0; j < op->nopnd && k < i; j++)
+      if (op->opnd[j].v == v) return true;
+  }
+  return false;
+}
+
 /* Classes, levels and the checks that each op fits the row-wise scheme. */
 static bool analyse(Rw *w) {
   const TileGroup *g = w->g;
@@ -170,6 +181,11 @@ static bool analyse(Rw *w) {
       if (r->cls != RW_FULL)
         return tile_lower_error(w->cx, op, "row-wise groups broadcast into the full shape only");
       RwVal *a = opnd[0];
+      /* Where rows are as long as there are of them ([n, n]), a vector the group reads
+       * from outside (a norm's scale) has the rows' shape too: broadcast along the
+       * row's elements, it is a table (unless an op before took it as per-row). */
+      if (a->cls == RW_ROW && !broadcast_dims_are_rows(w, op) && !read_before(w, i, a->v))
+        a->cls = RW_TABLE;
       if (a->cls == RW_ROW && !broadcast_dims_are_rows(w, op))
         return tile_lower_error(w->cx, op, "a per-row value must be broadcast along the row");
       if (a->cls == RW_TABLE) {

@@ -45,7 +45,9 @@
  *     nothing needs the whole rows.
  * Where the block is not row-local, its gather end alone may run as steps (a gather
  * ring, below: one axis, the same rows), each of the values read after it joined with
- * ring_concat: the values the gather and the ops gave. */
+ * ring_concat: the values the gather and the ops gave; and a reduce_scatter of a
+ * matmul's partial sums may run as steps (a scatter ring, below), the row-wise ops
+ * after it on each piece of the rows as its sums come in. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,8 @@ enum { COLL_MM_MIN_ROWS = 256 };
 enum { COLL_MM_CYCLE_MIN_ROWS = 128 };
 /* Values a gather ring joins, at most (a block's few matmuls). */
 enum { REGION_MAX_VALUES = 8 };
+/* Pieces a gather or scatter ring cuts its chunks into, at most. */
+enum { MAX_PIECES = 4 };
 
 /* Ops that act on each element alone (the pass runs before decompose, so the
  * elementwise composites are still whole). */
@@ -90,6 +94,7 @@ typedef struct Region {
   TileValue *ins[REGION_MAX_VALUES];
   int nexits, nins;
   TileOp *at;          /* a gather ring: the first op after it that reads its values */
+  int pieces;          /* a scatter ring (ag NULL): the rings its rows are cut into */
 } Region;
 
 /* The dim of v that holds the rows, for the gathered value and the region's; -1 for
@@ -325,9 +330,16 @@ static int gather_row_dim(const Region *R, const TileOp *op) {
   return d >= 0 && t->dims[d] == R->p * R->rows ? d : -1;
 }
 
+/* Pieces a gather ring cuts each chunk's rows into, each hopping on its own, so the
+ * last chunk's work starts when its first piece lands (layer_prefill_4 on v5e-like,
+ * 3,237,407 cycles in one piece, 3,205,634 in two, 3,221,048 in four, whose steps'
+ * matmuls are too short; layer_prefill_64 3,297,505, 3,228,443, 3,250,271). */
+enum { GATHER_RING_PIECES = 2 };
+
 /* The ops after the gather ag that can run on a chunk of its rows, up to the first op
  * that reads their values and cannot (R->at); their values read after it are the
- * exits, rope's tables the inputs. */
+ * exits, rope's tables the inputs. Chunks whose rows cut evenly go in pieces. */
+
 static bool find_gather_ring(const TileModule *m, const TileMesh *mesh, const TileFunc *f,
                              TileOp *ag, Region *R) {
   *R = (Region){.ops = R->ops, .rdim = R->rdim, .cap = R->cap, .ag = ag};
@@ -361,6 +373,105 @@ static bool find_gather_ring(const TileModule *m, const TileMesh *mesh, const Ti
     if (R->nexits == REGION_MAX_VALUES) return false;
     R->exits[R->nexits++] = i;
   }
+  R->pieces = R->rows % GATHER_RING_PIECES ? 1 : GATHER_RING_PIECES;
+  R->rows /= R->pieces;
+  return R->nexits > 0;
+}
+
+/* ---- scatter rings ---- */
+
+/* Where the rows a block's output projection reads are not all local (the attention's
+ * output), the whole ring does not apply either, but its scatter end does: the
+ * matmul whose partial sums the reduce_scatter adds runs one chunk of its rows a step
+ * (ring_slice of its left operand), each step adding what came from the chip before
+ * and sending the sum on, as the whole ring's sums go. Its chunks' rows are cut into
+ * SCATTER_RING_PIECES rings that run side by side, each with its own hops: a chip adds
+ * one piece while the next piece is on the link, where one ring would hold the link
+ * idle while each hop's whole add runs in HBM (layer_prefill_4 on v5e-like, 3,411,615
+ * cycles with the reduce_scatter: one ring 3,422,508, two 3,315,179, four 3,298,624,
+ * eight 3,392,524; layer_prefill_64 3,382,973: one 3,510,538, two 3,333,234, four
+ * 3,325,440). The same lines as gather rings: where the dim wraps, the reduce_scatter
+ * runs half rings both ways. */
+enum { SCATTER_RING_PIECES = 4 };
+
+/* Whether v is defined before op in f's body (or is an argument): an op moved up to
+ * op's place may read it. */
+static bool defined_before(const TileFunc *f, const TileValue *v, const TileOp *op) {
+  if (!v->def) return true;
+  for (const TileOp *o = f->body->first; o && o != op; o = o->next)
+    if (o == v->def) return true;
+  return false;
+}
+
+/* The dim-0 rows of a scatter ring's result that v holds: 0 for the reduce_scatter's
+ * result and its tail's values, -1 for any other value. */
+static int tail_dim(const Region *R, const TileValue *v) {
+  if (v == R->rs->res[0]) return 0;
+  for (int i = 1; i < R->n; i++)
+    if (R->ops[i]->res[0] == v) return 0;
+  return -1;
+}
+
+/* Whether op, which reads the reduce_scatter's result or its tail, acts on each of its
+ * rows alone, so it can run on a piece of them as the piece's sums are made: an
+ * elementwise op whose other tensors are tail values, splats or tables of the same
+ * rows from before the reduce_scatter (each piece slices its rows of them), or a norm
+ * over the last dim (its scale and shift read whole). Those tables are R's inputs. */
+static bool tail_op(const TileFunc *f, Region *R, const TileOp *op) {
+  if (op->nres != 1 || op->nregion || op->res[0]->type.kind != TILE_TY_TENSOR) return false;
+  const TileType *t = &op->res[0]->type;
+  int64_t rows = R->rs->res[0]->type.dims[0];
+  bool norm = op->kind == TILE_OP_RMSNORM || op->kind == TILE_OP_LAYERNORM;
+  if (t->rank < (norm ? 2 : 1) || t->dims[0] != rows) return false;
+  if (!norm && !elementwise((TileOpKind)op->kind)) return false;
+  for (int k = 0; k < op->nopnd; k++) {
+    TileValue *v = op->opnd[k].v;
+    if (tail_dim(R, v) == 0) {
+      if (norm && k > 0) return false;
+      continue;
+    }
+    if (!defined_before(f, v, R->rs)) return false;
+    if (norm && k > 0) continue;
+    if (v->type.kind != TILE_TY_TENSOR || tile_value_is_splat(v)) continue;
+    if (norm || v->type.rank != t->rank || v->type.dims[0] != rows) return false;
+    if (input_index(R, v) < 0) {
+      if (R->nins == REGION_MAX_VALUES) return false;
+      R->ins[R->nins++] = v;
+    }
+  }
+  return true;
+}
+
+static bool find_scatter_ring(const TileModule *m, const TileMesh *mesh, const TileFunc *f,
+                              TileOp *rs, Region *R) {
+  *R = (Region){.ops = R->ops, .rdim = R->rdim, .cap = R->cap, .rs = rs,
+                .pieces = SCATTER_RING_PIECES};
+  TileOp *mm = rs->opnd[0].v->def;
+  if (!single_axis_ring(mesh, rs, R) || !kind_is(rs, "add") || !mm ||
+      mm->kind != TILE_OP_MATMUL || mm->res[0]->type.rank != 2 ||
+      mm->opnd[0].v->type.rank != 2 || m->wrap_dims >> R->axis->dims[0] & 1)
+    return false;
+  int64_t rows = rs->res[0]->type.dims[0];
+  R->p = R->axis->size;
+  R->rows = rows / R->pieces;
+  if (rows < COLL_MM_MIN_ROWS || rows % R->pieces || mm->res[0]->type.dims[0] != R->p * rows ||
+      !region_add(R, mm, 0))
+    return false;
+  for (TileOp *op = rs->next; op && !R->at; op = op->next) {
+    bool reads = false;
+    for (int k = 0; k < op->nopnd && !reads; k++) reads = tail_dim(R, op->opnd[k].v) == 0;
+    if (!reads) continue;
+    if (!tail_op(f, R, op)) R->at = op;
+    else if (!region_add(R, op, 0)) return false;
+  }
+  if (used_outside(f, R, mm->res[0])) return false;
+  /* exits: op indices, 0 standing for the reduce_scatter's result */
+  for (int i = 0; i < R->n; i++) {
+    const TileValue *v = i ? R->ops[i]->res[0] : rs->res[0];
+    if (!used_outside(f, R, v)) continue;
+    if (R->nexits == REGION_MAX_VALUES) return false;
+    R->exits[R->nexits++] = i;
+  }
   return R->nexits > 0;
 }
 
@@ -373,6 +484,9 @@ typedef struct Rewrite {
   const Region *R;
   TileValue **map; /* region op i's value in the step being built */
   TileValue *sliced[REGION_MAX_VALUES]; /* the step's chunk of each input, once made */
+  TileValue *joined[REGION_MAX_VALUES]; /* a scatter ring's exits, joined */
+  TileValue *const *tables; /* where each input's chunks are sliced from, or NULL: the
+                             * inputs themselves (a gather ring's piece: its tables) */
   bool failed;
 } Rewrite;
 
@@ -396,7 +510,7 @@ static TileValue *build(Rewrite *w, TileOpKind kind, int n, TileUse *opnds, int 
     w->failed = true;
     return NULL;
   }
-  op->loc = like->def ? like->def->loc : w->R->ag->loc;
+  op->loc = like->def ? like->def->loc : (w->R->ag ? w->R->ag : w->R->rs)->loc;
   op->res[0]->name = step_name(w, like, what, s);
   op->res[0]->loc = op->loc;
   return op->res[0];
@@ -407,11 +521,11 @@ static TileValue *build(Rewrite *w, TileOpKind kind, int n, TileUse *opnds, int 
  * expected to land only as the work after it ends (the last hop of the sums, which the
  * end of step 0 is cut to cover): the fuse pass keeps its reader out of a matmul's
  * epilogue, which would wait for it in the middle of the matmul. */
-static TileValue *hop(Rewrite *w, TileValue *v, const TileValue *like, const char *what, int s,
-                      bool late) {
+static TileValue *hop_by(Rewrite *w, TileValue *v, int64_t shift, const TileValue *like,
+                         const char *what, int s, bool late) {
   const Region *R = w->R;
   TileNamedAttr at[5] = {{"axis", tile_attr_ident(w->m, R->axis->name)},
-                         {"shift", tile_attr_int(1)}};
+                         {"shift", tile_attr_int(shift)}};
   int n = 2;
   if (R->cycle) {
     at[n++] = (TileNamedAttr){"cycle", tile_attr_ident(w->m, R->cycle->name)};
@@ -420,6 +534,11 @@ static TileValue *hop(Rewrite *w, TileValue *v, const TileValue *like, const cha
   if (late) at[n++] = (TileNamedAttr){"late", tile_attr_int(1)};
   TileUse u = {.v = v};
   return build(w, TILE_OP_COLLECTIVE_PERMUTE, 1, &u, n, at, v->type, like, what, s);
+}
+
+static TileValue *hop(Rewrite *w, TileValue *v, const TileValue *like, const char *what, int s,
+                      bool late) {
+  return hop_by(w, v, 1, like, what, s, late);
 }
 
 static TileValue *add(Rewrite *w, TileValue *a, TileValue *b, const TileValue *like, int s) {
@@ -456,7 +575,8 @@ static TileValue *step(Rewrite *w, TileValue **map, TileValue *xb, int s, int lo
       for (int j = 0; j < i; j++)
         if (R->ops[j]->res[0] == v) u[k].v = map[j];
       int in = input_index(R, v);
-      if (in >= 0 && !w->sliced[in]) w->sliced[in] = ring_slice(w, R->ins[in], s);
+      if (in >= 0 && !w->sliced[in])
+        w->sliced[in] = ring_slice(w, w->tables ? w->tables[in] : R->ins[in], s);
       if (in >= 0) u[k].v = w->sliced[in];
       if (tile_value_is_splat(v) && v->type.kind == TILE_TY_TENSOR && v->type.rank)
         u[k].v = build(w, TILE_OP_CONSTANT, 0, NULL, v->def->attrs.n, v->def->attrs.items,
@@ -499,17 +619,56 @@ static int tail_start(const Region *R) {
   return cut;
 }
 
+/* The block's residual: the reduce_scatter's one reader, an add of a value v of the
+ * same type made before the steps. The chip's own partial takes v first, in the last
+ * matmul's epilogue while the last hop of the sums is on the link, so what is left once
+ * it lands reads two values, not three (layer_prefill_4 on v5e-like: 3,188,454 cycles
+ * -> 3,178,100). v may be a join of a scatter ring's tail (placed before its first
+ * reader, this add): it moves up to before the steps' last matmul, beside which the
+ * hop is still travelling. NULL where there is no such add. */
+static TileOp *residual(TileFunc *f, const Region *R) {
+  const TileValue *rs = R->rs->res[0];
+  TileOp *res = NULL;
+  for (TileOp *op = f->body->first; op; op = op->next)
+    for (int k = 0; k < op->nopnd; k++) {
+      if (op->opnd[k].v != rs) continue;
+      if (res) return NULL;
+      res = op;
+    }
+  if (!res || res->kind != TILE_OP_ADD || res->nopnd != 2 ||
+      res->opnd[0].v == res->opnd[1].v || !tile_type_eq(&res->res[0]->type, &rs->type))
+    return NULL;
+  TileValue *v = res->opnd[res->opnd[0].v == rs].v;
+  if (!tile_type_eq(&v->type, &rs->type)) return NULL;
+  if (defined_before(f, v, R->ag)) return res;
+  TileOp *join = v->def;
+  if (join->kind != TILE_OP_CONCATENATE) return NULL;
+  for (int k = 0; k < join->nopnd; k++)
+    if (!defined_before(f, join->opnd[k].v, R->ag)) return NULL;
+  return res;
+}
+
 /* A whole ring's steps, built before the reduce_scatter; false when they do not build. */
 static bool whole_steps(Rewrite *w, TileFunc *f) {
   const Region *R = w->R;
   TileValue **own_map = w->map + R->n + 1;
   int tail = tail_start(R);
   /* Each permute is placed as soon as what it sends is made, so it runs beside the
-   * matmuls that follow it. */
-  TileValue *x = R->ag->opnd[0].v, *xb = x, *recv = NULL;
+   * matmuls that follow it. Over one axis of 4 chips the last step's chunk comes the
+   * other way round, one hop back from the chip after, sent beside the second step's
+   * chunk, while that step's matmuls leave the links idle: one hop a step would put it
+   * on the links between the first and the second sums, which the third step's last
+   * matmul then waits for (v5e-like: mlp_prefill_4 1,691,262 -> 1,681,866 cycles,
+   * layer_prefill_4 3,199,802 -> 3,190,406; over 8, layer_prefill_64 3,225,524 ->
+   * 3,230,021, so not there). */
+  TileValue *x = R->ag->opnd[0].v, *xb = x, *recv = NULL, *last = NULL;
   const TileValue *like = R->rs->res[0];
+  bool back = !R->cycle && R->p == 4;
   for (int s = 0; s < R->p && !w->failed; s++) {
-    TileValue *next = s + 1 < R->p ? hop(w, xb, x, "x", s + 1, false) : NULL;
+    TileValue *next = back && s + 1 == R->p - 1 ? last
+                      : s + 1 < R->p           ? hop(w, xb, x, "x", s + 1, false)
+                                               : NULL;
+    if (back && s == 1) last = hop_by(w, x, R->p - 1, x, "x", (int)R->p - 1, false);
     if (s == 0) {
       step(w, own_map, xb, 0, 0, tail);
     } else {
@@ -520,25 +679,99 @@ static bool whole_steps(Rewrite *w, TileFunc *f) {
     xb = next;
   }
   TileValue *own = w->failed ? NULL : step(w, own_map, x, 0, tail, R->n);
+  TileOp *res = own ? residual(f, R) : NULL;
+  if (res) {
+    TileValue *v = res->opnd[res->opnd[0].v == R->rs->res[0]].v;
+    if (!defined_before(f, v, R->ag)) { /* a join: up to before the last matmul */
+      tile_op_erase(v->def);
+      tile_op_insert_before(v->def, own->def);
+    }
+    own = add(w, own, v, like, 0);
+  }
   TileValue *sum = w->failed || !own ? NULL : add(w, own, recv, like, (int)R->p);
   if (!sum) return false;
-  tile_replace_all_uses(f, R->rs->res[0], sum);
+  tile_replace_all_uses(f, res ? res->res[0] : R->rs->res[0], sum);
+  if (res) tile_op_erase(res);
   return true;
 }
 
+/* v ([p * rows, K], rows = pieces * R->rows) as [p, pieces, R->rows, K]: a view (a
+ * reshape) whose dim 1 picks a piece of every chunk. */
+static TileValue *pieces_view(Rewrite *w, TileValue *v) {
+  TileType t = v->type;
+  t.rank = 4;
+  int64_t d[4] = {w->R->p, w->R->pieces, w->R->rows, v->type.dims[1]};
+  memcpy(t.dims, d, sizeof d);
+  TileUse u = {.v = v};
+  return build(w, TILE_OP_RESHAPE, 1, &u, 0, NULL, t, v, "pieces", 0);
+}
+
+/* Piece k of every chunk of v (the view above), chunk after chunk as [p * R->rows, K],
+ * so a step takes its piece with ring_slice. */
+static TileValue *piece_table(Rewrite *w, TileValue *view, const TileValue *v, int k) {
+  const Region *R = w->R;
+  int64_t K = v->type.dims[1], start[4] = {0, k, 0, 0}, limit[4] = {R->p, k + 1, R->rows, K};
+  TileType t1 = view->type, t2 = v->type;
+  t1.dims[1] = 1;
+  t2.dims[0] = R->p * R->rows;
+  TileNamedAttr at[2] = {{"start", tile_attr_ints(w->m, 4, start)},
+                         {"limit", tile_attr_ints(w->m, 4, limit)}};
+  TileUse u = {.v = view};
+  u.v = build(w, TILE_OP_SLICE, 1, &u, 2, at, t1, v, "piece", k);
+  return build(w, TILE_OP_RESHAPE, 1, &u, 0, NULL, t2, v, "rows", k);
+}
+
+
+/* Rows [k * n, (k + 1) * n) of v, n = R->rows: a piece's rows of a table its tail
+ * reads. */
+static TileValue *row_piece(Rewrite *w, TileValue *v, int k) {
+  int64_t start[TILE_MAX_RANK] = {0}, limit[TILE_MAX_RANK];
+  for (int d = 0; d < v->type.rank; d++) limit[d] = v->type.dims[d];
+  start[0] = k * w->R->rows;
+  limit[0] = start[0] + w->R->rows;
+  TileNamedAttr at[2] = {{"start", tile_attr_ints(w->m, v->type.rank, start)},
+                         {"limit", tile_attr_ints(w->m, v->type.rank, limit)}};
+  TileUse u = {.v = v};
+  return build(w, TILE_OP_SLICE, 1, &u, 2, at, chunk_type(w, v->type, 0), v, "p", k);
+}
+
 /* A gather ring's steps, built before R->at: step s runs the region on the chunk that
- * travelled s hops while the next one travels; each exit joins its p chunks in row
- * order. False when they do not build. */
+ * travelled s hops while the next one travels, piece by piece (each piece its own
+ * hops, so a piece's work starts as it lands); each exit joins a step's pieces in row
+ * order and its p chunks by position. False when they do not build. */
 static bool gather_steps(Rewrite *w, TileFunc *f) {
   const Region *R = w->R;
+  int m = R->pieces;
   TileUse *parts = calloc((size_t)(R->nexits * R->p), sizeof *parts);
-  TileValue *x = R->ag->opnd[0].v, *xb = x;
+  TileValue *x = R->ag->opnd[0].v, *xb[MAX_PIECES], *next[MAX_PIECES] = {0};
+  TileValue *tables[MAX_PIECES][REGION_MAX_VALUES], *views[REGION_MAX_VALUES];
+  for (int in = 0; in < R->nins && m > 1; in++) views[in] = pieces_view(w, R->ins[in]);
   for (int s = 0; s < R->p && parts && !w->failed; s++) {
-    TileValue *next = s + 1 < R->p ? hop(w, xb, x, "x", s + 1, false) : NULL;
-    step(w, w->map, xb, s, 0, R->n);
-    for (int e = 0; e < R->nexits; e++) parts[e * R->p + s].v = w->map[R->exits[e]];
-    xb = next;
+    TileUse pieces[MAX_PIECES][REGION_MAX_VALUES];
+    for (int k = 0; k < m && !w->failed; k++) {
+      if (s == 0) xb[k] = m > 1 ? row_piece(w, x, k) : x;
+      next[k] = s + 1 < R->p ? hop(w, xb[k], x, "x", s + 1, false) : NULL;
+      /* a piece's tables cut right after its first hop leaves */
+      for (int in = 0; in < R->nins && m > 1 && s == 0; in++)
+        tables[k][in] = piece_table(w, views[in], R->ins[in], k);
+      w->tables = m > 1 ? tables[k] : NULL;
+      step(w, w->map, xb[k], s, 0, R->n);
+      for (int e = 0; e < R->nexits; e++) pieces[k][e] = (TileUse){.v = w->map[R->exits[e]]};
+    }
+    for (int e = 0; e < R->nexits && !w->failed; e++) {
+      const TileValue *v = R->ops[R->exits[e]]->res[0];
+      int d = R->rdim[R->exits[e]];
+      TileUse u[MAX_PIECES];
+      for (int k = 0; k < m; k++) u[k] = pieces[k][e];
+      TileNamedAttr dim = {"dim", tile_attr_int(d)};
+      TileType t = v->type;
+      t.dims[d] = m * R->rows;
+      parts[e * R->p + s].v =
+          m > 1 ? build(w, TILE_OP_CONCATENATE, m, u, 1, &dim, t, v, "c", s) : u[0].v;
+    }
+    memcpy(xb, next, sizeof xb);
   }
+  w->tables = NULL;
   TileValue *joined[REGION_MAX_VALUES] = {0};
   for (int e = 0; e < R->nexits && parts && !w->failed; e++) {
     const TileValue *v = R->ops[R->exits[e]]->res[0];
@@ -555,6 +788,101 @@ static bool gather_steps(Rewrite *w, TileFunc *f) {
   return ok;
 }
 
+/* The tail's ops on piece k, z its sums (the reduce_scatter's rows of the piece): their
+ * values in map, the inputs' rows of the piece in ins[input][k]. */
+static void tail_piece(Rewrite *w, TileValue *z, int k, TileValue **map,
+                       TileValue *ins[][MAX_PIECES]) {
+  const Region *R = w->R;
+  for (int i = 1; i < R->n && !w->failed; i++) {
+    const TileOp *op = R->ops[i];
+    TileUse u[8];
+    if (op->nopnd > 8) {
+      w->failed = true;
+      return;
+    }
+    for (int j = 0; j < op->nopnd; j++) {
+      const TileValue *v = op->opnd[j].v;
+      int in = input_index(R, v);
+      u[j] = op->opnd[j];
+      if (v == R->rs->res[0]) u[j].v = z;
+      for (int q = 1; q < i; q++)
+        if (R->ops[q]->res[0] == v) u[j].v = map[q];
+      if (in >= 0) u[j].v = ins[in][k];
+      else if (tile_value_is_splat(v) && v->type.kind == TILE_TY_TENSOR &&
+               v->type.rank == op->res[0]->type.rank && v->type.dims[0] == R->pieces * R->rows)
+        u[j].v = build(w, TILE_OP_CONSTANT, 0, NULL, v->def->attrs.n, v->def->attrs.items,
+                       chunk_type(w, v->type, 0), v, "p", k);
+    }
+    map[i] = build(w, (TileOpKind)op->kind, op->nopnd, u, op->attrs.n, op->attrs.items,
+                   chunk_type(w, op->res[0]->type, 0), op->res[0], "p", k);
+  }
+}
+
+/* A scatter ring's steps, built before the reduce_scatter: at step s each piece's ring
+ * runs the matmul on chunk (r - s) mod p of its rows and sends on its sum, the chip's
+ * own chunk (s = 0) last, each of its pieces going on through the tail as soon as its
+ * sums are in; each exit's pieces joined in row order (rewrite moves each join to
+ * right before its first reader). False when they do not build. */
+static bool scatter_steps(Rewrite *w, TileFunc *f) {
+  const Region *R = w->R;
+  const TileOp *mm = R->ops[0];
+  const TileValue *like = R->rs->res[0];
+  TileValue *table[MAX_PIECES], *recv[MAX_PIECES] = {0}, *ins[REGION_MAX_VALUES][MAX_PIECES];
+  TileValue **map = w->map;
+  TileUse parts[REGION_MAX_VALUES][MAX_PIECES];
+  memset(parts, 0, sizeof parts);
+  TileValue *view = pieces_view(w, mm->opnd[0].v);
+  for (int i = 1; i <= R->p && !w->failed; i++) {
+    int s = (int)(i % R->p); /* the own chunk last */
+    /* the tail's tables cut while the last hops are on the links */
+    for (int in = 0; in < R->nins && !s; in++)
+      for (int k = 0; k < R->pieces; k++) ins[in][k] = row_piece(w, R->ins[in], k);
+    for (int k = 0; k < R->pieces && !w->failed; k++) {
+      /* each piece's table right before its first step, so the later ones are cut
+       * while the first hops are on the links */
+      if (i == 1) table[k] = piece_table(w, view, mm->opnd[0].v, k);
+      TileUse u[2] = {{.v = ring_slice(w, table[k], s)}, mm->opnd[1]};
+      TileType t = mm->res[0]->type;
+      t.dims[0] = R->rows;
+      TileValue *y = build(w, TILE_OP_MATMUL, 2, u, mm->attrs.n, mm->attrs.items, t,
+                           mm->res[0], "s", s);
+      TileValue *acc = i == 1 ? y : add(w, y, recv[k], like, s);
+      if (s) {
+        recv[k] = hop(w, acc, like, "recv", i + 1, i + 1 == R->p);
+        continue;
+      }
+      tail_piece(w, acc, k, map, ins);
+      for (int e = 0; e < R->nexits; e++) parts[e][k].v = R->exits[e] ? map[R->exits[e]] : acc;
+    }
+  }
+  for (int e = 0; e < R->nexits && !w->failed; e++) {
+    const TileValue *v = R->exits[e] ? R->ops[R->exits[e]]->res[0] : like;
+    TileNamedAttr dim = {"dim", tile_attr_int(0)};
+    w->joined[e] = build(w, TILE_OP_CONCATENATE, R->pieces, parts[e], 1, &dim, v->type, v, "j", 0);
+  }
+  if (w->failed) return false;
+  for (int e = 0; e < R->nexits; e++)
+    tile_replace_all_uses(f, R->exits[e] ? R->ops[R->exits[e]]->res[0] : like, w->joined[e]);
+  return true;
+}
+
+/* Moves each of a scatter ring's joins to right before its first reader, so the tail's
+ * later readers (the block's residual, read at its end) do not hold the first. */
+static void place_joins(Rewrite *w) {
+  for (int e = 0; e < w->R->nexits; e++) {
+    TileOp *join = w->joined[e]->def, *op = join->next;
+    while (op) {
+      bool reads = false;
+      for (int k = 0; k < op->nopnd && !reads; k++) reads = op->opnd[k].v == w->joined[e];
+      if (reads) break;
+      op = op->next;
+    }
+    if (!op || op == join->next) continue;
+    tile_op_erase(join);
+    tile_op_insert_before(join, op);
+  }
+}
+
 /* Replaces the region by its steps (a whole ring's, or a gather ring's where R->rs is
  * NULL); false (an internal error reported) when they do not build. */
 static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileDiag *d) {
@@ -567,14 +895,17 @@ static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileDiag *d) {
                .map = calloc(2 * ((size_t)R->n + 1), sizeof(TileValue *))};
   TileInsertPoint ip;
   tile_insert_begin(&ip, &b, R->rs ? R->rs : R->at);
-  bool ok = w.map && (R->rs ? whole_steps(&w, f) : gather_steps(&w, f)) && !w.failed;
+  bool ok = w.map && !w.failed &&
+            (!R->ag ? scatter_steps(&w, f) : R->rs ? whole_steps(&w, f) : gather_steps(&w, f));
+  ok = ok && !w.failed;
   tile_insert_end(&ip, &b, ok);
   if (ok) {
     if (R->rs) tile_op_erase(R->rs);
     for (int i = R->n - 1; i >= 0; i--) tile_op_erase(R->ops[i]);
-    tile_op_erase(R->ag);
+    if (R->ag) tile_op_erase(R->ag);
+    else place_joins(&w);
   } else {
-    tile_error(d, R->ag->loc, "internal error: coll_matmul: cannot build the steps: %s",
+    tile_error(d, (R->ag ? R->ag : R->rs)->loc, "internal error: coll_matmul: cannot build the steps: %s",
                b.diag.nerrors ? b.diag.last : "out of memory");
   }
   free(w.map);
@@ -589,8 +920,10 @@ TilePassStatus tile_pass_coll_matmul(TileModule *m, TileDiag *d) {
     Region R = {0};
     for (TileOp *op = f->body->first, *next; op; op = next) {
       next = op->next;
-      if (op->kind != TILE_OP_ALL_GATHER) continue;
-      if (!find_region(m, mesh, f, op, &R) && !find_gather_ring(m, mesh, f, op, &R)) continue;
+      bool found = op->kind == TILE_OP_ALL_GATHER
+                       ? find_region(m, mesh, f, op, &R) || find_gather_ring(m, mesh, f, op, &R)
+                       : op->kind == TILE_OP_REDUCE_SCATTER && find_scatter_ring(m, mesh, f, op, &R);
+      if (!found) continue;
       if (!rewrite(m, f, &R, d)) {
         free(R.ops);
         free(R.rdim);

@@ -4,8 +4,8 @@ columns, the output projection by rows) partitions into all_gather -> projection
 attention -> output projection -> reduce_scatter. Attention reads every row's keys, so
 the whole ring does not apply; the projections after the gather, their transposes to
 heads and the ropes (on each step's chunk of the tables, ring_slice) run one chunk a
-step beside the hops of the next chunk, their chunks joined in row order by
-ring_concat.
+step beside the hops of the next chunk (two pieces of rows, each hopping on its own),
+their chunks joined in row order by ring_concat.
 Each program runs on the emulator against tileref's evaluation of the global program,
 within REFERENCE.md's matmul tolerance."""
 import re
@@ -77,13 +77,16 @@ def test_gather_ring_matches_the_global_program(tilec, tmp_path, mesh):
     src = tmp_path / "attn.tile"
     src.write_text(attention_block(torus, names, axis, rows))
     ir = fused(tilec, src, target)
-    assert "all_gather" not in ir and "reduce_scatter" in ir, ir
-    # p - 1 hops of the chunks; p steps of three projections and two ropes, each on its
-    # chunk of cos and sin; the rope results and v joined along the rows' dim
-    assert len(re.findall(r"= collective_permute ", ir)) == p - 1, ir
-    assert len(re.findall(r"= matmul ", ir)) == 3 * p + 1, ir
-    assert len(re.findall(r"= rope ", ir)) == 2 * p, ir
-    assert len(re.findall(r"= ring_slice ", ir)) == 2 * p, ir
+    assert "all_gather" not in ir and "reduce_scatter" not in ir, ir
+    # two pieces of each chunk, each p - 1 hops; p steps of three projections and two
+    # ropes a piece, each on its piece's chunk of cos and sin; the rope results and v
+    # joined along the rows' dim. The output projection is a scatter ring
+    # (test_coll_scatter_ring.py): four pieces of rows, each p steps and p - 1 hops of
+    # its sums
+    assert len(re.findall(r"= collective_permute ", ir)) == 2 * (p - 1) + 4 * (p - 1), ir
+    assert len(re.findall(r"= matmul ", ir)) == 3 * 2 * p + 4 * p, ir
+    assert len(re.findall(r"= rope ", ir)) == 2 * 2 * p, ir
+    assert len(re.findall(r"= ring_slice ", ir)) == 2 * 2 * p + 4 * p, ir
     assert len(re.findall(r"= ring_concat .*dim = 2", ir)) == 3, ir
     arrays, args = random_inputs(tmp_path, shapes(rows), seed=p * 13 + len(mesh))
     want, = tileref.load(src).run("blk", *arrays.values())

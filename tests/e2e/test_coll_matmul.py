@@ -131,6 +131,29 @@ def test_cycle_that_does_not_pay_keeps_the_collectives(tilec, tmp_path, torus, t
     assert "all_gather" in ir and "reduce_scatter" in ir
 
 
+@pytest.mark.parametrize("mesh", ["1x4 line", "4x4 line", "2x2 ring"])
+def test_residual_joins_the_own_partial(tilec, tmp_path, mesh):
+    """r + MLP(x), r made before the block: the chip's own partial takes r in w_down's
+    epilogue, and the last hop's sums are added to that."""
+    torus, names, axis, p, target = MESHES[mesh]
+    rows = 256 * p
+    src = tmp_path / "sp.tile"
+    text = re.sub(r"  %z = convert .*\n  return %z\n",
+                  f"  %o = add %r, %y {{shard = [{axis}, -]}} : tensor<{rows}x128xf32>\n"
+                  "  return %o\n", sp_mlp(torus, names, axis, rows)).replace(
+        "func @mlp(", f"func @mlp(%r: tensor<{rows}x128xf32> {{shard = [{axis}, -]}}, ")
+    src.write_text(text)
+    ir = fused(tilec, src, target)
+    assert re.search(r"%y.rs.acc0 = add %y.s0, %r\b", ir), ir
+    assert re.search(r"= add %y.rs.acc0, %y.rs.recv\d+ ", ir), ir
+    arrays, args = random_inputs(tmp_path, {"r": (rows, 128), **shapes(rows)}, seed=p + 5)
+    out = tmp_path / "y.npy"
+    run = run_tilec(tilec, [src, "--target", target, *args, "--out", f"result={out}"])
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+    r, *w = arrays.values()
+    check_result(out, r + reference(*w), f"residual MLP on {mesh}")
+
+
 def test_small_chunks_keep_the_collectives(tilec, tmp_path):
     """128 rows a chip: each step would read the weights again for too few rows, so
     the block keeps its all_gather and reduce_scatter, and still computes the same."""

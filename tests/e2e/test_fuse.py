@@ -28,14 +28,14 @@ COMPOSITES = {
 ROWS, COLS = 40, 384  # a partial last block of rows on both targets
 
 
-def composite_program(name, elem):
-    params = [f"%x: tensor<{ROWS}x{COLS}x{elem}>"]
+def composite_program(name, elem, rows=ROWS, cols=COLS):
+    params = [f"%x: tensor<{rows}x{cols}x{elem}>"]
     if name in ("layernorm", "rmsnorm"):
-        params.append(f"%g: tensor<{COLS}x{elem}>")
+        params.append(f"%g: tensor<{cols}x{elem}>")
     if name == "layernorm":
-        params.append(f"%b: tensor<{COLS}x{elem}>")
-    body = COMPOSITES[name].replace("{S}", str(ROWS)).replace("{E}", f"{COLS}x{elem}")
-    return (f"func @f({', '.join(params)}) -> tensor<{ROWS}x{COLS}x{elem}> {{\n"
+        params.append(f"%b: tensor<{cols}x{elem}>")
+    body = COMPOSITES[name].replace("{S}", str(rows)).replace("{E}", f"{cols}x{elem}")
+    return (f"func @f({', '.join(params)}) -> tensor<{rows}x{cols}x{elem}> {{\n"
             f"  {body}\n  return %y\n}}\n")
 
 
@@ -99,6 +99,17 @@ def test_composite_is_one_group(tilec, tmp_path, name, elem, target):
     want = tileref.parse(text).run("f", *args)[0]
     tol = F32_TOL.get(name, 1e-7) if elem == "f32" else BF16_TOL
     assert nmse(want, got) <= tol
+
+
+@pytest.mark.parametrize("name", ["layernorm", "rmsnorm"])
+@pytest.mark.parametrize("target", ["tiny", "v5e-like"])
+def test_norm_of_square_rows(tilec, tmp_path, name, target):
+    """As many rows as each has elements: the scale (and shift) have the rows' shape
+    too, and are still broadcast along each row."""
+    text = composite_program(name, "f32", rows=128, cols=128)
+    func, args, got, _ = run_program(tilec, tmp_path, text, target, np.random.default_rng(5))
+    want = tileref.parse(text).run("f", *args)[0]
+    assert nmse(want, got) <= 1e-7
 
 
 @pytest.mark.parametrize("target", ["tiny", "v5e-like"])
