@@ -85,6 +85,58 @@ def test_scatter_ring_matches_the_global_program(tilec, tmp_path, mesh, out):
     run_projection(tilec, tmp_path, src, rows, seed=p * 7 + len(out))
 
 
+def layer(torus, names, axis, rows, k=256, e=128, f=256):
+    """A residual projection, its norm, and a sequence-parallel MLP on the norm with the
+    residual added again: the MLP's whole ring reads the scatter ring's join."""
+    t = "x".join(map(str, torus))
+    return f"""mesh @m = torus<{t}>({', '.join(names)})
+
+func @blk(%x: tensor<{rows}x{e}xf32> {{shard = [{axis}, -]}},
+  %a: tensor<{rows}x{k}xbf16> {{shard = [-, {axis}]}},
+  %w: tensor<{k}x{e}xbf16> {{shard = [{axis}, -]}}, %g: tensor<{e}xf32>,
+  %wg: tensor<{e}x{f}xbf16> {{shard = [-, {axis}]}},
+  %wu: tensor<{e}x{f}xbf16> {{shard = [-, {axis}]}},
+  %wd: tensor<{f}x{e}xbf16> {{shard = [{axis}, -]}}) -> tensor<{rows}x{e}xf32>
+    attributes {{mesh = @m}} {{
+  %y = matmul %a, %w : tensor<{rows}x{e}xf32>
+  %h = add %x, %y {{shard = [{axis}, -]}} : tensor<{rows}x{e}xf32>
+  %m = rmsnorm %h, %g {{eps = 1e-05}} : tensor<{rows}x{e}xf32>
+  %mb = convert %m : tensor<{rows}x{e}xbf16>
+  %gg = matmul %mb, %wg {{shard = [-, {axis}]}} : tensor<{rows}x{f}xbf16>
+  %u = matmul %mb, %wu {{shard = [-, {axis}]}} : tensor<{rows}x{f}xbf16>
+  %s = silu %gg : tensor<{rows}x{f}xbf16>
+  %hh = mul %s, %u : tensor<{rows}x{f}xbf16>
+  %d = matmul %hh, %wd : tensor<{rows}x{e}xf32>
+  %o = add %h, %d {{shard = [{axis}, -]}} : tensor<{rows}x{e}xf32>
+  return %o
+}}
+"""
+
+
+@pytest.mark.parametrize("mesh", ["1x4 line", "4x4 lines", "1x8 line"])
+def test_mlp_after_the_scatter_ring(tilec, tmp_path, mesh):
+    """The MLP's first hop goes as the four pieces of the norm, each sent as soon as it
+    is made; its own partial takes the residual (the join of h, moved up to before
+    w_down's last matmul)."""
+    torus, names, axis, p = MESHES[mesh]
+    rows = 256 * p
+    src = tmp_path / "blk.tile"
+    src.write_text(layer(torus, names, axis, rows))
+    ir = fused(tilec, src, "v5e-like")
+    assert "reduce_scatter" not in ir and "all_gather" not in ir, ir
+    assert len(re.findall(r"= collective_permute %mb.p\d ", ir)) == 4, ir
+    assert re.search(r"= concatenate %mb.j0.x1, ", ir), ir
+    assert re.search(r"%d.rs.acc0 = add %d.s0, %h.j0 ", ir), ir
+    arrays, args = random_inputs(tmp_path, OrderedDict(
+        [("x", (rows, 128)), ("a", (rows, 256)), ("w", (256, 128)), ("g", (128,)),
+         ("wg", (128, 256)), ("wu", (128, 256)), ("wd", (256, 128))]), seed=p * 3)
+    want, = tileref.load(src).run("blk", *arrays.values())
+    out = tmp_path / "o.npy"
+    run = run_tilec(tilec, [src, "--target", "v5e-like", *args, "--out", f"result={out}"])
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+    check_result(out, np.asarray(want, np.float64), f"layer on {mesh}")
+
+
 def test_wrapped_dims_keep_the_reduce_scatter(tilec, tmp_path):
     """v4-like's dim of 4 wraps: the reduce_scatter runs half rings both ways round."""
     src = tmp_path / "proj.tile"
