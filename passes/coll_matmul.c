@@ -94,7 +94,9 @@ typedef struct Region {
   TileValue *ins[REGION_MAX_VALUES];
   int nexits, nins;
   TileOp *at;          /* a gather ring: the first op after it that reads its values */
-  int pieces;          /* a scatter ring (ag NULL): the rings its rows are cut into */
+  int pieces;          /* gather and scatter rings: the pieces a chunk's rows are cut
+                        * into, piece k rows [poff[k], poff[k] + prow[k]) of each chunk */
+  int64_t poff[MAX_PIECES], prow[MAX_PIECES];
 } Region;
 
 /* The dim of v that holds the rows, for the gathered value and the region's; -1 for
@@ -335,6 +337,31 @@ static int gather_row_dim(const Region *R, const TileOp *op) {
  * 3,237,407 cycles in one piece, 3,205,634 in two, 3,221,048 in four, whose steps'
  * matmuls are too short; layer_prefill_64 3,297,505, 3,228,443, 3,250,271). */
 enum { GATHER_RING_PIECES = 2 };
+/* The last piece's share of a chunk's rows, in eighths: the last step's work on it is
+ * what runs after the last hop has landed, and its first piece's runs while the last
+ * travels, so the last piece is the smaller (layer_prefill_4 on v5e-like: 3,171,417
+ * cycles with even pieces, 3,164,482 with three eighths, 3,178,201 with two, 3,177,491
+ * with five; layer_prefill_64 3,193,314, 3,192,323, 3,196,245, 3,195,584). */
+enum { GATHER_LAST_EIGHTHS = 3 };
+/* Pieces keep whole 8-row tiles (the targets' vreg sublanes). */
+enum { SUBLANE_ROWS = 8 };
+
+/* Cuts R's chunks (R->rows rows) into m pieces: even ones, or with `eighths` the last
+ * piece that many eighths of the rows (whole tiles) and the others even over the
+ * rest. */
+static void cut_pieces(Region *R, int m, int eighths) {
+  int64_t last = R->rows / m;
+  if (eighths && m > 1)
+    last = (R->rows * eighths / 8 + SUBLANE_ROWS - 1) / SUBLANE_ROWS * SUBLANE_ROWS;
+  int64_t rest = R->rows - last, off = 0;
+  R->pieces = m;
+  for (int k = 0; k < m; k++) {
+    R->prow[k] = k + 1 < m ? rest / (m - 1) : last;
+    if (k + 1 < m && k < rest % (m - 1)) R->prow[k]++;
+    R->poff[k] = off;
+    off += R->prow[k];
+  }
+}
 
 /* The ops after the gather ag that can run on a chunk of its rows, up to the first op
  * that reads their values and cannot (R->at); their values read after it are the
@@ -373,8 +400,7 @@ static bool find_gather_ring(const TileModule *m, const TileMesh *mesh, const Ti
     if (R->nexits == REGION_MAX_VALUES) return false;
     R->exits[R->nexits++] = i;
   }
-  R->pieces = R->rows % GATHER_RING_PIECES ? 1 : GATHER_RING_PIECES;
-  R->rows /= R->pieces;
+  cut_pieces(R, R->rows % SUBLANE_ROWS ? 1 : GATHER_RING_PIECES, GATHER_LAST_EIGHTHS);
   return R->nexits > 0;
 }
 
@@ -453,10 +479,11 @@ static bool find_scatter_ring(const TileModule *m, const TileMesh *mesh, const T
     return false;
   int64_t rows = rs->res[0]->type.dims[0];
   R->p = R->axis->size;
-  R->rows = rows / R->pieces;
+  R->rows = rows;
   if (rows < COLL_MM_MIN_ROWS || rows % R->pieces || mm->res[0]->type.dims[0] != R->p * rows ||
       !region_add(R, mm, 0))
     return false;
+  cut_pieces(R, R->pieces, 0);
   for (TileOp *op = rs->next; op && !R->at; op = op->next) {
     bool reads = false;
     for (int k = 0; k < op->nopnd && !reads; k++) reads = tail_dim(R, op->opnd[k].v) == 0;
@@ -485,6 +512,7 @@ typedef struct Rewrite {
   TileValue **map; /* region op i's value in the step being built */
   TileValue *sliced[REGION_MAX_VALUES]; /* the step's chunk of each input, once made */
   TileValue *joined[REGION_MAX_VALUES]; /* a scatter ring's exits, joined */
+  int64_t rows; /* rows of the chunk (or piece of it) being built */
   TileValue *const *tables; /* where each input's chunks are sliced from, or NULL: the
                              * inputs themselves (a gather ring's piece: its tables) */
   TileOp *early[MAX_PIECES]; /* a whole ring's first hops of pieces, to move up */
@@ -494,7 +522,7 @@ typedef struct Rewrite {
 
 /* t with a chunk of the rows in dim d. */
 static TileType chunk_type(const Rewrite *w, TileType t, int d) {
-  t.dims[d] = w->R->rows;
+  t.dims[d] = w->rows;
   return t;
 }
 
@@ -724,44 +752,45 @@ static bool whole_steps(Rewrite *w, TileFunc *f) {
   return true;
 }
 
-/* v ([p * rows, K], rows = pieces * R->rows) as [p, pieces, R->rows, K]: a view (a
- * reshape) whose dim 1 picks a piece of every chunk. */
+/* v ([p * rows, K], the rows of the p chunks) as [p, rows, K]: a view (a reshape) whose
+ * dim 1 a slice cuts a piece of every chunk from. */
 static TileValue *pieces_view(Rewrite *w, TileValue *v) {
   TileType t = v->type;
-  t.rank = 4;
-  int64_t d[4] = {w->R->p, w->R->pieces, w->R->rows, v->type.dims[1]};
+  t.rank = 3;
+  int64_t d[3] = {w->R->p, w->R->rows, v->type.dims[1]};
   memcpy(t.dims, d, sizeof d);
   TileUse u = {.v = v};
   return build(w, TILE_OP_RESHAPE, 1, &u, 0, NULL, t, v, "pieces", 0);
 }
 
-/* Piece k of every chunk of v (the view above), chunk after chunk as [p * R->rows, K],
+/* Piece k of every chunk of v (the view above), chunk after chunk as [p * prow[k], K],
  * so a step takes its piece with ring_slice. */
 static TileValue *piece_table(Rewrite *w, TileValue *view, const TileValue *v, int k) {
   const Region *R = w->R;
-  int64_t K = v->type.dims[1], start[4] = {0, k, 0, 0}, limit[4] = {R->p, k + 1, R->rows, K};
+  int64_t K = v->type.dims[1], start[3] = {0, R->poff[k], 0},
+          limit[3] = {R->p, R->poff[k] + R->prow[k], K};
   TileType t1 = view->type, t2 = v->type;
-  t1.dims[1] = 1;
-  t2.dims[0] = R->p * R->rows;
-  TileNamedAttr at[2] = {{"start", tile_attr_ints(w->m, 4, start)},
-                         {"limit", tile_attr_ints(w->m, 4, limit)}};
+  t1.dims[1] = R->prow[k];
+  t2.dims[0] = R->p * R->prow[k];
+  TileNamedAttr at[2] = {{"start", tile_attr_ints(w->m, 3, start)},
+                         {"limit", tile_attr_ints(w->m, 3, limit)}};
   TileUse u = {.v = view};
   u.v = build(w, TILE_OP_SLICE, 1, &u, 2, at, t1, v, "piece", k);
   return build(w, TILE_OP_RESHAPE, 1, &u, 0, NULL, t2, v, "rows", k);
 }
 
-
-/* Rows [k * n, (k + 1) * n) of v, n = R->rows: a piece's rows of a table its tail
- * reads. */
+/* Piece k's rows of v, a chunk's rows in dim 0 (the own chunk, a table the tail reads). */
 static TileValue *row_piece(Rewrite *w, TileValue *v, int k) {
   int64_t start[TILE_MAX_RANK] = {0}, limit[TILE_MAX_RANK];
   for (int d = 0; d < v->type.rank; d++) limit[d] = v->type.dims[d];
-  start[0] = k * w->R->rows;
-  limit[0] = start[0] + w->R->rows;
+  start[0] = w->R->poff[k];
+  limit[0] = start[0] + w->R->prow[k];
   TileNamedAttr at[2] = {{"start", tile_attr_ints(w->m, v->type.rank, start)},
                          {"limit", tile_attr_ints(w->m, v->type.rank, limit)}};
   TileUse u = {.v = v};
-  return build(w, TILE_OP_SLICE, 1, &u, 2, at, chunk_type(w, v->type, 0), v, "p", k);
+  TileType t = v->type;
+  t.dims[0] = w->R->prow[k];
+  return build(w, TILE_OP_SLICE, 1, &u, 2, at, t, v, "p", k);
 }
 
 /* A gather ring's steps, built before R->at: step s runs the region on the chunk that
@@ -778,6 +807,7 @@ static bool gather_steps(Rewrite *w, TileFunc *f) {
   for (int s = 0; s < R->p && parts && !w->failed; s++) {
     TileUse pieces[MAX_PIECES][REGION_MAX_VALUES];
     for (int k = 0; k < m && !w->failed; k++) {
+      w->rows = R->prow[k];
       if (s == 0) xb[k] = m > 1 ? row_piece(w, x, k) : x;
       next[k] = s + 1 < R->p ? hop(w, xb[k], x, "x", s + 1, false) : NULL;
       /* a piece's tables cut right after its first hop leaves */
@@ -794,7 +824,7 @@ static bool gather_steps(Rewrite *w, TileFunc *f) {
       for (int k = 0; k < m; k++) u[k] = pieces[k][e];
       TileNamedAttr dim = {"dim", tile_attr_int(d)};
       TileType t = v->type;
-      t.dims[d] = m * R->rows;
+      t.dims[d] = R->rows;
       parts[e * R->p + s].v =
           m > 1 ? build(w, TILE_OP_CONCATENATE, m, u, 1, &dim, t, v, "c", s) : u[0].v;
     }
@@ -838,7 +868,7 @@ static void tail_piece(Rewrite *w, TileValue *z, int k, TileValue **map,
         if (R->ops[q]->res[0] == v) u[j].v = map[q];
       if (in >= 0) u[j].v = ins[in][k];
       else if (tile_value_is_splat(v) && v->type.kind == TILE_TY_TENSOR &&
-               v->type.rank == op->res[0]->type.rank && v->type.dims[0] == R->pieces * R->rows)
+               v->type.rank == op->res[0]->type.rank && v->type.dims[0] == R->rows)
         u[j].v = build(w, TILE_OP_CONSTANT, 0, NULL, v->def->attrs.n, v->def->attrs.items,
                        chunk_type(w, v->type, 0), v, "p", k);
     }
@@ -870,12 +900,13 @@ static bool scatter_steps(Rewrite *w, TileFunc *f) {
       /* each piece's table right before its first step, so the later ones are cut
        * while the first hops are on the links */
       if (i == 1) table[k] = piece_table(w, view, mm->opnd[0].v, k);
+      w->rows = R->prow[k];
       TileUse u[2] = {{.v = ring_slice(w, table[k], s)}, mm->opnd[1]};
-      TileType t = mm->res[0]->type;
-      t.dims[0] = R->rows;
+      TileType t = chunk_type(w, mm->res[0]->type, 0);
       TileValue *y = build(w, TILE_OP_MATMUL, 2, u, mm->attrs.n, mm->attrs.items, t,
                            mm->res[0], "s", s);
       TileValue *acc = i == 1 ? y : add(w, y, recv[k], like, s);
+      if (!acc) break;
       if (s) {
         recv[k] = hop(w, acc, like, "recv", i + 1, i + 1 == R->p);
         continue;
@@ -897,12 +928,12 @@ static bool scatter_steps(Rewrite *w, TileFunc *f) {
 
 /* Moves each of a scatter ring's joins to right before its first reader, so the tail's
  * later readers (the block's residual, read at its end) do not hold the first. */
-static void place_joins(Rewrite *w) {
-  for (int e = 0; e < w->R->nexits; e++) {
-    TileOp *join = w->joined[e]->def, *op = join->next;
+static void place_joins(TileValue *const *joins, int n) {
+  for (int e = 0; e < n; e++) {
+    TileOp *join = joins[e]->def, *op = join->next;
     while (op) {
       bool reads = false;
-      for (int k = 0; k < op->nopnd && !reads; k++) reads = op->opnd[k].v == w->joined[e];
+      for (int k = 0; k < op->nopnd && !reads; k++) reads = op->opnd[k].v == joins[e];
       if (reads) break;
       op = op->next;
     }
@@ -920,7 +951,7 @@ static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileDiag *d) {
   tile_builder_set_block(&b, f->body);
   TileNameSet names;
   tile_names_init(&names, m, f);
-  Rewrite w = {.m = m, .b = &b, .names = &names, .R = R,
+  Rewrite w = {.m = m, .b = &b, .names = &names, .R = R, .rows = R->rows,
                .map = calloc(2 * ((size_t)R->n + 1), sizeof(TileValue *))};
   TileInsertPoint ip;
   tile_insert_begin(&ip, &b, R->rs ? R->rs : R->at);
@@ -932,7 +963,7 @@ static bool rewrite(TileModule *m, TileFunc *f, const Region *R, TileDiag *d) {
     if (R->rs) tile_op_erase(R->rs);
     for (int i = R->n - 1; i >= 0; i--) tile_op_erase(R->ops[i]);
     if (R->ag) tile_op_erase(R->ag);
-    else place_joins(&w);
+    else place_joins(w.joined, R->nexits);
     for (int k = 0; k < w.nearly; k++) { /* right after the piece it sends */
       TileOp *piece = w.early[k]->opnd[0].v->def;
       tile_op_erase(w.early[k]);
