@@ -155,6 +155,14 @@ static bool gen_transpose(TileLowerCtx *cx, const TileOp *op) {
   return strided_copy(cx, op, src.buf, 0, dst.buf, 0, dst.rank, d, eb);
 }
 
+/* Whether the bytes at buffer a + offset ao are those at b + bo (views, lower.c
+ * "lies_in"): the copy between them is none. */
+static bool same_bytes(const TileMir *m, int32_t a, int64_t ao, int32_t b, int64_t bo) {
+  const TileMirBuffer *x = &m->bufs[a], *y = &m->bufs[b];
+  return tile_mir_buffer_root(m, a) == tile_mir_buffer_root(m, b) &&
+         (x->view_of >= 0 ? x->view_off : 0) + ao == (y->view_of >= 0 ? y->view_off : 0) + bo;
+}
+
 static bool gen_slice(TileLowerCtx *cx, const TileOp *op) {
   TileTensorRef src = tile_lower_tensor(cx, op->opnd[0].v);
   TileTensorRef dst = tile_lower_tensor(cx, op->res[0]);
@@ -169,6 +177,7 @@ static bool gen_slice(TileLowerCtx *cx, const TileOp *op) {
     off += start->elems[i].i * ss[i];
     d[i] = (CopyDim){dst.dims[i], ss[i] * step, ds[i]};
   }
+  if (same_bytes(cx->mir, src.buf, off, dst.buf, 0)) return true; /* whole rows, in place */
   return strided_copy(cx, op, src.buf, off, dst.buf, 0, dst.rank, d, eb);
 }
 
@@ -189,7 +198,9 @@ static bool gen_concatenate(TileLowerCtx *cx, const TileOp *op) {
     row_major_strides(src.rank, src.dims, eb, ss);
     CopyDim d[TILE_MAX_RANK];
     for (int i = 0; i < src.rank; i++) d[i] = (CopyDim){src.dims[i], ss[i], ds[i]};
-    if (!strided_copy(cx, op, src.buf, 0, dst.buf, at * ds[dim], src.rank, d, eb)) return false;
+    bool placed = same_bytes(cx->mir, src.buf, 0, dst.buf, at * ds[dim]); /* made in place */
+    if (!placed && !strided_copy(cx, op, src.buf, 0, dst.buf, at * ds[dim], src.rank, d, eb))
+      return false;
     at += src.dims[dim];
   }
   return true;

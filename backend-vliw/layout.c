@@ -175,6 +175,7 @@ static bool layout(TileMir *m, const LiveRange *live, TileDiag *d) {
   for (int32_t i = 0; i < m->nbufs; i++) {
     TileMirBuffer *b = &m->bufs[i];
     b->addr = -1;
+    if (b->view_of >= 0) continue; /* placed with its buffer, below */
     if (b->space >= TILE_SPACE_COUNT || b->nslots < 1 || b->bytes < 0 ||
         b->bytes > INT64_MAX / b->nslots || b->align < 1 || (b->align & (b->align - 1)))
       return tile_error(d, (TileLoc){0},
@@ -194,11 +195,16 @@ static bool layout(TileMir *m, const LiveRange *live, TileDiag *d) {
   for (int pass = 0; pass < 2; pass++)
     for (int32_t i = 0; i < m->nbufs; i++) {
       TileMirBuffer *b = &m->bufs[i];
-      if (b->space == TILE_SPACE_HBM && (b->bind != 0) == (pass == 0))
+      if (b->view_of < 0 && b->space == TILE_SPACE_HBM && (b->bind != 0) == (pass == 0))
         ok = place(&pl, i, &spaces[TILE_SPACE_HBM], d) && ok;
     }
   for (int32_t i = 0; i < m->nbufs; i++)
-    if (m->bufs[i].space != TILE_SPACE_HBM) ok = place(&pl, i, &spaces[m->bufs[i].space], d) && ok;
+    if (m->bufs[i].view_of < 0 && m->bufs[i].space != TILE_SPACE_HBM)
+      ok = place(&pl, i, &spaces[m->bufs[i].space], d) && ok;
+  for (int32_t i = 0; i < m->nbufs && ok; i++) {
+    TileMirBuffer *b = &m->bufs[i];
+    if (b->view_of >= 0) b->addr = m->bufs[b->view_of].addr + b->view_off;
+  }
   free(pl.order);
   if (m->nsems > t->nsems)
     ok = tile_error(d, (TileLoc){0}, "the program uses %d semaphores, the target %s has %d",

@@ -226,14 +226,78 @@ static uint8_t *initial_bytes(const TileValue *v, int64_t *len) {
   return bytes;
 }
 
+/* Bytes of one step of dim 0 of t (row-major). */
+static int64_t row_bytes(const TileType *t) {
+  int64_t n = tile_lower_elem_bytes((TileElem)t->elem);
+  for (int i = 1; i < t->rank; i++) n *= t->dims[i];
+  return n;
+}
+
+/* Whether slice op takes whole rows (a range of dim 0, every other dim whole, step 1):
+ * bytes that lie together in its operand. */
+static bool slices_rows(const TileOp *op) {
+  const TileAttr *start = tile_attr_get(&op->attrs, "start"), *limit = tile_attr_get(&op->attrs, "limit");
+  const TileType *t = &op->opnd[0].v->type;
+  if (tile_attr_get(&op->attrs, "stride") || !start || !limit || start->n != t->rank ||
+      limit->n != t->rank || t->rank < 1)
+    return false;
+  for (int i = 1; i < t->rank; i++)
+    if (start->elems[i].i != 0 || limit->elems[i].i != t->dims[i]) return false;
+  return true;
+}
+
+/* Where v's bytes can lie inside another value's, so the copy between them is none:
+ * a slice of whole rows lies in its operand; a value that one concatenate along dim 0
+ * reads (other ops may read it too), made by an op (not a constant or a parameter; of
+ * the collectives, a permute, which the chip before writes there as it would anywhere:
+ * HBM buffers are never shared), lies in the concatenate's result. Sets the buffer and
+ * byte offset. */
+static bool lies_in(TileLowerCtx *cx, const TileValue *v, int32_t *buf, int64_t *off) {
+  const TileOp *def = v->def;
+  if (!def || v->type.kind != TILE_TY_TENSOR) return false;
+  if (def->kind == TILE_OP_SLICE && slices_rows(def)) {
+    *buf = tile_lower_tensor(cx, def->opnd[0].v).buf;
+    *off = tile_attr_get(&def->attrs, "start")->elems[0].i * row_bytes(&def->opnd[0].v->type);
+    return true;
+  }
+  if (def->kind == TILE_OP_CONSTANT || def->kind == TILE_OP_RESHAPE ||
+      (tile_op_info[def->kind].family == TILE_FAMILY_COLLECTIVE &&
+       def->kind != TILE_OP_COLLECTIVE_PERMUTE))
+    return false;
+  const TileOp *cat = NULL;
+  for (const TileOp *op = cx->f->body->first; op; op = op->next)
+    for (int k = 0; k < op->nopnd && op->kind == TILE_OP_CONCATENATE; k++) {
+      if (op->opnd[k].v != v) continue;
+      if (cat) return false; /* two places */
+      cat = op;
+    }
+  int64_t dim = -1;
+  if (!cat || cat->kind != TILE_OP_CONCATENATE || !tile_attr_get_int(&cat->attrs, "dim", &dim) ||
+      dim != 0)
+    return false;
+  int64_t at = 0;
+  for (int k = 0; k < cat->nopnd && cat->opnd[k].v != v; k++)
+    at += tile_type_numel(&cat->opnd[k].v->type) * tile_lower_elem_bytes((TileElem)v->type.elem);
+  *buf = tile_lower_tensor(cx, cat->res[0]).buf;
+  *off = at;
+  return true;
+}
+
 TileTensorRef tile_lower_tensor(TileLowerCtx *cx, const TileValue *v) {
   TilePlacement *p = place_find(cx, v);
   if (p) return p->ref;
   TileTensorRef ref;
+  int32_t in_buf;
+  int64_t in_off;
   if (v->def && v->def->kind == TILE_OP_RESHAPE) {
     /* Row-major order is the same before and after: share the operand's buffer. */
     TileTensorRef src = tile_lower_tensor(cx, v->def->opnd[0].v);
     ref = ref_of_type(&v->type, src.buf);
+  } else if (lies_in(cx, v, &in_buf, &in_off)) {
+    char name[64];
+    value_name(cx, v, name, sizeof name);
+    int64_t bytes = tile_type_numel(&v->type) * tile_lower_elem_bytes((TileElem)v->type.elem);
+    ref = ref_of_type(&v->type, tile_mir_view(cx->mir, name, in_buf, in_off, bytes));
   } else {
     char name[64];
     value_name(cx, v, name, sizeof name);
@@ -732,6 +796,7 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
     goto out;
   }
   if (!tile_lower_async_place(&cx, starts, nstarts)) goto out; /* reported */
+  tile_mir_canon_views(mir); /* the placements above read views' ranges */
   tile_mir_set_source(mir, "return", plan.ret->loc);
   for (int32_t i = 0; i < ncopies; i++) {
     sems_recycle(&cx); /* each copy waits for its transfer */

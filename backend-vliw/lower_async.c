@@ -197,12 +197,24 @@ void tile_lower_async_defer(TileLowerCtx *cx, const TileMirInst *waits, int32_t 
  * source as written, to keep later writes of it after the copy, but writes nothing
  * itself: a copy that reads the source too (a join of the pieces a whole ring's first
  * hop sends one by one) does not touch it. */
-static bool touches(const TileMirInst *in, const AsyncSend *s) {
+/* Whether buffers a and b share bytes: the same buffer, or views (or a view and its
+ * buffer) whose ranges meet. */
+static bool meet(const TileMir *m, int32_t a, int32_t b) {
+  if (a == b) return true;
+  const TileMirBuffer *x = &m->bufs[a], *y = &m->bufs[b];
+  if (tile_mir_buffer_root(m, a) != tile_mir_buffer_root(m, b)) return false;
+  int64_t xl = x->view_of >= 0 ? x->view_off : 0, yl = y->view_of >= 0 ? y->view_off : 0;
+  int64_t xh = xl + x->bytes * x->nslots, yh = yl + y->bytes * y->nslots;
+  return xl < yh && yl < xh;
+}
+
+static bool touches(const TileMir *m, const TileMirInst *in, const AsyncSend *s) {
   for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
     int32_t b = in->mem[k].buf;
     if (b < 0) continue;
     bool writes = in->mem[k].access & TILE_MIR_WRITE && in->op != TILE_MOP_WAIT;
-    if (b == s->dst_buf || b == s->desc[0] || b == s->desc[1] || (b == s->src_buf && writes))
+    if (meet(m, b, s->dst_buf) || b == s->desc[0] || b == s->desc[1] ||
+        (writes && meet(m, b, s->src_buf)))
       return true;
   }
   return false;
@@ -219,7 +231,7 @@ static int32_t first_touch(const TileMir *m, const AsyncSend *s, int32_t from, i
     const TileMirInst *in = &m->insts[j];
     if (in->op == TILE_MIR_LOOP_BEGIN && depth++ == 0) outer = j;
     if (in->op == TILE_MIR_LOOP_END) depth--;
-    if (touches(in, s)) return depth > 0 ? outer : j;
+    if (touches(m, in, s)) return depth > 0 ? outer : j;
   }
   return from;
 }
@@ -237,7 +249,7 @@ bool tile_lower_async_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t ns
     if (at < after) at = after;
     int32_t from = s->group + 1 < nstarts ? starts[s->group + 1].first_inst : m->ninsts;
     for (int32_t j = from; j < at; j++)
-      if (touches(&m->insts[j], s)) {
+      if (touches(m, &m->insts[j], s)) {
         const TileMirInst *in = &m->insts[j];
         tile_error(cx->d, in->src_loc, "internal error: '%s' touches a buffer of the "
                    "collective_permute before its deferred waits", in->src_name ? in->src_name

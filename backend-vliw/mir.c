@@ -54,10 +54,34 @@ int32_t tile_mir_buffer(TileMir *m, const char *name, TileSpace space, int64_t b
   b->nslots = nslots < 1 ? 1 : nslots;
   b->align = align < 1 ? 1 : align;
   b->addr = -1;
+  b->view_of = -1;
   b->remote_after = -1;
   b->src_name = m->cur_src_name;
   b->src_loc = m->cur_src_loc;
   return m->nbufs++;
+}
+
+int32_t tile_mir_view(TileMir *m, const char *name, int32_t of, int64_t off, int64_t bytes) {
+  const TileMirBuffer *o = &m->bufs[of];
+  if (o->view_of >= 0) {
+    off += o->view_off;
+    of = o->view_of;
+  }
+  TileSpace space = (TileSpace)m->bufs[of].space;
+  int32_t id = tile_mir_buffer(m, name, space, bytes, 1, 1);
+  m->bufs[id].view_of = of;
+  m->bufs[id].view_off = off;
+  return id;
+}
+
+int32_t tile_mir_buffer_root(const TileMir *m, int32_t buf) {
+  return buf >= 0 && buf < m->nbufs && m->bufs[buf].view_of >= 0 ? m->bufs[buf].view_of : buf;
+}
+
+void tile_mir_canon_views(TileMir *m) {
+  for (int32_t i = 0; i < m->ninsts; i++)
+    for (int k = 0; k < TILE_MIR_MAX_MEM; k++)
+      m->insts[i].mem[k].buf = tile_mir_buffer_root(m, m->insts[i].mem[k].buf);
 }
 
 int32_t tile_mir_li(TileMir *m, int64_t imm, int32_t buf) {

@@ -129,6 +129,12 @@ typedef struct TileMirBuffer {
   int32_t remote_after, remote_after_n;
   bool zero_init;   /* reads bytes it never writes, which must read zero (memory never
                      * written): layout gives it bytes no earlier buffer used */
+  /* A view (view_of >= 0): bytes [view_off, view_off + bytes) of buffer view_of, a
+   * buffer that is no view. It has the address layout gives that range and no bytes of
+   * its own; lowering names view_of in its place in every memory entry
+   * (tile_mir_canon_views), so its uses order against the whole buffer's. */
+  int32_t view_of;
+  int64_t view_off;
   /* Initial contents (constants, DMA descriptors), nslots * bytes or fewer; NULL for
    * zeros/none. */
   uint8_t *init;
@@ -177,6 +183,13 @@ int32_t tile_mir_sem(TileMir *m);
 /* A buffer of `bytes` per slot; returns its id. */
 int32_t tile_mir_buffer(TileMir *m, const char *name, TileSpace space, int64_t bytes,
                         int32_t nslots, int32_t align);
+/* A view of bytes [off, off + bytes) of buffer `of` (a view of a view is one of the
+ * buffer beneath); returns its id. */
+int32_t tile_mir_view(TileMir *m, const char *name, int32_t of, int64_t off, int64_t bytes);
+/* The buffer a view is of (buf itself for any other). */
+int32_t tile_mir_buffer_root(const TileMir *m, int32_t buf);
+/* Names each view's buffer in its place in every memory entry. */
+void tile_mir_canon_views(TileMir *m);
 /* Sets initial contents (copied) of a buffer. */
 void tile_mir_data(TileMir *m, int32_t buf, const void *bytes, int64_t len);
 /* `li` into a fresh sreg: imm, plus the address of buffer buf when buf >= 0 (layout

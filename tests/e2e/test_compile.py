@@ -24,6 +24,23 @@ func @f(%x: tensor<8x4x16xf32>, %y: tensor<8x4x16xf32>) -> (tensor<16x8x4xf32>, 
   return %t, %s, %c, %r
 }
 """,
+    # slices of whole rows and joins along dim 0 copy nothing (their bytes lie in the
+    # operand or the result, lower.c "lies_in"): a view of a view, a joined value read
+    # elsewhere too, a parameter joined (copied), a column slice (copied)
+    "views": """
+func @f(%x: tensor<16x8xf32>, %y: tensor<16x8xf32>) -> (tensor<32x8xf32>, tensor<4x8xf32>, tensor<16x8xf32>, tensor<24x8xf32>, tensor<16x3xf32>) {
+  %a = add %x, %y : tensor<16x8xf32>
+  %m = mul %x, %y : tensor<16x8xf32>
+  %c = concatenate %a, %m {dim = 0} : tensor<32x8xf32>
+  %s = slice %c {start = [10, 0], limit = [26, 8]} : tensor<16x8xf32>
+  %ss = slice %s {start = [2, 0], limit = [6, 8]} : tensor<4x8xf32>
+  %e = sub %a, %s : tensor<16x8xf32>
+  %xs = slice %x {start = [4, 0], limit = [12, 8]} : tensor<8x8xf32>
+  %j = concatenate %xs, %a {dim = 0} : tensor<24x8xf32>
+  %col = slice %y {start = [0, 2], limit = [16, 5]} : tensor<16x3xf32>
+  return %c, %ss, %e, %j, %col
+}
+""",
     "rank5": """
 func @f(%x: tensor<2x3x4x5x6xi32>) -> (tensor<6x5x4x3x2xi32>, tensor<2x2x2x2x3xi32>) {
   %t = transpose %x {perm = [4, 3, 2, 1, 0]} : tensor<6x5x4x3x2xi32>
