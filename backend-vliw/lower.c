@@ -796,13 +796,14 @@ bool tile_lower_func(TileModule *m, TileFunc *f, TileMir *mir, TileDiag *d) {
     goto out;
   }
   if (!tile_lower_async_place(&cx, starts, nstarts)) goto out; /* reported */
-  tile_mir_canon_views(mir); /* the placements above read views' ranges */
   tile_mir_set_source(mir, "return", plan.ret->loc);
   for (int32_t i = 0; i < ncopies; i++) {
     sems_recycle(&cx); /* each copy waits for its transfer */
     TileTensorRef src = tile_lower_tensor(&cx, copies[i].v);
     tile_lower_copy(&cx, src.buf, 0, copies[i].dst, 0, src.bytes);
   }
+  tile_mir_canon_views(mir); /* every inst's, the results' copies too; the placements
+                              * above read views' ranges */
   if (!tile_lower_stage_tables(&cx, starts, nstarts)) {
     tile_error(d, f->loc, "internal error: out of memory staging SMEM tables");
     goto out;

@@ -26,9 +26,10 @@ func @f(%x: tensor<8x4x16xf32>, %y: tensor<8x4x16xf32>) -> (tensor<16x8x4xf32>, 
 """,
     # slices of whole rows and joins along dim 0 copy nothing (their bytes lie in the
     # operand or the result, lower.c "lies_in"): a view of a view, a joined value read
-    # elsewhere too, a parameter joined (copied), a column slice (copied)
+    # elsewhere too, a parameter joined (copied), a column slice (copied), a view
+    # returned (its bytes copied out at the end)
     "views": """
-func @f(%x: tensor<16x8xf32>, %y: tensor<16x8xf32>) -> (tensor<32x8xf32>, tensor<4x8xf32>, tensor<16x8xf32>, tensor<24x8xf32>, tensor<16x3xf32>) {
+func @f(%x: tensor<16x8xf32>, %y: tensor<16x8xf32>) -> (tensor<32x8xf32>, tensor<4x8xf32>, tensor<16x8xf32>, tensor<24x8xf32>, tensor<16x3xf32>, tensor<16x8xf32>) {
   %a = add %x, %y : tensor<16x8xf32>
   %m = mul %x, %y : tensor<16x8xf32>
   %c = concatenate %a, %m {dim = 0} : tensor<32x8xf32>
@@ -38,7 +39,7 @@ func @f(%x: tensor<16x8xf32>, %y: tensor<16x8xf32>) -> (tensor<32x8xf32>, tensor
   %xs = slice %x {start = [4, 0], limit = [12, 8]} : tensor<8x8xf32>
   %j = concatenate %xs, %a {dim = 0} : tensor<24x8xf32>
   %col = slice %y {start = [0, 2], limit = [16, 5]} : tensor<16x3xf32>
-  return %c, %ss, %e, %j, %col
+  return %c, %ss, %e, %j, %col, %s
 }
 """,
     "rank5": """
