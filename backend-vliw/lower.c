@@ -272,9 +272,7 @@ static bool lies_in(TileLowerCtx *cx, const TileValue *v, int32_t *buf, int64_t 
       cat = op;
     }
   int64_t dim = -1;
-  if (!cat || cat->kind != TILE_OP_CONCATENATE || !tile_attr_get_int(&cat->attrs, "dim", &dim) ||
-      dim != 0)
-    return false;
+  if (!cat || !tile_attr_get_int(&cat->attrs, "dim", &dim) || dim != 0) return false;
   int64_t at = 0;
   for (int k = 0; k < cat->nopnd && cat->opnd[k].v != v; k++)
     at += tile_type_numel(&cat->opnd[k].v->type) * tile_lower_elem_bytes((TileElem)v->type.elem);

@@ -365,8 +365,7 @@ static void cut_pieces(Region *R, int m, int eighths) {
 
 /* The ops after the gather ag that can run on a chunk of its rows, up to the first op
  * that reads their values and cannot (R->at); their values read after it are the
- * exits, rope's tables the inputs. Chunks whose rows cut evenly go in pieces. */
-
+ * exits, rope's tables the inputs. Chunks of whole 8-row tiles go in pieces. */
 static bool find_gather_ring(const TileModule *m, const TileMesh *mesh, const TileFunc *f,
                              TileOp *ag, Region *R) {
   *R = (Region){.ops = R->ops, .rdim = R->rdim, .cap = R->cap, .ag = ag};
@@ -429,13 +428,13 @@ static bool defined_before(const TileFunc *f, const TileValue *v, const TileOp *
   return false;
 }
 
-/* The dim-0 rows of a scatter ring's result that v holds: 0 for the reduce_scatter's
- * result and its tail's values, -1 for any other value. */
-static int tail_dim(const Region *R, const TileValue *v) {
-  if (v == R->rs->res[0]) return 0;
+/* Whether v holds a scatter ring's result rows: the reduce_scatter's result or a value
+ * of its tail. */
+static bool in_tail(const Region *R, const TileValue *v) {
+  if (v == R->rs->res[0]) return true;
   for (int i = 1; i < R->n; i++)
-    if (R->ops[i]->res[0] == v) return 0;
-  return -1;
+    if (R->ops[i]->res[0] == v) return true;
+  return false;
 }
 
 /* Whether op, which reads the reduce_scatter's result or its tail, acts on each of its
@@ -452,7 +451,7 @@ static bool tail_op(const TileFunc *f, Region *R, const TileOp *op) {
   if (!norm && !elementwise((TileOpKind)op->kind)) return false;
   for (int k = 0; k < op->nopnd; k++) {
     TileValue *v = op->opnd[k].v;
-    if (tail_dim(R, v) == 0) {
+    if (in_tail(R, v)) {
       if (norm && k > 0) return false;
       continue;
     }
@@ -470,8 +469,7 @@ static bool tail_op(const TileFunc *f, Region *R, const TileOp *op) {
 
 static bool find_scatter_ring(const TileModule *m, const TileMesh *mesh, const TileFunc *f,
                               TileOp *rs, Region *R) {
-  *R = (Region){.ops = R->ops, .rdim = R->rdim, .cap = R->cap, .rs = rs,
-                .pieces = SCATTER_RING_PIECES};
+  *R = (Region){.ops = R->ops, .rdim = R->rdim, .cap = R->cap, .rs = rs};
   TileOp *mm = rs->opnd[0].v->def;
   if (!single_axis_ring(mesh, rs, R) || !kind_is(rs, "add") || !mm ||
       mm->kind != TILE_OP_MATMUL || mm->res[0]->type.rank != 2 ||
@@ -480,13 +478,13 @@ static bool find_scatter_ring(const TileModule *m, const TileMesh *mesh, const T
   int64_t rows = rs->res[0]->type.dims[0];
   R->p = R->axis->size;
   R->rows = rows;
-  if (rows < COLL_MM_MIN_ROWS || rows % R->pieces || mm->res[0]->type.dims[0] != R->p * rows ||
-      !region_add(R, mm, 0))
+  if (rows < COLL_MM_MIN_ROWS || rows % SCATTER_RING_PIECES ||
+      mm->res[0]->type.dims[0] != R->p * rows || !region_add(R, mm, 0))
     return false;
-  cut_pieces(R, R->pieces, 0);
+  cut_pieces(R, SCATTER_RING_PIECES, 0);
   for (TileOp *op = rs->next; op && !R->at; op = op->next) {
     bool reads = false;
-    for (int k = 0; k < op->nopnd && !reads; k++) reads = tail_dim(R, op->opnd[k].v) == 0;
+    for (int k = 0; k < op->nopnd && !reads; k++) reads = in_tail(R, op->opnd[k].v);
     if (!reads) continue;
     if (!tail_op(f, R, op)) R->at = op;
     else if (!region_add(R, op, 0)) return false;
@@ -494,8 +492,7 @@ static bool find_scatter_ring(const TileModule *m, const TileMesh *mesh, const T
   if (used_outside(f, R, mm->res[0])) return false;
   /* exits: op indices, 0 standing for the reduce_scatter's result */
   for (int i = 0; i < R->n; i++) {
-    const TileValue *v = i ? R->ops[i]->res[0] : rs->res[0];
-    if (!used_outside(f, R, v)) continue;
+    if (!used_outside(f, R, i ? R->ops[i]->res[0] : rs->res[0])) continue;
     if (R->nexits == REGION_MAX_VALUES) return false;
     R->exits[R->nexits++] = i;
   }
@@ -877,6 +874,11 @@ static void tail_piece(Rewrite *w, TileValue *z, int k, TileValue **map,
   }
 }
 
+/* A scatter ring's exit e: the reduce_scatter's result (op index 0) or a tail value. */
+static const TileValue *exit_value(const Region *R, int e) {
+  return R->exits[e] ? R->ops[R->exits[e]]->res[0] : R->rs->res[0];
+}
+
 /* A scatter ring's steps, built before the reduce_scatter: at step s each piece's ring
  * runs the matmul on chunk (r - s) mod p of its rows and sends on its sum, the chip's
  * own chunk (s = 0) last, each of its pieces going on through the tail as soon as its
@@ -887,7 +889,6 @@ static bool scatter_steps(Rewrite *w, TileFunc *f) {
   const TileOp *mm = R->ops[0];
   const TileValue *like = R->rs->res[0];
   TileValue *table[MAX_PIECES], *recv[MAX_PIECES] = {0}, *ins[REGION_MAX_VALUES][MAX_PIECES];
-  TileValue **map = w->map;
   TileUse parts[REGION_MAX_VALUES][MAX_PIECES];
   memset(parts, 0, sizeof parts);
   TileValue *view = pieces_view(w, mm->opnd[0].v);
@@ -911,18 +912,18 @@ static bool scatter_steps(Rewrite *w, TileFunc *f) {
         recv[k] = hop(w, acc, like, "recv", i + 1, i + 1 == R->p);
         continue;
       }
-      tail_piece(w, acc, k, map, ins);
-      for (int e = 0; e < R->nexits; e++) parts[e][k].v = R->exits[e] ? map[R->exits[e]] : acc;
+      tail_piece(w, acc, k, w->map, ins);
+      for (int e = 0; e < R->nexits; e++) parts[e][k].v = R->exits[e] ? w->map[R->exits[e]] : acc;
     }
   }
   for (int e = 0; e < R->nexits && !w->failed; e++) {
-    const TileValue *v = R->exits[e] ? R->ops[R->exits[e]]->res[0] : like;
+    const TileValue *v = exit_value(R, e);
     TileNamedAttr dim = {"dim", tile_attr_int(0)};
     w->joined[e] = build(w, TILE_OP_CONCATENATE, R->pieces, parts[e], 1, &dim, v->type, v, "j", 0);
   }
   if (w->failed) return false;
   for (int e = 0; e < R->nexits; e++)
-    tile_replace_all_uses(f, R->exits[e] ? R->ops[R->exits[e]]->res[0] : like, w->joined[e]);
+    tile_replace_all_uses(f, exit_value(R, e), w->joined[e]);
   return true;
 }
 
