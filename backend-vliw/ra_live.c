@@ -14,8 +14,8 @@
  * halt; only block ends branch, only block starts join.
  *
  * Method: one list of register occurrences (reads before writes within a bundle) per
- * register; per block, which registers it reads before writing (gen) and writes (kill);
- * liveness between blocks by backward dataflow over bit sets (few blocks: two per loop).
+ * register; per register, the blocks it is live into, propagated backward from the
+ * blocks that read it before writing it through predecessors that do not write it.
  * Then one forward pass per register through its occurrences: within a block each read
  * belongs to the latest write before it, or to the value live into the block, which is
  * one union-find set with the values leaving every predecessor block (the reaching
@@ -24,8 +24,9 @@
  * A write's flight, from its issue to its landing, follows the control flow forward
  * (into the next iteration and out of the loop). The sets are webs; the first web of a
  * register keeps it, the others get fresh registers. Cost: linear in the occurrences,
- * the segments and the blocks times the registers; nothing per bundle and register
- * (whole kernels of 40k bundles take about 15 ms, all of register allocation). */
+ * the segments and the live-in pairs (times a logarithm where a pass looks one up);
+ * nothing per bundle and register, nor per block and register (whole kernels of 40k
+ * bundles take about 15 ms, all of register allocation). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,9 +59,7 @@ typedef struct Live {
   int32_t *blk;             /* per bundle: its block */
   int32_t *bstart, *bend;
   int32_t *succ_off, *succ; /* per block: successor blocks */
-  int W;                    /* 64-bit words per register set */
-  uint64_t *gen, *kill, *in, *out;
-  int32_t *ent_base;        /* per block and word: ids of the values live into blocks */
+  int32_t *pred_off, *pred; /* per block: predecessor blocks */
   int32_t *lin_off, *lin;   /* per register: the blocks it is live into, in order */
   /* occurrences, per register */
   int32_t nregs;
@@ -224,79 +223,81 @@ static void occ_build(Live *L) {
 
 /* ---- liveness between blocks ---- */
 
-static bool has(const uint64_t *set, int32_t r) { return set[r / 64] >> (r % 64) & 1; }
-
-static void block_liveness(Live *L) {
-  int32_t nb = L->nblocks, W = L->W;
-  size_t cells = (size_t)nb * (size_t)W;
-  L->gen = ra_calloc(cells, 8);
-  L->kill = ra_calloc(cells, 8);
-  L->in = ra_calloc(cells, 8);
-  L->out = ra_calloc(cells, 8);
-  for (int32_t r = 0; r < L->nregs; r++) {
-    int32_t cur = -1; /* the block of the previous occurrence */
-    bool written = false;
-    for (int32_t o = L->occ_off[r]; o < L->occ_off[r + 1]; o++) {
-      int32_t b = L->blk[L->occ[o].p];
-      if (b != cur) {
-        cur = b;
-        written = false;
-      }
-      uint64_t bit = 1ull << (r % 64);
-      size_t at = (size_t)b * W + r / 64;
-      if (L->occ[o].write) {
-        L->kill[at] |= bit;
-        written = true;
-      } else if (!written) {
-        L->gen[at] |= bit;
-      }
-    }
-  }
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (int32_t b = nb - 1; b >= 0; b--) {
-      uint64_t *o = L->out + (size_t)b * W, *i = L->in + (size_t)b * W;
-      for (int k = 0; k < W; k++) {
-        uint64_t v = 0;
-        for (int32_t e = L->succ_off[b]; e < L->succ_off[b + 1]; e++)
-          v |= L->in[(size_t)L->succ[e] * W + k];
-        uint64_t iv = L->gen[(size_t)b * W + k] | (v & ~L->kill[(size_t)b * W + k]);
-        if (v != o[k] || iv != i[k]) changed = true;
-        o[k] = v;
-        i[k] = iv;
-      }
-    }
-  }
-  /* Ids of the values live into blocks follow the occurrence ids. */
-  L->ent_base = ra_calloc(cells + 1, sizeof *L->ent_base);
-  int32_t next = L->nocc;
-  for (size_t i = 0; i < cells; i++) {
-    L->ent_base[i] = next;
-    next += __builtin_popcountll(L->in[i]);
-  }
-  L->nids = next;
-  /* The in sets by register: each register's blocks in order, so the pass over a
-   * register visits only the blocks it is live into or named in. */
-  L->lin_off = ra_calloc((size_t)L->nregs + 2, sizeof *L->lin_off);
-  for (size_t i = 0; i < cells; i++)
-    for (uint64_t x = L->in[i]; x; x &= x - 1)
-      L->lin_off[(int32_t)(i % (size_t)W) * 64 + __builtin_ctzll(x) + 1]++;
-  for (int32_t r = 0; r < L->nregs; r++) L->lin_off[r + 1] += L->lin_off[r];
-  L->lin = ra_realloc(NULL, ((size_t)L->lin_off[L->nregs] + 1) * sizeof *L->lin);
-  int32_t *fill = ra_calloc((size_t)L->nregs + 1, sizeof *fill);
-  for (int32_t b = 0; b < nb; b++)
-    for (int k = 0; k < W; k++)
-      for (uint64_t x = L->in[(size_t)b * W + k]; x; x &= x - 1) {
-        int32_t r = k * 64 + __builtin_ctzll(x);
-        L->lin[L->lin_off[r] + fill[r]++] = b;
-      }
-  free(fill);
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
 }
 
-/* The id of register r's value live into block b (r must be live in). */
+/* Per register, the blocks it is live into, by backward propagation from the blocks
+ * that read it before writing it, through predecessors that do not write it. This is
+ * the least fixpoint of the usual dataflow, found in time linear in the live-in pairs
+ * (a program of thousands of blocks and a hundred thousand registers would need
+ * gigabytes of bit sets, nearly all zero, swept until nothing changes). */
+static void block_liveness(Live *L) {
+  int32_t nb = L->nblocks;
+  /* predecessors, from the successor lists */
+  L->pred_off = ra_calloc((size_t)nb + 2, sizeof *L->pred_off);
+  for (int32_t e = 0; e < L->succ_off[nb]; e++) L->pred_off[L->succ[e] + 1]++;
+  for (int32_t b = 0; b < nb; b++) L->pred_off[b + 1] += L->pred_off[b];
+  L->pred = ra_realloc(NULL, ((size_t)L->pred_off[nb] + 1) * sizeof *L->pred);
+  int32_t *fill = ra_calloc((size_t)nb + 1, sizeof *fill);
+  for (int32_t b = 0; b < nb; b++)
+    for (int32_t e = L->succ_off[b]; e < L->succ_off[b + 1]; e++)
+      L->pred[L->pred_off[L->succ[e]] + fill[L->succ[e]]++] = b;
+  free(fill);
+
+  /* per block: the last register found writing it, or live into it */
+  int32_t *writes = ra_realloc(NULL, ((size_t)nb + 1) * sizeof *writes);
+  int32_t *live = ra_realloc(NULL, ((size_t)nb + 1) * sizeof *live);
+  int32_t *work = ra_realloc(NULL, ((size_t)nb + 1) * sizeof *work);
+  for (int32_t b = 0; b < nb; b++) writes[b] = live[b] = -1;
+  L->lin_off = ra_calloc((size_t)L->nregs + 2, sizeof *L->lin_off);
+  int32_t len = 0, cap = 1024;
+  L->lin = ra_realloc(NULL, (size_t)cap * sizeof *L->lin);
+  for (int32_t r = 0; r < L->nregs; r++) {
+    int32_t o0 = L->occ_off[r], o1 = L->occ_off[r + 1], nwork = 0;
+    L->lin_off[r] = len;
+    for (int32_t o = o0; o < o1; o++)
+      if (L->occ[o].write) writes[L->blk[L->occ[o].p]] = r;
+    /* blocks whose first occurrence of r is a read (reads come before writes within a
+     * bundle) */
+    for (int32_t o = o0, cur = -1; o < o1; o++) {
+      int32_t b = L->blk[L->occ[o].p];
+      if (b == cur) continue;
+      cur = b;
+      if (!L->occ[o].write && live[b] != r) live[b] = r, work[nwork++] = b;
+    }
+    while (nwork > 0) {
+      int32_t b = work[--nwork];
+      if (len == cap) L->lin = ra_realloc(L->lin, (size_t)(cap *= 2) * sizeof *L->lin);
+      L->lin[len++] = b;
+      for (int32_t e = L->pred_off[b]; e < L->pred_off[b + 1]; e++) {
+        int32_t q = L->pred[e];
+        if (live[q] != r && writes[q] != r) live[q] = r, work[nwork++] = q;
+      }
+    }
+    /* in block order, as register_pass walks them */
+    qsort(L->lin + L->lin_off[r], (size_t)(len - L->lin_off[r]), sizeof *L->lin, cmp_i32);
+  }
+  L->lin_off[L->nregs] = len;
+  L->nids = L->nocc + len;
+  free(writes);
+  free(live);
+  free(work);
+}
+
+/* The id of register r's value live into block b, or -1 where it is not live in: the
+ * ids of the values live into blocks follow the occurrence ids, in the order of lin. */
 static int32_t ent_id(const Live *L, int32_t b, int32_t r) {
-  size_t at = (size_t)b * L->W + r / 64;
-  return L->ent_base[at] + __builtin_popcountll(L->in[at] & ((1ull << (r % 64)) - 1));
+  int32_t lo = L->lin_off[r], hi = L->lin_off[r + 1];
+  while (lo < hi) {
+    int32_t mid = lo + (hi - lo) / 2;
+    if (L->lin[mid] < b)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < L->lin_off[r + 1] && L->lin[lo] == b ? L->nocc + lo : -1;
 }
 
 /* ---- segments ---- */
@@ -345,13 +346,13 @@ static void close_seg(Live *L, Open *s) {
 /* Finishes register r in block b: the segment open at the end, and the value leaving
  * the block joins the values live into its successors. */
 static void block_end(Live *L, int32_t r, int32_t b, Open *s) {
-  if (s->id >= 0 && has(L->out + (size_t)b * L->W, r)) {
-    s->hi = 2 * L->bend[b] + 1;
+  if (s->id >= 0)
     for (int32_t e = L->succ_off[b]; e < L->succ_off[b + 1]; e++) {
-      int32_t t = L->succ[e];
-      if (has(L->in + (size_t)t * L->W, r)) unite(L->parent, s->id, ent_id(L, t, r));
+      int32_t in = ent_id(L, L->succ[e], r);
+      if (in < 0) continue;
+      s->hi = 2 * L->bend[b] + 1; /* live out */
+      unite(L->parent, s->id, in);
     }
-  }
   close_seg(L, s);
 }
 
@@ -366,7 +367,7 @@ static void register_pass(Live *L, int32_t r) {
     bool live_in = li < lend && L->lin[li] == b;
     if (live_in) li++;
     Open s = {.id = -1, .def = -1};
-    if (live_in) s = (Open){.id = ent_id(L, b, r), .lo = 2 * L->bstart[b],
+    if (live_in) s = (Open){.id = L->nocc + li - 1, .lo = 2 * L->bstart[b],
                             .hi = 2 * L->bstart[b], .def = -1};
     for (; o < oend && L->blk[L->occ[o].p] == b; o++) {
       Occ *x = &L->occ[o];
@@ -408,11 +409,8 @@ static void live_free_scratch(Live *L) {
   free(L->bend);
   free(L->succ_off);
   free(L->succ);
-  free(L->gen);
-  free(L->kill);
-  free(L->in);
-  free(L->out);
-  free(L->ent_base);
+  free(L->pred_off);
+  free(L->pred);
   free(L->lin_off);
   free(L->lin);
   free(L->occ_off);
@@ -427,8 +425,6 @@ void ra_live_build(RaCode *rc, RaSpill *sp, RaLive *lv) {
   TileMir *m = rc->m;
   TileMirCode *c = rc->code;
   Live L = {.rc = rc, .n = c->nbundles, .nregs = m->nregs};
-  L.W = (L.nregs + 63) / 64;
-  if (L.W == 0) L.W = 1;
   memset(rc->live_def, 0, (size_t)L.n * sizeof *rc->live_def);
   cfg_build(&L);
   occ_build(&L);

@@ -430,9 +430,10 @@ bool tile_mir_schedule(const TileMir *m, TileMirCode *out, TileDiag *d) {
   sched_ctx_init(&s.cx, m, d);
   s.code = out;
   /* Room for a bundle per two insts up front (kernels come out near one per three), so
-   * the code, tens of MiB for big kernels, is seldom moved while it grows; beyond 64k
-   * bundles (56 MiB) it grows by doubling as before. */
-  sched_code_reserve(out, m->ninsts < 2 * 65536 ? m->ninsts / 2 + 64 : 65536);
+   * the code, up to hundreds of MiB for a whole layer, is seldom moved while it grows:
+   * moving it costs a copy and a page fault per page of the new place, where room
+   * reserved but not reached costs no page at all. */
+  sched_code_reserve(out, m->ninsts / 2 + 64);
   s.match = sched_calloc((size_t)m->ninsts + 1, sizeof(int32_t));
   bool ok = check_mir(&s);
   SchedState st = {0};

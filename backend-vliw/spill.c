@@ -443,6 +443,10 @@ bool ra_spill_round(RaCode *rc, RaSpill *sp, const RaLive *lv, const uint8_t *sp
   TileMirInst li = tile_mir_inst(TILE_MOP_LI, sp->addr_reg, 0, 0, 0, t->vreg_lanes * 4);
   li.src_name = "spill";
   w.addr_ready = mir_latency(t, TILE_MOP_LI); /* the `li` sits in bundle 0 */
+  /* Room for the code and an eighth more up front (see tile_mir_schedule's reserve). */
+  w.cap = n + n / 8 + 256;
+  w.out = ra_realloc(NULL, (size_t)w.cap * sizeof *w.out);
+  w.oinner = ra_realloc(NULL, (size_t)w.cap * sizeof *w.oinner);
   int32_t region_id = 0;
   for (int32_t p = 0; p < n; p++) {
     if (p == 0 || rc->inner[p] != rc->inner[p - 1]) {
