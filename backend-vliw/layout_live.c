@@ -39,33 +39,49 @@ bool layout_live_ranges(const TileMir *m, const TileMirCode *code, LiveRange *li
   int32_t *own_last = malloc(sizeof *own_last * (size_t)(n > 0 ? n : 1));
   if (!own_last) return false;
   for (int32_t i = 0; i < n; i++) live[i] = (LiveRange){-1, -1};
-  /* the bundles that name each buffer */
+  /* the bundles that name each buffer; the ops that name a descriptor, for the next
+   * step (one pass over the code, which for a whole layer is hundreds of MiB) */
+  const TileMirInst **dma = NULL;
+  size_t ndma = 0, cap = 0;
   for (int32_t p = 0; p < code->nbundles; p++)
     for (int s = 0; s < TILE_BUNDLE_SLOTS; s++) {
       const TileMirInst *in = &code->b[p].slot[s];
       if (in->op == TILE_MOP_NOP) continue; /* empty words may hold zeroed entries */
+      bool names_dsc = false;
       for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
         int32_t b = in->mem[k].buf;
         if (b < 0 || b >= n) continue;
         if (live[b].first < 0) live[b].first = p;
         live[b].last = p;
+        names_dsc |= is_descriptor(&m->bufs[b]);
       }
+      if (!names_dsc) continue;
+      if (ndma == cap) {
+        cap = cap ? 2 * cap : 256;
+        const TileMirInst **grown = realloc(dma, cap * sizeof *dma);
+        if (!grown) {
+          free(dma);
+          free(own_last);
+          return false;
+        }
+        dma = grown;
+      }
+      dma[ndma++] = in;
     }
   for (int32_t i = 0; i < n; i++) own_last[i] = live[i].last;
   /* buffers of a DMA live until its descriptor's last reference (its last wait) */
-  for (int32_t p = 0; p < code->nbundles; p++)
-    for (int s = 0; s < TILE_BUNDLE_SLOTS; s++) {
-      const TileMirInst *in = &code->b[p].slot[s];
-      if (in->op == TILE_MOP_NOP) continue;
-      for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
-        int32_t dsc = in->mem[k].buf;
-        if (dsc < 0 || dsc >= n || !is_descriptor(&m->bufs[dsc])) continue;
-        for (int j = 0; j < TILE_MIR_MAX_MEM; j++) {
-          int32_t b = in->mem[j].buf;
-          if (b >= 0 && b < n && own_last[dsc] > live[b].last) live[b].last = own_last[dsc];
-        }
+  for (size_t i = 0; i < ndma; i++) {
+    const TileMirInst *in = dma[i];
+    for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
+      int32_t dsc = in->mem[k].buf;
+      if (dsc < 0 || dsc >= n || !is_descriptor(&m->bufs[dsc])) continue;
+      for (int j = 0; j < TILE_MIR_MAX_MEM; j++) {
+        int32_t b = in->mem[j].buf;
+        if (b >= 0 && b < n && own_last[dsc] > live[b].last) live[b].last = own_last[dsc];
       }
     }
+  }
+  free(dma);
   /* loops and backward branches: a range that meets one covers all of it. Regions nest
    * or are disjoint, so one pass in any order suffices: widening a range to a region
    * only adds bundles inside that region. */

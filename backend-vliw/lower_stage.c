@@ -17,6 +17,7 @@
  * wait). Each wait names the table as written, so every op that reads the table stays
  * behind it. Programs whose tables fit are left exactly as they were. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "dma_desc.h"
 #include "lower_internal.h"
@@ -46,13 +47,12 @@ static int32_t make_image(TileMir *m, int32_t t) {
   m->bufs[img].init_len = tb->init_len;
   tb->init = NULL;
   tb->init_len = 0;
-  for (int32_t r = 0; r < m->nrelocs; r++)
-    if (m->relocs[r].buf == t) m->relocs[r].buf = img;
-  return img;
+  return img; /* the relocations inside t move with its contents: see the caller */
 }
 
-/* Appends the copy of table t from its image and the wait for it, on semaphore sem. */
-static void copy_in(TileLowerCtx *cx, int32_t t, int32_t sem) {
+/* Appends the copy of table t from its image and the wait for it, on semaphore sem;
+ * returns the image. */
+static int32_t copy_in(TileLowerCtx *cx, int32_t t, int32_t sem) {
   TileMir *m = cx->mir;
   int32_t img = make_image(m, t);
   int64_t bytes = m->bufs[t].bytes * m->bufs[t].nslots;
@@ -68,19 +68,40 @@ static void copy_in(TileLowerCtx *cx, int32_t t, int32_t sem) {
   tile_mir_add(m, li);
   tile_dma_issue(cx, &s, -1, 0, -1, 0);
   tile_dma_wait(cx, &s, 0, 0);
+  return img;
 }
 
 bool tile_lower_stage_tables(TileLowerCtx *cx, const TileStageGroup *groups, int32_t ngroups) {
   TileMir *m = cx->mir;
   if (initialized_smem(m) <= cx->target->smem_bytes / 2) return true;
-  /* last group first, so the positions of the groups before stay valid */
-  for (int32_t g = ngroups - 1; g >= 0; g--) {
-    int32_t end = g + 1 < ngroups ? groups[g + 1].first_buf : m->nbufs;
-    int32_t from = m->ninsts;
+  /* Each group's copies are appended (last group first, the order buffers are made
+   * in), then all moved in front of their groups in one pass over the code, and the
+   * relocations inside each table moved to its image in one pass over them: a stack of
+   * layers has thousands of tables. */
+  int32_t n0 = m->ninsts, nbufs0 = m->nbufs;
+  int32_t *at = calloc((size_t)ngroups + 1, sizeof *at), *lo = calloc((size_t)ngroups + 1, sizeof *lo);
+  int32_t *hi = calloc((size_t)ngroups + 1, sizeof *hi), *img_of = malloc(((size_t)nbufs0 + 1) * sizeof *img_of);
+  bool ok = at && lo && hi && img_of;
+  for (int32_t i = 0; ok && i < nbufs0; i++) img_of[i] = -1;
+  for (int32_t g = ngroups - 1; ok && g >= 0; g--) {
+    int32_t end = g + 1 < ngroups ? groups[g + 1].first_buf : nbufs0;
+    at[g] = groups[g].first_inst;
+    lo[g] = m->ninsts;
     for (int32_t b = groups[g].first_buf; b < end; b++)
-      if (is_table(&m->bufs[b])) copy_in(cx, b, cx->sems_base);
-    if (!tile_mir_move_insts(m, groups[g].first_inst, from, m->ninsts)) return false;
+      if (is_table(&m->bufs[b])) img_of[b] = copy_in(cx, b, cx->sems_base);
+    hi[g] = m->ninsts;
   }
+  if (ok) {
+    for (int32_t r = 0; r < m->nrelocs; r++) {
+      int32_t b = m->relocs[r].buf;
+      if (b >= 0 && b < nbufs0 && img_of[b] >= 0) m->relocs[r].buf = img_of[b];
+    }
+    ok = tile_mir_insert_blocks(m, n0, at, lo, hi, ngroups);
+  }
+  free(at);
+  free(lo);
+  free(hi);
+  free(img_of);
   if (cx->sems_used < cx->sems_base + 1) cx->sems_used = cx->sems_base + 1;
-  return true;
+  return ok;
 }

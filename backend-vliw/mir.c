@@ -104,6 +104,25 @@ bool tile_mir_move_insts(TileMir *m, int32_t at, int32_t first, int32_t end) {
   return true;
 }
 
+bool tile_mir_insert_blocks(TileMir *m, int32_t n0, const int32_t *at, const int32_t *lo,
+                            const int32_t *hi, int32_t k) {
+  TileMirInst *out = malloc(sizeof *out * (size_t)(m->ninsts > 0 ? m->ninsts : 1));
+  if (!out) return false;
+  int32_t n = 0, i = 0;
+  for (int32_t j = 0; j < k; j++) {
+    memcpy(out + n, m->insts + i, sizeof *out * (size_t)(at[j] - i));
+    n += at[j] - i;
+    i = at[j];
+    memcpy(out + n, m->insts + lo[j], sizeof *out * (size_t)(hi[j] - lo[j]));
+    n += hi[j] - lo[j];
+  }
+  memcpy(out + n, m->insts + i, sizeof *out * (size_t)(n0 - i));
+  n += n0 - i;
+  memcpy(m->insts, out, sizeof *out * (size_t)n);
+  free(out);
+  return n == m->ninsts;
+}
+
 void tile_mir_data(TileMir *m, int32_t buf, const void *bytes, int64_t len) {
   TileMirBuffer *b = &m->bufs[buf];
   free(b->init);

@@ -45,7 +45,24 @@ typedef struct Sched {
   TileMirCode *code;
   int32_t *match; /* LOOP_BEGIN index -> its LOOP_END */
   SchedState next; /* the state after a stretch or pipelined loop, swapped in */
+  /* Scratch states for loops, a stack (take_states, give_states): a state's arrays
+   * span every register and buffer, so making them afresh for each loop of a big
+   * program would clear more memory than scheduling it touches. */
+  SchedState **pool;
+  int32_t npool, made;
 } Sched;
+
+/* k scratch states from the pool's top; the caller copies into them before use. */
+static SchedState **take_states(Sched *s, int32_t k) {
+  if (s->npool + k > s->made) {
+    s->pool = sched_realloc(s->pool, (size_t)(s->npool + k) * sizeof *s->pool);
+    for (; s->made < s->npool + k; s->made++) s->pool[s->made] = sched_calloc(1, sizeof(SchedState));
+  }
+  s->npool += k;
+  return s->pool + s->npool - k;
+}
+
+static void give_states(Sched *s, int32_t k) { s->npool -= k; }
 
 /* st := s->next, by swapping their arrays (both are states of the same program). */
 static void take_next(Sched *s, SchedState *st) {
@@ -256,12 +273,12 @@ static int pipelined(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
     int32_t d = round == 0 ? last + 1 - trips * ms.ii : most;
     if (d <= 0 || d > most) d = most;
     if (d <= 0) break;
-    SchedState later = {0};
-    sched_state_copy(&later, st);
-    sched_state_advance(&later, delay + d);
+    SchedState *later = take_states(s, 1)[0];
+    sched_state_copy(later, st);
+    sched_state_advance(later, delay + d);
     int32_t ii = ms.ii;
-    sched_lower_bounds(&s->cx, &g, &later, false, ii, lb);
-    sched_state_free(&later);
+    sched_lower_bounds(&s->cx, &g, later, false, ii, lb);
+    give_states(s, 1);
     SchedModulo ms2;
     if (sched_modulo(&s->cx, &g, lb, len + 1, &ms2) && ms2.ii >= ii) {
       free(ms.t);
@@ -304,30 +321,30 @@ static bool plain_loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
   int32_t lo = b + 1, hi = s->match[b], trips = m->insts[b].imm;
   int32_t start = c->nbundles, nl0;
   bool added;
-  SchedState pre = {0}, e = {0}, x = {0};
-  sched_state_copy(&pre, st);
-  int32_t p = loop_op_bundle(s, &pre, *tail_free, &added);
+  SchedState **three = take_states(s, 3), *pre = three[0], *e = three[1], *x = three[2];
+  sched_state_copy(pre, st);
+  int32_t p = loop_op_bundle(s, pre, *tail_free, &added);
   int32_t body = c->nbundles;
-  int64_t *delta = sched_calloc((size_t)pre.nunits, sizeof(int64_t));
+  int64_t *delta = sched_calloc((size_t)pre->nunits, sizeof(int64_t));
   fifo_delta(s, lo, hi, delta);
-  sched_state_copy(&e, &pre);
-  for (int32_t u = 0; u < e.nunits; u++)
-    if (delta[u] != 0) sched_fifo_forget(&e, u); /* the queue differs per iteration */
+  sched_state_copy(e, pre);
+  for (int32_t u = 0; u < e->nunits; u++)
+    if (delta[u] != 0) sched_fifo_forget(e, u); /* the queue differs per iteration */
   nl0 = c->nloops;
   bool settled = false, ok = true;
   for (int round = 0; round < 4 && ok && !settled; round++) {
     c->nbundles = body;
     c->nloops = nl0;
-    sched_state_copy(&x, &e);
+    sched_state_copy(x, e);
     bool tf = false;
-    ok = region(s, lo, hi, &x, &tf);
-    if (ok && !(settled = sched_state_le(&x, &e))) sched_state_join(&e, &x);
+    ok = region(s, lo, hi, x, &tf);
+    if (ok && !(settled = sched_state_le(x, e))) sched_state_join(e, x);
   }
   if (ok && !settled) {
     /* pad the body's end until nothing in flight at the back edge exceeds E */
-    while (!sched_state_le(&x, &e)) {
+    while (!sched_state_le(x, e)) {
       sched_code_append(c, 1);
-      sched_state_advance(&x, 1);
+      sched_state_advance(x, 1);
     }
   }
   if (ok) {
@@ -344,31 +361,29 @@ static bool plain_loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
       lp.src_name = m->insts[b].src_name;
       lp.src_loc = m->insts[b].src_loc;
       c->b[p].slot[tile_slot_first(TILE_SLOT_BRANCH)] = lp;
-      for (int32_t u = 0; u < x.nunits; u++) {
+      for (int32_t u = 0; u < x->nunits; u++) {
         if (delta[u] == 0) continue; /* the body's own queue, per result */
-        if (!sched_fifo_known(&pre, u)) {
-          sched_fifo_forget(&x, u);
+        if (!sched_fifo_known(pre, u)) {
+          sched_fifo_forget(x, u);
           continue;
         }
-        int64_t n = pre.fifo_n[u] + delta[u] * trips;
+        int64_t n = pre->fifo_n[u] + delta[u] * trips;
         if (n < 0) {
           ok = fail(s, &m->insts[b], b, "the loop pops %lld more results from MXU unit %d than were pushed",
                     (long long)-n, (int)u);
           continue;
         }
         /* the count is known again, each result's landing only as the newest's */
-        x.fifo_n[u] = 0;
-        sched_state_fifo_fill(&x, u, n, n ? x.v[S_FIFO(&x, u)] : 0);
+        x->fifo_n[u] = 0;
+        sched_state_fifo_fill(x, u, n, n ? x->v[S_FIFO(x, u)] : 0);
       }
-      sched_state_copy(st, &x);
+      sched_state_copy(st, x);
       note_loop(c, body, c->nbundles - 1, count, 1, 0, 0);
       *tail_free = false;
     }
   }
   free(delta);
-  sched_state_free(&pre);
-  sched_state_free(&e);
-  sched_state_free(&x);
+  give_states(s, 3);
   return ok;
 }
 
@@ -448,6 +463,11 @@ bool tile_mir_schedule(const TileMir *m, TileMirCode *out, TileDiag *d) {
     sched_state_free(&st);
   }
   sched_state_free(&s.next);
+  for (int32_t i = 0; i < s.made; i++) {
+    sched_state_free(s.pool[i]);
+    free(s.pool[i]);
+  }
+  free(s.pool);
   free(s.match);
   sched_ctx_free(&s.cx);
   if (!ok) tile_mir_code_free(out);

@@ -198,6 +198,13 @@ int32_t tile_mir_li(TileMir *m, int64_t imm, int32_t buf);
 /* Moves insts [first, end) to position at (at <= first), keeping the order of the rest
  * (code generated late that belongs earlier); false when out of memory. */
 bool tile_mir_move_insts(TileMir *m, int32_t at, int32_t first, int32_t end);
+/* Moves k blocks of insts appended after the first n0, [lo[j], hi[j]), each to just
+ * before inst at[j] of those n0 (at nondecreasing; blocks bound for one place keep
+ * their order j), in one pass: what k calls of tile_mir_move_insts would do, in time
+ * linear in the code rather than in k times it. The blocks must cover every inst after
+ * n0. */
+bool tile_mir_insert_blocks(TileMir *m, int32_t n0, const int32_t *at, const int32_t *lo,
+                            const int32_t *hi, int32_t k);
 void tile_mir_reloc(TileMir *m, int32_t buf, int64_t offset, int32_t target,
                     int64_t addend, bool high);
 /* Sets the source op later insts are attributed to. */
