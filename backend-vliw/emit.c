@@ -31,7 +31,7 @@ static bool encode(const TileMir *m, const TileMirInst *in, int32_t pc, TileMIns
                    TileDiag *d) {
   if (in->op == TILE_MOP_NOP) return true;
   if (!mir_is_isa_op(in->op))
-    return tile_error(d, in->src_loc, "emit: bundle %d holds %s, which is not a machine op",
+    return tile_error(d, tile_mir_src_loc(m, in), "emit: bundle %d holds %s, which is not a machine op",
                       (int)pc, mir_op_name(in->op));
   out->op = (uint8_t)in->op;
   TileOperand ops[TILE_MAX_OPERANDS];
@@ -42,16 +42,16 @@ static bool encode(const TileMir *m, const TileMirInst *in, int32_t pc, TileMIns
     if (f == 'i') {
       if (in->imm_buf >= 0) {
         if (in->imm_buf >= m->nbufs || m->bufs[in->imm_buf].addr < 0)
-          return tile_error(d, in->src_loc,
+          return tile_error(d, tile_mir_src_loc(m, in),
                             "emit: %s in bundle %d is relative to a buffer without an address "
                             "(run layout first)",
                             mir_op_name(in->op), (int)pc);
         v += m->bufs[in->imm_buf].addr;
         if (v < INT32_MIN || v > INT32_MAX)
-          return tile_error(d, in->src_loc,
+          return tile_error(d, tile_mir_src_loc(m, in),
                             "emit: %s in bundle %d (from %s) addresses buffer '%s' at %" PRId64
                             ", which does not fit its signed 32-bit immediate",
-                            mir_op_name(in->op), (int)pc, mir_src_name(in),
+                            mir_op_name(in->op), (int)pc, mir_src_name(m, in),
                             m->bufs[in->imm_buf].name, v);
       }
       out->imm = (int32_t)v;
@@ -59,7 +59,7 @@ static bool encode(const TileMir *m, const TileMirInst *in, int32_t pc, TileMIns
     }
     if (f == 'w') {
       if (v < 1 || v > TILE_WIDE_MAX)
-        return tile_error(d, in->src_loc,
+        return tile_error(d, tile_mir_src_loc(m, in),
                           "emit: the loop at bundle %d has a body of %" PRId64
                           " bundles; a loop holds 1 to %d",
                           (int)pc, v, TILE_WIDE_MAX);
@@ -68,7 +68,7 @@ static bool encode(const TileMir *m, const TileMirInst *in, int32_t pc, TileMIns
     }
     if (v < 0 || v > 63)
       return tile_error(
-          d, in->src_loc, "emit: %s in bundle %d has %" PRId64 " in field %c, which holds 0..63%s",
+          d, tile_mir_src_loc(m, in), "emit: %s in bundle %d has %" PRId64 " in field %c, which holds 0..63%s",
           mir_op_name(in->op), (int)pc, v, f,
           ops[k].kind == 'S' || ops[k].kind == 's' || ops[k].kind == 'V' || ops[k].kind == 'v'
               ? " (were registers allocated?)"

@@ -27,11 +27,13 @@ static void op_text(const TileMir *m, const TileMirInst *in, bool physical, char
     return;
   }
   int k = mir_format_inst(m, in, physical, buf, n);
-  if (k < 0 || (size_t)k >= n || !in->src_name) return;
-  if (in->src_loc.line > 0)
-    snprintf(buf + k, n - (size_t)k, " [%s:%d]", in->src_name, in->src_loc.line);
+  const char *name = tile_mir_src_name(m, in);
+  int line = tile_mir_src_loc(m, in).line;
+  if (k < 0 || (size_t)k >= n || !name) return;
+  if (line > 0)
+    snprintf(buf + k, n - (size_t)k, " [%s:%d]", name, line);
   else
-    snprintf(buf + k, n - (size_t)k, " [%s]", in->src_name);
+    snprintf(buf + k, n - (size_t)k, " [%s]", name);
 }
 
 /* The slot words the target has, in bundle order. */

@@ -187,8 +187,7 @@ void tile_lower_async_defer(TileLowerCtx *cx, const TileMirInst *waits, int32_t 
   for (int32_t i = 0; i < n && s->nwaits < 4; i++) {
     TileMirInst *w = &s->waits[s->nwaits++];
     *w = waits[i];
-    w->src_name = cx->mir->cur_src_name; /* the permute's */
-    w->src_loc = cx->mir->cur_src_loc;
+    w->src = cx->mir->cur_src; /* the permute's */
   }
 }
 
@@ -251,16 +250,15 @@ bool tile_lower_async_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t ns
     for (int32_t j = from; j < at; j++)
       if (touches(m, &m->insts[j], s)) {
         const TileMirInst *in = &m->insts[j];
-        tile_error(cx->d, in->src_loc, "internal error: '%s' touches a buffer of the "
-                   "collective_permute before its deferred waits", in->src_name ? in->src_name
-                   : "?");
+        tile_error(cx->d, tile_mir_src_loc(m, in), "internal error: '%s' touches a buffer of "
+                   "the collective_permute before its deferred waits",
+                   tile_mir_src_name(m, in) ? tile_mir_src_name(m, in) : "?");
         return false;
       }
     int32_t first = m->ninsts;
     for (int32_t k = 0; k < s->nwaits; k++) {
       int32_t w = tile_mir_add(m, s->waits[k]);
-      m->insts[w].src_name = s->waits[k].src_name;
-      m->insts[w].src_loc = s->waits[k].src_loc;
+      m->insts[w].src = s->waits[k].src;
     }
     if (at < first && !tile_mir_move_insts(m, at, first, m->ninsts)) {
       tile_error(cx->d, cx->f->loc, "internal error: out of memory placing a permute's waits");

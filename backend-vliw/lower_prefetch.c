@@ -509,8 +509,7 @@ bool tile_lower_prefetch_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t
       TileMirInst w = tile_mir_inst(TILE_MOP_WAIT, 0, 0, 0, pf->g[b.from].sem, 1);
       tile_mir_mem(&w, dma->mem[2].buf, TILE_MIR_WRITE, 0);
       int32_t k = tile_mir_add(m, w);
-      m->insts[k].src_name = m->insts[j].src_name; /* the matmul's */
-      m->insts[k].src_loc = m->insts[j].src_loc;
+      m->insts[k].src = m->insts[j].src; /* the matmul's */
       waits++;
     }
     if (!tile_mir_move_insts(m, starts[b.until + 1].first_inst, from, m->ninsts)) return false;

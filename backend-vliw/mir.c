@@ -30,6 +30,7 @@ void tile_mir_free(TileMir *m) {
   free(m->reg_class);
   free(m->bufs);
   free(m->relocs);
+  free(m->srcs);
   memset(m, 0, sizeof *m);
 }
 
@@ -142,9 +143,35 @@ void tile_mir_reloc(TileMir *m, int32_t buf, int64_t offset, int32_t target,
       (TileMirReloc){.buf = buf, .offset = offset, .target = target, .addend = addend, .high = high};
 }
 
+/* How many of the newest entries tile_mir_src looks through: generators switch between
+ * an op and the one around it (ew.c, gen_kernel_int.c) and back. */
+enum { SRC_RECENT = 8 };
+
+int32_t tile_mir_src(TileMir *m, const char *name, TileLoc loc) {
+  if (!name) return 0;
+  for (int32_t k = m->nsrcs; k > 0 && k > m->nsrcs - SRC_RECENT; k--) {
+    const struct TileMirSrc *s = &m->srcs[k - 1];
+    if (s->name == name && s->loc.file == loc.file && s->loc.line == loc.line &&
+        s->loc.col == loc.col)
+      return k;
+  }
+  m->srcs = grow(m->srcs, &m->cap_srcs, m->nsrcs + 1, sizeof *m->srcs);
+  m->srcs[m->nsrcs] = (struct TileMirSrc){name, loc};
+  return ++m->nsrcs;
+}
+
+const char *tile_mir_src_name(const TileMir *m, const TileMirInst *in) {
+  return in->src > 0 && in->src <= m->nsrcs ? m->srcs[in->src - 1].name : NULL;
+}
+
+TileLoc tile_mir_src_loc(const TileMir *m, const TileMirInst *in) {
+  return in->src > 0 && in->src <= m->nsrcs ? m->srcs[in->src - 1].loc : (TileLoc){0};
+}
+
 void tile_mir_set_source(TileMir *m, const char *name, TileLoc loc) {
   m->cur_src_name = name;
   m->cur_src_loc = loc;
+  m->cur_src = tile_mir_src(m, name, loc);
 }
 
 TileMirInst tile_mir_inst(int op, int32_t d, int32_t a, int32_t b, int32_t c, int32_t imm) {
@@ -166,8 +193,7 @@ void tile_mir_mem(TileMirInst *in, int32_t buf, int access, int slot_ofs) {
 
 int32_t tile_mir_add(TileMir *m, TileMirInst in) {
   m->insts = grow(m->insts, &m->cap_insts, m->ninsts + 1, sizeof *m->insts);
-  in.src_name = m->cur_src_name;
-  in.src_loc = m->cur_src_loc;
+  in.src = m->cur_src;
   m->insts[m->ninsts] = in;
   return m->ninsts++;
 }

@@ -99,13 +99,15 @@ static void print_mem(FILE *out, const TileMir *m, const TileMirInst *in) {
   if (any) fputc('}', out);
 }
 
-static void print_source(FILE *out, const TileMirInst *in) {
-  if (!in->src_name) return;
-  fprintf(out, "  // %s", in->src_name);
-  if (in->src_loc.line > 0) {
+static void print_source(FILE *out, const TileMir *m, const TileMirInst *in) {
+  const char *name = tile_mir_src_name(m, in);
+  TileLoc loc = tile_mir_src_loc(m, in);
+  if (!name) return;
+  fprintf(out, "  // %s", name);
+  if (loc.line > 0) {
     fprintf(out, " @");
-    if (in->src_loc.file) fprintf(out, "%s:", in->src_loc.file);
-    fprintf(out, "%d", in->src_loc.line);
+    if (loc.file) fprintf(out, "%s:", loc.file);
+    fprintf(out, "%d", loc.line);
   }
 }
 
@@ -152,7 +154,7 @@ void tile_mir_print(FILE *out, const TileMir *m) {
     mir_format_inst(m, in, false, text, sizeof text);
     fprintf(out, "%*s%s%s", 2 + 2 * depth, "", text, in->op == TILE_MIR_LOOP_BEGIN ? " {" : "");
     print_mem(out, m, in);
-    print_source(out, in);
+    print_source(out, m, in);
     fputc('\n', out);
     if (in->op == TILE_MIR_LOOP_BEGIN) depth++;
   }

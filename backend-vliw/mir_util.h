@@ -88,8 +88,9 @@ static inline int32_t mir_latency(const TileTarget *t, int op) {
 int mir_format_inst(const TileMir *m, const TileMirInst *in, bool physical, char *buf, size_t size);
 
 /* "matmul" / "glue": what a listing or message calls an inst's source. */
-static inline const char *mir_src_name(const TileMirInst *in) {
-  return in->src_name ? in->src_name : "glue";
+static inline const char *mir_src_name(const TileMir *m, const TileMirInst *in) {
+  const char *name = tile_mir_src_name(m, in);
+  return name ? name : "glue";
 }
 
 #endif

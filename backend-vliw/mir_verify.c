@@ -38,8 +38,8 @@ static bool fail(Verifier *v, int32_t i, const char *fmt, ...) {
   va_end(ap);
   if (i < 0) return tile_error(v->d, (TileLoc){0}, "machine IR: %s", msg);
   const TileMirInst *in = &v->m->insts[i];
-  return tile_error(v->d, in->src_loc, "machine IR inst %d (%s, from %s): %s", (int)i,
-                    mir_op_name(in->op), mir_src_name(in), msg);
+  return tile_error(v->d, tile_mir_src_loc(v->m, in), "machine IR inst %d (%s, from %s): %s",
+                    (int)i, mir_op_name(in->op), mir_src_name(v->m, in), msg);
 }
 
 static bool is_pow2(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }

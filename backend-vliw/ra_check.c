@@ -72,7 +72,7 @@ static bool sweep(Check *k, bool check, bool *ok) {
       if (owner != UNDEF && owner != a->v) {
         const TileMirInst *x = &c->b[p].slot[rc->ops[a->op].w];
         char file = rc->m->reg_class[a->v] == TILE_MIR_VREG ? 'v' : 's';
-        *ok = tile_error(rc->d, x->src_loc,
+        *ok = tile_error(rc->d, tile_mir_src_loc(rc->m, x),
                          "internal error: register allocation gave %%%c%d and %s the same "
                          "machine register %c%d, and %s in bundle %d would read the wrong "
                          "one",

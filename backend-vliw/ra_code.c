@@ -65,12 +65,12 @@ bool ra_loops_build(RaCode *rc) {
     if (in->op != TILE_MOP_LOOP) continue;
     int32_t last = p + in->c;
     if (in->c < 1 || last >= n)
-      return tile_error(rc->d, in->src_loc,
+      return tile_error(rc->d, tile_mir_src_loc(rc->m, in),
                         "register allocation: the loop at bundle %d has a body of %d bundles, "
                         "outside the %d bundles of the code",
                         (int)p, (int)in->c, (int)n);
     if (depth >= 4 || (depth && last > rc->loops[stack[depth - 1]].last))
-      return tile_error(rc->d, in->src_loc,
+      return tile_error(rc->d, tile_mir_src_loc(rc->m, in),
                         "register allocation: the loop at bundle %d does not nest inside the "
                         "loop around it (or nests more than 4 deep)",
                         (int)p);

@@ -173,12 +173,12 @@ static bool no_room(const Scan *s, int32_t r, uint8_t cls, int32_t nphys) {
   int32_t p;
   const TileMirInst *at = first_ref(s->rc, r, &p);
   const char *file = cls == TILE_MIR_VREG ? "vector" : "scalar";
-  return tile_error(s->rc->d, at ? at->src_loc : (TileLoc){0},
+  return tile_error(s->rc->d, at ? tile_mir_src_loc(m, at) : (TileLoc){0},
                     "register allocation: at bundle %d (%s) more than %d %s values are live at "
                     "once, the %s registers of target %s, and every one of them is already a "
                     "spill temporary or the spill address; the schedule keeps too many values "
                     "in flight to run on this machine",
-                    (int)p, at ? mir_src_name(at) : "?", (int)nphys, file, file, m->target->name);
+                    (int)p, at ? mir_src_name(m, at) : "?", (int)nphys, file, file, m->target->name);
 }
 
 /* No machine register is free for r: spill r, or the holders of the machine register
@@ -359,11 +359,11 @@ static bool check_code(RaCode *rc, const TileMir *m, const TileMirCode *c, TileD
       const RaOp *o = &rc->ops[i];
       const TileMirInst *x = &c->b[p].slot[o->w]; /* for messages */
       if (!mir_is_isa_op(o->op))
-        return tile_error(d, x->src_loc,
+        return tile_error(d, tile_mir_src_loc(m, x),
                           "register allocation: bundle %d holds %s, which is not a machine op",
                           (int)p, mir_op_name(o->op));
       if (tile_slot_of_word(o->w) != tile_mop_info[o->op].slot)
-        return tile_error(d, x->src_loc,
+        return tile_error(d, tile_mir_src_loc(m, x),
                           "register allocation: bundle %d has %s in word %d, a %s slot", (int)p,
                           mir_op_name(o->op), o->w, tile_slot_name(tile_slot_of_word(o->w)));
       const MirRegOperand *ro;
@@ -371,7 +371,7 @@ static bool check_code(RaCode *rc, const TileMir *m, const TileMirCode *c, TileD
       for (int j = 0; j < k; j++) {
         int32_t r = ra_op_field_get(o, ro[j].field);
         if (r < 0 || r >= m->nregs || m->reg_class[r] != ro[j].cls)
-          return tile_error(d, x->src_loc,
+          return tile_error(d, tile_mir_src_loc(m, x),
                             "register allocation: %s in bundle %d names register %d in field "
                             "%c, which is not a %s virtual register",
                             mir_op_name(o->op), (int)p, (int)r, ro[j].field,

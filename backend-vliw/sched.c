@@ -87,7 +87,7 @@ static bool fail(Sched *s, const TileMirInst *in, int32_t at, const char *fmt, .
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   if (s->cx.d)
-    tile_error(s->cx.d, in->src_loc, "cannot schedule machine code: inst %d (%s): %s", (int)at,
+    tile_error(s->cx.d, tile_mir_src_loc(s->cx.m, in), "cannot schedule machine code: inst %d (%s): %s", (int)at,
                op_name(in->op), msg);
   return false;
 }
@@ -358,8 +358,7 @@ static bool plain_loop(Sched *s, int32_t b, SchedState *st, bool *tail_free) {
       if (added) c->nbundles = start; /* an empty loop does nothing */
     } else {
       TileMirInst lp = tile_mir_inst(TILE_MOP_LOOP, 0, 0, 0, count, trips);
-      lp.src_name = m->insts[b].src_name;
-      lp.src_loc = m->insts[b].src_loc;
+      lp.src = m->insts[b].src;
       c->b[p].slot[tile_slot_first(TILE_SLOT_BRANCH)] = lp;
       for (int32_t u = 0; u < x->nunits; u++) {
         if (delta[u] == 0) continue; /* the body's own queue, per result */

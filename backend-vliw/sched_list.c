@@ -151,7 +151,6 @@ int32_t sched_code_append(TileMirCode *c, int32_t k) {
     TileMirBundle *b = &c->b[first];
     for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
       b->slot[w] = tile_mir_inst(TILE_MOP_NOP, 0, 0, 0, 0, 0);
-      b->slot[w].src_name = NULL;
     }
     for (int32_t i = 1; i < k; i++) memcpy(&c->b[first + i], b, sizeof *b);
   }

@@ -524,8 +524,7 @@ int32_t sched_modulo_emit(const SchedCtx *cx, TileMirCode *c, const SchedGraph *
   }
   if (S > 1) loop_bundle = kernel - 1;
   TileMirInst lp = tile_mir_inst(TILE_MOP_LOOP, 0, 0, 0, ii, trips - S + 1);
-  lp.src_name = g->ins[0].src_name;
-  lp.src_loc = g->ins[0].src_loc;
+  lp.src = g->ins[0].src;
   c->b[loop_bundle].slot[tile_slot_first(TILE_SLOT_BRANCH)] = lp;
 
   int32_t epi = sched_code_append(c, pro);

@@ -96,8 +96,7 @@ typedef struct XState {
 
 typedef struct Pending {
   int32_t reg, tmp, earliest, def_out;
-  const char *src_name;
-  TileLoc src_loc;
+  int32_t src; /* TileMirInst.src */
 } Pending;
 
 typedef struct Rewrite {
@@ -164,8 +163,7 @@ static int32_t append(Rewrite *w, const TileMirBundle *b, int32_t loop) {
   return q;
 }
 
-static TileMirInst spill_op(const Rewrite *w, bool store, int32_t x, int32_t reg,
-                            const char *src_name, TileLoc src_loc) {
+static TileMirInst spill_op(const Rewrite *w, bool store, int32_t x, int32_t reg, int32_t src) {
   const RaSpill *sp = w->sp;
   const TileTarget *t = w->rc->m->target;
   bool vec = cls_index(w, x);
@@ -177,8 +175,7 @@ static TileMirInst spill_op(const Rewrite *w, bool store, int32_t x, int32_t reg
       tile_mir_inst(op, reg, sp->addr_reg, vec ? sp->addr_reg : 0, 0, (int32_t)(off - stride));
   in.imm_buf = buf;
   tile_mir_mem(&in, buf, store ? TILE_MIR_WRITE : TILE_MIR_READ, 0);
-  in.src_name = src_name;
-  in.src_loc = src_loc;
+  in.src = src;
   return in;
 }
 
@@ -205,7 +202,7 @@ static void place_stores(Rewrite *w, int32_t q, bool force) {
       }
       if (at >= 0) {
         w->out[at].slot[free_word(w, at, kind)] =
-            spill_op(w, true, pd.reg, pd.tmp, pd.src_name, pd.src_loc);
+            spill_op(w, true, pd.reg, pd.tmp, pd.src);
         if (x->region == w->region) {
           x->last_store = at;
           if (x->def_out == pd.def_out) x->store_out = at;
@@ -286,7 +283,7 @@ static int32_t read_value(Rewrite *w, int32_t x, const TileMirInst *src) {
   TileSlot kind = ci ? TILE_SLOT_VLOAD : TILE_SLOT_SCALAR;
   int32_t l = place_before_read(w, lo, w->lat_ld[ci], kind);
   int32_t u = temp_reg(w->rc->m, w->sp, w->rc->m->reg_class[x]);
-  w->out[l].slot[free_word(w, l, kind)] = spill_op(w, false, x, u, src->src_name, src->src_loc);
+  w->out[l].slot[free_word(w, l, kind)] = spill_op(w, false, x, u, src->src);
   return u;
 }
 
@@ -346,8 +343,7 @@ static void rewrite_bundle(Rewrite *w, int32_t p) {
                                       .tmp = t,
                                       .earliest = q + xs->def_lat,
                                       .def_out = q,
-                                      .src_name = b.slot[k].src_name,
-                                      .src_loc = b.slot[k].src_loc};
+                                      .src = b.slot[k].src};
     }
   }
   if (q < w->addr_ready) /* spill ops need the address register */
@@ -441,7 +437,7 @@ bool ra_spill_round(RaCode *rc, RaSpill *sp, const RaLive *lv, const uint8_t *sp
   bool first_spill = stores && sp->addr_reg < 0;
   if (first_spill) sp->addr_reg = temp_reg(m, sp, TILE_MIR_SREG);
   TileMirInst li = tile_mir_inst(TILE_MOP_LI, sp->addr_reg, 0, 0, 0, t->vreg_lanes * 4);
-  li.src_name = "spill";
+  li.src = tile_mir_src(m, "spill", (TileLoc){0});
   w.addr_ready = mir_latency(t, TILE_MOP_LI); /* the `li` sits in bundle 0 */
   /* Room for the code and an eighth more up front (see tile_mir_schedule's reserve). */
   w.cap = n + n / 8 + 256;

@@ -100,9 +100,11 @@ typedef struct TileMirInst {
   int32_t imm_buf;           /* >= 0: imm is relative to this buffer's address */
   int32_t est_cycles;        /* dma: expected cycles to completion (scheduling hint) */
   TileMirMem mem[TILE_MIR_MAX_MEM];
-  /* The source op this came from, for the listing and diagnostics. */
-  const char *src_name;      /* op name ("matmul"), or NULL for glue */
-  TileLoc src_loc;
+  /* The source op this came from, for the listing and diagnostics: an entry of
+   * TileMir.srcs (tile_mir_src_name, tile_mir_src_loc), 0 for none (glue). An index,
+   * not the name and location themselves: code is bundles of these, hundreds of MiB
+   * for a whole layer, and every pass over it reads them all. */
+  int32_t src;
 } TileMirInst;
 
 typedef enum TileMirRegClass { TILE_MIR_SREG = 1, TILE_MIR_VREG = 2 } TileMirRegClass;
@@ -168,9 +170,16 @@ typedef struct TileMir {
   TileMirReloc *relocs;
   int32_t nsems;             /* semaphore ids 0 .. nsems-1 */
   int32_t loop_depth;        /* while building */
-  /* Source attribution the builder stamps on every inst it adds. */
+  /* Source attribution the builder stamps on every inst it adds (tile_mir_set_source):
+   * the name and location, and their entry in srcs (TileMirInst.src). */
   const char *cur_src_name;
   TileLoc cur_src_loc;
+  int32_t cur_src;
+  struct TileMirSrc {
+    const char *name;
+    TileLoc loc;
+  } *srcs;                   /* entry k - 1 is source k */
+  int32_t nsrcs, cap_srcs;
 } TileMir;
 
 /* ---- building ---- */
@@ -209,6 +218,12 @@ void tile_mir_reloc(TileMir *m, int32_t buf, int64_t offset, int32_t target,
                     int64_t addend, bool high);
 /* Sets the source op later insts are attributed to. */
 void tile_mir_set_source(TileMir *m, const char *name, TileLoc loc);
+/* The entry of srcs for (name, loc), made if it is not among the last few: a value for
+ * TileMirInst.src (0 when name is NULL). */
+int32_t tile_mir_src(TileMir *m, const char *name, TileLoc loc);
+/* An inst's source op name (NULL for none) and location. */
+const char *tile_mir_src_name(const TileMir *m, const TileMirInst *in);
+TileLoc tile_mir_src_loc(const TileMir *m, const TileMirInst *in);
 /* Appends an inst (fields as given; mem entries with buf < 0 unused); returns its
  * index. The source attribution is stamped from tile_mir_set_source. */
 int32_t tile_mir_add(TileMir *m, TileMirInst in);

@@ -111,8 +111,9 @@ static inline bool lower_verified(Lowered *L, const char *target, const char *sr
 }
 
 /* Whether the lowering attributed in to the op named op. */
-static inline bool inst_from(const TileMirInst *in, const char *op) {
-  return in->src_name && strcmp(in->src_name, op) == 0;
+static inline bool inst_from(const TileMir *m, const TileMirInst *in, const char *op) {
+  const char *name = tile_mir_src_name(m, in);
+  return name && strcmp(name, op) == 0;
 }
 
 /* The semaphore a one-descriptor buffer's transfers signal on the sender (word 14,

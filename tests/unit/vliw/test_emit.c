@@ -80,8 +80,7 @@ static void prog_code(Prog *p, TileMirCode *c) {
   af_put(c, 8, af_op(TILE_MOP_DMA, 0, sdo, 0, 0, 0));
   af_put(c, 9, af_op(TILE_MOP_WAIT, 0, 0, 0, p->sem_out, 1));
   af_halt(c, 10);
-  c->b[3].slot[tile_slot_first(TILE_SLOT_VLOAD)].src_name = "mul";
-  c->b[3].slot[tile_slot_first(TILE_SLOT_VLOAD)].src_loc = (TileLoc){"k.tile", 3, 5};
+  c->b[3].slot[tile_slot_first(TILE_SLOT_VLOAD)].src = tile_mir_src(m, "mul", (TileLoc){"k.tile", 3, 5});
 }
 
 TEST(emit, hand_schedule_runs) {
@@ -192,7 +191,7 @@ TEST(emit, immediate_out_of_range) {
   TileMirCode c = {0};
   tile_mir_set_source(&m, NULL, (TileLoc){0});
   af_put(&c, 0, af_addr(s, far, 0));
-  c.b[0].slot[0].src_name = "copy";
+  c.b[0].slot[0].src = tile_mir_src(&m, "copy", (TileLoc){0});
   af_halt(&c, 1);
   TileDiag d;
   tile_diag_init(&d, NULL, "test", NULL, 0);

@@ -68,7 +68,7 @@ static int32_t find_buf(const TileMir *m, const char *name) {
 static void span_of(const TileMir *m, const char *op, int32_t *first, int32_t *last) {
   *first = *last = -1;
   for (int32_t i = 0; i < m->ninsts; i++)
-    if (inst_from(&m->insts[i], op)) {
+    if (inst_from(m, &m->insts[i], op)) {
       if (*first < 0) *first = i;
       *last = i;
     }
@@ -78,7 +78,7 @@ static void span_of(const TileMir *m, const char *op, int32_t *first, int32_t *l
 static int permute_insts(const TileMir *m, int op, int32_t *at, int max) {
   int n = 0;
   for (int32_t i = 0; i < m->ninsts && n < max; i++)
-    if (m->insts[i].op == op && inst_from(&m->insts[i], "collective_permute")) at[n++] = i;
+    if (m->insts[i].op == op && inst_from(m, &m->insts[i], "collective_permute")) at[n++] = i;
   return n;
 }
 
@@ -99,7 +99,7 @@ static int32_t first_use(const TileMir *m, int32_t lo, int32_t hi, int32_t buf) 
 static bool loops_reserve(const TileMir *m, const char *op, int32_t want) {
   bool any = false;
   for (int32_t i = 0; i < m->ninsts; i++)
-    if (m->insts[i].op == TILE_MIR_LOOP_BEGIN && inst_from(&m->insts[i], op)) {
+    if (m->insts[i].op == TILE_MIR_LOOP_BEGIN && inst_from(m, &m->insts[i], op)) {
       any = true;
       if (m->insts[i].b != want) return false;
     }

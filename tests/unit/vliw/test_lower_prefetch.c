@@ -57,7 +57,7 @@ TEST(lower_prefetch, weight_dma_moves_before_the_collective) {
   int32_t first_coll = -1, last_coll = -1, pf_dma = -1, pf_dmas = 0, pf_waits = 0;
   for (int32_t i = 0; i < m->ninsts; i++) {
     const TileMirInst *in = &m->insts[i];
-    if (inst_from(in, "all_reduce")) {
+    if (inst_from(m, in, "all_reduce")) {
       if (first_coll < 0) first_coll = i;
       last_coll = i;
     }
@@ -65,13 +65,13 @@ TEST(lower_prefetch, weight_dma_moves_before_the_collective) {
         strncmp(m->bufs[in->mem[0].buf].name, "matmul.pf", 9) == 0) {
       if (pf_dma < 0) pf_dma = i;
       pf_dmas++;
-      CHECK(inst_from(in, "matmul"));        /* attributed to the op it is for */
+      CHECK(inst_from(m, in, "matmul"));        /* attributed to the op it is for */
       CHECK(in->mem[1].buf == find_buf(m, "w")); /* reads the weights ... */
       CHECK(strcmp(m->bufs[in->mem[2].buf].name, "matmul.b") == 0); /* into the ring */
     }
     if (in->op == TILE_MOP_WAIT && in->c == sem) {
       pf_waits++;
-      CHECK(inst_from(in, "matmul"));
+      CHECK(inst_from(m, in, "matmul"));
       CHECK(i > last_coll);             /* every wait stays in the matmul's group */
     }
     if (in->op == TILE_MOP_SIGNAL) CHECK(in->c != sem);
@@ -82,8 +82,8 @@ TEST(lower_prefetch, weight_dma_moves_before_the_collective) {
   CHECK(pf_dma >= 0 && pf_dma < last_coll);
   int32_t coll_dmas = 0, coll_waits = 0;
   for (int32_t i = first_coll; i < pf_dma; i++) {
-    coll_dmas += m->insts[i].op == TILE_MOP_DMA && inst_from(&m->insts[i], "all_reduce");
-    coll_waits += m->insts[i].op == TILE_MOP_WAIT && inst_from(&m->insts[i], "all_reduce");
+    coll_dmas += m->insts[i].op == TILE_MOP_DMA && inst_from(m, &m->insts[i], "all_reduce");
+    coll_waits += m->insts[i].op == TILE_MOP_WAIT && inst_from(m, &m->insts[i], "all_reduce");
   }
   CHECK(coll_dmas <= 1 && coll_waits == coll_dmas);
   CHECK(pf_dmas >= 1 && pf_dmas <= 2);
@@ -96,7 +96,7 @@ TEST(lower_prefetch, weight_dma_moves_before_the_collective) {
         strncmp(m->bufs[b].name, "matmul.pf", 9) != 0)
       CHECK(desc_sem(m, b) != sem);
   for (int32_t i = first_coll; i <= last_coll; i++)
-    if (m->insts[i].op == TILE_MOP_WAIT && inst_from(&m->insts[i], "all_reduce"))
+    if (m->insts[i].op == TILE_MOP_WAIT && inst_from(m, &m->insts[i], "all_reduce"))
       CHECK(m->insts[i].c != sem);
   TileMirCode code;
   CHECK(schedules(&L, &code));
