@@ -295,10 +295,30 @@ static void rename_fields(const Rewrite *w, TileMirInst *in, int32_t r, int32_t 
       *mir_field(in, ro[k].field) = t;
 }
 
+/* Whether an op of bundle p names a spilled register (from rc->ops, which describe the
+ * code: a few bytes an op where the bundle is hundreds). */
+static bool names_spilled(const Rewrite *w, int32_t p) {
+  const RaCode *rc = w->rc;
+  for (int32_t i = rc->ops_off[p]; i < rc->ops_off[p + 1]; i++) {
+    const RaOp *o = &rc->ops[i];
+    const MirRegOperand *ro;
+    int n = mir_regs_of(&rc->regs, o->op, &ro);
+    for (int j = 0; j < n; j++)
+      if (spilled(w, ra_op_field_get(o, ro[j].field))) return true;
+  }
+  return false;
+}
+
 /* One original bundle p: reloads before it, the bundle itself with renamed registers,
  * its writes' stores queued, and stores now due placed. */
 static void rewrite_bundle(Rewrite *w, int32_t p) {
   RaCode *rc = w->rc;
+  /* Most bundles of a round name no spilled register: with no store waiting for a
+   * free word, such a bundle goes as it is. */
+  if (w->npend == 0 && !names_spilled(w, p)) {
+    append(w, &rc->code->b[p], rc->inner[p]);
+    return;
+  }
   TileMirBundle b = rc->code->b[p];
   const TileMirInst *src_of[TILE_BUNDLE_SLOTS];
   for (int k = 0; k < TILE_BUNDLE_SLOTS; k++) src_of[k] = &rc->code->b[p].slot[k];
