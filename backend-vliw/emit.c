@@ -31,8 +31,9 @@ static bool encode(const TileMir *m, const TileMirInst *in, int32_t pc, TileMIns
                    TileDiag *d) {
   if (in->op == TILE_MOP_NOP) return true;
   if (!mir_is_isa_op(in->op))
-    return tile_error(d, tile_mir_src_loc(m, in), "emit: bundle %d holds %s, which is not a machine op",
-                      (int)pc, mir_op_name(in->op));
+    return tile_error(d, tile_mir_src_loc(m, in),
+                      "emit: bundle %d holds %s, which is not a machine op", (int)pc,
+                      mir_op_name(in->op));
   out->op = (uint8_t)in->op;
   TileOperand ops[TILE_MAX_OPERANDS];
   int n = tile_mop_operands(in->op, ops);
@@ -68,7 +69,8 @@ static bool encode(const TileMir *m, const TileMirInst *in, int32_t pc, TileMIns
     }
     if (v < 0 || v > 63)
       return tile_error(
-          d, tile_mir_src_loc(m, in), "emit: %s in bundle %d has %" PRId64 " in field %c, which holds 0..63%s",
+          d, tile_mir_src_loc(m, in),
+          "emit: %s in bundle %d has %" PRId64 " in field %c, which holds 0..63%s",
           mir_op_name(in->op), (int)pc, v, f,
           ops[k].kind == 'S' || ops[k].kind == 's' || ops[k].kind == 'V' || ops[k].kind == 'v'
               ? " (were registers allocated?)"

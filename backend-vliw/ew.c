@@ -482,13 +482,12 @@ static int32_t emit_op(Ew *e, const TileOp *op, const int32_t *v) {
 }
 
 static int32_t emit(Ew *e, const TileOp *op, const int32_t *v) {
-  const char *old_name = e->m->cur_src_name;
-  TileLoc old_loc = e->m->cur_src_loc;
+  int32_t old = e->m->cur_src;
   tile_mir_set_source(e->m, tile_op_name((TileOpKind)op->kind), op->loc);
   int32_t r = emit_op(e, op, v);
   if (op->res[0]->type.elem == TILE_ELEM_BF16 && !picks_only(op->kind))
     r = op1(e, TILE_MOP_VRNDBF, r);
-  tile_mir_set_source(e->m, old_name, old_loc);
+  e->m->cur_src = old;
   return r;
 }
 

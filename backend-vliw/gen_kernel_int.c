@@ -477,10 +477,9 @@ bool kx_int(Kx *k, const TileValue *v, const TileOp *user, KInt *out) {
     return kx_error(k, user, "an operand that should be an i32 or i1 scalar is not one");
   const TileOp *op = e->lazy;
   TileMir *m = k->m;
-  const char *src_name = m->cur_src_name;
-  TileLoc src_loc = m->cur_src_loc;
+  int32_t src = m->cur_src;
   bool ok = emit_lazy(k, op, out);
-  tile_mir_set_source(m, src_name, src_loc);
+  m->cur_src = src;
   if (!ok) return false;
   kx_set(k, v, (KEnt){.kind = KE_INT, .i = *out});
   return true;

@@ -158,9 +158,8 @@ static bool gen_transpose(TileLowerCtx *cx, const TileOp *op) {
 /* Whether the bytes at buffer a + offset ao are those at b + bo (views, lower.c
  * "lies_in"): the copy between them is none. */
 static bool same_bytes(const TileMir *m, int32_t a, int64_t ao, int32_t b, int64_t bo) {
-  const TileMirBuffer *x = &m->bufs[a], *y = &m->bufs[b];
   return tile_mir_buffer_root(m, a) == tile_mir_buffer_root(m, b) &&
-         (x->view_of >= 0 ? x->view_off : 0) + ao == (y->view_of >= 0 ? y->view_off : 0) + bo;
+         tile_mir_buffer_offset(m, a) + ao == tile_mir_buffer_offset(m, b) + bo;
 }
 
 static bool gen_slice(TileLowerCtx *cx, const TileOp *op) {

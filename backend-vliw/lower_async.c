@@ -191,22 +191,22 @@ void tile_lower_async_defer(TileLowerCtx *cx, const TileMirInst *waits, int32_t 
   }
 }
 
+/* Whether buffers a and b share bytes: the same buffer, or views (or a view and its
+ * buffer) whose ranges meet. */
+static bool meet(const TileMir *m, int32_t a, int32_t b) {
+  if (a == b) return true;
+  if (tile_mir_buffer_root(m, a) != tile_mir_buffer_root(m, b)) return false;
+  int64_t xl = tile_mir_buffer_offset(m, a), yl = tile_mir_buffer_offset(m, b);
+  int64_t xh = xl + m->bufs[a].bytes * m->bufs[a].nslots;
+  int64_t yh = yl + m->bufs[b].bytes * m->bufs[b].nslots;
+  return xl < yh && yl < xh;
+}
+
 /* Whether inst `in` touches what a send in flight needs kept: its result (any access),
  * its descriptor, or its source (a write). The wait for a local copy names the copy's
  * source as written, to keep later writes of it after the copy, but writes nothing
  * itself: a copy that reads the source too (a join of the pieces a whole ring's first
  * hop sends one by one) does not touch it. */
-/* Whether buffers a and b share bytes: the same buffer, or views (or a view and its
- * buffer) whose ranges meet. */
-static bool meet(const TileMir *m, int32_t a, int32_t b) {
-  if (a == b) return true;
-  const TileMirBuffer *x = &m->bufs[a], *y = &m->bufs[b];
-  if (tile_mir_buffer_root(m, a) != tile_mir_buffer_root(m, b)) return false;
-  int64_t xl = x->view_of >= 0 ? x->view_off : 0, yl = y->view_of >= 0 ? y->view_off : 0;
-  int64_t xh = xl + x->bytes * x->nslots, yh = yl + y->bytes * y->nslots;
-  return xl < yh && yl < xh;
-}
-
 static bool touches(const TileMir *m, const TileMirInst *in, const AsyncSend *s) {
   for (int k = 0; k < TILE_MIR_MAX_MEM; k++) {
     int32_t b = in->mem[k].buf;
@@ -250,9 +250,9 @@ bool tile_lower_async_place(TileLowerCtx *cx, TileStageGroup *starts, int32_t ns
     for (int32_t j = from; j < at; j++)
       if (touches(m, &m->insts[j], s)) {
         const TileMirInst *in = &m->insts[j];
+        const char *name = tile_mir_src_name(m, in);
         tile_error(cx->d, tile_mir_src_loc(m, in), "internal error: '%s' touches a buffer of "
-                   "the collective_permute before its deferred waits",
-                   tile_mir_src_name(m, in) ? tile_mir_src_name(m, in) : "?");
+                   "the collective_permute before its deferred waits", name ? name : "?");
         return false;
       }
     int32_t first = m->ninsts;

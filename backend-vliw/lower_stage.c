@@ -79,8 +79,10 @@ bool tile_lower_stage_tables(TileLowerCtx *cx, const TileStageGroup *groups, int
    * relocations inside each table moved to its image in one pass over them: a stack of
    * layers has thousands of tables. */
   int32_t n0 = m->ninsts, nbufs0 = m->nbufs;
-  int32_t *at = calloc((size_t)ngroups + 1, sizeof *at), *lo = calloc((size_t)ngroups + 1, sizeof *lo);
-  int32_t *hi = calloc((size_t)ngroups + 1, sizeof *hi), *img_of = malloc(((size_t)nbufs0 + 1) * sizeof *img_of);
+  int32_t *at = calloc((size_t)ngroups + 1, sizeof *at);
+  int32_t *lo = calloc((size_t)ngroups + 1, sizeof *lo);
+  int32_t *hi = calloc((size_t)ngroups + 1, sizeof *hi);
+  int32_t *img_of = malloc(((size_t)nbufs0 + 1) * sizeof *img_of);
   bool ok = at && lo && hi && img_of;
   for (int32_t i = 0; ok && i < nbufs0; i++) img_of[i] = -1;
   for (int32_t g = ngroups - 1; ok && g >= 0; g--) {

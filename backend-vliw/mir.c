@@ -44,6 +44,11 @@ int32_t tile_mir_sreg(TileMir *m) { return new_reg(m, TILE_MIR_SREG); }
 int32_t tile_mir_vreg(TileMir *m) { return new_reg(m, TILE_MIR_VREG); }
 int32_t tile_mir_sem(TileMir *m) { return m->nsems++; }
 
+/* Source k's name and location (none for 0). */
+static struct TileMirSrc src_at(const TileMir *m, int32_t k) {
+  return k > 0 && k <= m->nsrcs ? m->srcs[k - 1] : (struct TileMirSrc){NULL, {0}};
+}
+
 int32_t tile_mir_buffer(TileMir *m, const char *name, TileSpace space, int64_t bytes,
                         int32_t nslots, int32_t align) {
   m->bufs = grow(m->bufs, &m->cap_bufs, m->nbufs + 1, sizeof *m->bufs);
@@ -57,8 +62,8 @@ int32_t tile_mir_buffer(TileMir *m, const char *name, TileSpace space, int64_t b
   b->addr = -1;
   b->view_of = -1;
   b->remote_after = -1;
-  b->src_name = m->cur_src_name;
-  b->src_loc = m->cur_src_loc;
+  b->src_name = src_at(m, m->cur_src).name;
+  b->src_loc = src_at(m, m->cur_src).loc;
   return m->nbufs++;
 }
 
@@ -77,6 +82,10 @@ int32_t tile_mir_view(TileMir *m, const char *name, int32_t of, int64_t off, int
 
 int32_t tile_mir_buffer_root(const TileMir *m, int32_t buf) {
   return buf >= 0 && buf < m->nbufs && m->bufs[buf].view_of >= 0 ? m->bufs[buf].view_of : buf;
+}
+
+int64_t tile_mir_buffer_offset(const TileMir *m, int32_t buf) {
+  return tile_mir_buffer_root(m, buf) != buf ? m->bufs[buf].view_off : 0;
 }
 
 void tile_mir_canon_views(TileMir *m) {
@@ -143,12 +152,12 @@ void tile_mir_reloc(TileMir *m, int32_t buf, int64_t offset, int32_t target,
       (TileMirReloc){.buf = buf, .offset = offset, .target = target, .addend = addend, .high = high};
 }
 
-/* How many of the newest entries tile_mir_src looks through: generators switch between
- * an op and the one around it (ew.c, gen_kernel_int.c) and back. */
+/* How many of the newest entries tile_mir_src looks through: a generator sets its op's
+ * source again for each block it emits, and the ops of a fused group take turns. */
 enum { SRC_RECENT = 8 };
 
 int32_t tile_mir_src(TileMir *m, const char *name, TileLoc loc) {
-  if (!name) return 0;
+  if (!name && !loc.file && loc.line == 0 && loc.col == 0) return 0;
   for (int32_t k = m->nsrcs; k > 0 && k > m->nsrcs - SRC_RECENT; k--) {
     const struct TileMirSrc *s = &m->srcs[k - 1];
     if (s->name == name && s->loc.file == loc.file && s->loc.line == loc.line &&
@@ -161,16 +170,14 @@ int32_t tile_mir_src(TileMir *m, const char *name, TileLoc loc) {
 }
 
 const char *tile_mir_src_name(const TileMir *m, const TileMirInst *in) {
-  return in->src > 0 && in->src <= m->nsrcs ? m->srcs[in->src - 1].name : NULL;
+  return src_at(m, in->src).name;
 }
 
 TileLoc tile_mir_src_loc(const TileMir *m, const TileMirInst *in) {
-  return in->src > 0 && in->src <= m->nsrcs ? m->srcs[in->src - 1].loc : (TileLoc){0};
+  return src_at(m, in->src).loc;
 }
 
 void tile_mir_set_source(TileMir *m, const char *name, TileLoc loc) {
-  m->cur_src_name = name;
-  m->cur_src_loc = loc;
   m->cur_src = tile_mir_src(m, name, loc);
 }
 

@@ -59,7 +59,6 @@ typedef struct Live {
   int32_t *blk;             /* per bundle: its block */
   int32_t *bstart, *bend;
   int32_t *succ_off, *succ; /* per block: successor blocks */
-  int32_t *pred_off, *pred; /* per block: predecessor blocks */
   int32_t *lin_off, *lin;   /* per register: the blocks it is live into, in order */
   /* occurrences, per register */
   int32_t nregs;
@@ -236,14 +235,14 @@ static int cmp_i32(const void *a, const void *b) {
 static void block_liveness(Live *L) {
   int32_t nb = L->nblocks;
   /* predecessors, from the successor lists */
-  L->pred_off = ra_calloc((size_t)nb + 2, sizeof *L->pred_off);
-  for (int32_t e = 0; e < L->succ_off[nb]; e++) L->pred_off[L->succ[e] + 1]++;
-  for (int32_t b = 0; b < nb; b++) L->pred_off[b + 1] += L->pred_off[b];
-  L->pred = ra_realloc(NULL, ((size_t)L->pred_off[nb] + 1) * sizeof *L->pred);
+  int32_t *pred_off = ra_calloc((size_t)nb + 2, sizeof *pred_off);
+  for (int32_t e = 0; e < L->succ_off[nb]; e++) pred_off[L->succ[e] + 1]++;
+  for (int32_t b = 0; b < nb; b++) pred_off[b + 1] += pred_off[b];
+  int32_t *pred = ra_realloc(NULL, ((size_t)pred_off[nb] + 1) * sizeof *pred);
   int32_t *fill = ra_calloc((size_t)nb + 1, sizeof *fill);
   for (int32_t b = 0; b < nb; b++)
     for (int32_t e = L->succ_off[b]; e < L->succ_off[b + 1]; e++)
-      L->pred[L->pred_off[L->succ[e]] + fill[L->succ[e]]++] = b;
+      pred[pred_off[L->succ[e]] + fill[L->succ[e]]++] = b;
   free(fill);
 
   /* per block: the last register found writing it, or live into it */
@@ -271,8 +270,8 @@ static void block_liveness(Live *L) {
       int32_t b = work[--nwork];
       if (len == cap) L->lin = ra_realloc(L->lin, (size_t)(cap *= 2) * sizeof *L->lin);
       L->lin[len++] = b;
-      for (int32_t e = L->pred_off[b]; e < L->pred_off[b + 1]; e++) {
-        int32_t q = L->pred[e];
+      for (int32_t e = pred_off[b]; e < pred_off[b + 1]; e++) {
+        int32_t q = pred[e];
         if (live[q] != r && writes[q] != r) live[q] = r, work[nwork++] = q;
       }
     }
@@ -284,6 +283,8 @@ static void block_liveness(Live *L) {
   free(writes);
   free(live);
   free(work);
+  free(pred_off);
+  free(pred);
 }
 
 /* The id of register r's value live into block b, or -1 where it is not live in: the
@@ -409,8 +410,6 @@ static void live_free_scratch(Live *L) {
   free(L->bend);
   free(L->succ_off);
   free(L->succ);
-  free(L->pred_off);
-  free(L->pred);
   free(L->lin_off);
   free(L->lin);
   free(L->occ_off);

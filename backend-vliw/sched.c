@@ -52,11 +52,13 @@ typedef struct Sched {
   int32_t npool, made;
 } Sched;
 
-/* k scratch states from the pool's top; the caller copies into them before use. */
+/* k scratch states from the pool's top; the caller copies into them before use. The
+ * states stay where they are; the array returned holds them only until the next take. */
 static SchedState **take_states(Sched *s, int32_t k) {
   if (s->npool + k > s->made) {
     s->pool = sched_realloc(s->pool, (size_t)(s->npool + k) * sizeof *s->pool);
-    for (; s->made < s->npool + k; s->made++) s->pool[s->made] = sched_calloc(1, sizeof(SchedState));
+    for (; s->made < s->npool + k; s->made++)
+      s->pool[s->made] = sched_calloc(1, sizeof(SchedState));
   }
   s->npool += k;
   return s->pool + s->npool - k;
@@ -87,8 +89,8 @@ static bool fail(Sched *s, const TileMirInst *in, int32_t at, const char *fmt, .
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   if (s->cx.d)
-    tile_error(s->cx.d, tile_mir_src_loc(s->cx.m, in), "cannot schedule machine code: inst %d (%s): %s", (int)at,
-               op_name(in->op), msg);
+    tile_error(s->cx.d, tile_mir_src_loc(s->cx.m, in),
+               "cannot schedule machine code: inst %d (%s): %s", (int)at, op_name(in->op), msg);
   return false;
 }
 

@@ -149,9 +149,8 @@ int32_t sched_code_append(TileMirCode *c, int32_t k) {
   if (k > 0) {
     /* one empty bundle, then copies of it (kernels reach tens of thousands of bundles) */
     TileMirBundle *b = &c->b[first];
-    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++) {
+    for (int w = 0; w < TILE_BUNDLE_SLOTS; w++)
       b->slot[w] = tile_mir_inst(TILE_MOP_NOP, 0, 0, 0, 0, 0);
-    }
     for (int32_t i = 1; i < k; i++) memcpy(&c->b[first + i], b, sizeof *b);
   }
   c->nbundles += k;

@@ -170,10 +170,9 @@ typedef struct TileMir {
   TileMirReloc *relocs;
   int32_t nsems;             /* semaphore ids 0 .. nsems-1 */
   int32_t loop_depth;        /* while building */
-  /* Source attribution the builder stamps on every inst it adds (tile_mir_set_source):
-   * the name and location, and their entry in srcs (TileMirInst.src). */
-  const char *cur_src_name;
-  TileLoc cur_src_loc;
+  /* Source attribution the builder stamps on every inst and buffer it adds: the entry
+   * of srcs tile_mir_set_source chose (a generator that emits within another op may
+   * save it and put it back). */
   int32_t cur_src;
   struct TileMirSrc {
     const char *name;
@@ -195,8 +194,10 @@ int32_t tile_mir_buffer(TileMir *m, const char *name, TileSpace space, int64_t b
 /* A view of bytes [off, off + bytes) of buffer `of` (a view of a view is one of the
  * buffer beneath); returns its id. */
 int32_t tile_mir_view(TileMir *m, const char *name, int32_t of, int64_t off, int64_t bytes);
-/* The buffer a view is of (buf itself for any other). */
+/* The buffer a view is of (buf itself for any other), and where in it the view starts
+ * (0 for any other). */
 int32_t tile_mir_buffer_root(const TileMir *m, int32_t buf);
+int64_t tile_mir_buffer_offset(const TileMir *m, int32_t buf);
 /* Names each view's buffer in its place in every memory entry. */
 void tile_mir_canon_views(TileMir *m);
 /* Sets initial contents (copied) of a buffer. */
@@ -219,7 +220,7 @@ void tile_mir_reloc(TileMir *m, int32_t buf, int64_t offset, int32_t target,
 /* Sets the source op later insts are attributed to. */
 void tile_mir_set_source(TileMir *m, const char *name, TileLoc loc);
 /* The entry of srcs for (name, loc), made if it is not among the last few: a value for
- * TileMirInst.src (0 when name is NULL). */
+ * TileMirInst.src (0 for neither a name nor a location). */
 int32_t tile_mir_src(TileMir *m, const char *name, TileLoc loc);
 /* An inst's source op name (NULL for none) and location. */
 const char *tile_mir_src_name(const TileMir *m, const TileMirInst *in);

@@ -80,7 +80,8 @@ static void prog_code(Prog *p, TileMirCode *c) {
   af_put(c, 8, af_op(TILE_MOP_DMA, 0, sdo, 0, 0, 0));
   af_put(c, 9, af_op(TILE_MOP_WAIT, 0, 0, 0, p->sem_out, 1));
   af_halt(c, 10);
-  c->b[3].slot[tile_slot_first(TILE_SLOT_VLOAD)].src = tile_mir_src(m, "mul", (TileLoc){"k.tile", 3, 5});
+  c->b[3].slot[tile_slot_first(TILE_SLOT_VLOAD)].src =
+      tile_mir_src(m, "mul", (TileLoc){"k.tile", 3, 5});
 }
 
 TEST(emit, hand_schedule_runs) {

@@ -76,8 +76,13 @@ TEST(mir_build, sources_by_index) {
   CHECK_EQ(5, tile_mir_src_loc(&m, ew).col);
   CHECK_EQ(mm->src, m.insts[99].src); /* the last pair */
   CHECK_EQ(ew->src, m.insts[100].src);
-  /* The same name at another place is another source; no name is none. */
+  /* The same name at another place is another source. Glue keeps the place it was
+   * made for (the function's, for its diagnostics) without a name; neither is none. */
   CHECK(tile_mir_src(&m, "matmul", at_ew) != mm->src);
-  CHECK_EQ(0, tile_mir_src(&m, NULL, at_mm));
+  tile_mir_set_source(&m, NULL, at_ew);
+  int32_t placed = tile_mir_add(&m, mark(3));
+  CHECK(tile_mir_src_name(&m, &m.insts[placed]) == NULL);
+  CHECK_EQ(14, tile_mir_src_loc(&m, &m.insts[placed]).line);
+  CHECK_EQ(0, tile_mir_src(&m, NULL, (TileLoc){0}));
   tile_mir_free(&m);
 }
